@@ -1,0 +1,185 @@
+"""The ``fraudkit`` command. Wiring only: each command calls one package function.
+
+Heavy imports happen inside the commands so that ``fraudkit --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import FraudkitError
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """Turns fraudkit's own errors into a clear message and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FraudkitError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fraudkit")
+def main():
+    """fraudkit: find fake traffic, device farms, scalpers and coupon abusers.
+
+    The five-step process (perception, capability, identification, mitigation,
+    evaluation) runs as notebooks; these commands are its building blocks.
+    """
+
+
+@main.command()
+@click.option("--scenario", default="demo-small", show_default=True,
+              help="A named scenario (see `fraudkit scenarios`) or a path to a scenario YAML file.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder; replaced atomically when the run succeeds.")
+@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's seed).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def simulate(scenario, out, seed, fmt, quiet):
+    """Simulate a platform with labelled attackers and honest look-alikes."""
+    from .simulation import simulate as run
+
+    summary = run(scenario, out, seed=seed, fmt=fmt, progress=not quiet)
+    click.echo(summary.describe())
+
+
+@main.command()
+def scenarios():
+    """List the named simulation scenarios."""
+    from .simulation import list_scenarios
+
+    for name, description in list_scenarios().items():
+        click.echo(f"{name:16s} {description}")
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--quarantine", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Instead of failing, write rejected rows here (one file per table) and report counts.")
+def validate(data, quarantine):
+    """Check a dataset folder against the data contract."""
+    from .io import validate_dataset
+
+    report = validate_dataset(data, quarantine=quarantine)
+    click.echo(report.describe())
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory for scores and decisions (Parquet).")
+@click.option("--stages", default="behaviour,group,graph", show_default=True,
+              help="Comma-separated identification stages to run.")
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Rule-set YAML (default: the built-in rule set).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def score(data, out, stages, rules, seed):
+    """Score a dataset: features, rules, models, group and graph stages, decisions."""
+    from .pipeline import score_dataset
+
+    result = score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
+                           rules=rules, seed=seed)
+    click.echo(result.describe())
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Dataset with the labels table (default: the one the run scored).")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+def evaluate(run, data, fmt):
+    """Per-typology recall by stage, honest look-alike false-positive rates, precision."""
+    from .evaluation import evaluate_run, format_table
+
+    table = evaluate_run(run, data=data)
+    click.echo(format_table(table, fmt))
+
+
+@main.command()
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Dataset folder (default: simulate the built-in demo).")
+@click.option("--scenario", default="demo-small", show_default=True, help="Demo scenario when --data is not given.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Reports folder; the report goes to <out>/<run-id>/.")
+@click.option("--run-id", default=None, help="Run id (default: derived from the date and data fingerprint).")
+@click.option("--date", "as_of", default=None, help="Report as of this date (YYYY-MM-DD), for scheduled runs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def report(data, scenario, out, run_id, as_of, seed):
+    """Run the five step notebooks with papermill and render the HTML report."""
+    from .report import build_report
+
+    result = build_report(data=data, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed)
+    click.echo(result.describe())
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command("graph-benchmark")
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--protocol", type=click.Choice(["full", "semi", "unsupervised"]), default="full", show_default=True)
+@click.option("--trials", type=int, default=10, show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the per-trial results to this CSV.")
+@click.option("--methods", default=None, help="Comma-separated subset of methods.")
+def graph_benchmark(data, protocol, trials, out, methods):
+    """GADBench-style benchmark on a generic graph-fraud folder (nodes, edges, events)."""
+    from .graphbench import run_benchmark
+
+    table = run_benchmark(data, protocol=protocol, trials=trials, out=out,
+                          methods=None if methods is None else methods.split(","))
+    click.echo(table.to_markdown() if hasattr(table, "to_markdown") else str(table))
+
+
+@main.command()
+@click.argument("name", type=click.Choice(["tolokers", "instafake"]))
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def adapt(name, src, out):
+    """Convert a real labelled data set into the generic graph-fraud format."""
+    from .adapters import convert
+
+    click.echo(convert(name, src, out).describe())
+
+
+@main.group()
+def rules():
+    """Check, backtest and compare rule sets (YAML)."""
+
+
+@rules.command("check")
+@click.argument("ruleset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Check column references against this dataset's features.")
+def rules_check(ruleset, data):
+    """Load and compile a rule set; report every problem with the rule it is in."""
+    from .rules import check_ruleset
+
+    click.echo(check_ruleset(ruleset, data=data))
+
+
+@rules.command("backtest")
+@click.argument("ruleset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A second rule-set version to diff against on the same data.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+def rules_backtest(ruleset, data, against, fmt):
+    """Per rule: hits, precision, recall, overlap and lift; optionally a version diff."""
+    from .backtest import backtest_command
+
+    click.echo(backtest_command(ruleset, data, against=against, fmt=fmt))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
