@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# One command: set up and run the whole test suite (CI runs exactly this through .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# Headless Chromium for the browser tests (Debian's package; root installs it, others get a skip with the reason).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test: installing Debian's chromium for the browser tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "test: could not install chromium; browser tests will be skipped" >&2
+fi
+exec .venv/bin/python -m pytest "$@"
