@@ -84,12 +84,14 @@ def validate(data, quarantine):
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rule-set YAML (default: the built-in rule set).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def score(data, out, stages, rules, seed):
+@click.option("--train", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Labelled dataset that fixes each stage's threshold (default: each stage's unsupervised default).")
+def score(data, out, stages, rules, seed, train):
     """Score a dataset: features, rules, models, group and graph stages, decisions."""
     from .pipeline import score_dataset
 
     result = score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
-                           rules=rules, seed=seed)
+                           rules=rules, seed=seed, train=train)
     click.echo(result.describe())
 
 

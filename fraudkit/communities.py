@@ -1,0 +1,494 @@
+"""Modularity community detection, comparison, profiling and screening (stage 3).
+
+Seeds 001/004 section 2.2: build a weighted account-account graph (R(A,B) for
+co-purchases, shared media, co-actions), find communities by modularity
+(Louvain / Leiden: move nodes to the neighbouring community with the largest
+modularity gain until no gain is left), then *profile* every community and
+*screen* the profiles for the ones that look like crowdsourced scalpers or
+engagement crowds rather than honest crowds.
+
+The heavy lifting is igraph's C implementations (``community_leiden``,
+``community_multilevel``) or leidenalg; networkx is never on this path.
+Comparison measures (NMI, ARI) come from cdlib's evaluation module.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .base import BaseScorer, check_is_fitted
+from .errors import MissingInputError
+
+__all__ = [
+    "Partition",
+    "detect_communities",
+    "compare_partitions",
+    "stability",
+    "profile_communities",
+    "CommunityScreener",
+    "PROFILE_FEATURES",
+    "SCREEN_WEIGHTS",
+]
+
+_METHODS = ("leiden", "louvain", "leidenalg")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A partition of graph nodes into communities.
+
+    Parameters
+    ----------
+    nodes : ndarray of shape (n_nodes,)
+        Node keys (account ids).
+    membership : ndarray of shape (n_nodes,), dtype int
+        Community id of each node, ``0..n_communities-1``, largest community first.
+    method : str
+    params : dict
+        Resolution, seed, weight column, number of edges.
+    modularity : float
+        Weighted modularity at ``params["resolution"]``.
+    n_communities : int
+    """
+
+    nodes: np.ndarray
+    membership: np.ndarray
+    method: str
+    params: dict = field(default_factory=dict)
+    modularity: float = float("nan")
+    n_communities: int = 0
+
+    def to_frame(self, key: str = "account_id") -> pd.DataFrame:
+        """One row per node: ``key``, ``community``, ``community_size``."""
+        sizes = np.bincount(self.membership, minlength=self.n_communities)
+        return pd.DataFrame({key: self.nodes, "community": self.membership,
+                             "community_size": sizes[self.membership]})
+
+    def sizes(self) -> np.ndarray:
+        """Community sizes, indexed by community id."""
+        return np.bincount(self.membership, minlength=self.n_communities)
+
+
+def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight="weight", nodes=None,
+                       src="src", dst="dst", n_iterations=-1) -> Partition:
+    """Modularity communities of a weighted edge list, through igraph / leidenalg.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        Columns ``src``, ``dst`` and (optionally) ``weight``; parallel edges are summed, self-loops kept.
+    method : {"leiden", "louvain", "leidenalg"}, default="leiden"
+        ``leiden``: igraph's ``community_leiden`` with the modularity objective (iterated until stable);
+        ``louvain``: igraph's ``community_multilevel``; ``leidenalg``: ``leidenalg.find_partition`` with
+        ``RBConfigurationVertexPartition``.
+    resolution : float, default=1.0
+        Modularity resolution; higher gives smaller communities.
+    seed : int, default=0
+        Seeds igraph's random number generator (restored afterwards) or leidenalg's ``seed``.
+    weight : str or None, default="weight"
+        Edge weight column; None for unweighted.
+    nodes : array-like, optional
+        Extra node keys to include (as singletons when isolated).
+    src, dst : str
+    n_iterations : int, default=-1
+        Leiden iterations; negative means until the partition stops changing.
+
+    Returns
+    -------
+    Partition
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> e = pd.DataFrame({"src": [1, 1, 2, 4, 4, 5, 3], "dst": [2, 3, 3, 5, 6, 6, 4], "weight": 1.0})
+    >>> p = detect_communities(e, seed=0)
+    >>> p.n_communities, sorted(p.to_frame().groupby("community")["account_id"].apply(list).tolist())
+    (2, [[1, 2, 3], [4, 5, 6]])
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    missing = [c for c in (src, dst) + ((weight,) if weight else ()) if c not in edges.columns]
+    if missing:
+        raise MissingInputError(f"detect_communities: edges lack column(s) {missing}; got {list(edges.columns)}. "
+                                "Fix: pass an edge DataFrame with src, dst and weight (e.g. from a projection).")
+    keys = pd.concat([edges[src], edges[dst]] + ([pd.Series(np.asarray(nodes))] if nodes is not None else []),
+                     ignore_index=True)
+    code, uniq = pd.factorize(keys, sort=False)
+    m = len(edges)
+    s, d = code[:m], code[m:2 * m]
+    w = None if weight is None else edges[weight].to_numpy(float)
+    if w is not None and (np.isnan(w).any() or (w < 0).any()):
+        raise ValueError("detect_communities: weights must be finite and non-negative")
+    g = _igraph(len(uniq), s, d)
+    wl = None if w is None else w.tolist()
+    if method == "leidenalg":
+        import leidenalg
+
+        part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, weights=wl,
+                                        resolution_parameter=float(resolution), seed=int(seed),
+                                        n_iterations=n_iterations)
+        membership = np.asarray(part.membership)
+    else:
+        with _igraph_seed(seed):
+            if method == "leiden":
+                cl = g.community_leiden(objective_function="modularity", weights=wl,
+                                        resolution=float(resolution), n_iterations=n_iterations)
+            else:
+                cl = g.community_multilevel(weights=wl, resolution=float(resolution))
+        membership = np.asarray(cl.membership)
+    membership = _relabel_by_size(membership)
+    q = g.modularity(membership.tolist(), weights=wl, resolution=float(resolution)) if m else float("nan")
+    return Partition(nodes=np.asarray(uniq), membership=membership, method=method,
+                     params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": m,
+                             "n_iterations": n_iterations},
+                     modularity=float(q), n_communities=int(membership.max(initial=-1) + 1))
+
+
+def compare_partitions(a: Partition, b: Partition) -> dict:
+    """NMI and ARI between two partitions (cdlib evaluation), over the union of their nodes.
+
+    A node missing from one partition is a singleton there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Partition(np.array([1, 2, 3, 4]), np.array([0, 0, 1, 1]), "x", n_communities=2)
+    >>> compare_partitions(p, p)
+    {'nmi': 1.0, 'ari': 1.0}
+    """
+    from cdlib import NodeClustering, evaluation
+
+    keys = pd.Index(pd.unique(np.concatenate([a.nodes, b.nodes])))
+
+    def clustering(p):
+        mem = np.full(len(keys), -1, dtype=np.int64)
+        mem[keys.get_indexer(p.nodes)] = p.membership
+        lone = mem < 0
+        mem[lone] = p.n_communities + np.arange(lone.sum())
+        order = np.argsort(mem, kind="stable")
+        splits = np.flatnonzero(np.diff(mem[order])) + 1
+        return NodeClustering([c.tolist() for c in np.split(order, splits)], None, p.method)
+
+    ca, cb = clustering(a), clustering(b)
+    return {"nmi": float(evaluation.normalized_mutual_information(ca, cb).score),
+            "ari": float(evaluation.adjusted_rand_index(ca, cb).score)}
+
+
+def stability(edges, seeds=range(5), **kwargs) -> pd.DataFrame:
+    """How much communities move across seeds: NMI and ARI of every pair of seeded runs.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+    seeds : iterable of int, default=range(5)
+    **kwargs
+        Passed to :func:`detect_communities` (method, resolution, weight...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``seed_a``, ``seed_b``, ``nmi``, ``ari``, ``n_communities_a``, ``n_communities_b``;
+        ``attrs["mean_nmi"]``, ``attrs["mean_ari"]``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> e = pd.DataFrame({"src": [1, 1, 2, 4, 4, 5, 3], "dst": [2, 3, 3, 5, 6, 6, 4], "weight": 1.0})
+    >>> round(stability(e, seeds=[0, 1]).attrs["mean_nmi"], 3)
+    1.0
+    """
+    seeds = list(seeds)
+    parts = {s: detect_communities(edges, seed=s, **kwargs) for s in seeds}
+    rows = []
+    for i, sa in enumerate(seeds):
+        for sb in seeds[i + 1:]:
+            c = compare_partitions(parts[sa], parts[sb])
+            rows.append({"seed_a": sa, "seed_b": sb, **c, "n_communities_a": parts[sa].n_communities,
+                         "n_communities_b": parts[sb].n_communities})
+    out = pd.DataFrame(rows, columns=["seed_a", "seed_b", "nmi", "ari", "n_communities_a", "n_communities_b"])
+    out.attrs["mean_nmi"] = float(out["nmi"].mean()) if len(out) else 1.0
+    out.attrs["mean_ari"] = float(out["ari"].mean()) if len(out) else 1.0
+    return out
+
+
+PROFILE_FEATURES = ("density", "repeat_tie_share", "new_account_share", "device_sharing", "address_sharing", "time_concentration",
+                    "discounted_share", "known_bad_share")
+"""Profile columns the screener reads (all in [0, 1])."""
+
+SCREEN_WEIGHTS = {"density": 0.2, "repeat_tie_share": 0.5, "new_account_share": 0.4, "device_sharing": 0.6,
+                  "address_sharing": 0.45, "time_concentration": 0.2, "discounted_share": 0.1, "known_bad_share": 0.8}
+"""Evidence weights of the unsupervised community risk score: the risk one feature alone carries at full
+strength (see :class:`CommunityScreener`)."""
+
+
+def profile_communities(partition: Partition, data, *, known_bad=None, edges=None, min_size=3,
+                        new_account_days=30, as_of=None, tie_count=None, min_sharing_group=4) -> pd.DataFrame:
+    """Describe each community of accounts (size >= ``min_size``) by the signals the seeds screen on.
+
+    Parameters
+    ----------
+    partition : Partition
+        Over account keys.
+    data : fraudkit.io.Dataset or dict of str to DataFrame
+        Contract tables; each missing table leaves its columns at 0 (and ``attrs["missing"]`` says so).
+    known_bad : array-like, optional
+        Account keys from the seed pool or lists (never the labels table).
+    edges : pandas.DataFrame, optional
+        The edges the partition was found on (``src``, ``dst``), for ``density`` and ``repeat_tie_share``.
+    tie_count : str, optional
+        Column of ``edges`` counting what ties a pair (``n_shared``, ``n_coactions``, ``k``);
+        ``repeat_tie_share`` is the share of internal edges with a count of 2 or more: a crowd co-acts
+        again and again, honest fans of one viral note co-like once.
+    min_size : int, default=3
+    new_account_days : int, default=30
+    as_of : timestamp-like, optional
+        Reference time for account age; default the latest event in the data.
+    min_sharing_group : int, default=4
+        A device or address counts as shared when at least this many members used it: families of two
+        or three share a tablet and a home address, farms and forwarding scalpers share at scale.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per community: ``community``, ``size``, ``n_internal_edges``, ``density``,
+        ``repeat_tie_share``, ``mean_account_age_days``, ``new_account_share``, ``device_sharing`` (share of members that
+        used a device at least ``min_sharing_group`` members used), ``address_sharing`` (same for
+        normalised shipping addresses and receiver phones), ``time_concentration`` (share of members' actions and orders in their busiest
+        hour), ``discounted_share`` (share of orders on discounted or promotion items), ``known_bad_share``,
+        ``n_events``.
+    """
+    from .graphs import _read
+
+    mem = partition.to_frame()
+    mem = mem[mem["community_size"] >= min_size][["account_id", "community"]]
+    prof = mem.groupby("community").size().rename("size").to_frame()
+    missing = []
+    # density
+    if edges is not None and len(edges):
+        cm = pd.Series(mem["community"].to_numpy(), index=mem["account_id"].to_numpy())
+        cs, cd = cm.reindex(edges["src"].to_numpy()).to_numpy(), cm.reindex(edges["dst"].to_numpy()).to_numpy()
+        inside = ~np.isnan(cs) & (cs == cd)
+        ie = pd.Series(1, index=cs[inside].astype(np.int64)).groupby(level=0).size()
+        prof["n_internal_edges"] = ie.reindex(prof.index, fill_value=0)
+        if tie_count is not None:
+            rep = pd.Series((edges[tie_count].to_numpy()[inside] >= 2).astype(float),
+                            index=cs[inside].astype(np.int64)).groupby(level=0).mean()
+            prof["repeat_tie_share"] = rep.reindex(prof.index, fill_value=0.0)
+        else:
+            prof["repeat_tie_share"] = 0.0
+        n = prof["size"].astype(float)
+        prof["density"] = (prof["n_internal_edges"] / (n * (n - 1) / 2)).clip(upper=1.0)
+    else:
+        prof["n_internal_edges"] = 0
+        prof["density"] = 0.0
+        prof["repeat_tie_share"] = 0.0
+    # events of members
+    ev = []
+    for name, cols in (("interactions", ["account_id", "ts", "device_id"]), ("orders", ["account_id", "ts", "device_id"]),
+                       ("logins", ["account_id", "ts", "device_id"])):
+        t = _read(data, name, cols)
+        if t is None:
+            missing.append(name)
+            continue
+        t = t.merge(mem, on="account_id", how="inner")
+        t["source"] = name
+        ev.append(t)
+    ev = pd.concat(ev, ignore_index=True) if ev else pd.DataFrame(columns=["account_id", "ts", "device_id", "community", "source"])
+    acc = _read(data, "accounts", ["account_id", "registered_at"])
+    ref = pd.Timestamp(as_of) if as_of is not None else (ev["ts"].max() if len(ev) else None)
+    if acc is not None and ref is not None:
+        a = acc.merge(mem, on="account_id", how="inner")
+        age = (ref - pd.to_datetime(a["registered_at"])).dt.total_seconds() / 86400
+        a = a.assign(age=age, new=(age < new_account_days).astype(float))
+        g = a.groupby("community")
+        prof["mean_account_age_days"] = g["age"].mean()
+        prof["new_account_share"] = g["new"].mean()
+    else:
+        missing.append("accounts")
+        prof["mean_account_age_days"] = np.nan
+        prof["new_account_share"] = 0.0
+    prof["device_sharing"] = _sharing(ev[["account_id", "community", "device_id"]].rename(columns={"device_id": "x"}),
+                                      prof, min_sharing_group)
+    orders = _read(data, "orders", ["account_id", "product_id", "address", "receiver_phone", "promotion_id"])
+    if orders is not None:
+        from .r_ab import normalize_address
+
+        o = orders.merge(mem, on="account_id", how="inner")
+        o = o.assign(address=normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()).to_numpy())
+        addr = pd.concat([o[["account_id", "community", "address"]].rename(columns={"address": "x"}),
+                          o[["account_id", "community", "receiver_phone"]].rename(columns={"receiver_phone": "x"})
+                          .assign(x=lambda f: "phone:" + f["x"].astype(str))], ignore_index=True)
+        prof["address_sharing"] = _sharing(addr, prof, min_sharing_group)
+        products = _read(data, "products", ["product_id", "discount"])
+        disc = o["promotion_id"].notna().to_numpy()
+        if products is not None:
+            dmap = pd.Series(products["discount"].to_numpy(float), index=products["product_id"].to_numpy())
+            disc = disc | (dmap.reindex(o["product_id"].to_numpy()).fillna(0).to_numpy() > 0)
+        prof["discounted_share"] = pd.Series(disc.astype(float)).groupby(o["community"].to_numpy()).mean()
+    else:
+        prof["address_sharing"] = 0.0
+        prof["discounted_share"] = 0.0
+    if len(ev):
+        hour = pd.to_datetime(ev["ts"]).dt.floor("h")
+        per_hour = ev.assign(hour=hour).groupby(["community", "hour"]).size()
+        top = per_hour.groupby(level=0).max()
+        tot = per_hour.groupby(level=0).sum()
+        prof["time_concentration"] = top / tot
+        prof["n_events"] = tot
+    else:
+        prof["time_concentration"] = 0.0
+        prof["n_events"] = 0
+    if known_bad is not None:
+        bad = mem["account_id"].isin(pd.Index(np.asarray(known_bad))).astype(float)
+        prof["known_bad_share"] = bad.groupby(mem["community"].to_numpy()).mean()
+    else:
+        prof["known_bad_share"] = 0.0
+    for c in PROFILE_FEATURES + ("n_events",):
+        prof[c] = prof[c].fillna(0.0)
+    prof = prof.reset_index()
+    cols = ["community", "size", "n_internal_edges", "density", "repeat_tie_share", "mean_account_age_days", "new_account_share",
+            "device_sharing", "address_sharing", "time_concentration", "discounted_share", "known_bad_share",
+            "n_events"]
+    prof = prof[cols]
+    prof.attrs["missing"] = missing
+    return prof
+
+
+class CommunityScreener(BaseScorer):
+    """Rank communities by risk from their profiles.
+
+    Unsupervised (no ``y``): a noisy-OR of independent pieces of evidence,
+    ``score = gate(size) * (1 - prod_f (1 - w_f * x_f))`` over :data:`PROFILE_FEATURES` (each a share in
+    [0, 1]) with the evidence weights :data:`SCREEN_WEIGHTS`, and ``gate = min(1, log(size) /
+    log(full_size))`` so that a pair is never as risky as a crowd. One strong signal is enough to be
+    suspicious, two make it near certain — a weighted mean would dilute a device farm's perfect device
+    sharing with its unremarkable discount share. Known-bad members, shared devices and shared addresses
+    weigh most (seeds: device farms share hardware; crowdsourced scalpers forward goods to a few
+    addresses), then repeated ties (a crowd co-acts on target after target, honest fans of one viral note
+    once) and new accounts. Density, time concentration and discounts weigh little: every projected
+    clique is dense, and honest flash-sale crowds are time-concentrated and discounted too.
+
+    Supervised (``y`` given, from labelled communities of a *training* dataset): a logistic regression
+    on the same features plus ``log(size)``; the score is its probability.
+
+    Parameters
+    ----------
+    weights : dict, optional
+        Overrides :data:`SCREEN_WEIGHTS`.
+    full_size : int, default=8
+    contamination, threshold : see :class:`fraudkit.base.BaseScorer`
+        Default threshold 0.5.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> prof = pd.DataFrame({"community": [0, 1], "size": [12, 12], "density": [0.9, 0.1], "repeat_tie_share": [1, 0],
+    ...     "new_account_share": [1.0, 0.0], "device_sharing": [1.0, 0.0], "address_sharing": [1.0, 0.0],
+    ...     "time_concentration": [0.8, 0.2], "discounted_share": [1.0, 0.5], "known_bad_share": [0.0, 0.0]})
+    >>> CommunityScreener().fit(prof).labels_.tolist()
+    [1, 0]
+    """
+
+    entity_type = "community"
+    stage = "graph"
+
+    def __init__(self, *, weights=None, full_size=8, contamination=None, threshold=None):
+        super().__init__(contamination=contamination, threshold=threshold)
+        self.weights = weights
+        self.full_size = full_size
+
+    def fit(self, profiles: pd.DataFrame, y=None):
+        """Score ``profiles``; learn a classifier first when ``y`` (1 = fraud community) is given."""
+        X = self._features(profiles)
+        if y is not None:
+            from sklearn.linear_model import LogisticRegression
+
+            y = np.asarray(y, dtype=int)
+            if len(np.unique(y)) < 2:
+                raise ValueError("CommunityScreener.fit: y needs both classes (fraud and clean communities)")
+            self.model_ = LogisticRegression(max_iter=1000, class_weight="balanced").fit(X, y)
+        else:
+            self.model_ = None
+        self._set_scores(profiles["community"].to_numpy(), self._score(profiles, X),
+                         reasons=self._reasons(profiles))
+        return self
+
+    def decision_function(self, profiles: pd.DataFrame) -> np.ndarray:
+        """Risk of new communities (e.g. next period's) with what ``fit`` learned."""
+        check_is_fitted(self, ("decision_scores_", "model_"))
+        return self._score(profiles, self._features(profiles))
+
+    def _default_threshold(self) -> float:
+        return 0.5
+
+    def _features(self, profiles):
+        missing = [c for c in PROFILE_FEATURES + ("size",) if c not in profiles.columns]
+        if missing:
+            raise MissingInputError(f"CommunityScreener: profiles lack {missing}; build them with profile_communities()")
+        X = profiles[list(PROFILE_FEATURES)].to_numpy(float)
+        return np.c_[X, np.log(profiles["size"].to_numpy(float).clip(min=1))]
+
+    def _score(self, profiles, X):
+        if getattr(self, "model_", None) is not None:
+            return self.model_.predict_proba(X)[:, 1]
+        w = {**SCREEN_WEIGHTS, **(self.weights or {})}
+        wv = np.array([w[f] for f in PROFILE_FEATURES])
+        base = 1.0 - np.prod(1.0 - np.clip(X[:, :-1], 0, 1) * wv, axis=1)
+        gate = np.minimum(1.0, np.log(profiles["size"].to_numpy(float).clip(min=1)) / np.log(self.full_size))
+        return base * gate
+
+    def _reasons(self, profiles):
+        X = profiles[list(PROFILE_FEATURES)].to_numpy(float)
+        top = np.argsort(-X, axis=1)[:, :2]
+        names = np.array(PROFILE_FEATURES)
+        return [f"{names[a]}={X[i, a]:.2f}, {names[b]}={X[i, b]:.2f}" for i, (a, b) in enumerate(top)]
+
+
+# --- private helpers ----------------------------------------------------------
+
+
+def _igraph(n, s, d):
+    import igraph as ig
+
+    g = ig.Graph(n=int(n), edges=np.c_[s, d].astype(np.int64), directed=False)
+    return g
+
+
+@contextmanager
+def _igraph_seed(seed):
+    import igraph as ig
+
+    rng = random.Random(0 if seed is None else int(seed))
+    ig.set_random_number_generator(rng)
+    try:
+        yield
+    finally:
+        ig.set_random_number_generator(random)
+
+
+def _relabel_by_size(membership):
+    """Relabel communities 0..k-1 by decreasing size (ties by first node)."""
+    if not len(membership):
+        return membership.astype(np.int64)
+    _, inv, counts = np.unique(membership, return_inverse=True, return_counts=True)
+    first = np.full(len(counts), len(membership))
+    np.minimum.at(first, inv, np.arange(len(membership)))
+    order = np.lexsort((first, -counts))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inv].astype(np.int64)
+
+
+def _sharing(frame, prof, min_group):
+    """Share of each community's members that used an ``x`` at least ``min_group`` members used."""
+    f = frame.dropna(subset=["x"]).drop_duplicates(["community", "account_id", "x"])
+    if not len(f):
+        return pd.Series(0.0, index=prof.index)
+    n_users = f.groupby(["community", "x"])["account_id"].transform("size")
+    sharers = f[n_users.to_numpy() >= min_group].drop_duplicates(["community", "account_id"])
+    return (sharers.groupby("community").size() / prof["size"]).reindex(prof.index).fillna(0.0)

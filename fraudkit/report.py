@@ -1,0 +1,489 @@
+"""``fraudkit report``: score once, run the five step notebooks, publish an offline HTML report.
+
+:func:`build_report` resolves the dataset (the built-in demo by default),
+scores it once with :func:`fraudkit.pipeline.score_dataset` into
+``<out>/<run-id>/run/`` so every notebook reads the same Parquet artifacts,
+executes the five step notebooks with papermill, renders them without code,
+and writes ``<out>/<run-id>/index.html`` (a summary for stakeholders and the
+run manifest) and ``manifest.json``.
+
+The report is built in a temporary folder and swapped in only when every step
+succeeded (:func:`fraudkit.atomic.atomic_directory`); a failed build goes to
+``<out>/<run-id>.failed/`` with the error on its pages and the last good
+report stays where it was. ``<out>/latest.html`` redirects to the newest good
+report. Same data and parameters give byte-identical step pages: only the
+manifest records times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from importlib import metadata, resources
+from pathlib import Path
+
+from . import __version__, atomic
+from .contract import STAGES
+from .errors import FraudkitError, MissingInputError
+from .report_html import mask_html, render_notebook_body, render_page
+from .report_summary import summarise_run
+
+__all__ = [
+    "STEPS",
+    "Step",
+    "StepResult",
+    "ReportResult",
+    "build_report",
+    "notebook_dir",
+    "dataset_fingerprint",
+    "make_run_id",
+    "kernel_manager_class",
+    "install_kernel",
+    "previous_good_report",
+]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step notebook: file stem, number, title, one-line description."""
+
+    name: str
+    number: str
+    title: str
+    blurb: str
+
+    @property
+    def page(self) -> str:
+        return f"{self.name}.html"
+
+
+STEPS = (
+    Step("01_risk_perception", "1", "Risk perception",
+         "Data health, anomaly monitors, black-market intelligence, red-team drill."),
+    Step("02_capability_building", "2", "Capability building",
+         "Features, accumulation factors, portraits, device fingerprints, lists."),
+    Step("03_risk_identification", "3", "Risk identification",
+         "The three stages, the arms-race table, look-alike false positives, communities."),
+    Step("04_risk_mitigation", "4", "Risk mitigation", "Layered decisions and governance actions."),
+    Step("05_effect_evaluation", "5", "Effect evaluation",
+         "Leakage, precision and recall per typology, interception per day, cost to attackers."),
+)
+"""The five step notebooks, in order (see ``GLOSSARY.md``)."""
+
+_VERSIONED = ("fraudkit", "numpy", "pandas", "pyarrow", "duckdb", "ibis-framework", "scikit-learn", "scipy",
+              "networkx", "igraph", "leidenalg", "pyvis", "matplotlib", "seaborn", "papermill", "nbconvert",
+              "nbclient", "ipykernel")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Outcome of one step: ``ok``, ``seconds``, ``page`` (relative) and the masked ``error`` text."""
+
+    step: Step
+    ok: bool
+    seconds: float
+    error: str | None = None
+
+    @property
+    def name(self):
+        return self.step.name
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`build_report` produced.
+
+    Attributes
+    ----------
+    ok : bool
+        Every step succeeded and the report was published.
+    run_id : str
+    report_dir : Path
+        ``<out>/<run-id>`` on success, ``<out>/<run-id>.failed`` on failure.
+    index_path : Path
+        The index page (of the failure page when ``ok`` is False).
+    steps : tuple of StepResult
+    manifest : dict
+    """
+
+    ok: bool
+    run_id: str
+    report_dir: Path
+    index_path: Path
+    steps: tuple = ()
+    manifest: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        lines = [f"report {self.run_id}: {'ok' if self.ok else 'FAILED'} -> {self.index_path}"]
+        for s in self.steps:
+            lines.append(f"  {s.step.name:26s} {'ok' if s.ok else 'failed':6s} {s.seconds:6.1f} s")
+        if not self.ok:
+            lines.append("the previous good report (if any) was left in place")
+        return "\n".join(lines)
+
+
+def build_report(*, data=None, scenario: str = "demo-small", out="reports", run_id: str | None = None,
+                 as_of: str | None = None, seed: int = 0, stages=STAGES, notebooks_dir=None,
+                 parameters: dict | None = None, timeout: int = 1800, progress: bool = True) -> ReportResult:
+    """Score a dataset once, run the five step notebooks and publish the HTML report.
+
+    Parameters
+    ----------
+    data : path, optional
+        Dataset folder. Default: the ``scenario`` simulated with ``seed`` into ``<out>/.cache/``.
+    scenario : str, default="demo-small"
+        Demo scenario used when ``data`` is not given.
+    out : path, default="reports"
+        Reports folder; the report goes to ``<out>/<run-id>/``.
+    run_id : str, optional
+        Default ``<date>-<data fingerprint>-<parameter hash>``.
+    as_of : str, optional
+        ``YYYY-MM-DD``: the day monitors report on (default: the last day in the data).
+    seed : int, default=0
+    stages : sequence of str, default=all stages
+    notebooks_dir : path, optional
+        Folder with the step notebooks (default: the ones shipped in ``fraudkit/notebooks``).
+    parameters : dict, optional
+        Extra papermill parameters for every notebook (e.g. ``{"redteam_scenario": "micro"}``).
+    timeout : int, default=1800
+        Seconds a single notebook cell may run.
+    progress : bool, default=True
+        Progress lines on stderr.
+
+    Returns
+    -------
+    ReportResult
+    """
+    t_start = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = Path(out)
+    say = (lambda msg: print(f"[fraudkit report] {msg}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    if as_of is not None:
+        try:
+            as_of = date.fromisoformat(str(as_of)).isoformat()
+        except ValueError:
+            raise FraudkitError(f"--date must be YYYY-MM-DD, got {as_of!r}") from None
+    stages = tuple(stages)
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    data_dir = Path(data) if data is not None else _demo_data(scenario, out / ".cache", seed, say)
+    if not data_dir.is_dir():
+        raise MissingInputError(f"dataset folder {data_dir} does not exist; pass --data DIR or omit it for the demo")
+    fingerprint = dataset_fingerprint(data_dir)
+    timings["data"] = time.perf_counter() - t
+    params = {"seed": int(seed), "stages": list(stages), "as_of": as_of, "extra": dict(sorted((parameters or {}).items()))}
+    run_id = run_id or make_run_id(as_of, fingerprint, params)
+    say(f"run {run_id}: data {data_dir} (fingerprint {fingerprint})")
+    previous = previous_good_report(out, exclude=run_id)
+    notebooks = _notebooks(notebooks_dir)
+
+    final, failed_dir = out / run_id, out / f"{run_id}.failed"
+    try:
+        with atomic.atomic_directory(final, keep_failed=True) as tmp:
+            results, manifest = _build_into(tmp, run_id=run_id, data_dir=data_dir, scenario=None if data is not None
+                                            else scenario, fingerprint=fingerprint, as_of=as_of, seed=seed,
+                                            stages=stages, previous=previous, notebooks=notebooks,
+                                            parameters=parameters or {}, timeout=timeout, timings=timings,
+                                            t_start=t_start, started_at=started_at, say=say)
+            if not manifest["ok"]:
+                raise _StepsFailed()
+    except _StepsFailed:
+        shutil.rmtree(failed_dir, ignore_errors=True)
+        os.replace(out / f".{run_id}.failed", failed_dir)
+        say(f"FAILED: see {failed_dir / 'index.html'}; the previous report was left in place")
+        return ReportResult(False, run_id, failed_dir, failed_dir / "index.html", tuple(results), manifest)
+    shutil.rmtree(failed_dir, ignore_errors=True)
+    _write_latest(out, run_id)
+    say(f"done: {final / 'index.html'} ({manifest['timings']['total']:.1f} s)")
+    return ReportResult(True, run_id, final, final / "index.html", tuple(results), manifest)
+
+
+def notebook_dir() -> Path:
+    """The step notebooks shipped with the package (``fraudkit/notebooks``); the source of truth."""
+    return Path(str(resources.files("fraudkit").joinpath("notebooks")))
+
+
+def dataset_fingerprint(path) -> str:
+    """Short SHA-256 of a dataset folder's content: file names, sizes and bytes (12 hex digits).
+
+    Unlike a hash of modification times, re-simulating the same scenario and
+    seed gives the same fingerprint, so the run id and report repeat.
+    """
+    h = hashlib.sha256()
+    root = Path(path)
+    for p in sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith(".")):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def make_run_id(as_of: str | None, fingerprint: str, params: dict) -> str:
+    """``<YYYY-MM-DD>-<fingerprint[:8]>-<parameter hash[:6]>``; the date is ``as_of`` or today.
+
+    Examples
+    --------
+    >>> make_run_id("2024-11-11", "abcdef123456", {"seed": 0})
+    '2024-11-11-abcdef12-a9a3ab'
+    """
+    day = as_of or date.today().isoformat()
+    ph = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return f"{day}-{fingerprint[:8]}-{ph}"
+
+
+def previous_good_report(out, *, exclude: str | None = None) -> Path | None:
+    """The newest successful report folder in ``out`` (by its manifest's finish time), or None."""
+    best = None
+    for m in Path(out).glob("*/manifest.json"):
+        d = m.parent
+        if d.name == exclude or d.name.endswith(".failed") or d.name.startswith("."):
+            continue
+        try:
+            man = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        if man.get("ok") and (best is None or man.get("finished_at", "") > best[0]):
+            best = (man.get("finished_at", ""), d)
+    return None if best is None else best[1]
+
+
+def package_versions() -> dict:
+    """Versions of Python and the packages a report depends on."""
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def kernel_manager_class():
+    """A Jupyter kernel manager that starts the kernel with *this* interpreter.
+
+    papermill runs the notebooks on the interpreter running ``fraudkit report``
+    (the project venv), whatever kernels are or are not registered on the
+    machine: nothing is written to the user's home, so it works on a fresh
+    machine and under cron. ``PYTHONHASHSEED=0`` keeps set ordering, and so the
+    pages, reproducible.
+    """
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    class FraudkitKernelManager(AsyncKernelManager):
+        @property
+        def kernel_spec(self):
+            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                              display_name=f"fraudkit ({sys.executable})", language="python",
+                              env={"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+                              resource_dir="")
+
+    return FraudkitKernelManager
+
+
+def install_kernel(*, user: bool = True, name: str = "fraudkit") -> str:
+    """Register this interpreter as the Jupyter kernel ``name`` (for analysts in JupyterLab).
+
+    Returns the kernelspec folder. Reports do not need it (see :func:`kernel_manager_class`).
+    """
+    from ipykernel.kernelspec import install
+
+    return install(user=user, kernel_name=name, display_name=f"Python (fraudkit, {Path(sys.executable).parent.parent.name})")
+
+
+# --- private ------------------------------------------------------------------
+
+
+class _StepsFailed(Exception):
+    pass
+
+
+def _build_into(tmp: Path, *, run_id, data_dir, scenario, fingerprint, as_of, seed, stages, previous, notebooks,
+                parameters, timeout, timings, t_start, started_at, say):
+    """Score, run every step and write pages, manifest and index into ``tmp``; returns (results, manifest)."""
+    results, score_error, score_notes = [], None, []
+    t = time.perf_counter()
+    say("scoring the dataset once for every step ...")
+    try:
+        score_notes = _score(data_dir, tmp / "run", stages=stages, seed=seed)
+    except Exception:
+        score_error = mask_html(traceback.format_exc())
+        say("scoring FAILED")
+    timings["scoring"] = time.perf_counter() - t
+    nb_params = {"data_dir": str(data_dir.resolve()), "run_dir": str((tmp / "run").resolve()),
+                 "as_of": as_of or "", "seed": int(seed),
+                 "previous_run_dir": str((previous / "run").resolve()) if previous else "", **parameters}
+    for i, step in enumerate(STEPS):
+        if score_error is not None:
+            results.append(StepResult(step, False, 0.0, "not run: scoring failed (see the summary page)"))
+            continue
+        say(f"step {i + 1}/{len(STEPS)} {step.name} ...")
+        res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout)
+        results.append(res)
+        timings[step.name] = res.seconds
+        say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)")
+    ok = score_error is None and all(r.ok for r in results)
+    for r in results:  # a page for every step, even one that never produced a notebook
+        if not (tmp / r.step.page).exists():
+            _write_error_page(tmp, r, run_id, results)
+    timings["total"] = time.perf_counter() - t_start
+    manifest = {
+        "run_id": run_id, "ok": ok, "fraudkit_version": __version__,
+        "parameters": {"data": str(data_dir.resolve()), "scenario": scenario, "seed": int(seed),
+                       "stages": list(stages), "as_of": as_of,
+                       "previous_report": str(previous) if previous else None, **parameters},
+        "data_fingerprint": fingerprint,
+        "steps": [{"name": r.step.name, "ok": r.ok, "seconds": round(r.seconds, 2), "error": r.error}
+                  for r in results],
+        "scoring": {"ok": score_error is None, "notes": score_notes, "error": score_error},
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "started_at": started_at, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
+    errors = ([{"title": "Scoring failed", "text": score_error}] if score_error else []) + \
+             [{"title": f"Step {r.step.number} {r.step.title} failed", "text": r.error}
+              for r in results if not r.ok and score_error is None]
+    summary = summarise_run(tmp / "run", data_dir) if score_error is None else None
+    atomic.write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str))
+    atomic.write_text(tmp / "index.html", _index_page(manifest, results, summary, errors, data_dir))
+    return results, manifest
+
+
+def _notebooks(notebooks_dir) -> dict:
+    root = Path(notebooks_dir) if notebooks_dir is not None else notebook_dir()
+    found = {s.name: root / f"{s.name}.ipynb" for s in STEPS}
+    missing = [str(p) for p in found.values() if not p.exists()]
+    if missing:
+        raise MissingInputError(f"step notebook(s) not found: {', '.join(missing)}; "
+                                "regenerate them with `python notebooks/build_notebooks.py`")
+    return found
+
+
+def _demo_data(scenario: str, cache: Path, seed: int, say) -> Path:
+    try:
+        from .simulation import simulate
+    except ModuleNotFoundError as e:
+        if e.name != "fraudkit.simulation":
+            raise
+        raise MissingInputError("the built-in demo needs fraudkit.simulation, which this installation lacks; "
+                                "pass --data DIR") from None
+    target = cache / f"{Path(str(scenario)).stem}-seed{int(seed)}"
+    if not (target / ".complete").exists():
+        say(f"simulating the {scenario} demo (seed {seed}) into {target} ...")
+        simulate(scenario, target, seed=seed, progress=False)
+        atomic.write_text(target / ".complete", "")
+    return target
+
+
+def _score(data_dir: Path, run_dir: Path, *, stages, seed) -> list:
+    """Run the pipeline; returns its notes. A missing pipeline module leaves the run empty, with a note."""
+    try:
+        from .pipeline import score_dataset
+    except ModuleNotFoundError as e:
+        if e.name != "fraudkit.pipeline":
+            raise
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return ["not available: fraudkit.pipeline is not part of this installation; no run artifacts"]
+    result = score_dataset(data_dir, run_dir, stages=list(stages), seed=seed)
+    notes = getattr(result, "notes", None)
+    return list(notes) if notes else []
+
+
+def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: str, timeout: int) -> StepResult:
+    import papermill as pm
+
+    executed = tmp / "notebooks" / f"{step.name}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    error = None
+    try:
+        pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name="fraudkit",
+                            kernel_manager_class=kernel_manager_class(), progress_bar=False,
+                            cwd=str(tmp), execution_timeout=timeout, log_output=False)
+    except Exception as e:  # papermill's execution error carries the cell traceback
+        error = mask_html(_describe_error(e))
+    seconds = time.perf_counter() - t
+    res = StepResult(step, error is None, seconds, error)
+    if executed.exists():
+        try:
+            body = render_notebook_body(executed)
+        except Exception:
+            body = None
+            res = StepResult(step, False, seconds, mask_html(traceback.format_exc()))
+        if body is not None:
+            if not res.ok:
+                body = _error_banner(res) + body
+            atomic.write_text(tmp / step.page, render_page(
+                body, title=f"{step.number}. {step.title}", run_id=run_id, steps=_nav(None),
+                current=step.name, version=__version__))
+    return res
+
+
+def _describe_error(e: Exception) -> str:
+    import re
+
+    if type(e).__name__ == "PapermillExecutionError":
+        tb = "\n".join(getattr(e, "traceback", []) or [])
+        tb = re.sub(r"\x1b\[[0-9;]*m", "", tb)
+        return f"{e.ename}: {e.evalue}\n\n{tb}"
+    return "".join(traceback.format_exception(e))
+
+
+def _error_banner(res: StepResult) -> str:
+    import html
+
+    return (f'<div class="fk-error"><strong>This step failed.</strong> The traceback is below and, with the '
+            f'cell that raised it, further down the page.<pre>{html.escape(res.error or "")}</pre></div>')
+
+
+def _write_error_page(tmp: Path, res: StepResult, run_id: str, results) -> None:
+    body = f"<h1>{res.step.number}. {res.step.title}</h1>" + _error_banner(res)
+    atomic.write_text(tmp / res.step.page, render_page(body, title=f"{res.step.number}. {res.step.title}",
+                                                       run_id=run_id, steps=_nav(results),
+                                                       current=res.step.name, version=__version__))
+
+
+def _nav(results):
+    ok = {r.step.name: r.ok for r in (results or [])}
+    return [{"name": s.name, "number": s.number, "title": s.title, "page": s.page, "ok": ok.get(s.name, True)}
+            for s in STEPS]
+
+
+def _index_page(manifest, results, summary, errors, data_dir) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("fraudkit", "templates"), autoescape=True)
+    steps = [{**n, "blurb": s.step.blurb, "seconds": s.seconds, "ok": s.ok}
+             for n, s in zip(_nav(results), results)]
+    p = manifest["parameters"]
+    body = env.get_template("index_body.html.j2").render(
+        run_id=manifest["run_id"], ok=manifest["ok"], data_name=Path(data_dir).name,
+        fingerprint=manifest["data_fingerprint"], as_of=p.get("as_of"), errors=errors,
+        cards=summary.cards if summary else [], notes=summary.notes if summary else [],
+        figures=summary.figures if summary else [],
+        tables=[{"title": t, "html": jinja2.Markup(h)} if hasattr(jinja2, "Markup") else {"title": t, "html": h}
+                for t, h in (summary.tables if summary else [])],
+        steps=steps, parameters=[(k, json.dumps(v, default=str)) for k, v in p.items()],
+        timings=list(manifest["timings"].items()), started_at=manifest["started_at"],
+        finished_at=manifest["finished_at"], versions=list(manifest["versions"].items()))
+    return render_page(str(body), title="Summary", run_id=manifest["run_id"], steps=_nav(results),
+                       current="index", version=__version__)
+
+
+def _write_latest(out: Path, run_id: str) -> None:
+    target = f"{run_id}/index.html"
+    atomic.write_text(out / "latest.html", f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={target}">
+<title>Latest fraudkit report</title></head>
+<body><p>The latest report is <a href="{target}">{run_id}</a>.</p></body></html>
+""")

@@ -1,0 +1,232 @@
+"""Build a world and turn it into contract tables, whole or day by day.
+
+``build_world`` runs every component once (entities, attackers, orders);
+``iter_event_chunks`` then yields the event tables (interactions, logins,
+orders, coupon claims) and their labels one chunk of days at a time, so
+``simulate`` can write the ``large`` scenario with bounded memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..contract import ACTIONS, LABEL_TABLE, TABLES, TYPOLOGIES
+from . import catalog as cat
+from .commerce import CLAIM_KEYS, ORDER_KEYS, build_shop, honest_orders
+from .community import build_community_attacks
+from .ecommerce import build_ecommerce_attacks
+from .market import intelligence, list_entries
+from .population import EVENT_KEYS, activity_day, build_population, viral_bursts
+from .world import DAY_US, SEC_US, Events, World
+
+__all__ = ["build_world", "static_tables", "iter_event_chunks", "EVENT_TABLES", "empty_table"]
+
+EVENT_TABLES = ("interactions", "logins", "orders", "coupon_claims")
+
+
+def build_world(scenario, seed: int) -> World:
+    """Run every simulator component for ``scenario``; events are generated later, by chunk."""
+    world = World(scenario, seed)
+    build_population(world)
+    world.viral = viral_bursts(world)
+    if scenario.ecommerce.enabled:
+        build_shop(world)
+    build_community_attacks(world)
+    if scenario.ecommerce.enabled:
+        build_ecommerce_attacks(world)
+        honest_orders(world)
+    world.attack_events = Events.concat(world.interaction_parts + [world.viral], EVENT_KEYS)
+    world.orders_all = Events.concat(world.order_parts, ORDER_KEYS)
+    world.claims_all = Events.concat(world.claim_parts, CLAIM_KEYS)
+    return world
+
+
+def static_tables(world: World) -> dict[str, pd.DataFrame]:
+    """Entity tables (accounts, devices, notes, shop, lists, intelligence) and their labels."""
+    A, D, N = world.accounts, world.devices, world.notes
+    ids = world.ids
+    out = {
+        "accounts": pd.DataFrame({
+            "account_id": ids("account", np.arange(A.n)), "registered_at": _ts(A["reg_us"]),
+            "register_channel": A["channel"], "phone": A["phone"]}),
+        "devices": pd.DataFrame({
+            "device_id": ids("device", np.arange(D.n)), "model": D["model"], "os": D["os"],
+            "os_version": D["os_version"], "screen": D["screen"], "app_version": D["app_version"],
+            "is_emulator": D["is_emulator"].astype(bool), "is_rooted": D["is_rooted"].astype(bool),
+            "fingerprint": D["fingerprint"], "first_seen": _ts(D["first_seen_us"])}),
+        "notes": pd.DataFrame({
+            "note_id": ids("note", np.arange(N.n)), "author_id": ids("account", N["author"]),
+            "created_at": _ts(N["created_us"]),
+            "category": np.array(cat.NOTE_CATEGORIES, dtype=object)[N["category"].astype(np.int64)]}),
+    }
+    b = pd.concat(world.bindings, ignore_index=True)
+    out["bindings"] = pd.DataFrame({
+        "account_id": ids("account", b["acc"].to_numpy()), "provider": b["provider"].astype(object),
+        "binding_id": ids("binding", np.arange(len(b))), "bound_at": _ts(b["bound_at"].to_numpy())})
+    if world.commerce is not None:
+        c = world.commerce
+        out["merchants"] = pd.DataFrame({"merchant_id": ids("merchant", np.arange(len(c["m_cat"]))),
+                                         "category": c["m_cat"]})
+        out["products"] = pd.DataFrame({
+            "product_id": ids("product", np.arange(len(c["price"]))), "merchant_id": ids("merchant", c["p_merchant"]),
+            "category": c["p_cat"], "price": c["price"].astype(float), "discount": c["discount"].astype(float),
+            "limited_stock": c["limited"].astype(bool)})
+        P = c["promos"]
+        out["promotions"] = pd.DataFrame({
+            "promotion_id": np.array([p["id"] for p in P], dtype=np.int64),
+            "name": np.array([p["name"] for p in P], dtype=object),
+            "starts_at": _ts([p["start"] for p in P]), "ends_at": _ts([p["end"] for p in P])})
+    out["list_entries"] = list_entries(world)
+    out["intelligence"] = intelligence(world)
+    labels = pd.concat(world.labels, ignore_index=True) if world.labels else empty_table(LABEL_TABLE.name)
+    return {k: _conform(k, v) for k, v in out.items()}, labels
+
+
+def iter_event_chunks(world: World, progress=None):
+    """Yield ``(event_tables, labels)`` per chunk of ``scenario.chunk_days`` days."""
+    step = max(1, int(world.scenario.chunk_days))
+    seq = {"interaction": 0, "login": 0, "order": 0, "coupon_claim": 0}
+    att, orders, claims = world.attack_events, world.orders_all, world.claims_all
+    att_day, ord_day, clm_day = world.day_of(att.cols["ts"]), world.day_of(orders.cols["ts"]), world.day_of(claims.cols["ts"])
+    for d0 in range(0, world.days, step):
+        days = range(d0, min(world.days, d0 + step))
+        parts = [activity_day(world, blk, d) for d in days for blk in world.activity_blocks]
+        inrange = (att_day >= d0) & (att_day < d0 + step)
+        ev = Events.concat(parts + [att.take(np.flatnonzero(inrange))], EVENT_KEYS)
+        ev = ev.take(np.flatnonzero(ev.cols["ts"] < world.end_us))
+        o = orders.take(np.flatnonzero((ord_day >= d0) & (ord_day < d0 + step)))
+        c = claims.take(np.flatnonzero((clm_day >= d0) & (clm_day < d0 + step)))
+        tables, labels = {}, []
+        tables["interactions"], lab = _interactions(world, ev, seq)
+        labels.append(lab)
+        tables["logins"] = _logins(world, [ev, o, c], seq)
+        if world.commerce is not None:
+            tables["orders"], lab = _orders(world, o, seq)
+            labels.append(lab)
+            tables["coupon_claims"], lab = _claims(world, c, seq)
+            labels.append(lab)
+        if progress is not None:
+            progress.update(len(days))
+        yield {k: _conform(k, v) for k, v in tables.items()}, pd.concat(labels, ignore_index=True)
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    spec = LABEL_TABLE if name == LABEL_TABLE.name else TABLES[name]
+    return _conform(name, pd.DataFrame({c.name: [] for c in spec.columns}))
+
+
+# --- private helpers ----------------------------------------------------------
+
+_ACTIONS = np.array(ACTIONS, dtype=object)
+_TYPS = np.array(TYPOLOGIES, dtype=object)
+
+
+def _ts(us):
+    return np.asarray(us, dtype=np.int64).astype("datetime64[us]")
+
+
+def _next_ids(world, seq, kind, n):
+    out = world.ids(kind, np.arange(seq[kind], seq[kind] + n))
+    seq[kind] += n
+    return out
+
+
+def _dev_ids(world, dev):
+    out = pd.array(world.ids("device", np.maximum(dev, 0)), dtype="Int64")
+    out[dev < 0] = pd.NA
+    return out
+
+
+def _ip_str(ip):
+    out = cat.ip_to_str(ip)
+    out[ip == 0] = None
+    return out
+
+
+def _event_labels(entity_type, ids, typ, camp):
+    hit = typ >= 0
+    return pd.DataFrame({"entity_type": entity_type, "entity_id": ids[hit], "typology": _TYPS[typ[hit]],
+                         "campaign_id": camp[hit]})
+
+
+def _interactions(world, ev, seq):
+    order = np.argsort(ev.cols["ts"], kind="stable")
+    ev = ev.take(order)
+    c = ev.cols
+    eid = _next_ids(world, seq, "interaction", len(ev))
+    df = pd.DataFrame({"event_id": eid, "ts": _ts(c["ts"]), "account_id": world.ids("account", c["acc"]),
+                       "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]),
+                       "action": _ACTIONS[c["action"]], "target_id": c["target"]})
+    return df, _event_labels("interaction", eid, c["typ"], c["camp"])
+
+
+def _logins(world, batches, seq):
+    acc = np.concatenate([b.cols["acc"] for b in batches if len(b)] or [np.zeros(0, np.int64)])
+    if len(acc) == 0:
+        return empty_table("logins")
+    dev = np.concatenate([b.cols["dev"] for b in batches if len(b)])
+    ts = np.concatenate([b.cols["ts"] for b in batches if len(b)])
+    ip = np.concatenate([b.cols["ip"] for b in batches if len(b)])
+    day = world.day_of(ts)
+    o = np.lexsort((ts, dev, day, acc))
+    acc, dev, ts, ip, day = acc[o], dev[o], ts[o], ip[o], day[o]
+    first = np.r_[True, (acc[1:] != acc[:-1]) | (dev[1:] != dev[:-1]) | (day[1:] != day[:-1])]
+    acc, dev, ts, ip = acc[first], dev[first], ts[first], ip[first]
+    rng = np.random.default_rng([world.seed, 7, seq["login"]])
+    lts = np.maximum(ts - (rng.uniform(1, 30, len(ts)) * SEC_US).astype(np.int64), world.accounts["reg_us"][acc])
+    o = np.argsort(lts, kind="stable")
+    return pd.DataFrame({"login_id": _next_ids(world, seq, "login", len(o)), "account_id": world.ids("account", acc[o]),
+                         "device_id": _dev_ids(world, dev[o]), "ip": _ip_str(ip[o]), "ts": _ts(lts[o])})
+
+
+def _opt_id(x):
+    out = pd.array(x, dtype="Int64")
+    out[x < 0] = pd.NA
+    return out
+
+
+def _orders(world, o, seq):
+    o = o.take(np.argsort(o.cols["ts"], kind="stable"))
+    c = o.cols
+    oid = _next_ids(world, seq, "order", len(o))
+    recv = c["received"]
+    df = pd.DataFrame({
+        "order_id": oid, "ts": _ts(c["ts"]), "account_id": world.ids("account", c["acc"]),
+        "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]), "product_id": world.ids("product", c["product"]),
+        "quantity": c["qty"].astype(np.int64), "paid_price": c["paid"].astype(float), "coupon_id": _opt_id(c["coupon"]),
+        "promotion_id": _opt_id(c["promo"]), "address": c["addr"], "receiver_phone": c["rphone"],
+        "received_at": pd.Series(np.where(recv < 0, np.datetime64("NaT"), _ts(np.maximum(recv, 0))),
+                                 dtype="datetime64[us]")})
+    return df, _event_labels("order", oid, c["typ"], c["camp"])
+
+
+def _claims(world, cl, seq):
+    cl = cl.take(np.argsort(cl.cols["ts"], kind="stable"))
+    c = cl.cols
+    cid = _next_ids(world, seq, "coupon_claim", len(cl))
+    df = pd.DataFrame({"claim_id": cid, "ts": _ts(c["ts"]), "account_id": world.ids("account", c["acc"]),
+                       "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]),
+                       "promotion_id": c["promo"].astype(np.int64), "coupon_id": c["coupon"].astype(np.int64)})
+    return df, _event_labels("coupon_claim", cid, c["typ"], c["camp"])
+
+
+_PANDAS_DTYPE = {"id": "int64", "int": "int64", "float": "float64", "bool": "bool", "timestamp": "datetime64[us]",
+                 "string": "object"}
+
+
+def _conform(name, df):
+    """Columns in contract order with contract dtypes (nullable ids as Int64)."""
+    spec = LABEL_TABLE if name == LABEL_TABLE.name else TABLES[name]
+    out = {}
+    for col in spec.columns:
+        s = df[col.name] if col.name in df else pd.Series([], dtype="object")
+        dtype = _PANDAS_DTYPE[col.dtype]
+        if col.dtype == "id" and col.nullable:
+            dtype = "Int64"
+        if col.dtype == "timestamp":
+            s = pd.Series(s).astype("datetime64[us]")
+        elif str(getattr(s, "dtype", "")) != dtype:
+            s = pd.Series(s).astype(dtype)
+        out[col.name] = pd.Series(s).reset_index(drop=True)
+    return pd.DataFrame(out)

@@ -1,0 +1,261 @@
+"""Public entry points: ``generate`` (in memory) and ``simulate`` (to a folder)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..atomic import atomic_directory
+from ..contract import LABEL_TABLE, TABLES
+from ..errors import FraudkitError
+from .assemble import build_world, empty_table, iter_event_chunks, static_tables
+from .config import Scenario, load_scenario, scenario_to_dict
+
+__all__ = ["generate", "simulate", "SimulationSummary"]
+
+
+@dataclass(frozen=True)
+class SimulationSummary:
+    """What a simulation produced.
+
+    Attributes
+    ----------
+    scenario : str
+    seed : int
+    out : str or None
+        Output folder (None for :func:`generate`).
+    counts : dict
+        Rows per table, labels included.
+    labelled : dict
+        ``typology -> {entity_type: n}`` from the labels table.
+    seconds : float
+        Wall time.
+    """
+
+    scenario: str
+    seed: int
+    out: str | None
+    counts: dict = field(default_factory=dict)
+    labelled: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        """Counts per table and labelled entities per typology, as text."""
+        lines = [f"scenario {self.scenario} (seed {self.seed}) in {self.seconds:.1f} s"
+                 + (f" -> {self.out}" if self.out else "")]
+        lines += [f"  {name:<14} {n:>12,}" for name, n in self.counts.items()]
+        lines.append("labelled entities:")
+        for typ, by in self.labelled.items():
+            lines.append(f"  {typ:<22} " + ", ".join(f"{k} {v:,}" for k, v in sorted(by.items())))
+        return "\n".join(lines)
+
+
+def generate(scenario, *, seed=None, progress=False) -> dict[str, pd.DataFrame]:
+    """Simulate ``scenario`` in memory.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        A scenario, a scenario name or a YAML path.
+    seed : int, optional
+        Overrides the scenario's seed.
+    progress : bool, default=False
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        One table per contract table (e-commerce tables only when enabled)
+        plus ``labels``; columns and dtypes as in :mod:`fraudkit.contract`.
+
+    Examples
+    --------
+    >>> t = generate("micro")
+    >>> t["interactions"].columns.tolist()[:3]
+    ['event_id', 'ts', 'account_id']
+    """
+    scenario = load_scenario(scenario)
+    seed = _seed(scenario, seed)
+    world = build_world(scenario, seed)
+    tables, labels = static_tables(world)
+    chunks: dict[str, list] = {}
+    label_parts = [labels]
+    with _bar(progress, world.days, scenario.name) as bar:
+        for ev, lab in iter_event_chunks(world, bar):
+            for k, v in ev.items():
+                chunks.setdefault(k, []).append(v)
+            label_parts.append(lab)
+    for k, parts in chunks.items():
+        tables[k] = pd.concat(parts, ignore_index=True)
+    tables["labels"] = _finish_labels(label_parts)
+    return {k: tables[k] for k in sorted(tables)}
+
+
+def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True) -> SimulationSummary:
+    """Simulate ``scenario`` and write one file per table into ``out`` atomically.
+
+    Event tables are generated and appended day by day, so memory stays
+    bounded for the ``large`` scenario. ``out`` also receives
+    ``scenario.yaml`` (the resolved configuration) and ``manifest.json``
+    (seed, row counts, wall time).
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+    out : str or Path
+        Folder; replaced only when the run succeeds.
+    seed : int, optional
+    fmt : {"parquet", "csv"}, default="parquet"
+    progress : bool, default=True
+
+    Returns
+    -------
+    SimulationSummary
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> s = simulate("micro", tempfile.mkdtemp() + "/d", progress=False)
+    >>> s.counts["accounts"] > 0
+    True
+    """
+    if fmt not in ("parquet", "csv"):
+        raise FraudkitError(f"unknown format {fmt!r}. Fix: use parquet or csv.")
+    t0 = time.perf_counter()
+    scenario = load_scenario(scenario)
+    seed = _seed(scenario, seed)
+    world = build_world(scenario, seed)
+    tables, labels = static_tables(world)
+    counts = {}
+    with atomic_directory(out) as tmp:
+        for name, df in tables.items():
+            _write_whole(df, name, tmp, fmt)
+            counts[name] = len(df)
+        writers: dict[str, _Appender] = {}
+        label_parts = [labels]
+        with _bar(progress, world.days, scenario.name) as bar:
+            for ev, lab in iter_event_chunks(world, bar):
+                for name, df in ev.items():
+                    writers.setdefault(name, _Appender(tmp, name, fmt)).append(df)
+                label_parts.append(lab)
+        for name, w in writers.items():
+            counts[name] = w.close()
+        lab = _finish_labels(label_parts)
+        _write_whole(lab, "labels", tmp, fmt)
+        counts = {k: counts[k] for k in sorted(counts)}
+        counts["labels"] = len(lab)
+        labelled = _labelled(lab)
+        seconds = time.perf_counter() - t0
+        (tmp / "scenario.yaml").write_text(yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False,
+                                                          allow_unicode=True), encoding="utf-8")
+        (tmp / "manifest.json").write_text(json.dumps({
+            "scenario": scenario.name, "seed": seed, "format": fmt, "counts": counts, "labelled": labelled,
+            "seconds": round(seconds, 2), "fraudkit": _version()}, indent=2), encoding="utf-8")
+    return SimulationSummary(scenario.name, seed, str(out), counts, labelled, seconds)
+
+
+# --- private helpers ----------------------------------------------------------
+
+
+def _seed(scenario: Scenario, seed) -> int:
+    return int(scenario.seed if seed is None else seed)
+
+
+def _finish_labels(parts) -> pd.DataFrame:
+    lab = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
+        else empty_table("labels")
+    # an entity in several campaigns of one typology keeps its first campaign
+    lab = lab.drop_duplicates(["entity_type", "entity_id", "typology"], keep="first")
+    lab = lab.sort_values(["entity_type", "typology", "entity_id"], kind="stable").reset_index(drop=True)
+    lab["campaign_id"] = lab["campaign_id"].astype("Int64")
+    return lab[[c.name for c in LABEL_TABLE.columns]]
+
+
+def _labelled(lab: pd.DataFrame) -> dict:
+    out = {}
+    for (typ, et), n in lab.groupby(["typology", "entity_type"]).size().items():
+        out.setdefault(typ, {})[et] = int(n)
+    return out
+
+
+def _arrow_schema(name):
+    import pyarrow as pa
+
+    spec = LABEL_TABLE if name == LABEL_TABLE.name else TABLES[name]
+    typ = {"id": pa.int64(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+           "timestamp": pa.timestamp("us"), "string": pa.string()}
+    return pa.schema([pa.field(c.name, typ[c.dtype], nullable=True) for c in spec.columns])
+
+
+def _to_arrow(df, name):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df, schema=_arrow_schema(name), preserve_index=False)
+
+
+def _write_whole(df, name, folder: Path, fmt):
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(_to_arrow(df, name), folder / f"{name}.parquet")
+    else:
+        df.to_csv(folder / f"{name}.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S.%f")
+
+
+class _Appender:
+    """Appends chunks of one table to a Parquet or CSV file inside the temporary folder."""
+
+    def __init__(self, folder: Path, name: str, fmt: str):
+        self.path = folder / f"{name}.{fmt}"
+        self.name, self.fmt, self.rows, self._w = name, fmt, 0, None
+
+    def append(self, df):
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            if self._w is None:
+                self._w = pq.ParquetWriter(self.path, _arrow_schema(self.name), compression="zstd")
+            self._w.write_table(_to_arrow(df, self.name))
+        else:
+            df.to_csv(self.path, mode="a", header=self.rows == 0, index=False,
+                      date_format="%Y-%m-%dT%H:%M:%S.%f")
+        self.rows += len(df)
+
+    def close(self) -> int:
+        if self._w is not None:
+            self._w.close()
+        return self.rows
+
+
+class _bar:
+    def __init__(self, on, total, name):
+        self.on, self.total, self.name, self._b = on, total, name, None
+
+    def __enter__(self):
+        if self.on:
+            from tqdm import tqdm
+
+            self._b = tqdm(total=self.total, desc=f"simulate {self.name}", unit="day", file=sys.stderr)
+        return self._b
+
+    def __exit__(self, *exc):
+        if self._b is not None:
+            self._b.close()
+
+
+def _version():
+    try:
+        from .. import __version__
+        return __version__
+    except ImportError:  # pragma: no cover
+        return "unknown"
+
+
+_ = np  # numpy is used by callers through this module's tables

@@ -1,0 +1,345 @@
+"""Stage 3, graphs: projections -> communities -> screening -> propagation -> network score.
+
+Three account-account views, each built only when its tables exist:
+
+``shared``
+    shared media (devices from logins/interactions/orders/claims, login IPs, bound phones, bindings,
+    shipping addresses and receiver phones) — :func:`fraudkit.graphs.shared_entity_projection`;
+``coaction``
+    co-actions on the same note / author within minutes — :func:`fraudkit.graphs.coaction_projection`;
+``r_ab``
+    co-purchase relatedness R(A,B) — :func:`fraudkit.r_ab.r_ab_edges`.
+
+Each view is partitioned (Leiden, modularity), its communities profiled and screened
+(:class:`fraudkit.communities.CommunityScreener`). Weak labels then propagate over the summed graph
+from the seeds: ``context["seeds"]`` (a :class:`~fraudkit.propagation.SeedPool`, a seed table, a score
+table with ``flagged``, or account keys from stage 1 / earlier runs) plus members of communities that
+screen above ``seed_threshold``. The labels table is never read.
+
+Scores (``stage="graph"``, one row per account and method): ``community_screening`` (the account's
+riskiest community), ``label_propagation`` (propagated score, in [0, 1]) and ``graph`` (their maximum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..base import score_frame
+from ..communities import CommunityScreener, detect_communities, profile_communities
+from ..graphs import (build_hetero_graph, coaction_projection, edges_to_sparse, shared_entity_projection)
+from ..propagation import SeedPool, label_propagation, strong_entities
+from ..r_ab import RabParams, normalize_address, r_ab_edges
+from . import StageOutput, empty_scores
+
+__all__ = ["run", "DEFAULTS", "explain_paths"]
+
+DEFAULTS = {
+    "community_method": "leiden",
+    "resolution": 1.0,
+    "min_community_size": 3,
+    "screen_threshold": 0.5,
+    "seed_threshold": 0.6,
+    "lp_alpha": 0.85,
+    "lp_threshold": 0.25,
+    "media_weights": {"device_id": 1.0, "ip": 0.3, "phone": 1.0, "binding": 1.0, "address": 1.0,
+                      "receiver_phone": 1.0},
+    "view_weights": {"shared": 1.0, "coaction": 1.0, "r_ab": 1.0},
+    "coaction_window": "10min",
+    "max_degree": 200,
+}
+"""Stage parameters; override any of them with ``context["graph"] = {...}``."""
+
+_COLS = {
+    "accounts": ["account_id", "registered_at", "phone"],
+    "bindings": ["account_id", "provider", "binding_id", "bound_at"],
+    "logins": ["account_id", "device_id", "ip", "ts"],
+    "interactions": ["account_id", "device_id", "ip", "action", "target_id", "ts"],
+    "orders": ["account_id", "device_id", "ip", "product_id", "address", "receiver_phone", "received_at",
+               "promotion_id", "ts"],
+    "coupon_claims": ["account_id", "device_id", "ip", "ts"],
+    "products": ["product_id", "merchant_id", "discount"],
+    "promotions": ["promotion_id", "starts_at", "ends_at"],
+}
+
+
+def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
+    """Run the graph stage on a dataset.
+
+    Parameters
+    ----------
+    ds : fraudkit.io.Dataset or dict of str to DataFrame
+    run_dir : path, optional
+        Unused here (the pipeline writes the artifacts); kept for the stage interface.
+    seed : int, default=0
+        Community detection seed.
+    context : dict, optional
+        ``seeds`` (see the module docstring), ``run_id`` (recorded in the seed pool), ``graph`` (parameter
+        overrides, see :data:`DEFAULTS`).
+
+    Returns
+    -------
+    StageOutput
+        Scores, artifacts ``communities``, ``community_profiles``, ``seed_pool``, ``strong_entities``,
+        ``explanations``, and notes on what was skipped.
+    """
+    context = dict(context or {})
+    p = {**DEFAULTS, **context.get("graph", {})}
+    notes: list[str] = []
+    data = {name: _read(ds, name, cols) for name, cols in _COLS.items()}
+    data = {k: v for k, v in data.items() if v is not None}
+    if "accounts" not in data:
+        return StageOutput("graph", empty_scores(), {}, ["skipped: the dataset has no accounts table"])
+    accounts = data["accounts"]["account_id"].to_numpy()
+
+    views = {}
+    shared = _shared_view(data, p, notes)
+    if shared is not None:
+        views["shared"] = shared
+    if "interactions" in data:
+        views["coaction"] = coaction_projection(data["interactions"], window=p["coaction_window"])
+        views["coaction"]["n_ties"] = views["coaction"]["n_coactions"]
+    else:
+        notes.append("coaction view skipped: the dataset has no interactions table")
+    if "orders" in data:
+        r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"),
+                       params=RabParams(max_degree=p["max_degree"]))
+        views["r_ab"] = r.assign(n_ties=r["k"])
+    else:
+        notes.append("r_ab view skipped: the dataset has no orders table")
+
+    seed_keys, seed_sources = _external_seeds(context.get("seeds"), notes)
+    memberships, profiles = [], []
+    for name, e in views.items():
+        e = e[e["weight"] > 0]
+        if not len(e):
+            notes.append(f"{name} view has no edges")
+            continue
+        part = detect_communities(e, method=p["community_method"], resolution=p["resolution"], seed=seed)
+        prof = profile_communities(part, data, known_bad=seed_keys, edges=e, min_size=p["min_community_size"],
+                                   tie_count="n_ties")
+        if len(prof):
+            scr = CommunityScreener(threshold=p["screen_threshold"]).fit(prof)
+            prof = prof.assign(score=scr.decision_scores_, flagged=scr.labels_.astype(bool),
+                               reason=scr.reasons_)
+        else:
+            prof = prof.assign(score=pd.Series(dtype=float), flagged=pd.Series(dtype=bool),
+                               reason=pd.Series(dtype=object))
+        prof.insert(0, "view", name)
+        profiles.append(prof)
+        m = part.to_frame()
+        m.insert(0, "view", name)
+        memberships.append(m)
+    communities = (pd.concat(memberships, ignore_index=True) if memberships
+                   else pd.DataFrame(columns=["view", "account_id", "community", "community_size"]))
+    profiles = pd.concat(profiles, ignore_index=True) if profiles else pd.DataFrame(
+        columns=["view", "community", "size", "score", "flagged", "reason"])
+
+    # per-account community score: the riskiest community it belongs to, across views
+    cm = communities.merge(profiles[["view", "community", "score", "reason"]], on=["view", "community"], how="left")
+    cm["score"] = cm["score"].fillna(0.0)
+    best = cm.sort_values("score", ascending=False, kind="stable").drop_duplicates("account_id")
+    cs = pd.Series(best["score"].to_numpy(), index=best["account_id"].to_numpy()).reindex(accounts).fillna(0.0)
+
+    # seeds: external + members of confidently screened communities
+    strong_comm = cm.loc[cm["score"] >= p["seed_threshold"], "account_id"].unique()
+    all_seeds = pd.Index(np.concatenate([np.asarray(seed_keys, dtype=object), strong_comm.astype(object)])).unique()
+    key_index = pd.Index(accounts)
+    adj, combined = _combined_adjacency(views, key_index, p)
+    seed_idx = key_index.get_indexer(all_seeds)
+    seed_idx = seed_idx[seed_idx >= 0]
+    if len(seed_idx) and adj.nnz:
+        lp = np.clip(label_propagation(adj, seed_idx, alpha=p["lp_alpha"]), 0, 1)
+    else:
+        lp = np.zeros(len(accounts))
+        notes.append("label propagation skipped: no seeds (no seed pool, no stage-1 flags, no screened community)")
+    graph_score = np.maximum(cs.to_numpy(), lp)
+    cs_flag = cs.to_numpy() > p["screen_threshold"]
+    lp_flag = lp > p["lp_threshold"]
+    reasons_cs = pd.Series(best["reason"].fillna("").to_numpy(), index=best["account_id"].to_numpy()).reindex(accounts).fillna("")
+    scores = pd.concat([
+        score_frame(accounts, cs.to_numpy(), cs_flag, entity_type="account", stage="graph",
+                    method="community_screening", reasons=reasons_cs.to_numpy()),
+        score_frame(accounts, lp, lp_flag, entity_type="account", stage="graph", method="label_propagation"),
+        score_frame(accounts, graph_score, cs_flag | lp_flag, entity_type="account", stage="graph", method="graph"),
+    ], ignore_index=True)
+
+    flagged = accounts[cs_flag | lp_flag]
+    hg = build_hetero_graph(data, edge_types=("uses_device", "uses_ip", "has_phone", "ships_to", "receiver_phone",
+                                              "bound_to"))
+    strong = strong_entities(hg, flagged, min_accounts=3)
+    pool = _seed_pool(context, seed_sources, flagged, graph_score[cs_flag | lp_flag], strong)
+    explanations = _explanations(flagged, cm, strong, hg, combined, key_index, all_seeds)
+    return StageOutput("graph", scores, {
+        "communities": communities, "community_profiles": profiles, "seed_pool": pool.table,
+        "strong_entities": strong, "explanations": explanations}, notes)
+
+
+def explain_paths(adj, sources, targets, *, max_hops=6) -> tuple[np.ndarray, list]:
+    """Shortest unweighted paths from any of ``sources`` to each target (multi-source BFS).
+
+    Returns the nearest source index per target (``-1`` when unreachable within ``max_hops``) and the
+    path as a list of node indices, source first.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> adj = sp.csr_matrix(([1.0, 1.0], ([0, 1], [1, 2])), shape=(4, 4))
+    >>> explain_paths(adj + adj.T, [0], [2, 3])
+    (array([ 0, -1]), [[0, 1, 2], []])
+    """
+    n = adj.shape[0]
+    pred = np.full(n, -2, dtype=np.int64)
+    src = np.asarray(sources, dtype=np.int64)
+    pred[src] = -1
+    frontier = np.zeros(n, dtype=bool)
+    frontier[src] = True
+    A = adj.tocsr()
+    for _ in range(max_hops):
+        # for each newly reached node, the first frontier neighbour is its predecessor
+        sub = A[:, np.flatnonzero(frontier)].tocsr()
+        reached = (np.diff(sub.indptr) > 0) & (pred == -2)
+        if not reached.any():
+            break
+        idx = np.flatnonzero(reached)
+        first_col = sub.indices[sub.indptr[idx]]
+        pred[idx] = np.flatnonzero(frontier)[first_col]
+        frontier = np.zeros(n, dtype=bool)
+        frontier[idx] = True
+    nearest, paths = [], []
+    for t in np.asarray(targets, dtype=np.int64):  # per flagged account, path length <= max_hops
+        if pred[t] == -2:
+            nearest.append(-1)
+            paths.append([])
+            continue
+        path = [int(t)]
+        while pred[path[-1]] >= 0:
+            path.append(int(pred[path[-1]]))
+        nearest.append(path[-1])
+        paths.append(path[::-1])
+    return np.asarray(nearest, dtype=np.int64), paths
+
+
+# --- private helpers ----------------------------------------------------------
+
+
+def _read(ds, name, cols):
+    if isinstance(ds, dict):
+        t = ds.get(name)
+        return None if t is None else t[[c for c in cols if c in t.columns]]
+    if not ds.has(name):
+        return None
+    have = ds.table(name).columns
+    return ds.to_pandas(name, columns=[c for c in cols if c in have])
+
+
+def _shared_view(data, p, notes):
+    frames = []
+    for name in ("logins", "interactions", "orders", "coupon_claims"):
+        if name in data:
+            frames.append(data[name][["account_id", "device_id", "ts"]])
+    parts = []
+    md = p["max_degree"]
+    mw = p["media_weights"]
+    if frames:
+        ev = pd.concat(frames, ignore_index=True)
+        parts.append((shared_entity_projection(ev, entity="device_id", time="ts", max_degree=md), mw["device_id"]))
+    if "logins" in data:
+        parts.append((shared_entity_projection(data["logins"], entity="ip", time="ts", max_degree=md), mw["ip"]))
+    acc = data["accounts"]
+    parts.append((shared_entity_projection(acc, entity="phone", time="registered_at", max_degree=md), mw["phone"]))
+    if "bindings" in data:
+        b = data["bindings"].assign(binding=lambda f: f["provider"].astype(str) + ":" + f["binding_id"].astype(str))
+        parts.append((shared_entity_projection(b, entity="binding", time="bound_at", max_degree=md), mw["binding"]))
+    if "orders" in data:
+        o = data["orders"]
+        o = o.assign(address=normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()).to_numpy())
+        parts.append((shared_entity_projection(o, entity="address", time="ts", max_degree=md), mw["address"]))
+        parts.append((shared_entity_projection(o, entity="receiver_phone", time="ts", max_degree=md),
+                      mw["receiver_phone"]))
+    if not frames and "orders" not in data:
+        notes.append("shared view: no logins, interactions or orders; only bound phones and bindings used")
+    e = pd.concat([f.assign(weight=f["weight"] * w) for f, w in parts if len(f)], ignore_index=True) \
+        if any(len(f) for f, _ in parts) else None
+    if e is None:
+        return None
+    e = e.groupby(["src", "dst"], sort=True).agg(weight=("weight", "sum"), n_ties=("n_shared", "sum")).reset_index()
+    return e
+
+
+def _combined_adjacency(views, key_index, p):
+    parts = []
+    for name, e in views.items():
+        s, d = key_index.get_indexer(e["src"]), key_index.get_indexer(e["dst"])
+        ok = (s >= 0) & (d >= 0)
+        parts.append(pd.DataFrame({"s": s[ok], "d": d[ok], "w": e["weight"].to_numpy(float)[ok] * p["view_weights"][name]}))
+    if not parts:
+        comb = pd.DataFrame({"s": np.array([], np.int64), "d": np.array([], np.int64), "w": np.array([], float)})
+    else:
+        comb = pd.concat(parts, ignore_index=True).groupby(["s", "d"]).sum().reset_index()
+    adj = edges_to_sparse(comb["s"].to_numpy(), comb["d"].to_numpy(), comb["w"].to_numpy(), n=len(key_index))
+    return adj, comb
+
+
+def _external_seeds(seeds, notes):
+    if seeds is None:
+        return np.array([], dtype=object), "none"
+    if isinstance(seeds, SeedPool):
+        return seeds.keys("account"), "seed_pool"
+    if isinstance(seeds, pd.DataFrame):
+        t = seeds
+        if "entity_type" in t.columns:
+            t = t[t["entity_type"] == "account"]
+        if "flagged" in t.columns:
+            t = t[t["flagged"].astype(bool)]
+        col = "entity_id" if "entity_id" in t.columns else "account_id"
+        if col not in t.columns:
+            notes.append("context seeds ignored: a seed table needs entity_id or account_id")
+            return np.array([], dtype=object), "none"
+        return t[col].drop_duplicates().to_numpy(), "context"
+    return np.asarray(list(seeds), dtype=object), "context"
+
+
+def _seed_pool(context, source, flagged, scores, strong):
+    pool = context.get("seeds") if isinstance(context.get("seeds"), SeedPool) else SeedPool.empty()
+    new = pd.concat([
+        pd.DataFrame({"entity_type": "account", "entity_id": flagged.astype(str), "source": "graph", "score": scores}),
+        pd.DataFrame({"entity_type": strong["entity_type"].to_numpy(), "entity_id": strong["entity_id"].astype(str).to_numpy(),
+                      "source": "strong_entity", "score": strong["risky_share"].to_numpy(float)}),
+    ], ignore_index=True)
+    return pool.update(new, run_id=str(context.get("run_id", "graph")), seen_at=context.get("now"))
+
+
+def _explanations(flagged, cm, strong, hg, comb, key_index, seeds):
+    cols = ["account_id", "view", "community", "community_score", "community_reason", "shared_entities",
+            "nearest_seed", "path", "path_length"]
+    if not len(flagged):
+        return pd.DataFrame(columns=cols)
+    best = cm.sort_values("score", ascending=False, kind="stable").drop_duplicates("account_id").set_index("account_id")
+    b = best.reindex(flagged)
+    # strong entities each flagged account uses
+    acc_nodes = hg.node_index("account", flagged)
+    e = hg.edges
+    sn = pd.Index(strong["node"].to_numpy())
+    use = e[e["src"].isin(acc_nodes[acc_nodes >= 0]) & e["dst"].isin(sn)][["src", "dst"]].drop_duplicates()
+    label = (strong["entity_type"].astype(str) + ":" + strong["entity_id"].astype(str)).to_numpy()
+    use = use.assign(lbl=label[sn.get_indexer(use["dst"])])
+    ents = use.groupby("src")["lbl"].agg(lambda s: ", ".join(sorted(s)[:5]))
+    shared_txt = pd.Series(acc_nodes).map(ents).fillna("").to_numpy()
+    # shortest path to a seed over the combined account graph
+    adj = edges_to_sparse(comb["s"].to_numpy(), comb["d"].to_numpy(), None, n=len(key_index))
+    src_idx = key_index.get_indexer(pd.Index(seeds))
+    src_idx = src_idx[src_idx >= 0]
+    tgt = key_index.get_indexer(pd.Index(flagged))
+    if len(src_idx):
+        nearest, paths = explain_paths(adj, src_idx, tgt)
+    else:
+        nearest, paths = np.full(len(tgt), -1), [[] for _ in tgt]
+    keys = key_index.to_numpy()
+    return pd.DataFrame({
+        "account_id": flagged, "view": b["view"].to_numpy(), "community": b["community"].to_numpy(),
+        "community_score": b["score"].to_numpy(float), "community_reason": b["reason"].fillna("").to_numpy(),
+        "shared_entities": shared_txt,
+        "nearest_seed": np.where(nearest >= 0, keys[np.maximum(nearest, 0)], None),
+        "path": [" -> ".join(map(str, keys[pth])) for pth in paths],
+        "path_length": [len(pth) - 1 if pth else -1 for pth in paths]}, columns=cols)

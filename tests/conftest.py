@@ -1,0 +1,148 @@
+"""Shared fixtures: a tiny, valid, hand-made dataset in every contract table.
+
+``tiny_tables`` returns a fresh dict of DataFrames per test (mutate it freely);
+``tiny_dir`` writes it as Parquet to a temporary folder. Both follow
+``fraudkit.contract`` exactly; ``tests/test_contract.py`` checks that.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+T = pd.Timestamp
+
+
+def make_tiny_tables() -> dict[str, pd.DataFrame]:
+    """Six accounts, three devices, a promotion, a few notes, interactions and orders; every table valid."""
+    ts = lambda *s: pd.to_datetime(list(s), format="ISO8601")  # noqa: E731
+    accounts = pd.DataFrame({
+        "account_id": [1, 2, 3, 4, 5, 6],
+        "registered_at": ts("2024-01-01 09:00", "2024-01-02 10:00", "2024-01-03 11:00", "2024-02-01 12:00",
+                            "2024-02-01 12:01", "2024-02-01 12:02"),
+        "register_channel": ["app", "web", "app", "third_party", "third_party", "third_party"],
+        "phone": ["13812345678", "13912345678", None, "17000000001", "17000000002", "17000000003"],
+    })
+    bindings = pd.DataFrame({
+        "account_id": [1, 4, 5],
+        "provider": ["wechat", "qq", "qq"],
+        "binding_id": ["wx_a1", "qq_9001", "qq_9002"],
+        "bound_at": ts("2024-01-05", "2024-02-01 13:00", "2024-02-01 13:01"),
+    })
+    devices = pd.DataFrame({
+        "device_id": [100, 101, 102],
+        "model": ["iPhone14,2", "SM-G9910", "SM-G9910"],
+        "os": ["ios", "android", "android"],
+        "os_version": ["16.4", "12", "12"],
+        "screen": ["1170x2532", "1080x2400", "1080x2400"],
+        "app_version": ["8.1.0", "8.1.0", "8.1.0"],
+        "is_emulator": [False, False, True],
+        "is_rooted": [False, True, True],
+        "fingerprint": ["fp_aaa", "fp_bbb", "fp_bbb"],
+        "first_seen": ts("2024-01-01 09:00", "2024-01-02 10:00", "2024-02-01 12:00"),
+    })
+    logins = pd.DataFrame({
+        "login_id": [1000, 1001, 1002, 1003],
+        "account_id": [1, 2, 4, 5],
+        "device_id": [100, 101, 102, 102],
+        "ip": ["10.1.2.3", "10.1.2.4", "110.80.1.7", "110.80.1.7"],
+        "ts": ts("2024-03-01 08:00", "2024-03-01 09:00", "2024-03-01 03:00", "2024-03-01 03:00:05"),
+    })
+    notes = pd.DataFrame({
+        "note_id": [500, 501, 502],
+        "author_id": [1, 2, 3],
+        "created_at": ts("2024-02-20", "2024-02-21", "2024-02-22"),
+        "category": ["food", "travel", "beauty"],
+    })
+    interactions = pd.DataFrame({
+        "event_id": range(9000, 9010),
+        "ts": ts("2024-03-01 08:05", "2024-03-01 08:06", "2024-03-01 09:10", "2024-03-01 03:01",
+                 "2024-03-01 03:01:01", "2024-03-01 03:01:02", "2024-03-01 03:01:03", "2024-03-02 10:00",
+                 "2024-03-02 10:01", "2024-03-02 21:00"),
+        "account_id": [1, 1, 2, 4, 4, 5, 5, 6, 6, 3],
+        "device_id": pd.array([100, 100, 101, 102, 102, 102, 102, None, None, None], dtype="Int64"),
+        "ip": ["10.1.2.3", "10.1.2.3", "10.1.2.4", "110.80.1.7", "110.80.1.7", "110.80.1.7", "110.80.1.7",
+               None, None, "10.1.2.9"],
+        "action": ["view", "like", "view", "like", "collect", "like", "collect", "view", "follow", "comment"],
+        "target_id": [501, 501, 500, 502, 502, 502, 502, 500, 1, 500],
+    })
+    merchants = pd.DataFrame({"merchant_id": [70, 71], "category": ["beauty", "electronics"]})
+    products = pd.DataFrame({
+        "product_id": [800, 801, 802],
+        "merchant_id": [70, 71, 71],
+        "category": ["lipstick", "phone", "earbuds"],
+        "price": [199.0, 5999.0, 899.0],
+        "discount": [0.2, 0.1, 0.0],
+        "limited_stock": [False, True, False],
+    })
+    promotions = pd.DataFrame({
+        "promotion_id": [60],
+        "name": ["Double 11"],
+        "starts_at": ts("2024-03-01 00:00"),
+        "ends_at": ts("2024-03-03 00:00"),
+    })
+    orders = pd.DataFrame({
+        "order_id": [7000, 7001, 7002, 7003],
+        "ts": ts("2024-03-01 20:00:00", "2024-03-01 20:00:01", "2024-03-01 20:00:02", "2024-03-02 11:00"),
+        "account_id": [4, 5, 6, 1],
+        "device_id": pd.array([102, 102, None, 100], dtype="Int64"),
+        "ip": ["110.80.1.7", "110.80.1.7", None, "10.1.2.3"],
+        "product_id": [801, 801, 801, 800],
+        "quantity": [1, 1, 2, 1],
+        "paid_price": [5399.1, 5399.1, 10798.2, 159.2],
+        "coupon_id": ["c1", "c2", None, None],
+        "promotion_id": pd.array([60, 60, 60, None], dtype="Int64"),
+        "address": ["Shanghai Pudong Road 1 room 101", "Shanghai Pudong Road 1 room 102",
+                    "Shanghai Pudong Road 1 room 103", "Beijing Chaoyang 9"],
+        "receiver_phone": ["17000000001", "17000000002", "17000000003", "13812345678"],
+        "received_at": pd.to_datetime(["2024-03-04 10:00", None, None, "2024-03-05 09:00"], format="ISO8601"),
+    })
+    coupon_claims = pd.DataFrame({
+        "claim_id": [300, 301, 302],
+        "ts": ts("2024-03-01 00:00:01", "2024-03-01 00:00:02", "2024-03-01 00:00:03"),
+        "account_id": [4, 5, 6],
+        "device_id": pd.array([102, 102, None], dtype="Int64"),
+        "ip": ["110.80.1.7", "110.80.1.7", None],
+        "promotion_id": [60, 60, 60],
+        "coupon_id": ["c1", "c2", "c3"],
+    })
+    list_entries = pd.DataFrame({
+        "entry_id": [1, 2],
+        "list_type": ["blacklist", "graylist"],
+        "list_name": ["proxy_ips", "suspect_devices"],
+        "entity_type": ["ip", "device"],
+        "entity_id": ["110.80.1.7", "102"],
+        "scope": ["global", "promotion:60"],
+        "reason": ["known proxy", "emulator"],
+        "added_at": ts("2024-02-01", "2024-02-28"),
+        "expires_at": pd.to_datetime([None, "2024-03-10"]),
+    })
+    intelligence = pd.DataFrame({
+        "date": ts("2024-02-01", "2024-02-01"),
+        "item": ["aged_account", "like_per_100"],
+        "price": [8.5, 3.0],
+        "source": ["forum_a", "forum_a"],
+    })
+    labels = pd.DataFrame({
+        "entity_type": ["account", "account", "account", "account"],
+        "entity_id": [4, 5, 6, 2],
+        "typology": ["device_farm", "device_farm", "group_scalper", "honest_shared_ip"],
+        "campaign_id": ["farm1", "farm1", "scalp1", None],
+    })
+    return {k: v for k, v in locals().items() if isinstance(v, pd.DataFrame)}
+
+
+@pytest.fixture
+def tiny_tables() -> dict[str, pd.DataFrame]:
+    """A fresh, valid dict of every contract table (labels included)."""
+    return make_tiny_tables()
+
+
+@pytest.fixture
+def tiny_dir(tmp_path, tiny_tables):
+    """The tiny tables written as ``<table>.parquet`` into a temporary folder."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    for name, df in tiny_tables.items():
+        df.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder

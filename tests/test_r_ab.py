@@ -1,0 +1,97 @@
+"""Tests of fraudkit.r_ab: the R(A,B) formula, promotion windows, address normalisation, capping."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudkit.errors import MissingInputError
+from fraudkit.r_ab import RabParams, in_promotion, normalize_address, r_ab_edges
+
+T0 = pd.Timestamp("2024-03-01 10:00")
+
+
+def _orders(rows):
+    o = pd.DataFrame(rows, columns=["account_id", "product_id", "minutes", "address", "receiver_phone"])
+    o["ts"] = T0 + pd.to_timedelta(o.pop("minutes"), "min")
+    return o
+
+
+def test_formula_by_hand():
+    o = _orders([("a", 1, 0, "X路1号", "p1"), ("b", 1, 30, "Y路2号", "p2"), ("a", 2, 0, "X路1号", "p1"),
+                 ("c", 2, 10000, "Z路3号", "p3")])
+    p = RabParams()
+    e = r_ab_edges(o, params=p).set_index(["src", "dst"])
+    assert e.index.tolist() == [("a", "b")]
+    row = e.loc[("a", "b")]
+    w_item = 1 / np.log(3)                         # item 1 has 2 buyers
+    w_p = np.exp(-30 * 60 / pd.Timedelta(p.window_normal).total_seconds())
+    expect = w_item / np.sqrt(2 * 1) * (1 + p.alpha * w_p) * (1 + p.beta * 0.0)
+    assert row["k"] == 1 and row["c_a"] == 2 and row["c_b"] == 1
+    assert row["w_purchase"] == pytest.approx(w_p) and row["r_ab"] == pytest.approx(expect)
+    assert (e["weight"] == e["r_ab"]).all()
+
+
+def test_receive_similarity_levels():
+    base = [("a", 1, 0), ("b", 1, 5)]
+    same_phone = r_ab_edges(_orders([r + ("A路1号", "p") for r in base]))
+    assert same_phone["w_receive"].tolist() == [1.0]
+    variant = r_ab_edges(_orders([base[0] + ("上海X路1号2栋3单元", "p1"), base[1] + ("上海X路1号2幢3-", "p2")]))
+    assert variant["w_receive"].tolist() == [1.0]
+    compound = r_ab_edges(_orders([base[0] + ("上海X路1号2栋", "p1"), base[1] + ("上海X路1号9栋", "p2")]))
+    assert compound["w_receive"].tolist() == [0.5]
+    o = _orders([base[0] + ("A", "p1"), base[1] + ("B", "p2")])
+    o["received_at"] = [T0 + pd.Timedelta(days=2), T0 + pd.Timedelta(days=2, hours=1)]
+    assert r_ab_edges(o)["w_receive"].tolist() == [0.25]
+    assert r_ab_edges(o.drop(columns="received_at"))["w_receive"].tolist() == [0.0]
+    assert same_phone["r_ab"].iloc[0] > r_ab_edges(o.drop(columns="received_at"))["r_ab"].iloc[0]
+
+
+def test_promotion_window_tightens():
+    o = _orders([("a", 1, 0, "A", "1"), ("b", 1, 24 * 60, "B", "2")])  # one day apart
+    assert len(r_ab_edges(o)) == 1
+    promos = pd.DataFrame({"starts_at": [T0 - pd.Timedelta(hours=1)], "ends_at": [T0 + pd.Timedelta(days=2)]})
+    assert in_promotion(o, promos).tolist() == [True, True]
+    assert r_ab_edges(o, promotions=promos).empty
+    with pytest.raises(MissingInputError):
+        in_promotion(o, promos.drop(columns="ends_at"))
+    with pytest.raises(MissingInputError):
+        r_ab_edges(o.drop(columns="product_id"))
+
+
+def test_hot_item_capped_but_blocked_pairs_found():
+    rng = np.random.default_rng(0)
+    n = 3000
+    crowd = pd.DataFrame({"account_id": np.arange(n), "product_id": "hot",
+                          "ts": T0 + pd.to_timedelta(rng.integers(0, 3600, n), "s"),
+                          "address": [f"城{i}路{i}号" for i in range(n)], "receiver_phone": np.arange(n).astype(str)})
+    # three scalpers hidden in the crowd, hours apart, shipping to one hub
+    scal = pd.DataFrame({"account_id": [n, n + 1, n + 2], "product_id": "hot",
+                         "ts": T0 + pd.to_timedelta([0, 3, 6], "h"), "address": "仓库路9号", "receiver_phone": "hub"})
+    e = r_ab_edges(pd.concat([crowd, scal], ignore_index=True), params=RabParams(k_neighbors=10))
+    assert len(e) <= 10 * (n + 3)
+    s = e[(e["src"] >= n) & (e["dst"] >= n)]
+    assert len(s) == 3 and (s["w_receive"] == 1.0).all()
+    assert s["r_ab"].min() > e.loc[(e["src"] < n) & (e["dst"] < n), "r_ab"].max()
+
+
+def test_normalize_address():
+    n = normalize_address(["上海市X路1号三栋2单元301室 (放门口)", "上海市X路1号院3幢2-301", "北京Y路5号"])
+    assert n["address"].nunique() == 2 and n["compound"].tolist() == ["上海市X路1号"] * 2 + ["北京Y路5号"]
+
+
+def test_separates_crowd_scalpers_from_flash_sale():
+    from sklearn.metrics import roc_auc_score
+
+    sim = pytest.importorskip("fraudkit.simulation")
+    d = sim.generate(sim.load_scenario("micro"), seed=0)
+    lab = d["labels"]
+    lab = lab[lab["entity_type"] == "account"].drop_duplicates("entity_id").set_index("entity_id")["typology"]
+    e = r_ab_edges(d["orders"], d["products"], d["promotions"])
+    ts, td = lab.reindex(e["src"]).to_numpy(), lab.reindex(e["dst"]).to_numpy()
+    pos = (ts == "crowd_scalper") & (td == "crowd_scalper")
+    neg = (ts == "honest_flash_sale") & (td == "honest_flash_sale")
+    m = pos | neg
+    assert pos.sum() >= 10 and neg.sum() >= 100
+    auc_r = roc_auc_score(pos[m], e["r_ab"][m])
+    auc_k = roc_auc_score(pos[m], e["k"][m])
+    assert auc_r > 0.75 and auc_r > auc_k + 0.1
