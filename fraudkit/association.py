@@ -12,7 +12,7 @@ Workflow, as the seed describes it:
    resource mix, new-account share, emulator share, registration and activity
    concentration, order / coupon behaviour;
 4. score sub-graphs with an unsupervised anomaly detector (IsolationForest)
-   blended with a directional risk index, plus a supervised classifier when a
+   blended with an absolute risk index, plus a supervised classifier when a
    *training* dataset with labels is given (never the scored one), and map the
    group score back to its accounts.
 """
@@ -41,12 +41,6 @@ FEATURES = ("size", "density", "mean_weight", "share_device", "share_ip", "share
             "hour_concentration", "accounts_per_device", "accounts_per_ip24", "orders_per_account",
             "coupon_order_share", "promotion_order_share", "addresses_per_account", "claims_per_account")
 """Sub-graph features, in the order the models see them."""
-
-# features whose high value means risk (sign +1) or whose low value does (-1); the risk index
-_DIRECTION = {"new_account_share": 1, "registration_span_days": -1, "emulator_share": 1, "rooted_share": 1,
-              "hour_concentration": 1, "accounts_per_device": 1, "coupon_order_share": 1,
-              "claims_per_account": 1, "density": 1}
-
 
 def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_degree=200,
                              min_edge_weight=0.0, max_component_size=200, resolution=1.0, min_group_size=3,
@@ -240,7 +234,7 @@ class AssociationNetwork(BaseScorer):
     n_estimators : int, default=200
         Trees of the IsolationForest and of the classifier.
     classifier_weight : float, default=0.5
-        Weight of the classifier's probability in the final score when trained.
+        Weight of the classifier's probability (random forest, balanced classes) in the final score when trained.
     seed : int or None
     contamination, threshold : float or None
         See :class:`fraudkit.base.BaseScorer`; default threshold 0.6.
@@ -281,7 +275,7 @@ class AssociationNetwork(BaseScorer):
         train_tables, train_labels : mapping and DataFrame, optional
             A *different*, labelled dataset: its groups are built the same way,
             labelled positive when at least half their accounts carry a fraud
-            typology, and a gradient-boosting classifier is trained on them.
+            typology, and a random-forest classifier is trained on them.
         """
         if (train_tables is None) != (train_labels is None):
             raise ValueError("pass both train_tables and train_labels, or neither")
@@ -338,11 +332,11 @@ class AssociationNetwork(BaseScorer):
             return np.zeros(len(X))
         rng = check_random_state(self.seed)
         iso = IsolationForest(n_estimators=self.n_estimators, random_state=int(rng.integers(2**31 - 1)))
-        raw = -iso.fit(X).score_samples(X)
-        return _rank01(raw)
+        # the paper's anomaly score 2^(-E[h]/c(n)) in (0, 1); ~0.5 is ordinary
+        return -iso.fit(X).score_samples(X)
 
     def _train(self, train_tables, train_labels):
-        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.ensemble import RandomForestClassifier
 
         need = {"entity_type", "entity_id", "typology"}
         if not need <= set(train_labels.columns):
@@ -360,8 +354,8 @@ class AssociationNetwork(BaseScorer):
             raise MissingInputError(f"training groups are all {'positive' if y.all() else 'negative'}; "
                                     "the classifier needs both classes")
         rng = check_random_state(self.seed)
-        clf = HistGradientBoostingClassifier(max_iter=self.n_estimators, learning_rate=0.05,
-                                             random_state=int(rng.integers(2**31 - 1)))
+        clf = RandomForestClassifier(n_estimators=self.n_estimators, min_samples_leaf=1, class_weight="balanced",
+                                     n_jobs=1, random_state=int(rng.integers(2**31 - 1)))
         return clf.fit(feats[list(FEATURES)].to_numpy(float), y.astype(int))
 
 
@@ -410,20 +404,13 @@ def _usage(tables) -> pd.DataFrame:
     return u
 
 
-def _rank01(x) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    if len(x) < 2:
-        return np.zeros(len(x))
-    return (pd.Series(x).rank(method="average").to_numpy() - 1) / (len(x) - 1)
-
-
 def _risk_index(feats) -> np.ndarray:
-    cols = [c for c in _DIRECTION if c in feats]
-    r = np.zeros(len(feats))
-    for c in cols:
-        v = feats[c].to_numpy(float) * _DIRECTION[c]
-        r += _rank01(v)
-    return r / max(len(cols), 1)
+    """Mean of absolute risk signals in [0, 1] (no ranks, so a quiet dataset scores low)."""
+    f = feats
+    parts = [f["new_account_share"], f["emulator_share"], f["rooted_share"], f["hour_concentration"],
+             np.clip((f["accounts_per_device"] - 1) / 3, 0, 1), f["coupon_order_share"],
+             np.clip(f["claims_per_account"] / 3, 0, 1), np.exp(-f["registration_span_days"] / 7)]
+    return np.clip(np.mean([np.asarray(p, dtype=float) for p in parts], axis=0), 0, 1)
 
 
 def _reasons(f) -> list:

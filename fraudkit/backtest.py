@@ -201,7 +201,7 @@ def backtest_command(ruleset, data, against=None, fmt="markdown") -> str:
     rs = load_ruleset(ruleset)
     old = load_ruleset(against) if against is not None else None
     entities = sorted(set(rs.entities) | set(old.entities if old else ()))
-    frames = rule_frames(ds, entities)
+    frames = rule_frames(ds, [rs] + ([old] if old is not None else []))
     lists = list_store_for(ds)
     out = []
     for entity in entities:

@@ -75,7 +75,7 @@ class Partition:
 
 
 def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight="weight", nodes=None,
-                       src="src", dst="dst", n_iterations=-1) -> Partition:
+                       src="src", dst="dst", n_iterations=2) -> Partition:
     """Modularity communities of a weighted edge list, through igraph / leidenalg.
 
     Parameters
@@ -95,8 +95,8 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     nodes : array-like, optional
         Extra node keys to include (as singletons when isolated).
     src, dst : str
-    n_iterations : int, default=-1
-        Leiden iterations; negative means until the partition stops changing.
+    n_iterations : int, default=2
+        Leiden iterations (igraph and leidenalg default); negative means until the partition stops changing.
 
     Returns
     -------
@@ -309,7 +309,8 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
         prof["mean_account_age_days"] = g["age"].mean()
         prof["new_account_share"] = g["new"].mean()
     else:
-        missing.append("accounts")
+        if acc is None:
+            missing.append("accounts")
         prof["mean_account_age_days"] = np.nan
         prof["new_account_share"] = 0.0
     prof["device_sharing"] = _sharing(ev[["account_id", "community", "device_id"]].rename(columns={"device_id": "x"}),

@@ -197,19 +197,20 @@ def rule_frames(ds, ruleset, *, features=None) -> dict:
     :mod:`fraudkit.features`; ``interaction`` is the interactions table plus
     only the columns its rules read: account (``acct_``), device (``dev_``) and
     IP (``ip_``) features joined by key, and interaction accumulators.
-    Passing a tuple of entity names instead of a RuleSet builds the frames
-    those entities need for any rule (interactions: the bare table).
+    ``ruleset`` may also be a list of RuleSets (columns of all of them), or a
+    tuple of entity names (interactions: the bare table).
     """
     from .rules import RuleSet
 
-    entities = ruleset.entities if isinstance(ruleset, RuleSet) else tuple(ruleset)
+    sets = [ruleset] if isinstance(ruleset, RuleSet) else [r for r in ruleset if isinstance(r, RuleSet)]
+    entities = set().union(*[r.entities for r in sets]) if sets else set(ruleset)
     feats = features if features is not None else _features(ds, {"features": {}})
     out = {}
     for e in entities:
         if e in ("account", "device", "ip", "order"):
             out[e] = feats[e]
         elif e == "interaction" and ds.has("interactions"):
-            need = ruleset.columns("interaction") if isinstance(ruleset, RuleSet) else set()
+            need = set().union(*[r.columns("interaction") for r in sets]) if sets else set()
             out[e] = _interaction_frame(ds, feats, need)
     return out
 

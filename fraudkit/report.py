@@ -194,6 +194,7 @@ def build_report(*, data=None, scenario: str = "demo-small", out="reports", run_
                                             stages=stages, previous=previous, notebooks=notebooks,
                                             parameters=parameters or {}, timeout=timeout, timings=timings,
                                             t_start=t_start, started_at=started_at, say=say)
+            _readable(tmp)
             if not manifest["ok"]:
                 raise _StepsFailed()
     except _StepsFailed:
@@ -478,6 +479,13 @@ def _index_page(manifest, results, summary, errors, data_dir) -> str:
         finished_at=manifest["finished_at"], versions=list(manifest["versions"].items()))
     return render_page(str(body), title="Summary", run_id=manifest["run_id"], steps=_nav(results),
                        current="index", version=__version__)
+
+
+def _readable(root: Path) -> None:
+    """Temporary files and folders are private (0600/0700); a published report is world-readable."""
+    root.chmod(0o755)
+    for p in root.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
 
 
 def _write_latest(out: Path, run_id: str) -> None:

@@ -336,14 +336,11 @@ def check_ruleset(path, data=None) -> str:
     lists = None
     if data is not None:
         from .io import load_dataset
-        from .pipeline import rule_frames, list_store_for
+        from .pipeline import list_store_for, rule_columns
 
         ds = load_dataset(data)
-        rs0 = load_ruleset(path)
-        frames = rule_frames(ds, rs0.entities)
-        columns = {e: f.head(0) for e, f in frames.items()}
-        store = list_store_for(ds)
-        lists = store
+        columns = rule_columns(ds)
+        lists = list_store_for(ds)
     rs = load_ruleset(path, columns=columns, lists=lists)
     counts = pd.Series([r.status for r in rs.rules]).value_counts()
     th = ", ".join(f"{k} >= {v:g}" for k, v in rs.thresholds)

@@ -491,6 +491,7 @@ def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool)
                            f"{later} {'not after' if strict else 'before'} {first}",
                            f"{later} must be {'after' if strict else 'at or after'} {first}; correct or swap the times",
                            f"CAST({_q(later)} AS VARCHAR) || ' vs {first} ' || CAST({_q(first)} AS VARCHAR)"))
+    checks += _reference_checks(plan, plans, use_quarantine)
     key = plan.key_sql
     aggs = ["count(*)"]
     for _, cond, _, _, _, ex in checks:
@@ -519,7 +520,6 @@ def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool)
             found.append((ValidationIssue(plan.src.file, column, problem, example, fix, n), True))
         plan.reasons.append((reason, cond))
     found += _check_duplicates(con, plan)
-    found += _check_references(con, plan, plans, use_quarantine)
     return found
 
 
@@ -535,18 +535,25 @@ def _check_duplicates(con, plan: _Plan):
     if len(pk) < len(plan.spec.primary_key):
         return []
     cols = ", ".join(_q(k) for k in pk)
-    everything = ", ".join(_q(c) for c in plan.raw_types)
     name = f"_dup_{plan.spec.name}"
     not_null = " AND ".join(f"{_q(k)} IS NOT NULL" for k in pk)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {cols}, count(*) AS _dup_n, "
-                f"count(DISTINCT row({everything})) AS _dup_v, min({plan.key_sql}) AS _dup_key "
-                f"FROM {_q(plan.raw)} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1")
-    n_keys, n_rows, n_conflict, example = con.execute(
-        f"SELECT count(*), coalesce(sum(_dup_n), 0), coalesce(sum(_dup_n) FILTER (WHERE _dup_v > 1), 0), "
-        f"min(_dup_key) FROM {_q(name)}").fetchone()
+                f"min({plan.key_sql}) AS _dup_key FROM {_q(plan.raw)} WHERE {not_null} GROUP BY {cols} "
+                f"HAVING count(*) > 1")
+    n_keys = con.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]
     if not n_keys:
         con.execute(f"DROP TABLE {_q(name)}")
         return []
+    # do the copies of each key differ? (a second pass, joined to the few repeated keys)
+    using = ", ".join(_q(k) for k in pk)
+    s_everything = ", ".join(f"s.{_q(c)}" for c in plan.raw_types)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {', '.join('d.' + _q(k) for k in pk)}, "
+                f"any_value(d._dup_n) AS _dup_n, any_value(d._dup_key) AS _dup_key, "
+                f"count(DISTINCT row({s_everything})) AS _dup_v FROM {_q(plan.raw)} s "
+                f"JOIN {_q(name)} d USING ({using}) GROUP BY {', '.join('d.' + _q(k) for k in pk)}")
+    n_keys, n_rows, n_conflict, example = con.execute(
+        f"SELECT count(*), coalesce(sum(_dup_n), 0), coalesce(sum(_dup_n) FILTER (WHERE _dup_v > 1), 0), "
+        f"min(_dup_key) FROM {_q(name)}").fetchone()
     plan.dups = True
     plan.reasons.append(("duplicate key with differing rows", "(_dup_v > 1)"))
     plan.reasons.append(("exact copy of another row", "(_dup_v = 1 AND _copy > 1)"))
@@ -555,8 +562,9 @@ def _check_duplicates(con, plan: _Plan):
                              f"remove or merge the duplicate rows ({what})", int(n_rows)), True)]
 
 
-def _check_references(con, plan: _Plan, plans: dict, use_quarantine: bool):
-    found = []
+def _reference_checks(plan: _Plan, plans: dict, use_quarantine: bool) -> list:
+    """Foreign-key checks as (reason, cond, column, problem, fix, example) for the one aggregate scan."""
+    checks = []
     for c in plan.spec.columns:
         if not c.references or c.name not in plan.exprs:
             continue
@@ -567,24 +575,18 @@ def _check_references(con, plan: _Plan, plans: dict, use_quarantine: bool):
         x, px = plan.exprs[c.name], _q(column)
         if plan.out_types[c.name] != parent.out_types[column]:
             x, px = f"CAST({x} AS VARCHAR)", f"CAST({px} AS VARCHAR)"
-        dangling = f"({x} IS NOT NULL AND {x} NOT IN (SELECT {px} FROM {_q('_all_' + table)} WHERE {px} IS NOT NULL))"
-        conds = [(f"{c.name}: dangling reference to {c.references}", dangling,
-                  f"dangling reference: no such {c.references}",
-                  f"add the missing {table} rows or remove the rows that point to them")]
+        ex = f"CAST({plan.exprs[c.name]} AS VARCHAR)"
+        every = f"(SELECT {px} FROM {_q('_all_' + table)} WHERE {px} IS NOT NULL)"
+        checks.append((f"{c.name}: dangling reference to {c.references}", f"({x} IS NOT NULL AND {x} NOT IN {every})",
+                       c.name, f"dangling reference: no such {c.references}",
+                       f"add the missing {table} rows or remove the rows that point to them", ex))
         if use_quarantine and parent.reasons:
-            cascade = (f"({x} IS NOT NULL AND {x} IN (SELECT {px} FROM {_q('_all_' + table)}) AND "
-                       f"{x} NOT IN (SELECT {px} FROM {_q(table)} WHERE {px} IS NOT NULL))")
-            conds.append((f"{c.name}: references a quarantined row in {table}", cascade,
-                           f"references a quarantined row in {table}",
-                           f"fix the quarantined {table} rows and load again"))
-        for reason, cond, problem, fix in conds:
-            n, key, ex = con.execute(
-                f"SELECT count(*), min({plan.key_sql}), arg_min(CAST({plan.exprs[c.name]} AS VARCHAR), {plan.key_sql}) "
-                f"FROM {_q(plan.raw)} WHERE {cond}").fetchone()
-            if n:
-                found.append((ValidationIssue(plan.src.file, c.name, problem, _example(ex, key), fix, int(n)), True))
-                plan.reasons.append((reason, cond))
-    return found
+            kept = f"(SELECT {px} FROM {_q(table)} WHERE {px} IS NOT NULL)"
+            checks.append((f"{c.name}: references a quarantined row in {table}",
+                           f"({x} IS NOT NULL AND {x} IN {every} AND {x} NOT IN {kept})",
+                           c.name, f"references a quarantined row in {table}",
+                           f"fix the quarantined {table} rows and load again", ex))
+    return checks
 
 
 def _create_views(con, plan: _Plan, *, use_quarantine: bool) -> None:

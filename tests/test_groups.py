@@ -44,7 +44,7 @@ def test_device_farm_flagged_popular_model_not(algorithm):
     farm_cluster = est.clusters_.sort_values("score").iloc[-1]
     assert farm_cluster["fingerprint_identity"] == 1.0 and farm_cluster["accounts_per_device"] == 5.0
     # the campus devices (same spec, same /24, one account each) cluster but score low
-    assert est.clusters_["score"].drop(farm_cluster.name).max() < 0.5
+    assert (est.clusters_["score"].drop(farm_cluster.name) < 0.5).all()
     if algorithm == "hdbscan":  # HDBSCAN keeps the densest core of a tiny block only
         assert flagged and flagged <= farm
         return

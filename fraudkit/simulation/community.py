@@ -103,7 +103,7 @@ def _offline_script(world, rng, cfg, camps, targets, windows) -> Events:
         tgt = _pick_distinct(rng, rep, order, len(tnotes))
         gap = 20 * SEC_US / cfg.rate_scale
         t0 = w0 + (rng.random(n) * max(w1 - w0 - k.max() * gap, HOUR_US)).astype(np.int64)
-        ts = t0[rep] + (order * gap * (1 + 0.03 * rng.standard_normal(len(rep)))).astype(np.int64)
+        ts = t0[rep] + (gap * (order + 0.04 * rng.standard_normal(len(rep)))).astype(np.int64)
         sticky = world.accounts["home_ip"][acc[rep]]
         ip = np.where(rng.random(len(rep)) < 0.7, proxies[rng.integers(0, len(proxies), len(rep))], sticky)
         ip = scatter_ips(rng, ip, cfg.ip_scatter)
@@ -235,25 +235,27 @@ def _window(world, rng, cfg):
 def _buyer_targets(world, rng, cid, n_targets):
     """Pick (or create) a few low-popularity buyers and their notes; label them."""
     N = world.notes
-    pops = world.author_pop
-    authors = np.array(list(pops))
-    low = authors[np.argsort(np.array(list(pops.values())))[: max(3, int(len(authors) * 0.6))]]
+    if getattr(world, "_low_authors", None) is None:
+        pops = world.author_pop
+        authors = np.array(list(pops))
+        world._low_authors = authors[np.argsort(np.array(list(pops.values())))[: max(3, int(len(authors) * 0.6))]]
+    low = world._low_authors
+    by_author = world.note_sampler.notes_by_author()
     n_buyers = max(1, int(np.ceil(n_targets / 3)))
     buyers = rng.choice(low, size=min(n_buyers, len(low)), replace=False)
     notes = []
     for i in range(n_targets):
         b = buyers[i % len(buyers)]
-        own = np.flatnonzero(N["author"] == b)
-        own = own[N["created_us"][own] < world.start_us]
+        own = by_author.get(int(b), ())
         taken = set(notes)
-        free = [x for x in own.tolist() if x not in taken]
+        free = [x for x in np.asarray(own).tolist() if x not in taken]
         if free:
             notes.append(int(rng.choice(free)))
         else:
             created = world.start_us - int(rng.uniform(1, 20) * DAY_US)
             notes.append(world.note_sampler.add_note(int(b), created))
     notes = np.array(notes, dtype=np.int64)
-    authors = N["author"][notes]
+    authors = world.notes["author"][notes]
     world.label("note", world.ids("note", notes), "engagement_buyer", cid)
     world.label("account", world.ids("account", np.unique(authors)), "engagement_buyer", cid)
     return notes, authors

@@ -323,9 +323,12 @@ class NoteSampler:
 
     def __init__(self, world: World):
         self.world = world
+        w = world.notes["weight"]
+        self._hot, self._low = np.quantile(w, 0.995), np.quantile(w, 0.05)
         self._build()
 
     def _build(self):
+        self._dirty = False
         N = self.world.notes
         created, weight, category = N["created_us"], N["weight"], N["category"].astype(np.int64)
         self.order, self.created, self.cum = {}, {}, {}
@@ -335,6 +338,8 @@ class NoteSampler:
             self.order[c], self.created[c], self.cum[c] = o, created[o], np.cumsum(weight[o])
 
     def sample(self, rng, category, before_us) -> np.ndarray:
+        if self._dirty:
+            self._build()
         out = np.empty(len(category), dtype=np.int64)
         for c in np.unique(category):
             sel = np.flatnonzero(category == c)
@@ -355,9 +360,20 @@ class NoteSampler:
     def add_note(self, author, created_us, *, hot=False, weight=None) -> int:
         N = self.world.notes
         if weight is None:
-            weight = np.quantile(N["weight"], 0.995) if hot else np.quantile(N["weight"], 0.05)
+            weight = self._hot if hot else self._low
         i = N.add(author=np.array([author]), created_us=np.array([created_us], dtype=np.int64),
                   category=np.array([self.world.accounts["pref"][author]], dtype=np.int8),
                   weight=np.array([weight], dtype=float))[0]
-        self._build()
+        self._dirty = True
         return int(i)
+
+    def notes_by_author(self) -> dict:
+        """Note indices of each author, published before the window (computed once)."""
+        if getattr(self, "_by_author", None) is None:
+            N = self.world.notes
+            old = np.flatnonzero(N["created_us"] < self.world.start_us)
+            a = N["author"][old]
+            o = np.argsort(a, kind="stable")
+            keys, starts = np.unique(a[o], return_index=True)
+            self._by_author = dict(zip(keys.tolist(), np.split(old[o], starts[1:])))
+        return self._by_author
