@@ -210,8 +210,11 @@ def test_lookalikes_exist_in_the_stated_sizes(demo):
     size = lambda typ: lab[lab.typology == typ].groupby("campaign_id").size()  # noqa: E731
     assert size("honest_shared_device").between(2, 4).all()
     assert (size("honest_shared_ip") == L.accounts_per_campus).all() and len(size("honest_shared_ip")) == L.campus_ips
-    assert (size("honest_viral_fan") == L.fans_per_viral).all() and len(size("honest_viral_fan")) == L.viral_notes
-    assert (size("honest_flash_sale") == L.buyers_per_flash).all() and len(size("honest_flash_sale")) == L.flash_sales
+    # a fan of two viral notes (or a buyer in two flash sales) is labelled with the first group only
+    for typ, n, groups in (("honest_viral_fan", L.fans_per_viral, L.viral_notes),
+                           ("honest_flash_sale", L.buyers_per_flash, L.flash_sales)):
+        s = size(typ)
+        assert len(s) == groups and s.max() == n and s.min() >= 0.8 * n, (typ, s)
 
 
 def test_lookalikes_look_like_attackers_on_naive_signals(demo):
@@ -233,9 +236,12 @@ def test_lookalikes_look_like_attackers_on_naive_signals(demo):
     assert len(viral) > 0
     # flash-sale crowds buy within minutes, like scalpers
     o = demo["orders"]
-    flash = o[o.account_id.isin(_ids(demo, "honest_flash_sale", "account")) & o.promotion_id.notna()]
-    start = o.promotion_id.map(demo["promotions"].set_index("promotion_id")["starts_at"])
-    assert ((flash.ts - start.loc[flash.index]) < pd.Timedelta(minutes=10)).mean() > 0.8
+    crowd = demo["labels"].query("typology == 'honest_flash_sale'")
+    flash = o.merge(crowd, left_on=["account_id", "promotion_id"], right_on=["entity_id", "campaign_id"])
+    limited = flash.product_id.isin(demo["products"].query("limited_stock").product_id)
+    start = flash.promotion_id.map(demo["promotions"].set_index("promotion_id")["starts_at"])
+    assert limited.mean() > 0.9
+    assert ((flash.ts - start) < pd.Timedelta(minutes=10)).mean() > 0.8
 
 
 def test_blacklist_covers_only_part_of_attacker_proxies(demo):
