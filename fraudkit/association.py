@@ -29,7 +29,8 @@ from .base import BaseScorer, check_is_fitted
 from .communities import detect_communities
 from .contract import FRAUD_TYPOLOGIES
 from .errors import MissingInputError
-from .graphs import ip24, shared_entity_projection
+from .graphs import shared_entity_projection
+from .groups import _ip24_fast
 
 __all__ = ["RESOURCES", "build_association_groups", "group_features", "AssociationNetwork", "FEATURES"]
 
@@ -176,7 +177,7 @@ def group_features(membership, edges, tables) -> pd.DataFrame:
                               first=membership["account_id"].map(first))
         m["age"] = (m["first"] - m["reg"]).dt.total_seconds() / 86400
         g = m.groupby("group_id")
-        f["new_account_share"] = g["age"].apply(lambda a: float((a < 30).mean()))
+        f["new_account_share"] = m.assign(new=(m["age"] < 30).astype(float)).groupby("group_id")["new"].mean()
         q = g["reg"].quantile([0.25, 0.75]).unstack()
         f["registration_span_days"] = ((q[0.75] - q[0.25]).dt.total_seconds() / 86400).reindex(gids)
     else:
@@ -190,7 +191,7 @@ def group_features(membership, edges, tables) -> pd.DataFrame:
         f["hour_concentration"] = np.where(hours.to_numpy().sum(1) > 0, 1 - ent, 0.0)
         nd = um.dropna(subset=["device_id"]).groupby("group_id")["device_id"].nunique().reindex(gids)
         f["accounts_per_device"] = (f["size"] / nd).fillna(0.0)
-        ni = um.dropna(subset=["ip"]).assign(p=lambda x: ip24(x["ip"]).to_numpy()).groupby("group_id")["p"].nunique()
+        ni = um.dropna(subset=["ip"]).assign(p=lambda x: _ip24_fast(x["ip"])).groupby("group_id")["p"].nunique()
         f["accounts_per_ip24"] = (f["size"] / ni.reindex(gids)).fillna(0.0)
     else:
         f["hour_concentration"] = f["accounts_per_device"] = f["accounts_per_ip24"] = 0.0

@@ -225,7 +225,7 @@ def load_generic(path, *, name: str | None = None) -> GenericGraph:
         raise DataValidationError(issues)
 
     node_ids, features, names, labels, splits = _check_nodes(nodes_file, nodes, issues)
-    index = pd.Index(node_ids) if node_ids is not None else None
+    index = pd.Index(node_ids).drop_duplicates() if node_ids is not None else None  # unique even when invalid
     src, dst, weight, relation, time = _check_edges(edges_file, edges, index, issues)
     if events is not None:
         _check_events(events_file, events, index, issues)
@@ -288,6 +288,11 @@ def write_generic(out, nodes: pd.DataFrame, edges: pd.DataFrame, events: pd.Data
 # --------------------------------------------------------------------------- private helpers
 
 
+def _show(value) -> str:
+    """An example value as text, without numpy's type wrapper."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _read_table(folder: Path, stem: str, issues: list, *, required: bool):
     found = [folder / f"{stem}{s}" for s in _SUFFIXES if (folder / f"{stem}{s}").exists()]
     if not found:
@@ -316,7 +321,7 @@ def _check_nodes(file, nodes, issues):
     ids = nodes[NODE_ID]
     dup = ids.duplicated(keep=False)
     if dup.any():
-        issues.append(ValidationIssue(file, NODE_ID, "duplicate node id", repr(ids[dup].iloc[0]),
+        issues.append(ValidationIssue(file, NODE_ID, "duplicate node id", _show(ids[dup].iloc[0]),
                                       "keep one row per node (aggregate or drop the repeats)", int(dup.sum())))
     if ids.isna().any():
         issues.append(ValidationIssue(file, NODE_ID, "missing node id", None,
@@ -326,7 +331,7 @@ def _check_nodes(file, nodes, issues):
         lab = pd.to_numeric(nodes[LABEL], errors="coerce")
         bad = lab.isna() | ~lab.isin([-1, 0, 1])
         if bad.any():
-            issues.append(ValidationIssue(file, LABEL, "label outside {-1, 0, 1}", repr(nodes[LABEL][bad].iloc[0]),
+            issues.append(ValidationIssue(file, LABEL, "label outside {-1, 0, 1}", _show(nodes[LABEL][bad].iloc[0]),
                                           "use 1 for fraud, 0 for honest and -1 for unknown", int(bad.sum())))
         else:
             labels = lab.to_numpy(dtype=np.int8)
@@ -340,7 +345,7 @@ def _check_nodes(file, nodes, issues):
             splits[c] = col.to_numpy().astype(bool)
         else:
             bad = ~col.isin([0, 1, True, False])
-            issues.append(ValidationIssue(file, c, "split column is not boolean", repr(col[bad].iloc[0]),
+            issues.append(ValidationIssue(file, c, "split column is not boolean", _show(col[bad].iloc[0]),
                                           "use true/false (or 1/0) for membership in the split", int(bad.sum())))
     ks = sorted({int(_SPLIT_RE.match(c).group(2)) for c in splits})
     for k in ks:
@@ -350,7 +355,7 @@ def _check_nodes(file, nodes, issues):
                 both = splits[ca] & splits[cb]
                 if both.any():
                     issues.append(ValidationIssue(file, f"{ca}, {cb}", "split masks overlap",
-                                                  repr(ids[both].iloc[0]),
+                                                  _show(ids[both].iloc[0]),
                                                   f"put each node in at most one of {ca}/{cb}", int(both.sum())))
         if labels is not None:
             for s in SPLIT_KINDS:
@@ -358,7 +363,7 @@ def _check_nodes(file, nodes, issues):
                 unl = splits.get(c, np.zeros(len(nodes), bool)) & (labels == -1)
                 if unl.any():
                     issues.append(ValidationIssue(file, c, "split contains nodes with unknown label (-1)",
-                                                  repr(ids[unl].iloc[0]),
+                                                  _show(ids[unl].iloc[0]),
                                                   "leave unlabelled nodes out of every split", int(unl.sum())))
     names = [c for c in nodes.columns if c not in (NODE_ID, LABEL) and c not in split_cols]
     cols = []
@@ -369,8 +374,8 @@ def _check_nodes(file, nodes, issues):
         if not pd.api.types.is_numeric_dtype(col):
             num = pd.to_numeric(col, errors="coerce")
             bad = num.isna() & col.notna()
-            issues.append(ValidationIssue(file, str(c), "non-numeric feature", repr(col[bad].iloc[0]) if bad.any()
-                                          else repr(col.iloc[0]),
+            issues.append(ValidationIssue(file, str(c), "non-numeric feature", _show(col[bad].iloc[0]) if bad.any()
+                                          else _show(col.iloc[0]),
                                           "one-hot encode categories (one 0/1 column per value) or drop the column",
                                           int(bad.sum())))
             continue
@@ -378,7 +383,7 @@ def _check_nodes(file, nodes, issues):
         nan = ~np.isfinite(vals)
         if nan.any():
             issues.append(ValidationIssue(file, str(c), "missing or infinite feature values",
-                                          repr(ids[nan].iloc[0]),
+                                          _show(ids[nan].iloc[0]),
                                           "fill them (e.g. with the column median) and add a 0/1 "
                                           f"'{c}_missing' column so the gap stays visible", int(nan.sum())))
         cols.append(vals)
@@ -399,7 +404,7 @@ def _check_edges(file, edges, index, issues):
         pos = index.get_indexer(edges[c]) if len(edges) else empty
         bad = pos < 0
         if bad.any():
-            issues.append(ValidationIssue(file, c, "edge endpoint not in nodes", repr(edges[c][bad].iloc[0]),
+            issues.append(ValidationIssue(file, c, "edge endpoint not in nodes", _show(edges[c][bad].iloc[0]),
                                           "add the node to nodes or drop the edge", int(bad.sum())))
         ends.append(np.asarray(pos, dtype=np.int64))
     weight = np.ones(len(edges))
@@ -408,7 +413,7 @@ def _check_edges(file, edges, index, issues):
         bad = ~np.isfinite(w) | (w <= 0)
         if bad.any():
             issues.append(ValidationIssue(file, "weight", "weight missing, non-numeric or not positive",
-                                          repr(edges["weight"][bad].iloc[0]),
+                                          _show(edges["weight"][bad].iloc[0]),
                                           "use positive numbers (drop zero-weight edges)", int(bad.sum())))
         weight = w
     relation = edges["relation"].astype(str).to_numpy() if "relation" in edges.columns else None
@@ -425,5 +430,5 @@ def _check_events(file, events, index, issues):
         bad = index.get_indexer(events["account"]) < 0
         if bad.any():
             issues.append(ValidationIssue(file, "account", "event account not in nodes",
-                                          repr(events["account"][bad].iloc[0]),
+                                          _show(events["account"][bad].iloc[0]),
                                           "add the account to nodes or drop its events", int(bad.sum())))

@@ -376,7 +376,7 @@ def profile_clusters(membership: pd.DataFrame, *, accounts: pd.DataFrame | None 
             out["n_devices"] = d
             out["accounts_per_device"] = out["n_accounts"] / d
         if "ip" in ev:
-            q = ev.dropna(subset=["ip"]).assign(ip24=lambda x: ip24(x["ip"]).to_numpy())
+            q = ev.dropna(subset=["ip"]).assign(ip24=lambda x: _ip24_fast(x["ip"]))
             d = q.groupby(group)["ip24"].nunique()
             out["n_ip24"] = d
             out["accounts_per_ip24"] = out["n_accounts"] / d
@@ -446,6 +446,15 @@ def candidates(*sources: pd.DataFrame, min_score: float = 0.7, min_size: int = 5
 # --- private helpers ---------------------------------------------------------
 
 
+def _ip24_fast(ips) -> np.ndarray:
+    """:func:`fraudkit.graphs.ip24` computed once per distinct IP."""
+    codes, uniq = pd.factorize(pd.Series(ips, dtype=object))
+    if len(uniq) == 0:
+        return np.full(len(codes), None, dtype=object)
+    p = np.asarray(ip24(np.asarray(uniq, dtype=object)).to_numpy(), dtype=object)
+    return np.where(codes >= 0, p[np.maximum(codes, 0)], None)
+
+
 def _require(df, cols, name):
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -485,7 +494,7 @@ def _device_features(devices, events, spec_columns):
         pairs = pd.DataFrame({"d": di, "a": ev["account_id"].to_numpy()}).drop_duplicates()
         n_acc = np.bincount(pairs["d"], minlength=n).astype(float)
         if "ip" in ev:
-            q = pd.DataFrame({"d": di, "p": ip24(ev["ip"]).to_numpy()}).dropna()
+            q = pd.DataFrame({"d": di, "p": _ip24_fast(ev["ip"])}).dropna()
             modal = q.groupby(["d", "p"]).size().rename("k").reset_index()
             modal = modal.sort_values(["d", "k", "p"], ascending=[True, False, True]).drop_duplicates("d")
             col = np.full(n, None, dtype=object)
@@ -576,8 +585,9 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
             out.append(np.stack([np.minimum(i, j2), np.maximum(i, j2)], 1))
     if not out:
         return np.zeros((0, 2), dtype=np.int64)
-    p = np.unique(np.concatenate(out), axis=0)
-    return rows[p]
+    pc = np.concatenate(out)
+    code = np.unique(pc[:, 0].astype(np.int64) * len(rows) + pc[:, 1])
+    return rows[np.stack([code // len(rows), code % len(rows)], 1)]
 
 
 def _weighted_jaccard(Ab, Aw, pairs, chunk=500_000):

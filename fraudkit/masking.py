@@ -84,7 +84,7 @@ def mask_value(kind: str, value, *, key=None):
     >>> mask_value("device_id", 102, key="k") == mask_value("device", "102", key="k")
     True
     """
-    return mask_series(kind, pd.Series([value], dtype=object), key=key).iloc[0]
+    return mask_series(kind, pd.Series([value]), key=key).iloc[0]
 
 
 def mask_series(kind: str, values, *, key=None) -> pd.Series:
@@ -186,6 +186,8 @@ def mask_text(text: str) -> str:
 
 def _as_text(s: pd.Series) -> pd.Series:
     """Values as text; integral floats (nullable ints read back as float) lose their '.0'."""
+    if s.dtype == object:
+        s = s.infer_objects()
     if pd.api.types.is_float_dtype(s.dtype):
         v = s.to_numpy(dtype=float, na_value=np.nan)
         whole = np.isfinite(v) & (v == np.round(v))

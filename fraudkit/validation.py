@@ -287,7 +287,11 @@ class _Plan:
 
     @property
     def key_sql(self) -> str:
-        parts = [f"'{k}=' || coalesce(CAST({_q(k)} AS VARCHAR), 'NULL')" for k in self.spec.primary_key
+        return self.key_of("")
+
+    def key_of(self, alias: str) -> str:
+        """SQL text naming a row by its primary key, e.g. ``order_id=7``."""
+        parts = [f"'{k}=' || coalesce(CAST({alias}{_q(k)} AS VARCHAR), 'NULL')" for k in self.spec.primary_key
                  if k in self.raw_types]
         return "concat_ws(', ', " + ", ".join(parts) + ")" if parts else "''"
 
@@ -492,11 +496,8 @@ def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool)
                            f"{later} must be {'after' if strict else 'at or after'} {first}; correct or swap the times",
                            f"CAST({_q(later)} AS VARCHAR) || ' vs {first} ' || CAST({_q(first)} AS VARCHAR)"))
     checks += _reference_checks(plan, plans, use_quarantine)
-    key = plan.key_sql
-    aggs = ["count(*)"]
-    for _, cond, _, _, _, ex in checks:
-        aggs += [f"count(*) FILTER (WHERE {cond})", f"min({key}) FILTER (WHERE {cond})",
-                 f"arg_min({ex}, {key}) FILTER (WHERE {cond})"]
+    # One scan counts every check; examples are then fetched only for the checks that failed.
+    aggs = ["count(*)"] + [f"count(*) FILTER (WHERE {cond})" for _, cond, *_ in checks]
     nonnull = {c: f"count({_q(c)})" for c in plan.fails}
     aggs += list(nonnull.values())
     try:
@@ -504,13 +505,15 @@ def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool)
     except Exception as err:
         raise _Unreadable(str(err)) from None
     plan.n_rows = int(row[0])
-    n_nonnull = dict(zip(nonnull, row[1 + 3 * len(checks):]))
-    found = []
-    for k, (reason, cond, column, problem, fix, _) in enumerate(checks):
-        n, rkey, ex = row[1 + 3 * k: 4 + 3 * k]
+    n_nonnull = dict(zip(nonnull, row[1 + len(checks):]))
+    found, key = [], plan.key_sql
+    for k, (reason, cond, column, problem, fix, ex) in enumerate(checks):
+        n = int(row[1 + k])
         if not n:
             continue
-        example = _example(ex, rkey)
+        rkey, value = con.execute(f"SELECT min({key}), arg_min({ex}, {key}) FROM {_q(plan.raw)} "
+                                  f"WHERE {cond}").fetchone()
+        example = _example(value, rkey)
         if problem == "type":
             whole = n == n_nonnull[column]
             found.append((_type_issue(plan, column, example, n, whole_column=whole), not whole))
@@ -537,9 +540,8 @@ def _check_duplicates(con, plan: _Plan):
     cols = ", ".join(_q(k) for k in pk)
     name = f"_dup_{plan.spec.name}"
     not_null = " AND ".join(f"{_q(k)} IS NOT NULL" for k in pk)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {cols}, count(*) AS _dup_n, "
-                f"min({plan.key_sql}) AS _dup_key FROM {_q(plan.raw)} WHERE {not_null} GROUP BY {cols} "
-                f"HAVING count(*) > 1")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {cols}, count(*) AS _dup_n "
+                f"FROM {_q(plan.raw)} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1")
     n_keys = con.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]
     if not n_keys:
         con.execute(f"DROP TABLE {_q(name)}")
@@ -548,7 +550,7 @@ def _check_duplicates(con, plan: _Plan):
     using = ", ".join(_q(k) for k in pk)
     s_everything = ", ".join(f"s.{_q(c)}" for c in plan.raw_types)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {', '.join('d.' + _q(k) for k in pk)}, "
-                f"any_value(d._dup_n) AS _dup_n, any_value(d._dup_key) AS _dup_key, "
+                f"any_value(d._dup_n) AS _dup_n, min({plan.key_of('s.')}) AS _dup_key, "
                 f"count(DISTINCT row({s_everything})) AS _dup_v FROM {_q(plan.raw)} s "
                 f"JOIN {_q(name)} d USING ({using}) GROUP BY {', '.join('d.' + _q(k) for k in pk)}")
     n_keys, n_rows, n_conflict, example = con.execute(

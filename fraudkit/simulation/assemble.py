@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..contract import ACTIONS, LABEL_TABLE, TABLES, TYPOLOGIES
 from . import catalog as cat
@@ -20,7 +22,8 @@ from .market import intelligence, list_entries
 from .population import EVENT_KEYS, activity_day, build_population, viral_bursts
 from .world import DAY_US, SEC_US, Events, World
 
-__all__ = ["build_world", "static_tables", "iter_event_chunks", "EVENT_TABLES", "empty_table"]
+__all__ = ["build_world", "static_tables", "iter_event_chunks", "EVENT_TABLES", "empty_table", "arrow_schema",
+           "arrow_to_pandas"]
 
 EVENT_TABLES = ("interactions", "logins", "orders", "coupon_claims")
 
@@ -108,7 +111,7 @@ def iter_event_chunks(world: World, progress=None):
             labels.append(lab)
         if progress is not None:
             progress.update(len(days))
-        yield {k: _conform(k, v) for k, v in tables.items()}, pd.concat(labels, ignore_index=True)
+        yield tables, pd.concat(labels, ignore_index=True)
 
 
 def empty_table(name: str) -> pd.DataFrame:
@@ -118,7 +121,7 @@ def empty_table(name: str) -> pd.DataFrame:
 
 # --- private helpers ----------------------------------------------------------
 
-_ACTIONS = np.array(ACTIONS, dtype=object)
+_ACTION_ARROW = pa.array(ACTIONS, pa.string())
 _TYPS = np.array(TYPOLOGIES, dtype=object)
 
 
@@ -132,16 +135,40 @@ def _next_ids(world, seq, kind, n):
     return out
 
 
+def arrow_schema(name):
+    """The pyarrow schema of a contract table (every column nullable at the Arrow level)."""
+    spec = LABEL_TABLE if name == LABEL_TABLE.name else TABLES[name]
+    typ = {"id": pa.int64(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+           "timestamp": pa.timestamp("us"), "string": pa.string()}
+    return pa.schema([pa.field(c.name, typ[c.dtype]) for c in spec.columns])
+
+
+def arrow_to_pandas(name, table) -> pd.DataFrame:
+    """An event table chunk as a contract-typed pandas DataFrame."""
+    return _conform(name, table.to_pandas(coerce_temporal_nanoseconds=False))
+
+
+def _table(name, cols):
+    return pa.Table.from_arrays([cols[f.name] for f in arrow_schema(name)], schema=arrow_schema(name))
+
+
+def _ts_arrow(us):
+    return pa.array(np.asarray(us, dtype=np.int64), type=pa.int64()).cast(pa.timestamp("us"))
+
+
 def _dev_ids(world, dev):
-    out = pd.array(world.ids("device", np.maximum(dev, 0)), dtype="Int64")
-    out[dev < 0] = pd.NA
-    return out
+    return pa.array(world.ids("device", np.maximum(dev, 0)), mask=np.asarray(dev) < 0)
+
+
+def _opt_id(x):
+    return pa.array(np.asarray(x, dtype=np.int64), mask=np.asarray(x) < 0)
 
 
 def _ip_str(ip):
-    out = cat.ip_to_str(ip)
-    out[ip == 0] = None
-    return out
+    ip = np.asarray(ip, dtype=np.uint32)
+    parts = [pc.cast(pa.array(((ip >> s) & 255).astype(np.uint8)), pa.string()) for s in (24, 16, 8, 0)]
+    out = pc.binary_join_element_wise(*parts, ".") if len(ip) else pa.array([], pa.string())
+    return pc.if_else(pa.array(ip == 0), pa.scalar(None, pa.string()), out) if (ip == 0).any() else out
 
 
 def _event_labels(entity_type, ids, typ, camp):
@@ -151,39 +178,33 @@ def _event_labels(entity_type, ids, typ, camp):
 
 
 def _interactions(world, ev, seq):
-    order = np.argsort(ev.cols["ts"], kind="stable")
-    ev = ev.take(order)
+    ev = ev.take(np.argsort(ev.cols["ts"], kind="stable"))
     c = ev.cols
     eid = _next_ids(world, seq, "interaction", len(ev))
-    df = pd.DataFrame({"event_id": eid, "ts": _ts(c["ts"]), "account_id": world.ids("account", c["acc"]),
-                       "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]),
-                       "action": _ACTIONS[c["action"]], "target_id": c["target"]})
-    return df, _event_labels("interaction", eid, c["typ"], c["camp"])
+    t = _table("interactions", {
+        "event_id": pa.array(eid), "ts": _ts_arrow(c["ts"]), "account_id": pa.array(world.ids("account", c["acc"])),
+        "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]),
+        "action": _ACTION_ARROW.take(pa.array(c["action"].astype(np.int32))), "target_id": pa.array(c["target"])})
+    return t, _event_labels("interaction", eid, c["typ"], c["camp"])
 
 
 def _logins(world, batches, seq):
-    acc = np.concatenate([b.cols["acc"] for b in batches if len(b)] or [np.zeros(0, np.int64)])
-    if len(acc) == 0:
-        return empty_table("logins")
-    dev = np.concatenate([b.cols["dev"] for b in batches if len(b)])
-    ts = np.concatenate([b.cols["ts"] for b in batches if len(b)])
-    ip = np.concatenate([b.cols["ip"] for b in batches if len(b)])
+    batches = [b for b in batches if len(b)]
+    acc = np.concatenate([b.cols["acc"] for b in batches] or [np.zeros(0, np.int64)])
+    dev = np.concatenate([b.cols["dev"] for b in batches] or [np.zeros(0, np.int64)])
+    ts = np.concatenate([b.cols["ts"] for b in batches] or [np.zeros(0, np.int64)])
+    ip = np.concatenate([b.cols["ip"] for b in batches] or [np.zeros(0, np.uint32)])
     day = world.day_of(ts)
     o = np.lexsort((ts, dev, day, acc))
     acc, dev, ts, ip, day = acc[o], dev[o], ts[o], ip[o], day[o]
-    first = np.r_[True, (acc[1:] != acc[:-1]) | (dev[1:] != dev[:-1]) | (day[1:] != day[:-1])]
+    first = np.r_[True, (acc[1:] != acc[:-1]) | (dev[1:] != dev[:-1]) | (day[1:] != day[:-1])][: len(acc)]
     acc, dev, ts, ip = acc[first], dev[first], ts[first], ip[first]
     rng = np.random.default_rng([world.seed, 7, seq["login"]])
     lts = np.maximum(ts - (rng.uniform(1, 30, len(ts)) * SEC_US).astype(np.int64), world.accounts["reg_us"][acc])
     o = np.argsort(lts, kind="stable")
-    return pd.DataFrame({"login_id": _next_ids(world, seq, "login", len(o)), "account_id": world.ids("account", acc[o]),
-                         "device_id": _dev_ids(world, dev[o]), "ip": _ip_str(ip[o]), "ts": _ts(lts[o])})
-
-
-def _opt_id(x):
-    out = pd.array(x, dtype="Int64")
-    out[x < 0] = pd.NA
-    return out
+    return _table("logins", {"login_id": pa.array(_next_ids(world, seq, "login", len(o))),
+                             "account_id": pa.array(world.ids("account", acc[o])), "device_id": _dev_ids(world, dev[o]),
+                             "ip": _ip_str(ip[o]), "ts": _ts_arrow(lts[o])})
 
 
 def _orders(world, o, seq):
@@ -191,24 +212,26 @@ def _orders(world, o, seq):
     c = o.cols
     oid = _next_ids(world, seq, "order", len(o))
     recv = c["received"]
-    df = pd.DataFrame({
-        "order_id": oid, "ts": _ts(c["ts"]), "account_id": world.ids("account", c["acc"]),
-        "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]), "product_id": world.ids("product", c["product"]),
-        "quantity": c["qty"].astype(np.int64), "paid_price": c["paid"].astype(float), "coupon_id": _opt_id(c["coupon"]),
-        "promotion_id": _opt_id(c["promo"]), "address": c["addr"], "receiver_phone": c["rphone"],
-        "received_at": pd.Series(np.where(recv < 0, np.datetime64("NaT"), _ts(np.maximum(recv, 0))),
-                                 dtype="datetime64[us]")})
-    return df, _event_labels("order", oid, c["typ"], c["camp"])
+    t = _table("orders", {
+        "order_id": pa.array(oid), "ts": _ts_arrow(c["ts"]), "account_id": pa.array(world.ids("account", c["acc"])),
+        "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]),
+        "product_id": pa.array(world.ids("product", c["product"])), "quantity": pa.array(c["qty"].astype(np.int64)),
+        "paid_price": pa.array(c["paid"].astype(float)), "coupon_id": _opt_id(c["coupon"]),
+        "promotion_id": _opt_id(c["promo"]), "address": pa.array(c["addr"], pa.string()),
+        "receiver_phone": pa.array(c["rphone"], pa.string()),
+        "received_at": pa.array(np.maximum(recv, 0), mask=recv < 0).cast(pa.timestamp("us"))})
+    return t, _event_labels("order", oid, c["typ"], c["camp"])
 
 
 def _claims(world, cl, seq):
     cl = cl.take(np.argsort(cl.cols["ts"], kind="stable"))
     c = cl.cols
     cid = _next_ids(world, seq, "coupon_claim", len(cl))
-    df = pd.DataFrame({"claim_id": cid, "ts": _ts(c["ts"]), "account_id": world.ids("account", c["acc"]),
-                       "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]),
-                       "promotion_id": c["promo"].astype(np.int64), "coupon_id": c["coupon"].astype(np.int64)})
-    return df, _event_labels("coupon_claim", cid, c["typ"], c["camp"])
+    t = _table("coupon_claims", {
+        "claim_id": pa.array(cid), "ts": _ts_arrow(c["ts"]), "account_id": pa.array(world.ids("account", c["acc"])),
+        "device_id": _dev_ids(world, c["dev"]), "ip": _ip_str(c["ip"]),
+        "promotion_id": pa.array(c["promo"].astype(np.int64)), "coupon_id": pa.array(c["coupon"].astype(np.int64))})
+    return t, _event_labels("coupon_claim", cid, c["typ"], c["camp"])
 
 
 _PANDAS_DTYPE = {"id": "int64", "int": "int64", "float": "float64", "bool": "bool", "timestamp": "datetime64[us]",

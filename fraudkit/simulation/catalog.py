@@ -102,13 +102,14 @@ def sample_hour_seconds(rng: np.random.Generator, n: int, rhythm=HOURLY_RHYTHM) 
 
 def ip_to_str(ips: np.ndarray) -> np.ndarray:
     """Format uint32 IPv4 addresses as dotted strings (object array)."""
-    ips = np.asarray(ips, dtype=np.uint64)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ips = np.asarray(ips, dtype=np.uint32)
     if ips.size == 0:
         return np.empty(0, dtype=object)
-    parts = [((ips >> s) & 255).astype(np.int64).astype(str) for s in (24, 16, 8, 0)]
-    out = np.char.add(np.char.add(np.char.add(parts[0], "."), np.char.add(parts[1], ".")),
-                      np.char.add(np.char.add(parts[2], "."), parts[3]))
-    return out.astype(object)
+    parts = [pc.cast(pa.array(((ips >> s) & 255).astype(np.uint8)), pa.string()) for s in (24, 16, 8, 0)]
+    return pc.binary_join_element_wise(*parts, ".").to_numpy(zero_copy_only=False)
 
 
 def sample_phones(rng: np.random.Generator, n: int, virtual_fraction: float) -> np.ndarray:

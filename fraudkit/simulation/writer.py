@@ -8,14 +8,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from ..atomic import atomic_directory
 from ..contract import LABEL_TABLE, TABLES
 from ..errors import FraudkitError
-from .assemble import build_world, empty_table, iter_event_chunks, static_tables
+from .assemble import arrow_schema, arrow_to_pandas, build_world, empty_table, iter_event_chunks, static_tables
 from .config import Scenario, load_scenario, scenario_to_dict
 
 __all__ = ["generate", "simulate", "SimulationSummary"]
@@ -93,7 +92,9 @@ def generate(scenario, *, seed=None, progress=False) -> dict[str, pd.DataFrame]:
                 chunks.setdefault(k, []).append(v)
             label_parts.append(lab)
     for k, parts in chunks.items():
-        tables[k] = pd.concat(parts, ignore_index=True)
+        import pyarrow as pa
+
+        tables[k] = arrow_to_pandas(k, pa.concat_tables(parts))
     tables["labels"] = _finish_labels(label_parts)
     return {k: tables[k] for k in sorted(tables)}
 
@@ -185,19 +186,12 @@ def _labelled(lab: pd.DataFrame) -> dict:
     return out
 
 
-def _arrow_schema(name):
-    import pyarrow as pa
-
-    spec = LABEL_TABLE if name == LABEL_TABLE.name else TABLES[name]
-    typ = {"id": pa.int64(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
-           "timestamp": pa.timestamp("us"), "string": pa.string()}
-    return pa.schema([pa.field(c.name, typ[c.dtype], nullable=True) for c in spec.columns])
-
-
 def _to_arrow(df, name):
     import pyarrow as pa
 
-    return pa.Table.from_pandas(df, schema=_arrow_schema(name), preserve_index=False)
+    if isinstance(df, pa.Table):
+        return df
+    return pa.Table.from_pandas(df, schema=arrow_schema(name), preserve_index=False)
 
 
 def _write_whole(df, name, folder: Path, fmt):
@@ -221,9 +215,11 @@ class _Appender:
             import pyarrow.parquet as pq
 
             if self._w is None:
-                self._w = pq.ParquetWriter(self.path, _arrow_schema(self.name), compression="zstd")
+                self._w = pq.ParquetWriter(self.path, arrow_schema(self.name), compression="zstd")
             self._w.write_table(_to_arrow(df, self.name))
         else:
+            if not isinstance(df, pd.DataFrame):
+                df = arrow_to_pandas(self.name, df)
             df.to_csv(self.path, mode="a", header=self.rows == 0, index=False,
                       date_format="%Y-%m-%dT%H:%M:%S.%f")
         self.rows += len(df)
@@ -257,5 +253,3 @@ def _version():
     except ImportError:  # pragma: no cover
         return "unknown"
 
-
-_ = np  # numpy is used by callers through this module's tables
