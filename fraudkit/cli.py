@@ -136,11 +136,11 @@ def report(data, scenario, out, run_id, as_of, seed):
 @click.option("--methods", default=None, help="Comma-separated subset of methods.")
 def graph_benchmark(data, protocol, trials, out, methods):
     """GADBench-style benchmark on a generic graph-fraud folder (nodes, edges, events)."""
-    from .graphbench import run_benchmark
+    from .graphbench import format_table, run_benchmark
 
     table = run_benchmark(data, protocol=protocol, trials=trials, out=out,
                           methods=None if methods is None else methods.split(","))
-    click.echo(table.to_markdown() if hasattr(table, "to_markdown") else str(table))
+    click.echo(format_table(table))
 
 
 @main.command()

@@ -12,6 +12,8 @@ its files (``read_parquet`` / ``read_csv``), checked by
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 from pathlib import Path
 
@@ -391,7 +393,7 @@ def _check_folder(con, path: Path, *, validate, quarantine, tables, now):
         required = [n for n in tables if n in TABLES and TABLES[n].required]
     else:
         required = None
-    sources = {n: _pin_csv(con.con, src, fs) for n, (src, fs) in found.items()}
+    sources = {n: _csv_source(con.con, src, fs) for n, (src, fs) in found.items()}
     checked = check_tables(con.con, sources, path=path, quarantine=quarantine, now=now, validate=validate,
                            required=required, issues=issues)
     files = [f for _, fs in found.values() for f in fs]
@@ -404,27 +406,42 @@ def _ns_timestamps(df):
     return df.astype({c: "datetime64[ns]" for c in odd}) if odd else df
 
 
-def _pin_csv(con, src: TableSource, files) -> TableSource:
-    """Sniff a single CSV file once and read it with a fixed dialect and all-text columns.
+def _csv_source(con, src: TableSource, files) -> TableSource:
+    """Read a CSV table with a pinned dialect, once, into a DuckDB temporary table of raw text.
 
-    Binding ``read_csv`` with auto-detection re-sniffs the file on every query
-    (tens of milliseconds each); a pinned reader binds in about one.
+    The header is the first line of the (first) file and the delimiter the
+    most frequent of ``, ; TAB |`` in it. DuckDB's own sniffer is not used: on
+    a ragged file it may pick a later line as the header and silently skip
+    the rows above it; a pinned reader fails on the ragged row instead, and
+    the validator reports it. The rows stay text so the validator can quote
+    bad values and the quarantine keeps them as written. Each check and query
+    would otherwise parse the file again; DuckDB spills the table to disk when
+    memory runs short (for tens of millions of rows, Parquet is still the
+    better input).
     """
-    if not src.text or len(files) != 1:
+    if not src.text:
         return src
-    f = files[0]
     try:
-        row = con.execute(f"SELECT Delimiter, Columns FROM sniff_csv({_lit(f)}, header=true)").fetchone()
-    except Exception:  # unreadable: the validator reports it with the reader's own message
-        return src
-    delim, columns = row
-    names = [c["name"] for c in columns]
+        opener = gzip.open if files[0].name.endswith(".gz") else open
+        with opener(files[0], "rt", encoding="utf-8-sig", newline="") as fh:
+            line = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return src  # the validator reports the reader's own message
+    delim = max(",;\t|", key=line.count)
+    names = next(csv.reader([line.rstrip("\r\n")], delimiter=delim), [])
     if not names or len(set(names)) != len(names):
         return src
     cols = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
-    relation = (f"read_csv({_lit(f)}, header=true, auto_detect=false, delim={_lit(delim)}, quote='\"', "
+    paths = "[" + ", ".join(_lit(f) for f in files) + "]"
+    relation = (f"read_csv({paths}, header=true, skip=0, auto_detect=false, delim={_lit(delim)}, quote='\"', "
                 f"escape='\"', columns={cols})")
-    return TableSource(src.name, src.file, relation, True)
+    pinned = TableSource(src.name, src.file, relation, True)
+    table = f'"_csv_{src.name}"'
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {relation}")
+    except Exception:  # ragged or malformed: the validator reads it again and reports why
+        return pinned
+    return TableSource(src.name, src.file, table, True)
 
 
 def _frames_fingerprint(frames) -> str:

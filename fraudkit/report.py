@@ -48,6 +48,7 @@ __all__ = [
     "kernel_manager_class",
     "install_kernel",
     "previous_good_report",
+    "mask_key",
 ]
 
 
@@ -242,6 +243,25 @@ def make_run_id(as_of: str | None, fingerprint: str, params: dict) -> str:
     return f"{day}-{fingerprint[:8]}-{ph}"
 
 
+def mask_key(out) -> str:
+    """The secret that keys masked identifiers in the reports under ``out``.
+
+    ``FRAUDKIT_MASK_KEY`` if set; otherwise a random key kept in
+    ``<out>/.mask-key`` (mode 0600, never inside a published report). Every
+    page of every report in ``out`` masks a device or phone the same way, so
+    a reader can follow it from page to page, and rebuilding gives the same pages.
+    """
+    import os
+    import secrets
+
+    if os.environ.get("FRAUDKIT_MASK_KEY"):
+        return os.environ["FRAUDKIT_MASK_KEY"]
+    path = Path(out) / ".mask-key"
+    if not path.exists():
+        atomic.write_text(path, secrets.token_hex(16))
+    return path.read_text().strip()
+
+
 def previous_good_report(out, *, exclude: str | None = None) -> Path | None:
     """The newest successful report folder in ``out`` (by its manifest's finish time), or None."""
     best = None
@@ -269,15 +289,16 @@ def package_versions() -> dict:
     return out
 
 
-def kernel_manager_class():
+def kernel_manager_class(env: dict | None = None):
     """A Jupyter kernel manager that starts the kernel with *this* interpreter.
 
     papermill runs the notebooks on the interpreter running ``fraudkit report``
     (the project venv), whatever kernels are or are not registered on the
     machine: nothing is written to the user's home, so it works on a fresh
     machine and under cron. ``PYTHONHASHSEED=0`` keeps set ordering, and so the
-    pages, reproducible.
+    pages, reproducible; ``env`` adds variables (the report's masking key).
     """
+    kernel_env = {"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
@@ -286,7 +307,7 @@ def kernel_manager_class():
         def kernel_spec(self):
             return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                               display_name=f"fraudkit ({sys.executable})", language="python",
-                              env={"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+                              env=kernel_env,
                               resource_dir="")
 
     return FraudkitKernelManager
@@ -313,6 +334,7 @@ def _build_into(tmp: Path, *, run_id, data_dir, scenario, fingerprint, as_of, se
                 parameters, timeout, timings, t_start, started_at, say):
     """Score, run every step and write pages, manifest and index into ``tmp``; returns (results, manifest)."""
     results, score_error, score_notes = [], None, []
+    key = mask_key(tmp.parent)
     t = time.perf_counter()
     say("scoring the dataset once for every step ...")
     try:
@@ -329,7 +351,7 @@ def _build_into(tmp: Path, *, run_id, data_dir, scenario, fingerprint, as_of, se
             results.append(StepResult(step, False, 0.0, "not run: scoring failed (see the summary page)"))
             continue
         say(f"step {i + 1}/{len(STEPS)} {step.name} ...")
-        res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout)
+        res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key)
         results.append(res)
         timings[step.name] = res.seconds
         say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)")
@@ -354,7 +376,15 @@ def _build_into(tmp: Path, *, run_id, data_dir, scenario, fingerprint, as_of, se
     errors = ([{"title": "Scoring failed", "text": score_error}] if score_error else []) + \
              [{"title": f"Step {r.step.number} {r.step.title} failed", "text": r.error}
               for r in results if not r.ok and score_error is None]
-    summary = summarise_run(tmp / "run", data_dir) if score_error is None else None
+    previous_key = os.environ.get("FRAUDKIT_MASK_KEY")
+    os.environ["FRAUDKIT_MASK_KEY"] = key  # the index masks like the step pages
+    try:
+        summary = summarise_run(tmp / "run", data_dir) if score_error is None else None
+    finally:
+        if previous_key is None:
+            os.environ.pop("FRAUDKIT_MASK_KEY", None)
+        else:
+            os.environ["FRAUDKIT_MASK_KEY"] = previous_key
     atomic.write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str))
     atomic.write_text(tmp / "index.html", _index_page(manifest, results, summary, errors, data_dir))
     return results, manifest
@@ -400,7 +430,8 @@ def _score(data_dir: Path, run_dir: Path, *, stages, seed) -> list:
     return list(notes) if notes else []
 
 
-def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: str, timeout: int) -> StepResult:
+def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: str, timeout: int,
+              key: str) -> StepResult:
     import papermill as pm
 
     executed = tmp / "notebooks" / f"{step.name}.ipynb"
@@ -409,7 +440,8 @@ def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: st
     error = None
     try:
         pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name="fraudkit",
-                            kernel_manager_class=kernel_manager_class(), progress_bar=False,
+                            kernel_manager_class=kernel_manager_class({"FRAUDKIT_MASK_KEY": key}),
+                            progress_bar=False,
                             cwd=str(tmp), execution_timeout=timeout, log_output=False)
     except Exception as e:  # papermill's execution error carries the cell traceback
         error = mask_html(_describe_error(e))
@@ -462,6 +494,7 @@ def _nav(results):
 
 def _index_page(manifest, results, summary, errors, data_dir) -> str:
     import jinja2
+    from markupsafe import Markup
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("fraudkit", "templates"), autoescape=True)
     steps = [{**n, "blurb": s.step.blurb, "seconds": s.seconds, "ok": s.ok}
@@ -472,8 +505,7 @@ def _index_page(manifest, results, summary, errors, data_dir) -> str:
         fingerprint=manifest["data_fingerprint"], as_of=p.get("as_of"), errors=errors,
         cards=summary.cards if summary else [], notes=summary.notes if summary else [],
         figures=summary.figures if summary else [],
-        tables=[{"title": t, "html": jinja2.Markup(h)} if hasattr(jinja2, "Markup") else {"title": t, "html": h}
-                for t, h in (summary.tables if summary else [])],
+        tables=[{"title": t, "html": Markup(h)} for t, h in (summary.tables if summary else [])],
         steps=steps, parameters=[(k, json.dumps(v, default=str)) for k, v in p.items()],
         timings=list(manifest["timings"].items()), started_at=manifest["started_at"],
         finished_at=manifest["finished_at"], versions=list(manifest["versions"].items()))

@@ -410,7 +410,9 @@ def _plan_types(con, plan: _Plan, validate: bool) -> None:
             else:
                 expr, fail = "CAST(NULL AS BOOLEAN)", f"{col} IS NOT NULL"
         elif c.dtype == "timestamp":
-            if kind == "time":
+            if "TIME ZONE" in plan.raw_types[c.name].upper():  # must be naive platform-local time
+                expr, fail = "CAST(NULL AS TIMESTAMP)", f"{col} IS NOT NULL"
+            elif kind == "time":
                 expr = f"CAST({col} AS TIMESTAMP)"
             elif kind == "text":
                 expr = f"{cast}(trim({col}) AS TIMESTAMP)"
@@ -435,8 +437,9 @@ def _canonical_int_columns(con, plan: _Plan) -> set[str]:
     ids = [c.name for c in plan.spec.columns if c.dtype == "id" and c.name in plan.raw_types]
     if not ids:
         return set()
-    aggs = ", ".join(f"coalesce(bool_and(regexp_full_match({_q(c)}, '-?(0|[1-9][0-9]{{0,17}})')), false)"
-                     f" AND count({_q(c)}) > 0" for c in ids)
+    # canonical: casting to BIGINT and back gives the same text (so '007', '1.0' and '1e3' stay text)
+    aggs = ", ".join(f"coalesce(bool_and(coalesce(CAST(TRY_CAST({_q(c)} AS BIGINT) AS VARCHAR) = {_q(c)}, false)) "
+                     f"FILTER (WHERE {_q(c)} IS NOT NULL), false) AND count({_q(c)}) > 0" for c in ids)
     try:
         flags = con.execute(f"SELECT {aggs} FROM {_q(plan.raw)}").fetchone()
     except Exception as e:
@@ -448,7 +451,11 @@ def _type_issue(plan, column, example, n, *, whole_column=False) -> ValidationIs
     dtype = plan.spec.column(column).dtype
     problem = (f"no value has type {dtype} (stored as {plan.raw_types[column]})" if whole_column
                else f"value is not of type {dtype}")
-    return ValidationIssue(plan.src.file, column, problem, example, _TYPE_FIX[dtype], n)
+    fix = _TYPE_FIX[dtype]
+    if "TIME ZONE" in plan.raw_types[column].upper():
+        fix = ("store naive platform-local times, e.g. in pandas "
+               "df[col].dt.tz_convert('Asia/Shanghai').dt.tz_localize(None)")
+    return ValidationIssue(plan.src.file, column, problem, example, fix, n)
 
 
 def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool):
@@ -613,8 +620,21 @@ def _create_views(con, plan: _Plan, *, use_quarantine: bool) -> None:
     else:
         chk = f"SELECT *, {reason} AS _reason FROM {base}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {_q('_chk_' + name)} AS {chk}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select} FROM {_q('_chk_' + name)} "
-                f"WHERE _reason IS NULL")
+    pk = list(spec.primary_key)
+    if plan.dups or not set(pk) <= set(plan.raw_types):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select} FROM {_q('_chk_' + name)} "
+                    f"WHERE _reason IS NULL")
+        return
+    # Unique keys: remember the rejected keys once (a small table), so that queries on the
+    # view do not evaluate every check again.
+    cols = ", ".join(_q(k) for k in pk)
+    not_null = " AND ".join(f"r.{_q(k)} IS NOT NULL" for k in pk)
+    on = " AND ".join(f"j.{_q(k)} = r.{_q(k)}" for k in pk)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q('_rej_' + name)} AS SELECT {cols} FROM {_q('_chk_' + name)} "
+                f"WHERE _reason IS NOT NULL AND {not_null.replace('r.', '')}")
+    select_r = ", ".join([f"{x} AS {_q(c)}" for c, x in plan.exprs.items()] + [_q(c) for c in extras])
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select_r} FROM {_q(plan.raw)} r "
+                f"WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {_q('_rej_' + name)} j WHERE {on})")
 
 
 def _write_quarantine(con, plans: dict, folder: Path) -> dict:

@@ -83,6 +83,7 @@ def test_index_has_key_numbers_links_and_manifest():
     for s in STEPS:
         assert f'href="{s.page}"' in html
     assert "accounts flagged (combined)" in html and "fraud recall (combined)" in html
+    assert "&lt;table" not in html  # tables are rendered, not escaped
     assert "Run manifest" in html and "fingerprint" in html and res.manifest["versions"]["pandas"]
 
 
@@ -91,9 +92,10 @@ def test_same_inputs_give_identical_step_pages(tmp_path):
     params = {"data_dir": str(micro_data()), "run_dir": str(res.report_dir / "run"), "as_of": "2024-11-11",
               "seed": 0, "previous_run_dir": "", "redteam_scenario": ""}
     step = STEPS[2]  # identification: tables, heat maps and the pyvis community picture
-    from fraudkit.report import notebook_dir
+    from fraudkit.report import mask_key, notebook_dir
 
-    again = _run_step(step, notebook_dir() / f"{step.name}.ipynb", tmp_path, params, run_id="test-run", timeout=600)
+    again = _run_step(step, notebook_dir() / f"{step.name}.ipynb", tmp_path, params, run_id="test-run", timeout=600,
+                      key=mask_key(res.report_dir.parent))
     assert again.ok, again.error
     assert (tmp_path / step.page).read_bytes() == (res.report_dir / step.page).read_bytes()
 

@@ -224,3 +224,27 @@ def test_in_memory_validation_names_the_table(tiny_tables):
         Dataset.from_tables(tiny_tables, now=NOW)
     assert err.value.issues[0].file == "interactions (in memory)"
     assert err.value.issues[0].example == "event_id=9001"
+
+
+def test_ragged_csv_is_unreadable_not_truncated(tiny_tables, tmp_path):
+    d = _write(tiny_tables, tmp_path / "d")
+    (d / "merchants.parquet").unlink()
+    (d / "merchants.csv").write_text("merchant_id,category\n70,beauty\n71,electronics,extra,cells\n")
+    issue = validate_dataset(d, now=NOW).issues[0]
+    assert (issue.file, issue.problem) == ("merchants.csv", "the file cannot be read")
+    assert issue.example
+
+
+def test_semicolon_csv_is_read(tiny_tables, tmp_path):
+    d = _write(tiny_tables, tmp_path / "d")
+    (d / "merchants.parquet").unlink()
+    tiny_tables["merchants"].to_csv(d / "merchants.csv", sep=";", index=False)
+    ds = load_dataset(d, now=NOW)
+    assert ds.to_pandas("merchants")["category"].tolist() == ["beauty", "electronics"]
+
+
+def test_timezone_aware_timestamps_are_rejected(tiny_tables, tmp_path):
+    tiny_tables["notes"]["created_at"] = tiny_tables["notes"]["created_at"].dt.tz_localize("Asia/Shanghai")
+    issue = _only_issue(tiny_tables, tmp_path)
+    assert issue.column == "created_at" and "TIME ZONE" in issue.problem
+    assert "tz_localize(None)" in issue.fix

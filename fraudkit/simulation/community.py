@@ -201,7 +201,9 @@ def _crowd(world, rng, cfg, camps, targets, windows) -> Events:
     code = TYPOLOGY_CODES["crowd_engagement"]
     acc_all = world.accounts
     honest = np.flatnonzero(acc_all["honest"] & (acc_all["reg_us"] < world.start_us - 60 * DAY_US))
-    pool_n = min(len(honest) // 5, int(cfg.accounts_per_campaign * world.scenario.attackers.crowd_pool_factor))
+    per_worker = max(1.0, world.scenario.attackers.crowd_campaigns_per_worker)
+    pool_n = max(cfg.accounts_per_campaign, int(round(cfg.campaigns * cfg.accounts_per_campaign / per_worker)))
+    pool_n = min(len(honest) // 5, pool_n)
     pool = rng.choice(honest, size=pool_n, replace=False)
     world.crowd_workers = pool
     parts, seen = [], set()

@@ -263,9 +263,11 @@ class AttackersConfig:
 
     ``ban_wave_day`` (fraction of the window, default 0.5) is when the
     platform bans a wave of nurtured accounts; ``ban_fraction`` (default 0.3)
-    of them stop, the rest move to cheap phones. ``crowd_pool_factor``
-    (default 1.5) sizes the pool of crowd workers relative to one campaign:
-    workers take tasks from several campaigns.
+    of them stop, the rest move to cheap phones. ``crowd_campaigns_per_worker``
+    (default 2.0) sizes the pool of crowd workers: ``campaigns *
+    accounts_per_campaign / crowd_campaigns_per_worker`` honest accounts
+    (at least one campaign's worth), so workers take tasks from several
+    campaigns.
     """
 
     offline_script: AttackerConfig = _attacker("offline_script")
@@ -277,7 +279,7 @@ class AttackersConfig:
     coupon_abuser: AttackerConfig = _attacker("coupon_abuser")
     ban_wave_day: float = 0.5
     ban_fraction: float = 0.3
-    crowd_pool_factor: float = 1.5
+    crowd_campaigns_per_worker: float = 2.0
 
 
 @dataclass(frozen=True)
