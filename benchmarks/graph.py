@@ -119,24 +119,49 @@ def evaluate(args):
         out = stage.run(d, seed=0, context={})
         lab = labels[labels["entity_type"] == "account"].drop_duplicates("entity_id").set_index("entity_id")["typology"]
         res[role] = (out.scores, lab)
+        res[f"{role}_notes"] = labels.loc[(labels["entity_type"] == "note")
+                                          & (labels["typology"] == "engagement_buyer"), "entity_id"].unique()
     rows = []
-    for method in ("community_screening", "label_propagation", "graph"):
+    methods = [m for m in ("community_screening", "capture", "consolidation", "label_propagation", "graph")
+               if (res["train"][0]["method"] == m).any()]
+    for method in methods:
         s_tr, lab_tr = res["train"]
+        s_tr = s_tr[s_tr["entity_type"] == "account"]
         s = s_tr[s_tr["method"] == method].set_index("entity_id")["score"]
         y = lab_tr.reindex(s.index).isin(FRAUD_TYPOLOGIES).to_numpy()
         thr = threshold_for_precision(s.to_numpy(), y, args.precision)
         s_te, lab_te = res["test"]
+        s_te = s_te[s_te["entity_type"] == "account"]
         st = s_te[s_te["method"] == method].set_index("entity_id")["score"]
         ty = lab_te.reindex(st.index).fillna("unlabelled")
         flag = st > thr
         fraud = ty.isin(FRAUD_TYPOLOGIES)
         prec = fraud[flag].mean() if flag.any() else float("nan")
-        row = {"method": method, "threshold": thr, "test_precision": prec, "n_flagged": int(flag.sum())}
+        own = s_te[s_te["method"] == method].set_index("entity_id")["flagged"].reindex(st.index).fillna(False)
+        row = {"method": method, "threshold": thr, "test_precision": prec, "n_flagged": int(flag.sum()),
+               "own_threshold_precision": fraud[own].mean() if own.any() else float("nan"),
+               "own_threshold_n_flagged": int(own.sum())}
         for t in FRAUD_TYPOLOGIES + HONEST_LOOKALIKES + ("unlabelled",):
             m = ty == t
             if m.any():
                 row[("recall_" if t in FRAUD_TYPOLOGIES else "fpr_") + t] = flag[m].mean()
+        for t in FRAUD_TYPOLOGIES + HONEST_LOOKALIKES:
+            m = ty == t
+            if m.any():
+                row[("own_recall_" if t in FRAUD_TYPOLOGIES else "own_fpr_") + t] = own[m].mean()
         rows.append(row)
+    # engagement buyers are notes: recall of captured notes at the stage's own significance threshold
+    s_te_all, _ = res["test"]
+    nl = res["test_notes"]
+    ns = s_te_all[(s_te_all["entity_type"] == "note")]
+    if len(nl) and len(ns):
+        fl = pd.Series(ns["flagged"].to_numpy(), index=ns["entity_id"].to_numpy())
+        rec = fl.reindex(nl).fillna(False).mean()
+        prec = pd.Index(ns.loc[ns["flagged"], "entity_id"]).isin(nl).mean() if ns["flagged"].any() else float("nan")
+        for r in rows:
+            if r["method"] in ("capture", "graph"):
+                r["recall_engagement_buyer(notes, own threshold)"] = rec
+                r["precision_notes(own threshold)"] = prec
     out = pd.DataFrame(rows).set_index("method").T
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(f"{args.scenario}: threshold for precision {args.precision} set on seed {args.train_seed}, "

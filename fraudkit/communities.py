@@ -223,13 +223,16 @@ PROFILE_FEATURES = ("density", "repeat_tie_share", "new_account_share", "device_
 """Profile columns the screener reads (all in [0, 1])."""
 
 SCREEN_WEIGHTS = {"density": 0.2, "repeat_tie_share": 0.5, "new_account_share": 0.4, "device_sharing": 0.6,
-                  "address_sharing": 0.45, "time_concentration": 0.2, "discounted_share": 0.1, "known_bad_share": 0.8}
+                  "address_sharing": 0.0, "time_concentration": 0.2, "discounted_share": 0.1, "known_bad_share": 0.8}
 """Evidence weights of the unsupervised community risk score: the risk one feature alone carries at full
-strength (see :class:`CommunityScreener`)."""
+strength (see :class:`CommunityScreener`). ``address_sharing`` weighs 0 by default: campus and residential
+parcel stations make honest communities share addresses at scale (campus communities of ``ecommerce-promo``
+screened at 0.47 FPR with it); forwarding to consolidation points is tested properly, against delivery delays,
+by :func:`fraudkit.r_ab.consolidation_scores`."""
 
 
 def profile_communities(partition: Partition, data, *, known_bad=None, edges=None, min_size=3,
-                        new_account_days=30, as_of=None, tie_count=None, min_sharing_group=4) -> pd.DataFrame:
+                        new_account_days=30, as_of=None, tie_count=None, min_sharing_group=5) -> pd.DataFrame:
     """Describe each community of accounts (size >= ``min_size``) by the signals the seeds screen on.
 
     Parameters
@@ -250,9 +253,9 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
     new_account_days : int, default=30
     as_of : timestamp-like, optional
         Reference time for account age; default the latest event in the data.
-    min_sharing_group : int, default=4
+    min_sharing_group : int, default=5
         A device or address counts as shared when at least this many members used it: families of two
-        or three share a tablet and a home address, farms and forwarding scalpers share at scale.
+        to four share a tablet and a home address, farms and forwarding scalpers share at scale.
 
     Returns
     -------

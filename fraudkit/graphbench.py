@@ -77,7 +77,7 @@ class Split:
 
 
 def run_benchmark(data, *, protocol: str = "full", trials: int = 10, out=None, methods=None,
-                  seed: int = 0, progress: bool = False) -> pd.DataFrame:
+                  seed: int = 0, n_jobs: int = 1, progress: bool = False) -> pd.DataFrame:
     """Run the benchmark and return one summary row per method.
 
     Parameters
@@ -92,6 +92,10 @@ def run_benchmark(data, *, protocol: str = "full", trials: int = 10, out=None, m
         Subset of :data:`METHODS` valid for ``protocol`` (default: all of them).
     seed : int, default=0
         Base seed; trial ``k`` uses ``seed + k`` for its split and its models.
+    n_jobs : int, default=1
+        Threads for the tree models (OpenMP and joblib). One thread is the
+        default because on a shared machine OpenMP's busy-waiting threads can
+        run ten times slower than a single one.
     progress : bool, default=False
         Print one line per method and trial.
 
@@ -126,28 +130,12 @@ def run_benchmark(data, *, protocol: str = "full", trials: int = 10, out=None, m
     bad = [m for m in names if m not in valid]
     if bad:
         raise ValueError(f"method(s) {bad} not available for protocol {protocol!r}; choose from {valid}")
-    bench = _Bench(graph)
+    from threadpoolctl import threadpool_limits
+
+    bench = _Bench(graph, n_jobs=n_jobs)
     splits = make_splits(graph, protocol=protocol, trials=trials, seed=seed)
-    rows, notes = [], {}
-    for split in splits:
-        previous: dict = {}
-        for name in names:
-            t0 = time.perf_counter()
-            try:
-                scores = METHODS[name][0](bench, split, seed + split.trial, previous)
-            except MethodUnavailable as e:
-                notes[name] = f"unavailable: {e}"
-                continue
-            secs = time.perf_counter() - t0 + bench.pop_charge()
-            previous[name] = scores
-            m = evaluate_scores(graph.labels[split.test], scores[split.test])
-            rows.append({"dataset": graph.name, "protocol": protocol, "method": name, "trial": split.trial,
-                         **m, "seconds": secs})
-            if progress:
-                print(f"{graph.name} {protocol} trial {split.trial} {name}: auroc {m['auroc']:.4f} "
-                      f"({secs:.1f} s)", flush=True)
-    per_trial = pd.DataFrame(rows, columns=["dataset", "protocol", "method", "trial", "auroc", "auprc",
-                                            "rec_at_k", "seconds"])
+    with threadpool_limits(limits=n_jobs):
+        per_trial, notes = _run_trials(bench, splits, names, protocol, seed, progress)
     if out is not None:
         with atomic_path(out) as tmp:
             per_trial.to_csv(tmp, index=False)
@@ -261,8 +249,9 @@ def format_table(table: pd.DataFrame, *, digits: int = 2) -> str:
 class _Bench:
     """Label-free inputs of one graph, computed on first use and shared by all trials."""
 
-    def __init__(self, graph: GenericGraph):
+    def __init__(self, graph: GenericGraph, n_jobs: int = 1):
         self.graph = graph
+        self.n_jobs = n_jobs
         self.y = graph.labels.astype(int)
         self.x = graph.features
         self._cache: dict = {}
@@ -332,7 +321,7 @@ def neighbors_trees(bench, split, seed, previous):
     x = _need_edges(bench).neighbor_block()
     best = None
     for leaf in (1, 5):
-        m = ExtraTreesClassifier(n_estimators=300, min_samples_leaf=leaf, max_features=0.3, n_jobs=2,
+        m = ExtraTreesClassifier(n_estimators=300, min_samples_leaf=leaf, max_features=0.3, n_jobs=bench.n_jobs,
                                  random_state=seed).fit(x[split.train], bench.y[split.train])
         s = m.predict_proba(x)[:, 1]
         best = _keep_best(best, s, bench.y, split)
@@ -583,3 +572,28 @@ def _summarise(per_trial, dataset, protocol, names, notes) -> pd.DataFrame:
         row.update(trials=len(t), seconds=t.seconds.mean() if len(t) else np.nan, note=notes.get(name, ""))
         rows.append(row)
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def _run_trials(bench, splits, names, protocol, seed, progress):
+    graph = bench.graph
+    rows, notes = [], {}
+    for split in splits:
+        previous: dict = {}
+        for name in names:
+            t0 = time.perf_counter()
+            try:
+                scores = METHODS[name][0](bench, split, seed + split.trial, previous)
+            except MethodUnavailable as e:
+                notes[name] = f"unavailable: {e}"
+                continue
+            secs = time.perf_counter() - t0 + bench.pop_charge()
+            previous[name] = scores
+            m = evaluate_scores(graph.labels[split.test], scores[split.test])
+            rows.append({"dataset": graph.name, "protocol": protocol, "method": name, "trial": split.trial,
+                         **m, "seconds": secs})
+            if progress:
+                print(f"{graph.name} {protocol} trial {split.trial} {name}: auroc {m['auroc']:.4f} "
+                      f"({secs:.1f} s)", flush=True)
+    per_trial = pd.DataFrame(rows, columns=["dataset", "protocol", "method", "trial", "auroc", "auprc",
+                                            "rec_at_k", "seconds"])
+    return per_trial, notes

@@ -61,6 +61,7 @@ EDGE_TYPES = ("uses_device", "uses_ip", "in_subnet", "has_phone", "ships_to", "r
 product→merchant)."""
 
 _WEIGHTS = ("inverse_log_degree", "inverse_degree", "count")
+_ACTION_CODES = ("view", "like", "collect", "comment", "share", "follow")
 
 
 @dataclass(frozen=True)
@@ -167,25 +168,28 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
         as_of_ts = max(times) if times else None
     start = None if window is None or as_of_ts is None else as_of_ts - pd.Timedelta(window)
 
-    parts = []  # (src_type, src_keys, dst_type, dst_keys, edge_type, action, ts)
+    parts = []  # (src_type, src_keys, dst_type, dst_keys, edge_type, action, ts) with keys as pandas Series
 
     wanted = set(EDGE_TYPES if edge_types is None else edge_types)
     unknown = wanted - set(EDGE_TYPES)
     if unknown:
         raise ValueError(f"unknown edge type(s) {sorted(unknown)}; choose from {EDGE_TYPES}")
+    nat = np.datetime64("NaT", "ns")
 
     def add(st, sk, dt, dk, et, ts, action=None):
         if et not in wanted:
             return
-        ts = pd.to_datetime(pd.Series(ts)).to_numpy() if ts is not None else np.full(len(sk), np.datetime64("NaT"), "M8[ns]")
-        keep = pd.notna(np.asarray(dk, dtype=object)) & pd.notna(np.asarray(sk, dtype=object))
+        sk, dk = pd.Series(sk).reset_index(drop=True), pd.Series(dk).reset_index(drop=True)
+        ts = (pd.to_datetime(pd.Series(ts)).to_numpy("datetime64[ns]") if ts is not None
+              else np.full(len(sk), nat, "M8[ns]"))
+        keep = dk.notna().to_numpy() & sk.notna().to_numpy()
         if as_of_ts is not None:
             keep &= ~(ts > as_of_ts.to_datetime64())
         if start is not None:
             keep &= ~(ts <= start.to_datetime64())
-        act = np.full(len(sk), "", dtype=object) if action is None else np.asarray(action, dtype=object)
-        parts.append((st, np.asarray(sk, dtype=object)[keep], dt, np.asarray(dk, dtype=object)[keep], et,
-                      act[keep], ts[keep]))
+        act = (np.zeros(len(sk), np.int8) if action is None
+               else pd.Categorical(np.asarray(action), categories=list(_ACTION_CODES)).codes.astype(np.int8) + 1)
+        parts.append((st, sk[keep], dt, dk[keep], et, act[keep], ts[keep]))
 
     for name in ("logins", "interactions", "orders", "coupon_claims"):
         t = tables.get(name)
@@ -219,43 +223,67 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
         p = tables["products"]
         add("product", p["product_id"], "merchant", p["merchant_id"], "sold_by", None)
 
-    # one factorisation per node type over every table that mentions it
+    # one factorisation per node type over every table that mentions it (pandas hash tables, no object copies)
     keys_by_type = {t: [] for t in NODE_TYPES}
     for st, sk, dt, dk, *_ in parts:
         keys_by_type[st].append(sk)
         keys_by_type[dt].append(dk)
-    node_frames, offsets, uniques = [], {}, {}
+    node_frames, codes_by_type = [], {}
     offset = 0
     for t in NODE_TYPES:
         if not keys_by_type[t]:
             continue
-        u = pd.unique(np.concatenate(keys_by_type[t]))
-        uniques[t] = pd.Index(u)
-        offsets[t] = offset
-        node_frames.append(pd.DataFrame({"node": np.arange(offset, offset + len(u)), "type": t, "key": u}))
+        allk = pd.concat(keys_by_type[t], ignore_index=True)
+        code, u = pd.factorize(allk, sort=False)
+        bounds = np.cumsum([0] + [len(k) for k in keys_by_type[t]])
+        codes_by_type[t] = [code[bounds[i]:bounds[i + 1]].astype(np.int64) + offset for i in range(len(bounds) - 1)]
+        node_frames.append(pd.DataFrame({"node": np.arange(offset, offset + len(u)), "type": t,
+                                         "key": np.asarray(u)}))
         offset += len(u)
     nodes = (pd.concat(node_frames, ignore_index=True) if node_frames
              else pd.DataFrame({"node": np.array([], np.int64), "type": [], "key": []}))
     nodes["type"] = pd.Categorical(nodes["type"], categories=list(NODE_TYPES))
 
-    edge_frames = []
+    used = {t: 0 for t in NODE_TYPES}
+    src_l, dst_l, typ_l, act_l, ts_l = [], [], [], [], []
     for st, sk, dt, dk, et, act, ts in parts:
-        if not len(sk):
-            continue
-        edge_frames.append(pd.DataFrame({
-            "src": uniques[st].get_indexer(sk) + offsets[st],
-            "dst": uniques[dt].get_indexer(dk) + offsets[dt],
-            "type": et, "action": act, "ts": ts}))
-    if edge_frames:
-        e = pd.concat(edge_frames, ignore_index=True)
-        edges = (e.groupby(["src", "dst", "type", "action"], sort=True, observed=True)
-                 .agg(ts=("ts", "min"), ts_last=("ts", "max"), weight=("ts", "size")).reset_index())
-        edges["weight"] = edges["weight"].astype(float)
+        src_l.append(codes_by_type[st][used[st]])
+        used[st] += 1
+        dst_l.append(codes_by_type[dt][used[dt]])
+        used[dt] += 1
+        typ_l.append(np.full(len(sk), EDGE_TYPES.index(et), np.int64))
+        act_l.append(act.astype(np.int64))
+        ts_l.append(ts.astype("M8[ns]").view(np.int64))
+    if src_l and sum(len(x) for x in src_l):
+        src, dst = np.concatenate(src_l), np.concatenate(dst_l)
+        typ, act, tsi = np.concatenate(typ_l), np.concatenate(act_l), np.concatenate(ts_l)
+        n_act = len(_ACTION_CODES) + 1
+        key = ((src * offset + dst) * len(EDGE_TYPES) + typ) * n_act + act
+        order = np.argsort(key, kind="stable")
+        key, tsi = key[order], tsi[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
+        nat_i = np.iinfo(np.int64).min  # NaT as int64
+        t_min = np.where(tsi == nat_i, np.iinfo(np.int64).max, tsi)
+        t_max = tsi
+        first = np.minimum.reduceat(t_min, starts)
+        last = np.maximum.reduceat(t_max, starts)
+        first = np.where(first == np.iinfo(np.int64).max, nat_i, first)
+        k = key[starts]
+        a = k % n_act
+        k //= n_act
+        ty = k % len(EDGE_TYPES)
+        k //= len(EDGE_TYPES)
+        edges = pd.DataFrame({"src": k // max(offset, 1), "dst": k % max(offset, 1),
+                              "type": pd.Categorical.from_codes(ty, categories=list(EDGE_TYPES)),
+                              "action": pd.Categorical.from_codes(a, categories=[""] + list(_ACTION_CODES)),
+                              "ts": first.view("M8[ns]"), "ts_last": last.view("M8[ns]"),
+                              "weight": np.diff(np.r_[starts, len(key)]).astype(float)})
     else:
-        edges = pd.DataFrame({"src": np.array([], np.int64), "dst": np.array([], np.int64), "type": [],
-                              "action": [], "ts": pd.to_datetime([]), "ts_last": pd.to_datetime([]),
+        edges = pd.DataFrame({"src": np.array([], np.int64), "dst": np.array([], np.int64),
+                              "type": pd.Categorical([], categories=list(EDGE_TYPES)),
+                              "action": pd.Categorical([], categories=[""] + list(_ACTION_CODES)),
+                              "ts": pd.to_datetime([]), "ts_last": pd.to_datetime([]),
                               "weight": np.array([], float)})
-    edges["type"] = pd.Categorical(edges["type"], categories=list(EDGE_TYPES))
     params = {"as_of": None if as_of_ts is None else str(as_of_ts), "window": None if window is None else str(window),
               "tables": sorted(tables), "edge_types": sorted(wanted)}
     return HeteroGraph(nodes=nodes, edges=edges, params=params)
@@ -399,8 +427,12 @@ def ip24(ips) -> pd.Series:
     >>> ip24(["10.1.2.3", None]).tolist()
     ['10.1.2', None]
     """
-    s = pd.Series(ips, dtype=object)
-    return s.str.rsplit(".", n=1).str[0].where(s.notna(), None)
+    s = pd.Series(ips, dtype=object).reset_index(drop=True)
+    code, uniq = pd.factorize(s, sort=False)
+    sub = pd.Series(np.asarray(uniq, dtype=object)).str.rsplit(".", n=1).str[0].to_numpy(dtype=object)
+    out = np.full(len(s), None, dtype=object)
+    out[code >= 0] = sub[code[code >= 0]]
+    return pd.Series(out, dtype=object)
 
 
 # --- private helpers ----------------------------------------------------------
@@ -467,6 +499,12 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
              count_name, params, chunk_pairs=20_000_000):
     acc = np.asarray(acc, dtype=np.int64)
     ent = np.asarray(ent, dtype=np.int64)
+    if not len(acc):  # nothing shared (e.g. the entity column is all null)
+        out = pd.DataFrame({"src": acc_keys[:0], "dst": acc_keys[:0], "weight": np.array([], float),
+                            count_name: np.array([], np.int64)})
+        out.attrs.update(params)
+        out.attrs.update({"skipped_hot_entities": 0, "n_hot_entities": 0})
+        return out
     n_ent = int(ent.max(initial=-1) + 1)
     # degree = distinct accounts per entity
     pair_code = np.unique(ent * max(len(acc_keys), 1) + acc)

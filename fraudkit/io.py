@@ -62,7 +62,7 @@ class Dataset:
 
     __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames")
 
-    def __init__(self, *, path, fingerprint: str, checked: CheckedTables, con, frames=None):
+    def __init__(self, *, path, fingerprint, checked: CheckedTables, con, frames=None):
         object.__setattr__(self, "_path", None if path is None else Path(path))
         object.__setattr__(self, "_fingerprint", fingerprint)
         object.__setattr__(self, "_checked", checked)
@@ -103,7 +103,7 @@ class Dataset:
             sources[name] = TableSource(name, f"{name} (in memory)", f'"_mem_{name}"')
         checked = check_tables(con.con, sources, path="<memory>", quarantine=quarantine, now=now, validate=validate)
         checked.report.raise_for_issues()
-        return cls(path=None, fingerprint=_frames_fingerprint(frames), checked=checked, con=con, frames=frames)
+        return cls(path=None, fingerprint=None, checked=checked, con=con, frames=frames)
 
     from_frames = from_tables
 
@@ -113,6 +113,8 @@ class Dataset:
 
     @property
     def fingerprint(self) -> str:
+        if self._fingerprint is None:  # in-memory tables: hashed on first use, not at load time
+            object.__setattr__(self, "_fingerprint", _frames_fingerprint(self._frames))
         return self._fingerprint
 
     @property
@@ -193,7 +195,7 @@ class Dataset:
     def __repr__(self) -> str:
         counts = self.report.counts
         parts = ", ".join(f"{t}={counts.get(t, 0) - self.report.rejected.get(t, 0):,}" for t in self.tables)
-        return f"Dataset({self._where()}, fingerprint={self._fingerprint}, {parts})"
+        return f"Dataset({self._where()}, fingerprint={self.fingerprint}, {parts})"
 
     def _where(self) -> str:
         return str(self._path) if self._path is not None else "<memory>"
@@ -309,9 +311,9 @@ def find_table_files(path) -> tuple[dict, list]:
                 options.append((TableSource(name, f.name, f"{reader}({_lit(f)}{_opts(text)})", text), [f]))
         folder = path / name
         if folder.is_dir():
-            parts = sorted(folder.rglob("*.parquet"))
+            parts = _parts(folder, "*.parquet")
             text = not parts
-            parts = parts or sorted([*folder.rglob("*.csv"), *folder.rglob("*.csv.gz")])
+            parts = parts or _parts(folder, "*.csv", "*.csv.gz")
             if parts:
                 reader = "read_csv" if text else "read_parquet"
                 files = "[" + ", ".join(_lit(p) for p in parts) + "]"
@@ -320,7 +322,7 @@ def find_table_files(path) -> tuple[dict, list]:
             names = [o[0].file for o in options]
             issues.append(ValidationIssue(names[0], None, f"table {name} is stored more than once",
                                           ", ".join(names), "keep one file per table and remove the others"))
-        elif options:
+        if options:
             found[name] = options[0]
     return found, issues
 
@@ -376,6 +378,13 @@ def _connect():
 
 def _lit(p) -> str:
     return "'" + str(p).replace("'", "''") + "'"
+
+
+def _parts(folder: Path, *patterns) -> list[Path]:
+    """Part files under a table folder, skipping hidden and bookkeeping files (``.x``, ``_SUCCESS``, ``_temporary/``)."""
+    rel = lambda p: p.relative_to(folder).parts  # noqa: E731
+    return sorted(p for pat in patterns for p in folder.rglob(pat)
+                  if p.is_file() and not any(part.startswith((".", "_")) for part in rel(p)))
 
 
 def _opts(text: bool) -> str:

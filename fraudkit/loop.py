@@ -30,9 +30,17 @@ falls below its band.
 
 Why recall can rise: the seed pool and the sunk keys carry what earlier windows confirmed into
 later ones (propagation reaches accounts linked to old seeds; a new account shipping to a sunk
-address is caught on its first order). Why it need not: each window adds new attackers with
-little history, so the share caught at the window's end can dip; the result reports both the
-snapshot recall and the share of attackers caught so far.
+address is caught on its first order; the loop's labels persist). Why it need not: each window
+adds new attackers with little history to the denominator. Each iteration reports the run's recall
+(``recall_pipeline``, hindsight over the slice), the loop's (``recall_loop``, its persisted labels),
+and the window's events decided *prospectively* with only what the loop knew at the window's start
+(``fraud_intercepted_prospective``): the timeliness the loop buys.
+
+Two limits of the modules the loop drives, worked around here: :func:`fraudkit.pipeline.score_dataset`
+does not pass seeds to the graph stage (so the loop runs the graph stage a second time with
+``context["seeds"]``), and :func:`fraudkit.decisions.decide` checks lists as of *now*, so entries
+expiring in the data's past never fire in the run's decisions (the loop applies its lists itself,
+as of each window's start).
 """
 
 from __future__ import annotations
@@ -75,8 +83,8 @@ class LoopResult:
         flagged accounts (run / loop), and — when labels exist — recall, precision,
         interception rate and leakage (``*_pipeline`` for the plain run, ``*_loop`` for the loop).
     evaluation : pandas.DataFrame
-        Per iteration and typology: ``n_labelled``, ``recall_pipeline``, ``recall_loop``,
-        ``caught_so_far`` (fraud rows) or ``fpr_pipeline``, ``fpr_loop`` (look-alikes).
+        Per iteration and typology: ``n_labelled``, ``recall_pipeline``, ``recall_loop`` (fraud rows)
+        or ``fpr_pipeline``, ``fpr_loop`` (look-alikes).
     seed_pool : SeedPool
     watched_products, loop_labels, early_warning : pandas.DataFrame
     sunk : dict of str to DataFrame
@@ -218,7 +226,8 @@ class ClosedLoop:
                 flagged_loop = set(loop_labels["account_id"])
                 decisions_all.append(win_dec.assign(iteration=k))
                 n_listed_before = len(store)
-                store = _list_sunk(store, sunk, sl.get("promotions"), end, windows, k, self.list_ttl)
+                # promotions are scheduled in advance: the full table is known at any time
+                store = _list_sunk(store, sunk, tables.get("promotions"), end, windows, k, self.list_ttl)
                 row = {"iteration": k, "window_start": start, "window_end": end,
                        "n_accounts": int(len(acc)), "flagged_pipeline": len(flagged_run),
                        "flagged_graph_seeded": len(flagged_graph), "flagged_sunk_hits": len(hits),
@@ -300,7 +309,9 @@ def run_closed_loop(data, out, *, n_windows=3, window=None, stages=("behaviour",
 def loop_windows(tables: dict, *, n_windows=3, window=None) -> list:
     """``[(start, end), ...]``: consecutive windows covering the data's event times.
 
-    ``window`` (``"1D"``) aligns windows to that length; otherwise ``n_windows`` equal windows.
+    ``window`` (``"1D"``, ``"12h"``) cuts windows of that length from the first event's midnight
+    (for windows of a day or more; else from the first event floored to the window); otherwise
+    ``n_windows`` equal windows.
     The last window's end is just after the last event.
 
     Examples
@@ -320,8 +331,9 @@ def loop_windows(tables: dict, *, n_windows=3, window=None) -> list:
         step = pd.Timedelta(window)
         if step <= pd.Timedelta(0):
             raise FraudkitError(f"loop_windows: window must be positive, got {window!r}")
-        first = lo.floor(step)
-        ends = list(pd.date_range(first + step, hi.ceil(step), freq=step))
+        first = lo.normalize() if step >= pd.Timedelta("1D") else lo.floor(step)
+        n = int(np.ceil((hi - first) / step))
+        ends = [first + step * (i + 1) for i in range(n)]
         if len(ends) < 2:
             raise FraudkitError(f"loop_windows: window {window!r} gives {len(ends)} window(s) over {lo} .. {hi}; "
                                 "use a shorter window")

@@ -309,7 +309,7 @@ def restrict_commerce(notes: pd.DataFrame, demoted, *, min_demoted=1, min_share=
     n = notes[["note_id", "author_id"]].assign(note_id=notes["note_id"].astype(str))
     d = dem[["note_id", "demoted", "fake_count"]].assign(note_id=dem["note_id"].astype(str))
     m = n.merge(d, on="note_id", how="left")
-    m["demoted"] = m["demoted"].fillna(False).astype(bool)
+    m["demoted"] = m["demoted"].eq(True)
     m["fake_count"] = m["fake_count"].fillna(0)
     g = m.groupby("author_id", sort=True)
     t = pd.DataFrame({"n_notes": g.size(), "n_demoted": g["demoted"].sum().astype(np.int64),

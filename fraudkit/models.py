@@ -40,12 +40,20 @@ DEFAULT_POSITIVES = tuple(t for t in FRAUD_TYPOLOGIES if t != "engagement_buyer"
 class _SupervisedScorer(BaseScorer):
     """Shared fit / threshold / scoring logic; subclasses build and explain the estimator."""
 
-    def __init__(self, *, target_precision=0.9, validation_fraction=0.25, seed=None, contamination=None,
-                 threshold=None):
+    def __init__(self, *, target_precision=0.9, validation_fraction=0.25, seed=None, n_threads=1,
+                 contamination=None, threshold=None):
         super().__init__(contamination=contamination, threshold=threshold)
         self.target_precision = target_precision
         self.validation_fraction = validation_fraction
         self.seed = seed
+        self.n_threads = n_threads
+
+    def _threads(self):
+        import sklearn.ensemble  # noqa: F401 - load OpenMP and BLAS first: limits reach loaded libraries only
+        import sklearn.linear_model  # noqa: F401
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=self.n_threads)
 
     def fit(self, X, y):
         """Fit on labelled entities; set the threshold on a held-out validation part.
@@ -76,6 +84,11 @@ class _SupervisedScorer(BaseScorer):
         rng = check_random_state(self.seed)
         self._seed_int = int(rng.integers(2**31 - 1))
         validate = self.threshold is None and self.contamination is None and self.target_precision is not None
+        with self._threads():
+            self._fit_validated(ids, M, y, rng, validate)
+        return self
+
+    def _fit_validated(self, ids, M, y, rng, validate):
         if validate:
             tr, va = _stratified_holdout(y, self.validation_fraction, rng)
             self._fit_estimator(M[tr], y[tr])
@@ -89,13 +102,13 @@ class _SupervisedScorer(BaseScorer):
             self._fit_estimator(M, y)
             self.validation_threshold_ = 0.5
         self._set_scores(ids, self._proba(M))
-        return self
 
     def decision_function(self, X) -> np.ndarray:
         """Fraud probability of each row of ``X`` (columns matched by name)."""
         check_is_fitted(self, ("feature_names_in_",))
         _, M, _ = _matrix(X, self.feature_names_in_)
-        return self._proba(M)
+        with self._threads():
+            return self._proba(M)
 
     def predict(self, X) -> np.ndarray:
         """1 where ``decision_function(X) > threshold_``."""
@@ -111,7 +124,8 @@ class _SupervisedScorer(BaseScorer):
         """
         check_is_fitted(self, ("feature_names_in_",))
         ids, M, _ = _matrix(X, self.feature_names_in_)
-        C = self._contributions(M)
+        with self._threads():
+            C = self._contributions(M)
         top = max(1, int(top))
         order = np.argsort(-C, axis=1, kind="stable")[:, :top]
         names = self.feature_names_in_
@@ -145,6 +159,10 @@ class LogisticScorer(_SupervisedScorer):
         Precision the threshold must reach on validation rows.
     validation_fraction : float, default=0.25
     seed : int, Generator or None, default=None
+    n_threads : int or None, default=1
+        BLAS/OpenMP threads while fitting and scoring. One by default: on a
+        shared, oversubscribed machine OpenMP barriers in the tree code slow
+        down by 10-100x; raise it (or None for all cores) on a dedicated one.
     contamination, threshold
         See :class:`fraudkit.base.BaseScorer`; either disables validation.
 
@@ -166,9 +184,9 @@ class LogisticScorer(_SupervisedScorer):
     """
 
     def __init__(self, *, C=1.0, class_weight="balanced", max_iter=2000, target_precision=0.9,
-                 validation_fraction=0.25, seed=None, contamination=None, threshold=None):
+                 validation_fraction=0.25, seed=None, n_threads=1, contamination=None, threshold=None):
         super().__init__(target_precision=target_precision, validation_fraction=validation_fraction, seed=seed,
-                         contamination=contamination, threshold=threshold)
+                         n_threads=n_threads, contamination=contamination, threshold=threshold)
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
@@ -225,7 +243,7 @@ class BoostingScorer(_SupervisedScorer):
     max_leaf_nodes : int, default=31
     l2_regularization : float, default=1.0
     class_weight : {"balanced", None}, default=None
-    target_precision, validation_fraction, seed, contamination, threshold
+    target_precision, validation_fraction, seed, n_threads, contamination, threshold
         As in :class:`LogisticScorer`.
 
     Examples
@@ -240,10 +258,10 @@ class BoostingScorer(_SupervisedScorer):
     """
 
     def __init__(self, *, max_iter=200, learning_rate=0.1, max_leaf_nodes=31, l2_regularization=1.0,
-                 class_weight=None, target_precision=0.9, validation_fraction=0.25, seed=None,
+                 class_weight=None, target_precision=0.9, validation_fraction=0.25, seed=None, n_threads=1,
                  contamination=None, threshold=None):
         super().__init__(target_precision=target_precision, validation_fraction=validation_fraction, seed=seed,
-                         contamination=contamination, threshold=threshold)
+                         n_threads=n_threads, contamination=contamination, threshold=threshold)
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes

@@ -46,7 +46,7 @@ import pandas as pd
 
 from .errors import MissingInputError
 
-__all__ = ["RabParams", "r_ab_edges", "normalize_address", "in_promotion"]
+__all__ = ["RabParams", "r_ab_edges", "normalize_address", "in_promotion", "consolidation_scores"]
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,132 @@ def in_promotion(orders, promotions=None) -> np.ndarray:
         pos = np.searchsorted(starts, t, side="right") - 1
         m = m | ((pos >= 0) & (ends[np.maximum(pos, 0)] >= t))
     return m
+
+
+def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max_group=2000,
+                         chunk_pairs=20_000_000) -> pd.DataFrame:
+    """Receipts aligned beyond what order times and delivery delays explain (crowd-scalper forwarding).
+
+    Crowdsourced scalpers ship to a few consolidation points and the operator collects in one trip, so
+    receipts of one item at one endpoint (normalised address or receiver phone) align even when the
+    orders do not. For every order ``i`` with a receipt, in its group (endpoint, product), let ``c_i`` be
+    the number of other accounts' orders received within ``window/2`` of it and, under the null that each
+    order ``j`` is received after an independent delay drawn from the platform's delivery delays
+    (empirical CDF ``F`` of ``received_at - ts``),
+    ``lambda_i = sum_j F(r_i + w/2 - t_j) - F(r_i - w/2 - t_j)``. ``p_i = P(Poisson(lambda_i) >= c_i)``;
+    an account's p-value is its smallest, Bonferroni-corrected over every order tested. An honest
+    flash-sale crowd orders within minutes but ships to its own homes; neighbours at a parcel station
+    receive a popular item at random hours — both are what the null expects.
+
+    Parameters
+    ----------
+    orders : pandas.DataFrame
+        ``account_id``, ``product_id``, ``ts``, ``received_at`` and ``address`` and/or ``receiver_phone``.
+    window : timedelta-like, default="4h"
+    alpha : float, default=0.01
+        Family-wise error rate.
+    min_accounts : int, default=3
+        Groups with fewer distinct accounts are not tested.
+    max_group : int, default=2000
+        Larger groups (a mega-station's best seller) are not tested; counted in ``attrs["skipped_groups"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id``, ``log10_p`` (its best order), ``n_aligned`` (other accounts aligned with it there),
+        ``score`` = ``min(1, log10_p / (2 * log10(alpha / n_tests)))`` — 0.5 is family-wise significance,
+        1 its square; ``attrs``: ``n_tests``, ``log10_threshold``, ``skipped_groups``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.Timestamp("2024-06-01")
+    >>> o = pd.DataFrame({"account_id": list("abcdef"), "product_id": 1, "address": ["hub"] * 6,
+    ...     "ts": [t + pd.Timedelta(hours=h) for h in (0, 5, 11, 17, 23, 29)],
+    ...     "received_at": [t + pd.Timedelta(days=4, minutes=m) for m in (0, 20, 40, 60, 80, 100)]})
+    >>> bg = pd.DataFrame({"account_id": [f"z{i}" for i in range(400)], "product_id": 2,
+    ...     "address": [f"home{i}" for i in range(400)], "ts": t,
+    ...     "received_at": [t + pd.Timedelta(hours=12 + i % 96) for i in range(400)]})
+    >>> s = consolidation_scores(pd.concat([o, bg]))
+    >>> s.loc[s["score"] >= 0.5, "account_id"].tolist()
+    ['a', 'b', 'c', 'd', 'e', 'f']
+    """
+    from scipy.stats import poisson
+
+    from .graphs import _require, _seconds
+
+    _require(orders, ["account_id", "product_id", "ts", "received_at"], "consolidation_scores(orders)")
+    o = orders[orders["received_at"].notna() & orders["account_id"].notna() & orders["product_id"].notna()]
+    empty = pd.DataFrame({"account_id": orders["account_id"].to_numpy()[:0], "log10_p": np.array([], float),
+                          "n_aligned": np.array([], np.int64), "score": np.array([], float)})
+    empty.attrs.update({"n_tests": 0, "log10_threshold": np.nan, "skipped_groups": 0})
+    if not len(o):
+        return empty
+    acc, acc_keys = pd.factorize(o["account_id"], sort=False)
+    item, _ = pd.factorize(o["product_id"], sort=False)
+    t, r = _seconds(o["ts"]), _seconds(o["received_at"])
+    delays = np.sort(r - t)
+    half = int(pd.Timedelta(window).total_seconds()) // 2
+    endpoints = []
+    if "address" in o.columns:
+        endpoints.append(normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()))
+    if "receiver_phone" in o.columns:
+        endpoints.append(pd.Series(o["receiver_phone"].to_numpy(), dtype=object))
+    if not endpoints:
+        raise MissingInputError("consolidation_scores: orders need address or receiver_phone")
+    best = np.zeros(len(o))          # most negative log10 p per order
+    aligned = np.zeros(len(o), np.int64)
+    n_tests, skipped = 0, 0
+    for ep in endpoints:
+        ec, _ = pd.factorize(pd.Series(ep.to_numpy(), dtype=object), sort=False)
+        ok = np.flatnonzero(ec >= 0)
+        g, _ = pd.factorize(pd.Series(ec[ok].astype(np.int64) * (int(item.max()) + 1) + item[ok]), sort=False)
+        n_acc_g = np.bincount(np.unique(g.astype(np.int64) * len(acc_keys) + acc[ok]) // len(acc_keys),
+                              minlength=int(g.max(initial=-1)) + 1)
+        size_g = np.bincount(g, minlength=len(n_acc_g))
+        test = (n_acc_g[g] >= min_accounts) & (size_g[g] <= max_group)
+        skipped += int(((size_g > max_group) & (n_acc_g >= min_accounts)).sum())
+        rows, gg = ok[test], g[test]
+        if not len(rows):
+            continue
+        order = np.argsort(gg, kind="stable")
+        rows, gg = rows[order], gg[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(gg)) + 1]
+        sizes = np.diff(np.r_[starts, len(gg)])
+        per_row = np.repeat(sizes, sizes)
+        first = np.repeat(starts, sizes)
+        lam = np.zeros(len(rows))
+        cnt = np.zeros(len(rows))
+        csum = np.cumsum(per_row)
+        lo = 0
+        while lo < len(rows):
+            base = csum[lo - 1] if lo else 0
+            hi = min(max(int(np.searchsorted(csum, base + chunk_pairs, side="right")), lo + 1), len(rows))
+            reps = per_row[lo:hi]
+            i = np.repeat(np.arange(lo, hi), reps)
+            j = first[i] + (np.arange(len(i)) - np.repeat(np.cumsum(reps) - reps, reps))
+            other = acc[rows[i]] != acc[rows[j]]
+            ri, tj, rj = r[rows[i]], t[rows[j]], r[rows[j]]
+            pj = (np.searchsorted(delays, ri + half - tj, side="right")
+                  - np.searchsorted(delays, ri - half - tj, side="left")) / len(delays)
+            lam[lo:hi] = np.bincount(i - lo, weights=np.where(other, pj, 0.0), minlength=hi - lo)
+            cnt[lo:hi] = np.bincount(i - lo, weights=(other & (np.abs(rj - ri) <= half)).astype(float),
+                                     minlength=hi - lo)
+            lo = hi
+        log10_p = poisson.logsf(cnt - 1, np.maximum(lam, 1e-12)) / np.log(10)
+        n_tests += len(rows)
+        better = log10_p < best[rows]
+        best[rows[better]] = log10_p[better]
+        aligned[rows] = np.maximum(aligned[rows], cnt.astype(np.int64))
+    if not n_tests:
+        return empty
+    thr = float(np.log10(alpha / n_tests))
+    f = pd.DataFrame({"a": acc, "lp": best, "n": aligned}).groupby("a").agg(lp=("lp", "min"), n=("n", "max"))
+    out = pd.DataFrame({"account_id": acc_keys[f.index.to_numpy()], "log10_p": f["lp"].to_numpy(),
+                        "n_aligned": f["n"].to_numpy(np.int64),
+                        "score": np.clip(f["lp"].to_numpy() / (2 * thr), 0, 1)})
+    out.attrs.update({"n_tests": int(n_tests), "log10_threshold": thr, "skipped_groups": skipped})
+    return out
 
 
 # --- private helpers ----------------------------------------------------------

@@ -124,3 +124,58 @@ def test_screener_unsupervised_and_supervised():
         CommunityScreener().fit(prof.drop(columns="density"))
     with pytest.raises(NotFittedError):
         CommunityScreener().decision_function(prof)
+
+
+def _crowd_and_taste(seed=0):
+    """A paid crowd of 30 working 3 campaigns of 6 niche notes, inside 600 honest accounts whose taste
+    communities dominate their own topic's notes."""
+    from fraudkit.communities import captured_targets, capture_scores  # noqa: F401
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    honest = [f"h{i}" for i in range(600)]
+    for i, a in enumerate(honest):  # taste: topic i % 6, 12 likes among 300 notes of that topic
+        topic = i % 6
+        for n in rng.choice(300, 12, replace=False):
+            rows.append((a, f"t{topic}_{n}", f"topic{topic}"))
+    crowd = [f"w{i}" for i in range(30)]
+    for c in range(3):
+        workers = rng.choice(crowd, 20, replace=False)
+        for w in workers:
+            for n in rng.choice(6, 3, replace=False):
+                rows.append((w, f"paid{c}_{n}", f"topic{(c + n) % 6}"))
+    for w in crowd:  # workers are real people with their own taste too
+        topic = int(rng.integers(0, 6))
+        for n in rng.choice(300, 8, replace=False):
+            rows.append((w, f"t{topic}_{n}", f"topic{topic}"))
+    ev = pd.DataFrame(rows, columns=["account_id", "target", "stratum"])
+    return ev, crowd
+
+
+def test_capture_finds_the_crowd_and_spares_taste_communities():
+    from fraudkit.communities import capture_scores, captured_targets
+    from fraudkit.graphs import shared_entity_projection
+
+    ev, crowd = _crowd_and_taste()
+    e = shared_entity_projection(ev, entity="target", max_degree=500, min_shared=2)
+    part = detect_communities(e, seed=0)
+    mem = part.to_frame().set_index("account_id")["community"]
+    # crowd members end up in one community
+    assert mem.reindex(crowd).value_counts().iloc[0] >= 27
+    cap = captured_targets(part, ev, stratum="stratum")
+    assert cap.attrs["n_tests"] == len(cap)
+    paid = cap.loc[cap["captured"], "target"]
+    assert len(paid) and paid.str.startswith("paid").all()
+    s = capture_scores(part, ev, cap).set_index("account_id")["score"]
+    assert (s.reindex(crowd) > 0.5).mean() >= 0.9
+    assert (s.drop(crowd) > 0.5).mean() == 0.0
+    # exact seeded figures
+    assert int((s.reindex(crowd) > 0.5).sum()) == 28
+
+
+def test_capture_bad_input():
+    from fraudkit.communities import captured_targets
+
+    p = Partition(np.array(["a"]), np.array([0]), "x", n_communities=1)
+    with pytest.raises(MissingInputError):
+        captured_targets(p, pd.DataFrame({"account_id": ["a"]}))

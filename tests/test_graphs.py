@@ -152,3 +152,24 @@ def test_helpers():
     assert ip24(["1.2.3.4", None]).tolist() == ["1.2.3", None]
     m = edges_to_sparse([0, 0], [1, 1], [1.0, 2.0], n=2)
     assert m.toarray().tolist() == [[0.0, 3.0], [3.0, 0.0]]
+
+
+def test_all_null_entity_column_gives_no_edges():
+    f = pd.DataFrame({"account_id": ["a", "b"], "device_id": [None, None],
+                      "ts": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    for kw in ({}, {"time": "ts"}, {"time": "ts", "window": "1h"}):
+        e = shared_entity_projection(f, entity="device_id", **kw)
+        assert e.empty and list(e.columns) == ["src", "dst", "weight", "n_shared"]
+
+
+def test_hetero_graph_integer_coded_and_collapsed():
+    logins = pd.DataFrame({"account_id": ["a", "a", "b"], "device_id": ["d", "d", "d"],
+                           "ip": ["10.0.0.1", "10.0.0.1", "10.0.0.2"],
+                           "ts": pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-02"])})
+    g = build_hetero_graph({"logins": logins})
+    assert g.edges["src"].dtype.kind == "i" and g.edges["dst"].dtype.kind == "i"
+    ud = g.edges[g.edges["type"] == "uses_device"]
+    a = g.node_index("account", ["a"])[0]
+    row = ud[ud["src"] == a].iloc[0]
+    assert row["weight"] == 2 and row["ts"] == pd.Timestamp("2024-01-01") and row["ts_last"] == pd.Timestamp("2024-01-03")
+    assert set(g.nodes.loc[g.nodes["type"] == "ip24", "key"]) == {"10.0.0"}

@@ -239,3 +239,13 @@ def test_simulated_dataset_loads(tmp_path):
     assert ds.count("interactions") == len(tables["interactions"]) > 0
     csv = load_dataset(_write(tables, tmp_path / "sim", fmt="csv"))
     assert csv.schema("orders") == ds.schema("orders")
+
+
+def test_part_folders_skip_hidden_and_bookkeeping_files(tiny_tables, tmp_path):
+    d = _write({k: v for k, v in tiny_tables.items() if k != "notes"}, tmp_path / "d")
+    (d / "notes" / "_temporary").mkdir(parents=True)
+    tiny_tables["notes"].to_parquet(d / "notes" / "part-0.parquet", index=False)
+    tiny_tables["notes"].to_parquet(d / "notes" / ".part-0.parquet.tmp.parquet", index=False)
+    tiny_tables["notes"].to_parquet(d / "notes" / "_temporary" / "attempt.parquet", index=False)
+    (d / "notes" / "_SUCCESS").write_text("")
+    assert load_dataset(d, now=NOW).count("notes") == len(tiny_tables["notes"])

@@ -95,3 +95,36 @@ def test_separates_crowd_scalpers_from_flash_sale():
     auc_r = roc_auc_score(pos[m], e["r_ab"][m])
     auc_k = roc_auc_score(pos[m], e["k"][m])
     assert auc_r > 0.75 and auc_r > auc_k + 0.1
+
+
+def test_consolidation_flags_forwarding_not_flash_sale_or_station():
+    """Scalpers ordering over a day but received together at one hub are flagged; a flash-sale crowd
+    (same minute, own homes) and a busy parcel station (random receipt hours) are not."""
+    from fraudkit.r_ab import consolidation_scores
+
+    rng = np.random.default_rng(0)
+    t0 = pd.Timestamp("2024-06-18 20:00")
+    rows = []
+    for i in range(12):  # crowd scalpers: orders spread over a day, one pickup run of 3 hours
+        rows.append((f"s{i}", 7, t0 + pd.Timedelta(minutes=int(rng.integers(0, 1440))), "X路1号菜鸟驿站",
+                     t0 + pd.Timedelta(days=3, minutes=int(rng.integers(0, 180)))))
+    for i in range(150):  # flash-sale crowd: same item, same minutes, own homes
+        ts = t0 + pd.Timedelta(seconds=int(rng.exponential(90)))
+        rows.append((f"f{i}", 8, ts, f"Y路{i}号", ts + pd.Timedelta(hours=float(rng.lognormal(np.log(60), 0.45)))))
+    for i in range(300):  # a busy station: many neighbours, popular item, usual delivery delays
+        ts = t0 + pd.Timedelta(minutes=int(rng.integers(0, 14 * 1440)))
+        rows.append((f"n{i}", 9, ts, "Z路5号菜鸟驿站", ts + pd.Timedelta(hours=float(rng.lognormal(np.log(60), 0.45)))))
+    o = pd.DataFrame(rows, columns=["account_id", "product_id", "ts", "address", "received_at"])
+    s = consolidation_scores(o).set_index("account_id")
+    flagged = s["score"] >= 0.5
+    assert flagged[[f"s{i}" for i in range(12)]].mean() >= 0.9
+    assert not flagged.drop([f"s{i}" for i in range(12)]).any()
+    assert s.attrs["n_tests"] > 0
+
+
+def test_consolidation_handles_no_receipts():
+    from fraudkit.r_ab import consolidation_scores
+
+    o = pd.DataFrame({"account_id": ["a"], "product_id": [1], "ts": pd.to_datetime(["2024-01-01"]),
+                      "address": ["x"], "received_at": pd.to_datetime([None])})
+    assert consolidation_scores(o).empty

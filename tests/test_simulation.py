@@ -83,6 +83,27 @@ def test_micro_references_hold_beyond_foreign_keys(micro):
     assert (first >= reg.reindex(first.index)).all()
 
 
+def test_time_is_consistent(micro):
+    """Nothing happens before the thing it needs: registration, device first sight, publication."""
+    acc = micro["accounts"].set_index("account_id")["registered_at"]
+    dev = micro["devices"].set_index("device_id")["first_seen"]
+    for name in ("interactions", "orders", "coupon_claims", "logins", "bindings"):
+        df = micro[name]
+        ts = df["bound_at"] if name == "bindings" else df["ts"]
+        assert (ts >= df["account_id"].map(acc)).all(), name
+        if "device_id" in df:
+            used = df.dropna(subset=["device_id"])
+            first = used.groupby("device_id")["ts"].min()
+            assert (first >= dev.reindex(first.index.astype("int64")).to_numpy()).all(), name
+    notes = micro["notes"]
+    assert (notes["created_at"] >= notes["author_id"].map(acc)).all()
+    views = micro["interactions"].query("action == 'view'")
+    assert (views["ts"] >= views["target_id"].map(notes.set_index("note_id")["created_at"])).all()
+    start = pd.Timestamp(load_scenario("micro").start)
+    for name in ("interactions", "orders", "coupon_claims", "logins"):
+        assert micro[name]["ts"].between(start, start + pd.Timedelta(days=7)).all(), name
+
+
 def test_micro_has_every_typology_and_lookalike(micro):
     typs = set(micro["labels"]["typology"])
     assert set(FRAUD_TYPOLOGIES) <= typs

@@ -114,7 +114,10 @@ def test_scores_follow_the_contract(output, world):
     tables, _ = world
     s = output.scores
     assert list(s.columns) == list(SCORE_COLUMNS)
-    assert set(s["method"]) == {"community_screening", "label_propagation", "graph"}
+    notes = s[s["entity_type"] == "note"]
+    assert set(notes["method"]) <= {"capture"}
+    s = s[s["entity_type"] == "account"]
+    assert set(s["method"]) == {"community_screening", "capture", "consolidation", "label_propagation", "graph"}
     # every account, every method, no silent drops
     assert (s.groupby("method").size() == len(tables["accounts"])).all()
     assert s["score"].between(0, 1).all()
@@ -155,7 +158,7 @@ def test_missing_tables_give_notes():
     tables, _ = mini_world(1)
     out = stage.run({"accounts": tables["accounts"], "logins": tables["logins"]}, run_dir=None, seed=0, context={})
     assert any("orders" in n for n in out.notes) and any("interactions" in n for n in out.notes)
-    assert len(out.scores) == 3 * len(tables["accounts"])
+    assert len(out.scores) == 3 * len(tables["accounts"])  # no interactions/orders: no capture, no consolidation
     out2 = stage.run({"logins": tables["logins"]}, run_dir=None, seed=0, context={})
     assert out2.scores.empty and "accounts" in out2.notes[0]
 
@@ -172,3 +175,20 @@ def test_external_seeds_propagate(world):
     assert lp.reindex(others).min() > lp.reindex(truth.index[truth == "honest"]).max()
     p = out.artifacts["seed_pool"]
     assert set(ring) <= set(p["entity_id"])
+
+
+def test_micro_scenario_lookalikes_clear_and_crowd_caught():
+    """The simulated micro platform: no honest look-alike group above 5 % (families of 2-4 on one device
+    included), and exact seeded counts so a behaviour change is noticed."""
+    from fraudkit.simulation import generate, load_scenario
+
+    d = generate(load_scenario("micro"), seed=7)
+    labels = d.pop("labels")
+    out = stage.run(d, run_dir=None, seed=0, context={})
+    s = out.scores[(out.scores["entity_type"] == "account") & (out.scores["method"] == "graph")]
+    lab = labels[labels["entity_type"] == "account"].drop_duplicates("entity_id").set_index("entity_id")["typology"]
+    ty = lab.reindex(s["entity_id"]).fillna("unlabelled").to_numpy()
+    rate = s.groupby(ty)["flagged"].mean()
+    for g in ("honest_shared_device", "honest_shared_ip", "honest_flash_sale", "honest_viral_fan", "unlabelled"):
+        assert rate.get(g, 0.0) <= 0.05, (g, rate.get(g))
+    assert int(s["flagged"].sum()) == 68

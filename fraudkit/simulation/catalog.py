@@ -123,29 +123,33 @@ def sample_phones(rng: np.random.Generator, n: int, virtual_fraction: float) -> 
     virtual = rng.random(n) < virtual_fraction
     prefix = np.where(virtual, rng.choice(pre_v, size=n, p=w_v / w_v.sum()),
                       rng.choice(pre_c, size=n, p=w_c / w_c.sum()))
-    rest = np.char.zfill(rng.integers(0, 100_000_000, size=n).astype(str), 8)
-    return np.char.add(prefix, rest).astype(object)
+    digits = _fixed_digits(rng.integers(0, 100_000_000, size=n), 8, 10)
+    return _join_strings(prefix.astype(object), digits)
 
 
 def make_addresses(rng: np.random.Generator, n: int, kind: str = "home") -> np.ndarray:
     """Chinese shipping addresses. ``kind`` is home, office or station (campus parcel station)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if n == 0:
+        return np.empty(0, dtype=object)
     prov = rng.integers(0, len(_PROVINCES), size=n)
     dist = rng.integers(0, 4, size=n)
-    road = rng.integers(0, len(_ROADS), size=n)
-    num = rng.integers(1, 400, size=n)
-    out = np.empty(n, dtype=object)
+    heads = pa.array([p + c for p, c, _ in _PROVINCES]).take(pa.array(prov))
+    dists = pa.array([d for _, _, ds in _PROVINCES for d in ds]).take(pa.array(prov * 4 + dist))
+    roads = pa.array(list(_ROADS)).take(pa.array(rng.integers(0, len(_ROADS), size=n)))
+    num = pc.cast(pa.array(rng.integers(1, 400, size=n)), pa.string())
+    parts = [heads, dists, roads, num, pa.array(np.full(n, "号", dtype=object), pa.string())]
     if kind == "home":
-        bld, unit, room = rng.integers(1, 30, n), rng.integers(1, 5, n), rng.integers(1, 33, n) * 100 + rng.integers(1, 5, n)
-    for i in range(n):  # n is the number of distinct places, small next to the number of orders
-        p, c, ds = _PROVINCES[prov[i]]
-        head = f"{p}{c}{ds[dist[i]]}{_ROADS[road[i]]}{num[i]}号"
-        if kind == "home":
-            out[i] = f"{head}{bld[i]}栋{unit[i]}单元{room[i]}室"
-        elif kind == "office":
-            out[i] = f"{head}{rng.integers(1, 30)}楼前台"
-        else:
-            out[i] = f"{head}菜鸟驿站"
-    return out
+        for vals, unit in ((rng.integers(1, 30, n), "栋"), (rng.integers(1, 5, n), "单元"),
+                           (rng.integers(1, 33, n) * 100 + rng.integers(1, 5, n), "室")):
+            parts += [pc.cast(pa.array(vals), pa.string()), pa.array(np.full(n, unit, dtype=object), pa.string())]
+    elif kind == "office":
+        parts += [pc.cast(pa.array(rng.integers(1, 30, n)), pa.string()), pa.array(np.full(n, "楼前台", dtype=object), pa.string())]
+    else:
+        parts += [pa.array(np.full(n, "菜鸟驿站", dtype=object), pa.string())]
+    return pc.binary_join_element_wise(*parts, "").to_numpy(zero_copy_only=False)
 
 
 def address_variants(rng: np.random.Generator, base: str, n: int) -> np.ndarray:
@@ -167,9 +171,7 @@ def fingerprints(rng: np.random.Generator, n: int) -> np.ndarray:
     """Random 16-hex-digit device fingerprints (object array)."""
     if n == 0:
         return np.empty(0, dtype=object)
-    hi = rng.integers(0, 2**32, size=n, dtype=np.uint64)
-    lo = rng.integers(0, 2**32, size=n, dtype=np.uint64)
-    return np.char.add(np.char.zfill(np.char.mod("%x", hi), 8), np.char.zfill(np.char.mod("%x", lo), 8)).astype(object)
+    return _fixed_digits(rng.integers(0, 2**63, size=n, dtype=np.int64), 16, 16)
 
 
 def price_for(category: str) -> int:
@@ -177,8 +179,24 @@ def price_for(category: str) -> int:
     return _CATEGORY_PRICE[category]
 
 
+def _fixed_digits(x: np.ndarray, width: int, base: int) -> np.ndarray:
+    """Non-negative integers as zero-padded strings of ``width`` digits in ``base`` (object array)."""
+    x = np.asarray(x, dtype=np.uint64)
+    powers = np.uint64(base) ** np.arange(width - 1, -1, -1, dtype=np.uint64)
+    d = (x[:, None] // powers[None, :]) % np.uint64(base)
+    chars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[d.astype(np.int64)]
+    return np.ascontiguousarray(chars).view(f"S{width}").ravel().astype(str).astype(object)
+
+
+def _join_strings(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(pa.array(a, pa.string()), pa.array(b, pa.string()), "").to_numpy(
+        zero_copy_only=False)
+
+
 def _cn_digit_swap(s: str) -> str:
-    for d in "123456789":
-        if d + "栋" in s:
-            return s.replace(d + "栋", _CN_DIGITS[int(d)] + "栋", 1)
-    return s
+    import re
+
+    return re.sub(r"(\d+)栋", lambda m: "".join(_CN_DIGITS[int(c)] for c in m.group(1)) + "栋", s, count=1)

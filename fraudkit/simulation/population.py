@@ -97,7 +97,8 @@ def build_population(world: World) -> np.ndarray:
     dev1 = make_devices(world, rng, n, first_seen, emulator=P.emulator_fraction, rooted=P.rooted_fraction)
     dev2 = np.full(n, -1, dtype=np.int64)
     has2 = rng.random(n) < P.second_device_fraction
-    dev2[has2] = make_devices(world, rng, int(has2.sum()), first_seen[has2] + DAY_US * rng.integers(1, 300, has2.sum()))
+    seen2 = np.minimum(first_seen[has2] + DAY_US * rng.integers(1, 300, has2.sum()), start - HOUR_US)
+    dev2[has2] = make_devices(world, rng, int(has2.sum()), seen2)
     p_dev2 = np.where(has2, rng.uniform(0.05, 0.3, n), 0.0)
 
     # phone upgrades and app reinstalls (new device id; reinstall keeps the fingerprint)
@@ -359,6 +360,7 @@ class NoteSampler:
 
     def add_note(self, author, created_us, *, hot=False, weight=None) -> int:
         N = self.world.notes
+        created_us = max(int(created_us), int(self.world.accounts["reg_us"][author]) + HOUR_US)
         if weight is None:
             weight = self._hot if hot else self._low
         i = N.add(author=np.array([author]), created_us=np.array([created_us], dtype=np.int64),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..contract import ACTIONS, TYPOLOGIES
 from .catalog import HOURLY_RHYTHM
 
 __all__ = ["World", "Cols", "IdMaker", "Events", "DAY_US", "HOUR_US", "MIN_US", "SEC_US", "ACTION_CODES",
@@ -22,8 +23,6 @@ SEC_US = 1_000_000
 MIN_US = 60 * SEC_US
 HOUR_US = 60 * MIN_US
 DAY_US = 24 * HOUR_US
-
-from ..contract import ACTIONS, TYPOLOGIES  # noqa: E402
 
 ACTION_CODES = {a: i for i, a in enumerate(ACTIONS)}
 TYPOLOGY_CODES = {t: i for i, t in enumerate(TYPOLOGIES)}
@@ -59,38 +58,39 @@ class IdMaker:
 
 
 class Cols:
-    """Column store grown block by block; ``[name]`` returns the concatenated column."""
+    """Column store grown block by block (amortised doubling); ``[name]`` is a view of the filled rows."""
 
     def __init__(self):
-        self._parts: dict[str, list] = {}
+        self._buf: dict[str, np.ndarray] = {}
         self.n = 0
-        self._cache: dict[str, np.ndarray] = {}
 
     def add(self, **cols) -> np.ndarray:
-        n = {len(v) for v in cols.values()}
-        assert len(n) == 1, n
-        n = n.pop()
-        if self._parts and set(cols) != set(self._parts):
-            raise KeyError(f"columns differ: {sorted(set(cols) ^ set(self._parts))}")
+        sizes = {len(v) for v in cols.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"columns of different lengths: {sizes}")
+        m = sizes.pop()
+        if self._buf and set(cols) != set(self._buf):
+            raise KeyError(f"columns differ: {sorted(set(cols) ^ set(self._buf))}")
+        start, self.n = self.n, self.n + m
         for k, v in cols.items():
-            self._parts.setdefault(k, []).append(np.asarray(v))
-        start = self.n
-        self.n += n
-        self._cache.clear()
+            v = np.asarray(v)
+            buf = self._buf.get(k)
+            if buf is None:
+                buf = np.empty(max(16, 2 * m), dtype=v.dtype)
+            elif len(buf) < self.n:
+                grown = np.empty(max(2 * len(buf), self.n), dtype=buf.dtype)
+                grown[:start] = buf[:start]
+                buf = grown
+            buf[start:self.n] = v
+            self._buf[k] = buf
         return np.arange(start, self.n, dtype=np.int64)
 
     def __getitem__(self, name) -> np.ndarray:
-        if name not in self._cache:
-            parts = self._parts[name]
-            self._cache[name] = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return self._cache[name]
+        return self._buf[name][: self.n]
 
     def set(self, name, idx, values):
         """Overwrite ``name`` at ``idx`` (used when attackers take over resources)."""
-        col = self[name].copy()
-        col[idx] = values
-        self._parts[name] = [col]
-        self._cache[name] = col
+        self._buf[name][np.asarray(idx)] = values
 
 
 @dataclass

@@ -11,7 +11,10 @@ Combining: each method's score is mapped, rank-preservingly, so that its own
 operating threshold lands at 0.5 (rules: the rule set's ``verify`` threshold;
 models: the threshold validated for the target precision). ``behaviour`` is the
 maximum of the mapped scores, so it flags an account exactly when at least one
-method flags it, and its reason names that method.
+method flags it, and its reason names that method. When validated models are
+present, the rules join the combined flag at the rule set's ``block`` level
+only (verify-level rule hits stay in the ``rules`` method): the models carry a
+measured precision, a single verify-level rule does not.
 
 Context keys
 ------------
@@ -88,8 +91,9 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
         artifacts.pop("script_pairs")
 
     rules_out = _run_rules(feats, context, notes)
+    rules_block = np.inf
     if rules_out is not None:
-        methods["rules"], extra = rules_out
+        methods["rules"], extra, rules_block = rules_out
         artifacts.update(extra)
 
     train = context.get("train")
@@ -105,7 +109,13 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     frames = [score_frame(ids, s, f, entity_type="account", stage=STAGE, method=m, reasons=r)
               for m, (s, _, f, r) in methods.items()]
     if methods:
-        comb, flag, why = combine_scores(methods)
+        combo = dict(methods)
+        if "rules" in combo and len(combo) > 1:
+            # with validated models present, rules join the combined flag at their block level only
+            sc, _, _, why_r = combo["rules"]
+            block = rules_block
+            combo["rules"] = (sc, block, sc >= block, why_r)
+        comb, flag, why = combine_scores(combo)
         frames.append(score_frame(ids, comb, flag, entity_type="account", stage=STAGE, method=STAGE, reasons=why))
     scores = pd.concat(frames, ignore_index=True) if frames else empty_scores()
     return StageOutput(STAGE, scores, artifacts, notes)
@@ -295,7 +305,7 @@ def _run_rules(feats, context, notes):
         artifacts["rule_hits"] = pd.concat(hits, ignore_index=True)
     verify = th.get("verify", th.get("block", np.inf))
     flagged = score >= verify
-    return (score, verify, flagged, matched.to_numpy()), artifacts
+    return (score, verify, flagged, matched.to_numpy()), artifacts, th.get("block", verify)
 
 
 def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):

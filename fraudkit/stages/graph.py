@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from ..base import score_frame
-from ..communities import CommunityScreener, detect_communities, profile_communities
+from ..communities import (CommunityScreener, capture_scores, captured_targets, detect_communities,
+                           profile_communities)
 from ..graphs import (build_hetero_graph, coaction_projection, edges_to_sparse, shared_entity_projection)
 from ..propagation import SeedPool, label_propagation, strong_entities
-from ..r_ab import RabParams, normalize_address, r_ab_edges
+from ..r_ab import RabParams, consolidation_scores, normalize_address, r_ab_edges
 from . import StageOutput, empty_scores
 
 __all__ = ["run", "DEFAULTS", "explain_paths"]
@@ -45,7 +46,15 @@ DEFAULTS = {
     "media_weights": {"device_id": 1.0, "ip": 0.3, "phone": 1.0, "binding": 1.0, "address": 1.0,
                       "receiver_phone": 1.0},
     "view_weights": {"shared": 1.0, "coaction": 1.0, "r_ab": 1.0},
-    "coaction_window": "10min",
+    "coaction_window": "3D",
+    "coaction_actions": ("like", "collect", "comment", "share", "follow"),
+    "min_coactions": 2,
+    "capture_alpha": 0.01,
+    "capture_min_targets": 2,
+    "consolidation_window": "4h",
+    "consolidation_alpha": 0.01,
+    "evidence_threshold": 0.5,
+    "screened_views": ("shared", "r_ab"),
     "max_degree": 200,
 }
 """Stage parameters; override any of them with ``context["graph"] = {...}``."""
@@ -59,6 +68,7 @@ _COLS = {
                "promotion_id", "ts"],
     "coupon_claims": ["account_id", "device_id", "ip", "ts"],
     "products": ["product_id", "merchant_id", "discount"],
+    "notes": ["note_id", "author_id", "created_at", "category"],
     "promotions": ["promotion_id", "starts_at", "ends_at"],
 }
 
@@ -97,7 +107,9 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     if shared is not None:
         views["shared"] = shared
     if "interactions" in data:
-        views["coaction"] = coaction_projection(data["interactions"], window=p["coaction_window"])
+        views["coaction"] = coaction_projection(data["interactions"], window=p["coaction_window"],
+                                                actions=tuple(p["coaction_actions"]), max_degree=p["max_degree"] * 2,
+                                                min_coactions=p["min_coactions"])
         views["coaction"]["n_ties"] = views["coaction"]["n_coactions"]
     else:
         notes.append("coaction view skipped: the dataset has no interactions table")
@@ -110,6 +122,12 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
 
     seed_keys, seed_sources = _external_seeds(context.get("seeds"), notes)
     memberships, profiles = [], []
+    evidence, note_rows = {}, None
+    if "orders" in data and "received_at" in data["orders"].columns:
+        c = consolidation_scores(data["orders"], window=p["consolidation_window"], alpha=p["consolidation_alpha"])
+        evidence["consolidation"] = c[["account_id", "score", "n_aligned"]]
+    else:
+        notes.append("consolidation test skipped: no orders with received_at")
     for name, e in views.items():
         e = e[e["weight"] > 0]
         if not len(e):
@@ -118,13 +136,15 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
         part = detect_communities(e, method=p["community_method"], resolution=p["resolution"], seed=seed)
         prof = profile_communities(part, data, known_bad=seed_keys, edges=e, min_size=p["min_community_size"],
                                    tie_count="n_ties")
-        if len(prof):
+        if len(prof) and name in p["screened_views"]:
             scr = CommunityScreener(threshold=p["screen_threshold"]).fit(prof)
             prof = prof.assign(score=scr.decision_scores_, flagged=scr.labels_.astype(bool),
                                reason=scr.reasons_)
         else:
             prof = prof.assign(score=pd.Series(dtype=float), flagged=pd.Series(dtype=bool),
                                reason=pd.Series(dtype=object))
+        if name == "coaction":
+            evidence["capture"], note_rows = _capture_evidence(part, data, p)
         prof.insert(0, "view", name)
         profiles.append(prof)
         m = part.to_frame()
@@ -141,9 +161,17 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     best = cm.sort_values("score", ascending=False, kind="stable").drop_duplicates("account_id")
     cs = pd.Series(best["score"].to_numpy(), index=best["account_id"].to_numpy()).reindex(accounts).fillna(0.0)
 
-    # seeds: external + members of confidently screened communities
+    # per-account statistical evidence (capture test, consolidation test): 0.5 = family-wise significant
+    ev_scores = {}
+    for name, e in evidence.items():
+        ev_scores[name] = pd.Series(e["score"].to_numpy(float), index=e["account_id"].to_numpy()) \
+            .groupby(level=0).max().reindex(accounts).fillna(0.0)
+    confirmed = [pd.Index(accounts)[v.to_numpy() >= p["evidence_threshold"]] for v in ev_scores.values()]
+
+    # seeds: external + members of confidently screened communities + statistically confirmed accounts
     strong_comm = cm.loc[cm["score"] >= p["seed_threshold"], "account_id"].unique()
-    all_seeds = pd.Index(np.concatenate([np.asarray(seed_keys, dtype=object), strong_comm.astype(object)])).unique()
+    all_seeds = pd.Index(np.concatenate([np.asarray(seed_keys, dtype=object), strong_comm.astype(object)]
+                                        + [c.to_numpy().astype(object) for c in confirmed])).unique()
     key_index = pd.Index(accounts)
     adj, combined = _combined_adjacency(views, key_index, p)
     seed_idx = key_index.get_indexer(all_seeds)
@@ -156,19 +184,27 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     graph_score = np.maximum(cs.to_numpy(), lp)
     cs_flag = cs.to_numpy() > p["screen_threshold"]
     lp_flag = lp > p["lp_threshold"]
+    ev_flag = np.zeros(len(accounts), dtype=bool)
+    for v in ev_scores.values():
+        graph_score = np.maximum(graph_score, v.to_numpy())
+        ev_flag |= v.to_numpy() >= p["evidence_threshold"]
     reasons_cs = pd.Series(best["reason"].fillna("").to_numpy(), index=best["account_id"].to_numpy()).reindex(accounts).fillna("")
     scores = pd.concat([
         score_frame(accounts, cs.to_numpy(), cs_flag, entity_type="account", stage="graph",
                     method="community_screening", reasons=reasons_cs.to_numpy()),
         score_frame(accounts, lp, lp_flag, entity_type="account", stage="graph", method="label_propagation"),
-        score_frame(accounts, graph_score, cs_flag | lp_flag, entity_type="account", stage="graph", method="graph"),
+        *[score_frame(accounts, v.to_numpy(), v.to_numpy() >= p["evidence_threshold"], entity_type="account",
+                      stage="graph", method=name) for name, v in ev_scores.items()],
+        score_frame(accounts, graph_score, cs_flag | lp_flag | ev_flag, entity_type="account", stage="graph",
+                    method="graph"),
+        *([] if note_rows is None else [note_rows]),
     ], ignore_index=True)
 
-    flagged = accounts[cs_flag | lp_flag]
+    flagged = accounts[cs_flag | lp_flag | ev_flag]
     hg = build_hetero_graph(data, edge_types=("uses_device", "uses_ip", "has_phone", "ships_to", "receiver_phone",
                                               "bound_to"))
     strong = strong_entities(hg, flagged, min_accounts=3)
-    pool = _seed_pool(context, seed_sources, flagged, graph_score[cs_flag | lp_flag], strong)
+    pool = _seed_pool(context, seed_sources, flagged, graph_score[cs_flag | lp_flag | ev_flag], strong)
     explanations = _explanations(flagged, cm, strong, hg, combined, key_index, all_seeds)
     return StageOutput("graph", scores, {
         "communities": communities, "community_profiles": profiles, "seed_pool": pool.table,
@@ -231,6 +267,35 @@ def _read(ds, name, cols):
         return None
     have = ds.table(name).columns
     return ds.to_pandas(name, columns=[c for c in cols if c in have])
+
+
+def _capture_evidence(part, data, p):
+    """Capture test on the co-engagement communities: account evidence and note scores."""
+    it = data["interactions"]
+    it = it[it["action"].isin(list(p["coaction_actions"])) & it["target_id"].notna()]
+    follow = it["action"].eq("follow").to_numpy()
+    tcode = it.groupby([follow, it["target_id"]], sort=False, observed=True).ngroup().to_numpy()
+    if "notes" in data and "category" in data["notes"].columns:
+        cat = pd.Series(data["notes"]["category"].to_numpy(), index=data["notes"]["note_id"].to_numpy())
+        cat = cat[~cat.index.duplicated()]
+        stratum = cat.reindex(it["target_id"].to_numpy()).fillna("__unknown__").to_numpy(dtype=object)
+        stratum[follow] = "__follow__"
+    else:
+        stratum = np.where(follow, "__follow__", "__note__").astype(object)
+    ev = pd.DataFrame({"account_id": it["account_id"].to_numpy(), "target": tcode, "stratum": stratum})
+    cap = captured_targets(part, ev, stratum="stratum", alpha=p["capture_alpha"])
+    acc = capture_scores(part, ev, cap, min_targets=p["capture_min_targets"])
+    # note rows: captured notes (engagement_buyer targets), score 0.5 at family-wise significance
+    first = pd.Series(np.arange(len(it)), index=tcode).groupby(level=0).first()
+    nt = cap.groupby("target")["log10_p"].min()
+    rows = first.reindex(nt.index).to_numpy()
+    is_note = ~follow[rows]
+    thr = cap.attrs.get("log10_threshold", np.nan)
+    score = np.clip(nt.to_numpy() / (2 * thr), 0, 1) if np.isfinite(thr) else np.zeros(len(nt))
+    note_ids = it["target_id"].to_numpy()[rows][is_note]
+    note_rows = score_frame(note_ids, score[is_note], score[is_note] >= p["evidence_threshold"], entity_type="note",
+                            stage="graph", method="capture")
+    return acc[["account_id", "score", "n_captured"]], note_rows
 
 
 def _shared_view(data, p, notes):
