@@ -93,13 +93,22 @@ def bench_scenario(args):
     if "logins" in d:
         e = _timed("shared_entity_projection(device)", shared_entity_projection, d["logins"], entity="device_id", time="ts")
         print(f"    {len(e):,} edges")
-    c = _timed("coaction_projection", coaction_projection, d["interactions"])
+    c = _timed("coaction_projection(3D, >=2 targets)", coaction_projection, d["interactions"], window="3D",
+               actions=stage.DEFAULTS["coaction_actions"], min_coactions=2, max_degree=2 * stage.DEFAULTS["max_degree"])
     print(f"    {len(c):,} edges")
     if "orders" in d:
         r = _timed("r_ab_edges", r_ab_edges, d["orders"], d.get("products"), d.get("promotions"))
         print(f"    {len(r):,} edges")
+        from fraudkit.r_ab import consolidation_scores
+        cs = _timed("consolidation_scores", consolidation_scores, d["orders"])
+        print(f"    {cs.attrs['n_tests']:,} orders tested")
     p = _timed("detect_communities(coaction)", detect_communities, c, seed=0)
     print(f"    {p.n_communities:,} communities")
+    from fraudkit.communities import capture_scores, captured_targets
+    it = d["interactions"][d["interactions"]["action"] != "view"]
+    ev = pd.DataFrame({"account_id": it["account_id"].to_numpy(), "target": it["target_id"].to_numpy()})
+    cap = _timed("captured_targets + capture_scores", lambda: capture_scores(p, ev, captured_targets(p, ev)))
+    print(f"    {int((cap['score'] >= 0.5).sum()):,} accounts confirmed")
     keys = pd.Index(d["accounts"]["account_id"])
     from fraudkit.graphs import edges_to_sparse
     adj = edges_to_sparse(keys.get_indexer(c["src"]), keys.get_indexer(c["dst"]), c["weight"].to_numpy(), n=len(keys))

@@ -180,8 +180,7 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
         if et not in wanted:
             return
         sk, dk = pd.Series(sk).reset_index(drop=True), pd.Series(dk).reset_index(drop=True)
-        ts = (pd.to_datetime(pd.Series(ts)).to_numpy("datetime64[ns]") if ts is not None
-              else np.full(len(sk), nat, "M8[ns]"))
+        ts = (_ns(ts) if ts is not None else np.full(len(sk), nat, "M8[ns]"))
         keep = dk.notna().to_numpy() & sk.notna().to_numpy()
         if as_of_ts is not None:
             keep &= ~(ts > as_of_ts.to_datetime64())
@@ -467,6 +466,14 @@ def _require(frame, columns, where):
     if missing:
         raise MissingInputError(f"{where}: missing column(s) {', '.join(missing)}; got {', '.join(map(str, frame.columns))}. "
                                 f"Fix: pass a frame with those columns (see fraudkit.contract).")
+
+
+def _ns(s) -> np.ndarray:
+    """datetime64[ns] array of a time column, without re-parsing columns that already are datetimes."""
+    s = pd.Series(s)
+    if not pd.api.types.is_datetime64_any_dtype(s):
+        s = pd.to_datetime(s)
+    return s.to_numpy("datetime64[ns]")
 
 
 def _seconds(s) -> np.ndarray:

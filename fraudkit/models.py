@@ -327,7 +327,9 @@ def labels_for(ids, labels: pd.DataFrame, *, positives=DEFAULT_POSITIVES, entity
     first_pos = lab[pos].assign(k=key[pos]).drop_duplicates("k").set_index("k").typology
     first_any = lab.assign(k=key).drop_duplicates("k").set_index("k").typology
     k = ids.astype(str)
-    typ = k.map(first_pos).fillna(k.map(first_any)).fillna("honest")
+    typ = k.map(first_pos)
+    typ = typ.where(typ.notna(), k.map(first_any))
+    typ = typ.where(typ.notna(), "honest")
     return k.isin(first_pos.index).to_numpy().astype(int), pd.Series(typ.to_numpy(), name="typology")
 
 

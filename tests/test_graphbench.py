@@ -50,7 +50,7 @@ def test_neighbour_aggregation_beats_features_alone(planted, tmp_path):
     assert r.loc["neighbors_gbm", "auroc_mean"] == pytest.approx(PINNED_NEIGHBORS_AUROC, abs=1e-9)
 
 
-PINNED_NEIGHBORS_AUROC = None  # filled below once measured
+PINNED_NEIGHBORS_AUROC = 0.9958333333333333  # seeds 0 and 1, graph seed 0, measured once
 
 
 def test_methods_never_read_test_labels(planted):

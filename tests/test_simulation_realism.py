@@ -244,6 +244,15 @@ def test_lookalikes_look_like_attackers_on_naive_signals(demo):
     assert ((flash.ts - start) < pd.Timedelta(minutes=10)).mean() > 0.8
 
 
+def test_buyers_are_notes_honest_users_mostly_ignore(demo):
+    it = demo["interactions"]
+    honest_views = it[(it.action == "view") & ~it.account_id.isin(_fraud_accounts(demo))]
+    per_note = honest_views.groupby("target_id").size().reindex(demo["notes"].note_id, fill_value=0)
+    buyers = per_note.reindex(list(_ids(demo, "engagement_buyer", "note")))
+    assert buyers.median() < per_note.median()
+    assert (per_note.rank(pct=True).reindex(buyers.index) < 0.8).mean() > 0.9
+
+
 def test_blacklist_covers_only_part_of_attacker_proxies(demo):
     bl = set(demo["list_entries"].query("list_name == 'proxy_ips'").entity_id)
     it = demo["interactions"]

@@ -191,4 +191,4 @@ def test_micro_scenario_lookalikes_clear_and_crowd_caught():
     rate = s.groupby(ty)["flagged"].mean()
     for g in ("honest_shared_device", "honest_shared_ip", "honest_flash_sale", "honest_viral_fan", "unlabelled"):
         assert rate.get(g, 0.0) <= 0.05, (g, rate.get(g))
-    assert int(s["flagged"].sum()) == 68
+    assert int(s["flagged"].sum()) == 52

@@ -20,7 +20,7 @@ from .community import build_community_attacks
 from .ecommerce import build_ecommerce_attacks
 from .market import intelligence, list_entries
 from .population import EVENT_KEYS, activity_day, build_population, viral_bursts
-from .world import DAY_US, SEC_US, Events, World
+from .world import SEC_US, Events, World
 
 __all__ = ["build_world", "static_tables", "iter_event_chunks", "EVENT_TABLES", "empty_table", "arrow_schema",
            "arrow_to_pandas"]
@@ -46,7 +46,11 @@ def build_world(scenario, seed: int) -> World:
 
 
 def static_tables(world: World) -> dict[str, pd.DataFrame]:
-    """Entity tables (accounts, devices, notes, shop, lists, intelligence) and their labels."""
+    """Entity tables (accounts, devices, notes, shop, lists, intelligence) and the labels known so far.
+
+    Returns ``(tables, labels)``: a dict of contract-typed DataFrames and the
+    entity labels (accounts, devices, notes); event labels come with the chunks.
+    """
     A, D, N = world.accounts, world.devices, world.notes
     ids = world.ids
     out = {
@@ -200,7 +204,8 @@ def _logins(world, batches, seq):
     first = np.r_[True, (acc[1:] != acc[:-1]) | (dev[1:] != dev[:-1]) | (day[1:] != day[:-1])][: len(acc)]
     acc, dev, ts, ip = acc[first], dev[first], ts[first], ip[first]
     rng = np.random.default_rng([world.seed, 7, seq["login"]])
-    lts = np.maximum(ts - (rng.uniform(1, 30, len(ts)) * SEC_US).astype(np.int64), world.accounts["reg_us"][acc])
+    lts = ts - (rng.uniform(1, 30, len(ts)) * SEC_US).astype(np.int64)
+    lts = np.maximum(lts, np.maximum(world.accounts["reg_us"][acc], world.start_us))
     o = np.argsort(lts, kind="stable")
     return _table("logins", {"login_id": pa.array(_next_ids(world, seq, "login", len(o))),
                              "account_id": pa.array(world.ids("account", acc[o])), "device_id": _dev_ids(world, dev[o]),

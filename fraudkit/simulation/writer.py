@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from ..atomic import atomic_directory
-from ..contract import LABEL_TABLE, TABLES
+from ..contract import LABEL_TABLE
 from ..errors import FraudkitError
 from .assemble import arrow_schema, arrow_to_pandas, build_world, empty_table, iter_event_chunks, static_tables
 from .config import Scenario, load_scenario, scenario_to_dict
@@ -208,7 +208,7 @@ class _Appender:
 
     def __init__(self, folder: Path, name: str, fmt: str):
         self.path = folder / f"{name}.{fmt}"
-        self.name, self.fmt, self.rows, self._w = name, fmt, 0, None
+        self.name, self.fmt, self.rows, self._w, self._started = name, fmt, 0, None, False
 
     def append(self, df):
         if self.fmt == "parquet":
@@ -220,8 +220,9 @@ class _Appender:
         else:
             if not isinstance(df, pd.DataFrame):
                 df = arrow_to_pandas(self.name, df)
-            df.to_csv(self.path, mode="a", header=self.rows == 0, index=False,
+            df.to_csv(self.path, mode="a", header=not self._started, index=False,
                       date_format="%Y-%m-%dT%H:%M:%S.%f")
+            self._started = True
         self.rows += len(df)
 
     def close(self) -> int:
