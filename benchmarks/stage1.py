@@ -44,6 +44,39 @@ def _load(scenario, seed, data):
     return tables, tables.pop("labels", None)
 
 
+_KEYS = {"account_id", "author_id", "device_id", "target_id", "note_id", "order_id", "event_id", "login_id",
+         "claim_id", "coupon_id", "address", "phone", "receiver_phone", "fingerprint", "entry_id", "entity_id",
+         "binding_id"}
+_PER_COPY = ("accounts", "bindings", "devices", "logins", "notes", "interactions", "orders", "coupon_claims",
+             "list_entries")
+
+
+def _replicate(tables: dict, k: int) -> dict:
+    """``k`` disjoint copies of a simulated platform (keys and IPs made distinct) to measure scaling."""
+    if k <= 1:
+        return tables
+    out = dict(tables)
+    for name in _PER_COPY:
+        if name not in tables:
+            continue
+        parts = []
+        for c in range(k):
+            df = tables[name].copy()
+            for col in df.columns:
+                if col in _KEYS and c:
+                    if df[col].dtype.kind in "iu":
+                        df[col] = df[col] + c * 10**10
+                    else:
+                        df[col] = df[col].where(df[col].isna(), df[col].astype(str) + f"~{c}")
+                elif col == "ip" and c:
+                    parts2 = df[col].str.split(".", n=1, expand=True)
+                    shifted = ((parts2[0].astype(float) + c) % 256).astype("Int64").astype(str) + "." + parts2[1]
+                    df[col] = shifted.where(df[col].notna(), None)
+            parts.append(df)
+        out[name] = pd.concat(parts, ignore_index=True)
+    return out
+
+
 def _size(ds) -> dict:
     names = ("accounts", "interactions", "orders", "devices", "logins")
     if isinstance(ds, dict):
@@ -60,11 +93,17 @@ def main(argv=None):
     ap.add_argument("--train", type=Path, default=None, help="training dataset folder (with labels)")
     ap.add_argument("--precision", type=float, default=0.9, help="target precision on validation")
     ap.add_argument("--no-models", action="store_true", help="features and rules only")
+    ap.add_argument("--replicate", type=int, default=1,
+                    help="score K disjoint copies of the simulated platform (scaling runs without a big scenario)")
     ap.add_argument("--evaluate", action="store_true", help="print per-typology recall (reads test labels)")
     args = ap.parse_args(argv)
 
     t = time.perf_counter()
     ds, test_labels = _load(args.scenario, args.seed, args.data)
+    if args.replicate > 1 and isinstance(ds, dict):
+        ds = _replicate(ds, args.replicate)
+        test_labels = None if test_labels is None else _replicate({"labels": test_labels}, 1)["labels"]
+        args.evaluate = False  # labels are not replicated
     print(f"data: {args.data or args.scenario} seed={args.seed} {_size(ds)}  load {time.perf_counter() - t:.1f}s")
 
     notes: list = []

@@ -688,7 +688,7 @@ def _interaction_features(src: SqlSource, columns) -> pd.DataFrame:
         keep = ["event_id", "account_id", *[c for c in columns if c not in ("event_id", "account_id")]]
         sql = f"SELECT {', '.join(keep)} FROM ({sql})"
     # strings straight to categoricals (no Python string per row): 20M interactions fit in memory
-    return src.con.execute(sql + " ORDER BY event_id").arrow().to_pandas(strings_to_categorical=True)
+    return src.con.execute(sql + " ORDER BY event_id").to_arrow_table().to_pandas(strings_to_categorical=True)
 
 
 _ORDER_ACCOUNT_COLS = ("account_age_days", "n_actions", "n_devices", "n_ips", "null_device_share",

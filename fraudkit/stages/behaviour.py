@@ -206,7 +206,7 @@ def combine_scores(methods: dict):
     >>> import numpy as np
     >>> s, f, r = combine_scores({"a": (np.array([0.2, 0.9]), 0.8, np.array([False, True]), None)})
     >>> f.tolist(), r.tolist()
-    [[False, True], ['', 'a']]
+    ([False, True], ['', 'a'])
     """
     names = list(methods)
     aligned = np.column_stack([_align(np.asarray(v[0], float), v[1]) for v in methods.values()])
