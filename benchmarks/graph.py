@@ -104,10 +104,7 @@ def bench_scenario(args):
         print(f"    {cs.attrs['n_tests']:,} orders tested")
     p = _timed("detect_communities(coaction)", detect_communities, c, seed=0)
     print(f"    {p.n_communities:,} communities")
-    from fraudkit.communities import capture_scores, captured_targets
-    it = d["interactions"][d["interactions"]["action"] != "view"]
-    ev = pd.DataFrame({"account_id": it["account_id"].to_numpy(), "target": it["target_id"].to_numpy()})
-    cap = _timed("captured_targets + capture_scores", lambda: capture_scores(p, ev, captured_targets(p, ev)))
+    cap, _ = _timed("capture test (stratified by category)", stage._capture_evidence, p, d, stage.DEFAULTS)
     print(f"    {int((cap['score'] >= 0.5).sum()):,} accounts confirmed")
     keys = pd.Index(d["accounts"]["account_id"])
     from fraudkit.graphs import edges_to_sparse

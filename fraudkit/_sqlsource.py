@@ -54,6 +54,7 @@ class SqlSource:
         self._own = own
         self._prefix = f"fk{next(_counter)}_"
         self._created: list[tuple[str, str]] = []
+        self.cache: dict = {}  # results computed on this source (e.g. account features reused by orders)
         names = {}
         self.missing_columns: dict[str, tuple] = {}
         for name, rel in sources.items():

@@ -381,6 +381,22 @@ def first_activity(data, *, as_of=None) -> pd.DataFrame:
 # --- private ------------------------------------------------------------------
 
 
+def _memo(fn):
+    """Compute an entity table once per source (the stage reuses account features for orders)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(src, *args, **kwargs):
+        key = (fn.__name__, args, tuple(sorted(kwargs.items())))
+        cache = getattr(src, "cache", None)
+        if cache is None:
+            return fn(src, *args, **kwargs)
+        if key not in cache:
+            cache[key] = fn(src, *args, **kwargs)
+        return cache[key].copy()
+    return wrapper
+
+
 def _ip24(col: str) -> str:
     return f"regexp_extract({col}, '^(\\d+\\.\\d+\\.\\d+)\\.\\d+$', 1) || '.0/24'"
 
@@ -441,6 +457,7 @@ def _sliding_max(table: str, key: str, windows: dict, where: str = "TRUE") -> st
     return f"SELECT {key}, {maxes} FROM (SELECT {key}, {cols} FROM {table} WHERE {where} AND {key} IS NOT NULL) GROUP BY {key}"
 
 
+@_memo
 def _account_features(src: SqlSource) -> pd.DataFrame:
     acc = src.require("accounts", "account_features")
     it = src.require("interactions", "account_features")
@@ -580,6 +597,7 @@ DEVICE_FEATURES = ("in_devices_table", "is_emulator", "is_rooted", "screen_model
                    "n_actions", "n_ips", "max_actions_per_hour", "new_account_share")
 
 
+@_memo
 def _device_features(src: SqlSource) -> pd.DataFrame:
     acc = src.require("accounts", "device_features")
     ev = _events(src)
@@ -608,6 +626,7 @@ IP_FEATURES = ("n_accounts", "n_devices", "n_events", "n_actions", "null_device_
                "actions_per_account", "n_orders")
 
 
+@_memo
 def _ip_features(src: SqlSource, *, level: str) -> pd.DataFrame:
     acc = src.require("accounts", f"{level}_features")
     ev = _events(src)
@@ -651,6 +670,7 @@ ADDRESS_FEATURES = ("n_accounts", "n_orders", "n_units", "n_receiver_phones", "n
                     "n_promotions", "n_products", "limited_stock_units")
 
 
+@_memo
 def _address_features(src: SqlSource) -> pd.DataFrame:
     if not src.has("orders"):
         return pd.DataFrame({"address": pd.Series(dtype=object), **{c: pd.Series(dtype=float)
@@ -723,6 +743,7 @@ def _order_features(src: SqlSource, accumulators) -> pd.DataFrame:
             ("dev_", "device_id", _device_features(src), _ORDER_DEVICE_COLS),
             ("ip_", "ip", _ip_features(src, level="ip"), _ORDER_IP_COLS),
             ("addr_", "address", _address_features(src), _ORDER_ADDRESS_COLS)):
+        # (entity tables are memoised on the source: computed once per session)
         sub = frame[[key, *cols]].rename(columns={c: prefix + c for c in cols})
         orders = orders.merge(sub, on=key, how="left", validate="many_to_one")
     accs = [a for a in (DEFAULT_ACCUMULATORS if accumulators is None else accumulators) if a.table == "orders"]
