@@ -127,8 +127,7 @@ def main(argv=None):
         train, train_labels = _load(args.scenario, args.train_seed, args.train)
         if isinstance(train, dict):
             train["labels"] = train_labels
-        X_tr, y_tr = stage.training_data(train if args.train is None else {**{n: train.to_pandas(n) for n in
-                                                                              train.tables}})
+        X_tr, y_tr = stage.training_data(train)
         t_train = time.perf_counter() - t
         print(f"training features ({args.train or f'seed {args.train_seed}'}): {t_train:.1f}s "
               f"{len(y_tr)} accounts, {int(y_tr.sum())} positive")

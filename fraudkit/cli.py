@@ -86,12 +86,21 @@ def validate(data, quarantine):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--train", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Labelled dataset that fixes each stage's threshold (default: each stage's unsupervised default).")
-def score(data, out, stages, rules, seed, train):
+@click.option("--precision", "target_precision", type=float, default=0.9, show_default=True,
+              help="With --train: precision each stage method's threshold must reach on the training labels.")
+@click.option("--seeds", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Seed pool Parquet (seed_pool.parquet of an earlier run or loop) for the graph stage.")
+def score(data, out, stages, rules, seed, train, target_precision, seeds):
     """Score a dataset: features, rules, models, group and graph stages, decisions."""
     from .pipeline import score_dataset
 
+    pool = None
+    if seeds is not None:
+        from .propagation import SeedPool
+
+        pool = SeedPool.load(seeds)
     result = score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
-                           rules=rules, seed=seed, train=train)
+                           rules=rules, seed=seed, train=train, target_precision=target_precision, seeds=pool)
     click.echo(result.describe())
 
 
@@ -101,11 +110,11 @@ def score(data, out, stages, rules, seed, train):
               help="Dataset with the labels table (default: the one the run scored).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
 def evaluate(run, data, fmt):
-    """Per-typology recall by stage, honest look-alike false-positive rates, precision."""
-    from .evaluation import evaluate_run, format_table
+    """The arms-race table: recall by stage and combined, look-alike false-positive rates, precision."""
+    from .evaluation import evaluate_run, format_evaluation, run_operating_point
 
     table = evaluate_run(run, data=data)
-    click.echo(format_table(table, fmt))
+    click.echo(format_evaluation(table, fmt, operating_point=run_operating_point(run)))
 
 
 @main.command()

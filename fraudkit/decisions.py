@@ -88,8 +88,11 @@ def decide(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lis
         Black/graylists; each key column present is looked up with its entity type and the
         row's ``promotion:<id>`` scope.
     policy : DecisionPolicy, optional
-    as_of : timestamp-like, optional
-        Lists in force at this time (default: each row's ``ts`` is not used; now).
+    as_of : timestamp-like, array-like of shape (n,) or None, default=None
+        When lists are checked. Default: each event at its own ``ts`` (an entry
+        that expired in the data's past still applies to the events before its
+        expiry); without a ``ts`` column, now. A single time checks every event
+        against the lists in force then.
     scope : str, optional
         Extra scope in force for every row (``"scene:like"``).
     notes : list, optional
@@ -204,7 +207,10 @@ def _list_layers(events, lists, as_of, scope, sev, why, why_labels):
         scopes.append(scope)
     if "promotion_id" in events.columns:
         scopes.append(("promotion:" + events["promotion_id"].astype("string")).to_numpy(dtype=object, na_value=None))
-    act = lists.active(as_of)
+    if as_of is None and "ts" in events.columns:
+        as_of = events["ts"].to_numpy(dtype="datetime64[ns]")
+    # every entry ever added: whether it is live is decided per row by ListStore.contains
+    act = lists.entries if (as_of is not None and np.ndim(as_of) == 1) else lists.active(as_of)
     n = len(events)
     for list_type, layer, level in (("blacklist", "blacklist", 2), ("graylist", "graylist", 1)):
         a = act[act["list_type"] == list_type]

@@ -23,13 +23,21 @@ from .errors import FraudkitError
 __all__ = [
     "evaluate_run",
     "evaluation_table",
+    "run_operating_point",
     "format_table",
+    "format_evaluation",
     "fraud_keys",
     "leakage",
     "interception_rate_by_day",
     "recall_at_precision",
     "precision_recall_table",
 ]
+
+
+def run_operating_point(run_dir) -> dict:
+    """The ``operating_point`` entry of a run's manifest (empty when absent)."""
+    p = Path(run_dir) / "manifest.json"
+    return (json.loads(p.read_text(encoding="utf-8")).get("operating_point") or {}) if p.is_file() else {}
 
 
 def evaluate_run(run_dir, *, data=None) -> pd.DataFrame:
@@ -155,6 +163,50 @@ def format_table(df: pd.DataFrame, fmt: str = "markdown", *, digits: int = 3) ->
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def format_evaluation(table: pd.DataFrame, fmt: str = "markdown", *, operating_point=None, digits: int = 3) -> str:
+    """The arms-race table as ``fraudkit evaluate`` prints it.
+
+    Three blocks (markdown): fraud typologies with ``recall_<stage>`` at each stage's operating point
+    and ``recall_combined``; honest look-alike groups with ``fpr_<stage>`` and ``fpr_combined``; the
+    overall ``precision_<stage>`` and ``precision_combined``. ``operating_point`` (the run manifest's
+    entry) adds a first line saying where the thresholds came from. ``fmt="csv"`` gives the whole
+    :func:`evaluation_table` as one CSV.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> acc = pd.DataFrame({"account_id": ["a", "b", "c"], "flagged_graph": [True, False, True],
+    ...                     "flagged_combined": [True, False, True]})
+    >>> lab = pd.DataFrame({"entity_type": "account", "entity_id": ["a", "b", "c"],
+    ...                     "typology": ["device_farm", "device_farm", "honest_shared_ip"]})
+    >>> print(format_evaluation(evaluation_table(acc, lab)).splitlines()[-1])
+    | all | 2 | 0.500 | 0.500 |
+    """
+    if fmt == "csv":
+        return format_table(table, "csv", digits=digits)
+    stages = [c[len("recall_"):] for c in table.columns if c.startswith("recall_")]
+    fraud = table[table["typology"].isin([*FRAUD_TYPOLOGIES, "all_fraud"])]
+    honest = table[table["typology"].isin([*HONEST_LOOKALIKES, "all_honest"])]
+    overall = table[table["typology"] == "all_fraud"]
+    prec = pd.DataFrame({"typology": ["all"], "n_flagged_fraud": overall["n_labelled"].to_numpy()[:1]})
+    prec = prec.rename(columns={"n_flagged_fraud": "n_labelled"})
+    for st in stages:
+        prec[f"precision_{st}"] = overall[f"precision_{st}"].to_numpy()[:1] if len(overall) else np.nan
+    out = []
+    if operating_point:
+        src = operating_point.get("source") or operating_point.get("threshold_source") or "unknown"
+        tp = operating_point.get("target_precision")
+        out += [f"operating point: {src}" + (f" (target precision {tp:g})" if tp is not None and
+                                              "training" in str(src) else ""), ""]
+    out += ["recall by stage (fraud typologies, accounts)", "",
+            format_table(fraud[["typology", "n_labelled", *[f"recall_{st}" for st in stages]]], digits=digits), "",
+            "false-positive rate by stage (honest look-alikes)", "",
+            format_table(honest[["typology", "n_labelled", *[f"fpr_{st}" for st in stages]]], digits=digits), "",
+            "precision by stage (every labelled fraud account vs every other account)", "",
+            format_table(prec, digits=digits)]
+    return "\n".join(out)
 
 
 def fraud_keys(labels: pd.DataFrame, entity_type: str) -> set:

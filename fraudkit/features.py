@@ -31,7 +31,11 @@ account_features (key ``account_id``)
     ``max_accounts_per_device``, ``max_accounts_per_ip``,
     ``max_accounts_per_ip24``, ``emulator_device_share``,
     ``rooted_device_share``, ``max_env_contradiction``,
-    ``max_fingerprint_devices``, ``unknown_device_share``.
+    ``max_fingerprint_devices``, ``unknown_device_share``,
+    ``min_device_reg_span_days`` (over the account's shared devices, the
+    smallest spread of registration dates of the accounts on one device: a
+    family registers years apart, a farm or a nurturing batch within weeks;
+    NaN when no device is shared).
     Commerce portrait: ``n_orders``, ``n_units``, ``n_products``,
     ``n_categories``, ``order_value``, ``discount_value`` (sum of list price x
     quantity - paid: the margin taken out of promotions, NetEase's gross-profit
@@ -71,6 +75,8 @@ before the reference time (``as_of`` or the end of the data).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -108,7 +114,7 @@ ACCOUNT_FEATURES = (
     "low_pop_target_share", "mean_target_pop_pct", "top_target_share",
     "n_devices", "n_ips", "n_ip24", "null_device_share", "max_accounts_per_device", "max_accounts_per_ip",
     "max_accounts_per_ip24", "emulator_device_share", "rooted_device_share", "max_env_contradiction",
-    "max_fingerprint_devices", "unknown_device_share",
+    "max_fingerprint_devices", "unknown_device_share", "min_device_reg_span_days",
     "n_orders", "n_units", "n_products", "n_categories", "order_value", "discount_value", "discount_share",
     "coupon_share", "promotion_share", "limited_stock_share", "max_orders_per_hour", "n_addresses",
     "n_receiver_phones", "received_share", "n_coupon_claims",
@@ -116,6 +122,7 @@ ACCOUNT_FEATURES = (
 )
 """Columns of :func:`account_features` after the key, in order."""
 
+_BLOCKS = itertools.count()
 _NO_FILL = ("max_env_contradiction", "max_fingerprint_devices")  # unknown without a devices table
 _COUNT_PREFIXES = ("n_", "max_", "has_", "list_", "resource_list_", "accounts_per_", "in_devices",
                    "fingerprint_", "limited_stock_units")
@@ -409,7 +416,8 @@ def _events(src: SqlSource) -> str:
     parts = []
     for name, is_action in (("interactions", 1), ("logins", 0), ("orders", 0), ("coupon_claims", 0)):
         if src.has(name):
-            parts.append(f"SELECT account_id, CAST(device_id AS VARCHAR) AS device_id, ip, ts, {is_action} AS is_action "
+            parts.append(f"SELECT account_id, CAST(device_id AS VARCHAR) AS device_id, ip, ts, "
+                         f"{is_action} AS is_action "
                          f"FROM {getattr(src.t, name)}")
     sql = " UNION ALL ".join(parts)
     return src.temp_table("events", f"SELECT *, NULLIF({_ip24('ip')}, '.0/24') AS ip24 FROM ({sql})")
@@ -454,7 +462,8 @@ def _sliding_max(table: str, key: str, windows: dict, where: str = "TRUE") -> st
         f"count(*) OVER (PARTITION BY {key} ORDER BY ts RANGE BETWEEN INTERVAL {w} PRECEDING AND CURRENT ROW) AS c_{n}"
         for n, w in windows.items())
     maxes = ", ".join(f"CAST(max(c_{n}) AS DOUBLE) AS {n}" for n in windows)
-    return f"SELECT {key}, {maxes} FROM (SELECT {key}, {cols} FROM {table} WHERE {where} AND {key} IS NOT NULL) GROUP BY {key}"
+    return (f"SELECT {key}, {maxes} FROM (SELECT {key}, {cols} FROM {table} "
+            f"WHERE {where} AND {key} IS NOT NULL) GROUP BY {key}")
 
 
 @_memo
@@ -520,6 +529,11 @@ def _account_features(src: SqlSource) -> pd.DataFrame:
         blocks.append(f"""SELECT account_id, CAST(max(t.n) AS DOUBLE) AS {col} FROM
             (SELECT DISTINCT account_id, {key} FROM {ev} WHERE {key} IS NOT NULL) e JOIN {tab} t USING ({key})
             GROUP BY account_id""")
+    blocks.append(f"""
+    WITH ad AS (SELECT DISTINCT account_id, device_id FROM {ev} WHERE device_id IS NOT NULL),
+    dv AS (SELECT device_id, epoch(max(a.registered_at) - min(a.registered_at)) / 86400.0 AS span
+           FROM ad JOIN {acc} a USING (account_id) GROUP BY device_id HAVING count(*) >= 2)
+    SELECT account_id, min(span) AS min_device_reg_span_days FROM ad JOIN dv USING (device_id) GROUP BY account_id""")
     if dev_env is not None:
         blocks.append(f"""
         SELECT account_id, avg(coalesce(d.is_emulator, 0)) AS emulator_device_share,
@@ -565,9 +579,11 @@ def _account_features(src: SqlSource) -> pd.DataFrame:
         if src.has("orders"):
             res.append(f"SELECT DISTINCT account_id, 'address', address FROM {src.t.orders}")
         blocks.append(f"""SELECT account_id, CAST(count(*) AS DOUBLE) AS resource_list_hits FROM
-            ({' UNION '.join(res)}) r JOIN {le} l ON l.entity_type = r.et AND l.entity_id = r.eid GROUP BY account_id""")
+            ({' UNION '.join(res)}) r JOIN {le} l ON l.entity_type = r.et AND l.entity_id = r.eid
+            GROUP BY account_id""")
         blocks.append(f"""SELECT a.account_id, CAST(count(*) AS DOUBLE) AS list_hits FROM {acc} a JOIN
-            {src.t.list_entries} l ON l.entity_type = 'account' AND CAST(l.entity_id AS VARCHAR) = CAST(a.account_id AS VARCHAR)
+            {src.t.list_entries} l ON l.entity_type = 'account'
+                AND CAST(l.entity_id AS VARCHAR) = CAST(a.account_id AS VARCHAR)
             WHERE l.added_at < {ref} AND (l.expires_at IS NULL OR l.expires_at > {ref}) GROUP BY a.account_id""")
 
     base = f"""SELECT account_id, register_channel, epoch({ref} - registered_at) / 86400.0 AS account_age_days,
@@ -578,10 +594,16 @@ def _account_features(src: SqlSource) -> pd.DataFrame:
 
 
 def _join_blocks(src, base: str, key: str, blocks: list, columns) -> pd.DataFrame:
-    sql = f"SELECT * FROM ({base}) b0"
-    for k, b in enumerate(blocks, 1):
-        sql += f" LEFT JOIN ({b}) b{k} USING ({key})"
+    # each block is materialised on its own, then joined: DuckDB plans one 17-way join of windowed
+    # sub-queries worse than the blocks one by one (measured 10 s against 7 s on 2M interactions)
+    stem = f"blk{next(_BLOCKS)}"
+    names = [src.temp_table(f"{stem}_{k}", b) for k, b in enumerate([base, *blocks])]
+    sql = f"SELECT * FROM {names[0]} b0"
+    for k, name in enumerate(names[1:], 1):
+        sql += f" LEFT JOIN {name} b{k} USING ({key})"
     df = src.df(sql + f" ORDER BY {key}")
+    for name in names:
+        src.con.execute(f"DROP TABLE IF EXISTS {name}")
     for c in columns:
         if c not in df.columns:
             df[c] = np.nan
@@ -735,7 +757,8 @@ def _order_features(src: SqlSource, accumulators) -> pd.DataFrame:
         o.product_id, o.quantity, o.paid_price, o.coupon_id, o.promotion_id, o.address, o.receiver_phone,
         p.category, p.price, p.discount, CAST(p.limited_stock AS DOUBLE) AS limited_stock,
         p.price * o.quantity AS line_value, greatest(p.price * o.quantity - o.paid_price, 0) AS discount_value,
-        CAST(o.coupon_id IS NOT NULL AS DOUBLE) AS has_coupon, CAST(o.promotion_id IS NOT NULL AS DOUBLE) AS in_promotion
+        CAST(o.coupon_id IS NOT NULL AS DOUBLE) AS has_coupon,
+        CAST(o.promotion_id IS NOT NULL AS DOUBLE) AS in_promotion
         FROM {o} o {prod} ORDER BY o.order_id""")
     n = len(orders)
     for prefix, key, frame, cols in (

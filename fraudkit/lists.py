@@ -212,18 +212,40 @@ class ListStore:
             value its own scope (``None`` = no scope); a list combines several
             (a promotion per row plus a scene). A scoped entry applies only where
             its scope is among the value's scopes.
-        as_of : timestamp-like, optional
-            Default now; entries not live at that time are ignored.
+        as_of : timestamp-like or array-like of shape (n,), optional
+            When each value is looked up: one time for every value, or one per
+            value (an event's own ``ts``, so an entry that expired in the data's
+            past still applies to the events before its expiry). Default now;
+            a missing per-value time (NaT) also means now. An entry applies when
+            ``added_at <= as_of < expires_at`` and it was not removed by then.
 
         Returns
         -------
         ndarray of bool, shape (n,)
+
+        Examples
+        --------
+        >>> s = ListStore()
+        >>> _ = s.add("blacklist", "proxy_ips", "ip", ["1.2.3.4"], reason="proxy", actor="analyst",
+        ...           at="2024-06-01", expires_at="2024-06-03")
+        >>> s.contains("proxy_ips", ["1.2.3.4"] * 3,
+        ...            as_of=pd.to_datetime(["2024-05-31", "2024-06-02", "2024-06-04"])).tolist()
+        [False, True, False]
         """
         vals = values if isinstance(values, (pd.Series, pd.Index)) else pd.Series(np.asarray(values, dtype=object)
                                                                                  if not isinstance(values, np.ndarray)
                                                                                  else values)
         n = len(vals)
-        act = self.active(as_of)
+        per_row = as_of is not None and not isinstance(as_of, (str, pd.Timestamp)) and np.ndim(as_of) == 1
+        if per_row:
+            times = pd.to_datetime(pd.Series(np.asarray(as_of))).to_numpy(dtype="datetime64[ns]")
+            if len(times) != n:
+                raise FraudkitError(f"ListStore.contains: {len(times)} as_of times for {n} values; give one time "
+                                    "or one per value")
+            times = np.where(np.isnat(times), np.datetime64(pd.Timestamp.now(), "ns"), times)
+            act = self._entries
+        else:
+            act = self.active(as_of)
         act = act[act["list_name"] == list_name]
         if list_type is not None:
             act = act[act["list_type"] == list_type]
@@ -246,7 +268,11 @@ class ListStore:
                 if not applies.any():
                     continue
             hit = _isin_as_text(vals, grp["entity_id"].to_numpy(dtype=object))
-            out |= hit if applies is None else hit & applies
+            if applies is not None:
+                hit &= applies
+            if per_row and hit.any():
+                hit = _live_at(vals, hit, times, grp)
+            out |= hit
         return out
 
     # --- private ------------------------------------------------------------------------------
@@ -304,6 +330,21 @@ def _check_scope(scope):
     if not (scope == "global" or (isinstance(scope, str) and scope.startswith(("promotion:", "scene:"))
                                   and scope.split(":", 1)[1])):
         raise FraudkitError(f"bad list scope {scope!r}; use global, promotion:<id> or scene:<name>")
+
+
+def _live_at(vals, hit, times, entries):
+    """Narrow ``hit`` to rows whose value has an entry live at the row's own time."""
+    rows = np.flatnonzero(hit)
+    v = pd.Series(vals).iloc[rows]
+    text = v.astype(str).to_numpy(dtype=object) if not (pd.api.types.is_float_dtype(v.dtype)) \
+        else v.map(lambda x: str(int(x)) if float(x).is_integer() else str(x)).to_numpy(dtype=object)
+    pairs = pd.DataFrame({"row": rows, "entity_id": text, "t": times[rows]}).merge(
+        entries[["entity_id", "added_at", "expires_at", "removed_at"]], on="entity_id", how="inner")
+    live = (pairs["added_at"] <= pairs["t"]) & (pairs["expires_at"].isna() | (pairs["expires_at"] > pairs["t"])) \
+        & (pairs["removed_at"].isna() | (pairs["removed_at"] > pairs["t"]))
+    out = np.zeros(len(hit), dtype=bool)
+    out[pairs.loc[live, "row"].to_numpy()] = True
+    return out
 
 
 def _isin_as_text(vals: pd.Series, listed: np.ndarray) -> np.ndarray:

@@ -3,22 +3,25 @@
     labelling -> interception -> product identification -> data sinking -> re-scan -> label update
 
 For each time window the loop scores everything seen up to the window's end
-(:func:`fraudkit.pipeline.score_dataset` on a point-in-time slice, :func:`slice_tables`), then:
+(:func:`fraudkit.pipeline.score_dataset` on a point-in-time slice, :func:`slice_tables`, with
+``seeds=`` the seed pool of the earlier windows, so the graph stage propagates weak labels from
+them in the same run), then:
 
 1. **labelling** — accounts flagged by at least ``seed_min_stages`` independent stages (rules
    count as a stage) are high-confidence: they join the seed pool
    (:class:`fraudkit.propagation.SeedPool`). The labels table is never read here.
-2. **interception** — the run's decisions on the window's orders and interactions, escalated to
-   ``block`` where an order uses a key the loop listed for that order's promotion
-   (:class:`fraudkit.lists.ListStore`, checked at the window's start).
+2. **interception** — the run's decisions on the window's orders and interactions (the loop's lists
+   are in the slice's ``list_entries``, checked by the decision as of each event's own time), and
+   the *prospective* decision: what the loop knew before the window (its earlier labels, and its
+   lists, scoped to the order's promotion, as of each order's time).
 3. **product identification** — products whose buyers are largely flagged, or that ship many
    units to one address, go on the watch list.
 4. **data sinking** — addresses, devices and receiver phones used mostly by flagged accounts
    (at least ``sink_min_accounts`` of them) are kept as tables, with group portraits of the
    flagged communities; they are listed, scoped to the promotions running next.
-5. **re-scan** — the graph stage is run again on the slice with the seed pool
-   (``context["seeds"]``, weak-label propagation from the seeds), and the orders of the last
-   ``rescan_windows`` windows are re-scanned against the sunk keys.
+5. **re-scan** — the run's graph stage, seeded with the pool, is the re-scan: its flags and
+   strong entities (resources shared by many risky accounts) join the loop; the orders of the
+   last ``rescan_windows`` windows are re-scanned against the sunk keys.
 6. **label update** — the loop's own label table (``loop_labels``: account, first iteration,
    source) takes every account flagged by the run, the seeded re-scan or the sunk keys.
 
@@ -35,12 +38,6 @@ adds new attackers with little history to the denominator. Each iteration report
 (``recall_pipeline``, hindsight over the slice), the loop's (``recall_loop``, its persisted labels),
 and the window's events decided *prospectively* with only what the loop knew at the window's start
 (``fraud_intercepted_prospective``): the timeliness the loop buys.
-
-Two limits of the modules the loop drives, worked around here: :func:`fraudkit.pipeline.score_dataset`
-does not pass seeds to the graph stage (so the loop runs the graph stage a second time with
-``context["seeds"]``), and :func:`fraudkit.decisions.decide` checks lists as of *now*, so entries
-expiring in the data's past never fire in the run's decisions (the loop applies its lists itself,
-as of each window's start).
 """
 
 from __future__ import annotations
@@ -189,7 +186,11 @@ class ClosedLoop:
                 it = tmp / "loop" / f"iteration_{k}"
                 sl = slice_tables(tables, end, list_store=store)
                 ds = Dataset.from_tables(sl, validate=True)
-                run = score_dataset(ds, it / "run", stages=self.stages, seed=self.seed, rules=self.rules)
+                # the run is seeded with what earlier windows confirmed (graph weak-label propagation)
+                ctx = {"run_id": f"iteration_{k}", "now": end, **({"graph": dict(self.graph)} if self.graph else {})}
+                has_seeds = bool((pool.table["entity_type"] == "account").any())
+                run = score_dataset(ds, it / "run", stages=self.stages, seed=self.seed, rules=self.rules,
+                                    seeds=pool if has_seeds else None, context=ctx)
                 acc = pd.read_parquet(run.run_dir / "accounts.parquet")
                 dec = pd.read_parquet(run.run_dir / "decisions.parquet")
                 # 1. labelling: corroborated flags -> seed pool
@@ -199,8 +200,8 @@ class ClosedLoop:
                 pool = pool.update(confident.rename(columns={"account_id": "entity_id", "score_combined": "score"})
                                    .assign(entity_type="account", source="loop:corroborated"),
                                    run_id=f"iteration_{k}", seen_at=end)
-                # 5a. re-scan with the seed pool (graph propagation from the seeds)
-                rescan = _seeded_graph(ds, pool, self, k, end)
+                # 5a. re-scan: the seeded graph stage's findings (strong entities join the pool)
+                rescan = _seeded_graph(run.run_dir, has_seeds) if "graph" in run.stages else None
                 if rescan is not None:
                     pool = pool.update(rescan["pool_new"], run_id=f"iteration_{k}", seen_at=end)
                 flagged_run = set(acc.loc[acc["flagged_combined"].astype(bool), "account_id"].astype(str))
@@ -659,25 +660,21 @@ def _keep_referenced(out, tables):
                 out[ref_table] = pd.concat([have, full[full[ref_col].isin(need)]], ignore_index=True)
 
 
-def _seeded_graph(ds, pool, loop, k, end):
-    if "graph" not in loop.stages or not (pool.table["entity_type"] == "account").any():
-        return None
-    from .stages import graph
-
-    ctx = {"seeds": pool, "run_id": f"iteration_{k}", "now": end}
-    if loop.graph:
-        ctx["graph"] = dict(loop.graph)
-    out = graph.run(ds, seed=loop.seed, context=ctx)
-    s = out.scores
+def _seeded_graph(run_dir, seeded):
+    """The graph stage's part of a run: flagged accounts (when seeded), its scores, strong entities, communities."""
+    s = pd.read_parquet(run_dir / "scores.parquet")
+    s = s[s["stage"] == "graph"]
     g = s[(s["entity_type"] == "account") & (s["method"] == "graph")]
-    flagged = set(g.loc[g["flagged"].astype(bool), "entity_id"].astype(str))
-    strong = out.artifacts.get("strong_entities", pd.DataFrame())
+    flagged = set(g.loc[g["flagged"].astype(bool), "entity_id"].astype(str)) if seeded else set()
+    p = run_dir / "graph" / "strong_entities.parquet"
+    strong = pd.read_parquet(p) if p.is_file() else pd.DataFrame()
     pool_new = pd.DataFrame({"entity_type": strong.get("entity_type", pd.Series(dtype=object)),
                              "entity_id": strong.get("entity_id", pd.Series(dtype=object)).astype(str),
                              "source": "loop:strong_entity",
                              "score": strong.get("risky_share", pd.Series(dtype=float)).astype(float)})
-    return {"flagged": flagged, "scores": _str_ids(s), "pool_new": pool_new,
-            "communities": out.artifacts.get("communities")}
+    c = run_dir / "graph" / "communities.parquet"
+    return {"flagged": flagged, "scores": _str_ids(s.reset_index(drop=True)), "pool_new": pool_new,
+            "communities": pd.read_parquet(c) if c.is_file() else None}
 
 
 def _sunk_hits(orders, sunk, *, since):
@@ -716,13 +713,14 @@ def _window_decisions(dec, orders, store, known_before, start, end):
         is_o = (d["entity_type"] == "order").to_numpy()
         od = o.reindex(d.loc[is_o, "entity_id"])
         scope = ("promotion:" + od["promotion_id"].astype("string")).to_numpy(dtype=object, na_value=None)
+        when = pd.to_datetime(od["ts"]).to_numpy(dtype="datetime64[ns]")  # each order at its own time
         black = np.zeros(len(od), dtype=bool)
         gray = np.zeros(len(od), dtype=bool)
         for col, et in (("address", "address"), ("device_id", "device"), ("receiver_phone", "phone")):
             vals = od[col].astype(str)
             for name in store.names():
-                black |= store.contains(name, vals, list_type="blacklist", entity_type=et, scope=[scope], as_of=start)
-                gray |= store.contains(name, vals, list_type="graylist", entity_type=et, scope=[scope], as_of=start)
+                black |= store.contains(name, vals, list_type="blacklist", entity_type=et, scope=[scope], as_of=when)
+                gray |= store.contains(name, vals, list_type="graylist", entity_type=et, scope=[scope], as_of=when)
         listed[is_o] = black
         pro[is_o] = np.maximum(pro[is_o], np.where(black, 2, np.where(gray, 1, 0)))
     labels = np.array(["pass", "verify", "block"], dtype=object)

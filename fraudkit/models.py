@@ -40,10 +40,11 @@ DEFAULT_POSITIVES = tuple(t for t in FRAUD_TYPOLOGIES if t != "engagement_buyer"
 class _SupervisedScorer(BaseScorer):
     """Shared fit / threshold / scoring logic; subclasses build and explain the estimator."""
 
-    def __init__(self, *, target_precision=0.9, validation_fraction=0.25, seed=None, n_threads=1,
-                 contamination=None, threshold=None):
+    def __init__(self, *, target_precision=0.9, precision_confidence=0.9, validation_fraction=0.25, seed=None,
+                 n_threads=1, contamination=None, threshold=None):
         super().__init__(contamination=contamination, threshold=threshold)
         self.target_precision = target_precision
+        self.precision_confidence = precision_confidence
         self.validation_fraction = validation_fraction
         self.seed = seed
         self.n_threads = n_threads
@@ -93,7 +94,8 @@ class _SupervisedScorer(BaseScorer):
             tr, va = _stratified_holdout(y, self.validation_fraction, rng)
             self._fit_estimator(M[tr], y[tr])
             val_scores = self._proba(M[va])
-            self.validation_threshold_ = threshold_for_precision(val_scores, y[va], self.target_precision)
+            self.validation_threshold_ = _threshold_for_precision_bound(val_scores, y[va], self.target_precision,
+                                                                        self.precision_confidence)
             hit = val_scores > self.validation_threshold_
             self.validation_precision_ = float(y[va][hit].mean()) if hit.any() else float("nan")
             self.validation_recall_ = float(hit[y[va] == 1].mean())
@@ -157,6 +159,12 @@ class LogisticScorer(_SupervisedScorer):
     max_iter : int, default=2000
     target_precision : float or None, default=0.9
         Precision the threshold must reach on validation rows.
+    precision_confidence : float or None, default=0.9
+        The threshold is the lowest whose one-sided Wilson *lower bound* on
+        validation precision (at this confidence) reaches ``target_precision``.
+        Picking the lowest threshold whose *observed* precision reaches the
+        target (``None``) is optimistic: it selects on noise, and new data
+        then falls short of the target.
     validation_fraction : float, default=0.25
     seed : int, Generator or None, default=None
     n_threads : int or None, default=1
@@ -184,9 +192,11 @@ class LogisticScorer(_SupervisedScorer):
     """
 
     def __init__(self, *, C=1.0, class_weight="balanced", max_iter=2000, target_precision=0.9,
-                 validation_fraction=0.25, seed=None, n_threads=1, contamination=None, threshold=None):
-        super().__init__(target_precision=target_precision, validation_fraction=validation_fraction, seed=seed,
-                         n_threads=n_threads, contamination=contamination, threshold=threshold)
+                 precision_confidence=0.9, validation_fraction=0.25, seed=None, n_threads=1, contamination=None,
+                 threshold=None):
+        super().__init__(target_precision=target_precision, precision_confidence=precision_confidence,
+                         validation_fraction=validation_fraction, seed=seed, n_threads=n_threads,
+                         contamination=contamination, threshold=threshold)
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
@@ -243,7 +253,7 @@ class BoostingScorer(_SupervisedScorer):
     max_leaf_nodes : int, default=31
     l2_regularization : float, default=1.0
     class_weight : {"balanced", None}, default=None
-    target_precision, validation_fraction, seed, n_threads, contamination, threshold
+    target_precision, precision_confidence, validation_fraction, seed, n_threads, contamination, threshold
         As in :class:`LogisticScorer`.
 
     Examples
@@ -258,10 +268,11 @@ class BoostingScorer(_SupervisedScorer):
     """
 
     def __init__(self, *, max_iter=200, learning_rate=0.1, max_leaf_nodes=31, l2_regularization=1.0,
-                 class_weight=None, target_precision=0.9, validation_fraction=0.25, seed=None, n_threads=1,
-                 contamination=None, threshold=None):
-        super().__init__(target_precision=target_precision, validation_fraction=validation_fraction, seed=seed,
-                         n_threads=n_threads, contamination=contamination, threshold=threshold)
+                 class_weight=None, target_precision=0.9, precision_confidence=0.9, validation_fraction=0.25,
+                 seed=None, n_threads=1, contamination=None, threshold=None):
+        super().__init__(target_precision=target_precision, precision_confidence=precision_confidence,
+                         validation_fraction=validation_fraction, seed=seed, n_threads=n_threads,
+                         contamination=contamination, threshold=threshold)
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -423,6 +434,30 @@ def _stratified_holdout(y, fraction, rng):
     va = np.sort(np.concatenate(va))
     tr = np.setdiff1d(np.arange(len(y)), va)
     return tr, va
+
+
+def _threshold_for_precision_bound(scores, y, precision, confidence):
+    """Lowest threshold whose Wilson lower bound on precision (``score > t``) reaches ``precision``.
+
+    ``confidence=None`` is :func:`fraudkit.base.threshold_for_precision` (observed precision).
+    """
+    if confidence is None:
+        return threshold_for_precision(scores, y, precision)
+    from scipy.stats import norm
+
+    z = float(norm.ppf(confidence))
+    s = np.asarray(scores, dtype=float)
+    order = np.argsort(-s, kind="stable")
+    ss, yy = s[order], np.asarray(y, dtype=int)[order]
+    k = np.arange(1, len(ss) + 1)
+    p = np.cumsum(yy) / k
+    lower = (p + z * z / (2 * k) - z * np.sqrt(p * (1 - p) / k + z * z / (4 * k * k))) / (1 + z * z / k)
+    last_of_run = np.r_[ss[1:] != ss[:-1], True]
+    ok = np.flatnonzero(last_of_run & (lower >= precision))
+    if len(ok) == 0:
+        return float("inf")
+    i = ok[-1]
+    return float((ss[i] + ss[i + 1]) / 2) if i + 1 < len(ss) else float(np.nextafter(ss[i], -np.inf))
 
 
 def _slog(M):

@@ -219,39 +219,53 @@ def mask_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def ensure_inputs(data_dir, run_dir, *, seed: int = 0, scenario: str = "micro", cache=".fraudkit-cache"):
+def ensure_inputs(data_dir, run_dir, *, train_dir="", seed: int = 0, scenario: str = "micro",
+                  cache=".fraudkit-cache"):
     """Resolve the notebook's input folders; with empty parameters, simulate and score ``scenario`` here.
 
-    ``fraudkit report`` always passes both. An analyst who opens a notebook in
-    JupyterLab and runs it as it is gets the small demo: ``scenario``
-    simulated with ``seed`` into ``<cache>/data`` and scored into
-    ``<cache>/run`` (reused on the next run).
+    ``fraudkit report`` always passes ``data_dir`` and ``run_dir`` (and
+    ``train_dir`` when it has training data). An analyst who opens a notebook
+    in JupyterLab and runs it as it is gets the small demo: ``scenario``
+    simulated with ``seed`` into ``<cache>/data``, a separate *training world*
+    (the same scenario with ``seed + 1000``) into ``<cache>/train``, and the
+    data scored with models and thresholds fitted on the training world into
+    ``<cache>/run`` (all reused on the next run).
 
     Returns
     -------
-    (Path, Path)
-        ``data_dir`` and ``run_dir``.
+    (Path, Path, Path or None)
+        ``data_dir``, ``run_dir`` and ``train_dir`` (None: no training data).
     """
     from .errors import MissingInputError
 
     cache = Path(cache) / f"{scenario}-seed{seed}"
-    if not data_dir:
+    demo = not data_dir
+    if demo:
         simulate = require("fraudkit.simulation", "simulate", show_note=False)
         if simulate is None:
             raise MissingInputError("set data_dir in the parameters cell: the demo needs fraudkit.simulation")
         data_dir = cache / "data"
         if not (data_dir / "accounts.parquet").exists():
             simulate(scenario, data_dir, seed=seed, progress=False)
+        if not train_dir:
+            from .report import TRAIN_SEED_OFFSET
+
+            train_dir = cache / "train"
+            if not (train_dir / "accounts.parquet").exists():
+                simulate(scenario, train_dir, seed=seed + TRAIN_SEED_OFFSET, progress=False)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise MissingInputError(f"data_dir {data_dir} is not a folder; set it in the parameters cell")
+    train_dir = Path(train_dir) if train_dir else None
+    if train_dir is not None and not train_dir.is_dir():
+        raise MissingInputError(f"train_dir {train_dir} is not a folder; set it in the parameters cell or leave it empty")
     if not run_dir:
         run_dir = cache / "run"
         score = require("fraudkit.pipeline", "score_dataset", show_note=False)
         if score is not None and not (run_dir / "accounts.parquet").exists():
-            score(data_dir, run_dir, seed=seed)
+            score(data_dir, run_dir, seed=seed, train=train_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-    return data_dir, Path(run_dir)
+    return data_dir, Path(run_dir), train_dir
 
 
 def as_of_day(as_of, times=None):

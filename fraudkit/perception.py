@@ -14,11 +14,13 @@ Used by ``notebooks/01_risk_perception.ipynb``.
 * :func:`new_account_bursts` — days with registration bursts (bulk account batches);
 * :func:`promotion_traffic` — orders and coupon claims per day, inside and outside promotions;
 * :func:`price_index` — black-market prices over time (the ``intelligence`` table);
-* :func:`red_team_drill` — run a named attack scenario against the current pipeline, report what leaks.
+* :func:`red_team_drill` — simulate an attack scenario at a small size, score it with the current rules and
+  models, and compare what leaks, by typology, with the normal world of the same size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,11 @@ __all__ = [
     "promotion_traffic",
     "price_index",
     "robust_z",
+    "RedTeamDrill",
+    "drill_scenario",
     "red_team_drill",
+    "drill_comparison",
+    "drill_headline",
 ]
 
 
@@ -239,37 +245,180 @@ def price_index(intelligence: pd.DataFrame) -> pd.DataFrame:
     return out[["date", "item", "price", "sources", "change"]]
 
 
-def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages=("behaviour", "group", "graph"),
-                   train=None):
-    """Run a named attack scenario against the current pipeline and report what leaks, by typology.
+@dataclass(frozen=True)
+class RedTeamDrill:
+    """What :func:`red_team_drill` found.
 
-    Simulates ``scenario`` into ``work_dir/data``, scores it with
-    :func:`fraudkit.pipeline.score_dataset` (same built-in rules, same seed)
-    into ``work_dir/run`` and evaluates it with
-    :func:`fraudkit.evaluation.evaluate_run`. With ``train`` (the current,
-    labelled dataset) the models and thresholds are the ones learned there:
-    today's defences against tomorrow's attackers.
+    Attributes
+    ----------
+    attack : DataFrame
+        Evaluation table of the attack world (per typology: ``n_labelled``, recall by stage
+        and combined, ``leaked``, ``leakage_rate``; look-alike false-positive rates).
+    normal : DataFrame or None
+        The same for the normal world of the same size and seed (None with ``baseline=False``).
+    comparison : DataFrame
+        :func:`drill_comparison` of the two (empty without a normal world).
+    scenario, size : str
+        The attack scenario and the world size it was simulated at (``""``: its own size).
+    seed : int
+    trained : bool
+        Whether models and thresholds came from a labelled training dataset.
+    """
+
+    attack: pd.DataFrame
+    normal: pd.DataFrame | None
+    comparison: pd.DataFrame
+    scenario: str
+    size: str
+    seed: int
+    trained: bool
+
+
+def drill_scenario(attack: str = "evasive", *, size: str = "micro", out) -> Path:
+    """Write a scenario file: the world of ``size`` attacked the way ``attack`` attacks. Returns its path.
+
+    The attack scenario's own ``attackers`` section (its evasion knobs: throttling,
+    IP scattering, spoofed or real devices, fewer actions) is applied to the
+    ``size`` scenario, whose population, look-alikes, shop, days and campaign
+    sizes are kept: a drill that runs in seconds. Empty ``size``: the attack
+    scenario as it is.
+
+    Examples
+    --------
+    >>> import tempfile, yaml
+    >>> p = drill_scenario("evasive", size="micro", out=tempfile.mkdtemp())
+    >>> raw = yaml.safe_load(p.read_text())
+    >>> raw["extends"], raw["attackers"]["device_farm"]["ip_scatter"]
+    ('micro', 0.7)
+    """
+    import yaml
+
+    from .atomic import write_text
+    from .simulation.config import SCENARIO_DIR
+
+    if not size:
+        return Path(attack)
+    src = Path(attack) if str(attack).endswith((".yaml", ".yml")) else SCENARIO_DIR / f"{attack}.yaml"
+    raw = yaml.safe_load(src.read_text(encoding="utf-8")) or {}
+    knobs = {name: {k: v for k, v in (cfg or {}).items() if k not in _SIZE_KNOBS}
+             for name, cfg in (raw.get("attackers") or {}).items() if isinstance(cfg, dict)}
+    knobs.update({k: v for k, v in (raw.get("attackers") or {}).items() if not isinstance(v, dict)})
+    spec = {"extends": str(size), "name": f"{Path(str(attack)).stem}-at-{Path(str(size)).stem}",
+            "description": f"the {size} world attacked with the {Path(str(attack)).stem} attackers' settings",
+            "attackers": knobs}
+    path = Path(out) / f"{spec['name']}.yaml"
+    write_text(path, yaml.safe_dump(spec, sort_keys=True))
+    return path
+
+
+def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages=("behaviour", "group", "graph"),
+                   train=None, size: str = "micro", baseline: bool = True) -> RedTeamDrill:
+    """Run an attack scenario against the current rules and models; report what leaks, by typology.
+
+    Simulates ``scenario`` at the size of ``size`` (:func:`drill_scenario`) into
+    ``work_dir/attack/data``, scores it with :func:`fraudkit.pipeline.score_dataset`
+    (the built-in rules; with ``train``, the models and thresholds learned on that
+    labelled dataset: today's defences against tomorrow's attackers) and evaluates
+    it with :func:`fraudkit.evaluation.evaluate_run`. With ``baseline`` the normal
+    world of the same size and seed (``size`` itself) is scored the same way, so the
+    comparison isolates the evasion from the world's size. Worlds already simulated
+    and scored in ``work_dir`` are reused.
 
     Returns
     -------
-    DataFrame
-        The evaluation table of the drill (per typology: labelled count, recall by stage and combined),
-        with ``leaked`` (labelled minus caught by the combined decision) and ``leakage_rate``.
+    RedTeamDrill
     """
     from .evaluation import evaluate_run
     from .pipeline import score_dataset
     from .simulation import simulate
 
     work = Path(work_dir)
-    data = work / "data"
-    if not data.exists():
-        simulate(scenario, data, seed=seed, progress=False)
-    run = work / "run"
-    if not (run / "accounts.parquet").exists():
-        score_dataset(data, run, stages=list(stages), seed=seed, train=train)
-    table = evaluate_run(run, data=data).copy()
+    worlds = {"attack": drill_scenario(scenario, size=size, out=work)}
+    if baseline and size:
+        worlds["normal"] = Path(size)
+    tables = {}
+    for name, scen in worlds.items():
+        data, run = work / name / "data", work / name / "run"
+        if not (data / "accounts.parquet").exists():
+            simulate(str(scen), data, seed=seed, progress=False)
+        if not (run / "accounts.parquet").exists():
+            score_dataset(data, run, stages=list(stages), seed=seed, train=train)
+        tables[name] = _with_leakage(evaluate_run(run, data=data))
+    normal = tables.get("normal")
+    comparison = drill_comparison(normal, tables["attack"]) if normal is not None else pd.DataFrame()
+    return RedTeamDrill(tables["attack"], normal, comparison, str(scenario), str(size or ""), int(seed),
+                        train is not None)
+
+
+def drill_comparison(normal: pd.DataFrame, attack: pd.DataFrame) -> pd.DataFrame:
+    """Per fraud typology (and over all fraud): recall and leakage in the normal and the attack world.
+
+    Columns ``typology, n_normal, recall_normal, leakage_rate_normal, n_attack, recall_attack,
+    leakage_rate_attack, extra_leakage`` (attack minus normal leakage rate, in rate points).
+
+    Examples
+    --------
+    >>> n = pd.DataFrame({"typology": ["device_farm"], "n_labelled": [10], "recall_combined": [0.9]})
+    >>> a = pd.DataFrame({"typology": ["device_farm"], "n_labelled": [10], "recall_combined": [0.4]})
+    >>> drill_comparison(n, a)["extra_leakage"].round(2).tolist()
+    [0.5]
+    """
+    from .contract import FRAUD_TYPOLOGIES
+
+    def part(t, tag):
+        t = t[t["typology"].isin((*FRAUD_TYPOLOGIES, "all_fraud")) & (t["n_labelled"].fillna(0) > 0)]
+        col = "recall_combined" if "recall_combined" in t.columns else None
+        rec = t[col].astype(float) if col else pd.Series(np.nan, index=t.index)
+        return pd.DataFrame({"typology": t["typology"], f"n_{tag}": t["n_labelled"].astype("Int64"),
+                             f"recall_{tag}": rec, f"leakage_rate_{tag}": 1 - rec})
+
+    out = part(normal, "normal").merge(part(attack, "attack"), on="typology", how="outer")
+    order = {t: i for i, t in enumerate((*FRAUD_TYPOLOGIES, "all_fraud"))}
+    out = out.sort_values("typology", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    out["extra_leakage"] = out["leakage_rate_attack"] - out["leakage_rate_normal"]
+    return out
+
+
+def drill_headline(drill: RedTeamDrill, *, top: int = 3) -> str:
+    """One paragraph (Markdown) on what the drill found: overall leakage and the worst typologies."""
+    how = ("rules, and models and thresholds fitted on the training data" if drill.trained
+           else "rules and unsupervised stages only (no training data)")
+    where = f"at the size of `{drill.size}`" if drill.size else "at its own size"
+    c = drill.comparison
+    a = drill.attack.set_index("typology")
+    if not len(c):
+        rate = a.loc["all_fraud", "leakage_rate"] if "all_fraud" in a.index and "leakage_rate" in a.columns else np.nan
+        return (f"**{drill.scenario}**, simulated {where} (seed {drill.seed}), scored with {how}: "
+                f"{_pct(rate)} of fraudulent accounts got through.")
+    overall = c[c["typology"] == "all_fraud"]
+    per = c[c["typology"] != "all_fraud"].dropna(subset=["extra_leakage"])
+    worst = per.sort_values(["extra_leakage", "typology"], ascending=[False, True]).head(top)
+    worst = worst[worst["extra_leakage"] > 0]
+    text = (f"**{drill.scenario}**, simulated {where} (seed {drill.seed}), scored with {how}. ")
+    if len(overall):
+        o = overall.iloc[0]
+        text += (f"{_pct(o['leakage_rate_attack'])} of its fraudulent accounts got through, against "
+                 f"{_pct(o['leakage_rate_normal'])} in the normal world of the same size. ")
+    if len(worst):
+        text += "Most extra leakage: " + ", ".join(
+            f"{r.typology.replace('_', ' ')} (+{r.extra_leakage * 100:.0f} points)" for r in worst.itertuples()) + "."
+    else:
+        text += "No typology leaks more than in the normal world."
+    return text
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or pd.isna(v) else f"{float(v):.0%}"
+
+
+def _with_leakage(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
     if {"n_labelled", "recall_combined"} <= set(table.columns):
         caught = (table["n_labelled"] * table["recall_combined"]).round()
         table["leaked"] = (table["n_labelled"] - caught).astype("Int64")
         table["leakage_rate"] = 1 - table["recall_combined"]
     return table
+
+
+_SIZE_KNOBS = ("campaigns", "accounts_per_campaign", "targets_per_campaign")
+"""Attacker settings that set the size of an attack; a drill keeps the world's own."""

@@ -12,19 +12,29 @@ swapped in atomically)::
     RUN/rules/hits.parquet   per rule: hits and hit rate per entity
     RUN/<stage>/*.parquet    stage artifacts
 
-**Operating point.** Each stage's threshold is fixed without the labels of the
-scored data: the stage's own unsupervised default, or — with ``train=`` — the
-threshold reaching :data:`TRAIN_PRECISION` on the training dataset's labels
-(the training data is scored with the same stages; its labelled accounts are
-listed in ``train_entities.parquet`` when it is the scored dataset itself, so
-evaluation leaves them out). ``flagged_combined`` is *flagged by any stage*
-(rules count as a stage); ``score_combined`` is the highest per-stage
-percentile rank, for ordering only. The manifest records which applies.
+**Operating point** (:data:`OPERATING_POINT`). Each stage is read through its headline method
+(``behaviour``, ``group``, ``graph``; the rule set's ``RuleSet``), whose flag is the union of the
+stage's methods. Without ``train=``, a stage's flag is its own documented unsupervised default, except
+the rule set, which counts at its ``block`` level (``verify`` asks for a verification; it is a
+decision, not an identification: on the simulated data its precision is 0.70-0.82 against 0.98-1.0 at
+``block``). With ``train=``, the training dataset is scored with the same stages and, for every method
+of a stage, the lowest threshold reaching ``target_precision`` on the training labels is found; the
+method then flags where its own flag *and* ``score > threshold`` hold: training only ever tightens the
+unsupervised default, never loosens it (thresholds below a method's own, set in the sparse region of
+sub-threshold scores, do not transfer between datasets: on demo-small seed 1 the group stage fell to
+precision 0.43 that way). Methods the training pass does not produce (stage-1 models, which the
+behaviour stage itself trains on ``train`` and validates at the same precision) keep their own flag.
+The stage flags where any of its methods flags. ``flagged_combined`` is the union of the stage flags
+(rules included); ``score_combined`` is the highest per-stage percentile rank, for ordering only. When
+the training dataset is the scored one, its labelled accounts are listed in ``train_entities.parquet``
+so evaluation leaves them out. The manifest records every threshold and where it came from.
 
-Stages receive ``context`` (a dict): ``seed``, ``rules`` (the RuleSet),
-``lists`` (ListStore), ``features`` (``{entity: DataFrame}``, filled by the
-first stage that computes them), ``outputs`` (``{stage: StageOutput}`` of the
-stages already run) and ``train`` (the training Dataset or None).
+Stages receive ``context`` (a dict): the caller's ``context=`` entries (e.g. ``graph`` / ``group``
+parameter overrides, ``run_id``, ``now``), then ``seed``, ``rules`` (the RuleSet), ``lists``
+(ListStore), ``seeds`` (the seed pool given with ``seeds=``, or None), ``target_precision``,
+``features`` (``{entity: DataFrame}``, filled by the first stage that computes them), ``outputs``
+(``{stage: StageOutput}`` of the stages already run) and ``train`` (the training Dataset or None).
+The seeds used are written to ``seeds.parquet`` and summarised in the manifest (count, source).
 """
 
 from __future__ import annotations
@@ -43,10 +53,17 @@ from .atomic import atomic_directory, write_parquet, write_text
 from .contract import STAGES
 from .errors import FraudkitError, MissingInputError
 
-__all__ = ["RunResult", "score_dataset", "rule_frames", "rule_columns", "list_store_for", "TRAIN_PRECISION"]
+__all__ = ["RunResult", "score_dataset", "rule_frames", "rule_columns", "list_store_for", "TRAIN_PRECISION",
+           "HEADLINE_METHODS", "RESERVED_CONTEXT", "missing_inputs"]
 
 TRAIN_PRECISION = 0.9
-"""Precision a stage's threshold must reach on the training dataset when ``train=`` is given."""
+"""Default precision each stage method's threshold must reach on the training dataset (``train=``)."""
+
+HEADLINE_METHODS = {"behaviour": "behaviour", "group": "group", "graph": "graph", "rules": "RuleSet"}
+"""The method that stands for each stage in ``accounts.parquet`` (its flag is the union of the stage's methods)."""
+
+RESERVED_CONTEXT = ("seed", "rules", "lists", "seeds", "features", "outputs", "train", "target_precision")
+"""Context keys the pipeline sets itself; pass them as arguments of :func:`score_dataset`, not in ``context=``."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +90,7 @@ class RunResult:
 
 
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None,
-                  decision_policy=None) -> RunResult:
+                  decision_policy=None, seeds=None, context=None, target_precision=TRAIN_PRECISION) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -90,6 +107,15 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     lists : ListStore, optional
         Default: the dataset's ``list_entries`` table.
     decision_policy : DecisionPolicy, optional
+    seeds : SeedPool or pandas.DataFrame, optional
+        Risk seeds for the graph stage's weak-label propagation (``context["seeds"]``): a
+        :class:`~fraudkit.propagation.SeedPool` or a table with ``entity_id`` (or ``account_id``) and
+        optionally ``entity_type``, ``source``, ``flagged``. Recorded in the manifest and in ``seeds.parquet``.
+    context : dict, optional
+        Extra entries for every stage's ``run(..., context=)``, e.g. ``{"graph": {"lp_alpha": 0.9}}``,
+        ``run_id``, ``now``. Keys in :data:`RESERVED_CONTEXT` are refused (use the arguments).
+    target_precision : float, default=0.9
+        Precision each stage method's threshold must reach on ``train`` (ignored without ``train``).
 
     Returns
     -------
@@ -101,28 +127,38 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
 
     t0 = time.perf_counter()
     timings = {}
+    user_context = _check_context(context)
+    if not 0 < float(target_precision) <= 1:
+        raise FraudkitError(f"target_precision must be in (0, 1], got {target_precision!r}")
+    seed_info, seed_table = _describe_seeds(seeds)
     ds = data if hasattr(data, "table") else load_dataset(data)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise FraudkitError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train))
     store = lists if lists is not None else list_store_for(ds)
-    ruleset = load_ruleset(rules if rules is not None else "default")
-    timings["load"] = time.perf_counter() - t0
     notes: list = []
+    ruleset = _rules_for(ds, load_ruleset(rules if rules is not None else "default"), notes)
+    timings["load"] = time.perf_counter() - t0
+    if seeds is not None and "graph" not in stages:
+        notes.append("seeds given but the graph stage is not run: they are recorded, not used")
     with atomic_directory(out) as tmp:
-        context = {"seed": seed, "rules": ruleset, "lists": store, "features": {}, "outputs": {}, "train": train_ds}
+        context = {**user_context, "seed": seed, "rules": ruleset, "lists": store, "seeds": seeds,
+                   "target_precision": float(target_precision), "features": {}, "outputs": {}, "train": train_ds}
         outputs = _run_stages(ds, stages, tmp, seed, context, notes, timings)
         t = time.perf_counter()
         feats = _features(ds, context)
         frames = rule_frames(ds, ruleset, features=feats)
-        rule_out = _run_rules(ruleset, frames, store, notes)
+        # orders and interactions are decided on even when no rule of theirs is on
+        frames |= {e: f for e, f in rule_frames(ds, ("order", "interaction"), features=feats).items()
+                   if e not in frames}
+        rule_out = _run_rules(ruleset, frames, store, notes, as_of=_data_end(ds))
         timings["rules"] = time.perf_counter() - t
         all_scores = [o.scores for o in outputs.values()] + [rule_out["scores"]]
         scores = pd.concat([s for s in all_scores if len(s)], ignore_index=True) if any(len(s) for s in all_scores) \
             else rule_out["scores"]
-        operating = _operating_point(ds, train_ds, stages, ruleset, store, seed, notes)
-        accounts = _accounts_table(ds, scores, operating)
+        operating = _operating_point(train_ds, stages, ruleset, seed, user_context, float(target_precision), notes)
+        accounts = _accounts_table(ds, scores, operating, rule_out["results"].get("account"), frames.get("account"))
         t = time.perf_counter()
         decisions = _decisions(frames, rule_out["results"], accounts, store, decision_policy, notes)
         timings["decisions"] = time.perf_counter() - t
@@ -136,6 +172,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         write_parquet(_stringify_ids(scores), tmp / "scores.parquet")
         write_parquet(accounts, tmp / "accounts.parquet")
         write_parquet(decisions, tmp / "decisions.parquet")
+        if seed_table is not None:
+            _write_frame(seed_table, tmp / "seeds.parquet")
         if train_ds is not None and getattr(train_ds, "fingerprint", None) == ds.fingerprint and ds.labels is not None:
             lab = ds.labels[ds.labels["entity_type"] == "account"]
             write_parquet(pd.DataFrame({"entity_type": "account",
@@ -149,11 +187,15 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         manifest = {
             "fraudkit_version": __version__, "created": pd.Timestamp.now().isoformat(timespec="seconds"),
             "parameters": {"stages": list(stages), "seed": seed, "rules": ruleset.source or "inline",
-                           "rules_version": ruleset.version, "train": None if train_ds is None else str(train_ds.path)},
+                           "rules_version": ruleset.version, "train": None if train_ds is None else str(train_ds.path),
+                           "target_precision": float(target_precision),
+                           "context": {k: _jsonable(v) for k, v in user_context.items()}},
             "stages_run": list(ran), "notes": notes,
+            "stage_notes": {st: list(o.notes) for st, o in outputs.items()},
             "data": {"path": str(Path(ds.path).resolve()) if ds.path is not None else None,
                      "fingerprint": ds.fingerprint},
             "train": None if train_ds is None else {"path": str(train_ds.path), "fingerprint": train_ds.fingerprint},
+            "seeds": seed_info,
             "operating_point": operating["manifest"],
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "versions": _versions(),
@@ -164,6 +206,48 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
              for k in decisions["entity_type"].unique()}
     return RunResult(run_dir=Path(out), stages=ran, notes=tuple(notes), n_accounts=len(accounts),
                      n_flagged=n_flagged, n_decisions=n_dec, timings=timings)
+
+
+def missing_inputs(ds) -> set:
+    """Inputs a dataset lacks: contract tables, ``table.column`` with no values, ``table.ts:time_of_day``.
+
+    A platform-contract dataset may carry only ``accounts`` and ``interactions``, with null ``ip`` and
+    ``device_id`` and times truncated to dates; rules declare what they need (``requires``) and are
+    switched off, with a note, when it is missing (:meth:`fraudkit.rules.RuleSet.for_inputs`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fraudkit.io import Dataset
+    >>> acc = pd.DataFrame({"account_id": [1], "registered_at": pd.to_datetime(["2024-01-01"]),
+    ...                     "register_channel": "app", "phone": [None]})
+    >>> it = pd.DataFrame({"event_id": [1], "ts": pd.to_datetime(["2024-01-02"]), "account_id": [1],
+    ...                    "device_id": [None], "ip": [None], "action": ["like"], "target_id": [9]})
+    >>> m = missing_inputs(Dataset.from_tables({"accounts": acc, "interactions": it}))
+    >>> sorted(x for x in m if x.startswith(("interactions", "accounts")))
+    ['accounts.phone', 'interactions.device_id', 'interactions.ip', 'interactions.ts:time_of_day']
+    """
+    from .contract import TABLES
+    from .rules import TIME_OF_DAY
+
+    out = set()
+    for name, spec in TABLES.items():
+        if not ds.has(name):
+            out.add(name)
+            continue
+        nullable = [c.name for c in spec.columns if c.nullable]
+        timed = spec.time_column if name in ("interactions", "orders", "logins", "coupon_claims") else None
+        parts = [f'count("{c}") as "{c}"' for c in nullable]
+        if timed:
+            parts.append(f'count(*) filter (where "{timed}" is not null and cast("{timed}" as time) <> '
+                         f"time '00:00:00') as _time_of_day")
+        if not parts:
+            continue
+        row = ds.sql(f"select {', '.join(parts)} from {name}").iloc[0]
+        out |= {f"{name}.{c}" for c in nullable if int(row[c]) == 0}
+        if timed and int(row["_time_of_day"]) == 0:
+            out.add(f"{name}.{timed}{TIME_OF_DAY}")
+    return out
 
 
 def list_store_for(ds):
@@ -285,7 +369,7 @@ def _interaction_frame(ds, feats, need):
     return frame
 
 
-def _run_rules(ruleset, frames, store, notes):
+def _run_rules(ruleset, frames, store, notes, *, as_of=None):
     from .base import score_frame
     from .stages import empty_scores
 
@@ -295,7 +379,8 @@ def _run_rules(ruleset, frames, store, notes):
         if frame is None or frame.empty:
             notes.append(f"rules: {entity} rules skipped (no {entity} rows)")
             continue
-        res = ruleset.evaluate(frame, lists=store, entity=entity)
+        # events look lists up at their own ts; entity tables (no ts) as of the data's end
+        res = ruleset.evaluate(frame, lists=store, entity=entity, as_of=None if "ts" in frame.columns else as_of)
         results[entity] = res
         hits.append(res.hits)
         key = {"account": "account_id", "device": "device_id", "ip": "ip", "order": "order_id",
@@ -309,59 +394,86 @@ def _run_rules(ruleset, frames, store, notes):
             "scores": pd.concat(scores, ignore_index=True) if scores else empty_scores()}
 
 
-def _operating_point(ds, train_ds, stages, ruleset, store, seed, notes):
+def _operating_point(train_ds, stages, ruleset, seed, user_context, precision, notes):
+    """Per stage and method: the training threshold (or None: the method's own flag)."""
+    base = {"target_precision": precision, "method": "flagged by any stage (rules count as a stage), each stage at "
+                                                     "its own high-precision operating point",
+            "headline_methods": dict(HEADLINE_METHODS),
+            "score_combined": "max over stages of the per-stage percentile rank (ordering only)"}
     if train_ds is None:
         return {"thresholds": {}, "manifest": {
-            "method": "flagged by any stage (rules count as a stage)",
-            "thresholds": "each stage's own unsupervised default (no labels of the scored data are read)",
-            "score_combined": "max over stages of the per-stage percentile rank (ordering only)"}}
+            **base, "source": "unsupervised defaults",
+            "thresholds": "each stage's own unsupervised default (no labels of the scored data are read); "
+                          "the rule set at its block level",
+            "stages": {
+            "behaviour": "the stage's own flag (its documented unsupervised default)",
+            "group": "the stage's own flag (its documented unsupervised default)",
+            "graph": "the stage's own flag (its documented unsupervised default)",
+            "rules": f"rule-set action block (aggregate score >= {ruleset.threshold.get('block', 'n/a')} or a "
+                     "block rule); verify-level hits are decisions, not identifications"}}}
     if train_ds.labels is None:
-        raise FraudkitError(f"the training dataset {train_ds.path} has no labels table; train= needs labels")
+        raise FraudkitError(f"the training dataset {train_ds.path} has no labels table; train= needs labels; "
+                            "fix: pass a labelled dataset (e.g. a simulated one) or drop train=")
+    from .base import threshold_for_precision
     from .evaluation import fraud_keys
 
     with _scratch_dir() as scratch:
-        ctx = {"seed": seed, "rules": ruleset, "lists": list_store_for(train_ds), "features": {}, "outputs": {},
-               "train": None}
+        ctx = {**user_context, "seed": seed, "rules": ruleset, "lists": list_store_for(train_ds), "seeds": None,
+               "target_precision": precision, "features": {}, "outputs": {}, "train": None}
         tr_notes: list = []
         outs = _run_stages(train_ds, stages, Path(scratch), seed, ctx, tr_notes, {})
         feats = _features(train_ds, ctx)
-        tr_rules = _run_rules(ruleset, rule_frames(train_ds, ruleset, features=feats), ctx["lists"], tr_notes)
-    from .base import threshold_for_precision
-
+        tr_rules = _run_rules(ruleset, rule_frames(train_ds, ruleset, features=feats), ctx["lists"], tr_notes,
+                              as_of=_data_end(train_ds))
     tr_scores = pd.concat([o.scores for o in outs.values()] + [tr_rules["scores"]], ignore_index=True)
     tr_scores = tr_scores[tr_scores["entity_type"] == "account"]
     pos = fraud_keys(train_ds.labels, "account")
     thresholds = {}
-    for stage, g in tr_scores.groupby("stage"):
+    for (stage, method), g in tr_scores.groupby(["stage", "method"], sort=True):
+        if method == HEADLINE_METHODS.get(stage) and stage != "rules":
+            continue  # the headline flag is the union of the stage's methods, each tightened below
         per = g.assign(entity_id=g["entity_id"].astype(str)).groupby("entity_id")["score"].max()
-        thresholds[stage] = threshold_for_precision(per.to_numpy(), per.index.isin(pos), TRAIN_PRECISION)
-    notes.append("operating point: per-stage thresholds set on the training dataset at precision "
-                 f"{TRAIN_PRECISION:g}: " + ", ".join(f"{k} > {v:.4g}" for k, v in thresholds.items()))
+        thresholds[(stage, method)] = threshold_for_precision(per.to_numpy(), per.index.isin(pos), precision)
+    shown = ", ".join(f"{st}/{m} > {v:.4g}" for (st, m), v in thresholds.items())
+    notes.append(f"operating point: per-method thresholds set on the training dataset at precision {precision:g}, "
+                 f"applied on top of each method's own flag: {shown}")
     return {"thresholds": thresholds, "manifest": {
-        "method": "flagged by any stage (rules count as a stage)",
-        "thresholds": {k: (None if not np.isfinite(v) else v) for k, v in thresholds.items()},
-        "threshold_source": f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint}), "
-                            f"lowest threshold reaching precision {TRAIN_PRECISION:g}",
-        "score_combined": "max over stages of the per-stage percentile rank (ordering only)"}}
+        **base, "source": f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint})",
+        "threshold_source": f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint}), lowest "
+                            f"threshold reaching precision {precision:g}, on top of each method's own flag",
+        "rule": f"a method flags where its own flag holds and its score exceeds the lowest threshold reaching "
+                f"precision {precision:g} on the training labels (null: no threshold reaches it, never flags); "
+                "methods absent from the training pass (stage-1 models trained on the training dataset and "
+                "validated at the same precision) keep their own flag; a stage flags where any method does",
+        "thresholds": {f"{st}/{m}": (None if not np.isfinite(v) else float(v)) for (st, m), v in thresholds.items()}}}
 
 
-def _accounts_table(ds, scores, operating):
+def _accounts_table(ds, scores, operating, rule_result=None, rule_frame=None):
     acc_ids = ds.to_pandas("accounts", columns=["account_id"])["account_id"]
     out = pd.DataFrame({"account_id": acc_ids.astype(str).to_numpy()})
     s = scores[scores["entity_type"] == "account"]
+    s = s.assign(entity_id=s["entity_id"].astype(str))
     ranks = []
     any_flag = np.zeros(len(out), dtype=bool)
     th = operating["thresholds"]
+    trained = operating["manifest"].get("source") != "unsupervised defaults"
     for stage in [st for st in (*STAGES, "rules") if st in set(s["stage"])]:
-        g = s[s["stage"] == stage].assign(entity_id=lambda d: d["entity_id"].astype(str))
-        agg = g.groupby("entity_id").agg(score=("score", "max"), flagged=("flagged", "any"))
-        idx = agg.index.get_indexer(out["account_id"])
-        found = idx >= 0
-        score = np.where(found, agg["score"].to_numpy()[np.where(found, idx, 0)], np.nan)
-        if stage in th:
-            flagged = found & (score > th[stage])
+        g = s[s["stage"] == stage]
+        head = HEADLINE_METHODS.get(stage)
+        methods = sorted(set(g["method"]))
+        score = _per_account(g[g["method"] == head] if head in methods else g, out["account_id"])[0]
+        if not trained:
+            if stage == "rules":
+                flagged = _rules_block(rule_result, rule_frame, out["account_id"])
+            else:
+                flagged = _per_account(g[g["method"] == head] if head in methods else g, out["account_id"])[1]
         else:
-            flagged = found & agg["flagged"].to_numpy()[np.where(found, idx, 0)]
+            base = [m for m in methods if m != head] or methods
+            flagged = np.zeros(len(out), dtype=bool)
+            for m in base:
+                sc, own = _per_account(g[g["method"] == m], out["account_id"])
+                t = th.get((stage, m))
+                flagged |= own if t is None else own & (np.nan_to_num(sc, nan=-np.inf) > t)
         out[f"score_{stage}"] = score
         out[f"flagged_{stage}"] = flagged
         any_flag |= flagged
@@ -369,6 +481,24 @@ def _accounts_table(ds, scores, operating):
     out["score_combined"] = np.max(ranks, axis=0) if ranks else 0.0
     out["flagged_combined"] = any_flag
     return out
+
+
+def _per_account(g, account_ids):
+    """Max score and any-flag per account, aligned to ``account_ids`` (NaN / False where absent)."""
+    agg = g.groupby("entity_id").agg(score=("score", "max"), flagged=("flagged", "any"))
+    idx = agg.index.get_indexer(account_ids)
+    found = idx >= 0
+    pick = np.where(found, idx, 0)
+    score = np.where(found, agg["score"].to_numpy()[pick] if len(agg) else np.nan, np.nan)
+    flagged = found & (agg["flagged"].to_numpy(dtype=bool)[pick] if len(agg) else False)
+    return score, flagged
+
+
+def _rules_block(rule_result, frame, account_ids):
+    if rule_result is None or frame is None:
+        return np.zeros(len(account_ids), dtype=bool)
+    block = frame["account_id"].astype(str)[(rule_result.rows["action"] == "block").to_numpy()]
+    return account_ids.isin(set(block)).to_numpy()
 
 
 def _decisions(frames, rule_results, accounts, store, policy, notes):
@@ -405,6 +535,77 @@ def _decisions(frames, rule_results, accounts, store, policy, notes):
     seen = set()
     notes[:] = [n for n in notes if not (n in seen or seen.add(n))]
     return pd.concat(parts, ignore_index=True)
+
+
+def _rules_for(ds, ruleset, notes):
+    """The rule set with the rules whose inputs the dataset lacks switched off (said in the notes)."""
+    rs, off = ruleset.for_inputs(missing_inputs(ds))
+    for rid, why in off.items():
+        notes.append(f"rules: {rid} switched off, the dataset lacks {', '.join(why)}")
+    return rs
+
+
+def _check_context(context):
+    if context is None:
+        return {}
+    if not isinstance(context, dict):
+        raise FraudkitError(f"context must be a dict of stage context entries, got {type(context).__name__}; "
+                            'e.g. context={"graph": {"lp_alpha": 0.9}}')
+    bad = sorted(set(context) & set(RESERVED_CONTEXT))
+    if bad:
+        raise FraudkitError(f"context key(s) {', '.join(bad)} are set by the pipeline; pass them as arguments of "
+                            "score_dataset (seeds=, train=, lists=, rules=, seed=, target_precision=)")
+    return dict(context)
+
+
+def _describe_seeds(seeds):
+    """Manifest entry and the table written to ``seeds.parquet`` for the seeds given."""
+    if seeds is None:
+        return {"count": 0, "n_entities": 0, "source": None}, None
+    from .propagation import SeedPool
+
+    if isinstance(seeds, SeedPool):
+        t, kind = seeds.table, "SeedPool"
+    elif isinstance(seeds, pd.DataFrame):
+        t, kind = seeds, "DataFrame"
+        if "entity_id" not in t.columns and "account_id" not in t.columns:
+            raise FraudkitError("seeds: a seed table needs an entity_id (or account_id) column; columns: "
+                                f"{', '.join(map(str, t.columns)) or 'none'}; e.g. SeedPool.load('seed_pool.parquet')")
+        if "entity_id" not in t.columns:
+            t = t.rename(columns={"account_id": "entity_id"}).assign(entity_type="account")
+    else:
+        raise FraudkitError(f"seeds must be a SeedPool or a DataFrame, got {type(seeds).__name__}; "
+                            "wrap account keys as pd.DataFrame({'account_id': keys})")
+    et = t["entity_type"].astype(str) if "entity_type" in t.columns else pd.Series("account", index=t.index)
+    if "flagged" in t.columns:  # a score table: its flagged rows are the seeds (as the graph stage reads it)
+        t = t[t["flagged"].astype(bool)]
+        et = et.loc[t.index]
+    info = {"count": int((et == "account").sum()), "n_entities": int(len(t)), "source": kind,
+            "by_entity_type": {str(k): int(v) for k, v in et.value_counts().sort_index().items()}}
+    if "source" in t.columns:
+        info["by_source"] = {str(k): int(v) for k, v in t["source"].astype(str).value_counts().sort_index().items()}
+    return info, t.assign(entity_id=t["entity_id"].astype(str)).reset_index(drop=True)
+
+
+def _data_end(ds):
+    """The last event time of the dataset (lists are checked as of it for entity tables); None without events."""
+    ends = []
+    for name in ("interactions", "orders", "logins", "coupon_claims"):
+        if ds.has(name):
+            v = ds.sql(f"select max(ts) as t from {name}")["t"].iloc[0] if hasattr(ds, "sql") else None
+            if v is not None and not pd.isna(v):
+                ends.append(pd.Timestamp(v))
+    return max(ends) + pd.Timedelta(microseconds=1) if ends else None
+
+
+def _jsonable(v):
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return repr(v) if len(repr(v)) < 200 else type(v).__name__
 
 
 def _write_frame(df, path):

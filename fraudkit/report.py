@@ -1,11 +1,16 @@
 """``fraudkit report``: score once, run the five step notebooks, publish an offline HTML report.
 
-:func:`build_report` resolves the dataset (the built-in demo by default),
-scores it once with :func:`fraudkit.pipeline.score_dataset` into
-``<out>/<run-id>/run/`` so every notebook reads the same Parquet artifacts,
-executes the five step notebooks with papermill, renders them without code,
-and writes ``<out>/<run-id>/index.html`` (a summary for stakeholders and the
-run manifest) and ``manifest.json``.
+:func:`build_report` resolves the dataset (the built-in demo by default) and a
+labelled training dataset (for the demo: a separate simulation of the same
+scenario with another seed), scores the dataset once with
+:func:`fraudkit.pipeline.score_dataset` (models and thresholds fitted on the
+training dataset only) into the private run directory ``<out>/.runs/<run-id>/``
+so every notebook reads the same Parquet artifacts, executes the five step
+notebooks with papermill, renders them without code, and writes
+``<out>/<run-id>/index.html`` (a summary for stakeholders and the run manifest),
+``manifest.json`` and masked copies of the executed notebooks. Nothing with raw
+personal data (the run's Parquet files, the executed notebooks as run) is
+published in ``<out>/<run-id>/``.
 
 The report is built in a temporary folder and swapped in only when every step
 succeeded (:func:`fraudkit.atomic.atomic_directory`); a failed build goes to
@@ -33,11 +38,12 @@ from pathlib import Path
 from . import __version__, atomic
 from .contract import STAGES
 from .errors import FraudkitError, MissingInputError
-from .report_html import mask_html, render_notebook_body, render_page
+from .report_html import mask_html, mask_notebook, render_notebook_body, render_page
 from .report_summary import summarise_run
 
 __all__ = [
     "STEPS",
+    "TRAIN_SEED_OFFSET",
     "Step",
     "StepResult",
     "ReportResult",
@@ -60,6 +66,8 @@ class Step:
     number: str
     title: str
     blurb: str
+    extra: tuple = ()
+    """Names of the step's own papermill parameters (beyond the common ones)."""
 
     @property
     def page(self) -> str:
@@ -68,16 +76,23 @@ class Step:
 
 STEPS = (
     Step("01_risk_perception", "1", "Risk perception",
-         "Data health, anomaly monitors, black-market intelligence, red-team drill."),
+         "Data health, anomaly monitors, black-market intelligence, red-team drill.",
+         ("redteam_scenario", "redteam_size")),
     Step("02_capability_building", "2", "Capability building",
          "Features, accumulation factors, portraits, device fingerprints, lists."),
     Step("03_risk_identification", "3", "Risk identification",
          "The three stages, the arms-race table, look-alike false positives, communities."),
-    Step("04_risk_mitigation", "4", "Risk mitigation", "Layered decisions and governance actions."),
+    Step("04_risk_mitigation", "4", "Risk mitigation",
+         "Layered decisions; governance actions and what they change: fake engagement removed, bans and "
+         "burned resources, demotion, purchase limits, scoped lists, delayed interception."),
     Step("05_effect_evaluation", "5", "Effect evaluation",
-         "Leakage, precision and recall per typology, interception per day, cost to attackers."),
+         "Leakage, precision and recall per typology, interception per day, cost to attackers, the closed loop.",
+         ("loop_windows",)),
 )
 """The five step notebooks, in order (see ``GLOSSARY.md``)."""
+
+TRAIN_SEED_OFFSET = 1000
+"""The demo's training world is the same scenario simulated with ``seed + TRAIN_SEED_OFFSET``."""
 
 _VERSIONED = ("fraudkit", "numpy", "pandas", "pyarrow", "duckdb", "ibis-framework", "scikit-learn", "scipy",
               "networkx", "igraph", "leidenalg", "pyvis", "matplotlib", "seaborn", "papermill", "nbconvert",
@@ -109,6 +124,8 @@ class ReportResult:
     run_id : str
     report_dir : Path
         ``<out>/<run-id>`` on success, ``<out>/<run-id>.failed`` on failure.
+    run_dir : Path
+        The scored run (Parquet artifacts with raw keys): ``<out>/.runs/<run-id>``, not published.
     index_path : Path
         The index page (of the failure page when ``ok`` is False).
     steps : tuple of StepResult
@@ -121,6 +138,8 @@ class ReportResult:
     index_path: Path
     steps: tuple = ()
     manifest: dict = field(default_factory=dict)
+    run_dir: Path | None = None
+    """The private run directory (``<out>/.runs/<run-id>``, or ``<run-id>.failed``): raw, never published."""
 
     def describe(self) -> str:
         lines = [f"report {self.run_id}: {'ok' if self.ok else 'FAILED'} -> {self.index_path}"]
@@ -131,8 +150,8 @@ class ReportResult:
         return "\n".join(lines)
 
 
-def build_report(*, data=None, scenario: str = "demo-small", out="reports", run_id: str | None = None,
-                 as_of: str | None = None, seed: int = 0, stages=STAGES, notebooks_dir=None,
+def build_report(*, data=None, train=None, scenario: str = "demo-small", out="reports", run_id: str | None = None,
+                 as_of: str | None = None, seed: int = 0, stages=STAGES, loop_windows: int = 3, notebooks_dir=None,
                  parameters: dict | None = None, timeout: int = 1800, progress: bool = True) -> ReportResult:
     """Score a dataset once, run the five step notebooks and publish the HTML report.
 
@@ -140,6 +159,11 @@ def build_report(*, data=None, scenario: str = "demo-small", out="reports", run_
     ----------
     data : path, optional
         Dataset folder. Default: the ``scenario`` simulated with ``seed`` into ``<out>/.cache/``.
+    train : path, optional
+        Labelled training dataset: stage-1 models are fitted and every stage's threshold is set on
+        it, never on ``data``. Default for the demo: the same scenario simulated with
+        ``seed + TRAIN_SEED_OFFSET`` (the *training world*). With ``data`` and no ``train``: models
+        are skipped and each stage uses its unsupervised default; the report says so.
     scenario : str, default="demo-small"
         Demo scenario used when ``data`` is not given.
     out : path, default="reports"
@@ -150,10 +174,14 @@ def build_report(*, data=None, scenario: str = "demo-small", out="reports", run_
         ``YYYY-MM-DD``: the day monitors report on (default: the last day in the data).
     seed : int, default=0
     stages : sequence of str, default=all stages
+    loop_windows : int, default=3
+        Windows of the closed loop in step 5 (each scores the data up to its end: the loop's cost
+        grows with it; 0 skips the loop).
     notebooks_dir : path, optional
         Folder with the step notebooks (default: the ones shipped in ``fraudkit/notebooks``).
     parameters : dict, optional
-        Extra papermill parameters for every notebook (e.g. ``{"redteam_scenario": "micro"}``).
+        Papermill parameters of the steps that declare them (e.g. ``{"redteam_scenario": ""}`` skips
+        the drill, ``{"redteam_size": ""}`` runs it at the attack scenario's own size).
     timeout : int, default=1800
         Seconds a single notebook cell may run.
     progress : bool, default=True
@@ -175,38 +203,67 @@ def build_report(*, data=None, scenario: str = "demo-small", out="reports", run_
     stages = tuple(stages)
     timings: dict[str, float] = {}
 
+    if int(loop_windows) == 1 or int(loop_windows) < 0:
+        raise FraudkitError(f"--loop-windows must be 0 (no loop) or at least 2, got {loop_windows}")
     t = time.perf_counter()
     data_dir = Path(data) if data is not None else _demo_data(scenario, out / ".cache", seed, say)
     if not data_dir.is_dir():
         raise MissingInputError(f"dataset folder {data_dir} does not exist; pass --data DIR or omit it for the demo")
+    if train is not None:
+        train_dir = Path(train)
+        if not train_dir.is_dir():
+            raise MissingInputError(f"training dataset folder {train_dir} does not exist; pass --train DIR "
+                                    "(a labelled dataset) or omit it")
+    elif data is None:
+        train_dir = _demo_data(scenario, out / ".cache", seed + TRAIN_SEED_OFFSET, say, role="training world")
+    else:
+        train_dir = None
+        say("no --train: models skipped, every stage uses its unsupervised default threshold")
     fingerprint = dataset_fingerprint(data_dir)
+    train_fp = dataset_fingerprint(train_dir) if train_dir is not None else None
     timings["data"] = time.perf_counter() - t
-    params = {"seed": int(seed), "stages": list(stages), "as_of": as_of, "extra": dict(sorted((parameters or {}).items()))}
+    params = {"seed": int(seed), "stages": list(stages), "as_of": as_of, "train": train_fp,
+              "loop_windows": int(loop_windows), "extra": dict(sorted((parameters or {}).items()))}
     run_id = run_id or make_run_id(as_of, fingerprint, params)
-    say(f"run {run_id}: data {data_dir} (fingerprint {fingerprint})")
+    say(f"run {run_id}: data {data_dir} (fingerprint {fingerprint})"
+        + (f", training data {train_dir} (fingerprint {train_fp})" if train_dir is not None else ""))
     previous = previous_good_report(out, exclude=run_id)
     notebooks = _notebooks(notebooks_dir)
 
     final, failed_dir = out / run_id, out / f"{run_id}.failed"
+    runs = out / ".runs"
+    run_dir, run_failed = runs / run_id, runs / f"{run_id}.failed"
+    building = runs / f".{run_id}.building"
+    shutil.rmtree(building, ignore_errors=True)
+    results = []
     try:
         with atomic.atomic_directory(final, keep_failed=True) as tmp:
-            results, manifest = _build_into(tmp, run_id=run_id, data_dir=data_dir, scenario=None if data is not None
-                                            else scenario, fingerprint=fingerprint, as_of=as_of, seed=seed,
-                                            stages=stages, previous=previous, notebooks=notebooks,
-                                            parameters=parameters or {}, timeout=timeout, timings=timings,
-                                            t_start=t_start, started_at=started_at, say=say)
+            results, manifest = _build_into(tmp, run_id=run_id, data_dir=data_dir, train_dir=train_dir,
+                                            train_fingerprint=train_fp, run_dir=building,
+                                            scenario=None if data is not None else scenario, fingerprint=fingerprint,
+                                            as_of=as_of, seed=seed, stages=stages, loop_windows=int(loop_windows),
+                                            previous=previous, notebooks=notebooks, parameters=parameters or {},
+                                            timeout=timeout, timings=timings, t_start=t_start, started_at=started_at,
+                                            say=say)
             _readable(tmp)
             if not manifest["ok"]:
                 raise _StepsFailed()
     except _StepsFailed:
         shutil.rmtree(failed_dir, ignore_errors=True)
         os.replace(out / f".{run_id}.failed", failed_dir)
+        _swap(building, run_failed)
         say(f"FAILED: see {failed_dir / 'index.html'}; the previous report was left in place")
-        return ReportResult(False, run_id, failed_dir, failed_dir / "index.html", tuple(results), manifest)
+        return ReportResult(False, run_id, failed_dir, failed_dir / "index.html", tuple(results), manifest,
+                            run_failed)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     shutil.rmtree(failed_dir, ignore_errors=True)
+    shutil.rmtree(run_failed, ignore_errors=True)
+    _swap(building, run_dir)
     _write_latest(out, run_id)
     say(f"done: {final / 'index.html'} ({manifest['timings']['total']:.1f} s)")
-    return ReportResult(True, run_id, final, final / "index.html", tuple(results), manifest)
+    return ReportResult(True, run_id, final, final / "index.html", tuple(results), manifest, run_dir)
 
 
 def notebook_dir() -> Path:
@@ -263,7 +320,10 @@ def mask_key(out) -> str:
 
 
 def previous_good_report(out, *, exclude: str | None = None) -> Path | None:
-    """The newest successful report folder in ``out`` (by its manifest's finish time), or None."""
+    """The newest successful report folder in ``out`` (by its manifest's finish time), or None.
+
+    Its run directory is ``<out>/.runs/<its run id>`` (see :func:`_previous_run_dir`).
+    """
     best = None
     for m in Path(out).glob("*/manifest.json"):
         d = m.parent
@@ -330,28 +390,37 @@ class _StepsFailed(Exception):
     pass
 
 
-def _build_into(tmp: Path, *, run_id, data_dir, scenario, fingerprint, as_of, seed, stages, previous, notebooks,
-                parameters, timeout, timings, t_start, started_at, say):
-    """Score, run every step and write pages, manifest and index into ``tmp``; returns (results, manifest)."""
+def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, run_dir, scenario, fingerprint, as_of,
+                seed, stages, loop_windows, previous, notebooks, parameters, timeout, timings, t_start, started_at,
+                say):
+    """Score into ``run_dir``, run every step, write pages, manifest and index into ``tmp``.
+
+    Returns ``(results, manifest)``.
+    """
     results, score_error, score_notes = [], None, []
     key = mask_key(tmp.parent)
     t = time.perf_counter()
-    say("scoring the dataset once for every step ...")
+    say("scoring the dataset once for every step"
+        + (" (models and thresholds fitted on the training data) ..." if train_dir is not None else " ..."))
     try:
-        score_notes = _score(data_dir, tmp / "run", stages=stages, seed=seed)
+        score_notes = _score(data_dir, run_dir, stages=stages, seed=seed, train=train_dir)
     except Exception:
         score_error = mask_html(traceback.format_exc())
         say("scoring FAILED")
     timings["scoring"] = time.perf_counter() - t
-    nb_params = {"data_dir": str(data_dir.resolve()), "run_dir": str((tmp / "run").resolve()),
+    previous_run = _previous_run_dir(previous)
+    nb_params = {"data_dir": str(data_dir.resolve()), "run_dir": str(Path(run_dir).resolve()),
+                 "train_dir": str(train_dir.resolve()) if train_dir is not None else "",
                  "as_of": as_of or "", "seed": int(seed),
-                 "previous_run_dir": str((previous / "run").resolve()) if previous else "", **parameters}
+                 "previous_run_dir": str(previous_run.resolve()) if previous_run else "",
+                 "loop_windows": int(loop_windows), **parameters}
     for i, step in enumerate(STEPS):
         if score_error is not None:
             results.append(StepResult(step, False, 0.0, "not run: scoring failed (see the summary page)"))
             continue
         say(f"step {i + 1}/{len(STEPS)} {step.name} ...")
-        res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key)
+        res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key,
+                        run_dir=Path(run_dir))
         results.append(res)
         timings[step.name] = res.seconds
         say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)")
@@ -363,9 +432,12 @@ def _build_into(tmp: Path, *, run_id, data_dir, scenario, fingerprint, as_of, se
     manifest = {
         "run_id": run_id, "ok": ok, "fraudkit_version": __version__,
         "parameters": {"data": str(data_dir.resolve()), "scenario": scenario, "seed": int(seed),
-                       "stages": list(stages), "as_of": as_of,
+                       "train": str(train_dir.resolve()) if train_dir is not None else None,
+                       "stages": list(stages), "as_of": as_of, "loop_windows": int(loop_windows),
                        "previous_report": str(previous) if previous else None, **parameters},
         "data_fingerprint": fingerprint,
+        "train_fingerprint": train_fingerprint,
+        "run_dir": str(Path(run_dir).parent / run_id),
         "steps": [{"name": r.step.name, "ok": r.ok, "seconds": round(r.seconds, 2), "error": r.error}
                   for r in results],
         "scoring": {"ok": score_error is None, "notes": score_notes, "error": score_error},
@@ -379,7 +451,7 @@ def _build_into(tmp: Path, *, run_id, data_dir, scenario, fingerprint, as_of, se
     previous_key = os.environ.get("FRAUDKIT_MASK_KEY")
     os.environ["FRAUDKIT_MASK_KEY"] = key  # the index masks like the step pages
     try:
-        summary = summarise_run(tmp / "run", data_dir) if score_error is None else None
+        summary = summarise_run(run_dir, data_dir) if score_error is None else None
     finally:
         if previous_key is None:
             os.environ.pop("FRAUDKIT_MASK_KEY", None)
@@ -400,7 +472,7 @@ def _notebooks(notebooks_dir) -> dict:
     return found
 
 
-def _demo_data(scenario: str, cache: Path, seed: int, say) -> Path:
+def _demo_data(scenario: str, cache: Path, seed: int, say, *, role: str = "demo") -> Path:
     try:
         from .simulation import simulate
     except ModuleNotFoundError as e:
@@ -410,13 +482,13 @@ def _demo_data(scenario: str, cache: Path, seed: int, say) -> Path:
                                 "pass --data DIR") from None
     target = cache / f"{Path(str(scenario)).stem}-seed{int(seed)}"
     if not (target / ".complete").exists():
-        say(f"simulating the {scenario} demo (seed {seed}) into {target} ...")
+        say(f"simulating the {scenario} {role} (seed {seed}) into {target} ...")
         simulate(scenario, target, seed=seed, progress=False)
         atomic.write_text(target / ".complete", "")
     return target
 
 
-def _score(data_dir: Path, run_dir: Path, *, stages, seed) -> list:
+def _score(data_dir: Path, run_dir: Path, *, stages, seed, train=None) -> list:
     """Run the pipeline; returns its notes. A missing pipeline module leaves the run empty, with a note."""
     try:
         from .pipeline import score_dataset
@@ -425,17 +497,21 @@ def _score(data_dir: Path, run_dir: Path, *, stages, seed) -> list:
             raise
         run_dir.mkdir(parents=True, exist_ok=True)
         return ["not available: fraudkit.pipeline is not part of this installation; no run artifacts"]
-    result = score_dataset(data_dir, run_dir, stages=list(stages), seed=seed)
+    result = score_dataset(data_dir, run_dir, stages=list(stages), seed=seed, train=train)
     notes = getattr(result, "notes", None)
     return list(notes) if notes else []
 
 
 def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: str, timeout: int,
-              key: str) -> StepResult:
+              key: str, run_dir: Path | None = None) -> StepResult:
+    """Execute one step into the private run directory; publish its page and a masked copy of the notebook."""
     import papermill as pm
 
-    executed = tmp / "notebooks" / f"{step.name}.ipynb"
+    private = Path(run_dir if run_dir is not None else params["run_dir"]) / "report" / "notebooks"
+    executed = private / f"{step.name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
+    common = ("data_dir", "run_dir", "train_dir", "as_of", "seed", "previous_run_dir")
+    params = {k: v for k, v in params.items() if k in common or k in step.extra}
     t = time.perf_counter()
     error = None
     try:
@@ -449,7 +525,9 @@ def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: st
     res = StepResult(step, error is None, seconds, error)
     if executed.exists():
         try:
-            body = render_notebook_body(executed)
+            masked = mask_notebook(executed)
+            atomic.write_text(tmp / "notebooks" / f"{step.name}.ipynb", _nb_text(masked))
+            body = render_notebook_body(masked)
         except Exception:
             body = None
             res = StepResult(step, False, seconds, mask_html(traceback.format_exc()))
@@ -500,17 +578,51 @@ def _index_page(manifest, results, summary, errors, data_dir) -> str:
     steps = [{**n, "blurb": s.step.blurb, "seconds": s.seconds, "ok": s.ok}
              for n, s in zip(_nav(results), results)]
     p = manifest["parameters"]
+    notes = [{"kind": n["kind"], "html": Markup(_md_code(n["text"]))} for n in (summary.notes if summary else [])]
+    sections = [{**sec, "html": Markup(sec["html"])} if sec.get("html") else sec
+                for sec in (summary.sections if summary else [])]
     body = env.get_template("index_body.html.j2").render(
         run_id=manifest["run_id"], ok=manifest["ok"], data_name=Path(data_dir).name,
+        train_name=Path(p["train"]).name if p.get("train") else None,
         fingerprint=manifest["data_fingerprint"], as_of=p.get("as_of"), errors=errors,
-        cards=summary.cards if summary else [], notes=summary.notes if summary else [],
-        figures=summary.figures if summary else [],
-        tables=[{"title": t, "html": Markup(h)} for t, h in (summary.tables if summary else [])],
+        cards=summary.cards if summary else [], notes=notes, sections=sections,
         steps=steps, parameters=[(k, json.dumps(v, default=str)) for k, v in p.items()],
         timings=list(manifest["timings"].items()), started_at=manifest["started_at"],
         finished_at=manifest["finished_at"], versions=list(manifest["versions"].items()))
     return render_page(str(body), title="Summary", run_id=manifest["run_id"], steps=_nav(results),
                        current="index", version=__version__)
+
+
+def _previous_run_dir(previous: Path | None) -> Path | None:
+    """The private run directory of a previous report (``<out>/.runs/<id>``; older layouts: ``<report>/run``)."""
+    if previous is None:
+        return None
+    for cand in (previous.parent / ".runs" / previous.name, previous / "run"):
+        if (cand / "accounts.parquet").exists():
+            return cand
+    return None
+
+
+def _swap(src: Path, dst: Path) -> None:
+    """Move a finished run directory into place, replacing what was there."""
+    if not src.exists():
+        return
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(src, dst)
+
+
+def _nb_text(nb) -> str:
+    import nbformat
+
+    return nbformat.writes(nb, version=4) + "\n"
+
+
+def _md_code(text: str) -> str:
+    """Escape ``text`` for HTML and render `backticks` as <code>."""
+    import html
+
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{q}</code>" if i % 2 else q for i, q in enumerate(parts))
 
 
 def _readable(root: Path) -> None:

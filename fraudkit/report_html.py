@@ -24,6 +24,7 @@ __all__ = [
     "make_offline",
     "external_resources",
     "mask_html",
+    "mask_notebook",
     "embed_html",
     "css",
 ]
@@ -135,6 +136,39 @@ def mask_html(markup: str) -> str:
         last = m.end()
     out.append(mask_text(markup[last:]))
     return "".join(out)
+
+
+def mask_notebook(nb):
+    """A copy of an executed notebook (``nbformat`` node or path) with personal data masked in every text.
+
+    Cell sources, text and HTML outputs, streams and tracebacks go through
+    :func:`mask_html`; images are left as they are. The original is not changed.
+    """
+    import copy
+
+    import nbformat
+
+    nb = nbformat.read(str(nb), as_version=4) if not hasattr(nb, "cells") else copy.deepcopy(nb)
+
+    def _mask(v):
+        if isinstance(v, str):
+            return mask_html(v)
+        if isinstance(v, list):
+            return [_mask(x) for x in v]
+        return v
+
+    for cell in nb.cells:
+        cell.source = _mask(cell.source)
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = _mask(out["text"])
+            for k in ("evalue", "traceback"):
+                if k in out:
+                    out[k] = _mask(out[k])
+            for mime, v in (out.get("data") or {}).items():
+                if mime.startswith("text/") or mime in ("application/json", "application/javascript"):
+                    out["data"][mime] = _mask(v)
+    return nb
 
 
 def embed_html(document: str, *, title: str, height: int = 560) -> str:

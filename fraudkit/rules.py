@@ -58,7 +58,10 @@ RULE_STATUSES = ("active", "shadow", "off")
 RULE_ENTITIES = ("account", "order", "interaction", "device", "ip")
 _SEVERITY = {"pass": 0, "flag": 0, "verify": 1, "block": 2}
 _DECISION = np.array(["pass", "verify", "block"], dtype=object)
-_RULE_KEYS = {"id", "description", "condition", "score", "action", "scope", "status", "version", "entity"}
+_RULE_KEYS = {"id", "description", "condition", "score", "action", "scope", "status", "version", "entity",
+              "requires"}
+TIME_OF_DAY = ":time_of_day"
+"""Suffix of a ``requires`` entry asking for times with a time of day (not truncated to dates)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Rule:
     status: str = "active"
     version: int = 1
     entity: str = "account"
+    requires: tuple = ()
     node: object = field(default=None, compare=False, repr=False)
 
     @property
@@ -83,8 +87,11 @@ class Rule:
 
     def to_dict(self) -> dict:
         """The rule as YAML-ready data."""
-        return {k: getattr(self, k) for k in ("id", "description", "entity", "condition", "score", "action",
-                                              "scope", "status", "version")}
+        out = {k: getattr(self, k) for k in ("id", "description", "entity", "condition", "score", "action",
+                                             "scope", "status", "version")}
+        if self.requires:
+            out["requires"] = list(self.requires)
+        return out
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,36 @@ class RuleSet:
         self.get(rule_id)
         return replace(self, rules=tuple(r for r in self.rules if r.id != rule_id))
 
+    def for_inputs(self, missing) -> tuple:
+        """Switch off the rules whose ``requires`` inputs are missing from a dataset.
+
+        Parameters
+        ----------
+        missing : set of str
+            Missing inputs: table names, ``table.column`` (a column with no values), and
+            ``table.column:time_of_day`` (times truncated to dates); see
+            :func:`fraudkit.pipeline.missing_inputs`.
+
+        Returns
+        -------
+        (RuleSet, dict)
+            The rule set with those rules ``off``, and ``{rule_id: [missing inputs]}``.
+
+        Examples
+        --------
+        >>> rs = load_ruleset({"rules": [{"id": "nodev", "condition": "null_device_share >= 0.8",
+        ...                                "score": 40, "requires": ["interactions.device_id"]}]})
+        >>> rs2, off = rs.for_inputs({"interactions.device_id"})
+        >>> rs2.get("nodev").status, off
+        ('off', {'nodev': ['interactions.device_id']})
+        """
+        missing = set(missing)
+        off = {r.id: [q for q in r.requires if q in missing] for r in self.rules if r.status != "off"}
+        off = {k: v for k, v in off.items() if v}
+        if not off:
+            return self, {}
+        return replace(self, rules=tuple(replace(r, status="off") if r.id in off else r for r in self.rules)), off
+
     def columns(self, entity: str | None = None) -> set:
         """Columns read by the (non-off) rules, optionally for one entity."""
         return set().union(*[r.columns for r in self.rules if r.status != "off"
@@ -194,8 +231,11 @@ class RuleSet:
             when ``scope`` names that promotion and the frame has no ``promotion_id``); a rule
             scoped ``scene:<name>`` applies when ``scope`` is that scene or the frame's ``scene``
             column says so. Scoped list entries follow the same rule.
-        as_of : timestamp-like, optional
-            List entries not yet added or already expired at ``as_of`` are ignored.
+        as_of : timestamp-like or array-like of shape (n,), optional
+            When ``list(...)`` conditions look their lists up: entries not yet added or already
+            expired then are ignored. Default: each row at its own ``ts`` when the frame has one
+            (orders, interactions), else now; entity frames (accounts, devices) should pass the
+            data's end time.
         entity : str, optional
             Only evaluate the rules for this entity type.
 
@@ -214,6 +254,8 @@ class RuleSet:
                             f"(rules needing them: {', '.join(who)}); compute the features first "
                             "or switch those rules off")
         list_scope = _list_scope(frame, scope)
+        if as_of is None and "ts" in frame.columns:
+            as_of = pd.to_datetime(frame["ts"]).to_numpy(dtype="datetime64[ns]")
         cache: dict = {}
         from .expressions import evaluate as _eval_node
 
@@ -454,8 +496,34 @@ def _build_rule(i, raw, seen, per_entity, list_names):
         node = None
     if errs:
         return None, errs
+    requires, req_errs = _requires(rid, raw.get("requires", ()))
+    if req_errs:
+        return None, req_errs
     return Rule(id=rid, condition=cond, score=score, action=action, description=str(raw.get("description", "")),
-                scope=scope, status=status, version=version, entity=entity, node=node), []
+                scope=scope, status=status, version=version, entity=entity, requires=requires, node=node), []
+
+
+def _requires(rid, spec):
+    """Validate a rule's ``requires``: contract tables, ``table.column`` or ``table.column:time_of_day``."""
+    from .contract import TABLES
+
+    if isinstance(spec, str):
+        spec = [spec]
+    if not isinstance(spec, (list, tuple)):
+        return (), [f"rule {rid}: requires must be a list of inputs such as interactions.device_id, got {spec!r}"]
+    errs = []
+    for q in spec:
+        base = str(q)[:-len(TIME_OF_DAY)] if str(q).endswith(TIME_OF_DAY) else str(q)
+        tab, _, col = base.partition(".")
+        if tab not in TABLES:
+            errs.append(f"rule {rid}: requires {q!r}: no contract table {tab!r}; tables: {', '.join(TABLES)}")
+        elif col and col not in TABLES[tab].column_names:
+            errs.append(f"rule {rid}: requires {q!r}: table {tab} has no column {col!r}; columns: "
+                        f"{', '.join(TABLES[tab].column_names)}")
+        elif str(q).endswith(TIME_OF_DAY) and (not col or TABLES[tab].column(col).dtype != "timestamp"):
+            errs.append(f"rule {rid}: requires {q!r}: {TIME_OF_DAY} applies to a timestamp column, e.g. "
+                        "interactions.ts:time_of_day")
+    return tuple(str(q) for q in spec), errs
 
 
 def _per_entity_columns(columns):

@@ -38,7 +38,12 @@ __all__ = [
     "community_members",
     "community_edges",
     "community_picture",
-    "governance_plan",
+    "training_note",
+    "operating_point",
+    "arms_race_view",
+    "loop_recall_long",
+    "loop_iterations",
+    "sunk_view",
 ]
 
 
@@ -358,18 +363,109 @@ def community_picture(render, run_dir, data_dir, profiles: pd.DataFrame, score_c
     return Path(out).read_text(encoding="utf-8")
 
 
-def governance_plan(mitigation, run_dir, data_dir, *, seed: int = 0) -> dict:
-    """``{title: DataFrame}`` of governance actions from :mod:`fraudkit.mitigation`. Notebook 04.
+# --- how the run was trained, and its operating point (index, notebooks 03 and 05) -----------------
 
-    Calls ``mitigation.plan_actions(run_dir, data=data_dir, seed=seed)`` and shows every table it returns
-    (a dict, or an object whose ``tables`` attribute is one).
+
+def training_note(run_dir) -> tuple[str, str]:
+    """``(kind, text)``: where the run's models and thresholds came from, for a visible note.
+
+    ``kind`` is ``"ok"`` when a separate labelled training dataset fitted the
+    stage-1 models and set every stage's threshold, ``"warn"`` when there was
+    none (unsupervised defaults) or when it was the scored dataset itself.
+    Reads ``RUN/manifest.json`` only.
     """
-    plan = getattr(mitigation, "plan_actions", None)
-    if plan is None:
-        from .nbtools import not_available
+    p = Path(run_dir) / "manifest.json"
+    man = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+    train, data = man.get("train"), man.get("data") or {}
+    if not train:
+        return "warn", ("No training data: the stage-1 models were skipped and every stage used its own "
+                        "unsupervised default threshold. Pass `--train DIR` (a labelled dataset from another "
+                        "period or world) to fit them.")
+    tname, dname = Path(str(train.get("path", ""))).name, Path(str(data.get("path", ""))).name
+    if train.get("fingerprint") and train.get("fingerprint") == data.get("fingerprint"):
+        return "warn", (f"Models and thresholds were fitted on the scored dataset `{dname}` itself; its labelled "
+                        "accounts are left out of every figure (`train_entities.parquet`).")
+    return "ok", (f"Stage-1 models were fitted, and every stage's threshold set, on the training world `{tname}` "
+                  f"(fingerprint `{str(train.get('fingerprint', ''))[:12]}`). Every figure comes from the evaluated "
+                  f"world `{dname}` (fingerprint `{str(data.get('fingerprint', ''))[:12]}`), which neither the models "
+                  "nor the thresholds saw.")
 
-        not_available("governance actions", "`fraudkit.mitigation` has no `plan_actions` yet")
-        return {}
-    res = plan(run_dir, data=data_dir, seed=seed)
-    tables = res if isinstance(res, dict) else getattr(res, "tables", {})
-    return {str(k): v for k, v in tables.items() if isinstance(v, pd.DataFrame)}
+
+def operating_point(run_dir) -> pd.DataFrame:
+    """Each stage's threshold and where it came from: ``stage, threshold, source``. Notebook 03."""
+    p = Path(run_dir) / "manifest.json"
+    op = (json.loads(p.read_text(encoding="utf-8")).get("operating_point") or {}) if p.exists() else {}
+    th = op.get("thresholds")
+    if isinstance(th, dict) and th:
+        src = op.get("threshold_source", "training dataset")
+        rows = [{"stage": k, "threshold": np.nan if v is None else float(v),
+                 "source": src if v is not None else f"{src}: no threshold reached the target precision, "
+                                                     "so the stage flags nothing"} for k, v in th.items()]
+    else:
+        rows = [{"stage": "every stage", "threshold": np.nan,
+                 "source": str(th or "each stage's own unsupervised default")}]
+    return pd.DataFrame(rows, columns=["stage", "threshold", "source"])
+
+
+def arms_race_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The arms-race table for stakeholders: one row per typology and look-alike group. Index page.
+
+    Fraud typologies show recall by stage and combined; honest look-alike groups
+    show their false-positive rate (``measure``). Columns: ``typology, measure,
+    n_labelled, <stage>..., combined``.
+    """
+    stages = [c.removeprefix("recall_") for c in table.columns if c.startswith("recall_")]
+    rows = []
+    for _, r in table.iterrows():
+        t = r["typology"]
+        if t in FRAUD_TYPOLOGIES:
+            prefix, measure = "recall_", "recall"
+        elif t in HONEST_LOOKALIKES:
+            prefix, measure = "fpr_", "false-positive rate"
+        else:
+            continue
+        if not (pd.notna(r.get("n_labelled")) and r["n_labelled"] > 0):
+            continue
+        rows.append({"typology": t, "measure": measure, "n_labelled": int(r["n_labelled"]),
+                     **{s: r.get(prefix + s, np.nan) for s in stages}})
+    return pd.DataFrame(rows, columns=["typology", "measure", "n_labelled", *stages])
+
+
+def loop_recall_long(recall: pd.DataFrame) -> pd.DataFrame:
+    """Closed-loop recall and precision per iteration in long form for a line chart. Notebook 05, index.
+
+    ``recall`` is :meth:`fraudkit.loop.LoopResult.recall_table`; returns ``iteration, measure, value``.
+    """
+    names = {"recall_pipeline": "recall, run without the loop", "recall_loop": "recall, closed loop",
+             "precision_pipeline": "precision, run without the loop", "precision_loop": "precision, closed loop"}
+    cols = [c for c in names if c in recall.columns]
+    out = recall.melt(id_vars="iteration", value_vars=cols, var_name="measure", value_name="value")
+    out["measure"] = out["measure"].map(names)
+    return out
+
+
+# --- notebook 05: the closed loop -------------------------------------------------------------------
+
+
+def loop_iterations(summary: pd.DataFrame) -> pd.DataFrame:
+    """The loop's per-iteration summary, the columns a reader needs, in reading order. Notebook 05."""
+    cols = ["iteration", "window_end", "n_fraud_seen", "flagged_pipeline", "flagged_loop", "n_seeds",
+            "watched_products", "sunk_addresses", "sunk_devices", "listed", "recall_pipeline", "recall_loop",
+            "precision_pipeline", "precision_loop", "fraud_intercepted_prospective", "leakage_rate_pipeline",
+            "leakage_rate_loop", "seconds"]
+    return summary[[c for c in cols if c in summary.columns]].copy()
+
+
+def sunk_view(sunk: dict) -> dict:
+    """The loop's sunk keys with their columns named for masking: ``{kind: DataFrame}``. Notebook 05.
+
+    The loop stores every key in a ``value`` column; renamed to ``address``,
+    ``device_id`` and ``receiver_phone`` so :func:`fraudkit.nbtools.show` masks them.
+    """
+    names = {"addresses": "address", "devices": "device_id", "phones": "receiver_phone"}
+    out = {}
+    for kind, col in names.items():
+        t = sunk.get(kind)
+        if t is not None:
+            out[kind] = t.rename(columns={"value": col})
+    return out

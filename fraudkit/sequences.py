@@ -133,12 +133,9 @@ def script_pairs(data, *, as_of=None, session_gap="30min", min_script_events=4, 
     [[1, 2, 1]]
     """
     with open_source(data, as_of=as_of) as src:
-        rare = _rare_scripts(src, session_gap, min_script_events, max_script_accounts, max_script_share)
-        return src.df(f"""
-            WITH s AS (SELECT DISTINCT account_id, script FROM {rare})
-            SELECT a.account_id AS account_a, b.account_id AS account_b, count(*) AS shared_scripts
-            FROM s a JOIN s b ON a.script = b.script AND a.account_id < b.account_id
-            GROUP BY ALL HAVING count(*) >= {int(min_shared)} ORDER BY account_a, account_b""")
+        return _script_pairs(src, session_gap=session_gap, min_script_events=min_script_events,
+                             max_script_accounts=max_script_accounts, max_script_share=max_script_share,
+                             min_shared=min_shared)
 
 
 # --- private ------------------------------------------------------------------
@@ -180,6 +177,16 @@ def _sessions(src: SqlSource, session_gap) -> str:
         GROUP BY account_id, session""")
 
 
+def _script_pairs(src, *, session_gap, min_script_events, max_script_accounts, max_script_share,
+                  min_shared=1, **_ignored) -> pd.DataFrame:
+    rare = _rare_scripts(src, session_gap, min_script_events, max_script_accounts, max_script_share)
+    return src.df(f"""
+        WITH s AS (SELECT DISTINCT account_id, script FROM {rare})
+        SELECT a.account_id AS account_a, b.account_id AS account_b, count(*) AS shared_scripts
+        FROM s a JOIN s b ON a.script = b.script AND a.account_id < b.account_id
+        GROUP BY ALL HAVING count(*) >= {int(min_shared)} ORDER BY account_a, account_b""")
+
+
 def _rare_scripts(src, session_gap, min_events, max_accounts, max_share) -> str:
     sess = _sessions(src, session_gap)
     n_active = src.scalar(f"SELECT count(DISTINCT account_id) FROM {sess}") or 0
@@ -205,7 +212,8 @@ def _sequence_features(src, *, session_gap, fast_seconds, min_script_events, max
                    AS session_events_cv,
                CASE WHEN count(*) FILTER (WHERE n_events > 1) >= 2
                          AND avg(duration_s) FILTER (WHERE n_events > 1) > 0
-                    THEN stddev_pop(duration_s) FILTER (WHERE n_events > 1) / avg(duration_s) FILTER (WHERE n_events > 1)
+                    THEN stddev_pop(duration_s) FILTER (WHERE n_events > 1)
+                         / avg(duration_s) FILTER (WHERE n_events > 1)
                END AS session_duration_cv,
                CAST(count(DISTINCT script) AS DOUBLE) AS n_distinct_scripts
         FROM {sess} GROUP BY account_id),

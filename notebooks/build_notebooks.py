@@ -23,6 +23,7 @@ TARGETS = (ROOT / "fraudkit" / "notebooks", ROOT / "notebooks")
 PARAMETERS = '''# Parameters (papermill overrides them; empty paths = simulate and score the demo here)
 data_dir = ""           # dataset folder (the data contract: <table>.parquet or .csv)
 run_dir = ""            # run directory written by `fraudkit score` (Parquet artifacts)
+train_dir = ""          # labelled training dataset the run's models and thresholds were fitted on (empty: none)
 as_of = ""              # YYYY-MM-DD the monitors report on (empty: the last day in the data)
 seed = 0
 previous_run_dir = ""   # the previous report's run directory, for comparisons'''
@@ -31,7 +32,7 @@ SETUP = '''import pandas as pd
 from IPython.display import Markdown, display
 from fraudkit import nbtools as nb, plots, runviews as rv
 plots.set_style()
-data_dir, run_dir = nb.ensure_inputs(data_dir, run_dir, seed=seed)'''
+data_dir, run_dir, train_dir = nb.ensure_inputs(data_dir, run_dir, train_dir=train_dir, seed=seed)'''
 
 
 def md(text):
@@ -138,30 +139,43 @@ else:
         title="Black-market prices relative to the first observation", xlabel="date",
         ylabel="price change (fraction)"))
     nb.show(prices.sort_values(["item", "date"]).groupby("item").tail(1), caption="Latest price per item")'''),
-    md("## Red-team drill\nThe evasive attackers (slow scripts, spread IPs, nurtured accounts, crowdsourced "
-       "people) are simulated and run through the current rules and models: what gets through, by typology? "
-       "A high leakage rate here is the next thing to fix."),
-    code('''needs = [nb.require("fraudkit.simulation", "simulate", what="the red-team drill"),
+    md("""
+## Red-team drill
+Tomorrow's attackers against today's defences. The evasive attackers (throttled scripts, scattered IPs,
+spoofed or real devices, fewer actions per account) are simulated in a small world, and the same small
+world without the evasion (the *normal world*, same size and seed) is simulated beside it. Both are scored
+with the current rules and with the models and thresholds fitted on the training data — never on the drill
+worlds — and compared typology by typology. The typologies with the most extra leakage are the next thing
+to fix.
+"""),
+    code('''needs = [nb.require("fraudkit.simulation", "list_scenarios", what="the red-team drill"),
          nb.require("fraudkit.pipeline", "score_dataset", what="the red-team drill"),
          nb.require("fraudkit.evaluation", "evaluate_run", what="the red-team drill")]
-sim = needs[0] and nb.require("fraudkit.simulation", "list_scenarios", show_note=False)
-if redteam_scenario and sim is not None and redteam_scenario not in sim() and not redteam_scenario.endswith(".yaml"):
-    nb.not_available("the red-team drill", f"this installation has no `{redteam_scenario}` scenario yet")
-elif all(n is not None for n in needs) and redteam_scenario:
-    drill = perception.red_team_drill(redteam_scenario, work_dir=nb.step_dir(run_dir, "perception") / "redteam",
-                                      seed=seed, train=data_dir if nb.table_path(data_dir, "labels") else None)
-    fraud = drill[drill["recall_combined"].notna() & (drill["n_labelled"].fillna(0) > 0)
-                  & ~drill["typology"].isin(["all_fraud", "all_honest"])]
-    display(Markdown(f"Scenario **{redteam_scenario}**, seed {seed}; rules and models "
-                     + ("trained on this dataset's labels." if nb.table_path(data_dir, "labels") else "without training labels (rules and unsupervised stages).")))
-    if len(fraud):
-        nb.show_figure(plots.bar(fraud, x="typology", y="leakage_rate", title="Red-team drill: leakage rate by typology",
-            xlabel="attacker typology", ylabel="share that got through", value_format=".0%"))
-    nb.show(drill, caption="Red-team drill: recall by stage and leakage per typology")
-    nb.write_artifact(run_dir, "perception", "redteam", drill)
-elif not redteam_scenario:
-    nb.not_available("the red-team drill", "no scenario was given (redteam_scenario is empty)")'''),
-], extra_params='\nredteam_scenario = "evasive"  # attack scenario of the red-team drill (empty: skip it)')
+if not redteam_scenario:
+    nb.not_available("the red-team drill", "no attack scenario was given (redteam_scenario is empty)")
+elif all(n is not None for n in needs):
+    if not redteam_scenario.endswith(".yaml") and redteam_scenario not in needs[0]():
+        nb.not_available("the red-team drill", f"this installation has no `{redteam_scenario}` scenario")
+    else:
+        drill = perception.red_team_drill(redteam_scenario, work_dir=nb.step_dir(run_dir, "perception") / "redteam",
+                                          seed=seed, train=train_dir, size=redteam_size)
+        display(Markdown(perception.drill_headline(drill)))
+        if len(drill.comparison):
+            long = drill.comparison.melt(id_vars="typology", value_vars=["leakage_rate_normal", "leakage_rate_attack"],
+                                         var_name="world", value_name="leakage_rate")
+            long["world"] = long["world"].map({"leakage_rate_normal": "normal world",
+                                               "leakage_rate_attack": f"{redteam_scenario} world"})
+            nb.show_figure(plots.bar(long, x="typology", y="leakage_rate", hue="world",
+                title="Red-team drill: share of fraudulent accounts that got through", xlabel="attacker typology",
+                ylabel="leakage rate", value_format=".0%", figsize=(9.0, 3.8)))
+            nb.show(drill.comparison, caption="Recall and leakage per typology: normal world against the drill")
+            nb.write_artifact(run_dir, "perception", "redteam_comparison", drill.comparison)
+        nb.show(drill.attack, caption=f"The {redteam_scenario} world: recall by stage, look-alike false positives",
+                max_rows=30)
+        nb.write_artifact(run_dir, "perception", "redteam", drill.attack)'''),
+], extra_params='''
+redteam_scenario = "evasive"  # attack scenario of the red-team drill (empty: skip the drill)
+redteam_size = "micro"        # world size of the drill (a scenario name; empty: the attack scenario's own size)''')
 
 
 # --- 02 capability building --------------------------------------------------------------------
@@ -256,6 +270,9 @@ honest look-alikes (shared family devices, campus Wi-Fi, flash-sale crowds, vira
 scores = nb.read_artifact(run_dir, "scores")
 if accounts_run is None:
     nb.not_available("identification results", "the run has no accounts.parquet (the pipeline did not run)")
+kind, text = rv.training_note(run_dir)
+nb.note(text, kind=kind)
+nb.show(rv.operating_point(run_dir), caption="Operating point: each stage's threshold and where it came from")
 notes = rv.run_notes(run_dir)
 if len(notes):
     nb.show(notes, caption="What the pipeline skipped on this dataset, and why", max_rows=40)'''),
@@ -329,13 +346,94 @@ else:
     if "reasons" in decisions.columns:
         nb.show(rv.reason_counts(decisions[decisions["decision"] != "pass"], column="reasons"),
                 caption="Most frequent reasons behind verify and block")'''),
-    md("## Governance actions\nClean fake counts, ban accounts, demote notes, restrict buyers' commercial "
-       "rights, personalised purchase limits, scoped lists."),
+    md("""
+## Governance actions
+The same identification result, governed five ways. Every action below is computed from this run's flags
+and decisions (`fraudkit.mitigation`); the labels are read only at the end, to count the honest collateral.
+"""),
     code('''mitigation = nb.require("fraudkit.mitigation", what="governance actions")
-if mitigation is not None:
-    plan = rv.governance_plan(mitigation, run_dir, data_dir, seed=seed)
-    for title, frame in plan.items():
-        nb.show(frame, caption=title)'''),
+gov = None
+if mitigation is not None and nb.read_artifact(run_dir, "accounts", columns=["account_id"]) is not None:
+    from fraudkit import mitigation_views as mv
+    gov = mv.governance_actions(run_dir, data_dir)
+    nb.show(mv.governance_changes(gov), caption="What each action does and what it changes", max_rows=20)
+    for action, why in gov.skipped.items():
+        nb.not_available(action, why)
+elif mitigation is not None:
+    nb.not_available("governance actions", "the run has no accounts.parquet")'''),
+    md("""
+### Impact: clean the fake counts
+Fake likes, collects, comments and shares from flagged accounts are removed from the counts. On its own this
+only costs the buyer what they paid: trying again has no marginal cost.
+"""),
+    code('''r = gov.results.get("clean_engagement") if gov else None
+if r is not None:
+    nb.show(r.table.sort_values(["fake_count", "target_id"], ascending=[False, True], kind="stable"),
+            caption="Targets with the most fake engagement: raw, fake and clean counts", max_rows=10)'''),
+    md("""
+### Supply chain: ban the accounts, burn the resources
+Banning the accounts that deliver fake engagement shrinks the supply: the devices, IPs, phone numbers and
+addresses used *only* by banned accounts are burned and must be bought again, so the price of accounts and of
+the service rises. A resource shared with honest users (a campus IP) is touched, not burned.
+"""),
+    code('''r = gov.results.get("ban_accounts") if gov else None
+if r is not None:
+    nb.show(mv.ban_resources(r), caption=f"Resources of the {r.summary['banned']:,} banned accounts: touched and burned")'''),
+    md("""
+### Motive: demote the notes, restrict the buyers
+Notes whose engagement is mostly fake are demoted below what their clean engagement alone would earn, and
+their authors (the buyers of fake traffic) lose commercial rights: cheating stops paying.
+"""),
+    code('''for name, sort, caption in (("demote_notes", "fake_count", "Demoted notes: fake share and distribution weight"),
+                            ("restrict_commerce", "fake_bought", "Authors whose commercial rights are restricted")):
+    r = gov.results.get(name) if gov else None
+    if r is not None:
+        t = r.table[r.table["demoted"]] if name == "demote_notes" else r.table[r.table["restricted"]]
+        nb.show(t.sort_values(sort, ascending=False, kind="stable"), caption=f"{caption} ({len(t):,})", max_rows=8)'''),
+    md("""
+### Scalpers: personalised purchase limits
+Limits are declared as data: units per address and per device per day on limited-stock items, and units per
+receiver phone per promotion. The buyer's risk tier sets the limit: not flagged → low (generous), flagged by
+one stage → medium, corroborated by two or more → high (strict). Honest buyers keep the generous limit.
+"""),
+    code('''r = gov.results.get("purchase_limit") if gov else None
+if r is not None:
+    nb.show(pd.DataFrame([lim.to_dict() for lim in mitigation.DEFAULT_PURCHASE_LIMITS]), caption="The limits")
+    nb.show(mv.limit_breakdown(r), caption="Orders under each limit and refusals, by risk tier")'''),
+    md("""
+### Lists scoped to a promotion
+Addresses and devices behind intercepted orders of one promotion are blacklisted *for that promotion only*
+(with an expiry and an audit trail); other promotions and everyday shopping never see them. A key shared with
+honest buyers is not listed.
+"""),
+    code('''r = gov.results.get("lists") if gov else None
+if r is not None:
+    nb.show(r.table.drop(columns=["entry_id"], errors="ignore"),
+            caption=f"Keys listed for promotion {gov.promotion_id}", max_rows=10)'''),
+    md("""
+### Delayed interception: the trade-off
+Refusing at the moment of the trigger tells attackers which action tripped the rule. Flagging now and acting
+later — at the account's next key step, or when the promotion closes — hides the trigger, at a cost: the
+events let through meanwhile.
+"""),
+    code('''delayed = [gov.results[k].summary_frame().assign(action=k) for k in ("delayed_key_step", "delayed_window_end")
+           if gov and k in gov.results]
+if delayed:
+    nb.show(pd.concat(delayed, ignore_index=True),
+            caption="Immediate vs delayed interception: lag, events leaked while waiting, triggers hidden")'''),
+    md("""
+### Honest collateral
+Per action: how many entities it hits, how many of them are fraud, and which honest look-alike groups pay for
+it (shared family devices, campus Wi-Fi, flash-sale crowds, viral fans).
+"""),
+    code('''if gov is not None and gov.summary is None:
+    nb.not_available("honest collateral", "the dataset has no labels table")
+elif gov is not None:
+    nb.show_figure(plots.bar(mv.collateral_long(gov.summary), x="action", y="entities", hue="who",
+        title="Who each action hits: fraud and honest collateral", xlabel="governance action",
+        ylabel="entities affected", value_format=",.0f", figsize=(9.0, 3.8)))
+    nb.show(gov.summary.drop(columns=["action"]), caption="Entities affected per action, by typology and look-alike group")
+    nb.write_artifact(run_dir, "mitigation", "summary", gov.summary)'''),
 ])
 
 
@@ -352,6 +450,8 @@ accounts, devices and phone numbers burned. Labels are read here, by `fraudkit.e
     code('''evaluation = nb.require("fraudkit.evaluation", what="effect evaluation")
 has_labels = nb.table_path(data_dir, "labels") is not None
 accounts_run = nb.read_artifact(run_dir, "accounts")
+kind, text = rv.training_note(run_dir)
+nb.note(text, kind=kind)
 if not has_labels:
     nb.not_available("precision, recall and leakage", "the dataset has no labels table")'''),
     md("## Precision and recall per typology"),
@@ -387,12 +487,62 @@ elif evaluation is not None and has_labels:
 else:
     burned = rv.resources_burned(accounts_run, data_dir)
     nb.show(burned, caption="Resources tied to flagged accounts")'''),
-    md("## Compared with the previous run"),
+    md("""
+## The closed loop
+Labelling → interception → product identification → data sinking → re-scan → label update, window by window
+(`fraudkit.loop`). Each window scores everything seen up to its end; accounts flagged by two independent
+stages become seeds; products bought mostly by flagged accounts are watched; addresses, devices and receiver
+phones used mostly by flagged accounts are sunk and blacklisted for the next promotion; the graph stage
+re-scans from the seeds; the loop's labels persist. *Without the loop* is the same windows scored on their
+own. The loop's runs use the rules and the unsupervised stages (`run_closed_loop` takes no training data).
+"""),
+    code('''run_loop = nb.require("fraudkit.loop", "run_closed_loop", what="the closed loop")
+loop = None
+if not loop_windows:
+    nb.not_available("the closed loop", "loop_windows is 0")
+elif run_loop is not None:
+    loop = run_loop(data_dir, nb.step_dir(run_dir, "evaluation") / "loop", n_windows=int(loop_windows), seed=seed)
+    recall = loop.recall_table()
+    if "recall_loop" in recall.columns:
+        fig = plots.line_over_time(rv.loop_recall_long(recall), x="iteration", y="value", hue="measure",
+            title="Closed loop: recall and precision by iteration", xlabel="loop iteration (window)",
+            ylabel="share of accounts")
+        fig.axes[0].set_xticks(sorted(recall["iteration"].unique()))
+        nb.show_figure(fig)
+        nb.write_artifact(run_dir, "evaluation", "loop_recall", recall)
+    else:
+        nb.not_available("closed-loop recall", "the dataset has no labels table")
+    nb.show(rv.loop_iterations(loop.summary), caption=f"The loop, window by window ({int(loop_windows)} windows)")'''),
+    md("### What the loop keeps: watched products and sunk keys"),
+    code('''if loop is not None:
+    nb.show(loop.watched_products, caption=f"{len(loop.watched_products):,} watched products", max_rows=10)
+    for kind, t in rv.sunk_view(loop.sunk).items():
+        nb.show(t, caption=f"{len(t):,} sunk {kind} (used mostly by flagged accounts)", max_rows=8)'''),
+    md("""
+### Early warning on the interception rate
+Per day, the share of orders the loop intercepted against a band around the previous days' median. A day
+below the band — scalpers finding a way round the rules, or a rule silently broken — raises a warning.
+"""),
+    code('''if loop is not None and len(loop.early_warning):
+    ew = loop.early_warning
+    long = ew.melt(id_vars="day", value_vars=["interception_rate", "band_low"], var_name="measure", value_name="rate")
+    nb.show_figure(plots.line_over_time(long.dropna(), x="day", y="rate", hue="measure",
+        title="Orders intercepted per day and the early-warning band", xlabel="day", ylabel="interception rate"))
+    warned = ew[ew["warning"]]
+    if len(warned):
+        nb.note(f"Early warning on {len(warned)} day(s): " + "; ".join(warned["message"]), kind="warn")
+    else:
+        nb.note("No day fell below the early-warning band.", kind="ok")
+    nb.show(ew, caption="Interception rate per day with the band", max_rows=31)
+elif loop is not None:
+    nb.not_available("the early warning", "the loop saw no orders")'''),
+    md("## Compared with the previous report's run"),
     code('''if not previous_run_dir:
     nb.not_available("comparison with the previous run", "no previous report exists")
 else:
     nb.show(rv.compare_runs(run_dir, previous_run_dir), caption="Key numbers, this run against the previous one")'''),
-])
+], extra_params='''
+loop_windows = 3  # windows of the closed loop (0: skip it; each window re-scores the data up to its end)''')
 
 NOTEBOOKS = {
     "01_risk_perception": N01,

@@ -101,3 +101,23 @@ def test_vectorised_on_many_rows():
     d = decide(ev, portrait=portrait)
     expect = ev["account_id"].map(portrait.set_index("account_id")["flagged"]).to_numpy()
     assert ((d["decision"] == "verify").to_numpy() == expect).all()
+
+
+def test_lists_are_checked_at_each_event_time_and_promotion():
+    """The simulator's proxy_ips entries expire in the data's past: each event is checked at its own ts,
+    so they fire for the events before their expiry (the pipeline passed no as_of and they never fired)."""
+    from fraudkit.lists import ListStore
+
+    store = ListStore()
+    store.add("blacklist", "proxy_ips", "ip", ["9.9.9.9"], reason="proxy", actor="t", at="2024-06-01",
+              expires_at="2024-06-03")
+    store.add("graylist", "watch", "address", ["den"], reason="r", actor="t", at="2024-06-01",
+              scope="promotion:1")
+    ev = pd.DataFrame({"account_id": ["a", "b", "c", "d"], "ip": ["9.9.9.9", "9.9.9.9", "1.1.1.1", "1.1.1.1"],
+                       "address": ["x", "x", "den", "den"], "promotion_id": [None, None, 1, 2],
+                       "ts": pd.to_datetime(["2024-06-02", "2024-06-04", "2024-06-02", "2024-06-02"])})
+    d = decide(ev, lists=store)
+    assert d["decision"].tolist() == ["block", "pass", "verify", "pass"]
+    assert d["reasons"].iloc[0] == "blacklist:proxy_ips(ip)"
+    # an explicit single as_of checks every event then
+    assert decide(ev, lists=store, as_of="2024-06-10")["decision"].tolist() == ["pass", "pass", "verify", "pass"]

@@ -158,3 +158,10 @@ def test_bad_input():
     it = _tiny(["2024-01-02 00:00:00"])
     with pytest.raises(MissingInputError, match="time column"):
         account_features({**it, "interactions": it["interactions"].drop(columns="ts")})
+
+
+def test_device_registration_span(toy):
+    f = account_features(toy).set_index("account_id")
+    # the farm registered together (span 0 on its shared devices); honest devices are not shared
+    assert (f.loc[121:144, "min_device_reg_span_days"] == 0).all()
+    assert f.loc[1:120, "min_device_reg_span_days"].isna().all()

@@ -97,3 +97,27 @@ def test_loading_contract_table_logs_a_load_row():
     assert s.audit["op"].tolist() == ["load"]
     assert entries["entry_id"].tolist() == [1]  # input not mutated
     assert s.names() == ["bad"] and len(s) == 1
+
+
+def test_contains_checks_each_value_at_its_own_time():
+    """An entry that expired in the data's past still applies to the events before its expiry."""
+    store = ListStore()
+    store.add("blacklist", "proxy_ips", "ip", ["1.1.1.1"], reason="proxy", actor="t", at="2024-06-01",
+              expires_at="2024-06-03")
+    store.add("blacklist", "scalpers", "address", ["den"], reason="ring", actor="t", at="2024-06-01",
+              scope="promotion:7")
+    ts = pd.to_datetime(["2024-05-31", "2024-06-02", "2024-06-04", "2024-06-02"])
+    hit = store.contains("proxy_ips", ["1.1.1.1", "1.1.1.1", "1.1.1.1", "2.2.2.2"], as_of=ts)
+    assert hit.tolist() == [False, True, False, False]
+    # one time for all (the old behaviour) still works; now is after the expiry
+    assert not store.contains("proxy_ips", ["1.1.1.1"]).any()
+    # scope per row together with time per row
+    promo = np.array(["promotion:7", "promotion:8", "promotion:7"], dtype=object)
+    hit = store.contains("scalpers", ["den", "den", "den"], scope=[promo],
+                         as_of=pd.to_datetime(["2024-06-02", "2024-06-02", "2024-05-01"]))
+    assert hit.tolist() == [True, False, False]
+    store.remove("scalpers", ["den"], reason="cleared", actor="t", at="2024-06-05")
+    assert store.contains("scalpers", ["den", "den"], scope="promotion:7",
+                          as_of=pd.to_datetime(["2024-06-04", "2024-06-06"])).tolist() == [True, False]
+    with pytest.raises(FraudkitError, match="as_of times for 2 values"):
+        store.contains("scalpers", ["den", "den"], as_of=pd.to_datetime(["2024-06-04"] * 3))

@@ -10,11 +10,11 @@ from fraudkit.errors import MissingInputError
 from fraudkit.models import BoostingScorer, LogisticScorer, labels_for, time_split
 
 
-def _synthetic(n=600, seed=0):
+def _synthetic(n=2000, seed=0):
     rng = np.random.default_rng(seed)
     X = pd.DataFrame({"account_id": np.arange(n), "speed": rng.normal(size=n), "noise": rng.normal(size=n),
                       "count": rng.poisson(3, size=n).astype(float), "channel": "app"})
-    y = ((X.speed + 0.4 * rng.normal(size=n)) > 1.2).astype(int).to_numpy()
+    y = ((X.speed + 0.2 * rng.normal(size=n)) > 1.2).astype(int).to_numpy()
     X.loc[::17, "noise"] = np.nan
     return X, y
 
@@ -29,7 +29,7 @@ def test_fit_contract_and_seeded(cls):
     assert a.entity_ids_.tolist() == X.account_id.tolist()
     assert a.labels_.tolist() == (a.decision_scores_ > a.threshold_).astype(int).tolist()
     assert list(a.feature_names_in_) == ["speed", "noise", "count"]  # strings ignored
-    assert a.validation_precision_ >= 0.9 and a.n_validation_ == 150
+    assert a.validation_precision_ >= 0.9 and a.n_validation_ == 500
     np.testing.assert_allclose(a.decision_function(X), a.decision_scores_)
     assert ((0 <= a.decision_scores_) & (a.decision_scores_ <= 1)).all()
     sf = a.score_frame()
@@ -117,3 +117,19 @@ def test_time_split_disjoint_and_label_delay():
     assert len(sp.y_train) == len(sp.X_train) and len(sp.typology_test) == len(sp.X_test)
     with pytest.raises(ValueError, match="no test period"):
         time_split(t, labels, train_days=60)
+
+
+def test_precision_bound_threshold_is_more_careful():
+    from fraudkit.base import threshold_for_precision
+    from fraudkit.models import _threshold_for_precision_bound
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.2).astype(int)
+    s = y * 3.0 + rng.normal(size=400)
+    plain = threshold_for_precision(s, y, 0.9)
+    assert _threshold_for_precision_bound(s, y, 0.9, None) == plain
+    careful = _threshold_for_precision_bound(s, y, 0.9, 0.9)
+    assert careful >= plain
+    flagged = s > careful
+    assert y[flagged].mean() >= 0.9
+    assert _threshold_for_precision_bound(s[:5], y[:5], 0.99, 0.99) == np.inf

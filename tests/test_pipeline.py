@@ -31,6 +31,7 @@ def test_run_directory_layout(run_dir, micro):
     assert man["stages_run"] == ["behaviour"]
     assert man["data"]["fingerprint"] and man["parameters"]["seed"] == 0
     assert "flagged by any stage" in man["operating_point"]["method"]
+    assert man["operating_point"]["source"] == "unsupervised defaults" and man["seeds"]["count"] == 0
     assert {"pandas", "numpy"} <= set(man["versions"]) and man["timings"]["total"] > 0
     acc = pd.read_parquet(run_dir / "accounts.parquet")
     n_accounts = len(pd.read_parquet(micro / "accounts.parquet"))
@@ -38,6 +39,9 @@ def test_run_directory_layout(run_dir, micro):
     assert {"score_behaviour", "flagged_behaviour", "score_rules", "flagged_rules", "score_combined",
             "flagged_combined"} <= set(acc.columns)
     assert (acc["flagged_combined"] == (acc["flagged_behaviour"] | acc["flagged_rules"])).all()
+    # the rule set counts at its block level without training (verify asks, it does not identify)
+    rs = pd.read_parquet(run_dir / "scores.parquet").query("stage == 'rules' and entity_type == 'account'")
+    assert acc["flagged_rules"].sum() < rs["flagged"].sum()
     dec = pd.read_parquet(run_dir / "decisions.parquet")
     n_orders = len(pd.read_parquet(micro / "orders.parquet"))
     n_inter = len(pd.read_parquet(micro / "interactions.parquet"))
@@ -88,3 +92,75 @@ def test_unknown_stage_and_failed_run_keeps_nothing(micro, tmp_path):
     with pytest.raises(FraudkitError, match="unknown stage"):
         score_dataset(micro, tmp_path / "x", stages=("magic",))
     assert not (tmp_path / "x").exists()
+
+
+def test_seeds_and_context_reach_the_graph_stage(micro, tmp_path, monkeypatch):
+    """score_dataset(seeds=, context=) hands both to every stage and records the seeds in the manifest."""
+    import fraudkit.stages.graph as graph_stage
+    from fraudkit.pipeline import score_dataset
+    from fraudkit.propagation import SeedPool
+    from fraudkit.stages import StageOutput
+
+    seen = {}
+
+    def fake_run(ds, *, run_dir=None, seed=0, context=None):
+        seen.update(context)
+        return StageOutput("graph", notes=["fake graph stage"])
+
+    monkeypatch.setattr(graph_stage, "run", fake_run)
+    pool = SeedPool.empty().update(pd.DataFrame({"entity_type": ["account", "account", "device"],
+                                                 "entity_id": ["1", "2", "d9"], "source": ["analyst", "rules", "x"],
+                                                 "score": [1.0, 0.9, 0.8]}), run_id="r0")
+    score_dataset(micro, tmp_path / "r", stages=("graph",), seeds=pool, context={"graph": {"lp_alpha": 0.5},
+                                                                                 "run_id": "w3"})
+    assert seen["seeds"] is pool and seen["graph"] == {"lp_alpha": 0.5} and seen["run_id"] == "w3"
+    assert seen["target_precision"] == 0.9 and "rules" in seen and "lists" in seen
+    man = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert man["seeds"] == {"count": 2, "n_entities": 3, "source": "SeedPool",
+                            "by_entity_type": {"account": 2, "device": 1},
+                            "by_source": {"analyst": 1, "rules": 1, "x": 1}}
+    assert man["parameters"]["context"] == {"graph": {"lp_alpha": 0.5}, "run_id": "w3"}
+    assert man["stage_notes"] == {"graph": ["fake graph stage"]}
+    assert sorted(pd.read_parquet(tmp_path / "r" / "seeds.parquet")["entity_id"]) == ["1", "2", "d9"]
+    # a plain seed table works too; pipeline-owned keys cannot be smuggled in through context
+    score_dataset(micro, tmp_path / "t", stages=("graph",), seeds=pd.DataFrame({"account_id": [5, 6]}))
+    assert json.loads((tmp_path / "t" / "manifest.json").read_text())["seeds"]["count"] == 2
+    with pytest.raises(FraudkitError, match="context key.*seeds.*set by the pipeline"):
+        score_dataset(micro, tmp_path / "u", stages=(), context={"seeds": pool})
+    with pytest.raises(FraudkitError, match="seed table needs an entity_id"):
+        score_dataset(micro, tmp_path / "v", stages=(), seeds=pd.DataFrame({"x": [1]}))
+
+
+def _scores(stage, method, ids, score, flagged):
+    from fraudkit.base import score_frame
+
+    return score_frame(ids, score, flagged, entity_type="account", stage=stage, method=method)
+
+
+def test_operating_point_training_only_tightens_each_method():
+    """With a training set a method flags where its own flag AND its training threshold hold: a threshold
+    fit below a method's own (demo-small seed 1: group fell to precision 0.43) never loosens it; methods
+    the training pass lacks (stage-1 models) keep their own flag; the stage is the union of its methods."""
+    from fraudkit.io import Dataset
+    from fraudkit.pipeline import _accounts_table
+
+    ids = ["a", "b", "c", "d"]
+    ds = Dataset.from_tables({"accounts": pd.DataFrame({"account_id": ids, "registered_at": pd.Timestamp("2024-01-01"),
+                                                        "register_channel": "app", "phone": None})}, validate=False)
+    scores = pd.concat([
+        _scores("group", "dense_subgraph", ids, [0.9, 0.4, 0.0, 0.0], [True, False, False, False]),
+        _scores("group", "coaction", ids, [0.0, 0.0, 0.7, 0.6], [False, False, True, True]),
+        _scores("group", "group", ids, [0.9, 0.4, 0.7, 0.6], [True, False, True, True]),
+        _scores("behaviour", "logistic", ids, [0.1, 0.2, 0.3, 0.99], [False, False, False, True]),
+        _scores("behaviour", "behaviour", ids, [0.1, 0.2, 0.3, 0.99], [False, False, False, True]),
+    ], ignore_index=True)
+    op = {"thresholds": {("group", "dense_subgraph"): float("inf"), ("group", "coaction"): 0.65},
+          "manifest": {"source": "training dataset t"}}
+    acc = _accounts_table(ds, scores, op)
+    assert acc["flagged_group"].tolist() == [False, False, True, False]  # dense never; coaction > 0.65 only
+    assert acc["flagged_behaviour"].tolist() == [False, False, False, True]  # own flag kept
+    assert acc["score_group"].tolist() == [0.9, 0.4, 0.7, 0.6]  # the headline method orders
+    assert (acc["flagged_combined"] == acc["flagged_group"] | acc["flagged_behaviour"]).all()
+    # without training: each stage's own (headline) flag
+    acc = _accounts_table(ds, scores, {"thresholds": {}, "manifest": {"source": "unsupervised defaults"}})
+    assert acc["flagged_group"].tolist() == [True, False, True, True]

@@ -31,7 +31,8 @@ def test_scores_methods_and_combination(scored):
     assert len(wide) == len(test["accounts"])
     # behaviour flags where a model flags, or the rules reach their block level
     rules_score = out.scores[out.scores.method == "rules"].set_index("entity_id").score
-    expect = wide.logistic | wide.boosting | (rules_score.reindex(wide.index) >= 80)
+    expect = wide.logistic | wide.boosting | (rules_score.reindex(wide.index) >= 1.0)  # block = 80 of 80
+    assert out.scores.score.between(0, 1).all()
     assert wide.behaviour.equals(expect)
     comb = out.scores[out.scores.method == "behaviour"]
     assert ((comb.score > 0.5) == comb.flagged).all()
@@ -74,6 +75,15 @@ def test_rules_off_and_no_train_gives_empty_scores():
     out = run(t, seed=0, context={"rules": False})
     assert out.scores.empty and list(out.scores.columns) == list(SCORE_COLUMNS)
     assert "features_account" in out.artifacts
+
+
+def test_features_handed_to_the_pipeline_context():
+    t = toy_tables(0)
+    t.pop("labels")
+    ctx = {"features": {}, "rules": False}
+    out = run(t, seed=0, context=ctx)
+    assert {"account", "device", "ip", "order"} <= set(ctx["features"])
+    assert "n_sessions" in ctx["features"]["account"] and not any(k.startswith("features_") for k in out.artifacts)
 
 
 def test_refuses_training_on_the_scored_data():

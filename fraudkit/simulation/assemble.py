@@ -206,6 +206,9 @@ def _logins(world, batches, seq):
     rng = np.random.default_rng([world.seed, 7, seq["login"]])
     lts = ts - (rng.uniform(1, 30, len(ts)) * SEC_US).astype(np.int64)
     lts = np.maximum(lts, np.maximum(world.accounts["reg_us"][acc], world.start_us))
+    # a login cannot come before the platform first saw its device (the event it precedes can be that moment)
+    has_dev = dev >= 0
+    lts[has_dev] = np.maximum(lts[has_dev], world.devices["first_seen_us"][dev[has_dev]])
     o = np.argsort(lts, kind="stable")
     return _table("logins", {"login_id": pa.array(_next_ids(world, seq, "login", len(o))),
                              "account_id": pa.array(world.ids("account", acc[o])), "device_id": _dev_ids(world, dev[o]),

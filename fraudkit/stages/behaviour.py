@@ -7,7 +7,9 @@ rules for, fits the models on *separate* training data when
 ``context["train"]`` is given, and emits per-account scores with methods
 ``rules``, ``logistic``, ``boosting`` and the combined ``behaviour``.
 
-Combining: each method's score is mapped, rank-preservingly, so that its own
+Scores are in [0, 1]: models give probabilities, ``rules`` the aggregate rule
+score as a fraction of the rule set's ``block`` threshold (1 = block; flagged
+from the ``verify`` threshold). Combining: each method's score is mapped, rank-preservingly, so that its own
 operating threshold lands at 0.5 (rules: the rule set's ``verify`` threshold;
 models: the threshold validated for the target precision). ``behaviour`` is the
 maximum of the mapped scores, so it flags an account exactly when at least one
@@ -27,6 +29,10 @@ a ``(X, y)`` pair (X with ``account_id`` first), or a dict
 ``target_precision`` (default 0.9), ``models`` (default ``("logistic",
 "boosting")``), ``max_reasons`` (default 20000: model reasons are computed for
 the flagged accounts with the highest scores, at most this many).
+``features``: when the context carries a dict under this key (the pipeline
+does), the feature tables are put there instead of in the artifacts, so the
+pipeline writes them once (``RUN/features/<entity>.parquet``) and does not
+compute them again.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from ..base import score_frame
 from ..errors import FraudkitError
 from ..features import (_account_features, _address_features, _device_features, _interaction_features,
                         _ip_features, _order_features, _phone_features)
-from ..sequences import _sequence_features
+from ..sequences import _script_pairs, _sequence_features
 from . import StageOutput, empty_scores
 
 __all__ = ["run", "build_features", "training_data", "combine_scores"]
@@ -75,17 +81,24 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     >>> callable(behaviour.run)
     True
     """
+    shared = context if isinstance(context, dict) else {}
     context = dict(context or {})
     notes: list = []
     feats = build_features(ds, notes=notes, interactions=_needs_interactions(context))
+    public = {k: v for k, v in feats.items() if not k.startswith("_") and k != "interaction" and v is not None}
+    pipeline_features = shared.get("features")
     acc = feats["account"]
     if acc.empty:
         notes.append("skipped: the dataset has no accounts")
         return StageOutput(STAGE, empty_scores(), {}, notes)
     ids = acc.account_id.to_numpy()
     methods = {}  # name -> (score, threshold, flagged, reasons)
-    artifacts = {f"features_{k}": v for k, v in feats.items()
-                 if not k.startswith("_") and k != "interaction" and v is not None}
+    if isinstance(pipeline_features, dict):
+        # the pipeline writes RUN/features/<entity>.parquet from context["features"]: hand them over once
+        pipeline_features.update(public)
+        artifacts = {}
+    else:
+        artifacts = {f"features_{k}": v for k, v in public.items()}
     artifacts["script_pairs"] = feats.pop("_pairs", None)
     if artifacts["script_pairs"] is None:
         artifacts.pop("script_pairs")
@@ -146,22 +159,16 @@ def build_features(ds, *, as_of=None, notes=None, interactions=False) -> dict:
             return {"account": pd.DataFrame({"account_id": []})}
         acc = _account_features(src)
         seq = _sequence_features(src, **_SEQ)
-        from ..sequences import _rare_scripts
-
-        rare = _rare_scripts(src, _SEQ["session_gap"], _SEQ["min_script_events"], _SEQ["max_script_accounts"],
-                             _SEQ["max_script_share"])
-        pairs = src.df(f"""WITH s AS (SELECT DISTINCT account_id, script FROM {rare})
-            SELECT a.account_id AS account_a, b.account_id AS account_b, count(*) AS shared_scripts
-            FROM s a JOIN s b ON a.script = b.script AND a.account_id < b.account_id GROUP BY ALL
-            ORDER BY account_a, account_b""")
+        pairs = _script_pairs(src, **_SEQ)
         lists = src.df(f"SELECT * FROM {src.t.list_entries}") if src.has("list_entries") else None
-        out = {"_lists": lists, "_ref": src.reference_time(), "account": acc.merge(seq, on="account_id", how="left", validate="one_to_one"),
+        out = {"_lists": lists, "_ref": src.reference_time(),
+               "account": acc.merge(seq, on="account_id", how="left", validate="one_to_one"),
                "device": _device_features(src), "ip": _ip_features(src, level="ip"),
                "ip24": _ip_features(src, level="ip24"), "phone": _phone_features(src),
                "address": _address_features(src), "order": _order_features(src, None), "_pairs": pairs}
         if interactions:
-            out["interaction"] = _interaction_features(src, interactions if isinstance(interactions, (list, set,
-                                                                                                      tuple)) else None)
+            columns = list(interactions) if isinstance(interactions, (list, set, tuple)) else None
+            out["interaction"] = _interaction_features(src, columns)
     return out
 
 
@@ -304,8 +311,11 @@ def _run_rules(feats, context, notes):
     if hits:
         artifacts["rule_hits"] = pd.concat(hits, ignore_index=True)
     verify = th.get("verify", th.get("block", np.inf))
-    flagged = score >= verify
-    return (score, verify, flagged, matched.to_numpy()), artifacts, th.get("block", verify)
+    block = th.get("block", verify)
+    scale = block if np.isfinite(block) and block > 0 else max(score.max(initial=0), 1.0)
+    # scores in [0, 1] like the models': the fraction of the block threshold reached
+    return ((np.minimum(score / scale, 1.0), verify / scale, score >= verify, matched.to_numpy()), artifacts,
+            min(block / scale, 1.0))
 
 
 def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
