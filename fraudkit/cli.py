@@ -126,11 +126,17 @@ def evaluate(run, data, fmt):
 @click.option("--run-id", default=None, help="Run id (default: derived from the date and data fingerprint).")
 @click.option("--date", "as_of", default=None, help="Report as of this date (YYYY-MM-DD), for scheduled runs.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def report(data, scenario, out, run_id, as_of, seed):
+@click.option("--train", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Labelled training dataset: models and thresholds are fitted on it (the demo simulates one; "
+                   "with --data and no --train, unsupervised defaults).")
+@click.option("--loop-windows", type=int, default=3, show_default=True,
+              help="Windows of the closed loop in step 5 (0: skip the loop).")
+def report(data, scenario, out, run_id, as_of, seed, train, loop_windows):
     """Run the five step notebooks with papermill and render the HTML report."""
     from .report import build_report
 
-    result = build_report(data=data, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed)
+    result = build_report(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed,
+                          loop_windows=loop_windows)
     click.echo(result.describe())
     if not result.ok:
         sys.exit(1)

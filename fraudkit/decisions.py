@@ -15,8 +15,10 @@ NetEase's order decision, vectorised over millions of events:
 The decision is the most severe outcome; ``layer`` names the layer that
 produced it (first in the order above on ties) and ``reasons`` lists every
 layer that fired. Portrait and network flags that agree on one account block
-(``corroborate_block``): two independent stages rarely err on the same honest
-account.
+(``corroborate_block``): the stages read different evidence (single-entity
+behaviour vs relations) and, measured on micro and demo-small, accounts both
+flag have precision 1.0. When the graph stage is seeded with stage-1 flags
+they are not separate evidence: set ``corroborate_block=False`` then.
 
 **Delayed interception** (``delayed=True``): a non-key event whose decision is
 not ``pass`` is let through now (``decision="pass"``, ``delayed=True``,
@@ -56,7 +58,8 @@ class DecisionPolicy:
     network_block : float or None, default=None
         Same for the network (graph) score.
     corroborate_block : bool, default=True
-        Block when both the portrait and the network flag the account.
+        Block when both the portrait and the network flag the account (see the module docstring;
+        False when the network was seeded from the portrait's flags).
     delayed : bool, default=False
         Delayed interception (see the module docstring).
     key_step : str or None, default=None
@@ -206,7 +209,9 @@ def _list_layers(events, lists, as_of, scope, sev, why, why_labels):
     if scope is not None:
         scopes.append(scope)
     if "promotion_id" in events.columns:
-        scopes.append(("promotion:" + events["promotion_id"].astype("string")).to_numpy(dtype=object, na_value=None))
+        from .lists import row_scopes
+
+        scopes.append(row_scopes("promotion", events["promotion_id"]))
     if as_of is None and "ts" in events.columns:
         as_of = events["ts"].to_numpy(dtype="datetime64[ns]")
     # every entry ever added: whether it is live is decided per row by ListStore.contains

@@ -24,7 +24,7 @@ from .atomic import write_parquet
 from .contract import ENTITY_TYPES, LIST_TYPES, TABLES
 from .errors import FraudkitError
 
-__all__ = ["ListStore", "ENTRY_COLUMNS", "AUDIT_COLUMNS"]
+__all__ = ["ListStore", "ENTRY_COLUMNS", "AUDIT_COLUMNS", "row_scopes"]
 
 ENTRY_COLUMNS = TABLES["list_entries"].column_names + ("removed_at",)
 """Columns of :attr:`ListStore.entries`: the contract table plus ``removed_at``."""
@@ -296,6 +296,23 @@ class ListStore:
         }, columns=list(AUDIT_COLUMNS))
         log["at"] = log["at"].astype("datetime64[ns]")
         self._audit = pd.concat([self._audit, log], ignore_index=True) if len(self._audit) else log
+
+
+def row_scopes(kind, values) -> np.ndarray:
+    """Per-row scope text ``"<kind>:<id>"`` (``None`` where the id is missing).
+
+    Integer ids read into a float column because of nulls (``7.0``) are written ``7``, so they
+    match entries scoped ``promotion:7``.
+
+    Examples
+    --------
+    >>> row_scopes("promotion", pd.Series([7.0, None, 8.0])).tolist()
+    ['promotion:7', None, 'promotion:8']
+    """
+    v = pd.Series(values)
+    if pd.api.types.is_float_dtype(v.dtype) and v.dropna().apply(float.is_integer).all():
+        v = v.astype("Int64")
+    return (f"{kind}:" + v.astype("string")).to_numpy(dtype=object, na_value=None)
 
 
 def _empty_audit():

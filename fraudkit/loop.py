@@ -702,6 +702,8 @@ def _update_labels(labels, k, run, graph, hits):
 
 def _window_decisions(dec, orders, store, known_before, start, end):
     """The window's events: the run's decision, the prospective one (past labels and lists), the loop's."""
+    from .lists import row_scopes
+
     d = dec[(pd.to_datetime(dec["ts"]) >= start) & (pd.to_datetime(dec["ts"]) < end)].copy()
     d["entity_id"] = d["entity_id"].astype(str)
     d["account_id"] = d["account_id"].astype(str)
@@ -712,7 +714,7 @@ def _window_decisions(dec, orders, store, known_before, start, end):
         o = orders.assign(order_id=orders["order_id"].astype(str)).set_index("order_id")
         is_o = (d["entity_type"] == "order").to_numpy()
         od = o.reindex(d.loc[is_o, "entity_id"])
-        scope = ("promotion:" + od["promotion_id"].astype("string")).to_numpy(dtype=object, na_value=None)
+        scope = row_scopes("promotion", od["promotion_id"])
         when = pd.to_datetime(od["ts"]).to_numpy(dtype="datetime64[ns]")  # each order at its own time
         black = np.zeros(len(od), dtype=bool)
         gray = np.zeros(len(od), dtype=bool)

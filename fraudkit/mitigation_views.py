@@ -23,6 +23,7 @@ __all__ = [
     "account_risk",
     "governance_actions",
     "governance_changes",
+    "clean_by_action",
     "ban_resources",
     "limit_breakdown",
     "collateral_long",
@@ -123,7 +124,7 @@ def governance_actions(run_dir, data_dir, *, ban_min_stages: int = 1, demote_fak
     results["ban_accounts"] = mg.ban_accounts(accounts, {k: v for k, v in tables.items() if v is not None},
                                               min_stages=ban_min_stages)
     del tables
-    orders = read_table(data_dir, "orders")
+    orders = _int_ids(read_table(data_dir, "orders"), "promotion_id")
     promotion = None
     if orders is None or not len(orders):
         for a in ("purchase_limit", "lists"):
@@ -183,16 +184,11 @@ def governance_changes(gov: Governance) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["action", "does", "changes"])
 
 
-_ACTION_DOES = {
-    "clean_engagement": "removes flagged accounts' likes, collects, comments and shares from the counts (impact)",
-    "ban_accounts": "bans flagged accounts; the devices, IPs, phones and addresses only they used are burned (supply chain)",
-    "demote_notes": "lowers the distribution weight of notes whose engagement is mostly fake (motive)",
-    "restrict_commerce": "removes the commercial rights of authors whose notes bought engagement (motive)",
-    "purchase_limit": "caps units per address, device and receiver phone by the buyer's risk tier (scalpers)",
-    "lists": "blacklists addresses and devices behind intercepted orders, for one promotion only (scalpers)",
-    "delayed_key_step": "flags now, acts at the account's next key step (order, comment, share, follow)",
-    "delayed_window_end": "flags now, acts when the promotion window closes",
-}
+def clean_by_action(result) -> pd.DataFrame:
+    """From :func:`fraudkit.mitigation.clean_engagement`: per action, ``raw, fake, clean`` counts and the fake share."""
+    g = result.table.groupby("action", sort=True)[["raw_count", "fake_count", "clean_count"]].sum().reset_index()
+    g["fake_share"] = g["fake_count"] / g["raw_count"].where(g["raw_count"] > 0)
+    return g.sort_values(["fake_count", "action"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
 def ban_resources(result) -> pd.DataFrame:
@@ -245,8 +241,30 @@ def _busiest_promotion(orders: pd.DataFrame, decisions: pd.DataFrame | None):
     return counts.sort_index().sort_values(ascending=False, kind="stable").index[0]
 
 
+def _int_ids(df: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+    """A copy of ``df`` whose float id column (integral ids read back with nulls) is a nullable integer."""
+    if df is None or column not in df.columns or not pd.api.types.is_float_dtype(df[column]):
+        return df
+    v = df[column]
+    if not (v.dropna() == v.dropna().round()).all():
+        return df
+    return df.assign(**{column: v.astype("Int64")})
+
+
 def _id_text(value) -> str:
     """An id as text; integral floats (ids read back from a nullable column) lose their '.0'."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+_ACTION_DOES = {
+    "clean_engagement": "removes flagged accounts' likes, collects, comments and shares from the counts (impact)",
+    "ban_accounts": "bans flagged accounts; the devices, IPs, phones and addresses only they used are burned (supply chain)",
+    "demote_notes": "lowers the distribution weight of notes whose engagement is mostly fake (motive)",
+    "restrict_commerce": "removes the commercial rights of authors whose notes bought engagement (motive)",
+    "purchase_limit": "caps units per address, device and receiver phone by the buyer's risk tier (scalpers)",
+    "lists": "blacklists addresses and devices behind intercepted orders, for one promotion only (scalpers)",
+    "delayed_key_step": "flags now, acts at the account's next key step (order, comment, share, follow)",
+    "delayed_window_end": "flags now, acts when the promotion window closes",
+}

@@ -560,8 +560,9 @@ def _list_scope(frame, scope):
     if scope is not None:
         out.append(scope)
     if "promotion_id" in frame.columns:
-        pid = frame["promotion_id"]
-        out.append(("promotion:" + pid.astype("string")).to_numpy(dtype=object, na_value=None))
+        from .lists import row_scopes
+
+        out.append(row_scopes("promotion", frame["promotion_id"]))
     if "scene" in frame.columns:
         out.append(("scene:" + frame["scene"].astype("string")).to_numpy(dtype=object, na_value=None))
     return out or None

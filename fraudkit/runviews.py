@@ -392,19 +392,32 @@ def training_note(run_dir) -> tuple[str, str]:
 
 
 def operating_point(run_dir) -> pd.DataFrame:
-    """Each stage's threshold and where it came from: ``stage, threshold, source``. Notebook 03."""
+    """Each stage's (or stage method's) threshold and where it came from: ``stage, method, threshold, source``.
+
+    Notebook 03. Reads the ``operating_point`` entry of ``RUN/manifest.json``; a
+    missing threshold means no threshold reached the target precision on the
+    training data, so that method never flags.
+    """
     p = Path(run_dir) / "manifest.json"
     op = (json.loads(p.read_text(encoding="utf-8")).get("operating_point") or {}) if p.exists() else {}
     th = op.get("thresholds")
+    cols = ["stage", "method", "threshold", "source"]
     if isinstance(th, dict) and th:
-        src = op.get("threshold_source", "training dataset")
-        rows = [{"stage": k, "threshold": np.nan if v is None else float(v),
-                 "source": src if v is not None else f"{src}: no threshold reached the target precision, "
-                                                     "so the stage flags nothing"} for k, v in th.items()]
-    else:
-        rows = [{"stage": "every stage", "threshold": np.nan,
-                 "source": str(th or "each stage's own unsupervised default")}]
-    return pd.DataFrame(rows, columns=["stage", "threshold", "source"])
+        src = op.get("source") or op.get("threshold_source") or "training dataset"
+        target = op.get("target_precision")
+        rows = []
+        for k, v in th.items():
+            stage, _, method = str(k).partition("/")
+            rows.append({"stage": stage, "method": method or stage, "threshold": np.nan if v is None else float(v),
+                         "source": (f"{src}" + (f", precision {target:g}" if target else "")) if v is not None else
+                         "no threshold reached the target precision on the training data: never flags"})
+        return pd.DataFrame(rows, columns=cols)
+    stages = op.get("stages")
+    if isinstance(stages, dict) and stages:
+        return pd.DataFrame([{"stage": k, "method": "", "threshold": np.nan, "source": str(v)}
+                             for k, v in stages.items()], columns=cols)
+    return pd.DataFrame([{"stage": "every stage", "method": "", "threshold": np.nan,
+                          "source": str(th or "each stage's own unsupervised default")}], columns=cols)
 
 
 def arms_race_view(table: pd.DataFrame) -> pd.DataFrame:

@@ -368,8 +368,7 @@ only costs the buyer what they paid: trying again has no marginal cost.
 """),
     code('''r = gov.results.get("clean_engagement") if gov else None
 if r is not None:
-    nb.show(r.table.sort_values(["fake_count", "target_id"], ascending=[False, True], kind="stable"),
-            caption="Targets with the most fake engagement: raw, fake and clean counts", max_rows=10)'''),
+    nb.show(mv.clean_by_action(r), caption="Fake engagement removed, by action: raw, fake and clean counts")'''),
     md("""
 ### Supply chain: ban the accounts, burn the resources
 Banning the accounts that deliver fake engagement shrinks the supply: the devices, IPs, phone numbers and

@@ -95,3 +95,21 @@ def test_missing_manifest(tmp_path):
         evaluate_run(tmp_path)
     with pytest.raises(FraudkitError, match="unknown format"):
         format_table(pd.DataFrame({"a": [1]}), "html")
+
+
+def test_format_evaluation_prints_the_arms_race_blocks():
+    from fraudkit.evaluation import evaluation_table, format_evaluation
+
+    acc = pd.DataFrame({"account_id": ["a", "b", "c", "d"], "flagged_graph": [True, False, True, False],
+                        "flagged_rules": [False, True, False, False], "flagged_combined": [True, True, True, False]})
+    lab = pd.DataFrame({"entity_type": "account", "entity_id": ["a", "b", "c", "d"],
+                        "typology": ["device_farm", "coupon_abuser", "honest_shared_device", "honest_viral_fan"]})
+    text = format_evaluation(evaluation_table(acc, lab),
+                             operating_point={"source": "training dataset t", "target_precision": 0.9})
+    lines = text.splitlines()
+    assert lines[0] == "operating point: training dataset t (target precision 0.9)"
+    assert "| typology | n_labelled | recall_graph | recall_rules | recall_combined |" in lines
+    assert "| device_farm | 1 | 1.000 | 0.000 | 1.000 |" in lines
+    assert "| honest_shared_device | 1 | 1.000 | 0.000 | 1.000 |" in lines
+    assert lines[-1] == "| all | 2 | 0.500 | 1.000 | 0.667 |"
+    assert format_evaluation(evaluation_table(acc, lab), "csv").startswith("typology,n_labelled,recall_graph")

@@ -202,3 +202,19 @@ def test_loop_is_deterministic(loop_run, micro, tmp_path):
     pd.testing.assert_frame_equal(again.seed_pool.table, loop_run.seed_pool.table)
     pd.testing.assert_frame_equal(again.loop_labels, loop_run.loop_labels)
     pd.testing.assert_frame_equal(again.watched_products, loop_run.watched_products)
+
+
+def test_loop_seeds_the_run_instead_of_running_the_graph_stage_twice(loop_run):
+    """Iteration k's run gets the pool of iterations < k through score_dataset(seeds=): its manifest records
+    them, and the re-scan scores are the run's own graph scores (no second graph-stage run)."""
+    import json
+
+    out = loop_run.out_dir / "loop"
+    m0 = json.loads((out / "iteration_0" / "run" / "manifest.json").read_text())
+    m1 = json.loads((out / "iteration_1" / "run" / "manifest.json").read_text())
+    assert m0["seeds"]["count"] == 0
+    assert m1["seeds"]["source"] == "SeedPool" and m1["seeds"]["count"] == loop_run.summary["n_seeds"].iloc[0]
+    assert m1["parameters"]["context"]["run_id"] == "iteration_1"
+    run_graph = pd.read_parquet(out / "iteration_1" / "run" / "scores.parquet").query("stage == 'graph'")
+    rescan = pd.read_parquet(out / "iteration_1" / "rescan_scores.parquet")
+    assert len(rescan) == len(run_graph) and set(rescan["method"]) == set(run_graph["method"])

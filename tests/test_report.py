@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -31,71 +32,116 @@ def _tiny_notebooks(folder: Path, *, failing: str | None = None) -> Path:
     return folder
 
 
-def test_failing_step_gives_error_page_nonzero_and_keeps_previous_report(tmp_path):
-    data, out = micro_data(), tmp_path / "reports"
-    good = build_report(data=data, out=out, run_id="r1", notebooks_dir=_tiny_notebooks(tmp_path / "ok"),
-                        progress=False)
-    assert good.ok and (out / "latest.html").read_text().count("r1/index.html") >= 1
-    before = (out / "r1" / "index.html").read_bytes()
-    bad = build_report(data=data, out=out, run_id="r1", seed=0,
+def test_failing_step_gives_error_page_nonzero_and_keeps_previous_report(tmp_path, monkeypatch):
+    """A step that raises: error page, non-zero result, the previous report and latest.html untouched.
+
+    The shared report is the previous good one; scoring is replaced by a copy of its run (cheap).
+    """
+    import shutil
+
+    import fraudkit.report as report
+
+    good = micro_report()
+    out = good.report_dir.parent
+    before = (good.report_dir / "index.html").read_bytes()
+    monkeypatch.setattr(report, "_score", lambda data_dir, run_dir, **kw: shutil.copytree(good.run_dir, run_dir) and [])
+    bad = build_report(data=micro_data(), out=out, run_id=good.run_id, seed=0, loop_windows=0,
                        notebooks_dir=_tiny_notebooks(tmp_path / "bad", failing="03_risk_identification"),
                        progress=False)
-    assert not bad.ok and bad.report_dir == out / "r1.failed"
+    assert not bad.ok and bad.report_dir == out / f"{good.run_id}.failed"
     assert [s.ok for s in bad.steps] == [s.name != "03_risk_identification" for s in STEPS]
-    page = (out / "r1.failed" / "03_risk_identification.html").read_text()
+    page = (bad.report_dir / "03_risk_identification.html").read_text()
     assert "RuntimeError" in page and "boom in step" in page
     assert "13812345678" not in page and "10.1.2.3" not in page  # the traceback is masked
-    assert "failed" in (out / "r1.failed" / "index.html").read_text()
-    assert (out / "r1" / "index.html").read_bytes() == before  # previous report intact
-    assert "r1/index.html" in (out / "latest.html").read_text()
+    assert "failed" in (bad.report_dir / "index.html").read_text()
+    assert (good.report_dir / "index.html").read_bytes() == before  # previous report intact
+    assert f"{good.run_id}/index.html" in (out / "latest.html").read_text()
+    assert (good.run_dir / "accounts.parquet").exists() and bad.run_dir != good.run_dir
 
     from click.testing import CliRunner
     from fraudkit.cli import main
 
-    r = CliRunner().invoke(main, ["report", "--data", str(data), "--out", str(out), "--run-id", "r2",
-                                  "--date", "not-a-date"])
+    r = CliRunner().invoke(main, ["report", "--data", str(micro_data()), "--out", str(tmp_path / "o"),
+                                  "--run-id", "r2", "--date", "not-a-date"])
     assert r.exit_code != 0
 
 
-def test_pages_are_offline_small_and_masked():
+def test_no_published_file_holds_raw_personal_data():
+    """Every file of the report folder (pages, manifest, notebooks) is free of the data's phones and IPs."""
     res = micro_report()
-    accounts = pd.read_parquet(micro_data() / "accounts.parquet")
-    inter = pd.read_parquet(micro_data() / "interactions.parquet")
-    phones = set(accounts["phone"].dropna().astype(str))
-    ips = set(inter["ip"].dropna().astype(str))
-    pages = sorted(res.report_dir.glob("*.html"))
-    assert {p.name for p in pages} == {"index.html", *(s.page for s in STEPS)}
-    for p in pages:
+    data = micro_data()
+    phones = set(pd.read_parquet(data / "accounts.parquet")["phone"].dropna().astype(str))
+    ips = set()
+    for table, cols in (("orders", ["ip", "receiver_phone"]), ("interactions", ["ip"]), ("logins", ["ip"])):
+        t = pd.read_parquet(data / f"{table}.parquet", columns=cols)
+        for c in cols:
+            (phones if "phone" in c else ips).update(t[c].dropna().astype(str))
+    files = [p for p in res.report_dir.rglob("*") if p.is_file()]
+    assert {p.name for p in res.report_dir.glob("*.html")} == {"index.html", *(s.page for s in STEPS)}
+    assert not any(p.suffix == ".parquet" for p in files) and not (res.report_dir / "run").exists()
+    assert {p.name for p in (res.report_dir / "notebooks").iterdir()} == {f"{s.name}.ipynb" for s in STEPS}
+    for p in files:
+        visible = re.sub(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+", "", p.read_text(errors="ignore"))
+        tokens = set(re.findall(r"(?<!\d)\d{11}(?!\d)|\d{1,3}(?:\.\d{1,3}){3}", visible))
+        assert not tokens & phones, p
+        assert not tokens & ips, p
+    # the private run directory does hold raw keys: the check above is not vacuous
+    raw = pd.read_parquet(res.run_dir / "features" / "ip.parquet")
+    assert set(raw.iloc[:, 0].astype(str)) & ips
+
+
+def test_pages_are_offline_and_small():
+    res = micro_report()
+    for p in sorted(res.report_dir.glob("*.html")):
         text = p.read_text()
         assert external_resources(text) == [], p.name
-        assert "cdn" not in text.lower() or "cdnjs" not in text.lower()
         assert p.stat().st_size < 10_000_000
         visible = re.sub(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+", "", text)
-        tokens = set(re.findall(r"\d{11}|\d{1,3}(?:\.\d{1,3}){3}", visible))
-        assert not tokens & phones, p.name
-        assert not tokens & ips, p.name
         assert "def " not in visible or "<pre" in visible  # no code cells shown (inputs excluded)
 
 
-def test_index_has_key_numbers_links_and_manifest():
+def test_index_has_key_numbers_arms_race_loop_and_links():
     res = micro_report()
     html = res.index_path.read_text()
     for s in STEPS:
         assert f'href="{s.page}"' in html
-    assert "accounts flagged (combined)" in html and "fraud recall (combined)" in html
+    for label in ("accounts flagged (combined)", "precision (combined)", "fraud recall (combined)",
+                  "leakage rate (fraud events passed)", "interception rate"):
+        assert label in html, label
+    assert html.index("Key numbers") < html.index("The arms-race table") < html.index("The closed loop") \
+        < html.index("Top-risk communities") < html.index("The five steps")
+    assert 'class="fk-arms"' in html and "false-positive rate" in html
+    assert 'alt="Closed loop recall and precision by iteration"' in html
+    assert "training world <code>micro</code>" in html and "never saw" in html  # where models were fitted
     assert "&lt;table" not in html  # tables are rendered, not escaped
     assert "Run manifest" in html and "fingerprint" in html and res.manifest["versions"]["pandas"]
+    assert res.manifest["train_fingerprint"] and res.manifest["parameters"]["loop_windows"] == 2
+
+
+def test_without_training_data_the_index_says_so(tmp_path):
+    from fraudkit.report_summary import summarise_run
+
+    res = micro_report()
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(res.run_dir, run)
+    man = json.loads((run / "manifest.json").read_text())
+    man["train"] = None
+    (run / "manifest.json").write_text(json.dumps(man))
+    s = summarise_run(run, micro_data())
+    assert any(n["kind"] == "warn" and "No training data" in n["text"] for n in s.notes)
 
 
 def test_same_inputs_give_identical_step_pages(tmp_path):
     res = micro_report()
-    params = {"data_dir": str(micro_data()), "run_dir": str(res.report_dir / "run"), "as_of": "2024-11-11",
-              "seed": 0, "previous_run_dir": "", "redteam_scenario": ""}
+    params = {"data_dir": str(micro_data()), "run_dir": str(res.run_dir), "train_dir": str(micro_data(1000)),
+              "as_of": "2024-11-11", "seed": 0, "previous_run_dir": ""}
     step = STEPS[2]  # identification: tables, heat maps and the pyvis community picture
     from fraudkit.report import mask_key, notebook_dir
 
     again = _run_step(step, notebook_dir() / f"{step.name}.ipynb", tmp_path, params, run_id="test-run", timeout=600,
-                      key=mask_key(res.report_dir.parent))
+                      key=mask_key(res.report_dir.parent), run_dir=tmp_path / "private")
     assert again.ok, again.error
     assert (tmp_path / step.page).read_bytes() == (res.report_dir / step.page).read_bytes()
 
@@ -147,3 +193,20 @@ def test_views_are_consistent():
     assert warn.days == ["2024-01-08"] and 0.2 < warn.threshold < 0.6
     with pytest.raises(KeyError):
         runviews.decision_events(pd.DataFrame({"decision": ["pass"]}), micro_data())
+
+
+def test_red_team_drill_compares_the_attack_with_the_normal_world_of_the_same_size(tmp_path):
+    from fraudkit.simulation import load_scenario
+
+    spec = load_scenario(perception.drill_scenario("evasive", size="micro", out=tmp_path))
+    micro, evasive = load_scenario("micro"), load_scenario("evasive")
+    assert spec.population == micro.population and spec.days == micro.days
+    assert spec.attackers.device_farm.campaigns == micro.attackers.device_farm.campaigns  # the world's size
+    assert spec.attackers.device_farm.ip_scatter == evasive.attackers.device_farm.ip_scatter  # the attack's evasion
+    drill = perception.red_team_drill("evasive", work_dir=tmp_path / "w", seed=3, stages=("behaviour",), size="micro")
+    assert not drill.trained and drill.normal is not None
+    c = drill.comparison.set_index("typology")
+    assert {"device_farm", "coupon_abuser", "all_fraud"} <= set(c.index)
+    assert np.allclose(c["extra_leakage"], c["leakage_rate_attack"] - c["leakage_rate_normal"], equal_nan=True)
+    assert (c["n_attack"] > 0).all()
+    assert "**evasive**" in perception.drill_headline(drill)
