@@ -129,7 +129,7 @@ def evaluate(run, data, fmt):
 @click.option("--train", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Labelled training dataset: models and thresholds are fitted on it (the demo simulates one; "
                    "with --data and no --train, unsupervised defaults).")
-@click.option("--loop-windows", type=int, default=3, show_default=True,
+@click.option("--loop-windows", type=int, default=4, show_default=True,
               help="Windows of the closed loop in step 5 (0: skip the loop).")
 def report(data, scenario, out, run_id, as_of, seed, train, loop_windows):
     """Run the five step notebooks with papermill and render the HTML report."""

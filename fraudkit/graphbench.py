@@ -56,7 +56,11 @@ from .neighbors import aggregate_neighbors, neighbor_label_features, structural_
 
 RESULT_COLUMNS = ("dataset", "protocol", "method", "auroc_mean", "auroc_std", "auprc_mean", "auprc_std",
                   "rec_at_k_mean", "rec_at_k_std", "trials", "seconds", "note")
-"""Columns of the summary table (``seconds`` is the mean wall time per trial)."""
+"""Columns of the summary table.
+
+``seconds`` is the mean CPU time per trial of this process (one thread by
+default), which on a shared machine is steadier than wall time.
+"""
 
 PROTOCOLS = ("full", "semi", "unsupervised")
 _SEMI_SIZES = (20, 80)  # fraud, honest per training (and validation) set
@@ -255,17 +259,10 @@ class _Bench:
         self.y = graph.labels.astype(int)
         self.x = graph.features
         self._cache: dict = {}
-        self._charge = 0.0
-
-    def pop_charge(self) -> float:
-        c, self._charge = self._charge, 0.0
-        return c
 
     def get(self, key, build):
         if key not in self._cache:
-            t0 = time.perf_counter()
             self._cache[key] = build()
-            self._charge += time.perf_counter() - t0
         return self._cache[key]
 
     @property
@@ -594,13 +591,13 @@ def _run_trials(bench, splits, names, protocol, seed, progress):
     for split in splits:
         previous: dict = {}
         for name in names:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             try:
                 scores = METHODS[name][0](bench, split, seed + split.trial, previous)
             except MethodUnavailable as e:
                 notes[name] = f"unavailable: {e}"
                 continue
-            secs = time.perf_counter() - t0 + bench.pop_charge()
+            secs = time.process_time() - t0  # includes any shared input this method built first
             previous[name] = scores
             m = evaluate_scores(graph.labels[split.test], scores[split.test])
             rows.append({"dataset": graph.name, "protocol": protocol, "method": name, "trial": split.trial,

@@ -26,7 +26,7 @@ __all__ = [
     "clean_by_action",
     "ban_resources",
     "limit_breakdown",
-    "collateral_long",
+    "collateral_share",
 ]
 
 
@@ -221,12 +221,19 @@ def limit_breakdown(result) -> pd.DataFrame:
     return g
 
 
-def collateral_long(summary: pd.DataFrame) -> pd.DataFrame:
-    """``action, who, entities`` (fraud vs honest) from :func:`fraudkit.mitigation.mitigation_summary`. Notebook 04."""
+def collateral_share(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per action: ``action`` (with what it counts), ``n_affected``, ``n_honest``, ``honest_share``. Notebook 04.
+
+    The actions count different things (interactions, notes, accounts, orders), so
+    the comparable number is the share of what each action hits that carries no
+    fraud label — its honest collateral. From :func:`fraudkit.mitigation.mitigation_summary`.
+    """
     col = "step" if "step" in summary.columns else "action"
-    out = summary.melt(id_vars=col, value_vars=["n_fraud", "n_honest"], var_name="who", value_name="entities")
-    out["who"] = out["who"].map({"n_fraud": "fraud", "n_honest": "honest (collateral)"})
-    return out.rename(columns={col: "action"})
+    unit = summary["entity_type"].astype(str).str.replace("+", " & ", regex=False) + "s"
+    out = pd.DataFrame({"action": summary[col].astype(str) + " (" + unit + ")",
+                        "n_affected": summary["n_affected"], "n_honest": summary["n_honest"]})
+    out["honest_share"] = out["n_honest"] / out["n_affected"].where(out["n_affected"] > 0)
+    return out.reset_index(drop=True)
 
 
 def _busiest_promotion(orders: pd.DataFrame, decisions: pd.DataFrame | None):

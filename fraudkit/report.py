@@ -151,7 +151,7 @@ class ReportResult:
 
 
 def build_report(*, data=None, train=None, scenario: str = "demo-small", out="reports", run_id: str | None = None,
-                 as_of: str | None = None, seed: int = 0, stages=STAGES, loop_windows: int = 3, notebooks_dir=None,
+                 as_of: str | None = None, seed: int = 0, stages=STAGES, loop_windows: int = 4, notebooks_dir=None,
                  parameters: dict | None = None, timeout: int = 1800, progress: bool = True) -> ReportResult:
     """Score a dataset once, run the five step notebooks and publish the HTML report.
 
@@ -174,7 +174,7 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
         ``YYYY-MM-DD``: the day monitors report on (default: the last day in the data).
     seed : int, default=0
     stages : sequence of str, default=all stages
-    loop_windows : int, default=3
+    loop_windows : int, default=4
         Windows of the closed loop in step 5 (each scores the data up to its end: the loop's cost
         grows with it; 0 skips the loop).
     notebooks_dir : path, optional
@@ -583,7 +583,7 @@ def _index_page(manifest, results, summary, errors, data_dir) -> str:
                 for sec in (summary.sections if summary else [])]
     body = env.get_template("index_body.html.j2").render(
         run_id=manifest["run_id"], ok=manifest["ok"], data_name=Path(data_dir).name,
-        train_name=Path(p["train"]).name if p.get("train") else None,
+        train_name=Path(p["train"]).name if p.get("train") else None, train_fingerprint=manifest.get("train_fingerprint"),
         fingerprint=manifest["data_fingerprint"], as_of=p.get("as_of"), errors=errors,
         cards=summary.cards if summary else [], notes=notes, sections=sections,
         steps=steps, parameters=[(k, json.dumps(v, default=str)) for k, v in p.items()],

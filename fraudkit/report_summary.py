@@ -26,8 +26,7 @@ LOOP_RECALL_ARTIFACT = "report/evaluation/loop_recall"
 """Where notebook 05 writes the closed loop's per-iteration recall (read back for the index)."""
 
 _COMMUNITY_COLUMNS = ("view", "community", "size", "density", "device_sharing", "address_sharing",
-                      "new_account_share", "discounted_share", "time_concentration", "known_bad_share",
-                      "score", "risk_score", "flagged", "reason")
+                      "new_account_share", "discounted_share", "score", "risk_score", "reason")
 
 
 @dataclass
@@ -226,7 +225,7 @@ def _add_communities(s: RunSummary, run_dir: Path) -> None:
     name, df, score_col = comm
     top = df.sort_values(score_col, ascending=False, kind="stable").head(8)
     top = mask_frame(top[[c for c in _COMMUNITY_COLUMNS if c in top.columns]])
-    s.sections.append({"title": "Top-risk communities", "html": top.to_html(
-        index=False, float_format=lambda v: f"{v:,.2f}", border=0), "intro": (
+    html = top.to_html(index=False, float_format=lambda v: f"{v:,.2f}", border=0, classes="fk-communities")
+    s.sections.append({"title": "Top-risk communities", "html": f'<div class="fk-scroll">{html}</div>', "intro": (
         f"The graph stage's communities ({name}), riskiest first by {score_col}, with the profile that makes "
         "them suspicious. Step 3 draws the top one.")})

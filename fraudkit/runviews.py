@@ -43,6 +43,7 @@ __all__ = [
     "arms_race_view",
     "loop_recall_long",
     "loop_iterations",
+    "early_warning_long",
     "sunk_view",
 ]
 
@@ -385,10 +386,9 @@ def training_note(run_dir) -> tuple[str, str]:
     if train.get("fingerprint") and train.get("fingerprint") == data.get("fingerprint"):
         return "warn", (f"Models and thresholds were fitted on the scored dataset `{dname}` itself; its labelled "
                         "accounts are left out of every figure (`train_entities.parquet`).")
-    return "ok", (f"Stage-1 models were fitted, and every stage's threshold set, on the training world `{tname}` "
-                  f"(fingerprint `{str(train.get('fingerprint', ''))[:12]}`). Every figure comes from the evaluated "
-                  f"world `{dname}` (fingerprint `{str(data.get('fingerprint', ''))[:12]}`), which neither the models "
-                  "nor the thresholds saw.")
+    return "ok", (f"Stage-1 models were fitted, and every stage's threshold set, on the training world `{tname}`, "
+                  f"a separate labelled dataset. Every figure comes from the evaluated world `{dname}`, which neither "
+                  "the models nor the thresholds saw.")
 
 
 def operating_point(run_dir) -> pd.DataFrame:
@@ -467,6 +467,14 @@ def loop_iterations(summary: pd.DataFrame) -> pd.DataFrame:
             "precision_pipeline", "precision_loop", "fraud_intercepted_prospective", "leakage_rate_pipeline",
             "leakage_rate_loop", "seconds"]
     return summary[[c for c in cols if c in summary.columns]].copy()
+
+
+def early_warning_long(early_warning: pd.DataFrame) -> pd.DataFrame:
+    """The loop's daily interception rate and the lower edge of its band, long form: ``day, measure, rate``."""
+    names = {"interception_rate": "orders intercepted (share)", "band_low": "early-warning band (lower edge)"}
+    out = early_warning.melt(id_vars="day", value_vars=list(names), var_name="measure", value_name="rate").dropna()
+    out["measure"] = out["measure"].map(names)
+    return out
 
 
 def sunk_view(sunk: dict) -> dict:

@@ -50,6 +50,7 @@ SEQUENCE_FEATURES = (
 """Columns of :func:`sequence_features` after ``account_id``."""
 
 _MAX_SCRIPT_EVENTS = 40  # longer sessions are truncated in the script (the count stays exact)
+_HOT_SCRIPT_NEIGHBOURS = 20  # partners per account on a script shared by more than max_script_accounts
 
 
 def sequence_features(data, *, as_of=None, session_gap="30min", fast_seconds=3.0, min_script_events=4,
@@ -119,8 +120,10 @@ def script_pairs(data, *, as_of=None, session_gap="30min", min_script_events=4, 
     pandas.DataFrame
         ``account_a, account_b, shared_scripts`` with ``account_a < account_b``
         and ``shared_scripts >= min_shared`` (distinct rare scripts in common).
-        A script shared by ``k`` accounts yields ``k(k-1)/2`` pairs, so the
-        rarity cap bounds the table's size.
+        A script shared by ``k <= max_script_accounts`` accounts yields its
+        ``k(k-1)/2`` pairs; a larger one (rare through ``max_script_share``)
+        pairs each account with its next 20 accounts in key order only, so
+        the table grows linearly with the number of accounts.
 
     Examples
     --------
@@ -168,22 +171,36 @@ def _sessions(src: SqlSource, session_gap) -> str:
                       OVER (PARTITION BY account_id ORDER BY rn ROWS UNBOUNDED PRECEDING) AS session,
                {letter} || {bucket} AS token
         FROM g""")
+    # the script: tokens sorted inside each session's list (measured 4x faster on 2.4M interactions than an
+    # ordered string_agg after a row_number window)
     return src.temp_table(f"sessions_{int(gap_s)}", f"""
         SELECT account_id, session, min(ts) AS start, max(ts) AS "end", count(*) AS n_events,
                epoch(max(ts) - min(ts)) AS duration_s,
-               string_agg(token, '' ORDER BY rn) FILTER (WHERE seq_rn <= {_MAX_SCRIPT_EVENTS}) AS script,
+               array_to_string(list_transform(list_slice(list_sort(list(struct_pack(r := rn, t := token))), 1,
+                                                         {_MAX_SCRIPT_EVENTS}), x -> x.t), '') AS script,
                bool_or(action <> 'view') AS engages
-        FROM (SELECT *, row_number() OVER (PARTITION BY account_id, session ORDER BY rn) AS seq_rn FROM {ev})
-        GROUP BY account_id, session""")
+        FROM {ev} GROUP BY account_id, session""")
 
 
 def _script_pairs(src, *, session_gap, min_script_events, max_script_accounts, max_script_share,
-                  min_shared=1, **_ignored) -> pd.DataFrame:
+                  min_shared=1, k_neighbors=_HOT_SCRIPT_NEIGHBOURS, **_ignored) -> pd.DataFrame:
     rare = _rare_scripts(src, session_gap, min_script_events, max_script_accounts, max_script_share)
+    # A script with at most ``max_script_accounts`` accounts ties all its pairs; a larger one (rare only
+    # through ``max_script_share``: 1% of a million accounts is 10k) ties each account to its next
+    # ``k_neighbors`` accounts in key order, so the pair count stays linear (as in fraudkit.graphs).
+    full = int(max_script_accounts)
     return src.df(f"""
-        WITH s AS (SELECT DISTINCT account_id, script FROM {rare})
-        SELECT a.account_id AS account_a, b.account_id AS account_b, count(*) AS shared_scripts
-        FROM s a JOIN s b ON a.script = b.script AND a.account_id < b.account_id
+        WITH s AS (SELECT DISTINCT account_id, script FROM {rare}),
+        r AS (SELECT account_id, dense_rank() OVER (ORDER BY script) AS sid,
+                     row_number() OVER (PARTITION BY script ORDER BY account_id) AS rn,
+                     count(*) OVER (PARTITION BY script) AS n FROM s),
+        o AS (SELECT account_id, sid, rn,
+                     unnest(generate_series(1, CASE WHEN n <= {full} THEN n - rn
+                                                    ELSE least({int(k_neighbors)}, n - rn) END)) AS off
+              FROM r WHERE rn < n),
+        p AS (SELECT least(o.account_id, b.account_id) AS account_a, greatest(o.account_id, b.account_id) AS account_b
+              FROM o JOIN r b ON b.sid = o.sid AND b.rn = o.rn + o.off)
+        SELECT account_a, account_b, count(*) AS shared_scripts FROM p
         GROUP BY ALL HAVING count(*) >= {int(min_shared)} ORDER BY account_a, account_b""")
 
 

@@ -428,9 +428,9 @@ it (shared family devices, campus Wi-Fi, flash-sale crowds, viral fans).
     code('''if gov is not None and gov.summary is None:
     nb.not_available("honest collateral", "the dataset has no labels table")
 elif gov is not None:
-    nb.show_figure(plots.bar(mv.collateral_long(gov.summary), x="action", y="entities", hue="who",
-        title="Who each action hits: fraud and honest collateral", xlabel="governance action",
-        ylabel="entities affected", value_format=",.0f", figsize=(9.0, 3.8)))
+    nb.show_figure(plots.bar(mv.collateral_share(gov.summary), x="action", y="honest_share",
+        title="Honest collateral: share of what each action hits that is not fraud", xlabel="governance action (what it counts)",
+        ylabel="share not fraud", value_format=".1%", figsize=(9.0, 4.2)))
     nb.show(gov.summary.drop(columns=["action"]), caption="Entities affected per action, by typology and look-alike group")
     nb.write_artifact(run_dir, "mitigation", "summary", gov.summary)'''),
 ])
@@ -524,8 +524,7 @@ below the band — scalpers finding a way round the rules, or a rule silently br
 """),
     code('''if loop is not None and len(loop.early_warning):
     ew = loop.early_warning
-    long = ew.melt(id_vars="day", value_vars=["interception_rate", "band_low"], var_name="measure", value_name="rate")
-    nb.show_figure(plots.line_over_time(long.dropna(), x="day", y="rate", hue="measure",
+    nb.show_figure(plots.line_over_time(rv.early_warning_long(ew), x="day", y="rate", hue="measure",
         title="Orders intercepted per day and the early-warning band", xlabel="day", ylabel="interception rate"))
     warned = ew[ew["warning"]]
     if len(warned):
@@ -541,7 +540,7 @@ elif loop is not None:
 else:
     nb.show(rv.compare_runs(run_dir, previous_run_dir), caption="Key numbers, this run against the previous one")'''),
 ], extra_params='''
-loop_windows = 3  # windows of the closed loop (0: skip it; each window re-scores the data up to its end)''')
+loop_windows = 4  # windows of the closed loop (0: skip it; each window re-scores the data up to its end)''')
 
 NOTEBOOKS = {
     "01_risk_perception": N01,

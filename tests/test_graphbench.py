@@ -11,8 +11,8 @@ from fraudkit.errors import FraudkitError
 from fraudkit.generic import GenericGraph, load_generic, write_generic
 
 
-def _planted(tmp_path, n=600, seed=0, edges=True):
-    """Own features carry no signal; the label is 1 when the neighbours' mean of x0 is in the top 20 %."""
+def _planted(tmp_path, n=400, seed=0, edges=True):
+    """Own features carry no signal; the label is 1 when the neighbours' mean of x0 (plus noise) is in the top 20 %."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 3))
     src = rng.integers(0, n, 4 * n)
@@ -22,7 +22,8 @@ def _planted(tmp_path, n=600, seed=0, edges=True):
     a = np.zeros((n, n))
     a[src, dst] = a[dst, src] = 1
     nb_mean = (a @ x[:, 0]) / np.maximum(a.sum(1), 1)
-    y = (nb_mean > np.quantile(nb_mean, 0.8)).astype(int)
+    risk = nb_mean + rng.normal(scale=0.2, size=n)  # noisy, so boosting stops early
+    y = (risk > np.quantile(risk, 0.8)).astype(int)
     nodes = pd.DataFrame({"id": np.arange(n), "x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "label": y})
     e = pd.DataFrame({"src": src, "dst": dst}) if edges else pd.DataFrame({"src": [], "dst": []}, dtype="int64")
     return load_generic(write_generic(tmp_path / f"planted{int(edges)}", nodes, e))
@@ -40,18 +41,19 @@ def test_neighbour_aggregation_beats_features_alone(planted, tmp_path):
     assert list(t.columns) == list(gb.RESULT_COLUMNS)
     r = t.set_index("method")
     assert r.loc["features_gbm", "auroc_mean"] < 0.62          # own features carry no signal
-    assert r.loc["neighbors_gbm", "auroc_mean"] > 0.85          # the planted signal is found
+    assert r.loc["neighbors_gbm", "auroc_mean"] > 0.80          # the planted signal is found
     assert r.loc["ensemble", "auroc_mean"] >= r.loc["features_gbm", "auroc_mean"]
     assert (r["trials"] == 2).all()
     per = pd.read_csv(out)
     assert len(per) == 6 and set(per.trial) == {0, 1}
     # exact seeded result: the same call gives the same numbers
-    again = gb.run_benchmark(planted, protocol="full", trials=2, methods=["features_gbm", "neighbors_gbm"])
-    np.testing.assert_array_equal(again.auroc_mean.to_numpy(), t.auroc_mean.to_numpy()[:2])
+    again = gb.run_benchmark(planted, protocol="full", trials=1, methods=["neighbors_gbm"])
+    first = per[(per.method == "neighbors_gbm") & (per.trial == 0)].auroc.iloc[0]
+    assert again.auroc_mean.iloc[0] == pytest.approx(first, abs=1e-12)
     assert r.loc["neighbors_gbm", "auroc_mean"] == pytest.approx(PINNED_NEIGHBORS_AUROC, abs=1e-9)
 
 
-PINNED_NEIGHBORS_AUROC = 0.9958333333333333  # seeds 0 and 1, graph seed 0, measured once
+PINNED_NEIGHBORS_AUROC = 0.936875  # seeds 0 and 1, graph seed 0, measured once
 
 
 def test_methods_never_read_test_labels(planted):
@@ -79,7 +81,7 @@ def test_semi_and_unsupervised(planted):
 
 
 def test_no_edges_marks_graph_methods_unavailable(tmp_path):
-    g = _planted(tmp_path, n=400, edges=False)
+    g = _planted(tmp_path, n=300, edges=False)
     t = gb.run_benchmark(g, protocol="full", trials=2, methods=["features_gbm", "neighbors_gbm"]).set_index("method")
     assert t.loc["features_gbm", "trials"] == 2
     assert t.loc["neighbors_gbm", "trials"] == 0 and np.isnan(t.loc["neighbors_gbm", "auroc_mean"])

@@ -65,12 +65,23 @@ def test_steps_show_real_sections_on_full_data():
     """On a full simulated dataset the core sections render content, not 'not available'."""
     res = micro_report()
     p1 = (res.report_dir / "01_risk_perception.html").read_text()
-    assert "Tables of the dataset" in p1 and "Registrations per day" not in p1  # plots are images, captions are text
+    assert "Tables of the dataset" in p1 and "Registrations per day by channel" not in p1  # plots are images
     assert p1.count("<img") >= 3
+    assert "Not available: the red-team drill" in p1  # skipped here (redteam_scenario=""), said so
     p3 = (res.report_dir / "03_risk_identification.html").read_text()
-    assert "Recall (fraud) and false-positive rate" in p3
+    assert "Recall (fraud) and false-positive rate" in p3 and "Operating point" in p3
+    assert "on the training world" in p3
     assert "<iframe" in p3  # the community picture
+    p4 = (res.report_dir / "04_risk_mitigation.html").read_text()
+    for caption in ("What each action does and what it changes", "Fake engagement removed, by action",
+                    "touched and burned", "Demoted notes", "Authors whose commercial rights are restricted",
+                    "refusals, by risk tier", "Keys listed for promotion", "Immediate vs delayed interception",
+                    "by typology and look-alike group"):
+        assert caption in p4, caption
+    assert "Not available" not in p4
     p5 = (res.report_dir / "05_effect_evaluation.html").read_text()
     assert "Leakage over the whole period" in p5 and "Resources tied to flagged accounts" in p5
+    assert "The loop, window by window (2 windows)" in p5 and "watched products" in p5
+    assert "Interception rate per day with the band" in p5
     manifest = json.loads((res.report_dir / "manifest.json").read_text())
     assert manifest["ok"] and {s["name"] for s in manifest["steps"]} == {s.name for s in STEPS}

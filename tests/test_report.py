@@ -112,7 +112,7 @@ def test_index_has_key_numbers_arms_race_loop_and_links():
         < html.index("Top-risk communities") < html.index("The five steps")
     assert 'class="fk-arms"' in html and "false-positive rate" in html
     assert 'alt="Closed loop recall and precision by iteration"' in html
-    assert "training world <code>micro</code>" in html and "never saw" in html  # where models were fitted
+    assert "training world <code>micro</code>" in html and "neither the models nor the thresholds saw" in html  # where models were fitted
     assert "&lt;table" not in html  # tables are rendered, not escaped
     assert "Run manifest" in html and "fingerprint" in html and res.manifest["versions"]["pandas"]
     assert res.manifest["train_fingerprint"] and res.manifest["parameters"]["loop_windows"] == 2
