@@ -423,6 +423,15 @@ def _events(src: SqlSource) -> str:
     return src.temp_table("events", f"SELECT *, NULLIF({_ip24('ip')}, '.0/24') AS ip24 FROM ({sql})")
 
 
+def _account_pairs(src: SqlSource, key: str) -> str:
+    """Temp table of the distinct ``(account_id, key)`` pairs of the events (``key`` not null), cached."""
+    name = src.name(f"pairs_{key}")
+    if _exists(src, name):
+        return name
+    ev = _events(src)
+    return src.temp_table(f"pairs_{key}", f"SELECT DISTINCT account_id, {key} FROM {ev} WHERE {key} IS NOT NULL")
+
+
 def _exists(src, name) -> bool:
     return bool(src.scalar(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{name}' AND temporary"))
 
@@ -513,27 +522,25 @@ def _account_features(src: SqlSource) -> pd.DataFrame:
 
     # environment: devices / IPs per account and their sharing
     dev_env = _device_env(src)
-    per_dev = src.temp_table("acc_per_dev", f"SELECT device_id, count(DISTINCT account_id) AS n FROM {ev} "
-                                            "WHERE device_id IS NOT NULL GROUP BY device_id")
-    per_ip = src.temp_table("acc_per_ip", f"SELECT ip, count(DISTINCT account_id) AS n FROM {ev} "
-                                          "WHERE ip IS NOT NULL GROUP BY ip")
-    per_ip24 = src.temp_table("acc_per_ip24", f"SELECT ip24, count(DISTINCT account_id) AS n FROM {ev} "
-                                              "WHERE ip24 IS NOT NULL GROUP BY ip24")
+    # one distinct (account, medium) table per medium, reused by every sharing block below (each used
+    # to re-scan the 38M-row events table of the large scenario with its own DISTINCT)
+    pairs = {key: _account_pairs(src, key) for key in ("device_id", "ip", "ip24")}
+    per = {key: src.temp_table(f"acc_per_{key}", f"SELECT {key}, count(*) AS n FROM {pairs[key]} GROUP BY {key}")
+           for key in pairs}
     blocks.append(f"""
-    SELECT account_id, CAST(count(DISTINCT device_id) AS DOUBLE) AS n_devices,
-           CAST(count(DISTINCT ip) AS DOUBLE) AS n_ips, CAST(count(DISTINCT ip24) AS DOUBLE) AS n_ip24,
-           avg(CAST(device_id IS NULL AS DOUBLE)) AS null_device_share
+    SELECT account_id, avg(CAST(device_id IS NULL AS DOUBLE)) AS null_device_share
     FROM {ev} GROUP BY account_id""")
-    for key, tab, col in (("device_id", per_dev, "max_accounts_per_device"), ("ip", per_ip, "max_accounts_per_ip"),
-                          ("ip24", per_ip24, "max_accounts_per_ip24")):
-        blocks.append(f"""SELECT account_id, CAST(max(t.n) AS DOUBLE) AS {col} FROM
-            (SELECT DISTINCT account_id, {key} FROM {ev} WHERE {key} IS NOT NULL) e JOIN {tab} t USING ({key})
-            GROUP BY account_id""")
+    for key, col in (("device_id", "n_devices"), ("ip", "n_ips"), ("ip24", "n_ip24")):
+        blocks.append(f"SELECT account_id, CAST(count(*) AS DOUBLE) AS {col} FROM {pairs[key]} GROUP BY account_id")
+    for key, col in (("device_id", "max_accounts_per_device"), ("ip", "max_accounts_per_ip"),
+                     ("ip24", "max_accounts_per_ip24")):
+        blocks.append(f"""SELECT account_id, CAST(max(t.n) AS DOUBLE) AS {col} FROM {pairs[key]} e
+            JOIN {per[key]} t USING ({key}) GROUP BY account_id""")
     blocks.append(f"""
-    WITH ad AS (SELECT DISTINCT account_id, device_id FROM {ev} WHERE device_id IS NOT NULL),
-    dv AS (SELECT device_id, epoch(max(a.registered_at) - min(a.registered_at)) / 86400.0 AS span
-           FROM ad JOIN {acc} a USING (account_id) GROUP BY device_id HAVING count(*) >= 2)
-    SELECT account_id, min(span) AS min_device_reg_span_days FROM ad JOIN dv USING (device_id) GROUP BY account_id""")
+    WITH dv AS (SELECT device_id, epoch(max(a.registered_at) - min(a.registered_at)) / 86400.0 AS span
+                FROM {pairs["device_id"]} JOIN {acc} a USING (account_id) GROUP BY device_id HAVING count(*) >= 2)
+    SELECT account_id, min(span) AS min_device_reg_span_days FROM {pairs["device_id"]} JOIN dv USING (device_id)
+    GROUP BY account_id""")
     if dev_env is not None:
         blocks.append(f"""
         SELECT account_id, avg(coalesce(d.is_emulator, 0)) AS emulator_device_share,
@@ -541,8 +548,7 @@ def _account_features(src: SqlSource) -> pd.DataFrame:
                max(d.env_contradiction) AS max_env_contradiction,
                max(d.fingerprint_devices) AS max_fingerprint_devices,
                avg(CAST(d.device_id IS NULL AS DOUBLE)) AS unknown_device_share
-        FROM (SELECT DISTINCT account_id, device_id FROM {ev} WHERE device_id IS NOT NULL) e
-        LEFT JOIN {dev_env} d USING (device_id) GROUP BY account_id""")
+        FROM {pairs["device_id"]} e LEFT JOIN {dev_env} d USING (device_id) GROUP BY account_id""")
 
     if src.has("orders"):
         o = src.t.orders
@@ -573,14 +579,18 @@ def _account_features(src: SqlSource) -> pd.DataFrame:
     if src.has("list_entries"):
         le = src.temp_table("active_lists", f"""SELECT DISTINCT entity_type, CAST(entity_id AS VARCHAR) AS entity_id
             FROM {src.t.list_entries} WHERE added_at < {ref} AND (expires_at IS NULL OR expires_at > {ref})""")
-        res = [f"SELECT DISTINCT account_id, 'device' AS et, device_id AS eid FROM {ev} WHERE device_id IS NOT NULL",
-               f"SELECT DISTINCT account_id, 'ip', ip FROM {ev} WHERE ip IS NOT NULL",
-               f"SELECT account_id, 'phone', CAST(phone AS VARCHAR) FROM {acc} WHERE phone IS NOT NULL"]
+        # each medium semi-joined to the (small) active lists before the union: no DISTINCT over all events
+        res = [f"SELECT account_id, 'device' AS et, CAST(device_id AS VARCHAR) AS eid FROM {pairs['device_id']} "
+               f"WHERE CAST(device_id AS VARCHAR) IN (SELECT entity_id FROM {le} WHERE entity_type = 'device')",
+               f"SELECT account_id, 'ip', ip FROM {pairs['ip']} "
+               f"WHERE ip IN (SELECT entity_id FROM {le} WHERE entity_type = 'ip')",
+               f"SELECT account_id, 'phone', CAST(phone AS VARCHAR) FROM {acc} WHERE phone IS NOT NULL "
+               f"AND CAST(phone AS VARCHAR) IN (SELECT entity_id FROM {le} WHERE entity_type = 'phone')"]
         if src.has("orders"):
-            res.append(f"SELECT DISTINCT account_id, 'address', address FROM {src.t.orders}")
+            res.append(f"SELECT DISTINCT account_id, 'address', address FROM {src.t.orders} "
+                       f"WHERE address IN (SELECT entity_id FROM {le} WHERE entity_type = 'address')")
         blocks.append(f"""SELECT account_id, CAST(count(*) AS DOUBLE) AS resource_list_hits FROM
-            ({' UNION '.join(res)}) r JOIN {le} l ON l.entity_type = r.et AND l.entity_id = r.eid
-            GROUP BY account_id""")
+            ({' UNION '.join(res)}) r GROUP BY account_id""")
         blocks.append(f"""SELECT a.account_id, CAST(count(*) AS DOUBLE) AS list_hits FROM {acc} a JOIN
             {src.t.list_entries} l ON l.entity_type = 'account'
                 AND CAST(l.entity_id AS VARCHAR) = CAST(a.account_id AS VARCHAR)

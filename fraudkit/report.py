@@ -293,7 +293,7 @@ def make_run_id(as_of: str | None, fingerprint: str, params: dict) -> str:
     Examples
     --------
     >>> make_run_id("2024-11-11", "abcdef123456", {"seed": 0})
-    '2024-11-11-abcdef12-a9a3ab'
+    '2024-11-11-abcdef12-de7d77'
     """
     day = as_of or date.today().isoformat()
     ph = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:6]

@@ -304,8 +304,7 @@ def _run_rules(feats, context, notes):
         # an account's rule score is its own plus the worst of its orders / interactions
         worst = per.groupby("account_id", sort=False).score.max()
         score += worst.reindex(ids).fillna(0.0).to_numpy()
-        names = (per[per.matched != ""].groupby("account_id", sort=False).matched
-                 .agg(lambda s: ",".join(sorted(set(",".join(s).split(","))))))
+        names = _matched_names(per)
         add = names.reindex(ids).fillna("")
         matched = matched.where(add.to_numpy() == "", matched + np.where(matched == "", "", ",") + add.to_numpy())
     if hits:
@@ -316,6 +315,20 @@ def _run_rules(feats, context, notes):
     # scores in [0, 1] like the models': the fraction of the block threshold reached
     return ((np.minimum(score / scale, 1.0), verify / scale, score >= verify, matched.to_numpy()), artifacts,
             min(block / scale, 1.0))
+
+
+def _matched_names(per):
+    """Per account, the sorted distinct rule ids it matched (comma-joined), without a Python call per account.
+
+    ``per`` has one row per evaluated entity (23M interactions on ``large``): distinct (account, matched)
+    strings first, then one id per row.
+    """
+    hit = per.loc[per.matched != "", ["account_id", "matched"]].drop_duplicates()
+    if hit.empty:
+        return pd.Series([], dtype=object)
+    ids = hit.assign(matched=hit.matched.str.split(",")).explode("matched").drop_duplicates()
+    ids = ids.sort_values(["account_id", "matched"], kind="stable")
+    return ids.groupby("account_id", sort=False).matched.agg(",".join)
 
 
 def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
