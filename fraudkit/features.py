@@ -776,9 +776,15 @@ def _order_features(src: SqlSource, accumulators) -> pd.DataFrame:
             ("dev_", "device_id", _device_features(src), _ORDER_DEVICE_COLS),
             ("ip_", "ip", _ip_features(src, level="ip"), _ORDER_IP_COLS),
             ("addr_", "address", _address_features(src), _ORDER_ADDRESS_COLS)):
-        # (entity tables are memoised on the source: computed once per session)
-        sub = frame[[key, *cols]].rename(columns={c: prefix + c for c in cols})
-        orders = orders.merge(sub, on=key, how="left", validate="many_to_one")
+        # (entity tables are memoised on the source: computed once per session; their keys are unique, from
+        # GROUP BY, so a positional lookup replaces a validated merge: no copies of the 1M-row tables)
+        pos = pd.Index(frame[key]).get_indexer(orders[key])
+        hit = pos >= 0
+        for c in cols:
+            v = frame[c].to_numpy()
+            col = np.full(n, np.nan) if v.dtype.kind in "fiub" else np.full(n, None, dtype=object)
+            col[hit] = v[pos[hit]]
+            orders[prefix + c] = col
     accs = [a for a in (DEFAULT_ACCUMULATORS if accumulators is None else accumulators) if a.table == "orders"]
     if accs:
         orders = orders.merge(compute(accs, src).drop(columns="ts"), on="order_id", how="left", validate="one_to_one")

@@ -108,8 +108,8 @@ def run_benchmark(data, *, protocol: str = "full", trials: int = 10, out=None, m
     DataFrame
         Columns :data:`RESULT_COLUMNS`; metrics are mean and sample std over
         trials; a method whose building block is missing has NaN metrics,
-        ``trials = 0`` and the reason in ``note``. ``.attrs["trials"]`` holds
-        the per-trial table.
+        ``trials = 0`` and the reason in ``note``. The per-trial table goes
+        to ``out``.
 
     Examples
     --------
@@ -143,9 +143,7 @@ def run_benchmark(data, *, protocol: str = "full", trials: int = 10, out=None, m
     if out is not None:
         with atomic_path(out) as tmp:
             per_trial.to_csv(tmp, index=False)
-    summary = _summarise(per_trial, graph.name, protocol, names, notes)
-    summary.attrs["trials"] = per_trial
-    return summary
+    return _summarise(per_trial, graph.name, protocol, names, notes)
 
 
 def make_splits(graph: GenericGraph, *, protocol: str = "full", trials: int = 10, seed: int = 0) -> list:

@@ -222,7 +222,9 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
         p = tables["products"]
         add("product", p["product_id"], "merchant", p["merchant_id"], "sold_by", None)
 
-    # one factorisation per node type over every table that mentions it (pandas hash tables, no object copies)
+    # one factorisation per node type over every table that mentions it: each part is factorised on its own
+    # and only the (small) per-part uniques are factorised together, so the 38M ip strings of the large
+    # scenario are hashed once and never concatenated; first-appearance order is kept
     keys_by_type = {t: [] for t in NODE_TYPES}
     for st, sk, dt, dk, *_ in parts:
         keys_by_type[st].append(sk)
@@ -232,10 +234,11 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
     for t in NODE_TYPES:
         if not keys_by_type[t]:
             continue
-        allk = pd.concat(keys_by_type[t], ignore_index=True)
-        code, u = pd.factorize(allk, sort=False)
-        bounds = np.cumsum([0] + [len(k) for k in keys_by_type[t]])
-        codes_by_type[t] = [code[bounds[i]:bounds[i + 1]].astype(np.int64) + offset for i in range(len(bounds) - 1)]
+        local = [pd.factorize(k, sort=False) for k in keys_by_type[t]]
+        glob, u = pd.factorize(pd.concat([pd.Series(np.asarray(lu, dtype=object)) if lu.dtype == object
+                                          else pd.Series(lu) for _, lu in local], ignore_index=True), sort=False)
+        bounds = np.cumsum([0] + [len(lu) for _, lu in local])
+        codes_by_type[t] = [glob[bounds[i] + lc].astype(np.int64) + offset for i, (lc, _) in enumerate(local)]
         node_frames.append(pd.DataFrame({"node": np.arange(offset, offset + len(u)), "type": t,
                                          "key": np.asarray(u)}))
         offset += len(u)
@@ -244,30 +247,25 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
     nodes["type"] = pd.Categorical(nodes["type"], categories=list(NODE_TYPES))
 
     used = {t: 0 for t in NODE_TYPES}
-    src_l, dst_l, typ_l, act_l, ts_l = [], [], [], [], []
+    n_act = len(_ACTION_CODES) + 1
+    collapsed = []  # per part: distinct edge keys with first / last time and event count
     for st, sk, dt, dk, et, act, ts in parts:
-        src_l.append(codes_by_type[st][used[st]])
+        src = codes_by_type[st][used[st]]
         used[st] += 1
-        dst_l.append(codes_by_type[dt][used[dt]])
+        dst = codes_by_type[dt][used[dt]]
         used[dt] += 1
-        typ_l.append(np.full(len(sk), EDGE_TYPES.index(et), np.int64))
-        act_l.append(act.astype(np.int64))
-        ts_l.append(ts.astype("M8[ns]").view(np.int64))
-    if src_l and sum(len(x) for x in src_l):
-        src, dst = np.concatenate(src_l), np.concatenate(dst_l)
-        typ, act, tsi = np.concatenate(typ_l), np.concatenate(act_l), np.concatenate(ts_l)
-        n_act = len(_ACTION_CODES) + 1
-        key = ((src * offset + dst) * len(EDGE_TYPES) + typ) * n_act + act
-        order = np.argsort(key, kind="stable")
-        key, tsi = key[order], tsi[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
-        nat_i = np.iinfo(np.int64).min  # NaT as int64
-        t_min = np.where(tsi == nat_i, np.iinfo(np.int64).max, tsi)
-        t_max = tsi
-        first = np.minimum.reduceat(t_min, starts)
-        last = np.maximum.reduceat(t_max, starts)
-        first = np.where(first == np.iinfo(np.int64).max, nat_i, first)
-        k = key[starts]
+        if not len(src):
+            continue
+        key = ((src * offset + dst) * len(EDGE_TYPES) + EDGE_TYPES.index(et)) * n_act + act.astype(np.int64)
+        collapsed.append(_collapse(key, ts.astype("M8[ns]").view(np.int64)))
+    if collapsed:
+        # the same edge can come from several tables (a device in logins and in orders): collapse again
+        key = np.concatenate([c[0] for c in collapsed])
+        first = np.concatenate([c[1] for c in collapsed])
+        last = np.concatenate([c[2] for c in collapsed])
+        cnt = np.concatenate([c[3] for c in collapsed])
+        del collapsed
+        k, first, last, cnt = _collapse(key, first, last=last, weight=cnt)
         a = k % n_act
         k //= n_act
         ty = k % len(EDGE_TYPES)
@@ -276,7 +274,7 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
                               "type": pd.Categorical.from_codes(ty, categories=list(EDGE_TYPES)),
                               "action": pd.Categorical.from_codes(a, categories=[""] + list(_ACTION_CODES)),
                               "ts": first.view("M8[ns]"), "ts_last": last.view("M8[ns]"),
-                              "weight": np.diff(np.r_[starts, len(key)]).astype(float)})
+                              "weight": cnt.astype(float)})
     else:
         edges = pd.DataFrame({"src": np.array([], np.int64), "dst": np.array([], np.int64),
                               "type": pd.Categorical([], categories=list(EDGE_TYPES)),
@@ -490,6 +488,26 @@ def _entity_weight(d, weight):
     if weight == "inverse_degree":
         return 1.0 / d
     return np.ones_like(d, dtype=float)
+
+
+def _collapse(key, first, *, last=None, weight=None):
+    """Distinct ``key`` (sorted) with min ``first``, max ``last`` (NaT ignored by min) and summed ``weight``.
+
+    Times are int64 nanoseconds with NaT as the int64 minimum; ``weight`` defaults to one per row.
+    """
+    nat = np.iinfo(np.int64).min
+    last = first if last is None else last
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
+    t_min = first[order]
+    t_min = np.where(t_min == nat, np.iinfo(np.int64).max, t_min)
+    lo = np.minimum.reduceat(t_min, starts)
+    lo = np.where(lo == np.iinfo(np.int64).max, nat, lo)
+    hi = np.maximum.reduceat(last[order], starts)
+    w = (np.diff(np.r_[starts, len(key)]) if weight is None
+         else np.add.reduceat(np.asarray(weight)[order], starts))
+    return key[starts], lo, hi, w.astype(np.int64)
 
 
 def _pair_offsets(counts):
