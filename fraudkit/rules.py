@@ -201,7 +201,10 @@ class RuleSet:
         ('off', {'nodev': ['interactions.device_id']})
         """
         missing = set(missing)
-        off = {r.id: [q for q in r.requires if q in missing] for r in self.rules if r.status != "off"}
+        # A rule on orders (devices, interactions) needs that table even when it does not say so.
+        implied = {"order": "orders", "device": "devices", "interaction": "interactions"}
+        off = {r.id: [q for q in dict.fromkeys((*r.requires, implied.get(r.entity, ""))) if q in missing]
+               for r in self.rules if r.status != "off"}
         off = {k: v for k, v in off.items() if v}
         if not off:
             return self, {}
@@ -376,14 +379,22 @@ def check_ruleset(path, data=None) -> str:
     """
     columns = None
     lists = None
+    off = {}
     if data is not None:
         from .io import load_dataset
-        from .pipeline import list_store_for, rule_columns
+        from .pipeline import list_store_for, missing_inputs, rule_columns
 
         ds = load_dataset(data)
         columns = rule_columns(ds)
         lists = list_store_for(ds)
-    rs = load_ruleset(path, columns=columns, lists=lists)
+        # Rules whose declared inputs the dataset lacks are switched off (as `fraudkit score` does),
+        # so only the rules that will run are checked against the dataset's columns.
+        rs, off = load_ruleset(path, lists=lists).for_inputs(missing_inputs(ds))
+        spec = rs.to_dict()
+        load_ruleset({**spec, "rules": [r for r in spec["rules"] if r["id"] not in off]},
+                     columns=columns, lists=lists)
+    else:
+        rs = load_ruleset(path, columns=columns, lists=lists)
     counts = pd.Series([r.status for r in rs.rules]).value_counts()
     th = ", ".join(f"{k} >= {v:g}" for k, v in rs.thresholds)
     lines = [f"rule set {rs.name!r} version {rs.version}: {len(rs.rules)} rules "
@@ -395,6 +406,8 @@ def check_ruleset(path, data=None) -> str:
         ls = ", ".join(f"{k}('{n}')" for k, n in sorted(lists_of(r.node)))
         lines.append(f"  {r.id:28s} {r.entity:11s} {r.status:6s} {r.action:6s} score {r.score:>5g}  "
                      f"reads {', '.join(sorted(r.columns))}" + (f"; lists {ls}" if ls else ""))
+    for rid, why in off.items():
+        lines.append(f"  switched off for this dataset: {rid} (missing {', '.join(why)})")
     lines.append("ok")
     return "\n".join(lines)
 

@@ -198,3 +198,22 @@ def test_default_ruleset_compiles_against_real_feature_columns():
     inter_acc = {a.name for a in DEFAULT_ACCUMULATORS if a.table == "interactions"}
     assert {c for c in rs.columns("interaction") if c.startswith("acc_")} <= inter_acc
     assert callable(account_features) and callable(device_features) and callable(order_features)
+
+
+def test_check_ruleset_switches_off_rules_whose_inputs_the_dataset_lacks(tmp_path):
+    """A dataset without a shop: order rules are reported as switched off, not as unknown columns."""
+    from fraudkit.simulation import generate, load_scenario
+
+    shop = {"orders", "products", "merchants", "promotions", "coupon_claims"}
+    tables = generate(load_scenario("micro"), seed=5)
+    for name, df in tables.items():
+        if name not in shop:
+            df.to_parquet(tmp_path / f"{name}.parquet")
+    out = check_ruleset("default", data=tmp_path)
+    off = [line for line in out.splitlines() if "switched off for this dataset" in line]
+    assert any("proxy_ip_order (missing orders)" in line for line in off)
+    for line in off:  # every switched-off rule names only tables that were removed
+        missing = line.split("(missing ")[1].rstrip(")").split(", ")
+        assert set(missing) <= shop, line
+    assert not any("likes_without_views" in line for line in off)  # community rules still run
+    assert out.splitlines()[-1] == "ok"
