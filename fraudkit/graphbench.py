@@ -42,7 +42,6 @@ __all__ = [
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -196,7 +196,8 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
             continue
         add("account", t["account_id"], "device", t["device_id"], "uses_device", t["ts"])
         add("account", t["account_id"], "ip", t["ip"], "uses_ip", t["ts"])
-        add("ip", t["ip"], "ip24", ip24(t["ip"]), "in_subnet", t["ts"])
+        if "in_subnet" in wanted:  # (ip24 of 38M event IPs is not free: only when the edge type is built)
+            add("ip", t["ip"], "ip24", ip24(t["ip"]), "in_subnet", t["ts"])
     if "accounts" in tables:
         a = tables["accounts"]
         add("account", a["account_id"], "phone", a["phone"], "has_phone", a["registered_at"])
@@ -204,7 +205,7 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
         b = tables["bindings"]
         add("account", b["account_id"], "binding", b["provider"].astype(str) + ":" + b["binding_id"].astype(str),
             "bound_to", b["bound_at"])
-    if "interactions" in tables:
+    if "interactions" in tables and "acted_on" in wanted:
         t = tables["interactions"]
         follow = (t["action"] == "follow").to_numpy()
         for sel, dtype in ((~follow, "note"), (follow, "account")):

@@ -182,6 +182,16 @@ def _sessions(src: SqlSource, session_gap) -> str:
         FROM {ev} GROUP BY account_id, session""")
 
 
+def _drop_sessions(src, session_gap) -> None:
+    """Drop the cached event and session tables (23M rows with script tokens on ``large``) once used."""
+    g = int(_gap_seconds(session_gap))
+    for stem in (f"seqev_{g}", f"sessions_{g}"):
+        src.con.execute(f"DROP TABLE IF EXISTS {src.name(stem)}")
+    for (name,) in src.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
+                                   f"table_name LIKE '{src.name('rare_')}%'").fetchall():
+        src.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
 def _script_pairs(src, *, session_gap, min_script_events, max_script_accounts, max_script_share,
                   min_shared=1, k_neighbors=_HOT_SCRIPT_NEIGHBOURS, **_ignored) -> pd.DataFrame:
     rare = _rare_scripts(src, session_gap, min_script_events, max_script_accounts, max_script_share)

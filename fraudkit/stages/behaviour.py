@@ -45,7 +45,7 @@ from ..base import score_frame
 from ..errors import FraudkitError
 from ..features import (_account_features, _address_features, _device_features, _interaction_features,
                         _ip_features, _order_features, _phone_features)
-from ..sequences import _script_pairs, _sequence_features
+from ..sequences import _drop_sessions, _script_pairs, _sequence_features
 from . import StageOutput, empty_scores
 
 __all__ = ["run", "build_features", "training_data", "combine_scores"]
@@ -160,6 +160,7 @@ def build_features(ds, *, as_of=None, notes=None, interactions=False) -> dict:
         acc = _account_features(src)
         seq = _sequence_features(src, **_SEQ)
         pairs = _script_pairs(src, **_SEQ)
+        _drop_sessions(src, _SEQ["session_gap"])  # frees memory before the entity tables are built
         lists = src.df(f"SELECT * FROM {src.t.list_entries}") if src.has("list_entries") else None
         out = {"_lists": lists, "_ref": src.reference_time(),
                "account": acc.merge(seq, on="account_id", how="left", validate="one_to_one"),
