@@ -21,9 +21,32 @@ from .contract import LABEL_TABLE, TABLES
 from .errors import FraudkitError, MissingInputError, ValidationIssue
 from .validation import CheckedTables, TableSource, ValidationReport, check_tables
 
-__all__ = ["Dataset", "load_dataset", "validate_dataset", "find_table_files", "dataset_fingerprint"]
+__all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "find_table_files", "dataset_fingerprint"]
 
 _ALL_TABLES = (*TABLES, LABEL_TABLE.name)
+
+
+def read_table(data, name, columns):
+    """One table as pandas, from a :class:`Dataset` or a dict of DataFrames, keeping only the listed
+    ``columns`` that it has; ``None`` when the table is absent.
+
+    Stages use it so that a dataset lacking an optional table or column still runs (partial data).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> read_table({"orders": pd.DataFrame({"order_id": [1], "ts": [0]})}, "orders", ["order_id", "ip"]).columns.tolist()
+    ['order_id']
+    >>> read_table({}, "orders", ["order_id"]) is None
+    True
+    """
+    if isinstance(data, dict):
+        t = data.get(name)
+        return None if t is None else t[[c for c in columns if c in t.columns]]
+    if not data.has(name):
+        return None
+    have = data.table(name).columns
+    return data.to_pandas(name, columns=[c for c in columns if c in have])
 
 
 class Dataset:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES
+from .io import read_table
 from .errors import FraudkitError, MissingInputError
 
 __all__ = [
@@ -897,26 +898,17 @@ def _keys(x, column):
     return set(pd.Series(list(x), dtype=object).astype(str))
 
 
-def _frame(tables, name, columns):
-    if isinstance(tables, dict):
-        t = tables.get(name)
-        return None if t is None else t[[c for c in columns if c in t.columns]]
-    if not tables.has(name):
-        return None
-    have = tables.table(name).columns
-    return tables.to_pandas(name, columns=[c for c in columns if c in have])
-
 
 def _account_resources(tables) -> pd.DataFrame:
     """Long table ``account_id, kind, value``: every resource each account used."""
     parts = []
-    acc = _frame(tables, "accounts", ["account_id", "phone"])
+    acc = read_table(tables, "accounts", ["account_id", "phone"])
     if acc is not None and "phone" in acc.columns:
         a = acc.dropna(subset=["phone"])
         parts.append(pd.DataFrame({"account_id": a["account_id"].astype(str).to_numpy(), "kind": "phone",
                                    "value": a["phone"].astype(str).to_numpy()}))
     for name, cols in _RESOURCE_SOURCES:
-        t = _frame(tables, name, ["account_id", *cols])
+        t = read_table(tables, name, ["account_id", *cols])
         if t is None:
             continue
         for c in cols:

@@ -138,11 +138,18 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
     return make_tiny_tables()
 
 
+def write_tables(tables, folder, fmt="parquet"):
+    """Write a dict of tables as ``<table>.parquet`` (or ``.csv``) into ``folder``; return the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        if fmt == "csv":
+            df.to_csv(folder / f"{name}.csv", index=False)
+        else:
+            df.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
 @pytest.fixture
 def tiny_dir(tmp_path, tiny_tables):
     """The tiny tables written as ``<table>.parquet`` into a temporary folder."""
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    for name, df in tiny_tables.items():
-        df.to_parquet(folder / f"{name}.parquet", index=False)
-    return folder
+    return write_tables(tiny_tables, tmp_path / "tiny")

@@ -8,18 +8,11 @@ from click.testing import CliRunner
 from fraudkit.cli import main
 from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError
 from fraudkit.io import Dataset, dataset_fingerprint, find_table_files, load_dataset, validate_dataset
+from conftest import write_tables
 
 NOW = dt.datetime(2024, 6, 1)
 
 
-def _write(tables, folder, fmt="parquet"):
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, df in tables.items():
-        if fmt == "csv":
-            df.to_csv(folder / f"{name}.csv", index=False)
-        else:
-            df.to_parquet(folder / f"{name}.parquet", index=False)
-    return folder
 
 
 def test_load_parquet_dataset(tiny_dir, tiny_tables):
@@ -61,8 +54,8 @@ def _tiny(name):
 
 
 def test_csv_loads_with_the_same_types_and_values_as_parquet(tiny_tables, tmp_path):
-    pq = load_dataset(_write(tiny_tables, tmp_path / "pq"), now=NOW)
-    csv = load_dataset(_write(tiny_tables, tmp_path / "csv", fmt="csv"), now=NOW)
+    pq = load_dataset(write_tables(tiny_tables, tmp_path / "pq"), now=NOW)
+    csv = load_dataset(write_tables(tiny_tables, tmp_path / "csv", fmt="csv"), now=NOW)
     assert csv.tables == pq.tables
     for name in pq.tables:
         assert csv.schema(name) == pq.schema(name), name
@@ -72,13 +65,13 @@ def test_csv_loads_with_the_same_types_and_values_as_parquet(tiny_tables, tmp_pa
 def test_csv_string_ids_with_leading_zeros_stay_strings(tiny_tables, tmp_path):
     tiny_tables["merchants"]["merchant_id"] = ["070", "071"]
     tiny_tables["products"]["merchant_id"] = ["070", "071", "071"]
-    ds = load_dataset(_write(tiny_tables, tmp_path / "d", fmt="csv"), now=NOW)
+    ds = load_dataset(write_tables(tiny_tables, tmp_path / "d", fmt="csv"), now=NOW)
     assert ds.schema("merchants")["merchant_id"] == "string"
     assert ds.to_pandas("merchants")["merchant_id"].tolist() == ["070", "071"]
 
 
 def test_folder_of_parquet_parts_and_extras(tiny_tables, tmp_path):
-    d = _write({k: v for k, v in tiny_tables.items() if k != "interactions"}, tmp_path / "d")
+    d = write_tables({k: v for k, v in tiny_tables.items() if k != "interactions"}, tmp_path / "d")
     parts = d / "interactions"
     parts.mkdir()
     i = tiny_tables["interactions"].assign(extra_col="x")
@@ -94,7 +87,7 @@ def test_folder_of_parquet_parts_and_extras(tiny_tables, tmp_path):
 
 
 def test_fingerprint_is_content_based(tiny_tables, tmp_path):
-    a = _write(tiny_tables, tmp_path / "a")
+    a = write_tables(tiny_tables, tmp_path / "a")
     b = tmp_path / "b"
     shutil.copytree(a, b)
     fa, fb = load_dataset(a, now=NOW).fingerprint, load_dataset(b, now=NOW).fingerprint
@@ -102,7 +95,7 @@ def test_fingerprint_is_content_based(tiny_tables, tmp_path):
     tiny_tables["orders"].loc[0, "quantity"] = 3
     tiny_tables["orders"].to_parquet(b / "orders.parquet", index=False)
     assert load_dataset(b, now=NOW).fingerprint != fa
-    csv = _write({"accounts": tiny_tables["accounts"]}, tmp_path / "c", fmt="csv")
+    csv = write_tables({"accounts": tiny_tables["accounts"]}, tmp_path / "c", fmt="csv")
     before = dataset_fingerprint([csv / "accounts.csv"])
     (csv / "accounts.csv").write_text((csv / "accounts.csv").read_text().replace("app", "web"))
     assert dataset_fingerprint([csv / "accounts.csv"]) != before
@@ -128,7 +121,7 @@ def test_tables_argument_loads_a_subset(tiny_dir):
 
 def test_without_row_checks_bad_values_fail_loudly_when_queried(tiny_tables, tmp_path):
     tiny_tables["orders"]["quantity"] = ["1", "one", "2", "1"]
-    ds = load_dataset(_write(tiny_tables, tmp_path / "d"), validate=False, now=NOW)
+    ds = load_dataset(write_tables(tiny_tables, tmp_path / "d"), validate=False, now=NOW)
     assert ds.report.counts["orders"] == 4
     with pytest.raises(Exception, match="one"):
         ds.to_pandas("orders")
@@ -148,7 +141,7 @@ def dirty(tiny_tables, tmp_path):
     tiny_tables["interactions"] = pd.concat([i, i.iloc[[0, 0]]], ignore_index=True)  # two exact copies
     d = tiny_tables["devices"]
     tiny_tables["devices"] = pd.concat([d, d.iloc[[2]].assign(model="X")], ignore_index=True)  # conflict
-    return _write(tiny_tables, tmp_path / "dirty")
+    return write_tables(tiny_tables, tmp_path / "dirty")
 
 
 def test_quarantine_writes_and_counts_rejected_rows(dirty, tmp_path):
@@ -185,7 +178,7 @@ def test_quarantine_removes_stale_files_and_keeps_fatal_errors(dirty, tmp_path):
     tiny_tables = make_tiny_tables()
     q = tmp_path / "q"
     load_dataset(dirty, quarantine=q, now=NOW)
-    clean = _write(tiny_tables, tmp_path / "clean")
+    clean = write_tables(tiny_tables, tmp_path / "clean")
     assert load_dataset(clean, quarantine=q, now=NOW).report.rejected == {}
     assert list(q.glob("*.parquet")) == []
     (dirty / "merchants.parquet").unlink()
@@ -211,7 +204,7 @@ def test_cli_validate_reports_every_problem_and_exits_1(tiny_tables, tmp_path):
     tiny_tables["accounts"] = pd.concat([acc, acc.iloc[[3]]], ignore_index=True)
     tiny_tables["logins"] = tiny_tables["logins"].astype({"ts": str})
     tiny_tables["logins"].loc[2, "ts"] = "03/01/2024 3am"
-    d = _write(tiny_tables, tmp_path / "bad")
+    d = write_tables(tiny_tables, tmp_path / "bad")
     result = CliRunner().invoke(main, ["validate", str(d)])
     assert result.exit_code == 1
     out = result.output
@@ -237,12 +230,12 @@ def test_simulated_dataset_loads(tmp_path):
     ds = Dataset.from_tables(tables)
     assert ds.report.ok and ds.report.issues == ()
     assert ds.count("interactions") == len(tables["interactions"]) > 0
-    csv = load_dataset(_write(tables, tmp_path / "sim", fmt="csv"))
+    csv = load_dataset(write_tables(tables, tmp_path / "sim", fmt="csv"))
     assert csv.schema("orders") == ds.schema("orders")
 
 
 def test_part_folders_skip_hidden_and_bookkeeping_files(tiny_tables, tmp_path):
-    d = _write({k: v for k, v in tiny_tables.items() if k != "notes"}, tmp_path / "d")
+    d = write_tables({k: v for k, v in tiny_tables.items() if k != "notes"}, tmp_path / "d")
     (d / "notes" / "_temporary").mkdir(parents=True)
     tiny_tables["notes"].to_parquet(d / "notes" / "part-0.parquet", index=False)
     tiny_tables["notes"].to_parquet(d / "notes" / ".part-0.parquet.tmp.parquet", index=False)

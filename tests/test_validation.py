@@ -9,22 +9,15 @@ import pytest
 from fraudkit.errors import DataValidationError
 from fraudkit.io import Dataset, load_dataset, validate_dataset
 from fraudkit.validation import TIMESTAMP_MIN, check_tables
+from conftest import write_tables
 
 NOW = dt.datetime(2024, 6, 1)
 
 
-def _write(tables, folder, fmt="parquet"):
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, df in tables.items():
-        if fmt == "csv":
-            df.to_csv(folder / f"{name}.csv", index=False)
-        else:
-            df.to_parquet(folder / f"{name}.parquet", index=False)
-    return folder
 
 
 def _only_issue(tables, tmp_path, fmt="parquet"):
-    report = validate_dataset(_write(tables, tmp_path / "d", fmt), now=NOW)
+    report = validate_dataset(write_tables(tables, tmp_path / "d", fmt), now=NOW)
     assert not report.ok
     assert len(report.issues) == 1, report.describe()
     return report.issues[0]
@@ -40,7 +33,7 @@ def test_valid_tables_pass(tiny_dir):
 def test_missing_required_table(tiny_tables, tmp_path):
     del tiny_tables["accounts"], tiny_tables["bindings"], tiny_tables["logins"], tiny_tables["notes"]
     del tiny_tables["orders"], tiny_tables["coupon_claims"], tiny_tables["interactions"]
-    report = validate_dataset(_write(tiny_tables, tmp_path / "d"), now=NOW)
+    report = validate_dataset(write_tables(tiny_tables, tmp_path / "d"), now=NOW)
     assert [i.problem for i in report.issues] == ["missing required table accounts",
                                                   "missing required table interactions"]
     assert report.issues[0].file == "accounts.parquet"
@@ -49,7 +42,7 @@ def test_missing_required_table(tiny_tables, tmp_path):
 
 def test_optional_tables_may_be_missing(tiny_tables, tmp_path):
     tables = {k: tiny_tables[k] for k in ("accounts", "interactions")}
-    assert validate_dataset(_write(tables, tmp_path / "d"), now=NOW).ok
+    assert validate_dataset(write_tables(tables, tmp_path / "d"), now=NOW).ok
 
 
 def test_missing_column(tiny_tables, tmp_path):
@@ -108,7 +101,7 @@ def test_null_in_required_column(tiny_tables, tmp_path):
 def test_nullable_columns_accept_nulls(tiny_tables, tmp_path):
     tiny_tables["interactions"]["ip"] = None
     tiny_tables["orders"]["received_at"] = pd.NaT
-    assert validate_dataset(_write(tiny_tables, tmp_path / "d"), now=NOW).ok
+    assert validate_dataset(write_tables(tiny_tables, tmp_path / "d"), now=NOW).ok
 
 
 def test_duplicate_key(tiny_tables, tmp_path):
@@ -138,13 +131,13 @@ def test_dangling_reference(tiny_tables, tmp_path):
 
 def test_reference_into_absent_table_is_not_checked(tiny_tables, tmp_path):
     del tiny_tables["devices"]
-    assert validate_dataset(_write(tiny_tables, tmp_path / "d"), now=NOW).ok
+    assert validate_dataset(write_tables(tiny_tables, tmp_path / "d"), now=NOW).ok
 
 
 def test_negative_amount_and_discount_above_one(tiny_tables, tmp_path):
     tiny_tables["orders"].loc[0, "paid_price"] = -5.0
     tiny_tables["products"].loc[1, "discount"] = 1.2
-    report = validate_dataset(_write(tiny_tables, tmp_path / "d"), now=NOW)
+    report = validate_dataset(write_tables(tiny_tables, tmp_path / "d"), now=NOW)
     got = {(i.file, i.column, i.problem, i.example) for i in report.issues}
     assert got == {("products.parquet", "discount", "value above the maximum 1", "'1.2' (row product_id=801)"),
                    ("orders.parquet", "paid_price", "value below the minimum 0", "'-5.0' (row order_id=7000)")}
@@ -173,7 +166,7 @@ def test_order_received_before_it_was_placed(tiny_tables, tmp_path):
 
 def test_nan_counts_as_missing_and_inf_as_bad(tiny_tables, tmp_path):
     tiny_tables["products"]["price"] = [np.nan, np.inf, 899.0]
-    report = validate_dataset(_write(tiny_tables, tmp_path / "d"), now=NOW)
+    report = validate_dataset(write_tables(tiny_tables, tmp_path / "d"), now=NOW)
     assert sorted(i.problem for i in report.issues) == ["null value in a required column",
                                                        "value is not of type float"]
 
@@ -184,7 +177,7 @@ def test_every_problem_is_reported_at_once(tiny_tables, tmp_path):
     tiny_tables["accounts"] = pd.concat([acc, acc.iloc[[0]].assign(register_channel="web")], ignore_index=True)
     tiny_tables["devices"].loc[0, "os"] = "symbian"
     with pytest.raises(DataValidationError) as err:
-        load_dataset(_write(tiny_tables, tmp_path / "d"), now=NOW)
+        load_dataset(write_tables(tiny_tables, tmp_path / "d"), now=NOW)
     problems = [(i.file, i.column) for i in err.value.issues]
     assert ("interactions.parquet", "target_id") in problems
     assert ("accounts.parquet", "account_id") in problems
@@ -194,14 +187,14 @@ def test_every_problem_is_reported_at_once(tiny_tables, tmp_path):
 
 
 def test_unreadable_file(tiny_tables, tmp_path):
-    d = _write(tiny_tables, tmp_path / "d")
+    d = write_tables(tiny_tables, tmp_path / "d")
     (d / "merchants.parquet").write_bytes(b"this is not parquet")
     issue = validate_dataset(d, now=NOW).issues[0]
     assert (issue.file, issue.problem) == ("merchants.parquet", "the file cannot be read")
 
 
 def test_table_stored_twice(tiny_tables, tmp_path):
-    d = _write(tiny_tables, tmp_path / "d")
+    d = write_tables(tiny_tables, tmp_path / "d")
     tiny_tables["notes"].to_csv(d / "notes.csv", index=False)
     issue = validate_dataset(d, now=NOW).issues[0]
     assert issue.problem == "table notes is stored more than once"
@@ -227,7 +220,7 @@ def test_in_memory_validation_names_the_table(tiny_tables):
 
 
 def test_ragged_csv_is_unreadable_not_truncated(tiny_tables, tmp_path):
-    d = _write(tiny_tables, tmp_path / "d")
+    d = write_tables(tiny_tables, tmp_path / "d")
     (d / "merchants.parquet").unlink()
     (d / "merchants.csv").write_text("merchant_id,category\n70,beauty\n71,electronics,extra,cells\n")
     issue = validate_dataset(d, now=NOW).issues[0]
@@ -236,7 +229,7 @@ def test_ragged_csv_is_unreadable_not_truncated(tiny_tables, tmp_path):
 
 
 def test_semicolon_csv_is_read(tiny_tables, tmp_path):
-    d = _write(tiny_tables, tmp_path / "d")
+    d = write_tables(tiny_tables, tmp_path / "d")
     (d / "merchants.parquet").unlink()
     tiny_tables["merchants"].to_csv(d / "merchants.csv", sep=";", index=False)
     ds = load_dataset(d, now=NOW)

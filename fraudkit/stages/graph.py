@@ -28,6 +28,7 @@ import pandas as pd
 from ..base import score_frame
 from ..communities import (CommunityScreener, capture_scores, captured_targets, detect_communities,
                            profile_communities)
+from ..io import read_table
 from ..graphs import (build_hetero_graph, coaction_projection, edges_to_sparse, shared_entity_projection)
 from ..propagation import SeedPool, label_propagation, strong_entities
 from ..r_ab import RabParams, consolidation_scores, normalize_address, r_ab_edges
@@ -96,7 +97,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     context = dict(context or {})
     p = {**DEFAULTS, **context.get("graph", {})}
     notes: list[str] = []
-    data = {name: _read(ds, name, cols) for name, cols in _COLS.items()}
+    data = {name: read_table(ds, name, cols) for name, cols in _COLS.items()}
     data = {k: v for k, v in data.items() if v is not None}
     if "accounts" not in data:
         return StageOutput("graph", empty_scores(), {}, ["skipped: the dataset has no accounts table"])
@@ -258,15 +259,6 @@ def explain_paths(adj, sources, targets, *, max_hops=6) -> tuple[np.ndarray, lis
 
 # --- private helpers ----------------------------------------------------------
 
-
-def _read(ds, name, cols):
-    if isinstance(ds, dict):
-        t = ds.get(name)
-        return None if t is None else t[[c for c in cols if c in t.columns]]
-    if not ds.has(name):
-        return None
-    have = ds.table(name).columns
-    return ds.to_pandas(name, columns=[c for c in cols if c in have])
 
 
 def _capture_evidence(part, data, p):
