@@ -63,11 +63,14 @@ def test_methods_never_read_test_labels(planted):
     other = GenericGraph(planted.name, planted.node_ids, planted.features, planted.feature_names, flipped_y,
                          src=planted.src, dst=planted.dst, weight=planted.weight)
     with threadpool_limits(limits=1):
-        for name in ("neighbors_labels_gbm", "neighbors_community_gbm", "community_risk", "propagation"):
+        prev_a, prev_b = {}, {}
+        for name in ("neighbors_linear", "neighbors_labels_gbm", "neighbors_community_gbm", "community_risk",
+                     "propagation", "ensemble"):
             fn = gb.METHODS[name][0]
-            a = fn(gb._Bench(planted), split, 0, {})
-            b = fn(gb._Bench(other), split, 0, {})
+            a = fn(gb._Bench(planted), split, 0, dict(prev_a))
+            b = fn(gb._Bench(other), split, 0, dict(prev_b))
             np.testing.assert_array_equal(a, b, err_msg=name)
+            prev_a[name], prev_b[name] = a, b
 
 
 def test_semi_and_unsupervised(planted):
@@ -150,3 +153,91 @@ def test_cli_and_format_table(planted, tmp_path):
     t = gb.run_benchmark(planted, trials=2, methods=["features_gbm"])
     row = format_row = gb.format_table(t).splitlines()[2]
     assert f"{100 * t.auroc_mean[0]:.2f} ± {100 * t.auroc_std[0]:.2f}" in row and format_row.startswith("| planted1")
+
+
+def test_neighbors_linear_finds_the_linear_neighbour_signal(planted):
+    # the planted label is a threshold on the neighbours' mean of x0: a linear model on hop means sees it
+    split = gb.make_splits(planted, protocol="semi", trials=1, seed=0)[0]
+    bench = gb._Bench(planted)
+    with threadpool_limits(limits=1):
+        lin = gb.neighbors_linear(bench, split, 0, {})
+        own = gb.features_gbm(bench, split, 0, {})
+    y = planted.labels
+    auc_lin = gb.evaluate_scores(y[split.test], lin[split.test])["auroc"]
+    assert auc_lin > 0.85 > gb.evaluate_scores(y[split.test], own[split.test])["auroc"] + 0.2
+    assert auc_lin == pytest.approx(PINNED_LINEAR_AUROC, abs=1e-9)
+    block = bench.linear_block()
+    assert block.shape == (planted.n_nodes, 3 + 3 * 3 + 5)   # own, 1/2/3-hop means, 5 structural
+    np.testing.assert_allclose(block.mean(axis=0), 0, atol=1e-9)
+
+
+PINNED_LINEAR_AUROC = 0.86859375  # semi split seed 0, graph seed 0, measured once
+
+
+def test_propagation_ranks_the_fraud_side_first():
+    # two cliques joined by one edge; fraud seeds in clique A, honest seeds in clique B
+    n = 20
+    a = np.zeros((n, n))
+    a[:10, :10] = a[10:, 10:] = 1
+    np.fill_diagonal(a, 0)
+    a[9, 10] = a[10, 9] = 1
+    y = np.array([1] * 10 + [0] * 10, dtype=np.int8)
+    src, dst = np.nonzero(np.triu(a))
+    g = GenericGraph("cliques", np.arange(n), np.zeros((n, 1)), ("x",), y, src=src, dst=dst,
+                     weight=np.ones(len(src)))
+    train = np.isin(np.arange(n), [0, 1, 18, 19])
+    val = np.isin(np.arange(n), [2, 3, 16, 17])
+    split = gb.Split(0, train, val, ~train & ~val)
+    s = gb.propagation(gb._Bench(g), split, 0, {})
+    assert s[split.test & (y == 1)].min() > s[split.test & (y == 0)].max()
+
+
+def test_ensemble_weights_the_informative_member():
+    rng = np.random.default_rng(0)
+    n = 600
+    y = (rng.random(n) < 0.2).astype(np.int8)
+    g = GenericGraph("toy", np.arange(n), np.zeros((n, 1)), ("x",), y)
+    split = gb.make_splits(g, protocol="full", trials=1, seed=0)[0]
+    good = y + rng.normal(scale=0.7, size=n)
+    previous = {"good": good, "noise1": rng.normal(size=n), "noise2": rng.normal(size=n),
+                "weak": y + rng.normal(scale=3.0, size=n)}
+    bench = gb._Bench(g)
+    e = gb.ensemble(bench, split, 0, previous)
+    assert e.shape == (n,) and np.array_equal(e, gb.ensemble(bench, split, 0, previous))  # seeded
+    auc = gb.evaluate_scores(y[split.test], e[split.test])["auroc"]
+    best_single = gb.evaluate_scores(y[split.test], good[split.test])["auroc"]
+    assert auc > best_single - 0.02 and auc > 0.8
+    assert auc == pytest.approx(0.8273012254203477, abs=1e-12)   # seed 0, measured once
+    # a single member: the ensemble is that member's rank order
+    one = gb.ensemble(bench, split, 0, {"good": good})
+    assert np.array_equal(np.argsort(one, kind="stable"), np.argsort(good, kind="stable"))
+    with pytest.raises(gb.MethodUnavailable):
+        gb.ensemble(bench, split, 0, {})
+
+
+def test_auc_matches_scikit_learn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    s = rng.integers(0, 8, 300).astype(float)   # many ties
+    assert gb._auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+def test_cli_reproduces_the_library_table(planted, tmp_path):
+    # what benchmarks/real_data.py --check relies on: the CLI prints the library's rows, and its CSV gives them
+    from fraudkit.cli import main
+
+    methods = ["features_gbm", "neighbors_linear", "propagation", "ensemble"]
+    res = CliRunner().invoke(main, ["graph-benchmark", str(planted.path), "--protocol", "semi", "--trials", "2",
+                                    "--methods", ",".join(methods), "--out", str(tmp_path / "semi.csv")])
+    assert res.exit_code == 0, res.output
+    lib = gb.run_benchmark(planted, protocol="semi", trials=2, methods=methods)
+
+    def rows(text):  # every cell but s/trial, which is CPU time
+        return [r.split("|")[1:8] + r.split("|")[9:] for r in text.splitlines()[2:]]
+    assert rows(res.output.strip()) == rows(gb.format_table(lib))
+    per = pd.read_csv(tmp_path / "semi.csv")
+    means = per.groupby("method", sort=False).auroc.mean()
+    np.testing.assert_allclose(means[methods].to_numpy(), lib.set_index("method").auroc_mean[methods].to_numpy(),
+                               rtol=0, atol=1e-12)
