@@ -131,12 +131,15 @@ def evaluate(run, data, fmt):
                    "with --data and no --train, unsupervised defaults).")
 @click.option("--loop-windows", type=int, default=4, show_default=True,
               help="Windows of the closed loop in step 5 (0: skip the loop).")
-def report(data, scenario, out, run_id, as_of, seed, train, loop_windows):
+@click.option("--keep-runs", type=int, default=10, show_default=True,
+              help="Keep the private run data (raw keys, <out>/.runs/) of this many newest good reports; "
+                   "published (masked) reports are never deleted.")
+def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_runs):
     """Run the five step notebooks with papermill and render the HTML report."""
     from .report import build_report
 
     result = build_report(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed,
-                          loop_windows=loop_windows)
+                          loop_windows=loop_windows, keep_runs=keep_runs)
     click.echo(result.describe())
     if not result.ok:
         sys.exit(1)

@@ -152,7 +152,8 @@ class ReportResult:
 
 def build_report(*, data=None, train=None, scenario: str = "demo-small", out="reports", run_id: str | None = None,
                  as_of: str | None = None, seed: int = 0, stages=STAGES, loop_windows: int = 4, notebooks_dir=None,
-                 parameters: dict | None = None, timeout: int = 1800, progress: bool = True) -> ReportResult:
+                 parameters: dict | None = None, timeout: int = 1800, progress: bool = True,
+                 keep_runs: int | None = 10) -> ReportResult:
     """Score a dataset once, run the five step notebooks and publish the HTML report.
 
     Parameters
@@ -186,6 +187,9 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
         Seconds a single notebook cell may run.
     progress : bool, default=True
         Progress lines on stderr.
+    keep_runs : int or None, default=10
+        After a good report, keep the private run data (raw keys) of only this many newest good
+        reports (:func:`prune_runs`); published reports are never deleted. None keeps everything.
 
     Returns
     -------
@@ -203,6 +207,8 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
     stages = tuple(stages)
     timings: dict[str, float] = {}
 
+    if keep_runs is not None and int(keep_runs) < 1:
+        raise FraudkitError(f"--keep-runs must be at least 1 (the newest run is needed for comparison), got {keep_runs}")
     if int(loop_windows) == 1 or int(loop_windows) < 0:
         raise FraudkitError(f"--loop-windows must be 0 (no loop) or at least 2, got {loop_windows}")
     t = time.perf_counter()
@@ -262,6 +268,10 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
     shutil.rmtree(run_failed, ignore_errors=True)
     _swap(building, run_dir)
     _write_latest(out, run_id)
+    if keep_runs is not None:
+        removed = prune_runs(out, keep_runs)
+        if removed:
+            say(f"removed the private run data of {len(removed)} older run(s) (--keep-runs {keep_runs})")
     say(f"done: {final / 'index.html'} ({manifest['timings']['total']:.1f} s)")
     return ReportResult(True, run_id, final, final / "index.html", tuple(results), manifest, run_dir)
 
@@ -319,6 +329,53 @@ def mask_key(out) -> str:
     return path.read_text().strip()
 
 
+def prune_runs(out, keep: int = 10) -> list[Path]:
+    """Delete the private run data (raw keys) of all but the newest ``keep`` good reports.
+
+    Published report folders (masked) are never touched. A good report's
+    ``<out>/.runs/<run-id>`` is kept while it is among the ``keep`` newest (by
+    its manifest's finish time), so the next report can still compare itself
+    with the previous run; older ones, private data of failed attempts
+    (``<run-id>.failed``) other than the newest ``keep``, and run folders
+    whose report is gone are removed. Folders still being built are left alone.
+
+    Parameters
+    ----------
+    out : path
+        Reports folder.
+    keep : int, default=10
+        How many good runs keep their private data; must be at least 1.
+
+    Returns
+    -------
+    list of Path
+        The removed run folders, oldest first.
+    """
+    if int(keep) < 1:
+        raise FraudkitError(f"--keep-runs must be at least 1 (the newest run is needed for comparison), got {keep}")
+    out = Path(out)
+    runs = out / ".runs"
+    if not runs.is_dir():
+        return []
+    finished = {}
+    for m in out.glob("*/manifest.json"):
+        try:
+            man = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        finished[m.parent.name] = (str(man.get("finished_at", "")), bool(man.get("ok")))
+    good = sorted((t, name) for name, (t, ok) in finished.items() if ok and not name.endswith(".failed"))
+    failed = sorted((t, name) for name, (t, ok) in finished.items() if name.endswith(".failed"))
+    keep_names = {name for _, name in good[-int(keep):]} | {name for _, name in failed[-int(keep):]}
+    removed = []
+    for d in sorted(runs.iterdir(), key=lambda p: finished.get(p.name, ("", False))[0]):
+        if not d.is_dir() or d.name.startswith(".") or d.name in keep_names:
+            continue
+        shutil.rmtree(d)
+        removed.append(d)
+    return removed
+
+
 def previous_good_report(out, *, exclude: str | None = None) -> Path | None:
     """The newest successful report folder in ``out`` (by its manifest's finish time), or None.
 
@@ -356,13 +413,19 @@ def kernel_manager_class(env: dict | None = None):
     (the project venv), whatever kernels are or are not registered on the
     machine: nothing is written to the user's home, so it works on a fresh
     machine and under cron. ``PYTHONHASHSEED=0`` keeps set ordering, and so the
-    pages, reproducible; ``env`` adds variables (the report's masking key).
+    pages, reproducible; ``env`` adds variables (the report's masking key). The
+    kernel talks over IPC sockets, not unencrypted TCP.
     """
     kernel_env = {"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
     class FraudkitKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            # local IPC sockets (files readable by this user only) instead of plain-text TCP on localhost
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
         @property
         def kernel_spec(self):
             return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],

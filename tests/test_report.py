@@ -210,3 +210,28 @@ def test_red_team_drill_compares_the_attack_with_the_normal_world_of_the_same_si
     assert np.allclose(c["extra_leakage"], c["leakage_rate_attack"] - c["leakage_rate_normal"], equal_nan=True)
     assert (c["n_attack"] > 0).all()
     assert "**evasive**" in perception.drill_headline(drill)
+
+
+def test_prune_runs_keeps_newest_private_runs_and_every_published_report(tmp_path):
+    from fraudkit.errors import FraudkitError
+    from fraudkit.report import prune_runs
+
+    out = tmp_path / "reports"
+    runs = out / ".runs"
+    for i, name in enumerate(["r1", "r2", "r3", "r4", "r5.failed", "r6.failed"]):
+        (out / name).mkdir(parents=True)
+        man = {"ok": not name.endswith(".failed"), "finished_at": f"2024-11-1{i}T00:00:00+00:00"}
+        (out / name / "manifest.json").write_text(json.dumps(man))
+        (runs / name).mkdir(parents=True)
+        (runs / name / "accounts.parquet").write_text("raw")
+    (runs / "orphan").mkdir()                      # its report folder is gone
+    (runs / ".r7.building").mkdir()                # a build in progress is never touched
+
+    removed = prune_runs(out, keep=2)
+
+    assert [p.name for p in removed] == ["orphan", "r1", "r2"]
+    assert sorted(p.name for p in runs.iterdir()) == [".r7.building", "r3", "r4", "r5.failed", "r6.failed"]
+    assert all((out / n / "manifest.json").exists() for n in ["r1", "r2", "r3", "r4"])
+    assert prune_runs(out, keep=2) == []
+    with pytest.raises(FraudkitError, match="keep-runs"):
+        prune_runs(out, keep=0)
