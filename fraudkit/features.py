@@ -36,6 +36,23 @@ account_features (key ``account_id``)
     smallest spread of registration dates of the accounts on one device: a
     family registers years apart, a farm or a nurturing batch within weeks;
     NaN when no device is shared).
+    Co-device targets (attackers on one device act on the same targets at
+    the same time; family members sharing a tablet have their own tastes):
+    over the accounts an account shares a device with (its co-device
+    neighbours, see below), ``codevice_jaccard_max`` and
+    ``codevice_jaccard_mean`` (Jaccard overlap of the two accounts' target
+    sets: notes acted on, authors followed, products ordered) and
+    ``codevice_sync_share`` (share of the account's targets that a
+    co-device neighbour first acted on within :data:`CODEVICE_SYNC_WINDOW`
+    of the account's own first action on it), NaN without a co-device
+    neighbour (or without targets); ``n_codevice_sync_accounts`` (how many
+    co-device neighbours share at least one target in sync with it, 0
+    without any). Neighbours: on each device, accounts are
+    ranked by ``account_id`` and each is paired with the
+    :data:`CODEVICE_NEIGHBOURS` accounts before and after it, so a device
+    with up to ``CODEVICE_NEIGHBOURS + 1`` accounts is compared in full and
+    a hot device with ``n`` accounts costs ``2 n CODEVICE_NEIGHBOURS`` pairs,
+    never ``n^2``.
     Commerce portrait: ``n_orders``, ``n_units``, ``n_products``,
     ``n_categories``, ``order_value``, ``discount_value`` (sum of list price x
     quantity - paid: the margin taken out of promotions, NetEase's gross-profit
@@ -96,10 +113,18 @@ __all__ = [
     "first_activity",
     "ACCOUNT_FEATURES",
     "NEW_ACCOUNT_DAYS",
+    "CODEVICE_NEIGHBOURS",
+    "CODEVICE_SYNC_WINDOW",
 ]
 
 NEW_ACCOUNT_DAYS = 7
 """Accounts younger than this (days) count as new in ``new_account_share``."""
+
+CODEVICE_NEIGHBOURS = 10
+"""Co-device pairs per account and device: this many neighbours on each side in ``account_id`` order."""
+
+CODEVICE_SYNC_WINDOW = "1 HOUR"
+"""Two first actions on one target this close (DuckDB interval) count as synchronised."""
 
 _ACTIONS = ("view", "like", "collect", "comment", "share", "follow")
 _ENGAGE = "('like','collect','comment','share')"
@@ -115,6 +140,7 @@ ACCOUNT_FEATURES = (
     "n_devices", "n_ips", "n_ip24", "null_device_share", "max_accounts_per_device", "max_accounts_per_ip",
     "max_accounts_per_ip24", "emulator_device_share", "rooted_device_share", "max_env_contradiction",
     "max_fingerprint_devices", "unknown_device_share", "min_device_reg_span_days",
+    "codevice_jaccard_max", "codevice_jaccard_mean", "codevice_sync_share", "n_codevice_sync_accounts",
     "n_orders", "n_units", "n_products", "n_categories", "order_value", "discount_value", "discount_share",
     "coupon_share", "promotion_share", "limited_stock_share", "max_orders_per_hour", "n_addresses",
     "n_receiver_phones", "received_share", "n_coupon_claims",
@@ -541,6 +567,7 @@ def _account_features(src: SqlSource) -> pd.DataFrame:
                 FROM {pairs["device_id"]} JOIN {acc} a USING (account_id) GROUP BY device_id HAVING count(*) >= 2)
     SELECT account_id, min(span) AS min_device_reg_span_days FROM {pairs["device_id"]} JOIN dv USING (device_id)
     GROUP BY account_id""")
+    blocks.append(_codevice_block(src, pairs["device_id"], per["device_id"]))
     if dev_env is not None:
         blocks.append(f"""
         SELECT account_id, avg(coalesce(d.is_emulator, 0)) AS emulator_device_share,
@@ -601,6 +628,51 @@ def _account_features(src: SqlSource) -> pd.DataFrame:
         CAST(CASE WHEN phone IS NOT NULL THEN count(*) OVER (PARTITION BY phone) END AS DOUBLE) AS accounts_per_phone
         FROM {acc}"""
     return _join_blocks(src, base, "account_id", blocks, ACCOUNT_FEATURES)
+
+
+def _codevice_block(src: SqlSource, pairs: str, per: str) -> str:
+    """SQL block: target overlap of each account with its co-device neighbours (see the module docstring).
+
+    Pairs: on every device with two or more accounts, account ``r`` (rank by
+    ``account_id``) meets ranks ``r + 1 .. r + CODEVICE_NEIGHBOURS`` through an
+    equi-join on ``(device_id, rank)`` with a fixed offset list, so the join is
+    linear in the device's accounts; both directions are kept. Targets: each
+    paired account's distinct ``(kind, target)`` with its first time (kind 0:
+    a note action, 1: a follow, 2: an ordered product), read only for paired
+    accounts (a semi-join: families and farms are a small part of the events).
+    """
+    it = src.t.interactions
+    parts = [f"SELECT account_id, CAST(action = 'follow' AS TINYINT) AS kind, target_id AS target, ts FROM {it} "
+             "WHERE target_id IS NOT NULL"]
+    if src.has("orders"):
+        parts.append(f"SELECT account_id, CAST(2 AS TINYINT), product_id, ts FROM {src.t.orders} "
+                     "WHERE product_id IS NOT NULL")
+    rk = src.temp_table("codev_rank", f"""SELECT device_id, account_id,
+        row_number() OVER (PARTITION BY device_id ORDER BY account_id) AS r
+        FROM {pairs} JOIN {per} USING (device_id) WHERE n >= 2""")
+    cp = src.temp_table("codev_pairs", f"""WITH fwd AS (
+        SELECT DISTINCT x.account_id AS a, y.account_id AS b
+        FROM {rk} x CROSS JOIN range(1, {CODEVICE_NEIGHBOURS} + 1) o(off)
+        JOIN {rk} y ON y.device_id = x.device_id AND y.r = x.r + o.off)
+        SELECT a, b FROM fwd UNION SELECT b, a FROM fwd""")
+    tg = src.temp_table("codev_targets", f"""SELECT account_id, kind, target, min(ts) AS first_ts
+        FROM ({' UNION ALL '.join(parts)}) e WHERE account_id IN (SELECT a FROM {cp}) GROUP BY ALL""")
+    return f"""
+    WITH cnt AS (SELECT account_id, count(*) AS n FROM {tg} GROUP BY account_id),
+    m AS (SELECT p.a, p.b, ta.kind, ta.target,
+                 abs(epoch(ta.first_ts) - epoch(tb.first_ts)) <= epoch(INTERVAL {CODEVICE_SYNC_WINDOW}) AS sync
+          FROM {cp} p JOIN {tg} ta ON ta.account_id = p.a
+          JOIN {tg} tb ON tb.account_id = p.b AND tb.kind = ta.kind AND tb.target = ta.target),
+    pj AS (SELECT p.a, coalesce(i.inter, 0)
+                  / NULLIF(coalesce(na.n, 0) + coalesce(nb.n, 0) - coalesce(i.inter, 0), 0) AS jac
+           FROM {cp} p LEFT JOIN (SELECT a, b, count(*) AS inter FROM m GROUP BY a, b) i USING (a, b)
+           LEFT JOIN cnt na ON na.account_id = p.a LEFT JOIN cnt nb ON nb.account_id = p.b),
+    sy AS (SELECT a, count(DISTINCT (kind, target)) AS n_sync, count(DISTINCT b) AS n_sync_accounts
+           FROM m WHERE sync GROUP BY a)
+    SELECT pj.a AS account_id, max(jac) AS codevice_jaccard_max, avg(jac) AS codevice_jaccard_mean,
+           any_value(coalesce(sy.n_sync, 0) / NULLIF(cnt.n, 0)) AS codevice_sync_share,
+           CAST(any_value(coalesce(sy.n_sync_accounts, 0)) AS DOUBLE) AS n_codevice_sync_accounts
+    FROM pj LEFT JOIN sy USING (a) LEFT JOIN cnt ON cnt.account_id = pj.a GROUP BY pj.a"""
 
 
 def _join_blocks(src, base: str, key: str, blocks: list, columns) -> pd.DataFrame:

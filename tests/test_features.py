@@ -165,3 +165,71 @@ def test_device_registration_span(toy):
     # the farm registered together (span 0 on its shared devices); honest devices are not shared
     assert (f.loc[121:144, "min_device_reg_span_days"] == 0).all()
     assert f.loc[1:120, "min_device_reg_span_days"].isna().all()
+
+
+def _codevice_tables():
+    """Device d1: accounts 1 and 2 act on the same notes minutes apart (a farm's wave). Device d2: accounts 3
+    and 4 have their own notes, one note in common three days apart, 4 follows an author whose key equals one
+    of 3's notes, and both order product 99 ten minutes apart. Account 5 is alone on d3."""
+    t = pd.Timestamp("2024-01-02 10:00")
+    m, d = pd.Timedelta(minutes=1), pd.Timedelta(days=1)
+    rows = [(t, 1, "d1", "like", 10), (t + m, 1, "d1", "like", 11), (t + 2 * m, 1, "d1", "view", 12),
+            (t + 3 * m, 2, "d1", "like", 10), (t + 4 * m, 2, "d1", "like", 11), (t + 5 * m, 2, "d1", "like", 11),
+            (t, 3, "d2", "view", 20), (t, 3, "d2", "like", 21), (t, 3, "d2", "view", 40),
+            (t, 4, "d2", "view", 30), (t, 4, "d2", "like", 31), (t + 3 * d, 4, "d2", "view", 40),
+            (t, 4, "d2", "follow", 20), (t, 5, "d3", "like", 10)]
+    it = pd.DataFrame(rows, columns=["ts", "account_id", "device_id", "action", "target_id"])
+    it.insert(0, "event_id", np.arange(len(it)))
+    it["ip"] = "10.0.0.1"
+    acc = pd.DataFrame({"account_id": [1, 2, 3, 4, 5], "registered_at": pd.Timestamp("2024-01-01"),
+                        "register_channel": "app", "phone": None})
+    orders = pd.DataFrame({"order_id": [1, 2], "ts": [t, t + 10 * m], "account_id": [3, 4], "device_id": "d2",
+                           "ip": "10.0.0.1", "product_id": 99, "quantity": 1, "paid_price": 5.0, "coupon_id": None,
+                           "promotion_id": None, "address": "a", "receiver_phone": None, "received_at": pd.NaT})
+    return {"accounts": acc, "interactions": it, "orders": orders}
+
+
+def test_codevice_target_overlap_exact():
+    f = account_features(_codevice_tables()).set_index("account_id")
+    cols = ["codevice_jaccard_max", "codevice_jaccard_mean", "codevice_sync_share"]
+    # 1 {10, 11, 12} and 2 {10, 11}: 2 shared targets of 3, both within minutes
+    assert f.loc[1, cols].tolist() == pytest.approx([2 / 3, 2 / 3, 2 / 3])
+    assert f.loc[2, cols].tolist() == pytest.approx([2 / 3, 2 / 3, 1.0])
+    # 3 {n20, n21, n40, p99} and 4 {n30, n31, n40, a20, p99}: shared n40 (3 days apart: not in sync) and p99
+    # (10 minutes apart); the follow of author 20 is not note 20
+    assert f.loc[3, cols].tolist() == pytest.approx([2 / 7, 2 / 7, 1 / 4])
+    assert f.loc[4, cols].tolist() == pytest.approx([2 / 7, 2 / 7, 1 / 5])
+    assert f.loc[5, cols].isna().all()  # no co-device account
+    assert f.n_codevice_sync_accounts.tolist() == [1.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_codevice_neighbours_capped(monkeypatch):
+    import fraudkit.features as F
+
+    # one device, ranks 1..3 by account_id; 1 and 3 act on the same note, 2 on another
+    tables = _tiny(["2024-01-02 10:00:00"] * 3, accounts=[1, 2, 3])
+    tables["interactions"]["target_id"] = [5, 6, 5]
+    full = account_features(tables).set_index("account_id")
+    assert full.codevice_jaccard_max.tolist() == [1.0, 0.0, 1.0]
+    assert full.codevice_jaccard_mean.tolist() == [0.5, 0.0, 0.5]
+    assert full.n_codevice_sync_accounts.tolist() == [1.0, 0.0, 1.0]
+    monkeypatch.setattr(F, "CODEVICE_NEIGHBOURS", 1)  # 1 and 3 are two ranks apart: no longer compared
+    capped = account_features(tables).set_index("account_id")
+    assert capped.codevice_jaccard_max.tolist() == [0.0, 0.0, 0.0]
+    assert capped.n_codevice_sync_accounts.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_codevice_point_in_time(toy):
+    cut = T0 + pd.Timedelta(days=2)  # after the farm's wave, before the scalpers' orders
+    cols = ["account_id", "codevice_jaccard_max", "codevice_jaccard_mean", "codevice_sync_share",
+            "n_codevice_sync_accounts"]
+    base = account_features(toy, as_of=cut)[cols]
+    assert (base.set_index("account_id").loc[list(FARM), "codevice_sync_share"] == 1.0).all()
+    later = {k: v.copy() for k, v in toy.items()}
+    # after the cut: honest account 1 joins a farm device and acts on the farm's notes with it, in sync
+    farm_ev = toy["interactions"][toy["interactions"].account_id == FARM[0]].copy()
+    extra = farm_ev.assign(account_id=1, ts=farm_ev.ts + pd.Timedelta(days=1), event_id=farm_ev.event_id + 10**6)
+    later["interactions"] = pd.concat([toy["interactions"], extra], ignore_index=True)
+    pd.testing.assert_frame_equal(base, account_features(later, as_of=cut)[cols])
+    leaked = account_features(later, as_of=cut + pd.Timedelta(days=2))[cols].set_index("account_id")
+    assert leaked.loc[1, "codevice_jaccard_max"] > 0 and np.isnan(base.set_index("account_id").loc[1].iloc[0])
