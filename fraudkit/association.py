@@ -13,8 +13,11 @@ Workflow, as the seed describes it:
    concentration, order / coupon behaviour;
 4. score sub-graphs with an unsupervised anomaly detector (IsolationForest)
    blended with an absolute risk index, plus a supervised classifier when a
-   *training* dataset with labels is given (never the scored one), and map the
-   group score back to its accounts.
+   *training* dataset with labels is given, and map the group score back to
+   its accounts. The classifier scores a dataset it was trained on only
+   out-of-fold (``labels=``: k-fold over its groups), so that a training world
+   and a world it never saw are scored on the same scale (operating points are
+   set on the training world).
 """
 
 from __future__ import annotations
@@ -266,20 +269,30 @@ class AssociationNetwork(BaseScorer):
         self.classifier_weight = classifier_weight
         self.seed = seed
 
-    def fit(self, tables, *, train_tables=None, train_labels=None):
+    def fit(self, tables, *, train_tables=None, train_labels=None, labels=None, n_folds=5):
         """Build and score the groups of ``tables``.
 
         Parameters
         ----------
         tables : mapping of str to DataFrame
-            The dataset being scored (its labels are never read).
+            The dataset being scored (its labels are read only through ``labels=``).
         train_tables, train_labels : mapping and DataFrame, optional
             A *different*, labelled dataset: its groups are built the same way,
             labelled positive when at least half their accounts carry a fraud
             typology, and a random-forest classifier is trained on them.
+        labels : DataFrame, optional
+            The labels of ``tables`` itself, when ``tables`` *is* the training dataset (the pipeline's
+            operating-point pass, or ``--train`` naming the scored data): the classifier is trained on
+            its groups and each group's ``classifier`` column is out-of-fold (stratified ``n_folds``-fold
+            over groups), so its scores are on the scale of a dataset the classifier never saw;
+            ``classifier_`` is then refitted on every group. Exclusive with ``train_tables``.
+        n_folds : int, default=5
+            Folds of the out-of-fold scores (fewer when a class has fewer groups).
         """
         if (train_tables is None) != (train_labels is None):
             raise ValueError("pass both train_tables and train_labels, or neither")
+        if labels is not None and train_tables is not None:
+            raise ValueError("pass labels= (score the training dataset out-of-fold) or train_tables=, not both")
         self.classifier_ = None
         if train_tables is not None:
             self.classifier_ = self._train(train_tables, train_labels)
@@ -289,13 +302,20 @@ class AssociationNetwork(BaseScorer):
         feats = group_features(member, edges, tables) if len(member) else pd.DataFrame(
             columns=["group_id", *FEATURES])
         X = feats[list(FEATURES)].to_numpy(float)
+        oof = None
+        if labels is not None:
+            if not len(member):
+                raise MissingInputError("the labelled dataset produced no association groups; nothing to train on")
+            y = _group_labels(member, feats, labels)
+            oof = self._out_of_fold(X, y, n_folds)
+            self.classifier_ = self._fit_classifier(X, y)
         out = feats.copy()
         if len(feats):
             out["anomaly"] = self._anomaly(X)
             out["risk_index"] = _risk_index(feats)
             unsup = 0.5 * out["anomaly"] + 0.5 * out["risk_index"]
             if self.classifier_ is not None:
-                out["classifier"] = self.classifier_.predict_proba(X)[:, 1]
+                out["classifier"] = oof if oof is not None else self.classifier_.predict_proba(X)[:, 1]
                 w = self.classifier_weight
                 out["score"] = (1 - w) * unsup + w * out["classifier"]
             else:
@@ -337,27 +357,35 @@ class AssociationNetwork(BaseScorer):
         return -iso.fit(X).score_samples(X)
 
     def _train(self, train_tables, train_labels):
-        from sklearn.ensemble import RandomForestClassifier
-
-        need = {"entity_type", "entity_id", "typology"}
-        if not need <= set(train_labels.columns):
-            raise MissingInputError(f"train_labels lacks {sorted(need - set(train_labels.columns))}; "
-                                    "pass the labels table of the training dataset")
         member, edges = self._groups(train_tables)
         if not len(member):
             raise MissingInputError("training dataset produced no association groups; nothing to train on")
         feats = group_features(member, edges, train_tables)
-        lab = train_labels[(train_labels["entity_type"] == "account")
-                           & train_labels["typology"].isin(FRAUD_TYPOLOGIES)]
-        bad = member["account_id"].isin(set(lab["entity_id"]))
-        y = bad.groupby(member["group_id"]).mean().reindex(feats["group_id"]).to_numpy() >= 0.5
-        if y.all() or not y.any():
-            raise MissingInputError(f"training groups are all {'positive' if y.all() else 'negative'}; "
-                                    "the classifier needs both classes")
+        y = _group_labels(member, feats, train_labels)
+        return self._fit_classifier(feats[list(FEATURES)].to_numpy(float), y)
+
+    def _fit_classifier(self, X, y):
+        from sklearn.ensemble import RandomForestClassifier
+
         rng = check_random_state(self.seed)
         clf = RandomForestClassifier(n_estimators=self.n_estimators, min_samples_leaf=1, class_weight="balanced",
                                      n_jobs=1, random_state=int(rng.integers(2**31 - 1)))
-        return clf.fit(feats[list(FEATURES)].to_numpy(float), y.astype(int))
+        return clf.fit(X, y)
+
+    def _out_of_fold(self, X, y, n_folds):
+        """Classifier probabilities of each group from a forest that never saw it (stratified k-fold)."""
+        from sklearn.model_selection import StratifiedKFold
+
+        k = int(min(n_folds, np.bincount(y, minlength=2).min()))
+        if k < 2:
+            raise MissingInputError("out-of-fold scores need at least two groups of each class; "
+                                    f"got {int(y.sum())} positive and {int((1 - y).sum())} negative groups")
+        rng = check_random_state(self.seed)
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=int(rng.integers(2**31 - 1)))
+        oof = np.zeros(len(y))
+        for tr, te in folds.split(X, y):
+            oof[te] = self._fit_classifier(X[tr], y[tr]).predict_proba(X[te])[:, 1]
+        return oof
 
 
 # --- private helpers ---------------------------------------------------------
@@ -403,6 +431,21 @@ def _usage(tables) -> pd.DataFrame:
             u[c] = None
     u["ts"] = pd.to_datetime(u["ts"])
     return u
+
+
+def _group_labels(member, feats, labels) -> np.ndarray:
+    """1 for groups at least half of whose accounts carry a fraud typology in ``labels``, else 0."""
+    need = {"entity_type", "entity_id", "typology"}
+    if not need <= set(labels.columns):
+        raise MissingInputError(f"train_labels lacks {sorted(need - set(labels.columns))}; "
+                                "pass the labels table of the training dataset")
+    lab = labels[(labels["entity_type"] == "account") & labels["typology"].isin(FRAUD_TYPOLOGIES)]
+    bad = member["account_id"].astype(str).isin(set(lab["entity_id"].astype(str)))
+    y = bad.groupby(member["group_id"].to_numpy()).mean().reindex(feats["group_id"]).to_numpy() >= 0.5
+    if y.all() or not y.any():
+        raise MissingInputError(f"training groups are all {'positive' if y.all() else 'negative'}; "
+                                "the classifier needs both classes")
+    return y.astype(int)
 
 
 def _risk_index(feats) -> np.ndarray:

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from .errors import MissingInputError
 
-__all__ = ["DenseBlock", "fraudar", "column_weights", "block_scores", "fraudar_frame"]
+__all__ = ["DenseBlock", "fraudar", "column_weights", "block_scores", "fraudar_frame", "block_excess"]
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,65 @@ def fraudar_frame(edges: pd.DataFrame, *, row: str = "account_id", col: str = "t
                           "fill": pd.Series(dtype=float)})
     members = pd.concat(parts, ignore_index=True) if parts else empty
     return blocks, members[cols]
+
+
+def block_excess(edges: pd.DataFrame, members: pd.DataFrame, *, row: str = "account_id",
+                 col: str = "target_id") -> pd.DataFrame:
+    """How far each block's edges exceed what its members' degrees predict (bipartite configuration model).
+
+    FRAUDAR's average mass ``f(S) / |S|`` grows with its members' activity: when honest users engage tens
+    of targets each and paid accounts a handful, the densest blocks are cores of heavy honest users and a
+    pure lockstep block of 71 farm accounts x 33 notes has a *lower* density than the whole graph
+    (demo-small seed 0: 0.76x). Its edges are, however, 69 times what chance predicts. For a block with
+    rows ``R``, columns ``C`` and ``e`` edges, the expected count is ``mu = d(R) d(C) / m`` (``d`` the
+    summed degrees in the whole graph, ``m`` its edges), ``lift = e / mu``, and
+
+    ``excess_share = (e - mu) / d(R)``,
+
+    the share of the members' whole activity that is concentration beyond chance: ~0 for heavy-user cores
+    (lift ~1), ~0.02 for honest accounts that happen to share a few niche notes (high lift, tiny share),
+    0.3-0.9 for lockstep blocks whose members spend their activity on the block.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        The edge list the blocks were found on (duplicates count once).
+    members : pandas.DataFrame
+        From :func:`fraudar_frame`.
+    row, col : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per block: ``block_id, n_edges, expected_edges, lift, excess_share``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> e = pd.DataFrame({"account_id": [1, 1, 2, 2, 3, 3, 4, 5], "target_id": [7, 8, 7, 8, 7, 8, 9, 9]})
+    >>> _, m = fraudar_frame(e, max_blocks=1)
+    >>> block_excess(e, m).round(3).values.tolist()
+    [[0.0, 6.0, 4.5, 1.333, 0.25]]
+    """
+    e = edges[[row, col]].dropna().drop_duplicates()
+    ri, rkeys = pd.factorize(e[row])
+    ci, ckeys = pd.factorize(e[col])
+    rdeg = np.bincount(ri, minlength=len(rkeys)).astype(float)
+    cdeg = np.bincount(ci, minlength=len(ckeys)).astype(float)
+    m = max(len(e), 1)
+    out = []
+    for b, g in members.groupby("block_id", sort=True):
+        r = pd.Index(rkeys).get_indexer(g.loc[g["side"] == "row", "entity_id"])
+        c = pd.Index(ckeys).get_indexer(g.loc[g["side"] == "col", "entity_id"])
+        r, c = r[r >= 0], c[c >= 0]
+        in_r, in_c = np.zeros(len(rkeys), bool), np.zeros(len(ckeys), bool)
+        in_r[r], in_c[c] = True, True
+        n = int((in_r[ri] & in_c[ci]).sum())
+        dr = float(rdeg[r].sum())
+        mu = dr * float(cdeg[c].sum()) / m
+        out.append((b, n, mu, n / mu if mu > 0 else float("inf"), (n - mu) / dr if dr > 0 else 0.0))
+    return pd.DataFrame(out, columns=["block_id", "n_edges", "expected_edges", "lift", "excess_share"]).astype(
+        {"block_id": np.int64, "n_edges": np.int64, "expected_edges": float, "lift": float, "excess_share": float})
 
 
 # --- private helpers ---------------------------------------------------------

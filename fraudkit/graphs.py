@@ -27,8 +27,8 @@ item with 20k buyers would produce ``d(d-1)/2`` pairs. Two defences:
    Without a time column a hot entity cannot be windowed; it is left out of
    the projection and reported in ``result.attrs["skipped_hot_entities"]``.
 
-Pairs are generated with numpy index arithmetic and aggregated with a
-pandas groupby on an int64 pair code; there is no Python loop over rows,
+Pairs are generated with numpy index arithmetic and aggregated by sorting
+one int64 ``(pair, entity)`` code; there is no Python loop over rows,
 entities or nodes.
 """
 
@@ -47,6 +47,7 @@ __all__ = [
     "HeteroGraph",
     "build_hetero_graph",
     "shared_entity_projection",
+    "shared_entity_events",
     "coaction_projection",
     "edges_to_sparse",
     "ip24",
@@ -129,7 +130,7 @@ class HeteroGraph:
         return np.flatnonzero(mask)
 
 
-def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> HeteroGraph:
+def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None, around=None) -> HeteroGraph:
     """Build the heterogeneous graph from the contract tables present in ``data``.
 
     Parameters
@@ -143,6 +144,11 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
     edge_types : iterable of str, optional
         Build only these edge types (default all :data:`EDGE_TYPES`); e.g. the shared-media types for
         strong-entity mining, which skips the large ``acted_on`` part.
+    around : array-like of account keys, optional
+        Keep only what these accounts touched: each edge from an account whose other end (device, IP,
+        address, ...) at least one of them used, so every account that shares a medium with them is kept.
+        Strong-entity mining and explanations of flagged accounts need nothing else. Only for edge types
+        whose source is an account (not ``in_subnet``, ``sold_by``).
 
     Returns
     -------
@@ -157,6 +163,18 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
     >>> sorted(g.nodes["type"].unique())
     ['account', 'device', 'ip', 'ip24']
     """
+    wanted = set(EDGE_TYPES if edge_types is None else edge_types)
+    unknown = wanted - set(EDGE_TYPES)
+    if unknown:
+        raise ValueError(f"unknown edge type(s) {sorted(unknown)}; choose from {EDGE_TYPES}")
+    if around is not None and wanted & {"in_subnet", "sold_by"}:
+        raise ValueError("around= keeps edges from accounts only; leave out in_subnet and sold_by "
+                         "(pass edge_types=...)")
+    if not isinstance(data, dict):
+        # a Dataset: each edge type is aggregated to distinct edges in DuckDB (38M events -> 8M edges)
+        parts, table_names, as_of_ts = _sql_parts(data, wanted, as_of, window, around)
+        return _assemble(parts, wanted, as_of_ts, window, table_names)
+    around_keys = None if around is None else pd.Index(pd.unique(np.asarray(around)))
     tables = {}
     for name, cols in _GRAPH_COLUMNS.items():
         t = _read(data, name, cols)
@@ -168,12 +186,9 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
         as_of_ts = max(times) if times else None
     start = None if window is None or as_of_ts is None else as_of_ts - pd.Timedelta(window)
 
-    parts = []  # (src_type, src_keys, dst_type, dst_keys, edge_type, action, ts) with keys as pandas Series
-
-    wanted = set(EDGE_TYPES if edge_types is None else edge_types)
-    unknown = wanted - set(EDGE_TYPES)
-    if unknown:
-        raise ValueError(f"unknown edge type(s) {sorted(unknown)}; choose from {EDGE_TYPES}")
+    # (src_type, src_keys, dst_type, dst_keys, edge_type, action, first, last, count): keys as pandas Series,
+    # times int64 ns (NaT = int64 min), count None for one event per row
+    parts = []
     nat = np.datetime64("NaT", "ns")
 
     def add(st, sk, dt, dk, et, ts, action=None):
@@ -188,7 +203,8 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
             keep &= ~(ts <= start.to_datetime64())
         act = (np.zeros(len(sk), np.int8) if action is None
                else pd.Categorical(np.asarray(action), categories=list(_ACTION_CODES)).codes.astype(np.int8) + 1)
-        parts.append((st, sk[keep], dt, dk[keep], et, act[keep], ts[keep]))
+        t_ns = ts[keep].astype("M8[ns]").view(np.int64)
+        parts.append((st, sk[keep], dt, dk[keep], et, act[keep], t_ns, t_ns, None))
 
     for name in ("logins", "interactions", "orders", "coupon_claims"):
         t = tables.get(name)
@@ -223,6 +239,23 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
         p = tables["products"]
         add("product", p["product_id"], "merchant", p["merchant_id"], "sold_by", None)
 
+    if around_keys is not None:
+        # media of each node type that one of the accounts used, in any table; then every edge to them
+        used = {}
+        for st, sk, dt, dk, *_ in parts:
+            used.setdefault(dt, []).append(dk[sk.isin(around_keys).to_numpy()])
+        used = {t: pd.Index(pd.unique(pd.concat(v, ignore_index=True))) for t, v in used.items()}
+        kept = []
+        for st, sk, dt, dk, et, act, first, last, cnt in parts:
+            m = dk.isin(used[dt]).to_numpy()
+            kept.append((st, sk[m].reset_index(drop=True), dt, dk[m].reset_index(drop=True), et, act[m], first[m],
+                         last[m], None if cnt is None else cnt[m]))
+        parts = kept
+    return _assemble(parts, wanted, as_of_ts, window, sorted(tables))
+
+
+def _assemble(parts, wanted, as_of_ts, window, table_names):
+    """Factorise node keys per type and collapse edge parts into a :class:`HeteroGraph`."""
     # one factorisation per node type over every table that mentions it: each part is factorised on its own
     # and only the (small) per-part uniques are factorised together, so the 38M ip strings of the large
     # scenario are hashed once and never concatenated; first-appearance order is kept
@@ -250,7 +283,7 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
     used = {t: 0 for t in NODE_TYPES}
     n_act = len(_ACTION_CODES) + 1
     collapsed = []  # per part: distinct edge keys with first / last time and event count
-    for st, sk, dt, dk, et, act, ts in parts:
+    for st, sk, dt, dk, et, act, first, last, cnt in parts:
         src = codes_by_type[st][used[st]]
         used[st] += 1
         dst = codes_by_type[dt][used[dt]]
@@ -258,7 +291,7 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
         if not len(src):
             continue
         key = ((src * offset + dst) * len(EDGE_TYPES) + EDGE_TYPES.index(et)) * n_act + act.astype(np.int64)
-        collapsed.append(_collapse(key, ts.astype("M8[ns]").view(np.int64)))
+        collapsed.append(_collapse(key, first, last=last, weight=cnt))
     if collapsed:
         # the same edge can come from several tables (a device in logins and in orders): collapse again
         key = np.concatenate([c[0] for c in collapsed])
@@ -283,7 +316,7 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None) -> Het
                               "ts": pd.to_datetime([]), "ts_last": pd.to_datetime([]),
                               "weight": np.array([], float)})
     params = {"as_of": None if as_of_ts is None else str(as_of_ts), "window": None if window is None else str(window),
-              "tables": sorted(tables), "edge_types": sorted(wanted)}
+              "tables": sorted(table_names), "edge_types": sorted(wanted)}
     return HeteroGraph(nodes=nodes, edges=edges, params=params)
 
 
@@ -345,6 +378,73 @@ def shared_entity_projection(frame, *, key="account_id", entity="device_id", tim
                     params={"key": key, "entity": entity, "time": time, "window": _str(window),
                             "max_degree": max_degree, "weight": weight, "k_neighbors": k_neighbors,
                             "hot_window": _str(hot_window), "min_shared": min_shared})
+
+
+def shared_entity_events(data, *, entity="device_id", tables=("logins", "interactions", "orders", "coupon_claims"),
+                         key="account_id", time="ts", max_degree=200) -> pd.DataFrame:
+    """The few events that decide :func:`shared_entity_projection` (``window=None``), computed in DuckDB.
+
+    Without a window, an entity used by at most ``max_degree`` accounts ties all of them whatever the
+    times, so one row per ``(account, entity)`` (its first use) is enough; a hot entity is paired by time,
+    so its distinct ``(account, entity, time)`` events are kept. Rows come grouped by account in the order
+    of each account's first row in ``tables`` (table order, then row order), so ``shared_entity_projection``
+    of the result gives the same edges, orientation and row order as ``shared_entity_projection`` of all
+    events concatenated (weights equal up to float rounding): on the ``large`` scenario 38M device events
+    shrink to 1.6M rows and only their account column passes through pandas.
+
+    Parameters
+    ----------
+    data : fraudkit.io.Dataset or dict of str to DataFrame
+    entity : str
+        Medium column, read from every table of ``tables`` that has it (tables or columns that are absent
+        are skipped).
+    tables : tuple of str
+    key, time : str
+    max_degree : int, default=200
+        As in :func:`shared_entity_projection`; must be the value passed there.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``key``, ``entity``, ``time``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"account_id": ["a", "a", "b"], "device_id": ["d", "d", "d"],
+    ...                   "ts": pd.to_datetime(["2024-01-02", "2024-01-01", "2024-01-03"])})
+    >>> shared_entity_events({"logins": f}).values.tolist()[0][:2]
+    ['a', 'd']
+    """
+    from ._sqlsource import open_source
+
+    first_use = _first_use_order(data, tables, key, entity)
+    with open_source(data) as src:
+        selects = []
+        for name in tables:
+            if not src.has(name) or {key, entity, time} & set(src.missing_columns.get(name, ())):
+                continue
+            selects.append((getattr(src.t, name), src.con.execute(
+                f"SELECT typeof({entity}) FROM {getattr(src.t, name)} LIMIT 1").fetchone()))
+        if not selects:
+            return pd.DataFrame({key: [], entity: [], time: pd.to_datetime([])})
+        same_type = len({r[0] if r else None for _, r in selects} - {None}) <= 1
+        ent = entity if same_type else f"CAST({entity} AS VARCHAR)"
+        ev = " UNION ALL ".join(f"SELECT {key} AS k, {ent} AS e, CAST({time} AS TIMESTAMP) AS t FROM {v} "
+                                f"WHERE {key} IS NOT NULL AND {entity} IS NOT NULL" for v, _ in selects)
+        md = int(max_degree)
+        sql = f"""
+            WITH ev AS ({ev}),
+            first_use AS (SELECT k, e, min(t) AS t FROM ev GROUP BY k, e),
+            hot AS (SELECT e FROM first_use GROUP BY e HAVING count(*) > {md})
+            SELECT k, e, t FROM first_use WHERE e NOT IN (SELECT e FROM hot)
+            UNION ALL
+            SELECT DISTINCT k, e, t FROM ev WHERE e IN (SELECT e FROM hot)
+            ORDER BY e, t, k"""
+        out = src.con.execute(sql).df()
+    out.columns = [key, entity, time]
+    rank = pd.Index(first_use).get_indexer(out[key])
+    return out.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
 
 
 def coaction_projection(interactions, *, window="10min", actions=("like", "collect", "comment", "follow"),
@@ -447,6 +547,80 @@ _GRAPH_COLUMNS = {
 }
 
 
+def _sql_parts(data, wanted, as_of, window, around=None):
+    """Edge parts of :func:`build_hetero_graph` aggregated in DuckDB: distinct (src, dst[, action]) with first
+    and last time and event count, in the order the pandas path adds them (keys sorted within a part)."""
+    from ._sqlsource import open_source
+
+    act_case = "CASE action " + " ".join(f"WHEN '{a}' THEN {i + 1}" for i, a in enumerate(_ACTION_CODES)) + " ELSE 0 END"
+    with open_source(data) as src:
+        def have(name, *cols):
+            return src.has(name) and not set(cols) & set(src.missing_columns.get(name, ()))
+
+        present = [n for n, cols in _GRAPH_COLUMNS.items() if have(n, *cols)]
+        for n, cols in _GRAPH_COLUMNS.items():
+            if src.has(n) and n not in present:
+                raise MissingInputError(f"{n}: missing column(s) {', '.join(set(cols) & set(src.missing_columns[n]))}. "
+                                        f"Fix: pass a table with those columns (see fraudkit.contract).")
+        as_of_ts = None if as_of is None else pd.Timestamp(as_of)
+        if window is not None and as_of_ts is None:
+            q = [f"SELECT max(ts) AS m FROM {getattr(src.t, n)}" for n in present if "ts" in _GRAPH_COLUMNS[n]]
+            m = src.scalar(f"SELECT max(m) FROM ({' UNION ALL '.join(q)})") if q else None
+            as_of_ts = None if m is None else pd.Timestamp(m)
+        start = None if window is None or as_of_ts is None else as_of_ts - pd.Timedelta(window)
+        lit = lambda ts: f"TIMESTAMP '{ts.strftime('%Y-%m-%d %H:%M:%S.%f')}'"  # noqa: E731
+
+        specs = []  # (table, src_type, src_expr, dst_type, dst_expr, edge_type, time_col, action_expr, where)
+        for name in ("logins", "interactions", "orders", "coupon_claims"):
+            specs += [(name, "account", "account_id", "device", "device_id", "uses_device", "ts", None, None),
+                      (name, "account", "account_id", "ip", "ip", "uses_ip", "ts", None, None),
+                      (name, "ip", "ip", "ip24", "regexp_replace(ip, '\\.[^.]*$', '')", "in_subnet", "ts", None, None)]
+        specs += [("accounts", "account", "account_id", "phone", "phone", "has_phone", "registered_at", None, None),
+                  ("bindings", "account", "account_id", "binding",
+                   "CAST(provider AS VARCHAR) || ':' || CAST(binding_id AS VARCHAR)", "bound_to", "bound_at", None, None),
+                  ("interactions", "account", "account_id", "note", "target_id", "acted_on", "ts", act_case,
+                   "action IS DISTINCT FROM 'follow'"),
+                  ("interactions", "account", "account_id", "account", "target_id", "acted_on", "ts", act_case,
+                   "action = 'follow'"),
+                  ("notes", "account", "author_id", "note", "note_id", "authored", "created_at", None, None),
+                  ("orders", "account", "account_id", "address", "address", "ships_to", "ts", None, None),
+                  ("orders", "account", "account_id", "phone", "receiver_phone", "receiver_phone", "ts", None, None),
+                  ("orders", "account", "account_id", "product", "product_id", "bought", "ts", None, None),
+                  ("products", "product", "product_id", "merchant", "merchant_id", "sold_by", None, None, None)]
+        queries = []  # (dst type, edge type, source type, events SQL) per part
+        for name, st, s_expr, dt, d_expr, et, tcol, a_expr, where in specs:
+            if et not in wanted or name not in present:
+                continue
+            t_expr = f"CAST({tcol} AS TIMESTAMP)" if tcol else "CAST(NULL AS TIMESTAMP)"
+            cond = [f"({s_expr}) IS NOT NULL", f"({d_expr}) IS NOT NULL"] + ([where] if where else [])
+            if as_of_ts is not None:
+                cond.append(f"({t_expr} IS NULL OR {t_expr} <= {lit(as_of_ts)})")
+            if start is not None:
+                cond.append(f"({t_expr} IS NULL OR {t_expr} > {lit(start)})")
+            queries.append((st, dt, et, f"SELECT {s_expr} AS s, {d_expr} AS d, {a_expr or '0'} AS a, {t_expr} AS t "
+                                        f"FROM {getattr(src.t, name)} WHERE {' AND '.join(cond)}"))
+        used = {}
+        if around is not None:
+            # media of each node type that one of the accounts used, in any table; then every edge to them
+            around_tbl = src.name("around")
+            src.con.register(around_tbl, pd.DataFrame({"k": pd.unique(np.asarray(around))}))
+            for dt in dict.fromkeys(q[1] for q in queries):
+                sel = " UNION ".join(f"SELECT d FROM ({ev}) WHERE s IN (SELECT k FROM {around_tbl})"
+                                     for _, t, _, ev in queries if t == dt)
+                used[dt] = src.temp_table(f"used_{dt}", sel)
+            src.con.unregister(around_tbl)
+        parts = []
+        for st, dt, et, ev in queries:
+            near = f"WHERE d IN (SELECT d FROM {used[dt]})" if dt in used else ""
+            f = src.df(f"""SELECT s, d, a, min(t) AS first, max(t) AS last, count(*) AS n FROM ({ev}) {near}
+                           GROUP BY s, d, a ORDER BY s, d, a""")
+            first = f["first"].to_numpy("datetime64[ns]").view(np.int64)
+            last = f["last"].to_numpy("datetime64[ns]").view(np.int64)
+            parts.append((st, f["s"], dt, f["d"], et, f["a"].to_numpy(np.int8), first, last,
+                          f["n"].to_numpy(np.int64)))
+    return parts, present, as_of_ts
+
+
 def _read(data, name, columns):
     """A table from a Dataset or a dict, restricted to ``columns``; None when absent."""
     if isinstance(data, dict):
@@ -533,7 +707,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         return out
     n_ent = int(ent.max(initial=-1) + 1)
     # degree = distinct accounts per entity
-    pair_code = np.unique(ent * max(len(acc_keys), 1) + acc)
+    pair_code = _unique_int(ent * max(len(acc_keys), 1) + acc)
     deg = np.bincount(pair_code // max(len(acc_keys), 1), minlength=n_ent)
     hot = deg > max_degree
     skipped = 0
@@ -542,7 +716,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         keep = ~hot[ent]
         acc, ent = acc[keep], ent[keep]
         # one row per (entity, account); time irrelevant
-        code = np.unique(ent * max(len(acc_keys), 1) + acc)
+        code = _unique_int(ent * max(len(acc_keys), 1) + acc)
         ent, acc = code // max(len(acc_keys), 1), code % max(len(acc_keys), 1)
         t = np.zeros(len(ent), dtype=np.int64)
         win = np.full(n_ent, np.iinfo(np.int64).max // 4)
@@ -570,15 +744,20 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         ok = a != b
         a, b, e = np.minimum(a, b)[ok], np.maximum(a, b)[ok], ent[i][ok]
         # each (entity, pair) counts once
-        partials.append(pd.DataFrame({"p": a * n_acc + b, "e": e}).drop_duplicates())
+        partials.append(_distinct_pair_entity(a * n_acc + b, e, n_acc, n_ent))
     if partials:
-        allp = pd.concat(partials, ignore_index=True).drop_duplicates()
-        allp["w"] = w_ent[allp["e"].to_numpy()]
-        agg = allp.groupby("p", sort=True).agg(weight=("w", "sum"), n=("e", "size"))
-        agg = agg[agg["n"] >= min_count]
-        p = agg.index.to_numpy(np.int64)
+        p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
+                                     np.concatenate([x for _, x in partials]), n_acc, n_ent)
+        del partials
+        # p is sorted: one group per pair, weights summed in entity order
+        starts = np.r_[0, np.flatnonzero(np.diff(p)) + 1] if len(p) else np.array([], np.int64)
+        n = np.diff(np.r_[starts, len(p)]).astype(np.int64)
+        wsum = _group_sum(w_ent[e], starts)
+        p = p[starts]
+        keep = n >= min_count
+        p, n, wsum = p[keep], n[keep], wsum[keep]
         out = pd.DataFrame({"src": acc_keys[p // n_acc], "dst": acc_keys[p % n_acc],
-                            "weight": agg["weight"].to_numpy(float), count_name: agg["n"].to_numpy(np.int64)})
+                            "weight": wsum.astype(float), count_name: n})
     else:
         out = pd.DataFrame({"src": acc_keys[:0], "dst": acc_keys[:0], "weight": np.array([], float),
                             count_name: np.array([], np.int64)})
@@ -618,10 +797,86 @@ def _time_pairs(ent, t, row_window, row_hot, k_neighbors, *, chunk_pairs=20_000_
         lo = hi
 
 
+def _group_sum(values, starts):
+    """Sums of the consecutive runs of ``values`` that begin at ``starts``, Kahan-compensated in row order.
+
+    The arithmetic of pandas' grouped ``sum`` (and ``mean``), so a groupby replaced by a sort gives the same
+    bits: community detection downstream is sensitive to the last bit of an edge weight. One vectorised
+    step per position within a run; runs are short (entities a pair shares, items it co-bought).
+    """
+    values = np.asarray(values, dtype=float)
+    starts = np.asarray(starts, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, len(values)])
+    total = np.zeros(len(starts))
+    comp = np.zeros(len(starts))
+    by_size = np.argsort(-sizes, kind="stable")
+    neg = -sizes[by_size]
+    first = starts[by_size]
+    for k in range(int(sizes.max(initial=0))):
+        n_active = int(np.searchsorted(neg, -k, side="left"))  # runs longer than k
+        g = by_size[:n_active]
+        y = values[first[:n_active] + k] - comp[g]
+        t = total[g] + y
+        comp[g] = (t - total[g]) - y
+        total[g] = t
+    return total
+
+
+def _first_use_order(data, tables, key, entity):
+    """Distinct ``key`` values in order of first appearance over ``tables`` rows with ``entity`` set."""
+    chunks = []
+    if isinstance(data, dict):
+        for name in tables:
+            t = data.get(name)
+            if t is not None and key in t.columns and entity in t.columns:
+                chunks.append(pd.unique(t.loc[t[entity].notna().to_numpy() & t[key].notna().to_numpy(), key]))
+    else:
+        con = data.con.con  # the Dataset's DuckDB connection keeps insertion order on plain scans
+        for name in tables:
+            if not data.has(name) or not {key, entity} <= set(data.table(name).columns):
+                continue
+            import ibis
+
+            sql = ibis.to_sql(data.table(name), dialect="duckdb")
+            col = con.execute(f"SELECT {key} FROM ({sql}) WHERE {key} IS NOT NULL AND {entity} IS NOT NULL").to_arrow_table()
+            chunks.append(pd.unique(col.column(0).to_pandas()))
+    if not chunks:
+        return np.array([], dtype=object)
+    return pd.unique(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
+
+
+def _unique_int(x):
+    """Sorted distinct values of an integer array by one sort (numpy 2's hash-based ``np.unique`` is several
+    times slower on tens of millions of int64 codes)."""
+    x = np.sort(np.asarray(x))
+    return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+
+
+def _distinct_pair_entity(p, e, n_acc, n_ent):
+    """Distinct ``(p, e)`` rows sorted by ``(p, e)``, as two int64 arrays.
+
+    One int64 code ``p * n_ent + e`` and a numpy sort when it fits (every real data set so far: 1M
+    accounts and 1.3M entities use 2^60), else a lexsort; both are sort-based (a pandas hash
+    drop_duplicates on 10^8 rows was 95 of the 180 s of the large co-engagement projection).
+    """
+    p = np.asarray(p, dtype=np.int64)
+    e = np.asarray(e, dtype=np.int64)
+    n_ent = max(int(n_ent), 1)
+    if float(n_acc) * float(n_acc) * float(n_ent) < 2.0 ** 62:
+        code = _unique_int(p * n_ent + e)
+        return code // n_ent, code % n_ent
+    order = np.lexsort((e, p))
+    p, e = p[order], e[order]
+    keep = np.r_[True, (p[1:] != p[:-1]) | (e[1:] != e[:-1])] if len(p) else np.zeros(0, bool)
+    return p[keep], e[keep]
+
+
 def _first_per_group(ent, acc):
     """Mask of the first row of each (ent, acc) in an array sorted by (ent, t)."""
     code = ent * (int(acc.max(initial=0)) + 1) + acc
-    _, first_idx = np.unique(code, return_index=True)
+    order = np.argsort(code, kind="stable")
+    sc = code[order]
+    first_idx = order[np.r_[True, sc[1:] != sc[:-1]]] if len(sc) else order
     m = np.zeros(len(code), dtype=bool)
     m[first_idx] = True
     return m

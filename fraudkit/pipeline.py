@@ -33,7 +33,11 @@ Stages receive ``context`` (a dict): the caller's ``context=`` entries (e.g. ``g
 parameter overrides, ``run_id``, ``now``), then ``seed``, ``rules`` (the RuleSet), ``lists``
 (ListStore), ``seeds`` (the seed pool given with ``seeds=``, or None), ``target_precision``,
 ``features`` (``{entity: DataFrame}``, filled by the first stage that computes them), ``outputs``
-(``{stage: StageOutput}`` of the stages already run) and ``train`` (the training Dataset or None).
+(``{stage: StageOutput}`` of the stages already run), ``train`` (the training Dataset or None) and
+``train_pass`` (True while the training dataset itself is scored to set the operating point; ``train`` is
+then None). Supervised parts of a stage that train on ``train`` score the training dataset in that pass
+out-of-fold, so thresholds are set on the scale the scored pass produces (the group stage's association
+classifier); stage-1 models are not run in that pass and keep their own flag.
 The seeds used are written to ``seeds.parquet`` and summarised in the manifest (count, source).
 """
 
@@ -62,7 +66,8 @@ TRAIN_PRECISION = 0.9
 HEADLINE_METHODS = {"behaviour": "behaviour", "group": "group", "graph": "graph", "rules": "RuleSet"}
 """The method that stands for each stage in ``accounts.parquet`` (its flag is the union of the stage's methods)."""
 
-RESERVED_CONTEXT = ("seed", "rules", "lists", "seeds", "features", "outputs", "train", "target_precision")
+RESERVED_CONTEXT = ("seed", "rules", "lists", "seeds", "features", "outputs", "train", "train_pass",
+                    "target_precision")
 """Context keys the pipeline sets itself; pass them as arguments of :func:`score_dataset`, not in ``context=``."""
 
 
@@ -144,7 +149,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         notes.append("seeds given but the graph stage is not run: they are recorded, not used")
     with atomic_directory(out) as tmp:
         context = {**user_context, "seed": seed, "rules": ruleset, "lists": store, "seeds": seeds,
-                   "target_precision": float(target_precision), "features": {}, "outputs": {}, "train": train_ds}
+                   "target_precision": float(target_precision), "features": {}, "outputs": {}, "train": train_ds,
+                   "train_pass": False}
         outputs = _run_stages(ds, stages, tmp, seed, context, notes, timings)
         t = time.perf_counter()
         feats = _features(ds, context)
@@ -419,7 +425,7 @@ def _operating_point(train_ds, stages, ruleset, seed, user_context, precision, n
 
     with _scratch_dir() as scratch:
         ctx = {**user_context, "seed": seed, "rules": ruleset, "lists": list_store_for(train_ds), "seeds": None,
-               "target_precision": precision, "features": {}, "outputs": {}, "train": None}
+               "target_precision": precision, "features": {}, "outputs": {}, "train": None, "train_pass": True}
         tr_notes: list = []
         outs = _run_stages(train_ds, stages, Path(scratch), seed, ctx, tr_notes, {})
         feats = _features(train_ds, ctx)

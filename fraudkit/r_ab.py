@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MissingInputError
+from .graphs import _unique_int
 
 __all__ = ["RabParams", "r_ab_edges", "normalize_address", "in_promotion", "consolidation_scores"]
 
@@ -134,7 +135,7 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
     t = _seconds(o["ts"])
     n_acc = max(len(acc_keys), 1)
     # distinct buyers per item (d_i) and distinct items per buyer (C)
-    ai = np.unique(acc * (int(item.max(initial=0)) + 1) + item)
+    ai = _unique_int(acc * (int(item.max(initial=0)) + 1) + item)
     d_item = np.bincount(ai % (int(item.max(initial=0)) + 1), minlength=int(item.max(initial=-1)) + 1)
     c_user = np.bincount(ai // (int(item.max(initial=0)) + 1), minlength=n_acc)
     promo = in_promotion(o, promotions)
@@ -143,11 +144,13 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
     row_win = np.where(promo, w_promo, w_norm)
     hot_item = d_item > p.max_degree
     parts = list(_candidates(item, t, acc, row_win, hot_item, p.k_neighbors, n_acc))
+    # each distinct address normalised once for both the blocking key and W_receive
+    na = normalize_address(o["address"]) if "address" in o.columns else None
     if "address" in o.columns or "receiver_phone" in o.columns:
         # second blocking key: same item and same receiving compound / phone
         keys = []
         if "address" in o.columns:
-            keys.append(normalize_address(o["address"])["compound"].where(o["address"].notna().to_numpy()))
+            keys.append(na["compound"].where(o["address"].notna().to_numpy()))
         if "receiver_phone" in o.columns:
             keys.append("phone:" + o["receiver_phone"].astype(str).where(o["receiver_phone"].notna()))
         for key in keys:
@@ -155,27 +158,36 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
             ok = kc >= 0
             blk, _ = pd.factorize(pd.Series(item[ok] * (int(kc.max(initial=0)) + 1) + kc[ok]), sort=False)
             blk = blk.astype(np.int64)
-            d_blk = np.bincount(np.unique(blk * n_acc + acc[ok]) // n_acc, minlength=int(blk.max(initial=-1)) + 1)
+            d_blk = np.bincount(_unique_int(blk * n_acc + acc[ok]) // n_acc, minlength=int(blk.max(initial=-1)) + 1)
             sub = _candidates(blk, t[ok], acc[ok], row_win[ok], d_blk > p.max_degree, p.k_neighbors, n_acc,
                               item_of_row=item[ok])
             parts.extend(sub)
     if not parts:
         return _empty(acc_keys)
-    pi = pd.concat(parts, ignore_index=True)
-    # one co-purchase per (pair, item): the best-aligned one
-    pi = pi.groupby(["p", "item"], sort=False)["s"].max().reset_index()
-    pi["w"] = 1.0 / np.log1p(d_item[pi["item"].to_numpy()])
-    agg = pi.groupby("p", sort=True).agg(k=("s", "size"), sum_w=("w", "sum"), w_purchase=("s", "mean"))
-    agg = agg[agg["k"] >= p.min_k]
-    pc = agg.index.to_numpy(np.int64)
+    pc_all = np.concatenate([f["p"].to_numpy(np.int64) for f in parts])
+    it_all = np.concatenate([f["item"].to_numpy(np.int64) for f in parts])
+    s_all = np.concatenate([f["s"].to_numpy(float) for f in parts])
+    del parts
+    # one co-purchase per (pair, item): the best-aligned one; pairs in order, their items in order of
+    # first appearance (so sums round exactly as the groupby they replace)
+    pi_p, pi_item, pi_s = _best_per_pair_item(pc_all, it_all, s_all, int(item.max(initial=0)) + 1)
+    del pc_all, it_all, s_all
+    if not len(pi_p):
+        return _empty(acc_keys)
+    starts = np.r_[0, np.flatnonzero(np.diff(pi_p)) + 1]
+    k = np.diff(np.r_[starts, len(pi_p)]).astype(np.int64)
+    sum_w = _group_sum(1.0 / np.log1p(d_item[pi_item]), starts)
+    w_purchase = _group_sum(pi_s, starts) / k
+    keep = k >= p.min_k
+    pc = pi_p[starts][keep]
     a, b = pc // n_acc, pc % n_acc
-    w_recv = _receive_similarity(o, acc, item, a, b, pi, params=p, n_acc=n_acc)
+    w_recv = _receive_similarity(o, acc, item, a, b, (pi_p, pi_item, starts, keep), params=p, n_acc=n_acc,
+                                 normalized=na)
     c_a, c_b = c_user[a], c_user[b]
-    r = (agg["sum_w"].to_numpy() / np.sqrt(c_a * c_b) * (1 + p.alpha * agg["w_purchase"].to_numpy())
-         * (1 + p.beta * w_recv))
-    out = pd.DataFrame({"src": acc_keys[a], "dst": acc_keys[b], "r_ab": r, "k": agg["k"].to_numpy(np.int64),
+    r = (sum_w[keep] / np.sqrt(c_a * c_b) * (1 + p.alpha * w_purchase[keep]) * (1 + p.beta * w_recv))
+    out = pd.DataFrame({"src": acc_keys[a], "dst": acc_keys[b], "r_ab": r, "k": k[keep],
                         "c_a": c_a.astype(np.int64), "c_b": c_b.astype(np.int64),
-                        "w_purchase": agg["w_purchase"].to_numpy(float), "w_receive": w_recv})
+                        "w_purchase": w_purchase[keep], "w_receive": w_recv})
     out["weight"] = out["r_ab"]
     out.attrs["params"] = asdict(p)
     return out.reset_index(drop=True)
@@ -313,7 +325,7 @@ def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max
         ec, _ = pd.factorize(pd.Series(ep.to_numpy(), dtype=object), sort=False)
         ok = np.flatnonzero(ec >= 0)
         g, _ = pd.factorize(pd.Series(ec[ok].astype(np.int64) * (int(item.max()) + 1) + item[ok]), sort=False)
-        n_acc_g = np.bincount(np.unique(g.astype(np.int64) * len(acc_keys) + acc[ok]) // len(acc_keys),
+        n_acc_g = np.bincount(_unique_int(g.astype(np.int64) * len(acc_keys) + acc[ok]) // len(acc_keys),
                               minlength=int(g.max(initial=-1)) + 1)
         size_g = np.bincount(g, minlength=len(n_acc_g))
         test = (n_acc_g[g] >= min_accounts) & (size_g[g] <= max_group)
@@ -387,19 +399,24 @@ def _empty(acc_keys):
     return out
 
 
-def _receive_similarity(o, acc, item, a, b, pi, *, params, n_acc):
-    """W_receive for pairs (a, b) (account codes); vectorised through merges on (account, value) codes."""
+def _receive_similarity(o, acc, item, a, b, copurchases, *, params, n_acc, normalized=None):
+    """W_receive for pairs (a, b) (account codes), by sorted-code lookups (no merges of pair tables).
+
+    ``copurchases`` is ``(p, item, starts, keep)``: the co-purchased items of every candidate pair, grouped
+    by pair code ``p`` (groups start at ``starts``), and the mask of groups that are the pairs ``(a, b)``.
+    """
     w = np.zeros(len(a))
     if not len(a):
         return w
-    pair = pd.DataFrame({"a": a, "b": b, "row": np.arange(len(a))})
+    n_acc_all = int(acc.max(initial=-1)) + 1
+    n_item = int(item.max(initial=-1)) + 1
 
     def shared(values, score):
         codes, _ = pd.factorize(pd.Series(values), sort=False)
-        av = pd.DataFrame({"acc": acc, "v": codes})
-        av = av[av["v"] >= 0].drop_duplicates()
-        m = pair.merge(av.rename(columns={"acc": "a"}), on="a").merge(av.rename(columns={"acc": "b"}), on=["b", "v"])
-        hit = m["row"].unique()
+        ok = codes >= 0
+        n_v = int(codes.max(initial=-1)) + 1
+        av = _unique_int(acc[ok].astype(np.int64) * max(n_v, 1) + codes[ok])  # sorted (account, value)
+        hit = _pairs_share(a, b, av // max(n_v, 1), av % max(n_v, 1), n_acc_all, max(n_v, 1))
         w[hit] = np.maximum(w[hit], score)
 
     if "received_at" in o.columns:
@@ -407,19 +424,88 @@ def _receive_similarity(o, acc, item, a, b, pi, *, params, n_acc):
         ok = rt.notna().to_numpy()
         if ok.any():
             rw = int(pd.Timedelta(params.receive_window).total_seconds())
-            r = pd.DataFrame({"acc": acc[ok], "item": item[ok],
-                              "rt": rt[ok].to_numpy("datetime64[s]").astype(np.int64)})
-            r = r.groupby(["acc", "item"])["rt"].min().reset_index()
-            co = pi[["p", "item"]].assign(a=lambda f: f["p"] // n_acc, b=lambda f: f["p"] % n_acc)
-            co = co.merge(pair, on=["a", "b"])
-            m = co.merge(r.rename(columns={"acc": "a", "rt": "ra"}), on=["a", "item"]).merge(
-                r.rename(columns={"acc": "b", "rt": "rb"}), on=["b", "item"])
-            hit = m.loc[(m["ra"] - m["rb"]).abs() <= rw, "row"].unique()
+            # first receipt per (account, item), looked up by sorted code
+            code = acc[ok].astype(np.int64) * n_item + item[ok]
+            order = np.argsort(code, kind="stable")
+            code, rts = code[order], rt[ok].to_numpy("datetime64[s]").astype(np.int64)[order]
+            st = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
+            u_code, u_rt = code[st], np.minimum.reduceat(rts, st)
+            cp_p, cp_item, starts, keep = copurchases
+            pa, pb = cp_p // n_acc, cp_p % n_acc
+            ra, fa = _lookup(u_code, u_rt, pa * n_item + cp_item)
+            rb, fb = _lookup(u_code, u_rt, pb * n_item + cp_item)
+            row_hit = fa & fb & (np.abs(ra - rb) <= rw)
+            hit = np.logical_or.reduceat(row_hit, starts)[keep] if len(starts) else np.zeros(0, bool)
             w[hit] = np.maximum(w[hit], params.receive_time)
     if "address" in o.columns:
-        na = normalize_address(o["address"])
+        na = normalize_address(o["address"]) if normalized is None else normalized
         shared(na["compound"].where(o["address"].notna().to_numpy()).to_numpy(), params.receive_compound)
         shared(na["address"].where(o["address"].notna().to_numpy()).to_numpy(), 1.0)
     if "receiver_phone" in o.columns:
         shared(o["receiver_phone"].to_numpy(), 1.0)
     return w
+
+
+def _lookup(keys, values, q):
+    """``values`` at the positions of ``q`` in the sorted unique ``keys``, and whether each was found."""
+    pos = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
+    if not len(keys):
+        return np.zeros(len(q), values.dtype), np.zeros(len(q), bool)
+    return values[pos], keys[pos] == q
+
+
+def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=20_000_000):
+    """Whether accounts ``a[i]`` and ``b[i]`` share a value; ``(av_acc, av_val)`` distinct, sorted by account.
+
+    Each pair is expanded by the values of whichever account has fewer, and each is looked up among the
+    other account's; memory stays bounded by processing pairs in chunks of about ``chunk`` expansions.
+    """
+    lo_idx = np.searchsorted(av_acc, np.arange(n_acc + 1))
+    cnt = np.diff(lo_idx)
+    code = av_acc * n_v + av_val
+    x = np.where(cnt[a] <= cnt[b], a, b)
+    y = np.where(cnt[a] <= cnt[b], b, a)
+    reps = cnt[x]
+    out = np.zeros(len(a), bool)
+    csum = np.cumsum(reps)
+    start = 0
+    while start < len(a):
+        base = csum[start - 1] if start else 0
+        stop = min(max(int(np.searchsorted(csum, base + chunk, side="right")), start + 1), len(a))
+        r = reps[start:stop]
+        row = np.repeat(np.arange(start, stop), r)
+        k = np.arange(len(row)) - np.repeat(np.cumsum(r) - r, r)
+        v = av_val[lo_idx[x[row]] + k]
+        _, found = _lookup(code, code, y[row] * n_v + v)
+        out[row[found]] = True
+        start = stop
+    return out
+
+
+def _best_per_pair_item(pc, item, s, n_item):
+    """Distinct (pair, item) with the largest ``s``; pairs sorted, items of a pair in order of first row."""
+    code = pc * n_item + item
+    if not len(code):
+        return code, code.copy(), np.zeros(0)
+    order = np.argsort(code)  # ties in any order: first row and best s are reductions
+    code = code[order]
+    st = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
+    first_row = np.minimum.reduceat(order, st)
+    smax = np.maximum.reduceat(s[order], st)
+    code = code[st]
+    pair = code // n_item
+    pair_rank = np.r_[0, np.cumsum(pair[1:] != pair[:-1])]
+    by = np.argsort(pair_rank * len(order) + first_row)  # pairs in order, items by first appearance
+    code, smax = code[by], smax[by]
+    return code // n_item, code % n_item, smax
+
+
+def _group_sum(values, starts):
+    """Sums of consecutive runs of ``values`` beginning at ``starts``, Kahan-compensated in row order.
+
+    The same arithmetic as pandas' grouped ``sum``/``mean``, so replacing a groupby changes no bit; one
+    numpy step per position within a run (runs are short: co-purchased items of a pair).
+    """
+    from .graphs import _group_sum as gs
+
+    return gs(values, starts)

@@ -81,3 +81,36 @@ def test_bad_resources_and_empty():
     assert len(m) == 0 and len(e) == 0
     net = AssociationNetwork().fit({"accounts": _tables()["accounts"]})
     assert len(net.decision_scores_) == 0
+
+
+def _rings_and_families(seed):
+    """Four coupon rings and their honest families in one dataset (ids prefixed per copy)."""
+    parts = []
+    for i in range(4):
+        t = _tables(seed=seed + i, ring_size=8 + i)
+        parts.append({name: df.assign(**{c: (f"c{i}_" + df[c].astype(str)).where(df[c].notna(), None)
+                                          for c in ("account_id", "device_id", "ip", "address") if c in df.columns})
+                      for name, df in t.items()})
+    return {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in parts[0]}
+
+
+def test_training_dataset_scores_itself_out_of_fold():
+    """labels= trains on the scored dataset's own groups but scores each group with a forest that never saw it,
+    so thresholds set on a training world transfer to a world the classifier never saw."""
+    t = _rings_and_families(seed=10)
+    ring = t["accounts"]["account_id"][t["accounts"]["account_id"].str.contains("_r")]
+    labels = pd.DataFrame({"entity_type": "account", "entity_id": ring.to_numpy(), "typology": "coupon_abuser"})
+    net = AssociationNetwork(seed=0).fit(t, labels=labels)
+    f = net.features_
+    assert len(f) == 4 + 4 * 15 and net.classifier_ is not None
+    in_sample = net.classifier_.predict_proba(f[list(FEATURES)].to_numpy(float))[:, 1]
+    assert not np.allclose(f["classifier"], in_sample)  # out-of-fold, not the refitted forest's own view
+    ring_groups = f["new_account_share"] == 1.0
+    assert ring_groups.sum() == 4 and (f.loc[ring_groups, "classifier"] > 0.5).all()
+    assert (f.loc[~ring_groups, "classifier"] < 0.5).all()
+    again = AssociationNetwork(seed=0).fit(t, labels=labels)
+    np.testing.assert_array_equal(f["classifier"], again.features_["classifier"])
+    with pytest.raises(ValueError):
+        AssociationNetwork().fit(t, labels=labels, train_tables=t, train_labels=labels)
+    with pytest.raises(MissingInputError):  # one positive group cannot be split into folds
+        AssociationNetwork().fit(_tables(), labels=labels.assign(entity_id=[f"r{i}" for i in range(len(labels))]))

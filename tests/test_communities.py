@@ -179,3 +179,28 @@ def test_capture_bad_input():
     p = Partition(np.array(["a"]), np.array([0]), "x", n_communities=1)
     with pytest.raises(MissingInputError):
         captured_targets(p, pd.DataFrame({"account_id": ["a"]}))
+
+
+def test_capture_finds_a_crowd_absorbed_into_a_taste_community():
+    """Crowd workers are real people: community detection can fold them into their taste community, where they
+    are a minority (capture_share ~0.2) although the notes they were paid for are engaged almost only by them.
+    ``coordination`` (the confirmed share of the engagers of an account's captured targets) still finds them;
+    the honest heavy users of that community stay clear."""
+    from fraudkit.communities import capture_scores, captured_targets
+
+    ev, crowd = _crowd_and_taste()
+    accounts = pd.unique(ev["account_id"])
+    topic = {a: (int(a[1:]) % 6 if a.startswith("h") else 0) for a in accounts}  # the crowd joins topic 0's fans
+    part = Partition(np.asarray(accounts), np.array([topic[a] for a in accounts]), "taste", n_communities=6)
+    cap = captured_targets(part, ev, stratum="stratum")
+    paid = cap.loc[cap["captured"], "target"]
+    assert len(paid) and paid.str.startswith("paid").all()
+    s = capture_scores(part, ev, cap).set_index("account_id")
+    assert (s.loc[crowd, "capture_share"] < 0.5).all()  # the community-share view alone misses them
+    assert (s.loc[crowd, "score"] > 0.5).mean() >= 0.9
+    assert (s.drop(crowd)["score"] > 0.5).sum() == 0
+    assert np.allclose(s["score"], np.maximum(s["coordination"], s["capture_share"]
+                                              * np.minimum(1, s["n_captured"] / 2)))
+    # exact seeded figures
+    assert int((s.loc[crowd, "score"] > 0.5).sum()) == 29
+    assert round(float(s.loc[crowd, "capture_share"].iloc[0]), 3) == 0.223

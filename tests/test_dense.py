@@ -104,3 +104,43 @@ def test_bad_input():
         fraudar(A, weight=[1.0, 2.0])
     with pytest.raises(MissingInputError):
         fraudar_frame(pd.DataFrame({"a": [1]}))
+
+
+def _heavy_honest_and_light_lockstep(seed=0):
+    """300 honest accounts engaging ~40 targets each (popularity-skewed), and 20 paid accounts that each engage
+    5 of 6 niche notes plus 3 popular ones as camouflage: the paid block is sparser than the honest core."""
+    rng = np.random.default_rng(seed)
+    pop = 1.0 / np.arange(1, 501) ** 0.8
+    pop /= pop.sum()
+    rows = [(f"h{i}", int(t)) for i in range(300) for t in rng.choice(500, 40, replace=False, p=pop)]
+    for w in range(20):
+        rows += [(f"w{w}", 1000 + int(t)) for t in rng.choice(6, 5, replace=False)]
+        rows += [(f"w{w}", int(t)) for t in rng.choice(20, 3, replace=False)]
+    return pd.DataFrame(rows, columns=["account_id", "target_id"]).drop_duplicates()
+
+
+def test_block_excess_separates_lockstep_from_heavy_cores():
+    """A lockstep block of light accounts is sparser than a core of heavy honest users (FRAUDAR's average mass
+    ranks the core first) but its edges far exceed what its members' degrees predict, and they are most of
+    its members' activity; the heavy core is what its degrees predict."""
+    from fraudkit.dense import block_excess
+
+    e = _heavy_honest_and_light_lockstep()
+    heavy = e["account_id"].value_counts().index[:60]
+    core_t = e.loc[e["account_id"].isin(heavy), "target_id"].value_counts().index[:60]
+    paid = [f"w{w}" for w in range(20)]
+    members = pd.concat([
+        pd.DataFrame({"block_id": 0, "side": "row", "entity_id": heavy}),
+        pd.DataFrame({"block_id": 0, "side": "col", "entity_id": core_t}),
+        pd.DataFrame({"block_id": 1, "side": "row", "entity_id": paid}),
+        pd.DataFrame({"block_id": 1, "side": "col", "entity_id": np.arange(1000, 1006)})], ignore_index=True)
+    ex = block_excess(e, members).set_index("block_id")
+    n_core = int((e["account_id"].isin(heavy) & e["target_id"].isin(core_t)).sum())
+    assert ex.loc[0, "n_edges"] == n_core and ex.loc[1, "n_edges"] == 100
+    # the core is denser per node than the paid block ...
+    assert n_core / (len(heavy) + len(core_t)) > 100 / (20 + 6)
+    # ... but only the paid block is concentration beyond chance
+    assert ex.loc[1, "lift"] > 10 and ex.loc[1, "excess_share"] > 0.5
+    assert ex.loc[0, "lift"] < 2 and ex.loc[0, "excess_share"] < 0.2
+    # exact figures
+    assert round(float(ex.loc[1, "expected_edges"]), 3) == round(20 * 8 * 100 / len(e), 3)  # d(R) d(C) / m

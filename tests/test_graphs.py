@@ -173,3 +173,136 @@ def test_hetero_graph_integer_coded_and_collapsed():
     row = ud[ud["src"] == a].iloc[0]
     assert row["weight"] == 2 and row["ts"] == pd.Timestamp("2024-01-01") and row["ts_last"] == pd.Timestamp("2024-01-03")
     assert set(g.nodes.loc[g.nodes["type"] == "ip24", "key"]) == {"10.0.0"}
+
+
+# --- DuckDB reductions and sort-based aggregation give what the pandas path gives --------------------------
+
+
+@pytest.fixture(scope="module")
+def micro_tables():
+    from fraudkit.simulation import generate, load_scenario
+
+    d = generate(load_scenario("micro"), seed=3)
+    d.pop("labels")
+    return d
+
+
+@pytest.mark.parametrize("entity,tables,max_degree", [
+    ("device_id", ("logins", "interactions", "orders", "coupon_claims"), 200),
+    ("device_id", ("logins", "interactions", "orders", "coupon_claims"), 3),   # hot devices: paired by time
+    ("ip", ("logins",), 200),
+    ("ip", ("logins",), 2)])
+def test_shared_entity_events_give_the_same_projection(micro_tables, entity, tables, max_degree):
+    from fraudkit.graphs import shared_entity_events
+    from fraudkit.io import Dataset
+
+    raw = pd.concat([micro_tables[t][["account_id", entity, "ts"]] for t in tables], ignore_index=True)
+    want = shared_entity_projection(raw, entity=entity, time="ts", max_degree=max_degree)
+    ev = shared_entity_events(micro_tables, entity=entity, tables=tables, max_degree=max_degree)
+    assert len(ev) < len(raw)
+    got = shared_entity_projection(ev, entity=entity, time="ts", max_degree=max_degree)
+    # same edges, orientation and order; weights up to float rounding (entities summed in another order)
+    assert got[["src", "dst", "n_shared"]].equals(want[["src", "dst", "n_shared"]])
+    np.testing.assert_allclose(got["weight"], want["weight"], rtol=1e-12)
+    assert got.attrs["n_hot_entities"] == want.attrs["n_hot_entities"]
+    if max_degree < 10:
+        assert want.attrs["n_hot_entities"] > 0
+    # a Dataset over the same frames reduces to the same rows
+    ds = Dataset.from_tables(micro_tables, validate=False)
+    ev_ds = shared_entity_events(ds, entity=entity, tables=tables, max_degree=max_degree)
+    assert ev_ds.equals(ev)
+
+
+def test_hetero_graph_from_dataset_equals_frames(micro_tables):
+    """The DuckDB-aggregated build (a Dataset) gives the same typed edges, times and counts as pandas."""
+    from fraudkit.io import Dataset
+
+    ds = Dataset.from_tables(micro_tables, validate=False)
+
+    def keyed(g):
+        typ, key = g.nodes["type"].astype(str).to_numpy(), g.nodes["key"].astype(str).to_numpy()
+        e = g.edges
+        return (e.drop(columns=["src", "dst"])
+                .assign(st=typ[e["src"]], sk=key[e["src"]], dt=typ[e["dst"]], dk=key[e["dst"]],
+                        type=e["type"].astype(str), action=e["action"].astype(str))
+                .sort_values(["type", "st", "sk", "dt", "dk", "action"]).reset_index(drop=True))
+
+    for kw in ({}, {"edge_types": ("uses_device", "uses_ip", "has_phone", "ships_to", "bound_to")},
+               {"window": "3D"}, {"as_of": "2024-01-10", "window": "30D"}):
+        a, b = build_hetero_graph(micro_tables, **kw), build_hetero_graph(ds, **kw)
+        assert a.n_nodes == b.n_nodes and len(a.edges) > 0
+        assert keyed(a).equals(keyed(b)), kw
+        assert a.params == b.params
+
+
+def test_group_sum_is_pandas_groupby_sum_bit_for_bit():
+    from fraudkit.graphs import _group_sum
+
+    rng = np.random.default_rng(0)
+    g = np.sort(rng.integers(0, 3000, 50_000))
+    v = rng.random(50_000) * 10.0 ** rng.integers(-8, 8, 50_000)
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    got = _group_sum(v, starts)
+    assert np.array_equal(got, pd.Series(v).groupby(g).sum().to_numpy())
+    assert np.array_equal(got / np.diff(np.r_[starts, len(v)]), pd.Series(v).groupby(g).mean().to_numpy())
+    assert _group_sum(np.array([]), np.array([], np.int64)).shape == (0,)
+
+
+@pytest.mark.parametrize("n_ent", [50, 2 ** 40])  # the second forces the lexsort path (code would overflow)
+def test_distinct_pair_entity_matches_drop_duplicates(n_ent):
+    from fraudkit.graphs import _distinct_pair_entity
+
+    rng = np.random.default_rng(1)
+    p = rng.integers(0, 400, 20_000)
+    e = rng.integers(0, 50, 20_000)
+    got_p, got_e = _distinct_pair_entity(p, e, 2 ** 12, n_ent)
+    want = pd.DataFrame({"p": p, "e": e}).drop_duplicates().sort_values(["p", "e"])
+    assert np.array_equal(got_p, want["p"].to_numpy()) and np.array_equal(got_e, want["e"].to_numpy())
+
+
+def test_coaction_weights_equal_the_pandas_aggregation(micro_tables):
+    """coaction_projection's sort-based aggregation equals drop_duplicates + groupby on the same pairs."""
+    import fraudkit.graphs as G
+
+    kw = dict(window="3D", actions=("like", "collect", "comment", "share", "follow"), max_degree=20,
+              min_coactions=1)
+    got = coaction_projection(micro_tables["interactions"], **kw)
+    seen = []
+    real = G._distinct_pair_entity
+
+    def spy(p, e, n_acc, n_ent):
+        seen.append((np.asarray(p).copy(), np.asarray(e).copy()))
+        return real(p, e, n_acc, n_ent)
+
+    G._distinct_pair_entity = spy
+    try:
+        again = coaction_projection(micro_tables["interactions"], **kw)
+    finally:
+        G._distinct_pair_entity = real
+    assert again.equals(got)
+    chunks = seen[:-1]  # the last call is the global de-duplication
+    allp = pd.concat([pd.DataFrame({"p": p, "e": e}).drop_duplicates() for p, e in chunks]).drop_duplicates()
+    n = allp.groupby("p", sort=True).size()
+    assert len(got) == len(n) and np.array_equal(got["n_coactions"].to_numpy(), n.to_numpy())
+
+
+def test_hetero_graph_around_accounts_keeps_what_strong_entities_need(micro_tables):
+    """around= keeps every medium some of the accounts used, with all its users: strong entities of those
+    accounts are the same as on the whole graph, from a Dataset (DuckDB) and from frames alike."""
+    from fraudkit.io import Dataset
+    from fraudkit.propagation import strong_entities
+
+    types = ("uses_device", "uses_ip", "has_phone", "ships_to", "receiver_phone", "bound_to")
+    accounts = micro_tables["accounts"]["account_id"].to_numpy()
+    risky = accounts[::3]
+    full = build_hetero_graph(micro_tables, edge_types=types)
+    want = strong_entities(full, risky, min_accounts=2).drop(columns="node").astype({"entity_id": str})
+    assert len(want)
+    for data in (micro_tables, Dataset.from_tables(micro_tables, validate=False)):
+        near = build_hetero_graph(data, edge_types=types, around=risky)
+        assert len(near.edges) < len(full.edges)
+        got = strong_entities(near, risky, min_accounts=2).drop(columns="node").astype({"entity_id": str})
+        key = ["entity_type", "entity_id"]
+        assert got.sort_values(key).reset_index(drop=True).equals(want.sort_values(key).reset_index(drop=True))
+    with pytest.raises(ValueError, match="around"):
+        build_hetero_graph(micro_tables, around=risky)

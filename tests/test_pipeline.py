@@ -165,3 +165,27 @@ def test_operating_point_training_only_tightens_each_method():
     # without training: each stage's own (headline) flag
     acc = _accounts_table(ds, scores, {"thresholds": {}, "manifest": {"source": "unsupervised defaults"}})
     assert acc["flagged_group"].tolist() == [True, False, True, True]
+
+
+def test_training_dataset_reaches_the_stages_in_both_passes(micro, tmp_path, monkeypatch):
+    """With train=, the scored pass hands the training Dataset to every stage as context["train"]; the
+    operating-point pass scores the training dataset itself with train_pass=True (train None), so supervised
+    stage parts (the association classifier) score it out-of-fold, on the scale the scored pass produces."""
+    import fraudkit.stages.group as group_stage
+    from fraudkit.pipeline import score_dataset
+    from fraudkit.stages import StageOutput
+
+    seen = []
+
+    def fake_run(ds, *, run_dir=None, seed=0, context=None):
+        seen.append({"ds": ds, "train": context.get("train"), "train_pass": context.get("train_pass")})
+        return StageOutput("group", notes=["fake group stage"])
+
+    monkeypatch.setattr(group_stage, "run", fake_run)
+    score_dataset(micro, tmp_path / "r", stages=("group",), train=micro)
+    assert len(seen) == 2
+    scored, training = seen
+    assert scored["train_pass"] is False and scored["train"] is not None and scored["train"].labels is not None
+    assert training["train_pass"] is True and training["train"] is None and training["ds"].labels is not None
+    with pytest.raises(FraudkitError, match="context key.*train_pass.*set by the pipeline"):
+        score_dataset(micro, tmp_path / "u", stages=(), context={"train_pass": True})

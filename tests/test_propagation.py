@@ -133,3 +133,22 @@ def test_seed_pool_update_save_load(tmp_path):
     pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(MissingInputError):
         SeedPool.load(tmp_path / "bad.parquet")
+
+
+def test_symmetric_normalisation_equals_the_diagonal_products():
+    """D^-1/2 W D^-1/2 by scaling entries gives the bits (values and order) of the two sparse products."""
+    import scipy.sparse as sp
+
+    from fraudkit.graphs import edges_to_sparse
+    from fraudkit.propagation import _normalised
+
+    rng = np.random.default_rng(4)
+    n, m = 3000, 40_000
+    A = edges_to_sparse(rng.integers(0, n, m), rng.integers(0, n, m), rng.random(m), n=n, symmetric=False)
+    S, _ = _normalised(A, "sym")
+    W = ((sp.csr_matrix(A, dtype=float) + sp.csr_matrix(A, dtype=float).T) * 0.5).tocsr()
+    deg = np.asarray(W.sum(axis=1)).ravel()
+    D = sp.diags(np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0))
+    want = (D @ W @ D).tocsr()
+    assert np.array_equal(S.indptr, want.indptr) and np.array_equal(S.indices, want.indices)
+    assert np.array_equal(S.data, want.data)

@@ -128,3 +128,78 @@ def test_consolidation_handles_no_receipts():
     o = pd.DataFrame({"account_id": ["a"], "product_id": [1], "ts": pd.to_datetime(["2024-01-01"]),
                       "address": ["x"], "received_at": pd.to_datetime([None])})
     assert consolidation_scores(o).empty
+
+
+# --- the sort-based aggregation equals the pandas groupby / merge it replaced ------------------------------
+
+
+def _reference_receive_similarity(o, acc, item, a, b, pi, params, n_acc):
+    """W_receive through pandas merges (the pre-0.x implementation), as an independent reference."""
+    w = np.zeros(len(a))
+    pair = pd.DataFrame({"a": a, "b": b, "row": np.arange(len(a))})
+
+    def shared(values, score):
+        codes, _ = pd.factorize(pd.Series(values), sort=False)
+        av = pd.DataFrame({"acc": acc, "v": codes})
+        av = av[av["v"] >= 0].drop_duplicates()
+        m = pair.merge(av.rename(columns={"acc": "a"}), on="a").merge(av.rename(columns={"acc": "b"}), on=["b", "v"])
+        hit = m["row"].unique()
+        w[hit] = np.maximum(w[hit], score)
+
+    rt = pd.to_datetime(o["received_at"])
+    ok = rt.notna().to_numpy()
+    rw = int(pd.Timedelta(params.receive_window).total_seconds())
+    r = pd.DataFrame({"acc": acc[ok], "item": item[ok], "rt": rt[ok].to_numpy("datetime64[s]").astype(np.int64)})
+    r = r.groupby(["acc", "item"])["rt"].min().reset_index()
+    co = pi[["p", "item"]].assign(a=lambda f: f["p"] // n_acc, b=lambda f: f["p"] % n_acc).merge(pair, on=["a", "b"])
+    m = co.merge(r.rename(columns={"acc": "a", "rt": "ra"}), on=["a", "item"]).merge(
+        r.rename(columns={"acc": "b", "rt": "rb"}), on=["b", "item"])
+    hit = m.loc[(m["ra"] - m["rb"]).abs() <= rw, "row"].unique()
+    w[hit] = np.maximum(w[hit], params.receive_time)
+    na = normalize_address(o["address"])
+    shared(na["compound"].where(o["address"].notna().to_numpy()).to_numpy(), params.receive_compound)
+    shared(na["address"].where(o["address"].notna().to_numpy()).to_numpy(), 1.0)
+    shared(o["receiver_phone"].to_numpy(), 1.0)
+    return w
+
+
+def test_aggregation_and_receive_similarity_equal_the_pandas_reference():
+    """On simulated orders: k, sums, means (bit for bit) and W_receive equal pandas groupby / merges."""
+    import fraudkit.r_ab as R
+    from fraudkit.simulation import generate, load_scenario
+
+    o = generate(load_scenario("demo-small"), seed=0)["orders"]
+    p = RabParams()
+    seen = {}
+    real_best, real_recv = R._best_per_pair_item, R._receive_similarity
+
+    def spy_best(pc, item, s, n_item):
+        seen["in"] = (pc.copy(), item.copy(), s.copy())
+        return real_best(pc, item, s, n_item)
+
+    def spy_recv(o_, acc, item, a, b, cop, **kw):
+        seen["recv"] = (o_, acc, item, a, b, cop, kw)
+        return real_recv(o_, acc, item, a, b, cop, **kw)
+
+    R._best_per_pair_item, R._receive_similarity = spy_best, spy_recv
+    try:
+        e = r_ab_edges(o, params=p)
+    finally:
+        R._best_per_pair_item, R._receive_similarity = real_best, real_recv
+    pc, item, s = seen["in"]
+    pi = pd.DataFrame({"p": pc, "item": item, "s": s}).groupby(["p", "item"], sort=False)["s"].max().reset_index()
+    o_, acc, it, a, b, cop, kw = seen["recv"]
+    n_acc = kw["n_acc"]
+    d_item = np.bincount(np.unique(acc * (int(it.max()) + 1) + it) % (int(it.max()) + 1))
+    pi["w"] = 1.0 / np.log1p(d_item[pi["item"].to_numpy()])
+    agg = pi.groupby("p", sort=True).agg(k=("s", "size"), sum_w=("w", "sum"), w_purchase=("s", "mean"))
+    assert len(e) == len(agg) > 100
+    assert np.array_equal(e["k"].to_numpy(), agg["k"].to_numpy())
+    assert np.array_equal(e["w_purchase"].to_numpy(), agg["w_purchase"].to_numpy())
+    assert np.array_equal(a * n_acc + b, agg.index.to_numpy())
+    want = _reference_receive_similarity(o_, acc, it, a, b, pi, p, n_acc)
+    assert np.array_equal(e["w_receive"].to_numpy(), want)
+    assert set(np.unique(want)) >= {0.0, 1.0}
+    r = (agg["sum_w"].to_numpy() / np.sqrt(e["c_a"].to_numpy() * e["c_b"].to_numpy())
+         * (1 + p.alpha * agg["w_purchase"].to_numpy()) * (1 + p.beta * want))
+    assert np.array_equal(e["r_ab"].to_numpy(), r)

@@ -48,3 +48,48 @@ def test_missing_tables_give_notes(micro):
     assert any("no orders table" in n for n in out.notes)
     assert "device_cluster" not in set(out.scores["method"])
     assert "device_clusters" not in out.artifacts
+
+
+def test_association_classifier_trains_on_the_pipeline_training_dataset(micro):
+    """The pipeline hands the training Dataset over as ``context["train"]``: the association classifier trains
+    on it; in the operating-point pass (``train_pass``) the training dataset scores itself out-of-fold."""
+    tables, labels = micro
+    t1 = generate(load_scenario("micro"), seed=1)
+    train = Dataset.from_tables(t1)
+    assert train.labels is not None
+    out = run(Dataset.from_tables(tables), seed=0, context={"train": train})
+    assert any(n.startswith("association classifier trained on the training dataset") for n in out.notes)
+    a = out.artifacts["association_groups"]
+    assert a["classifier"].notna().all() and a["classifier"].between(0, 1).all()
+    # the training pass: same scale, out-of-fold (an in-sample forest would score its positives ~1)
+    tp = run(train, seed=0, context={"train": None, "train_pass": True})
+    assert any("scored out-of-fold" in n for n in tp.notes)
+    b = tp.artifacts["association_groups"]
+    assert b["classifier"].notna().all()
+    # exact seeded figures
+    assert len(a) == 21 and len(b) == 15
+    assert int((a["classifier"] > 0.5).sum()) == 12 and int((b["classifier"] > 0.5).sum()) == 8
+    # without training data: unsupervised only, the labels of the scored dataset are not read
+    plain = run(Dataset.from_tables({**tables, "labels": labels}), seed=0)
+    assert plain.artifacts["association_groups"]["classifier"].isna().all()
+
+
+def test_dense_blocks_are_scored_against_their_members_degrees(micro):
+    """FRAUDAR's densest blocks are cores of heavy honest users; the lockstep blocks it finds after them are
+    sparser than the whole graph (the old density-ratio score never passed 0.5) but far beyond what their
+    members' degrees predict: those are flagged, the honest cores are not."""
+    tables, labels = micro
+    out = run(Dataset.from_tables(tables), seed=0)
+    s = out.scores[out.scores["method"] == "dense_subgraph"].set_index("entity_id")
+    acc = labels[labels.entity_type == "account"].drop_duplicates("entity_id").set_index("entity_id")["typology"]
+    ty = acc.reindex(s.index[s["flagged"]]).fillna("unlabelled")
+    from fraudkit.contract import FRAUD_TYPOLOGIES
+
+    assert len(ty) and ty.isin(FRAUD_TYPOLOGIES).all()
+    blocks = out.artifacts["dense_blocks"]
+    assert {"lift", "excess_share"} <= set(blocks.columns)
+    # the first (densest) block is an honest heavy core, near what its degrees predict
+    first = blocks[blocks["block_id"] == 0].iloc[0]
+    assert first["lift"] < 2 and first["excess_share"] < 0.2
+    # exact seeded figures
+    assert ty.value_counts().to_dict() == {"device_farm": 15, "offline_script": 12, "crowd_engagement": 8}

@@ -333,19 +333,30 @@ def _matched_names(per):
 
 
 def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
-    from ..models import BoostingScorer, LogisticScorer
+    from ..models import BoostingScorer, LogisticScorer, union_thresholds
 
     want = tuple(context.get("models", ("logistic", "boosting")))
     prec = context.get("target_precision", 0.9)
     cap = int(context.get("max_reasons", 20000))
-    out = {}
+    out, models = {}, {}
     for name in want:
         cls = {"logistic": LogisticScorer, "boosting": BoostingScorer}.get(name)
         if cls is None:
             raise FraudkitError(f"unknown model {name!r} in context['models']; use 'logistic' or 'boosting'")
-        model = cls(target_precision=prec, seed=seed).fit(X_tr, y_tr)
+        models[name] = cls(target_precision=prec, seed=seed).fit(X_tr, y_tr)
+    # the stage flags where any model flags: the union, not each model alone, must reach the target precision
+    joint = union_thresholds(models, target_precision=prec)
+    if np.isfinite(joint["delta"]) and joint["delta"] > 0:
+        notes.append(f"models: thresholds raised by {joint['delta']:.3f} log-odds so that their union reaches "
+                     f"validation precision >= {prec} (union precision {joint['precision_before']:.3f} -> "
+                     f"{joint['precision_after']:.3f})")
+    elif joint["delta"] == np.inf:
+        notes.append(f"models: no common threshold shift brings their union to validation precision {prec}; "
+                     "each model keeps its own validated threshold")
+    for name, model in models.items():
+        thr = joint["thresholds"][name]
         s = model.decision_function(acc)
-        flagged = s > model.threshold_
+        flagged = s > thr
         reasons = np.full(len(acc), "", dtype=object)
         top = np.flatnonzero(flagged)
         top = top[np.argsort(-s[top], kind="stable")][:cap]
@@ -354,10 +365,10 @@ def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
         if np.isinf(model.threshold_):
             notes.append(f"{name}: no threshold reached precision {prec} on validation; nothing flagged")
         notes.append(f"{name}: trained on {len(y_tr)} accounts ({int(y_tr.sum())} positive); threshold "
-                     f"{model.threshold_:.4f} for validation precision >= {prec}")
+                     f"{thr:.4f} for validation precision >= {prec}")
         if name == "logistic":
             artifacts["logistic_coefficients"] = model.coef_
-        out[name] = (s, model.threshold_, flagged, reasons)
+        out[name] = (s, thr, flagged, reasons)
     return out
 
 

@@ -22,6 +22,10 @@ riskiest community), ``label_propagation`` (propagated score, in [0, 1]) and ``g
 
 from __future__ import annotations
 
+import logging
+import resource
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -29,7 +33,8 @@ from ..base import score_frame
 from ..communities import (CommunityScreener, capture_scores, captured_targets, detect_communities,
                            profile_communities)
 from ..io import read_table
-from ..graphs import (build_hetero_graph, coaction_projection, edges_to_sparse, shared_entity_projection)
+from ..graphs import (_unique_int, build_hetero_graph, coaction_projection, edges_to_sparse,
+                      shared_entity_events, shared_entity_projection)
 from ..propagation import SeedPool, label_propagation, strong_entities
 from ..r_ab import RabParams, consolidation_scores, normalize_address, r_ab_edges
 from . import StageOutput, empty_scores
@@ -97,27 +102,31 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     context = dict(context or {})
     p = {**DEFAULTS, **context.get("graph", {})}
     notes: list[str] = []
-    data = {name: read_table(ds, name, cols) for name, cols in _COLS.items()}
-    data = {k: v for k, v in data.items() if v is not None}
+    steps = _Steps()
+    data = _load_tables(ds)
+    steps.done("load", rows_in=sum(len(v) for v in data.values()))
     if "accounts" not in data:
         return StageOutput("graph", empty_scores(), {}, ["skipped: the dataset has no accounts table"])
     accounts = data["accounts"]["account_id"].to_numpy()
 
     views = {}
-    shared = _shared_view(data, p, notes)
+    shared = _shared_view(ds, data, p, notes, steps)
     if shared is not None:
         views["shared"] = shared
+        steps.done("view shared", nodes=_n_nodes(shared), edges=len(shared))
     if "interactions" in data:
-        views["coaction"] = coaction_projection(data["interactions"], window=p["coaction_window"],
-                                                actions=tuple(p["coaction_actions"]), max_degree=p["max_degree"] * 2,
-                                                min_coactions=p["min_coactions"])
-        views["coaction"]["n_ties"] = views["coaction"]["n_coactions"]
+        co = coaction_projection(data["interactions"], window=p["coaction_window"],
+                                 actions=tuple(p["coaction_actions"]), max_degree=p["max_degree"] * 2,
+                                 min_coactions=p["min_coactions"])
+        views["coaction"] = co.assign(n_ties=co["n_coactions"])
+        steps.done("view coaction", rows_in=len(data["interactions"]), nodes=_n_nodes(co), edges=len(co))
     else:
         notes.append("coaction view skipped: the dataset has no interactions table")
     if "orders" in data:
         r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"),
                        params=RabParams(max_degree=p["max_degree"]))
         views["r_ab"] = r.assign(n_ties=r["k"])
+        steps.done("view r_ab", rows_in=len(data["orders"]), nodes=_n_nodes(r), edges=len(r))
     else:
         notes.append("r_ab view skipped: the dataset has no orders table")
 
@@ -127,6 +136,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     if "orders" in data and "received_at" in data["orders"].columns:
         c = consolidation_scores(data["orders"], window=p["consolidation_window"], alpha=p["consolidation_alpha"])
         evidence["consolidation"] = c[["account_id", "score", "n_aligned"]]
+        steps.done("consolidation test", rows_in=len(data["orders"]))
     else:
         notes.append("consolidation test skipped: no orders with received_at")
     for name, e in views.items():
@@ -135,6 +145,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
             notes.append(f"{name} view has no edges")
             continue
         part = detect_communities(e, method=p["community_method"], resolution=p["resolution"], seed=seed)
+        steps.done(f"communities {name}", nodes=len(part.nodes), edges=len(e))
         prof = profile_communities(part, data, known_bad=seed_keys, edges=e, min_size=p["min_community_size"],
                                    tie_count="n_ties")
         if len(prof) and name in p["screened_views"]:
@@ -144,8 +155,10 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
         else:
             prof = prof.assign(score=pd.Series(dtype=float), flagged=pd.Series(dtype=bool),
                                reason=pd.Series(dtype=object))
+        steps.done(f"profile and screen {name}", nodes=len(prof))
         if name == "coaction":
             evidence["capture"], note_rows = _capture_evidence(part, data, p)
+            steps.done("capture test", rows_in=len(data["interactions"]))
         prof.insert(0, "view", name)
         profiles.append(prof)
         m = part.to_frame()
@@ -174,7 +187,8 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     all_seeds = pd.Index(np.concatenate([np.asarray(seed_keys, dtype=object), strong_comm.astype(object)]
                                         + [c.to_numpy().astype(object) for c in confirmed])).unique()
     key_index = pd.Index(accounts)
-    adj, combined = _combined_adjacency(views, key_index, p)
+    adj = _combined_adjacency(views, key_index, p)
+    steps.done("combined adjacency", nodes=adj.shape[0], edges=adj.nnz // 2)
     seed_idx = key_index.get_indexer(all_seeds)
     seed_idx = seed_idx[seed_idx >= 0]
     if len(seed_idx) and adj.nnz:
@@ -182,6 +196,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     else:
         lp = np.zeros(len(accounts))
         notes.append("label propagation skipped: no seeds (no seed pool, no stage-1 flags, no screened community)")
+    steps.done("label propagation", rows_in=len(seed_idx), nodes=adj.shape[0], edges=adj.nnz // 2)
     graph_score = np.maximum(cs.to_numpy(), lp)
     cs_flag = cs.to_numpy() > p["screen_threshold"]
     lp_flag = lp > p["lp_threshold"]
@@ -202,14 +217,18 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     ], ignore_index=True)
 
     flagged = accounts[cs_flag | lp_flag | ev_flag]
-    hg = build_hetero_graph(data, edge_types=("uses_device", "uses_ip", "has_phone", "ships_to", "receiver_phone",
-                                              "bound_to"))
+    # the shared-media graph around the flagged accounts (all that strong entities and explanations read),
+    # aggregated to distinct (account, medium) edges (in DuckDB for a Dataset)
+    hg = build_hetero_graph(ds, edge_types=("uses_device", "uses_ip", "has_phone", "ships_to", "receiver_phone",
+                                            "bound_to"), around=flagged)
+    steps.done("hetero graph (media of flagged accounts)", nodes=hg.n_nodes, edges=len(hg.edges))
     strong = strong_entities(hg, flagged, min_accounts=3)
     pool = _seed_pool(context, seed_sources, flagged, graph_score[cs_flag | lp_flag | ev_flag], strong)
-    explanations = _explanations(flagged, cm, strong, hg, combined, key_index, all_seeds)
+    explanations = _explanations(flagged, cm, strong, hg, adj, key_index, all_seeds)
+    steps.done("strong entities, seed pool, explanations", rows_in=len(flagged), nodes=len(strong))
     return StageOutput("graph", scores, {
         "communities": communities, "community_profiles": profiles, "seed_pool": pool.table,
-        "strong_entities": strong, "explanations": explanations}, notes)
+        "strong_entities": strong, "explanations": explanations, "timings": steps.table()}, notes)
 
 
 def explain_paths(adj, sources, targets, *, max_hops=6) -> tuple[np.ndarray, list]:
@@ -272,6 +291,15 @@ def _capture_evidence(part, data, p):
         cat = cat[~cat.index.duplicated()]
         stratum = cat.reindex(it["target_id"].to_numpy()).fillna("__unknown__").to_numpy(dtype=object)
         stratum[follow] = "__follow__"
+        if "author_id" in data["notes"].columns and follow.any():
+            # follows are stratified by the author's main topic: a taste community following its topic's
+            # authors is expected (unstratified, demo-small seed 0 "captured" 115 honest authors)
+            topic = data["notes"].groupby(["author_id", "category"], observed=True).size().rename("n").reset_index() \
+                .sort_values(["author_id", "n", "category"], ascending=[True, False, True], kind="stable") \
+                .drop_duplicates("author_id").set_index("author_id")["category"]
+            ft = topic.reindex(it["target_id"].to_numpy()[follow])
+            stratum[follow] = np.where(ft.notna().to_numpy(), "__follow__:" + ft.astype(str).to_numpy(dtype=object),
+                                       "__follow__")
     else:
         stratum = np.where(follow, "__follow__", "__note__").astype(object)
     ev = pd.DataFrame({"account_id": it["account_id"].to_numpy(), "target": tcode, "stratum": stratum})
@@ -290,19 +318,22 @@ def _capture_evidence(part, data, p):
     return acc[["account_id", "score", "n_captured"]], note_rows
 
 
-def _shared_view(data, p, notes):
-    frames = []
-    for name in ("logins", "interactions", "orders", "coupon_claims"):
-        if name in data:
-            frames.append(data[name][["account_id", "device_id", "ts"]])
+def _shared_view(ds, data, p, notes, steps):
+    event_tables = ("logins", "interactions", "orders", "coupon_claims")
     parts = []
     md = p["max_degree"]
     mw = p["media_weights"]
+    frames = [name for name in event_tables if _has(ds, name)]
     if frames:
-        ev = pd.concat(frames, ignore_index=True)
+        # 38M device events reduce (in DuckDB) to the first use per (account, device) plus hot-device events
+        ev = shared_entity_events(ds, entity="device_id", tables=event_tables, max_degree=md)
         parts.append((shared_entity_projection(ev, entity="device_id", time="ts", max_degree=md), mw["device_id"]))
-    if "logins" in data:
-        parts.append((shared_entity_projection(data["logins"], entity="ip", time="ts", max_degree=md), mw["ip"]))
+        steps.done("shared device events + projection", rows_in=len(ev), edges=len(parts[-1][0]))
+    if _has(ds, "logins"):
+        ev = shared_entity_events(ds, entity="ip", tables=("logins",), max_degree=md)
+        parts.append((shared_entity_projection(ev, entity="ip", time="ts", max_degree=md), mw["ip"]))
+        steps.done("shared ip events + projection", rows_in=len(ev), edges=len(parts[-1][0]))
+        del ev
     acc = data["accounts"]
     parts.append((shared_entity_projection(acc, entity="phone", time="registered_at", max_degree=md), mw["phone"]))
     if "bindings" in data:
@@ -320,22 +351,114 @@ def _shared_view(data, p, notes):
         if any(len(f) for f, _ in parts) else None
     if e is None:
         return None
-    e = e.groupby(["src", "dst"], sort=True).agg(weight=("weight", "sum"), n_ties=("n_shared", "sum")).reset_index()
-    return e
+    return _sum_parallel_edges(e)
+
+
+def _sum_parallel_edges(e):
+    """``e.groupby(["src", "dst"], sort=True)`` summing ``weight`` and ``n_shared`` (as ``n_ties``), by sorting
+    one int64 code; the same rows and bits (Kahan sums in row order), without hashing 28M key pairs."""
+    from ..graphs import _group_sum
+
+    src, dst = e["src"].to_numpy(), e["dst"].to_numpy()
+    try:
+        keys = np.sort(np.concatenate([src, dst]))  # sorted keys and ranks by binary search (no hashing)
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+        s_rank, d_rank = np.searchsorted(keys, src), np.searchsorted(keys, dst)
+    except TypeError:  # keys of mixed types: pandas orders them
+        return e.groupby(["src", "dst"], sort=True).agg(weight=("weight", "sum"),
+                                                        n_ties=("n_shared", "sum")).reset_index()
+    n = len(keys)
+    code = s_rank.astype(np.int64) * n + d_rank
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
+    return pd.DataFrame({"src": keys[code[starts] // n], "dst": keys[code[starts] % n],
+                         "weight": _group_sum(e["weight"].to_numpy(float)[order], starts),
+                         "n_ties": np.add.reduceat(e["n_shared"].to_numpy(np.int64)[order], starts)})
 
 
 def _combined_adjacency(views, key_index, p):
-    parts = []
+    """Symmetric CSR sum of the views' weighted adjacencies over ``key_index`` (edges off it are dropped)."""
+    import scipy.sparse as sp
+
+    adj = sp.csr_matrix((len(key_index), len(key_index)), dtype=float)
     for name, e in views.items():
         s, d = key_index.get_indexer(e["src"]), key_index.get_indexer(e["dst"])
         ok = (s >= 0) & (d >= 0)
-        parts.append(pd.DataFrame({"s": s[ok], "d": d[ok], "w": e["weight"].to_numpy(float)[ok] * p["view_weights"][name]}))
-    if not parts:
-        comb = pd.DataFrame({"s": np.array([], np.int64), "d": np.array([], np.int64), "w": np.array([], float)})
-    else:
-        comb = pd.concat(parts, ignore_index=True).groupby(["s", "d"]).sum().reset_index()
-    adj = edges_to_sparse(comb["s"].to_numpy(), comb["d"].to_numpy(), comb["w"].to_numpy(), n=len(key_index))
-    return adj, comb
+        adj = adj + edges_to_sparse(s[ok], d[ok], e["weight"].to_numpy(float)[ok] * p["view_weights"][name],
+                                    n=len(key_index))
+    return adj.tocsr()
+
+
+def _n_nodes(e):
+    if not len(e):
+        return 0
+    keys = np.concatenate([e["src"].to_numpy(), e["dst"].to_numpy()])
+    return len(_unique_int(keys)) if keys.dtype.kind in "iu" else int(pd.unique(keys).size)
+
+
+def _has(ds, name):
+    return (ds.get(name) is not None) if isinstance(ds, dict) else ds.has(name)
+
+
+# tables and columns held as pandas frames: the device/IP columns of the event tables are reduced in DuckDB
+# (shared_entity_events) and the shared-media graph is aggregated there (build_hetero_graph), so the 38M
+# event IPs (text) are never materialised; coupon claims only feed those two
+_FRAME_COLS = {name: [c for c in cols if not (c == "ip" and name != "accounts")]
+               for name, cols in _COLS.items() if name != "coupon_claims"}
+
+
+def _load_tables(ds):
+    """The stage's pandas frames: the :data:`_FRAME_COLS` a dict or Dataset has; ``action`` categorical."""
+    if isinstance(ds, dict):
+        data = {name: read_table(ds, name, cols) for name, cols in _FRAME_COLS.items()}
+        return {k: v for k, v in data.items() if v is not None}
+    from .._sqlsource import open_source
+    from ..io import _ns_timestamps
+
+    data = {}
+    with open_source(ds) as src:
+        for name, cols in _FRAME_COLS.items():
+            if not src.has(name):
+                continue
+            have = [c for c in cols if c not in src.missing_columns.get(name, ())]
+            tbl = src.con.execute(f"SELECT {', '.join(have)} FROM {getattr(src.t, name)}").to_arrow_table()
+            if "action" in have:  # 24M action strings as a 6-value categorical
+                import pyarrow.compute as pc
+
+                i = tbl.schema.get_field_index("action")
+                tbl = tbl.set_column(i, "action", pc.dictionary_encode(tbl.column("action")))
+            data[name] = _ns_timestamps(tbl.to_pandas())
+            del tbl
+    return data
+
+
+_log = logging.getLogger(__name__)
+
+
+class _Steps:
+    """Per-step wall time, sizes and peak RSS of one run: the ``timings`` artifact."""
+
+    def __init__(self):
+        self.rows = []
+        self._t = self._t0 = time.perf_counter()
+
+    def done(self, step, *, rows_in=None, nodes=None, edges=None):
+        now = time.perf_counter()
+        self.rows.append({"step": step, "seconds": round(now - self._t, 3), "rows_in": rows_in, "nodes": nodes,
+                          "edges": edges,
+                          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+        _log.info("graph stage: %s %.1f s (rows in %s, nodes %s, edges %s, peak RSS %.0f MB)", step, now - self._t,
+                  rows_in, nodes, edges, self.rows[-1]["peak_rss_mb"])
+        self._t = now
+
+    def table(self):
+        t = pd.DataFrame(self.rows, columns=["step", "seconds", "rows_in", "nodes", "edges", "peak_rss_mb"])
+        for c in ("rows_in", "nodes", "edges"):
+            t[c] = t[c].astype("Int64")
+        total = pd.DataFrame({"step": ["total"], "seconds": [round(time.perf_counter() - self._t0, 3)],
+                              "peak_rss_mb": [t["peak_rss_mb"].max() if len(t) else np.nan]})
+        return pd.concat([t, total], ignore_index=True)
 
 
 def _external_seeds(seeds, notes):
@@ -367,7 +490,7 @@ def _seed_pool(context, source, flagged, scores, strong):
     return pool.update(new, run_id=str(context.get("run_id", "graph")), seen_at=context.get("now"))
 
 
-def _explanations(flagged, cm, strong, hg, comb, key_index, seeds):
+def _explanations(flagged, cm, strong, hg, adj, key_index, seeds):
     cols = ["account_id", "view", "community", "community_score", "community_reason", "shared_entities",
             "nearest_seed", "path", "path_length"]
     if not len(flagged):
@@ -384,7 +507,6 @@ def _explanations(flagged, cm, strong, hg, comb, key_index, seeds):
     ents = use.groupby("src")["lbl"].agg(lambda s: ", ".join(sorted(s)[:5]))
     shared_txt = pd.Series(acc_nodes).map(ents).fillna("").to_numpy()
     # shortest path to a seed over the combined account graph
-    adj = edges_to_sparse(comb["s"].to_numpy(), comb["d"].to_numpy(), None, n=len(key_index))
     src_idx = key_index.get_indexer(pd.Index(seeds))
     src_idx = src_idx[src_idx >= 0]
     tgt = key_index.get_indexer(pd.Index(flagged))

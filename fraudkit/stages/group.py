@@ -3,10 +3,13 @@
 ``run`` turns four unsupervised group miners into per-account scores with the
 methods ``device_cluster``, ``coaction``, ``dense_subgraph``, ``association``
 and their combination ``group`` (the strongest group evidence an account has).
-Each miner that lacks its input table is skipped with a note. The labels of
-the scored dataset are never read; the association classifier trains only on
-``context["train_dataset"]`` when the pipeline passes a *different* labelled
-dataset.
+Each miner that lacks its input table is skipped with a note. The association
+classifier trains on ``context["train"]`` (the pipeline's training Dataset,
+``fraudkit score --train``). When the dataset being scored *is* the training
+dataset — the pipeline's operating-point pass (``context["train_pass"]``) or
+``--train`` naming the scored data — its groups are scored out-of-fold, so the
+training world's scores, on which thresholds are set, are on the scale of a
+world the classifier never saw. Otherwise the scored dataset's labels are never read.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import pandas as pd
 
 from ..association import AssociationNetwork
 from ..base import score_frame
-from ..dense import fraudar_frame
+from ..dense import block_excess, fraudar_frame
+from ..errors import MissingInputError
 from ..groups import CoActionMiner, DeviceClusterer, candidates
 from . import StageOutput, empty_scores
 
@@ -30,7 +34,8 @@ DEFAULTS = {
     "coaction": {"min_group_size": 5, "min_jaccard": 0.3, "min_targets": 2},
     "coaction_actions": ("like", "collect", "comment", "share", "follow"),
     "dense": {"max_blocks": 10, "min_rows": 5, "min_cols": 2},
-    "dense_min_ratio": 3.0,
+    "dense_min_excess": 0.2,
+    "dense_min_lift": 5.0,
     "association": {"window": "1D", "max_component_size": 200, "min_group_size": 3},
     "threshold": 0.5,
     "candidate_min_score": 0.7,
@@ -51,7 +56,9 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     seed : int
     context : dict or None
         ``"group"``: parameter overrides (see :data:`DEFAULTS`);
-        ``"train_dataset"``: a labelled Dataset to train the association classifier on.
+        ``"train"``: a labelled Dataset to train the association classifier on (``"train_dataset"`` is
+        read as well, for older callers); ``"train_pass"``: True when ``ds`` is itself the labelled
+        training dataset (scored out-of-fold).
 
     Returns
     -------
@@ -126,35 +133,41 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     edges = acts[["account_id", "target_id"]].drop_duplicates()
     if len(edges):
         blocks, members = fraudar_frame(edges, **p["dense"])
-        # the whole graph's weighted density, in the same log-weighted units as the blocks
-        deg = edges["target_id"].map(edges["target_id"].value_counts()).to_numpy(float)
-        base = (1.0 / np.log(deg + 5.0)).sum() / max(edges["account_id"].nunique() + edges["target_id"].nunique(), 1)
+        # FRAUDAR's average mass favours cores of heavy honest users (their density is the graph's, a light
+        # lockstep block's below it): a block is scored against what its members' degrees predict. It needs
+        # both a share of its members' activity beyond chance (heavy cores: ~0) and a lift (honest accounts
+        # sharing a few niche notes: high lift, tiny share); 0.5 where both reach their minimum
+        ex = block_excess(edges, members).set_index("block_id")
+        members = members.assign(lift=ex["lift"].reindex(members["block_id"]).to_numpy(),
+                                 excess_share=ex["excess_share"].reindex(members["block_id"]).to_numpy())
         rows = members[members["side"] == "row"].copy()
-        ratio = rows["density"] / max(base, 1e-12)
-        rows["score"] = np.clip(1 - p["dense_min_ratio"] / 2 / np.maximum(ratio, 1e-12), 0, 1)
+        by_share = rows["excess_share"].to_numpy(float) / (2 * p["dense_min_excess"])
+        by_lift = np.log(np.maximum(rows["lift"].to_numpy(float), 1.0)) / (2 * np.log(p["dense_min_lift"]))
+        rows["score"] = np.clip(np.minimum(by_share, by_lift), 0, 1)
         rows = rows.rename(columns={"entity_id": "account_id"})
         rows["reason"] = ("dense block " + rows["block_id"].astype(str) + ": " + rows["n_rows"].astype(str)
                           + " accounts x " + rows["n_cols"].astype(str) + " targets, fill "
-                          + rows["fill"].round(2).astype(str) + ", " + ratio.round(1).astype(str)
-                          + "x the graph's density")
+                          + rows["fill"].round(2).astype(str) + ", " + rows["lift"].round(1).astype(str)
+                          + "x the edges their degrees predict, " + (100 * rows["excess_share"]).round().astype(int)
+                          .astype(str) + "% of the members' activity beyond chance")
         a = _best(rows[["account_id", "score", "block_id", "reason"]].rename(columns={"block_id": "group_id"}))
         per_method["dense_subgraph"] = a
-        artifacts["dense_blocks"] = members.assign(entity_id=members["entity_id"].astype(str),
-                                                   density_ratio=members["density"] / max(base, 1e-12))
+        artifacts["dense_blocks"] = members.assign(entity_id=members["entity_id"].astype(str))
         cand_sources.append(a.assign(kind="dense_subgraph", group_id="b" + a["group_id"].astype(str),
                                      group_size=a["group_id"].map(a.groupby("group_id").size())))
     else:
         notes.append("dense_subgraph skipped: no like/collect/comment/share/follow interactions")
 
     # 4. association network
-    train = context.get("train_dataset")
-    kw = {}
-    if train is not None and train.labels is not None:
-        kw = {"train_tables": _assoc_tables(train), "train_labels": train.labels}
-        notes.append("association classifier trained on the training dataset's labelled groups")
-    else:
-        notes.append("association: no training dataset; unsupervised score only (IsolationForest + risk index)")
-    an = AssociationNetwork(**p["association"], seed=seed, threshold=_THRESHOLDS["association"]).fit(tables, **kw)
+    an = AssociationNetwork(**p["association"], seed=seed, threshold=_THRESHOLDS["association"])
+    kw = _association_training(ds, context, notes)
+    try:
+        an.fit(tables, **kw)
+    except MissingInputError as e:
+        if not kw:
+            raise
+        notes.append(f"association classifier not trained ({e}); unsupervised score only")
+        an.fit(tables)
     a = an.account_scores()
     per_method["association"] = a
     artifacts["association_groups"] = an.features_.merge(
@@ -196,6 +209,23 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
 
 def _best(a: pd.DataFrame) -> pd.DataFrame:
     return a.sort_values(["account_id", "score"], ascending=[True, False], kind="stable").drop_duplicates("account_id")
+
+
+def _association_training(ds, context, notes) -> dict:
+    """Keyword arguments of :meth:`AssociationNetwork.fit` for the training data in ``context``."""
+    train = context.get("train", context.get("train_dataset"))
+    if context.get("train_pass") and getattr(ds, "labels", None) is not None:
+        train = ds
+    if train is None or getattr(train, "labels", None) is None:
+        notes.append("association: no training dataset; unsupervised score only (IsolationForest + risk index)")
+        return {}
+    fp = getattr(train, "fingerprint", None)
+    if train is ds or (fp is not None and fp == getattr(ds, "fingerprint", None)):
+        notes.append("association classifier trained on this (training) dataset's labelled groups; its "
+                     "groups are scored out-of-fold")
+        return {"labels": train.labels}
+    notes.append("association classifier trained on the training dataset's labelled groups")
+    return {"train_tables": _assoc_tables(train), "train_labels": train.labels}
 
 
 def _assoc_tables(ds) -> dict:
