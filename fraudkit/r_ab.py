@@ -341,11 +341,7 @@ def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max
         first = np.repeat(starts, sizes)
         lam = np.zeros(len(rows))
         cnt = np.zeros(len(rows))
-        csum = np.cumsum(per_row)
-        lo = 0
-        while lo < len(rows):
-            base = csum[lo - 1] if lo else 0
-            hi = min(max(int(np.searchsorted(csum, base + chunk_pairs, side="right")), lo + 1), len(rows))
+        for lo, hi in _chunk_bounds(np.cumsum(per_row), chunk_pairs):
             reps = per_row[lo:hi]
             i = np.repeat(np.arange(lo, hi), reps)
             j = first[i] + (np.arange(len(i)) - np.repeat(np.cumsum(reps) - reps, reps))
@@ -356,7 +352,6 @@ def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max
             lam[lo:hi] = np.bincount(i - lo, weights=np.where(other, pj, 0.0), minlength=hi - lo)
             cnt[lo:hi] = np.bincount(i - lo, weights=(other & (np.abs(rj - ri) <= half)).astype(float),
                                      minlength=hi - lo)
-            lo = hi
         log10_p = poisson.logsf(cnt - 1, np.maximum(lam, 1e-12)) / np.log(10)
         n_tests += len(rows)
         better = log10_p < best[rows]
@@ -467,19 +462,32 @@ def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=20_000_000):
     y = np.where(cnt[a] <= cnt[b], b, a)
     reps = cnt[x]
     out = np.zeros(len(a), bool)
-    csum = np.cumsum(reps)
-    start = 0
-    while start < len(a):
-        base = csum[start - 1] if start else 0
-        stop = min(max(int(np.searchsorted(csum, base + chunk, side="right")), start + 1), len(a))
+    for start, stop in _chunk_bounds(np.cumsum(reps), chunk):
         r = reps[start:stop]
         row = np.repeat(np.arange(start, stop), r)
         k = np.arange(len(row)) - np.repeat(np.cumsum(r) - r, r)
         v = av_val[lo_idx[x[row]] + k]
         _, found = _lookup(code, code, y[row] * n_v + v)
         out[row[found]] = True
-        start = stop
     return out
+
+
+def _chunk_bounds(csum, chunk):
+    """``(lo, hi)`` row ranges whose expansions (``csum`` = running total of per-row sizes) sum to about ``chunk``.
+
+    Every range holds at least one row, so a row larger than ``chunk`` gets a range of its own.
+
+    Examples
+    --------
+    >>> list(_chunk_bounds(np.cumsum([2, 2, 5, 1]), 4))
+    [(0, 2), (2, 3), (3, 4)]
+    """
+    lo, n = 0, len(csum)
+    while lo < n:
+        base = csum[lo - 1] if lo else 0
+        hi = min(max(int(np.searchsorted(csum, base + chunk, side="right")), lo + 1), n)
+        yield lo, hi
+        lo = hi
 
 
 def _best_per_pair_item(pc, item, s, n_item):
