@@ -147,7 +147,8 @@ def test_artifacts(output, world):
     assert t["step"].iloc[-1] == "total" and (t["seconds"] >= 0).all()
     assert {"load", "view shared", "view coaction", "view r_ab", "communities coaction", "label propagation",
             "hetero graph (media of flagged accounts)"} <= set(t["step"])
-    assert t["seconds"].iloc[-1] >= t["seconds"].iloc[:-1].sum() - 1e-6
+    # each figure is rounded to the millisecond: the parts may exceed the rounded total by 0.5 ms apiece
+    assert t["seconds"].iloc[-1] >= t["seconds"].iloc[:-1].sum() - 0.0005 * len(t)
     assert set(a["communities"]["view"]) == {"shared", "coaction", "r_ab"}
     strong = a["strong_entities"]
     assert {"farmdev0", "farmdev1", "farmdev2", "farmdev3"} <= set(strong["entity_id"])
