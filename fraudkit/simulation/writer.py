@@ -158,7 +158,7 @@ def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True) -> Simul
                                                           allow_unicode=True), encoding="utf-8")
         (tmp / "manifest.json").write_text(json.dumps({
             "scenario": scenario.name, "seed": seed, "format": fmt, "counts": counts, "labelled": labelled,
-            "seconds": round(seconds, 2), "fraudkit": _version()}, indent=2), encoding="utf-8")
+            "fraudkit": _version()}, indent=2), encoding="utf-8")  # no wall time: same seed, same bytes
     return SimulationSummary(scenario.name, seed, str(out), counts, labelled, seconds)
 
 
