@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MissingInputError
-from .graphs import _unique_int
+from .graphs import _group_sum, _unique_int
 
 __all__ = ["RabParams", "r_ab_edges", "normalize_address", "in_promotion", "consolidation_scores"]
 
@@ -506,14 +506,3 @@ def _best_per_pair_item(pc, item, s, n_item):
     by = np.argsort(pair_rank * len(order) + first_row)  # pairs in order, items by first appearance
     code, smax = code[by], smax[by]
     return code // n_item, code % n_item, smax
-
-
-def _group_sum(values, starts):
-    """Sums of consecutive runs of ``values`` beginning at ``starts``, Kahan-compensated in row order.
-
-    The same arithmetic as pandas' grouped ``sum``/``mean``, so replacing a groupby changes no bit; one
-    numpy step per position within a run (runs are short: co-purchased items of a pair).
-    """
-    from .graphs import _group_sum as gs
-
-    return gs(values, starts)

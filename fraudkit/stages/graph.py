@@ -33,7 +33,7 @@ from ..base import score_frame
 from ..communities import (CommunityScreener, capture_scores, captured_targets, detect_communities,
                            profile_communities)
 from ..io import read_table
-from ..graphs import (_unique_int, build_hetero_graph, coaction_projection, edges_to_sparse,
+from ..graphs import (_group_sum, _unique_int, build_hetero_graph, coaction_projection, edges_to_sparse,
                       shared_entity_events, shared_entity_projection)
 from ..propagation import SeedPool, label_propagation, strong_entities
 from ..r_ab import RabParams, consolidation_scores, normalize_address, r_ab_edges
@@ -357,8 +357,6 @@ def _shared_view(ds, data, p, notes, steps):
 def _sum_parallel_edges(e):
     """``e.groupby(["src", "dst"], sort=True)`` summing ``weight`` and ``n_shared`` (as ``n_ties``), by sorting
     one int64 code; the same rows and bits (Kahan sums in row order), without hashing 28M key pairs."""
-    from ..graphs import _group_sum
-
     src, dst = e["src"].to_numpy(), e["dst"].to_numpy()
     try:
         keys = np.sort(np.concatenate([src, dst]))  # sorted keys and ranks by binary search (no hashing)
