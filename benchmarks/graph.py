@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fraudkit.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES  # noqa: E402
+from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES  # noqa: E402
 
 
 def _peak_mb():
@@ -44,7 +44,7 @@ def _timed(label, fn, *a, **kw):
 def bench_communities(n_edges, seed=0):
     import igraph as ig
 
-    from fraudkit.communities import detect_communities
+    from fraudkit.identification.graph.communities import detect_communities
 
     rng = np.random.default_rng(seed)
     n = max(n_edges // 10, 10)
@@ -69,8 +69,8 @@ def bench_communities(n_edges, seed=0):
 
 def _load(args, seed):
     if args.data:
-        from fraudkit.io import load_dataset
-        from fraudkit.stages.graph import _COLS
+        from fraudkit.data.dataset import load_dataset
+        from fraudkit.pipeline.stages.graph import _COLS
 
         # validated when it was simulated; read only the columns the graph stage reads (what the stage holds)
         ds = load_dataset(args.data, validate=False)
@@ -86,7 +86,7 @@ def _load(args, seed):
 
 
 def bench_scenario(args):
-    from fraudkit.stages import graph as stage
+    from fraudkit.pipeline.stages import graph as stage
 
     import logging
 
@@ -96,7 +96,7 @@ def bench_scenario(args):
     t0 = time.perf_counter()
     load0 = os.getloadavg()
     if args.data:
-        from fraudkit.io import load_dataset
+        from fraudkit.data.dataset import load_dataset
 
         ds = load_dataset(args.data, validate=False)  # validated when it was simulated
         print(f"data {args.data}: " + ", ".join(f"{t}={int(ds.table(t).count().execute()):,}"
@@ -118,11 +118,11 @@ def bench_scenario(args):
 
 
 def bench_pieces(args):
-    from fraudkit.communities import detect_communities
-    from fraudkit.graphs import build_hetero_graph, coaction_projection, shared_entity_projection
-    from fraudkit.propagation import label_propagation
-    from fraudkit.r_ab import r_ab_edges
-    from fraudkit.stages import graph as stage
+    from fraudkit.identification.graph.communities import detect_communities
+    from fraudkit.capability.graphs import build_hetero_graph, coaction_projection, shared_entity_projection
+    from fraudkit.identification.graph.propagation import label_propagation
+    from fraudkit.capability.r_ab import r_ab_edges
+    from fraudkit.pipeline.stages import graph as stage
 
     t0 = time.perf_counter()
     d, _ = _timed(f"load/generate {args.data or args.scenario}", _load, args, args.seed)
@@ -138,7 +138,7 @@ def bench_pieces(args):
     if "orders" in d:
         r = _timed("r_ab_edges", r_ab_edges, d["orders"], d.get("products"), d.get("promotions"))
         print(f"    {len(r):,} edges")
-        from fraudkit.r_ab import consolidation_scores
+        from fraudkit.capability.r_ab import consolidation_scores
         cs = _timed("consolidation_scores", consolidation_scores, d["orders"])
         print(f"    {cs.attrs['n_tests']:,} orders tested")
     p = _timed("detect_communities(coaction)", detect_communities, c, seed=0)
@@ -146,7 +146,7 @@ def bench_pieces(args):
     cap, _ = _timed("capture test (stratified by category)", stage._capture_evidence, p, d, stage.DEFAULTS)
     print(f"    {int((cap['score'] >= 0.5).sum()):,} accounts confirmed")
     keys = pd.Index(d["accounts"]["account_id"])
-    from fraudkit.graphs import edges_to_sparse
+    from fraudkit.capability.graphs import edges_to_sparse
     adj = edges_to_sparse(keys.get_indexer(c["src"]), keys.get_indexer(c["dst"]), c["weight"].to_numpy(), n=len(keys))
     _timed("label_propagation(coaction, 100 seeds)", label_propagation, adj, np.arange(min(100, len(keys))))
     print(f"pieces total {time.perf_counter() - t0:.1f} s, peak RSS {_peak_mb():.0f} MB")
@@ -154,14 +154,14 @@ def bench_pieces(args):
 
 
 def evaluate(args):
-    from fraudkit.base import threshold_for_precision
-    from fraudkit.stages import graph as stage
+    from fraudkit.identification.base import threshold_for_precision
+    from fraudkit.pipeline.stages import graph as stage
 
     res = {}
     for role, seed in (("train", args.train_seed), ("test", args.test_seed)):
         d, labels = _load(args, seed)
         if args.via_dataset:  # the path a loaded dataset takes (DuckDB reductions and loading)
-            from fraudkit.io import Dataset
+            from fraudkit.data.dataset import Dataset
 
             d = Dataset.from_tables(d, validate=False)
         out = stage.run(d, seed=0, context={})

@@ -46,9 +46,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from fraudkit.io import Dataset, load_dataset
+    from fraudkit.data.dataset import Dataset, load_dataset
     from fraudkit.simulation import generate, load_scenario
-    from fraudkit.stages import group
+    from fraudkit.pipeline.stages import group
 
     peak = _Peak()
     t0 = time.perf_counter()

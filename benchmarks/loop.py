@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/loop.py --scenario demo-small --windows 4
     .venv/bin/python benchmarks/loop.py --scenario ecommerce-promo --windows 4 --stages behaviour,graph
 
-Simulates the scenario in memory (seeded), runs :func:`fraudkit.loop.run_closed_loop` into a
+Simulates the scenario in memory (seeded), runs :func:`fraudkit.evaluation.loop.run_closed_loop` into a
 temporary folder (or ``--out``), prints the per-iteration table (labels are read only to
 evaluate) and the wall time.
 """
@@ -29,8 +29,8 @@ def main(argv=None):
 
     import pandas as pd
 
-    from fraudkit.evaluation import format_table
-    from fraudkit.loop import run_closed_loop
+    from fraudkit.evaluation.metrics import format_table
+    from fraudkit.evaluation.loop import run_closed_loop
     from fraudkit.simulation import generate, load_scenario
 
     t0 = time.perf_counter()

@@ -5,10 +5,10 @@ Usage::
     .venv/bin/python benchmarks/real_data.py [--real DIR] [--data DIR] [--trials 10] [--out benchmarks/real_data.md]
     .venv/bin/python benchmarks/real_data.py --check [--trials 10]
 
-The first form converts the public files with :func:`fraudkit.adapters.convert` (into ``--data``, default a
-temporary folder), runs :func:`fraudkit.graphbench.run_benchmark` for every data set and protocol with seed 0,
+The first form converts the public files with :func:`fraudkit.data.adapters.convert` (into ``--data``, default a
+temporary folder), runs :func:`fraudkit.evaluation.graphbench.run_benchmark` for every data set and protocol with seed 0,
 and writes the tables beside the published numbers, with the commands, wall times, load averages and machine
-(atomically, through :mod:`fraudkit.atomic`).
+(atomically, through :mod:`fraudkit.data.atomic`).
 
 ``--check`` reproduces the file through the command line instead: it runs ``fraudkit graph-benchmark DIR
 --protocol P --trials N --out CSV`` for every table, compares the printed rows and the per-trial CSV with the
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudkit.adapters import convert, real_data_dir
-from fraudkit.atomic import write_text
-from fraudkit.graphbench import format_table, run_benchmark
+from fraudkit.data.adapters import convert, real_data_dir
+from fraudkit.data.atomic import write_text
+from fraudkit.evaluation.graphbench import format_table, run_benchmark
 
 PUBLISHED = [
     ("GCN (Platonov et al., ICLR 2023)", "83.64"),
@@ -255,7 +255,7 @@ def _report(table, graphs, trials, wall, load0, load1, timings) -> str:
         "| `ensemble` | bagged ensemble selection (Caruana et al. 2004/2006) of the rank-normalised methods above: "
         "25 bootstrap samples of the validation nodes, forward selection from the best 3 |",
         "| `isolation_forest` | isolation forest on own features + neighbour aggregates (no labels) |",
-        "| `fraudar` | FRAUDAR dense blocks (`fraudkit.dense`) on the co-task graph; score = block density |",
+        "| `fraudar` | FRAUDAR dense blocks (`fraudkit.identification.graph.dense`) on the co-task graph; score = block density |",
         "| `community_screening` | isolation forest over community profiles (size, density, mean features) |",
         "",
     ]

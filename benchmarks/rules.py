@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from fraudkit._random import check_random_state
-from fraudkit.lists import ListStore
-from fraudkit.rules import default_ruleset
+from fraudkit.randomness import check_random_state
+from fraudkit.capability.lists import ListStore
+from fraudkit.identification.rules import default_ruleset
 
 
 def synthetic(rs, entity, n, seed):

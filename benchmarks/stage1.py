@@ -24,8 +24,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fraudkit.models import labels_for  # noqa: E402
-from fraudkit.stages import behaviour as stage  # noqa: E402
+from fraudkit.identification.models import labels_for  # noqa: E402
+from fraudkit.pipeline.stages import behaviour as stage  # noqa: E402
 
 
 def _peak_gb() -> float:
@@ -34,7 +34,7 @@ def _peak_gb() -> float:
 
 def _load(scenario, seed, data):
     if data is not None:
-        from fraudkit.io import load_dataset
+        from fraudkit.data.dataset import load_dataset
 
         ds = load_dataset(data, validate=False)
         return ds, ds.labels

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--quarantine", type=Path, default=None, help="quarantine folder")
     args = p.parse_args(argv)
 
-    from fraudkit.io import load_dataset, validate_dataset
+    from fraudkit.data.dataset import load_dataset, validate_dataset
 
     with tempfile.TemporaryDirectory(prefix="fraudkit-bench-") as tmp:
         data = args.data

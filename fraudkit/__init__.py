@@ -1,7 +1,7 @@
 """fraudkit: find fake traffic, device farms, scalpers and coupon abusers.
 
 The five-step process (perception -> capability -> identification -> mitigation
--> evaluation) over one data contract (:mod:`fraudkit.contract`).
+-> evaluation) over one data contract (:mod:`fraudkit.data.contract`).
 """
 
 __version__ = "0.1.0"

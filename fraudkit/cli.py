@@ -1,7 +1,4 @@
-"""The ``fraudkit`` command. Wiring only: each command calls one package function.
-
-Heavy imports happen inside the commands so that ``fraudkit --help`` is fast.
-"""
+"""The ``fraudkit`` command. Wiring only: each command calls one package function."""
 
 from __future__ import annotations
 
@@ -10,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from .errors import FraudkitError
+from fraudkit import simulation
+from fraudkit.data import adapters, dataset
+from fraudkit.errors import FraudkitError
+from fraudkit.evaluation import backtest, graphbench, metrics
+from fraudkit.identification.graph.propagation import SeedPool
+from fraudkit.pipeline import frames
+from fraudkit.pipeline import score as scoring
+from fraudkit.report import build
 
 __all__ = ["main"]
 
@@ -46,18 +50,14 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def simulate(scenario, out, seed, fmt, quiet):
     """Simulate a platform with labelled attackers and honest look-alikes."""
-    from .simulation import simulate as run
-
-    summary = run(scenario, out, seed=seed, fmt=fmt, progress=not quiet)
+    summary = simulation.simulate(scenario, out, seed=seed, fmt=fmt, progress=not quiet)
     click.echo(summary.describe())
 
 
 @main.command()
 def scenarios():
     """List the named simulation scenarios."""
-    from .simulation import list_scenarios
-
-    for name, description in list_scenarios().items():
+    for name, description in simulation.list_scenarios().items():
         click.echo(f"{name:16s} {description}")
 
 
@@ -67,9 +67,7 @@ def scenarios():
               help="Instead of failing, write rejected rows here (one file per table) and report counts.")
 def validate(data, quarantine):
     """Check a dataset folder against the data contract."""
-    from .io import validate_dataset
-
-    report = validate_dataset(data, quarantine=quarantine)
+    report = dataset.validate_dataset(data, quarantine=quarantine)
     click.echo(report.describe())
     if not report.ok:
         sys.exit(1)
@@ -92,14 +90,10 @@ def validate(data, quarantine):
               help="Seed pool Parquet (seed_pool.parquet of an earlier run or loop) for the graph stage.")
 def score(data, out, stages, rules, seed, train, target_precision, seeds):
     """Score a dataset: features, rules, models, group and graph stages, decisions."""
-    from .pipeline import score_dataset
-
     pool = None
     if seeds is not None:
-        from .propagation import SeedPool
-
         pool = SeedPool.load(seeds)
-    result = score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
+    result = scoring.score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
                            rules=rules, seed=seed, train=train, target_precision=target_precision, seeds=pool)
     click.echo(result.describe())
 
@@ -111,10 +105,8 @@ def score(data, out, stages, rules, seed, train, target_precision, seeds):
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
 def evaluate(run, data, fmt):
     """The arms-race table: recall by stage and combined, look-alike false-positive rates, precision."""
-    from .evaluation import evaluate_run, format_evaluation, run_operating_point
-
-    table = evaluate_run(run, data=data)
-    click.echo(format_evaluation(table, fmt, operating_point=run_operating_point(run)))
+    table = metrics.evaluate_run(run, data=data)
+    click.echo(metrics.format_evaluation(table, fmt, operating_point=metrics.run_operating_point(run)))
 
 
 @main.command()
@@ -136,9 +128,7 @@ def evaluate(run, data, fmt):
                    "published (masked) reports are never deleted.")
 def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_runs):
     """Run the five step notebooks with papermill and render the HTML report."""
-    from .report import build_report
-
-    result = build_report(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed,
+    result = build.build_report(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed,
                           loop_windows=loop_windows, keep_runs=keep_runs)
     click.echo(result.describe())
     if not result.ok:
@@ -154,11 +144,9 @@ def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_r
 @click.option("--methods", default=None, help="Comma-separated subset of methods.")
 def graph_benchmark(data, protocol, trials, out, methods):
     """GADBench-style benchmark on a generic graph-fraud folder (nodes, edges, events)."""
-    from .graphbench import format_table, run_benchmark
-
-    table = run_benchmark(data, protocol=protocol, trials=trials, out=out,
+    table = graphbench.run_benchmark(data, protocol=protocol, trials=trials, out=out,
                           methods=None if methods is None else methods.split(","))
-    click.echo(format_table(table))
+    click.echo(graphbench.format_table(table))
 
 
 @main.command()
@@ -167,9 +155,7 @@ def graph_benchmark(data, protocol, trials, out, methods):
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 def adapt(name, src, out):
     """Convert a real labelled data set into the generic graph-fraud format."""
-    from .adapters import convert
-
-    click.echo(convert(name, src, out).describe())
+    click.echo(adapters.convert(name, src, out).describe())
 
 
 @main.group()
@@ -183,9 +169,7 @@ def rules():
               help="Check column references against this dataset's features.")
 def rules_check(ruleset, data):
     """Load and compile a rule set; report every problem with the rule it is in."""
-    from .rules import check_ruleset
-
-    click.echo(check_ruleset(ruleset, data=data))
+    click.echo(frames.check_ruleset(ruleset, data=data))
 
 
 @rules.command("backtest")
@@ -196,9 +180,7 @@ def rules_check(ruleset, data):
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
 def rules_backtest(ruleset, data, against, fmt):
     """Per rule: hits, precision, recall, overlap and lift; optionally a version diff."""
-    from .backtest import backtest_command
-
-    click.echo(backtest_command(ruleset, data, against=against, fmt=fmt))
+    click.echo(backtest.backtest_command(ruleset, data, against=against, fmt=fmt))
 
 
 if __name__ == "__main__":  # pragma: no cover

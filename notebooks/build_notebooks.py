@@ -1,9 +1,9 @@
 """Generate the five step notebooks — the single source of truth for their content.
 
-    python notebooks/build_notebooks.py          # write fraudkit/notebooks/*.ipynb and notebooks/*.ipynb
+    python notebooks/build_notebooks.py          # write fraudkit/report/notebooks/*.ipynb and notebooks/*.ipynb
     python notebooks/build_notebooks.py --check  # exit 1 if the committed files differ from this script
 
-``fraudkit/notebooks/`` (package data) is what ``fraudkit report`` runs;
+``fraudkit/report/notebooks/`` (package data) is what ``fraudkit report`` runs;
 ``notebooks/`` holds identical copies for analysts to open in JupyterLab.
 Both are written without outputs. To change a notebook for good, edit this
 script and re-run it (``tests/test_notebooks.py`` fails on drift). Notebooks
@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = (ROOT / "fraudkit" / "notebooks", ROOT / "notebooks")
+TARGETS = (ROOT / "fraudkit" / "report" / "notebooks", ROOT / "notebooks")
 
 PARAMETERS = '''# Parameters (papermill overrides them; empty paths = simulate and score the demo here)
 data_dir = ""           # dataset folder (the data contract: <table>.parquet or .csv)
@@ -30,7 +30,7 @@ previous_run_dir = ""   # the previous report's run directory, for comparisons''
 
 SETUP = '''import pandas as pd
 from IPython.display import Markdown, display
-from fraudkit import nbtools as nb, plots, runviews as rv
+from fraudkit.report import notebook as nb, plots, views as rv
 plots.set_style()
 data_dir, run_dir, train_dir = nb.ensure_inputs(data_dir, run_dir, train_dir=train_dir, seed=seed)'''
 
@@ -69,7 +69,7 @@ except the drill, which evaluates a simulated attack whose ground truth we know.
 """),
     md("## Data health\nOne row per contract table: whether it is present, its size and time range, and nulls "
        "in columns the contract says are never null."),
-    code('''from fraudkit import perception
+    code('''from fraudkit.perception import monitors as perception
 health = perception.data_health(data_dir)
 nb.show(health, caption="Tables of the dataset", max_rows=30)
 nulls = perception.null_report(data_dir)
@@ -149,8 +149,8 @@ worlds — and compared typology by typology. The typologies with the most extra
 to fix.
 """),
     code('''needs = [nb.require("fraudkit.simulation", "list_scenarios", what="the red-team drill"),
-         nb.require("fraudkit.pipeline", "score_dataset", what="the red-team drill"),
-         nb.require("fraudkit.evaluation", "evaluate_run", what="the red-team drill")]
+         nb.require("fraudkit.pipeline.score", "score_dataset", what="the red-team drill"),
+         nb.require("fraudkit.evaluation.metrics", "evaluate_run", what="the red-team drill")]
 if not redteam_scenario:
     nb.not_available("the red-team drill", "no attack scenario was given (redteam_scenario is empty)")
 elif all(n is not None for n in needs):
@@ -204,8 +204,8 @@ for entity, df in feats.items():
     nb.show(rv.feature_summary(df), caption=f"{entity}: {len(df):,} entities, {df.shape[1] - 1} features", max_rows=15)'''),
     md("## Accumulation factors\nNamed counters over a key and a window (units per address and product in "
        "24 h, accounts per receiver phone...). They feed purchase limits and rules."),
-    code('''acc_mod = nb.require("fraudkit.accumulators", what="accumulation factors")
-io = nb.require("fraudkit.io", "load_dataset", what="accumulation factors")
+    code('''acc_mod = nb.require("fraudkit.capability.accumulators", what="accumulation factors")
+io = nb.require("fraudkit.data.dataset", "load_dataset", what="accumulation factors")
 if acc_mod is not None and io is not None:
     tables = {a.table for a in acc_mod.DEFAULT_ACCUMULATORS}
     present = [t for t in sorted(tables) if nb.table_path(data_dir, t) is not None]
@@ -287,7 +287,7 @@ if accounts_run is not None:
         nb.show(overlap, caption="Accounts flagged by each combination of stages")'''),
     md("## The arms-race table\nRecall per attacker typology by stage and combined; false-positive rate per "
        "honest look-alike group. Entities a model trained on are left out of the figures."),
-    code('''evaluate_run = nb.require("fraudkit.evaluation", "evaluate_run", what="the arms-race table")
+    code('''evaluate_run = nb.require("fraudkit.evaluation.metrics", "evaluate_run", what="the arms-race table")
 if evaluate_run is not None and accounts_run is not None:
     if nb.table_path(data_dir, "labels") is None:
         nb.not_available("the arms-race table", "the dataset has no labels table")
@@ -312,7 +312,7 @@ else:
     name, communities, score_col = found
     nb.show(communities.sort_values(score_col, ascending=False, kind="stable"),
             caption=f"Communities ({name}), by {score_col}", max_rows=10)
-    render = nb.require("fraudkit.viz", "render_community", what="community pictures")
+    render = nb.require("fraudkit.report.viz", "render_community", what="community pictures")
     if render is not None:
         nb.show_graph(rv.community_picture(render, run_dir, data_dir, communities, score_col, seed=seed),
                       title="Top-risk community")'''),
@@ -349,12 +349,12 @@ else:
     md("""
 ## Governance actions
 The same identification result, governed five ways. Every action below is computed from this run's flags
-and decisions (`fraudkit.mitigation`); the labels are read only at the end, to count the honest collateral.
+and decisions (`fraudkit.mitigation.actions`); the labels are read only at the end, to count the honest collateral.
 """),
-    code('''mitigation = nb.require("fraudkit.mitigation", what="governance actions")
+    code('''mitigation = nb.require("fraudkit.mitigation.actions", what="governance actions")
 gov = None
 if mitigation is not None and nb.read_artifact(run_dir, "accounts", columns=["account_id"]) is not None:
-    from fraudkit import mitigation_views as mv
+    from fraudkit.report import mitigation_views as mv
     gov = mv.governance_actions(run_dir, data_dir)
     nb.show(mv.governance_changes(gov), caption="What each action does and what it changes", max_rows=20)
     for action, why in gov.skipped.items():
@@ -444,9 +444,9 @@ N05 = notebook([
 
 Did it work? Leakage (fraud that got through) in volume and rate, precision and recall per typology,
 the interception rate per day against early-warning thresholds, and the cost imposed on attackers:
-accounts, devices and phone numbers burned. Labels are read here, by `fraudkit.evaluation`, and nowhere else.
+accounts, devices and phone numbers burned. Labels are read here, by `fraudkit.evaluation.metrics`, and nowhere else.
 """),
-    code('''evaluation = nb.require("fraudkit.evaluation", what="effect evaluation")
+    code('''evaluation = nb.require("fraudkit.evaluation.metrics", what="effect evaluation")
 has_labels = nb.table_path(data_dir, "labels") is not None
 accounts_run = nb.read_artifact(run_dir, "accounts")
 kind, text = rv.training_note(run_dir)
@@ -489,13 +489,13 @@ else:
     md("""
 ## The closed loop
 Labelling → interception → product identification → data sinking → re-scan → label update, window by window
-(`fraudkit.loop`). Each window scores everything seen up to its end; accounts flagged by two independent
+(`fraudkit.evaluation.loop`). Each window scores everything seen up to its end; accounts flagged by two independent
 stages become seeds; products bought mostly by flagged accounts are watched; addresses, devices and receiver
 phones used mostly by flagged accounts are sunk and blacklisted for the next promotion; the graph stage
 re-scans from the seeds; the loop's labels persist. *Without the loop* is the same windows scored on their
 own. The loop's runs use the rules and the unsupervised stages (`run_closed_loop` takes no training data).
 """),
-    code('''run_loop = nb.require("fraudkit.loop", "run_closed_loop", what="the closed loop")
+    code('''run_loop = nb.require("fraudkit.evaluation.loop", "run_closed_loop", what="the closed loop")
 loop = None
 if not loop_windows:
     nb.not_available("the closed loop", "loop_windows is 0")

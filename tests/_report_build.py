@@ -25,7 +25,7 @@ def micro_data(seed: int = 0) -> Path:
 
 @functools.lru_cache(maxsize=None)
 def micro_report():
-    from fraudkit.report import build_report
+    from fraudkit.report.build import build_report
 
     out = Path(tempfile.mkdtemp(prefix="fk-report-")) / "reports"
     return build_report(data=micro_data(), train=micro_data(1000), out=out, seed=0, as_of="2024-11-11",

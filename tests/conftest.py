@@ -2,13 +2,19 @@
 
 ``tiny_tables`` returns a fresh dict of DataFrames per test (mutate it freely);
 ``tiny_dir`` writes it as Parquet to a temporary folder. Both follow
-``fraudkit.contract`` exactly; ``tests/test_contract.py`` checks that.
+``fraudkit.data.contract`` exactly; ``tests/test_contract.py`` checks that.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
+
+# test modules live in sub-folders mirroring the package; the shared helpers (_toy, _report_build) live here
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 T = pd.Timestamp
 

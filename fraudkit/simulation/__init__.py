@@ -14,9 +14,20 @@ can be tuned to evade (see ``docs/simulator.md``).
 
 from __future__ import annotations
 
-from .config import (AttackerConfig, AttackersConfig, EcommerceConfig, LookalikeConfig, MarketConfig,
-                     PopulationConfig, Scenario, ScenarioError, list_scenarios, load_scenario)
-from .writer import SimulationSummary, generate, simulate
+from fraudkit.simulation.config import (
+    TRAIN_SEED_OFFSET,
+    AttackerConfig,
+    AttackersConfig,
+    EcommerceConfig,
+    LookalikeConfig,
+    MarketConfig,
+    PopulationConfig,
+    Scenario,
+    ScenarioError,
+    list_scenarios,
+    load_scenario,
+)
+from fraudkit.simulation.writer import SimulationSummary, generate, simulate
 
 __all__ = [
     "generate",
@@ -32,4 +43,5 @@ __all__ = [
     "AttackerConfig",
     "AttackersConfig",
     "MarketConfig",
+    "TRAIN_SEED_OFFSET",
 ]

@@ -13,14 +13,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..contract import ACTIONS, LABEL_TABLE, TABLES, TYPOLOGIES
-from . import catalog as cat
-from .commerce import CLAIM_KEYS, ORDER_KEYS, build_shop, honest_orders
-from .community import build_community_attacks
-from .ecommerce import build_ecommerce_attacks
-from .market import intelligence, list_entries
-from .population import EVENT_KEYS, activity_day, build_population, viral_bursts
-from .world import SEC_US, Events, World
+from fraudkit.data.contract import ACTIONS, LABEL_TABLE, TABLES, TYPOLOGIES
+from fraudkit.simulation import catalog as cat
+from fraudkit.simulation.commerce import CLAIM_KEYS, ORDER_KEYS, build_shop, honest_orders
+from fraudkit.simulation.community import build_community_attacks
+from fraudkit.simulation.ecommerce import build_ecommerce_attacks
+from fraudkit.simulation.market import intelligence, list_entries
+from fraudkit.simulation.population import EVENT_KEYS, activity_day, build_population, viral_bursts
+from fraudkit.simulation.world import SEC_US, Events, World
 
 __all__ = ["build_world", "static_tables", "iter_event_chunks", "EVENT_TABLES", "empty_table", "arrow_schema",
            "arrow_to_pandas"]

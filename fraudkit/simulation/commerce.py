@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import catalog as cat
-from .world import DAY_US, HOUR_US, MIN_US, SEC_US, Events, World, component_seed
+from fraudkit.simulation import catalog as cat
+from fraudkit.simulation.world import DAY_US, HOUR_US, MIN_US, SEC_US, Events, World, component_seed
 
 __all__ = ["build_shop", "honest_orders", "order_events", "claim_events", "ORDER_KEYS", "CLAIM_KEYS"]
 

@@ -21,9 +21,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import catalog as cat
-from .population import EVENT_KEYS, _ev, add_activity_block, make_devices, reactions, sample_ips
-from .world import DAY_US, HOUR_US, MIN_US, SEC_US, TYPOLOGY_CODES, Events, World, component_seed
+from fraudkit.simulation import catalog as cat
+from fraudkit.simulation.population import (
+    EVENT_KEYS,
+    add_activity_block,
+    event_block,
+    make_devices,
+    reactions,
+    sample_ips,
+)
+from fraudkit.simulation.world import DAY_US, HOUR_US, MIN_US, SEC_US, TYPOLOGY_CODES, Events, World, component_seed
 
 __all__ = ["build_community_attacks", "attacker_accounts", "scatter_ips"]
 
@@ -82,7 +89,7 @@ def _offline_script(world, rng, cfg, camps, targets, windows) -> Events:
         n = cfg.accounts_per_campaign
         aged = rng.random(n) < 0.5
         reg = np.where(aged, w0 - (rng.uniform(30, 700, n) * DAY_US), w0 - rng.uniform(1, 30, n) * DAY_US).astype(np.int64)
-        proxies = _proxy_pool(world, rng, 10 * n)
+        proxies = proxy_pool(world, rng, 10 * n)
         # devices: real ones (evasion), none at all (pure protocol), or forged parameter sets
         real = rng.random(n) < cfg.real_devices
         nodev = (~real) & (rng.random(n) < 0.4)
@@ -110,11 +117,11 @@ def _offline_script(world, rng, cfg, camps, targets, windows) -> Events:
         action = rng.choice(["like", "collect"], len(rep), p=[0.8, 0.2])
         for a in ("like", "collect"):
             s = action == a
-            parts.append(_ev(ts[s], acc[rep][s], dev[rep][s], ip[s], a, world.ids("note", tnotes[tgt[s]]), code, cid))
+            parts.append(event_block(ts[s], acc[rep][s], dev[rep][s], ip[s], a, world.ids("note", tnotes[tgt[s]]), code, cid))
         fol = rng.random(len(rep)) < 0.1
-        parts.append(_ev(ts[fol] + 2 * SEC_US, acc[rep][fol], dev[rep][fol], ip[fol], "follow",
+        parts.append(event_block(ts[fol] + 2 * SEC_US, acc[rep][fol], dev[rep][fol], ip[fol], "follow",
                          world.ids("account", tauthors[tgt[fol]]), code, cid))
-        _label_campaign(world, "offline_script", cid, acc, dev[dev >= 0])
+        label_campaign(world, "offline_script", cid, acc, dev[dev >= 0])
     return Events.concat(parts, EVENT_KEYS)
 
 
@@ -153,7 +160,7 @@ def _device_farm(world, rng, cfg, camps, targets, windows) -> Events:
         ev.cols["ip"] = scatter_ips(rng, ev.cols["ip"], cfg.ip_scatter)
         world.proxy_ips_used.append(ev.cols["ip"])
         parts.append(ev)
-        _label_campaign(world, "device_farm", cid, acc, dev)
+        label_campaign(world, "device_farm", cid, acc, dev)
     return Events.concat(parts, EVENT_KEYS)
 
 
@@ -193,7 +200,7 @@ def _nurtured(world, rng, cfg, camps, targets, windows) -> Events:
         ev = reactions(world, rng, acc[rep][ok], ts[ok], tnotes[tgt][ok], props, typ=code, camp=cid)
         ev.cols["ip"] = scatter_ips(rng, ev.cols["ip"], cfg.ip_scatter)
         parts.append(ev)
-        _label_campaign(world, "nurtured_account", cid, acc, np.concatenate([dev, cheap]))
+        label_campaign(world, "nurtured_account", cid, acc, np.concatenate([dev, cheap]))
     return Events.concat(parts, EVENT_KEYS)
 
 
@@ -263,7 +270,7 @@ def _buyer_targets(world, rng, cid, n_targets):
     return notes, authors
 
 
-def _label_campaign(world, typology, cid, acc, dev):
+def label_campaign(world, typology, cid, acc, dev):
     world.label("account", world.ids("account", acc), typology, cid)
     dev = np.unique(np.asarray(dev)[np.asarray(dev) >= 0])
     if len(dev):
@@ -285,7 +292,7 @@ def _pick_distinct(rng, rep, rank, n_targets):
     return (offset[rep] + rank * step[rep]) % n_targets
 
 
-def _proxy_pool(world, rng, n):
+def proxy_pool(world, rng, n):
     """Exit IPs an attacker rents: part from the commercial pool honest VPN users share, part dedicated."""
     shared = world.ip_pools["vpn"]
     own = sample_ips(rng, n, "datacenter")

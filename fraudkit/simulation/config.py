@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import FraudkitError
+from fraudkit.errors import FraudkitError
 
 __all__ = [
     "Scenario",
@@ -32,8 +32,11 @@ __all__ = [
     "SCENARIO_DIR",
 ]
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-"""Folder holding the named scenarios (``fraudkit/scenarios/<name>.yaml``)."""
+TRAIN_SEED_OFFSET = 1000
+"""The demo's training world is the same scenario simulated with ``seed + TRAIN_SEED_OFFSET``."""
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+"""Folder holding the named scenarios (``fraudkit/simulation/scenarios/<name>.yaml``)."""
 
 
 class ScenarioError(FraudkitError):

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import catalog as cat
-from .commerce import claim_events, order_events
-from .community import _label_campaign, _proxy_pool, attacker_accounts, scatter_ips
-from .population import add_activity_block, make_devices, sample_ips
-from .world import DAY_US, HOUR_US, MIN_US, SEC_US, TYPOLOGY_CODES, World, component_seed
+from fraudkit.simulation import catalog as cat
+from fraudkit.simulation.commerce import claim_events, order_events
+from fraudkit.simulation.community import attacker_accounts, label_campaign, proxy_pool, scatter_ips
+from fraudkit.simulation.population import add_activity_block, make_devices, sample_ips
+from fraudkit.simulation.world import DAY_US, HOUR_US, MIN_US, SEC_US, TYPOLOGY_CODES, World, component_seed
 
 __all__ = ["build_ecommerce_attacks"]
 
@@ -95,7 +95,7 @@ def _group_scalper(world, rng, cfg, cid):
         parts.append(order_events(world, rng, a, ts, prod, qty=qty, addr=addr, rphone=rphone, received=recv,
                                   typ=code, camp=cid, dev=dev, ip=ip))
     world.order_parts.extend(parts)
-    _label_campaign(world, "group_scalper", cid, acc, acc_dev)
+    label_campaign(world, "group_scalper", cid, acc, acc_dev)
 
 
 def _crowd_scalper(world, rng, cfg, cid):
@@ -145,7 +145,7 @@ def _coupon_abuser(world, rng, cfg, cid):
     acc_dev = dev[np.arange(n) % n_dev]
     real = rng.random(n) < cfg.real_devices
     acc_dev[real] = make_devices(world, rng, int(real.sum()), world.start_us - (rng.uniform(60, 900, real.sum()) * DAY_US).astype(np.int64))
-    proxies = _proxy_pool(world, rng, max(6, 3 * n))
+    proxies = proxy_pool(world, rng, max(6, 3 * n))
     acc = attacker_accounts(world, rng, n, reg, dev1=acc_dev, home_ip=proxies[rng.integers(0, len(proxies), n)],
                             virtual_fraction=0.6, channel_p=(0.75, 0.1, 0.15, 0.0))
     # claims right at the opening, then an order with the coupon on a cheap item
@@ -172,4 +172,4 @@ def _coupon_abuser(world, rng, cfg, cid):
     world.order_parts.append(order_events(world, rng, a[use], ots, rng.choice(cheap, use.sum()), qty=np.ones(use.sum(), dtype=np.int64),
                                           coupon=claims.cols["coupon"][use], addr=addr, rphone=rphone,
                                           typ=code, camp=cid, dev=dev[use], ip=ip[use]))
-    _label_campaign(world, "coupon_abuser", cid, acc, acc_dev)
+    label_campaign(world, "coupon_abuser", cid, acc, acc_dev)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .catalog import ip_to_str
-from .world import DAY_US, World, component_seed
+from fraudkit.simulation.catalog import ip_to_str
+from fraudkit.simulation.world import DAY_US, World, component_seed
 
 __all__ = ["list_entries", "intelligence"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import catalog as cat
-from .world import ACTION_CODES, DAY_US, HOUR_US, MIN_US, SEC_US, Events, World, component_seed
+from fraudkit.simulation import catalog as cat
+from fraudkit.simulation.world import ACTION_CODES, DAY_US, HOUR_US, MIN_US, SEC_US, Events, World, component_seed
 
 __all__ = ["build_population", "make_devices", "activity_day", "add_activity_block", "viral_bursts",
            "sample_ips", "EVENT_KEYS"]
@@ -190,7 +190,7 @@ def reactions(world: World, rng, acc, ts, note, props, *, typ=-1, camp=-1, view_
     m = len(acc)
     dev, ip = world.resolve(acc, ts, rng)
     note_ids = world.ids("note", note)
-    parts = [_ev(ts, acc, dev, ip, "view", note_ids, typ, camp)]
+    parts = [event_block(ts, acc, dev, ip, "view", note_ids, typ, camp)]
     lags = {"like": 6, "collect": 10, "comment": 45, "share": 20, "follow": 15}
     for j, action in enumerate(("like", "collect", "comment", "share", "follow")):
         hit = rng.random(m) < props[:, j]
@@ -198,7 +198,7 @@ def reactions(world: World, rng, acc, ts, note, props, *, typ=-1, camp=-1, view_
             continue
         lag = (rng.lognormal(np.log(lags[action]), 0.8, hit.sum()) * SEC_US).astype(np.int64) + SEC_US
         tgt = note_ids[hit] if action != "follow" else world.ids("account", world.notes["author"][note[hit]])
-        parts.append(_ev(ts[hit] + lag, acc[hit], dev[hit], ip[hit], action, tgt, typ, camp))
+        parts.append(event_block(ts[hit] + lag, acc[hit], dev[hit], ip[hit], action, tgt, typ, camp))
     return Events.concat(parts, EVENT_KEYS)
 
 
@@ -229,7 +229,7 @@ def viral_bursts(world: World) -> Events:
 # --- private helpers ----------------------------------------------------------
 
 
-def _ev(ts, acc, dev, ip, action, target, typ, camp) -> Events:
+def event_block(ts, acc, dev, ip, action, target, typ, camp) -> Events:
     m = len(ts)
     return Events(dict(ts=np.asarray(ts, dtype=np.int64), acc=np.asarray(acc, dtype=np.int64),
                        dev=np.asarray(dev, dtype=np.int64), ip=np.asarray(ip, dtype=np.uint32),

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..contract import ACTIONS, TYPOLOGIES
-from .catalog import HOURLY_RHYTHM
+from fraudkit.data.contract import ACTIONS, TYPOLOGIES
+from fraudkit.simulation.catalog import HOURLY_RHYTHM
 
 __all__ = ["World", "Cols", "IdMaker", "Events", "DAY_US", "HOUR_US", "MIN_US", "SEC_US", "ACTION_CODES",
            "TYPOLOGY_CODES", "component_seed"]

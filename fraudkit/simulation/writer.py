@@ -11,11 +11,19 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..atomic import atomic_directory
-from ..contract import LABEL_TABLE
-from ..errors import FraudkitError
-from .assemble import arrow_schema, arrow_to_pandas, build_world, empty_table, iter_event_chunks, static_tables
-from .config import Scenario, load_scenario, scenario_to_dict
+from fraudkit import __version__
+from fraudkit.data.atomic import atomic_directory
+from fraudkit.data.contract import LABEL_TABLE
+from fraudkit.errors import FraudkitError
+from fraudkit.simulation.assemble import (
+    arrow_schema,
+    arrow_to_pandas,
+    build_world,
+    empty_table,
+    iter_event_chunks,
+    static_tables,
+)
+from fraudkit.simulation.config import Scenario, load_scenario, scenario_to_dict
 
 __all__ = ["generate", "simulate", "SimulationSummary"]
 
@@ -72,7 +80,7 @@ def generate(scenario, *, seed=None, progress=False) -> dict[str, pd.DataFrame]:
     -------
     dict of str to pandas.DataFrame
         One table per contract table (e-commerce tables only when enabled)
-        plus ``labels``; columns and dtypes as in :mod:`fraudkit.contract`.
+        plus ``labels``; columns and dtypes as in :mod:`fraudkit.data.contract`.
 
     Examples
     --------
@@ -249,7 +257,6 @@ class _bar:
 
 def _version():
     try:
-        from .. import __version__
         return __version__
     except ImportError:  # pragma: no cover
         return "unknown"

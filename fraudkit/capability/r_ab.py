@@ -1,0 +1,505 @@
+r"""R(A,B): co-purchase relatedness of two buyers, the edge weight of the crowd-scalper graph.
+
+Seeds 001/004 section 2.2 define the weight only by its arguments,
+``R(A,B) = f(k, C_A, C_B, W_purchase, W_receive, time_window)``: ``k`` co-purchased
+items, ``C_A``/``C_B`` the users' purchase counts, ``W_purchase``/``W_receive`` the
+purchase and receipt similarity, a time window that adapts to promotions. fraudkit
+makes it explicit:
+
+.. math::
+
+    R(A,B) = \frac{\sum_{i \in K_{AB}} w_i}{\sqrt{C_A\,C_B}}
+             \,(1 + \alpha\,W_{purchase})\,(1 + \beta\,W_{receive})
+
+* :math:`K_{AB}` — items both bought with purchase times within :math:`\tau` of each other, where
+  :math:`\tau` = ``window_promo`` when the earlier order falls in a promotion and ``window_normal``
+  otherwise. Promotions squeeze everyone's purchases into minutes, so a co-purchase must be much
+  tighter to mean anything ("自适应变化 ... 是/非大促期间"). ``k = |K_AB|``.
+* :math:`w_i = 1/\log(1 + d_i)`, :math:`d_i` the item's distinct buyers: co-buying a flash-sale item
+  with 20k buyers says little, co-buying a niche item says a lot (the seeds' pre-processing
+  "filtered abnormal data with large influence").
+* :math:`\sqrt{C_A C_B}`, :math:`C` = distinct items a user bought: a cosine normalisation, so heavy
+  shoppers are not related to everyone.
+* :math:`W_{purchase} = \frac{1}{k}\sum_{i\in K_{AB}} e^{-|\Delta t_i|/\tau_i}` in (e^-1, 1]: how tightly
+  aligned the co-purchases are — crowd workers receive a task and buy at once, item after item.
+* :math:`W_{receive}` in [0, 1]: the strongest of: a shared receiver phone (1), the same normalised
+  shipping address (1), the same building / compound (``receive_compound``, 0.5), receipts of a
+  co-purchased item within ``receive_window`` of each other (``receive_time``, 0.25). Crowdsourced
+  scalpers forward goods to the operator: different spellings of a few addresses and phones.
+* :math:`\alpha` = 0.5, :math:`\beta` = 3 by default: receipt similarity is the hardest signal for a
+  recruited real user to hide (the goods must reach the operator), so it weighs most; time alignment
+  weighs less because honest flash-sale crowds show it too.
+
+Hot items are capped as in :mod:`fraudkit.capability.graphs`: an item with more than ``max_degree`` buyers pairs
+each order only with the next ``k_neighbors`` orders in time, so the pair count is linear. Capping by
+time alone would let a crowd hide inside a flash-sale crowd, so candidate pairs also come from a second
+blocking key: buyers of the same item who ship to the same address compound or receiver phone (capped
+the same way). Both candidate sets are merged before the formula is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from fraudkit.capability.graphs import group_sum, require_columns, time_pairs, to_seconds, unique_int
+from fraudkit.errors import MissingInputError
+
+__all__ = ["RabParams", "r_ab_edges", "normalize_address", "in_promotion", "consolidation_scores"]
+
+
+@dataclass(frozen=True)
+class RabParams:
+    """Parameters of R(A,B) (see the module docstring for the formula).
+
+    Parameters
+    ----------
+    window_normal : str, default="2d"
+        Co-purchase window outside promotions.
+    window_promo : str, default="12h"
+        Co-purchase window inside promotions.
+    alpha : float, default=0.5
+        Weight of purchase-time similarity ``W_purchase``.
+    beta : float, default=3.0
+        Weight of receipt similarity ``W_receive``.
+    receive_compound : float, default=0.5
+        ``W_receive`` for the same compound (address up to the building number) but not the same address.
+    receive_time : float, default=0.25
+        ``W_receive`` for receipts of a co-purchased item within ``receive_window``.
+    receive_window : str, default="2h"
+    max_degree : int, default=200
+        Items with more buyers are capped to ``k_neighbors`` time-nearest partners per order.
+    k_neighbors : int, default=20
+    min_k : int, default=1
+        Keep pairs with at least this many co-purchased items.
+    """
+
+    window_normal: str = "2d"
+    window_promo: str = "12h"
+    alpha: float = 0.5
+    beta: float = 3.0
+    receive_compound: float = 0.5
+    receive_time: float = 0.25
+    receive_window: str = "2h"
+    max_degree: int = 200
+    k_neighbors: int = 20
+    min_k: int = 1
+
+
+R_AB_COLUMNS = ("src", "dst", "r_ab", "k", "c_a", "c_b", "w_purchase", "w_receive")
+
+
+def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) -> pd.DataFrame:
+    """Buyer-buyer edges weighted by R(A,B).
+
+    Parameters
+    ----------
+    orders : pandas.DataFrame
+        The ``orders`` contract table (``account_id``, ``product_id``, ``ts``; ``address``,
+        ``receiver_phone``, ``received_at`` and ``promotion_id`` used when present).
+    products : pandas.DataFrame, optional
+        Unused by the formula itself; accepted so callers can pass the table set uniformly.
+    promotions : pandas.DataFrame, optional
+        ``starts_at``/``ends_at`` windows; an order inside one (or with a ``promotion_id``) uses
+        ``window_promo``.
+    params : RabParams
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``src``, ``dst``, ``r_ab``, ``k``, ``c_a``, ``c_b``, ``w_purchase``, ``w_receive``;
+        ``weight`` is a copy of ``r_ab`` so the frame feeds :func:`fraudkit.identification.graph.communities.detect_communities`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> o = pd.DataFrame({"account_id": ["a", "b", "a", "b", "c"], "product_id": [1, 1, 2, 2, 1],
+    ...     "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 10:01", "2024-01-01 11:00",
+    ...                           "2024-01-01 11:02", "2024-01-05 09:00"]),
+    ...     "address": ["X路1号2栋", "X路1号2幢", "X路1号2栋", "X路1号2栋", "Y路9号"],
+    ...     "receiver_phone": ["1", "2", "1", "2", "3"]})
+    >>> e = r_ab_edges(o)
+    >>> e[["src", "dst", "k", "c_a", "c_b", "w_receive"]].values.tolist()
+    [['a', 'b', 2, 2, 2, 1.0]]
+    """
+
+    require_columns(orders, ["account_id", "product_id", "ts"], "r_ab_edges(orders)")
+    p = params
+    o = orders[orders["account_id"].notna() & orders["product_id"].notna()]
+    acc, acc_keys = pd.factorize(o["account_id"], sort=False)
+    item, _ = pd.factorize(o["product_id"], sort=False)
+    acc, item = acc.astype(np.int64), item.astype(np.int64)
+    t = to_seconds(o["ts"])
+    n_acc = max(len(acc_keys), 1)
+    # distinct buyers per item (d_i) and distinct items per buyer (C)
+    ai = unique_int(acc * (int(item.max(initial=0)) + 1) + item)
+    d_item = np.bincount(ai % (int(item.max(initial=0)) + 1), minlength=int(item.max(initial=-1)) + 1)
+    c_user = np.bincount(ai // (int(item.max(initial=0)) + 1), minlength=n_acc)
+    promo = in_promotion(o, promotions)
+    w_norm = int(pd.Timedelta(p.window_normal).total_seconds())
+    w_promo = int(pd.Timedelta(p.window_promo).total_seconds())
+    row_win = np.where(promo, w_promo, w_norm)
+    hot_item = d_item > p.max_degree
+    parts = list(_candidates(item, t, acc, row_win, hot_item, p.k_neighbors, n_acc))
+    # each distinct address normalised once for both the blocking key and W_receive
+    na = normalize_address(o["address"]) if "address" in o.columns else None
+    if "address" in o.columns or "receiver_phone" in o.columns:
+        # second blocking key: same item and same receiving compound / phone
+        keys = []
+        if "address" in o.columns:
+            keys.append(na["compound"].where(o["address"].notna().to_numpy()))
+        if "receiver_phone" in o.columns:
+            keys.append("phone:" + o["receiver_phone"].astype(str).where(o["receiver_phone"].notna()))
+        for key in keys:
+            kc, _ = pd.factorize(pd.Series(key.to_numpy(), dtype=object), sort=False)
+            ok = kc >= 0
+            blk, _ = pd.factorize(pd.Series(item[ok] * (int(kc.max(initial=0)) + 1) + kc[ok]), sort=False)
+            blk = blk.astype(np.int64)
+            d_blk = np.bincount(unique_int(blk * n_acc + acc[ok]) // n_acc, minlength=int(blk.max(initial=-1)) + 1)
+            sub = _candidates(blk, t[ok], acc[ok], row_win[ok], d_blk > p.max_degree, p.k_neighbors, n_acc,
+                              item_of_row=item[ok])
+            parts.extend(sub)
+    if not parts:
+        return _empty(acc_keys)
+    pc_all = np.concatenate([f["p"].to_numpy(np.int64) for f in parts])
+    it_all = np.concatenate([f["item"].to_numpy(np.int64) for f in parts])
+    s_all = np.concatenate([f["s"].to_numpy(float) for f in parts])
+    del parts
+    # one co-purchase per (pair, item): the best-aligned one; pairs in order, their items in order of
+    # first appearance (so sums round exactly as the groupby they replace)
+    pi_p, pi_item, pi_s = _best_per_pair_item(pc_all, it_all, s_all, int(item.max(initial=0)) + 1)
+    del pc_all, it_all, s_all
+    if not len(pi_p):
+        return _empty(acc_keys)
+    starts = np.r_[0, np.flatnonzero(np.diff(pi_p)) + 1]
+    k = np.diff(np.r_[starts, len(pi_p)]).astype(np.int64)
+    sum_w = group_sum(1.0 / np.log1p(d_item[pi_item]), starts)
+    w_purchase = group_sum(pi_s, starts) / k
+    keep = k >= p.min_k
+    pc = pi_p[starts][keep]
+    a, b = pc // n_acc, pc % n_acc
+    w_recv = _receive_similarity(o, acc, item, a, b, (pi_p, pi_item, starts, keep), params=p, n_acc=n_acc,
+                                 normalized=na)
+    c_a, c_b = c_user[a], c_user[b]
+    r = (sum_w[keep] / np.sqrt(c_a * c_b) * (1 + p.alpha * w_purchase[keep]) * (1 + p.beta * w_recv))
+    out = pd.DataFrame({"src": acc_keys[a], "dst": acc_keys[b], "r_ab": r, "k": k[keep],
+                        "c_a": c_a.astype(np.int64), "c_b": c_b.astype(np.int64),
+                        "w_purchase": w_purchase[keep], "w_receive": w_recv})
+    out["weight"] = out["r_ab"]
+    out.attrs["params"] = asdict(p)
+    return out.reset_index(drop=True)
+
+
+def normalize_address(addresses) -> pd.DataFrame:
+    """Normalised shipping address and its compound (text up to the building number).
+
+    Undoes the small variations scalpers type: spaces, notes in brackets, ``幢``/``栋``, ``号院``/``号``,
+    ``-``/``单元``, a dropped ``室``, Chinese numerals before ``栋``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``address`` (normalised) and ``compound``.
+
+    Examples
+    --------
+    >>> normalize_address(["上海市X路1号三栋2单元301室 (放门口)", "上海市X路1号院3幢2-301"])["address"].nunique()
+    1
+    """
+    # normalise each distinct address once (orders repeat a few hundred thousand addresses millions of times)
+    code, uniq = pd.factorize(pd.Series(addresses, dtype=object).astype(str), sort=False)
+    s = pd.Series(np.asarray(uniq, dtype=object))
+    s = s.str.replace(r"[\s　]+", "", regex=True).str.replace(r"[(（][^)）]*[)）]", "", regex=True)
+    s = s.str.replace("幢", "栋", regex=False).str.replace("号院", "号", regex=False)
+    s = s.str.replace("-", "单元", regex=False).str.replace("室", "", regex=False)
+    for k, v in zip("一二三四五六七八九", "123456789"):
+        s = s.str.replace(k + "栋", v + "栋", regex=False)
+    compound = s.str.extract(r"^(.*?号)", expand=False).fillna(s)
+    return pd.DataFrame({"address": s.to_numpy()[code], "compound": compound.to_numpy()[code]})
+
+
+def in_promotion(orders, promotions=None) -> np.ndarray:
+    """Boolean mask: order has a ``promotion_id`` or its ``ts`` falls in a promotion window.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> o = pd.DataFrame({"ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-02 10:00"])})
+    >>> pr = pd.DataFrame({"starts_at": pd.to_datetime(["2024-01-01 09:00"]),
+    ...                    "ends_at": pd.to_datetime(["2024-01-01 12:00"])})
+    >>> in_promotion(o, pr).tolist()
+    [True, False]
+    """
+    m = orders["promotion_id"].notna().to_numpy() if "promotion_id" in orders.columns else np.zeros(len(orders), bool)
+    if promotions is not None and len(promotions):
+        miss = [c for c in ("starts_at", "ends_at") if c not in promotions.columns]
+        if miss:
+            raise MissingInputError(f"promotions lacks {miss}; see fraudkit.data.contract.TABLES['promotions']")
+        pr = promotions.sort_values("starts_at")
+        starts = pd.to_datetime(pr["starts_at"]).to_numpy("datetime64[s]").astype(np.int64)
+        ends = np.maximum.accumulate(pd.to_datetime(pr["ends_at"]).to_numpy("datetime64[s]").astype(np.int64))
+        t = pd.to_datetime(orders["ts"]).to_numpy("datetime64[s]").astype(np.int64)
+        pos = np.searchsorted(starts, t, side="right") - 1
+        m = m | ((pos >= 0) & (ends[np.maximum(pos, 0)] >= t))
+    return m
+
+
+def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max_group=2000,
+                         chunk_pairs=20_000_000) -> pd.DataFrame:
+    """Receipts aligned beyond what order times and delivery delays explain (crowd-scalper forwarding).
+
+    Crowdsourced scalpers ship to a few consolidation points and the operator collects in one trip, so
+    receipts of one item at one endpoint (normalised address or receiver phone) align even when the
+    orders do not. For every order ``i`` with a receipt, in its group (endpoint, product), let ``c_i`` be
+    the number of other accounts' orders received within ``window/2`` of it and, under the null that each
+    order ``j`` is received after an independent delay drawn from the platform's delivery delays
+    (empirical CDF ``F`` of ``received_at - ts``),
+    ``lambda_i = sum_j F(r_i + w/2 - t_j) - F(r_i - w/2 - t_j)``. ``p_i = P(Poisson(lambda_i) >= c_i)``;
+    an account's p-value is its smallest, Bonferroni-corrected over every order tested. An honest
+    flash-sale crowd orders within minutes but ships to its own homes; neighbours at a parcel station
+    receive a popular item at random hours — both are what the null expects.
+
+    Parameters
+    ----------
+    orders : pandas.DataFrame
+        ``account_id``, ``product_id``, ``ts``, ``received_at`` and ``address`` and/or ``receiver_phone``.
+    window : timedelta-like, default="4h"
+    alpha : float, default=0.01
+        Family-wise error rate.
+    min_accounts : int, default=3
+        Groups with fewer distinct accounts are not tested.
+    max_group : int, default=2000
+        Larger groups (a mega-station's best seller) are not tested; counted in ``attrs["skipped_groups"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id``, ``log10_p`` (its best order), ``n_aligned`` (other accounts aligned with it there),
+        ``score`` = ``min(1, log10_p / (2 * log10(alpha / n_tests)))`` — 0.5 is family-wise significance,
+        1 its square; ``attrs``: ``n_tests``, ``log10_threshold``, ``skipped_groups``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.Timestamp("2024-06-01")
+    >>> o = pd.DataFrame({"account_id": list("abcdef"), "product_id": 1, "address": ["hub"] * 6,
+    ...     "ts": [t + pd.Timedelta(hours=h) for h in (0, 5, 11, 17, 23, 29)],
+    ...     "received_at": [t + pd.Timedelta(days=4, minutes=m) for m in (0, 20, 40, 60, 80, 100)]})
+    >>> bg = pd.DataFrame({"account_id": [f"z{i}" for i in range(400)], "product_id": 2,
+    ...     "address": [f"home{i}" for i in range(400)], "ts": t,
+    ...     "received_at": [t + pd.Timedelta(hours=12 + i % 96) for i in range(400)]})
+    >>> s = consolidation_scores(pd.concat([o, bg]))
+    >>> s.loc[s["score"] >= 0.5, "account_id"].tolist()
+    ['a', 'b', 'c', 'd', 'e', 'f']
+    """
+    from scipy.stats import poisson
+
+
+    require_columns(orders, ["account_id", "product_id", "ts", "received_at"], "consolidation_scores(orders)")
+    o = orders[orders["received_at"].notna() & orders["account_id"].notna() & orders["product_id"].notna()]
+    empty = pd.DataFrame({"account_id": orders["account_id"].to_numpy()[:0], "log10_p": np.array([], float),
+                          "n_aligned": np.array([], np.int64), "score": np.array([], float)})
+    empty.attrs.update({"n_tests": 0, "log10_threshold": np.nan, "skipped_groups": 0})
+    if not len(o):
+        return empty
+    acc, acc_keys = pd.factorize(o["account_id"], sort=False)
+    item, _ = pd.factorize(o["product_id"], sort=False)
+    t, r = to_seconds(o["ts"]), to_seconds(o["received_at"])
+    delays = np.sort(r - t)
+    half = int(pd.Timedelta(window).total_seconds()) // 2
+    endpoints = []
+    if "address" in o.columns:
+        endpoints.append(normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()))
+    if "receiver_phone" in o.columns:
+        endpoints.append(pd.Series(o["receiver_phone"].to_numpy(), dtype=object))
+    if not endpoints:
+        raise MissingInputError("consolidation_scores: orders need address or receiver_phone")
+    best = np.zeros(len(o))          # most negative log10 p per order
+    aligned = np.zeros(len(o), np.int64)
+    n_tests, skipped = 0, 0
+    for ep in endpoints:
+        ec, _ = pd.factorize(pd.Series(ep.to_numpy(), dtype=object), sort=False)
+        ok = np.flatnonzero(ec >= 0)
+        g, _ = pd.factorize(pd.Series(ec[ok].astype(np.int64) * (int(item.max()) + 1) + item[ok]), sort=False)
+        n_acc_g = np.bincount(unique_int(g.astype(np.int64) * len(acc_keys) + acc[ok]) // len(acc_keys),
+                              minlength=int(g.max(initial=-1)) + 1)
+        size_g = np.bincount(g, minlength=len(n_acc_g))
+        test = (n_acc_g[g] >= min_accounts) & (size_g[g] <= max_group)
+        skipped += int(((size_g > max_group) & (n_acc_g >= min_accounts)).sum())
+        rows, gg = ok[test], g[test]
+        if not len(rows):
+            continue
+        order = np.argsort(gg, kind="stable")
+        rows, gg = rows[order], gg[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(gg)) + 1]
+        sizes = np.diff(np.r_[starts, len(gg)])
+        per_row = np.repeat(sizes, sizes)
+        first = np.repeat(starts, sizes)
+        lam = np.zeros(len(rows))
+        cnt = np.zeros(len(rows))
+        for lo, hi in _chunk_bounds(np.cumsum(per_row), chunk_pairs):
+            reps = per_row[lo:hi]
+            i = np.repeat(np.arange(lo, hi), reps)
+            j = first[i] + (np.arange(len(i)) - np.repeat(np.cumsum(reps) - reps, reps))
+            other = acc[rows[i]] != acc[rows[j]]
+            ri, tj, rj = r[rows[i]], t[rows[j]], r[rows[j]]
+            pj = (np.searchsorted(delays, ri + half - tj, side="right")
+                  - np.searchsorted(delays, ri - half - tj, side="left")) / len(delays)
+            lam[lo:hi] = np.bincount(i - lo, weights=np.where(other, pj, 0.0), minlength=hi - lo)
+            cnt[lo:hi] = np.bincount(i - lo, weights=(other & (np.abs(rj - ri) <= half)).astype(float),
+                                     minlength=hi - lo)
+        log10_p = poisson.logsf(cnt - 1, np.maximum(lam, 1e-12)) / np.log(10)
+        n_tests += len(rows)
+        better = log10_p < best[rows]
+        best[rows[better]] = log10_p[better]
+        aligned[rows] = np.maximum(aligned[rows], cnt.astype(np.int64))
+    if not n_tests:
+        return empty
+    thr = float(np.log10(alpha / n_tests))
+    f = pd.DataFrame({"a": acc, "lp": best, "n": aligned}).groupby("a").agg(lp=("lp", "min"), n=("n", "max"))
+    out = pd.DataFrame({"account_id": acc_keys[f.index.to_numpy()], "log10_p": f["lp"].to_numpy(),
+                        "n_aligned": f["n"].to_numpy(np.int64),
+                        "score": np.clip(f["lp"].to_numpy() / (2 * thr), 0, 1)})
+    out.attrs.update({"n_tests": int(n_tests), "log10_threshold": thr, "skipped_groups": skipped})
+    return out
+
+
+# --- private helpers ----------------------------------------------------------
+
+
+def _candidates(ent, t, acc, row_win, hot, k_neighbors, n_acc, item_of_row=None):
+    """Yield (pair code, item, time alignment s) frames for co-purchases of one blocking key."""
+
+    item_of_row = ent if item_of_row is None else item_of_row
+    order = np.lexsort((acc, t, ent))
+    s_ent, s_t, s_acc, s_win, s_item = ent[order], t[order], acc[order], row_win[order], item_of_row[order]
+    for i, j in time_pairs(s_ent, s_t, s_win, hot[s_ent], k_neighbors):
+        a, b = s_acc[i], s_acc[j]
+        ok = (a != b) & (s_t[j] - s_t[i] <= s_win[i])
+        i, j, a, b = i[ok], j[ok], a[ok], b[ok]
+        s = np.exp(-(s_t[j] - s_t[i]) / np.maximum(s_win[i], 1))
+        yield pd.DataFrame({"p": np.minimum(a, b) * n_acc + np.maximum(a, b), "item": s_item[i], "s": s})
+
+
+def _empty(acc_keys):
+    out = pd.DataFrame({"src": acc_keys[:0], "dst": acc_keys[:0], "r_ab": np.array([], float),
+                        "k": np.array([], np.int64), "c_a": np.array([], np.int64), "c_b": np.array([], np.int64),
+                        "w_purchase": np.array([], float), "w_receive": np.array([], float)})
+    out["weight"] = out["r_ab"]
+    return out
+
+
+def _receive_similarity(o, acc, item, a, b, copurchases, *, params, n_acc, normalized=None):
+    """W_receive for pairs (a, b) (account codes), by sorted-code lookups (no merges of pair tables).
+
+    ``copurchases`` is ``(p, item, starts, keep)``: the co-purchased items of every candidate pair, grouped
+    by pair code ``p`` (groups start at ``starts``), and the mask of groups that are the pairs ``(a, b)``.
+    """
+    w = np.zeros(len(a))
+    if not len(a):
+        return w
+    n_acc_all = int(acc.max(initial=-1)) + 1
+    n_item = int(item.max(initial=-1)) + 1
+
+    def shared(values, score):
+        codes, _ = pd.factorize(pd.Series(values), sort=False)
+        ok = codes >= 0
+        n_v = int(codes.max(initial=-1)) + 1
+        av = unique_int(acc[ok].astype(np.int64) * max(n_v, 1) + codes[ok])  # sorted (account, value)
+        hit = _pairs_share(a, b, av // max(n_v, 1), av % max(n_v, 1), n_acc_all, max(n_v, 1))
+        w[hit] = np.maximum(w[hit], score)
+
+    if "received_at" in o.columns:
+        rt = pd.to_datetime(o["received_at"])
+        ok = rt.notna().to_numpy()
+        if ok.any():
+            rw = int(pd.Timedelta(params.receive_window).total_seconds())
+            # first receipt per (account, item), looked up by sorted code
+            code = acc[ok].astype(np.int64) * n_item + item[ok]
+            order = np.argsort(code, kind="stable")
+            code, rts = code[order], rt[ok].to_numpy("datetime64[s]").astype(np.int64)[order]
+            st = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
+            u_code, u_rt = code[st], np.minimum.reduceat(rts, st)
+            cp_p, cp_item, starts, keep = copurchases
+            pa, pb = cp_p // n_acc, cp_p % n_acc
+            ra, fa = _lookup(u_code, u_rt, pa * n_item + cp_item)
+            rb, fb = _lookup(u_code, u_rt, pb * n_item + cp_item)
+            row_hit = fa & fb & (np.abs(ra - rb) <= rw)
+            hit = np.logical_or.reduceat(row_hit, starts)[keep] if len(starts) else np.zeros(0, bool)
+            w[hit] = np.maximum(w[hit], params.receive_time)
+    if "address" in o.columns:
+        na = normalize_address(o["address"]) if normalized is None else normalized
+        shared(na["compound"].where(o["address"].notna().to_numpy()).to_numpy(), params.receive_compound)
+        shared(na["address"].where(o["address"].notna().to_numpy()).to_numpy(), 1.0)
+    if "receiver_phone" in o.columns:
+        shared(o["receiver_phone"].to_numpy(), 1.0)
+    return w
+
+
+def _lookup(keys, values, q):
+    """``values`` at the positions of ``q`` in the sorted unique ``keys``, and whether each was found."""
+    pos = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
+    if not len(keys):
+        return np.zeros(len(q), values.dtype), np.zeros(len(q), bool)
+    return values[pos], keys[pos] == q
+
+
+def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=20_000_000):
+    """Whether accounts ``a[i]`` and ``b[i]`` share a value; ``(av_acc, av_val)`` distinct, sorted by account.
+
+    Each pair is expanded by the values of whichever account has fewer, and each is looked up among the
+    other account's; memory stays bounded by processing pairs in chunks of about ``chunk`` expansions.
+    """
+    lo_idx = np.searchsorted(av_acc, np.arange(n_acc + 1))
+    cnt = np.diff(lo_idx)
+    code = av_acc * n_v + av_val
+    x = np.where(cnt[a] <= cnt[b], a, b)
+    y = np.where(cnt[a] <= cnt[b], b, a)
+    reps = cnt[x]
+    out = np.zeros(len(a), bool)
+    for start, stop in _chunk_bounds(np.cumsum(reps), chunk):
+        r = reps[start:stop]
+        row = np.repeat(np.arange(start, stop), r)
+        k = np.arange(len(row)) - np.repeat(np.cumsum(r) - r, r)
+        v = av_val[lo_idx[x[row]] + k]
+        _, found = _lookup(code, code, y[row] * n_v + v)
+        out[row[found]] = True
+    return out
+
+
+def _chunk_bounds(csum, chunk):
+    """``(lo, hi)`` row ranges whose expansions (``csum`` = running total of per-row sizes) sum to about ``chunk``.
+
+    Every range holds at least one row, so a row larger than ``chunk`` gets a range of its own.
+
+    Examples
+    --------
+    >>> list(_chunk_bounds(np.cumsum([2, 2, 5, 1]), 4))
+    [(0, 2), (2, 3), (3, 4)]
+    """
+    lo, n = 0, len(csum)
+    while lo < n:
+        base = csum[lo - 1] if lo else 0
+        hi = min(max(int(np.searchsorted(csum, base + chunk, side="right")), lo + 1), n)
+        yield lo, hi
+        lo = hi
+
+
+def _best_per_pair_item(pc, item, s, n_item):
+    """Distinct (pair, item) with the largest ``s``; pairs sorted, items of a pair in order of first row."""
+    code = pc * n_item + item
+    if not len(code):
+        return code, code.copy(), np.zeros(0)
+    order = np.argsort(code)  # ties in any order: first row and best s are reductions
+    code = code[order]
+    st = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
+    first_row = np.minimum.reduceat(order, st)
+    smax = np.maximum.reduceat(s[order], st)
+    code = code[st]
+    pair = code // n_item
+    pair_rank = np.r_[0, np.cumsum(pair[1:] != pair[:-1])]
+    by = np.argsort(pair_rank * len(order) + first_row)  # pairs in order, items by first appearance
+    code, smax = code[by], smax[by]
+    return code // n_item, code % n_item, smax

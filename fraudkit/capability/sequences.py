@@ -1,0 +1,273 @@
+"""Stage 1: behaviour sequences ("from point to line").
+
+Each account's interactions are cut into sessions (a gap longer than
+``session_gap`` starts a new one). A session becomes a *script*: its actions
+as letters (``V`` view, ``L`` like, ``C`` collect, ``M`` comment, ``S`` share,
+``F`` follow), each followed by a coarse bucket of the gap since the previous
+action (``0`` <1 s, ``1`` <3 s, ``2`` <10 s, ``3`` <30 s, ``4`` <2 min,
+``5`` longer; the first action has no gap). A person rarely repeats a long
+script to the second; a farm replays the same one on many accounts.
+
+Per-account columns of :func:`sequence_features` (key ``account_id``)
+---------------------------------------------------------------------
+``n_sessions``, ``mean_session_events``, ``session_events_cv``,
+``session_duration_cv`` (regularity of session length; NaN below two
+multi-event sessions), ``blind_engage_share`` (likes/collects with no view of
+the same target earlier in the session), ``v2l_p10_s`` and ``v2l_median_s``
+(seconds from the last view of a target to its like/collect in the session),
+``fast_engage_share`` (of those, the share faster than ``fast_seconds``),
+``top_script`` (str; the most common, ties to the longer), ``top_script_share`` (share of the account's sessions
+that are its top script), ``n_distinct_scripts``, ``script_share_count``
+(the most other accounts sharing one of its *rare* scripts) and
+``shared_script_sessions`` (sessions whose script is rare and shared).
+
+A script is *rare* when it has at least ``min_script_events`` events, at least
+one action other than a view, and at most ``max_script_accounts`` accounts (or
+``max_script_share`` of the active accounts, whichever is larger): common
+short sessions ("one view") are not evidence. Similarity is exact hashing of
+the whole script (not MinHash): two accounts share a script when the strings
+are identical, so the pair table is exact and cheap; near-duplicate scripts are
+left to group mining (:mod:`fraudkit.identification.group.clusters`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fraudkit.capability.accumulators import parse_window
+from fraudkit.data.sqlsource import SqlSource, open_source
+
+__all__ = ["sequence_features", "session_scripts", "script_pairs", "SEQUENCE_FEATURES", "ACTION_LETTERS"]
+
+ACTION_LETTERS = {"view": "V", "like": "L", "collect": "C", "comment": "M", "share": "S", "follow": "F"}
+"""The letter of each action in a script."""
+
+SEQUENCE_FEATURES = (
+    "n_sessions", "mean_session_events", "session_events_cv", "session_duration_cv", "blind_engage_share",
+    "v2l_p10_s", "v2l_median_s", "fast_engage_share", "top_script", "top_script_share", "n_distinct_scripts",
+    "script_share_count", "shared_script_sessions",
+)
+"""Columns of :func:`sequence_features` after ``account_id``."""
+
+_MAX_SCRIPT_EVENTS = 40  # longer sessions are truncated in the script (the count stays exact)
+_HOT_SCRIPT_NEIGHBOURS = 20  # partners per account on a script shared by more than max_script_accounts
+
+
+def sequence_features(data, *, as_of=None, session_gap="30min", fast_seconds=3.0, min_script_events=4,
+                      max_script_accounts=500, max_script_share=0.01) -> pd.DataFrame:
+    """Per-account session, view-to-like and script-sharing features.
+
+    Parameters
+    ----------
+    data : Dataset or dict of str to DataFrame
+        Needs ``interactions``; ``accounts`` gives the rows (accounts without
+        interactions get zero counts and NaN ratios).
+    as_of : timestamp-like, default=None
+        Only interactions strictly before it.
+    session_gap : str, default="30min"
+        A gap longer than this starts a new session (``"<n>s|m|min|h|d"``).
+    fast_seconds : float, default=3.0
+        View-to-engage faster than this counts in ``fast_engage_share``.
+    min_script_events, max_script_accounts, max_script_share
+        What makes a script rare (see the module docstring).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id`` then :data:`SEQUENCE_FEATURES`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> it = pd.DataFrame({"event_id": range(4), "account_id": [1, 1, 1, 1], "device_id": None, "ip": None,
+    ...     "action": ["view", "like", "like", "view"], "target_id": [5, 5, 6, 7],
+    ...     "ts": pd.to_datetime(["2024-01-01 10:00:00", "2024-01-01 10:00:02", "2024-01-01 10:00:04",
+    ...                           "2024-01-01 12:00:00"])})
+    >>> f = sequence_features({"interactions": it})
+    >>> f[["n_sessions", "blind_engage_share", "v2l_median_s", "top_script"]].values.tolist()
+    [[2.0, 0.5, 2.0, 'VL1L1']]
+    """
+    with open_source(data, as_of=as_of) as src:
+        return sequence_features_from_source(src, session_gap=session_gap, fast_seconds=fast_seconds,
+                                  min_script_events=min_script_events, max_script_accounts=max_script_accounts,
+                                  max_script_share=max_script_share)
+
+
+def session_scripts(data, *, as_of=None, session_gap="30min") -> pd.DataFrame:
+    """One row per session: ``account_id, session, start, end, n_events, script``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> it = pd.DataFrame({"event_id": range(3), "account_id": [1, 1, 2], "device_id": None, "ip": None,
+    ...     "action": ["view", "like", "like"], "target_id": [5, 5, 5],
+    ...     "ts": pd.to_datetime(["2024-01-01 10:00:00", "2024-01-01 10:00:12", "2024-01-01 11:00:00"])})
+    >>> session_scripts({"interactions": it})[["account_id", "script"]].values.tolist()
+    [[1, 'VL3'], [2, 'L']]
+    """
+    with open_source(data, as_of=as_of) as src:
+        sess = _sessions(src, session_gap)
+        return src.df(f"SELECT account_id, session, start, \"end\", n_events, script FROM {sess} "
+                      "ORDER BY account_id, session")
+
+
+def script_pairs(data, *, as_of=None, session_gap="30min", min_script_events=4, max_script_accounts=500,
+                 max_script_share=0.01, min_shared=1) -> pd.DataFrame:
+    """Pairs of accounts sharing rare session scripts, for the graph stage.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_a, account_b, shared_scripts`` with ``account_a < account_b``
+        and ``shared_scripts >= min_shared`` (distinct rare scripts in common).
+        A script shared by ``k <= max_script_accounts`` accounts yields its
+        ``k(k-1)/2`` pairs; a larger one (rare through ``max_script_share``)
+        pairs each account with its next 20 accounts in key order only, so
+        the table grows linearly with the number of accounts.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ts = pd.to_datetime(["2024-01-01 10:00:00", "2024-01-01 10:00:02", "2024-01-01 10:00:04",
+    ...                      "2024-01-01 10:00:06"])
+    >>> it = pd.DataFrame({"event_id": range(8), "account_id": [1] * 4 + [2] * 4, "device_id": None, "ip": None,
+    ...     "action": ["like"] * 8, "target_id": 5, "ts": list(ts) * 2})
+    >>> script_pairs({"interactions": it}).values.tolist()
+    [[1, 2, 1]]
+    """
+    with open_source(data, as_of=as_of) as src:
+        return script_pairs_from_source(src, session_gap=session_gap, min_script_events=min_script_events,
+                             max_script_accounts=max_script_accounts, max_script_share=max_script_share,
+                             min_shared=min_shared)
+
+
+# --- private ------------------------------------------------------------------
+
+
+def _gap_seconds(session_gap) -> float:
+
+    lit = parse_window(session_gap)
+    n, unit = lit.split()[1:]
+    return float(n) * {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}[unit]
+
+
+def _sessions(src: SqlSource, session_gap) -> str:
+    """Temp table of sessions with their scripts; events table ``ev_seq`` kept for reuse."""
+    name = src.name(f"sessions_{int(_gap_seconds(session_gap))}")
+    if src.scalar(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{name}' AND temporary"):
+        return name
+    it = src.require("interactions", "sequence features")
+    gap_s = _gap_seconds(session_gap)
+    letter = "CASE action " + " ".join(f"WHEN '{a}' THEN '{c}'" for a, c in ACTION_LETTERS.items()) + " END"
+    bucket = ("CASE WHEN gap IS NULL OR gap > {g} THEN '' WHEN gap < 1 THEN '0' WHEN gap < 3 THEN '1' "
+              "WHEN gap < 10 THEN '2' WHEN gap < 30 THEN '3' WHEN gap < 120 THEN '4' ELSE '5' END").format(g=gap_s)
+    ev = src.temp_table(f"seqev_{int(gap_s)}", f"""
+        WITH g AS (SELECT account_id, ts, action, target_id,
+                          epoch(ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts, event_id)) AS gap,
+                          row_number() OVER (PARTITION BY account_id ORDER BY ts, event_id) AS rn
+                   FROM {it})
+        SELECT *, sum(CAST(gap IS NULL OR gap > {gap_s} AS INTEGER))
+                      OVER (PARTITION BY account_id ORDER BY rn ROWS UNBOUNDED PRECEDING) AS session,
+               {letter} || {bucket} AS token
+        FROM g""")
+    # the script: tokens sorted inside each session's list (measured 4x faster on 2.4M interactions than an
+    # ordered string_agg after a row_number window)
+    return src.temp_table(f"sessions_{int(gap_s)}", f"""
+        SELECT account_id, session, min(ts) AS start, max(ts) AS "end", count(*) AS n_events,
+               epoch(max(ts) - min(ts)) AS duration_s,
+               array_to_string(list_transform(list_slice(list_sort(list(struct_pack(r := rn, t := token))), 1,
+                                                         {_MAX_SCRIPT_EVENTS}), x -> x.t), '') AS script,
+               bool_or(action <> 'view') AS engages
+        FROM {ev} GROUP BY account_id, session""")
+
+
+def drop_sessions(src, session_gap) -> None:
+    """Drop the cached event and session tables (23M rows with script tokens on ``large``) once used."""
+    g = int(_gap_seconds(session_gap))
+    for stem in (f"seqev_{g}", f"sessions_{g}"):
+        src.con.execute(f"DROP TABLE IF EXISTS {src.name(stem)}")
+    for (name,) in src.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
+                                   f"table_name LIKE '{src.name('rare_')}%'").fetchall():
+        src.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def script_pairs_from_source(src, *, session_gap, min_script_events, max_script_accounts, max_script_share,
+                  min_shared=1, k_neighbors=_HOT_SCRIPT_NEIGHBOURS, **_ignored) -> pd.DataFrame:
+    rare = _rare_scripts(src, session_gap, min_script_events, max_script_accounts, max_script_share)
+    # A script with at most ``max_script_accounts`` accounts ties all its pairs; a larger one (rare only
+    # through ``max_script_share``: 1% of a million accounts is 10k) ties each account to its next
+    # ``k_neighbors`` accounts in key order, so the pair count stays linear (as in fraudkit.capability.graphs).
+    full = int(max_script_accounts)
+    return src.df(f"""
+        WITH s AS (SELECT DISTINCT account_id, script FROM {rare}),
+        r AS (SELECT account_id, dense_rank() OVER (ORDER BY script) AS sid,
+                     row_number() OVER (PARTITION BY script ORDER BY account_id) AS rn,
+                     count(*) OVER (PARTITION BY script) AS n FROM s),
+        o AS (SELECT account_id, sid, rn,
+                     unnest(generate_series(1, CASE WHEN n <= {full} THEN n - rn
+                                                    ELSE least({int(k_neighbors)}, n - rn) END)) AS off
+              FROM r WHERE rn < n),
+        p AS (SELECT least(o.account_id, b.account_id) AS account_a, greatest(o.account_id, b.account_id) AS account_b
+              FROM o JOIN r b ON b.sid = o.sid AND b.rn = o.rn + o.off)
+        SELECT account_a, account_b, count(*) AS shared_scripts FROM p
+        GROUP BY ALL HAVING count(*) >= {int(min_shared)} ORDER BY account_a, account_b""")
+
+
+def _rare_scripts(src, session_gap, min_events, max_accounts, max_share) -> str:
+    sess = _sessions(src, session_gap)
+    n_active = src.scalar(f"SELECT count(DISTINCT account_id) FROM {sess}") or 0
+    cap = max(int(max_accounts), int(np.floor(max_share * n_active)))
+    return src.temp_table(f"rare_{cap}_{int(min_events)}", f"""
+        WITH c AS (SELECT script, count(DISTINCT account_id) AS n_acc FROM {sess}
+                   WHERE n_events >= {int(min_events)} AND engages GROUP BY script)
+        SELECT s.account_id, s.session, s.script, c.n_acc FROM {sess} s JOIN c USING (script)
+        WHERE c.n_acc BETWEEN 2 AND {cap}""")
+
+
+def sequence_features_from_source(src, *, session_gap, fast_seconds, min_script_events, max_script_accounts,
+                       max_script_share) -> pd.DataFrame:
+    sess = _sessions(src, session_gap)
+    ev = src.name(f"seqev_{int(_gap_seconds(session_gap))}")
+    rare = _rare_scripts(src, session_gap, min_script_events, max_script_accounts, max_script_share)
+    keys = (f"SELECT account_id FROM {src.t.accounts}" if src.has("accounts")
+            else f"SELECT DISTINCT account_id FROM {sess}")
+    sql = f"""
+    WITH s AS (
+        SELECT account_id, CAST(count(*) AS DOUBLE) AS n_sessions, avg(n_events) AS mean_session_events,
+               CASE WHEN count(*) >= 2 AND avg(n_events) > 0 THEN stddev_pop(n_events) / avg(n_events) END
+                   AS session_events_cv,
+               CASE WHEN count(*) FILTER (WHERE n_events > 1) >= 2
+                         AND avg(duration_s) FILTER (WHERE n_events > 1) > 0
+                    THEN stddev_pop(duration_s) FILTER (WHERE n_events > 1)
+                         / avg(duration_s) FILTER (WHERE n_events > 1)
+               END AS session_duration_cv,
+               CAST(count(DISTINCT script) AS DOUBLE) AS n_distinct_scripts
+        FROM {sess} GROUP BY account_id),
+    top AS (
+        SELECT account_id, any_value(script) FILTER (WHERE rk = 1) AS top_script,
+               max(n) / sum(n) AS top_script_share FROM (
+            SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY n DESC, length(script) DESC, script) AS rk
+            FROM (SELECT account_id, script, count(*) AS n FROM {sess} GROUP BY ALL)) GROUP BY account_id),
+    eng AS (
+        SELECT account_id, action, epoch(ts - last_view) AS v2l FROM (
+            SELECT account_id, action, ts,
+                   max(CASE WHEN action = 'view' THEN ts END) OVER (
+                       PARTITION BY account_id, session, target_id ORDER BY ts
+                       RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS last_view
+            FROM {ev}) WHERE action IN ('like', 'collect')),
+    e AS (
+        SELECT account_id, avg(CAST(v2l IS NULL AS DOUBLE)) AS blind_engage_share,
+               quantile_cont(v2l, 0.1) AS v2l_p10_s, median(v2l) AS v2l_median_s,
+               avg(CAST(v2l < {float(fast_seconds)} AS DOUBLE)) AS fast_engage_share
+        FROM eng GROUP BY account_id),
+    r AS (SELECT account_id, CAST(max(n_acc) - 1 AS DOUBLE) AS script_share_count,
+                 CAST(count(*) AS DOUBLE) AS shared_script_sessions FROM {rare} GROUP BY account_id)
+    SELECT k.account_id, s.* EXCLUDE (account_id), top.* EXCLUDE (account_id), e.* EXCLUDE (account_id),
+           r.* EXCLUDE (account_id)
+    FROM ({keys}) k LEFT JOIN s USING (account_id) LEFT JOIN top USING (account_id)
+    LEFT JOIN e USING (account_id) LEFT JOIN r USING (account_id) ORDER BY k.account_id"""
+    df = src.df(sql)
+    for c in ("n_sessions", "n_distinct_scripts", "script_share_count", "shared_script_sessions"):
+        df[c] = df[c].fillna(0.0)
+    return df[["account_id", *SEQUENCE_FEATURES]]

@@ -1,0 +1,530 @@
+"""Load and validate a dataset folder: :func:`load_dataset`, :func:`validate_dataset`, :class:`Dataset`.
+
+A dataset is a folder with one file per contract table (:mod:`fraudkit.data.contract`):
+``<table>.parquet``, ``<table>.csv`` (or ``.csv.gz``), or a folder ``<table>/`` of
+Parquet (or CSV) parts. Other files are ignored; extra columns are kept.
+
+Nothing is loaded into pandas: every table becomes a typed DuckDB view over
+its files (``read_parquet`` / ``read_csv``), checked by
+:mod:`fraudkit.data.validation`, and exposed as an ibis table expression. So a
+20M-row interactions table costs a few scans at load time and no memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from fraudkit.data.contract import LABEL_TABLE, TABLES
+from fraudkit.data.validation import CheckedTables, TableSource, ValidationReport, check_tables
+from fraudkit.errors import FraudkitError, MissingInputError, ValidationIssue
+
+__all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "table_path", "find_table_files", "dataset_fingerprint"]
+
+_ALL_TABLES = (*TABLES, LABEL_TABLE.name)
+
+
+def read_table(data, name, columns=None):
+    """One table as pandas, from a dataset folder, a :class:`Dataset` or a dict of DataFrames; ``None``
+    when the table is absent.
+
+    With ``columns``, only the listed columns that the table has are kept, so that a dataset lacking an
+    optional table or column still runs (partial data). A folder is read as the loader reads it
+    (``.parquet`` preferred, then ``.csv``, contract timestamps parsed).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> read_table({"orders": pd.DataFrame({"order_id": [1], "ts": [0]})}, "orders", ["order_id", "ip"]).columns.tolist()
+    ['order_id']
+    >>> read_table({}, "orders", ["order_id"]) is None
+    True
+    """
+    if isinstance(data, (str, os.PathLike)):
+        return _read_folder_table(data, name, columns)
+    if isinstance(data, dict):
+        t = data.get(name)
+        if t is None:
+            return None
+        return t if columns is None else t[[c for c in columns if c in t.columns]]
+    if not data.has(name):
+        return None
+    have = data.table(name).columns
+    return data.to_pandas(name, columns=None if columns is None else [c for c in columns if c in have])
+
+
+def table_path(data_dir, name: str) -> Path | None:
+    """The file of table ``name`` in a dataset folder (``.parquet`` preferred, then ``.csv``), or None."""
+    for ext in (".parquet", ".csv"):
+        p = Path(data_dir) / f"{name}{ext}"
+        if p.exists():
+            return p
+    d = Path(data_dir) / name  # a partitioned Parquet folder
+    return d if d.is_dir() and any(d.glob("*.parquet")) else None
+
+
+class Dataset:
+    """A validated dataset: typed, lazy views of its tables on one DuckDB connection.
+
+    Build it with :func:`load_dataset` (a folder) or :meth:`from_tables`
+    (DataFrames in memory). Attributes are read-only.
+
+    Attributes
+    ----------
+    path : pathlib.Path or None
+        The folder (None for in-memory tables).
+    fingerprint : str
+        16 hex digits identifying the content (see :func:`dataset_fingerprint`).
+    tables : tuple of str
+        Contract tables present, in contract order (``labels`` included).
+    report : ValidationReport
+        What validation found (row counts, quarantined rows).
+    con : ibis.backends.duckdb.Backend
+        The ibis DuckDB backend; ``con.con`` is the raw DuckDB connection.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ds = Dataset.from_tables({
+    ...     "accounts": pd.DataFrame({"account_id": [1, 2], "registered_at": pd.to_datetime(["2024-01-01"] * 2),
+    ...                               "register_channel": ["app", "web"], "phone": [None, "13812345678"]}),
+    ...     "interactions": pd.DataFrame({"event_id": [10], "ts": pd.to_datetime(["2024-01-02 08:00"]),
+    ...                                   "account_id": [1], "device_id": [None], "ip": ["10.0.0.1"],
+    ...                                   "action": ["like"], "target_id": [5]})})
+    >>> ds.tables
+    ('accounts', 'interactions')
+    >>> ds.sql("select count(*) as n from interactions")["n"].tolist()
+    [1]
+    """
+
+    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames")
+
+    def __init__(self, *, path, fingerprint, checked: CheckedTables, con, frames=None):
+        object.__setattr__(self, "_path", None if path is None else Path(path))
+        object.__setattr__(self, "_fingerprint", fingerprint)
+        object.__setattr__(self, "_checked", checked)
+        object.__setattr__(self, "_con", con)
+        object.__setattr__(self, "_frames", frames)  # keeps registered DataFrames alive
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a Dataset is read-only; build a new one with load_dataset or Dataset.from_tables")
+
+    @classmethod
+    def from_tables(cls, tables, *, validate=True, quarantine=None, now=None) -> "Dataset":
+        """Build a Dataset from in-memory tables (pandas DataFrames or pyarrow Tables).
+
+        Parameters
+        ----------
+        tables : dict of str to DataFrame
+            Contract table name -> rows. The frames are registered, not copied
+            and never modified. ``None`` values are skipped.
+        validate, quarantine, now
+            As in :func:`load_dataset`.
+
+        Raises
+        ------
+        FraudkitError
+            A key is not a contract table name.
+        DataValidationError
+            The tables break the contract.
+        """
+        unknown = [n for n in tables if n not in _ALL_TABLES]
+        if unknown:
+            raise FraudkitError(f"unknown table(s) {', '.join(map(repr, unknown))}; "
+                                f"contract tables: {', '.join(_ALL_TABLES)}")
+        frames = {n: df for n, df in tables.items() if df is not None}
+        con = _connect()
+        sources = {}
+        for name, df in frames.items():
+            con.con.register(f"_mem_{name}", df)
+            sources[name] = TableSource(name, f"{name} (in memory)", f'"_mem_{name}"')
+        checked = check_tables(con.con, sources, path="<memory>", quarantine=quarantine, now=now, validate=validate)
+        checked.report.raise_for_issues()
+        return cls(path=None, fingerprint=None, checked=checked, con=con, frames=frames)
+
+    from_frames = from_tables
+
+    @property
+    def path(self):
+        return self._path
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:  # in-memory tables: hashed on first use, not at load time
+            object.__setattr__(self, "_fingerprint", _frames_fingerprint(self._frames))
+        return self._fingerprint
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(n for n in _ALL_TABLES if n in self._checked.views)
+
+    @property
+    def report(self) -> ValidationReport:
+        return self._checked.report
+
+    @property
+    def con(self):
+        return self._con
+
+    @property
+    def labels(self):
+        """The labels table as pandas, or None. Only evaluation may read it."""
+        return self.to_pandas(LABEL_TABLE.name) if self.has(LABEL_TABLE.name) else None
+
+    def has(self, name: str) -> bool:
+        """Whether the table is present."""
+        return name in self._checked.views
+
+    def table(self, name: str):
+        """The table as a lazy ibis expression (typed, clean rows only).
+
+        Raises
+        ------
+        MissingInputError
+            The table is not in the dataset.
+        """
+        if not self.has(name):
+            raise MissingInputError(f"the dataset {self._where()} has no {name!r} table "
+                                    f"(present: {', '.join(self.tables) or 'none'}); add {name}.parquet to use it")
+        return self._con.table(self._checked.views[name])
+
+    def count(self, name: str) -> int:
+        """Rows in the table's view (after quarantine)."""
+        return int(self.table(name).count().execute())
+
+    def schema(self, name: str) -> dict:
+        """Column -> DuckDB type of the table's view."""
+        return {k: str(v) for k, v in self.table(name).schema().items()}
+
+    def to_pandas(self, name: str, columns=None):
+        """Materialise a table (or some of its columns) as a pandas DataFrame.
+
+        Parameters
+        ----------
+        name : str
+            Table name.
+        columns : list of str or None, default=None
+            Columns to read (all when None).
+        """
+        t = self.table(name)
+        if columns is not None:
+            missing = [c for c in columns if c not in t.columns]
+            if missing:
+                raise MissingInputError(f"table {name!r} of {self._where()} has no column(s) "
+                                        f"{', '.join(map(repr, missing))}; columns: {', '.join(t.columns)}")
+            t = t.select(list(columns))
+        return ns_timestamps(t.to_pandas())
+
+    def sql(self, query: str):
+        """Run SQL on the dataset's DuckDB connection (tables are views by name); return pandas."""
+        return ns_timestamps(self._con.sql(query).to_pandas())
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self._con.disconnect()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        counts = self.report.counts
+        parts = ", ".join(f"{t}={counts.get(t, 0) - self.report.rejected.get(t, 0):,}" for t in self.tables)
+        return f"Dataset({self._where()}, fingerprint={self.fingerprint}, {parts})"
+
+    def _where(self) -> str:
+        return str(self._path) if self._path is not None else "<memory>"
+
+
+def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None) -> Dataset:
+    """Open a dataset folder, check it against the contract, return a :class:`Dataset`.
+
+    Parameters
+    ----------
+    path : path-like
+        Folder with one file (or Parquet folder) per table.
+    validate : bool, default=True
+        Run the row-level checks (types, nulls, keys, references, ranges).
+        ``False`` checks only the files and their schema; the views then use
+        strict casts, so bad values fail loudly when queried.
+    quarantine : path-like or None, default=None
+        Without it any problem raises. With it, rows that break a row-level
+        rule are written to ``<quarantine>/<table>.parquet`` (``_reason``
+        column) and left out of the views; table- and column-level problems
+        still raise.
+    tables : list of str or None, default=None
+        Load only these tables (foreign keys into tables not loaded are not checked).
+    now : datetime or None, default=None
+        Wall clock for the timestamp range rule (default: now).
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DataValidationError
+        Lists every problem found: file, column, example value, row count, fix.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> d = tempfile.mkdtemp()
+    >>> pd.DataFrame({"account_id": [1], "registered_at": ["2024-01-01 09:00:00"],
+    ...               "register_channel": ["app"], "phone": [""]}).to_csv(f"{d}/accounts.csv", index=False)
+    >>> pd.DataFrame({"event_id": [1], "ts": ["2024-01-02 10:00:00"], "account_id": [1], "device_id": [""],
+    ...               "ip": ["10.0.0.1"], "action": ["like"], "target_id": [7]}).to_csv(f"{d}/interactions.csv",
+    ...                                                                               index=False)
+    >>> ds = load_dataset(d)
+    >>> ds.schema("interactions")["ts"], ds.schema("interactions")["event_id"]
+    ('timestamp(6)', 'int64')
+    """
+    path = Path(path)
+    con = _connect()
+    try:
+        checked, files = _check_folder(con, path, validate=validate, quarantine=quarantine, tables=tables, now=now)
+        checked.report.raise_for_issues()
+    except BaseException:
+        con.disconnect()
+        raise
+    return Dataset(path=path, fingerprint=dataset_fingerprint(files, root=path), checked=checked, con=con)
+
+
+def validate_dataset(path, *, quarantine=None, now=None) -> ValidationReport:
+    """Check a dataset folder against the contract without raising.
+
+    Parameters
+    ----------
+    path : path-like
+        Dataset folder.
+    quarantine : path-like or None, default=None
+        Write rejected rows here (see :func:`load_dataset`); the report counts them.
+    now : datetime or None, default=None
+        Wall clock for the timestamp range rule.
+
+    Returns
+    -------
+    ValidationReport
+        ``.ok`` is False when the data cannot be loaded; ``.describe()`` lists
+        every problem.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> report = validate_dataset(tempfile.mkdtemp())
+    >>> report.ok, report.issues[0].problem
+    (False, 'missing required table accounts')
+    """
+    con = _connect()
+    try:
+        checked, _ = _check_folder(con, Path(path), validate=True, quarantine=quarantine, tables=None, now=now)
+    finally:
+        con.disconnect()
+    return checked.report
+
+
+def find_table_files(path) -> tuple[dict, list]:
+    """Find the file(s) of each contract table in a folder.
+
+    Returns
+    -------
+    found : dict of str to (TableSource, list of Path)
+        Table name -> how to read it and the files it spans.
+    issues : list of ValidationIssue
+        Tables stored more than once (e.g. both ``orders.parquet`` and ``orders.csv``).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FraudkitError(f"{path} is not a folder; a dataset is a folder with one file per table")
+    found, issues = {}, []
+    for name in _ALL_TABLES:
+        options = []
+        for suffix, text in ((".parquet", False), (".csv", True), (".csv.gz", True)):
+            f = path / f"{name}{suffix}"
+            if f.is_file():
+                reader = "read_csv" if text else "read_parquet"
+                options.append((TableSource(name, f.name, f"{reader}({_lit(f)}{_opts(text)})", text), [f]))
+        folder = path / name
+        if folder.is_dir():
+            parts = _parts(folder, "*.parquet")
+            text = not parts
+            parts = parts or _parts(folder, "*.csv", "*.csv.gz")
+            if parts:
+                reader = "read_csv" if text else "read_parquet"
+                files = "[" + ", ".join(_lit(p) for p in parts) + "]"
+                options.append((TableSource(name, f"{name}/", f"{reader}({files}{_opts(text)})", text), parts))
+        if len(options) > 1:
+            names = [o[0].file for o in options]
+            issues.append(ValidationIssue(names[0], None, f"table {name} is stored more than once",
+                                          ", ".join(names), "keep one file per table and remove the others"))
+        if options:
+            found[name] = options[0]
+    return found, issues
+
+
+def dataset_fingerprint(files, *, root=None) -> str:
+    """Short content fingerprint of a dataset's files, cheap even for gigabytes.
+
+    Hashes each file's name and size with, for Parquet, its footer (schema,
+    row counts, column statistics) and, for other files, their bytes (the
+    first, middle and last 4 MiB beyond 64 MiB). File times are left out, so
+    a copy has the same fingerprint.
+
+    Parameters
+    ----------
+    files : iterable of path-like
+    root : path-like or None, default=None
+        Names are taken relative to it (default: the file names alone).
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
+    h = hashlib.sha256()
+    for f in sorted(Path(p) for p in files):
+        size = f.stat().st_size
+        rel = f.relative_to(root).as_posix() if root is not None else f.name
+        h.update(f"{rel}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            if f.suffix == ".parquet" and size >= 12:
+                fh.seek(size - 8)
+                n = int.from_bytes(fh.read(4), "little")
+                fh.seek(max(0, size - 8 - n))
+                h.update(fh.read())
+            elif size <= 64 << 20:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            else:
+                for offset in (0, size // 2, size - (4 << 20)):
+                    fh.seek(offset)
+                    h.update(fh.read(4 << 20))
+    return h.hexdigest()[:16]
+
+
+# --- private helpers ---------------------------------------------------------
+
+
+def _connect():
+    import ibis
+
+    return ibis.duckdb.connect()
+
+
+def _lit(p) -> str:
+    return "'" + str(p).replace("'", "''") + "'"
+
+
+def _parts(folder: Path, *patterns) -> list[Path]:
+    """Part files under a table folder, skipping hidden and bookkeeping files (``.x``, ``_SUCCESS``, ``_temporary/``)."""
+    rel = lambda p: p.relative_to(folder).parts  # noqa: E731
+    return sorted(p for pat in patterns for p in folder.rglob(pat)
+                  if p.is_file() and not any(part.startswith((".", "_")) for part in rel(p)))
+
+
+def _opts(text: bool) -> str:
+    return ", header=true, all_varchar=true" if text else ", union_by_name=true"
+
+
+def _check_folder(con, path: Path, *, validate, quarantine, tables, now):
+    found, issues = find_table_files(path)
+    if tables is not None:
+        unknown = [t for t in tables if t not in _ALL_TABLES]
+        if unknown:
+            raise FraudkitError(f"unknown table(s) {', '.join(map(repr, unknown))}; "
+                                f"contract tables: {', '.join(_ALL_TABLES)}")
+        found = {n: v for n, v in found.items() if n in tables}
+        required = [n for n in tables if n in TABLES and TABLES[n].required]
+    else:
+        required = None
+    sources = {n: _csv_source(con.con, src, fs) for n, (src, fs) in found.items()}
+    checked = check_tables(con.con, sources, path=path, quarantine=quarantine, now=now, validate=validate,
+                           required=required, issues=issues)
+    files = [f for _, fs in found.values() for f in fs]
+    return checked, files
+
+
+def ns_timestamps(df):
+    """Timestamps as datetime64[ns] whatever unit the backend returned (a new frame when needed)."""
+    odd = [c for c, t in df.dtypes.items() if str(t).startswith("datetime64[") and str(t) != "datetime64[ns]"]
+    return df.astype({c: "datetime64[ns]" for c in odd}) if odd else df
+
+
+def _csv_source(con, src: TableSource, files) -> TableSource:
+    """Read a CSV table with a pinned dialect, once, into a DuckDB temporary table of raw text.
+
+    The header is the first line of the (first) file and the delimiter the
+    most frequent of ``, ; TAB |`` in it. DuckDB's own sniffer is not used: on
+    a ragged file it may pick a later line as the header and silently skip
+    the rows above it; a pinned reader fails on the ragged row instead, and
+    the validator reports it. The rows stay text so the validator can quote
+    bad values and the quarantine keeps them as written. Each check and query
+    would otherwise parse the file again; DuckDB spills the table to disk when
+    memory runs short (for tens of millions of rows, Parquet is still the
+    better input).
+    """
+    if not src.text:
+        return src
+    try:
+        opener = gzip.open if files[0].name.endswith(".gz") else open
+        with opener(files[0], "rt", encoding="utf-8-sig", newline="") as fh:
+            line = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return src  # the validator reports the reader's own message
+    delim = max(",;\t|", key=line.count)
+    names = next(csv.reader([line.rstrip("\r\n")], delimiter=delim), [])
+    if not names or len(set(names)) != len(names):
+        return src
+    cols = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
+    paths = "[" + ", ".join(_lit(f) for f in files) + "]"
+    relation = (f"read_csv({paths}, header=true, skip=0, auto_detect=false, delim={_lit(delim)}, quote='\"', "
+                f"escape='\"', columns={cols})")
+    pinned = TableSource(src.name, src.file, relation, True)
+    table = f'"_csv_{src.name}"'
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {relation}")
+    except Exception:  # ragged or malformed: the validator reads it again and reports why
+        return pinned
+    return TableSource(src.name, src.file, table, True)
+
+
+def _frames_fingerprint(frames) -> str:
+    import pandas as pd
+
+    h = hashlib.sha256()
+    for name in sorted(frames):
+        df = frames[name]
+        if not isinstance(df, pd.DataFrame):
+            df = df.to_pandas()
+        h.update(f"{name}\0{list(df.columns)}\0{list(map(str, df.dtypes))}\0{len(df)}\0".encode())
+        try:
+            h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+        except TypeError:  # unhashable cells (lists, dicts): fall back to their text
+            h.update(df.astype(str).to_csv(index=False).encode())
+    return h.hexdigest()[:16]
+
+
+def _read_folder_table(data_dir, name, columns):
+    p = table_path(data_dir, name)
+    if p is None:
+        return None
+    if p.suffix == ".csv":
+        df = pd.read_csv(p)
+        spec = LABEL_TABLE if name == LABEL_TABLE.name else TABLES.get(name)
+        for c in spec.columns if spec else ():
+            if c.dtype == "timestamp" and c.name in df.columns:
+                df[c.name] = pd.to_datetime(df[c.name])
+    else:
+        try:
+            return pd.read_parquet(p, columns=columns)
+        except (KeyError, ValueError, pa.ArrowInvalid):  # a listed column the file lacks: keep those it has
+            df = pd.read_parquet(p)
+    return df if columns is None else df[[c for c in columns if c in df.columns]]

@@ -1,0 +1,434 @@
+"""The generic graph-fraud input format: a folder of ``nodes``, ``edges`` and optional ``events``.
+
+Real labelled data sets (Tolokers, InstaFake, a team's own export) come in many
+shapes; :mod:`fraudkit.data.adapters` turns each into this one format, and the graph
+benchmark (:mod:`fraudkit.evaluation.graphbench`) reads only this format. The layout is
+documented in ``docs/generic-format.md``:
+
+``nodes.parquet`` (or ``nodes.csv``)
+    ``id`` (unique), numeric feature columns, optional ``label`` (1 fraud,
+    0 honest, -1 unknown), optional boolean split columns ``train_<k>``,
+    ``val_<k>``, ``test_<k>``.
+``edges.parquet`` (or ``edges.csv``)
+    ``src``, ``dst`` (node ids), optional ``relation``, ``weight``, ``time``.
+``events.parquet`` (or ``events.csv``), optional
+    ``account`` (node id), ``target``, ``time``, ``action``.
+
+:func:`load_generic` checks all of it and raises one
+:class:`~fraudkit.errors.DataValidationError` listing every problem.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "GenericGraph",
+    "load_generic",
+    "write_generic",
+    "NODE_ID",
+    "LABEL",
+    "EDGE_COLUMNS",
+    "EVENT_COLUMNS",
+    "SPLIT_KINDS",
+]
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from fraudkit.data.atomic import atomic_directory
+from fraudkit.errors import DataValidationError, ValidationIssue
+
+NODE_ID = "id"
+LABEL = "label"
+EDGE_COLUMNS = ("src", "dst", "relation", "weight", "time")
+EVENT_COLUMNS = ("account", "target", "time", "action")
+SPLIT_KINDS = ("train", "val", "test")
+_SPLIT_RE = re.compile(r"^(train|val|test)_(\d+)$")
+_SUFFIXES = (".parquet", ".csv")
+
+
+@dataclass(frozen=True, eq=False)
+class GenericGraph:
+    """A labelled attributed graph read from the generic format.
+
+    Nodes are indexed ``0..n-1`` in file order; ``node_ids[i]`` is the key of
+    node ``i``. Arrays are read-only views; build new arrays rather than
+    editing them.
+
+    Attributes
+    ----------
+    name : str
+        Data set name (the folder name unless given).
+    node_ids : ndarray of shape (n_nodes,)
+    features : ndarray of shape (n_nodes, n_features), float64
+    feature_names : tuple of str
+    labels : ndarray of shape (n_nodes,), int8, or None
+        1 fraud, 0 honest, -1 unknown; None when the nodes have no label column.
+    splits : dict of str to ndarray of bool
+        Split masks by column name, e.g. ``{"train_0": ..., "val_0": ..., "test_0": ...}``.
+    src, dst : ndarray of shape (n_edges,), int64
+        Edge endpoints as node indices.
+    weight : ndarray of shape (n_edges,), float64
+        Edge weights (1.0 when the file has none).
+    relation : ndarray of shape (n_edges,) or None
+    time : ndarray of shape (n_edges,) or None
+    events : DataFrame or None
+        The events table as read (``account``, ``target``, ``time``, ``action``).
+    path : Path or None
+    """
+
+    name: str
+    node_ids: np.ndarray
+    features: np.ndarray
+    feature_names: tuple
+    labels: np.ndarray | None
+    splits: dict = field(default_factory=dict)
+    src: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dst: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    relation: np.ndarray | None = None
+    time: np.ndarray | None = None
+    events: pd.DataFrame | None = None
+    path: Path | None = None
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.node_ids)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of edge rows (as stored, before symmetrisation)."""
+        return len(self.src)
+
+    @property
+    def split_ids(self) -> tuple:
+        """The split numbers ``k`` that have all of ``train_k``, ``val_k`` and ``test_k``."""
+        ks = {int(m.group(2)) for c in self.splits if (m := _SPLIT_RE.match(c))}
+        return tuple(sorted(k for k in ks if all(f"{s}_{k}" in self.splits for s in SPLIT_KINDS)))
+
+    def split(self, k: int) -> tuple:
+        """Return the ``(train, val, test)`` boolean masks of split ``k``."""
+        if k not in self.split_ids:
+            raise KeyError(f"{self.name} has no complete split {k}; it has {list(self.split_ids)}")
+        return tuple(self.splits[f"{s}_{k}"] for s in SPLIT_KINDS)
+
+    def adjacency(self, relation=None, *, symmetric: bool = True) -> sp.csr_matrix:
+        """Node-by-node adjacency as a CSR matrix of edge weights.
+
+        Parameters
+        ----------
+        relation : str or None, default=None
+            Keep only edges of this relation; None keeps every edge.
+        symmetric : bool, default=True
+            Make the graph undirected: entry ``(i, j)`` is the larger of the
+            ``i -> j`` and ``j -> i`` weights, so an edge stored once or in
+            both directions gives the same matrix. Repeated rows of the same
+            directed pair add up.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of shape (n_nodes, n_nodes), float64
+
+        Examples
+        --------
+        >>> g = GenericGraph("toy", np.array([0, 1, 2]), np.zeros((3, 1)), ("x",), None,
+        ...                  src=np.array([0, 1]), dst=np.array([1, 2]), weight=np.ones(2))
+        >>> g.adjacency().toarray().tolist()
+        [[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+        """
+        keep = np.ones(self.n_edges, dtype=bool)
+        if relation is not None:
+            if self.relation is None:
+                raise KeyError(f"{self.name}: edges have no relation column; use relation=None")
+            keep = self.relation == relation
+            if not keep.any():
+                raise KeyError(f"{self.name}: no edge has relation {relation!r}; "
+                               f"relations are {sorted(set(self.relation.tolist()))}")
+        n = self.n_nodes
+        adj = sp.csr_matrix((self.weight[keep], (self.src[keep], self.dst[keep])), shape=(n, n))
+        adj.sum_duplicates()
+        if symmetric:
+            adj = adj.maximum(adj.T).tocsr()
+        return adj
+
+    def describe(self) -> str:
+        """A few lines on size, labels and splits."""
+        lines = [f"{self.name}: {self.n_nodes:,} nodes, {self.feature_names.__len__()} features, "
+                 f"{self.n_edges:,} edges" + (f" ({self.path})" if self.path else "")]
+        if self.labels is not None:
+            pos, neg = int((self.labels == 1).sum()), int((self.labels == 0).sum())
+            unk = self.n_nodes - pos - neg
+            share = pos / max(pos + neg, 1)
+            lines.append(f"labels: {pos:,} fraud ({share:.2%} of labelled), {neg:,} honest, {unk:,} unknown")
+        else:
+            lines.append("labels: none")
+        lines.append(f"splits: {len(self.split_ids)}" + (
+            f" (train/val/test sizes of split {self.split_ids[0]}: "
+            + "/".join(str(int(m.sum())) for m in self.split(self.split_ids[0])) + ")"
+            if self.split_ids else ""))
+        if self.relation is not None:
+            lines.append("relations: " + ", ".join(f"{r} {c:,}" for r, c in
+                                                   pd.Series(self.relation).value_counts().items()))
+        if self.events is not None:
+            lines.append(f"events: {len(self.events):,} rows")
+        return "\n".join(lines)
+
+
+def load_generic(path, *, name: str | None = None) -> GenericGraph:
+    """Read and validate a generic graph-fraud folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder with ``nodes`` and ``edges`` (and optionally ``events``), each
+        as ``.parquet`` or ``.csv``.
+    name : str, optional
+        Data set name; defaults to the folder name.
+
+    Returns
+    -------
+    GenericGraph
+
+    Raises
+    ------
+    DataValidationError
+        Listing every problem: missing file or column, duplicate node id,
+        non-numeric or missing feature values, labels outside {-1, 0, 1},
+        edge endpoints or event accounts that are not nodes, overlapping
+        split masks.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> d = tempfile.mkdtemp()
+    >>> nodes = pd.DataFrame({"id": [1, 2, 3], "x": [0.1, 0.5, 0.9], "label": [0, 1, -1]})
+    >>> edges = pd.DataFrame({"src": [1, 2], "dst": [2, 3]})
+    >>> _ = write_generic(d, nodes, edges)
+    >>> g = load_generic(d)
+    >>> g.n_nodes, g.n_edges, g.labels.tolist()
+    (3, 2, [0, 1, -1])
+    """
+    path = Path(path)
+    issues: list[ValidationIssue] = []
+    if not path.is_dir():
+        raise DataValidationError([ValidationIssue(str(path), None, "folder not found", None,
+                                                   "pass a folder holding nodes and edges files")])
+    nodes_file, nodes = _read_table(path, "nodes", issues, required=True)
+    edges_file, edges = _read_table(path, "edges", issues, required=True)
+    events_file, events = _read_table(path, "events", issues, required=False)
+    if nodes is None or edges is None:
+        raise DataValidationError(issues)
+
+    node_ids, features, names, labels, splits = _check_nodes(nodes_file, nodes, issues)
+    index = pd.Index(node_ids).drop_duplicates() if node_ids is not None else None  # unique even when invalid
+    src, dst, weight, relation, time = _check_edges(edges_file, edges, index, issues)
+    if events is not None:
+        _check_events(events_file, events, index, issues)
+    if issues:
+        raise DataValidationError(issues)
+    arrays = [node_ids, features, labels, src, dst, weight, relation, time, *splits.values()]
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            a.setflags(write=False)
+    return GenericGraph(name or path.name, node_ids, features, tuple(names), labels, splits,
+                        src, dst, weight, relation, time, events, path)
+
+
+def write_generic(out, nodes: pd.DataFrame, edges: pd.DataFrame, events: pd.DataFrame | None = None,
+                  *, fmt: str = "parquet", validate: bool = True) -> Path:
+    """Write a generic graph-fraud folder atomically (the folder is replaced as a whole).
+
+    Parameters
+    ----------
+    out : str or Path
+        Target folder; replaced only when every file is written (and valid).
+    nodes, edges, events : DataFrame
+        Tables in the generic format; ``edges`` may be empty but needs ``src``
+        and ``dst`` columns.
+    fmt : {"parquet", "csv"}, default="parquet"
+    validate : bool, default=True
+        Re-read the written folder with :func:`load_generic` before swapping
+        it in, so an invalid folder never replaces a good one.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> d = tempfile.mkdtemp()
+    >>> p = write_generic(d, pd.DataFrame({"id": [0, 1], "x": [1.0, 2.0]}),
+    ...                   pd.DataFrame({"src": [0], "dst": [1]}), fmt="csv")
+    >>> sorted(f.name for f in p.iterdir())
+    ['edges.csv', 'nodes.csv']
+    """
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        for stem, df in (("nodes", nodes), ("edges", edges), ("events", events)):
+            if df is None:
+                continue
+            if fmt == "parquet":
+                df.to_parquet(tmp / f"{stem}.parquet", index=False)
+            else:
+                df.to_csv(tmp / f"{stem}.csv", index=False)
+        if validate:
+            load_generic(tmp)
+    return out
+
+
+# --------------------------------------------------------------------------- private helpers
+
+
+def _show(value) -> str:
+    """An example value as text, without numpy's type wrapper."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _read_table(folder: Path, stem: str, issues: list, *, required: bool):
+    found = [folder / f"{stem}{s}" for s in _SUFFIXES if (folder / f"{stem}{s}").exists()]
+    if not found:
+        if required:
+            issues.append(ValidationIssue(f"{folder}/{stem}", None, "file not found", None,
+                                          f"write {stem}.parquet or {stem}.csv (see docs/generic-format.md)"))
+        return None, None
+    if len(found) > 1:
+        issues.append(ValidationIssue(found[0].name, None, "table given twice", ", ".join(f.name for f in found),
+                                      f"keep one of {stem}.parquet and {stem}.csv"))
+    f = found[0]
+    try:
+        df = pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f)
+    except Exception as e:  # the reader's own message says what is unreadable
+        issues.append(ValidationIssue(f.name, None, "cannot be read", str(e)[:200],
+                                      "rewrite the file as valid Parquet or comma-separated CSV with a header"))
+        return f.name, None
+    return f.name, df
+
+
+def _check_nodes(file, nodes, issues):
+    if NODE_ID not in nodes.columns:
+        issues.append(ValidationIssue(file, NODE_ID, "missing column", None,
+                                      "add an 'id' column with one unique key per node"))
+        return None, None, [], None, {}
+    ids = nodes[NODE_ID]
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        issues.append(ValidationIssue(file, NODE_ID, "duplicate node id", _show(ids[dup].iloc[0]),
+                                      "keep one row per node (aggregate or drop the repeats)", int(dup.sum())))
+    if ids.isna().any():
+        issues.append(ValidationIssue(file, NODE_ID, "missing node id", None,
+                                      "give every node an id", int(ids.isna().sum())))
+    labels = None
+    if LABEL in nodes.columns:
+        lab = pd.to_numeric(nodes[LABEL], errors="coerce")
+        bad = lab.isna() | ~lab.isin([-1, 0, 1])
+        if bad.any():
+            issues.append(ValidationIssue(file, LABEL, "label outside {-1, 0, 1}", _show(nodes[LABEL][bad].iloc[0]),
+                                          "use 1 for fraud, 0 for honest and -1 for unknown", int(bad.sum())))
+        else:
+            labels = lab.to_numpy(dtype=np.int8)
+    split_cols = [c for c in nodes.columns if _SPLIT_RE.match(str(c))]
+    splits = {}
+    for c in split_cols:
+        col = nodes[c]
+        if col.dtype == bool:
+            splits[c] = col.to_numpy()
+        elif pd.api.types.is_numeric_dtype(col) and col.isin([0, 1]).all():
+            splits[c] = col.to_numpy().astype(bool)
+        else:
+            bad = ~col.isin([0, 1, True, False])
+            issues.append(ValidationIssue(file, c, "split column is not boolean", _show(col[bad].iloc[0]),
+                                          "use true/false (or 1/0) for membership in the split", int(bad.sum())))
+    ks = sorted({int(_SPLIT_RE.match(c).group(2)) for c in splits})
+    for k in ks:
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            ca, cb = f"{a}_{k}", f"{b}_{k}"
+            if ca in splits and cb in splits:
+                both = splits[ca] & splits[cb]
+                if both.any():
+                    issues.append(ValidationIssue(file, f"{ca}, {cb}", "split masks overlap",
+                                                  _show(ids[both].iloc[0]),
+                                                  f"put each node in at most one of {ca}/{cb}", int(both.sum())))
+        if labels is not None:
+            for s in SPLIT_KINDS:
+                c = f"{s}_{k}"
+                unl = splits.get(c, np.zeros(len(nodes), bool)) & (labels == -1)
+                if unl.any():
+                    issues.append(ValidationIssue(file, c, "split contains nodes with unknown label (-1)",
+                                                  _show(ids[unl].iloc[0]),
+                                                  "leave unlabelled nodes out of every split", int(unl.sum())))
+    names = [c for c in nodes.columns if c not in (NODE_ID, LABEL) and c not in split_cols]
+    cols = []
+    for c in names:
+        col = nodes[c]
+        if col.dtype == bool:
+            col = col.astype(float)
+        if not pd.api.types.is_numeric_dtype(col):
+            num = pd.to_numeric(col, errors="coerce")
+            bad = num.isna() & col.notna()
+            issues.append(ValidationIssue(file, str(c), "non-numeric feature", _show(col[bad].iloc[0]) if bad.any()
+                                          else _show(col.iloc[0]),
+                                          "one-hot encode categories (one 0/1 column per value) or drop the column",
+                                          int(bad.sum())))
+            continue
+        vals = col.to_numpy(dtype=np.float64)
+        nan = ~np.isfinite(vals)
+        if nan.any():
+            issues.append(ValidationIssue(file, str(c), "missing or infinite feature values",
+                                          _show(ids[nan].iloc[0]),
+                                          "fill them (e.g. with the column median) and add a 0/1 "
+                                          f"'{c}_missing' column so the gap stays visible", int(nan.sum())))
+        cols.append(vals)
+    features = np.column_stack(cols) if cols else np.zeros((len(nodes), 0))
+    return ids.to_numpy(), features, [str(c) for c in names], labels, splits
+
+
+def _check_edges(file, edges, index, issues):
+    empty = np.zeros(0, dtype=np.int64)
+    missing = [c for c in ("src", "dst") if c not in edges.columns]
+    for c in missing:
+        issues.append(ValidationIssue(file, c, "missing column", None,
+                                      "edges need 'src' and 'dst' node-id columns (an empty table is fine)"))
+    if missing or index is None:
+        return empty, empty, np.zeros(0), None, None
+    ends = []
+    for c in ("src", "dst"):
+        pos = index.get_indexer(edges[c]) if len(edges) else empty
+        bad = pos < 0
+        if bad.any():
+            issues.append(ValidationIssue(file, c, "edge endpoint not in nodes", _show(edges[c][bad].iloc[0]),
+                                          "add the node to nodes or drop the edge", int(bad.sum())))
+        ends.append(np.asarray(pos, dtype=np.int64))
+    weight = np.ones(len(edges))
+    if "weight" in edges.columns:
+        w = pd.to_numeric(edges["weight"], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(w) | (w <= 0)
+        if bad.any():
+            issues.append(ValidationIssue(file, "weight", "weight missing, non-numeric or not positive",
+                                          _show(edges["weight"][bad].iloc[0]),
+                                          "use positive numbers (drop zero-weight edges)", int(bad.sum())))
+        weight = w
+    relation = edges["relation"].astype(str).to_numpy() if "relation" in edges.columns else None
+    time = edges["time"].to_numpy() if "time" in edges.columns else None
+    return ends[0], ends[1], weight, relation, time
+
+
+def _check_events(file, events, index, issues):
+    for c in ("account", "target"):
+        if c not in events.columns:
+            issues.append(ValidationIssue(file, c, "missing column", None,
+                                          f"events need {', '.join(EVENT_COLUMNS)} (time and action optional)"))
+    if "account" in events.columns and index is not None:
+        bad = index.get_indexer(events["account"]) < 0
+        if bad.any():
+            issues.append(ValidationIssue(file, "account", "event account not in nodes",
+                                          _show(events["account"][bad].iloc[0]),
+                                          "add the account to nodes or drop its events", int(bad.sum())))

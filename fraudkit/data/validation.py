@@ -1,0 +1,653 @@
+"""Contract checks, run as DuckDB SQL so they scale to tens of millions of rows.
+
+:func:`check_tables` takes raw table sources on a DuckDB connection (a
+``read_parquet`` / ``read_csv`` call or a registered DataFrame), checks every
+rule of :mod:`fraudkit.data.contract` and creates one typed view per table, named
+after it. Each table is scanned once for all of its per-row checks (one
+aggregate query), once more for duplicate keys, and once per foreign key.
+
+Rules
+-----
+* A required table must be present; every contract column must be present.
+* Types: ``id`` is an integer or a string (CSV ids that are all canonical
+  integers become integers); ``int`` is a whole number; ``float`` a finite
+  number (NaN counts as missing); ``bool`` true/false/1/0; ``timestamp`` a
+  Parquet timestamp/date or ISO-8601 text (``2024-11-11 20:00:00``).
+* Timestamps lie in ``[1990-01-01, now + 365 days]`` where ``now`` is the
+  wall clock of the run: earlier or later values are a unit or clock error.
+* Non-nullable columns hold no null (empty text counts as null for ids and
+  strings); primary keys are unique; ``min_value`` / ``max_value`` /
+  ``allowed`` hold; a foreign key (``references``) points at an existing row
+  when the referenced table is present (a nullable one may be null);
+  ``promotions.ends_at > starts_at``; ``orders.received_at >= ts``;
+  ``list_entries.expires_at >= added_at``.
+
+Table- and column-level problems (a missing table or column, a file that
+cannot be read, a column none of whose values has the right type) are fatal.
+Row-level problems are fatal too unless a quarantine folder is given: then
+the offending rows are written to ``<quarantine>/<table>.parquet`` with their
+raw values and a ``_reason`` column, and the table's view keeps the clean
+rows only. Rows of a duplicate key whose copies are all identical keep one
+copy (the others are quarantined as "exact copy"); copies that differ are
+all quarantined, because nothing says which one is right. Child rows that
+reference a quarantined parent row are quarantined with the reason
+"references a quarantined row" (the cascade), so no view ever holds a
+dangling reference. Nothing is dropped without being written and counted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fraudkit.data.atomic import atomic_path
+from fraudkit.data.contract import LABEL_TABLE, TABLES, TableSpec
+from fraudkit.errors import DataValidationError, ValidationIssue
+
+__all__ = [
+    "TableSource",
+    "ValidationReport",
+    "CheckedTables",
+    "check_tables",
+    "TIMESTAMP_MIN",
+    "TIMESTAMP_MAX_AHEAD",
+    "SQL_TYPES",
+]
+
+TIMESTAMP_MIN = _dt.datetime(1990, 1, 1)
+"""Earliest accepted timestamp."""
+
+TIMESTAMP_MAX_AHEAD = _dt.timedelta(days=365)
+"""Latest accepted timestamp, relative to the wall clock of the run."""
+
+SQL_TYPES = {"string": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
+"""DuckDB type of each logical type in the typed views (``id`` is BIGINT or VARCHAR)."""
+
+# (table, earlier column, later column, strict): the later column must come after the earlier one.
+_ORDERED = (
+    ("promotions", "starts_at", "ends_at", True),
+    ("orders", "ts", "received_at", False),
+    ("list_entries", "added_at", "expires_at", False),
+)
+
+_TYPE_FIX = {
+    "id": "use integers or strings for ids",
+    "int": "use whole numbers such as 3",
+    "float": "use finite numbers such as 19.9",
+    "bool": "use true/false (or 1/0)",
+    "timestamp": "use ISO-8601 such as 2024-11-11 20:00:00 (or a Parquet timestamp)",
+}
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """One table as read, before any check.
+
+    Parameters
+    ----------
+    name : str
+        Contract table name.
+    file : str
+        How messages name it: the file name, or ``"<name> (in memory)"``.
+    relation : str
+        SQL that reads the raw rows, e.g. ``read_parquet('/data/orders.parquet')``
+        or the name of a registered DataFrame.
+    text : bool, default=False
+        Every column is text (a CSV file read with ``all_varchar``).
+    """
+
+    name: str
+    file: str
+    relation: str
+    text: bool = False
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What validation found.
+
+    Attributes
+    ----------
+    path : str
+        The dataset checked.
+    issues : tuple of ValidationIssue
+        Every problem found, in contract order.
+    fatal : tuple of ValidationIssue
+        The problems that stop loading (all of them without quarantine;
+        table- and column-level ones with it).
+    counts : dict of str to int
+        Rows read per table.
+    rejected : dict of str to int
+        Rows quarantined per table (empty without quarantine).
+    quarantine : str or None
+        Quarantine folder, when one was used.
+    """
+
+    path: str
+    issues: tuple[ValidationIssue, ...] = ()
+    fatal: tuple[ValidationIssue, ...] = ()
+    counts: dict = field(default_factory=dict)
+    rejected: dict = field(default_factory=dict)
+    quarantine: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the data can be loaded (no fatal problem)."""
+        return not self.fatal
+
+    def raise_for_issues(self) -> None:
+        """Raise :class:`~fraudkit.errors.DataValidationError` listing every fatal problem."""
+        if self.fatal:
+            raise DataValidationError(self.fatal)
+
+    def describe(self) -> str:
+        """Human-readable summary: rows per table, rejected rows, every problem."""
+        lines = [f"dataset {self.path}: {len(self.counts)} table(s), {sum(self.counts.values()):,} rows"]
+        width = max((len(t) for t in self.counts), default=0)
+        for t, n in self.counts.items():
+            rej = self.rejected.get(t, 0)
+            extra = f"  ({rej:,} rejected -> {Path(self.quarantine) / (t + '.parquet')})" if rej else ""
+            lines.append(f"  {t:<{width}}  {n:>12,} rows{extra}")
+        if not self.issues:
+            lines.append("OK: the data follows the contract.")
+            return "\n".join(lines)
+        handled = [i for i in self.issues if i not in self.fatal]
+        if self.fatal:
+            lines.append(f"FAILED: {len(self.fatal)} problem(s) stop loading:")
+            lines += [f"  - {i}" for i in self.fatal]
+        if handled:
+            lines.append(f"{'OK' if not self.fatal else 'Also'}: {len(handled)} row-level problem(s) "
+                         f"quarantined to {self.quarantine}:")
+            lines += [f"  - {i}" for i in handled]
+        if self.fatal and self.quarantine:
+            lines.append("Nothing was written to the quarantine folder: fix the problems above first.")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CheckedTables:
+    """Result of :func:`check_tables`: the report and the typed views created.
+
+    Attributes
+    ----------
+    report : ValidationReport
+    views : dict of str to str
+        Table name -> name of the typed DuckDB view of its clean rows.
+    types : dict of str to dict
+        Table name -> {contract column: DuckDB type} of the view.
+    """
+
+    report: ValidationReport
+    views: dict
+    types: dict
+
+
+def check_tables(con, sources, *, path="", quarantine=None, now=None, validate=True, required=None,
+                 issues=()) -> CheckedTables:
+    """Check raw tables against the contract and create one typed view per table.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Connection the sources can be read on; views are created on it.
+    sources : dict of str to TableSource
+        The tables present (contract names, ``labels`` included).
+    path : str, default=""
+        Dataset name used in the report.
+    quarantine : path-like or None, default=None
+        Folder for rejected rows; ``None`` makes every problem fatal.
+    now : datetime or None, default=None
+        Wall clock for the timestamp range rule (default: now).
+    required : iterable of str or None, default=None
+        Tables that must be present (default: the contract's required tables).
+    issues : iterable of ValidationIssue, default=()
+        Fatal problems found before (e.g. by file discovery), added to the report.
+    validate : bool, default=True
+        ``False`` checks only tables, columns and types of the schema (no row
+        scan); the views then use strict casts, so a bad value fails the
+        query that meets it instead of passing silently.
+
+    Returns
+    -------
+    CheckedTables
+
+    Examples
+    --------
+    >>> import duckdb, pandas as pd
+    >>> con = duckdb.connect()
+    >>> _ = con.register("m", pd.DataFrame({"merchant_id": [1, 1], "category": ["food", "toys"]}))
+    >>> out = check_tables(con, {"merchants": TableSource("merchants", "merchants.csv", "m")})
+    >>> [i.problem for i in out.report.issues]
+    ['missing required table accounts', 'missing required table interactions', 'duplicate key']
+    """
+    now = _dt.datetime.now() if now is None else now
+    ts_max = now + TIMESTAMP_MAX_AHEAD
+    names = (*TABLES, LABEL_TABLE.name)
+    found: dict[str, list] = {n: [] for n in names}  # table -> [(issue, is_fatal)]
+    counts, plans = {}, {}
+    required = [n for n, t in TABLES.items() if t.required] if required is None else list(required)
+    found["_"] = [(i, True) for i in issues]
+    for name in required:
+        if name not in sources:
+            found[name].append((ValidationIssue(
+                f"{name}.parquet", None, f"missing required table {name}", None,
+                f"add {name}.parquet or {name}.csv to the folder (see docs/data-contract.md)"), True))
+    for name in _order([n for n in names if n in sources]):
+        src = sources[name]
+        plan = _Plan(src, _spec(name))
+        try:
+            _describe(con, plan)
+            _plan_types(con, plan, validate)
+            if validate:
+                rows = _run_row_checks(con, plan, plans, ts_max, quarantine is not None)
+            else:
+                rows, plan.n_rows = [], con.execute(f"SELECT count(*) FROM {_q(plan.raw)}").fetchone()[0]
+        except _Unreadable as e:
+            found[name].append((ValidationIssue(
+                src.file, None, "the file cannot be read", str(e).strip().splitlines()[0][:300],
+                "rewrite the file as Parquet, or as CSV with a header row and one value per column"), True))
+            continue
+        counts[name] = plan.n_rows
+        found[name] += [(i, True) for i in plan.column_issues]
+        found[name] += [(i, not row_level or quarantine is None) for i, row_level in rows]
+        _create_views(con, plan, use_quarantine=quarantine is not None)
+        plans[name] = plan
+    issues = [i for n in ("_", *names) for i, _ in found[n]]
+    fatal = [i for n in ("_", *names) for i, f in found[n] if f]
+    rejected = {}
+    if quarantine is not None and not fatal:
+        rejected = _write_quarantine(con, plans, Path(quarantine))
+    report = ValidationReport(str(path), tuple(issues), tuple(fatal), {n: counts[n] for n in names if n in counts},
+                              rejected, None if quarantine is None else str(quarantine))
+    return CheckedTables(report, {n: n for n in plans}, {n: dict(p.out_types) for n, p in plans.items()})
+
+
+# --- private helpers ---------------------------------------------------------
+
+
+class _Unreadable(Exception):
+    pass
+
+
+class _Plan:
+    """Mutable working state of one table while it is checked (private)."""
+
+    def __init__(self, src: TableSource, spec: TableSpec):
+        self.src, self.spec = src, spec
+        self.raw = f"_src_{spec.name}"
+        self.raw_types: dict[str, str] = {}
+        self.exprs: dict[str, str] = {}
+        self.out_types: dict[str, str] = {}
+        self.fails: dict[str, str] = {}
+        self.column_issues: list[ValidationIssue] = []
+        self.reasons: list[tuple[str, str]] = []  # (reason, SQL condition) of checks with hits
+        self.dups = False
+        self.n_rows = 0
+
+    @property
+    def key_sql(self) -> str:
+        return self.key_of("")
+
+    def key_of(self, alias: str) -> str:
+        """SQL text naming a row by its primary key, e.g. ``order_id=7``."""
+        parts = [f"'{k}=' || coalesce(CAST({alias}{_q(k)} AS VARCHAR), 'NULL')" for k in self.spec.primary_key
+                 if k in self.raw_types]
+        return "concat_ws(', ', " + ", ".join(parts) + ")" if parts else "''"
+
+
+def _spec(name: str) -> TableSpec:
+    return LABEL_TABLE if name == LABEL_TABLE.name else TABLES[name]
+
+
+def _order(names: list[str]) -> list[str]:
+    """Parents before children, so foreign keys are checked against clean parents."""
+    done, out = set(), []
+    pending = list(names)
+    while pending:
+        for n in pending:
+            parents = {c.references.split(".")[0] for c in _spec(n).columns if c.references} - {n}
+            if not (parents & set(pending)):
+                out.append(n)
+                done.add(n)
+        pending = [n for n in pending if n not in done]
+    return out
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value) -> str:
+    if isinstance(value, _dt.datetime):
+        return f"TIMESTAMP '{value:%Y-%m-%d %H:%M:%S}'"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _describe(con, plan: _Plan) -> None:
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(plan.raw)} AS SELECT * FROM {plan.src.relation}")
+        rows = con.execute(f"DESCRIBE SELECT * FROM {_q(plan.raw)}").fetchall()
+    except Exception as e:  # duckdb raises several unrelated types for unreadable input
+        raise _Unreadable(str(e)) from None
+    plan.raw_types = {r[0]: r[1] for r in rows}
+    for c in plan.spec.columns:
+        if c.name not in plan.raw_types:
+            plan.column_issues.append(ValidationIssue(
+                plan.src.file, c.name, "missing column", None,
+                f"add the column {c.name!r} ({c.dtype}: {c.description}); see docs/data-contract.md"))
+
+
+def _kind(sql_type: str) -> str:
+    t = sql_type.upper()
+    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+             "UBIGINT", "UHUGEINT"):
+        return "int"
+    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return "float"
+    if t == "VARCHAR":
+        return "text"
+    if t == "BOOLEAN":
+        return "bool"
+    if t.startswith("TIMESTAMP") or t == "DATE":
+        return "time"
+    return "other"
+
+
+def _plan_types(con, plan: _Plan, validate: bool) -> None:
+    """Typed expression, output type and 'value present but wrong type' condition of each column."""
+    cast = "TRY_CAST" if validate else "CAST"
+    canon_ids = _canonical_int_columns(con, plan)
+    for c in plan.spec.columns:
+        if c.name not in plan.raw_types:
+            continue
+        col, kind, fail, out = _q(c.name), _kind(plan.raw_types[c.name]), None, SQL_TYPES.get(c.dtype)
+        if plan.raw_types[c.name].upper().startswith("ENUM"):  # pandas categoricals
+            col, kind = f"CAST({col} AS VARCHAR)", "text"
+        whole = f"({col} IS NOT NULL AND (NOT isfinite({col}) OR {col} <> floor({col})))"
+        if c.dtype == "id":
+            if kind == "int" or (kind == "text" and c.name in canon_ids):
+                expr, out = f"{cast}({col} AS BIGINT)", "BIGINT"
+            elif kind == "float":
+                expr, out, fail = f"{cast}({col} AS BIGINT)", "BIGINT", whole
+            elif kind == "text":
+                expr, out = col, "VARCHAR"
+            else:
+                expr, out, fail = "CAST(NULL AS VARCHAR)", "VARCHAR", f"{col} IS NOT NULL"
+        elif c.dtype == "string":
+            expr = col if kind == "text" else f"CAST({col} AS VARCHAR)"
+        elif c.dtype == "int":
+            expr = f"{cast}({col} AS BIGINT)"
+            if kind == "float":
+                fail = whole
+            elif kind == "text":
+                d = f"TRY_CAST({col} AS DOUBLE)"
+                fail = f"({col} IS NOT NULL AND ({d} IS NULL OR NOT isfinite({d}) OR {d} <> floor({d})))"
+            elif kind != "int":
+                expr, fail = "CAST(NULL AS BIGINT)", f"{col} IS NOT NULL"
+        elif c.dtype == "float":
+            if kind in ("int", "float"):
+                expr = f"CAST({col} AS DOUBLE)"
+                if kind == "float":
+                    expr = f"CASE WHEN isnan({col}) THEN NULL ELSE {expr} END"
+                    fail = f"({col} IS NOT NULL AND isinf({col}))"
+            elif kind == "text":
+                d = f"TRY_CAST({col} AS DOUBLE)"
+                expr = f"CASE WHEN isnan({d}) THEN NULL ELSE {cast}({col} AS DOUBLE) END"
+                fail = f"({col} IS NOT NULL AND ({d} IS NULL OR isinf({d})))"
+            else:
+                expr, fail = "CAST(NULL AS DOUBLE)", f"{col} IS NOT NULL"
+        elif c.dtype == "bool":
+            if kind == "bool":
+                expr = col
+            elif kind in ("int", "float"):
+                expr, fail = f"({col} = 1)", f"({col} IS NOT NULL AND {col} NOT IN (0, 1))"
+            elif kind == "text":
+                expr = f"{cast}(trim({col}) AS BOOLEAN)"
+                fail = f"({col} IS NOT NULL AND TRY_CAST(trim({col}) AS BOOLEAN) IS NULL)"
+            else:
+                expr, fail = "CAST(NULL AS BOOLEAN)", f"{col} IS NOT NULL"
+        elif c.dtype == "timestamp":
+            if "TIME ZONE" in plan.raw_types[c.name].upper():  # must be naive platform-local time
+                expr, fail = "CAST(NULL AS TIMESTAMP)", f"{col} IS NOT NULL"
+            elif kind == "time":
+                expr = f"CAST({col} AS TIMESTAMP)"
+            elif kind == "text":
+                expr = f"{cast}(trim({col}) AS TIMESTAMP)"
+                fail = f"({col} IS NOT NULL AND TRY_CAST(trim({col}) AS TIMESTAMP) IS NULL)"
+            else:
+                expr, fail = "CAST(NULL AS TIMESTAMP)", f"{col} IS NOT NULL"
+        else:  # pragma: no cover - the contract has no other type
+            raise ValueError(f"unknown logical type {c.dtype!r}")
+        plan.exprs[c.name], plan.out_types[c.name] = expr, out
+        if fail:
+            plan.fails[c.name] = fail
+    if not validate:
+        for name, fail in plan.fails.items():
+            if fail.endswith("IS NOT NULL"):  # type not convertible at all: known from the schema alone
+                plan.column_issues.append(_type_issue(plan, name, plan.raw_types[name], 0, whole_column=True))
+
+
+def _canonical_int_columns(con, plan: _Plan) -> set[str]:
+    """CSV id columns whose values are all canonical integers (so they load as BIGINT, like Parquet)."""
+    if not plan.src.text:
+        return set()
+    ids = [c.name for c in plan.spec.columns if c.dtype == "id" and c.name in plan.raw_types]
+    if not ids:
+        return set()
+    # canonical: casting to BIGINT and back gives the same text (so '007', '1.0' and '1e3' stay text)
+    aggs = ", ".join(f"coalesce(bool_and(coalesce(CAST(TRY_CAST({_q(c)} AS BIGINT) AS VARCHAR) = {_q(c)}, false)) "
+                     f"FILTER (WHERE {_q(c)} IS NOT NULL), false) AND count({_q(c)}) > 0" for c in ids)
+    try:
+        flags = con.execute(f"SELECT {aggs} FROM {_q(plan.raw)}").fetchone()
+    except Exception as e:
+        raise _Unreadable(str(e)) from None
+    return {c for c, ok in zip(ids, flags) if ok}
+
+
+def _type_issue(plan, column, example, n, *, whole_column=False) -> ValidationIssue:
+    dtype = plan.spec.column(column).dtype
+    problem = (f"no value has type {dtype} (stored as {plan.raw_types[column]})" if whole_column
+               else f"value is not of type {dtype}")
+    fix = _TYPE_FIX[dtype]
+    if "TIME ZONE" in plan.raw_types[column].upper():
+        fix = ("store naive platform-local times, e.g. in pandas "
+               "df[col].dt.tz_convert('Asia/Shanghai').dt.tz_localize(None)")
+    return ValidationIssue(plan.src.file, column, problem, example, fix, n)
+
+
+def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool):
+    """All per-row checks of one table; returns [(issue, row_level)] and records quarantine reasons."""
+    spec, e = plan.spec, plan.exprs
+    checks = []  # (reason, cond, column, problem, fix, example_sql)
+    for c in spec.columns:
+        if c.name not in e:
+            continue
+        col, x = _q(c.name), e[c.name]
+        raw_txt = f"CAST({col} AS VARCHAR)"
+        if c.name in plan.fails:
+            checks.append((f"{c.name}: not {c.dtype}", plan.fails[c.name], c.name, "type", None, raw_txt))
+        if not c.nullable:
+            kind = _kind(plan.raw_types[c.name])
+            cond = f"{col} IS NULL"
+            if kind == "float":
+                cond = f"({col} IS NULL OR isnan({col}))"
+            elif kind == "text" and c.dtype in ("id", "string"):
+                cond = f"({col} IS NULL OR trim({col}) = '')"
+            checks.append((f"{c.name}: missing", cond, c.name, "null value in a required column",
+                           "fill the value or remove the row; the column may not be empty", "NULL"))
+        if c.dtype == "timestamp":
+            checks.append((f"{c.name}: out of range", f"({x} < {_lit(TIMESTAMP_MIN)} OR {x} > {_lit(ts_max)})",
+                           c.name, f"timestamp before {TIMESTAMP_MIN:%Y-%m-%d} or after {ts_max:%Y-%m-%d}",
+                           "check the clock and the unit (seconds vs milliseconds); timestamps must lie between "
+                           f"{TIMESTAMP_MIN:%Y-%m-%d} and one year after today", raw_txt))
+        if c.min_value is not None:
+            checks.append((f"{c.name}: below {c.min_value:g}", f"{x} < {_lit(c.min_value)}", c.name,
+                           f"value below the minimum {c.min_value:g}",
+                           f"correct or remove the rows: {c.name} must be >= {c.min_value:g}", raw_txt))
+        if c.max_value is not None:
+            checks.append((f"{c.name}: above {c.max_value:g}", f"{x} > {_lit(c.max_value)}", c.name,
+                           f"value above the maximum {c.max_value:g}",
+                           f"correct or remove the rows: {c.name} must be <= {c.max_value:g}", raw_txt))
+        if c.allowed:
+            values = ", ".join(_lit(v) for v in c.allowed)
+            checks.append((f"{c.name}: not allowed", f"{x} NOT IN ({values})", c.name, "value outside the vocabulary",
+                           "use one of: " + ", ".join(c.allowed), raw_txt))
+    for table, first, later, strict in _ORDERED:
+        if table == spec.name and first in e and later in e:
+            op = "<=" if strict else "<"
+            checks.append((f"{later} {op} {first}", f"{e[later]} {op} {e[first]}", later,
+                           f"{later} {'not after' if strict else 'before'} {first}",
+                           f"{later} must be {'after' if strict else 'at or after'} {first}; correct or swap the times",
+                           f"CAST({_q(later)} AS VARCHAR) || ' vs {first} ' || CAST({_q(first)} AS VARCHAR)"))
+    checks += _reference_checks(plan, plans, use_quarantine)
+    # One scan counts every check; examples are then fetched only for the checks that failed.
+    aggs = ["count(*)"] + [f"count(*) FILTER (WHERE {cond})" for _, cond, *_ in checks]
+    nonnull = {c: f"count({_q(c)})" for c in plan.fails}
+    aggs += list(nonnull.values())
+    try:
+        row = con.execute(f"SELECT {', '.join(aggs)} FROM {_q(plan.raw)}").fetchone()
+    except Exception as err:
+        raise _Unreadable(str(err)) from None
+    plan.n_rows = int(row[0])
+    n_nonnull = dict(zip(nonnull, row[1 + len(checks):]))
+    found, key = [], plan.key_sql
+    for k, (reason, cond, column, problem, fix, ex) in enumerate(checks):
+        n = int(row[1 + k])
+        if not n:
+            continue
+        rkey, value = con.execute(f"SELECT min({key}), arg_min({ex}, {key}) FROM {_q(plan.raw)} "
+                                  f"WHERE {cond}").fetchone()
+        example = _example(value, rkey)
+        if problem == "type":
+            whole = n == n_nonnull[column]
+            found.append((_type_issue(plan, column, example, n, whole_column=whole), not whole))
+            if whole:
+                continue
+        else:
+            found.append((ValidationIssue(plan.src.file, column, problem, example, fix, n), True))
+        plan.reasons.append((reason, cond))
+    found += _check_duplicates(con, plan)
+    return found
+
+
+def _example(value, key) -> str:
+    value = "NULL" if value is None else repr(value)
+    if value == "'NULL'":
+        value = "NULL"
+    return f"{value} (row {key})" if key else value
+
+
+def _check_duplicates(con, plan: _Plan):
+    pk = [k for k in plan.spec.primary_key if k in plan.raw_types]
+    if len(pk) < len(plan.spec.primary_key):
+        return []
+    cols = ", ".join(_q(k) for k in pk)
+    name = f"_dup_{plan.spec.name}"
+    not_null = " AND ".join(f"{_q(k)} IS NOT NULL" for k in pk)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {cols}, count(*) AS _dup_n "
+                f"FROM {_q(plan.raw)} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1")
+    n_keys = con.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]
+    if not n_keys:
+        con.execute(f"DROP TABLE {_q(name)}")
+        return []
+    # do the copies of each key differ? (a second pass, joined to the few repeated keys)
+    using = ", ".join(_q(k) for k in pk)
+    s_everything = ", ".join(f"s.{_q(c)}" for c in plan.raw_types)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {', '.join('d.' + _q(k) for k in pk)}, "
+                f"any_value(d._dup_n) AS _dup_n, min({plan.key_of('s.')}) AS _dup_key, "
+                f"count(DISTINCT row({s_everything})) AS _dup_v FROM {_q(plan.raw)} s "
+                f"JOIN {_q(name)} d USING ({using}) GROUP BY {', '.join('d.' + _q(k) for k in pk)}")
+    n_keys, n_rows, n_conflict, example = con.execute(
+        f"SELECT count(*), coalesce(sum(_dup_n), 0), coalesce(sum(_dup_n) FILTER (WHERE _dup_v > 1), 0), "
+        f"min(_dup_key) FROM {_q(name)}").fetchone()
+    plan.dups = True
+    plan.reasons.append(("duplicate key with differing rows", "(_dup_v > 1)"))
+    plan.reasons.append(("exact copy of another row", "(_dup_v = 1 AND _copy > 1)"))
+    what = f"{n_keys} key(s) repeated; {n_conflict} of the rows differ from another copy"
+    return [(ValidationIssue(plan.src.file, ", ".join(pk), "duplicate key", example,
+                             f"remove or merge the duplicate rows ({what})", int(n_rows)), True)]
+
+
+def _reference_checks(plan: _Plan, plans: dict, use_quarantine: bool) -> list:
+    """Foreign-key checks as (reason, cond, column, problem, fix, example) for the one aggregate scan."""
+    checks = []
+    for c in plan.spec.columns:
+        if not c.references or c.name not in plan.exprs:
+            continue
+        table, column = c.references.split(".")
+        parent = plans.get(table)
+        if parent is None or column not in parent.exprs or parent.spec.name == plan.spec.name:
+            continue  # the referenced table is absent (optional): nothing to check against
+        x, px = plan.exprs[c.name], _q(column)
+        if plan.out_types[c.name] != parent.out_types[column]:
+            x, px = f"CAST({x} AS VARCHAR)", f"CAST({px} AS VARCHAR)"
+        ex = f"CAST({plan.exprs[c.name]} AS VARCHAR)"
+        every = f"(SELECT {px} FROM {_q('_all_' + table)} WHERE {px} IS NOT NULL)"
+        checks.append((f"{c.name}: dangling reference to {c.references}", f"({x} IS NOT NULL AND {x} NOT IN {every})",
+                       c.name, f"dangling reference: no such {c.references}",
+                       f"add the missing {table} rows or remove the rows that point to them", ex))
+        if use_quarantine and parent.reasons:
+            kept = f"(SELECT {px} FROM {_q(table)} WHERE {px} IS NOT NULL)"
+            checks.append((f"{c.name}: references a quarantined row in {table}",
+                           f"({x} IS NOT NULL AND {x} IN {every} AND {x} NOT IN {kept})",
+                           c.name, f"references a quarantined row in {table}",
+                           f"fix the quarantined {table} rows and load again", ex))
+    return checks
+
+
+def _create_views(con, plan: _Plan, *, use_quarantine: bool) -> None:
+    spec, name = plan.spec, plan.spec.name
+    extras = [c for c in plan.raw_types if c not in spec.column_names]
+    typed = [f"{x} AS {_q(c)}" for c, x in plan.exprs.items()] + [_q(c) for c in extras]
+    select = ", ".join(typed) if typed else "NULL AS _empty"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q('_all_' + name)} AS SELECT {select} FROM {_q(plan.raw)}")
+    if not (use_quarantine and plan.reasons):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select} FROM {_q(plan.raw)}")
+        return
+    reason = "NULLIF(concat_ws('; ', " + ", ".join(
+        f"CASE WHEN {cond} THEN {_lit(r)} END" for r, cond in plan.reasons) + "), '')"
+    base = _q(plan.raw)
+    if plan.dups:
+        pk = [k for k in spec.primary_key]
+        on = " AND ".join(f"s.{_q(k)} = d.{_q(k)}" for k in pk)
+        part = ", ".join(f"s.{_q(k)}" for k in pk)
+        base = (f"(SELECT s.*, d._dup_v, row_number() OVER (PARTITION BY {part}) AS _copy FROM {base} s "
+                f"LEFT JOIN {_q('_dup_' + name)} d ON {on})")
+        chk = f"SELECT * EXCLUDE (_dup_v, _copy), {reason} AS _reason FROM {base}"
+    else:
+        chk = f"SELECT *, {reason} AS _reason FROM {base}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q('_chk_' + name)} AS {chk}")
+    pk = list(spec.primary_key)
+    if plan.dups or not set(pk) <= set(plan.raw_types):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select} FROM {_q('_chk_' + name)} "
+                    f"WHERE _reason IS NULL")
+        return
+    # Unique keys: remember the rejected keys once (a small table), so that queries on the
+    # view do not evaluate every check again.
+    cols = ", ".join(_q(k) for k in pk)
+    not_null = " AND ".join(f"r.{_q(k)} IS NOT NULL" for k in pk)
+    on = " AND ".join(f"j.{_q(k)} = r.{_q(k)}" for k in pk)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q('_rej_' + name)} AS SELECT {cols} FROM {_q('_chk_' + name)} "
+                f"WHERE _reason IS NOT NULL AND {not_null.replace('r.', '')}")
+    select_r = ", ".join([f"{x} AS {_q(c)}" for c, x in plan.exprs.items()] + [_q(c) for c in extras])
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select_r} FROM {_q(plan.raw)} r "
+                f"WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {_q('_rej_' + name)} j WHERE {on})")
+
+
+def _write_quarantine(con, plans: dict, folder: Path) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    rejected = {}
+    for name, plan in plans.items():
+        target = folder / f"{name}.parquet"
+        if not plan.reasons:
+            target.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
+            continue
+        with atomic_path(target) as tmp:
+            con.execute(f"COPY (SELECT * FROM {_q('_chk_' + name)} WHERE _reason IS NOT NULL) "
+                        f"TO {_lit(str(tmp))} (FORMAT parquet)")
+        n = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(target))})").fetchone()[0]
+        rejected[name] = int(n)
+    return rejected

@@ -1,0 +1,397 @@
+"""FRAUDAR-style dense sub-graph peeling on bipartite graphs (Hooi et al., KDD 2016).
+
+Lockstep fake engagement shows up as a dense block in the account x target
+matrix: a few hundred accounts that all liked the same few dozen notes. The
+attackers hide it behind *camouflage* (each fake account also likes popular
+notes) and the block is small next to the whole graph. FRAUDAR's answer:
+
+* weight every edge by the popularity of its column, ``1 / log(d_j + c)``, so
+  edges to viral notes (camouflage, honest fans) count for little;
+* greedily peel the node (row or column) whose removal loses the least
+  weight, remembering the set with the highest average mass
+  ``g(S) = f(S) / |S|``. The greedy set is a 2-approximation of the optimum
+  and camouflage cannot lower it (Hooi et al., Theorem 2).
+
+Implementation. The peeling is exact greedy with a binary heap (lazy deletion)
+but runs on a *core* of the graph: a vectorised batch peel (Bahmani, Kumar and
+Vassilvitskii 2012) first gives a lower bound ``L`` on the optimal density,
+and every node of the optimal set has degree ``>= L`` inside it, so the
+``L``-core (computed with sparse mat-vecs) contains the optimum. Whole-graph
+work is ``O(|E|)`` per vectorised pass; the heap runs in ``O(|E_core| log |V_core|)``.
+After a block is found its edges are removed and the search repeats.
+
+References
+----------
+B. Hooi, H. A. Song, A. Beutel, N. Shah, K. Shin, C. Faloutsos. FRAUDAR:
+Bounding Graph Fraud in the Face of Camouflage. KDD 2016.
+B. Bahmani, R. Kumar, S. Vassilvitskii. Densest Subgraph in Streaming and
+MapReduce. VLDB 2012.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from fraudkit.errors import MissingInputError
+
+__all__ = ["DenseBlock", "fraudar", "column_weights", "block_scores", "fraudar_frame", "block_excess"]
+
+
+@dataclass(frozen=True)
+class DenseBlock:
+    """One dense block found by :func:`fraudar`.
+
+    Attributes
+    ----------
+    rows, cols : ndarray of int
+        Row and column indices of the block (sorted).
+    density : float
+        Average mass ``f(S) / (|rows| + |cols|)`` with the weights used.
+    mass : float
+        Total edge weight inside the block.
+    n_edges : int
+        Edges inside the block.
+    fill : float
+        ``n_edges / (|rows| * |cols|)``: the share of present cells.
+    params : dict
+        How it was made (weight scheme, block index).
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    density: float
+    mass: float
+    n_edges: int
+    fill: float
+    params: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.rows), len(self.cols))
+
+
+def column_weights(adj, *, weight="log", c: float = 5.0) -> np.ndarray:
+    """Per-column edge weights: ``1 / log(d_j + c)`` for ``"log"``, ones for ``"uniform"``.
+
+    Parameters
+    ----------
+    adj : scipy.sparse matrix of shape (n_rows, n_cols)
+        Bipartite adjacency; non-zero cells are edges.
+    weight : {"log", "uniform"} or array-like of shape (n_cols,), default="log"
+        The scheme, or explicit weights.
+    c : float, default=5.0
+        Smoothing constant of the log weight (Hooi et al. use 5).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> w = column_weights(sp.csr_matrix([[1, 1], [1, 0]]))
+    >>> bool(w[0] < w[1])
+    True
+    """
+    adj = sp.csr_matrix(adj)
+    if isinstance(weight, str):
+        if weight == "log":
+            deg = np.diff(adj.tocsc().indptr).astype(float)
+            return 1.0 / np.log(deg + c)
+        if weight == "uniform":
+            return np.ones(adj.shape[1])
+        raise ValueError(f"weight must be 'log', 'uniform' or an array, got {weight!r}")
+    w = np.asarray(weight, dtype=float)
+    if w.shape != (adj.shape[1],):
+        raise ValueError(f"weight array has shape {w.shape}, expected ({adj.shape[1]},)")
+    if (w < 0).any() or not np.isfinite(w).all():
+        raise ValueError("column weights must be finite and non-negative")
+    return w
+
+
+def fraudar(adj, *, weight="log", max_blocks: int = 5, min_rows: int = 3, min_cols: int = 2,
+            min_density: float = 0.0, c: float = 5.0) -> list[DenseBlock]:
+    """Find up to ``max_blocks`` dense blocks by greedy peeling.
+
+    Parameters
+    ----------
+    adj : scipy.sparse matrix or ndarray of shape (n_rows, n_cols)
+        Bipartite adjacency (rows = accounts, columns = targets). Any non-zero
+        cell is one edge; values are ignored (the column weight is used).
+    weight : {"log", "uniform"} or array-like, default="log"
+        Column weights, see :func:`column_weights`. Computed once on the whole
+        graph, so removing a block does not change the others' weights.
+    max_blocks : int, default=5
+        How many blocks to peel off, one after another.
+    min_rows, min_cols : int, default=3, 2
+        Smaller blocks are not reported and stop the search.
+    min_density : float, default=0.0
+        Stop when the best block is less dense than this.
+    c : float, default=5.0
+        Log-weight smoothing constant.
+
+    Returns
+    -------
+    blocks : list of DenseBlock
+        In the order found (densest first, usually).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> a = np.zeros((20, 20)); a[:5, :4] = 1; a[10, 10] = a[11, 12] = 1
+    >>> blocks = fraudar(sp.csr_matrix(a), max_blocks=1)
+    >>> blocks[0].rows.tolist(), blocks[0].cols.tolist()
+    ([0, 1, 2, 3, 4], [0, 1, 2, 3])
+    """
+    if max_blocks < 1:
+        raise ValueError(f"max_blocks must be >= 1, got {max_blocks}")
+    a = sp.csr_matrix(adj, dtype=float, copy=True)
+    if a.ndim != 2:
+        raise ValueError("adj must be a 2-D matrix")
+    a.sum_duplicates()
+    a.data[:] = 1.0
+    a.eliminate_zeros()
+    w = column_weights(a, weight=weight, c=c)
+    wa = sp.csr_matrix(a.multiply(w[None, :]))
+    wa.eliminate_zeros()
+    scheme = weight if isinstance(weight, str) else "custom"
+    blocks = []
+    for b in range(max_blocks):
+        if wa.nnz == 0:
+            break
+        rows, cols, dens = _densest(wa)
+        if len(rows) < min_rows or len(cols) < min_cols or dens <= min_density:
+            break
+        sub = wa[rows][:, cols]
+        n_edges = int(sub.nnz)
+        blocks.append(DenseBlock(rows=rows, cols=cols, density=float(dens), mass=float(sub.sum()),
+                                 n_edges=n_edges, fill=n_edges / (len(rows) * len(cols)),
+                                 params={"weight": scheme, "c": c, "block": b}))
+        # drop the block's edges and search again
+        si, sj = sub.nonzero()
+        rm = sp.csr_matrix((np.ones(len(si)), (rows[si], cols[sj])), shape=wa.shape)
+        wa = sp.csr_matrix(wa - wa.multiply(rm))
+        wa.eliminate_zeros()
+    return blocks
+
+
+def block_scores(blocks, n_rows: int) -> np.ndarray:
+    """Per-row score: the density of the densest block the row belongs to, else 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = DenseBlock(np.array([1, 2]), np.array([0]), 0.7, 1.4, 2, 1.0)
+    >>> block_scores([b], 4).tolist()
+    [0.0, 0.7, 0.7, 0.0]
+    """
+    out = np.zeros(n_rows)
+    for b in blocks:
+        out[b.rows] = np.maximum(out[b.rows], b.density)
+    return out
+
+
+def fraudar_frame(edges: pd.DataFrame, *, row: str = "account_id", col: str = "target_id",
+                  **kwargs) -> tuple[list[DenseBlock], pd.DataFrame]:
+    """Run :func:`fraudar` on an edge list and return keyed block membership.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        One row per edge (duplicates are merged); needs ``row`` and ``col``.
+    row, col : str
+        Column names of the two sides.
+    **kwargs
+        Passed to :func:`fraudar`.
+
+    Returns
+    -------
+    blocks : list of DenseBlock
+        Indices refer to ``pd.factorize`` order of ``row`` and ``col``.
+    members : pandas.DataFrame
+        Columns ``block_id, side ("row"|"col"), entity_id, density, n_rows, n_cols, fill``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> e = pd.DataFrame({"account_id": [1, 1, 2, 2, 3, 3, 4], "target_id": [7, 8, 7, 8, 7, 8, 9]})
+    >>> _, m = fraudar_frame(e, max_blocks=1)
+    >>> sorted(m.loc[m.side == "row", "entity_id"].tolist())
+    [1, 2, 3]
+    """
+    missing = [c for c in (row, col) if c not in edges.columns]
+    if missing:
+        raise MissingInputError(f"fraudar_frame: edge table lacks column(s) {missing}; "
+                                f"columns are {list(edges.columns)}")
+    ri, rkeys = pd.factorize(edges[row], sort=True)
+    ci, ckeys = pd.factorize(edges[col], sort=True)
+    ok = (ri >= 0) & (ci >= 0)
+    adj = sp.csr_matrix((np.ones(int(ok.sum())), (ri[ok], ci[ok])), shape=(len(rkeys), len(ckeys)))
+    blocks = fraudar(adj, **kwargs)
+    parts = []
+    for k, b in enumerate(blocks):
+        for side, idx, keys in (("row", b.rows, rkeys), ("col", b.cols, ckeys)):
+            parts.append(pd.DataFrame({"block_id": k, "side": side, "entity_id": np.asarray(keys)[idx],
+                                       "density": b.density, "n_rows": len(b.rows), "n_cols": len(b.cols),
+                                       "fill": b.fill}))
+    cols = ["block_id", "side", "entity_id", "density", "n_rows", "n_cols", "fill"]
+    empty = pd.DataFrame({"block_id": pd.Series(dtype=int), "side": pd.Series(dtype=object),
+                          "entity_id": pd.Series(dtype=object), "density": pd.Series(dtype=float),
+                          "n_rows": pd.Series(dtype=int), "n_cols": pd.Series(dtype=int),
+                          "fill": pd.Series(dtype=float)})
+    members = pd.concat(parts, ignore_index=True) if parts else empty
+    return blocks, members[cols]
+
+
+def block_excess(edges: pd.DataFrame, members: pd.DataFrame, *, row: str = "account_id",
+                 col: str = "target_id") -> pd.DataFrame:
+    """How far each block's edges exceed what its members' degrees predict (bipartite configuration model).
+
+    FRAUDAR's average mass ``f(S) / |S|`` grows with its members' activity: when honest users engage tens
+    of targets each and paid accounts a handful, the densest blocks are cores of heavy honest users and a
+    pure lockstep block of 71 farm accounts x 33 notes has a *lower* density than the whole graph
+    (demo-small seed 0: 0.76x). Its edges are, however, 69 times what chance predicts. For a block with
+    rows ``R``, columns ``C`` and ``e`` edges, the expected count is ``mu = d(R) d(C) / m`` (``d`` the
+    summed degrees in the whole graph, ``m`` its edges), ``lift = e / mu``, and
+
+    ``excess_share = (e - mu) / d(R)``,
+
+    the share of the members' whole activity that is concentration beyond chance: ~0 for heavy-user cores
+    (lift ~1), ~0.02 for honest accounts that happen to share a few niche notes (high lift, tiny share),
+    0.3-0.9 for lockstep blocks whose members spend their activity on the block.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        The edge list the blocks were found on (duplicates count once).
+    members : pandas.DataFrame
+        From :func:`fraudar_frame`.
+    row, col : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per block: ``block_id, n_edges, expected_edges, lift, excess_share``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> e = pd.DataFrame({"account_id": [1, 1, 2, 2, 3, 3, 4, 5], "target_id": [7, 8, 7, 8, 7, 8, 9, 9]})
+    >>> _, m = fraudar_frame(e, max_blocks=1)
+    >>> block_excess(e, m).round(3).values.tolist()
+    [[0.0, 6.0, 4.5, 1.333, 0.25]]
+    """
+    e = edges[[row, col]].dropna().drop_duplicates()
+    ri, rkeys = pd.factorize(e[row])
+    ci, ckeys = pd.factorize(e[col])
+    rdeg = np.bincount(ri, minlength=len(rkeys)).astype(float)
+    cdeg = np.bincount(ci, minlength=len(ckeys)).astype(float)
+    m = max(len(e), 1)
+    out = []
+    for b, g in members.groupby("block_id", sort=True):
+        r = pd.Index(rkeys).get_indexer(g.loc[g["side"] == "row", "entity_id"])
+        c = pd.Index(ckeys).get_indexer(g.loc[g["side"] == "col", "entity_id"])
+        r, c = r[r >= 0], c[c >= 0]
+        in_r, in_c = np.zeros(len(rkeys), bool), np.zeros(len(ckeys), bool)
+        in_r[r], in_c[c] = True, True
+        n = int((in_r[ri] & in_c[ci]).sum())
+        dr = float(rdeg[r].sum())
+        mu = dr * float(cdeg[c].sum()) / m
+        out.append((b, n, mu, n / mu if mu > 0 else float("inf"), (n - mu) / dr if dr > 0 else 0.0))
+    return pd.DataFrame(out, columns=["block_id", "n_edges", "expected_edges", "lift", "excess_share"]).astype(
+        {"block_id": np.int64, "n_edges": np.int64, "expected_edges": float, "lift": float, "excess_share": float})
+
+
+# --- private helpers ---------------------------------------------------------
+
+
+def _densest(wa: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, float]:
+    """Greedy densest block of a weighted bipartite matrix: core pruning, then heap peeling."""
+    nr, nc = wa.shape
+    wt = wa.T.tocsr()
+    lb = _batch_peel_bound(wa, wt)
+    alive_r, alive_c = _core(wa, wt, lb)
+    rows = np.flatnonzero(alive_r)
+    cols = np.flatnonzero(alive_c)
+    if len(rows) == 0 or len(cols) == 0:
+        return rows, cols, 0.0
+    sub = wa[rows][:, cols].tocsr()
+    keep_r, keep_c, dens = _greedy_peel(sub)
+    return rows[keep_r], cols[keep_c], dens
+
+
+def _batch_peel_bound(wa, wt, eps: float = 0.1) -> float:
+    """Best density seen while removing every node with degree <= 2(1+eps) * current density."""
+    nr, nc = wa.shape
+    ar = np.ones(nr, dtype=bool)
+    ac = np.ones(nc, dtype=bool)
+    best = 0.0
+    for _ in range(10_000):
+        dr = wa @ ac.astype(float) * ar
+        dc = wt @ ar.astype(float) * ac
+        n = ar.sum() + ac.sum()
+        if n == 0:
+            break
+        mass = dr.sum()
+        dens = mass / n
+        best = max(best, dens)
+        if mass <= 0:
+            break
+        cut = 2 * (1 + eps) * dens
+        ar &= dr > cut
+        ac &= dc > cut
+    return best
+
+
+def _core(wa, wt, lb: float):
+    """Nodes that survive iterated removal of weighted degree < ``lb`` (the optimum survives)."""
+    nr, nc = wa.shape
+    ar = np.ones(nr, dtype=bool)
+    ac = np.ones(nc, dtype=bool)
+    thr = lb * (1 - 1e-9)
+    while True:
+        dr = wa @ ac.astype(float)
+        nar = ar & (dr >= thr)
+        dc = wt @ nar.astype(float)
+        nac = ac & (dc >= thr)
+        if nar.sum() == ar.sum() and nac.sum() == ac.sum():
+            return ar, ac
+        ar, ac = nar, nac
+
+
+def _greedy_peel(sub: sp.csr_matrix):
+    """Exact FRAUDAR greedy on a (small) weighted bipartite matrix, heap with lazy deletion."""
+    nr, nc = sub.shape
+    n = nr + nc
+    full = sp.bmat([[None, sub], [sub.T, None]], format="csr")
+    indptr = full.indptr.tolist()
+    indices = full.indices.tolist()
+    data = full.data.tolist()
+    deg = np.asarray(full.sum(axis=1)).ravel().tolist()
+    alive = [True] * n
+    heap = [(d, i) for i, d in enumerate(deg)]
+    heapq.heapify(heap)
+    mass = float(sub.sum())
+    n_alive = n
+    best, best_k = mass / n, 0
+    order = []
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        d, u = pop(heap)
+        if not alive[u] or d != deg[u]:
+            continue
+        alive[u] = False
+        order.append(u)
+        mass -= d
+        n_alive -= 1
+        for p in range(indptr[u], indptr[u + 1]):
+            v = indices[p]
+            if alive[v]:
+                deg[v] -= data[p]
+                push(heap, (deg[v], v))
+        if n_alive > 0 and mass / n_alive > best:
+            best, best_k = mass / n_alive, len(order)
+    keep = np.ones(n, dtype=bool)
+    keep[np.asarray(order[:best_k], dtype=int)] = False
+    return np.flatnonzero(keep[:nr]), np.flatnonzero(keep[nr:]), float(best)

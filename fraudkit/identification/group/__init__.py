@@ -1,0 +1,2 @@
+"""Stage 2, group mining: device clustering and frequent co-actions.
+"""

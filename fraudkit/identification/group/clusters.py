@@ -1,0 +1,639 @@
+"""Stage 2 group features: device clusters, frequent co-actions, cluster profiles, candidates.
+
+The seeds' second identification stage: "cluster devices on specifications to
+build an unsupervised high-precision blacklist" and "frequent item mining".
+Two miners, both unsupervised, both scoring *groups* and mapping the score back
+to accounts:
+
+* :class:`DeviceClusterer` finds farms of near-identical devices. Devices are
+  blocked by exact specification signature, then by shared fingerprint (clones)
+  and by shared /24 (co-location); DBSCAN or HDBSCAN on behaviour runs inside
+  each block, so the work is linear in the number of devices plus the sum of
+  squared *block* sizes. A cluster only scores high when specification identity
+  comes with behavioural co-location (clone fingerprints, same /24, synchronised
+  hours, many accounts per device): a thousand honest owners of the same phone
+  model share the signature but none of the rest.
+* :class:`CoActionMiner` finds accounts that act on the same set of targets:
+  vectorised MinHash with LSH banding proposes pairs, a popularity-weighted
+  Jaccard (target weight ``1 / log(d + c)``) verifies them, connected components
+  make groups. Viral notes weigh little, so their fans do not make a group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from fraudkit.capability.graphs import ip24_array
+from fraudkit.errors import MissingInputError
+from fraudkit.identification.base import BaseScorer, check_is_fitted
+from fraudkit.randomness import check_random_state
+
+__all__ = [
+    "SPEC_COLUMNS",
+    "DeviceClusterer",
+    "CoActionMiner",
+    "profile_clusters",
+    "candidates",
+]
+
+SPEC_COLUMNS = ("model", "os", "os_version", "screen", "app_version", "is_emulator", "is_rooted")
+"""Device specification columns that make the exact-signature block."""
+
+_ACTION_ORDER = ("view", "like", "collect", "comment", "share", "follow", "order", "claim", "login")
+
+
+class DeviceClusterer(BaseScorer):
+    """Cluster devices on specification and behaviour; score clusters as farms.
+
+    Parameters
+    ----------
+    algorithm : {"dbscan", "hdbscan"}, default="dbscan"
+        Clustering run inside each block on the behaviour vector (Hellinger
+        hour profile, action mix, log accounts per device).
+    eps : float, default=0.8
+        DBSCAN radius in behaviour space.
+    min_samples : int, default=3
+        Smallest cluster (devices); also DBSCAN's ``min_samples`` and
+        HDBSCAN's ``min_cluster_size``.
+    spec_columns : tuple of str, default=SPEC_COLUMNS
+        Columns of the exact specification signature.
+    max_block_size : int, default=20000
+        Larger blocks are split by the devices' order (keeps DBSCAN bounded).
+    contamination, threshold : float or None
+        See :class:`fraudkit.identification.base.BaseScorer`; default threshold 0.5.
+
+    Attributes
+    ----------
+    device_features_ : pandas.DataFrame
+        One row per device: signature, fingerprint, modal /24, accounts, events.
+    cluster_ : ndarray of int
+        Cluster of each device (``-1`` = none), aligned with ``entity_ids_``.
+    clusters_ : pandas.DataFrame
+        One row per cluster: ``cluster_id, n_devices, n_accounts, accounts_per_device,
+        fingerprint_identity, colocation, synchrony, emulator_share, score, reason``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> dev = pd.DataFrame({"device_id": list("abcdef"), "model": "X", "os": "android",
+    ...     "os_version": "12", "screen": "1080x2400", "app_version": "8.1", "is_emulator": False,
+    ...     "is_rooted": False, "fingerprint": ["f"] * 4 + ["g", "h"]})
+    >>> ev = pd.DataFrame({"device_id": list("abcd") * 3, "account_id": range(12),
+    ...     "ts": pd.Timestamp("2024-01-01 03:00"), "ip": "10.0.0.1", "action": "like"})
+    >>> est = DeviceClusterer().fit(dev, ev)
+    >>> est.labels_.tolist()
+    [1, 1, 1, 1, 0, 0]
+    """
+
+    entity_type = "device"
+    stage = "group"
+
+    def __init__(self, *, algorithm="dbscan", eps=0.8, min_samples=3, spec_columns=SPEC_COLUMNS,
+                 max_block_size=20000, contamination=None, threshold=None):
+        super().__init__(contamination=contamination, threshold=threshold)
+        self.algorithm = algorithm
+        self.eps = eps
+        self.min_samples = min_samples
+        self.spec_columns = spec_columns
+        self.max_block_size = max_block_size
+
+    def fit(self, devices: pd.DataFrame, events: pd.DataFrame | None = None):
+        """Cluster ``devices`` (contract ``devices`` table) using usage ``events``.
+
+        Parameters
+        ----------
+        devices : pandas.DataFrame
+            ``device_id``, the spec columns and ``fingerprint``.
+        events : pandas.DataFrame or None
+            Usage rows ``device_id, account_id, ts`` and optionally ``ip``,
+            ``action`` (interactions, logins, orders stacked). Without it only
+            specification identity is available and co-location is zero.
+        """
+        if self.algorithm not in ("dbscan", "hdbscan"):
+            raise ValueError(f"algorithm must be 'dbscan' or 'hdbscan', got {self.algorithm!r}")
+        if self.min_samples < 2:
+            raise ValueError(f"min_samples must be >= 2, got {self.min_samples}")
+        need = ["device_id", "fingerprint", *self.spec_columns]
+        _require(devices, need, "devices")
+        if devices["device_id"].duplicated().any():
+            dup = devices.loc[devices["device_id"].duplicated(), "device_id"].iloc[0]
+            raise ValueError(f"devices: duplicate device_id, e.g. {dup!r}; keep one row per device")
+        feats, X = _device_features(devices, events, self.spec_columns)
+        cluster = self._cluster(feats, X)
+        clusters = _cluster_table(feats, X, cluster)
+        self.device_features_ = feats.assign(cluster_id=cluster)
+        self.cluster_ = cluster
+        self.clusters_ = clusters
+        score = np.zeros(len(feats))
+        reasons = np.full(len(feats), "", dtype=object)
+        if len(clusters):
+            m = cluster >= 0
+            lut = clusters.set_index("cluster_id")
+            score[m] = lut["score"].reindex(cluster[m]).to_numpy()
+            reasons[m] = lut["reason"].reindex(cluster[m]).to_numpy()
+        return self._set_scores(feats["device_id"].to_numpy(), score, reasons)
+
+    def account_scores(self, events: pd.DataFrame) -> pd.DataFrame:
+        """Map device scores to accounts: an account takes its riskiest device's cluster.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``account_id, score, cluster_id, reason`` for accounts seen on a clustered device.
+        """
+        check_is_fitted(self)
+        _require(events, ["account_id", "device_id"], "events")
+        dev = pd.DataFrame({"device_id": self.entity_ids_, "score": self.decision_scores_,
+                            "cluster_id": self.cluster_, "reason": self.reasons_})
+        dev = dev[dev["cluster_id"] >= 0]
+        pairs = events[["account_id", "device_id"]].dropna().drop_duplicates()
+        m = pairs.merge(dev, on="device_id", how="inner")
+        m = m.sort_values(["account_id", "score"], ascending=[True, False], kind="stable")
+        return m.drop_duplicates("account_id")[["account_id", "score", "cluster_id", "reason"]].reset_index(drop=True)
+
+    def _default_threshold(self) -> float:
+        return 0.5
+
+    def _cluster(self, feats: pd.DataFrame, X: np.ndarray) -> np.ndarray:
+        n = len(feats)
+        ms = self.min_samples
+        spec = feats["spec_id"].to_numpy()
+        labels_parts = []  # (device index array, local labels) per block
+        for key in ("fingerprint", "ip24"):
+            k = feats[key].to_numpy()
+            ok = pd.notna(k)
+            blk = np.full(n, -1, dtype=np.int64)
+            blk[ok] = pd.MultiIndex.from_arrays([spec[ok], k[ok]]).factorize()[0]
+            counts = np.bincount(blk[ok], minlength=1) if ok.any() else np.zeros(1, int)
+            big = np.flatnonzero(counts >= ms)
+            if len(big) == 0:
+                continue
+            sel = np.flatnonzero(ok & np.isin(blk, big))
+            sel = sel[np.argsort(blk[sel], kind="stable")]
+            bounds = np.flatnonzero(np.r_[True, blk[sel][1:] != blk[sel][:-1], True])
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                idx = sel[a:b]
+                for s in range(0, len(idx), self.max_block_size):
+                    part = idx[s:s + self.max_block_size]
+                    if len(part) >= ms:
+                        labels_parts.append((part, self._fit_block(X[part])))
+        # merge clusters from both blockings that share devices
+        node, grp = [], []
+        g = 0
+        for idx, lab in labels_parts:
+            keep = lab >= 0
+            node.append(idx[keep])
+            grp.append(lab[keep] + g)
+            g += int(lab.max()) + 1 if keep.any() else 0
+        if g == 0:
+            return np.full(n, -1, dtype=np.int64)
+        node = np.concatenate(node)
+        grp = np.concatenate(grp)
+        adj = sp.csr_matrix((np.ones(len(node)), (node, n + grp)), shape=(n + g, n + g))
+        _, comp = connected_components(adj, directed=False)
+        in_any = np.zeros(n, dtype=bool)
+        in_any[node] = True
+        out = np.full(n, -1, dtype=np.int64)
+        out[in_any] = pd.factorize(comp[:n][in_any], sort=True)[0]
+        return out
+
+    def _fit_block(self, Xb: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import DBSCAN, HDBSCAN
+
+        if self.algorithm == "dbscan":
+            return DBSCAN(eps=self.eps, min_samples=self.min_samples).fit(Xb).labels_
+        if len(Xb) <= self.min_samples:
+            return np.zeros(len(Xb), dtype=int) if len(Xb) == self.min_samples else -np.ones(len(Xb), int)
+        return HDBSCAN(min_cluster_size=self.min_samples, min_samples=1, allow_single_cluster=True, copy=True).fit(Xb).labels_
+
+
+class CoActionMiner:
+    """Frequent co-actions: groups of accounts acting on the same rare targets.
+
+    Parameters
+    ----------
+    window : str or None, default=None
+        Pandas offset (``"1D"``, ``"7D"``); a target in two windows counts as
+        two items, so a group must co-act *within* a window. None: whole period.
+    num_perm : int, default=64
+        MinHash permutations.
+    bands : int, default=32
+        LSH bands (``num_perm`` must divide by it); ``rows = num_perm / bands``.
+        Pairs with Jaccard ``s`` collide with probability ``1 - (1 - s^rows)^bands``.
+    min_jaccard : float, default=0.3
+        Smallest popularity-weighted Jaccard that links two accounts.
+    min_targets : int, default=2
+        Accounts with fewer items are not grouped.
+    min_group_size : int, default=5
+        Smaller groups are dropped.
+    max_target_degree : int or None, default=None
+        Targets with more actors are dropped before hashing (hot-target cap);
+        None keeps every target (they still weigh ``1/log(d + c)``).
+    max_neighbors : int, default=50
+        Inside an LSH bucket each account is paired with its next
+        ``max_neighbors`` bucket mates (all pairs for buckets up to that size).
+    c : float, default=5.0
+        Popularity weight constant.
+    seed : int or None, default=None
+        Seeds the MinHash permutations.
+
+    Attributes
+    ----------
+    groups_ : pandas.DataFrame
+        ``group_id, n_accounts, n_targets, targets, support, cohesion, exclusivity,
+        time_spread_hours, score``.
+    membership_ : pandas.DataFrame
+        ``account_id, group_id``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ev = pd.DataFrame({"account_id": [a for a in range(6) for _ in range(3)],
+    ...                    "target_id": ["n1", "n2", "n3"] * 6,
+    ...                    "ts": pd.Timestamp("2024-01-01")})
+    >>> CoActionMiner(min_group_size=5).fit(ev).groups_[["n_accounts", "n_targets"]].values.tolist()
+    [[6, 3]]
+    """
+
+    def __init__(self, *, window=None, num_perm=64, bands=32, min_jaccard=0.3, min_targets=2,
+                 min_group_size=5, max_target_degree=None, max_neighbors=50, c=5.0, seed=None):
+        self.window = window
+        self.num_perm = num_perm
+        self.bands = bands
+        self.min_jaccard = min_jaccard
+        self.min_targets = min_targets
+        self.min_group_size = min_group_size
+        self.max_target_degree = max_target_degree
+        self.max_neighbors = max_neighbors
+        self.c = c
+        self.seed = seed
+
+    def fit(self, events: pd.DataFrame, *, account="account_id", target="target_id", time="ts"):
+        """Mine co-action groups from ``events`` (one row per action)."""
+        if self.num_perm % self.bands:
+            raise ValueError(f"num_perm={self.num_perm} must be divisible by bands={self.bands}")
+        _require(events, [account, target, time], "events")
+        ev = events[[account, target, time]].dropna()
+        ts = pd.to_datetime(ev[time])
+        if self.window is None:
+            wbin = np.zeros(len(ev), dtype=np.int64)
+        else:
+            step = pd.Timedelta(self.window).value
+            wbin = (ts.astype("int64").to_numpy() // step).astype(np.int64)
+        acc_i, acc_keys = pd.factorize(ev[account], sort=True)
+        tgt_i, tgt_keys = pd.factorize(ev[target], sort=True)
+        item_i, item_keys = pd.MultiIndex.from_arrays([tgt_i, wbin]).factorize()
+        n_acc, n_item = len(acc_keys), len(item_keys)
+        A = sp.csr_matrix((np.ones(len(ev)), (acc_i, item_i)), shape=(n_acc, n_item))
+        A.data[:] = 1.0
+        A.sum_duplicates()
+        A.data[:] = 1.0
+        deg = np.diff(A.tocsc().indptr)
+        w = 1.0 / np.log(deg + self.c)
+        if self.max_target_degree is not None:
+            w[deg > self.max_target_degree] = 0.0
+        Aw = sp.csr_matrix(A.multiply(w[None, :]))
+        Aw.eliminate_zeros()
+        Ab = Aw.copy()
+        Ab.data[:] = 1.0
+        size = np.diff(Ab.indptr)
+        eligible = size >= self.min_targets
+        pairs = _lsh_pairs(Ab, eligible, self.num_perm, self.bands, self.max_neighbors,
+                           check_random_state(self.seed))
+        jac = _weighted_jaccard(Ab, Aw, pairs)
+        keep = jac >= self.min_jaccard
+        pairs, jac = pairs[keep], jac[keep]
+        self.n_candidate_pairs_ = int(len(keep))
+        groups, members = _coaction_groups(pairs, jac, n_acc, Ab, deg, acc_i, item_i,
+                                           ts.to_numpy(), self.min_group_size, self.min_jaccard)
+        members["account_id"] = np.asarray(acc_keys)[members.pop("acc")]
+        item_tgt = np.asarray(tgt_keys)[np.asarray(item_keys.get_level_values(0))]
+        groups["targets"] = [sorted(set(item_tgt[ix].tolist()), key=str) for ix in groups.pop("items")]
+        groups["n_targets"] = groups["targets"].map(len)
+        self.groups_ = groups[["group_id", "n_accounts", "n_targets", "targets", "support", "cohesion",
+                               "exclusivity", "time_spread_hours", "score"]]
+        self.membership_ = members[["account_id", "group_id"]].reset_index(drop=True)
+        return self
+
+    def account_scores(self) -> pd.DataFrame:
+        """``account_id, score, group_id, reason`` for every grouped account (its best group)."""
+        check_is_fitted(self, ("groups_",))
+        m = self.membership_.merge(self.groups_[["group_id", "score", "n_accounts", "n_targets"]], on="group_id")
+        m["reason"] = ("co-acted with " + (m["n_accounts"] - 1).astype(str) + " accounts on "
+                       + m["n_targets"].astype(str) + " shared targets")
+        m = m.sort_values(["account_id", "score"], ascending=[True, False], kind="stable")
+        return m.drop_duplicates("account_id")[["account_id", "score", "group_id", "reason"]].reset_index(drop=True)
+
+
+def profile_clusters(membership: pd.DataFrame, *, accounts: pd.DataFrame | None = None,
+                     events: pd.DataFrame | None = None, devices: pd.DataFrame | None = None,
+                     group: str = "group_id") -> pd.DataFrame:
+    """Describe groups of accounts: size, account age, shared resources, rhythm, devices.
+
+    Parameters
+    ----------
+    membership : pandas.DataFrame
+        ``account_id`` and ``group`` (one row per member).
+    accounts : pandas.DataFrame, optional
+        Contract ``accounts`` (for ``registered_at``).
+    events : pandas.DataFrame, optional
+        ``account_id, ts`` and optionally ``device_id, ip`` (usage rows).
+    devices : pandas.DataFrame, optional
+        Contract ``devices`` (for emulator / root shares).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: ``n_accounts``, and when inputs allow ``median_account_age_days``,
+        ``new_account_share`` (registered < 30 days before first action), ``n_devices``,
+        ``accounts_per_device``, ``n_ip24``, ``accounts_per_ip24``, ``hour_concentration``
+        (1 - normalised entropy of action hours), ``emulator_share``, ``rooted_share``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> m = pd.DataFrame({"account_id": [1, 2, 3], "group_id": [0, 0, 1]})
+    >>> profile_clusters(m)["n_accounts"].tolist()
+    [2, 1]
+    """
+    _require(membership, ["account_id", group], "membership")
+    out = membership.groupby(group).agg(n_accounts=("account_id", "nunique"))
+    if events is not None and len(events):
+        _require(events, ["account_id", "ts"], "events")
+        ev = events.merge(membership[["account_id", group]], on="account_id")
+        ts = pd.to_datetime(ev["ts"])
+        first = ev.assign(ts=ts).groupby("account_id")["ts"].min()
+        hours = ts.dt.hour.to_numpy()
+        h = pd.crosstab(ev[group].to_numpy(), hours).reindex(columns=range(24), fill_value=0)
+        p = h.to_numpy() / np.maximum(h.to_numpy().sum(1, keepdims=True), 1)
+        ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(1) / np.log(24)
+        out["hour_concentration"] = pd.Series(1 - ent, index=h.index)
+        if "device_id" in ev:
+            d = ev.dropna(subset=["device_id"]).groupby(group)["device_id"].nunique()
+            out["n_devices"] = d
+            out["accounts_per_device"] = out["n_accounts"] / d
+        if "ip" in ev:
+            q = ev.dropna(subset=["ip"]).assign(ip24=lambda x: ip24_array(x["ip"]))
+            d = q.groupby(group)["ip24"].nunique()
+            out["n_ip24"] = d
+            out["accounts_per_ip24"] = out["n_accounts"] / d
+        if accounts is not None:
+            acc = accounts[["account_id", "registered_at"]].set_index("account_id")["registered_at"]
+            age = (first - pd.to_datetime(acc.reindex(first.index))).dt.total_seconds() / 86400
+            a = membership[["account_id", group]].assign(age=membership["account_id"].map(age))
+            out["median_account_age_days"] = a.groupby(group)["age"].median()
+            out["new_account_share"] = a.assign(new=a["age"] < 30).groupby(group)["new"].mean()
+        if devices is not None and "device_id" in ev:
+            dv = ev[[group, "device_id"]].dropna().drop_duplicates().merge(
+                devices[["device_id", "is_emulator", "is_rooted"]], on="device_id")
+            g = dv.groupby(group)
+            out["emulator_share"] = g["is_emulator"].mean()
+            out["rooted_share"] = g["is_rooted"].mean()
+    return out.reset_index()
+
+
+def candidates(*sources: pd.DataFrame, min_score: float = 0.7, min_size: int = 5) -> pd.DataFrame:
+    """The unsupervised high-precision candidate list: accounts in strongly scored groups.
+
+    Parameters
+    ----------
+    *sources : pandas.DataFrame
+        Membership tables with ``account_id, group_id, kind, score, group_size``
+        and optionally ``reason`` (``kind`` names the miner: ``device_cluster``,
+        ``coaction``, ``dense_subgraph``, ``association``).
+    min_score : float, default=0.7
+        Groups scoring below are left out (precision over recall).
+    min_size : int, default=5
+        Smaller groups are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id, group_id, kind, score, reason``: one row per account (its
+        best-scoring group), highest score first.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"account_id": [1, 2], "group_id": [0, 0], "kind": "coaction",
+    ...                   "score": 0.9, "group_size": 6})
+    >>> candidates(s)["account_id"].tolist()
+    [1, 2]
+    """
+    cols = ["account_id", "group_id", "kind", "score", "reason"]
+    parts = []
+    for s in sources:
+        if s is None or not len(s):
+            continue
+        _require(s, ["account_id", "group_id", "kind", "score", "group_size"], "candidate source")
+        s = s[(s["score"] >= min_score) & (s["group_size"] >= min_size)].copy()
+        if "reason" not in s:
+            s["reason"] = ""
+        s["reason"] = s["kind"] + " group " + s["group_id"].astype(str) + " (" + s["group_size"].astype(str) \
+            + " accounts, score " + s["score"].round(2).astype(str) + ")" \
+            + np.where(s["reason"].astype(str) != "", ": " + s["reason"].astype(str), "")
+        parts.append(s[cols])
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "score" else object) for c in cols})
+    out = pd.concat(parts, ignore_index=True).astype({"group_id": str})
+    out = out.sort_values(["score", "account_id"], ascending=[False, True], kind="stable")
+    return out.drop_duplicates("account_id").reset_index(drop=True)
+
+
+# --- private helpers ---------------------------------------------------------
+
+
+def _require(df, cols, name):
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise MissingInputError(f"{name}: missing column(s) {missing}; columns are {list(df.columns)}. "
+                                f"Pass a table with these columns (see fraudkit.data.contract).")
+
+
+def _device_features(devices, events, spec_columns):
+    """Per-device signature, fingerprint, modal /24 and the behaviour matrix X."""
+    feats = pd.DataFrame({"device_id": devices["device_id"].to_numpy(),
+                          "spec_id": devices[list(spec_columns)].astype(str).agg("|".join, axis=1)
+                          .pipe(lambda s: pd.factorize(s)[0]),
+                          "fingerprint": devices["fingerprint"].to_numpy(),
+                          "is_emulator": devices.get("is_emulator", pd.Series(False, index=devices.index))
+                          .fillna(False).astype(bool).to_numpy(),
+                          "is_rooted": devices.get("is_rooted", pd.Series(False, index=devices.index))
+                          .fillna(False).astype(bool).to_numpy()})
+    n = len(feats)
+    hours = np.zeros((n, 24))
+    mix = np.zeros((n, len(_ACTION_ORDER)))
+    n_acc = np.zeros(n)
+    n_ev = np.zeros(n)
+    feats["ip24"] = None
+    if events is not None and len(events):
+        _require(events, ["device_id", "account_id", "ts"], "events")
+        ev = events[events["device_id"].notna()]
+        di = pd.Index(feats["device_id"]).get_indexer(ev["device_id"])
+        ok = di >= 0
+        ev, di = ev[ok], di[ok]
+        h = pd.to_datetime(ev["ts"]).dt.hour.to_numpy()
+        np.add.at(hours, (di, h), 1.0)
+        n_ev = np.bincount(di, minlength=n).astype(float)
+        if "action" in ev:
+            ai = pd.Index(_ACTION_ORDER).get_indexer(ev["action"])
+            okk = ai >= 0
+            np.add.at(mix, (di[okk], ai[okk]), 1.0)
+        pairs = pd.DataFrame({"d": di, "a": ev["account_id"].to_numpy()}).drop_duplicates()
+        n_acc = np.bincount(pairs["d"], minlength=n).astype(float)
+        if "ip" in ev:
+            q = pd.DataFrame({"d": di, "p": ip24_array(ev["ip"])}).dropna()
+            modal = q.groupby(["d", "p"]).size().rename("k").reset_index()
+            modal = modal.sort_values(["d", "k", "p"], ascending=[True, False, True]).drop_duplicates("d")
+            col = np.full(n, None, dtype=object)
+            col[modal["d"].to_numpy()] = modal["p"].to_numpy()
+            feats["ip24"] = col
+    feats["n_accounts"] = n_acc.astype(int)
+    feats["n_events"] = n_ev.astype(int)
+    hp = np.sqrt(hours / np.maximum(hours.sum(1, keepdims=True), 1))
+    mp = np.sqrt(mix / np.maximum(mix.sum(1, keepdims=True), 1))
+    X = np.hstack([hp, mp, 0.5 * np.log2(1 + n_acc)[:, None]])
+    feats["_hours"] = list(hours)
+    return feats, X
+
+
+def _cluster_table(feats, X, cluster):
+    cols = ["cluster_id", "n_devices", "n_accounts", "accounts_per_device", "fingerprint_identity",
+            "colocation", "synchrony", "emulator_share", "score", "reason"]
+    m = cluster >= 0
+    if not m.any():
+        return pd.DataFrame(columns=cols)
+    f = feats.loc[m, ["fingerprint", "ip24", "n_accounts", "is_emulator"]].assign(cid=cluster[m])
+    g = f.groupby("cid")
+    n = g.size()
+    modal_fp = f.groupby(["cid", "fingerprint"]).size().groupby(level=0).max()
+    modal_ip = f.dropna(subset=["ip24"]).groupby(["cid", "ip24"]).size().groupby(level=0).max()
+    modal_ip = modal_ip.reindex(n.index, fill_value=1)
+    hours = np.vstack(feats.loc[m, "_hours"].to_numpy())
+    p = hours / np.maximum(hours.sum(1, keepdims=True), 1)
+    cid = cluster[m]
+    cen = np.zeros((len(n), 24))
+    np.add.at(cen, cid, p)
+    cen /= np.maximum(cen.sum(1, keepdims=True), 1e-12)
+    bc = np.sqrt(p * cen[cid]).sum(1)
+    active = hours.sum(1) > 0
+    sync = pd.Series(bc[active]).groupby(cid[active]).mean().reindex(n.index, fill_value=0.0)
+    t = pd.DataFrame({"cluster_id": n.index.to_numpy(), "n_devices": n.to_numpy()})
+    t["n_accounts"] = g["n_accounts"].sum().to_numpy()
+    t["accounts_per_device"] = t["n_accounts"] / t["n_devices"]
+    den = np.maximum(t["n_devices"] - 1, 1)
+    t["fingerprint_identity"] = (modal_fp.to_numpy() - 1) / den
+    t["colocation"] = (modal_ip.to_numpy() - 1) / den
+    t["synchrony"] = sync.to_numpy()
+    t["emulator_share"] = g["is_emulator"].mean().to_numpy()
+    apd = np.clip((t["accounts_per_device"] - 1) / 3, 0, 1)
+    size = 1 - np.exp(-(t["n_devices"] - 1) / 1.5)
+    evidence = (0.35 * t["fingerprint_identity"] + 0.2 * t["colocation"] + 0.2 * t["synchrony"]
+                + 0.25 * apd + 0.1 * t["emulator_share"])
+    t["score"] = np.clip(size * evidence, 0, 1)
+    t["reason"] = (t["n_devices"].astype(str) + " devices of one spec; fingerprint identity "
+                   + t["fingerprint_identity"].round(2).astype(str) + ", same /24 "
+                   + t["colocation"].round(2).astype(str) + ", hour synchrony "
+                   + t["synchrony"].round(2).astype(str) + ", "
+                   + t["accounts_per_device"].round(1).astype(str) + " accounts/device")
+    return t[cols]
+
+
+def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
+    """Candidate account pairs from vectorised MinHash + LSH banding."""
+    n_acc, n_item = Ab.shape
+    rows = np.flatnonzero(eligible)
+    if len(rows) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    sub = Ab[rows].tocsr()
+    r = num_perm // bands
+    prime = np.uint64((1 << 61) - 1)
+    a = rng.integers(1, 1 << 31, size=num_perm, dtype=np.uint64)
+    b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64)
+    items = sub.indices.astype(np.uint64)
+    starts = sub.indptr[:-1]
+    coef = rng.integers(1, 1 << 31, size=r, dtype=np.uint64)
+    out = []
+    order_tiebreak = rng.permutation(len(rows))
+    for band in range(bands):
+        key = np.zeros(len(rows), dtype=np.uint64)
+        for j in range(r):
+            k = band * r + j
+            h = (a[k] * items + b[k]) % prime
+            mins = np.minimum.reduceat(h, starts)
+            key = key * coef[j] + mins
+        order = np.lexsort((order_tiebreak, key))
+        ks = key[order]
+        for off in range(1, max_neighbors + 1):
+            same = ks[off:] == ks[:-off]
+            if not same.any():
+                break
+            i = order[:-off][same]
+            j2 = order[off:][same]
+            out.append(np.stack([np.minimum(i, j2), np.maximum(i, j2)], 1))
+    if not out:
+        return np.zeros((0, 2), dtype=np.int64)
+    pc = np.concatenate(out)
+    code = np.unique(pc[:, 0].astype(np.int64) * len(rows) + pc[:, 1])
+    return rows[np.stack([code // len(rows), code % len(rows)], 1)]
+
+
+def _weighted_jaccard(Ab, Aw, pairs, chunk=500_000):
+    """Popularity-weighted Jaccard of account pairs: shared weight / union weight."""
+    if len(pairs) == 0:
+        return np.zeros(0)
+    tot = np.asarray(Aw.sum(axis=1)).ravel()
+    inter = np.empty(len(pairs))
+    for s in range(0, len(pairs), chunk):
+        p = pairs[s:s + chunk]
+        inter[s:s + chunk] = np.asarray(Ab[p[:, 0]].multiply(Aw[p[:, 1]]).sum(axis=1)).ravel()
+    union = tot[pairs[:, 0]] + tot[pairs[:, 1]] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _coaction_groups(pairs, jac, n_acc, Ab, deg, acc_i, item_i, ts, min_size, min_jaccard):
+    gcols = ["group_id", "n_accounts", "items", "support", "cohesion", "exclusivity",
+             "time_spread_hours", "score"]
+    if len(pairs) == 0:
+        return pd.DataFrame(columns=gcols), pd.DataFrame({"acc": np.zeros(0, int), "group_id": np.zeros(0, int)})
+    adj = sp.csr_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_acc, n_acc))
+    _, comp = connected_components(adj, directed=False)
+    sizes = np.bincount(comp)
+    big = np.flatnonzero(sizes >= min_size)
+    big = big[np.argsort(-sizes[big], kind="stable")]
+    gid = np.full(len(sizes), -1)
+    gid[big] = np.arange(len(big))
+    acc_gid = gid[comp]
+    members = pd.DataFrame({"acc": np.flatnonzero(acc_gid >= 0)})
+    members["group_id"] = acc_gid[members["acc"]]
+    if not len(members):
+        return pd.DataFrame(columns=gcols), members
+    coh = pd.Series(jac).groupby(acc_gid[pairs[:, 0]]).mean()
+    # group x item counts
+    M = sp.csr_matrix((np.ones(len(members)), (members["group_id"], members["acc"])), shape=(len(big), n_acc))
+    GI = (M @ Ab).tocoo()
+    gsize = sizes[big]
+    core = GI.data >= np.maximum(2, 0.5 * gsize[GI.row])
+    cg, ci, cn = GI.row[core], GI.col[core], GI.data[core]
+    items = [ci[cg == g] for g in range(len(big))]
+    support = pd.Series(cn).groupby(cg).min().reindex(range(len(big)), fill_value=0)
+    excl = pd.Series(cn / deg[ci]).groupby(cg).mean().reindex(range(len(big)), fill_value=0.0)
+    # time spread of members' actions on their core items
+    ev = pd.DataFrame({"g": acc_gid[acc_i], "i": item_i, "t": ts})
+    ev = ev[ev["g"] >= 0]
+    ck = pd.MultiIndex.from_arrays([cg, ci])
+    ev = ev[pd.MultiIndex.from_arrays([ev["g"], ev["i"]]).isin(ck)]
+    gi = ev.groupby(["g", "i"])["t"]
+    span = (gi.max() - gi.min()).dt.total_seconds() / 3600
+    spread = span.groupby(level=0).median().reindex(range(len(big)), fill_value=np.nan)
+    g = pd.DataFrame({"group_id": np.arange(len(big)), "n_accounts": gsize, "items": items,
+                      "support": support.to_numpy().astype(int), "cohesion": coh.reindex(range(len(big))).to_numpy(),
+                      "exclusivity": excl.to_numpy(), "time_spread_hours": spread.to_numpy()})
+    tconc = 1.0 / (1.0 + np.nan_to_num(g["time_spread_hours"].to_numpy(), nan=1e6) / 24.0)
+    size_f = 1 - np.exp(-(g["n_accounts"] - 1) / 2)
+    coh = np.clip((g["cohesion"] - min_jaccard) / (1 - min_jaccard), 0, 1)
+    g["score"] = np.clip(size_f * (0.4 * coh + 0.4 * g["exclusivity"] + 0.2 * tconc), 0, 1)
+    return g[gcols], members

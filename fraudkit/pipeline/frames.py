@@ -1,0 +1,191 @@
+"""The frames rules are evaluated on, and what a dataset lacks.
+
+Feature tables per entity (``account``, ``device``, ``ip``, ``order``) and the interactions table with
+only the columns its rules read; the inputs a partial dataset is missing, so rules that need them are
+switched off; the dataset's list store; checking a rule set against a dataset's columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, compute
+from fraudkit.capability.features import entity_features
+from fraudkit.capability.lists import ListStore
+from fraudkit.data.contract import TABLES
+from fraudkit.data.dataset import load_dataset
+from fraudkit.identification.expressions import lists_of
+from fraudkit.identification.rules import TIME_OF_DAY, RuleSet, load_ruleset
+
+__all__ = ["missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset", "feature_tables"]
+
+
+def missing_inputs(ds) -> set:
+    """Inputs a dataset lacks: contract tables, ``table.column`` with no values, ``table.ts:time_of_day``.
+
+    A platform-contract dataset may carry only ``accounts`` and ``interactions``, with null ``ip`` and
+    ``device_id`` and times truncated to dates; rules declare what they need (``requires``) and are
+    switched off, with a note, when it is missing (:meth:`fraudkit.identification.rules.RuleSet.for_inputs`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fraudkit.data.dataset import Dataset
+    >>> acc = pd.DataFrame({"account_id": [1], "registered_at": pd.to_datetime(["2024-01-01"]),
+    ...                     "register_channel": "app", "phone": [None]})
+    >>> it = pd.DataFrame({"event_id": [1], "ts": pd.to_datetime(["2024-01-02"]), "account_id": [1],
+    ...                    "device_id": [None], "ip": [None], "action": ["like"], "target_id": [9]})
+    >>> m = missing_inputs(Dataset.from_tables({"accounts": acc, "interactions": it}))
+    >>> sorted(x for x in m if x.startswith(("interactions", "accounts")))
+    ['accounts.phone', 'interactions.device_id', 'interactions.ip', 'interactions.ts:time_of_day']
+    """
+
+    out = set()
+    for name, spec in TABLES.items():
+        if not ds.has(name):
+            out.add(name)
+            continue
+        nullable = [c.name for c in spec.columns if c.nullable]
+        timed = spec.time_column if name in ("interactions", "orders", "logins", "coupon_claims") else None
+        parts = [f'count("{c}") as "{c}"' for c in nullable]
+        if timed:
+            parts.append(f'count(*) filter (where "{timed}" is not null and cast("{timed}" as time) <> '
+                         f"time '00:00:00') as _time_of_day")
+        if not parts:
+            continue
+        row = ds.sql(f"select {', '.join(parts)} from {name}").iloc[0]
+        out |= {f"{name}.{c}" for c in nullable if int(row[c]) == 0}
+        if timed and int(row["_time_of_day"]) == 0:
+            out.add(f"{name}.{timed}{TIME_OF_DAY}")
+    return out
+
+def list_store_for(ds):
+    """A :class:`~fraudkit.capability.lists.ListStore` over the dataset's ``list_entries`` table (empty without one)."""
+
+    if ds.has("list_entries"):
+        return ListStore(ds.to_pandas("list_entries"), audit=None)
+    return ListStore()
+
+def rule_columns(ds, *, features=None) -> dict:
+    """Zero-row frames with every column a rule of each entity may read (for ``rules check --data``)."""
+    feats = features if features is not None else feature_tables(ds, {"features": {}})
+    out = {"account": feats["account"].head(0), "device": feats["device"].head(0), "ip": feats["ip"].head(0),
+           "order": feats["order"].head(0)}
+    if ds.has("interactions"):
+        base = ds.table("interactions").limit(0).to_pandas()
+        extra = {f"acct_{c}": feats["account"][c].head(0) for c in feats["account"].columns[1:]}
+        extra |= {f"dev_{c}": feats["device"][c].head(0) for c in feats["device"].columns[1:]}
+        extra |= {f"ip_{c}": feats["ip"][c].head(0) for c in feats["ip"].columns[1:]}
+        extra |= {a.name: pd.Series(dtype=float) for a in _interaction_accumulators()}
+        out["interaction"] = pd.concat([base, pd.DataFrame(extra)], axis=1)
+    return out
+
+def rule_frames(ds, ruleset, *, features=None) -> dict:
+    """Frames the rules of each entity are evaluated on: ``{entity: DataFrame}``.
+
+    ``account``, ``device``, ``ip`` and ``order`` are the feature tables of
+    :mod:`fraudkit.capability.features`; ``interaction`` is the interactions table plus
+    only the columns its rules read: account (``acct_``), device (``dev_``) and
+    IP (``ip_``) features joined by key, and interaction accumulators.
+    ``ruleset`` may also be a list of RuleSets (columns of all of them), or a
+    tuple of entity names (interactions: the bare table).
+    """
+
+    sets = [ruleset] if isinstance(ruleset, RuleSet) else [r for r in ruleset if isinstance(r, RuleSet)]
+    entities = set().union(*[r.entities for r in sets]) if sets else set(ruleset)
+    feats = features if features is not None else feature_tables(ds, {"features": {}})
+    out = {}
+    for e in entities:
+        if e in ("account", "device", "ip", "order"):
+            out[e] = feats[e]
+        elif e == "interaction" and ds.has("interactions"):
+            need = set().union(*[r.columns("interaction") for r in sets]) if sets else set()
+            out[e] = _interaction_frame(ds, feats, need)
+    return out
+
+def check_ruleset(path, data=None) -> str:
+    """Load and compile a rule set; describe it, or raise RuleError listing every problem.
+
+    With ``data`` (a dataset folder), column references are checked against the
+    feature frames built from it (:func:`fraudkit.pipeline.frames.rule_frames`).
+
+    Examples
+    --------
+    >>> print(check_ruleset("default").splitlines()[0])  # doctest: +ELLIPSIS
+    rule set 'default' version ...
+    """
+    columns = None
+    lists = None
+    off = {}
+    if data is not None:
+
+        ds = load_dataset(data)
+        columns = rule_columns(ds)
+        lists = list_store_for(ds)
+        # Rules whose declared inputs the dataset lacks are switched off (as `fraudkit score` does),
+        # so only the rules that will run are checked against the dataset's columns.
+        rs, off = load_ruleset(path, lists=lists).for_inputs(missing_inputs(ds))
+        spec = rs.to_dict()
+        load_ruleset({**spec, "rules": [r for r in spec["rules"] if r["id"] not in off]},
+                     columns=columns, lists=lists)
+    else:
+        rs = load_ruleset(path, columns=columns, lists=lists)
+    counts = pd.Series([r.status for r in rs.rules]).value_counts()
+    th = ", ".join(f"{k} >= {v:g}" for k, v in rs.thresholds)
+    lines = [f"rule set {rs.name!r} version {rs.version}: {len(rs.rules)} rules "
+             f"({counts.get('active', 0)} active, {counts.get('shadow', 0)} shadow, {counts.get('off', 0)} off); "
+             f"aggregate {rs.aggregate}; thresholds {th}",
+             "checked against " + (f"the features of {data}" if data is not None else "syntax and safety only "
+                                   "(pass --data to check column names and types)")]
+    for r in rs.rules:
+        ls = ", ".join(f"{k}('{n}')" for k, n in sorted(lists_of(r.node)))
+        lines.append(f"  {r.id:28s} {r.entity:11s} {r.status:6s} {r.action:6s} score {r.score:>5g}  "
+                     f"reads {', '.join(sorted(r.columns))}" + (f"; lists {ls}" if ls else ""))
+    for rid, why in off.items():
+        lines.append(f"  switched off for this dataset: {rid} (missing {', '.join(why)})")
+    lines.append("ok")
+    return "\n".join(lines)
+
+
+# --- private helpers ----------------------------------------------------------------------------
+
+
+def feature_tables(ds, context):
+    """The feature tables per entity, built once per run and kept in ``context["features"]``."""
+    feats = context.get("features") or {}
+    if not {"account", "device", "ip", "order"} <= set(feats):
+
+        computed = entity_features(ds)
+        feats = {**computed, **feats}
+        context["features"] = feats
+    return feats
+
+def _interaction_accumulators():
+
+    return [a for a in DEFAULT_ACCUMULATORS if a.table == "interactions"]
+
+def _interaction_frame(ds, feats, need):
+    frame = ds.to_pandas("interactions")
+    joins = (("acct_", "account", "account_id"), ("dev_", "device", "device_id"), ("ip_", "ip", "ip"))
+    for prefix, entity, key in joins:
+        f = feats[entity]
+        cols = [c[len(prefix):] for c in sorted(need) if c.startswith(prefix) and c not in frame.columns]
+        cols = [c for c in cols if c in f.columns]
+        if not cols:
+            continue
+        keys = frame[key]
+        idx = pd.Index(f[key].astype(str)).get_indexer(keys.astype(str).where(keys.notna(), "\0"))
+        found = idx >= 0
+        for c in cols:
+            vals = f[c].to_numpy(dtype=float, na_value=np.nan) if f[c].dtype != object else f[c].to_numpy()
+            col = vals[np.where(found, idx, 0)] if len(vals) else np.full(len(frame), np.nan)
+            frame[prefix + c] = np.where(found, col, np.nan if vals.dtype != object else None)
+    accs = [a for a in _interaction_accumulators() if a.name in need]
+    if accs:
+
+        acc = compute(accs, ds)
+        pos = pd.Index(acc["event_id"].astype(str)).get_indexer(frame["event_id"].astype(str))
+        for a in accs:
+            frame[a.name] = acc[a.name].to_numpy()[pos]
+    return frame

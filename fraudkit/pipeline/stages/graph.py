@@ -1,0 +1,533 @@
+"""Stage 3, graphs: projections -> communities -> screening -> propagation -> network score.
+
+Three account-account views, each built only when its tables exist:
+
+``shared``
+    shared media (devices from logins/interactions/orders/claims, login IPs, bound phones, bindings,
+    shipping addresses and receiver phones) — :func:`fraudkit.capability.graphs.shared_entity_projection`;
+``coaction``
+    co-actions on the same note / author within minutes — :func:`fraudkit.capability.graphs.coaction_projection`;
+``r_ab``
+    co-purchase relatedness R(A,B) — :func:`fraudkit.capability.r_ab.r_ab_edges`.
+
+Each view is partitioned (Leiden, modularity), its communities profiled and screened
+(:class:`fraudkit.identification.graph.communities.CommunityScreener`). Weak labels then propagate over the summed graph
+from the seeds: ``context["seeds"]`` (a :class:`~fraudkit.identification.graph.propagation.SeedPool`, a seed table, a score
+table with ``flagged``, or account keys from stage 1 / earlier runs) plus members of communities that
+screen above ``seed_threshold``. The labels table is never read.
+
+Scores (``stage="graph"``, one row per account and method): ``community_screening`` (the account's
+riskiest community), ``label_propagation`` (propagated score, in [0, 1]) and ``graph`` (their maximum).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+
+import numpy as np
+import pandas as pd
+
+from fraudkit.capability.graphs import (
+    build_hetero_graph,
+    coaction_projection,
+    edges_to_sparse,
+    group_sum,
+    shared_entity_events,
+    shared_entity_projection,
+    unique_int,
+)
+from fraudkit.capability.r_ab import RabParams, consolidation_scores, normalize_address, r_ab_edges
+from fraudkit.data.dataset import ns_timestamps, read_table
+from fraudkit.data.sqlsource import open_source
+from fraudkit.identification.base import score_frame
+from fraudkit.identification.graph.communities import (
+    CommunityScreener,
+    capture_scores,
+    captured_targets,
+    detect_communities,
+    profile_communities,
+)
+from fraudkit.identification.graph.propagation import SeedPool, label_propagation, strong_entities
+from fraudkit.pipeline.stages import StageOutput, empty_scores
+
+__all__ = ["run", "DEFAULTS", "explain_paths"]
+
+DEFAULTS = {
+    "community_method": "leiden",
+    "resolution": 1.0,
+    "min_community_size": 3,
+    "screen_threshold": 0.5,
+    "seed_threshold": 0.6,
+    "lp_alpha": 0.85,
+    "lp_threshold": 0.25,
+    "media_weights": {"device_id": 1.0, "ip": 0.3, "phone": 1.0, "binding": 1.0, "address": 1.0,
+                      "receiver_phone": 1.0},
+    "view_weights": {"shared": 1.0, "coaction": 1.0, "r_ab": 1.0},
+    "coaction_window": "3D",
+    "coaction_actions": ("like", "collect", "comment", "share", "follow"),
+    "min_coactions": 2,
+    "capture_alpha": 0.01,
+    "capture_min_targets": 2,
+    "consolidation_window": "4h",
+    "consolidation_alpha": 0.01,
+    "evidence_threshold": 0.5,
+    "screened_views": ("shared", "r_ab"),
+    "max_degree": 200,
+}
+"""Stage parameters; override any of them with ``context["graph"] = {...}``."""
+
+_COLS = {
+    "accounts": ["account_id", "registered_at", "phone"],
+    "bindings": ["account_id", "provider", "binding_id", "bound_at"],
+    "logins": ["account_id", "device_id", "ip", "ts"],
+    "interactions": ["account_id", "device_id", "ip", "action", "target_id", "ts"],
+    "orders": ["account_id", "device_id", "ip", "product_id", "address", "receiver_phone", "received_at",
+               "promotion_id", "ts"],
+    "coupon_claims": ["account_id", "device_id", "ip", "ts"],
+    "products": ["product_id", "merchant_id", "discount"],
+    "notes": ["note_id", "author_id", "created_at", "category"],
+    "promotions": ["promotion_id", "starts_at", "ends_at"],
+}
+
+
+def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
+    """Run the graph stage on a dataset.
+
+    Parameters
+    ----------
+    ds : fraudkit.data.dataset.Dataset or dict of str to DataFrame
+    run_dir : path, optional
+        Unused here (the pipeline writes the artifacts); kept for the stage interface.
+    seed : int, default=0
+        Community detection seed.
+    context : dict, optional
+        ``seeds`` (see the module docstring), ``run_id`` (recorded in the seed pool), ``graph`` (parameter
+        overrides, see :data:`DEFAULTS`).
+
+    Returns
+    -------
+    StageOutput
+        Scores, artifacts ``communities``, ``community_profiles``, ``seed_pool``, ``strong_entities``,
+        ``explanations``, and notes on what was skipped.
+    """
+    context = dict(context or {})
+    p = {**DEFAULTS, **context.get("graph", {})}
+    notes: list[str] = []
+    steps = _Steps()
+    data = _load_tables(ds)
+    steps.done("load", rows_in=sum(len(v) for v in data.values()))
+    if "accounts" not in data:
+        return StageOutput("graph", empty_scores(), {}, ["skipped: the dataset has no accounts table"])
+    accounts = data["accounts"]["account_id"].to_numpy()
+
+    views = {}
+    shared = _shared_view(ds, data, p, notes, steps)
+    if shared is not None:
+        views["shared"] = shared
+        steps.done("view shared", nodes=_n_nodes(shared), edges=len(shared))
+    if "interactions" in data:
+        co = coaction_projection(data["interactions"], window=p["coaction_window"],
+                                 actions=tuple(p["coaction_actions"]), max_degree=p["max_degree"] * 2,
+                                 min_coactions=p["min_coactions"])
+        views["coaction"] = co.assign(n_ties=co["n_coactions"])
+        steps.done("view coaction", rows_in=len(data["interactions"]), nodes=_n_nodes(co), edges=len(co))
+    else:
+        notes.append("coaction view skipped: the dataset has no interactions table")
+    if "orders" in data:
+        r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"),
+                       params=RabParams(max_degree=p["max_degree"]))
+        views["r_ab"] = r.assign(n_ties=r["k"])
+        steps.done("view r_ab", rows_in=len(data["orders"]), nodes=_n_nodes(r), edges=len(r))
+    else:
+        notes.append("r_ab view skipped: the dataset has no orders table")
+
+    seed_keys, seed_sources = _external_seeds(context.get("seeds"), notes)
+    memberships, profiles = [], []
+    evidence, note_rows = {}, None
+    if "orders" in data and "received_at" in data["orders"].columns:
+        c = consolidation_scores(data["orders"], window=p["consolidation_window"], alpha=p["consolidation_alpha"])
+        evidence["consolidation"] = c[["account_id", "score", "n_aligned"]]
+        steps.done("consolidation test", rows_in=len(data["orders"]))
+    else:
+        notes.append("consolidation test skipped: no orders with received_at")
+    for name, e in views.items():
+        e = e[e["weight"] > 0]
+        if not len(e):
+            notes.append(f"{name} view has no edges")
+            continue
+        part = detect_communities(e, method=p["community_method"], resolution=p["resolution"], seed=seed)
+        steps.done(f"communities {name}", nodes=len(part.nodes), edges=len(e))
+        prof = profile_communities(part, data, known_bad=seed_keys, edges=e, min_size=p["min_community_size"],
+                                   tie_count="n_ties")
+        if len(prof) and name in p["screened_views"]:
+            scr = CommunityScreener(threshold=p["screen_threshold"]).fit(prof)
+            prof = prof.assign(score=scr.decision_scores_, flagged=scr.labels_.astype(bool),
+                               reason=scr.reasons_)
+        else:
+            prof = prof.assign(score=pd.Series(dtype=float), flagged=pd.Series(dtype=bool),
+                               reason=pd.Series(dtype=object))
+        steps.done(f"profile and screen {name}", nodes=len(prof))
+        if name == "coaction":
+            evidence["capture"], note_rows = _capture_evidence(part, data, p)
+            steps.done("capture test", rows_in=len(data["interactions"]))
+        prof.insert(0, "view", name)
+        profiles.append(prof)
+        m = part.to_frame()
+        m.insert(0, "view", name)
+        memberships.append(m)
+    communities = (pd.concat(memberships, ignore_index=True) if memberships
+                   else pd.DataFrame(columns=["view", "account_id", "community", "community_size"]))
+    profiles = pd.concat(profiles, ignore_index=True) if profiles else pd.DataFrame(
+        columns=["view", "community", "size", "score", "flagged", "reason"])
+
+    # per-account community score: the riskiest community it belongs to, across views
+    cm = communities.merge(profiles[["view", "community", "score", "reason"]], on=["view", "community"], how="left")
+    cm["score"] = cm["score"].fillna(0.0)
+    best = cm.sort_values("score", ascending=False, kind="stable").drop_duplicates("account_id")
+    cs = pd.Series(best["score"].to_numpy(), index=best["account_id"].to_numpy()).reindex(accounts).fillna(0.0)
+
+    # per-account statistical evidence (capture test, consolidation test): 0.5 = family-wise significant
+    ev_scores = {}
+    for name, e in evidence.items():
+        ev_scores[name] = pd.Series(e["score"].to_numpy(float), index=e["account_id"].to_numpy()) \
+            .groupby(level=0).max().reindex(accounts).fillna(0.0)
+    confirmed = [pd.Index(accounts)[v.to_numpy() >= p["evidence_threshold"]] for v in ev_scores.values()]
+
+    # seeds: external + members of confidently screened communities + statistically confirmed accounts
+    strong_comm = cm.loc[cm["score"] >= p["seed_threshold"], "account_id"].unique()
+    all_seeds = pd.Index(np.concatenate([np.asarray(seed_keys, dtype=object), strong_comm.astype(object)]
+                                        + [c.to_numpy().astype(object) for c in confirmed])).unique()
+    key_index = pd.Index(accounts)
+    adj = _combined_adjacency(views, key_index, p)
+    steps.done("combined adjacency", nodes=adj.shape[0], edges=adj.nnz // 2)
+    seed_idx = key_index.get_indexer(all_seeds)
+    seed_idx = seed_idx[seed_idx >= 0]
+    if len(seed_idx) and adj.nnz:
+        lp = np.clip(label_propagation(adj, seed_idx, alpha=p["lp_alpha"]), 0, 1)
+    else:
+        lp = np.zeros(len(accounts))
+        notes.append("label propagation skipped: no seeds (no seed pool, no stage-1 flags, no screened community)")
+    steps.done("label propagation", rows_in=len(seed_idx), nodes=adj.shape[0], edges=adj.nnz // 2)
+    graph_score = np.maximum(cs.to_numpy(), lp)
+    cs_flag = cs.to_numpy() > p["screen_threshold"]
+    lp_flag = lp > p["lp_threshold"]
+    ev_flag = np.zeros(len(accounts), dtype=bool)
+    for v in ev_scores.values():
+        graph_score = np.maximum(graph_score, v.to_numpy())
+        ev_flag |= v.to_numpy() >= p["evidence_threshold"]
+    reasons_cs = pd.Series(best["reason"].fillna("").to_numpy(), index=best["account_id"].to_numpy()).reindex(accounts).fillna("")
+    scores = pd.concat([
+        score_frame(accounts, cs.to_numpy(), cs_flag, entity_type="account", stage="graph",
+                    method="community_screening", reasons=reasons_cs.to_numpy()),
+        score_frame(accounts, lp, lp_flag, entity_type="account", stage="graph", method="label_propagation"),
+        *[score_frame(accounts, v.to_numpy(), v.to_numpy() >= p["evidence_threshold"], entity_type="account",
+                      stage="graph", method=name) for name, v in ev_scores.items()],
+        score_frame(accounts, graph_score, cs_flag | lp_flag | ev_flag, entity_type="account", stage="graph",
+                    method="graph"),
+        *([] if note_rows is None else [note_rows]),
+    ], ignore_index=True)
+
+    flagged = accounts[cs_flag | lp_flag | ev_flag]
+    # the shared-media graph around the flagged accounts (all that strong entities and explanations read),
+    # aggregated to distinct (account, medium) edges (in DuckDB for a Dataset)
+    hg = build_hetero_graph(ds, edge_types=("uses_device", "uses_ip", "has_phone", "ships_to", "receiver_phone",
+                                            "bound_to"), around=flagged)
+    steps.done("hetero graph (media of flagged accounts)", nodes=hg.n_nodes, edges=len(hg.edges))
+    strong = strong_entities(hg, flagged, min_accounts=3)
+    pool = _seed_pool(context, seed_sources, flagged, graph_score[cs_flag | lp_flag | ev_flag], strong)
+    explanations = _explanations(flagged, cm, strong, hg, adj, key_index, all_seeds)
+    steps.done("strong entities, seed pool, explanations", rows_in=len(flagged), nodes=len(strong))
+    return StageOutput("graph", scores, {
+        "communities": communities, "community_profiles": profiles, "seed_pool": pool.table,
+        "strong_entities": strong, "explanations": explanations, "timings": steps.table()}, notes)
+
+
+def explain_paths(adj, sources, targets, *, max_hops=6) -> tuple[np.ndarray, list]:
+    """Shortest unweighted paths from any of ``sources`` to each target (multi-source BFS).
+
+    Returns the nearest source index per target (``-1`` when unreachable within ``max_hops``) and the
+    path as a list of node indices, source first.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> adj = sp.csr_matrix(([1.0, 1.0], ([0, 1], [1, 2])), shape=(4, 4))
+    >>> explain_paths(adj + adj.T, [0], [2, 3])
+    (array([ 0, -1]), [[0, 1, 2], []])
+    """
+    n = adj.shape[0]
+    pred = np.full(n, -2, dtype=np.int64)
+    src = np.asarray(sources, dtype=np.int64)
+    pred[src] = -1
+    frontier = np.zeros(n, dtype=bool)
+    frontier[src] = True
+    A = adj.tocsr()
+    for _ in range(max_hops):
+        # for each newly reached node, the first frontier neighbour is its predecessor
+        sub = A[:, np.flatnonzero(frontier)].tocsr()
+        reached = (np.diff(sub.indptr) > 0) & (pred == -2)
+        if not reached.any():
+            break
+        idx = np.flatnonzero(reached)
+        first_col = sub.indices[sub.indptr[idx]]
+        pred[idx] = np.flatnonzero(frontier)[first_col]
+        frontier = np.zeros(n, dtype=bool)
+        frontier[idx] = True
+    nearest, paths = [], []
+    for t in np.asarray(targets, dtype=np.int64):  # per flagged account, path length <= max_hops
+        if pred[t] == -2:
+            nearest.append(-1)
+            paths.append([])
+            continue
+        path = [int(t)]
+        while pred[path[-1]] >= 0:
+            path.append(int(pred[path[-1]]))
+        nearest.append(path[-1])
+        paths.append(path[::-1])
+    return np.asarray(nearest, dtype=np.int64), paths
+
+
+# --- private helpers ----------------------------------------------------------
+
+
+
+def _capture_evidence(part, data, p):
+    """Capture test on the co-engagement communities: account evidence and note scores."""
+    it = data["interactions"]
+    it = it[it["action"].isin(list(p["coaction_actions"])) & it["target_id"].notna()]
+    follow = it["action"].eq("follow").to_numpy()
+    tcode = it.groupby([follow, it["target_id"]], sort=False, observed=True).ngroup().to_numpy()
+    if "notes" in data and "category" in data["notes"].columns:
+        cat = pd.Series(data["notes"]["category"].to_numpy(), index=data["notes"]["note_id"].to_numpy())
+        cat = cat[~cat.index.duplicated()]
+        stratum = cat.reindex(it["target_id"].to_numpy()).fillna("__unknown__").to_numpy(dtype=object)
+        stratum[follow] = "__follow__"
+        if "author_id" in data["notes"].columns and follow.any():
+            # follows are stratified by the author's main topic: a taste community following its topic's
+            # authors is expected (unstratified, demo-small seed 0 "captured" 115 honest authors)
+            topic = data["notes"].groupby(["author_id", "category"], observed=True).size().rename("n").reset_index() \
+                .sort_values(["author_id", "n", "category"], ascending=[True, False, True], kind="stable") \
+                .drop_duplicates("author_id").set_index("author_id")["category"]
+            ft = topic.reindex(it["target_id"].to_numpy()[follow])
+            stratum[follow] = np.where(ft.notna().to_numpy(), "__follow__:" + ft.astype(str).to_numpy(dtype=object),
+                                       "__follow__")
+    else:
+        stratum = np.where(follow, "__follow__", "__note__").astype(object)
+    ev = pd.DataFrame({"account_id": it["account_id"].to_numpy(), "target": tcode, "stratum": stratum})
+    cap = captured_targets(part, ev, stratum="stratum", alpha=p["capture_alpha"])
+    acc = capture_scores(part, ev, cap, min_targets=p["capture_min_targets"])
+    # note rows: captured notes (engagement_buyer targets), score 0.5 at family-wise significance
+    first = pd.Series(np.arange(len(it)), index=tcode).groupby(level=0).first()
+    nt = cap.groupby("target")["log10_p"].min()
+    rows = first.reindex(nt.index).to_numpy()
+    is_note = ~follow[rows]
+    thr = cap.attrs.get("log10_threshold", np.nan)
+    score = np.clip(nt.to_numpy() / (2 * thr), 0, 1) if np.isfinite(thr) else np.zeros(len(nt))
+    note_ids = it["target_id"].to_numpy()[rows][is_note]
+    note_rows = score_frame(note_ids, score[is_note], score[is_note] >= p["evidence_threshold"], entity_type="note",
+                            stage="graph", method="capture")
+    return acc[["account_id", "score", "n_captured"]], note_rows
+
+
+def _shared_view(ds, data, p, notes, steps):
+    event_tables = ("logins", "interactions", "orders", "coupon_claims")
+    parts = []
+    md = p["max_degree"]
+    mw = p["media_weights"]
+    frames = [name for name in event_tables if _has(ds, name)]
+    if frames:
+        # 38M device events reduce (in DuckDB) to the first use per (account, device) plus hot-device events
+        ev = shared_entity_events(ds, entity="device_id", tables=event_tables, max_degree=md)
+        parts.append((shared_entity_projection(ev, entity="device_id", time="ts", max_degree=md), mw["device_id"]))
+        steps.done("shared device events + projection", rows_in=len(ev), edges=len(parts[-1][0]))
+    if _has(ds, "logins"):
+        ev = shared_entity_events(ds, entity="ip", tables=("logins",), max_degree=md)
+        parts.append((shared_entity_projection(ev, entity="ip", time="ts", max_degree=md), mw["ip"]))
+        steps.done("shared ip events + projection", rows_in=len(ev), edges=len(parts[-1][0]))
+        del ev
+    acc = data["accounts"]
+    parts.append((shared_entity_projection(acc, entity="phone", time="registered_at", max_degree=md), mw["phone"]))
+    if "bindings" in data:
+        b = data["bindings"].assign(binding=lambda f: f["provider"].astype(str) + ":" + f["binding_id"].astype(str))
+        parts.append((shared_entity_projection(b, entity="binding", time="bound_at", max_degree=md), mw["binding"]))
+    if "orders" in data:
+        o = data["orders"]
+        o = o.assign(address=normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()).to_numpy())
+        parts.append((shared_entity_projection(o, entity="address", time="ts", max_degree=md), mw["address"]))
+        parts.append((shared_entity_projection(o, entity="receiver_phone", time="ts", max_degree=md),
+                      mw["receiver_phone"]))
+    if not frames and "orders" not in data:
+        notes.append("shared view: no logins, interactions or orders; only bound phones and bindings used")
+    e = pd.concat([f.assign(weight=f["weight"] * w) for f, w in parts if len(f)], ignore_index=True) \
+        if any(len(f) for f, _ in parts) else None
+    if e is None:
+        return None
+    return _sum_parallel_edges(e)
+
+
+def _sum_parallel_edges(e):
+    """``e.groupby(["src", "dst"], sort=True)`` summing ``weight`` and ``n_shared`` (as ``n_ties``), by sorting
+    one int64 code; the same rows and bits (Kahan sums in row order), without hashing 28M key pairs."""
+    src, dst = e["src"].to_numpy(), e["dst"].to_numpy()
+    try:
+        keys = np.sort(np.concatenate([src, dst]))  # sorted keys and ranks by binary search (no hashing)
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+        s_rank, d_rank = np.searchsorted(keys, src), np.searchsorted(keys, dst)
+    except TypeError:  # keys of mixed types: pandas orders them
+        return e.groupby(["src", "dst"], sort=True).agg(weight=("weight", "sum"),
+                                                        n_ties=("n_shared", "sum")).reset_index()
+    n = len(keys)
+    code = s_rank.astype(np.int64) * n + d_rank
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
+    return pd.DataFrame({"src": keys[code[starts] // n], "dst": keys[code[starts] % n],
+                         "weight": group_sum(e["weight"].to_numpy(float)[order], starts),
+                         "n_ties": np.add.reduceat(e["n_shared"].to_numpy(np.int64)[order], starts)})
+
+
+def _combined_adjacency(views, key_index, p):
+    """Symmetric CSR sum of the views' weighted adjacencies over ``key_index`` (edges off it are dropped)."""
+    import scipy.sparse as sp
+
+    adj = sp.csr_matrix((len(key_index), len(key_index)), dtype=float)
+    for name, e in views.items():
+        s, d = key_index.get_indexer(e["src"]), key_index.get_indexer(e["dst"])
+        ok = (s >= 0) & (d >= 0)
+        adj = adj + edges_to_sparse(s[ok], d[ok], e["weight"].to_numpy(float)[ok] * p["view_weights"][name],
+                                    n=len(key_index))
+    return adj.tocsr()
+
+
+def _n_nodes(e):
+    if not len(e):
+        return 0
+    keys = np.concatenate([e["src"].to_numpy(), e["dst"].to_numpy()])
+    return len(unique_int(keys)) if keys.dtype.kind in "iu" else int(pd.unique(keys).size)
+
+
+def _has(ds, name):
+    return (ds.get(name) is not None) if isinstance(ds, dict) else ds.has(name)
+
+
+# tables and columns held as pandas frames: the device/IP columns of the event tables are reduced in DuckDB
+# (shared_entity_events) and the shared-media graph is aggregated there (build_hetero_graph), so the 38M
+# event IPs (text) are never materialised; coupon claims only feed those two
+_FRAME_COLS = {name: [c for c in cols if not (c == "ip" and name != "accounts")]
+               for name, cols in _COLS.items() if name != "coupon_claims"}
+
+
+def _load_tables(ds):
+    """The stage's pandas frames: the :data:`_FRAME_COLS` a dict or Dataset has; ``action`` categorical."""
+    if isinstance(ds, dict):
+        data = {name: read_table(ds, name, cols) for name, cols in _FRAME_COLS.items()}
+        return {k: v for k, v in data.items() if v is not None}
+
+    data = {}
+    with open_source(ds) as src:
+        for name, cols in _FRAME_COLS.items():
+            if not src.has(name):
+                continue
+            have = [c for c in cols if c not in src.missing_columns.get(name, ())]
+            tbl = src.con.execute(f"SELECT {', '.join(have)} FROM {getattr(src.t, name)}").to_arrow_table()
+            if "action" in have:  # 24M action strings as a 6-value categorical
+                import pyarrow.compute as pc
+
+                i = tbl.schema.get_field_index("action")
+                tbl = tbl.set_column(i, "action", pc.dictionary_encode(tbl.column("action")))
+            data[name] = ns_timestamps(tbl.to_pandas())
+            del tbl
+    return data
+
+
+_log = logging.getLogger(__name__)
+
+
+class _Steps:
+    """Per-step wall time, sizes and peak RSS of one run: the ``timings`` artifact."""
+
+    def __init__(self):
+        self.rows = []
+        self._t = self._t0 = time.perf_counter()
+
+    def done(self, step, *, rows_in=None, nodes=None, edges=None):
+        now = time.perf_counter()
+        self.rows.append({"step": step, "seconds": round(now - self._t, 3), "rows_in": rows_in, "nodes": nodes,
+                          "edges": edges,
+                          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+        _log.info("graph stage: %s %.1f s (rows in %s, nodes %s, edges %s, peak RSS %.0f MB)", step, now - self._t,
+                  rows_in, nodes, edges, self.rows[-1]["peak_rss_mb"])
+        self._t = now
+
+    def table(self):
+        t = pd.DataFrame(self.rows, columns=["step", "seconds", "rows_in", "nodes", "edges", "peak_rss_mb"])
+        for c in ("rows_in", "nodes", "edges"):
+            t[c] = t[c].astype("Int64")
+        total = pd.DataFrame({"step": ["total"], "seconds": [round(time.perf_counter() - self._t0, 3)],
+                              "peak_rss_mb": [t["peak_rss_mb"].max() if len(t) else np.nan]})
+        return pd.concat([t, total], ignore_index=True)
+
+
+def _external_seeds(seeds, notes):
+    if seeds is None:
+        return np.array([], dtype=object), "none"
+    if isinstance(seeds, SeedPool):
+        return seeds.keys("account"), "seed_pool"
+    if isinstance(seeds, pd.DataFrame):
+        t = seeds
+        if "entity_type" in t.columns:
+            t = t[t["entity_type"] == "account"]
+        if "flagged" in t.columns:
+            t = t[t["flagged"].astype(bool)]
+        col = "entity_id" if "entity_id" in t.columns else "account_id"
+        if col not in t.columns:
+            notes.append("context seeds ignored: a seed table needs entity_id or account_id")
+            return np.array([], dtype=object), "none"
+        return t[col].drop_duplicates().to_numpy(), "context"
+    return np.asarray(list(seeds), dtype=object), "context"
+
+
+def _seed_pool(context, source, flagged, scores, strong):
+    pool = context.get("seeds") if isinstance(context.get("seeds"), SeedPool) else SeedPool.empty()
+    new = pd.concat([
+        pd.DataFrame({"entity_type": "account", "entity_id": flagged.astype(str), "source": "graph", "score": scores}),
+        pd.DataFrame({"entity_type": strong["entity_type"].to_numpy(), "entity_id": strong["entity_id"].astype(str).to_numpy(),
+                      "source": "strong_entity", "score": strong["risky_share"].to_numpy(float)}),
+    ], ignore_index=True)
+    return pool.update(new, run_id=str(context.get("run_id", "graph")), seen_at=context.get("now"))
+
+
+def _explanations(flagged, cm, strong, hg, adj, key_index, seeds):
+    cols = ["account_id", "view", "community", "community_score", "community_reason", "shared_entities",
+            "nearest_seed", "path", "path_length"]
+    if not len(flagged):
+        return pd.DataFrame(columns=cols)
+    best = cm.sort_values("score", ascending=False, kind="stable").drop_duplicates("account_id").set_index("account_id")
+    b = best.reindex(flagged)
+    # strong entities each flagged account uses
+    acc_nodes = hg.node_index("account", flagged)
+    e = hg.edges
+    sn = pd.Index(strong["node"].to_numpy())
+    use = e[e["src"].isin(acc_nodes[acc_nodes >= 0]) & e["dst"].isin(sn)][["src", "dst"]].drop_duplicates()
+    label = (strong["entity_type"].astype(str) + ":" + strong["entity_id"].astype(str)).to_numpy()
+    use = use.assign(lbl=label[sn.get_indexer(use["dst"])])
+    ents = use.groupby("src")["lbl"].agg(lambda s: ", ".join(sorted(s)[:5]))
+    shared_txt = pd.Series(acc_nodes).map(ents).fillna("").to_numpy()
+    # shortest path to a seed over the combined account graph
+    src_idx = key_index.get_indexer(pd.Index(seeds))
+    src_idx = src_idx[src_idx >= 0]
+    tgt = key_index.get_indexer(pd.Index(flagged))
+    if len(src_idx):
+        nearest, paths = explain_paths(adj, src_idx, tgt)
+    else:
+        nearest, paths = np.full(len(tgt), -1), [[] for _ in tgt]
+    keys = key_index.to_numpy()
+    return pd.DataFrame({
+        "account_id": flagged, "view": b["view"].to_numpy(), "community": b["community"].to_numpy(),
+        "community_score": b["score"].to_numpy(float), "community_reason": b["reason"].fillna("").to_numpy(),
+        "shared_entities": shared_txt,
+        "nearest_seed": np.where(nearest >= 0, keys[np.maximum(nearest, 0)], None),
+        "path": [" -> ".join(map(str, keys[pth])) for pth in paths],
+        "path_length": [len(pth) - 1 if pth else -1 for pth in paths]}, columns=cols)

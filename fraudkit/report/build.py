@@ -1,0 +1,690 @@
+"""``fraudkit report``: score once, run the five step notebooks, publish an offline HTML report.
+
+:func:`build_report` resolves the dataset (the built-in demo by default) and a
+labelled training dataset (for the demo: a separate simulation of the same
+scenario with another seed), scores the dataset once with
+:func:`fraudkit.pipeline.score.score_dataset` (models and thresholds fitted on the
+training dataset only) into the private run directory ``<out>/.runs/<run-id>/``
+so every notebook reads the same Parquet artifacts, executes the five step
+notebooks with papermill, renders them without code, and writes
+``<out>/<run-id>/index.html`` (a summary for stakeholders and the run manifest),
+``manifest.json`` and masked copies of the executed notebooks. Nothing with raw
+personal data (the run's Parquet files, the executed notebooks as run) is
+published in ``<out>/<run-id>/``.
+
+The report is built in a temporary folder and swapped in only when every step
+succeeded (:func:`fraudkit.data.atomic.atomic_directory`); a failed build goes to
+``<out>/<run-id>.failed/`` with the error on its pages and the last good
+report stays where it was. ``<out>/latest.html`` redirects to the newest good
+report. Same data and parameters give byte-identical step pages: only the
+manifest records times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from importlib import metadata, resources
+from pathlib import Path
+
+from fraudkit import __version__
+from fraudkit.data import atomic
+from fraudkit.data.contract import STAGES
+from fraudkit.errors import FraudkitError, MissingInputError
+from fraudkit.pipeline.score import score_dataset
+from fraudkit.report.html import mask_html, mask_notebook, render_notebook_body, render_page
+from fraudkit.report.summary import summarise_run
+from fraudkit.simulation import TRAIN_SEED_OFFSET, simulate
+
+__all__ = [
+    "STEPS",
+    "Step",
+    "StepResult",
+    "ReportResult",
+    "build_report",
+    "notebook_dir",
+    "dataset_fingerprint",
+    "make_run_id",
+    "kernel_manager_class",
+    "install_kernel",
+    "previous_good_report",
+    "mask_key",
+]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step notebook: file stem, number, title, one-line description."""
+
+    name: str
+    number: str
+    title: str
+    blurb: str
+    extra: tuple = ()
+    """Names of the step's own papermill parameters (beyond the common ones)."""
+
+    @property
+    def page(self) -> str:
+        return f"{self.name}.html"
+
+
+STEPS = (
+    Step("01_risk_perception", "1", "Risk perception",
+         "Data health, anomaly monitors, black-market intelligence, red-team drill.",
+         ("redteam_scenario", "redteam_size")),
+    Step("02_capability_building", "2", "Capability building",
+         "Features, accumulation factors, portraits, device fingerprints, lists."),
+    Step("03_risk_identification", "3", "Risk identification",
+         "The three stages, the arms-race table, look-alike false positives, communities."),
+    Step("04_risk_mitigation", "4", "Risk mitigation",
+         "Layered decisions; governance actions and what they change: fake engagement removed, bans and "
+         "burned resources, demotion, purchase limits, scoped lists, delayed interception."),
+    Step("05_effect_evaluation", "5", "Effect evaluation",
+         "Leakage, precision and recall per typology, interception per day, cost to attackers, the closed loop.",
+         ("loop_windows",)),
+)
+"""The five step notebooks, in order (see ``GLOSSARY.md``)."""
+
+
+_VERSIONED = ("fraudkit", "numpy", "pandas", "pyarrow", "duckdb", "ibis-framework", "scikit-learn", "scipy",
+              "networkx", "igraph", "leidenalg", "pyvis", "matplotlib", "seaborn", "papermill", "nbconvert",
+              "nbclient", "ipykernel")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Outcome of one step: ``ok``, ``seconds``, ``page`` (relative) and the masked ``error`` text."""
+
+    step: Step
+    ok: bool
+    seconds: float
+    error: str | None = None
+
+    @property
+    def name(self):
+        return self.step.name
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`build_report` produced.
+
+    Attributes
+    ----------
+    ok : bool
+        Every step succeeded and the report was published.
+    run_id : str
+    report_dir : Path
+        ``<out>/<run-id>`` on success, ``<out>/<run-id>.failed`` on failure.
+    run_dir : Path
+        The scored run (Parquet artifacts with raw keys): ``<out>/.runs/<run-id>``, not published.
+    index_path : Path
+        The index page (of the failure page when ``ok`` is False).
+    steps : tuple of StepResult
+    manifest : dict
+    """
+
+    ok: bool
+    run_id: str
+    report_dir: Path
+    index_path: Path
+    steps: tuple = ()
+    manifest: dict = field(default_factory=dict)
+    run_dir: Path | None = None
+    """The private run directory (``<out>/.runs/<run-id>``, or ``<run-id>.failed``): raw, never published."""
+
+    def describe(self) -> str:
+        lines = [f"report {self.run_id}: {'ok' if self.ok else 'FAILED'} -> {self.index_path}"]
+        for s in self.steps:
+            lines.append(f"  {s.step.name:26s} {'ok' if s.ok else 'failed':6s} {s.seconds:6.1f} s")
+        if not self.ok:
+            lines.append("the previous good report (if any) was left in place")
+        return "\n".join(lines)
+
+
+def build_report(*, data=None, train=None, scenario: str = "demo-small", out="reports", run_id: str | None = None,
+                 as_of: str | None = None, seed: int = 0, stages=STAGES, loop_windows: int = 4, notebooks_dir=None,
+                 parameters: dict | None = None, timeout: int = 1800, progress: bool = True,
+                 keep_runs: int | None = 10) -> ReportResult:
+    """Score a dataset once, run the five step notebooks and publish the HTML report.
+
+    Parameters
+    ----------
+    data : path, optional
+        Dataset folder. Default: the ``scenario`` simulated with ``seed`` into ``<out>/.cache/``.
+    train : path, optional
+        Labelled training dataset: stage-1 models are fitted and every stage's threshold is set on
+        it, never on ``data``. Default for the demo: the same scenario simulated with
+        ``seed + TRAIN_SEED_OFFSET`` (the *training world*). With ``data`` and no ``train``: models
+        are skipped and each stage uses its unsupervised default; the report says so.
+    scenario : str, default="demo-small"
+        Demo scenario used when ``data`` is not given.
+    out : path, default="reports"
+        Reports folder; the report goes to ``<out>/<run-id>/``.
+    run_id : str, optional
+        Default ``<date>-<data fingerprint>-<parameter hash>``.
+    as_of : str, optional
+        ``YYYY-MM-DD``: the day monitors report on (default: the last day in the data).
+    seed : int, default=0
+    stages : sequence of str, default=all stages
+    loop_windows : int, default=4
+        Windows of the closed loop in step 5 (each scores the data up to its end: the loop's cost
+        grows with it; 0 skips the loop).
+    notebooks_dir : path, optional
+        Folder with the step notebooks (default: the ones shipped in ``fraudkit/report/notebooks``).
+    parameters : dict, optional
+        Papermill parameters of the steps that declare them (e.g. ``{"redteam_scenario": ""}`` skips
+        the drill, ``{"redteam_size": ""}`` runs it at the attack scenario's own size).
+    timeout : int, default=1800
+        Seconds a single notebook cell may run.
+    progress : bool, default=True
+        Progress lines on stderr.
+    keep_runs : int or None, default=10
+        After a good report, keep the private run data (raw keys) of only this many newest good
+        reports (:func:`prune_runs`); published reports are never deleted. None keeps everything.
+
+    Returns
+    -------
+    ReportResult
+    """
+    t_start = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = Path(out)
+    say = (lambda msg: print(f"[fraudkit report] {msg}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    if as_of is not None:
+        try:
+            as_of = date.fromisoformat(str(as_of)).isoformat()
+        except ValueError:
+            raise FraudkitError(f"--date must be YYYY-MM-DD, got {as_of!r}") from None
+    stages = tuple(stages)
+    timings: dict[str, float] = {}
+
+    if keep_runs is not None and int(keep_runs) < 1:
+        raise FraudkitError(f"--keep-runs must be at least 1 (the newest run is needed for comparison), got {keep_runs}")
+    if int(loop_windows) == 1 or int(loop_windows) < 0:
+        raise FraudkitError(f"--loop-windows must be 0 (no loop) or at least 2, got {loop_windows}")
+    t = time.perf_counter()
+    data_dir = Path(data) if data is not None else _demo_data(scenario, out / ".cache", seed, say)
+    if not data_dir.is_dir():
+        raise MissingInputError(f"dataset folder {data_dir} does not exist; pass --data DIR or omit it for the demo")
+    if train is not None:
+        train_dir = Path(train)
+        if not train_dir.is_dir():
+            raise MissingInputError(f"training dataset folder {train_dir} does not exist; pass --train DIR "
+                                    "(a labelled dataset) or omit it")
+    elif data is None:
+        train_dir = _demo_data(scenario, out / ".cache", seed + TRAIN_SEED_OFFSET, say, role="training world")
+    else:
+        train_dir = None
+        say("no --train: models skipped, every stage uses its unsupervised default threshold")
+    fingerprint = dataset_fingerprint(data_dir)
+    train_fp = dataset_fingerprint(train_dir) if train_dir is not None else None
+    timings["data"] = time.perf_counter() - t
+    params = {"seed": int(seed), "stages": list(stages), "as_of": as_of, "train": train_fp,
+              "loop_windows": int(loop_windows), "extra": dict(sorted((parameters or {}).items()))}
+    run_id = run_id or make_run_id(as_of, fingerprint, params)
+    say(f"run {run_id}: data {data_dir} (fingerprint {fingerprint})"
+        + (f", training data {train_dir} (fingerprint {train_fp})" if train_dir is not None else ""))
+    previous = previous_good_report(out, exclude=run_id)
+    notebooks = _notebooks(notebooks_dir)
+
+    final, failed_dir = out / run_id, out / f"{run_id}.failed"
+    runs = out / ".runs"
+    run_dir, run_failed = runs / run_id, runs / f"{run_id}.failed"
+    building = runs / f".{run_id}.building"
+    shutil.rmtree(building, ignore_errors=True)
+    results = []
+    try:
+        with atomic.atomic_directory(final, keep_failed=True) as tmp:
+            results, manifest = _build_into(tmp, run_id=run_id, data_dir=data_dir, train_dir=train_dir,
+                                            train_fingerprint=train_fp, run_dir=building,
+                                            scenario=None if data is not None else scenario, fingerprint=fingerprint,
+                                            as_of=as_of, seed=seed, stages=stages, loop_windows=int(loop_windows),
+                                            previous=previous, notebooks=notebooks, parameters=parameters or {},
+                                            timeout=timeout, timings=timings, t_start=t_start, started_at=started_at,
+                                            say=say)
+            _readable(tmp)
+            if not manifest["ok"]:
+                raise _StepsFailed()
+    except _StepsFailed:
+        shutil.rmtree(failed_dir, ignore_errors=True)
+        os.replace(out / f".{run_id}.failed", failed_dir)
+        _swap(building, run_failed)
+        say(f"FAILED: see {failed_dir / 'index.html'}; the previous report was left in place")
+        return ReportResult(False, run_id, failed_dir, failed_dir / "index.html", tuple(results), manifest,
+                            run_failed)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    shutil.rmtree(failed_dir, ignore_errors=True)
+    shutil.rmtree(run_failed, ignore_errors=True)
+    _swap(building, run_dir)
+    _write_latest(out, run_id)
+    if keep_runs is not None:
+        removed = prune_runs(out, keep_runs)
+        if removed:
+            say(f"removed the private run data of {len(removed)} older run(s) (--keep-runs {keep_runs})")
+    say(f"done: {final / 'index.html'} ({manifest['timings']['total']:.1f} s)")
+    return ReportResult(True, run_id, final, final / "index.html", tuple(results), manifest, run_dir)
+
+
+def notebook_dir() -> Path:
+    """The step notebooks shipped with the package (``fraudkit/report/notebooks``); the source of truth."""
+    return Path(str(resources.files("fraudkit.report").joinpath("notebooks")))
+
+
+def dataset_fingerprint(path) -> str:
+    """Short SHA-256 of a dataset folder's content: file names, sizes and bytes (12 hex digits).
+
+    Unlike a hash of modification times, re-simulating the same scenario and
+    seed gives the same fingerprint, so the run id and report repeat.
+    """
+    h = hashlib.sha256()
+    root = Path(path)
+    for p in sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith(".")):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def make_run_id(as_of: str | None, fingerprint: str, params: dict) -> str:
+    """``<YYYY-MM-DD>-<fingerprint[:8]>-<parameter hash[:6]>``; the date is ``as_of`` or today.
+
+    Examples
+    --------
+    >>> make_run_id("2024-11-11", "abcdef123456", {"seed": 0})
+    '2024-11-11-abcdef12-de7d77'
+    """
+    day = as_of or date.today().isoformat()
+    ph = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return f"{day}-{fingerprint[:8]}-{ph}"
+
+
+def mask_key(out) -> str:
+    """The secret that keys masked identifiers in the reports under ``out``.
+
+    ``FRAUDKIT_MASK_KEY`` if set; otherwise a random key kept in
+    ``<out>/.mask-key`` (mode 0600, never inside a published report). Every
+    page of every report in ``out`` masks a device or phone the same way, so
+    a reader can follow it from page to page, and rebuilding gives the same pages.
+    """
+    import os
+    import secrets
+
+    if os.environ.get("FRAUDKIT_MASK_KEY"):
+        return os.environ["FRAUDKIT_MASK_KEY"]
+    path = Path(out) / ".mask-key"
+    if not path.exists():
+        atomic.write_text(path, secrets.token_hex(16))
+    return path.read_text().strip()
+
+
+def prune_runs(out, keep: int = 10) -> list[Path]:
+    """Delete the private run data (raw keys) of all but the newest ``keep`` good reports.
+
+    Published report folders (masked) are never touched. A good report's
+    ``<out>/.runs/<run-id>`` is kept while it is among the ``keep`` newest (by
+    its manifest's finish time), so the next report can still compare itself
+    with the previous run; older ones, private data of failed attempts
+    (``<run-id>.failed``) other than the newest ``keep``, and run folders
+    whose report is gone are removed. Folders still being built are left alone.
+
+    Parameters
+    ----------
+    out : path
+        Reports folder.
+    keep : int, default=10
+        How many good runs keep their private data; must be at least 1.
+
+    Returns
+    -------
+    list of Path
+        The removed run folders, oldest first.
+    """
+    if int(keep) < 1:
+        raise FraudkitError(f"--keep-runs must be at least 1 (the newest run is needed for comparison), got {keep}")
+    out = Path(out)
+    runs = out / ".runs"
+    if not runs.is_dir():
+        return []
+    finished = {}
+    for m in out.glob("*/manifest.json"):
+        try:
+            man = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        finished[m.parent.name] = (str(man.get("finished_at", "")), bool(man.get("ok")))
+    good = sorted((t, name) for name, (t, ok) in finished.items() if ok and not name.endswith(".failed"))
+    failed = sorted((t, name) for name, (t, ok) in finished.items() if name.endswith(".failed"))
+    keep_names = {name for _, name in good[-int(keep):]} | {name for _, name in failed[-int(keep):]}
+    removed = []
+    for d in sorted(runs.iterdir(), key=lambda p: finished.get(p.name, ("", False))[0]):
+        if not d.is_dir() or d.name.startswith(".") or d.name in keep_names:
+            continue
+        shutil.rmtree(d)
+        removed.append(d)
+    return removed
+
+
+def previous_good_report(out, *, exclude: str | None = None) -> Path | None:
+    """The newest successful report folder in ``out`` (by its manifest's finish time), or None.
+
+    Its run directory is ``<out>/.runs/<its run id>`` (see :func:`_previous_run_dir`).
+    """
+    best = None
+    for m in Path(out).glob("*/manifest.json"):
+        d = m.parent
+        if d.name == exclude or d.name.endswith(".failed") or d.name.startswith("."):
+            continue
+        try:
+            man = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        if man.get("ok") and (best is None or man.get("finished_at", "") > best[0]):
+            best = (man.get("finished_at", ""), d)
+    return None if best is None else best[1]
+
+
+def package_versions() -> dict:
+    """Versions of Python and the packages a report depends on."""
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def kernel_manager_class(env: dict | None = None):
+    """A Jupyter kernel manager that starts the kernel with *this* interpreter.
+
+    papermill runs the notebooks on the interpreter running ``fraudkit report``
+    (the project venv), whatever kernels are or are not registered on the
+    machine: nothing is written to the user's home, so it works on a fresh
+    machine and under cron. ``PYTHONHASHSEED=0`` keeps set ordering, and so the
+    pages, reproducible; ``env`` adds variables (the report's masking key). The
+    kernel talks over IPC sockets, not unencrypted TCP.
+    """
+    kernel_env = {"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    class FraudkitKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            # local IPC sockets (files readable by this user only) instead of plain-text TCP on localhost
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+        @property
+        def kernel_spec(self):
+            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                              display_name=f"fraudkit ({sys.executable})", language="python",
+                              env=kernel_env,
+                              resource_dir="")
+
+    return FraudkitKernelManager
+
+
+def install_kernel(*, user: bool = True, name: str = "fraudkit") -> str:
+    """Register this interpreter as the Jupyter kernel ``name`` (for analysts in JupyterLab).
+
+    Returns the kernelspec folder. Reports do not need it (see :func:`kernel_manager_class`).
+    """
+    from ipykernel.kernelspec import install
+
+    return install(user=user, kernel_name=name, display_name=f"Python (fraudkit, {Path(sys.executable).parent.parent.name})")
+
+
+# --- private ------------------------------------------------------------------
+
+
+class _StepsFailed(Exception):
+    pass
+
+
+def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, run_dir, scenario, fingerprint, as_of,
+                seed, stages, loop_windows, previous, notebooks, parameters, timeout, timings, t_start, started_at,
+                say):
+    """Score into ``run_dir``, run every step, write pages, manifest and index into ``tmp``.
+
+    Returns ``(results, manifest)``.
+    """
+    results, score_error, score_notes = [], None, []
+    key = mask_key(tmp.parent)
+    t = time.perf_counter()
+    say("scoring the dataset once for every step"
+        + (" (models and thresholds fitted on the training data) ..." if train_dir is not None else " ..."))
+    try:
+        score_notes = _score(data_dir, run_dir, stages=stages, seed=seed, train=train_dir)
+    except Exception:
+        score_error = mask_html(traceback.format_exc())
+        say("scoring FAILED")
+    timings["scoring"] = time.perf_counter() - t
+    previous_run = _previous_run_dir(previous)
+    nb_params = {"data_dir": str(data_dir.resolve()), "run_dir": str(Path(run_dir).resolve()),
+                 "train_dir": str(train_dir.resolve()) if train_dir is not None else "",
+                 "as_of": as_of or "", "seed": int(seed),
+                 "previous_run_dir": str(previous_run.resolve()) if previous_run else "",
+                 "loop_windows": int(loop_windows), **parameters}
+    for i, step in enumerate(STEPS):
+        if score_error is not None:
+            results.append(StepResult(step, False, 0.0, "not run: scoring failed (see the summary page)"))
+            continue
+        say(f"step {i + 1}/{len(STEPS)} {step.name} ...")
+        res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key,
+                        run_dir=Path(run_dir))
+        results.append(res)
+        timings[step.name] = res.seconds
+        say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)")
+    ok = score_error is None and all(r.ok for r in results)
+    for r in results:  # a page for every step, even one that never produced a notebook
+        if not (tmp / r.step.page).exists():
+            _write_error_page(tmp, r, run_id, results)
+    timings["total"] = time.perf_counter() - t_start
+    manifest = {
+        "run_id": run_id, "ok": ok, "fraudkit_version": __version__,
+        "parameters": {"data": str(data_dir.resolve()), "scenario": scenario, "seed": int(seed),
+                       "train": str(train_dir.resolve()) if train_dir is not None else None,
+                       "stages": list(stages), "as_of": as_of, "loop_windows": int(loop_windows),
+                       "previous_report": str(previous) if previous else None, **parameters},
+        "data_fingerprint": fingerprint,
+        "train_fingerprint": train_fingerprint,
+        "run_dir": str(Path(run_dir).parent / run_id),
+        "steps": [{"name": r.step.name, "ok": r.ok, "seconds": round(r.seconds, 2), "error": r.error}
+                  for r in results],
+        "scoring": {"ok": score_error is None, "notes": score_notes, "error": score_error},
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "started_at": started_at, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
+    errors = ([{"title": "Scoring failed", "text": score_error}] if score_error else []) + \
+             [{"title": f"Step {r.step.number} {r.step.title} failed", "text": r.error}
+              for r in results if not r.ok and score_error is None]
+    previous_key = os.environ.get("FRAUDKIT_MASK_KEY")
+    os.environ["FRAUDKIT_MASK_KEY"] = key  # the index masks like the step pages
+    try:
+        summary = summarise_run(run_dir, data_dir) if score_error is None else None
+    finally:
+        if previous_key is None:
+            os.environ.pop("FRAUDKIT_MASK_KEY", None)
+        else:
+            os.environ["FRAUDKIT_MASK_KEY"] = previous_key
+    atomic.write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str))
+    atomic.write_text(tmp / "index.html", _index_page(manifest, results, summary, errors, data_dir))
+    return results, manifest
+
+
+def _notebooks(notebooks_dir) -> dict:
+    root = Path(notebooks_dir) if notebooks_dir is not None else notebook_dir()
+    found = {s.name: root / f"{s.name}.ipynb" for s in STEPS}
+    missing = [str(p) for p in found.values() if not p.exists()]
+    if missing:
+        raise MissingInputError(f"step notebook(s) not found: {', '.join(missing)}; "
+                                "regenerate them with `python notebooks/build_notebooks.py`")
+    return found
+
+
+def _demo_data(scenario: str, cache: Path, seed: int, say, *, role: str = "demo") -> Path:
+    target = cache / f"{Path(str(scenario)).stem}-seed{int(seed)}"
+    if not (target / ".complete").exists():
+        say(f"simulating the {scenario} {role} (seed {seed}) into {target} ...")
+        simulate(scenario, target, seed=seed, progress=False)
+        atomic.write_text(target / ".complete", "")
+    return target
+
+
+def _score(data_dir: Path, run_dir: Path, *, stages, seed, train=None) -> list:
+    """Run the pipeline; returns its notes."""
+    result = score_dataset(data_dir, run_dir, stages=list(stages), seed=seed, train=train)
+    notes = getattr(result, "notes", None)
+    return list(notes) if notes else []
+
+
+def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: str, timeout: int,
+              key: str, run_dir: Path | None = None) -> StepResult:
+    """Execute one step into the private run directory; publish its page and a masked copy of the notebook."""
+    import papermill as pm
+
+    private = Path(run_dir if run_dir is not None else params["run_dir"]) / "report" / "notebooks"
+    executed = private / f"{step.name}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    common = ("data_dir", "run_dir", "train_dir", "as_of", "seed", "previous_run_dir")
+    params = {k: v for k, v in params.items() if k in common or k in step.extra}
+    t = time.perf_counter()
+    error = None
+    try:
+        pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name="fraudkit",
+                            kernel_manager_class=kernel_manager_class({"FRAUDKIT_MASK_KEY": key}),
+                            progress_bar=False,
+                            cwd=str(tmp), execution_timeout=timeout, log_output=False)
+    except Exception as e:  # papermill's execution error carries the cell traceback
+        error = mask_html(_describe_error(e))
+    seconds = time.perf_counter() - t
+    res = StepResult(step, error is None, seconds, error)
+    if executed.exists():
+        try:
+            masked = mask_notebook(executed)
+            atomic.write_text(tmp / "notebooks" / f"{step.name}.ipynb", _nb_text(masked))
+            body = render_notebook_body(masked)
+        except Exception:
+            body = None
+            res = StepResult(step, False, seconds, mask_html(traceback.format_exc()))
+        if body is not None:
+            if not res.ok:
+                body = _error_banner(res) + body
+            atomic.write_text(tmp / step.page, render_page(
+                body, title=f"{step.number}. {step.title}", run_id=run_id, steps=_nav(None),
+                current=step.name, version=__version__))
+    return res
+
+
+def _describe_error(e: Exception) -> str:
+    import re
+
+    if type(e).__name__ == "PapermillExecutionError":
+        tb = "\n".join(getattr(e, "traceback", []) or [])
+        tb = re.sub(r"\x1b\[[0-9;]*m", "", tb)
+        return f"{e.ename}: {e.evalue}\n\n{tb}"
+    return "".join(traceback.format_exception(e))
+
+
+def _error_banner(res: StepResult) -> str:
+    import html
+
+    return (f'<div class="fk-error"><strong>This step failed.</strong> The traceback is below and, with the '
+            f'cell that raised it, further down the page.<pre>{html.escape(res.error or "")}</pre></div>')
+
+
+def _write_error_page(tmp: Path, res: StepResult, run_id: str, results) -> None:
+    body = f"<h1>{res.step.number}. {res.step.title}</h1>" + _error_banner(res)
+    atomic.write_text(tmp / res.step.page, render_page(body, title=f"{res.step.number}. {res.step.title}",
+                                                       run_id=run_id, steps=_nav(results),
+                                                       current=res.step.name, version=__version__))
+
+
+def _nav(results):
+    ok = {r.step.name: r.ok for r in (results or [])}
+    return [{"name": s.name, "number": s.number, "title": s.title, "page": s.page, "ok": ok.get(s.name, True)}
+            for s in STEPS]
+
+
+def _index_page(manifest, results, summary, errors, data_dir) -> str:
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("fraudkit.report", "templates"), autoescape=True)
+    steps = [{**n, "blurb": s.step.blurb, "seconds": s.seconds, "ok": s.ok}
+             for n, s in zip(_nav(results), results)]
+    p = manifest["parameters"]
+    notes = [{"kind": n["kind"], "html": Markup(_md_code(n["text"]))} for n in (summary.notes if summary else [])]
+    sections = [{**sec, "html": Markup(sec["html"])} if sec.get("html") else sec
+                for sec in (summary.sections if summary else [])]
+    body = env.get_template("index_body.html.j2").render(
+        run_id=manifest["run_id"], ok=manifest["ok"], data_name=Path(data_dir).name,
+        train_name=Path(p["train"]).name if p.get("train") else None, train_fingerprint=manifest.get("train_fingerprint"),
+        fingerprint=manifest["data_fingerprint"], as_of=p.get("as_of"), errors=errors,
+        cards=summary.cards if summary else [], notes=notes, sections=sections,
+        steps=steps, parameters=[(k, json.dumps(v, default=str)) for k, v in p.items()],
+        timings=list(manifest["timings"].items()), started_at=manifest["started_at"],
+        finished_at=manifest["finished_at"], versions=list(manifest["versions"].items()))
+    return render_page(str(body), title="Summary", run_id=manifest["run_id"], steps=_nav(results),
+                       current="index", version=__version__)
+
+
+def _previous_run_dir(previous: Path | None) -> Path | None:
+    """The private run directory of a previous report (``<out>/.runs/<id>``; older layouts: ``<report>/run``)."""
+    if previous is None:
+        return None
+    for cand in (previous.parent / ".runs" / previous.name, previous / "run"):
+        if (cand / "accounts.parquet").exists():
+            return cand
+    return None
+
+
+def _swap(src: Path, dst: Path) -> None:
+    """Move a finished run directory into place, replacing what was there."""
+    if not src.exists():
+        return
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(src, dst)
+
+
+def _nb_text(nb) -> str:
+    import nbformat
+
+    return nbformat.writes(nb, version=4) + "\n"
+
+
+def _md_code(text: str) -> str:
+    """Escape ``text`` for HTML and render `backticks` as <code>."""
+    import html
+
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{q}</code>" if i % 2 else q for i, q in enumerate(parts))
+
+
+def _readable(root: Path) -> None:
+    """Temporary files and folders are private (0600/0700); a published report is world-readable."""
+    root.chmod(0o755)
+    for p in root.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def _write_latest(out: Path, run_id: str) -> None:
+    target = f"{run_id}/index.html"
+    atomic.write_text(out / "latest.html", f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={target}">
+<title>Latest fraudkit report</title></head>
+<body><p>The latest report is <a href="{target}">{run_id}</a>.</p></body></html>
+""")

@@ -1,0 +1,277 @@
+"""What notebook 04 shows: every governance action of :mod:`fraudkit.mitigation.actions` applied to one run.
+
+:func:`governance_actions` runs the actions on a run directory and its dataset
+(impact, supply chain, motive, scalpers, delayed interception) and, when the
+dataset has labels, :func:`fraudkit.mitigation.actions.mitigation_summary` — honest
+collateral on look-alikes included. The other functions turn the results into
+the tables and charts the notebook shows. Labels are read only through
+:func:`fraudkit.mitigation.actions.mitigation_summary`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fraudkit.mitigation import actions as mg
+from fraudkit.report.notebook import read_artifact, read_table
+from fraudkit.report.views import has_column
+
+__all__ = [
+    "Governance",
+    "account_risk",
+    "governance_actions",
+    "governance_changes",
+    "clean_by_action",
+    "ban_resources",
+    "limit_breakdown",
+    "collateral_share",
+]
+
+
+@dataclass(frozen=True)
+class Governance:
+    """Every governance action of :mod:`fraudkit.mitigation.actions` applied to one run. Notebook 04.
+
+    Attributes
+    ----------
+    results : dict of str to MitigationResult
+        ``clean_engagement``, ``ban_accounts``, ``demote_notes``, ``restrict_commerce``,
+        ``purchase_limit``, ``lists``, ``delayed_key_step``, ``delayed_window_end`` — whichever
+        the dataset's tables allow.
+    skipped : dict of str to str
+        Action -> why it could not run (a missing table).
+    summary : DataFrame or None
+        :func:`fraudkit.mitigation.actions.mitigation_summary` against the labels (None without labels).
+    promotion_id : str or None
+        The promotion the scoped lists were built for.
+    """
+
+    results: dict
+    skipped: dict
+    summary: pd.DataFrame | None
+    promotion_id: str | None = None
+
+
+def account_risk(accounts: pd.DataFrame) -> pd.DataFrame:
+    """Risk score for purchase-limit tiers: ``account_id, risk``. Notebook 04.
+
+    ``score_combined`` is a percentile rank (for ordering only), so it cannot place
+    buyers in tiers: half of all accounts would sit above 0.5. The tiers follow the
+    flags instead: not flagged 0.0 (``low``), flagged by one stage 0.6 (``medium``),
+    corroborated by two or more stages (rules count as one) 0.9 (``high``) —
+    matching the tier edges of :data:`fraudkit.mitigation.actions.DEFAULT_PURCHASE_LIMITS`.
+
+    Examples
+    --------
+    >>> acc = pd.DataFrame({"account_id": ["a", "b", "c"], "flagged_graph": [True, True, False],
+    ...                     "flagged_rules": [True, False, False], "flagged_combined": [True, True, False]})
+    >>> account_risk(acc)["risk"].tolist()
+    [0.9, 0.6, 0.0]
+    """
+    cols = [c for c in accounts.columns if c.startswith("flagged_") and c != "flagged_combined"]
+    n = accounts[cols].fillna(False).astype(bool).sum(axis=1).to_numpy() if cols else np.zeros(len(accounts))
+    risk = np.select([n >= 2, n == 1], [0.9, 0.6], 0.0)
+    return pd.DataFrame({"account_id": accounts["account_id"].astype(str).to_numpy(), "risk": risk})
+
+
+def governance_actions(run_dir, data_dir, *, ban_min_stages: int = 1, demote_fake_share: float = 0.5,
+                       limits=None, list_decision: str = "verify") -> Governance:
+    """Apply each governance action of :mod:`fraudkit.mitigation.actions` to a run. Notebook 04.
+
+    Impact: :func:`~fraudkit.mitigation.actions.clean_engagement`. Supply chain:
+    :func:`~fraudkit.mitigation.actions.ban_accounts` (accounts flagged by ``ban_min_stages``
+    stages; resources touched and burned). Motive: :func:`~fraudkit.mitigation.actions.demote_notes`
+    and :func:`~fraudkit.mitigation.actions.restrict_commerce`. Scalpers: personalised purchase
+    limits (``limits``, default :data:`~fraudkit.mitigation.actions.DEFAULT_PURCHASE_LIMITS`, tiers
+    from :func:`account_risk`), blacklists scoped to the promotion with the most
+    intercepted orders, and delayed interception at the next key step and at the end of
+    the promotion window. Labels are read only by the final
+    :func:`~fraudkit.mitigation.actions.mitigation_summary`.
+
+    Returns
+    -------
+    Governance
+    """
+
+    accounts = read_artifact(run_dir, "accounts")
+    decisions = read_artifact(run_dir, "decisions")
+    if accounts is None:
+        raise KeyError(f"{run_dir} has no accounts.parquet: run `fraudkit score` first")
+    results, skipped = {}, {}
+    inter = read_table(data_dir, "interactions", columns=["event_id", "account_id", "action", "target_id"])
+    if inter is not None:
+        results["clean_engagement"] = mg.clean_engagement(inter, accounts)
+        results["demote_notes"] = mg.demote_notes(results["clean_engagement"], fake_share=demote_fake_share)
+        notes = read_table(data_dir, "notes", columns=["note_id", "author_id"])
+        if notes is not None:
+            results["restrict_commerce"] = mg.restrict_commerce(notes, results["demote_notes"])
+        else:
+            skipped["restrict_commerce"] = "the dataset has no notes table (note authors)"
+        del inter
+    else:
+        for a in ("clean_engagement", "demote_notes", "restrict_commerce"):
+            skipped[a] = "the dataset has no interactions table"
+    tables = {"accounts": read_table(data_dir, "accounts", columns=["account_id", "phone"])}
+    for name, cols in (("logins", ("device_id", "ip")), ("interactions", ("device_id", "ip")),
+                       ("orders", ("device_id", "ip", "address", "receiver_phone")),
+                       ("coupon_claims", ("device_id", "ip"))):
+        have = [c for c in cols if has_column(data_dir, name, c)]
+        if have:
+            tables[name] = read_table(data_dir, name, columns=["account_id", *have])
+    results["ban_accounts"] = mg.ban_accounts(accounts, {k: v for k, v in tables.items() if v is not None},
+                                              min_stages=ban_min_stages)
+    del tables
+    orders = _int_ids(read_table(data_dir, "orders"), "promotion_id")
+    promotion = None
+    if orders is None or not len(orders):
+        for a in ("purchase_limit", "lists"):
+            skipped[a] = "the dataset has no orders"
+    else:
+        products = read_table(data_dir, "products", columns=["product_id", "category", "limited_stock"])
+        lims = mg.DEFAULT_PURCHASE_LIMITS if limits is None else limits
+        if products is None and any(getattr(lim, "scope", "") in ("category", "limited_stock") for lim in lims):
+            skipped["purchase_limit"] = "the dataset has no products table (limited-stock and category scopes)"
+        else:
+            results["purchase_limit"] = mg.apply_purchase_limits(orders, lims, risk=account_risk(accounts),
+                                                                 products=products, score="risk")
+        promotion = _busiest_promotion(orders, decisions)
+        if promotion is None:
+            skipped["lists"] = "no order inside a promotion was intercepted"
+        else:
+            results["lists"] = mg.lists_from_decisions(None, decisions, orders, promotion_id=promotion,
+                                                       decision=list_decision)
+    if decisions is not None and {"ts", "account_id"} <= set(decisions.columns):
+        results["delayed_key_step"] = mg.delay_interception(decisions, at="key_step")
+        promos = read_table(data_dir, "promotions")
+        if promos is not None and len(promos):
+            results["delayed_window_end"] = mg.delay_interception(decisions, at="window_end", window_end=promos)
+    else:
+        skipped["delayed"] = "the run has no decisions with times"
+    labels = read_table(data_dir, "labels")
+    summary = None
+    if labels is not None:
+        summary = mg.mitigation_summary(list(results.values()), labels)
+        summary.insert(0, "step", list(results))
+    return Governance(results, skipped, summary, None if promotion is None else _id_text(promotion))
+
+
+def governance_changes(gov: Governance) -> pd.DataFrame:
+    """One row per action: ``action, what it does, what it changes`` in words and numbers. Notebook 04."""
+    rows = []
+    for name, r in gov.results.items():
+        s = r.summary
+        change = {
+            "clean_engagement": lambda: f"{s['fake_removed']:,} fake interactions removed "
+                                        f"({s['fake_share']:.1%} of all) from {s['targets_touched']:,} notes/authors",
+            "ban_accounts": lambda: f"{s['banned']:,} accounts banned; burned: " + ", ".join(
+                f"{s.get(k + '_burned', 0):,} of {s.get(k + '_touched', 0):,} {k} touched"
+                for k in ("device", "ip", "phone", "address") if k + "_touched" in s),
+            "demote_notes": lambda: f"{s['demoted']:,} notes demoted (mean distribution weight "
+                                    f"{s['mean_weight_demoted']:.2f}); {s['fake_engagement_on_demoted']:,} fake actions on them",
+            "restrict_commerce": lambda: f"{s['restricted']:,} authors lose commercial rights "
+                                         f"({s['fake_bought_by_restricted']:,} fake actions bought)",
+            "purchase_limit": lambda: f"{s['orders_refused']:,} of {s['orders']:,} orders refused "
+                                      f"({s['units_refused']:,} units, {s['accounts_refused']:,} buyers); "
+                                      f"{s['orders_limited']:,} orders under a limit",
+            "lists": lambda: f"{len(r.table):,} keys blacklisted, scoped to promotion {gov.promotion_id}",
+        }.get(name, lambda: f"{s['events_leaked']:,} events leak while waiting (median lag "
+                            f"{s['median_lag_hours']:.1f} h); {s['accounts_never_acted']:,} flagged accounts "
+                            f"never acted on; {s['hidden_triggers']:,} refusals hidden from the trigger")
+        rows.append({"action": name, "does": _ACTION_DOES.get(name, ""), "changes": change()})
+    return pd.DataFrame(rows, columns=["action", "does", "changes"])
+
+
+def clean_by_action(result) -> pd.DataFrame:
+    """From :func:`fraudkit.mitigation.actions.clean_engagement`: per action, ``raw, fake, clean`` counts and the fake share."""
+    g = result.table.groupby("action", sort=True)[["raw_count", "fake_count", "clean_count"]].sum().reset_index()
+    g["fake_share"] = g["fake_count"] / g["raw_count"].where(g["raw_count"] > 0)
+    return g.sort_values(["fake_count", "action"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def ban_resources(result) -> pd.DataFrame:
+    """From :func:`fraudkit.mitigation.actions.ban_accounts`: ``resource, touched, burned, burned_share``. Notebook 04.
+
+    *Touched*: used by a banned account; *burned*: used only by banned accounts (a
+    campus IP shared with honest students is touched, not burned).
+    """
+    s = result.summary
+    rows = [{"resource": k, "touched": int(s[f"{k}_touched"]), "burned": int(s.get(f"{k}_burned", 0))}
+            for k in ("device", "ip", "phone", "address") if f"{k}_touched" in s]
+    out = pd.DataFrame(rows, columns=["resource", "touched", "burned"])
+    out["burned_share"] = out["burned"] / out["touched"].where(out["touched"] > 0)
+    return out
+
+
+def limit_breakdown(result) -> pd.DataFrame:
+    """From :func:`fraudkit.mitigation.actions.apply_purchase_limits`: per tier and binding limit, orders and refusals.
+
+    Columns ``tier, limit_name, orders, refused, units_refused, refused_share``. Notebook 04.
+    """
+    t = result.table[result.table["limit_name"] != ""]
+    t = t.assign(refused=~t["allowed"], units_refused=np.where(~t["allowed"], t["quantity"], 0))
+    g = t.groupby(["tier", "limit_name"], sort=True).agg(orders=("order_id", "size"), refused=("refused", "sum"),
+                                                       units_refused=("units_refused", "sum")).reset_index()
+    order = {"low": 0, "medium": 1, "high": 2}
+    g = g.sort_values(["tier", "limit_name"], key=lambda c: c.map(order).fillna(9) if c.name == "tier" else c,
+                      kind="stable").reset_index(drop=True)
+    g["refused_share"] = g["refused"] / g["orders"]
+    return g
+
+
+def collateral_share(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per action: ``action`` (with what it counts), ``n_affected``, ``n_honest``, ``honest_share``. Notebook 04.
+
+    The actions count different things (interactions, notes, accounts, orders), so
+    the comparable number is the share of what each action hits that carries no
+    fraud label — its honest collateral. From :func:`fraudkit.mitigation.actions.mitigation_summary`.
+    """
+    col = "step" if "step" in summary.columns else "action"
+    unit = summary["entity_type"].astype(str).str.replace("+", " & ", regex=False) + "s"
+    out = pd.DataFrame({"action": summary[col].astype(str) + " (" + unit + ")",
+                        "n_affected": summary["n_affected"], "n_honest": summary["n_honest"]})
+    out["honest_share"] = out["n_honest"] / out["n_affected"].where(out["n_affected"] > 0)
+    return out.reset_index(drop=True)
+
+
+def _busiest_promotion(orders: pd.DataFrame, decisions: pd.DataFrame | None):
+    """The promotion with the most intercepted (verify or block) orders, or None."""
+    if decisions is None or "promotion_id" not in orders.columns:
+        return None
+    hit = decisions.loc[(decisions["entity_type"] == "order") & (decisions["decision"] != "pass"), "entity_id"]
+    o = orders[orders["order_id"].astype(str).isin(set(hit.astype(str))) & orders["promotion_id"].notna()]
+    if o.empty:
+        return None
+    counts = o["promotion_id"].value_counts()
+    return counts.sort_index().sort_values(ascending=False, kind="stable").index[0]
+
+
+def _int_ids(df: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+    """A copy of ``df`` whose float id column (integral ids read back with nulls) is a nullable integer."""
+    if df is None or column not in df.columns or not pd.api.types.is_float_dtype(df[column]):
+        return df
+    v = df[column]
+    if not (v.dropna() == v.dropna().round()).all():
+        return df
+    return df.assign(**{column: v.astype("Int64")})
+
+
+def _id_text(value) -> str:
+    """An id as text; integral floats (ids read back from a nullable column) lose their '.0'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+_ACTION_DOES = {
+    "clean_engagement": "removes flagged accounts' likes, collects, comments and shares from the counts (impact)",
+    "ban_accounts": "bans flagged accounts; the devices, IPs, phones and addresses only they used are burned (supply chain)",
+    "demote_notes": "lowers the distribution weight of notes whose engagement is mostly fake (motive)",
+    "restrict_commerce": "removes the commercial rights of authors whose notes bought engagement (motive)",
+    "purchase_limit": "caps units per address, device and receiver phone by the buyer's risk tier (scalpers)",
+    "lists": "blacklists addresses and devices behind intercepted orders, for one promotion only (scalpers)",
+    "delayed_key_step": "flags now, acts at the account's next key step (order, comment, share, follow)",
+    "delayed_window_end": "flags now, acts when the promotion window closes",
+}

@@ -1,0 +1,308 @@
+"""Tests of fraudkit.capability.graphs: heterogeneous graph, projections, hot-entity capping."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudkit.errors import MissingInputError
+from fraudkit.capability.graphs import (EDGE_TYPES, build_hetero_graph, coaction_projection, edges_to_sparse, ip24,
+                             shared_entity_projection)
+
+T0 = pd.Timestamp("2024-03-01")
+
+
+def _tables():
+    logins = pd.DataFrame({"login_id": range(5), "account_id": ["a", "a", "b", "c", "c"],
+                           "device_id": ["d1", "d1", "d1", "d2", None],
+                           "ip": ["1.2.3.4", "1.2.3.5", "1.2.3.4", "9.9.9.9", "9.9.9.9"],
+                           "ts": T0 + pd.to_timedelta([0, 1, 2, 3, 4], "h")})
+    orders = pd.DataFrame({"order_id": [1, 2], "account_id": ["a", "c"], "product_id": ["p1", "p1"],
+                           "device_id": ["d1", "d2"], "ip": [None, None], "address": ["X", "X"],
+                           "receiver_phone": ["139", "139"], "ts": T0 + pd.to_timedelta([5, 6], "h")})
+    products = pd.DataFrame({"product_id": ["p1"], "merchant_id": ["m1"]})
+    inter = pd.DataFrame({"event_id": [1, 2], "account_id": ["a", "b"], "device_id": ["d1", "d1"],
+                          "ip": [None, None], "action": ["like", "follow"], "target_id": ["n1", "a"],
+                          "ts": T0 + pd.to_timedelta([7, 8], "h")})
+    return {"logins": logins, "orders": orders, "products": products, "interactions": inter}
+
+
+def test_hetero_graph_nodes_and_edges():
+    g = build_hetero_graph(_tables())
+    assert g.nodes["node"].tolist() == list(range(len(g.nodes)))
+    types = g.nodes.groupby("type", observed=True).size().to_dict()
+    assert types == {"account": 3, "device": 2, "ip": 3, "ip24": 2, "phone": 1, "address": 1, "note": 1,
+                     "product": 1, "merchant": 1}
+    assert set(g.edges["type"].astype(str)) <= set(EDGE_TYPES)
+    # a's two logins on d1 plus order plus like collapse into one uses_device edge of weight 4
+    a, d1 = g.node_index("account", ["a"])[0], g.node_index("device", ["d1"])[0]
+    e = g.edges[(g.edges["src"] == a) & (g.edges["dst"] == d1)]
+    assert e["weight"].tolist() == [4.0] and e["type"].astype(str).tolist() == ["uses_device"]
+    # follow points at the author's account node, with its action
+    b = g.node_index("account", ["b"])[0]
+    f = g.edges[(g.edges["src"] == b) & (g.edges["type"] == "acted_on")]
+    assert f["dst"].tolist() == [a] and f["action"].tolist() == ["follow"]
+    assert g.node_index("device", ["zz"]).tolist() == [-1]
+
+
+def test_hetero_graph_point_in_time_and_views():
+    t = _tables()
+    g = build_hetero_graph(t, as_of=T0 + pd.Timedelta(hours=2))
+    # static catalogue edges (sold_by) stay; events after as_of go
+    assert "note" not in set(g.nodes["type"].astype(str)) and "bought" not in set(g.edges["type"].astype(str))
+    assert g.edges["ts"].max() <= T0 + pd.Timedelta(hours=2)
+    w = build_hetero_graph(t, window="2h")  # relative to the last event (8h)
+    assert w.edges["ts"].min() > T0 + pd.Timedelta(hours=6)
+    m = build_hetero_graph(t, edge_types=("uses_device",))
+    assert set(m.edges["type"].astype(str)) == {"uses_device"}
+    with pytest.raises(ValueError):
+        build_hetero_graph(t, edge_types=("nope",))
+    g = build_hetero_graph(t)
+    adj = g.to_sparse()
+    assert adj.shape == (g.n_nodes, g.n_nodes) and (adj != adj.T).nnz == 0
+    ig = g.to_igraph()
+    assert ig.vcount() == g.n_nodes and ig.ecount() == len(g.edges)
+    a = g.node_index("account", ["a"])
+    one = g.neighbourhood(a, hops=1)
+    two = g.neighbourhood(a, hops=2)
+    assert set(one) < set(two) and a[0] in one
+    assert g.node_index("account", ["b"])[0] in two
+
+
+def test_hetero_graph_inputs_unchanged_and_bad_columns():
+    t = _tables()
+    before = {k: v.copy() for k, v in t.items()}
+    build_hetero_graph(t)
+    for k in t:
+        pd.testing.assert_frame_equal(t[k], before[k])
+    with pytest.raises(MissingInputError, match="receiver_phone"):
+        build_hetero_graph({"orders": t["orders"].drop(columns="receiver_phone")})
+
+
+def test_shared_entity_projection_weights_and_counts():
+    f = pd.DataFrame({"account_id": ["a", "b", "a", "b", "c", "d", None],
+                      "device_id": ["d1", "d1", "d2", "d2", "d2", None, "d1"]})
+    e = shared_entity_projection(f).set_index(["src", "dst"])
+    assert e.loc[("a", "b"), "n_shared"] == 2
+    assert e.loc[("a", "b"), "weight"] == pytest.approx(1 / np.log(3) + 1 / np.log(4))
+    assert e.loc[("a", "c"), "weight"] == pytest.approx(1 / np.log(4))
+    assert ("c", "d") not in e.index and len(e) == 3
+    inv = shared_entity_projection(f, weight="inverse_degree").set_index(["src", "dst"])
+    assert inv.loc[("a", "b"), "weight"] == pytest.approx(1 / 2 + 1 / 3)
+    assert len(shared_entity_projection(f, min_shared=2)) == 1
+
+
+def test_shared_entity_window():
+    f = pd.DataFrame({"account_id": ["a", "b", "c"], "ip": "1.1.1.1",
+                      "ts": T0 + pd.to_timedelta([0, 10, 600], "min")})
+    e = shared_entity_projection(f, entity="ip", time="ts", window="30min")
+    assert e[["src", "dst"]].values.tolist() == [["a", "b"]]
+    with pytest.raises(ValueError, match="time"):
+        shared_entity_projection(f, entity="ip", window="1h")
+    with pytest.raises(MissingInputError):
+        shared_entity_projection(f, entity="device_id")
+    with pytest.raises(ValueError):
+        shared_entity_projection(f, entity="ip", weight="pagerank")
+
+
+def test_hot_entity_is_capped_and_down_weighted():
+    rng = np.random.default_rng(0)
+    n = 20_000
+    hot = pd.DataFrame({"account_id": np.arange(n), "product_id": 0,
+                        "ts": T0 + pd.to_timedelta(rng.integers(0, 3600, n), "s")})
+    small = pd.DataFrame({"account_id": [n, n + 1, n + 2], "product_id": 1, "ts": T0})
+    e = shared_entity_projection(pd.concat([hot, small]), entity="product_id", time="ts", k_neighbors=20)
+    assert e.attrs["n_hot_entities"] == 1
+    n_hot_pairs = int((e["src"] < n).sum())
+    assert n_hot_pairs <= 20 * n            # O(n K), not n^2/2 = 2e8
+    assert n_hot_pairs > 10 * n             # and the cap still pairs almost everyone with K neighbours
+    w_hot = e.loc[e["src"] < n, "weight"].max()
+    w_small = e.loc[e["src"] >= n, "weight"].min()
+    assert w_hot == pytest.approx(1 / np.log1p(n)) and w_small == pytest.approx(1 / np.log(4))
+    assert w_hot < w_small
+    # without a time column the hot entity cannot be windowed: skipped and reported
+    e2 = shared_entity_projection(pd.concat([hot, small]).drop(columns="ts"), entity="product_id")
+    assert e2.attrs["skipped_hot_entities"] == 1 and len(e2) == 3
+
+
+def test_coaction_projection():
+    i = pd.DataFrame({"account_id": ["a", "b", "a", "b", "c", "a", "b"],
+                      "action": ["like", "like", "collect", "like", "like", "view", "follow"],
+                      "target_id": [1, 1, 2, 2, 2, 3, 1],
+                      "ts": T0 + pd.to_timedelta([0, 5, 100, 102, 500, 0, 1], "min")})
+    e = coaction_projection(i).set_index(["src", "dst"])
+    # a,b co-liked 1 and co-acted on 2 within 10 minutes; c acted 6 hours later; views ignored;
+    # b's follow of account 1 is a different target from note 1
+    assert e.index.tolist() == [("a", "b")]
+    assert e.loc[("a", "b"), "n_coactions"] == 2
+    assert e.loc[("a", "b"), "weight"] == pytest.approx(1 / np.log(3) + 1 / np.log(4))
+    assert coaction_projection(i, popularity_weight=False)["weight"].tolist() == [2.0]
+    assert coaction_projection(i, window="1min").empty
+
+
+def test_coaction_hot_target_bounded():
+    rng = np.random.default_rng(1)
+    n = 5000
+    i = pd.DataFrame({"account_id": np.arange(n), "action": "like", "target_id": "viral",
+                      "ts": T0 + pd.to_timedelta(rng.integers(0, 600, n), "s")})
+    e = coaction_projection(i, k_neighbors=5)
+    assert len(e) <= 5 * n and e["weight"].max() == pytest.approx(1 / np.log1p(n))
+
+
+def test_helpers():
+    assert ip24(["1.2.3.4", None]).tolist() == ["1.2.3", None]
+    m = edges_to_sparse([0, 0], [1, 1], [1.0, 2.0], n=2)
+    assert m.toarray().tolist() == [[0.0, 3.0], [3.0, 0.0]]
+
+
+def test_all_null_entity_column_gives_no_edges():
+    f = pd.DataFrame({"account_id": ["a", "b"], "device_id": [None, None],
+                      "ts": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    for kw in ({}, {"time": "ts"}, {"time": "ts", "window": "1h"}):
+        e = shared_entity_projection(f, entity="device_id", **kw)
+        assert e.empty and list(e.columns) == ["src", "dst", "weight", "n_shared"]
+
+
+def test_hetero_graph_integer_coded_and_collapsed():
+    logins = pd.DataFrame({"account_id": ["a", "a", "b"], "device_id": ["d", "d", "d"],
+                           "ip": ["10.0.0.1", "10.0.0.1", "10.0.0.2"],
+                           "ts": pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-02"])})
+    g = build_hetero_graph({"logins": logins})
+    assert g.edges["src"].dtype.kind == "i" and g.edges["dst"].dtype.kind == "i"
+    ud = g.edges[g.edges["type"] == "uses_device"]
+    a = g.node_index("account", ["a"])[0]
+    row = ud[ud["src"] == a].iloc[0]
+    assert row["weight"] == 2 and row["ts"] == pd.Timestamp("2024-01-01") and row["ts_last"] == pd.Timestamp("2024-01-03")
+    assert set(g.nodes.loc[g.nodes["type"] == "ip24", "key"]) == {"10.0.0"}
+
+
+# --- DuckDB reductions and sort-based aggregation give what the pandas path gives --------------------------
+
+
+@pytest.fixture(scope="module")
+def micro_tables():
+    from fraudkit.simulation import generate, load_scenario
+
+    d = generate(load_scenario("micro"), seed=3)
+    d.pop("labels")
+    return d
+
+
+@pytest.mark.parametrize("entity,tables,max_degree", [
+    ("device_id", ("logins", "interactions", "orders", "coupon_claims"), 200),
+    ("device_id", ("logins", "interactions", "orders", "coupon_claims"), 3),   # hot devices: paired by time
+    ("ip", ("logins",), 200),
+    ("ip", ("logins",), 2)])
+def test_shared_entity_events_give_the_same_projection(micro_tables, entity, tables, max_degree):
+    from fraudkit.capability.graphs import shared_entity_events
+    from fraudkit.data.dataset import Dataset
+
+    raw = pd.concat([micro_tables[t][["account_id", entity, "ts"]] for t in tables], ignore_index=True)
+    want = shared_entity_projection(raw, entity=entity, time="ts", max_degree=max_degree)
+    ev = shared_entity_events(micro_tables, entity=entity, tables=tables, max_degree=max_degree)
+    assert len(ev) < len(raw)
+    got = shared_entity_projection(ev, entity=entity, time="ts", max_degree=max_degree)
+    # same edges, orientation and order; weights up to float rounding (entities summed in another order)
+    assert got[["src", "dst", "n_shared"]].equals(want[["src", "dst", "n_shared"]])
+    np.testing.assert_allclose(got["weight"], want["weight"], rtol=1e-12)
+    assert got.attrs["n_hot_entities"] == want.attrs["n_hot_entities"]
+    if max_degree < 10:
+        assert want.attrs["n_hot_entities"] > 0
+    # a Dataset over the same frames reduces to the same rows
+    ds = Dataset.from_tables(micro_tables, validate=False)
+    ev_ds = shared_entity_events(ds, entity=entity, tables=tables, max_degree=max_degree)
+    assert ev_ds.equals(ev)
+
+
+def test_hetero_graph_from_dataset_equals_frames(micro_tables):
+    """The DuckDB-aggregated build (a Dataset) gives the same typed edges, times and counts as pandas."""
+    from fraudkit.data.dataset import Dataset
+
+    ds = Dataset.from_tables(micro_tables, validate=False)
+
+    def keyed(g):
+        typ, key = g.nodes["type"].astype(str).to_numpy(), g.nodes["key"].astype(str).to_numpy()
+        e = g.edges
+        return (e.drop(columns=["src", "dst"])
+                .assign(st=typ[e["src"]], sk=key[e["src"]], dt=typ[e["dst"]], dk=key[e["dst"]],
+                        type=e["type"].astype(str), action=e["action"].astype(str))
+                .sort_values(["type", "st", "sk", "dt", "dk", "action"]).reset_index(drop=True))
+
+    for kw in ({}, {"edge_types": ("uses_device", "uses_ip", "has_phone", "ships_to", "bound_to")},
+               {"window": "3D"}, {"as_of": "2024-01-10", "window": "30D"}):
+        a, b = build_hetero_graph(micro_tables, **kw), build_hetero_graph(ds, **kw)
+        assert a.n_nodes == b.n_nodes and len(a.edges) > 0
+        assert keyed(a).equals(keyed(b)), kw
+        assert a.params == b.params
+
+
+def test_group_sum_is_pandas_groupby_sum_bit_for_bit():
+    from fraudkit.capability.graphs import group_sum
+
+    rng = np.random.default_rng(0)
+    g = np.sort(rng.integers(0, 3000, 50_000))
+    v = rng.random(50_000) * 10.0 ** rng.integers(-8, 8, 50_000)
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    got = group_sum(v, starts)
+    assert np.array_equal(got, pd.Series(v).groupby(g).sum().to_numpy())
+    assert np.array_equal(got / np.diff(np.r_[starts, len(v)]), pd.Series(v).groupby(g).mean().to_numpy())
+    assert group_sum(np.array([]), np.array([], np.int64)).shape == (0,)
+
+
+@pytest.mark.parametrize("n_ent", [50, 2 ** 40])  # the second forces the lexsort path (code would overflow)
+def test_distinct_pair_entity_matches_drop_duplicates(n_ent):
+    from fraudkit.capability.graphs import _distinct_pair_entity
+
+    rng = np.random.default_rng(1)
+    p = rng.integers(0, 400, 20_000)
+    e = rng.integers(0, 50, 20_000)
+    got_p, got_e = _distinct_pair_entity(p, e, 2 ** 12, n_ent)
+    want = pd.DataFrame({"p": p, "e": e}).drop_duplicates().sort_values(["p", "e"])
+    assert np.array_equal(got_p, want["p"].to_numpy()) and np.array_equal(got_e, want["e"].to_numpy())
+
+
+def test_coaction_weights_equal_the_pandas_aggregation(micro_tables):
+    """coaction_projection's sort-based aggregation equals drop_duplicates + groupby on the same pairs."""
+    import fraudkit.capability.graphs as G
+
+    kw = dict(window="3D", actions=("like", "collect", "comment", "share", "follow"), max_degree=20,
+              min_coactions=1)
+    got = coaction_projection(micro_tables["interactions"], **kw)
+    seen = []
+    real = G._distinct_pair_entity
+
+    def spy(p, e, n_acc, n_ent):
+        seen.append((np.asarray(p).copy(), np.asarray(e).copy()))
+        return real(p, e, n_acc, n_ent)
+
+    G._distinct_pair_entity = spy
+    try:
+        again = coaction_projection(micro_tables["interactions"], **kw)
+    finally:
+        G._distinct_pair_entity = real
+    assert again.equals(got)
+    chunks = seen[:-1]  # the last call is the global de-duplication
+    allp = pd.concat([pd.DataFrame({"p": p, "e": e}).drop_duplicates() for p, e in chunks]).drop_duplicates()
+    n = allp.groupby("p", sort=True).size()
+    assert len(got) == len(n) and np.array_equal(got["n_coactions"].to_numpy(), n.to_numpy())
+
+
+def test_hetero_graph_around_accounts_keeps_what_strong_entities_need(micro_tables):
+    """around= keeps every medium some of the accounts used, with all its users: strong entities of those
+    accounts are the same as on the whole graph, from a Dataset (DuckDB) and from frames alike."""
+    from fraudkit.data.dataset import Dataset
+    from fraudkit.identification.graph.propagation import strong_entities
+
+    types = ("uses_device", "uses_ip", "has_phone", "ships_to", "receiver_phone", "bound_to")
+    accounts = micro_tables["accounts"]["account_id"].to_numpy()
+    risky = accounts[::3]
+    full = build_hetero_graph(micro_tables, edge_types=types)
+    want = strong_entities(full, risky, min_accounts=2).drop(columns="node").astype({"entity_id": str})
+    assert len(want)
+    for data in (micro_tables, Dataset.from_tables(micro_tables, validate=False)):
+        near = build_hetero_graph(data, edge_types=types, around=risky)
+        assert len(near.edges) < len(full.edges)
+        got = strong_entities(near, risky, min_accounts=2).drop(columns="node").astype({"entity_id": str})
+        key = ["entity_type", "entity_id"]
+        assert got.sort_values(key).reset_index(drop=True).equals(want.sort_values(key).reset_index(drop=True))
+    with pytest.raises(ValueError, match="around"):
+        build_hetero_graph(micro_tables, around=risky)

@@ -1,0 +1,205 @@
+"""Tests of fraudkit.capability.r_ab: the R(A,B) formula, promotion windows, address normalisation, capping."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudkit.errors import MissingInputError
+from fraudkit.capability.r_ab import RabParams, in_promotion, normalize_address, r_ab_edges
+
+T0 = pd.Timestamp("2024-03-01 10:00")
+
+
+def _orders(rows):
+    o = pd.DataFrame(rows, columns=["account_id", "product_id", "minutes", "address", "receiver_phone"])
+    o["ts"] = T0 + pd.to_timedelta(o.pop("minutes"), "min")
+    return o
+
+
+def test_formula_by_hand():
+    o = _orders([("a", 1, 0, "X路1号", "p1"), ("b", 1, 30, "Y路2号", "p2"), ("a", 2, 0, "X路1号", "p1"),
+                 ("c", 2, 10000, "Z路3号", "p3")])
+    p = RabParams()
+    e = r_ab_edges(o, params=p).set_index(["src", "dst"])
+    assert e.index.tolist() == [("a", "b")]
+    row = e.loc[("a", "b")]
+    w_item = 1 / np.log(3)                         # item 1 has 2 buyers
+    w_p = np.exp(-30 * 60 / pd.Timedelta(p.window_normal).total_seconds())
+    expect = w_item / np.sqrt(2 * 1) * (1 + p.alpha * w_p) * (1 + p.beta * 0.0)
+    assert row["k"] == 1 and row["c_a"] == 2 and row["c_b"] == 1
+    assert row["w_purchase"] == pytest.approx(w_p) and row["r_ab"] == pytest.approx(expect)
+    assert (e["weight"] == e["r_ab"]).all()
+
+
+def test_receive_similarity_levels():
+    base = [("a", 1, 0), ("b", 1, 5)]
+    same_phone = r_ab_edges(_orders([r + ("A路1号", "p") for r in base]))
+    assert same_phone["w_receive"].tolist() == [1.0]
+    variant = r_ab_edges(_orders([base[0] + ("上海X路1号2栋3单元", "p1"), base[1] + ("上海X路1号2幢3-", "p2")]))
+    assert variant["w_receive"].tolist() == [1.0]
+    compound = r_ab_edges(_orders([base[0] + ("上海X路1号2栋", "p1"), base[1] + ("上海X路1号9栋", "p2")]))
+    assert compound["w_receive"].tolist() == [0.5]
+    o = _orders([base[0] + ("A", "p1"), base[1] + ("B", "p2")])
+    o["received_at"] = [T0 + pd.Timedelta(days=2), T0 + pd.Timedelta(days=2, hours=1)]
+    assert r_ab_edges(o)["w_receive"].tolist() == [0.25]
+    assert r_ab_edges(o.drop(columns="received_at"))["w_receive"].tolist() == [0.0]
+    assert same_phone["r_ab"].iloc[0] > r_ab_edges(o.drop(columns="received_at"))["r_ab"].iloc[0]
+
+
+def test_promotion_window_tightens():
+    o = _orders([("a", 1, 0, "A", "1"), ("b", 1, 24 * 60, "B", "2")])  # one day apart
+    assert len(r_ab_edges(o)) == 1
+    promos = pd.DataFrame({"starts_at": [T0 - pd.Timedelta(hours=1)], "ends_at": [T0 + pd.Timedelta(days=2)]})
+    assert in_promotion(o, promos).tolist() == [True, True]
+    assert r_ab_edges(o, promotions=promos).empty
+    with pytest.raises(MissingInputError):
+        in_promotion(o, promos.drop(columns="ends_at"))
+    with pytest.raises(MissingInputError):
+        r_ab_edges(o.drop(columns="product_id"))
+
+
+def test_hot_item_capped_but_blocked_pairs_found():
+    rng = np.random.default_rng(0)
+    n = 3000
+    crowd = pd.DataFrame({"account_id": np.arange(n), "product_id": "hot",
+                          "ts": T0 + pd.to_timedelta(rng.integers(0, 3600, n), "s"),
+                          "address": [f"城{i}路{i}号" for i in range(n)], "receiver_phone": np.arange(n).astype(str)})
+    # three scalpers hidden in the crowd, hours apart, shipping to one hub
+    scal = pd.DataFrame({"account_id": [n, n + 1, n + 2], "product_id": "hot",
+                         "ts": T0 + pd.to_timedelta([0, 3, 6], "h"), "address": "仓库路9号", "receiver_phone": "hub"})
+    e = r_ab_edges(pd.concat([crowd, scal], ignore_index=True), params=RabParams(k_neighbors=10))
+    assert len(e) <= 10 * (n + 3)
+    s = e[(e["src"] >= n) & (e["dst"] >= n)]
+    assert len(s) == 3 and (s["w_receive"] == 1.0).all()
+    assert s["r_ab"].min() > e.loc[(e["src"] < n) & (e["dst"] < n), "r_ab"].max()
+
+
+def test_normalize_address():
+    n = normalize_address(["上海市X路1号三栋2单元301室 (放门口)", "上海市X路1号院3幢2-301", "北京Y路5号"])
+    assert n["address"].nunique() == 2 and n["compound"].tolist() == ["上海市X路1号"] * 2 + ["北京Y路5号"]
+
+
+def test_separates_crowd_scalpers_from_flash_sale():
+    from sklearn.metrics import roc_auc_score
+
+    sim = pytest.importorskip("fraudkit.simulation")
+    d = sim.generate(sim.load_scenario("micro"), seed=0)
+    lab = d["labels"]
+    lab = lab[lab["entity_type"] == "account"].drop_duplicates("entity_id").set_index("entity_id")["typology"]
+    e = r_ab_edges(d["orders"], d["products"], d["promotions"])
+    ts, td = lab.reindex(e["src"]).to_numpy(), lab.reindex(e["dst"]).to_numpy()
+    pos = (ts == "crowd_scalper") & (td == "crowd_scalper")
+    neg = (ts == "honest_flash_sale") & (td == "honest_flash_sale")
+    m = pos | neg
+    assert pos.sum() >= 10 and neg.sum() >= 100
+    auc_r = roc_auc_score(pos[m], e["r_ab"][m])
+    auc_k = roc_auc_score(pos[m], e["k"][m])
+    assert auc_r > 0.75 and auc_r > auc_k + 0.1
+
+
+def test_consolidation_flags_forwarding_not_flash_sale_or_station():
+    """Scalpers ordering over a day but received together at one hub are flagged; a flash-sale crowd
+    (same minute, own homes) and a busy parcel station (random receipt hours) are not."""
+    from fraudkit.capability.r_ab import consolidation_scores
+
+    rng = np.random.default_rng(0)
+    t0 = pd.Timestamp("2024-06-18 20:00")
+    rows = []
+    for i in range(12):  # crowd scalpers: orders spread over a day, one pickup run of 3 hours
+        rows.append((f"s{i}", 7, t0 + pd.Timedelta(minutes=int(rng.integers(0, 1440))), "X路1号菜鸟驿站",
+                     t0 + pd.Timedelta(days=3, minutes=int(rng.integers(0, 180)))))
+    for i in range(150):  # flash-sale crowd: same item, same minutes, own homes
+        ts = t0 + pd.Timedelta(seconds=int(rng.exponential(90)))
+        rows.append((f"f{i}", 8, ts, f"Y路{i}号", ts + pd.Timedelta(hours=float(rng.lognormal(np.log(60), 0.45)))))
+    for i in range(300):  # a busy station: many neighbours, popular item, usual delivery delays
+        ts = t0 + pd.Timedelta(minutes=int(rng.integers(0, 14 * 1440)))
+        rows.append((f"n{i}", 9, ts, "Z路5号菜鸟驿站", ts + pd.Timedelta(hours=float(rng.lognormal(np.log(60), 0.45)))))
+    o = pd.DataFrame(rows, columns=["account_id", "product_id", "ts", "address", "received_at"])
+    s = consolidation_scores(o).set_index("account_id")
+    flagged = s["score"] >= 0.5
+    assert flagged[[f"s{i}" for i in range(12)]].mean() >= 0.9
+    assert not flagged.drop([f"s{i}" for i in range(12)]).any()
+    assert s.attrs["n_tests"] > 0
+
+
+def test_consolidation_handles_no_receipts():
+    from fraudkit.capability.r_ab import consolidation_scores
+
+    o = pd.DataFrame({"account_id": ["a"], "product_id": [1], "ts": pd.to_datetime(["2024-01-01"]),
+                      "address": ["x"], "received_at": pd.to_datetime([None])})
+    assert consolidation_scores(o).empty
+
+
+# --- the sort-based aggregation equals the pandas groupby / merge it replaced ------------------------------
+
+
+def _reference_receive_similarity(o, acc, item, a, b, pi, params, n_acc):
+    """W_receive through pandas merges (the pre-0.x implementation), as an independent reference."""
+    w = np.zeros(len(a))
+    pair = pd.DataFrame({"a": a, "b": b, "row": np.arange(len(a))})
+
+    def shared(values, score):
+        codes, _ = pd.factorize(pd.Series(values), sort=False)
+        av = pd.DataFrame({"acc": acc, "v": codes})
+        av = av[av["v"] >= 0].drop_duplicates()
+        m = pair.merge(av.rename(columns={"acc": "a"}), on="a").merge(av.rename(columns={"acc": "b"}), on=["b", "v"])
+        hit = m["row"].unique()
+        w[hit] = np.maximum(w[hit], score)
+
+    rt = pd.to_datetime(o["received_at"])
+    ok = rt.notna().to_numpy()
+    rw = int(pd.Timedelta(params.receive_window).total_seconds())
+    r = pd.DataFrame({"acc": acc[ok], "item": item[ok], "rt": rt[ok].to_numpy("datetime64[s]").astype(np.int64)})
+    r = r.groupby(["acc", "item"])["rt"].min().reset_index()
+    co = pi[["p", "item"]].assign(a=lambda f: f["p"] // n_acc, b=lambda f: f["p"] % n_acc).merge(pair, on=["a", "b"])
+    m = co.merge(r.rename(columns={"acc": "a", "rt": "ra"}), on=["a", "item"]).merge(
+        r.rename(columns={"acc": "b", "rt": "rb"}), on=["b", "item"])
+    hit = m.loc[(m["ra"] - m["rb"]).abs() <= rw, "row"].unique()
+    w[hit] = np.maximum(w[hit], params.receive_time)
+    na = normalize_address(o["address"])
+    shared(na["compound"].where(o["address"].notna().to_numpy()).to_numpy(), params.receive_compound)
+    shared(na["address"].where(o["address"].notna().to_numpy()).to_numpy(), 1.0)
+    shared(o["receiver_phone"].to_numpy(), 1.0)
+    return w
+
+
+def test_aggregation_and_receive_similarity_equal_the_pandas_reference():
+    """On simulated orders: k, sums, means (bit for bit) and W_receive equal pandas groupby / merges."""
+    import fraudkit.capability.r_ab as R
+    from fraudkit.simulation import generate, load_scenario
+
+    o = generate(load_scenario("demo-small"), seed=0)["orders"]
+    p = RabParams()
+    seen = {}
+    real_best, real_recv = R._best_per_pair_item, R._receive_similarity
+
+    def spy_best(pc, item, s, n_item):
+        seen["in"] = (pc.copy(), item.copy(), s.copy())
+        return real_best(pc, item, s, n_item)
+
+    def spy_recv(o_, acc, item, a, b, cop, **kw):
+        seen["recv"] = (o_, acc, item, a, b, cop, kw)
+        return real_recv(o_, acc, item, a, b, cop, **kw)
+
+    R._best_per_pair_item, R._receive_similarity = spy_best, spy_recv
+    try:
+        e = r_ab_edges(o, params=p)
+    finally:
+        R._best_per_pair_item, R._receive_similarity = real_best, real_recv
+    pc, item, s = seen["in"]
+    pi = pd.DataFrame({"p": pc, "item": item, "s": s}).groupby(["p", "item"], sort=False)["s"].max().reset_index()
+    o_, acc, it, a, b, cop, kw = seen["recv"]
+    n_acc = kw["n_acc"]
+    d_item = np.bincount(np.unique(acc * (int(it.max()) + 1) + it) % (int(it.max()) + 1))
+    pi["w"] = 1.0 / np.log1p(d_item[pi["item"].to_numpy()])
+    agg = pi.groupby("p", sort=True).agg(k=("s", "size"), sum_w=("w", "sum"), w_purchase=("s", "mean"))
+    assert len(e) == len(agg) > 100
+    assert np.array_equal(e["k"].to_numpy(), agg["k"].to_numpy())
+    assert np.array_equal(e["w_purchase"].to_numpy(), agg["w_purchase"].to_numpy())
+    assert np.array_equal(a * n_acc + b, agg.index.to_numpy())
+    want = _reference_receive_similarity(o_, acc, it, a, b, pi, p, n_acc)
+    assert np.array_equal(e["w_receive"].to_numpy(), want)
+    assert set(np.unique(want)) >= {0.0, 1.0}
+    r = (agg["sum_w"].to_numpy() / np.sqrt(e["c_a"].to_numpy() * e["c_b"].to_numpy())
+         * (1 + p.alpha * agg["w_purchase"].to_numpy()) * (1 + p.beta * want))
+    assert np.array_equal(e["r_ab"].to_numpy(), r)

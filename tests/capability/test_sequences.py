@@ -1,0 +1,78 @@
+"""Tests for fraudkit.capability.sequences (sessions, scripts, script sharing)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _toy import toy_tables
+from fraudkit.capability.sequences import SEQUENCE_FEATURES, script_pairs, sequence_features, session_scripts
+
+
+def _it(rows):
+    df = pd.DataFrame(rows, columns=["account_id", "ts", "action", "target_id"])
+    df["ts"] = pd.to_datetime(df.ts)
+    df.insert(0, "event_id", np.arange(len(df)))
+    df["device_id"] = None
+    df["ip"] = None
+    return {"interactions": df}
+
+
+def test_sessions_split_on_gap_and_scripts():
+    d = _it([(1, "2024-01-01 10:00:00", "view", 5), (1, "2024-01-01 10:00:05", "like", 5),
+             (1, "2024-01-01 10:20:00", "view", 6), (1, "2024-01-01 11:00:00", "collect", 7)])
+    s = session_scripts(d)
+    assert s.script.tolist() == ["VL2V5", "C"]
+    assert s.n_events.tolist() == [3, 1]
+    assert session_scripts(d, session_gap="10min").script.tolist() == ["VL2", "V", "C"]
+
+
+def test_blind_and_view_to_like():
+    d = _it([(1, "2024-01-01 10:00:00", "view", 5), (1, "2024-01-01 10:00:40", "like", 5),
+             (1, "2024-01-01 10:00:41", "like", 9), (1, "2024-01-01 10:00:42", "view", 9),
+             (1, "2024-01-01 10:00:43", "collect", 9)])
+    f = sequence_features(d).iloc[0]
+    assert list(f.index) == ["account_id", *SEQUENCE_FEATURES]
+    assert f.blind_engage_share == pytest.approx(1 / 3)  # like on 9 came before its view
+    assert f.v2l_median_s == pytest.approx(20.5)  # 40 s and 1 s
+    assert f.fast_engage_share == pytest.approx(0.5)
+    assert f.n_sessions == 1
+
+
+def test_view_in_another_session_does_not_count():
+    d = _it([(1, "2024-01-01 10:00:00", "view", 5), (1, "2024-01-01 12:00:00", "like", 5)])
+    assert sequence_features(d).blind_engage_share.iloc[0] == 1.0
+
+
+def test_farm_shares_scripts_and_pairs():
+    t = toy_tables(0)
+    f = sequence_features(t).set_index("account_id")
+    farm = f.loc[121:144]
+    assert (farm.script_share_count == 23).all()
+    assert (farm.blind_engage_share == 1).all()
+    assert farm.top_script.nunique() == 1 and farm.top_script.iloc[0].startswith("LC1L1")
+    assert f.loc[1:120].script_share_count.max() < 23
+    p = script_pairs(t)
+    assert list(p.columns) == ["account_a", "account_b", "shared_scripts"]
+    assert (p.account_a < p.account_b).all()
+    farm_pairs = p[p.account_a.between(121, 144) & p.account_b.between(121, 144)]
+    assert len(farm_pairs) == 24 * 23 // 2
+    capped = script_pairs(t, max_script_accounts=10, max_script_share=0.0)
+    assert not (capped.account_a.between(121, 144) & capped.account_b.between(121, 144)).any()
+
+
+def test_accounts_without_interactions_and_seeded_stability():
+    t = toy_tables(0)
+    f = sequence_features(t)
+    assert len(f) == len(t["accounts"])
+    silent = f[f.account_id >= 145]
+    assert (silent.n_sessions == 0).all() and silent.top_script.isna().all()
+    pd.testing.assert_frame_equal(f, sequence_features(toy_tables(0)))
+
+
+def test_bad_input():
+    d = _it([(1, "2024-01-01 10:00:00", "view", 5)])
+    with pytest.raises(ValueError, match="window"):
+        sequence_features(d, session_gap="thirty minutes")
+    with pytest.raises(Exception, match="interactions"):
+        sequence_features({"accounts": pd.DataFrame({"account_id": [1], "registered_at": [pd.Timestamp(0)],
+                                                     "register_channel": ["app"], "phone": [None]})})

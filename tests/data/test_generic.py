@@ -1,0 +1,126 @@
+"""Tests for fraudkit.data.generic: reading, validating and writing the generic graph-fraud format."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudkit.errors import DataValidationError
+from fraudkit.data.generic import load_generic, write_generic
+
+
+def _nodes():
+    return pd.DataFrame({"id": ["a", "b", "c", "d"], "x": [0.1, 0.2, 0.3, 0.4], "flag": [True, False, True, False],
+                         "label": [1, 0, 0, -1], "train_0": [True, True, False, False],
+                         "val_0": [False, False, True, False], "test_0": [False, False, False, False]})
+
+
+def _edges():
+    return pd.DataFrame({"src": ["a", "b", "c", "b"], "dst": ["b", "a", "d", "c"],
+                         "relation": ["r1", "r1", "r2", "r1"], "weight": [2.0, 3.0, 1.0, 1.0]})
+
+
+def _issues(tmp_path, nodes, edges, events=None, fmt="csv"):
+    d = tmp_path / "bad"
+    d.mkdir()
+    for stem, df in (("nodes", nodes), ("edges", edges), ("events", events)):
+        if df is not None:
+            (df.to_csv(d / f"{stem}.csv", index=False) if fmt == "csv" else df.to_parquet(d / f"{stem}.parquet"))
+    with pytest.raises(DataValidationError) as e:
+        load_generic(d)
+    return {(i.column, i.problem): i for i in e.value.issues}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_round_trip(tmp_path, fmt):
+    nodes = _nodes()
+    before = nodes.copy()
+    write_generic(tmp_path / "g", nodes, _edges(), fmt=fmt)
+    g = load_generic(tmp_path / "g")
+    pd.testing.assert_frame_equal(nodes, before)  # input not mutated
+    assert g.name == "g" and g.n_nodes == 4 and g.n_edges == 4
+    assert g.feature_names == ("x", "flag")
+    np.testing.assert_allclose(g.features[:, 1], [1, 0, 1, 0])
+    assert g.labels.tolist() == [1, 0, 0, -1]
+    assert g.split_ids == (0,)
+    train, val, test = g.split(0)
+    assert train.tolist() == [True, True, False, False] and not test.any()
+    assert not g.features.flags.writeable
+
+
+def test_adjacency_symmetric_max_and_relation(tmp_path):
+    write_generic(tmp_path / "g", _nodes(), _edges())
+    g = load_generic(tmp_path / "g")
+    a = g.adjacency().toarray()
+    # a-b stored both ways (2 and 3): the larger wins, on both sides
+    assert a[0, 1] == a[1, 0] == 3.0
+    assert (a == a.T).all() and a.sum() == 2 * (3 + 1 + 1)
+    d = g.adjacency(symmetric=False).toarray()
+    assert d[0, 1] == 2.0 and d[1, 0] == 3.0 and d[3, 2] == 0.0
+    r2 = g.adjacency("r2").toarray()
+    assert r2.sum() == 2.0 and r2[2, 3] == 1.0
+    with pytest.raises(KeyError, match="no edge has relation"):
+        g.adjacency("nope")
+
+
+def test_describe_and_empty_edges(tmp_path):
+    edges = pd.DataFrame({"src": pd.Series([], dtype="int64"), "dst": pd.Series([], dtype="int64")})
+    nodes = pd.DataFrame({"id": [0, 1, 2], "x": [1.0, 2.0, 3.0], "label": [1, 0, 0]})
+    for fmt in ("csv", "parquet"):
+        write_generic(tmp_path / fmt, nodes, edges, fmt=fmt)
+        g = load_generic(tmp_path / fmt)
+        assert g.n_edges == 0 and g.adjacency().nnz == 0
+        assert "1 fraud (33.33% of labelled)" in g.describe()
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    nodes = _nodes()
+    nodes.loc[1, "id"] = "a"                    # duplicate id
+    nodes.loc[2, "label"] = 2                   # label outside {-1, 0, 1}
+    nodes["text"] = ["u", "v", "w", "z"]        # non-numeric feature
+    nodes.loc[3, "x"] = np.nan                  # missing feature
+    nodes.loc[0, "val_0"] = True                # overlaps train_0
+    edges = _edges()
+    edges.loc[0, "dst"] = "zz"                  # endpoint not in nodes
+    events = pd.DataFrame({"account": ["a", "qq"], "target": [1, 2]})
+    issues = _issues(tmp_path, nodes, edges, events)
+    assert ("id", "duplicate node id") in issues
+    assert issues[("label", "label outside {-1, 0, 1}")].example == "2"
+    assert ("text", "non-numeric feature") in issues
+    nan = issues[("x", "missing or infinite feature values")]
+    assert nan.n_rows == 1 and "median" in nan.fix
+    assert ("train_0, val_0", "split masks overlap") in issues
+    assert issues[("dst", "edge endpoint not in nodes")].example == "'zz'"
+    assert ("account", "event account not in nodes") in issues
+
+
+def test_missing_files_and_columns(tmp_path):
+    with pytest.raises(DataValidationError, match="folder not found"):
+        load_generic(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataValidationError) as e:
+        load_generic(tmp_path / "empty")
+    assert {i.problem for i in e.value.issues} == {"file not found"} and len(e.value.issues) == 2
+    issues = _issues(tmp_path, pd.DataFrame({"key": [1], "x": [1.0]}), pd.DataFrame({"a": [1], "b": [1]}),
+                     fmt="parquet")
+    assert ("id", "missing column") in issues and ("src", "missing column") in issues
+
+
+def test_unlabelled_node_in_split_and_bad_weight(tmp_path):
+    nodes = _nodes()
+    nodes.loc[3, "test_0"] = True  # node d has label -1
+    edges = _edges()
+    edges.loc[1, "weight"] = 0.0
+    issues = _issues(tmp_path, nodes, edges)
+    assert issues[("test_0", "split contains nodes with unknown label (-1)")].example == "'d'"
+    assert ("weight", "weight missing, non-numeric or not positive") in issues
+
+
+def test_write_generic_keeps_old_folder_when_invalid(tmp_path):
+    write_generic(tmp_path / "g", _nodes(), _edges())
+    bad = _edges()
+    bad.loc[0, "src"] = "nope"
+    with pytest.raises(DataValidationError):
+        write_generic(tmp_path / "g", _nodes(), bad)
+    assert load_generic(tmp_path / "g").n_edges == 4
+    with pytest.raises(ValueError, match="fmt"):
+        write_generic(tmp_path / "h", _nodes(), _edges(), fmt="xlsx")

@@ -1,0 +1,116 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudkit.identification.graph.association import FEATURES, AssociationNetwork, build_association_groups, group_features
+from fraudkit.errors import MissingInputError
+
+T0 = pd.Timestamp("2024-03-01")
+
+
+def _tables(seed=0, ring_size=12):
+    """A coupon ring (new accounts, 3 emulators, one /24, coupon orders) among honest families."""
+    rng = np.random.default_rng(seed)
+    acc, logins, orders, devices = [], [], [], []
+    for i in range(ring_size):
+        a = f"r{i}"
+        acc.append((a, T0 - pd.Timedelta(hours=int(rng.integers(1, 48)))))
+        d = f"rd{i % 3}"
+        logins.append((a, d, f"10.0.0.{i % 4}", T0 + pd.Timedelta(minutes=int(rng.integers(30)))))
+        orders.append((f"o{a}", a, d, "p1", "C1", "PR1", "addr-ring", T0 + pd.Timedelta(minutes=int(rng.integers(30)))))
+    for k in range(3):
+        devices.append((f"rd{k}", True))
+    for f in range(15):
+        for m in range(3):
+            a = f"f{f}_{m}"
+            acc.append((a, T0 - pd.Timedelta(days=int(rng.integers(200, 2000)))))
+            logins.append((a, f"fd{f}", f"100.{f}.{m}.1", T0 + pd.Timedelta(hours=int(rng.integers(0, 200)))))
+            orders.append((f"o{a}", a, f"fd{f}", f"p{rng.integers(2, 50)}", None, None, f"home{f}",
+                           T0 + pd.Timedelta(hours=int(rng.integers(0, 200)))))
+        devices.append((f"fd{f}", False))
+    t = {"accounts": pd.DataFrame(acc, columns=["account_id", "registered_at"]).assign(phone=None),
+         "logins": pd.DataFrame(logins, columns=["account_id", "device_id", "ip", "ts"]),
+         "orders": pd.DataFrame(orders, columns=["order_id", "account_id", "device_id", "product_id", "coupon_id",
+                                                "promotion_id", "address", "ts"]).assign(ip=None, receiver_phone=None),
+         "devices": pd.DataFrame(devices, columns=["device_id", "is_emulator"]).assign(is_rooted=False)}
+    return t
+
+
+def test_groups_are_the_ring_and_families():
+    t = _tables()
+    m, e = build_association_groups(t, seed=0)
+    sizes = m.groupby("group_id").size()
+    assert sizes.iloc[0] == 12 and set(m.loc[m.group_id == 0, "account_id"]) == {f"r{i}" for i in range(12)}
+    assert (sizes.iloc[1:] == 3).all() and len(sizes) == 16
+    assert set(e["resource"]) <= {"device", "ip", "phone", "address"}
+
+
+def test_features_and_unsupervised_ranking():
+    t = _tables()
+    net = AssociationNetwork(seed=0).fit(t)
+    f = net.features_
+    assert list(f.columns[1:len(FEATURES) + 1]) == list(FEATURES)
+    ring = f.iloc[0]
+    assert ring["new_account_share"] == 1.0 and ring["emulator_share"] == 1.0 and ring["coupon_order_share"] == 1.0
+    assert ring["score"] == f["score"].max() and f["score"].between(0, 1).all()
+    acc = net.account_scores()
+    assert set(acc.loc[acc.score > net.threshold_, "account_id"]) == {f"r{i}" for i in range(12)}
+    assert net.score_frame()["entity_type"].iloc[0] == "group"
+    again = AssociationNetwork(seed=0).fit(t)
+    np.testing.assert_array_equal(net.decision_scores_, again.decision_scores_)
+
+
+def test_classifier_trains_on_other_dataset_only():
+    train = _tables(seed=1, ring_size=9)
+    labels = pd.DataFrame({"entity_type": "account", "entity_id": [f"r{i}" for i in range(9)],
+                           "typology": "coupon_abuser"})
+    net = AssociationNetwork(seed=0).fit(_tables(seed=2), train_tables=train, train_labels=labels)
+    assert net.classifier_ is not None
+    f = net.features_
+    assert f["classifier"].iloc[0] > 0.5 and (f["classifier"].iloc[1:] < 0.5).all()
+    with pytest.raises(ValueError):
+        AssociationNetwork().fit(_tables(), train_tables=train)
+    with pytest.raises(MissingInputError):
+        AssociationNetwork().fit(_tables(), train_tables=train, train_labels=labels.iloc[:0])
+
+
+def test_bad_resources_and_empty():
+    with pytest.raises(ValueError):
+        build_association_groups(_tables(), resources=("email",))
+    m, e = build_association_groups({"accounts": _tables()["accounts"]})
+    assert len(m) == 0 and len(e) == 0
+    net = AssociationNetwork().fit({"accounts": _tables()["accounts"]})
+    assert len(net.decision_scores_) == 0
+
+
+def _rings_and_families(seed):
+    """Four coupon rings and their honest families in one dataset (ids prefixed per copy)."""
+    parts = []
+    for i in range(4):
+        t = _tables(seed=seed + i, ring_size=8 + i)
+        parts.append({name: df.assign(**{c: (f"c{i}_" + df[c].astype(str)).where(df[c].notna(), None)
+                                          for c in ("account_id", "device_id", "ip", "address") if c in df.columns})
+                      for name, df in t.items()})
+    return {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in parts[0]}
+
+
+def test_training_dataset_scores_itself_out_of_fold():
+    """labels= trains on the scored dataset's own groups but scores each group with a forest that never saw it,
+    so thresholds set on a training world transfer to a world the classifier never saw."""
+    t = _rings_and_families(seed=10)
+    ring = t["accounts"]["account_id"][t["accounts"]["account_id"].str.contains("_r")]
+    labels = pd.DataFrame({"entity_type": "account", "entity_id": ring.to_numpy(), "typology": "coupon_abuser"})
+    net = AssociationNetwork(seed=0).fit(t, labels=labels)
+    f = net.features_
+    assert len(f) == 4 + 4 * 15 and net.classifier_ is not None
+    in_sample = net.classifier_.predict_proba(f[list(FEATURES)].to_numpy(float))[:, 1]
+    assert not np.allclose(f["classifier"], in_sample)  # out-of-fold, not the refitted forest's own view
+    ring_groups = f["new_account_share"] == 1.0
+    assert ring_groups.sum() == 4 and (f.loc[ring_groups, "classifier"] > 0.5).all()
+    assert (f.loc[~ring_groups, "classifier"] < 0.5).all()
+    again = AssociationNetwork(seed=0).fit(t, labels=labels)
+    np.testing.assert_array_equal(f["classifier"], again.features_["classifier"])
+    with pytest.raises(ValueError):
+        AssociationNetwork().fit(t, labels=labels, train_tables=t, train_labels=labels)
+    with pytest.raises(MissingInputError):  # one positive group cannot be split into folds
+        AssociationNetwork().fit(_tables(), labels=labels.assign(entity_id=[f"r{i}" for i in range(len(labels))]))

@@ -1,0 +1,154 @@
+"""Tests of fraudkit.identification.graph.propagation: label propagation, PPR, sub-graph sampling, strong entities, seed pool."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from fraudkit.errors import ConvergenceWarning, MissingInputError
+from fraudkit.capability.graphs import build_hetero_graph
+from fraudkit.identification.graph.propagation import (SeedPool, label_propagation, personalized_pagerank, sample_subgraph,
+                                  strong_entities)
+
+
+def _two_cliques():
+    # clique 0-4, clique 5-9, one bridge 4-5, isolated node 10
+    rows, cols = [], []
+    for block in (range(5), range(5, 10)):
+        for i in block:
+            for j in block:
+                if i < j:
+                    rows.append(i)
+                    cols.append(j)
+    rows.append(4)
+    cols.append(5)
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(11, 11))
+
+
+def test_label_propagation_properties():
+    adj = _two_cliques()
+    f = label_propagation(adj, [0])
+    assert f[1:5].min() > f[5:10].max() > 0 and f[10] == 0
+    assert np.allclose(f[1:4], f[1])  # symmetric positions get equal scores
+    g = label_propagation(adj, [0], negative_seeds=[9])
+    assert g[8] < 0 < g[1] and g[1] < f[1] + 1e-12
+    assert np.allclose(label_propagation(adj.T.tocsr(), [0]), f)  # direction does not matter
+    with pytest.warns(ConvergenceWarning):
+        label_propagation(adj, [0], max_iter=2)
+    with pytest.raises(ValueError):
+        label_propagation(adj, [0], alpha=1.0)
+    with pytest.raises(IndexError):
+        label_propagation(adj, [11])
+    with pytest.raises(TypeError):
+        label_propagation(adj.toarray(), [0])
+    with pytest.raises(ValueError):
+        label_propagation(-adj, [0])
+
+
+def test_degree_normalisation_protects_hub_neighbours():
+    # seed 0 touches hub 1, which has 50 other neighbours; seed 0 also touches leaf 2 directly
+    n = 53
+    rows = [0, 0] + [1] * 50
+    cols = [1, 2] + list(range(3, 53))
+    adj = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    f = label_propagation(adj, [0])
+    assert f[2] > f[1] > f[3]
+
+
+def test_personalized_pagerank():
+    adj = _two_cliques()
+    p = personalized_pagerank(adj, [0])
+    assert p.sum() == pytest.approx(1.0) and p[10] == 0
+    assert p[1:5].min() > p[6:10].max()
+    q = personalized_pagerank(adj, [0, 9], seed_weights=[1, 3])
+    assert q[9] > q[0]
+    with pytest.raises(ValueError):
+        personalized_pagerank(adj, [0], seed_weights=[0.0])
+    with pytest.warns(ConvergenceWarning):
+        personalized_pagerank(adj, [0], max_iter=3)
+
+
+def _logins():
+    t = pd.Timestamp("2024-01-01")
+    rows = [("a", "d1", "1.1.1.1"), ("b", "d1", "1.1.1.2"), ("c", "d1", "1.1.1.3"), ("d", "d2", "2.2.2.2"),
+            ("e", "d2", "2.2.2.3"), ("f", "d3", "9.9.9.9")]
+    rows += [(f"campus{i}", f"cd{i}", "8.8.8.8") for i in range(30)] + [("a", "d1", "8.8.8.8")]
+    df = pd.DataFrame(rows, columns=["account_id", "device_id", "ip"])
+    df["ts"] = t
+    df.insert(0, "login_id", range(len(df)))
+    return df
+
+
+def test_sample_subgraph_hops_and_hubs():
+    g = build_hetero_graph({"logins": _logins()})
+    a = g.node_index("account", ["a"])
+    sub = sample_subgraph(g, a, hops=2, max_degree=10)
+    accs = set(sub.nodes.loc[sub.nodes["type"] == "account", "key"])
+    # d1 reached at hop 1, its users at hop 2; the campus IP is included but not expanded
+    assert {"a", "b", "c"} <= accs and not any(k.startswith("campus") for k in accs)
+    assert "8.8.8.8" in set(sub.nodes["key"])
+    assert sub.nodes.loc[sub.nodes["key"] == "a", "hop"].item() == 0
+    assert sub.edges["src"].max() < len(sub.nodes)
+    orig = sub.nodes["orig_node"].to_numpy()
+    assert (g.nodes["key"].to_numpy()[orig] == sub.nodes["key"].to_numpy()).all()
+    small = sample_subgraph(g, a, hops=3, max_nodes=4)
+    assert len(small.nodes) == 4
+    wide = sample_subgraph(g, a, hops=2, max_degree=1000)
+    assert any(str(k).startswith("campus") for k in wide.nodes["key"])
+
+
+def test_strong_entities():
+    g = build_hetero_graph({"logins": _logins()})
+    s = strong_entities(g, ["a", "b", "c", "d"], min_accounts=2)
+    assert s[["entity_type", "entity_id", "n_accounts", "n_risky", "risky_share"]].values.tolist() == [
+        ["device", "d1", 3, 3, 1.0]]
+    s1 = strong_entities(g, ["a", "b", "c", "d"], min_accounts=1)
+    assert s1["entity_id"].tolist()[0] == "d1" and s1["entity_id"].tolist()[-1] == "8.8.8.8"
+    assert s1.loc[s1["entity_id"] == "8.8.8.8", "risky_share"].item() == pytest.approx(1 / 31)
+    assert strong_entities(g, ["zzz"]).empty
+    assert set(strong_entities(g, ["a", "b", "c"], min_accounts=1, entity_types=("ip",))["entity_type"]) == {"ip"}
+
+
+def test_seed_pool_update_save_load(tmp_path):
+    p0 = SeedPool.empty()
+    new = pd.DataFrame({"entity_type": ["account", "account", "device"], "entity_id": [1, 2, "d1"],
+                        "source": "rules", "score": [0.9, 0.5, 0.7]})
+    p1 = p0.update(new, run_id="r1", seen_at="2024-01-01")
+    assert len(p0) == 0 and len(p1) == 3  # update returns a new pool
+    p2 = p1.update(pd.DataFrame({"entity_type": ["account"], "entity_id": ["2"], "source": ["graph"],
+                                 "score": [0.8]}), run_id="r2", seen_at="2024-02-01")
+    row = p2.table.set_index("entity_id").loc["2"]
+    assert row["n_runs"] == 2 and row["score"] == 0.8 and row["source"] == "graph"
+    assert row["first_run"] == "r1" and row["last_run"] == "r2"
+    assert row["first_seen"] == pd.Timestamp("2024-01-01") and row["last_seen"] == pd.Timestamp("2024-02-01")
+    assert sorted(p2.keys("account")) == ["1", "2"] and p2.keys("device").tolist() == ["d1"]
+    path = tmp_path / "pool" / "seed_pool.parquet"
+    p2.save(path)
+    back = SeedPool.load(path)
+    pd.testing.assert_frame_equal(back.table.reset_index(drop=True), p2.table.reset_index(drop=True),
+                                  check_dtype=False)
+    assert len(SeedPool.load(tmp_path / "missing.parquet")) == 0
+    with pytest.raises(MissingInputError):
+        p2.update(pd.DataFrame({"entity_id": [1]}), run_id="x")
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(MissingInputError):
+        SeedPool.load(tmp_path / "bad.parquet")
+
+
+def test_symmetric_normalisation_equals_the_diagonal_products():
+    """D^-1/2 W D^-1/2 by scaling entries gives the bits (values and order) of the two sparse products."""
+    import scipy.sparse as sp
+
+    from fraudkit.capability.graphs import edges_to_sparse
+    from fraudkit.identification.graph.propagation import _normalised
+
+    rng = np.random.default_rng(4)
+    n, m = 3000, 40_000
+    A = edges_to_sparse(rng.integers(0, n, m), rng.integers(0, n, m), rng.random(m), n=n, symmetric=False)
+    S, _ = _normalised(A, "sym")
+    W = ((sp.csr_matrix(A, dtype=float) + sp.csr_matrix(A, dtype=float).T) * 0.5).tocsr()
+    deg = np.asarray(W.sum(axis=1)).ravel()
+    D = sp.diags(np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0))
+    want = (D @ W @ D).tocsr()
+    assert np.array_equal(S.indptr, want.indptr) and np.array_equal(S.indices, want.indices)
+    assert np.array_equal(S.data, want.data)

@@ -1,0 +1,146 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudkit.identification.base import NotFittedError
+from fraudkit.errors import MissingInputError
+from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer, candidates, profile_clusters
+
+T0 = pd.Timestamp("2024-03-01")
+
+
+def _devices_and_events(seed=0):
+    """8 cloned farm devices (5 accounts each, one /24, night shift) + 200 honest phones of the same spec,
+    40 of them behind one campus /24."""
+    rng = np.random.default_rng(seed)
+    spec = dict(model="iPhone14,2", os="ios", os_version="17.1", screen="1170x2532", app_version="8.20",
+                is_emulator=False, is_rooted=False)
+    n_h = 200
+    dev = pd.DataFrame({"device_id": [f"f{i}" for i in range(8)] + [f"h{i}" for i in range(n_h)],
+                        "fingerprint": ["CLONE"] * 8 + [f"fp{i}" for i in range(n_h)], **spec})
+    rows = []
+    for i in range(8):
+        for k in range(5):
+            for _ in range(6):
+                rows.append((f"f{i}", f"farm{i}_{k}", T0 + pd.Timedelta(hours=int(rng.integers(2, 4)),
+                                                                           minutes=int(rng.integers(60))),
+                             f"10.9.9.{rng.integers(1, 250)}", "like"))
+    for i in range(n_h):
+        net = "172.16.5" if i < 40 else f"100.{rng.integers(255)}.{rng.integers(255)}"
+        for _ in range(int(rng.integers(3, 12))):
+            rows.append((f"h{i}", f"user{i}", T0 + pd.Timedelta(hours=int(rng.integers(7, 24)),
+                                                                  minutes=int(rng.integers(60))),
+                         f"{net}.{rng.integers(1, 250)}", str(rng.choice(["view", "like", "collect"]))))
+    ev = pd.DataFrame(rows, columns=["device_id", "account_id", "ts", "ip", "action"])
+    return dev, ev
+
+
+@pytest.mark.parametrize("algorithm", ["dbscan", "hdbscan"])
+def test_device_farm_flagged_popular_model_not(algorithm):
+    dev, ev = _devices_and_events()
+    est = DeviceClusterer(algorithm=algorithm).fit(dev, ev)
+    flagged = set(est.entity_ids_[est.labels_ == 1])
+    farm = {f"f{i}" for i in range(8)}
+    farm_cluster = est.clusters_.sort_values("score").iloc[-1]
+    assert farm_cluster["fingerprint_identity"] == 1.0 and farm_cluster["accounts_per_device"] == 5.0
+    # the campus devices (same spec, same /24, one account each) cluster but score low
+    assert (est.clusters_["score"].drop(farm_cluster.name) < 0.5).all()
+    if algorithm == "hdbscan":  # HDBSCAN keeps the densest core of a tiny block only
+        assert flagged and flagged <= farm
+        return
+    assert flagged == farm and farm_cluster["n_devices"] == 8
+    acc = est.account_scores(ev)
+    assert set(acc.loc[acc.score > 0.5, "account_id"]) == {f"farm{i}_{k}" for i in range(8) for k in range(5)}
+
+
+def test_device_clusterer_seeded_result_and_no_mutation():
+    dev, ev = _devices_and_events(seed=1)
+    dev0, ev0 = dev.copy(), ev.copy()
+    a = DeviceClusterer().fit(dev, ev)
+    b = DeviceClusterer().fit(dev, ev)
+    pd.testing.assert_frame_equal(dev, dev0)
+    pd.testing.assert_frame_equal(ev, ev0)
+    np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
+    assert a.threshold_ == 0.5 and a.score_frame()["entity_type"].iloc[0] == "device"
+
+
+def test_device_clusterer_bad_input():
+    dev, ev = _devices_and_events()
+    with pytest.raises(MissingInputError):
+        DeviceClusterer().fit(dev.drop(columns=["fingerprint"]), ev)
+    with pytest.raises(ValueError, match="duplicate device_id"):
+        DeviceClusterer().fit(pd.concat([dev, dev.iloc[:1]]), ev)
+    with pytest.raises(ValueError):
+        DeviceClusterer(algorithm="kmeans").fit(dev, ev)
+    with pytest.raises(NotFittedError):
+        DeviceClusterer().account_scores(ev)
+
+
+def _coactions(seed=0):
+    """20 paid accounts like 3 obscure notes within an hour; 150 fans like a viral note; organic noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a in range(20):
+        for n in ("buy1", "buy2", "buy3"):
+            rows.append((f"paid{a}", n, T0 + pd.Timedelta(minutes=int(rng.integers(60)))))
+        rows.append((f"paid{a}", f"n{rng.integers(500)}", T0 + pd.Timedelta(days=int(rng.integers(10)))))
+    for a in range(150):
+        rows.append((f"fan{a}", "viral", T0 + pd.Timedelta(minutes=int(rng.integers(60)))))
+        for _ in range(int(rng.integers(1, 4))):
+            rows.append((f"fan{a}", f"n{rng.integers(500)}", T0 + pd.Timedelta(days=int(rng.integers(10)))))
+    for a in range(400):
+        for _ in range(int(rng.integers(1, 6))):
+            rows.append((f"org{a}", f"n{rng.integers(500)}", T0 + pd.Timedelta(days=int(rng.integers(10)))))
+    return pd.DataFrame(rows, columns=["account_id", "target_id", "ts"])
+
+
+def test_coaction_finds_paid_group_not_fans():
+    ev = _coactions()
+    m = CoActionMiner(seed=0).fit(ev)
+    strong = m.groups_[m.groups_["score"] > 0.5]
+    assert len(strong) == 1
+    g = strong.iloc[0]
+    assert g["n_accounts"] == 20 and g["targets"] == ["buy1", "buy2", "buy3"]
+    assert g["support"] == 20 and g["time_spread_hours"] < 1.0 and g["exclusivity"] == 1.0
+    s = m.account_scores()
+    assert set(s.loc[s["score"] > 0.5, "account_id"]) == {f"paid{a}" for a in range(20)}
+    # fans that happen to share the viral note and one more note form only weak groups
+    assert not s["account_id"].str.startswith("org").any()
+
+
+def test_coaction_window_splits_and_seed_reproducible():
+    ev = _coactions()
+    a = CoActionMiner(seed=3).fit(ev)
+    b = CoActionMiner(seed=3).fit(ev)
+    pd.testing.assert_frame_equal(a.membership_, b.membership_)
+    # the same three targets hit on different days by two halves do not co-act within a 1-day window
+    late = ev.copy()
+    half = late["account_id"].isin([f"paid{i}" for i in range(10)]) & late["target_id"].str.startswith("buy")
+    late.loc[half, "ts"] += pd.Timedelta(days=3)
+    w = CoActionMiner(window="1D", seed=0, min_group_size=5).fit(late)
+    assert sorted(w.groups_["n_accounts"].tolist()) == [10, 10]
+
+
+def test_coaction_bad_input():
+    with pytest.raises(ValueError):
+        CoActionMiner(num_perm=64, bands=5).fit(_coactions())
+    with pytest.raises(MissingInputError):
+        CoActionMiner().fit(pd.DataFrame({"account_id": [1]}))
+
+
+def test_profile_and_candidates():
+    ev = _coactions()
+    m = CoActionMiner(seed=0).fit(ev)
+    acc = pd.DataFrame({"account_id": ev["account_id"].unique(),
+                        "registered_at": T0 - pd.Timedelta(days=400)})
+    acc.loc[acc["account_id"].str.startswith("paid"), "registered_at"] = T0 - pd.Timedelta(days=2)
+    prof = profile_clusters(m.membership_, accounts=acc, events=ev)
+    assert prof["n_accounts"].tolist() == m.groups_["n_accounts"].tolist()
+    assert prof.loc[0, "new_account_share"] == 1.0 and prof.loc[1:, "new_account_share"].max() == 0.0
+    src = m.account_scores().assign(kind="coaction", group_size=20)
+    c = candidates(src, min_score=0.5)
+    assert list(c.columns) == ["account_id", "group_id", "kind", "score", "reason"]
+    assert len(c) == 20 and c["reason"].str.contains("coaction group").all()
+    assert len(candidates(src, min_score=0.5, min_size=21)) == 0
+    with pytest.raises(MissingInputError):
+        candidates(pd.DataFrame({"account_id": [1]}))

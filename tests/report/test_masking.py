@@ -1,0 +1,89 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudkit.data.contract import PII_COLUMNS
+from fraudkit.errors import FraudkitError
+from fraudkit.report.masking import mask_frame, mask_series, mask_text, mask_value
+
+
+def test_phone_ip_address_formats():
+    assert mask_value("phone", "13812345678") == "138****5678"
+    assert mask_value("receiver_phone", 13912345678) == "139****5678"
+    assert mask_value("phone", "123") == "****"
+    assert mask_value("ip", "10.12.3.4") == "10.12.*.*"
+    assert mask_value("ip24", "110.80.1") == "110.80.*.*"
+    assert mask_value("ip", "2001:db8::1") == "2001:db8:*"
+    assert mask_value("ip", "garbage") == "***"
+    assert mask_value("address", "上海市浦东新区世纪大道100号3室") == "上海市浦东新***"
+    assert mask_value("phone", None) is None and mask_value("ip", np.nan) is None
+
+
+def test_hashed_ids_are_stable_keyed_and_short():
+    a = mask_value("device_id", "A1B2C3", key="k1")
+    assert a.startswith("dev:") and len(a) == len("dev:") + 10
+    assert a == mask_value("device", "A1B2C3", key="k1")
+    assert a != mask_value("device", "A1B2C3", key="k2")
+    assert mask_value("fingerprint", "fp", key="k").startswith("fp:")
+    assert mask_value("binding_id", "wx_1", key="k").startswith("bind:")
+    # nullable integer ids read back as floats mask like the integers they are
+    assert mask_value("device", 102.0, key="k") == mask_value("device", 102, key="k") == mask_value("device", "102", key="k")
+
+
+def test_masks_never_contain_the_value():
+    ids = pd.Series([f"device-{i:06d}" for i in range(2000)])
+    masked = mask_series("device", ids, key="secret")
+    assert masked.nunique() == 2000  # no collisions at this size
+    assert not any(v in m for v, m in zip(ids, masked))
+
+
+def test_mask_frame_masks_every_pii_column_and_leaves_the_rest(tiny_tables):
+    orders = tiny_tables["orders"]
+    before = orders.copy()
+    out = mask_frame(orders, key="k")
+    pd.testing.assert_frame_equal(orders, before)  # input untouched
+    assert out["receiver_phone"].tolist()[0] == "170****0001"
+    assert out["ip"].dropna().str.endswith(".*.*").all()
+    assert out["address"].str.endswith("***").all()
+    assert out["device_id"].dropna().str.startswith("dev:").all()
+    assert out["device_id"].isna().tolist() == orders["device_id"].isna().tolist()
+    for col in ("order_id", "quantity", "paid_price", "ts"):
+        pd.testing.assert_series_equal(out[col], orders[col])
+    for name, df in tiny_tables.items():
+        masked = mask_frame(df, key="k")
+        for col in set(df.columns) & set(PII_COLUMNS) - {"entity_id"}:
+            present = df[col].notna()
+            raw = df.loc[present, col].astype(str)
+            assert not (masked.loc[present, col].astype(str) == raw).any(), (name, col)
+
+
+def test_entity_id_masked_by_entity_type():
+    scores = pd.DataFrame({"entity_type": ["account", "device", "ip", "phone", "address"],
+                           "entity_id": ["4", "102", "110.80.1.7", "13812345678", "Beijing Chaoyang 9"]})
+    out = mask_frame(scores, key="k")
+    assert out["entity_id"].tolist() == ["4", mask_value("device", "102", key="k"), "110.80.*.*",
+                                         "138****5678", "Beijin***"]
+    no_type = mask_frame(pd.DataFrame({"entity_id": ["x"]}), key="k")
+    assert no_type["entity_id"].item().startswith("id:")
+
+
+def test_extra_columns_and_bad_input():
+    df = pd.DataFrame({"src_device": ["a", "b"], "n": [1, 2]})
+    out = mask_frame(df, key="k", columns={"src_device": "device"})
+    assert out["src_device"].str.startswith("dev:").all() and out["n"].tolist() == [1, 2]
+    with pytest.raises(FraudkitError, match="unknown mask kind"):
+        mask_value("email", "a@b.c")
+    with pytest.raises(FraudkitError, match="not in the frame"):
+        mask_frame(df, columns={"dst_device": "device"})
+    with pytest.raises(FraudkitError, match="expects a str"):
+        mask_text(None)
+
+
+def test_mask_text_catches_phones_and_ips_in_html():
+    html = ("<tr><td>13812345678</td><td>+86 13912345678</td><td>10.0.0.255</td>"
+            "<td>order 202403011234567890</td><td>price 5399.10</td></tr>")
+    out = mask_text(html)
+    assert "13812345678" not in out and "138****5678" in out
+    assert "139****5678" in out and "10.0.*.*" in out
+    assert "202403011234567890" in out and "5399.10" in out  # long ids and prices are not phones
+    assert mask_text(out) == out  # idempotent
