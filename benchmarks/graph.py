@@ -86,6 +86,7 @@ def _load(args, seed):
 
 
 def bench_scenario(args):
+    from fraudkit.pipeline.context import RunContext
     from fraudkit.pipeline.stages import graph as stage
 
     import logging
@@ -105,7 +106,7 @@ def bench_scenario(args):
     else:
         ds, _ = _load(args, args.seed)
         print("rows: " + ", ".join(f"{k}={len(v):,}" for k, v in ds.items()))
-    out = stage.run(ds, seed=0, context={})
+    out = stage.run(ds, context=RunContext(seed=0))
     wall = time.perf_counter() - t0
     t = out.artifacts["timings"]
     with pd.option_context("display.width", 200, "display.max_rows", 100):
@@ -155,6 +156,7 @@ def bench_pieces(args):
 
 def evaluate(args):
     from fraudkit.identification.base import threshold_for_precision
+    from fraudkit.pipeline.context import RunContext
     from fraudkit.pipeline.stages import graph as stage
 
     res = {}
@@ -164,7 +166,7 @@ def evaluate(args):
             from fraudkit.data.dataset import Dataset
 
             d = Dataset.from_tables(d, validate=False)
-        out = stage.run(d, seed=0, context={})
+        out = stage.run(d, context=RunContext(seed=0))
         lab = labels[labels["entity_type"] == "account"].drop_duplicates("entity_id").set_index("entity_id")["typology"]
         res[role] = (out.scores, lab)
         res[f"{role}_notes"] = labels.loc[(labels["entity_type"] == "note")

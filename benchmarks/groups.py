@@ -48,6 +48,7 @@ def main():
 
     from fraudkit.data.dataset import Dataset, load_dataset
     from fraudkit.simulation import generate, load_scenario
+    from fraudkit.pipeline.context import RunContext
     from fraudkit.pipeline.stages import group
 
     peak = _Peak()
@@ -63,7 +64,7 @@ def main():
     print(f"data: {args.data or args.scenario} " + " ".join(f"{k}={v:,}" for k, v in sizes.items()))
     print(f"load, {time.perf_counter() - t0:.1f}s")
     t1 = time.perf_counter()
-    out = group.run(ds, seed=args.seed)
+    out = group.run(ds, context=RunContext(seed=args.seed))
     secs = time.perf_counter() - t1
     gb = peak.stop()
     print(f"group stage, {secs:.1f}s, peak_rss={gb:.2f} GB, score rows={len(out.scores):,}, "

@@ -25,6 +25,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fraudkit.identification.models import labels_for  # noqa: E402
+from fraudkit.pipeline.context import RunContext  # noqa: E402
 from fraudkit.pipeline.stages import behaviour as stage  # noqa: E402
 
 
@@ -107,7 +108,7 @@ def main(argv=None):
     print(f"data: {args.data or args.scenario} seed={args.seed} {_size(ds)}  load {time.perf_counter() - t:.1f}s")
 
     notes: list = []
-    ctx = {"target_precision": args.precision}
+    ctx = RunContext(target_precision=args.precision)
     t = time.perf_counter()
     feats = stage.build_features(ds, notes=notes, interactions=stage._needs_interactions(ctx))
     t_feat = time.perf_counter() - t

@@ -86,15 +86,15 @@ def validate(data, quarantine):
               help="Labelled dataset that fixes each stage's threshold (default: each stage's unsupervised default).")
 @click.option("--precision", "target_precision", type=float, default=0.9, show_default=True,
               help="With --train: precision each stage method's threshold must reach on the training labels.")
-@click.option("--seeds", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Seed pool Parquet (seed_pool.parquet of an earlier run or loop) for the graph stage.")
-def score(data, out, stages, rules, seed, train, target_precision, seeds):
+@click.option("--seed-pool", "seed_pool", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None,
+              help="Risk seed pool Parquet (seed_pool.parquet of an earlier run or loop) for the graph stage.")
+def score(data, out, stages, rules, seed, train, target_precision, seed_pool):
     """Score a dataset: features, rules, models, group and graph stages, decisions."""
-    pool = None
-    if seeds is not None:
-        pool = SeedPool.load(seeds)
+    pool = None if seed_pool is None else SeedPool.load(seed_pool)
     result = scoring.score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
-                           rules=rules, seed=seed, train=train, target_precision=target_precision, seeds=pool)
+                                   rules=rules, seed=seed, train=train, target_precision=target_precision,
+                                   seed_pool=pool)
     click.echo(result.describe())
 
 
@@ -126,10 +126,12 @@ def evaluate(run, data, fmt):
 @click.option("--keep-runs", type=int, default=10, show_default=True,
               help="Keep the private run data (raw keys, <out>/.runs/) of this many newest good reports; "
                    "published (masked) reports are never deleted.")
-def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_runs):
+@click.option("--notebooks", "notebooks_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Folder with the five step notebooks (default: the checkout's notebooks/).")
+def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_runs, notebooks_dir):
     """Run the five step notebooks with papermill and render the HTML report."""
     result = build.build_report(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed,
-                          loop_windows=loop_windows, keep_runs=keep_runs)
+                          loop_windows=loop_windows, keep_runs=keep_runs, notebooks_dir=notebooks_dir)
     click.echo(result.describe())
     if not result.ok:
         sys.exit(1)
@@ -185,3 +187,4 @@ def rules_backtest(ruleset, data, against, fmt):
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+

@@ -2,7 +2,7 @@
 
 ``tiny_tables`` returns a fresh dict of DataFrames per test (mutate it freely);
 ``tiny_dir`` writes it as Parquet to a temporary folder. Both follow
-``fraudkit.data.contract`` exactly; ``tests/test_contract.py`` checks that.
+``fraudkit.data.contract`` exactly; ``tests/data/test_contract.py`` checks that.
 """
 
 from __future__ import annotations

@@ -98,6 +98,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, compute, window_expr
+from fraudkit.capability.ipranges import ip24_sql
 from fraudkit.capability.sequences import SEQUENCE_FEATURES, sequence_features_from_source
 from fraudkit.data.sqlsource import SqlSource, open_source
 
@@ -431,10 +432,6 @@ def _memo(fn):
     return wrapper
 
 
-def _ip24(col: str) -> str:
-    return f"regexp_extract({col}, '^(\\d+\\.\\d+\\.\\d+)\\.\\d+$', 1) || '.0/24'"
-
-
 def _events(src: SqlSource) -> str:
     """Every (account, device, ip, ts) touch: interactions, logins, orders, coupon claims."""
     cached = src.name("events")
@@ -447,7 +444,7 @@ def _events(src: SqlSource) -> str:
                          f"{is_action} AS is_action "
                          f"FROM {getattr(src.t, name)}")
     sql = " UNION ALL ".join(parts)
-    return src.temp_table("events", f"SELECT *, NULLIF({_ip24('ip')}, '.0/24') AS ip24 FROM ({sql})")
+    return src.temp_table("events", f"SELECT *, {ip24_sql('ip')} AS ip24 FROM ({sql})")
 
 
 def _account_pairs(src: SqlSource, key: str) -> str:
@@ -747,7 +744,7 @@ def ip_features_from_source(src: SqlSource, *, level: str) -> pd.DataFrame:
                   AS new_account_share FROM (SELECT DISTINCT {level}, account_id FROM {ev} WHERE {level} IS NOT NULL)
                   JOIN {acc} a USING (account_id) GROUP BY {level}"""]
     if src.has("orders"):
-        col = "ip" if level == "ip" else _ip24("ip")
+        col = "ip" if level == "ip" else ip24_sql("ip")
         blocks.append(f"SELECT {col} AS {level}, CAST(count(*) AS DOUBLE) AS n_orders FROM {src.t.orders} "
                       f"WHERE ip IS NOT NULL GROUP BY ALL")
     cols = IP_FEATURES + (("n_ips",) if level == "ip24" else ())

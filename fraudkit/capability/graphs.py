@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fraudkit.capability.ipranges import ip24, ip24_sql
+from fraudkit.data.dataset import read_table
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import MissingInputError
 
@@ -51,14 +53,11 @@ __all__ = [
     "shared_entity_events",
     "coaction_projection",
     "edges_to_sparse",
-    "ip24",
-    "ip24_array",
     "group_sum",
     "unique_int",
     "time_pairs",
     "require_columns",
     "to_seconds",
-    "read_columns",
 ]
 
 NODE_TYPES = ("account", "device", "ip", "ip24", "phone", "address", "binding", "note", "product", "merchant")
@@ -185,7 +184,7 @@ def build_hetero_graph(data, *, as_of=None, window=None, edge_types=None, around
     around_keys = None if around is None else pd.Index(pd.unique(np.asarray(around)))
     tables = {}
     for name, cols in _GRAPH_COLUMNS.items():
-        t = read_columns(data, name, cols)
+        t = read_table(data, name, cols, required=True)
         if t is not None:
             tables[name] = t
     as_of_ts = None if as_of is None else pd.Timestamp(as_of)
@@ -524,31 +523,6 @@ def edges_to_sparse(src, dst, weight=None, *, n=None, symmetric=True):
     return m
 
 
-def ip24(ips) -> pd.Series:
-    """The /24 subnet (``a.b.c``) of IPv4 strings; null stays null.
-
-    Examples
-    --------
-    >>> ip24(["10.1.2.3", None]).tolist()
-    ['10.1.2', None]
-    """
-    s = pd.Series(ips, dtype=object).reset_index(drop=True)
-    code, uniq = pd.factorize(s, sort=False)
-    sub = pd.Series(np.asarray(uniq, dtype=object)).str.rsplit(".", n=1).str[0].to_numpy(dtype=object)
-    out = np.full(len(s), None, dtype=object)
-    out[code >= 0] = sub[code[code >= 0]]
-    return pd.Series(out, dtype=object)
-
-
-def ip24_array(ips) -> np.ndarray:
-    """:func:`ip24` as an array, computed once per distinct IP."""
-    codes, uniq = pd.factorize(pd.Series(ips, dtype=object))
-    if len(uniq) == 0:
-        return np.full(len(codes), None, dtype=object)
-    p = np.asarray(ip24(np.asarray(uniq, dtype=object)).to_numpy(), dtype=object)
-    return np.where(codes >= 0, p[np.maximum(codes, 0)], None)
-
-
 # --- private helpers ----------------------------------------------------------
 
 _GRAPH_COLUMNS = {
@@ -589,7 +563,7 @@ def _sql_parts(data, wanted, as_of, window, around=None):
         for name in ("logins", "interactions", "orders", "coupon_claims"):
             specs += [(name, "account", "account_id", "device", "device_id", "uses_device", "ts", None, None),
                       (name, "account", "account_id", "ip", "ip", "uses_ip", "ts", None, None),
-                      (name, "ip", "ip", "ip24", "regexp_replace(ip, '\\.[^.]*$', '')", "in_subnet", "ts", None, None)]
+                      (name, "ip", "ip", "ip24", ip24_sql("ip"), "in_subnet", "ts", None, None)]
         specs += [("accounts", "account", "account_id", "phone", "phone", "has_phone", "registered_at", None, None),
                   ("bindings", "account", "account_id", "binding",
                    "CAST(provider AS VARCHAR) || ':' || CAST(binding_id AS VARCHAR)", "bound_to", "bound_at", None, None),
@@ -634,19 +608,6 @@ def _sql_parts(data, wanted, as_of, window, around=None):
             parts.append((st, f["s"], dt, f["d"], et, f["a"].to_numpy(np.int8), first, last,
                           f["n"].to_numpy(np.int64)))
     return parts, present, as_of_ts
-
-
-def read_columns(data, name, columns):
-    """A table from a Dataset or a dict, restricted to ``columns``; None when absent."""
-    if isinstance(data, dict):
-        t = data.get(name)
-        if t is None:
-            return None
-        require_columns(t, columns, name)
-        return t[columns]
-    if not data.has(name):
-        return None
-    return data.to_pandas(name, columns=columns)
 
 
 def require_columns(frame, columns, where):

@@ -30,13 +30,33 @@ __all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "table_p
 _ALL_TABLES = (*TABLES, LABEL_TABLE.name)
 
 
-def read_table(data, name, columns=None):
+def read_table(data, name, columns=None, *, required=False):
     """One table as pandas, from a dataset folder, a :class:`Dataset` or a dict of DataFrames; ``None``
-    when the table is absent.
+    when the table is absent. The one reader of dataset tables.
 
-    With ``columns``, only the listed columns that the table has are kept, so that a dataset lacking an
-    optional table or column still runs (partial data). A folder is read as the loader reads it
-    (``.parquet`` preferred, then ``.csv``, contract timestamps parsed).
+    Parameters
+    ----------
+    data : path-like, Dataset or dict of str to DataFrame
+        A folder is read as the loader reads it (``.parquet`` preferred, then
+        ``.csv``, contract timestamps parsed); a dict's frames are not copied
+        unless ``columns`` selects some.
+    name : str
+        Table name.
+    columns : list of str or None, default=None
+        Columns to return (all when None). Without ``required``, only those
+        the table has are kept, so that a dataset lacking an optional column
+        still runs (partial data).
+    required : bool, default=False
+        Raise when the table exists but lacks one of ``columns``.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+
+    Raises
+    ------
+    MissingInputError
+        ``required=True`` and a listed column is missing (names the table and the columns).
 
     Examples
     --------
@@ -45,18 +65,31 @@ def read_table(data, name, columns=None):
     ['order_id']
     >>> read_table({}, "orders", ["order_id"]) is None
     True
+    >>> read_table({"orders": pd.DataFrame({"order_id": [1]})}, "orders", ["order_id", "ip"], required=True)
+    Traceback (most recent call last):
+    ...
+    fraudkit.errors.MissingInputError: orders: missing column(s) ip; got order_id. Fix: pass a table with those columns (see fraudkit.data.contract).
     """
     if isinstance(data, (str, os.PathLike)):
-        return _read_folder_table(data, name, columns)
-    if isinstance(data, dict):
+        t = _read_folder_table(data, name, columns)
+        have = None if t is None else list(t.columns)
+    elif isinstance(data, dict):
         t = data.get(name)
-        if t is None:
-            return None
-        return t if columns is None else t[[c for c in columns if c in t.columns]]
-    if not data.has(name):
+        have = None if t is None else list(t.columns)
+    else:
+        t = None
+        have = list(data.table(name).columns) if data.has(name) else None
+    if have is None:
         return None
-    have = data.table(name).columns
-    return data.to_pandas(name, columns=None if columns is None else [c for c in columns if c in have])
+    if required and columns is not None:
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise MissingInputError(f"{name}: missing column(s) {', '.join(missing)}; got {', '.join(map(str, have))}. "
+                                    f"Fix: pass a table with those columns (see fraudkit.data.contract).")
+    keep = None if columns is None else [c for c in columns if c in have]
+    if t is None:  # a Dataset: read only what is kept
+        return data.to_pandas(name, columns=keep)
+    return t if keep is None else t[keep]
 
 
 def table_path(data_dir, name: str) -> Path | None:
@@ -295,7 +328,7 @@ def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None)
     except BaseException:
         con.disconnect()
         raise
-    return Dataset(path=path, fingerprint=dataset_fingerprint(files, root=path), checked=checked, con=con)
+    return Dataset(path=path, fingerprint=_files_fingerprint(files, root=path), checked=checked, con=con)
 
 
 def validate_dataset(path, *, quarantine=None, now=None) -> ValidationReport:
@@ -370,25 +403,51 @@ def find_table_files(path) -> tuple[dict, list]:
     return found, issues
 
 
-def dataset_fingerprint(files, *, root=None) -> str:
-    """Short content fingerprint of a dataset's files, cheap even for gigabytes.
+def dataset_fingerprint(data, *, root=None) -> str:
+    """Short content fingerprint of a dataset, cheap even for gigabytes: the one fingerprint of fraudkit.
 
-    Hashes each file's name and size with, for Parquet, its footer (schema,
-    row counts, column statistics) and, for other files, their bytes (the
-    first, middle and last 4 MiB beyond 64 MiB). File times are left out, so
-    a copy has the same fingerprint.
+    :attr:`Dataset.fingerprint`, run manifests and the report's run id all
+    use it. A folder is fingerprinted through its contract table files (as
+    :func:`load_dataset` finds them; other files such as ``manifest.json``
+    are left out). Each file contributes its name and size with, for Parquet,
+    its footer (schema, row counts, column statistics) and, for other files,
+    their bytes (the first, middle and last 4 MiB beyond 64 MiB). File times
+    are left out, so a copy, or the same scenario simulated again with the
+    same seed, has the same fingerprint.
 
     Parameters
     ----------
-    files : iterable of path-like
+    data : path-like or iterable of path-like
+        A dataset folder, or the files to hash.
     root : path-like or None, default=None
-        Names are taken relative to it (default: the file names alone).
+        For a list of files: names are taken relative to it (default: the
+        file names alone). A folder is its own root.
 
     Returns
     -------
     str
         16 hex digits.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> d = tempfile.mkdtemp()
+    >>> pd.DataFrame({"account_id": [1]}).to_csv(f"{d}/accounts.csv", index=False)
+    >>> fp = dataset_fingerprint(d)
+    >>> len(fp), fp == dataset_fingerprint([f"{d}/accounts.csv"], root=d)
+    (16, True)
     """
+    if isinstance(data, (str, os.PathLike)):
+        found, _ = find_table_files(data)
+        return _files_fingerprint([f for _, fs in found.values() for f in fs], root=Path(data))
+    return _files_fingerprint(data, root=root)
+
+
+# --- private helpers ---------------------------------------------------------
+
+
+def _files_fingerprint(files, *, root=None) -> str:
+    """sha256 over the files' names, sizes and footers (Parquet) or bytes; see :func:`dataset_fingerprint`."""
     h = hashlib.sha256()
     for f in sorted(Path(p) for p in files):
         size = f.stat().st_size
@@ -408,9 +467,6 @@ def dataset_fingerprint(files, *, root=None) -> str:
                     fh.seek(offset)
                     h.update(fh.read(4 << 20))
     return h.hexdigest()[:16]
-
-
-# --- private helpers ---------------------------------------------------------
 
 
 def _connect():

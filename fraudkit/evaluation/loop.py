@@ -4,7 +4,7 @@
 
 For each time window the loop scores everything seen up to the window's end
 (:func:`fraudkit.pipeline.score.score_dataset` on a point-in-time slice, :func:`slice_tables`, with
-``seeds=`` the seed pool of the earlier windows, so the graph stage propagates weak labels from
+``seed_pool=`` the seed pool of the earlier windows, so the graph stage propagates weak labels from
 them in the same run), then:
 
 1. **labelling** — accounts flagged by at least ``seed_min_stages`` independent stages (rules
@@ -28,8 +28,8 @@ them in the same run), then:
 Per iteration the :class:`LoopResult` records seeds, watched products, flagged accounts and,
 against the labels table (evaluation only, :func:`evaluate_iteration`), recall and precision per
 typology for the plain pipeline and for the loop, interception rate and leakage on the window's
-events. :func:`interception_early_warning` raises a warning row when a day's interception rate
-falls below its band.
+events. :func:`fraudkit.evaluation.monitoring.interception_early_warning` raises a warning row when a
+day's interception rate falls below its band.
 
 Why recall can rise: the seed pool and the sunk keys carry what earlier windows confirmed into
 later ones (propagation reaches accounts linked to old seeds; a new account shipping to a sunk
@@ -54,7 +54,8 @@ from fraudkit.data.atomic import atomic_directory, write_parquet, write_text
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, LABEL_TABLE, STAGES, TABLES
 from fraudkit.data.dataset import Dataset, load_dataset
 from fraudkit.errors import FraudkitError
-from fraudkit.evaluation.metrics import interception_rate_by_day, leakage
+from fraudkit.evaluation.metrics import leakage
+from fraudkit.evaluation.monitoring import interception_early_warning
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.pipeline.score import score_dataset
 
@@ -67,7 +68,6 @@ __all__ = [
     "identify_products",
     "sink_data",
     "evaluate_iteration",
-    "interception_early_warning",
 ]
 
 _SINK_COLUMNS = ("value", "n_accounts", "n_flagged", "flagged_share", "n_orders", "units")
@@ -188,10 +188,10 @@ class ClosedLoop:
                 sl = slice_tables(tables, end, list_store=store)
                 ds = Dataset.from_tables(sl, validate=True)
                 # the run is seeded with what earlier windows confirmed (graph weak-label propagation)
-                ctx = {"run_id": f"iteration_{k}", "now": end, **({"graph": dict(self.graph)} if self.graph else {})}
                 has_seeds = bool((pool.table["entity_type"] == "account").any())
                 run = score_dataset(ds, it / "run", stages=self.stages, seed=self.seed, rules=self.rules,
-                                    seeds=pool if has_seeds else None, context=ctx)
+                                    seed_pool=pool if has_seeds else None, run_id=f"iteration_{k}", now=end,
+                                    params={"graph": dict(self.graph)} if self.graph else None)
                 acc = pd.read_parquet(run.run_dir / "accounts.parquet")
                 dec = pd.read_parquet(run.run_dir / "decisions.parquet")
                 # 1. labelling: corroborated flags -> seed pool
@@ -568,60 +568,6 @@ def evaluate_iteration(accounts, flagged_loop, labels, window_decisions=None):
             overall[f"leakage_{which}"] = lk["leakage"]
             overall[f"leakage_rate_{which}"] = lk["leakage_rate"]
     return pd.DataFrame(rows), overall
-
-
-def interception_early_warning(decisions, *, entity_type="order", decision="decision_loop", baseline_days=3,
-                               tolerance=0.5, band=None, min_events=20) -> pd.DataFrame:
-    """Per-day interception rate with a band; a day below the band raises a warning.
-
-    The band is ``band=(low, high)`` when given, else the median rate of the previous
-    ``baseline_days`` days times ``(1 - tolerance, 1 + tolerance)``. A drop below the band —
-    scalpers finding a way round the rules, or a rule silently broken — is the warning; days
-    with fewer than ``min_events`` events are shown but never warn.
-
-    Parameters
-    ----------
-    decisions : pandas.DataFrame
-        ``entity_type``, ``ts`` and the ``decision`` column (``pass|verify|block``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``day, n, intercepted, interception_rate, band_low, band_high, warning, message``.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> d = pd.DataFrame({"entity_type": "order", "ts": pd.to_datetime(["2024-06-01"] * 4 + ["2024-06-02"] * 4),
-    ...                   "decision": ["block", "block", "pass", "pass"] + ["pass"] * 4})
-    >>> w = interception_early_warning(d, decision="decision", band=(0.25, 0.9), min_events=1)
-    >>> w["warning"].tolist()
-    [False, True]
-    """
-
-    for c in ("entity_type", "ts", decision):
-        if c not in decisions.columns:
-            raise FraudkitError(f"interception_early_warning: decisions lack column {c!r}; "
-                                f"columns: {', '.join(decisions.columns)}")
-    if band is not None and not (len(band) == 2 and band[0] <= band[1]):
-        raise FraudkitError(f"interception_early_warning: band must be (low, high) with low <= high, got {band!r}")
-    d = decisions[decisions["entity_type"] == entity_type]
-    cols = ["day", "n", "intercepted", "interception_rate", "band_low", "band_high", "warning", "message"]
-    if d.empty:
-        return pd.DataFrame(columns=cols)
-    t = interception_rate_by_day(d[decision].to_numpy(), d["ts"])
-    if band is not None:
-        lo = np.full(len(t), float(band[0]))
-        hi = np.full(len(t), float(band[1]))
-    else:
-        base = t["interception_rate"].where(t["n"] >= min_events).shift(1).rolling(baseline_days, min_periods=1).median()
-        lo = (base * (1 - tolerance)).to_numpy()
-        hi = (base * (1 + tolerance)).to_numpy()
-    t["band_low"], t["band_high"] = lo, hi
-    t["warning"] = (t["n"] >= min_events) & (t["interception_rate"] < np.nan_to_num(lo, nan=-np.inf))
-    t["message"] = np.where(t["warning"], [f"interception rate {r:.3f} below band {b:.3f}"
-                                           for r, b in zip(t["interception_rate"], np.nan_to_num(lo))], "")
-    return t[cols]
 
 
 # --- private helpers --------------------------------------------------------------------------

@@ -312,16 +312,7 @@ def precision_recall_table(scores, y, thresholds=None) -> pd.DataFrame:
 
 
 def _read_labels(data: Path) -> pd.DataFrame:
-    try:
-
-        ds = load_dataset(data)
-        labels = ds.labels
-    except ImportError:  # pragma: no cover - before fraudkit.data.dataset exists
-        labels = None
-        for ext in ("parquet", "csv"):
-            p = data / f"labels.{ext}"
-            if p.is_file():
-                labels = pd.read_parquet(p) if ext == "parquet" else pd.read_csv(p)
+    labels = load_dataset(data).labels
     if labels is None:
         raise FraudkitError(f"{data} has no labels table (labels.parquet); evaluation needs ground truth")
     return labels

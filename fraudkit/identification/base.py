@@ -1,19 +1,27 @@
-"""The scoring contract every fraudkit scorer follows (after PyOD's ``BaseDetector``).
+"""The scoring contract every fraudkit detector follows (after PyOD's ``BaseDetector`` and scikit-learn).
 
-Rules, models, group mining, community screening and propagation all hand back
-scores where higher means riskier, on the same entity keys, through the same
-three fitted attributes:
+Rules, models, group mining, dense sub-graphs, community screening, propagation and the statistical
+tests all hand back scores where higher means riskier, on the same entity keys, through the same
+fitted attributes, set by one shared method (:meth:`BaseScorer._set_scores`):
 
 ``decision_scores_`` : ndarray of shape (n_entities,)
     Risk score of each entity seen in ``fit``; higher is riskier.
 ``threshold_`` : float
     Scores strictly above it are flagged.
 ``labels_`` : ndarray of shape (n_entities,), dtype int
-    ``1`` where flagged, ``0`` elsewhere.
+    ``1`` where flagged (``decision_scores_ > threshold_``), ``0`` elsewhere.
 ``entity_ids_`` : ndarray of shape (n_entities,)
-    The keys the scores belong to (account_id, device_id, ...).
+    The keys the scores belong to (account_id, device_id, group id, node index, ...).
+``reasons_`` : ndarray of shape (n_entities,), dtype object
+    One explanation string per entity, ``""`` where there is none.
 
-So one scorer can be swapped for another without reading its code, and
+Every detector is a scikit-learn estimator (:class:`BaseScorer` subclasses
+:class:`sklearn.base.BaseEstimator`): ``__init__`` only stores its keyword arguments,
+``fit`` validates, learns and returns ``self``, learned attributes end in ``_``, and
+``get_params`` / ``set_params`` / :func:`sklearn.base.clone` / ``repr`` work. Using a
+detector before ``fit`` raises :class:`NotFittedError`.
+
+So one detector can be swapped for another without reading its code, and
 :func:`score_frame` turns any of them into the common table written to a run
 directory.
 """
@@ -22,19 +30,33 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import sklearn.exceptions
+from sklearn.base import BaseEstimator
 
-__all__ = ["BaseScorer", "SCORE_COLUMNS", "score_frame", "check_is_fitted", "threshold_for_precision"]
+__all__ = ["BaseScorer", "NotFittedError", "SCORE_COLUMNS", "score_frame", "check_is_fitted",
+           "threshold_for_precision", "inclusive_threshold"]
 
 SCORE_COLUMNS = ("entity_type", "entity_id", "stage", "method", "score", "flagged", "reason")
 """Columns of a score table: one row per (entity, stage, method)."""
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The scorer was used before ``fit``."""
+class NotFittedError(sklearn.exceptions.NotFittedError):
+    """The detector was used before ``fit`` (also a scikit-learn ``NotFittedError``)."""
 
 
 def check_is_fitted(est, attributes=("decision_scores_",)) -> None:
-    """Raise :class:`NotFittedError` unless ``est`` has the fitted attributes."""
+    """Raise :class:`NotFittedError` unless ``est`` has the fitted attributes.
+
+    Examples
+    --------
+    >>> class Toy(BaseScorer):
+    ...     def __init__(self, *, contamination=None, threshold=0.5):
+    ...         self.contamination, self.threshold = contamination, threshold
+    >>> check_is_fitted(Toy())
+    Traceback (most recent call last):
+    ...
+    fraudkit.identification.base.NotFittedError: This Toy is not fitted yet; call fit() first (missing decision_scores_).
+    """
     missing = [a for a in attributes if not hasattr(est, a)]
     if missing:
         raise NotFittedError(
@@ -42,17 +64,50 @@ def check_is_fitted(est, attributes=("decision_scores_",)) -> None:
         )
 
 
-class BaseScorer:
-    """Base class: stores keyword arguments, fixes the fitted attributes.
+def inclusive_threshold(value) -> float:
+    """The threshold under which ``score > threshold`` flags exactly the scores ``>= value``.
 
-    Subclasses implement ``fit`` and call :meth:`_set_scores` at its end.
+    Rule sets verify from their ``verify`` score on, and the statistical tests call a score of 0.5
+    family-wise significant; the contract flags strictly above ``threshold_``, so such detectors
+    store the largest float below ``value``. Infinite values are returned unchanged.
+
+    Examples
+    --------
+    >>> t = inclusive_threshold(0.5)
+    >>> 0.5 > t, t > 0.4999999999
+    (True, True)
+    """
+    value = float(value)
+    return value if not np.isfinite(value) else float(np.nextafter(value, -np.inf))
+
+
+class BaseScorer(BaseEstimator):
+    """Base class of every fraudkit detector: one set of fitted attributes, scikit-learn's habits.
+
+    Subclasses list their parameters in ``__init__`` (keyword-only, stored as given), implement
+    ``fit`` and end it with ``return self._set_scores(entity_ids, scores, reasons)``.
 
     Parameters
     ----------
     contamination : float or None, default=None
-        When ``threshold`` is None, flag this share of the highest scores.
-    threshold : float or None, default=None
-        A fixed score threshold; takes precedence over ``contamination``.
+        When given, ``threshold_`` is the ``1 - contamination`` quantile of the scores (flag this
+        share of the highest scores) and ``threshold`` is ignored.
+    threshold : float or None
+        A fixed score threshold. Each detector documents its default; ``None`` means the
+        detector's own rule (a validated threshold for the supervised models, ``1 / n`` for
+        personalised PageRank, the rule set's ``verify`` score for rules).
+
+    Examples
+    --------
+    >>> from sklearn.base import clone
+    >>> class Toy(BaseScorer):
+    ...     def __init__(self, *, contamination=None, threshold=0.5):
+    ...         self.contamination, self.threshold = contamination, threshold
+    ...     def fit(self, x):
+    ...         return self._set_scores(["a", "b"], x)
+    >>> est = Toy(threshold=0.3).fit([0.9, 0.1])
+    >>> est.labels_.tolist(), est.reasons_.tolist(), clone(est)
+    ([1, 0], ['', ''], Toy(threshold=0.3))
     """
 
     entity_type = "account"
@@ -62,48 +117,52 @@ class BaseScorer:
         self.contamination = contamination
         self.threshold = threshold
 
-    def get_params(self) -> dict:
-        """The constructor's keyword arguments as set (for run manifests)."""
-        import inspect
-
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names if hasattr(self, n)}
-
-    def _set_scores(self, entity_ids, scores, reasons=None):
-        scores = np.asarray(scores, dtype=float)
-        if scores.ndim != 1 or len(scores) != len(entity_ids):
-            raise ValueError(f"{type(self).__name__}: got {len(scores)} scores for {len(entity_ids)} entities")
-        if np.isnan(scores).any():
-            raise ValueError(f"{type(self).__name__}: scores contain NaN; fill missing features before scoring")
-        self.entity_ids_ = np.asarray(entity_ids)
-        self.decision_scores_ = scores
-        if self.threshold is not None:
-            self.threshold_ = float(self.threshold)
-        elif self.contamination is not None:
-            if not 0 < self.contamination < 0.5:
-                raise ValueError(f"contamination must be in (0, 0.5), got {self.contamination}")
-            self.threshold_ = float(np.quantile(scores, 1 - self.contamination)) if len(scores) else np.inf
-        else:
-            self.threshold_ = self._default_threshold()
-        self.labels_ = (scores > self.threshold_).astype(int)
-        self.reasons_ = None if reasons is None else np.asarray(reasons, dtype=object)
-        return self
-
-    def _default_threshold(self) -> float:
-        return 0.5
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "decision_scores_")
 
     def score_frame(self) -> pd.DataFrame:
-        """This scorer's results as a score table (see :data:`SCORE_COLUMNS`)."""
+        """This detector's results as a score table (see :data:`SCORE_COLUMNS`)."""
         check_is_fitted(self)
         return score_frame(
             self.entity_ids_,
             self.decision_scores_,
             self.labels_,
-            entity_type=self.entity_type,
+            entity_type=getattr(self, "entity_type_", self.entity_type),
             stage=self.stage,
             method=type(self).__name__,
             reasons=self.reasons_,
         )
+
+    def _set_scores(self, entity_ids, scores, reasons=None):
+        """Set the fitted attributes of the contract from per-entity scores; return ``self``."""
+        scores = np.asarray(scores, dtype=float)
+        if scores.ndim != 1 or len(scores) != len(entity_ids):
+            raise ValueError(f"{type(self).__name__}: got {len(scores)} scores for {len(entity_ids)} entities")
+        if np.isnan(scores).any():
+            raise ValueError(f"{type(self).__name__}: scores contain NaN; fill missing features before scoring")
+        if reasons is not None and len(reasons) != len(scores):
+            raise ValueError(f"{type(self).__name__}: got {len(reasons)} reasons for {len(scores)} entities")
+        self.entity_ids_ = np.asarray(entity_ids)
+        self.decision_scores_ = scores
+        if self.contamination is not None:
+            if not 0 < self.contamination < 0.5:
+                raise ValueError(f"contamination must be in (0, 0.5), got {self.contamination}")
+            self.threshold_ = float(np.quantile(scores, 1 - self.contamination)) if len(scores) else np.inf
+        elif self.threshold is not None:
+            self.threshold_ = float(self.threshold)
+        else:
+            self.threshold_ = float(self._default_threshold())
+        self.labels_ = (scores > self.threshold_).astype(int)
+        if reasons is None:
+            self.reasons_ = np.full(len(scores), "", dtype=object)
+        else:
+            r = pd.Series(np.asarray(reasons, dtype=object))
+            self.reasons_ = r.where(r.notna(), "").astype(str).to_numpy(dtype=object)
+        return self
+
+    def _default_threshold(self) -> float:
+        """``threshold_`` when neither ``contamination`` nor ``threshold`` is given."""
+        return 0.5
 
 
 def score_frame(entity_ids, scores, flagged, *, entity_type, stage, method, reasons=None) -> pd.DataFrame:

@@ -185,6 +185,11 @@ class LogisticScorer(_SupervisedScorer):
 
     Attributes
     ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per training row
+        (its fraud probability; ``threshold_`` the validated threshold). ``reasons_`` is ``""``
+        everywhere: explaining every row costs a prediction per feature, so ask :meth:`reasons` for
+        the rows you flag.
     coef_ : pandas.DataFrame
         ``feature, weight, odds_ratio`` sorted by ``|weight|``.
     intercept_ : float
@@ -264,6 +269,12 @@ class BoostingScorer(_SupervisedScorer):
     class_weight : {"balanced", None}, default=None
     target_precision, precision_confidence, validation_fraction, seed, n_threads, contamination, threshold
         As in :class:`LogisticScorer`.
+
+    Attributes
+    ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        As in :class:`LogisticScorer`.
+    estimator_ : sklearn.ensemble.HistGradientBoostingClassifier
 
     Examples
     --------

@@ -41,6 +41,7 @@ import yaml
 from fraudkit.capability.lists import row_scopes
 from fraudkit.data.contract import TABLES
 from fraudkit.errors import RuleError
+from fraudkit.identification.base import BaseScorer, inclusive_threshold
 from fraudkit.identification.expressions import (
     column_kinds,
     columns_of,
@@ -54,6 +55,7 @@ __all__ = [
     "Rule",
     "RuleSet",
     "RuleResult",
+    "RuleScorer",
     "RULE_ACTIONS",
     "RULE_STATUSES",
     "RULE_ENTITIES",
@@ -68,6 +70,8 @@ _SEVERITY = {"pass": 0, "flag": 0, "verify": 1, "block": 2}
 _DECISION = np.array(["pass", "verify", "block"], dtype=object)
 _RULE_KEYS = {"id", "description", "condition", "score", "action", "scope", "status", "version", "entity",
               "requires"}
+_ENTITY_KEYS = {"account": "account_id", "order": "order_id", "interaction": "event_id", "device": "device_id",
+                "ip": "ip"}
 TIME_OF_DAY = ":time_of_day"
 """Suffix of a ``requires`` entry asking for times with a time of day (not truncated to dates)."""
 
@@ -312,6 +316,107 @@ class RuleSet:
         })
         return RuleResult(rows=rows, hits=hits, rule_ids=tuple(ids), matches=matches, aggregate=self.aggregate,
                           statuses=tuple(r.status for r in rules))
+
+
+class RuleScorer(BaseScorer):
+    """A rule set as a detector: one evaluation, the fitted attributes of every fraudkit scorer.
+
+    ``fit(frame)`` evaluates the rule set once (:meth:`RuleSet.evaluate`) over one entity's rows.
+
+    Parameters
+    ----------
+    ruleset : RuleSet, dict, path or "default", default="default"
+        Anything :func:`load_ruleset` reads.
+    entity : str or None, default="account"
+        Evaluate the rules for this entity type only (:data:`RULE_ENTITIES`); None evaluates all.
+    level : {"verify", "block"}, default="verify"
+        The rule set's threshold that flags: ``labels_`` marks rows whose aggregate score reaches it
+        (the behaviour stage flags rule scores from ``verify``). A set without that threshold uses the
+        other one. A rule's own ``action`` can verify or block a row below it: see ``actions_``.
+    key : str or None, default=None
+        Column holding the entity keys; None takes the entity's usual key (``account_id``,
+        ``order_id``, ``event_id``, ``device_id``, ``ip``), else the frame's index.
+    scope : str, optional
+        Evaluation context, as in :meth:`RuleSet.evaluate`.
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float or None, default=None
+        None: the ``level`` score, stored as the largest float below it (scores reaching it are
+        flagged; see :func:`fraudkit.identification.base.inclusive_threshold`).
+
+    Attributes
+    ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per row: the
+        aggregate score of the matched active rules, and their ids comma-joined.
+    ruleset_ : RuleSet
+    result_ : RuleResult
+        The evaluation (per-row actions, shadow matches, hit counts, the match matrix).
+    actions_ : ndarray of str
+        The rule set's decision per row (pass | verify | block), rule actions included.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> spec = {"rules": [{"id": "fast", "condition": "n_likes_1h > 100", "score": 60, "action": "flag"},
+    ...                   {"id": "emu", "condition": "is_emulator", "score": 50, "action": "verify"}],
+    ...         "thresholds": {"verify": 50, "block": 100}}
+    >>> frame = pd.DataFrame({"account_id": ["a", "b", "c"], "n_likes_1h": [5, 500, 500],
+    ...                       "is_emulator": [False, False, True]})
+    >>> est = RuleScorer(spec).fit(frame)
+    >>> est.decision_scores_.tolist(), est.labels_.tolist(), est.reasons_.tolist()
+    ([0.0, 60.0, 110.0], [0, 1, 1], ['', 'fast', 'fast,emu'])
+    """
+
+    stage = "behaviour"
+
+    def __init__(self, ruleset="default", *, entity="account", level="verify", key=None, scope=None,
+                 contamination=None, threshold=None):
+        super().__init__(contamination=contamination, threshold=threshold)
+        self.ruleset = ruleset
+        self.entity = entity
+        self.level = level
+        self.key = key
+        self.scope = scope
+
+    def fit(self, frame: pd.DataFrame, *, lists=None, as_of=None):
+        """Evaluate the rule set over ``frame``.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            One row per entity, with the columns the rules read.
+        lists : ListStore or dict of str to iterable, optional
+            For ``list(...)`` conditions.
+        as_of : timestamp-like or array-like, optional
+            When list entries are looked up (see :meth:`RuleSet.evaluate`).
+
+        Returns
+        -------
+        self
+        """
+        if self.level not in ("verify", "block"):
+            raise ValueError(f"level must be 'verify' or 'block', got {self.level!r}")
+        if self.entity is not None and self.entity not in RULE_ENTITIES:
+            raise ValueError(f"entity must be one of {', '.join(RULE_ENTITIES)} or None, got {self.entity!r}")
+        rs = self.ruleset if isinstance(self.ruleset, RuleSet) else load_ruleset(self.ruleset)
+        res = rs.evaluate(frame, lists=lists, scope=self.scope, as_of=as_of, entity=self.entity)
+        th = rs.threshold
+        other = "block" if self.level == "verify" else "verify"
+        self._level_score = float(th.get(self.level, th.get(other, np.inf)))
+        key = self.key if self.key is not None else _ENTITY_KEYS.get(self.entity)
+        if self.key is not None and self.key not in frame.columns:
+            raise RuleError(f"RuleScorer: the frame has no key column {self.key!r}; columns are "
+                            f"{list(frame.columns)[:20]}")
+        ids = frame[key].to_numpy() if key in frame.columns else frame.index.to_numpy()
+        self.ruleset_ = rs
+        self.result_ = res
+        self.actions_ = res.rows["action"].to_numpy(dtype=object)
+        self.entity_type_ = self.entity or "row"
+        return self._set_scores(ids, res.rows["score"].to_numpy(float), res.rows["matched"].to_numpy(dtype=object))
+
+    def _default_threshold(self) -> float:
+        return inclusive_threshold(self._level_score)
 
 
 def load_ruleset(source, *, columns=None, lists=None) -> RuleSet:

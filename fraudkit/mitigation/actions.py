@@ -30,6 +30,7 @@ from fraudkit.capability.lists import ListStore
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES
 from fraudkit.data.dataset import read_table
 from fraudkit.errors import FraudkitError, MissingInputError
+from fraudkit.mitigation.decisions import defer_decisions, key_steps
 
 __all__ = [
     "MitigationResult",
@@ -681,40 +682,41 @@ def lists_from_decisions(store, decisions: pd.DataFrame, orders: pd.DataFrame, *
 
 def delay_interception(decisions: pd.DataFrame, *, at="key_step", delay=None, key_step=None,
                        window_end=None) -> MitigationResult:
-    """Turn immediate decisions into delayed ones: flag now, act later.
+    """What delayed interception would have done to a run's decisions: flag now, act later.
 
-    An account's first non-``pass`` event is its flag time. Nothing happens to it until
-    the **effective time**, then every event of the account from that time on gets the
-    most severe decision it earned. What it costs: the account's events between the flag
-    and the effective time that an immediate decision would have stopped now pass
-    (``leaked``). What it hides: the attacker no longer sees a refusal at the action that
-    triggered it, so the rule cannot be probed (``hidden_triggers``: flagged events whose
-    refusal no longer coincides with the triggering action).
+    The rule is :func:`fraudkit.mitigation.decisions.defer_decisions` (the one ``decide(...,
+    policy=DecisionPolicy(delayed=True))`` applies): a non-``pass`` event that is not a key step
+    (nor blacklisted, ``layer == "blacklist"``) passes now; the account's key steps from the
+    **effective time** on get the most severe decision deferred so far. What it costs: the
+    deferred events an immediate decision would have stopped now pass (``leaked``). What it
+    hides: the attacker no longer sees a refusal at the action that triggered it, so the rule
+    cannot be probed (``hidden_triggers``).
 
     Parameters
     ----------
     decisions : pandas.DataFrame
-        ``decisions.parquet`` rows: ``entity_type, entity_id, account_id, ts, decision``.
+        ``decisions.parquet`` rows: ``entity_type, entity_id, account_id, ts, decision`` (and
+        ``action``, ``layer`` when present). Not modified.
     at : {"key_step", "delay", "window_end"}, default="key_step"
-        ``key_step``: the account's next key-step event at or after the flag (default key
-        steps: orders, and comments, shares and follows) — an account with no later key
-        step is never acted on within the data; ``delay``: flag time + ``delay``;
-        ``window_end``: the end of the campaign window the flag falls in (``window_end``).
+        ``key_step``: at the account's next key step at or after the deferred event (default key
+        steps: orders, and comments, shares and follows) — an account with no later key step is
+        never acted on within the data; ``delay``: key steps from the event's time + ``delay``;
+        ``window_end``: key steps after the end of the campaign window the event falls in.
     delay : str or Timedelta, optional
         For ``at="delay"`` (e.g. ``"6h"``).
     key_step : str, optional
         Boolean column of ``decisions`` marking key steps (overrides the default).
     window_end : pandas.DataFrame, optional
         For ``at="window_end"``: ``starts_at, ends_at`` rows (e.g. the promotions table);
-        a flag outside every window is acted on at once.
+        an event outside every window is due at once.
 
     Returns
     -------
     MitigationResult
         ``table``: one row per event (none dropped): the input columns plus
         ``decision_immediate``, ``decision_delayed``, ``flagged_at``, ``effective_at``, ``leaked``.
-        ``summary``: accounts flagged, median lag (hours), events leaked, hidden triggers,
-        accounts never acted on.
+        ``summary``: accounts flagged (with a deferred event), acted on, never acted on, median
+        lag (hours), events intercepted immediately and delayed, events leaked, hidden triggers.
 
     Examples
     --------
@@ -729,71 +731,35 @@ def delay_interception(decisions: pd.DataFrame, *, at="key_step", delay=None, ke
     if at not in ("key_step", "delay", "window_end"):
         raise FraudkitError(f"delay_interception: at must be key_step, delay or window_end, got {at!r}")
     d = decisions.reset_index(drop=True)
-    ts = pd.to_datetime(d["ts"]).to_numpy(dtype="datetime64[ns]")
-    if np.isnat(ts).any():
+    if pd.to_datetime(d["ts"]).isna().any():
         raise FraudkitError("delay_interception: decisions.ts has missing times; every event needs one to be ordered")
     sev = d["decision"].map({"pass": 0, "verify": 1, "block": 2})
     if sev.isna().any():
         raise FraudkitError(f"delay_interception: unknown decision {d.loc[sev.isna(), 'decision'].iloc[0]!r}; "
                             "use pass, verify or block")
+    if at == "window_end" and window_end is not None:
+        _need(window_end, ("starts_at", "ends_at"), "window_end")
     sev = sev.to_numpy(dtype=np.int8)
     acct = d["account_id"].astype(str).to_numpy()
-    codes, uniq = pd.factorize(acct)
-    k = len(uniq)
-    t64 = ts.astype(np.int64)
-    big = np.iinfo(np.int64).max
-    flag_t = np.full(k, big, dtype=np.int64)
-    np.minimum.at(flag_t, codes[sev > 0], t64[sev > 0])
-    worst = np.zeros(k, dtype=np.int8)
-    np.maximum.at(worst, codes, sev)
-    if at == "key_step":
-        if key_step is not None:
-            if key_step not in d.columns:
-                raise FraudkitError(f"delay_interception: key_step column {key_step!r} is not in decisions")
-            key = d[key_step].to_numpy(dtype=bool)
-        else:
-            action = d["action"] if "action" in d.columns else pd.Series("", index=d.index)
-            key = (d["entity_type"].eq("order") | action.isin(["comment", "share", "follow"])).to_numpy()
-        eff = np.full(k, big, dtype=np.int64)
-        ok = key & (t64 >= flag_t[codes])
-        np.minimum.at(eff, codes[ok], t64[ok])
-    elif at == "delay":
-        if delay is None:
-            raise FraudkitError("delay_interception: at='delay' needs delay= (e.g. '6h')")
-        step = pd.Timedelta(delay).value
-        eff = np.where(flag_t < big, flag_t + step, big)
-    else:
-        if window_end is None:
-            raise FraudkitError("delay_interception: at='window_end' needs window_end= (the promotions table)")
-        _need(window_end, ("starts_at", "ends_at"), "window_end")
-        st = pd.to_datetime(window_end["starts_at"]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-        en = pd.to_datetime(window_end["ends_at"]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-        inside = (flag_t[:, None] >= st[None, :]) & (flag_t[:, None] <= en[None, :])
-        last_end = np.where(inside, en[None, :], np.iinfo(np.int64).min).max(axis=1, initial=np.iinfo(np.int64).min)
-        eff = np.where(flag_t == big, big, np.where(inside.any(axis=1), last_end, flag_t))
-    active = t64 >= eff[codes]
-    delayed_dec = np.where(active, worst[codes], 0).astype(np.int8)
+    exempt = d["layer"].eq("blacklist").to_numpy(dtype=bool) if "layer" in d.columns else None
+    r = defer_decisions(sev, account=acct, ts=d["ts"], key=key_steps(d, key_step=key_step), exempt=exempt,
+                        at=at, delay=delay, windows=window_end)
     label = np.array(["pass", "verify", "block"], dtype=object)
-    leaked = (sev > 0) & (delayed_dec == 0)
-    table = d.assign(decision_immediate=label[sev], decision_delayed=label[delayed_dec],
-                     flagged_at=pd.to_datetime(np.where(flag_t[codes] < big, flag_t[codes], np.iinfo(np.int64).min)
-                                               .astype("datetime64[ns]")),
-                     effective_at=pd.to_datetime(np.where(eff[codes] < big, eff[codes], np.iinfo(np.int64).min)
-                                                 .astype("datetime64[ns]")),
+    leaked = (sev > 0) & (r.decision == 0)
+    table = d.assign(decision_immediate=label[sev], decision_delayed=label[r.decision],
+                     flagged_at=pd.to_datetime(r.flagged_at), effective_at=pd.to_datetime(r.effective_at),
                      leaked=leaked)
-    for c in ("flagged_at", "effective_at"):
-        table[c] = table[c].where(table[c] > pd.Timestamp("1800-01-01"))
-    flagged = flag_t < big
-    acted = flagged & (eff < big)
-    lag_h = (eff[acted] - flag_t[acted]) / 3.6e12
+    per_account = pd.DataFrame({"account": acct, "flag": r.flagged_at, "eff": r.effective_at}).drop_duplicates("account")
+    flagged = per_account["flag"].notna().to_numpy()
+    acted = flagged & per_account["eff"].notna().to_numpy()
+    lag_h = ((per_account["eff"] - per_account["flag"]).dt.total_seconds() / 3600).to_numpy()[acted]
     triggers = sev > 0
-    hidden = triggers & (delayed_dec == 0)
     summary = {"accounts_flagged": int(flagged.sum()), "accounts_acted_on": int(acted.sum()),
                "accounts_never_acted": int((flagged & ~acted).sum()),
                "median_lag_hours": float(np.median(lag_h)) if len(lag_h) else float("nan"),
                "events_intercepted_immediate": int(triggers.sum()),
-               "events_intercepted_delayed": int((delayed_dec > 0).sum()),
-               "events_leaked": int(leaked.sum()), "hidden_triggers": int(hidden.sum())}
+               "events_intercepted_delayed": int((r.decision > 0).sum()),
+               "events_leaked": int(leaked.sum()), "hidden_triggers": int((triggers & (r.decision == 0)).sum())}
     affected = pd.DataFrame({"entity_type": d["entity_type"].astype(str).to_numpy()[leaked],
                              "entity_id": d["entity_id"].astype(str).to_numpy()[leaked],
                              "account_id": acct[leaked]})

@@ -20,11 +20,12 @@ behaviour vs relations) and, measured on micro and demo-small, accounts both
 flag have precision 1.0. When the graph stage is seeded with stage-1 flags
 they are not separate evidence: set ``corroborate_block=False`` then.
 
-**Delayed interception** (``delayed=True``): a non-key event whose decision is
-not ``pass`` is let through now (``decision="pass"``, ``delayed=True``,
-``pending`` holds what it would have been) and the account's later key-step
-events (``layer="delayed"``) (e.g. ``action in ('comment', 'follow')``, or an order after a coupon
-claim) receive the pending decision. The attacker learns nothing at the
+**Delayed interception** (``delayed=True``, :func:`defer_decisions`, the one implementation; the
+what-if :func:`fraudkit.mitigation.actions.delay_interception` runs it on a run's decisions): an event
+whose decision is not ``pass`` and that is not a key step (nor blacklisted) is let through now
+(``decision="pass"``, ``delayed=True``, ``pending`` holds what it would have been); the account's
+key-step events from then on (``layer="delayed"``) — by default orders, and comments, shares and
+follows — receive the most severe decision deferred so far. The attacker learns nothing at the
 moment of the suspicious action.
 """
 
@@ -38,10 +39,12 @@ import pandas as pd
 from fraudkit.capability.lists import row_scopes
 from fraudkit.errors import FraudkitError
 
-__all__ = ["DecisionPolicy", "DECISION_COLUMNS", "decide"]
+__all__ = ["DecisionPolicy", "DECISION_COLUMNS", "KEY_ACTIONS", "decide", "Deferral", "defer_decisions", "key_steps"]
 
 DECISION_COLUMNS = ("decision", "layer", "reasons", "score_rules", "score_portrait", "score_network",
                     "delayed", "pending")
+KEY_ACTIONS = ("comment", "share", "follow")
+"""Interactions that are key steps for delayed interception (orders always are)."""
 _LABEL = np.array(["pass", "verify", "block"], dtype=object)
 _LAYERS = ("blacklist", "rules", "portrait", "network", "graylist")
 _LIST_KEYS = (("account_id", "account"), ("device_id", "device"), ("ip", "ip"), ("address", "address"),
@@ -64,8 +67,7 @@ class DecisionPolicy:
     delayed : bool, default=False
         Delayed interception (see the module docstring).
     key_step : str or None, default=None
-        Column of a boolean marking key-step events (with ``delayed``); None: every event of an
-        order frame is a key step, and interactions' ``comment``/``share``/``follow`` are.
+        Column of a boolean marking key-step events (with ``delayed``); None: see :func:`key_steps`.
     """
 
     portrait_block: float | None = None
@@ -165,8 +167,12 @@ def decide(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lis
     delayed = np.zeros(n, dtype=bool)
     pending = np.full(n, "", dtype=object)
     if policy.delayed:
-        final, delayed, pending_sev, escalated = _delay(events, final, sev["blacklist"] == 2, policy)
-        pending = np.where(pending_sev > 0, _LABEL[pending_sev], "")
+        if "ts" not in events.columns:
+            raise FraudkitError("decide: delayed interception needs a ts column to order events")
+        d = defer_decisions(final, account=events["account_id"], ts=events["ts"],
+                            key=key_steps(events, key_step=policy.key_step), exempt=sev["blacklist"] == 2)
+        final, delayed, escalated = d.decision, d.deferred, d.escalated
+        pending = np.where(d.pending > 0, _LABEL[d.pending], "")
         layer = np.where(delayed, "", np.where(escalated, "delayed", layer))
         reasons = np.where(escalated & (reasons == ""), "delayed: earlier deferred decision", reasons)
     return pd.DataFrame({
@@ -174,6 +180,164 @@ def decide(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lis
         "score_rules": score_rules, "score_portrait": score_portrait, "score_network": score_network,
         "delayed": delayed, "pending": pending,
     }, index=events.index, columns=list(DECISION_COLUMNS))
+
+
+def key_steps(events: pd.DataFrame, *, key_step=None) -> np.ndarray:
+    """Boolean per event: is it a key step, where a deferred decision is applied?
+
+    ``key_step`` names a boolean column that says so; otherwise orders
+    (``entity_type == "order"``) and interactions whose ``action`` is in
+    :data:`KEY_ACTIONS` are key steps, and a frame with neither column (an
+    orders frame) is all key steps.
+
+    Examples
+    --------
+    >>> key_steps(pd.DataFrame({"action": ["like", "comment"]})).tolist()
+    [False, True]
+    """
+    if key_step is not None:
+        if key_step not in events.columns:
+            raise FraudkitError(f"key_step column {key_step!r} is not in the events; columns: "
+                                f"{', '.join(map(str, events.columns))}")
+        return events[key_step].fillna(False).to_numpy(dtype=bool)
+    if "entity_type" not in events.columns and "action" not in events.columns:
+        return np.ones(len(events), dtype=bool)
+    key = np.zeros(len(events), dtype=bool)
+    if "entity_type" in events.columns:
+        key |= events["entity_type"].eq("order").to_numpy(dtype=bool)
+    if "action" in events.columns:
+        key |= events["action"].isin(KEY_ACTIONS).to_numpy(dtype=bool)
+    return key
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """What :func:`defer_decisions` did, one array per event (severities: 0 pass, 1 verify, 2 block).
+
+    Attributes
+    ----------
+    decision : ndarray of int8
+        The decision with deferral applied.
+    deferred : ndarray of bool
+        Let through now; its decision is pending.
+    pending : ndarray of int8
+        What a deferred event would have been (0 elsewhere).
+    escalated : ndarray of bool
+        Key steps that received a pending decision more severe than their own.
+    flagged_at, effective_at : ndarray of datetime64[ns]
+        Per event, its account's first deferred event and the moment the pending decision first
+        applies (NaT: never).
+    """
+
+    decision: np.ndarray
+    deferred: np.ndarray
+    pending: np.ndarray
+    escalated: np.ndarray
+    flagged_at: np.ndarray
+    effective_at: np.ndarray
+
+
+def defer_decisions(severity, *, account, ts, key, exempt=None, at="key_step", delay=None,
+                    windows=None) -> Deferral:
+    """Delayed interception: flag now, act later — the one implementation.
+
+    An event whose severity is above 0, that is not a key step and not
+    ``exempt`` is **deferred**: it passes now. Each deferred event becomes
+    due at its **due time** — its own time (``at="key_step"``), its time plus
+    ``delay`` (``"delay"``), or the end of the window it falls in
+    (``"window_end"``; at once outside every window). A key step gets the most
+    severe decision of its account's deferred events due at or before it (or
+    its own, if more severe). Other events keep their own decision.
+
+    Parameters
+    ----------
+    severity : array-like of int
+        0 pass, 1 verify, 2 block, per event.
+    account : array-like
+        Account of each event.
+    ts : array-like of datetime
+        Event times (none missing).
+    key : array-like of bool
+        Key steps (see :func:`key_steps`).
+    exempt : array-like of bool or None, default=None
+        Never deferred (e.g. blacklisted: nothing to learn from a known-bad key).
+    at : {"key_step", "delay", "window_end"}, default="key_step"
+    delay : str or Timedelta, optional
+        For ``at="delay"`` (e.g. ``"6h"``).
+    windows : pandas.DataFrame, optional
+        For ``at="window_end"``: ``starts_at, ends_at`` rows (e.g. the promotions table).
+
+    Returns
+    -------
+    Deferral
+
+    Examples
+    --------
+    >>> ts = pd.to_datetime(["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-01 12:00"])
+    >>> d = defer_decisions([2, 0, 0], account=["a", "a", "a"], ts=ts, key=[False, False, True])
+    >>> d.decision.tolist(), d.deferred.tolist(), d.escalated.tolist()
+    ([0, 0, 2], [True, False, False], [False, False, True])
+    """
+    if at not in ("key_step", "delay", "window_end"):
+        raise FraudkitError(f"delayed interception: at must be key_step, delay or window_end, got {at!r}")
+    sev = np.asarray(severity, dtype=np.int8)
+    n = len(sev)
+    t = pd.to_datetime(pd.Series(ts)).to_numpy(dtype="datetime64[ns]")
+    if np.isnat(t).any():
+        raise FraudkitError("delayed interception: an event has no time; every event needs one to be ordered")
+    t = t.astype(np.int64)
+    key = np.asarray(key, dtype=bool)
+    free = np.zeros(n, dtype=bool) if exempt is None else np.asarray(exempt, dtype=bool)
+    defer = (sev > 0) & ~key & ~free
+    if at == "key_step":
+        due = t
+    elif at == "delay":
+        if delay is None:
+            raise FraudkitError("delayed interception: at='delay' needs delay= (e.g. '6h')")
+        due = t + pd.Timedelta(delay).value
+    else:
+        if windows is None:
+            raise FraudkitError("delayed interception: at='window_end' needs window_end= (the promotions table)")
+        for c in ("starts_at", "ends_at"):
+            if c not in windows.columns:
+                raise FraudkitError(f"delayed interception: the windows lack column {c!r}; "
+                                    f"columns: {', '.join(map(str, windows.columns))}")
+        st = pd.to_datetime(windows["starts_at"]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        en = pd.to_datetime(windows["ends_at"]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        due = t.copy()
+        if defer.any() and len(st):
+            td = t[defer]
+            inside = (td[:, None] >= st[None, :]) & (td[:, None] <= en[None, :])
+            last_end = np.where(inside, en[None, :], np.iinfo(np.int64).min).max(axis=1)
+            due[defer] = np.where(inside.any(axis=1), last_end, td)
+    acct, _ = pd.factorize(pd.Series(account).to_numpy(dtype=object))
+    k = int(acct.max()) + 1 if n else 0
+    big = np.iinfo(np.int64).max
+    # per account, in time order: deferred events add their severity when due, key steps read the running max
+    rows = np.r_[np.flatnonzero(defer), np.flatnonzero(key)]
+    kind = np.r_[np.zeros(int(defer.sum()), dtype=np.int8), np.ones(int(key.sum()), dtype=np.int8)]
+    when = np.r_[due[defer], t[key]]
+    order = np.lexsort((kind, when, acct[rows]))
+    vals = np.where(kind == 0, sev[rows], 0)[order]
+    running = pd.Series(vals).groupby(acct[rows][order]).cummax().to_numpy(dtype=np.int8)
+    pending_at_key = np.zeros(n, dtype=np.int8)
+    is_key = kind[order] == 1
+    pending_at_key[rows[order][is_key]] = running[is_key]
+    out = np.where(defer, 0, sev).astype(np.int8)
+    escalated = key & (pending_at_key > out)
+    out = np.maximum(out, pending_at_key).astype(np.int8)
+    flag = np.full(k, big, dtype=np.int64)
+    np.minimum.at(flag, acct[defer], t[defer])
+    first_due = np.full(k, big, dtype=np.int64)
+    np.minimum.at(first_due, acct[defer], due[defer])
+    if at == "key_step":  # nothing happens before the account's next key step
+        eff = np.full(k, big, dtype=np.int64)
+        ok = key & (t >= first_due[acct])
+        np.minimum.at(eff, acct[ok], t[ok])
+    else:
+        eff = first_due
+    nat = lambda v: np.where(v < big, v, np.iinfo(np.int64).min).astype("datetime64[ns]")  # noqa: E731
+    return Deferral(out, defer, np.where(defer, sev, 0).astype(np.int8), escalated, nat(flag[acct]), nat(eff[acct]))
 
 
 # --- private helpers ----------------------------------------------------------------------------
@@ -245,33 +409,3 @@ def _reasons(why, why_labels, n):
     codes, uniq = pd.factorize(key)
     text = ["; ".join(why_labels[k][c] for k, c in zip(_LAYERS, combo) if c > 0) for combo in uniq]
     return np.asarray(text, dtype=object)[codes]
-
-
-def _delay(events, final, blacklisted, policy):
-    n = len(events)
-    if policy.key_step is not None:
-        if policy.key_step not in events.columns:
-            raise FraudkitError(f"decide: key_step column {policy.key_step!r} is not in the events")
-        key = events[policy.key_step].to_numpy(dtype=bool)
-    elif "action" in events.columns:
-        key = events["action"].isin(["comment", "share", "follow"]).to_numpy()
-    else:
-        key = np.ones(n, dtype=bool)
-    if "ts" not in events.columns:
-        raise FraudkitError("decide: delayed interception needs a ts column to order events")
-    # blacklisted events are blocked at once: there is nothing to learn from a known-bad key
-    defer = (final > 0) & ~key & ~blacklisted
-    ts = events["ts"].to_numpy(dtype="datetime64[ns]")
-    acct_codes, _ = pd.factorize(events["account_id"])
-    k = acct_codes.max() + 1 if n else 0
-    # per account: the most severe deferred decision and the time it was first deferred
-    pend = np.zeros(k, dtype=np.int8)
-    np.maximum.at(pend, acct_codes[defer], final[defer])
-    first = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, acct_codes[defer], ts[defer].astype(np.int64))
-    later_key = key & (ts.astype(np.int64) >= first[acct_codes])
-    out = np.where(defer, 0, final)
-    escalated = later_key & (pend[acct_codes] > out)
-    out = np.where(escalated, pend[acct_codes], out).astype(np.int8)
-    pending = np.where(defer, final, 0).astype(np.int8)
-    return out, defer, pending, escalated

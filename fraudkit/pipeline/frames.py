@@ -18,7 +18,27 @@ from fraudkit.data.dataset import load_dataset
 from fraudkit.identification.expressions import lists_of
 from fraudkit.identification.rules import TIME_OF_DAY, RuleSet, load_ruleset
 
-__all__ = ["missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset", "feature_tables"]
+__all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset"]
+
+
+def feature_tables(ds, features=None) -> dict:
+    """The feature tables per entity: ``features`` when it has ``account``, ``device``, ``ip`` and ``order``,
+    else those computed here (:func:`fraudkit.capability.features.entity_features`) with ``features`` on top.
+
+    ``features`` is not changed; a run computes its feature tables once (the behaviour stage's, or these)
+    and passes them forward.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> given = {e: pd.DataFrame() for e in ("account", "device", "ip", "order")}
+    >>> feature_tables(None, given) == given
+    True
+    """
+    feats = dict(features or {})
+    if not {"account", "device", "ip", "order"} <= set(feats):
+        feats = {**entity_features(ds), **feats}
+    return feats
 
 
 def missing_inputs(ds) -> set:
@@ -69,7 +89,7 @@ def list_store_for(ds):
 
 def rule_columns(ds, *, features=None) -> dict:
     """Zero-row frames with every column a rule of each entity may read (for ``rules check --data``)."""
-    feats = features if features is not None else feature_tables(ds, {"features": {}})
+    feats = features if features is not None else feature_tables(ds)
     out = {"account": feats["account"].head(0), "device": feats["device"].head(0), "ip": feats["ip"].head(0),
            "order": feats["order"].head(0)}
     if ds.has("interactions"):
@@ -94,7 +114,7 @@ def rule_frames(ds, ruleset, *, features=None) -> dict:
 
     sets = [ruleset] if isinstance(ruleset, RuleSet) else [r for r in ruleset if isinstance(r, RuleSet)]
     entities = set().union(*[r.entities for r in sets]) if sets else set(ruleset)
-    feats = features if features is not None else feature_tables(ds, {"features": {}})
+    feats = features if features is not None else feature_tables(ds)
     out = {}
     for e in entities:
         if e in ("account", "device", "ip", "order"):
@@ -150,16 +170,6 @@ def check_ruleset(path, data=None) -> str:
 
 # --- private helpers ----------------------------------------------------------------------------
 
-
-def feature_tables(ds, context):
-    """The feature tables per entity, built once per run and kept in ``context["features"]``."""
-    feats = context.get("features") or {}
-    if not {"account", "device", "ip", "order"} <= set(feats):
-
-        computed = entity_features(ds)
-        feats = {**computed, **feats}
-        context["features"] = feats
-    return feats
 
 def _interaction_accumulators():
 

@@ -1,8 +1,8 @@
 """``fraudkit score``: run the identification stages and write a run directory.
 
-Wiring only; the logic lives in the stage modules, :mod:`fraudkit.identification.rules` and
-:mod:`fraudkit.mitigation.decisions`. The run directory (built in a temporary sibling and
-swapped in atomically)::
+Wiring only; the logic lives in the stage modules (:data:`STAGE_MODULES`), :mod:`fraudkit.identification.rules`,
+:mod:`fraudkit.pipeline.operating_point` and :mod:`fraudkit.mitigation.decisions`. The run directory (built in
+a temporary sibling and swapped in atomically)::
 
     RUN/manifest.json        parameters, stages, notes, operating point, package versions, data, timings
     RUN/features/<entity>.parquet
@@ -11,34 +11,23 @@ swapped in atomically)::
     RUN/decisions.parquet    per order and interaction: decision, layer, reasons, layer scores
     RUN/rules/hits.parquet   per rule: hits and hit rate per entity
     RUN/<stage>/*.parquet    stage artifacts
+    RUN/seed_pool.parquet    the seed pool the run was given (``seed_pool=``); the graph stage's updated
+                             pool is ``RUN/graph/seed_pool.parquet``
 
-**Operating point** (:data:`OPERATING_POINT`). Each stage is read through its headline method
-(``behaviour``, ``group``, ``graph``; the rule set's ``RuleSet``), whose flag is the union of the
-stage's methods. Without ``train=``, a stage's flag is its own documented unsupervised default, except
-the rule set, which counts at its ``block`` level (``verify`` asks for a verification; it is a
-decision, not an identification: on the simulated data its precision is 0.70-0.82 against 0.98-1.0 at
-``block``). With ``train=``, the training dataset is scored with the same stages and, for every method
-of a stage, the lowest threshold reaching ``target_precision`` on the training labels is found; the
-method then flags where its own flag *and* ``score > threshold`` hold: training only ever tightens the
-unsupervised default, never loosens it (thresholds below a method's own, set in the sparse region of
-sub-threshold scores, do not transfer between datasets: on demo-small seed 1 the group stage fell to
-precision 0.43 that way). Methods the training pass does not produce (stage-1 models, which the
-behaviour stage itself trains on ``train`` and validates at the same precision) keep their own flag.
-The stage flags where any of its methods flags. ``flagged_combined`` is the union of the stage flags
-(rules included); ``score_combined`` is the highest per-stage percentile rank, for ordering only. When
-the training dataset is the scored one, its labelled accounts are listed in ``train_entities.parquet``
-so evaluation leaves them out. The manifest records every threshold and where it came from.
+One run, step by step: a frozen :class:`~fraudkit.pipeline.context.RunContext` carries the seed, the rule set,
+the lists, the seed pool, the training data, the target precision and each stage's parameters; each stage
+reads it and returns a :class:`~fraudkit.pipeline.stages.StageOutput`; the feature tables the behaviour stage
+returns are passed on with :func:`dataclasses.replace` (computed here when it does not run); the rule set is
+evaluated on them; the operating point (:mod:`fraudkit.pipeline.operating_point`) turns the scores into
+``accounts.parquet``; the layered decision decides every order and interaction.
 
-Stages receive ``context`` (a dict): the caller's ``context=`` entries (e.g. ``graph`` / ``group``
-parameter overrides, ``run_id``, ``now``), then ``seed``, ``rules`` (the RuleSet), ``lists``
-(ListStore), ``seeds`` (the seed pool given with ``seeds=``, or None), ``target_precision``,
-``features`` (``{entity: DataFrame}``, filled by the first stage that computes them), ``outputs``
-(``{stage: StageOutput}`` of the stages already run), ``train`` (the training Dataset or None) and
-``train_pass`` (True while the training dataset itself is scored to set the operating point; ``train`` is
-then None). Supervised parts of a stage that train on ``train`` score the training dataset in that pass
-out-of-fold, so thresholds are set on the scale the scored pass produces (the group stage's association
-classifier); stage-1 models are not run in that pass and keep their own flag.
-The seeds used are written to ``seeds.parquet`` and summarised in the manifest (count, source).
+**Operating point.** Without ``train=``, each stage's own unsupervised default (the rule set at its ``block``
+level). With ``train=``, the training dataset is scored by the same stages in a second pass (the context's
+``mode="train"``: supervised parts that can, the group stage's association classifier, score it out-of-fold,
+so thresholds are set on the scale the scored pass produces; stage-1 models are not fitted in it and keep their
+own flag), and every method's threshold is tightened to ``target_precision`` on its labels. When the training
+dataset is the scored one, its labelled accounts are listed in ``train_entities.parquet`` so evaluation leaves
+them out. The manifest records every threshold and where it came from.
 """
 
 from __future__ import annotations
@@ -47,35 +36,36 @@ import importlib
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fraudkit import __version__
 from fraudkit.data.atomic import atomic_directory, write_parquet, write_text
-from fraudkit.data.contract import STAGES, fraud_keys
+from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import load_dataset
 from fraudkit.errors import FraudkitError, MissingInputError
-from fraudkit.identification.base import score_frame, threshold_for_precision
+from fraudkit.identification.base import score_frame
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.identification.rules import load_ruleset
 from fraudkit.mitigation.decisions import decide
+from fraudkit.pipeline.context import STAGE_PARAMETERS, RunContext
 from fraudkit.pipeline.frames import feature_tables, list_store_for, missing_inputs, rule_frames
-from fraudkit.pipeline.stages import empty_scores
+from fraudkit.pipeline.operating_point import (
+    HEADLINE_METHODS,
+    TRAIN_PRECISION,
+    accounts_table,
+    fit_operating_point,
+    unsupervised_operating_point,
+)
+from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
 
-__all__ = ["RunResult", "score_dataset", "TRAIN_PRECISION", "HEADLINE_METHODS", "RESERVED_CONTEXT"]
+__all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS"]
 
-TRAIN_PRECISION = 0.9
-"""Default precision each stage method's threshold must reach on the training dataset (``train=``)."""
-
-HEADLINE_METHODS = {"behaviour": "behaviour", "group": "group", "graph": "graph", "rules": "RuleSet"}
-"""The method that stands for each stage in ``accounts.parquet`` (its flag is the union of the stage's methods)."""
-
-RESERVED_CONTEXT = ("seed", "rules", "lists", "seeds", "features", "outputs", "train", "train_pass",
-                    "target_precision")
-"""Context keys the pipeline sets itself; pass them as arguments of :func:`score_dataset`, not in ``context=``."""
+STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
+"""The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
+``run(ds, *, context) -> StageOutput``."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +91,9 @@ class RunResult:
         return "\n".join(lines)
 
 
-def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None,
-                  decision_policy=None, seeds=None, context=None, target_precision=TRAIN_PRECISION) -> RunResult:
+def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
+                  seed_pool=None, params=None, run_id=None, now=None,
+                  target_precision=TRAIN_PRECISION) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -114,32 +105,51 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     rules : path, dict or RuleSet, optional
         Default: the built-in rule set.
     seed : int, default=0
+        Randomness of every stage: the same seed gives the same run.
     train : path or Dataset, optional
         A labelled dataset used to fix each stage's threshold (and passed to stages for supervised models).
     lists : ListStore, optional
         Default: the dataset's ``list_entries`` table.
     decision_policy : DecisionPolicy, optional
-    seeds : SeedPool or pandas.DataFrame, optional
-        Risk seeds for the graph stage's weak-label propagation (``context["seeds"]``): a
-        :class:`~fraudkit.identification.graph.propagation.SeedPool` or a table with ``entity_id`` (or ``account_id``) and
-        optionally ``entity_type``, ``source``, ``flagged``. Recorded in the manifest and in ``seeds.parquet``.
-    context : dict, optional
-        Extra entries for every stage's ``run(..., context=)``, e.g. ``{"graph": {"lp_alpha": 0.9}}``,
-        ``run_id``, ``now``. Keys in :data:`RESERVED_CONTEXT` are refused (use the arguments).
+    seed_pool : SeedPool or pandas.DataFrame, optional
+        The risk seed pool for the graph stage's weak-label propagation: a
+        :class:`~fraudkit.identification.graph.propagation.SeedPool` or a table with ``entity_id`` (or
+        ``account_id``) and optionally ``entity_type``, ``source``, ``flagged``. Recorded in the manifest
+        (``seed_pool``) and in ``seed_pool.parquet``.
+    params : dict, optional
+        Stage parameter overrides by stage, e.g. ``{"graph": {"lp_alpha": 0.9}}`` (keys of each stage
+        module's ``DEFAULTS``).
+    run_id : str, optional
+        Recorded in the seed pool the graph stage writes.
+    now : timestamp-like, optional
+        When the run sees the data (the seed pool's ``seen_at``).
     target_precision : float, default=0.9
         Precision each stage method's threshold must reach on ``train`` (ignored without ``train``).
 
     Returns
     -------
     RunResult
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from fraudkit.data.dataset import Dataset
+    >>> acc = pd.DataFrame({"account_id": [1, 2], "registered_at": pd.to_datetime(["2024-01-01"] * 2),
+    ...                     "register_channel": "app", "phone": None})
+    >>> it = pd.DataFrame({"event_id": [1], "ts": pd.to_datetime(["2024-01-02 10:00"]), "account_id": [1],
+    ...                    "device_id": ["d1"], "ip": ["1.2.3.4"], "action": ["like"], "target_id": [9]})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     res = score_dataset(Dataset.from_tables({"accounts": acc, "interactions": it}), f"{d}/run", stages=())
+    >>> res.stages, res.n_accounts, res.n_decisions
+    ((), 2, {'interaction': {'pass': 1}})
     """
 
     t0 = time.perf_counter()
     timings = {}
-    user_context = _check_context(context)
-    if not 0 < float(target_precision) <= 1:
-        raise FraudkitError(f"target_precision must be in (0, 1], got {target_precision!r}")
-    seed_info, seed_table = _describe_seeds(seeds)
+    context = RunContext(seed=seed, seed_pool=seed_pool, target_precision=float(target_precision), run_id=run_id,
+                         now=now, **_stage_params(params))
+    seed_info, seed_table = _describe_seed_pool(seed_pool)
     ds = data if hasattr(data, "table") else load_dataset(data)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -148,16 +158,14 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     store = lists if lists is not None else list_store_for(ds)
     notes: list = []
     ruleset = _rules_for(ds, load_ruleset(rules if rules is not None else "default"), notes)
+    context = replace(context, rules=ruleset, lists=store, train=train_ds)
     timings["load"] = time.perf_counter() - t0
-    if seeds is not None and "graph" not in stages:
-        notes.append("seeds given but the graph stage is not run: they are recorded, not used")
+    if seed_pool is not None and "graph" not in stages:
+        notes.append("seed pool given but the graph stage is not run: it is recorded, not used")
     with atomic_directory(out) as tmp:
-        context = {**user_context, "seed": seed, "rules": ruleset, "lists": store, "seeds": seeds,
-                   "target_precision": float(target_precision), "features": {}, "outputs": {}, "train": train_ds,
-                   "train_pass": False}
-        outputs = _run_stages(ds, stages, tmp, seed, context, notes, timings)
+        context, outputs = _run_stages(ds, stages, context, notes, timings)
         t = time.perf_counter()
-        feats = feature_tables(ds, context)
+        feats = feature_tables(ds, context.features)
         frames = rule_frames(ds, ruleset, features=feats)
         # orders and interactions are decided on even when no rule of theirs is on
         frames |= {e: f for e, f in rule_frames(ds, ("order", "interaction"), features=feats).items()
@@ -167,8 +175,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         all_scores = [o.scores for o in outputs.values()] + [rule_out["scores"]]
         scores = pd.concat([s for s in all_scores if len(s)], ignore_index=True) if any(len(s) for s in all_scores) \
             else rule_out["scores"]
-        operating = _operating_point(train_ds, stages, ruleset, seed, user_context, float(target_precision), notes)
-        accounts = _accounts_table(ds, scores, operating, rule_out["results"].get("account"), frames.get("account"))
+        operating = _operating_point(train_ds, stages, context, notes)
+        account_ids = ds.to_pandas("accounts", columns=["account_id"])["account_id"]
+        accounts = accounts_table(account_ids, scores, operating, rule_result=rule_out["results"].get("account"),
+                                  rule_frame=frames.get("account"))
         t = time.perf_counter()
         decisions = _decisions(frames, rule_out["results"], accounts, store, decision_policy, notes)
         timings["decisions"] = time.perf_counter() - t
@@ -183,7 +193,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         write_parquet(accounts, tmp / "accounts.parquet")
         write_parquet(decisions, tmp / "decisions.parquet")
         if seed_table is not None:
-            _write_frame(seed_table, tmp / "seeds.parquet")
+            _write_frame(seed_table, tmp / "seed_pool.parquet")
         if train_ds is not None and getattr(train_ds, "fingerprint", None) == ds.fingerprint and ds.labels is not None:
             lab = ds.labels[ds.labels["entity_type"] == "account"]
             write_parquet(pd.DataFrame({"entity_type": "account",
@@ -199,14 +209,14 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             "parameters": {"stages": list(stages), "seed": seed, "rules": ruleset.source or "inline",
                            "rules_version": ruleset.version, "train": None if train_ds is None else str(train_ds.path),
                            "target_precision": float(target_precision),
-                           "context": {k: _jsonable(v) for k, v in user_context.items()}},
+                           "context": {k: _jsonable(v) for k, v in context.describe().items()}},
             "stages_run": list(ran), "notes": notes,
             "stage_notes": {st: list(o.notes) for st, o in outputs.items()},
             "data": {"path": str(Path(ds.path).resolve()) if ds.path is not None else None,
                      "fingerprint": ds.fingerprint},
             "train": None if train_ds is None else {"path": str(train_ds.path), "fingerprint": train_ds.fingerprint},
-            "seeds": seed_info,
-            "operating_point": operating["manifest"],
+            "seed_pool": seed_info,
+            "operating_point": operating.manifest,
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "versions": _versions(),
         }
@@ -218,44 +228,25 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                      n_flagged=n_flagged, n_decisions=n_dec, timings=timings)
 
 
-
-
-
-
-
-
-
-
 # --- private helpers ----------------------------------------------------------------------------
 
 
-def _run_stages(ds, stages, tmp, seed, context, notes, timings):
+def _run_stages(ds, stages, context, notes, timings):
+    """Run ``stages`` in order; returns the context with the feature tables a stage computed, and the outputs."""
     outputs = {}
     for stage in stages:
         t = time.perf_counter()
         try:
-            mod = importlib.import_module(f"fraudkit.pipeline.stages.{stage}")
-        except ModuleNotFoundError as e:
-            if e.name == f"fraudkit.pipeline.stages.{stage}":
-                notes.append(f"{stage}: skipped, fraudkit.pipeline.stages.{stage} is not installed")
-                continue
-            raise
-        try:
-            out = mod.run(ds, run_dir=tmp / stage, seed=seed, context=context)
+            out = STAGE_MODULES[stage].run(ds, context=context)
         except MissingInputError as e:
             notes.append(f"{stage}: skipped, {e}")
             continue
         outputs[stage] = out
-        context["outputs"][stage] = out
+        if out.features:
+            context = replace(context, features={**context.features, **out.features})
         notes += [f"{stage}: {n}" for n in out.notes]
         timings[stage] = time.perf_counter() - t
-    return outputs
-
-
-
-
-
-
+    return context, outputs
 
 
 def _run_rules(ruleset, frames, store, notes, *, as_of=None):
@@ -281,109 +272,28 @@ def _run_rules(ruleset, frames, store, notes, *, as_of=None):
             "scores": pd.concat(scores, ignore_index=True) if scores else empty_scores()}
 
 
-def _operating_point(train_ds, stages, ruleset, seed, user_context, precision, notes):
-    """Per stage and method: the training threshold (or None: the method's own flag)."""
-    base = {"target_precision": precision, "method": "flagged by any stage (rules count as a stage), each stage at "
-                                                     "its own high-precision operating point",
-            "headline_methods": dict(HEADLINE_METHODS),
-            "score_combined": "max over stages of the per-stage percentile rank (ordering only)"}
+def _operating_point(train_ds, stages, context, notes):
+    """The run's operating point: unsupervised defaults, or thresholds set on the training dataset."""
+    precision = float(context.target_precision)
     if train_ds is None:
-        return {"thresholds": {}, "manifest": {
-            **base, "source": "unsupervised defaults",
-            "thresholds": "each stage's own unsupervised default (no labels of the scored data are read); "
-                          "the rule set at its block level",
-            "stages": {
-            "behaviour": "the stage's own flag (its documented unsupervised default)",
-            "group": "the stage's own flag (its documented unsupervised default)",
-            "graph": "the stage's own flag (its documented unsupervised default)",
-            "rules": f"rule-set action block (aggregate score >= {ruleset.threshold.get('block', 'n/a')} or a "
-                     "block rule); verify-level hits are decisions, not identifications"}}}
+        return unsupervised_operating_point(context.rules, precision=precision)
     if train_ds.labels is None:
         raise FraudkitError(f"the training dataset {train_ds.path} has no labels table; train= needs labels; "
                             "fix: pass a labelled dataset (e.g. a simulated one) or drop train=")
-
-    with _scratch_dir() as scratch:
-        ctx = {**user_context, "seed": seed, "rules": ruleset, "lists": list_store_for(train_ds), "seeds": None,
-               "target_precision": precision, "features": {}, "outputs": {}, "train": None, "train_pass": True}
-        tr_notes: list = []
-        outs = _run_stages(train_ds, stages, Path(scratch), seed, ctx, tr_notes, {})
-        feats = feature_tables(train_ds, ctx)
-        tr_rules = _run_rules(ruleset, rule_frames(train_ds, ruleset, features=feats), ctx["lists"], tr_notes,
-                              as_of=_data_end(train_ds))
+    train_context = replace(context, mode="train", train=None, seed_pool=None, lists=list_store_for(train_ds),
+                            features={})
+    tr_notes: list = []
+    train_context, outs = _run_stages(train_ds, stages, train_context, tr_notes, {})
+    feats = feature_tables(train_ds, train_context.features)
+    tr_rules = _run_rules(context.rules, rule_frames(train_ds, context.rules, features=feats), train_context.lists,
+                          tr_notes, as_of=_data_end(train_ds))
     tr_scores = pd.concat([o.scores for o in outs.values()] + [tr_rules["scores"]], ignore_index=True)
-    tr_scores = tr_scores[tr_scores["entity_type"] == "account"]
-    pos = fraud_keys(train_ds.labels, "account")
-    thresholds = {}
-    for (stage, method), g in tr_scores.groupby(["stage", "method"], sort=True):
-        if method == HEADLINE_METHODS.get(stage) and stage != "rules":
-            continue  # the headline flag is the union of the stage's methods, each tightened below
-        per = g.assign(entity_id=g["entity_id"].astype(str)).groupby("entity_id")["score"].max()
-        thresholds[(stage, method)] = threshold_for_precision(per.to_numpy(), per.index.isin(pos), precision)
-    shown = ", ".join(f"{st}/{m} > {v:.4g}" for (st, m), v in thresholds.items())
+    op = fit_operating_point(tr_scores, train_ds.labels, precision=precision,
+                             source=f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint})")
+    shown = ", ".join(f"{st}/{m} > {v:.4g}" for (st, m), v in op.thresholds.items())
     notes.append(f"operating point: per-method thresholds set on the training dataset at precision {precision:g}, "
                  f"applied on top of each method's own flag: {shown}")
-    return {"thresholds": thresholds, "manifest": {
-        **base, "source": f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint})",
-        "threshold_source": f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint}), lowest "
-                            f"threshold reaching precision {precision:g}, on top of each method's own flag",
-        "rule": f"a method flags where its own flag holds and its score exceeds the lowest threshold reaching "
-                f"precision {precision:g} on the training labels (null: no threshold reaches it, never flags); "
-                "methods absent from the training pass (stage-1 models trained on the training dataset and "
-                "validated at the same precision) keep their own flag; a stage flags where any method does",
-        "thresholds": {f"{st}/{m}": (None if not np.isfinite(v) else float(v)) for (st, m), v in thresholds.items()}}}
-
-
-def _accounts_table(ds, scores, operating, rule_result=None, rule_frame=None):
-    acc_ids = ds.to_pandas("accounts", columns=["account_id"])["account_id"]
-    out = pd.DataFrame({"account_id": acc_ids.astype(str).to_numpy()})
-    s = scores[scores["entity_type"] == "account"]
-    s = s.assign(entity_id=s["entity_id"].astype(str))
-    ranks = []
-    any_flag = np.zeros(len(out), dtype=bool)
-    th = operating["thresholds"]
-    trained = operating["manifest"].get("source") != "unsupervised defaults"
-    for stage in [st for st in (*STAGES, "rules") if st in set(s["stage"])]:
-        g = s[s["stage"] == stage]
-        head = HEADLINE_METHODS.get(stage)
-        methods = sorted(set(g["method"]))
-        score = _per_account(g[g["method"] == head] if head in methods else g, out["account_id"])[0]
-        if not trained:
-            if stage == "rules":
-                flagged = _rules_block(rule_result, rule_frame, out["account_id"])
-            else:
-                flagged = _per_account(g[g["method"] == head] if head in methods else g, out["account_id"])[1]
-        else:
-            base = [m for m in methods if m != head] or methods
-            flagged = np.zeros(len(out), dtype=bool)
-            for m in base:
-                sc, own = _per_account(g[g["method"] == m], out["account_id"])
-                t = th.get((stage, m))
-                flagged |= own if t is None else own & (np.nan_to_num(sc, nan=-np.inf) > t)
-        out[f"score_{stage}"] = score
-        out[f"flagged_{stage}"] = flagged
-        any_flag |= flagged
-        ranks.append(pd.Series(score).rank(pct=True).fillna(0).to_numpy())
-    out["score_combined"] = np.max(ranks, axis=0) if ranks else 0.0
-    out["flagged_combined"] = any_flag
-    return out
-
-
-def _per_account(g, account_ids):
-    """Max score and any-flag per account, aligned to ``account_ids`` (NaN / False where absent)."""
-    agg = g.groupby("entity_id").agg(score=("score", "max"), flagged=("flagged", "any"))
-    idx = agg.index.get_indexer(account_ids)
-    found = idx >= 0
-    pick = np.where(found, idx, 0)
-    score = np.where(found, agg["score"].to_numpy()[pick] if len(agg) else np.nan, np.nan)
-    flagged = found & (agg["flagged"].to_numpy(dtype=bool)[pick] if len(agg) else False)
-    return score, flagged
-
-
-def _rules_block(rule_result, frame, account_ids):
-    if rule_result is None or frame is None:
-        return np.zeros(len(account_ids), dtype=bool)
-    block = frame["account_id"].astype(str)[(rule_result.rows["action"] == "block").to_numpy()]
-    return account_ids.isin(set(block)).to_numpy()
+    return op
 
 
 def _decisions(frames, rule_results, accounts, store, policy, notes):
@@ -429,35 +339,36 @@ def _rules_for(ds, ruleset, notes):
     return rs
 
 
-def _check_context(context):
-    if context is None:
+def _stage_params(params):
+    """``params=`` of :func:`score_dataset` as RunContext fields (one dict per stage)."""
+    if params is None:
         return {}
-    if not isinstance(context, dict):
-        raise FraudkitError(f"context must be a dict of stage context entries, got {type(context).__name__}; "
-                            'e.g. context={"graph": {"lp_alpha": 0.9}}')
-    bad = sorted(set(context) & set(RESERVED_CONTEXT))
-    if bad:
-        raise FraudkitError(f"context key(s) {', '.join(bad)} are set by the pipeline; pass them as arguments of "
-                            "score_dataset (seeds=, train=, lists=, rules=, seed=, target_precision=)")
-    return dict(context)
+    if not isinstance(params, dict):
+        raise FraudkitError(f"params must be a dict of stage parameter overrides, got {type(params).__name__}; "
+                            'e.g. params={"graph": {"lp_alpha": 0.9}}')
+    unknown = sorted(set(params) - set(STAGE_PARAMETERS))
+    if unknown:
+        raise FraudkitError(f"params: unknown stage(s) {', '.join(map(str, unknown))}; parameters are given per "
+                            f"stage ({', '.join(STAGE_PARAMETERS)}), e.g. params={{\"graph\": {{\"lp_alpha\": 0.9}}}}")
+    return dict(params)
 
 
-def _describe_seeds(seeds):
-    """Manifest entry and the table written to ``seeds.parquet`` for the seeds given."""
-    if seeds is None:
+def _describe_seed_pool(seed_pool):
+    """Manifest entry and the table written to ``seed_pool.parquet`` for the seed pool given."""
+    if seed_pool is None:
         return {"count": 0, "n_entities": 0, "source": None}, None
 
-    if isinstance(seeds, SeedPool):
-        t, kind = seeds.table, "SeedPool"
-    elif isinstance(seeds, pd.DataFrame):
-        t, kind = seeds, "DataFrame"
+    if isinstance(seed_pool, SeedPool):
+        t, kind = seed_pool.table, "SeedPool"
+    elif isinstance(seed_pool, pd.DataFrame):
+        t, kind = seed_pool, "DataFrame"
         if "entity_id" not in t.columns and "account_id" not in t.columns:
-            raise FraudkitError("seeds: a seed table needs an entity_id (or account_id) column; columns: "
+            raise FraudkitError("seed_pool: a seed table needs an entity_id (or account_id) column; columns: "
                                 f"{', '.join(map(str, t.columns)) or 'none'}; e.g. SeedPool.load('seed_pool.parquet')")
         if "entity_id" not in t.columns:
             t = t.rename(columns={"account_id": "entity_id"}).assign(entity_type="account")
     else:
-        raise FraudkitError(f"seeds must be a SeedPool or a DataFrame, got {type(seeds).__name__}; "
+        raise FraudkitError(f"seed_pool must be a SeedPool or a DataFrame, got {type(seed_pool).__name__}; "
                             "wrap account keys as pd.DataFrame({'account_id': keys})")
     et = t["entity_type"].astype(str) if "entity_type" in t.columns else pd.Series("account", index=t.index)
     if "flagged" in t.columns:  # a score table: its flagged rows are the seeds (as the graph stage reads it)
@@ -516,14 +427,3 @@ def _versions():
         except Exception:  # noqa: BLE001 - a missing optional package is just not listed
             continue
     return out
-
-
-class _scratch_dir:
-    def __enter__(self):
-        import tempfile
-
-        self._d = tempfile.TemporaryDirectory(prefix="fraudkit-train-")
-        return self._d.name
-
-    def __exit__(self, *exc):
-        self._d.cleanup()

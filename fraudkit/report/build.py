@@ -32,12 +32,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 
 from fraudkit import __version__
 from fraudkit.data import atomic
 from fraudkit.data.contract import STAGES
+from fraudkit.data.dataset import dataset_fingerprint
 from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.report.html import mask_html, mask_notebook, render_notebook_body, render_page
@@ -51,7 +52,6 @@ __all__ = [
     "ReportResult",
     "build_report",
     "notebook_dir",
-    "dataset_fingerprint",
     "make_run_id",
     "kernel_manager_class",
     "install_kernel",
@@ -179,7 +179,8 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
         Windows of the closed loop in step 5 (each scores the data up to its end: the loop's cost
         grows with it; 0 skips the loop).
     notebooks_dir : path, optional
-        Folder with the step notebooks (default: the ones shipped in ``fraudkit/report/notebooks``).
+        Folder with the step notebooks ``01_risk_perception.ipynb`` … ``05_effect_evaluation.ipynb``
+        (default: :func:`notebook_dir`, the checkout's ``notebooks/``).
     parameters : dict, optional
         Papermill parameters of the steps that declare them (e.g. ``{"redteam_scenario": ""}`` skips
         the drill, ``{"redteam_size": ""}`` runs it at the attack scenario's own size).
@@ -277,24 +278,28 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
 
 
 def notebook_dir() -> Path:
-    """The step notebooks shipped with the package (``fraudkit/report/notebooks``); the source of truth."""
-    return Path(str(resources.files("fraudkit.report").joinpath("notebooks")))
+    """The folder of the step notebooks ``fraudkit report`` runs by default.
 
+    The notebooks have one source: the plain ``.ipynb`` files (without outputs) in
+    the ``notebooks/`` folder of the checkout, next to the ``fraudkit`` package —
+    what analysts open and edit in JupyterLab, and what the editable install
+    (``scripts/setup.sh``) runs. A non-editable install has them in
+    ``<prefix>/share/fraudkit/notebooks`` (installed from that folder). Pass
+    ``notebooks_dir`` to :func:`build_report` (``fraudkit report --notebooks DIR``)
+    to run others.
 
-def dataset_fingerprint(path) -> str:
-    """Short SHA-256 of a dataset folder's content: file names, sizes and bytes (12 hex digits).
-
-    Unlike a hash of modification times, re-simulating the same scenario and
-    seed gives the same fingerprint, so the run id and report repeat.
+    Raises
+    ------
+    MissingInputError
+        When neither folder holds the notebooks.
     """
-    h = hashlib.sha256()
-    root = Path(path)
-    for p in sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith(".")):
-        h.update(p.relative_to(root).as_posix().encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
-        with p.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:12]
+    candidates = (Path(__file__).resolve().parents[2] / "notebooks",
+                  Path(sys.prefix) / "share" / "fraudkit" / "notebooks")
+    for folder in candidates:
+        if (folder / f"{STEPS[0].name}.ipynb").is_file():
+            return folder
+    raise MissingInputError(f"the step notebooks are in none of {', '.join(map(str, candidates))}; "
+                            "pass --notebooks DIR (the checkout's notebooks/ folder)")
 
 
 def make_run_id(as_of: str | None, fingerprint: str, params: dict) -> str:
@@ -526,12 +531,13 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
 
 
 def _notebooks(notebooks_dir) -> dict:
+    """``{step name: notebook path}`` in ``notebooks_dir`` (default :func:`notebook_dir`); all five must exist."""
     root = Path(notebooks_dir) if notebooks_dir is not None else notebook_dir()
     found = {s.name: root / f"{s.name}.ipynb" for s in STEPS}
-    missing = [str(p) for p in found.values() if not p.exists()]
+    missing = [p.name for p in found.values() if not p.exists()]
     if missing:
-        raise MissingInputError(f"step notebook(s) not found: {', '.join(missing)}; "
-                                "regenerate them with `python notebooks/build_notebooks.py`")
+        raise MissingInputError(f"step notebook(s) {', '.join(missing)} not found in {root}; pass the folder "
+                                "that holds all five (the checkout's notebooks/)")
     return found
 
 

@@ -122,8 +122,7 @@ def external_resources(markup: str) -> list[str]:
 def mask_html(markup: str) -> str:
     """Mask personal data in the text of a page, leaving ``data:`` URIs (images) untouched.
 
-    Uses :func:`fraudkit.report.masking.mask_text`; without it, IPv4 addresses and
-    11-digit mobile numbers are masked by :func:`_fallback_mask_text`.
+    Uses :func:`fraudkit.report.masking.mask_text` (the one masking module).
     """
     out, last = [], 0
     for m in _DATA_URI.finditer(markup):
@@ -175,14 +174,3 @@ def embed_html(document: str, *, title: str, height: int = 560) -> str:
     document, _ = make_offline(document)
     return (f'<iframe class="fk-graph" title="{_html.escape(title)}" sandbox="allow-scripts" '
             f'style="height:{int(height)}px" srcdoc="{_html.escape(document, quote=True)}"></iframe>')
-
-
-_IPV4 = re.compile(r"(?<![\w.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![\w.])")
-_PHONE = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
-
-
-def _fallback_mask_text(text: str) -> str:
-    """Mask IPv4 addresses (``10.2.*.*``) and 11-digit mobile numbers (``138****1234``)."""
-    text = _IPV4.sub(lambda m: f"{m.group(1)}.{m.group(2)}.*.*"
-                     if all(0 <= int(g) <= 255 for g in m.groups()) else m.group(0), text)
-    return _PHONE.sub(r"\1****\2", text)

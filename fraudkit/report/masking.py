@@ -31,7 +31,8 @@ import pandas as pd
 from fraudkit.data.contract import PII_COLUMNS
 from fraudkit.errors import FraudkitError
 
-__all__ = ["mask_value", "mask_series", "mask_frame", "mask_text", "MASK_KINDS", "COLUMN_KINDS"]
+__all__ = ["mask_value", "mask_entity", "mask_series", "mask_frame", "mask_text", "MASK_KINDS", "COLUMN_KINDS",
+           "PERSONAL_ENTITY_TYPES"]
 
 MASK_KINDS = ("phone", "ip", "address", "device", "fingerprint", "binding", "id")
 """How a value is masked."""
@@ -48,8 +49,10 @@ COLUMN_KINDS = {
 }
 """Mask kind of each PII column (``entity_id`` depends on ``entity_type``)."""
 
-_ENTITY_KINDS = {"device": "device", "ip": "ip", "ip24": "ip", "phone": "phone", "address": "address",
-                 "binding": "binding"}
+PERSONAL_ENTITY_TYPES = {"device": "device", "ip": "ip", "ip24": "ip", "phone": "phone", "address": "address",
+                         "binding": "binding", "fingerprint": "fingerprint"}
+"""Mask kind of each entity (graph node) type that is personal data; other types (account, note...) are shown."""
+
 _PREFIX = {"device": "dev", "fingerprint": "fp", "binding": "bind", "id": "id"}
 _ADDRESS_KEEP = 6
 _PROCESS_KEY = secrets.token_hex(16)
@@ -85,6 +88,36 @@ def mask_value(kind: str, value, *, key=None):
     True
     """
     return mask_series(kind, pd.Series([value]), key=key).iloc[0]
+
+
+def mask_entity(entity_type: str, value, *, key=None) -> str:
+    """Display text of an entity key (a graph node): masked when ``entity_type`` is personal data.
+
+    Devices, fingerprints and bindings become keyed hashes (never a prefix of
+    the raw id), phones and IPs keep only their public head, addresses their
+    first characters; accounts, notes, products and other opaque ids are shown
+    as they are.
+
+    Parameters
+    ----------
+    entity_type : str
+        A node type (:data:`PERSONAL_ENTITY_TYPES` are masked).
+    value : object
+        The raw key.
+    key : str or None, default=None
+        Secret for hashed ids (see the module docstring).
+
+    Examples
+    --------
+    >>> mask_entity("account", "a17")
+    'a17'
+    >>> mask_entity("phone", "13812345678")
+    '138****5678'
+    >>> mask_entity("device", "D-8F2A", key="k").startswith("dev:")
+    True
+    """
+    kind = PERSONAL_ENTITY_TYPES.get(entity_type)
+    return str(value) if kind is None else str(mask_value(kind, value, key=key))
 
 
 def mask_series(kind: str, values, *, key=None) -> pd.Series:
@@ -126,7 +159,7 @@ def mask_frame(df: pd.DataFrame, *, key=None, columns=None) -> pd.DataFrame:
 
     Masks the contract's PII columns (:data:`fraudkit.data.contract.PII_COLUMNS`)
     and ``ip24``; ``entity_id`` is masked on the rows whose ``entity_type``
-    is a personal entity (device, ip, ip24, phone, address, binding) and, when
+    is a personal entity (:data:`PERSONAL_ENTITY_TYPES`) and, when
     there is no ``entity_type`` column, everywhere (as an opaque id).
 
     Parameters
@@ -156,7 +189,7 @@ def mask_frame(df: pd.DataFrame, *, key=None, columns=None) -> pd.DataFrame:
             out["entity_id"] = mask_series("id", out["entity_id"], key=key)
         else:
             ids = out["entity_id"].astype(object)
-            for etype, kind in _ENTITY_KINDS.items():
+            for etype, kind in PERSONAL_ENTITY_TYPES.items():
                 rows = (out["entity_type"] == etype).to_numpy()
                 if rows.any():
                     ids = ids.where(~rows, mask_series(kind, out.loc[rows, "entity_id"], key=key).reindex(ids.index))

@@ -1,10 +1,16 @@
-"""What notebook 04 shows: every governance action of :mod:`fraudkit.mitigation.actions` applied to one run.
+"""What notebook 04 (risk mitigation) shows: every governance action of :mod:`fraudkit.mitigation.actions` on one run.
 
 :func:`governance_actions` runs the actions on a run directory and its dataset
 (impact, supply chain, motive, scalpers, delayed interception) and, when the
 dataset has labels, :func:`fraudkit.mitigation.actions.mitigation_summary` — honest
-collateral on look-alikes included. The other functions turn the results into
-the tables and charts the notebook shows. Labels are read only through
+collateral on look-alikes included. :func:`governance_changes`, :func:`clean_by_action`,
+:func:`ban_resources`, :func:`limit_breakdown` and :func:`collateral_share` turn the
+results into tables. The notebook's cells call one section function each
+(:func:`layered_decisions`, :func:`governance_overview`, :func:`impact`, :func:`supply_chain`,
+:func:`motive`, :func:`purchase_limits`, :func:`scoped_lists`, :func:`delayed_interception`,
+:func:`honest_collateral`), which take the notebook's :class:`fraudkit.report.notebook.Context`
+and return what the section shows (:mod:`fraudkit.report.display`) or why it is not
+available. The actions run once per notebook run. Labels are read only through
 :func:`fraudkit.mitigation.actions.mitigation_summary`.
 """
 
@@ -16,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.mitigation import actions as mg
-from fraudkit.report.notebook import read_artifact, read_table
-from fraudkit.report.views import has_column
+from fraudkit.report import plots
+from fraudkit.report.display import Chart, Note, Shown, Table, Unavailable
+from fraudkit.report.notebook import Context, read_artifact, read_table, write_artifact
+from fraudkit.report.views import decision_breakdown, has_column, reason_counts
 
 __all__ = [
     "Governance",
@@ -28,6 +36,15 @@ __all__ = [
     "ban_resources",
     "limit_breakdown",
     "collateral_share",
+    "layered_decisions",
+    "governance_overview",
+    "impact",
+    "supply_chain",
+    "motive",
+    "purchase_limits",
+    "scoped_lists",
+    "delayed_interception",
+    "honest_collateral",
 ]
 
 
@@ -234,6 +251,150 @@ def collateral_share(summary: pd.DataFrame) -> pd.DataFrame:
                         "n_affected": summary["n_affected"], "n_honest": summary["n_honest"]})
     out["honest_share"] = out["n_honest"] / out["n_affected"].where(out["n_affected"] > 0)
     return out.reset_index(drop=True)
+
+
+# --- the notebook's sections -------------------------------------------------------------------------
+
+
+def layered_decisions(ctx: Context) -> Shown | Unavailable:
+    """Each event's decision by the layer that produced it, delayed interceptions, and the reasons behind them."""
+    decisions = ctx.artifact("decisions")
+    if decisions is None or not len(decisions):
+        return Unavailable("layered decisions", "the run has no decisions.parquet")
+    by = decision_breakdown(decisions)
+    shown = [Table(by, caption="Decisions by layer"),
+             Chart(plots.bar(by, x="layer", y="events", hue="decision", title="Decisions by layer",
+                             xlabel="layer that decided", ylabel="events"))]
+    if "delayed" in decisions.columns and decisions["delayed"].any():
+        shown.append(Note(f"{int(decisions['delayed'].sum()):,} events were let through now and intercepted later "
+                          "at a key step (delayed interception)."))
+    if "reasons" in decisions.columns:
+        shown.append(Table(reason_counts(decisions[decisions["decision"] != "pass"], column="reasons"),
+                           caption="Most frequent reasons behind verify and block"))
+    return Shown(*shown)
+
+
+def governance_overview(ctx: Context) -> Table | Unavailable:
+    """One row per governance action applied to the run: what it does and what it changes.
+
+    See :func:`governance_changes`.
+    """
+    gov = _governance(ctx)
+    if isinstance(gov, Unavailable):
+        return gov
+    return Table(governance_changes(gov), caption="What each action does and what it changes", max_rows=20)
+
+
+def impact(ctx: Context) -> Table | Unavailable:
+    """Fake engagement removed from the counts, by action (:func:`clean_by_action`)."""
+    r = _result(ctx, "clean_engagement")
+    if isinstance(r, Unavailable):
+        return r
+    return Table(clean_by_action(r), caption="Fake engagement removed, by action: raw, fake and clean counts")
+
+
+def supply_chain(ctx: Context) -> Table | Unavailable:
+    """Resources of the banned accounts: touched and burned (:func:`ban_resources`)."""
+    r = _result(ctx, "ban_accounts")
+    if isinstance(r, Unavailable):
+        return r
+    return Table(ban_resources(r),
+                 caption=f"Resources of the {r.summary['banned']:,} banned accounts: touched and burned")
+
+
+def motive(ctx: Context) -> Shown:
+    """Demoted notes and the authors whose commercial rights are restricted, most fake engagement first."""
+    shown = []
+    for name, flag, sort, caption in (
+            ("demote_notes", "demoted", "fake_count", "Demoted notes: fake share and distribution weight"),
+            ("restrict_commerce", "restricted", "fake_bought", "Authors whose commercial rights are restricted")):
+        r = _result(ctx, name)
+        if isinstance(r, Unavailable):
+            shown.append(r)
+            continue
+        t = r.table[r.table[flag]]
+        shown.append(Table(t.sort_values(sort, ascending=False, kind="stable"), caption=f"{caption} ({len(t):,})",
+                           max_rows=8))
+    return Shown(*shown)
+
+
+def purchase_limits(ctx: Context) -> Shown | Unavailable:
+    """The declared purchase limits, and the orders under each limit and refusals by risk tier.
+
+    See :func:`limit_breakdown`.
+    """
+    r = _result(ctx, "purchase_limit")
+    if isinstance(r, Unavailable):
+        return r
+    return Shown(Table(pd.DataFrame([lim.to_dict() for lim in mg.DEFAULT_PURCHASE_LIMITS]), caption="The limits"),
+                 Table(limit_breakdown(r), caption="Orders under each limit and refusals, by risk tier"))
+
+
+def scoped_lists(ctx: Context) -> Table | Unavailable:
+    """Keys blacklisted for the promotion with the most intercepted orders, for that promotion only."""
+    r = _result(ctx, "lists")
+    if isinstance(r, Unavailable):
+        return r
+    return Table(r.table.drop(columns=["entry_id"], errors="ignore"),
+                 caption=f"Keys listed for promotion {_governance(ctx).promotion_id}", max_rows=10)
+
+
+def delayed_interception(ctx: Context) -> Table | Unavailable:
+    """Immediate against delayed interception (at the next key step, at the end of the promotion window).
+
+    Per action: the lag, the events leaked while waiting and the triggers hidden from attackers.
+    """
+    gov = _governance(ctx)
+    if isinstance(gov, Unavailable):
+        return Unavailable("delayed interception", gov.why)
+    delayed = [gov.results[k].summary_frame().assign(action=k) for k in ("delayed_key_step", "delayed_window_end")
+               if k in gov.results]
+    if not delayed:
+        return Unavailable("delayed interception", gov.skipped.get("delayed", "no delayed interception was applied"))
+    return Table(pd.concat(delayed, ignore_index=True),
+                 caption="Immediate vs delayed interception: lag, events leaked while waiting, triggers hidden")
+
+
+def honest_collateral(ctx: Context) -> Shown | Unavailable:
+    """Per action, the share of what it hits that is not fraud, by typology and look-alike group.
+
+    Writes the summary to ``RUN/report/mitigation/summary.parquet``.
+    """
+    gov = _governance(ctx)
+    if isinstance(gov, Unavailable):
+        return Unavailable("honest collateral", gov.why)
+    if gov.summary is None:
+        return Unavailable("honest collateral", "the dataset has no labels table")
+    write_artifact(ctx.run_dir, "mitigation", "summary", gov.summary)
+    return Shown(Chart(plots.bar(collateral_share(gov.summary), x="action", y="honest_share",
+                                 title="Honest collateral: share of what each action hits that is not fraud",
+                                 xlabel="governance action (what it counts)", ylabel="share not fraud",
+                                 value_format=".1%", figsize=(9.0, 4.2))),
+                 Table(gov.summary.drop(columns=["action"]),
+                       caption="Entities affected per action, by typology and look-alike group"))
+
+
+# --- private ------------------------------------------------------------------
+
+
+def _governance(ctx: Context) -> Governance | Unavailable:
+    """:func:`governance_actions` on the notebook's run, computed once per notebook run."""
+    def compute():
+        if ctx.artifact("accounts", columns=["account_id"]) is None:
+            return Unavailable("governance actions", "the run has no accounts.parquet")
+        return governance_actions(ctx.run_dir, ctx.data_dir)
+
+    return ctx.memo("governance", compute)
+
+
+def _result(ctx: Context, name: str):
+    """The result of one governance action, or why it is not available."""
+    gov = _governance(ctx)
+    if isinstance(gov, Unavailable):
+        return Unavailable(name, gov.why)
+    if name not in gov.results:
+        return Unavailable(name, gov.skipped.get(name, "the action did not run"))
+    return gov.results[name]
 
 
 def _busiest_promotion(orders: pd.DataFrame, decisions: pd.DataFrame | None):

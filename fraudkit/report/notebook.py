@@ -1,152 +1,175 @@
-"""What the five step notebooks call to read inputs and show results.
+"""What every step notebook needs: its inputs resolved once (:func:`setup`), and the run's files.
 
-The notebooks are thin: they tell the story and call the package. This module
-holds the few things every notebook needs:
+A step notebook is thin: a parameters cell, one setup call
 
-* reading a dataset table or a run artifact that may be absent
-  (:func:`read_table`, :func:`read_artifact`), and writing a step's own
-  artifacts into the run directory (:func:`write_artifact`);
-* finding a package function that may not exist in this installation
-  (:func:`require`) — a missing function or input renders a clear
-  "not available: <why>" note (:func:`not_available`), never made-up content;
-* showing tables with personal data masked (:func:`show`) and figures
-  (:func:`show_figure`).
+    ctx = nb.setup(data_dir, run_dir=run_dir, train_dir=train_dir, as_of=as_of, seed=seed,
+                   previous_run_dir=previous_run_dir)
 
-A module that exists but fails to import is an error, not "not available":
-the step fails and the report shows the traceback.
+and one call per section to a view function of the report
+(:mod:`fraudkit.report.perception_views` … :mod:`fraudkit.report.evaluation_views`), which
+takes the :class:`Context` and returns what the section shows
+(:mod:`fraudkit.report.display`). This module also holds the small readers and
+writers the views share: dataset tables and run artifacts that may be absent
+(:func:`read_table`, :func:`read_artifact`), a step's own artifacts
+(:func:`write_artifact`, :func:`step_dir`) and :func:`list_artifacts`.
 """
 
 from __future__ import annotations
 
-import html
-import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from fraudkit.data import atomic
-from fraudkit.data.contract import PII_COLUMNS
 from fraudkit.data.dataset import read_table, table_path
 from fraudkit.errors import MissingInputError
-from fraudkit.report.html import embed_html, mask_html
-from fraudkit.report.plots import check_labelled
-from fraudkit.simulation import TRAIN_SEED_OFFSET
+from fraudkit.pipeline.score import score_dataset
+from fraudkit.report.masking import mask_frame
+from fraudkit.report.plots import set_style
+from fraudkit.simulation import TRAIN_SEED_OFFSET, simulate
 
 __all__ = [
-    "require",
-    "not_available",
-    "note",
-    "show",
-    "show_figure",
+    "Context",
+    "setup",
+    "ensure_inputs",
     "read_table",
     "read_artifact",
     "write_artifact",
     "list_artifacts",
     "mask_frame",
     "table_path",
-    "ensure_inputs",
     "as_of_day",
     "step_dir",
-    "show_graph",
-    "NOTE_CLASS",
 ]
 
-NOTE_CLASS = "fk-note"
-"""CSS class of the notes this module renders (the page template styles it)."""
 
+@dataclass(frozen=True, eq=False)
+class Context:
+    """The inputs of one notebook run, as :func:`setup` resolved them, and what the views computed once.
 
-def require(module: str, attr: str | None = None, *, what: str | None = None, show_note: bool = True):
-    """Return ``module`` (or ``module.attr``) if this installation has it, else ``None`` and a note.
-
-    Parameters
+    Attributes
     ----------
-    module : str
-        Dotted module name, e.g. ``"fraudkit.evaluation.metrics"``.
-    attr : str, optional
-        Attribute to fetch from it, e.g. ``"evaluate_run"``.
-    what : str, optional
-        What the section shows, for the note ("The arms-race table").
-    show_note : bool, default=True
-        Display the "not available" note when missing.
-
-    Returns
-    -------
-    object or None
-
-    Raises
-    ------
-    ImportError
-        When the module exists but one of *its* imports fails (a real bug, shown as an error).
+    data_dir : Path
+        The dataset (the data contract's tables).
+    run_dir : Path
+        The run directory written by ``fraudkit score``; the steps write their own tables under ``report/``.
+    train_dir : Path or None
+        The labelled training dataset the run's models and thresholds were fitted on.
+    seed : int
+    as_of : str
+        ``YYYY-MM-DD`` the monitors report on (empty: the last day in the data).
+    previous_run_dir : Path or None
+        The previous report's run directory, for comparisons.
 
     Examples
     --------
-    >>> require("fraudkit.data.contract", "STAGES", show_note=False)
-    ('behaviour', 'group', 'graph')
-    >>> require("fraudkit.no_such_module", show_note=False) is None
-    True
+    >>> ctx = Context(Path("data"), Path("run"))
+    >>> ctx.memo("answer", lambda: 42), ctx.memo("answer", lambda: 0)
+    (42, 42)
     """
-    name = f"{module}.{attr}" if attr else module
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name is None or not (module == e.name or module.startswith(e.name + ".")):
-            raise  # the module exists but a dependency of it is missing: a real error
-        if show_note:
-            not_available(what or name, f"`{module}` is not part of this fraudkit installation yet")
-        return None
-    if attr is None:
-        return mod
-    obj = getattr(mod, attr, None)
-    if obj is None and show_note:
-        not_available(what or name, f"`{module}` has no `{attr}` in this version")
-    return obj
+
+    data_dir: Path
+    run_dir: Path
+    train_dir: Path | None = None
+    seed: int = 0
+    as_of: str = ""
+    previous_run_dir: Path | None = None
+    cache: dict = field(default_factory=dict, repr=False)
+    """Results computed once per notebook run (see :meth:`memo`); views never modify what is in it."""
+
+    def table(self, name: str, *, columns=None) -> pd.DataFrame | None:
+        """The dataset's table ``name`` (read once), or None when the dataset does not have it."""
+        key = ("table", name, tuple(columns) if columns is not None else None)
+        return self.memo(key, lambda: read_table(self.data_dir, name, columns=columns))
+
+    def artifact(self, name: str, *, columns=None) -> pd.DataFrame | None:
+        """The run's artifact ``RUN/<name>.parquet`` (read once), or None when the run did not write it."""
+        key = ("artifact", name, tuple(columns) if columns is not None else None)
+        return self.memo(key, lambda: read_artifact(self.run_dir, name, columns=columns))
+
+    def memo(self, key, compute):
+        """``compute()`` the first time ``key`` is asked for in this notebook run; the same object afterwards."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
 
 
-def not_available(what: str, why: str) -> None:
-    """Display a clearly marked "not available" note for a section that cannot be shown."""
-    _display_html(f'<div class="{NOTE_CLASS} {NOTE_CLASS}-na"><strong>Not available: {html.escape(what)}.</strong> '
-                  f"{_md_code(why)}.</div>", f"Not available: {what}. {why}.")
+def setup(data_dir="", *, run_dir="", train_dir="", seed: int = 0, as_of: str = "", previous_run_dir: str = "",
+          scenario: str = "micro", cache=".fraudkit-cache") -> Context:
+    """Resolve a step notebook's parameters into a :class:`Context` and apply the report's plot style.
 
+    ``fraudkit report`` passes every folder. Left empty (an analyst running a
+    notebook as it is in JupyterLab), the ``micro`` demo is simulated and scored
+    here (:func:`ensure_inputs`).
 
-def note(text: str, *, kind: str = "info") -> None:
-    """Display a short highlighted note (``kind`` in info, warn, ok)."""
-    _display_html(f'<div class="{NOTE_CLASS} {NOTE_CLASS}-{html.escape(kind)}">{_md_code(text)}</div>', text)
+    Parameters
+    ----------
+    data_dir, run_dir, train_dir : path or ""
+        See :func:`ensure_inputs`.
+    seed : int, default=0
+    as_of : str, default=""
+        ``YYYY-MM-DD`` the monitors report on (empty: the last day in the data).
+    previous_run_dir : path or "", default=""
+        The previous report's run directory (empty: none).
+    scenario, cache
+        The demo used when ``data_dir`` is empty, and where it is kept.
 
-
-def show(df: pd.DataFrame, *, caption: str | None = None, max_rows: int = 20, floatfmt: str = "{:,.3f}",
-         mask: bool = True) -> None:
-    """Display ``df`` (first ``max_rows`` rows) with personal-data columns masked.
-
-    The frame is not modified. Numbers are formatted for reading; the row
-    count is stated when rows are cut.
+    Returns
+    -------
+    Context
     """
-    view = mask_frame(df) if mask else df
-    n = len(view)
-    view = view.head(max_rows)
-    styler = view.style.hide(axis="index").format(
-        {c: floatfmt for c in view.columns if pd.api.types.is_float_dtype(view[c])}, na_rep="–")
-    if caption or n > max_rows:
-        cap = (caption or "") + (f" (first {max_rows} of {n:,} rows)" if n > max_rows else "")
-        styler = styler.set_caption(html.escape(cap.strip()))
-    # a fixed table id: pandas otherwise draws a random uuid, and the report must be reproducible
-    styler = styler.set_uuid("fk")
-    _display_html(styler.to_html(), view.to_string(max_rows=max_rows))
+    set_style()
+    data_dir, run_dir, train_dir = ensure_inputs(data_dir, run_dir, train_dir=train_dir, seed=seed,
+                                                 scenario=scenario, cache=cache)
+    return Context(data_dir, run_dir, train_dir, int(seed), str(as_of or ""),
+                   Path(previous_run_dir) if previous_run_dir else None)
 
 
-def show_figure(fig) -> None:
-    """Display a figure built by :mod:`fraudkit.report.plots` (checked for title and axis labels)."""
+def ensure_inputs(data_dir, run_dir, *, train_dir="", seed: int = 0, scenario: str = "micro",
+                  cache=".fraudkit-cache"):
+    """Resolve the notebook's input folders; with empty parameters, simulate and score ``scenario`` here.
 
-    check_labelled(fig)
-    try:
-        from IPython.display import display
+    ``fraudkit report`` always passes ``data_dir`` and ``run_dir`` (and
+    ``train_dir`` when it has training data). An analyst who opens a notebook
+    in JupyterLab and runs it as it is gets the small demo: ``scenario``
+    simulated with ``seed`` into ``<cache>/data``, a separate *training world*
+    (the same scenario with ``seed + 1000``) into ``<cache>/train``, and the
+    data scored with models and thresholds fitted on the training world into
+    ``<cache>/run`` (all reused on the next run).
 
-        display(fig)
-    except ImportError:  # pragma: no cover - outside IPython
-        pass
+    Returns
+    -------
+    (Path, Path, Path or None)
+        ``data_dir``, ``run_dir`` and ``train_dir`` (None: no training data).
 
-
-
-
+    Raises
+    ------
+    MissingInputError
+        When a given folder does not exist.
+    """
+    cache = Path(cache) / f"{scenario}-seed{seed}"
+    if not data_dir:
+        data_dir = cache / "data"
+        if not (data_dir / "accounts.parquet").exists():
+            simulate(scenario, data_dir, seed=seed, progress=False)
+        if not train_dir:
+            train_dir = cache / "train"
+            if not (train_dir / "accounts.parquet").exists():
+                simulate(scenario, train_dir, seed=seed + TRAIN_SEED_OFFSET, progress=False)
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise MissingInputError(f"data_dir {data_dir} is not a folder; set it in the parameters cell")
+    train_dir = Path(train_dir) if train_dir else None
+    if train_dir is not None and not train_dir.is_dir():
+        raise MissingInputError(f"train_dir {train_dir} is not a folder; set it in the parameters cell "
+                                "or leave it empty")
+    if not run_dir:
+        run_dir = cache / "run"
+        if not (run_dir / "accounts.parquet").exists():
+            score_dataset(data_dir, run_dir, seed=seed, train=train_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return data_dir, Path(run_dir), train_dir
 
 
 def read_artifact(run_dir, name: str, columns=None) -> pd.DataFrame | None:
@@ -180,74 +203,14 @@ def list_artifacts(run_dir) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["artifact", "rows", "columns"])
 
 
-def mask_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Mask personal data for display: :func:`fraudkit.report.masking.mask_frame` when installed.
-
-    Without it, every contract PII column (and ``entity_id`` of PII entity
-    types) is replaced by a short keyed hash, so equal values stay equal.
-    """
-    masking = require("fraudkit.report.masking", "mask_frame", show_note=False)
-    if masking is not None:
-        return masking(df)
-    import hashlib
-
-    out = df.copy()
-    for c in out.columns:
-        if c in PII_COLUMNS:
-            out[c] = out[c].map(lambda v: v if pd.isna(v) else
-                                "#" + hashlib.sha256(f"fraudkit:{v}".encode()).hexdigest()[:8])
-    return out
-
-
-def ensure_inputs(data_dir, run_dir, *, train_dir="", seed: int = 0, scenario: str = "micro",
-                  cache=".fraudkit-cache"):
-    """Resolve the notebook's input folders; with empty parameters, simulate and score ``scenario`` here.
-
-    ``fraudkit report`` always passes ``data_dir`` and ``run_dir`` (and
-    ``train_dir`` when it has training data). An analyst who opens a notebook
-    in JupyterLab and runs it as it is gets the small demo: ``scenario``
-    simulated with ``seed`` into ``<cache>/data``, a separate *training world*
-    (the same scenario with ``seed + 1000``) into ``<cache>/train``, and the
-    data scored with models and thresholds fitted on the training world into
-    ``<cache>/run`` (all reused on the next run).
-
-    Returns
-    -------
-    (Path, Path, Path or None)
-        ``data_dir``, ``run_dir`` and ``train_dir`` (None: no training data).
-    """
-
-    cache = Path(cache) / f"{scenario}-seed{seed}"
-    demo = not data_dir
-    if demo:
-        simulate = require("fraudkit.simulation", "simulate", show_note=False)
-        if simulate is None:
-            raise MissingInputError("set data_dir in the parameters cell: the demo needs fraudkit.simulation")
-        data_dir = cache / "data"
-        if not (data_dir / "accounts.parquet").exists():
-            simulate(scenario, data_dir, seed=seed, progress=False)
-        if not train_dir:
-
-            train_dir = cache / "train"
-            if not (train_dir / "accounts.parquet").exists():
-                simulate(scenario, train_dir, seed=seed + TRAIN_SEED_OFFSET, progress=False)
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise MissingInputError(f"data_dir {data_dir} is not a folder; set it in the parameters cell")
-    train_dir = Path(train_dir) if train_dir else None
-    if train_dir is not None and not train_dir.is_dir():
-        raise MissingInputError(f"train_dir {train_dir} is not a folder; set it in the parameters cell or leave it empty")
-    if not run_dir:
-        run_dir = cache / "run"
-        score = require("fraudkit.pipeline.score", "score_dataset", show_note=False)
-        if score is not None and not (run_dir / "accounts.parquet").exists():
-            score(data_dir, run_dir, seed=seed, train=train_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    return data_dir, Path(run_dir), train_dir
-
-
 def as_of_day(as_of, times=None):
-    """The day monitors report on: ``as_of`` (``YYYY-MM-DD``), else the last day of ``times``, else None."""
+    """The day monitors report on: ``as_of`` (``YYYY-MM-DD``), else the last day of ``times``, else None.
+
+    Examples
+    --------
+    >>> as_of_day("", pd.to_datetime(["2024-11-10 08:00", "2024-11-11 23:59"]))
+    Timestamp('2024-11-11 00:00:00')
+    """
     if as_of:
         return pd.Timestamp(as_of).normalize()
     if times is None or not len(times):
@@ -260,25 +223,3 @@ def step_dir(run_dir, step: str) -> Path:
     d = Path(run_dir) / "report" / step
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def show_graph(document: str, *, title: str, height: int = 560) -> None:
-    """Display a whole HTML document (a pyvis graph) in a sandboxed iframe, offline and masked."""
-
-    markup = mask_html(embed_html(document, title=title, height=height))
-    _display_html(markup, f"[interactive graph: {title}]")
-
-
-def _md_code(text: str) -> str:
-    """Escape ``text`` for HTML and render `backticks` as <code>."""
-    parts = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def _display_html(markup: str, plain: str) -> None:
-    try:
-        from IPython.display import display
-
-        display({"text/html": markup, "text/plain": plain}, raw=True)
-    except ImportError:  # pragma: no cover - outside IPython
-        print(plain)

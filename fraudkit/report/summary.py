@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudkit.evaluation.metrics import leakage
-from fraudkit.report.notebook import mask_frame, read_artifact, require, table_path
+from fraudkit.data.dataset import table_path
+from fraudkit.evaluation.metrics import evaluate_run, leakage
+from fraudkit.report.masking import mask_frame
+from fraudkit.report.notebook import read_artifact
 from fraudkit.report.plots import line_over_time, to_data_uri
 from fraudkit.report.views import arms_race_view, decision_events, find_communities, loop_recall_long, training_note
 
@@ -89,11 +91,8 @@ def summarise_run(run_dir, data_dir) -> RunSummary:
         s.note("Not available: flagged accounts — the run has no accounts.parquet (scoring did not run).")
     kind, text = training_note(run_dir)
     s.note(text, kind)
-    evaluate_run = require("fraudkit.evaluation.metrics", "evaluate_run", show_note=False)
     table = None
-    if evaluate_run is None:
-        s.note("Not available: precision, recall and leakage — fraudkit.evaluation.metrics is not part of this installation.")
-    elif table_path(data_dir, "labels") is None:
+    if table_path(data_dir, "labels") is None:
         s.note("Not available: precision, recall and leakage — the dataset has no labels table.")
     elif acc is not None:
         table = evaluate_run(run_dir, data=data_dir)
@@ -192,8 +191,8 @@ def _add_loop(s: RunSummary, run_dir: Path) -> None:
     rec = read_artifact(run_dir, LOOP_RECALL_ARTIFACT)
     if rec is None or not len(rec) or "recall_loop" not in rec.columns:
         s.sections.append({"title": "The closed loop", "intro": "", "na": (
-            "Not available: closed-loop recall — step 5 did not run the loop (loop_windows 0, no labels, "
-            "or fraudkit.evaluation.loop is not installed).")})
+            "Not available: closed-loop recall — step 5 did not run the loop (loop_windows 0) or the dataset "
+            "has no labels.")})
         return
     fig = line_over_time(loop_recall_long(rec), x="iteration", y="value", hue="measure",
                          title="Closed loop: recall and precision by iteration", xlabel="loop iteration (window)",

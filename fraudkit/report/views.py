@@ -1,9 +1,11 @@
 """Tables the step notebooks show, computed from a run directory and its dataset.
 
-Small pure functions from DataFrames to DataFrames, so the notebooks stay
-thin and the logic is tested (``tests/test_report.py``). Which notebook uses
-each function is noted in its docstring. Only the effect-evaluation views
-(:func:`decision_events`) touch labels, through :mod:`fraudkit.evaluation.metrics`.
+Small pure functions from DataFrames (or a run directory) to DataFrames: the
+building blocks of the notebooks' section views (:mod:`fraudkit.report.perception_views`
+… :mod:`fraudkit.report.evaluation_views`) and of the index page
+(:mod:`fraudkit.report.summary`), tested in ``tests/report/test_views.py``. Which
+notebook uses each function is noted in its docstring. Only :func:`decision_events`
+touches labels, through :func:`fraudkit.data.contract.fraud_keys`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, STAGES, fraud_keys
+from fraudkit.evaluation import monitoring
 from fraudkit.report.notebook import read_artifact, read_table, table_path
+from fraudkit.report.viz import render_community
 
 __all__ = [
     "daily_counts",
@@ -187,20 +191,32 @@ def decision_events(decisions: pd.DataFrame, data_dir) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class EarlyWarning:
-    """Early-warning threshold on the daily interception rate and the days below it."""
+    """The early warning on the daily interception rate, for the leakage section of notebook 05.
+
+    Attributes
+    ----------
+    threshold : float
+        The lower edge of the band on the last day (NaN without a baseline): the level today's rate is held to.
+    days : list of str
+        ``YYYY-MM-DD`` of the days that warned.
+    table : pandas.DataFrame or None
+        The per-day table of :func:`fraudkit.evaluation.monitoring.early_warning`.
+    """
 
     threshold: float
     days: list
+    table: pd.DataFrame | None = None
 
     @property
     def thresholds(self) -> dict:
         return {} if not np.isfinite(self.threshold) else {"early warning": round(self.threshold, 3)}
 
 
-def early_warning(daily: pd.DataFrame, *, k: float = 3.0, min_days: int = 5) -> EarlyWarning:
-    """Days whose interception rate falls below ``median - k * 1.4826 * MAD`` of the period. Notebook 05.
+def early_warning(daily: pd.DataFrame, **options) -> EarlyWarning:
+    """The days whose interception rate falls below its band. Notebook 05.
 
-    With fewer than ``min_days`` days there is no baseline: no threshold.
+    The rule is :func:`fraudkit.evaluation.monitoring.early_warning` (the one the closed loop uses);
+    ``options`` are its parameters (``baseline_days``, ``tolerance``, ``band``, ``min_events``).
 
     Examples
     --------
@@ -208,14 +224,10 @@ def early_warning(daily: pd.DataFrame, *, k: float = 3.0, min_days: int = 5) -> 
     >>> early_warning(d).days
     ['2024-01-06']
     """
-    r = daily["interception_rate"].astype(float)
-    if r.notna().sum() < min_days:
-        return EarlyWarning(float("nan"), [])
-    med = r.median()
-    mad = (r - med).abs().median()
-    thr = med - k * max(1.4826 * mad, 0.01)
-    days = pd.to_datetime(daily.loc[r < thr, "day"]).dt.strftime("%Y-%m-%d").tolist()
-    return EarlyWarning(float(thr), days)
+    t = monitoring.early_warning(daily, **options)
+    days = pd.to_datetime(t.loc[t["warning"], "day"]).dt.strftime("%Y-%m-%d").tolist()
+    last = float(t["band_low"].iloc[-1]) if len(t) else float("nan")
+    return EarlyWarning(last, days, t)
 
 
 def precision_recall_view(table: pd.DataFrame) -> pd.DataFrame:
@@ -344,7 +356,7 @@ def community_edges(data_dir, members, *, max_events: int = 20000) -> pd.DataFra
             .astype(float).reset_index())
 
 
-def community_picture(render, run_dir, data_dir, profiles: pd.DataFrame, score_col: str, *, seed: int = 0,
+def community_picture(run_dir, data_dir, profiles: pd.DataFrame, score_col: str, *, seed: int = 0,
                       rank: int = 0) -> str:
     """HTML of the ``rank``-th riskiest community drawn with :func:`fraudkit.report.viz.render_community`. Notebook 03.
 
@@ -357,8 +369,8 @@ def community_picture(render, run_dir, data_dir, profiles: pd.DataFrame, score_c
     if not len(edges):
         raise KeyError(f"community {top['community']} has no account-resource edges in the dataset")
     path = Path(run_dir) / "report" / "identification" / f"community_{top['community']}.html"
-    out = render(edges, members, path=path, seed=seed,
-                 title=f"Community {top['community']} ({len(members)} accounts, {score_col} {top[score_col]:.2f})")
+    title = f"Community {top['community']} ({len(members)} accounts, {score_col} {top[score_col]:.2f})"
+    out = render_community(edges, members, path=path, seed=seed, title=title)
     return Path(out).read_text(encoding="utf-8")
 
 
@@ -479,7 +491,7 @@ def sunk_view(sunk: dict) -> dict:
     """The loop's sunk keys with their columns named for masking: ``{kind: DataFrame}``. Notebook 05.
 
     The loop stores every key in a ``value`` column; renamed to ``address``,
-    ``device_id`` and ``receiver_phone`` so :func:`fraudkit.report.notebook.show` masks them.
+    ``device_id`` and ``receiver_phone`` so :class:`fraudkit.report.display.Table` masks them.
     """
     names = {"addresses": "address", "devices": "device_id", "phones": "receiver_phone"}
     out = {}

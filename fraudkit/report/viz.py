@@ -19,9 +19,9 @@ import pandas as pd
 from fraudkit.capability.graphs import HeteroGraph
 from fraudkit.data.atomic import write_text
 from fraudkit.errors import MissingInputError
-from fraudkit.report.masking import mask_value
+from fraudkit.report.masking import mask_entity
 
-__all__ = ["NODE_STYLE", "render_neighbourhood", "render_community", "mask_key"]
+__all__ = ["NODE_STYLE", "render_neighbourhood", "render_community"]
 
 NODE_STYLE = {
     "account": ("#4e79a7", "dot"),
@@ -39,24 +39,8 @@ NODE_STYLE = {
 }
 """Colour and pyvis shape per node type."""
 
-_PII_TYPES = {"device", "ip", "ip24", "phone", "address", "binding"}
 _REMOTE = re.compile(r"""<(script|link)\b[^>]*\b(?:src|href)\s*=\s*["']https?://[^>]*>(?:\s*</script>)?""",
                      re.IGNORECASE | re.DOTALL)
-
-
-def mask_key(kind: str, value) -> str:
-    """Mask a key for display: :func:`fraudkit.report.masking.mask_value` when available.
-
-    Examples
-    --------
-    >>> mask_key("account", "a17")
-    'a17'
-    >>> mask_key("phone", "13812345678") != "13812345678"
-    True
-    """
-    if kind not in _PII_TYPES:
-        return str(value)
-    return str(mask_value(kind, value))
 
 
 def render_neighbourhood(graph, center_nodes, *, path, hops: int = 1, max_nodes: int = 300, mask: bool = True,
@@ -244,7 +228,7 @@ def _render(nodes, edges, keep, highlight, *, path, mask, scores, title, seed):
     for nid, row in nd.iterrows():
         typ = row["type"] if row["type"] in NODE_STYLE else "other"
         colour, shape = NODE_STYLE[typ]
-        key = mask_key(typ, row["key"]) if mask else str(row["key"])
+        key = mask_entity(typ, row["key"]) if mask else str(row["key"])
         sc = scores.get(str(row["key"]))
         tip = f"{typ}: {key}" + (f"\nscore {sc:.3f}" if sc is not None else "")
         net.add_node(vid[nid], label=key, title=tip, color=colour, shape=shape,

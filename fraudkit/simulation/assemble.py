@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fraudkit.data.contract import ACTIONS, LABEL_TABLE, TABLES, TYPOLOGIES
+from fraudkit.randomness import check_random_state
 from fraudkit.simulation import catalog as cat
 from fraudkit.simulation.commerce import CLAIM_KEYS, ORDER_KEYS, build_shop, honest_orders
 from fraudkit.simulation.community import build_community_attacks
@@ -203,7 +204,7 @@ def _logins(world, batches, seq):
     acc, dev, ts, ip, day = acc[o], dev[o], ts[o], ip[o], day[o]
     first = np.r_[True, (acc[1:] != acc[:-1]) | (dev[1:] != dev[:-1]) | (day[1:] != day[:-1])][: len(acc)]
     acc, dev, ts, ip = acc[first], dev[first], ts[first], ip[first]
-    rng = np.random.default_rng([world.seed, 7, seq["login"]])
+    rng = check_random_state([world.seed, 7, seq["login"]])
     lts = ts - (rng.uniform(1, 30, len(ts)) * SEC_US).astype(np.int64)
     lts = np.maximum(lts, np.maximum(world.accounts["reg_us"][acc], world.start_us))
     # a login cannot come before the platform first saw its device (the event it precedes can be that moment)

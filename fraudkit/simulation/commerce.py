@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fraudkit.randomness import check_random_state, spawn
 from fraudkit.simulation import catalog as cat
 from fraudkit.simulation.world import DAY_US, HOUR_US, MIN_US, SEC_US, Events, World, component_seed
 
@@ -18,7 +19,7 @@ CLAIM_KEYS = ("ts", "acc", "dev", "ip", "promo", "coupon", "typ", "camp")
 def build_shop(world: World) -> None:
     """Merchants, products, promotions (festival + live-stream flash sales) and addresses."""
     E = world.scenario.ecommerce
-    rng = np.random.default_rng(component_seed(world.seed, "commerce"))
+    rng = check_random_state(component_seed(world.seed, "commerce"))
     n_m = max(3, E.n_merchants)
     m_cat = rng.integers(0, len(cat.PRODUCT_CATEGORIES), n_m)
     k = np.maximum(1, rng.geometric(1 / E.products_per_merchant, n_m))
@@ -117,7 +118,7 @@ def honest_orders(world: World) -> None:
     """Ordinary orders, festival coupons and the honest flash-sale crowds."""
     E = world.scenario.ecommerce
     L = world.scenario.lookalikes
-    rng = np.random.default_rng(component_seed(world.seed, "commerce").spawn(1)[0])
+    rng = spawn(component_seed(world.seed, "commerce"), 1)[0]
     c = world.commerce
     honest = np.flatnonzero(world.accounts["honest"])
     reg = world.accounts["reg_us"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fraudkit.randomness import check_random_state
 from fraudkit.simulation import catalog as cat
 from fraudkit.simulation.population import (
     EVENT_KEYS,
@@ -38,13 +39,13 @@ __all__ = ["build_community_attacks", "attacker_accounts", "scatter_ips"]
 def build_community_attacks(world: World) -> None:
     """Add every community campaign's accounts, devices, labels and paid interactions."""
     A = world.scenario.attackers
-    buyers_rng = np.random.default_rng(component_seed(world.seed, "buyers"))
+    buyers_rng = check_random_state(component_seed(world.seed, "buyers"))
     for name, fn in (("offline_script", _offline_script), ("device_farm", _device_farm),
                      ("nurtured_account", _nurtured), ("crowd_engagement", _crowd)):
         cfg = getattr(A, name)
         if cfg.campaigns <= 0 or cfg.accounts_per_campaign <= 0:
             continue
-        rng = np.random.default_rng(component_seed(world.seed, name))
+        rng = check_random_state(component_seed(world.seed, name))
         camps = world.new_campaigns(cfg.campaigns)
         targets = [_buyer_targets(world, buyers_rng, cid, cfg.targets_per_campaign) for cid in camps]
         windows = [_window(world, rng, cfg) for _ in camps]

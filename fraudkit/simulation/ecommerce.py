@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fraudkit.randomness import check_random_state
 from fraudkit.simulation import catalog as cat
 from fraudkit.simulation.commerce import claim_events, order_events
 from fraudkit.simulation.community import attacker_accounts, label_campaign, proxy_pool, scatter_ips
@@ -34,7 +35,7 @@ def build_ecommerce_attacks(world: World) -> None:
         cfg = getattr(A, name)
         if cfg.campaigns <= 0 or cfg.accounts_per_campaign <= 0:
             continue
-        rng = np.random.default_rng(component_seed(world.seed, name))
+        rng = check_random_state(component_seed(world.seed, name))
         for cid in world.new_campaigns(cfg.campaigns):
             fn(world, rng, cfg, cid)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fraudkit.randomness import check_random_state, spawn
 from fraudkit.simulation.catalog import ip_to_str
 from fraudkit.simulation.world import DAY_US, World, component_seed
 
@@ -24,7 +25,7 @@ _ITEMS = {  # item: (base price in CNY, rise after the ban wave)
 def list_entries(world: World) -> pd.DataFrame:
     """A third-party ``proxy_ips`` blacklist (partial coverage, a few honest VPNs) and a few other lists."""
     M = world.scenario.market
-    rng = np.random.default_rng(component_seed(world.seed, "market"))
+    rng = check_random_state(component_seed(world.seed, "market"))
     used = np.unique(np.concatenate(world.proxy_ips_used)) if world.proxy_ips_used else np.zeros(0, np.uint32)
     dc = used[(used >> np.uint32(24)) != 0]
     listed = dc[rng.random(len(dc)) < M.blacklist_coverage]
@@ -63,7 +64,7 @@ def list_entries(world: World) -> pd.DataFrame:
 def intelligence(world: World) -> pd.DataFrame:
     """Daily black-market prices per source; they rise after the mid-window ban wave."""
     M = world.scenario.market
-    rng = np.random.default_rng(component_seed(world.seed, "market").spawn(1)[0])
+    rng = spawn(component_seed(world.seed, "market"), 1)[0]
     days = np.arange(world.days)
     ban = world.scenario.attackers.ban_wave_day * world.days
     rows = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fraudkit.randomness import check_random_state
 from fraudkit.simulation import catalog as cat
 from fraudkit.simulation.world import ACTION_CODES, DAY_US, HOUR_US, MIN_US, SEC_US, Events, World, component_seed
 
@@ -67,7 +68,7 @@ def build_population(world: World) -> np.ndarray:
     """Create the honest accounts with their devices, networks, notes and look-alike groups."""
     sc = world.scenario
     P, L = sc.population, sc.lookalikes
-    rng = np.random.default_rng(component_seed(world.seed, "population"))
+    rng = check_random_state(component_seed(world.seed, "population"))
     n = int(P.n_accounts)
     start, end = world.start_us, world.end_us
 
@@ -158,7 +159,7 @@ def add_activity_block(world: World, name: str, acc, rate, rng, *, from_us=None,
 
 def activity_day(world: World, block: dict, day: int) -> Events:
     """One day of ordinary browsing for one activity block (views, then reactions)."""
-    rng = np.random.default_rng([block["entropy"], day])
+    rng = check_random_state([block["entropy"], day])
     ds = world.day_start(day)
     de = ds + DAY_US
     weekday = int(((ds // DAY_US) + 3) % 7)  # 1970-01-01 was a Thursday
@@ -205,7 +206,7 @@ def reactions(world: World, rng, acc, ts, note, props, *, typ=-1, camp=-1, view_
 def viral_bursts(world: World) -> Events:
     """Notes going viral: hundreds of honest fans view and like within about an hour."""
     L = world.scenario.lookalikes
-    rng = np.random.default_rng(component_seed(world.seed, "lookalikes"))
+    rng = check_random_state(component_seed(world.seed, "lookalikes"))
     honest = np.flatnonzero(world.accounts["honest"])
     rate = world.activity_blocks[0]["rate"]
     parts = []

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.data.contract import ACTIONS, TYPOLOGIES
+from fraudkit.randomness import check_random_state
 from fraudkit.simulation.catalog import HOURLY_RHYTHM
 
 __all__ = ["World", "Cols", "IdMaker", "Events", "DAY_US", "HOUR_US", "MIN_US", "SEC_US", "ACTION_CODES",
@@ -44,7 +45,7 @@ class IdMaker:
               "coupon_claim", "coupon", "login", "binding", "campaign", "entry")
 
     def __init__(self, seed: int):
-        rng = np.random.default_rng(component_seed(seed, "ids"))
+        rng = check_random_state(component_seed(seed, "ids"))
         self._keys = {t: rng.integers(1, 2**20, size=4, dtype=np.uint64) for t in self._TYPES}
 
     def __call__(self, kind: str, idx) -> np.ndarray:

@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from _toy import toy_tables
+
 from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, Accumulator, compute, compute_by_table, parse_window
 
 

@@ -3,12 +3,23 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from _toy import T0, toy_tables
+
+from fraudkit.capability.features import (
+    ACCOUNT_FEATURES,
+    account_behaviour,
+    account_features,
+    address_features,
+    device_features,
+    entity_features,
+    first_activity,
+    interaction_features,
+    ip24_features,
+    ip_features,
+    order_features,
+    phone_features,
+)
 from fraudkit.errors import MissingInputError
-from fraudkit.capability.features import (ACCOUNT_FEATURES, account_behaviour, account_features, address_features,
-                               device_features, entity_features, first_activity, interaction_features,
-                               ip24_features, ip_features, order_features, phone_features)
 
 FARM = range(121, 145)
 SCALPERS = range(145, 157)

@@ -4,9 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudkit.capability.graphs import (
+    EDGE_TYPES,
+    build_hetero_graph,
+    coaction_projection,
+    edges_to_sparse,
+    shared_entity_projection,
+)
 from fraudkit.errors import MissingInputError
-from fraudkit.capability.graphs import (EDGE_TYPES, build_hetero_graph, coaction_projection, edges_to_sparse, ip24,
-                             shared_entity_projection)
 
 T0 = pd.Timestamp("2024-03-01")
 
@@ -149,7 +154,6 @@ def test_coaction_hot_target_bounded():
 
 
 def test_helpers():
-    assert ip24(["1.2.3.4", None]).tolist() == ["1.2.3", None]
     m = edges_to_sparse([0, 0], [1, 1], [1.0, 2.0], n=2)
     assert m.toarray().tolist() == [[0.0, 3.0], [3.0, 0.0]]
 
@@ -172,7 +176,7 @@ def test_hetero_graph_integer_coded_and_collapsed():
     a = g.node_index("account", ["a"])[0]
     row = ud[ud["src"] == a].iloc[0]
     assert row["weight"] == 2 and row["ts"] == pd.Timestamp("2024-01-01") and row["ts_last"] == pd.Timestamp("2024-01-03")
-    assert set(g.nodes.loc[g.nodes["type"] == "ip24", "key"]) == {"10.0.0"}
+    assert set(g.nodes.loc[g.nodes["type"] == "ip24", "key"]) == {"10.0.0.0/24"}
 
 
 # --- DuckDB reductions and sort-based aggregation give what the pandas path gives --------------------------

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.errors import FraudkitError
 from fraudkit.capability.lists import AUDIT_COLUMNS, ListStore
+from fraudkit.errors import FraudkitError
 
 
 @pytest.fixture

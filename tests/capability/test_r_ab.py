@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.errors import MissingInputError
 from fraudkit.capability.r_ab import RabParams, in_promotion, normalize_address, r_ab_edges
+from fraudkit.errors import MissingInputError
 
 T0 = pd.Timestamp("2024-03-01 10:00")
 

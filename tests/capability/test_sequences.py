@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from _toy import toy_tables
+
 from fraudkit.capability.sequences import SEQUENCE_FEATURES, script_pairs, sequence_features, session_scripts
 
 

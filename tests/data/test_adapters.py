@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fraudkit.data.adapters import TOLOKERS_FEATURES, convert, real_data_dir
-from fraudkit.errors import DataValidationError
 from fraudkit.data.generic import load_generic
+from fraudkit.errors import DataValidationError
 
 REAL = real_data_dir()
 needs_tolokers = pytest.mark.skipif(not (REAL / "tolokers" / "tolokers.npz").exists(),

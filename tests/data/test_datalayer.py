@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from fraudkit.data.datalayer import connect, daily_counts, distinct_counts, execute, register, window_seconds
-from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.data.dataset import Dataset
+from fraudkit.errors import FraudkitError, MissingInputError
 
 
 @pytest.fixture

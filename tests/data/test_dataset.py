@@ -4,11 +4,11 @@ import shutil
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import write_tables
 
 from fraudkit.cli import main
-from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError
 from fraudkit.data.dataset import Dataset, dataset_fingerprint, find_table_files, load_dataset, validate_dataset
-from conftest import write_tables
+from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError
 
 NOW = dt.datetime(2024, 6, 1)
 
@@ -99,6 +99,19 @@ def test_fingerprint_is_content_based(tiny_tables, tmp_path):
     before = dataset_fingerprint([csv / "accounts.csv"])
     (csv / "accounts.csv").write_text((csv / "accounts.csv").read_text().replace("app", "web"))
     assert dataset_fingerprint([csv / "accounts.csv"]) != before
+
+
+def test_one_fingerprint_for_the_dataset_the_run_and_the_report(tiny_tables, tmp_path):
+    from fraudkit.report import build
+
+    a = write_tables(tiny_tables, tmp_path / "a")
+    fp = dataset_fingerprint(a)
+    assert load_dataset(a, now=NOW).fingerprint == fp
+    assert build.dataset_fingerprint is dataset_fingerprint  # the report's run id hashes the same thing
+    (a / "notes.txt").write_text("not a table")  # files outside the contract do not count
+    assert dataset_fingerprint(a) == fp
+    tiny_tables["accounts"].iloc[:-1].to_parquet(a / "accounts.parquet", index=False)
+    assert dataset_fingerprint(a) != fp
 
 
 def test_in_memory_tables_are_not_mutated(tiny_tables):

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.errors import DataValidationError
 from fraudkit.data.generic import load_generic, write_generic
+from fraudkit.errors import DataValidationError
 
 
 def _nodes():

@@ -5,11 +5,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_tables
 
-from fraudkit.errors import DataValidationError
 from fraudkit.data.dataset import Dataset, load_dataset, validate_dataset
 from fraudkit.data.validation import TIMESTAMP_MIN, check_tables
-from conftest import write_tables
+from fraudkit.errors import DataValidationError
 
 NOW = dt.datetime(2024, 6, 1)
 

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.evaluation.backtest import backtest, diff_rulesets
 from fraudkit.errors import FraudkitError
+from fraudkit.evaluation.backtest import backtest, diff_rulesets
 from fraudkit.identification.rules import load_ruleset
 
 

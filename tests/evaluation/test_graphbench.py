@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 from threadpoolctl import threadpool_limits
 
-from fraudkit.evaluation import graphbench as gb
-from fraudkit.errors import FraudkitError
 from fraudkit.data.generic import GenericGraph, load_generic, write_generic
+from fraudkit.errors import FraudkitError
+from fraudkit.evaluation import graphbench as gb
 
 
 def _planted(tmp_path, n=400, seed=0, edges=True):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.errors import FraudkitError
 from fraudkit.capability.lists import ListStore
+from fraudkit.errors import FraudkitError
 from fraudkit.evaluation.loop import (
     ClosedLoop,
     identify_products,
-    interception_early_warning,
     loop_windows,
     run_closed_loop,
     sink_data,
@@ -103,23 +101,6 @@ def test_sink_data_protects_shared_keys():
     assert sink_data(many, {"s1", "s2", "s3"}, min_share=0.5)["addresses"].empty
 
 
-def test_interception_early_warning_band():
-    days = np.repeat(pd.date_range("2024-06-01", periods=5, freq="D"), 20)
-    rate = [0.5, 0.5, 0.5, 0.1, 0.5]
-    dec = np.concatenate([np.where(np.arange(20) < r * 20, "block", "pass") for r in rate])
-    d = pd.DataFrame({"entity_type": "order", "ts": days, "decision_loop": dec})
-    w = interception_early_warning(d, baseline_days=3, tolerance=0.5)
-    assert w["warning"].tolist() == [False, False, False, True, False]
-    assert w.loc[3, "band_low"] == pytest.approx(0.25)
-    assert "below band" in w.loc[3, "message"]
-    quiet = interception_early_warning(d, baseline_days=3, tolerance=0.5, min_events=50)
-    assert not quiet["warning"].any()  # too few events to warn
-    with pytest.raises(FraudkitError, match="band must be"):
-        interception_early_warning(d, band=(0.5, 0.1))
-    with pytest.raises(FraudkitError, match="decision_loop"):
-        interception_early_warning(d.drop(columns="decision_loop"))
-
-
 # --- the whole loop on micro ------------------------------------------------------------------
 
 
@@ -205,15 +186,15 @@ def test_loop_is_deterministic(loop_run, micro, tmp_path):
 
 
 def test_loop_seeds_the_run_instead_of_running_the_graph_stage_twice(loop_run):
-    """Iteration k's run gets the pool of iterations < k through score_dataset(seeds=): its manifest records
+    """Iteration k's run gets the pool of iterations < k through score_dataset(seed_pool=): its manifest records
     them, and the re-scan scores are the run's own graph scores (no second graph-stage run)."""
     import json
 
     out = loop_run.out_dir / "loop"
     m0 = json.loads((out / "iteration_0" / "run" / "manifest.json").read_text())
     m1 = json.loads((out / "iteration_1" / "run" / "manifest.json").read_text())
-    assert m0["seeds"]["count"] == 0
-    assert m1["seeds"]["source"] == "SeedPool" and m1["seeds"]["count"] == loop_run.summary["n_seeds"].iloc[0]
+    assert m0["seed_pool"]["count"] == 0
+    assert m1["seed_pool"]["source"] == "SeedPool" and m1["seed_pool"]["count"] == loop_run.summary["n_seeds"].iloc[0]
     assert m1["parameters"]["context"]["run_id"] == "iteration_1"
     run_graph = pd.read_parquet(out / "iteration_1" / "run" / "scores.parquet").query("stage == 'graph'")
     rescan = pd.read_parquet(out / "iteration_1" / "rescan_scores.parquet")

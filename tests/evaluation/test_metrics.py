@@ -5,8 +5,15 @@ import pandas as pd
 import pytest
 
 from fraudkit.errors import FraudkitError
-from fraudkit.evaluation.metrics import (evaluate_run, evaluation_table, format_table, interception_rate_by_day, leakage,
-                                 precision_recall_table, recall_at_precision)
+from fraudkit.evaluation.metrics import (
+    evaluate_run,
+    evaluation_table,
+    format_table,
+    interception_rate_by_day,
+    leakage,
+    precision_recall_table,
+    recall_at_precision,
+)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ for orders only the rules that act (verify/block) are held to the bar.
 
 import pytest
 
-from fraudkit.evaluation.backtest import backtest
 from fraudkit.data.contract import fraud_keys
-from fraudkit.pipeline.frames import list_store_for, rule_frames
+from fraudkit.evaluation.backtest import backtest
 from fraudkit.identification.rules import default_ruleset
+from fraudkit.pipeline.frames import list_store_for, rule_frames
 
 
 @pytest.fixture(scope="module")

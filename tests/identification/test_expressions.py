@@ -4,11 +4,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.randomness import check_random_state
 from fraudkit.errors import RuleError
-from fraudkit.identification.expressions import (Between, Binary, BoolOp, Call, Column, Compare, InList, InValues, IsNull,
-                                  Literal, Not, Unary, columns_of, compile_expression, lists_of, parse, typecheck,
-                                  column_kinds)
+from fraudkit.identification.expressions import (
+    Between,
+    Binary,
+    BoolOp,
+    Call,
+    Column,
+    Compare,
+    InList,
+    InValues,
+    IsNull,
+    Literal,
+    Not,
+    Unary,
+    column_kinds,
+    columns_of,
+    compile_expression,
+    lists_of,
+    parse,
+    typecheck,
+)
+from fraudkit.randomness import check_random_state
 
 
 def ev(expr, df, **kw):

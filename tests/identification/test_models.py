@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from _toy import T0, toy_tables
-from fraudkit.identification.base import NotFittedError
+
 from fraudkit.errors import MissingInputError
+from fraudkit.identification.base import NotFittedError
 from fraudkit.identification.models import BoostingScorer, LogisticScorer, labels_for, time_split
 
 

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from fraudkit.errors import RuleError
 from fraudkit.capability.lists import ListStore
+from fraudkit.errors import RuleError
 from fraudkit.identification.rules import default_ruleset, load_ruleset
 from fraudkit.pipeline.frames import check_ruleset
 
@@ -180,8 +180,8 @@ def test_matched_ids_for_many_rules():
 
 
 def test_default_ruleset_compiles_against_real_feature_columns():
-    from fraudkit.capability.features import account_features, device_features, order_features
     from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS
+    from fraudkit.capability.features import account_features, device_features, order_features
 
     rs = default_ruleset()
     assert {"account", "order", "interaction"} <= set(rs.entities)

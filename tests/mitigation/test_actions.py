@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.capability.lists import ListStore
+from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.mitigation.actions import (
     PurchaseLimit,
     apply_purchase_limits,
@@ -257,3 +257,32 @@ def test_mitigation_summary_counts_fraud_and_collateral(interactions, accounts):
     assert "device_farm" in mitigation_summary(res).columns or len(mitigation_summary(res).columns) >= 5
     with pytest.raises(FraudkitError, match="MitigationResult"):
         mitigation_summary([accounts], labels)
+
+
+def test_decide_and_the_what_if_defer_the_same_way():
+    """One delayed interception: decide(delayed=True) on the raw events equals delay_interception on the
+    immediate decisions; a key step only receives what was deferred before it (no look-ahead)."""
+    from fraudkit.identification.rules import load_ruleset
+    from fraudkit.mitigation.decisions import DecisionPolicy, decide
+
+    ev = pd.DataFrame({
+        "entity_type": "interaction", "entity_id": [f"e{i}" for i in range(7)],
+        "account_id": ["a", "a", "a", "a", "b", "b", "c"],
+        "action": ["like", "comment", "like", "follow", "follow", "like", "share"],
+        "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-01 12:00", "2024-01-01 13:00",
+                              "2024-01-01 09:00", "2024-01-01 10:00", "2024-01-01 08:00"]),
+        "score": [50, 0, 90, 0, 0, 90, 90]})
+    rules = load_ruleset({"thresholds": {"verify": 40, "block": 80},
+                          "rules": [{"id": "s", "condition": "score >= 40", "score": 50},
+                                    {"id": "hi", "condition": "score >= 80", "score": 40}]}).evaluate(ev)
+    now = decide(ev, rules=rules)
+    assert now["decision"].tolist() == ["verify", "pass", "block", "pass", "pass", "block", "block"]
+    later = decide(ev, rules=rules, policy=DecisionPolicy(delayed=True))
+    # a's comment at 11:00 gets the verify deferred at 10:00, not the block deferred at 12:00; the follow gets it
+    assert later["decision"].tolist() == ["pass", "verify", "pass", "block", "pass", "pass", "block"]
+    what_if = delay_interception(ev.assign(decision=now["decision"])).table
+    assert what_if["decision_delayed"].tolist() == later["decision"].tolist()
+    assert what_if["leaked"].tolist() == [True, False, True, False, False, True, False]
+    # a blacklisted event is never deferred
+    blk = delay_interception(ev.assign(decision=now["decision"], layer=["blacklist"] + [""] * 6)).table
+    assert blk.loc[0, "decision_delayed"] == "verify" and not blk.loc[0, "leaked"]

@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.mitigation.decisions import DECISION_COLUMNS, DecisionPolicy, decide
-from fraudkit.errors import FraudkitError
 from fraudkit.capability.lists import ListStore
+from fraudkit.errors import FraudkitError
 from fraudkit.identification.rules import load_ruleset
+from fraudkit.mitigation.decisions import DECISION_COLUMNS, DecisionPolicy, decide
 
 
 @pytest.fixture

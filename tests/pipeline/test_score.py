@@ -31,7 +31,7 @@ def test_run_directory_layout(run_dir, micro):
     assert man["stages_run"] == ["behaviour"]
     assert man["data"]["fingerprint"] and man["parameters"]["seed"] == 0
     assert "flagged by any stage" in man["operating_point"]["method"]
-    assert man["operating_point"]["source"] == "unsupervised defaults" and man["seeds"]["count"] == 0
+    assert man["operating_point"]["source"] == "unsupervised defaults" and man["seed_pool"]["count"] == 0
     assert {"pandas", "numpy"} <= set(man["versions"]) and man["timings"]["total"] > 0
     acc = pd.read_parquet(run_dir / "accounts.parquet")
     n_accounts = len(pd.read_parquet(micro / "accounts.parquet"))
@@ -94,98 +94,128 @@ def test_unknown_stage_and_failed_run_keeps_nothing(micro, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_seeds_and_context_reach_the_graph_stage(micro, tmp_path, monkeypatch):
-    """score_dataset(seeds=, context=) hands both to every stage and records the seeds in the manifest."""
+def test_seed_pool_and_parameters_reach_the_graph_stage(micro, tmp_path, monkeypatch):
+    """score_dataset(seed_pool=, params=, run_id=) reach the stage as RunContext fields; the manifest records
+    the seed pool (``seed_pool``) and the parameters (``parameters.context``)."""
     import fraudkit.pipeline.stages.graph as graph_stage
-    from fraudkit.pipeline.score import score_dataset
+    from fraudkit.capability.lists import ListStore
     from fraudkit.identification.graph.propagation import SeedPool
+    from fraudkit.identification.rules import RuleSet
+    from fraudkit.pipeline.context import RunContext
+    from fraudkit.pipeline.score import score_dataset
     from fraudkit.pipeline.stages import StageOutput
 
-    seen = {}
+    seen = []
 
-    def fake_run(ds, *, run_dir=None, seed=0, context=None):
-        seen.update(context)
+    def fake_run(ds, *, context=None):
+        seen.append(context)
         return StageOutput("graph", notes=["fake graph stage"])
 
     monkeypatch.setattr(graph_stage, "run", fake_run)
     pool = SeedPool.empty().update(pd.DataFrame({"entity_type": ["account", "account", "device"],
                                                  "entity_id": ["1", "2", "d9"], "source": ["analyst", "rules", "x"],
                                                  "score": [1.0, 0.9, 0.8]}), run_id="r0")
-    score_dataset(micro, tmp_path / "r", stages=("graph",), seeds=pool, context={"graph": {"lp_alpha": 0.5},
-                                                                                 "run_id": "w3"})
-    assert seen["seeds"] is pool and seen["graph"] == {"lp_alpha": 0.5} and seen["run_id"] == "w3"
-    assert seen["target_precision"] == 0.9 and "rules" in seen and "lists" in seen
+    score_dataset(micro, tmp_path / "r", stages=("graph",), seed=4, seed_pool=pool,
+                  params={"graph": {"lp_alpha": 0.5}}, run_id="w3")
+    (ctx,) = seen
+    assert isinstance(ctx, RunContext) and ctx.mode == "score" and ctx.seed == 4
+    assert ctx.seed_pool is pool and dict(ctx.graph) == {"lp_alpha": 0.5} and ctx.run_id == "w3"
+    assert ctx.target_precision == 0.9 and isinstance(ctx.rules, RuleSet) and isinstance(ctx.lists, ListStore)
     man = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    assert man["seeds"] == {"count": 2, "n_entities": 3, "source": "SeedPool",
-                            "by_entity_type": {"account": 2, "device": 1},
-                            "by_source": {"analyst": 1, "rules": 1, "x": 1}}
+    assert man["seed_pool"] == {"count": 2, "n_entities": 3, "source": "SeedPool",
+                                "by_entity_type": {"account": 2, "device": 1},
+                                "by_source": {"analyst": 1, "rules": 1, "x": 1}}
     assert man["parameters"]["context"] == {"graph": {"lp_alpha": 0.5}, "run_id": "w3"}
     assert man["stage_notes"] == {"graph": ["fake graph stage"]}
-    assert sorted(pd.read_parquet(tmp_path / "r" / "seeds.parquet")["entity_id"]) == ["1", "2", "d9"]
-    # a plain seed table works too; pipeline-owned keys cannot be smuggled in through context
-    score_dataset(micro, tmp_path / "t", stages=("graph",), seeds=pd.DataFrame({"account_id": [5, 6]}))
-    assert json.loads((tmp_path / "t" / "manifest.json").read_text())["seeds"]["count"] == 2
-    with pytest.raises(FraudkitError, match="context key.*seeds.*set by the pipeline"):
-        score_dataset(micro, tmp_path / "u", stages=(), context={"seeds": pool})
+    assert sorted(pd.read_parquet(tmp_path / "r" / "seed_pool.parquet")["entity_id"]) == ["1", "2", "d9"]
+    # a plain seed table works too
+    score_dataset(micro, tmp_path / "t", stages=("graph",), seed_pool=pd.DataFrame({"account_id": [5, 6]}))
+    assert json.loads((tmp_path / "t" / "manifest.json").read_text())["seed_pool"]["count"] == 2
+    with pytest.raises(FraudkitError, match="params: unknown stage.*seeds"):
+        score_dataset(micro, tmp_path / "u", stages=(), params={"seeds": pool})
     with pytest.raises(FraudkitError, match="seed table needs an entity_id"):
-        score_dataset(micro, tmp_path / "v", stages=(), seeds=pd.DataFrame({"x": [1]}))
+        score_dataset(micro, tmp_path / "v", stages=(), seed_pool=pd.DataFrame({"x": [1]}))
+    with pytest.raises(FraudkitError, match="target_precision must be in"):
+        score_dataset(micro, tmp_path / "w", stages=(), target_precision=1.5)
+    assert not any((tmp_path / x).exists() for x in "uvw")
 
 
-def _scores(stage, method, ids, score, flagged):
-    from fraudkit.identification.base import score_frame
+def test_unknown_stage_parameter_fails_the_run_and_keeps_nothing(micro, tmp_path):
+    from fraudkit.pipeline.score import score_dataset
 
-    return score_frame(ids, score, flagged, entity_type="account", stage=stage, method=method)
-
-
-def test_operating_point_training_only_tightens_each_method():
-    """With a training set a method flags where its own flag AND its training threshold hold: a threshold
-    fit below a method's own (demo-small seed 1: group fell to precision 0.43) never loosens it; methods
-    the training pass lacks (stage-1 models) keep their own flag; the stage is the union of its methods."""
-    from fraudkit.pipeline.score import _accounts_table
-
-    ids = ["a", "b", "c", "d"]
-
-    class ds:  # _accounts_table reads only the account keys
-        to_pandas = staticmethod(lambda name, columns=None: pd.DataFrame({"account_id": ids}))
-
-    scores = pd.concat([
-        _scores("group", "dense_subgraph", ids, [0.9, 0.4, 0.0, 0.0], [True, False, False, False]),
-        _scores("group", "coaction", ids, [0.0, 0.0, 0.7, 0.6], [False, False, True, True]),
-        _scores("group", "group", ids, [0.9, 0.4, 0.7, 0.6], [True, False, True, True]),
-        _scores("behaviour", "logistic", ids, [0.1, 0.2, 0.3, 0.99], [False, False, False, True]),
-        _scores("behaviour", "behaviour", ids, [0.1, 0.2, 0.3, 0.99], [False, False, False, True]),
-    ], ignore_index=True)
-    op = {"thresholds": {("group", "dense_subgraph"): float("inf"), ("group", "coaction"): 0.65},
-          "manifest": {"source": "training dataset t"}}
-    acc = _accounts_table(ds, scores, op)
-    assert acc["flagged_group"].tolist() == [False, False, True, False]  # dense never; coaction > 0.65 only
-    assert acc["flagged_behaviour"].tolist() == [False, False, False, True]  # own flag kept
-    assert acc["score_group"].tolist() == [0.9, 0.4, 0.7, 0.6]  # the headline method orders
-    assert (acc["flagged_combined"] == acc["flagged_group"] | acc["flagged_behaviour"]).all()
-    # without training: each stage's own (headline) flag
-    acc = _accounts_table(ds, scores, {"thresholds": {}, "manifest": {"source": "unsupervised defaults"}})
-    assert acc["flagged_group"].tolist() == [True, False, True, True]
+    with pytest.raises(FraudkitError, match="unknown graph stage parameter.*lp_alfa"):
+        score_dataset(micro, tmp_path / "x", stages=("graph",), params={"graph": {"lp_alfa": 0.9}})
+    assert not (tmp_path / "x").exists()
 
 
-def test_training_dataset_reaches_the_stages_in_both_passes(micro, tmp_path, monkeypatch):
-    """With train=, the scored pass hands the training Dataset to every stage as context["train"]; the
-    operating-point pass scores the training dataset itself with train_pass=True (train None), so supervised
-    stage parts (the association classifier) score it out-of-fold, on the scale the scored pass produces."""
+def test_stage_modules_are_wired_explicitly():
+    from fraudkit.data.contract import STAGES
+    from fraudkit.pipeline.score import STAGE_MODULES
+    from fraudkit.pipeline.stages import behaviour, graph, group
+
+    assert tuple(STAGE_MODULES) == tuple(STAGES)
+    assert STAGE_MODULES == {"behaviour": behaviour, "group": group, "graph": graph}
+
+
+def test_features_flow_forward_and_the_caller_context_is_untouched(micro, tmp_path, monkeypatch):
+    """The behaviour stage's feature tables reach later stages through the context (dataclasses.replace) and
+    are the ones written to RUN/features/; each stage gets a context, none writes into it."""
     import fraudkit.pipeline.stages.group as group_stage
     from fraudkit.pipeline.score import score_dataset
     from fraudkit.pipeline.stages import StageOutput
 
     seen = []
 
-    def fake_run(ds, *, run_dir=None, seed=0, context=None):
-        seen.append({"ds": ds, "train": context.get("train"), "train_pass": context.get("train_pass")})
+    def fake_group(ds, *, context=None):
+        seen.append(context)
+        return StageOutput("group")
+
+    monkeypatch.setattr(group_stage, "run", fake_group)
+    score_dataset(micro, tmp_path / "r", stages=("behaviour", "group"))
+    (ctx,) = seen
+    assert {"account", "device", "ip", "ip24", "phone", "address", "order"} <= set(ctx.features)
+    written = pd.read_parquet(tmp_path / "r" / "features" / "account.parquet")
+    assert list(written.columns) == list(ctx.features["account"].columns) and len(written) == len(ctx.features["account"])
+    assert "n_sessions" in written.columns  # the behaviour stage's account table (sequence features joined)
+
+
+def test_training_dataset_reaches_the_stages_in_both_passes(micro, tmp_path, monkeypatch):
+    """With train=, the scored pass (mode "score") hands the training Dataset to every stage as the context's
+    train; the operating-point pass scores the training dataset itself in mode "train" (train None), so
+    supervised stage parts (the association classifier) score it out-of-fold, on the scale the scored pass
+    produces."""
+    import fraudkit.pipeline.stages.group as group_stage
+    from fraudkit.pipeline.score import score_dataset
+    from fraudkit.pipeline.stages import StageOutput
+
+    seen = []
+
+    def fake_run(ds, *, context=None):
+        seen.append({"ds": ds, "train": context.train, "mode": context.mode, "seed_pool": context.seed_pool})
         return StageOutput("group", notes=["fake group stage"])
 
     monkeypatch.setattr(group_stage, "run", fake_run)
-    score_dataset(micro, tmp_path / "r", stages=("group",), train=micro)
+    score_dataset(micro, tmp_path / "r", stages=("group",), train=micro, seed_pool=pd.DataFrame({"account_id": [1]}))
     assert len(seen) == 2
     scored, training = seen
-    assert scored["train_pass"] is False and scored["train"] is not None and scored["train"].labels is not None
-    assert training["train_pass"] is True and training["train"] is None and training["ds"].labels is not None
-    with pytest.raises(FraudkitError, match="context key.*train_pass.*set by the pipeline"):
-        score_dataset(micro, tmp_path / "u", stages=(), context={"train_pass": True})
+    assert scored["mode"] == "score" and scored["train"] is not None and scored["train"].labels is not None
+    assert training["mode"] == "train" and training["train"] is None and training["ds"].labels is not None
+    assert scored["seed_pool"] is not None and training["seed_pool"] is None
+
+
+def test_cli_seed_pool_option(micro, tmp_path):
+    """``fraudkit score --seed-pool FILE`` loads the pool and records it (``--seeds`` is gone)."""
+    from fraudkit.identification.graph.propagation import SeedPool
+
+    pool = SeedPool.empty().update(pd.DataFrame({"entity_type": "account", "entity_id": ["1", "2", "3"],
+                                                 "source": "analyst", "score": 1.0}), run_id="r0")
+    pool.save(tmp_path / "pool.parquet")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["score", str(micro), "--out", str(out), "--stages", "",
+                                    "--seed-pool", str(tmp_path / "pool.parquet")])
+    assert res.exit_code == 0, res.output
+    assert "seed pool given but the graph stage is not run" in res.output
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["seed_pool"]["count"] == 3 and man["seed_pool"]["source"] == "SeedPool"
+    res = CliRunner().invoke(main, ["score", str(micro), "--out", str(tmp_path / "x"), "--seeds", "p"])
+    assert res.exit_code == 2 and "No such option '--seeds'" in res.output and "--seed-pool" in res.output

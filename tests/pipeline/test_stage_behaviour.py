@@ -3,14 +3,14 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from _toy import toy_tables
-from fraudkit.identification.base import SCORE_COLUMNS
+
 from fraudkit.errors import FraudkitError
+from fraudkit.identification.base import SCORE_COLUMNS
 from fraudkit.identification.models import labels_for
+from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.stages import StageOutput
 from fraudkit.pipeline.stages.behaviour import combine_scores, run, training_data
-
 
 SIZE = dict(n_honest=300, n_farm=48, n_scalper=24)  # enough validation rows for a stable threshold
 
@@ -19,7 +19,7 @@ SIZE = dict(n_honest=300, n_farm=48, n_scalper=24)  # enough validation rows for
 def scored():
     test = toy_tables(0, **SIZE)
     test.pop("labels")
-    return test, run(test, seed=0, context={"train": toy_tables(1, **SIZE)})
+    return test, run(test, context=RunContext(seed=0, train=toy_tables(1, **SIZE)))
 
 
 def test_scores_methods_and_combination(scored):
@@ -48,12 +48,15 @@ def test_catches_toy_attackers_not_honest(scored):
     assert flagged[y == 0].mean() <= 0.05
 
 
-def test_artifacts_and_notes(scored):
-    _, out = scored
-    for name in ("features_account", "features_device", "features_order", "script_pairs", "rule_hits",
-                 "logistic_coefficients", "order_rules"):
+def test_artifacts_features_and_notes(scored):
+    test, out = scored
+    for name in ("script_pairs", "rule_hits", "logistic_coefficients", "order_rules"):
         assert name in out.artifacts and isinstance(out.artifacts[name], pd.DataFrame)
-    assert out.artifacts["features_account"].columns[0] == "account_id"
+    # the feature tables are returned once, as features (the pipeline writes RUN/features/), not as artifacts
+    assert set(out.features) == {"account", "device", "ip", "ip24", "phone", "address", "order"}
+    assert not any(k.startswith("features_") for k in out.artifacts)
+    assert out.features["account"].columns[0] == "account_id" and len(out.features["account"]) == len(test["accounts"])
+    assert "n_sessions" in out.features["account"]  # the sequence features joined
     assert any(n.startswith("logistic: trained on") for n in out.notes)
 
 
@@ -61,35 +64,49 @@ def test_rules_only_without_training_and_missing_devices():
     t = toy_tables(0)
     t.pop("labels")
     t.pop("devices")
-    out = run(t, seed=0, context={})
+    out = run(t)
     assert set(out.scores.method) == {"rules", "behaviour"}
     assert any("no devices table" in n for n in out.notes)
     assert any("models skipped" in n for n in out.notes)
-    acc = out.artifacts["features_account"]
+    acc = out.features["account"]
     assert acc.max_env_contradiction.isna().all() and len(acc) == len(t["accounts"])
 
 
 def test_rules_off_and_no_train_gives_empty_scores():
     t = toy_tables(0)
     t.pop("labels")
-    out = run(t, seed=0, context={"rules": False})
+    out = run(t, context=RunContext(rules=False))
     assert out.scores.empty and list(out.scores.columns) == list(SCORE_COLUMNS)
-    assert "features_account" in out.artifacts
+    assert "account" in out.features
 
 
-def test_features_handed_to_the_pipeline_context():
+def test_the_context_is_read_not_written():
+    """The stage returns its features; the frozen context it was given is unchanged (no features put in it)."""
     t = toy_tables(0)
     t.pop("labels")
-    ctx = {"features": {}, "rules": False}
-    out = run(t, seed=0, context=ctx)
-    assert {"account", "device", "ip", "order"} <= set(ctx["features"])
-    assert "n_sessions" in ctx["features"]["account"] and not any(k.startswith("features_") for k in out.artifacts)
+    ctx = RunContext(seed=0, rules=False)
+    out = run(t, context=ctx)
+    assert dict(ctx.features) == {} and ctx == RunContext(seed=0, rules=False)
+    assert {"account", "device", "ip", "order"} <= set(out.features)
+    with pytest.raises(TypeError):
+        ctx.features["account"] = out.features["account"]
+
+
+def test_bad_context_and_parameters_are_refused():
+    t = toy_tables(0)
+    t.pop("labels")
+    with pytest.raises(FraudkitError, match="context must be a RunContext"):
+        run(t, context={"rules": False})
+    with pytest.raises(FraudkitError, match="unknown model 'forest'"):
+        run(t, context=RunContext(rules=False, train=toy_tables(1), behaviour={"models": ("forest",)}))
+    with pytest.raises(FraudkitError, match="unknown behaviour stage parameter.*max_reason.*max_reasons"):
+        run(t, context=RunContext(rules=False, behaviour={"max_reason": 5}))
 
 
 def test_refuses_training_on_the_scored_data():
     t = toy_tables(0)
     with pytest.raises(FraudkitError, match="being scored"):
-        run(t, seed=0, context={"train": t})
+        run(t, context=RunContext(train=t))
 
 
 def test_training_data_forms():

@@ -6,6 +6,7 @@ import pytest
 
 from fraudkit.identification.base import SCORE_COLUMNS
 from fraudkit.identification.graph.propagation import SeedPool
+from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.stages import graph as stage
 
 T0 = pd.Timestamp("2024-03-01 00:00")
@@ -107,7 +108,7 @@ def world():
 @pytest.fixture(scope="module")
 def output(world):
     tables, _ = world
-    return stage.run(tables, run_dir=None, seed=0, context={"run_id": "t1", "now": "2024-04-01"})
+    return stage.run(tables, context=RunContext(seed=0, run_id="t1", now="2024-04-01"))
 
 
 def test_scores_follow_the_contract(output, world):
@@ -163,10 +164,10 @@ def test_artifacts(output, world):
 
 def test_missing_tables_give_notes():
     tables, _ = mini_world(1)
-    out = stage.run({"accounts": tables["accounts"], "logins": tables["logins"]}, run_dir=None, seed=0, context={})
+    out = stage.run({"accounts": tables["accounts"], "logins": tables["logins"]}, context=RunContext(seed=0))
     assert any("orders" in n for n in out.notes) and any("interactions" in n for n in out.notes)
     assert len(out.scores) == 3 * len(tables["accounts"])  # no interactions/orders: no capture, no consolidation
-    out2 = stage.run({"logins": tables["logins"]}, run_dir=None, seed=0, context={})
+    out2 = stage.run({"logins": tables["logins"]}, context=RunContext(seed=0))
     assert out2.scores.empty and "accounts" in out2.notes[0]
 
 
@@ -175,8 +176,8 @@ def test_external_seeds_propagate(world):
     ring = list(truth.index[truth == "crowd_engagement"][:2])
     pool = SeedPool.empty().update(pd.DataFrame({"entity_type": "account", "entity_id": ring, "source": "rules",
                                                  "score": 1.0}), run_id="r0", seen_at="2024-03-01")
-    out = stage.run({k: v for k, v in tables.items() if k != "orders"}, run_dir=None, seed=0,
-                    context={"seeds": pool, "run_id": "r1", "now": "2024-04-01"})
+    out = stage.run({k: v for k, v in tables.items() if k != "orders"},
+                    context=RunContext(seed=0, seed_pool=pool, run_id="r1", now="2024-04-01"))
     lp = out.scores[out.scores["method"] == "label_propagation"].set_index("entity_id")["score"]
     others = truth.index[truth == "crowd_engagement"][2:]
     assert lp.reindex(others).min() > lp.reindex(truth.index[truth == "honest"]).max()
@@ -191,7 +192,7 @@ def test_micro_scenario_lookalikes_clear_and_crowd_caught():
 
     d = generate(load_scenario("micro"), seed=7)
     labels = d.pop("labels")
-    out = stage.run(d, run_dir=None, seed=0, context={})
+    out = stage.run(d, context=RunContext(seed=0))
     s = out.scores[(out.scores["entity_type"] == "account") & (out.scores["method"] == "graph")]
     lab = labels[labels["entity_type"] == "account"].drop_duplicates("entity_id").set_index("entity_id")["typology"]
     ty = lab.reindex(s["entity_id"]).fillna("unlabelled").to_numpy()
@@ -243,9 +244,9 @@ def test_a_dataset_and_its_frames_give_the_same_run():
 
     d = generate(load_scenario("micro"), seed=5)
     d.pop("labels")
-    ctx = {"run_id": "t", "now": "2024-04-01"}
-    a = stage.run(d, run_dir=None, seed=0, context=ctx)
-    b = stage.run(Dataset.from_tables(d, validate=False), run_dir=None, seed=0, context=ctx)
+    ctx = RunContext(seed=0, run_id="t", now="2024-04-01")
+    a = stage.run(d, context=ctx)
+    b = stage.run(Dataset.from_tables(d, validate=False), context=ctx)
     assert a.scores.equals(b.scores)
     assert a.artifacts["communities"].equals(b.artifacts["communities"])
     assert a.artifacts["explanations"].equals(b.artifacts["explanations"])
@@ -265,3 +266,19 @@ def test_sum_parallel_edges_is_the_groupby(keys):
     want = e.groupby(["src", "dst"], sort=True).agg(weight=("weight", "sum"), n_ties=("n_shared", "sum")).reset_index()
     got = stage._sum_parallel_edges(e)
     assert got.equals(want)
+
+
+def test_parameters_come_from_the_context_and_unknown_ones_are_refused():
+    """``RunContext(graph=...)`` overrides DEFAULTS key by key; a misspelt parameter names the stage's own."""
+    from fraudkit.errors import FraudkitError
+
+    tables, _ = mini_world(1)
+    small = {"accounts": tables["accounts"], "logins": tables["logins"]}
+    with pytest.raises(FraudkitError, match="unknown graph stage parameter.*lp_alpah.*lp_alpha"):
+        stage.run(small, context=RunContext(graph={"lp_alpah": 0.5}))
+    with pytest.raises(FraudkitError, match="context must be a RunContext"):
+        stage.run(small, context={"seeds": None})
+    # a screen threshold above every score: nothing screened, so nothing seeds propagation either
+    out = stage.run(small, context=RunContext(graph={"screen_threshold": 1.0, "seed_threshold": 1.1}))
+    s = out.scores[out.scores["method"] == "community_screening"]
+    assert len(s) == len(tables["accounts"]) and not s["flagged"].any()

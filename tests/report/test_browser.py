@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from _report_build import micro_report
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

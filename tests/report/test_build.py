@@ -10,13 +10,12 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from _report_build import micro_data, micro_report
 
 from fraudkit.perception import monitors as perception
 from fraudkit.report import views as runviews
 from fraudkit.report.build import STEPS, _run_step, build_report, make_run_id
 from fraudkit.report.html import external_resources, make_offline, mask_html
-
-from _report_build import micro_data, micro_report
 
 
 def _tiny_notebooks(folder: Path, *, failing: str | None = None) -> Path:
@@ -60,6 +59,7 @@ def test_failing_step_gives_error_page_nonzero_and_keeps_previous_report(tmp_pat
     assert (good.run_dir / "accounts.parquet").exists() and bad.run_dir != good.run_dir
 
     from click.testing import CliRunner
+
     from fraudkit.cli import main
 
     r = CliRunner().invoke(main, ["report", "--data", str(micro_data()), "--out", str(tmp_path / "o"),

@@ -87,3 +87,44 @@ def test_mask_text_catches_phones_and_ips_in_html():
     assert "139****5678" in out and "10.0.*.*" in out
     assert "202403011234567890" in out and "5399.10" in out  # long ids and prices are not phones
     assert mask_text(out) == out  # idempotent
+
+
+def test_no_published_value_contains_a_raw_prefix_of_a_device_id(tmp_path):
+    """Devices, fingerprints and bindings are keyed hashes wherever a report shows them: table cells
+    (:func:`mask_frame`, also ``fraudkit.report.notebook.mask_frame``), graph node labels and tooltips
+    (:func:`fraudkit.report.viz.render_neighbourhood`) — never the first characters of the raw id."""
+    from fraudkit.report import notebook
+    from fraudkit.report.masking import mask_entity
+    from fraudkit.report.viz import render_neighbourhood
+
+    assert notebook.mask_frame is mask_frame  # one implementation
+    raw = {"device": ["QXZT-7781-WWKP", "QXZT-7781-WWKR", "RMNV-0042-PPQS"],  # shared prefixes, non-hex letters
+           "fingerprint": ["ZZTOP-fp-0001", "ZZTOP-fp-0002", "YYKM-fp-0003"],
+           "binding": ["WXUSR-1", "WXUSR-2", "QQUSR-3"]}
+    df = pd.DataFrame({"device_id": raw["device"], "fingerprint": raw["fingerprint"], "binding_id": raw["binding"],
+                       "entity_type": ["device", "fingerprint", "binding"],
+                       "entity_id": [raw["device"][0], raw["fingerprint"][0], raw["binding"][0]]})
+    published = mask_frame(df, key="k").astype(str).to_numpy().ravel().tolist()
+    published += [mask_entity(kind, v, key="k") for kind, vs in raw.items() for v in vs]
+    edges = pd.DataFrame({"src": "acc1", "src_type": "account",
+                          "dst": raw["device"] + raw["binding"], "dst_type": ["device"] * 3 + ["binding"] * 3})
+    page = render_neighbourhood(edges, ["acc1"], path=tmp_path / "g.html").read_text()
+    for values in raw.values():
+        for v in values:
+            for n in (4, len(v)):
+                assert not any(v[:n] in p for p in published), (v[:n], published)
+                assert v[:n] not in page
+    # equal ids mask equally and ids sharing a prefix do not share the mask's start
+    a, b = mask_entity("device", raw["device"][0], key="k"), mask_entity("device", raw["device"][1], key="k")
+    assert a == mask_value("device_id", raw["device"][0], key="k") and a[:8] != b[:8]
+
+
+def test_simulated_device_ids_never_appear_in_masks():
+    from fraudkit.report.masking import mask_entity
+
+    ids = pd.Series([204030754216, 540011337603, 204030754217, None], dtype="Int64")
+    masked = mask_series("device_id", ids, key="k")
+    assert masked.iloc[3] is None
+    for v, m in zip(ids.iloc[:3].astype(str), masked.iloc[:3]):
+        assert m.startswith("dev:") and v[:6] not in m
+        assert mask_entity("device", v, key="k") == m

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-
-from fraudkit.report import mitigation_views as mv
-from fraudkit.data.contract import HONEST_LOOKALIKES
-
 from _report_build import micro_data, micro_report
+
+from fraudkit.data.contract import HONEST_LOOKALIKES
+from fraudkit.report import mitigation_views as mv
 
 
 def test_governance_actions_cover_every_aim_and_count_collateral():

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from fraudkit.errors import MissingInputError
-from fraudkit.report.viz import NODE_STYLE, mask_key, render_community, render_neighbourhood
+from fraudkit.report.masking import mask_entity
+from fraudkit.report.viz import NODE_STYLE, render_community, render_neighbourhood
 
 EDGES = pd.DataFrame({
     "src": ["a1", "a2", "a3", "a1", "a4"],
@@ -44,7 +45,7 @@ def test_deterministic_and_capped(tmp_path):
 def test_community_shared_entities_and_networkx(tmp_path):
     html = render_community(EDGES, ["a1", "a2"], path=tmp_path / "c.html").read_text()
     labels = {n["label"] for n in _nodes(html)}
-    assert labels == {"a1", "a2", mask_key("phone", "13812345678")}
+    assert labels == {"a1", "a2", mask_entity("phone", "13812345678")}
     g = nx.Graph()
     g.add_node("x", type="account")
     g.add_node("1.2.3.4", type="ip")

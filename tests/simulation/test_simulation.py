@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, LABEL_TABLE, TABLES
-from fraudkit.simulation import (ScenarioError, generate, list_scenarios, load_scenario, simulate)
+from fraudkit.simulation import ScenarioError, generate, list_scenarios, load_scenario, simulate
 
 _DTYPES = {"id": "int64", "int": "int64", "float": "float64", "bool": "bool", "timestamp": "datetime64[us]",
            "string": "object"}
@@ -204,7 +204,7 @@ def test_simulate_writes_every_table_atomically(tmp_path):
 
 def test_same_seed_gives_byte_identical_folders_and_fingerprint(tmp_path):
     """Run ids and reports hash the dataset folder: nothing in it may depend on the clock."""
-    from fraudkit.report.build import dataset_fingerprint
+    from fraudkit.data.dataset import dataset_fingerprint
 
     a, b = tmp_path / "a", tmp_path / "b"
     simulate("micro", a, progress=False)

@@ -1,3 +1,3 @@
 """Stage 3, graphs: communities and their screening, label propagation and personalised PageRank,
-dense sub-graphs (FRAUDAR) and the association network.
+dense sub-graphs (FRAUDAR), the association network, and the capture and consolidation tests.
 """

@@ -27,7 +27,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from fraudkit.capability.graphs import ip24_array, shared_entity_projection
+from fraudkit.capability.graphs import shared_entity_projection
+from fraudkit.capability.ipranges import ip24_array
 from fraudkit.data.contract import FRAUD_TYPOLOGIES
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer, check_is_fitted
@@ -194,7 +195,7 @@ def group_features(membership, edges, tables) -> pd.DataFrame:
         nd = um.dropna(subset=["device_id"]).groupby("group_id")["device_id"].nunique().reindex(gids)
         f["accounts_per_device"] = (f["size"] / nd).fillna(0.0)
         ni = um.dropna(subset=["ip"]).assign(p=lambda x: ip24_array(x["ip"])).groupby("group_id")["p"].nunique()
-        f["accounts_per_ip24"] = (f["size"] / ni.reindex(gids)).fillna(0.0)
+        f["accounts_per_ip24"] = (f["size"] / ni.reindex(gids).replace(0, np.nan)).fillna(0.0)  # no IPv4: 0
     else:
         f["hour_concentration"] = f["accounts_per_device"] = f["accounts_per_ip24"] = 0.0
     dev = tables.get("devices")
@@ -239,11 +240,15 @@ class AssociationNetwork(BaseScorer):
     classifier_weight : float, default=0.5
         Weight of the classifier's probability (random forest, balanced classes) in the final score when trained.
     seed : int or None
-    contamination, threshold : float or None
-        See :class:`fraudkit.identification.base.BaseScorer`; default threshold 0.6.
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float, default=0.6
+        Groups scoring above it are flagged (the group stage's operating point).
 
     Attributes
     ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per group.
     membership_ : DataFrame ``account_id, group_id``
     features_ : DataFrame ``group_id`` + :data:`FEATURES` + ``anomaly, risk_index, classifier, score``
     classifier_ : fitted sklearn classifier or None
@@ -255,7 +260,7 @@ class AssociationNetwork(BaseScorer):
 
     def __init__(self, *, resources=RESOURCES, window="1D", max_degree=200, min_edge_weight=0.0,
                  max_component_size=200, resolution=1.0, min_group_size=3, n_estimators=200,
-                 classifier_weight=0.5, seed=None, contamination=None, threshold=None):
+                 classifier_weight=0.5, seed=None, contamination=None, threshold=0.6):
         super().__init__(contamination=contamination, threshold=threshold)
         self.resources = resources
         self.window = window
@@ -287,6 +292,10 @@ class AssociationNetwork(BaseScorer):
             ``classifier_`` is then refitted on every group. Exclusive with ``train_tables``.
         n_folds : int, default=5
             Folds of the out-of-fold scores (fewer when a class has fewer groups).
+
+        Returns
+        -------
+        self
         """
         if (train_tables is None) != (train_labels is None):
             raise ValueError("pass both train_tables and train_labels, or neither")
@@ -334,9 +343,6 @@ class AssociationNetwork(BaseScorer):
         m = self.membership_.merge(g, on="group_id", how="left")
         m["group_size"] = m.groupby("group_id")["account_id"].transform("size")
         return m[["account_id", "score", "group_id", "group_size", "reason"]]
-
-    def _default_threshold(self) -> float:
-        return 0.6
 
     def _groups(self, tables):
         return build_association_groups(tables, resources=self.resources, window=self.window,

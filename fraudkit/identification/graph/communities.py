@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fraudkit.capability.graphs import read_columns
 from fraudkit.capability.r_ab import normalize_address
+from fraudkit.data.dataset import read_table
 from fraudkit.errors import MissingInputError
-from fraudkit.identification.base import BaseScorer, check_is_fitted
+from fraudkit.identification.base import BaseScorer, check_is_fitted, inclusive_threshold
+from fraudkit.randomness import python_random
 
 __all__ = [
     "Partition",
@@ -37,6 +38,7 @@ __all__ = [
     "SCREEN_WEIGHTS",
     "captured_targets",
     "capture_scores",
+    "CaptureScorer",
 ]
 
 _METHODS = ("leiden", "louvain", "leidenalg")
@@ -298,7 +300,7 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
     member_index = pd.Index(mem["account_id"].to_numpy())
     for name, cols in (("interactions", ["account_id", "ts", "device_id"]), ("orders", ["account_id", "ts", "device_id"]),
                        ("logins", ["account_id", "ts", "device_id"])):
-        t = read_columns(data, name, cols)
+        t = read_table(data, name, cols, required=True)
         if t is None:
             missing.append(name)
             continue
@@ -308,7 +310,7 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
         ev.append(pd.DataFrame({c: t[c].to_numpy()[keep] for c in cols})
                   .assign(community=mem["community"].to_numpy()[pos[keep]], source=name))
     ev = pd.concat(ev, ignore_index=True) if ev else pd.DataFrame(columns=["account_id", "ts", "device_id", "community", "source"])
-    acc = read_columns(data, "accounts", ["account_id", "registered_at"])
+    acc = read_table(data, "accounts", ["account_id", "registered_at"], required=True)
     ref = pd.Timestamp(as_of) if as_of is not None else (ev["ts"].max() if len(ev) else None)
     if acc is not None and ref is not None:
         a = acc.merge(mem, on="account_id", how="inner")
@@ -324,7 +326,8 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
         prof["new_account_share"] = 0.0
     prof["device_sharing"] = _sharing(ev[["account_id", "community", "device_id"]].rename(columns={"device_id": "x"}),
                                       prof, min_sharing_group)
-    orders = read_columns(data, "orders", ["account_id", "product_id", "address", "receiver_phone", "promotion_id"])
+    orders = read_table(data, "orders", ["account_id", "product_id", "address", "receiver_phone", "promotion_id"],
+                        required=True)
     if orders is not None:
 
         o = orders.merge(mem, on="account_id", how="inner")
@@ -333,7 +336,7 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
                           o[["account_id", "community", "receiver_phone"]].rename(columns={"receiver_phone": "x"})
                           .assign(x=lambda f: "phone:" + f["x"].astype(str))], ignore_index=True)
         prof["address_sharing"] = _sharing(addr, prof, min_sharing_group)
-        products = read_columns(data, "products", ["product_id", "discount"])
+        products = read_table(data, "products", ["product_id", "discount"], required=True)
         disc = o["promotion_id"].notna().to_numpy()
         if products is not None:
             dmap = pd.Series(products["discount"].to_numpy(float), index=products["product_id"].to_numpy())
@@ -393,8 +396,18 @@ class CommunityScreener(BaseScorer):
     weights : dict, optional
         Overrides :data:`SCREEN_WEIGHTS`.
     full_size : int, default=8
-    contamination, threshold : see :class:`fraudkit.identification.base.BaseScorer`
-        Default threshold 0.5.
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float, default=0.5
+        Communities scoring above it are flagged (the graph stage's ``screen_threshold``).
+
+    Attributes
+    ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per community
+        (``entity_ids_`` are the ``community`` ids); ``reasons_`` names its two strongest features.
+    model_ : sklearn LogisticRegression or None
+        The supervised classifier, when ``fit`` was given ``y``.
 
     Examples
     --------
@@ -409,13 +422,25 @@ class CommunityScreener(BaseScorer):
     entity_type = "community"
     stage = "graph"
 
-    def __init__(self, *, weights=None, full_size=8, contamination=None, threshold=None):
+    def __init__(self, *, weights=None, full_size=8, contamination=None, threshold=0.5):
         super().__init__(contamination=contamination, threshold=threshold)
         self.weights = weights
         self.full_size = full_size
 
     def fit(self, profiles: pd.DataFrame, y=None):
-        """Score ``profiles``; learn a classifier first when ``y`` (1 = fraud community) is given."""
+        """Score ``profiles``; learn a classifier first when ``y`` (1 = fraud community) is given.
+
+        Parameters
+        ----------
+        profiles : pandas.DataFrame
+            From :func:`profile_communities`.
+        y : array-like of shape (n_communities,), optional
+            1 for a fraud community, 0 otherwise (a *training* dataset's).
+
+        Returns
+        -------
+        self
+        """
         X = self._features(profiles)
         if y is not None:
             from sklearn.linear_model import LogisticRegression
@@ -434,9 +459,6 @@ class CommunityScreener(BaseScorer):
         """Risk of new communities (e.g. next period's) with what ``fit`` learned."""
         check_is_fitted(self, ("decision_scores_", "model_"))
         return self._score(profiles, self._features(profiles))
-
-    def _default_threshold(self) -> float:
-        return 0.5
 
     def _features(self, profiles):
         missing = [c for c in PROFILE_FEATURES + ("size",) if c not in profiles.columns]
@@ -582,6 +604,106 @@ def capture_scores(partition: Partition, events, captured: pd.DataFrame, *, key=
     >>> s[["account_id", "capture_share", "coordination", "score"]].round(3).values.tolist()[:2]
     [['a', 0.429, 1.0, 1.0], ['b', 0.429, 1.0, 1.0]]
     """
+    return CaptureScorer(key=key, target=target, min_targets=min_targets).fit(
+        partition, events, captured=captured).table_
+
+
+class CaptureScorer(BaseScorer):
+    """The capture test as a detector: accounts confirmed on targets their community captured.
+
+    ``fit`` runs :func:`captured_targets` (unless its table is passed as ``captured``) and scores every
+    account of the partition as :func:`capture_scores` describes; that function is the one-call
+    wrapper of this class.
+
+    Parameters
+    ----------
+    key, target : str, default="account_id", "target"
+        Columns of the events.
+    stratum : str or None, default=None
+        Passed to :func:`captured_targets`.
+    alpha : float, default=0.01
+        Family-wise error rate of :func:`captured_targets`.
+    min_members : int, default=3
+        Passed to :func:`captured_targets`.
+    min_targets : int, default=2
+        Captured targets an account must have engaged to be confirmed.
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float, default=inclusive_threshold(0.5)
+        Flags scores of 0.5 and above (the graph stage's ``evidence_threshold``), stored as the largest
+        float below 0.5 (see :func:`fraudkit.identification.base.inclusive_threshold`).
+
+    Attributes
+    ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per account of the
+        partition, in the partition's order.
+    captured_ : pandas.DataFrame
+        The (community, target) tests (:func:`captured_targets`).
+    table_ : pandas.DataFrame
+        What :func:`capture_scores` returns.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> p = Partition(np.array(["a", "b", "c", "x", "y", "z"]), np.array([0, 0, 0, 1, 1, 1]), "x", n_communities=2)
+    >>> ev = pd.DataFrame({"account_id": list("abc") * 2 + ["x", "y"] * 50,
+    ...                    "target": [1, 1, 1, 2, 2, 2] + list(range(3, 103))})
+    >>> est = CaptureScorer().fit(p, ev)
+    >>> est.labels_.tolist(), est.reasons_[0]
+    ([1, 1, 1, 0, 0, 0], 'engaged 2 targets its community captured; 1.00 of its community confirmed, coordination 1.00')
+    """
+
+    stage = "graph"
+
+    def __init__(self, *, key="account_id", target="target", stratum=None, alpha=0.01, min_members=3,
+                 min_targets=2, contamination=None, threshold=inclusive_threshold(0.5)):
+        super().__init__(contamination=contamination, threshold=threshold)
+        self.key = key
+        self.target = target
+        self.stratum = stratum
+        self.alpha = alpha
+        self.min_members = min_members
+        self.min_targets = min_targets
+
+    def fit(self, partition: Partition, events, *, captured=None):
+        """Test the partition's communities for captured targets and score their accounts.
+
+        Parameters
+        ----------
+        partition : Partition
+            Communities of accounts.
+        events : pandas.DataFrame
+            One row per engagement: ``key``, ``target`` (and ``stratum``).
+        captured : pandas.DataFrame, optional
+            A :func:`captured_targets` table of the same partition and events, to reuse.
+
+        Returns
+        -------
+        self
+        """
+        if captured is None:
+            captured = captured_targets(partition, events, key=self.key, target=self.target, stratum=self.stratum,
+                                        alpha=self.alpha, min_members=self.min_members)
+        table = _capture_table(partition, events, captured, key=self.key, target=self.target,
+                               min_targets=self.min_targets)
+        self.captured_ = captured
+        self.table_ = table
+        reasons = np.full(len(table), "", dtype=object)
+        hit = table["score"].to_numpy() > 0
+        t = table[hit]
+        reasons[hit] = ("engaged " + t["n_captured"].astype(str) + " targets its community captured; "
+                        + t["capture_share"].map("{:.2f}".format) + " of its community confirmed, coordination "
+                        + pd.Series(np.asarray(t["coordination"], dtype=float), index=t.index).map("{:.2f}".format)
+                        ).to_numpy(dtype=object)
+        return self._set_scores(table[self.key].to_numpy(), table["score"].to_numpy(float), reasons)
+
+
+# --- private helpers ----------------------------------------------------------
+
+
+def _capture_table(partition, events, captured, *, key, target, min_targets):
+    """The :func:`capture_scores` table (see there)."""
     mem = partition.to_frame(key)
     cap = captured.loc[captured["captured"], ["community", "target"]
                        + (["d"] if "d" in captured.columns else [])]
@@ -603,9 +725,6 @@ def capture_scores(partition: Partition, events, captured: pd.DataFrame, *, key=
     return mem[[key, "community", "n_captured", "capture_share", "coordination", "score"]]
 
 
-# --- private helpers ----------------------------------------------------------
-
-
 def _igraph(n, s, d):
     import igraph as ig
 
@@ -619,7 +738,7 @@ def _igraph(n, s, d):
 def _igraph_seed(seed):
     import igraph as ig
 
-    rng = random.Random(0 if seed is None else int(seed))
+    rng = python_random(seed)
     ig.set_random_number_generator(rng)
     try:
         yield

@@ -38,8 +38,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from fraudkit.errors import MissingInputError
+from fraudkit.identification.base import BaseScorer
 
-__all__ = ["DenseBlock", "fraudar", "column_weights", "block_scores", "fraudar_frame", "block_excess"]
+__all__ = ["DenseBlock", "fraudar", "column_weights", "block_scores", "fraudar_frame", "block_excess",
+           "DenseSubgraphDetector"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def column_weights(adj, *, weight="log", c: float = 5.0) -> np.ndarray:
 
 def fraudar(adj, *, weight="log", max_blocks: int = 5, min_rows: int = 3, min_cols: int = 2,
             min_density: float = 0.0, c: float = 5.0) -> list[DenseBlock]:
-    """Find up to ``max_blocks`` dense blocks by greedy peeling.
+    """Find up to ``max_blocks`` dense blocks by greedy peeling (one call of :class:`DenseSubgraphDetector`).
 
     Parameters
     ----------
@@ -144,36 +146,8 @@ def fraudar(adj, *, weight="log", max_blocks: int = 5, min_rows: int = 3, min_co
     >>> blocks[0].rows.tolist(), blocks[0].cols.tolist()
     ([0, 1, 2, 3, 4], [0, 1, 2, 3])
     """
-    if max_blocks < 1:
-        raise ValueError(f"max_blocks must be >= 1, got {max_blocks}")
-    a = sp.csr_matrix(adj, dtype=float, copy=True)
-    if a.ndim != 2:
-        raise ValueError("adj must be a 2-D matrix")
-    a.sum_duplicates()
-    a.data[:] = 1.0
-    a.eliminate_zeros()
-    w = column_weights(a, weight=weight, c=c)
-    wa = sp.csr_matrix(a.multiply(w[None, :]))
-    wa.eliminate_zeros()
-    scheme = weight if isinstance(weight, str) else "custom"
-    blocks = []
-    for b in range(max_blocks):
-        if wa.nnz == 0:
-            break
-        rows, cols, dens = _densest(wa)
-        if len(rows) < min_rows or len(cols) < min_cols or dens <= min_density:
-            break
-        sub = wa[rows][:, cols]
-        n_edges = int(sub.nnz)
-        blocks.append(DenseBlock(rows=rows, cols=cols, density=float(dens), mass=float(sub.sum()),
-                                 n_edges=n_edges, fill=n_edges / (len(rows) * len(cols)),
-                                 params={"weight": scheme, "c": c, "block": b}))
-        # drop the block's edges and search again
-        si, sj = sub.nonzero()
-        rm = sp.csr_matrix((np.ones(len(si)), (rows[si], cols[sj])), shape=wa.shape)
-        wa = sp.csr_matrix(wa - wa.multiply(rm))
-        wa.eliminate_zeros()
-    return blocks
+    return DenseSubgraphDetector(weight=weight, max_blocks=max_blocks, min_rows=min_rows, min_cols=min_cols,
+                                 min_density=min_density, c=c, score="density").fit(adj).blocks_
 
 
 def block_scores(blocks, n_rows: int) -> np.ndarray:
@@ -194,7 +168,7 @@ def block_scores(blocks, n_rows: int) -> np.ndarray:
 
 def fraudar_frame(edges: pd.DataFrame, *, row: str = "account_id", col: str = "target_id",
                   **kwargs) -> tuple[list[DenseBlock], pd.DataFrame]:
-    """Run :func:`fraudar` on an edge list and return keyed block membership.
+    """Run :func:`fraudar` on an edge list and return keyed block membership (one :class:`DenseSubgraphDetector`).
 
     Parameters
     ----------
@@ -203,7 +177,7 @@ def fraudar_frame(edges: pd.DataFrame, *, row: str = "account_id", col: str = "t
     row, col : str
         Column names of the two sides.
     **kwargs
-        Passed to :func:`fraudar`.
+        Passed to :func:`fraudar` (parameters of :class:`DenseSubgraphDetector`).
 
     Returns
     -------
@@ -220,28 +194,8 @@ def fraudar_frame(edges: pd.DataFrame, *, row: str = "account_id", col: str = "t
     >>> sorted(m.loc[m.side == "row", "entity_id"].tolist())
     [1, 2, 3]
     """
-    missing = [c for c in (row, col) if c not in edges.columns]
-    if missing:
-        raise MissingInputError(f"fraudar_frame: edge table lacks column(s) {missing}; "
-                                f"columns are {list(edges.columns)}")
-    ri, rkeys = pd.factorize(edges[row], sort=True)
-    ci, ckeys = pd.factorize(edges[col], sort=True)
-    ok = (ri >= 0) & (ci >= 0)
-    adj = sp.csr_matrix((np.ones(int(ok.sum())), (ri[ok], ci[ok])), shape=(len(rkeys), len(ckeys)))
-    blocks = fraudar(adj, **kwargs)
-    parts = []
-    for k, b in enumerate(blocks):
-        for side, idx, keys in (("row", b.rows, rkeys), ("col", b.cols, ckeys)):
-            parts.append(pd.DataFrame({"block_id": k, "side": side, "entity_id": np.asarray(keys)[idx],
-                                       "density": b.density, "n_rows": len(b.rows), "n_cols": len(b.cols),
-                                       "fill": b.fill}))
-    cols = ["block_id", "side", "entity_id", "density", "n_rows", "n_cols", "fill"]
-    empty = pd.DataFrame({"block_id": pd.Series(dtype=int), "side": pd.Series(dtype=object),
-                          "entity_id": pd.Series(dtype=object), "density": pd.Series(dtype=float),
-                          "n_rows": pd.Series(dtype=int), "n_cols": pd.Series(dtype=int),
-                          "fill": pd.Series(dtype=float)})
-    members = pd.concat(parts, ignore_index=True) if parts else empty
-    return blocks, members[cols]
+    est = DenseSubgraphDetector(score="density", **kwargs).fit(edges, row=row, col=col)
+    return est.blocks_, est.members_
 
 
 def block_excess(edges: pd.DataFrame, members: pd.DataFrame, *, row: str = "account_id",
@@ -303,7 +257,227 @@ def block_excess(edges: pd.DataFrame, members: pd.DataFrame, *, row: str = "acco
         {"block_id": np.int64, "n_edges": np.int64, "expected_edges": float, "lift": float, "excess_share": float})
 
 
+class DenseSubgraphDetector(BaseScorer):
+    """FRAUDAR dense blocks as a detector: rows (accounts) scored by the blocks they belong to.
+
+    :func:`fraudar` and :func:`fraudar_frame` are its one-call wrappers.
+
+    Parameters
+    ----------
+    weight : {"log", "uniform"} or array-like, default="log"
+        Column weights, see :func:`column_weights`.
+    max_blocks : int, default=5
+        How many blocks to peel off, one after another.
+    min_rows, min_cols : int, default=3, 2
+        Smaller blocks are not reported and stop the search.
+    min_density : float, default=0.0
+        Stop when the best block is less dense than this.
+    c : float, default=5.0
+        Log-weight smoothing constant.
+    score : {"excess", "density"}, default="excess"
+        What a row's score is. ``"excess"``: how far its block's edges exceed what the members'
+        degrees predict (:func:`block_excess`), ``min(excess_share / (2 min_excess),
+        log(lift) / (2 log(min_lift)))`` clipped to [0, 1], so 0.5 where both reach their minimum
+        (the group stage's ``dense_subgraph`` score: FRAUDAR's average mass favours cores of heavy
+        honest users). ``"density"``: the density of the densest block (:func:`block_scores`).
+        A row in several blocks takes its best (the first block found among equals).
+    min_excess : float, default=0.2
+        Share of the members' activity beyond chance that scores 0.5 (``score="excess"``).
+    min_lift : float, default=5.0
+        Edges over expected that score 0.5 (``score="excess"``).
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float, default=0.5
+        Rows scoring above it are flagged (the group stage's operating point).
+
+    Attributes
+    ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per row: the row
+        keys of an edge table (sorted), or ``0..n_rows-1`` for a matrix; 0 and ``""`` outside blocks.
+    blocks_ : list of DenseBlock
+        In the order found; indices refer to ``entity_ids_`` and ``col_ids_``.
+    col_ids_ : ndarray
+        Column keys (sorted) or ``0..n_cols-1``.
+    members_ : pandas.DataFrame
+        ``block_id, side ("row"|"col"), entity_id, density, n_rows, n_cols, fill``.
+    excess_ : pandas.DataFrame or None
+        :func:`block_excess` of the blocks (``score="excess"``).
+    block_ids_ : ndarray of shape (n_rows,), dtype int
+        The block behind each row's score (``-1`` outside every block).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> e = pd.DataFrame({"account_id": [1, 1, 2, 2, 3, 3, 4, 5], "target_id": [7, 8, 7, 8, 7, 8, 9, 9]})
+    >>> est = DenseSubgraphDetector(max_blocks=1, min_lift=1.2, min_excess=0.2).fit(e)
+    >>> est.entity_ids_.tolist(), est.decision_scores_.round(3).tolist()
+    ([1, 2, 3, 4, 5], [0.625, 0.625, 0.625, 0.0, 0.0])
+    """
+
+    stage = "group"
+
+    def __init__(self, *, weight="log", max_blocks=5, min_rows=3, min_cols=2, min_density=0.0, c=5.0,
+                 score="excess", min_excess=0.2, min_lift=5.0, contamination=None, threshold=0.5):
+        super().__init__(contamination=contamination, threshold=threshold)
+        self.weight = weight
+        self.max_blocks = max_blocks
+        self.min_rows = min_rows
+        self.min_cols = min_cols
+        self.min_density = min_density
+        self.c = c
+        self.score = score
+        self.min_excess = min_excess
+        self.min_lift = min_lift
+
+    def fit(self, X, *, row="account_id", col="target_id"):
+        """Peel dense blocks off ``X`` and score its rows.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame, scipy.sparse matrix or ndarray
+            An edge table (one row per edge, duplicates merged, with columns ``row`` and ``col``) or a
+            bipartite adjacency of shape (n_rows, n_cols) (any non-zero cell is one edge).
+        row, col : str, default="account_id", "target_id"
+            Columns of the two sides of an edge table.
+
+        Returns
+        -------
+        self
+        """
+        if self.score not in ("excess", "density"):
+            raise ValueError(f"score must be 'excess' or 'density', got {self.score!r}")
+        if self.max_blocks < 1:
+            raise ValueError(f"max_blocks must be >= 1, got {self.max_blocks}")
+        if isinstance(X, pd.DataFrame):
+            missing = [c for c in (row, col) if c not in X.columns]
+            if missing:
+                raise MissingInputError(f"fraudar_frame: edge table lacks column(s) {missing}; "
+                                        f"columns are {list(X.columns)}")
+            ri, rkeys = pd.factorize(X[row], sort=True)
+            ci, ckeys = pd.factorize(X[col], sort=True)
+            ok = (ri >= 0) & (ci >= 0)
+            adj = sp.csr_matrix((np.ones(int(ok.sum())), (ri[ok], ci[ok])), shape=(len(rkeys), len(ckeys)))
+            rkeys, ckeys, edges = np.asarray(rkeys), np.asarray(ckeys), X
+        else:
+            adj = sp.csr_matrix(X, dtype=float, copy=True)
+            if adj.ndim != 2:
+                raise ValueError("adj must be a 2-D matrix")
+            rkeys, ckeys, edges = np.arange(adj.shape[0]), np.arange(adj.shape[1]), None
+        blocks = _peel(adj, weight=self.weight, max_blocks=self.max_blocks, min_rows=self.min_rows,
+                       min_cols=self.min_cols, min_density=self.min_density, c=self.c)
+        members = _members(blocks, rkeys, ckeys)
+        self.blocks_ = blocks
+        self.col_ids_ = ckeys
+        self.members_ = members
+        self.excess_ = None
+        rows = members[members["side"] == "row"]
+        self.block_ids_ = _best_blocks(blocks, len(rkeys))
+        if self.score == "density" or not len(rows):
+            scores = block_scores(blocks, len(rkeys))
+            reasons = _density_reasons(blocks, len(rkeys))
+            return self._set_scores(rkeys, scores, reasons)
+        if edges is None:
+            a = adj.tocoo()
+            edges, row, col = pd.DataFrame({"row": a.row, "col": a.col}), "row", "col"
+        ex = block_excess(edges, members, row=row, col=col).set_index("block_id")
+        self.excess_ = ex.reset_index()
+        lift = ex["lift"].reindex(rows["block_id"]).to_numpy(float)
+        share = ex["excess_share"].reindex(rows["block_id"]).to_numpy(float)
+        by_share = share / (2 * self.min_excess)
+        by_lift = np.log(np.maximum(lift, 1.0)) / (2 * np.log(self.min_lift))
+        s = np.clip(np.minimum(by_share, by_lift), 0, 1)
+        why = ("dense block " + rows["block_id"].astype(str) + ": " + rows["n_rows"].astype(str)
+               + " accounts x " + rows["n_cols"].astype(str) + " targets, fill "
+               + rows["fill"].round(2).astype(str) + ", " + pd.Series(lift, index=rows.index).round(1).astype(str)
+               + "x the edges their degrees predict, "
+               + pd.Series(100 * share, index=rows.index).round().astype(int).astype(str)
+               + "% of the members' activity beyond chance")
+        best = pd.DataFrame({"key": rows["entity_id"].to_numpy(), "score": s, "reason": why.to_numpy(),
+                             "block_id": rows["block_id"].to_numpy()})
+        best = best.sort_values(["key", "score"], ascending=[True, False], kind="stable").drop_duplicates("key")
+        pos = pd.Index(rkeys).get_indexer(best["key"])
+        scores = np.zeros(len(rkeys))
+        reasons = np.full(len(rkeys), "", dtype=object)
+        block_ids = np.full(len(rkeys), -1, dtype=np.int64)
+        scores[pos] = best["score"].to_numpy()
+        reasons[pos] = best["reason"].to_numpy()
+        block_ids[pos] = best["block_id"].to_numpy()
+        self.block_ids_ = block_ids
+        return self._set_scores(rkeys, scores, reasons)
+
+
 # --- private helpers ---------------------------------------------------------
+
+
+def _best_blocks(blocks, n_rows: int) -> np.ndarray:
+    """Index of the densest block each row belongs to (the first, densest, on ties); -1 outside every block."""
+    out = np.full(n_rows, -1, dtype=np.int64)
+    best = np.full(n_rows, -np.inf)
+    for i, b in enumerate(blocks):
+        rows = np.asarray(b.rows, dtype=np.int64)
+        better = b.density > best[rows]
+        out[rows[better]] = i
+        best[rows[better]] = b.density
+    return out
+
+
+def _peel(a: sp.csr_matrix, *, weight, max_blocks, min_rows, min_cols, min_density, c) -> list[DenseBlock]:
+    """Up to ``max_blocks`` dense blocks of ``a`` (a float copy, changed here), densest first."""
+    a.sum_duplicates()
+    a.data[:] = 1.0
+    a.eliminate_zeros()
+    w = column_weights(a, weight=weight, c=c)
+    wa = sp.csr_matrix(a.multiply(w[None, :]))
+    wa.eliminate_zeros()
+    scheme = weight if isinstance(weight, str) else "custom"
+    blocks = []
+    for b in range(max_blocks):
+        if wa.nnz == 0:
+            break
+        rows, cols, dens = _densest(wa)
+        if len(rows) < min_rows or len(cols) < min_cols or dens <= min_density:
+            break
+        sub = wa[rows][:, cols]
+        n_edges = int(sub.nnz)
+        blocks.append(DenseBlock(rows=rows, cols=cols, density=float(dens), mass=float(sub.sum()),
+                                 n_edges=n_edges, fill=n_edges / (len(rows) * len(cols)),
+                                 params={"weight": scheme, "c": c, "block": b}))
+        # drop the block's edges and search again
+        si, sj = sub.nonzero()
+        rm = sp.csr_matrix((np.ones(len(si)), (rows[si], cols[sj])), shape=wa.shape)
+        wa = sp.csr_matrix(wa - wa.multiply(rm))
+        wa.eliminate_zeros()
+    return blocks
+
+
+def _members(blocks, rkeys, ckeys) -> pd.DataFrame:
+    """Keyed block membership (the ``members`` table of :func:`fraudar_frame`)."""
+    parts = []
+    for k, b in enumerate(blocks):
+        for side, idx, keys in (("row", b.rows, rkeys), ("col", b.cols, ckeys)):
+            parts.append(pd.DataFrame({"block_id": k, "side": side, "entity_id": np.asarray(keys)[idx],
+                                       "density": b.density, "n_rows": len(b.rows), "n_cols": len(b.cols),
+                                       "fill": b.fill}))
+    cols = ["block_id", "side", "entity_id", "density", "n_rows", "n_cols", "fill"]
+    empty = pd.DataFrame({"block_id": pd.Series(dtype=int), "side": pd.Series(dtype=object),
+                          "entity_id": pd.Series(dtype=object), "density": pd.Series(dtype=float),
+                          "n_rows": pd.Series(dtype=int), "n_cols": pd.Series(dtype=int),
+                          "fill": pd.Series(dtype=float)})
+    members = pd.concat(parts, ignore_index=True) if parts else empty
+    return members[cols]
+
+
+def _density_reasons(blocks, n_rows) -> np.ndarray:
+    """Per row, the densest block it belongs to, described; ``""`` outside blocks."""
+    out = np.full(n_rows, "", dtype=object)
+    best = np.zeros(n_rows)
+    for k, b in enumerate(blocks):
+        take = b.rows[b.density > best[b.rows]]
+        best[take] = b.density
+        out[take] = (f"dense block {k}: {len(b.rows)} rows x {len(b.cols)} columns, density {b.density:.2f}, "
+                     f"fill {b.fill:.2f}")
+    return out
 
 
 def _densest(wa: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, float]:

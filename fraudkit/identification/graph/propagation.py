@@ -22,10 +22,13 @@ import pandas as pd
 from fraudkit.capability.graphs import HeteroGraph
 from fraudkit.data.atomic import write_parquet
 from fraudkit.errors import ConvergenceWarning, MissingInputError
+from fraudkit.identification.base import BaseScorer
 
 __all__ = [
     "label_propagation",
     "personalized_pagerank",
+    "LabelPropagation",
+    "PersonalizedPageRank",
     "sample_subgraph",
     "strong_entities",
     "SeedPool",
@@ -34,7 +37,7 @@ __all__ = [
 
 
 def label_propagation(adj, seeds, *, alpha=0.85, max_iter=100, tol=1e-6, negative_seeds=None) -> np.ndarray:
-    """Weak-label propagation (Zhou et al., 2004) from seed nodes over a weighted graph.
+    """Weak-label propagation (Zhou et al., 2004) from seed nodes (one call of :class:`LabelPropagation`).
 
     Iterates ``F <- alpha * S @ F + (1 - alpha) * Y`` with the degree-normalised adjacency
     ``S = D^-1/2 W D^-1/2`` (``W`` symmetrised), ``Y = 1`` on ``seeds`` and ``-1`` on
@@ -72,27 +75,14 @@ def label_propagation(adj, seeds, *, alpha=0.85, max_iter=100, tol=1e-6, negativ
     >>> bool(f[1] > f[2] > 0), float(f[3])
     (True, 0.0)
     """
-    S, n = _normalised(adj, "sym")
-    _check_alpha(alpha)
-    y = np.zeros(n)
-    y[_indices(seeds, n)] = 1.0
-    if negative_seeds is not None:
-        y[_indices(negative_seeds, n)] = -1.0
-    f = (1 - alpha) * y
-    for it in range(int(max_iter)):
-        nxt = alpha * (S @ f) + (1 - alpha) * y
-        delta = np.abs(nxt - f).max(initial=0.0)
-        f = nxt
-        if delta < tol:
-            break
-    else:
-        warnings.warn(f"label_propagation stopped at max_iter={max_iter} (last change {delta:.2e} > tol={tol}); "
-                      "raise max_iter or lower alpha", ConvergenceWarning, stacklevel=2)
-    return f
+    return LabelPropagation(alpha=alpha, max_iter=max_iter, tol=tol).fit(
+        adj, seeds, negative_seeds=negative_seeds).decision_scores_
 
 
 def personalized_pagerank(adj, seeds, *, alpha=0.85, max_iter=200, tol=1e-8, seed_weights=None) -> np.ndarray:
     """Personalised PageRank: stationary distribution of a walk that restarts at ``seeds``.
+
+    One call of :class:`PersonalizedPageRank`.
 
     ``p <- alpha * P^T p + (1 - alpha) * v`` with ``P = D^-1 W`` row-stochastic and ``v`` the restart
     distribution over seeds; dangling nodes restart. The result sums to 1.
@@ -121,28 +111,206 @@ def personalized_pagerank(adj, seeds, *, alpha=0.85, max_iter=200, tol=1e-8, see
     >>> round(float(p.sum()), 6), bool(p[1] > p[2] > p[3])
     (1.0, True)
     """
-    P, n = _normalised(adj, "row")
-    _check_alpha(alpha)
-    idx = _indices(seeds, n)
-    v = np.zeros(n)
-    w = np.ones(len(idx)) if seed_weights is None else np.asarray(seed_weights, dtype=float)
-    np.add.at(v, idx, w)
-    if v.sum() <= 0:
-        raise ValueError("personalized_pagerank needs at least one seed with positive weight")
-    v /= v.sum()
-    dangling = np.asarray(P.sum(axis=1)).ravel() == 0
-    PT = P.T.tocsr()
-    p = v.copy()
-    for _ in range(int(max_iter)):
-        nxt = alpha * (PT @ p + p[dangling].sum() * v) + (1 - alpha) * v
-        delta = np.abs(nxt - p).sum()
-        p = nxt
-        if delta < tol:
-            break
-    else:
-        warnings.warn(f"personalized_pagerank stopped at max_iter={max_iter} (last L1 change {delta:.2e})",
-                      ConvergenceWarning, stacklevel=2)
-    return p
+    return PersonalizedPageRank(alpha=alpha, max_iter=max_iter, tol=tol).fit(
+        adj, seeds, seed_weights=seed_weights).decision_scores_
+
+
+class LabelPropagation(BaseScorer):
+    """Weak-label propagation (Zhou et al., 2004) from seed nodes over a weighted graph.
+
+    Iterates ``F <- alpha * S @ F + (1 - alpha) * Y`` with the degree-normalised adjacency
+    ``S = D^-1/2 W D^-1/2`` (``W`` symmetrised), ``Y = 1`` on the seeds and ``-1`` on the negative
+    seeds, until the largest change is below ``tol``. Normalising by degree keeps hubs (a campus IP, a
+    viral note) from passing full risk to everyone they touch. :func:`label_propagation` is its
+    one-call wrapper.
+
+    Parameters
+    ----------
+    alpha : float, default=0.85
+        Share of the score that comes from neighbours (0 < alpha < 1).
+    max_iter : int, default=100
+    tol : float, default=1e-6
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float, default=0.25
+        Nodes whose propagated score is above it are flagged (the graph stage's ``lp_threshold``).
+
+    Attributes
+    ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per node: the
+        propagated score in ``[-1, 1]`` (0 where no seed reaches); ``reasons_`` says ``"seed"`` or how
+        far propagation carried the risk.
+    n_iter_ : int
+        Iterations run.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When ``max_iter`` is reached before convergence.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> adj = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 3], [1, 2, 4])), shape=(5, 5))
+    >>> est = LabelPropagation().fit(adj, [0])
+    >>> est.labels_.tolist(), est.reasons_[:2].tolist()
+    ([1, 1, 0, 0, 0], ['seed', 'propagated score 0.32 from 1 seed(s)'])
+    """
+
+    stage = "graph"
+
+    def __init__(self, *, alpha=0.85, max_iter=100, tol=1e-6, contamination=None, threshold=0.25):
+        super().__init__(contamination=contamination, threshold=threshold)
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, adj, seeds, *, negative_seeds=None, nodes=None):
+        """Propagate from ``seeds`` over ``adj``.
+
+        Parameters
+        ----------
+        adj : scipy.sparse matrix of shape (n, n)
+            Non-negative weights.
+        seeds : array-like of int
+            Indices of known-risky nodes.
+        negative_seeds : array-like of int, optional
+            Indices of known-clean nodes; they push scores down.
+        nodes : array-like of shape (n,), optional
+            Keys of the nodes (``entity_ids_``); default ``0..n-1``.
+
+        Returns
+        -------
+        self
+        """
+        alpha, max_iter, tol = self.alpha, self.max_iter, self.tol
+        S, n = _normalised(adj, "sym")
+        _check_alpha(alpha)
+        y = np.zeros(n)
+        pos = _indices(seeds, n)
+        y[pos] = 1.0
+        if negative_seeds is not None:
+            y[_indices(negative_seeds, n)] = -1.0
+        f = (1 - alpha) * y
+        delta, it = np.inf, 0
+        for it in range(int(max_iter)):
+            nxt = alpha * (S @ f) + (1 - alpha) * y
+            delta = np.abs(nxt - f).max(initial=0.0)
+            f = nxt
+            if delta < tol:
+                break
+        else:
+            warnings.warn(f"label_propagation stopped at max_iter={max_iter} (last change {delta:.2e} > "
+                          f"tol={tol}); raise max_iter or lower alpha", ConvergenceWarning, stacklevel=2)
+        self.n_iter_ = it + 1 if max_iter else 0
+        self._set_scores(_node_keys(nodes, n), f)
+        self.reasons_ = _propagation_reasons(f, y > 0, self.labels_ == 1,
+                                             "propagated score {:.2f} from " + f"{len(np.unique(pos))} seed(s)")
+        return self
+
+
+class PersonalizedPageRank(BaseScorer):
+    """Personalised PageRank: stationary distribution of a walk that restarts at the seeds.
+
+    ``p <- alpha * P^T p + (1 - alpha) * v`` with ``P = D^-1 W`` row-stochastic (``W`` symmetrised)
+    and ``v`` the restart distribution over seeds; dangling nodes restart. The result sums to 1.
+    :func:`personalized_pagerank` is its one-call wrapper.
+
+    Parameters
+    ----------
+    alpha : float, default=0.85
+        Probability of following an edge rather than restarting.
+    max_iter : int, default=200
+    tol : float, default=1e-8
+        On the L1 change.
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float or None, default=None
+        None: ``1 / n``, the mass every node would get from a uniform walk; nodes the seeds' walk
+        visits more often than that are flagged.
+
+    Attributes
+    ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per node
+        (the stationary probability); ``reasons_`` says ``"seed"`` or how many times the uniform mass
+        the walk gives the node.
+    n_iter_ : int
+        Iterations run.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When ``max_iter`` is reached before convergence.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> adj = sp.csr_matrix(([1.0, 1.0], ([0, 1], [1, 2])), shape=(4, 4))
+    >>> est = PersonalizedPageRank().fit(adj, [0])
+    >>> est.threshold_, est.labels_.tolist(), est.reasons_[1]
+    (0.25, [1, 1, 0, 0], "1.8x the uniform walk's visits from the seeds")
+    """
+
+    stage = "graph"
+
+    def __init__(self, *, alpha=0.85, max_iter=200, tol=1e-8, contamination=None, threshold=None):
+        super().__init__(contamination=contamination, threshold=threshold)
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, adj, seeds, *, seed_weights=None, nodes=None):
+        """Run the walk restarting at ``seeds`` over ``adj``.
+
+        Parameters
+        ----------
+        adj : scipy.sparse matrix of shape (n, n)
+            Non-negative weights.
+        seeds : array-like of int
+            Indices of the restart nodes.
+        seed_weights : array-like of float, optional
+            Restart weight of each seed (e.g. seed-pool scores).
+        nodes : array-like of shape (n,), optional
+            Keys of the nodes (``entity_ids_``); default ``0..n-1``.
+
+        Returns
+        -------
+        self
+        """
+        alpha, max_iter, tol = self.alpha, self.max_iter, self.tol
+        P, n = _normalised(adj, "row")
+        _check_alpha(alpha)
+        idx = _indices(seeds, n)
+        v = np.zeros(n)
+        w = np.ones(len(idx)) if seed_weights is None else np.asarray(seed_weights, dtype=float)
+        np.add.at(v, idx, w)
+        if v.sum() <= 0:
+            raise ValueError("personalized_pagerank needs at least one seed with positive weight")
+        v /= v.sum()
+        dangling = np.asarray(P.sum(axis=1)).ravel() == 0
+        PT = P.T.tocsr()
+        p = v.copy()
+        delta, it = np.inf, 0
+        for it in range(int(max_iter)):
+            nxt = alpha * (PT @ p + p[dangling].sum() * v) + (1 - alpha) * v
+            delta = np.abs(nxt - p).sum()
+            p = nxt
+            if delta < tol:
+                break
+        else:
+            warnings.warn(f"personalized_pagerank stopped at max_iter={max_iter} (last L1 change {delta:.2e})",
+                          ConvergenceWarning, stacklevel=2)
+        self.n_iter_ = it + 1 if max_iter else 0
+        self._n_nodes = n
+        self._set_scores(_node_keys(nodes, n), p)
+        self.reasons_ = _propagation_reasons(p * n, v > 0, self.labels_ == 1,
+                                             "{:.1f}x the uniform walk's visits from the seeds")
+        return self
+
+    def _default_threshold(self) -> float:
+        return 1.0 / max(self._n_nodes, 1)
 
 
 def sample_subgraph(graph, seeds, *, hops=2, max_nodes=10_000, max_degree=500):
@@ -391,6 +559,24 @@ def _normalised(adj, how):
 def _check_alpha(alpha):
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def _node_keys(nodes, n):
+    if nodes is None:
+        return np.arange(n)
+    keys = np.asarray(nodes)
+    if keys.shape != (n,):
+        raise ValueError(f"nodes has shape {keys.shape}; expected one key per row of adj ({n},)")
+    return keys
+
+
+def _propagation_reasons(values, is_seed, flagged, template):
+    """``"seed"`` for seeds, ``template`` formatted with ``values`` for other flagged nodes, else ``""``."""
+    out = np.full(len(values), "", dtype=object)
+    show = np.flatnonzero(flagged & ~is_seed)
+    out[show] = [template.format(v) for v in values[show]]  # formatting only, flagged nodes
+    out[is_seed] = "seed"
+    return out
 
 
 def _indices(idx, n):

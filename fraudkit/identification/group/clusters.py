@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from fraudkit.capability.graphs import ip24_array
+from fraudkit.capability.ipranges import ip24_array
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer, check_is_fitted
 from fraudkit.randomness import check_random_state
@@ -62,11 +62,16 @@ class DeviceClusterer(BaseScorer):
         Columns of the exact specification signature.
     max_block_size : int, default=20000
         Larger blocks are split by the devices' order (keeps DBSCAN bounded).
-    contamination, threshold : float or None
-        See :class:`fraudkit.identification.base.BaseScorer`; default threshold 0.5.
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float, default=0.5
+        Devices whose cluster scores above it are flagged (the group stage's operating point).
 
     Attributes
     ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per device:
+        its cluster's score (0 outside clusters) and the cluster's description.
     device_features_ : pandas.DataFrame
         One row per device: signature, fingerprint, modal /24, accounts, events.
     cluster_ : ndarray of int
@@ -92,7 +97,7 @@ class DeviceClusterer(BaseScorer):
     stage = "group"
 
     def __init__(self, *, algorithm="dbscan", eps=0.8, min_samples=3, spec_columns=SPEC_COLUMNS,
-                 max_block_size=20000, contamination=None, threshold=None):
+                 max_block_size=20000, contamination=None, threshold=0.5):
         super().__init__(contamination=contamination, threshold=threshold)
         self.algorithm = algorithm
         self.eps = eps
@@ -111,6 +116,10 @@ class DeviceClusterer(BaseScorer):
             Usage rows ``device_id, account_id, ts`` and optionally ``ip``,
             ``action`` (interactions, logins, orders stacked). Without it only
             specification identity is available and co-location is zero.
+
+        Returns
+        -------
+        self
         """
         if self.algorithm not in ("dbscan", "hdbscan"):
             raise ValueError(f"algorithm must be 'dbscan' or 'hdbscan', got {self.algorithm!r}")
@@ -153,9 +162,6 @@ class DeviceClusterer(BaseScorer):
         m = pairs.merge(dev, on="device_id", how="inner")
         m = m.sort_values(["account_id", "score"], ascending=[True, False], kind="stable")
         return m.drop_duplicates("account_id")[["account_id", "score", "cluster_id", "reason"]].reset_index(drop=True)
-
-    def _default_threshold(self) -> float:
-        return 0.5
 
     def _cluster(self, feats: pd.DataFrame, X: np.ndarray) -> np.ndarray:
         n = len(feats)
@@ -210,7 +216,7 @@ class DeviceClusterer(BaseScorer):
         return HDBSCAN(min_cluster_size=self.min_samples, min_samples=1, allow_single_cluster=True, copy=True).fit(Xb).labels_
 
 
-class CoActionMiner:
+class CoActionMiner(BaseScorer):
     """Frequent co-actions: groups of accounts acting on the same rare targets.
 
     Parameters
@@ -239,9 +245,16 @@ class CoActionMiner:
         Popularity weight constant.
     seed : int or None, default=None
         Seeds the MinHash permutations.
+    contamination : float or None, default=None
+        See :class:`fraudkit.identification.base.BaseScorer`.
+    threshold : float, default=0.5
+        Accounts whose best group scores above it are flagged (the group stage's operating point).
 
     Attributes
     ----------
+    decision_scores_, threshold_, labels_, entity_ids_, reasons_
+        The contract of :class:`fraudkit.identification.base.BaseScorer`, one entry per account seen
+        in ``fit``: the score of its best group (0 when in none) and why (as :meth:`account_scores`).
     groups_ : pandas.DataFrame
         ``group_id, n_accounts, n_targets, targets, support, cohesion, exclusivity,
         time_spread_hours, score``.
@@ -258,8 +271,12 @@ class CoActionMiner:
     [[6, 3]]
     """
 
+    stage = "group"
+
     def __init__(self, *, window=None, num_perm=64, bands=32, min_jaccard=0.3, min_targets=2,
-                 min_group_size=5, max_target_degree=None, max_neighbors=50, c=5.0, seed=None):
+                 min_group_size=5, max_target_degree=None, max_neighbors=50, c=5.0, seed=None,
+                 contamination=None, threshold=0.5):
+        super().__init__(contamination=contamination, threshold=threshold)
         self.window = window
         self.num_perm = num_perm
         self.bands = bands
@@ -272,7 +289,19 @@ class CoActionMiner:
         self.seed = seed
 
     def fit(self, events: pd.DataFrame, *, account="account_id", target="target_id", time="ts"):
-        """Mine co-action groups from ``events`` (one row per action)."""
+        """Mine co-action groups from ``events`` (one row per action).
+
+        Parameters
+        ----------
+        events : pandas.DataFrame
+            One row per action, with the ``account``, ``target`` and ``time`` columns.
+        account, target, time : str
+            Column names.
+
+        Returns
+        -------
+        self
+        """
         if self.num_perm % self.bands:
             raise ValueError(f"num_perm={self.num_perm} must be divisible by bands={self.bands}")
         _require(events, [account, target, time], "events")
@@ -316,11 +345,19 @@ class CoActionMiner:
         self.groups_ = groups[["group_id", "n_accounts", "n_targets", "targets", "support", "cohesion",
                                "exclusivity", "time_spread_hours", "score"]]
         self.membership_ = members[["account_id", "group_id"]].reset_index(drop=True)
-        return self
+        best = self._best_groups()
+        ids = np.asarray(acc_keys)
+        score = pd.Series(best["score"].to_numpy(float), index=best["account_id"].to_numpy()).reindex(ids)
+        reason = pd.Series(best["reason"].to_numpy(object), index=best["account_id"].to_numpy()).reindex(ids)
+        # a group whose members share no verified pair (min_group_size=1) has no cohesion: it scores 0
+        return self._set_scores(ids, score.fillna(0.0).to_numpy(), reason.fillna("").to_numpy())
 
     def account_scores(self) -> pd.DataFrame:
         """``account_id, score, group_id, reason`` for every grouped account (its best group)."""
         check_is_fitted(self, ("groups_",))
+        return self._best_groups()
+
+    def _best_groups(self) -> pd.DataFrame:
         m = self.membership_.merge(self.groups_[["group_id", "score", "n_accounts", "n_targets"]], on="group_id")
         m["reason"] = ("co-acted with " + (m["n_accounts"] - 1).astype(str) + " accounts on "
                        + m["n_targets"].astype(str) + " shared targets")
@@ -379,7 +416,7 @@ def profile_clusters(membership: pd.DataFrame, *, accounts: pd.DataFrame | None 
             q = ev.dropna(subset=["ip"]).assign(ip24=lambda x: ip24_array(x["ip"]))
             d = q.groupby(group)["ip24"].nunique()
             out["n_ip24"] = d
-            out["accounts_per_ip24"] = out["n_accounts"] / d
+            out["accounts_per_ip24"] = out["n_accounts"] / d.replace(0, np.nan)  # no IPv4 address: no /24
         if accounts is not None:
             acc = accounts[["account_id", "registered_at"]].set_index("account_id")["registered_at"]
             age = (first - pd.to_datetime(acc.reindex(first.index))).dt.total_seconds() / 86400

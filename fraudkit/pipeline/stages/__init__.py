@@ -1,7 +1,9 @@
 """The three identification stages, wired for the pipeline.
 
-Each stage module (``behaviour``, ``group``, ``graph``) exposes
-``run(ds, *, run_dir, seed, context) -> StageOutput``.
+Each stage module (``behaviour``, ``group``, ``graph``) exposes ``run(ds, *, context=None) -> StageOutput``:
+it reads the named fields of a :class:`~fraudkit.pipeline.context.RunContext` it needs and returns its
+scores, artifacts, notes and (the behaviour stage) the feature tables it computed; it changes nothing it
+was given.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ __all__ = ["StageOutput", "empty_scores"]
 
 
 def empty_scores() -> pd.DataFrame:
-    """An empty score table with the common columns."""
+    """An empty score table with the common columns.
+
+    Examples
+    --------
+    >>> list(empty_scores().columns) == list(SCORE_COLUMNS)
+    True
+    """
     return pd.DataFrame({c: pd.Series(dtype="float64" if c == "score" else "bool" if c == "flagged" else "object")
                          for c in SCORE_COLUMNS})
 
@@ -35,9 +43,14 @@ class StageOutput:
         Written as ``RUN/<stage>/<name>.parquet``.
     notes : list of str
         What the stage skipped and why, shown on report pages.
+    features : dict of str to DataFrame
+        Feature tables per entity the stage computed (``account``, ``device``, ``ip``, ``order``, ...);
+        the pipeline passes them on as :attr:`RunContext.features <fraudkit.pipeline.context.RunContext>`
+        and writes them once as ``RUN/features/<entity>.parquet``.
     """
 
     stage: str
     scores: pd.DataFrame = field(default_factory=empty_scores)
     artifacts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    features: dict = field(default_factory=dict)

@@ -2,9 +2,9 @@
 
 :func:`run` computes the feature tables (:mod:`fraudkit.capability.features`,
 :mod:`fraudkit.capability.sequences`, :mod:`fraudkit.capability.accumulators`), evaluates the rule
-set (``context["rules"]``, default the built-in one) on every entity it has
+set (the context's ``rules``, default the built-in one) on every entity it has
 rules for, fits the models on *separate* training data when
-``context["train"]`` is given, and emits per-account scores with methods
+the context's ``train`` is given, and emits per-account scores with methods
 ``rules``, ``logistic``, ``boosting`` and the combined ``behaviour``.
 
 Scores are in [0, 1]: models give probabilities, ``rules`` the aggregate rule
@@ -18,21 +18,21 @@ present, the rules join the combined flag at the rule set's ``block`` level
 only (verify-level rule hits stay in the ``rules`` method): the models carry a
 measured precision, a single verify-level rule does not.
 
-Context keys
-------------
+Context fields (:class:`~fraudkit.pipeline.context.RunContext`)
+---------------------------------------------------------------
 ``rules``: RuleSet, YAML path or ``"default"`` (default); ``False`` skips rules.
-``lists``: ListStore or dict, for ``list(...)`` conditions.
+``lists``: ListStore or dict, for ``list(...)`` conditions (default: the dataset's ``list_entries``).
 ``train``: training data from a *different* dataset or an earlier window —
 a ``(X, y)`` pair (X with ``account_id`` first), or a dict
 ``{"X": ..., "y": ...}``, or a Dataset / dict of tables carrying ``labels``
 (features are then computed here). The evaluated dataset itself is refused.
-``target_precision`` (default 0.9), ``models`` (default ``("logistic",
-"boosting")``), ``max_reasons`` (default 20000: model reasons are computed for
-the flagged accounts with the highest scores, at most this many).
-``features``: when the context carries a dict under this key (the pipeline
-does), the feature tables are put there instead of in the artifacts, so the
-pipeline writes them once (``RUN/features/<entity>.parquet``) and does not
-compute them again.
+``target_precision`` (default 0.9), ``seed``, and ``behaviour``: overrides of :data:`DEFAULTS`
+(``models``, ``max_reasons``).
+
+The feature tables (``account`` with the sequence features, ``device``, ``ip``, ``ip24``, ``phone``,
+``address``, ``order``) are returned in :attr:`StageOutput.features
+<fraudkit.pipeline.stages.StageOutput>`; the pipeline passes them on to the rules step and writes them
+once (``RUN/features/<entity>.parquet``).
 """
 
 from __future__ import annotations
@@ -57,34 +57,35 @@ from fraudkit.errors import FraudkitError
 from fraudkit.identification.base import score_frame
 from fraudkit.identification.models import BoostingScorer, LogisticScorer, labels_for, union_thresholds
 from fraudkit.identification.rules import RuleSet, default_ruleset, load_ruleset
+from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
-__all__ = ["run", "build_features", "training_data", "combine_scores"]
+__all__ = ["run", "build_features", "training_data", "combine_scores", "DEFAULTS"]
 
 STAGE = "behaviour"
+DEFAULTS = {"models": ("logistic", "boosting"), "max_reasons": 20000}
+"""Stage parameters; ``RunContext(behaviour={...})`` overrides them key by key. ``max_reasons``: model
+reasons are computed for the flagged accounts with the highest scores, at most this many."""
 _SEQ = dict(session_gap="30min", fast_seconds=3.0, min_script_events=4, max_script_accounts=500,
             max_script_share=0.01)
 
 
-def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
+def run(ds, *, context=None) -> StageOutput:
     """Run stage 1 on a dataset.
 
     Parameters
     ----------
     ds : Dataset or dict of str to DataFrame
-    run_dir : path or None
-        Unused (the pipeline writes artifacts); accepted for the stage interface.
-    seed : int, default=0
-        Seeds model validation splits and tree fitting.
-    context : dict or None
-        See the module docstring.
+    context : RunContext, optional
+        Reads ``rules``, ``lists``, ``train``, ``target_precision``, ``seed`` (model validation splits and
+        tree fitting) and ``behaviour``; see the module docstring.
 
     Returns
     -------
     StageOutput
         ``scores`` (account rows, methods rules / logistic / boosting /
-        behaviour), ``artifacts`` (feature tables, rule hits, model
-        coefficients, script pairs) and ``notes``.
+        behaviour), ``artifacts`` (rule hits, order rules, model
+        coefficients, script pairs), ``notes`` and ``features`` (the feature tables per entity).
 
     Examples
     --------
@@ -92,42 +93,34 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     >>> callable(behaviour.run)
     True
     """
-    shared = context if isinstance(context, dict) else {}
-    context = dict(context or {})
+    ctx = _context(context)
+    ctx.parameters(STAGE, DEFAULTS)  # an unknown parameter is refused before any work
     notes: list = []
-    feats = build_features(ds, notes=notes, interactions=_needs_interactions(context))
-    public = {k: v for k, v in feats.items() if not k.startswith("_") and k != "interaction" and v is not None}
-    pipeline_features = shared.get("features")
+    feats = build_features(ds, notes=notes, interactions=_needs_interactions(ctx))
     acc = feats["account"]
     if acc.empty:
         notes.append("skipped: the dataset has no accounts")
         return StageOutput(STAGE, empty_scores(), {}, notes)
+    features = {k: v for k, v in feats.items() if not k.startswith("_") and k != "interaction" and v is not None}
     ids = acc.account_id.to_numpy()
     methods = {}  # name -> (score, threshold, flagged, reasons)
-    if isinstance(pipeline_features, dict):
-        # the pipeline writes RUN/features/<entity>.parquet from context["features"]: hand them over once
-        pipeline_features.update(public)
-        artifacts = {}
-    else:
-        artifacts = {f"features_{k}": v for k, v in public.items()}
-    artifacts["script_pairs"] = feats.pop("_pairs", None)
-    if artifacts["script_pairs"] is None:
-        artifacts.pop("script_pairs")
+    artifacts = {}
+    if feats.get("_pairs") is not None:
+        artifacts["script_pairs"] = feats["_pairs"]
 
-    rules_out = _run_rules(feats, context, notes)
+    rules_out = _run_rules(feats, ctx, notes)
     rules_block = np.inf
     if rules_out is not None:
         methods["rules"], extra, rules_block = rules_out
         artifacts.update(extra)
 
-    train = context.get("train")
-    if train is None:
-        notes.append("models skipped: no training data in context['train'] (labels of a separate dataset or "
+    if ctx.train is None:
+        notes.append("models skipped: no training data in the context's train (labels of a separate dataset or "
                      "an earlier window); rules only")
     else:
-        _refuse_same(ds, train)
-        X_tr, y_tr = training_data(train)
-        methods.update(_run_models(X_tr, y_tr, acc, seed=seed, context=context, notes=notes,
+        _refuse_same(ds, ctx.train)
+        X_tr, y_tr = training_data(ctx.train)
+        methods.update(_run_models(X_tr, y_tr, acc, seed=ctx.seed, context=ctx, notes=notes,
                                    artifacts=artifacts))
 
     frames = [score_frame(ids, s, f, entity_type="account", stage=STAGE, method=m, reasons=r)
@@ -142,7 +135,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
         comb, flag, why = combine_scores(combo)
         frames.append(score_frame(ids, comb, flag, entity_type="account", stage=STAGE, method=STAGE, reasons=why))
     scores = pd.concat(frames, ignore_index=True) if frames else empty_scores()
-    return StageOutput(STAGE, scores, artifacts, notes)
+    return StageOutput(STAGE, scores, artifacts, notes, features)
 
 
 def build_features(ds, *, as_of=None, notes=None, interactions=False) -> dict:
@@ -185,7 +178,7 @@ def build_features(ds, *, as_of=None, notes=None, interactions=False) -> dict:
 
 
 def training_data(train):
-    """Normalise ``context["train"]`` to ``(X, y)`` (see the module docstring).
+    """Normalise the context's ``train`` to ``(X, y)`` (see the module docstring).
 
     Examples
     --------
@@ -202,13 +195,13 @@ def training_data(train):
     else:
         labels = train.get("labels") if isinstance(train, dict) else getattr(train, "labels", None)
         if labels is None:
-            raise FraudkitError("context['train'] is a dataset without a labels table; supervised models need "
-                                "labelled training accounts")
+            raise FraudkitError("the training data (RunContext.train) is a dataset without a labels table; "
+                                "supervised models need labelled training accounts")
         X = account_behaviour(train)
         y, _ = labels_for(X.account_id, labels)
     y = np.asarray(y, dtype=int)
     if len(X) != len(y):
-        raise FraudkitError(f"context['train']: X has {len(X)} rows but y has {len(y)}")
+        raise FraudkitError(f"the training data (RunContext.train): X has {len(X)} rows but y has {len(y)}")
     return X, y
 
 
@@ -253,6 +246,15 @@ def _align(s, thr):
     return np.where(s <= thr, np.minimum(low, 0.5), high)
 
 
+def _context(context):
+    if context is None:
+        return RunContext()
+    if not isinstance(context, RunContext):
+        raise FraudkitError(f"context must be a RunContext, got {type(context).__name__}; "
+                            "e.g. run(ds, context=RunContext(seed=0, train=train))")
+    return context
+
+
 def _needs_interactions(context):
     rs = _ruleset(context)
     if rs is None or "interaction" not in rs.entities:
@@ -261,7 +263,7 @@ def _needs_interactions(context):
 
 
 def _ruleset(context):
-    spec = context.get("rules", "default")
+    spec = context.rules
     if spec is False:
         return None
     if isinstance(spec, RuleSet):
@@ -272,11 +274,10 @@ def _ruleset(context):
 def _run_rules(feats, context, notes):
     rs = _ruleset(context)
     if rs is None:
-        notes.append("rules skipped: context['rules'] is False")
+        notes.append("rules skipped: the context's rules is False")
         return None
-    lists = context.get("lists")
+    lists = context.lists
     if lists is None:
-
         lists = ListStore(feats.get("_lists"))
     acc = feats["account"]
     ids = acc.account_id.to_numpy()
@@ -338,14 +339,15 @@ def _matched_names(per):
 
 def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
 
-    want = tuple(context.get("models", ("logistic", "boosting")))
-    prec = context.get("target_precision", 0.9)
-    cap = int(context.get("max_reasons", 20000))
+    params = context.parameters(STAGE, DEFAULTS)
+    want = tuple(params["models"])
+    prec = context.target_precision
+    cap = int(params["max_reasons"])
     out, models = {}, {}
     for name in want:
         cls = {"logistic": LogisticScorer, "boosting": BoostingScorer}.get(name)
         if cls is None:
-            raise FraudkitError(f"unknown model {name!r} in context['models']; use 'logistic' or 'boosting'")
+            raise FraudkitError(f"unknown model {name!r} in the behaviour stage's models parameter; use 'logistic' or 'boosting'")
         models[name] = cls(target_precision=prec, seed=seed).fit(X_tr, y_tr)
     # the stage flags where any model flags: the union, not each model alone, must reach the target precision
     joint = union_thresholds(models, target_precision=prec)
@@ -382,5 +384,5 @@ def _refuse_same(ds, train):
         fp_b = getattr(train, "fingerprint", None)
         same = fp_a is not None and fp_a == fp_b
     if same:
-        raise FraudkitError("context['train'] is the dataset being scored; train on a separate dataset or an "
+        raise FraudkitError("the training data (RunContext.train) is the dataset being scored; train on a separate dataset or an "
                             "earlier window (fraudkit.identification.models.time_split) so quality figures stay honest")

@@ -12,9 +12,9 @@ Three account-account views, each built only when its tables exist:
 
 Each view is partitioned (Leiden, modularity), its communities profiled and screened
 (:class:`fraudkit.identification.graph.communities.CommunityScreener`). Weak labels then propagate over the summed graph
-from the seeds: ``context["seeds"]`` (a :class:`~fraudkit.identification.graph.propagation.SeedPool`, a seed table, a score
-table with ``flagged``, or account keys from stage 1 / earlier runs) plus members of communities that
-screen above ``seed_threshold``. The labels table is never read.
+from the seeds: the context's ``seed_pool`` (a :class:`~fraudkit.identification.graph.propagation.SeedPool`, a seed
+table, a score table with ``flagged``, or account keys from stage 1 / earlier runs) plus members of communities
+that screen above ``seed_threshold``. The labels table is never read.
 
 Scores (``stage="graph"``, one row per account and method): ``community_screening`` (the account's
 riskiest community), ``label_propagation`` (propagated score, in [0, 1]) and ``graph`` (their maximum).
@@ -38,18 +38,21 @@ from fraudkit.capability.graphs import (
     shared_entity_projection,
     unique_int,
 )
-from fraudkit.capability.r_ab import RabParams, consolidation_scores, normalize_address, r_ab_edges
+from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges
 from fraudkit.data.dataset import ns_timestamps, read_table
 from fraudkit.data.sqlsource import open_source
-from fraudkit.identification.base import score_frame
+from fraudkit.errors import FraudkitError
+from fraudkit.identification.base import inclusive_threshold, score_frame
 from fraudkit.identification.graph.communities import (
+    CaptureScorer,
     CommunityScreener,
-    capture_scores,
     captured_targets,
     detect_communities,
     profile_communities,
 )
-from fraudkit.identification.graph.propagation import SeedPool, label_propagation, strong_entities
+from fraudkit.identification.graph.consolidation import ConsolidationScorer
+from fraudkit.identification.graph.propagation import LabelPropagation, SeedPool, strong_entities
+from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
 __all__ = ["run", "DEFAULTS", "explain_paths"]
@@ -76,7 +79,7 @@ DEFAULTS = {
     "screened_views": ("shared", "r_ab"),
     "max_degree": 200,
 }
-"""Stage parameters; override any of them with ``context["graph"] = {...}``."""
+"""Stage parameters; override any of them with ``RunContext(graph={...})``."""
 
 _COLS = {
     "accounts": ["account_id", "registered_at", "phone"],
@@ -92,28 +95,35 @@ _COLS = {
 }
 
 
-def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
+def run(ds, *, context=None) -> StageOutput:
     """Run the graph stage on a dataset.
 
     Parameters
     ----------
     ds : fraudkit.data.dataset.Dataset or dict of str to DataFrame
-    run_dir : path, optional
-        Unused here (the pipeline writes the artifacts); kept for the stage interface.
-    seed : int, default=0
-        Community detection seed.
-    context : dict, optional
-        ``seeds`` (see the module docstring), ``run_id`` (recorded in the seed pool), ``graph`` (parameter
-        overrides, see :data:`DEFAULTS`).
+    context : RunContext, optional
+        Reads ``seed`` (community detection), ``seed_pool`` (see the module docstring), ``run_id`` and
+        ``now`` (recorded in the seed pool written) and ``graph`` (parameter overrides, see :data:`DEFAULTS`).
 
     Returns
     -------
     StageOutput
         Scores, artifacts ``communities``, ``community_profiles``, ``seed_pool``, ``strong_entities``,
         ``explanations``, and notes on what was skipped.
+
+    Examples
+    --------
+    >>> from fraudkit.pipeline.stages import graph
+    >>> callable(graph.run)
+    True
     """
-    context = dict(context or {})
-    p = {**DEFAULTS, **context.get("graph", {})}
+    if context is None:
+        context = RunContext()
+    if not isinstance(context, RunContext):
+        raise FraudkitError(f"context must be a RunContext, got {type(context).__name__}; "
+                            "e.g. run(ds, context=RunContext(seed=0, seed_pool=pool, graph={'lp_alpha': 0.9}))")
+    seed = context.seed
+    p = context.parameters("graph", DEFAULTS)
     notes: list[str] = []
     steps = _Steps()
     data = _load_tables(ds)
@@ -143,11 +153,12 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     else:
         notes.append("r_ab view skipped: the dataset has no orders table")
 
-    seed_keys, seed_sources = _external_seeds(context.get("seeds"), notes)
+    seed_keys, seed_sources = _external_seeds(context.seed_pool, notes)
     memberships, profiles = [], []
     evidence, note_rows = {}, None
     if "orders" in data and "received_at" in data["orders"].columns:
-        c = consolidation_scores(data["orders"], window=p["consolidation_window"], alpha=p["consolidation_alpha"])
+        c = ConsolidationScorer(window=p["consolidation_window"], alpha=p["consolidation_alpha"],
+                                threshold=inclusive_threshold(p["evidence_threshold"])).fit(data["orders"]).table_
         evidence["consolidation"] = c[["account_id", "score", "n_aligned"]]
         steps.done("consolidation test", rows_in=len(data["orders"]))
     else:
@@ -205,14 +216,14 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     seed_idx = key_index.get_indexer(all_seeds)
     seed_idx = seed_idx[seed_idx >= 0]
     if len(seed_idx) and adj.nnz:
-        lp = np.clip(label_propagation(adj, seed_idx, alpha=p["lp_alpha"]), 0, 1)
+        prop = LabelPropagation(alpha=p["lp_alpha"], threshold=p["lp_threshold"]).fit(adj, seed_idx, nodes=accounts)
+        lp, lp_flag = np.clip(prop.decision_scores_, 0, 1), prop.labels_ == 1
     else:
-        lp = np.zeros(len(accounts))
+        lp, lp_flag = np.zeros(len(accounts)), np.zeros(len(accounts), dtype=bool)
         notes.append("label propagation skipped: no seeds (no seed pool, no stage-1 flags, no screened community)")
     steps.done("label propagation", rows_in=len(seed_idx), nodes=adj.shape[0], edges=adj.nnz // 2)
     graph_score = np.maximum(cs.to_numpy(), lp)
     cs_flag = cs.to_numpy() > p["screen_threshold"]
-    lp_flag = lp > p["lp_threshold"]
     ev_flag = np.zeros(len(accounts), dtype=bool)
     for v in ev_scores.values():
         graph_score = np.maximum(graph_score, v.to_numpy())
@@ -317,7 +328,8 @@ def _capture_evidence(part, data, p):
         stratum = np.where(follow, "__follow__", "__note__").astype(object)
     ev = pd.DataFrame({"account_id": it["account_id"].to_numpy(), "target": tcode, "stratum": stratum})
     cap = captured_targets(part, ev, stratum="stratum", alpha=p["capture_alpha"])
-    acc = capture_scores(part, ev, cap, min_targets=p["capture_min_targets"])
+    acc = CaptureScorer(min_targets=p["capture_min_targets"], threshold=inclusive_threshold(p["evidence_threshold"])) \
+        .fit(part, ev, captured=cap).table_
     # note rows: captured notes (engagement_buyer targets), score 0.5 at family-wise significance
     first = pd.Series(np.arange(len(it)), index=tcode).groupby(level=0).first()
     nt = cap.groupby("target")["log10_p"].min()
@@ -483,20 +495,20 @@ def _external_seeds(seeds, notes):
             t = t[t["flagged"].astype(bool)]
         col = "entity_id" if "entity_id" in t.columns else "account_id"
         if col not in t.columns:
-            notes.append("context seeds ignored: a seed table needs entity_id or account_id")
+            notes.append("seed pool ignored: a seed table needs entity_id or account_id")
             return np.array([], dtype=object), "none"
         return t[col].drop_duplicates().to_numpy(), "context"
     return np.asarray(list(seeds), dtype=object), "context"
 
 
 def _seed_pool(context, source, flagged, scores, strong):
-    pool = context.get("seeds") if isinstance(context.get("seeds"), SeedPool) else SeedPool.empty()
+    pool = context.seed_pool if isinstance(context.seed_pool, SeedPool) else SeedPool.empty()
     new = pd.concat([
         pd.DataFrame({"entity_type": "account", "entity_id": flagged.astype(str), "source": "graph", "score": scores}),
         pd.DataFrame({"entity_type": strong["entity_type"].to_numpy(), "entity_id": strong["entity_id"].astype(str).to_numpy(),
                       "source": "strong_entity", "score": strong["risky_share"].to_numpy(float)}),
     ], ignore_index=True)
-    return pool.update(new, run_id=str(context.get("run_id", "graph")), seen_at=context.get("now"))
+    return pool.update(new, run_id=str("graph" if context.run_id is None else context.run_id), seen_at=context.now)
 
 
 def _explanations(flagged, cm, strong, hg, adj, key_index, seeds):

@@ -3,10 +3,15 @@
 ``run`` turns four unsupervised group miners into per-account scores with the
 methods ``device_cluster``, ``coaction``, ``dense_subgraph``, ``association``
 and their combination ``group`` (the strongest group evidence an account has).
-Each miner that lacks its input table is skipped with a note. The association
-classifier trains on ``context["train"]`` (the pipeline's training Dataset,
-``fraudkit score --train``). When the dataset being scored *is* the training
-dataset — the pipeline's operating-point pass (``context["train_pass"]``) or
+Each miner that lacks its input table is skipped with a note. A method flags an
+account whose score is above the method's threshold: the fitted ``threshold_`` of
+each estimator (the device clusterer, the co-action miner and the association network take their
+default ``threshold`` unless their parameter dicts set one; the dense-subgraph detector takes the
+``dense_threshold`` parameter).
+
+The association classifier trains on the context's ``train`` (the pipeline's
+training Dataset, ``fraudkit score --train``). When the dataset being scored *is*
+the training dataset — the pipeline's operating-point pass (``mode="train"``) or
 ``--train`` naming the scored data — its groups are scored out-of-fold, so the
 training world's scores, on which thresholds are set, are on the scale of a
 world the classifier never saw. Otherwise the scored dataset's labels are never read.
@@ -17,11 +22,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraudkit.errors import MissingInputError
+from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.base import score_frame
 from fraudkit.identification.graph.association import AssociationNetwork
-from fraudkit.identification.graph.dense import block_excess, fraudar_frame
+from fraudkit.identification.graph.dense import DenseSubgraphDetector
 from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer, candidates
+from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
 __all__ = ["run", "METHODS", "DEFAULTS"]
@@ -37,28 +43,24 @@ DEFAULTS = {
     "dense_min_excess": 0.2,
     "dense_min_lift": 5.0,
     "association": {"window": "1D", "max_component_size": 200, "min_group_size": 3},
-    "threshold": 0.5,
+    "dense_threshold": 0.5,
     "candidate_min_score": 0.7,
 }
-"""Parameters; ``context["group"]`` overrides them key by key."""
+"""Parameters; ``RunContext(group={...})`` overrides them key by key. ``device_cluster``, ``coaction`` and
+``association`` are the estimators' keyword arguments (their ``threshold`` is the estimator's own default,
+0.5, 0.5 and 0.6, unless given there)."""
 
-_THRESHOLDS = {"device_cluster": 0.5, "coaction": 0.5, "dense_subgraph": 0.5, "association": 0.6}
 
-
-def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
+def run(ds, *, context=None) -> StageOutput:
     """Run the group stage on a dataset.
 
     Parameters
     ----------
     ds : fraudkit.data.dataset.Dataset
-    run_dir : path or None
-        Unused (artifacts are returned, the pipeline writes them).
-    seed : int
-    context : dict or None
-        ``"group"``: parameter overrides (see :data:`DEFAULTS`);
-        ``"train"``: a labelled Dataset to train the association classifier on (``"train_dataset"`` is
-        read as well, for older callers); ``"train_pass"``: True when ``ds`` is itself the labelled
-        training dataset (scored out-of-fold).
+    context : RunContext, optional
+        Reads ``seed``, ``group`` (parameter overrides, see :data:`DEFAULTS`), ``train`` (a labelled
+        Dataset to train the association classifier on) and ``mode`` (``"train"``: ``ds`` is itself the
+        labelled training dataset, scored out-of-fold).
 
     Returns
     -------
@@ -72,13 +74,18 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     ...                     "register_channel": "app", "phone": None})
     >>> it = pd.DataFrame({"event_id": [1], "ts": pd.to_datetime(["2024-01-02"]), "account_id": [1],
     ...                    "device_id": [None], "ip": ["1.2.3.4"], "action": ["like"], "target_id": [9]})
-    >>> out = run(Dataset.from_tables({"accounts": acc, "interactions": it}), seed=0)
+    >>> out = run(Dataset.from_tables({"accounts": acc, "interactions": it}))
     >>> sorted(out.scores["method"].unique().tolist())
     ['association', 'coaction', 'dense_subgraph', 'group']
     """
-    context = context or {}
-    p = {**DEFAULTS, **context.get("group", {})}
-    notes, artifacts, per_method = [], {}, {}
+    if context is None:
+        context = RunContext()
+    if not isinstance(context, RunContext):
+        raise FraudkitError(f"context must be a RunContext, got {type(context).__name__}; "
+                            "e.g. run(ds, context=RunContext(seed=0, group={'dense_threshold': 0.6}))")
+    seed = context.seed
+    p = context.parameters("group", DEFAULTS)
+    notes, artifacts, per_method, thresholds = [], {}, {}, {}
     accounts = ds.to_pandas("accounts", columns=["account_id", "registered_at", "phone"])
     acc_ids = accounts["account_id"].to_numpy()
     tables = {"accounts": accounts}
@@ -98,9 +105,10 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
         usage = pd.concat([inter[["account_id", "device_id", "ip", "ts", "action"]],
                            tables["logins"].assign(action="login") if "logins" in tables else None],
                           ignore_index=True)
-        dc = DeviceClusterer(**p["device_cluster"], threshold=_THRESHOLDS["device_cluster"]).fit(tables["devices"], usage)
+        dc = DeviceClusterer(**p["device_cluster"]).fit(tables["devices"], usage)
         a = dc.account_scores(usage)
         per_method["device_cluster"] = a
+        thresholds["device_cluster"] = dc.threshold_
         cl = dc.clusters_
         artifacts["device_clusters"] = dc.device_features_.drop(columns=["_hours"]).merge(
             cl, on="cluster_id", how="left", suffixes=("_device", ""))
@@ -124,6 +132,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     else:
         notes.append("coaction on orders skipped: the dataset has no orders table")
     per_method["coaction"] = a
+    thresholds["coaction"] = cm.threshold_
     g = pd.concat(groups, ignore_index=True)
     g["targets"] = g["targets"].map(lambda t: [str(x) for x in t])
     artifacts["coaction_groups"] = g
@@ -132,26 +141,21 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
     # 3. dense blocks on account x target
     edges = acts[["account_id", "target_id"]].drop_duplicates()
     if len(edges):
-        blocks, members = fraudar_frame(edges, **p["dense"])
-        # FRAUDAR's average mass favours cores of heavy honest users (their density is the graph's, a light
-        # lockstep block's below it): a block is scored against what its members' degrees predict. It needs
-        # both a share of its members' activity beyond chance (heavy cores: ~0) and a lift (honest accounts
-        # sharing a few niche notes: high lift, tiny share); 0.5 where both reach their minimum
-        ex = block_excess(edges, members).set_index("block_id")
+        # FRAUDAR's average mass favours cores of heavy honest users: a block is scored by the edges beyond
+        # what its members' degrees predict (DenseSubgraphDetector, score="excess"), 0.5 where both the
+        # excess share and the lift reach their minimum
+        det = DenseSubgraphDetector(**p["dense"], min_excess=p["dense_min_excess"], min_lift=p["dense_min_lift"],
+                                    threshold=p["dense_threshold"]).fit(edges)
+        members = det.members_
+        ex = (det.excess_ if det.excess_ is not None else pd.DataFrame(columns=["block_id", "lift", "excess_share"]))
+        ex = ex.set_index("block_id")
         members = members.assign(lift=ex["lift"].reindex(members["block_id"]).to_numpy(),
                                  excess_share=ex["excess_share"].reindex(members["block_id"]).to_numpy())
-        rows = members[members["side"] == "row"].copy()
-        by_share = rows["excess_share"].to_numpy(float) / (2 * p["dense_min_excess"])
-        by_lift = np.log(np.maximum(rows["lift"].to_numpy(float), 1.0)) / (2 * np.log(p["dense_min_lift"]))
-        rows["score"] = np.clip(np.minimum(by_share, by_lift), 0, 1)
-        rows = rows.rename(columns={"entity_id": "account_id"})
-        rows["reason"] = ("dense block " + rows["block_id"].astype(str) + ": " + rows["n_rows"].astype(str)
-                          + " accounts x " + rows["n_cols"].astype(str) + " targets, fill "
-                          + rows["fill"].round(2).astype(str) + ", " + rows["lift"].round(1).astype(str)
-                          + "x the edges their degrees predict, " + (100 * rows["excess_share"]).round().astype(int)
-                          .astype(str) + "% of the members' activity beyond chance")
-        a = _best(rows[["account_id", "score", "block_id", "reason"]].rename(columns={"block_id": "group_id"}))
+        inside = det.block_ids_ >= 0
+        a = pd.DataFrame({"account_id": det.entity_ids_[inside], "score": det.decision_scores_[inside],
+                          "group_id": det.block_ids_[inside], "reason": det.reasons_[inside]})
         per_method["dense_subgraph"] = a
+        thresholds["dense_subgraph"] = det.threshold_
         artifacts["dense_blocks"] = members.assign(entity_id=members["entity_id"].astype(str))
         cand_sources.append(a.assign(kind="dense_subgraph", group_id="b" + a["group_id"].astype(str),
                                      group_size=a["group_id"].map(a.groupby("group_id").size())))
@@ -159,7 +163,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
         notes.append("dense_subgraph skipped: no like/collect/comment/share/follow interactions")
 
     # 4. association network
-    an = AssociationNetwork(**p["association"], seed=seed, threshold=_THRESHOLDS["association"])
+    an = AssociationNetwork(**p["association"], seed=seed)
     kw = _association_training(ds, context, notes)
     try:
         an.fit(tables, **kw)
@@ -170,6 +174,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
         an.fit(tables)
     a = an.account_scores()
     per_method["association"] = a
+    thresholds["association"] = an.threshold_
     artifacts["association_groups"] = an.features_.merge(
         an.membership_.groupby("group_id")["account_id"].apply(lambda s: [str(x) for x in s]).rename("members"),
         on="group_id", how="left")
@@ -183,7 +188,7 @@ def run(ds, *, run_dir=None, seed=0, context=None) -> StageOutput:
         a = per_method[method].drop_duplicates("account_id")
         s = pd.Series(a["score"].to_numpy(float), index=a["account_id"]).reindex(acc_ids).fillna(0.0)
         r = pd.Series(a["reason"].to_numpy(object), index=a["account_id"]).reindex(acc_ids).fillna("")
-        thr = _THRESHOLDS[method]
+        thr = thresholds[method]
         parts.append(score_frame(acc_ids, s.to_numpy(), s.to_numpy() > thr, entity_type="account", stage="group",
                                  method=method, reasons=r.to_numpy()))
         combined.append(pd.DataFrame({"s": s.to_numpy(), "f": s.to_numpy() > thr,
@@ -213,8 +218,8 @@ def _best(a: pd.DataFrame) -> pd.DataFrame:
 
 def _association_training(ds, context, notes) -> dict:
     """Keyword arguments of :meth:`AssociationNetwork.fit` for the training data in ``context``."""
-    train = context.get("train", context.get("train_dataset"))
-    if context.get("train_pass") and getattr(ds, "labels", None) is not None:
+    train = context.train
+    if context.mode == "train" and getattr(ds, "labels", None) is not None:
         train = ds
     if train is None or getattr(train, "labels", None) is None:
         notes.append("association: no training dataset; unsupervised score only (IsolationForest + risk index)")

@@ -2,8 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.identification.graph.association import FEATURES, AssociationNetwork, build_association_groups, group_features
 from fraudkit.errors import MissingInputError
+from fraudkit.identification.graph.association import (
+    FEATURES,
+    AssociationNetwork,
+    build_association_groups,
+)
 
 T0 = pd.Timestamp("2024-03-01")
 

@@ -4,10 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.identification.base import NotFittedError
-from fraudkit.identification.graph.communities import (PROFILE_FEATURES, CommunityScreener, Partition, compare_partitions,
-                                  detect_communities, profile_communities, stability)
 from fraudkit.errors import MissingInputError
+from fraudkit.identification.base import NotFittedError
+from fraudkit.identification.graph.communities import (
+    PROFILE_FEATURES,
+    CommunityScreener,
+    Partition,
+    compare_partitions,
+    detect_communities,
+    profile_communities,
+    stability,
+)
 
 
 def _planted(n_blocks=4, size=25, seed=0):
@@ -129,7 +136,7 @@ def test_screener_unsupervised_and_supervised():
 def _crowd_and_taste(seed=0):
     """A paid crowd of 30 working 3 campaigns of 6 niche notes, inside 600 honest accounts whose taste
     communities dominate their own topic's notes."""
-    from fraudkit.identification.graph.communities import captured_targets, capture_scores  # noqa: F401
+    from fraudkit.identification.graph.communities import capture_scores, captured_targets  # noqa: F401
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -153,8 +160,8 @@ def _crowd_and_taste(seed=0):
 
 
 def test_capture_finds_the_crowd_and_spares_taste_communities():
-    from fraudkit.identification.graph.communities import capture_scores, captured_targets
     from fraudkit.capability.graphs import shared_entity_projection
+    from fraudkit.identification.graph.communities import capture_scores, captured_targets
 
     ev, crowd = _crowd_and_taste()
     e = shared_entity_projection(ev, entity="target", max_degree=500, min_shared=2)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from fraudkit.identification.graph.dense import DenseBlock, block_scores, column_weights, fraudar, fraudar_frame
 from fraudkit.errors import MissingInputError
+from fraudkit.identification.graph.dense import DenseBlock, block_scores, column_weights, fraudar, fraudar_frame
 
 
 def _planted(seed=0, nr=3000, nc=1500, n_edges=40000, camouflage=20):

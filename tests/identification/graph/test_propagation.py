@@ -5,10 +5,15 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from fraudkit.errors import ConvergenceWarning, MissingInputError
 from fraudkit.capability.graphs import build_hetero_graph
-from fraudkit.identification.graph.propagation import (SeedPool, label_propagation, personalized_pagerank, sample_subgraph,
-                                  strong_entities)
+from fraudkit.errors import ConvergenceWarning, MissingInputError
+from fraudkit.identification.graph.propagation import (
+    SeedPool,
+    label_propagation,
+    personalized_pagerank,
+    sample_subgraph,
+    strong_entities,
+)
 
 
 def _two_cliques():

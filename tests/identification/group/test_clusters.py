@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudkit.identification.base import NotFittedError
 from fraudkit.errors import MissingInputError
+from fraudkit.identification.base import NotFittedError
 from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer, candidates, profile_clusters
 
 T0 = pd.Timestamp("2024-03-01")

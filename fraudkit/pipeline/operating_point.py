@@ -1,0 +1,208 @@
+"""The operating point: which accounts each stage flags, with or without a labelled training dataset.
+
+Each stage is read through its headline method (:data:`HEADLINE_METHODS`: ``behaviour``, ``group``,
+``graph``; the rule set's ``RuleSet``), whose flag is the union of the stage's methods.
+
+Without training data (:func:`unsupervised_operating_point`) a stage's flag is its own documented
+unsupervised default, except the rule set, which counts at its ``block`` level (``verify`` asks for a
+verification; it is a decision, not an identification: on the simulated data its precision is 0.70-0.82
+against 0.98-1.0 at ``block``).
+
+With a training dataset (:func:`fit_operating_point`), for every method of a stage the lowest threshold
+reaching the target precision on the training labels is found; the method then flags where its own flag
+*and* ``score > threshold`` hold: training only ever tightens the unsupervised default, never loosens it
+(thresholds below a method's own, set in the sparse region of sub-threshold scores, do not transfer between
+datasets: on demo-small seed 1 the group stage fell to precision 0.43 that way). Methods the training pass
+does not produce (stage-1 models, which the behaviour stage itself trains and validates at the same
+precision) keep their own flag. The stage flags where any of its methods flags.
+
+:func:`accounts_table` applies an operating point to a run's scores: ``flagged_combined`` is the union of the
+stage flags (rules included); ``score_combined`` is the highest per-stage percentile rank, for ordering only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fraudkit.data.contract import STAGES, fraud_keys
+from fraudkit.identification.base import threshold_for_precision
+
+__all__ = ["OperatingPoint", "unsupervised_operating_point", "fit_operating_point", "accounts_table",
+           "TRAIN_PRECISION", "HEADLINE_METHODS"]
+
+TRAIN_PRECISION = 0.9
+"""Default precision each stage method's threshold must reach on the training dataset (``train=``)."""
+
+HEADLINE_METHODS = {"behaviour": "behaviour", "group": "group", "graph": "graph", "rules": "RuleSet"}
+"""The method that stands for each stage in ``accounts.parquet`` (its flag is the union of the stage's methods)."""
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Per stage method, the training threshold on top of its own flag; what the manifest records.
+
+    Parameters
+    ----------
+    trained : bool
+        Whether the thresholds were set on a labelled training dataset.
+    thresholds : dict of (str, str) to float
+        ``(stage, method) -> threshold`` (``inf``: no threshold reached the precision, never flags).
+    manifest : dict
+        The run manifest's ``operating_point`` entry.
+    """
+
+    trained: bool
+    thresholds: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+
+
+def unsupervised_operating_point(ruleset, *, precision=TRAIN_PRECISION) -> OperatingPoint:
+    """Each stage's own unsupervised default; the rule set at its ``block`` level.
+
+    Examples
+    --------
+    >>> from fraudkit.identification.rules import default_ruleset
+    >>> op = unsupervised_operating_point(default_ruleset())
+    >>> op.trained, op.manifest["source"]
+    (False, 'unsupervised defaults')
+    """
+    own = "the stage's own flag (its documented unsupervised default)"
+    return OperatingPoint(False, {}, {
+        **_base(precision), "source": "unsupervised defaults",
+        "thresholds": "each stage's own unsupervised default (no labels of the scored data are read); "
+                      "the rule set at its block level",
+        "stages": {
+            "behaviour": own, "group": own, "graph": own,
+            "rules": f"rule-set action block (aggregate score >= {ruleset.threshold.get('block', 'n/a')} or a "
+                     "block rule); verify-level hits are decisions, not identifications"}})
+
+
+def fit_operating_point(scores, labels, *, precision=TRAIN_PRECISION, source="training dataset") -> OperatingPoint:
+    """Per stage method, the lowest threshold reaching ``precision`` on the training labels.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        The training dataset's score table (:data:`fraudkit.identification.base.SCORE_COLUMNS`).
+    labels : pandas.DataFrame
+        The training dataset's labels table.
+    precision : float, default=0.9
+    source : str
+        Where the training scores came from (path and fingerprint), for the manifest.
+
+    Returns
+    -------
+    OperatingPoint
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fraudkit.identification.base import score_frame
+    >>> s = score_frame(["a", "b", "c"], [0.9, 0.6, 0.2], [True, True, False], entity_type="account",
+    ...                 stage="group", method="coaction")
+    >>> lab = pd.DataFrame({"entity_type": "account", "entity_id": ["a"], "typology": ["device_farm"]})
+    >>> fit_operating_point(s, lab, precision=1.0).thresholds
+    {('group', 'coaction'): 0.75}
+    """
+    s = scores[scores["entity_type"] == "account"]
+    pos = fraud_keys(labels, "account")
+    thresholds = {}
+    for (stage, method), g in s.groupby(["stage", "method"], sort=True):
+        if method == HEADLINE_METHODS.get(stage) and stage != "rules":
+            continue  # the headline flag is the union of the stage's methods, each tightened below
+        per = g.assign(entity_id=g["entity_id"].astype(str)).groupby("entity_id")["score"].max()
+        thresholds[(stage, method)] = threshold_for_precision(per.to_numpy(), per.index.isin(pos), precision)
+    return OperatingPoint(True, thresholds, {
+        **_base(precision), "source": source,
+        "threshold_source": f"{source}, lowest threshold reaching precision {precision:g}, on top of each "
+                            "method's own flag",
+        "rule": f"a method flags where its own flag holds and its score exceeds the lowest threshold reaching "
+                f"precision {precision:g} on the training labels (null: no threshold reaches it, never flags); "
+                "methods absent from the training pass (stage-1 models trained on the training dataset and "
+                "validated at the same precision) keep their own flag; a stage flags where any method does",
+        "thresholds": {f"{st}/{m}": (None if not np.isfinite(v) else float(v)) for (st, m), v in thresholds.items()}})
+
+
+def accounts_table(account_ids, scores, operating_point, *, rule_result=None, rule_frame=None) -> pd.DataFrame:
+    """``account_id, score_<stage>, flagged_<stage>, ..., score_combined, flagged_combined``.
+
+    Parameters
+    ----------
+    account_ids : sequence
+        Every account of the scored dataset (one row each, in this order).
+    scores : pandas.DataFrame
+        The run's score table, every stage and the rule set.
+    operating_point : OperatingPoint
+    rule_result, rule_frame : RuleResult and DataFrame, optional
+        The account rules' result and frame (the rule set's ``block`` flag, without training).
+
+    Examples
+    --------
+    >>> from fraudkit.identification.base import score_frame
+    >>> from fraudkit.identification.rules import default_ruleset
+    >>> s = score_frame(["a", "b"], [0.9, 0.1], [True, False], entity_type="account", stage="group",
+    ...                 method="group")
+    >>> accounts_table(["a", "b"], s, unsupervised_operating_point(default_ruleset()))["flagged_combined"].tolist()
+    [True, False]
+    """
+    out = pd.DataFrame({"account_id": pd.Series(account_ids).astype(str).to_numpy()})
+    s = scores[scores["entity_type"] == "account"]
+    s = s.assign(entity_id=s["entity_id"].astype(str))
+    ranks = []
+    any_flag = np.zeros(len(out), dtype=bool)
+    th = operating_point.thresholds
+    for stage in [st for st in (*STAGES, "rules") if st in set(s["stage"])]:
+        g = s[s["stage"] == stage]
+        head = HEADLINE_METHODS.get(stage)
+        methods = sorted(set(g["method"]))
+        score = _per_account(g[g["method"] == head] if head in methods else g, out["account_id"])[0]
+        if not operating_point.trained:
+            if stage == "rules":
+                flagged = _rules_block(rule_result, rule_frame, out["account_id"])
+            else:
+                flagged = _per_account(g[g["method"] == head] if head in methods else g, out["account_id"])[1]
+        else:
+            base = [m for m in methods if m != head] or methods
+            flagged = np.zeros(len(out), dtype=bool)
+            for m in base:
+                sc, own = _per_account(g[g["method"] == m], out["account_id"])
+                t = th.get((stage, m))
+                flagged |= own if t is None else own & (np.nan_to_num(sc, nan=-np.inf) > t)
+        out[f"score_{stage}"] = score
+        out[f"flagged_{stage}"] = flagged
+        any_flag |= flagged
+        ranks.append(pd.Series(score).rank(pct=True).fillna(0).to_numpy())
+    out["score_combined"] = np.max(ranks, axis=0) if ranks else 0.0
+    out["flagged_combined"] = any_flag
+    return out
+
+
+# --- private helpers ----------------------------------------------------------------------------
+
+
+def _base(precision):
+    return {"target_precision": precision, "method": "flagged by any stage (rules count as a stage), each stage at "
+                                                     "its own high-precision operating point",
+            "headline_methods": dict(HEADLINE_METHODS),
+            "score_combined": "max over stages of the per-stage percentile rank (ordering only)"}
+
+
+def _per_account(g, account_ids):
+    """Max score and any-flag per account, aligned to ``account_ids`` (NaN / False where absent)."""
+    agg = g.groupby("entity_id").agg(score=("score", "max"), flagged=("flagged", "any"))
+    idx = agg.index.get_indexer(account_ids)
+    found = idx >= 0
+    pick = np.where(found, idx, 0)
+    score = np.where(found, agg["score"].to_numpy()[pick] if len(agg) else np.nan, np.nan)
+    flagged = found & (agg["flagged"].to_numpy(dtype=bool)[pick] if len(agg) else False)
+    return score, flagged
+
+
+def _rules_block(rule_result, frame, account_ids):
+    if rule_result is None or frame is None:
+        return np.zeros(len(account_ids), dtype=bool)
+    block = frame["account_id"].astype(str)[(rule_result.rows["action"] == "block").to_numpy()]
+    return account_ids.isin(set(block)).to_numpy()

@@ -1,0 +1,178 @@
+"""What notebook 05 (effect evaluation) shows: one function per section.
+
+Each function takes the notebook's :class:`fraudkit.report.notebook.Context` and
+returns what the section shows (:mod:`fraudkit.report.display`): precision and
+recall per typology, leakage and interception per day, the cost imposed on
+attackers, the closed loop (run once per notebook run) and the comparison with
+the previous report's run — or why the section is not available. Labels are
+read only through :mod:`fraudkit.evaluation.metrics` (and
+:func:`fraudkit.report.views.decision_events`, which uses the data contract's
+:func:`~fraudkit.data.contract.fraud_keys`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fraudkit.data.dataset import table_path
+from fraudkit.evaluation.loop import run_closed_loop
+from fraudkit.evaluation.metrics import evaluate_run, interception_rate_by_day, leakage
+from fraudkit.report import plots
+from fraudkit.report.display import Chart, Note, Shown, Table, Unavailable
+from fraudkit.report.notebook import Context, step_dir, write_artifact
+from fraudkit.report.views import (
+    compare_runs,
+    decision_events,
+    early_warning,
+    early_warning_long,
+    loop_iterations,
+    loop_recall_long,
+    precision_recall_view,
+    resources_burned,
+    sunk_view,
+    training_note,
+)
+
+__all__ = [
+    "how_trained",
+    "precision_recall",
+    "leakage_and_interception",
+    "cost_to_attackers",
+    "closed_loop",
+    "loop_memory",
+    "loop_early_warning",
+    "previous_run",
+]
+
+
+def how_trained(ctx: Context) -> Note:
+    """Where the run's models and thresholds came from (:func:`~fraudkit.report.views.training_note`)."""
+    kind, text = training_note(ctx.run_dir)
+    return Note(text, kind=kind)
+
+
+def precision_recall(ctx: Context) -> Table | Unavailable:
+    """Recall per typology (combined decision) and precision over all fraud (:func:`.views.precision_recall_view`).
+
+    Writes the evaluation table to ``RUN/report/evaluation/evaluation_table.parquet``.
+    """
+    why = _why_no_evaluation(ctx)
+    if why:
+        return Unavailable("precision and recall", why)
+    table = evaluate_run(ctx.run_dir, data=ctx.data_dir)
+    write_artifact(ctx.run_dir, "evaluation", "evaluation_table", table)
+    return Table(precision_recall_view(table),
+                 caption="Recall per typology (combined decision); precision and recall over all fraud")
+
+
+def leakage_and_interception(ctx: Context) -> Shown | Unavailable:
+    """Leakage over the period, and interception and leakage rate per day against the early-warning threshold.
+
+    Writes the daily table to ``RUN/report/evaluation/interception_by_day.parquet``.
+    """
+    decisions = ctx.artifact("decisions")
+    if decisions is None or not len(decisions):
+        return Unavailable("leakage and interception", "the run has no decisions.parquet")
+    if table_path(ctx.data_dir, "labels") is None:
+        return Unavailable("leakage and interception", "the dataset has no labels table")
+    events = decision_events(decisions, ctx.data_dir)
+    leak = leakage(events["decision"], events["is_fraud"])
+    daily = interception_rate_by_day(events["decision"], events["ts"], events["is_fraud"])
+    warn = early_warning(daily)
+    long = daily.melt(id_vars="day", value_vars=["interception_rate", "leakage_rate"], var_name="measure",
+                      value_name="rate")
+    write_artifact(ctx.run_dir, "evaluation", "interception_by_day", daily)
+    return Shown(Table(pd.DataFrame([leak]), caption="Leakage over the whole period (events)"),
+                 Chart(plots.line_over_time(long, x="day", y="rate", hue="measure",
+                                            title="Interception and leakage rate per day", xlabel="day",
+                                            ylabel="rate", thresholds=warn.thresholds)),
+                 Note(f"Early warning on {len(warn.days)} day(s): " + ", ".join(warn.days), kind="warn") if warn.days
+                 else Note("No day crossed the early-warning threshold.", kind="ok"))
+
+
+def cost_to_attackers(ctx: Context) -> Table | Unavailable:
+    """Accounts, devices, IPs and phone numbers tied to flagged accounts (:func:`.views.resources_burned`)."""
+    accounts = ctx.artifact("accounts")
+    if accounts is None or "flagged_combined" not in accounts.columns:
+        return Unavailable("cost to attackers", "the run has no combined flags")
+    return Table(resources_burned(accounts, ctx.data_dir), caption="Resources tied to flagged accounts")
+
+
+def closed_loop(ctx: Context, *, windows: int) -> Shown | Unavailable:
+    """The closed loop over ``windows`` windows: recall and precision by iteration, and the loop window by window.
+
+    Runs :func:`fraudkit.evaluation.loop.run_closed_loop` into ``RUN/report/evaluation/loop``
+    (once per notebook run) and writes the per-iteration recall to
+    ``RUN/report/evaluation/loop_recall.parquet`` (the index page reads it).
+    """
+    loop = _loop(ctx, windows)
+    if isinstance(loop, Unavailable):
+        return loop
+    recall = loop.recall_table()
+    shown = []
+    if "recall_loop" in recall.columns:
+        fig = plots.line_over_time(loop_recall_long(recall), x="iteration", y="value", hue="measure",
+                                   title="Closed loop: recall and precision by iteration",
+                                   xlabel="loop iteration (window)", ylabel="share of accounts")
+        fig.axes[0].set_xticks(sorted(recall["iteration"].unique()))
+        shown.append(Chart(fig))
+        write_artifact(ctx.run_dir, "evaluation", "loop_recall", recall)
+    else:
+        shown.append(Unavailable("closed-loop recall", "the dataset has no labels table"))
+    shown.append(Table(loop_iterations(loop.summary), caption=f"The loop, window by window ({int(windows)} windows)"))
+    return Shown(*shown)
+
+
+def loop_memory(ctx: Context, *, windows: int) -> Shown | Unavailable:
+    """What the loop keeps: the watched products and the sunk addresses, devices and receiver phones."""
+    loop = _loop(ctx, windows)
+    if isinstance(loop, Unavailable):
+        return Unavailable("watched products and sunk keys", loop.why)
+    return Shown(Table(loop.watched_products, caption=f"{len(loop.watched_products):,} watched products", max_rows=10),
+                 *(Table(t, caption=f"{len(t):,} sunk {kind} (used mostly by flagged accounts)", max_rows=8)
+                   for kind, t in sunk_view(loop.sunk).items()))
+
+
+def loop_early_warning(ctx: Context, *, windows: int) -> Shown | Unavailable:
+    """The loop's daily interception rate of orders against its early-warning band, and the days below it."""
+    loop = _loop(ctx, windows)
+    if isinstance(loop, Unavailable):
+        return Unavailable("the early warning", loop.why)
+    ew = loop.early_warning
+    if not len(ew):
+        return Unavailable("the early warning", "the loop saw no orders")
+    warned = ew[ew["warning"]]
+    return Shown(Chart(plots.line_over_time(early_warning_long(ew), x="day", y="rate", hue="measure",
+                                            title="Orders intercepted per day and the early-warning band",
+                                            xlabel="day", ylabel="interception rate")),
+                 Note(f"Early warning on {len(warned)} day(s): " + "; ".join(warned["message"]), kind="warn")
+                 if len(warned) else Note("No day fell below the early-warning band.", kind="ok"),
+                 Table(ew, caption="Interception rate per day with the band", max_rows=31))
+
+
+def previous_run(ctx: Context) -> Table | Unavailable:
+    """Key numbers of this run against the previous report's run (:func:`~fraudkit.report.views.compare_runs`)."""
+    if ctx.previous_run_dir is None:
+        return Unavailable("comparison with the previous run", "no previous report exists")
+    return Table(compare_runs(ctx.run_dir, ctx.previous_run_dir),
+                 caption="Key numbers, this run against the previous one")
+
+
+# --- private ------------------------------------------------------------------
+
+
+def _why_no_evaluation(ctx: Context) -> str | None:
+    """Why the run cannot be evaluated against labels, or None."""
+    if table_path(ctx.data_dir, "labels") is None:
+        return "the dataset has no labels table"
+    if ctx.artifact("accounts") is None:
+        return "the run has no accounts.parquet"
+    return None
+
+
+def _loop(ctx: Context, windows: int):
+    """The closed loop's result over ``windows`` windows (run once per notebook run), or why there is none."""
+    if not windows:
+        return Unavailable("the closed loop", "loop_windows is 0")
+    return ctx.memo(("loop", int(windows)), lambda: run_closed_loop(
+        ctx.data_dir, step_dir(ctx.run_dir, "evaluation") / "loop", n_windows=int(windows), seed=ctx.seed))
