@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import click
 
 from fraudkit import simulation
 from fraudkit.data import adapters, dataset
+from fraudkit.data.atomic import check_output
 from fraudkit.errors import FraudkitError
 from fraudkit.evaluation import backtest, graphbench, metrics
 from fraudkit.identification.graph.propagation import SeedPool
@@ -20,19 +23,30 @@ __all__ = ["main"]
 
 
 class _Group(click.Group):
-    """Turns fraudkit's own errors into a clear message and exit code 2."""
+    """Turns every failure a user can cause into a message and an exit code, never a raw traceback.
+
+    Exit 2: fraudkit refused the input or the request (the message names the file, column or rule and the
+    fix); exit 1: the system refused (disk full, permission denied) or an unexpected error; 130: interrupted.
+    ``--debug`` (or ``FRAUDKIT_DEBUG=1``) shows the traceback instead.
+    """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except FraudkitError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 - the one place every failure becomes a message
+            if _debug(ctx):
+                raise
+            message, code = _describe(e)
+            click.echo(f"error: {message}", err=True)
+            sys.exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fraudkit")
-def main():
+@click.option("--debug", is_flag=True, help="Show the Python traceback of a failure instead of a message.")
+def main(debug):
     """fraudkit: find fake traffic, device farms, scalpers and coupon abusers.
 
     The five-step process (perception, capability, identification, mitigation,
@@ -44,13 +58,15 @@ def main():
 @click.option("--scenario", default="demo-small", show_default=True,
               help="A named scenario (see `fraudkit scenarios`) or a path to a scenario YAML file.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder; replaced atomically when the run succeeds.")
+              help="Output folder: written when the run succeeds; an earlier dataset there is replaced, a folder "
+                   "holding other files is refused (see --force).")
 @click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's seed).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def simulate(scenario, out, seed, fmt, quiet):
+@click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
+def simulate(scenario, out, seed, fmt, quiet, force):
     """Simulate a platform with labelled attackers and honest look-alikes."""
-    summary = simulation.simulate(scenario, out, seed=seed, fmt=fmt, progress=not quiet)
+    summary = simulation.simulate(scenario, out, seed=seed, fmt=fmt, progress=not quiet, force=force)
     click.echo(summary.describe())
 
 
@@ -67,6 +83,8 @@ def scenarios():
               help="Instead of failing, write rejected rows here (one file per table) and report counts.")
 def validate(data, quarantine):
     """Check a dataset folder against the data contract."""
+    if quarantine is not None:
+        check_output(quarantine, kind="quarantine", inputs=[data])
     report = dataset.validate_dataset(data, quarantine=quarantine)
     click.echo(report.describe())
     if not report.ok:
@@ -76,7 +94,8 @@ def validate(data, quarantine):
 @main.command()
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory for scores and decisions (Parquet).")
+              help="Run directory for scores and decisions (Parquet): written when the run succeeds; an earlier "
+                   "run there is replaced, a folder holding other files is refused (see --force); never the data.")
 @click.option("--stages", default="behaviour,group,graph", show_default=True,
               help="Comma-separated identification stages to run.")
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -89,12 +108,13 @@ def validate(data, quarantine):
 @click.option("--seed-pool", "seed_pool", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None,
               help="Risk seed pool Parquet (seed_pool.parquet of an earlier run or loop) for the graph stage.")
-def score(data, out, stages, rules, seed, train, target_precision, seed_pool):
+@click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
+def score(data, out, stages, rules, seed, train, target_precision, seed_pool, force):
     """Score a dataset: features, rules, models, group and graph stages, decisions."""
     pool = None if seed_pool is None else SeedPool.load(seed_pool)
     result = scoring.score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
                                    rules=rules, seed=seed, train=train, target_precision=target_precision,
-                                   seed_pool=pool)
+                                   seed_pool=pool, force=force)
     click.echo(result.describe())
 
 
@@ -185,6 +205,38 @@ def rules_backtest(ruleset, data, against, fmt):
     click.echo(backtest.backtest_command(ruleset, data, against=against, fmt=fmt))
 
 
+
+
+# --- private helpers ----------------------------------------------------------------------------
+
+
+def _debug(ctx) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("FRAUDKIT_DEBUG", "") not in ("", "0")
+
+
+def _describe(e: BaseException) -> tuple[str, int]:
+    """The message and exit code of a failure."""
+    if isinstance(e, FraudkitError):
+        return str(e), 2
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted; outputs are written atomically, so nothing half-written was left in place", 130
+    if isinstance(e, MemoryError):
+        return ("out of memory. Fix: score a smaller time window (--as-of) or sample of the data, or run on a "
+                "machine with more memory"), 1
+    if isinstance(e, OSError):
+        where = f" {e.filename}" if e.filename else ""
+        fixes = {errno.ENOSPC: "free disk space or write the output to another disk",
+                 errno.EDQUOT: "free disk space or write the output to another disk",
+                 errno.EACCES: "choose a folder you may write to, or change its permissions",
+                 errno.EPERM: "choose a folder you may write to, or change its permissions",
+                 errno.EROFS: "the file system is read-only: write the output elsewhere",
+                 errno.ENOENT: "check the path"}
+        fix = fixes.get(e.errno, "check the path and the disk")
+        return f"the system refused{where}: {e.strerror or e}. Fix: {fix}", 1
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return (f"unexpected {type(e).__name__}{': ' + text[:300] if text else ''}. This input is one fraudkit does "
+            "not handle yet (or a bug): run again with --debug for the traceback and report it"), 1
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "FraudkitError",
+    "OutputError",
     "DataValidationError",
     "ValidationIssue",
     "RuleError",
@@ -72,3 +73,8 @@ class MissingInputError(FraudkitError):
 
 class ConvergenceWarning(UserWarning):
     """An iterative method stopped at its iteration limit before converging."""
+
+
+class OutputError(FraudkitError):
+    """An output folder the kit refuses to write: it holds files the kit did not write, it is (or is inside, or
+    contains) an input, another fraudkit process is writing it, or its name is unsafe."""

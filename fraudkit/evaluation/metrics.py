@@ -60,6 +60,9 @@ def evaluate_run(run_dir, *, data=None) -> pd.DataFrame:
     if not man_path.is_file():
         raise FraudkitError(f"{run_dir} is not a run directory: manifest.json is missing; run `fraudkit score` first")
     manifest = json.loads(man_path.read_text(encoding="utf-8"))
+    if "data" not in manifest or not (run_dir / "accounts.parquet").exists():
+        raise FraudkitError(f"{run_dir} is not a run directory (it looks like a dataset); evaluate the folder "
+                            f"`fraudkit score {run_dir} --out RUN` wrote: `fraudkit evaluate RUN`")
     data = Path(data) if data is not None else Path(manifest["data"]["path"])
     labels = _read_labels(data)
     accounts = pd.read_parquet(run_dir / "accounts.parquet")

@@ -63,6 +63,9 @@ __all__ = [
     "FUNCTIONS",
     "LIST_FUNCTIONS",
     "parse",
+    "MAX_CONDITION_CHARS",
+    "MAX_NESTING",
+    "MAX_LITERAL_CHARS",
     "columns_of",
     "lists_of",
     "infer_kind",
@@ -70,6 +73,15 @@ __all__ = [
     "compile_expression",
     "evaluate",
 ]
+
+MAX_CONDITION_CHARS = 4000
+"""Longest condition accepted; a rule is a short expression, not a program."""
+
+MAX_NESTING = 50
+"""Deepest nesting of parentheses and prefix operators (``not``, ``-``) accepted."""
+
+MAX_LITERAL_CHARS = 200
+"""Longest number or string literal accepted."""
 
 FUNCTIONS = ("abs", "log1p", "min", "max", "coalesce")
 """Functions a condition may call."""
@@ -198,7 +210,11 @@ def parse(text: str, *, rule_id: str | None = None) -> Node:
     """
     if not isinstance(text, str) or not text.strip():
         raise RuleError(f"rule {rule_id or '?'}: the condition is empty; write a boolean expression")
+    if len(text) > MAX_CONDITION_CHARS:
+        raise RuleError(f"rule {rule_id or '?'}: the condition has {len(text):,} characters (at most "
+                        f"{MAX_CONDITION_CHARS:,}); split it into several rules")
     p = _Parser(text, rule_id)
+    _check_nesting(p.toks, text, rule_id)
     node = p.parse_expr()
     if p.peek()[0] != "end":
         p.fail(f"unexpected {p.peek()[1]!r}", p.peek()[2])
@@ -243,9 +259,12 @@ def _tokenize(text: str, rule_id):
                     "'": "unterminated string", '"': "unterminated string",
                     "@": "decorators are not allowed", ";": "only one expression is allowed"}
             raise RuleError(f"rule {rule_id or '?'}: {what.get(ch, f'unexpected character {ch!r}')} "
-                            f"at position {i} in {text!r}")
+                            f"at position {i} in {_show(text)}")
         kind = m.lastgroup
         tok = m.group()
+        if kind in ("num", "str") and len(tok) > MAX_LITERAL_CHARS:
+            raise RuleError(f"rule {rule_id or '?'}: a {'number' if kind == 'num' else 'string'} of {len(tok):,} "
+                            f"characters at position {i} (at most {MAX_LITERAL_CHARS}) in {_show(text)}")
         if kind == "num":
             out.append(("num", float(tok) if any(c in tok for c in ".eE") else int(tok), i))
         elif kind == "str":
@@ -254,10 +273,10 @@ def _tokenize(text: str, rule_id):
         elif kind == "name":
             low = tok.lower()
             if "__" in tok:
-                raise RuleError(f"rule {rule_id or '?'}: unsafe name {tok!r} at position {i} in {text!r}; "
+                raise RuleError(f"rule {rule_id or '?'}: unsafe name {tok!r} at position {i} in {_show(text)}; "
                                 "dunder names are never allowed")
             if low in _FORBIDDEN_WORDS:
-                raise RuleError(f"rule {rule_id or '?'}: unsafe construct {tok!r} at position {i} in {text!r}; "
+                raise RuleError(f"rule {rule_id or '?'}: unsafe construct {tok!r} at position {i} in {_show(text)}; "
                                 "conditions are expressions over columns, not Python")
             out.append(("kw", low, i) if low in _KEYWORDS else ("name", tok, i))
         elif kind == "op":
@@ -274,7 +293,7 @@ class _Parser:
         self.i = 0
 
     def fail(self, msg, pos):
-        raise RuleError(f"rule {self.rule_id or '?'}: {msg} at position {pos} in {self.text!r}")
+        raise RuleError(f"rule {self.rule_id or '?'}: {msg} at position {pos} in {_show(self.text)}")
 
     def peek(self, k=0):
         return self.toks[min(self.i + k, len(self.toks) - 1)]
@@ -486,7 +505,7 @@ def typecheck(node: Node, kinds: dict, *, rule_id=None, text="") -> str | None:
     """
 
     def fail(msg, pos):
-        raise RuleError(f"rule {rule_id or '?'}: {msg} at position {pos} in {text!r}")
+        raise RuleError(f"rule {rule_id or '?'}: {msg} at position {pos} in {_show(text)}")
 
     def lit_kind(v):
         if v is None:
@@ -917,3 +936,23 @@ def _coalesce(a, b, n):
     else:
         v = np.where(an, b.v, a.v)
     return _Val(v, an & bn, a.kind if a.kind != "null" else b.kind)
+
+
+def _show(text: str, limit: int = 120) -> str:
+    """``repr`` of a condition for an error message, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
+
+
+def _check_nesting(toks, text, rule_id) -> None:
+    """Refuse nesting deeper than :data:`MAX_NESTING` before the recursive parser meets it."""
+    depth = run = 0
+    for kind, value, pos in toks:
+        if kind == "op" and value == "(":
+            depth += 1
+        elif kind == "op" and value == ")":
+            depth -= 1
+        prefix = (kind == "kw" and value == "not") or (kind == "op" and value in ("-", "+"))
+        run = run + 1 if prefix else 0
+        if depth > MAX_NESTING or run > MAX_NESTING:
+            raise RuleError(f"rule {rule_id or '?'}: nesting deeper than {MAX_NESTING} at position {pos} in "
+                            f"{_show(text)}; simplify the condition")

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from fraudkit.capability.lists import row_scopes
 from fraudkit.data.contract import TABLES
-from fraudkit.errors import RuleError
+from fraudkit.data.yamlfile import parse_yaml, read_yaml
+from fraudkit.errors import FraudkitError, RuleError
 from fraudkit.identification.base import BaseScorer, inclusive_threshold
 from fraudkit.identification.expressions import (
     column_kinds,
@@ -461,9 +461,9 @@ def load_ruleset(source, *, columns=None, lists=None) -> RuleSet:
         if not path.is_file():
             raise RuleError(f"rule set file {path} does not exist; pass a YAML file or 'default'")
         try:
-            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise RuleError(f"{path}: not valid YAML: {e}") from None
+            spec = read_yaml(path, what="rule set")
+        except FraudkitError as e:
+            raise RuleError(str(e)) from None
     ruleset, problems = _build(spec, origin, columns, lists)
     if problems:
         where = f"rule set {ruleset.name!r}" + (f" ({origin})" if origin else "")
@@ -474,7 +474,7 @@ def load_ruleset(source, *, columns=None, lists=None) -> RuleSet:
 def default_ruleset(*, columns=None, lists=None) -> RuleSet:
     """The built-in rule set (``fraudkit/identification/rulesets/default.yaml``)."""
     text = resources.files("fraudkit.identification").joinpath("rulesets/default.yaml").read_text(encoding="utf-8")
-    rs = load_ruleset(yaml.safe_load(text), columns=columns, lists=lists)
+    rs = load_ruleset(parse_yaml(text, what="the built-in rule set"), columns=columns, lists=lists)
     return replace(rs, source="fraudkit/identification/rulesets/default.yaml")
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from fraudkit import __version__
-from fraudkit.data.atomic import atomic_directory, write_parquet, write_text
+from fraudkit.data.atomic import atomic_directory, check_output, write_parquet, write_text
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import load_dataset
 from fraudkit.errors import FraudkitError, MissingInputError
@@ -93,7 +93,7 @@ class RunResult:
 
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
                   seed_pool=None, params=None, run_id=None, now=None,
-                  target_precision=TRAIN_PRECISION) -> RunResult:
+                  target_precision=TRAIN_PRECISION, force=False) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -125,6 +125,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         When the run sees the data (the seed pool's ``seen_at``).
     target_precision : float, default=0.9
         Precision each stage method's threshold must reach on ``train`` (ignored without ``train``).
+    force : bool, default=False
+        Replace ``out`` even when it holds files fraudkit did not write. Without it, ``out`` must be new, empty
+        or an earlier run; it may never be (or be inside, or contain) the data, the training data or the rules.
 
     Returns
     -------
@@ -145,6 +148,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     ((), 2, {'interaction': {'pass': 1}})
     """
 
+    inputs = [getattr(x, "path", None) if hasattr(x, "table") else x for x in (data, train)]
+    inputs += [rules] if isinstance(rules, (str, Path)) and str(rules) != "default" else []
+    check_output(out, kind="run", inputs=inputs, force=force)  # before any work: refuse early
     t0 = time.perf_counter()
     timings = {}
     context = RunContext(seed=seed, seed_pool=seed_pool, target_precision=float(target_precision), run_id=run_id,
@@ -162,7 +168,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     timings["load"] = time.perf_counter() - t0
     if seed_pool is not None and "graph" not in stages:
         notes.append("seed pool given but the graph stage is not run: it is recorded, not used")
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, kind="run", inputs=inputs, force=force) as tmp:
         context, outputs = _run_stages(ds, stages, context, notes, timings)
         t = time.perf_counter()
         feats = feature_tables(ds, context.features)

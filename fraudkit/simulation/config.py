@@ -13,8 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
+from fraudkit.data.yamlfile import read_yaml
 from fraudkit.errors import FraudkitError
 
 __all__ = [
@@ -398,9 +397,9 @@ def scenario_to_dict(scenario: Scenario) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ScenarioError(f"cannot read scenario file {path}: {e}. Fix: check the path and the YAML syntax.") from e
+        raw = read_yaml(path, what="scenario file") or {}
+    except FraudkitError as e:
+        raise ScenarioError(str(e)) from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"scenario file {path} must hold a mapping of keys, got {type(raw).__name__}.")
     return raw
@@ -409,7 +408,8 @@ def _read_yaml(path: Path) -> dict:
 def _resolve(name_or_path, seen) -> tuple[dict, Path]:
     text = str(name_or_path)
     path = Path(text)
-    if not (text.endswith((".yaml", ".yml")) or path.exists()):
+    # a built-in name wins over a folder of the same name in the working directory; a file path is a path
+    if not (text.endswith((".yaml", ".yml")) or path.is_file()):
         path = SCENARIO_DIR / f"{text}.yaml"
         if not path.exists():
             names = ", ".join(list_scenarios())

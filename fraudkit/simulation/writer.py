@@ -107,7 +107,7 @@ def generate(scenario, *, seed=None, progress=False) -> dict[str, pd.DataFrame]:
     return {k: tables[k] for k in sorted(tables)}
 
 
-def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True) -> SimulationSummary:
+def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True, force=False) -> SimulationSummary:
     """Simulate ``scenario`` and write one file per table into ``out`` atomically.
 
     Event tables are generated and appended day by day, so memory stays
@@ -123,6 +123,9 @@ def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True) -> Simul
     seed : int, optional
     fmt : {"parquet", "csv"}, default="parquet"
     progress : bool, default=True
+    force : bool, default=False
+        Replace ``out`` even when it holds files fraudkit did not write (otherwise it must be new, empty or an
+        earlier simulated dataset).
 
     Returns
     -------
@@ -143,7 +146,7 @@ def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True) -> Simul
     world = build_world(scenario, seed)
     tables, labels = static_tables(world)
     counts = {}
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, kind="dataset", force=force) as tmp:
         for name, df in tables.items():
             _write_whole(df, name, tmp, fmt)
             counts[name] = len(df)
