@@ -185,7 +185,7 @@ def _interaction_frame(ds, feats, need):
         if not cols:
             continue
         keys = frame[key]
-        idx = pd.Index(f[key].astype(str)).get_indexer(keys.astype(str).where(keys.notna(), "\0"))
+        idx = pd.Index(_key_text(f[key])).get_indexer(_key_text(keys).where(keys.notna(), "\0"))
         found = idx >= 0
         for c in cols:
             vals = f[c].to_numpy(dtype=float, na_value=np.nan) if f[c].dtype != object else f[c].to_numpy()
@@ -199,3 +199,13 @@ def _interaction_frame(ds, feats, need):
         for a in accs:
             frame[a.name] = acc[a.name].to_numpy()[pos]
     return frame
+
+
+def _key_text(keys: pd.Series) -> pd.Series:
+    """Entity keys as text, the same whatever dtype the reader chose: an integer key column with nulls comes
+    back as float64 (``326837000000.0``); it is read back as the integers it holds."""
+    if pd.api.types.is_float_dtype(keys):
+        whole = keys.dropna()
+        if len(whole) == 0 or bool((whole == whole.round()).all()):
+            keys = keys.astype("Int64")
+    return keys.astype(str)
