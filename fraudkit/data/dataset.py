@@ -18,12 +18,9 @@ import hashlib
 import os
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-
 from fraudkit.data.contract import LABEL_TABLE, TABLES
 from fraudkit.data.validation import CheckedTables, TableSource, ValidationReport, check_tables
-from fraudkit.errors import FraudkitError, MissingInputError, ValidationIssue
+from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError, ValidationIssue
 
 __all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "table_path", "find_table_files", "dataset_fingerprint"]
 
@@ -37,9 +34,11 @@ def read_table(data, name, columns=None, *, required=False):
     Parameters
     ----------
     data : path-like, Dataset or dict of str to DataFrame
-        A folder is read as the loader reads it (``.parquet`` preferred, then
-        ``.csv``, contract timestamps parsed); a dict's frames are not copied
-        unless ``columns`` selects some.
+        A folder is read by the loader itself (:func:`load_dataset` with
+        ``validate=False``, this table only): the same file, delimiter, null
+        tokens and column types as every command, so the same bytes mean the
+        same thing in a notebook; a dict's frames are not copied unless
+        ``columns`` selects some.
     name : str
         Table name.
     columns : list of str or None, default=None
@@ -57,6 +56,8 @@ def read_table(data, name, columns=None, *, required=False):
     ------
     MissingInputError
         ``required=True`` and a listed column is missing (names the table and the columns).
+    DataValidationError
+        The folder's file for the table cannot be read as a table (names the file and the fix).
 
     Examples
     --------
@@ -71,9 +72,8 @@ def read_table(data, name, columns=None, *, required=False):
     fraudkit.errors.MissingInputError: orders: missing column(s) ip; got order_id. Fix: pass a table with those columns (see fraudkit.data.contract).
     """
     if isinstance(data, (str, os.PathLike)):
-        t = _read_folder_table(data, name, columns)
-        have = None if t is None else list(t.columns)
-    elif isinstance(data, dict):
+        return _read_folder_table(Path(data), name, columns, required)
+    if isinstance(data, dict):
         t = data.get(name)
         have = None if t is None else list(t.columns)
     else:
@@ -81,12 +81,7 @@ def read_table(data, name, columns=None, *, required=False):
         have = list(data.table(name).columns) if data.has(name) else None
     if have is None:
         return None
-    if required and columns is not None:
-        missing = [c for c in columns if c not in have]
-        if missing:
-            raise MissingInputError(f"{name}: missing column(s) {', '.join(missing)}; got {', '.join(map(str, have))}. "
-                                    f"Fix: pass a table with those columns (see fraudkit.data.contract).")
-    keep = None if columns is None else [c for c in columns if c in have]
+    keep = _kept_columns(name, have, columns, required)
     if t is None:  # a Dataset: read only what is kept
         return data.to_pandas(name, columns=keep)
     return t if keep is None else t[keep]
@@ -492,6 +487,7 @@ def _opts(text: bool) -> str:
 
 def _check_folder(con, path: Path, *, validate, quarantine, tables, now):
     found, issues = find_table_files(path)
+    every = found
     if tables is not None:
         unknown = [t for t in tables if t not in _ALL_TABLES]
         if unknown:
@@ -501,9 +497,15 @@ def _check_folder(con, path: Path, *, validate, quarantine, tables, now):
         required = [n for n in tables if n in TABLES and TABLES[n].required]
     else:
         required = None
-    sources = {n: _csv_source(con.con, src, fs) for n, (src, fs) in found.items()}
+    sources = {}
+    for n, (src, fs) in found.items():
+        sources[n], problem = _csv_source(con.con, src, fs)
+        issues = issues + ([problem] if problem else [])
+    # tables not loaded still decide whether each entity's ids are integers or text
+    peers = {n: _csv_source(con.con, src, fs, materialise=False)[0] for n, (src, fs) in every.items()
+             if n not in found}
     checked = check_tables(con.con, sources, path=path, quarantine=quarantine, now=now, validate=validate,
-                           required=required, issues=issues)
+                           required=required, issues=issues, peers=peers)
     files = [f for _, fs in found.values() for f in fs]
     return checked, files
 
@@ -514,8 +516,10 @@ def ns_timestamps(df):
     return df.astype({c: "datetime64[ns]" for c in odd}) if odd else df
 
 
-def _csv_source(con, src: TableSource, files) -> TableSource:
+def _csv_source(con, src: TableSource, files, *, materialise=True):
     """Read a CSV table with a pinned dialect, once, into a DuckDB temporary table of raw text.
+
+    Returns the source and the problem of its header (a column named twice), or None.
 
     The header is the first line of the (first) file and the delimiter the
     most frequent of ``, ; TAB |`` in it. DuckDB's own sniffer is not used: on
@@ -528,28 +532,35 @@ def _csv_source(con, src: TableSource, files) -> TableSource:
     better input).
     """
     if not src.text:
-        return src
+        return src, None
     try:
         opener = gzip.open if files[0].name.endswith(".gz") else open
         with opener(files[0], "rt", encoding="utf-8-sig", newline="") as fh:
-            line = fh.readline()
+            line = fh.readline(1 << 20)
     except (OSError, UnicodeDecodeError):
-        return src  # the validator reports the reader's own message
+        return src, None  # the validator reports the reader's own message
     delim = max(",;\t|", key=line.count)
     names = next(csv.reader([line.rstrip("\r\n")], delimiter=delim), [])
-    if not names or len(set(names)) != len(names):
-        return src
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return src, ValidationIssue(
+            src.file, twice[0], f"the header names the column {twice[0]!r} {names.count(twice[0])} times",
+            line.rstrip("\r\n")[:200], "keep one column of each name (rename or remove the copies)")
+    if not names:
+        return src, None
     cols = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
     paths = "[" + ", ".join(_lit(f) for f in files) + "]"
     relation = (f"read_csv({paths}, header=true, skip=0, auto_detect=false, delim={_lit(delim)}, quote='\"', "
                 f"escape='\"', columns={cols})")
     pinned = TableSource(src.name, src.file, relation, True)
+    if not materialise:
+        return pinned, None
     table = f'"_csv_{src.name}"'
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {relation}")
     except Exception:  # ragged or malformed: the validator reads it again and reports why
-        return pinned
-    return TableSource(src.name, src.file, table, True)
+        return pinned, None
+    return TableSource(src.name, src.file, table, True), None
 
 
 def _frames_fingerprint(frames) -> str:
@@ -568,19 +579,35 @@ def _frames_fingerprint(frames) -> str:
     return h.hexdigest()[:16]
 
 
-def _read_folder_table(data_dir, name, columns):
-    p = table_path(data_dir, name)
-    if p is None:
+def _kept_columns(name, have, columns, required):
+    """The listed columns the table has (all when None); with ``required``, every listed one or raise."""
+    if required and columns is not None:
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise MissingInputError(f"{name}: missing column(s) {', '.join(missing)}; got {', '.join(map(str, have))}. "
+                                    f"Fix: pass a table with those columns (see fraudkit.data.contract).")
+    return None if columns is None else [c for c in columns if c in have]
+
+
+def _read_folder_table(folder: Path, name, columns, required):
+    """One table of a folder through the loader (types, dialect and nulls as load_dataset reads them).
+
+    A missing contract column is not an error here (partial data: the caller asks for the columns it
+    needs); a file that cannot be read, or a header naming a column twice, is.
+    """
+    found, _ = find_table_files(folder)
+    if name not in found:
         return None
-    if p.suffix == ".csv":
-        df = pd.read_csv(p)
-        spec = LABEL_TABLE if name == LABEL_TABLE.name else TABLES.get(name)
-        for c in spec.columns if spec else ():
-            if c.dtype == "timestamp" and c.name in df.columns:
-                df[c.name] = pd.to_datetime(df[c.name])
-    else:
-        try:
-            return pd.read_parquet(p, columns=columns)
-        except (KeyError, ValueError, pa.ArrowInvalid):  # a listed column the file lacks: keep those it has
-            df = pd.read_parquet(p)
-    return df if columns is None else df[[c for c in columns if c in df.columns]]
+    con = _connect()
+    try:
+        checked, _ = _check_folder(con, folder, validate=False, quarantine=None, tables=[name], now=None)
+        fatal = [i for i in checked.report.fatal if i.file == found[name][0].file and i.problem != "missing column"]
+        if fatal:
+            raise DataValidationError(fatal)
+        if name not in checked.views:  # an optional table without rows is absent, as load_dataset sees it
+            return None
+        t = con.table(checked.views[name])
+        keep = _kept_columns(name, list(t.columns), columns, required)
+        return ns_timestamps((t if keep is None else t.select(keep)).to_pandas())
+    finally:
+        con.disconnect()

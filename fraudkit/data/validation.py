@@ -8,11 +8,18 @@ aggregate query), once more for duplicate keys, and once per foreign key.
 
 Rules
 -----
-* A required table must be present; every contract column must be present.
-* Types: ``id`` is an integer or a string (CSV ids that are all canonical
-  integers become integers); ``int`` is a whole number; ``float`` a finite
-  number (NaN counts as missing); ``bool`` true/false/1/0; ``timestamp`` a
-  Parquet timestamp/date or ISO-8601 text (``2024-11-11 20:00:00``).
+* A required table must be present and hold rows; every contract column must
+  be present. An optional table without rows (a header only) is checked and
+  then treated as absent: it has no view, so every stage says it lacks it.
+* Types: ``id`` is an integer or a string, with one type per entity in
+  every table: integers when every value of that entity's key columns is an
+  integer (or integer text such as ``17``, not ``007``), text otherwise (see
+  :func:`_id_domains`); a table whose ids are text while the same entity's
+  ids elsewhere are all integers is an error. ``int`` is a whole number;
+  ``float`` a finite number (NaN is missing: rejected in a required column,
+  whether a Parquet NaN or ``nan`` text in a CSV); ``bool`` true/false/1/0;
+  ``timestamp`` a Parquet timestamp/date or ISO-8601 text
+  (``2024-11-11 20:00:00``).
 * Timestamps lie in ``[1990-01-01, now + 365 days]`` where ``now`` is the
   wall clock of the run: earlier or later values are a unit or clock error.
 * Non-nullable columns hold no null (empty text counts as null for ids and
@@ -148,6 +155,8 @@ class ValidationReport:
         for t, n in self.counts.items():
             rej = self.rejected.get(t, 0)
             extra = f"  ({rej:,} rejected -> {Path(self.quarantine) / (t + '.parquet')})" if rej else ""
+            if not n and _spec(t).required is False:
+                extra = "  (no rows: treated as absent; the stages that need it say so)"
             lines.append(f"  {t:<{width}}  {n:>12,} rows{extra}")
         if not self.issues:
             lines.append("OK: the data follows the contract.")
@@ -184,7 +193,7 @@ class CheckedTables:
 
 
 def check_tables(con, sources, *, path="", quarantine=None, now=None, validate=True, required=None,
-                 issues=()) -> CheckedTables:
+                 issues=(), peers=None) -> CheckedTables:
     """Check raw tables against the contract and create one typed view per table.
 
     Parameters
@@ -207,6 +216,10 @@ def check_tables(con, sources, *, path="", quarantine=None, now=None, validate=T
         ``False`` checks only tables, columns and types of the schema (no row
         scan); the views then use strict casts, so a bad value fails the
         query that meets it instead of passing silently.
+    peers : dict of str to TableSource or None, default=None
+        Other tables of the same dataset that are not checked or loaded but
+        decide, with ``sources``, whether the ids of each entity are integers
+        or text (so that loading some tables gives the types loading all gives).
 
     Returns
     -------
@@ -233,22 +246,47 @@ def check_tables(con, sources, *, path="", quarantine=None, now=None, validate=T
             found[name].append((ValidationIssue(
                 f"{name}.parquet", None, f"missing required table {name}", None,
                 f"add {name}.parquet or {name}.csv to the folder (see docs/data-contract.md)"), True))
+    described = {}
     for name in _order([n for n in names if n in sources]):
-        src = sources[name]
-        plan = _Plan(src, _spec(name))
+        plan = _Plan(sources[name], _spec(name))
         try:
             _describe(con, plan)
-            _plan_types(con, plan, validate)
+            _id_stats(con, plan)
+        except _Unreadable as e:
+            found[name].append((_unreadable_issue(plan.src, e), True))
+            continue
+        described[name] = plan
+    others = []
+    for name, src in (peers or {}).items():
+        if name in sources or name not in names:
+            continue
+        plan = _Plan(src, _spec(name), raw=f"_peer_{name}")
+        try:
+            _describe(con, plan)
+            _id_stats(con, plan)
+        except _Unreadable:
+            continue  # reported when that table is loaded itself
+        others.append(plan)
+    text_ids, id_issues = _id_domains([*described.values(), *others])
+    for plan, issue in id_issues if validate else ():
+        if plan.spec.name in described:
+            found[plan.spec.name].append((issue, True))
+    for name, plan in described.items():
+        src = plan.src
+        try:
+            _plan_types(con, plan, validate, text_ids)
             if validate:
                 rows = _run_row_checks(con, plan, plans, ts_max, quarantine is not None)
             else:
                 rows, plan.n_rows = [], con.execute(f"SELECT count(*) FROM {_q(plan.raw)}").fetchone()[0]
         except _Unreadable as e:
-            found[name].append((ValidationIssue(
-                src.file, None, "the file cannot be read", str(e).strip().splitlines()[0][:300],
-                "rewrite the file as Parquet, or as CSV with a header row and one value per column"), True))
+            found[name].append((_unreadable_issue(src, e), True))
             continue
         counts[name] = plan.n_rows
+        if validate and not plan.n_rows and plan.spec.required:
+            found[name].append((ValidationIssue(
+                src.file, None, f"table {name} has no rows", None,
+                f"{name} is required: export its rows (fraudkit has nothing to score without them)"), True))
         found[name] += [(i, True) for i in plan.column_issues]
         found[name] += [(i, not row_level or quarantine is None) for i, row_level in rows]
         _create_views(con, plan, use_quarantine=quarantine is not None)
@@ -260,7 +298,9 @@ def check_tables(con, sources, *, path="", quarantine=None, now=None, validate=T
         rejected = _write_quarantine(con, plans, Path(quarantine))
     report = ValidationReport(str(path), tuple(issues), tuple(fatal), {n: counts[n] for n in names if n in counts},
                               rejected, None if quarantine is None else str(quarantine))
-    return CheckedTables(report, {n: n for n in plans}, {n: dict(p.out_types) for n, p in plans.items()})
+    # an optional table without rows is absent to every stage (which says so), not a table of nothing
+    views = {n: n for n, p in plans.items() if p.n_rows or p.spec.required}
+    return CheckedTables(report, views, {n: dict(p.out_types) for n, p in plans.items() if n in views})
 
 
 # --- private helpers ---------------------------------------------------------
@@ -270,12 +310,18 @@ class _Unreadable(Exception):
     pass
 
 
+def _unreadable_issue(src: TableSource, e: Exception) -> ValidationIssue:
+    return ValidationIssue(src.file, None, "the file cannot be read", str(e).strip().splitlines()[0][:300],
+                           "rewrite the file as Parquet, or as CSV (UTF-8) with a header row and one value per column")
+
+
 class _Plan:
     """Mutable working state of one table while it is checked (private)."""
 
-    def __init__(self, src: TableSource, spec: TableSpec):
+    def __init__(self, src: TableSource, spec: TableSpec, raw: str | None = None):
         self.src, self.spec = src, spec
-        self.raw = f"_src_{spec.name}"
+        self.raw = raw or f"_src_{spec.name}"
+        self.ids: dict[str, tuple] = {}  # id column -> (values, integer values, example non-integer)
         self.raw_types: dict[str, str] = {}
         self.exprs: dict[str, str] = {}
         self.out_types: dict[str, str] = {}
@@ -356,10 +402,9 @@ def _kind(sql_type: str) -> str:
     return "other"
 
 
-def _plan_types(con, plan: _Plan, validate: bool) -> None:
+def _plan_types(con, plan: _Plan, validate: bool, text_ids=frozenset()) -> None:
     """Typed expression, output type and 'value present but wrong type' condition of each column."""
     cast = "TRY_CAST" if validate else "CAST"
-    canon_ids = _canonical_int_columns(con, plan)
     for c in plan.spec.columns:
         if c.name not in plan.raw_types:
             continue
@@ -367,15 +412,17 @@ def _plan_types(con, plan: _Plan, validate: bool) -> None:
         if plan.raw_types[c.name].upper().startswith("ENUM"):  # pandas categoricals
             col, kind = f"CAST({col} AS VARCHAR)", "text"
         whole = f"({col} IS NOT NULL AND (NOT isfinite({col}) OR {col} <> floor({col})))"
-        if c.dtype == "id":
-            if kind == "int" or (kind == "text" and c.name in canon_ids):
-                expr, out = f"{cast}({col} AS BIGINT)", "BIGINT"
+        if c.dtype == "id":  # one type per entity across tables: see _id_domains
+            out = "VARCHAR" if (plan.spec.name, c.name) in text_ids else "BIGINT"
+            if kind == "int":
+                expr = f"CAST({col} AS VARCHAR)" if out == "VARCHAR" else f"{cast}({col} AS BIGINT)"
             elif kind == "float":
-                expr, out, fail = f"{cast}({col} AS BIGINT)", "BIGINT", whole
+                expr, fail = f"{cast}({col} AS BIGINT)", whole
+                expr = f"CAST({expr} AS VARCHAR)" if out == "VARCHAR" else expr
             elif kind == "text":
-                expr, out = col, "VARCHAR"
+                expr = col if out == "VARCHAR" else f"{cast}({col} AS BIGINT)"  # BIGINT: every value canonical
             else:
-                expr, out, fail = "CAST(NULL AS VARCHAR)", "VARCHAR", f"{col} IS NOT NULL"
+                expr, fail = f"CAST(NULL AS {out})", f"{col} IS NOT NULL"
         elif c.dtype == "string":
             expr = col if kind == "text" else f"CAST({col} AS VARCHAR)"
         elif c.dtype == "int":
@@ -430,21 +477,107 @@ def _plan_types(con, plan: _Plan, validate: bool) -> None:
                 plan.column_issues.append(_type_issue(plan, name, plan.raw_types[name], 0, whole_column=True))
 
 
-def _canonical_int_columns(con, plan: _Plan) -> set[str]:
-    """CSV id columns whose values are all canonical integers (so they load as BIGINT, like Parquet)."""
-    if not plan.src.text:
-        return set()
-    ids = [c.name for c in plan.spec.columns if c.dtype == "id" and c.name in plan.raw_types]
-    if not ids:
-        return set()
-    # canonical: casting to BIGINT and back gives the same text (so '007', '1.0' and '1e3' stay text)
-    aggs = ", ".join(f"coalesce(bool_and(coalesce(CAST(TRY_CAST({_q(c)} AS BIGINT) AS VARCHAR) = {_q(c)}, false)) "
-                     f"FILTER (WHERE {_q(c)} IS NOT NULL), false) AND count({_q(c)}) > 0" for c in ids)
+# id columns that hold keys of several entities (``entity_type`` or ``action`` says which): they link the
+# entities' types but are never told to agree with one of them
+_POLYMORPHIC = {
+    ("interactions", "target_id"): (("notes", "note_id"), ("accounts", "account_id")),
+    ("labels", "entity_id"): (),
+}
+# id columns of one entity that no foreign key links (coupons have no table)
+_SAME_IDS = ((("orders", "coupon_id"), ("coupon_claims", "coupon_id")),)
+
+
+def _id_groups():
+    """(strict, loose): id column -> its entity (foreign keys and _SAME_IDS; plus the polymorphic links)."""
+    specs = (*TABLES.values(), LABEL_TABLE)
+    nodes = [(t.name, c.name) for t in specs for c in t.columns if c.dtype == "id"]
+    strict_links = [((t.name, c.name), tuple(c.references.split("."))) for t in specs for c in t.columns
+                    if c.dtype == "id" and c.references]
+    strict_links += list(_SAME_IDS)
+    loose_links = strict_links + [(a, b) for a, bs in _POLYMORPHIC.items() for b in bs]
+
+    def components(links):
+        parent = {n: n for n in nodes}
+
+        def root(n):
+            while parent[n] != n:
+                n = parent[n]
+            return n
+
+        for a, b in links:
+            parent[root(a)] = root(b)
+        return {n: root(n) for n in nodes}
+
+    return components(strict_links), components(loose_links)
+
+
+_STRICT_GROUP, _LOOSE_GROUP = _id_groups()
+
+
+def _id_stats(con, plan: _Plan) -> None:
+    """For each id column: (non-null values, canonical integer values, example non-integer) in ``plan.ids``.
+
+    Integer and float columns count as integers without a scan (``None`` values); a text value is an
+    integer when casting it to BIGINT and back gives the same text (so '007', '1.0' and '1e3' stay text).
+    """
+    texts = []
+    for c in plan.spec.columns:
+        if c.dtype != "id" or c.name not in plan.raw_types:
+            continue
+        raw = plan.raw_types[c.name].upper()
+        if raw.startswith("ENUM") or _kind(raw) == "text":
+            texts.append(c.name)
+        elif _kind(raw) in ("int", "float"):
+            plan.ids[c.name] = (None, None, None)
+    if not texts:
+        return
+    aggs, key = [], plan.key_sql
+    for name in texts:
+        col = f"CAST({_q(name)} AS VARCHAR)"
+        bad = f"{col} IS NOT NULL AND coalesce(CAST(TRY_CAST({col} AS BIGINT) AS VARCHAR) <> {col}, true)"
+        aggs += [f"count({col})", f"count({col}) FILTER (WHERE NOT ({bad}))",
+                 f"min({key}) FILTER (WHERE {bad})", f"arg_min({col}, {key}) FILTER (WHERE {bad})"]
     try:
-        flags = con.execute(f"SELECT {aggs} FROM {_q(plan.raw)}").fetchone()
+        row = con.execute(f"SELECT {', '.join(aggs)} FROM {_q(plan.raw)}").fetchone()
     except Exception as e:
         raise _Unreadable(str(e)) from None
-    return {c for c, ok in zip(ids, flags) if ok}
+    for k, name in enumerate(texts):
+        n, n_int, rkey, value = row[4 * k: 4 * k + 4]
+        plan.ids[name] = (int(n), int(n_int), None if n == n_int else _example(value, rkey))
+
+
+def _id_domains(plans) -> tuple[set, list]:
+    """Which id columns are text, and the tables whose ids of one entity disagree.
+
+    The ids of one entity are integers in every table when every value of every table is an integer,
+    and text in every table otherwise, so that the same key joins whatever file it came from. Notes and
+    accounts share a type because ``interactions.target_id`` holds both. A table whose ids are text
+    while another table's ids of the same entity are all integers (``acct_17`` vs ``17``, or one typo
+    among integers) is an error: such ids match nothing across the tables.
+    """
+    cols = [(p, name, stats) for p in plans for name, stats in p.ids.items()]
+    has_text, has_int = set(), set()
+    for p, name, (n, n_int, _) in cols:
+        group = _LOOSE_GROUP[(p.spec.name, name)]
+        if n is None or n_int:
+            has_int.add(group)
+        if n is not None and n > n_int:
+            has_text.add(group)
+    text_ids = {node for node, group in _LOOSE_GROUP.items() if group in has_text or group not in has_int}
+    issues = []
+    for p, name, (n, n_int, example) in cols:
+        node = (p.spec.name, name)
+        if n is None or n == n_int or node in _POLYMORPHIC:
+            continue
+        ints = [f"{q.src.file} ({other})" for q, other, (m, m_int, _) in cols
+                if (q.spec.name, other) not in _POLYMORPHIC and _STRICT_GROUP[(q.spec.name, other)] == _STRICT_GROUP[node]
+                and (m is None or (m and m == m_int))]
+        if ints:
+            issues.append((p, ValidationIssue(
+                p.src.file, name, f"id is not an integer, while the same ids are integers in {', '.join(ints[:3])}",
+                example, "write the ids of one entity the same way in every table (all integers, or the same text "
+                "everywhere); a single bad value is usually a typo or a shifted column", n - n_int)))
+    return text_ids, issues
 
 
 def _type_issue(plan, column, example, n, *, whole_column=False) -> ValidationIssue:
@@ -472,12 +605,18 @@ def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool)
         if not c.nullable:
             kind = _kind(plan.raw_types[c.name])
             cond = f"{col} IS NULL"
+            example = "NULL"
             if kind == "float":
                 cond = f"({col} IS NULL OR isnan({col}))"
+                example = f"CASE WHEN {col} IS NULL THEN 'NULL' ELSE CAST({col} AS VARCHAR) END"
             elif kind == "text" and c.dtype in ("id", "string"):
                 cond = f"({col} IS NULL OR trim({col}) = '')"
+            elif kind == "text" and c.dtype == "float":  # 'nan' text is missing, as a Parquet NaN is
+                cond = f"({col} IS NULL OR trim({col}) = '' OR coalesce(isnan(TRY_CAST({col} AS DOUBLE)), false))"
+                example = f"coalesce({col}, 'NULL')"
             checks.append((f"{c.name}: missing", cond, c.name, "null value in a required column",
-                           "fill the value or remove the row; the column may not be empty", "NULL"))
+                           "fill the value or remove the row; the column may not be empty (NaN counts as empty)",
+                           example))
         if c.dtype == "timestamp":
             checks.append((f"{c.name}: out of range", f"({x} < {_lit(TIMESTAMP_MIN)} OR {x} > {_lit(ts_max)})",
                            c.name, f"timestamp before {TIMESTAMP_MIN:%Y-%m-%d} or after {ts_max:%Y-%m-%d}",

@@ -255,3 +255,71 @@ def test_part_folders_skip_hidden_and_bookkeeping_files(tiny_tables, tmp_path):
     tiny_tables["notes"].to_parquet(d / "notes" / "_temporary" / "attempt.parquet", index=False)
     (d / "notes" / "_SUCCESS").write_text("")
     assert load_dataset(d, now=NOW).count("notes") == len(tiny_tables["notes"])
+
+
+# --- issue 11: one reader for every input ------------------------------------
+
+
+def test_read_table_reads_a_folder_through_the_loader(tiny_tables, tmp_path):
+    """Same bytes, same frame: comma or semicolon CSV, Parquet, read_table or load_dataset."""
+    from fraudkit.data.dataset import read_table
+
+    tiny_tables["accounts"]["phone"] = ["NA", "13912345678", None, "null", "17000000002", "17000000003"]
+    pq = write_tables(tiny_tables, tmp_path / "pq")
+    comma = write_tables(tiny_tables, tmp_path / "comma", fmt="csv")
+    semi = tmp_path / "semi"
+    semi.mkdir()
+    for p in comma.glob("*.csv"):
+        pd.read_csv(p, dtype=str, keep_default_na=False).to_csv(semi / p.name, sep=";", index=False)
+    for name in ("accounts", "interactions", "orders", "products", "devices", "labels"):
+        expected = load_dataset(pq, now=NOW).to_pandas(name)
+        for d in (pq, comma, semi):
+            pd.testing.assert_frame_equal(read_table(d, name), expected, obj=f"{d.name}/{name}")
+            pd.testing.assert_frame_equal(load_dataset(d, now=NOW).to_pandas(name), expected)
+    # 'NA' and 'null' are phone text, as the loader reads them (pandas alone would make them missing)
+    assert read_table(semi, "accounts")["phone"].tolist()[:4] == ["NA", "13912345678", None, "null"]
+    assert read_table(semi, "accounts", ["account_id", "nope"]).columns.tolist() == ["account_id"]
+    with pytest.raises(MissingInputError, match="accounts: missing column"):
+        read_table(semi, "accounts", ["account_id", "nope"], required=True)
+    assert read_table(semi, "no_such_table") is None
+
+
+def test_read_table_keeps_partial_tables_and_refuses_unreadable_files(tiny_tables, tmp_path):
+    from fraudkit.data.dataset import read_table
+
+    d = write_tables(tiny_tables, tmp_path / "d", fmt="csv")
+    pd.read_csv(d / "orders.csv").drop(columns=["paid_price"]).to_csv(d / "orders.csv", index=False)
+    assert "paid_price" not in read_table(d, "orders").columns  # partial data still reads
+    (d / "notes.csv").write_bytes("note_id,author_id,created_at,category\n1,1,2024-01-01,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataValidationError, match=r"notes.csv: the file cannot be read.*UTF-8"):
+        read_table(d, "notes")
+    assert (d / "notes.csv").exists()
+
+
+def test_duplicated_csv_header_is_refused(tiny_tables, tmp_path):
+    from fraudkit.data.dataset import read_table
+
+    d = write_tables(tiny_tables, tmp_path / "d", fmt="csv")
+    acc = pd.read_csv(d / "accounts.csv", dtype=str)
+    pd.concat([acc, acc[["phone"]]], axis=1).to_csv(d / "accounts.csv", index=False)
+    report = validate_dataset(d, now=NOW)
+    [issue] = report.fatal
+    assert (issue.file, issue.column) == ("accounts.csv", "phone")
+    assert "names the column 'phone' 2 times" in issue.problem and "keep one column" in issue.fix
+    with pytest.raises(DataValidationError, match="accounts.csv, column 'phone'"):
+        read_table(d, "accounts")
+    assert (d / "accounts.csv").exists()
+
+
+def test_header_only_optional_table_is_absent_and_required_one_is_refused(tiny_tables, tmp_path):
+    from fraudkit.data.dataset import read_table
+
+    tiny_tables["coupon_claims"] = tiny_tables["coupon_claims"].iloc[:0]
+    d = write_tables(tiny_tables, tmp_path / "d", fmt="csv")
+    ds = load_dataset(d, now=NOW)
+    assert not ds.has("coupon_claims") and ds.report.counts["coupon_claims"] == 0
+    assert "no rows: treated as absent" in ds.report.describe()
+    assert read_table(d, "coupon_claims") is None
+    pd.read_csv(d / "accounts.csv").iloc[:0].to_csv(d / "accounts.csv", index=False)
+    report = validate_dataset(d, now=NOW)
+    assert "accounts.csv: table accounts has no rows" in str(report.fatal[0])

@@ -241,3 +241,71 @@ def test_timezone_aware_timestamps_are_rejected(tiny_tables, tmp_path):
     issue = _only_issue(tiny_tables, tmp_path)
     assert issue.column == "created_at" and "TIME ZONE" in issue.problem
     assert "tz_localize(None)" in issue.fix
+
+
+# --- issue 11: NaN text and one id type per entity ---------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_nan_in_a_required_float_is_refused_in_csv_and_parquet(tiny_tables, tmp_path, fmt):
+    tiny_tables["products"]["price"] = tiny_tables["products"]["price"].astype(object)
+    tiny_tables["products"].loc[1, "price"] = "NaN" if fmt == "csv" else float("nan")
+    if fmt == "parquet":
+        tiny_tables["products"]["price"] = tiny_tables["products"]["price"].astype(float)
+    issue = _only_issue(tiny_tables, tmp_path, fmt)
+    assert (issue.file, issue.column, issue.problem) == (f"products.{fmt}", "price", "null value in a required column")
+    assert issue.example == ("'NaN' (row product_id=801)" if fmt == "csv" else "NULL (row product_id=801)")
+    assert "NaN counts as empty" in issue.fix
+
+
+def test_nan_text_in_a_nullable_float_is_missing_as_in_parquet(tiny_tables, tmp_path):
+    tiny_tables["intelligence"]["price"] = tiny_tables["intelligence"]["price"].astype(float)
+    csv = load_dataset(write_tables(tiny_tables, tmp_path / "c", "csv"), now=NOW)
+    pq = load_dataset(write_tables(tiny_tables, tmp_path / "p"), now=NOW)
+    pd.testing.assert_frame_equal(csv.to_pandas("intelligence"), pq.to_pandas("intelligence"))
+
+
+def test_ids_of_one_entity_share_one_type_across_tables(tiny_tables, tmp_path):
+    # accounts written as text digits (Parquet strings): the same keys as the integers elsewhere
+    tiny_tables["accounts"]["account_id"] = tiny_tables["accounts"]["account_id"].astype(str)
+    ds = load_dataset(write_tables(tiny_tables, tmp_path / "a"), now=NOW)
+    assert {ds.schema(t)[c] for t, c in (("accounts", "account_id"), ("interactions", "account_id"),
+                                          ("notes", "author_id"))} == {"int64"}
+    # string account ids everywhere: notes follow (interactions.target_id holds both), products do not
+    t = make_string_accounts(tiny_tables)
+    ds = load_dataset(write_tables(t, tmp_path / "b"), now=NOW)
+    assert ds.schema("notes")["note_id"] == ds.schema("interactions")["target_id"] == "string"
+    assert ds.schema("accounts")["account_id"] == ds.schema("orders")["account_id"] == "string"
+    assert ds.schema("products")["product_id"] == "int64"
+    follows = ds.sql("select count(*) as n from interactions i join notes n on i.target_id = n.note_id")["n"][0]
+    assert follows == 9  # every note interaction joins its note
+
+
+def make_string_accounts(tables):
+    acc = lambda v: None if pd.isna(v) else f"u{int(v)}"  # noqa: E731
+    out = {}
+    for name, df in tables.items():
+        df = df.copy()
+        for c in ("account_id", "author_id"):
+            if c in df.columns:
+                df[c] = df[c].map(acc)
+        if name == "interactions":
+            df["target_id"] = [acc(x) if a == "follow" else str(x) for a, x in zip(df["action"], df["target_id"])]
+        if name == "labels":
+            df["entity_id"] = [acc(e) if k == "account" else str(e) for k, e in zip(df["entity_type"], df["entity_id"])]
+        out[name] = df
+    return out
+
+
+@pytest.mark.parametrize("bad", ["u1", "abc"])
+def test_text_ids_where_the_same_entity_has_integers_elsewhere_are_named(tiny_tables, tmp_path, bad):
+    ids = tiny_tables["accounts"]["account_id"].astype(object)
+    ids[0] = bad
+    if bad == "u1":  # every account id as text in accounts only
+        ids = "u" + tiny_tables["accounts"]["account_id"].astype(str)
+    tiny_tables["accounts"]["account_id"] = ids
+    report = validate_dataset(write_tables(tiny_tables, tmp_path / "d", "csv"), now=NOW)
+    issue = next(i for i in report.fatal if i.file == "accounts.csv")
+    assert issue.column == "account_id" and issue.example.startswith(f"'{bad}'")
+    assert "integers in bindings.csv (account_id)" in issue.problem
+    assert "write the ids of one entity the same way in every table" in issue.fix
