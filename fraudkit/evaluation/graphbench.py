@@ -51,6 +51,7 @@ from fraudkit.capability.neighbors import aggregate_neighbors, neighbor_label_fe
 from fraudkit.data.atomic import atomic_path
 from fraudkit.data.generic import GenericGraph, load_generic
 from fraudkit.errors import FraudkitError
+from fraudkit.evaluation.metrics import neutralise_formulas
 from fraudkit.identification.graph.communities import detect_communities
 from fraudkit.identification.graph.dense import block_scores
 from fraudkit.identification.graph.dense import fraudar as _fraudar
@@ -148,7 +149,7 @@ def run_benchmark(data, *, protocol: str = "full", trials: int = 10, out=None, m
         per_trial, notes = _run_trials(bench, splits, names, protocol, seed, progress)
     if out is not None:
         with atomic_path(out) as tmp:
-            per_trial.to_csv(tmp, index=False)
+            neutralise_formulas(per_trial).to_csv(tmp, index=False)
     return _summarise(per_trial, graph.name, protocol, names, notes)
 
 

@@ -11,6 +11,7 @@ run has them. Entities a model trained on (the run's
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,17 @@ __all__ = [
     "evaluation_table",
     "run_operating_point",
     "format_table",
+    "neutralise_formulas",
     "format_evaluation",
     "leakage",
     "interception_rate_by_day",
     "recall_at_precision",
     "precision_recall_table",
 ]
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def run_operating_point(run_dir) -> dict:
@@ -142,6 +148,10 @@ def evaluation_table(accounts: pd.DataFrame, labels: pd.DataFrame, *, scores=Non
 def format_table(df: pd.DataFrame, fmt: str = "markdown", *, digits: int = 3) -> str:
     """Render a table as GitHub markdown (NaN as ``n/a``) or CSV.
 
+    CSV is for spreadsheets: a text cell that would start a formula there (``= + - @``, tab, carriage
+    return, e.g. a rule id ``=HYPERLINK(...)``) is written with a leading ``'`` (:func:`neutralise_formulas`);
+    numbers are written as they are.
+
     Examples
     --------
     >>> import pandas as pd
@@ -149,9 +159,12 @@ def format_table(df: pd.DataFrame, fmt: str = "markdown", *, digits: int = 3) ->
     | a | b |
     |---|---|
     | x | 0.500 |
+    >>> print(format_table(pd.DataFrame({"rule": ["=1+1"], "hits": [-2]}), "csv"))
+    rule,hits
+    '=1+1,-2
     """
     if fmt == "csv":
-        return df.to_csv(index=False).rstrip("\n")
+        return neutralise_formulas(df).to_csv(index=False).rstrip("\n")
     if fmt != "markdown":
         raise FraudkitError(f"unknown format {fmt!r}; use markdown or csv")
 
@@ -166,6 +179,36 @@ def format_table(df: pd.DataFrame, fmt: str = "markdown", *, digits: int = 3) ->
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` safe to open in a spreadsheet: text that starts a formula gets a leading ``'``.
+
+    Text cells and column names starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    (OWASP's CSV-injection list) are prefixed, and carriage returns inside text become line feeds (the
+    CSV writer then quotes the cell instead of starting a new row); numeric columns, and text that is just
+    a number (``-3``, ``+1.5``), are left as they are. ``df`` is not modified.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> neutralise_formulas(pd.DataFrame({"id": ["@SUM(A1)", "-2", "ok"], "n": [-1, 2, 3]}))["id"].tolist()
+    ["'@SUM(A1)", '-2', 'ok']
+    """
+    def safe(v):
+        if not isinstance(v, str):
+            return v
+        if v[:1] in _FORMULA_START and not _PLAIN_NUMBER.match(v):
+            v = "'" + v
+        # a bare carriage return is not quoted by the CSV writer and would start a new row (and a formula)
+        return v.replace("\r\n", "\n").replace("\r", "\n")
+
+    out = df.copy()
+    for col in out.columns:
+        if not (pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_datetime64_any_dtype(out[col])):
+            out[col] = out[col].map(safe)
+    out.columns = [safe(c) for c in out.columns]
+    return out
 
 
 def format_evaluation(table: pd.DataFrame, fmt: str = "markdown", *, operating_point=None, digits: int = 3) -> str:

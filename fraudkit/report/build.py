@@ -22,10 +22,14 @@ manifest records times.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import html
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -39,7 +43,7 @@ from fraudkit import __version__
 from fraudkit.data import atomic
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import dataset_fingerprint
-from fraudkit.errors import FraudkitError, MissingInputError
+from fraudkit.errors import FraudkitError, MissingInputError, OutputError
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.report.html import mask_html, mask_notebook, render_notebook_body, render_page
 from fraudkit.report.summary import summarise_run
@@ -57,7 +61,13 @@ __all__ = [
     "install_kernel",
     "previous_good_report",
     "mask_key",
+    "prune_runs",
+    "error_reason",
+    "LOCK",
 ]
+
+LOCK = ".fraudkit-report.lock"
+"""The lock file in the reports folder: one ``fraudkit report`` builds into a folder at a time."""
 
 
 @dataclass(frozen=True)
@@ -142,9 +152,15 @@ class ReportResult:
     """The private run directory (``<out>/.runs/<run-id>``, or ``<run-id>.failed``): raw, never published."""
 
     def describe(self) -> str:
+        """What the command prints: the outcome, each step, and why what failed failed (masked)."""
         lines = [f"report {self.run_id}: {'ok' if self.ok else 'FAILED'} -> {self.index_path}"]
+        scoring = self.manifest.get("scoring") or {}
+        if scoring.get("error"):
+            lines.append("  scoring failed: " + error_reason(scoring["error"]).replace("\n", "\n    "))
         for s in self.steps:
             lines.append(f"  {s.step.name:26s} {'ok' if s.ok else 'failed':6s} {s.seconds:6.1f} s")
+            if not s.ok and s.error and not scoring.get("error"):
+                lines.append("    why: " + error_reason(s.error).replace("\n", "\n    "))
         if not self.ok:
             lines.append("the previous good report (if any) was left in place")
         return "\n".join(lines)
@@ -212,15 +228,30 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
         raise FraudkitError(f"--keep-runs must be at least 1 (the newest run is needed for comparison), got {keep_runs}")
     if int(loop_windows) == 1 or int(loop_windows) < 0:
         raise FraudkitError(f"--loop-windows must be 0 (no loop) or at least 2, got {loop_windows}")
+    if run_id is not None:
+        atomic.check_name(run_id, what="run id")
+    if data is not None and not Path(data).is_dir():
+        raise MissingInputError(f"dataset folder {data} does not exist; pass --data DIR or omit it for the demo")
+    if train is not None and not Path(train).is_dir():
+        raise MissingInputError(f"training dataset folder {train} does not exist; pass --train DIR "
+                                "(a labelled dataset) or omit it")
+    # the reports folder is published and pruned: it may not be, be inside or contain a dataset it reads
+    atomic.check_output(out, kind="reports", inputs=(data, train), force=True)
+    with _reports_lock(out):
+        _remove_leftovers(out)
+        return _build_locked(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of,
+                             seed=seed, stages=stages, loop_windows=loop_windows, notebooks_dir=notebooks_dir,
+                             parameters=parameters, timeout=timeout, keep_runs=keep_runs, say=say,
+                             timings=timings, t_start=t_start, started_at=started_at)
+
+
+def _build_locked(*, data, train, scenario, out, run_id, as_of, seed, stages, loop_windows, notebooks_dir,
+                  parameters, timeout, keep_runs, say, timings, t_start, started_at) -> ReportResult:
+    """:func:`build_report` once its arguments are checked and the reports folder is locked."""
     t = time.perf_counter()
     data_dir = Path(data) if data is not None else _demo_data(scenario, out / ".cache", seed, say)
-    if not data_dir.is_dir():
-        raise MissingInputError(f"dataset folder {data_dir} does not exist; pass --data DIR or omit it for the demo")
     if train is not None:
         train_dir = Path(train)
-        if not train_dir.is_dir():
-            raise MissingInputError(f"training dataset folder {train_dir} does not exist; pass --train DIR "
-                                    "(a labelled dataset) or omit it")
     elif data is None:
         train_dir = _demo_data(scenario, out / ".cache", seed + TRAIN_SEED_OFFSET, say, role="training world")
     else:
@@ -231,7 +262,7 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
     timings["data"] = time.perf_counter() - t
     params = {"seed": int(seed), "stages": list(stages), "as_of": as_of, "train": train_fp,
               "loop_windows": int(loop_windows), "extra": dict(sorted((parameters or {}).items()))}
-    run_id = run_id or make_run_id(as_of, fingerprint, params)
+    run_id = atomic.check_name(run_id or make_run_id(as_of, fingerprint, params), what="run id")
     say(f"run {run_id}: data {data_dir} (fingerprint {fingerprint})"
         + (f", training data {train_dir} (fingerprint {train_fp})" if train_dir is not None else ""))
     previous = previous_good_report(out, exclude=run_id)
@@ -241,7 +272,8 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
     runs = out / ".runs"
     run_dir, run_failed = runs / run_id, runs / f"{run_id}.failed"
     building = runs / f".{run_id}.building"
-    shutil.rmtree(building, ignore_errors=True)
+    runs.mkdir(parents=True, exist_ok=True)
+    runs.chmod(0o700)  # raw, unmasked run data: for this user only
     results = []
     try:
         with atomic.atomic_directory(final, keep_failed=True) as tmp:
@@ -323,15 +355,47 @@ def mask_key(out) -> str:
     page of every report in ``out`` masks a device or phone the same way, so
     a reader can follow it from page to page, and rebuilding gives the same pages.
     """
-    import os
     import secrets
 
     if os.environ.get("FRAUDKIT_MASK_KEY"):
         return os.environ["FRAUDKIT_MASK_KEY"]
     path = Path(out) / ".mask-key"
     if not path.exists():
-        atomic.write_text(path, secrets.token_hex(16))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # created private, never world-readable
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(16))
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # a key written readable by an earlier version
     return path.read_text().strip()
+
+
+def error_reason(error: str) -> str:
+    r"""Why a step failed: the exception and its whole message, from a (masked) traceback or step error.
+
+    Examples
+    --------
+    >>> error_reason('Traceback (most recent call last):\n  File "x.py", line 1\n    f()\n'
+    ...              'fraudkit.errors.DataValidationError: 2 problems:\n  - no accounts\n  - no interactions')
+    'DataValidationError: 2 problems:\n  - no accounts\n  - no interactions'
+    >>> error_reason("ValueError: bad value\n\nTraceback ...")
+    'ValueError: bad value'
+    """
+    lines = str(error).strip("\n").splitlines()
+    if not any(ln.strip() for ln in lines):
+        return "unknown error (see the failed page)"
+    files = [i for i, ln in enumerate(lines) if ln.startswith('  File "')]
+    if lines[0].startswith("Traceback") and files:
+        i = files[-1] + 1
+        while i < len(lines) and (lines[i].startswith("    ") or not lines[i].strip()):
+            i += 1  # the source line and its ^^^ markers
+        reason = lines[i:] or lines[-1:]
+    else:
+        reason = lines[:next((i for i, ln in enumerate(lines) if not ln.strip()), len(lines))]
+    name, sep, rest = reason[0].partition(":")
+    if sep and " " not in name:
+        reason[0] = name.rsplit(".", 1)[-1] + sep + rest  # fraudkit.errors.DataValidationError -> DataValidationError
+    return "\n".join(ln.rstrip() for ln in reason).strip()
 
 
 def prune_runs(out, keep: int = 10) -> list[Path]:
@@ -474,7 +538,7 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
         score_notes = _score(data_dir, run_dir, stages=stages, seed=seed, train=train_dir)
     except Exception:
         score_error = mask_html(traceback.format_exc())
-        say("scoring FAILED")
+        say(f"scoring FAILED: {error_reason(score_error)}")
     timings["scoring"] = time.perf_counter() - t
     previous_run = _previous_run_dir(previous)
     nb_params = {"data_dir": str(data_dir.resolve()), "run_dir": str(Path(run_dir).resolve()),
@@ -491,7 +555,8 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
                         run_dir=Path(run_dir))
         results.append(res)
         timings[step.name] = res.seconds
-        say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)")
+        say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)"
+            + ("" if res.ok else f": {error_reason(res.error or '')}"))
     ok = score_error is None and all(r.ok for r in results)
     for r in results:  # a page for every step, even one that never produced a notebook
         if not (tmp / r.step.page).exists():
@@ -591,13 +656,11 @@ def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: st
                 body = _error_banner(res) + body
             atomic.write_text(tmp / step.page, render_page(
                 body, title=f"{step.number}. {step.title}", run_id=run_id, steps=_nav(None),
-                current=step.name, version=__version__))
+                current=step.name, version=__version__, key=key))
     return res
 
 
 def _describe_error(e: Exception) -> str:
-    import re
-
     if type(e).__name__ == "PapermillExecutionError":
         tb = "\n".join(getattr(e, "traceback", []) or [])
         tb = re.sub(r"\x1b\[[0-9;]*m", "", tb)
@@ -606,8 +669,6 @@ def _describe_error(e: Exception) -> str:
 
 
 def _error_banner(res: StepResult) -> str:
-    import html
-
     return (f'<div class="fk-error"><strong>This step failed.</strong> The traceback is below and, with the '
             f'cell that raised it, further down the page.<pre>{html.escape(res.error or "")}</pre></div>')
 
@@ -674,8 +735,6 @@ def _nb_text(nb) -> str:
 
 def _md_code(text: str) -> str:
     """Escape ``text`` for HTML and render `backticks` as <code>."""
-    import html
-
     parts = html.escape(text).split("`")
     return "".join(f"<code>{q}</code>" if i % 2 else q for i, q in enumerate(parts))
 
@@ -687,10 +746,51 @@ def _readable(root: Path) -> None:
         p.chmod(0o755 if p.is_dir() else 0o644)
 
 
+@contextlib.contextmanager
+def _reports_lock(out: Path):
+    """Hold ``<out>/.fraudkit-report.lock`` while a report is built; a second build into ``out`` is refused."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise OutputError(f"another fraudkit report is being built in {out} (process {pid}, lock {lock}); "
+                              "wait for it to finish, or pass another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+_LEFTOVER = re.compile(r"^\..+(\.tmp|\.building|\.building\.lock|\.failed|\.old-\d+)$")
+
+
+def _remove_leftovers(out: Path) -> list[Path]:
+    """Temporary folders and files of killed builds (raw, unmasked data among them); we hold the lock."""
+    removed = []
+    for folder in (out, out / ".runs"):
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            if _LEFTOVER.match(p.name):
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
 def _write_latest(out: Path, run_id: str) -> None:
-    target = f"{run_id}/index.html"
+    target = html.escape(f"{run_id}/index.html")
     atomic.write_text(out / "latest.html", f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={target}">
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'none'">
+<meta http-equiv="refresh" content="0; url={target}">
 <title>Latest fraudkit report</title></head>
-<body><p>The latest report is <a href="{target}">{run_id}</a>.</p></body></html>
+<body><p>The latest report is <a href="{target}">{html.escape(run_id)}</a>.</p></body></html>
 """)

@@ -6,14 +6,14 @@ notebook cell only calls the view; the cell's value displays itself in Jupyter
 (and under papermill) through ``_ipython_display_``. Outside Jupyter the objects
 are plain data: a test reads ``Table.frame`` or ``Unavailable.why`` directly.
 
-* :class:`Table` — a DataFrame shown with personal-data columns masked, numbers
-  formatted, an optional caption and a row limit;
+* :class:`Table` — a DataFrame shown with personal-data columns masked, every value
+  and header HTML-escaped, numbers formatted, an optional caption and a row limit;
 * :class:`Chart` — a :class:`matplotlib.figure.Figure` from :mod:`fraudkit.report.plots`
   (checked for a title and axis labels when shown);
 * :class:`Note` — a short highlighted sentence (``info``, ``warn`` or ``ok``);
 * :class:`Unavailable` — the section cannot be shown, and why (a missing table,
   a skipped step); never made-up content;
-* :class:`Text` — a Markdown sentence;
+* :class:`Text` — a Markdown sentence (``<`` and ``&`` in it are shown as text);
 * :class:`Graph` — a whole HTML document (a pyvis graph) in a sandboxed iframe;
 * :class:`Shown` — several of the above, shown in order (a section with a chart and its table).
 """
@@ -68,8 +68,11 @@ class Table:
         """The table as HTML (masked, formatted, captioned), as the report shows it."""
         view = self._view()
         n = len(self.frame)
-        styler = view.style.hide(axis="index").format(
-            {c: self.floatfmt for c in view.columns if pd.api.types.is_float_dtype(view[c])}, na_rep="–")
+        # every value and header is escaped: the data's free text (names, addresses) is never markup
+        styler = (view.style.hide(axis="index").format(na_rep="–", escape="html")
+                  .format({c: self.floatfmt for c in view.columns if pd.api.types.is_float_dtype(view[c])},
+                          na_rep="–", escape="html")
+                  .format_index(escape="html", axis=1))
         if self.caption or n > self.max_rows:
             cap = (self.caption or "") + (f" (first {self.max_rows} of {n:,} rows)" if n > self.max_rows else "")
             styler = styler.set_caption(html.escape(cap.strip()))
@@ -177,12 +180,13 @@ class Text:
     markdown: str
 
     def _repr_markdown_(self) -> str:
-        return self.markdown
+        # Markdown passes raw HTML through: a name from the data shows as text, never as markup
+        return html.escape(self.markdown, quote=False)
 
     def _ipython_display_(self) -> None:
         from IPython.display import Markdown, display
 
-        display(Markdown(self.markdown))
+        display(Markdown(self._repr_markdown_()))
 
 
 @dataclass(frozen=True)

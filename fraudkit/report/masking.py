@@ -31,8 +31,8 @@ import pandas as pd
 from fraudkit.data.contract import PII_COLUMNS
 from fraudkit.errors import FraudkitError
 
-__all__ = ["mask_value", "mask_entity", "mask_series", "mask_frame", "mask_text", "MASK_KINDS", "COLUMN_KINDS",
-           "PERSONAL_ENTITY_TYPES"]
+__all__ = ["mask_value", "mask_entity", "mask_series", "mask_frame", "mask_text", "secret", "MASK_KINDS",
+           "COLUMN_KINDS", "PERSONAL_ENTITY_TYPES"]
 
 MASK_KINDS = ("phone", "ip", "address", "device", "fingerprint", "binding", "id")
 """How a value is masked."""
@@ -214,6 +214,14 @@ def mask_text(text: str) -> str:
     return _IPV4.sub(r"\1.*.*", text)
 
 
+def secret(key=None) -> str:
+    """The masking secret: ``key`` if given, else ``FRAUDKIT_MASK_KEY``, else this process's random key.
+
+    The report also signs the inline scripts it embeds with it (:func:`fraudkit.report.html.embed_html`).
+    """
+    return str(key if key is not None else os.environ.get("FRAUDKIT_MASK_KEY") or _PROCESS_KEY)
+
+
 # --- private helpers ---------------------------------------------------------
 
 
@@ -231,7 +239,6 @@ def _as_text(s: pd.Series) -> pd.Series:
 
 
 def _keyed_hash(text: pd.Series, key) -> pd.Series:
-    secret = key if key is not None else os.environ.get("FRAUDKIT_MASK_KEY") or _PROCESS_KEY
-    hash_key = hashlib.sha256(str(secret).encode()).hexdigest()[:16]
+    hash_key = hashlib.sha256(secret(key).encode()).hexdigest()[:16]
     h = pd.util.hash_array(text.to_numpy(dtype=object), hash_key=hash_key, categorize=True)
     return pd.Series(np.char.mod("%016x", h), index=text.index).str.slice(0, 10)

@@ -14,6 +14,7 @@ top-risk communities.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,8 @@ class RunSummary:
     notes : list of dict
         ``kind`` (info, ok, warn, na) and ``text``.
     sections : list of dict
-        In order: ``title``, ``intro`` (text), and ``html`` (a table) or ``uri`` + ``alt`` (a figure).
+        In order: ``title``, ``intro`` (text), and ``html`` (a table the kit built, every value escaped) or
+        ``uri`` + ``alt`` (a figure).
     numbers : dict
         The raw key numbers (for tests and the manifest).
     """
@@ -163,15 +165,16 @@ def _add_arms_race(s: RunSummary, table: pd.DataFrame) -> None:
     if not len(view):
         return
     stages = [c for c in view.columns if c not in ("typology", "measure", "n_labelled")]
-    head = "".join(f"<th>{c}</th>" for c in ("typology", "measure", "labelled", *stages))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ("typology", "measure", "labelled", *stages))
     rows = []
     for _, r in view.iterrows():
         cls = ' class="fk-lookalike"' if r["measure"] != "recall" else ""
         cells = "".join(f"<td{_heat(r[c], r['measure'])}>{_pct(r[c])}</td>" for c in stages)
-        rows.append(f"<tr{cls}><td>{r['typology'].replace('_', ' ')}</td><td>{r['measure']}</td>"
+        rows.append(f"<tr{cls}><td>{html.escape(str(r['typology']).replace('_', ' '))}</td>"
+                    f"<td>{html.escape(str(r['measure']))}</td>"
                     f"<td>{int(r['n_labelled']):,}</td>{cells}</tr>")
-    html = (f'<table class="fk-arms"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
-    s.sections.append({"title": "The arms-race table", "html": html, "intro": (
+    table = f'<table class="fk-arms"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    s.sections.append({"title": "The arms-race table", "html": table, "intro": (
         "Recall per attacker typology for each identification stage and combined (flagged by any stage); "
         "for honest look-alike groups, the false-positive rate (lower is better). Each stage is the answer "
         "to attackers adapting to the previous one.")})
@@ -221,7 +224,8 @@ def _add_communities(s: RunSummary, run_dir: Path) -> None:
     name, df, score_col = comm
     top = df.sort_values(score_col, ascending=False, kind="stable").head(8)
     top = mask_frame(top[[c for c in _COMMUNITY_COLUMNS if c in top.columns]])
-    html = top.to_html(index=False, float_format=lambda v: f"{v:,.2f}", border=0, classes="fk-communities")
-    s.sections.append({"title": "Top-risk communities", "html": f'<div class="fk-scroll">{html}</div>', "intro": (
+    table = top.to_html(index=False, float_format=lambda v: f"{v:,.2f}", border=0, classes="fk-communities",
+                        escape=True)
+    s.sections.append({"title": "Top-risk communities", "html": f'<div class="fk-scroll">{table}</div>', "intro": (
         f"The graph stage's communities ({name}), riskiest first by {score_col}, with the profile that makes "
         "them suspicious. Step 3 draws the top one.")})

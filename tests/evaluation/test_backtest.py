@@ -72,3 +72,33 @@ def test_label_length_mismatch(data):
     frame, _ = data
     with pytest.raises(FraudkitError, match="got 2 labels for 8 rows"):
         backtest(rs({"id": "X", "condition": "x > 2"}), frame, [True, False])
+
+
+def test_csv_export_neutralises_formula_rule_ids(tmp_path):
+    """`fraudkit rules backtest --format csv`: a rule id `=HYPERLINK(...)` is not a live formula in a spreadsheet."""
+    import csv
+    import io
+
+    import yaml
+    from click.testing import CliRunner
+
+    from fraudkit.cli import main
+    from fraudkit.simulation import simulate
+
+    data = tmp_path / "micro"
+    simulate("micro", data, seed=3, progress=False)
+    evil = '=HYPERLINK("http://evil.example","click")'
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"rules": [
+        {"id": evil, "entity": "account", "condition": "n_devices >= 1", "score": 50},
+        {"id": "@SUM(A1)", "entity": "account", "condition": "n_devices >= 2", "score": 50}]}))
+    r = CliRunner().invoke(main, ["rules", "backtest", str(rules), str(data), "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    body = r.output[r.output.index("rule_id"):].split("\n\n")[0]
+    rows = list(csv.DictReader(io.StringIO(body)))
+    ids = {row["rule_id"] for row in rows}
+    assert ids == {"'" + evil, "'@SUM(A1)"}
+    assert all(not v.startswith(("=", "+", "@")) for row in rows for v in row.values())
+    # numbers stay numbers
+    assert all(float(row["hits"]) >= 0 for row in rows)
+    assert data.is_dir() and (data / "accounts.parquet").exists()  # the input is untouched

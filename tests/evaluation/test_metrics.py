@@ -120,3 +120,22 @@ def test_format_evaluation_prints_the_arms_race_blocks():
     assert "| honest_shared_device | 1 | 1.000 | 0.000 | 1.000 |" in lines
     assert lines[-1] == "| all | 2 | 0.500 | 1.000 | 0.667 |"
     assert format_evaluation(evaluation_table(acc, lab), "csv").startswith("typology,n_labelled,recall_graph")
+
+
+def test_format_table_csv_neutralises_formulas_but_not_numbers():
+    from fraudkit.evaluation.metrics import format_table, neutralise_formulas
+
+    df = pd.DataFrame({"typology": ["=cmd|' /C calc'!A0", "+1+1", "-2", "\tx", "\rx", "@x", "ok", "a\r=1+1"],
+                       "n": [-1, 2, 3, 4, 5, 6, 7, 8], "rate": [-0.5, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]})
+    before = df.copy()
+    out = format_table(df, "csv").splitlines()
+    assert out[1] == "'=cmd|' /C calc'!A0,-1,-0.5"
+    assert out[2].startswith("'+1+1,") and out[3].startswith("-2,")  # a number in text is not a formula
+    import csv
+    import io
+
+    cells = [row[0] for row in csv.reader(io.StringIO(format_table(df, "csv"), newline=""))][1:]
+    assert cells[3:7] == ["'\tx", "'\nx", "'@x", "ok"]  # a bare CR would have started a new row
+    assert cells[7] == "a\n=1+1"  # one quoted cell, not a row that starts with a formula
+    assert neutralise_formulas(df)["n"].tolist() == df["n"].tolist()
+    pd.testing.assert_frame_equal(df, before)  # the input is not modified

@@ -1,4 +1,9 @@
-"""Open the report in headless Chromium: no console errors, no network requests, a screenshot to look at."""
+"""Open the report in headless Chromium: no console errors, no network requests, no injected script running.
+
+Every page of the shared micro report and of a report on hostile data (markup and formula payloads in every
+free-text column, :mod:`_hostile`) is opened: no dialog fires, the title stays the kit's, the
+Content-Security-Policy meta tag is there, and the embedded graph still draws under that policy.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +11,75 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _hostile import hostile_report
 from _report_build import micro_report
+
+from fraudkit.report.build import STEPS
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+PAGES = ["index.html", *(s.page for s in STEPS)]
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")]
 
 
-@pytest.mark.parametrize("page", ["index.html", "03_risk_identification.html"])
-def test_page_loads_offline_without_errors(page, tmp_path):
+def _open(page_path: Path, *, screenshot: Path | None = None, graph: bool = False) -> dict:
+    """Load one page offline; what happened: console errors, remote requests, dialogs, title, CSP, canvases."""
     from playwright.sync_api import sync_playwright
 
-    res = micro_report()
-    assert res.ok
-    url = (res.report_dir / page).resolve().as_uri()
-    errors, remote = [], []
+    seen = {"errors": [], "remote": [], "dialogs": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             pg = browser.new_page(viewport={"width": 1280, "height": 900})
-            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.on("request", lambda r: remote.append(r.url)
+            pg.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
+            pg.on("pageerror", lambda e: seen["errors"].append(str(e)))
+            pg.on("request", lambda r: seen["remote"].append(r.url)
                   if not r.url.startswith(("file://", "data:", "about:")) else None)
-            pg.goto(url, wait_until="load")
-            pg.wait_for_timeout(1500)  # let the graph's physics settle
-            shot = res.report_dir.parent / f"screenshot-{page.removesuffix('.html')}.png"
-            pg.screenshot(path=str(shot), full_page=page == "index.html")
-            assert pg.title()
-            if page.startswith("03"):
-                frame = pg.frame_locator("iframe.fk-graph")
-                assert frame.locator("canvas").count() >= 1  # vis-network drew the graph
+
+            def _dialog(d):
+                seen["dialogs"].append(d.message)
+                d.dismiss()
+
+            pg.on("dialog", _dialog)
+            pg.goto(page_path.resolve().as_uri(), wait_until="load")
+            pg.wait_for_timeout(1500 if graph else 300)  # let the graph's physics settle
+            if screenshot is not None:
+                pg.screenshot(path=str(screenshot), full_page=page_path.name == "index.html")
+            seen["title"] = pg.title()
+            seen["csp"] = pg.locator('meta[http-equiv="Content-Security-Policy"]').get_attribute("content")
+            seen["canvases"] = pg.frame_locator("iframe.fk-graph").locator("canvas").count() if graph else 0
         finally:
             browser.close()
+    return seen
+
+
+@pytest.mark.parametrize("page", ["index.html", "03_risk_identification.html"])
+def test_page_loads_offline_without_errors(page, tmp_path):
+    res = micro_report()
+    assert res.ok
+    shot = res.report_dir.parent / f"screenshot-{page.removesuffix('.html')}.png"
+    seen = _open(res.report_dir / page, screenshot=shot, graph=page.startswith("03"))
+    assert seen["title"]
+    if page.startswith("03"):
+        assert seen["canvases"] >= 1  # vis-network drew the graph: the CSP lets the kit's own scripts run
     assert shot.stat().st_size > 10_000
-    assert errors == []
-    assert remote == []
+    assert seen["errors"] == []
+    assert seen["remote"] == []
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_data_payloads_do_not_run_in_any_page(page):
+    """Markup in promotion names, list names, addresses, device models...: shown as text, never run."""
+    res = hostile_report()
+    assert res.ok
+    seen = _open(res.report_dir / page, graph=page.startswith("03"))
+    assert seen["dialogs"] == []  # no onerror=alert(1) fired
+    assert seen["title"] != "X" and "fraudkit report hostile-run" in seen["title"]  # no <script> ran
+    assert seen["csp"] and "default-src 'none'" in seen["csp"] and "script-src" in seen["csp"]
+    assert "'unsafe-inline'" not in seen["csp"].split("script-src")[1].split(";")[0]
+    assert seen["errors"] == [] and seen["remote"] == []
+    if page.startswith("03"):
+        assert seen["canvases"] >= 1
