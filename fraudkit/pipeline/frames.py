@@ -7,6 +7,8 @@ switched off; the dataset's list store; checking a rule set against a dataset's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -15,10 +17,39 @@ from fraudkit.capability.features import entity_features
 from fraudkit.capability.lists import ListStore
 from fraudkit.data.contract import TABLES
 from fraudkit.data.dataset import load_dataset
+from fraudkit.identification.base import score_frame
 from fraudkit.identification.expressions import lists_of
 from fraudkit.identification.rules import TIME_OF_DAY, RuleSet, load_ruleset
 
-__all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset"]
+__all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
+           "RuleEvaluation", "evaluate_rules", "data_end"]
+
+_ENTITY_KEYS = {"account": "account_id", "device": "device_id", "ip": "ip", "order": "order_id",
+                "interaction": "event_id"}
+_HIT_COLUMNS = ["rule_id", "status", "entity", "action", "score", "hits", "hit_rate"]
+
+
+@dataclass(frozen=True)
+class RuleEvaluation:
+    """The rule set evaluated once on a dataset: what the behaviour stage, the rules step and decisions share.
+
+    Parameters
+    ----------
+    frames : dict of str to DataFrame
+        Per entity, the frame the rules were evaluated on (:func:`rule_frames`).
+    results : dict
+        Per entity, the :class:`~fraudkit.identification.rules.RuleSet` result on that frame (``rows``
+        aligned with the frame, ``hits``).
+    hits : pandas.DataFrame
+        Per rule: hits and hit rate (``RUN/rules/hits.parquet``).
+    scores : pandas.DataFrame
+        Score table rows, stage ``rules``, method ``RuleSet``, one per evaluated entity.
+    """
+
+    frames: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+    hits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_HIT_COLUMNS))
+    scores: pd.DataFrame | None = None
 
 
 def feature_tables(ds, features=None) -> dict:
@@ -209,3 +240,66 @@ def _key_text(keys: pd.Series) -> pd.Series:
         if len(whole) == 0 or bool((whole == whole.round()).all()):
             keys = keys.astype("Int64")
     return keys.astype(str)
+
+
+def evaluate_rules(ruleset, frames, lists, *, as_of=None, notes=None) -> RuleEvaluation:
+    """Evaluate ``ruleset`` once on each entity's frame: the one place a run evaluates its rules.
+
+    Events (frames with ``ts``) look lists up at their own time, entity tables as of ``as_of`` (the data's
+    end, :func:`data_end`). An entity with no rows, or whose frame lacks a column its rules read, is skipped
+    with a note in ``notes``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fraudkit.identification.rules import load_ruleset
+    >>> rs = load_ruleset({"name": "t", "rules": [{"id": "busy", "entity": "account", "score": 10,
+    ...                    "condition": "n_actions >= 5"}]})
+    >>> ev = evaluate_rules(rs, {"account": pd.DataFrame({"account_id": [1, 2], "n_actions": [9, 1]})}, None)
+    >>> ev.results["account"].rows["score"].tolist(), ev.scores["entity_id"].tolist()
+    ([10.0, 0.0], ['1', '2'])
+    """
+    notes = [] if notes is None else notes
+    results, hits, scores, used = {}, [], [], {}
+    for entity in ruleset.entities:
+        frame = frames.get(entity)
+        if frame is None or frame.empty:
+            notes.append(f"rules: {entity} rules skipped (no {entity} rows)")
+            continue
+        missing = ruleset.columns(entity) - set(frame.columns)
+        if missing:
+            notes.append(f"rules: {entity} rules skipped, features {', '.join(sorted(missing))} are missing")
+            continue
+        res = ruleset.evaluate(frame, lists=lists, entity=entity, as_of=None if "ts" in frame.columns else as_of)
+        results[entity], used[entity] = res, frame
+        hits.append(res.hits)
+        r = res.rows
+        scores.append(score_frame(frame[_ENTITY_KEYS[entity]].astype(str).to_numpy(), r["score"],
+                                  r["action"] != "pass", entity_type=entity, stage="rules", method="RuleSet",
+                                  reasons=r["matched"]))
+    return RuleEvaluation(frames=used, results=results,
+                          hits=pd.concat(hits, ignore_index=True) if hits else pd.DataFrame(columns=_HIT_COLUMNS),
+                          scores=pd.concat(scores, ignore_index=True) if scores else None)
+
+
+def data_end(ds):
+    """The last event time of the dataset plus 1 µs (lists are checked as of it for entity tables); None without events.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fraudkit.data.dataset import Dataset
+    >>> acc = pd.DataFrame({"account_id": [1], "registered_at": pd.to_datetime(["2024-01-01"]),
+    ...                     "register_channel": "app", "phone": ["1"]})
+    >>> it = pd.DataFrame({"event_id": [1], "ts": pd.to_datetime(["2024-01-02 10:00"]), "account_id": [1],
+    ...                    "device_id": [None], "ip": [None], "action": ["like"], "target_id": [9]})
+    >>> data_end(Dataset.from_tables({"accounts": acc, "interactions": it}))
+    Timestamp('2024-01-02 10:00:00.000001')
+    """
+    ends = []
+    for name in ("interactions", "orders", "logins", "coupon_claims"):
+        if ds.has(name):
+            v = ds.sql(f"select max(ts) as t from {name}")["t"].iloc[0]
+            if v is not None and not pd.isna(v):
+                ends.append(pd.Timestamp(v))
+    return max(ends) + pd.Timedelta(microseconds=1) if ends else None

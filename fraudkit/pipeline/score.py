@@ -46,12 +46,18 @@ from fraudkit.data.atomic import atomic_directory, check_output, write_parquet, 
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import load_dataset
 from fraudkit.errors import FraudkitError, MissingInputError
-from fraudkit.identification.base import score_frame
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.identification.rules import load_ruleset
 from fraudkit.mitigation.decisions import decide
 from fraudkit.pipeline.context import STAGE_PARAMETERS, RunContext
-from fraudkit.pipeline.frames import feature_tables, list_store_for, missing_inputs, rule_frames
+from fraudkit.pipeline.frames import (
+    data_end,
+    evaluate_rules,
+    feature_tables,
+    list_store_for,
+    missing_inputs,
+    rule_frames,
+)
 from fraudkit.pipeline.operating_point import (
     HEADLINE_METHODS,
     TRAIN_PRECISION,
@@ -172,21 +178,21 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         context, outputs = _run_stages(ds, stages, context, notes, timings)
         t = time.perf_counter()
         feats = feature_tables(ds, context.features)
-        frames = rule_frames(ds, ruleset, features=feats)
+        rule_out = _rule_evaluation(ds, ruleset, outputs, feats, store, notes)
         # orders and interactions are decided on even when no rule of theirs is on
+        frames = dict(rule_out.frames)
         frames |= {e: f for e, f in rule_frames(ds, ("order", "interaction"), features=feats).items()
                    if e not in frames}
-        rule_out = _run_rules(ruleset, frames, store, notes, as_of=_data_end(ds))
         timings["rules"] = time.perf_counter() - t
-        all_scores = [o.scores for o in outputs.values()] + [rule_out["scores"]]
-        scores = pd.concat([s for s in all_scores if len(s)], ignore_index=True) if any(len(s) for s in all_scores) \
-            else rule_out["scores"]
+        all_scores = [o.scores for o in outputs.values()] + [rule_out.scores]
+        all_scores = [s for s in all_scores if s is not None and len(s)]
+        scores = pd.concat(all_scores, ignore_index=True) if all_scores else empty_scores()
         operating = _operating_point(train_ds, stages, context, notes)
         account_ids = ds.to_pandas("accounts", columns=["account_id"])["account_id"]
-        accounts = accounts_table(account_ids, scores, operating, rule_result=rule_out["results"].get("account"),
+        accounts = accounts_table(account_ids, scores, operating, rule_result=rule_out.results.get("account"),
                                   rule_frame=frames.get("account"))
         t = time.perf_counter()
-        decisions = _decisions(frames, rule_out["results"], accounts, store, decision_policy, notes)
+        decisions = _decisions(frames, rule_out.results, accounts, store, decision_policy, notes)
         timings["decisions"] = time.perf_counter() - t
         t = time.perf_counter()
         for name, f in feats.items():
@@ -194,7 +200,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         for stage, o in outputs.items():
             for name, art in o.artifacts.items():
                 _write_frame(art, tmp / stage / f"{name}.parquet")
-        write_parquet(rule_out["hits"], tmp / "rules" / "hits.parquet")
+        write_parquet(rule_out.hits, tmp / "rules" / "hits.parquet")
         write_parquet(_stringify_ids(scores), tmp / "scores.parquet")
         write_parquet(accounts, tmp / "accounts.parquet")
         write_parquet(decisions, tmp / "decisions.parquet")
@@ -255,27 +261,12 @@ def _run_stages(ds, stages, context, notes, timings):
     return context, outputs
 
 
-def _run_rules(ruleset, frames, store, notes, *, as_of=None):
-
-    results, hits, scores = {}, [], []
-    for entity in ruleset.entities:
-        frame = frames.get(entity)
-        if frame is None or frame.empty:
-            notes.append(f"rules: {entity} rules skipped (no {entity} rows)")
-            continue
-        # events look lists up at their own ts; entity tables (no ts) as of the data's end
-        res = ruleset.evaluate(frame, lists=store, entity=entity, as_of=None if "ts" in frame.columns else as_of)
-        results[entity] = res
-        hits.append(res.hits)
-        key = {"account": "account_id", "device": "device_id", "ip": "ip", "order": "order_id",
-               "interaction": "event_id"}[entity]
-        r = res.rows
-        scores.append(score_frame(frame[key].astype(str).to_numpy(), r["score"], r["action"] != "pass",
-                                  entity_type=entity, stage="rules", method="RuleSet", reasons=r["matched"]))
-    hits_df = pd.concat(hits, ignore_index=True) if hits else pd.DataFrame(
-        columns=["rule_id", "status", "entity", "action", "score", "hits", "hit_rate"])
-    return {"results": results, "hits": hits_df,
-            "scores": pd.concat(scores, ignore_index=True) if scores else empty_scores()}
+def _rule_evaluation(ds, ruleset, outputs, feats, store, notes):
+    """The run's one evaluation of its rule set: the behaviour stage's when it ran, else evaluated here."""
+    done = outputs["behaviour"].rules if "behaviour" in outputs else None
+    if done is not None:
+        return done
+    return evaluate_rules(ruleset, rule_frames(ds, ruleset, features=feats), store, as_of=data_end(ds), notes=notes)
 
 
 def _operating_point(train_ds, stages, context, notes):
@@ -291,9 +282,8 @@ def _operating_point(train_ds, stages, context, notes):
     tr_notes: list = []
     train_context, outs = _run_stages(train_ds, stages, train_context, tr_notes, {})
     feats = feature_tables(train_ds, train_context.features)
-    tr_rules = _run_rules(context.rules, rule_frames(train_ds, context.rules, features=feats), train_context.lists,
-                          tr_notes, as_of=_data_end(train_ds))
-    tr_scores = pd.concat([o.scores for o in outs.values()] + [tr_rules["scores"]], ignore_index=True)
+    tr_rules = _rule_evaluation(train_ds, context.rules, outs, feats, train_context.lists, tr_notes)
+    tr_scores = pd.concat([o.scores for o in outs.values()] + [tr_rules.scores], ignore_index=True)
     op = fit_operating_point(tr_scores, train_ds.labels, precision=precision,
                              source=f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint})")
     shown = ", ".join(f"{st}/{m} > {v:.4g}" for (st, m), v in op.thresholds.items())
@@ -385,17 +375,6 @@ def _describe_seed_pool(seed_pool):
     if "source" in t.columns:
         info["by_source"] = {str(k): int(v) for k, v in t["source"].astype(str).value_counts().sort_index().items()}
     return info, t.assign(entity_id=t["entity_id"].astype(str)).reset_index(drop=True)
-
-
-def _data_end(ds):
-    """The last event time of the dataset (lists are checked as of it for entity tables); None without events."""
-    ends = []
-    for name in ("interactions", "orders", "logins", "coupon_claims"):
-        if ds.has(name):
-            v = ds.sql(f"select max(ts) as t from {name}")["t"].iloc[0] if hasattr(ds, "sql") else None
-            if v is not None and not pd.isna(v):
-                ends.append(pd.Timestamp(v))
-    return max(ends) + pd.Timedelta(microseconds=1) if ends else None
 
 
 def _jsonable(v):

@@ -75,6 +75,30 @@ def test_rules_only_run_matches_the_behaviour_run_rules(micro, run_dir, tmp_path
     assert list(acc.columns) == ["account_id", "score_rules", "flagged_rules", "score_combined", "flagged_combined"]
 
 
+def test_a_run_evaluates_its_rule_set_once_per_entity(micro, tmp_path, monkeypatch):
+    """The behaviour stage's evaluation is the one the rules step and decisions use (and the stage's
+    rule scores come from it); without the behaviour stage the pipeline evaluates the rules itself."""
+    from fraudkit.identification.rules import RuleSet
+    from fraudkit.pipeline.score import score_dataset
+
+    calls = []
+    evaluate = RuleSet.evaluate
+
+    def counted(self, frame, **kw):
+        calls.append(kw["entity"])
+        return evaluate(self, frame, **kw)
+
+    monkeypatch.setattr(RuleSet, "evaluate", counted)
+    score_dataset(micro, tmp_path / "b", stages=("behaviour",), seed=0)
+    assert sorted(calls) == sorted(set(calls)) and {"account", "order", "interaction"} <= set(calls)
+    calls.clear()
+    score_dataset(micro, tmp_path / "none", stages=(), seed=0)
+    assert sorted(calls) == sorted(set(calls)) and {"account", "order", "interaction"} <= set(calls)
+    hits_b = pd.read_parquet(tmp_path / "b" / "rules" / "hits.parquet")
+    hits_none = pd.read_parquet(tmp_path / "none" / "rules" / "hits.parquet")
+    pd.testing.assert_frame_equal(hits_b, hits_none)
+
+
 def test_rules_check_and_backtest_commands(micro):
     r = CliRunner().invoke(main, ["rules", "check", "fraudkit/identification/rulesets/default.yaml", "--data", str(micro)])
     assert r.exit_code == 0, r.output

@@ -47,6 +47,10 @@ class StageOutput:
         Feature tables per entity the stage computed (``account``, ``device``, ``ip``, ``order``, ...);
         the pipeline passes them on as :attr:`RunContext.features <fraudkit.pipeline.context.RunContext>`
         and writes them once as ``RUN/features/<entity>.parquet``.
+    rules : RuleEvaluation or None
+        The rule set's evaluation (:class:`fraudkit.pipeline.frames.RuleEvaluation`), when the stage
+        evaluated it (the behaviour stage): the pipeline's rules step and decisions use it, so a run
+        evaluates its rule set once.
     """
 
     stage: str
@@ -54,3 +58,4 @@ class StageOutput:
     artifacts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     features: dict = field(default_factory=dict)
+    rules: object = None

@@ -52,12 +52,14 @@ from fraudkit.capability.features import (
 )
 from fraudkit.capability.lists import ListStore
 from fraudkit.capability.sequences import drop_sessions, script_pairs_from_source, sequence_features_from_source
+from fraudkit.data.dataset import Dataset
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import FraudkitError
 from fraudkit.identification.base import score_frame
 from fraudkit.identification.models import BoostingScorer, LogisticScorer, labels_for, union_thresholds
 from fraudkit.identification.rules import RuleSet, default_ruleset, load_ruleset
 from fraudkit.pipeline.context import RunContext
+from fraudkit.pipeline.frames import data_end, evaluate_rules, rule_frames
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
 __all__ = ["run", "build_features", "training_data", "combine_scores", "DEFAULTS"]
@@ -96,7 +98,7 @@ def run(ds, *, context=None) -> StageOutput:
     ctx = _context(context)
     ctx.parameters(STAGE, DEFAULTS)  # an unknown parameter is refused before any work
     notes: list = []
-    feats = build_features(ds, notes=notes, interactions=_needs_interactions(ctx))
+    feats = build_features(ds, notes=notes)
     acc = feats["account"]
     if acc.empty:
         notes.append("skipped: the dataset has no accounts")
@@ -108,10 +110,10 @@ def run(ds, *, context=None) -> StageOutput:
     if feats.get("_pairs") is not None:
         artifacts["script_pairs"] = feats["_pairs"]
 
-    rules_out = _run_rules(feats, ctx, notes)
+    evaluation = _evaluate_rules(ds, feats, ctx, notes)
     rules_block = np.inf
-    if rules_out is not None:
-        methods["rules"], extra, rules_block = rules_out
+    if evaluation is not None:
+        methods["rules"], extra, rules_block = _rule_scores(evaluation, acc, _ruleset(ctx))
         artifacts.update(extra)
 
     if ctx.train is None:
@@ -135,7 +137,7 @@ def run(ds, *, context=None) -> StageOutput:
         comb, flag, why = combine_scores(combo)
         frames.append(score_frame(ids, comb, flag, entity_type="account", stage=STAGE, method=STAGE, reasons=why))
     scores = pd.concat(frames, ignore_index=True) if frames else empty_scores()
-    return StageOutput(STAGE, scores, artifacts, notes, features)
+    return StageOutput(STAGE, scores, artifacts, notes, features, rules=evaluation)
 
 
 def build_features(ds, *, as_of=None, notes=None, interactions=False) -> dict:
@@ -255,13 +257,6 @@ def _context(context):
     return context
 
 
-def _needs_interactions(context):
-    rs = _ruleset(context)
-    if rs is None or "interaction" not in rs.entities:
-        return False
-    return sorted(rs.columns("interaction"))
-
-
 def _ruleset(context):
     spec = context.rules
     if spec is False:
@@ -271,54 +266,48 @@ def _ruleset(context):
     return default_ruleset() if spec in (None, "default") else load_ruleset(spec)
 
 
-def _run_rules(feats, context, notes):
+def _evaluate_rules(ds, feats, context, notes):
+    """The run's one evaluation of the rule set on this stage's feature tables (None when rules are off)."""
     rs = _ruleset(context)
     if rs is None:
         notes.append("rules skipped: the context's rules is False")
         return None
-    lists = context.lists
-    if lists is None:
-        lists = ListStore(feats.get("_lists"))
-    acc = feats["account"]
+    data = ds if hasattr(ds, "table") else Dataset.from_tables(ds)
+    lists = context.lists if context.lists is not None else ListStore(feats.get("_lists"))
+    return evaluate_rules(rs, rule_frames(data, rs, features=feats), lists, as_of=data_end(data), notes=notes)
+
+
+def _rule_scores(evaluation, acc, rs):
+    """Per account: the rule method's (score, threshold, flagged, reasons), artifacts and the block level.
+
+    An account's rule score is its own plus the worst of its orders' and interactions'; scores are in
+    [0, 1] like the models': the fraction of the rule set's block threshold reached.
+    """
     ids = acc.account_id.to_numpy()
     score = np.zeros(len(acc))
-    matched = pd.Series([""] * len(acc), index=acc.account_id.to_numpy(), dtype=object)
+    matched = pd.Series([""] * len(acc), index=ids, dtype=object)
     artifacts = {}
-    hits = []
-    th = rs.threshold
-    for entity in rs.entities:
-        frame = feats.get(entity)
-        if frame is None or frame.empty:
-            notes.append(f"rules for {entity} skipped: no {entity} features")
-            continue
-        missing = rs.columns(entity) - set(frame.columns)
-        if missing:
-            notes.append(f"rules for {entity} skipped: features {', '.join(sorted(missing))} are missing")
-            continue
-        res = rs.evaluate(frame, lists=lists, entity=entity, as_of=feats.get("_ref"))
-        hits.append(res.hits)
-        per = res.rows.assign(account_id=frame.account_id.to_numpy()) if "account_id" in frame else None
-        if per is None:
-            notes.append(f"rules for {entity}: no account key, results not attributed to accounts")
-            continue
+    for entity, res in evaluation.results.items():
+        frame = evaluation.frames[entity]
+        if "account_id" not in frame:
+            continue  # device and IP rules act on their entity, not on an account
+        per = res.rows.assign(account_id=frame.account_id.to_numpy())
         if entity == "order":
             artifacts["order_rules"] = pd.DataFrame({"order_id": frame.order_id.to_numpy(),
                                                      "account_id": frame.account_id.to_numpy(),
                                                      "rule_score": res.rows.score.to_numpy(),
                                                      "action": res.rows.action.to_numpy(),
                                                      "matched": res.rows.matched.to_numpy()})
-        # an account's rule score is its own plus the worst of its orders / interactions
         worst = per.groupby("account_id", sort=False).score.max()
         score += worst.reindex(ids).fillna(0.0).to_numpy()
-        names = _matched_names(per)
-        add = names.reindex(ids).fillna("")
+        add = _matched_names(per).reindex(ids).fillna("")
         matched = matched.where(add.to_numpy() == "", matched + np.where(matched == "", "", ",") + add.to_numpy())
-    if hits:
-        artifacts["rule_hits"] = pd.concat(hits, ignore_index=True)
+    if len(evaluation.hits):
+        artifacts["rule_hits"] = evaluation.hits
+    th = rs.threshold
     verify = th.get("verify", th.get("block", np.inf))
     block = th.get("block", verify)
     scale = block if np.isfinite(block) and block > 0 else max(score.max(initial=0), 1.0)
-    # scores in [0, 1] like the models': the fraction of the block threshold reached
     return ((np.minimum(score / scale, 1.0), verify / scale, score >= verify, matched.to_numpy()), artifacts,
             min(block / scale, 1.0))
 
