@@ -17,6 +17,7 @@ from fraudkit.evaluation import backtest, graphbench, metrics
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.pipeline import frames
 from fraudkit.pipeline import score as scoring
+from fraudkit.pipeline.progress import Progress
 from fraudkit.report import build
 
 __all__ = ["main"]
@@ -60,13 +61,15 @@ def main(debug):
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: written when the run succeeds; an earlier dataset there is replaced, a folder "
                    "holding other files is refused (see --force).")
-@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's seed).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed (the same default as `fraudkit score` and `fraudkit report`).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
 def simulate(scenario, out, seed, fmt, quiet, force):
     """Simulate a platform with labelled attackers and honest look-alikes."""
-    summary = simulation.simulate(scenario, out, seed=seed, fmt=fmt, progress=not quiet, force=force)
+    summary = simulation.simulate(scenario, out, seed=seed, fmt=fmt, progress=Progress("simulate", enabled=not quiet),
+                                  force=force)
     click.echo(summary.describe())
 
 
@@ -99,7 +102,7 @@ def validate(data, quarantine):
 @click.option("--stages", default="behaviour,group,graph", show_default=True,
               help="Comma-separated identification stages to run.")
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Rule-set YAML (default: the built-in rule set).")
+              help="Rule-set YAML (default: the built-in rule set, fraudkit/identification/rulesets/default.yaml).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--train", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Labelled dataset that fixes each stage's threshold (default: each stage's unsupervised default).")
@@ -109,12 +112,17 @@ def validate(data, quarantine):
               default=None,
               help="Risk seed pool Parquet (seed_pool.parquet of an earlier run or loop) for the graph stage.")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
-def score(data, out, stages, rules, seed, train, target_precision, seed_pool, force):
-    """Score a dataset: features, rules, models, group and graph stages, decisions."""
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr (stage, step, rows, seconds).")
+def score(data, out, stages, rules, seed, train, target_precision, seed_pool, force, quiet):
+    """Score a dataset: features, rules, models, group and graph stages, decisions.
+
+    Progress goes to stderr, one line per step as it starts and ends (a bar on a terminal; plain lines when
+    stderr is not a terminal or CI is set); the result goes to stdout.
+    """
     pool = None if seed_pool is None else SeedPool.load(seed_pool)
     result = scoring.score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
                                    rules=rules, seed=seed, train=train, target_precision=target_precision,
-                                   seed_pool=pool, force=force)
+                                   seed_pool=pool, force=force, progress=Progress("score", enabled=not quiet))
     click.echo(result.describe())
 
 
@@ -148,10 +156,12 @@ def evaluate(run, data, fmt):
                    "published (masked) reports are never deleted.")
 @click.option("--notebooks", "notebooks_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Folder with the five step notebooks (default: the checkout's notebooks/).")
-def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_runs, notebooks_dir):
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_runs, notebooks_dir, quiet):
     """Run the five step notebooks with papermill and render the HTML report."""
     result = build.build_report(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed,
-                          loop_windows=loop_windows, keep_runs=keep_runs, notebooks_dir=notebooks_dir)
+                                loop_windows=loop_windows, keep_runs=keep_runs, notebooks_dir=notebooks_dir,
+                                progress=not quiet)
     click.echo(result.describe())
     if not result.ok:
         sys.exit(1)

@@ -17,6 +17,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $("$PY" --version)" >&2
   "$PY" -m venv .venv
 fi
+# A CJK font for the report's charts and pages (Chinese addresses and names; Debian's package, installed when
+# running as root with apt-get; otherwise the report falls back to DejaVu Sans and says so in the log).
+if ! dpkg -s fonts-noto-cjk >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing Debian's fonts-noto-cjk (CJK text in the report)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null) \
+    || echo "setup: could not install fonts-noto-cjk; CJK text in charts will show as boxes" >&2
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
 echo "setup: installing pinned requirements (first run takes a few minutes)" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt

@@ -154,3 +154,38 @@ def test_a_second_score_into_the_same_folder_is_refused_while_the_first_runs(dat
         r = _run("score", data, "--out", out, "--stages", "behaviour")
         assert r.exit_code == 2 and "another fraudkit process is writing" in r.output, r.output
     assert (out / "accounts.parquet").read_text() == "first"
+
+
+def test_score_shows_each_stage_on_stderr_and_quiet_shows_none(data, tmp_path):
+    r = _run("score", data, "--out", tmp_path / "run", "--stages", "behaviour,graph")
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[fraudkit score ")]
+    for step in ("load and validate the data", "behaviour features (DuckDB SQL)", "behaviour stage", "graph stage",
+                 "rules on every entity", "decisions", "write the run directory"):
+        assert any(f"score · {step}: started" in ln for ln in lines), (step, r.stderr)
+        assert any(f"score · {step}: done" in ln for ln in lines), (step, r.stderr)
+    assert any("accounts" in ln and "done" in ln for ln in lines)
+    assert "\r" not in r.stderr  # not a terminal: plain lines, no animation
+    assert "[fraudkit score" not in r.stdout and "run written to" in r.stdout
+    q = _run("score", data, "--out", tmp_path / "run", "--stages", "behaviour,graph", "--quiet")
+    assert q.exit_code == 0, q.output
+    assert "[fraudkit" not in q.stderr and "run written to" in q.stdout
+
+
+def test_score_with_train_shows_the_training_pass(data, tmp_path):
+    r = _run("score", data, "--out", tmp_path / "run", "--stages", "behaviour", "--train", micro_data(seed=1000))
+    assert r.exit_code == 0, r.output
+    for line in ("score · behaviour models: training features of the training data: done",
+                 "train · operating point: score the training data with every stage: started",
+                 "train · behaviour stage: done", "train · rules: done"):
+        assert line in r.stderr, (line, r.stderr)
+
+
+def test_simulate_defaults_to_seed_0_and_reports_progress(tmp_path):
+    r = _run("simulate", "--scenario", "micro", "--out", tmp_path / "d")
+    assert r.exit_code == 0, r.output
+    assert "scenario micro (seed 0)" in r.stdout
+    assert "micro · build the world (seed 0)" in r.stderr and "micro · events day by day" in r.stderr
+    assert "\r" not in r.stderr
+    q = _run("simulate", "--scenario", "micro", "--out", tmp_path / "d", "--quiet")
+    assert q.exit_code == 0 and q.stderr == ""

@@ -42,6 +42,7 @@ and the window's events decided *prospectively* with only what the loop knew at 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,8 +167,12 @@ class ClosedLoop:
     def get_params(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()}
 
-    def run(self, data, out) -> LoopResult:
-        """Run the loop on a dataset (path, Dataset or dict of tables); write ``out`` atomically."""
+    def run(self, data, out, *, progress=None) -> LoopResult:
+        """Run the loop on a dataset (path, Dataset or dict of tables); write ``out`` atomically.
+
+        ``progress`` (a :class:`fraudkit.pipeline.progress.Progress`) reports each window's run and steps.
+        Per-iteration wall-clock seconds go to ``loop/manifest.json``, never into the tables.
+        """
 
         self._check()
         tables, labels = _tables_of(data, load_dataset)
@@ -179,7 +184,7 @@ class ClosedLoop:
                 "portraits": pd.DataFrame()}
         loop_labels = pd.DataFrame({"account_id": pd.Series(dtype=object), "first_iteration": pd.Series(dtype=np.int64),
                                     "source": pd.Series(dtype=object)})
-        rows, evals, decisions_all = [], [], []
+        rows, evals, decisions_all, seconds = [], [], [], {}
         out = Path(out)
         with atomic_directory(out) as tmp:
             for k, (start, end) in enumerate(windows):
@@ -189,9 +194,12 @@ class ClosedLoop:
                 ds = Dataset.from_tables(sl, validate=True)
                 # the run is seeded with what earlier windows confirmed (graph weak-label propagation)
                 has_seeds = bool((pool.table["entity_type"] == "account").any())
+                # only the window's events are decided (the loop reads no other decision); accounts are
+                # scored on everything seen so far
                 run = score_dataset(ds, it / "run", stages=self.stages, seed=self.seed, rules=self.rules,
                                     seed_pool=pool if has_seeds else None, run_id=f"iteration_{k}", now=end,
-                                    params={"graph": dict(self.graph)} if self.graph else None)
+                                    params={"graph": dict(self.graph)} if self.graph else None, decide_from=start,
+                                    progress=progress)
                 acc = pd.read_parquet(run.run_dir / "accounts.parquet")
                 dec = pd.read_parquet(run.run_dir / "decisions.parquet")
                 # 1. labelling: corroborated flags -> seed pool
@@ -241,7 +249,7 @@ class ClosedLoop:
                     ev, overall = evaluate_iteration(acc, flagged_loop, labels, win_dec)
                     evals.append(ev.assign(iteration=k))
                     row.update(overall)
-                row["seconds"] = round(time.perf_counter() - t0, 2)
+                seconds[f"iteration_{k}"] = round(time.perf_counter() - t0, 2)
                 rows.append(row)
                 write_parquet(_str_ids(win_dec), it / "decisions_window.parquet")
                 write_parquet(pd.DataFrame({"account_id": sorted(flagged_loop)}), it / "flagged_loop.parquet")
@@ -264,6 +272,9 @@ class ClosedLoop:
             write_parquet(loop_labels, tmp / "loop_labels.parquet")
             store.save(tmp / "lists")
             write_text(tmp / "loop" / "params.json", pd.Series(self.get_params(), dtype=object).to_json(indent=2))
+            # wall-clock seconds only here: the same data and parameters give the same tables
+            write_text(tmp / "loop" / "manifest.json", json.dumps({"params": self.get_params(), "timings": seconds},
+                                                                  indent=2, default=str))
         return LoopResult(out_dir=out, summary=summary, evaluation=evaluation, seed_pool=pool,
                           watched_products=watched, loop_labels=loop_labels, early_warning=warn, sunk=sunk,
                           store=store, params=self.get_params())
@@ -280,7 +291,7 @@ class ClosedLoop:
             raise FraudkitError("ClosedLoop: seed_min_stages must be >= 1")
 
 
-def run_closed_loop(data, out, *, n_windows=3, window=None, stages=("behaviour", "graph"), seed=0,
+def run_closed_loop(data, out, *, n_windows=3, window=None, stages=("behaviour", "graph"), seed=0, progress=None,
                     **params) -> LoopResult:
     """Run :class:`ClosedLoop` in one call.
 
@@ -291,17 +302,21 @@ def run_closed_loop(data, out, *, n_windows=3, window=None, stages=("behaviour",
     out : path
         Output folder, replaced atomically: ``loop/iteration_<k>/`` (the run, window decisions,
         loop flags, product table, seeded re-scan scores), ``loop/summary.parquet``,
-        ``loop/evaluation.parquet``, ``loop/early_warning.parquet``, ``seed_pool.parquet``,
+        ``loop/evaluation.parquet``, ``loop/early_warning.parquet``, ``loop/manifest.json`` (parameters and
+        per-iteration seconds), ``seed_pool.parquet``,
         ``watched_products.parquet``, ``sunk/{addresses,devices,phones,portraits}.parquet``,
         ``loop_labels.parquet``, ``lists/`` (entries and audit).
     n_windows, window, stages, seed, **params
         See :class:`ClosedLoop`.
+    progress : fraudkit.pipeline.progress.Progress, optional
+        Reports each window's run and its steps.
 
     Returns
     -------
     LoopResult
     """
-    return ClosedLoop(n_windows=n_windows, window=window, stages=stages, seed=seed, **params).run(data, out)
+    return ClosedLoop(n_windows=n_windows, window=window, stages=stages, seed=seed, **params).run(
+        data, out, progress=progress)
 
 
 # --- the steps, as pure functions -------------------------------------------------------------

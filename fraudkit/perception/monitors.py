@@ -30,6 +30,7 @@ from fraudkit.data.atomic import write_text
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, LABEL_TABLE, TABLES
 from fraudkit.data.dataset import read_table, table_path
 from fraudkit.evaluation.metrics import evaluate_run
+from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.simulation import simulate
 from fraudkit.simulation.config import SCENARIO_DIR
@@ -315,7 +316,8 @@ def drill_scenario(attack: str = "evasive", *, size: str = "micro", out) -> Path
 
 
 def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages=("behaviour", "group", "graph"),
-                   train=None, size: str = "micro", baseline: bool = True) -> RedTeamDrill:
+                   train=None, size: str = "micro", baseline: bool = True, reuse=None,
+                   progress=None) -> RedTeamDrill:
     """Run an attack scenario against the current rules and models; report what leaks, by typology.
 
     Simulates ``scenario`` at the size of ``size`` (:func:`drill_scenario`) into
@@ -326,6 +328,31 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
     world of the same size and seed (``size`` itself) is scored the same way, so the
     comparison isolates the evasion from the world's size. Worlds already simulated
     and scored in ``work_dir`` are reused.
+
+    What the defences learned from ``train`` (the training pass that sets every threshold and the
+    models' training features, :mod:`fraudkit.pipeline.training`) depends on ``train`` alone, not on the
+    world scored: it is computed once and reused for every drill world, taken from ``reuse`` (the main run's
+    directory, scored with the same ``train``, stages and seed) when given. The results are the same as
+    scoring each world from scratch.
+
+    Parameters
+    ----------
+    scenario : str
+        The attack scenario (a name or a YAML path).
+    work_dir : path
+        Where the drill worlds and their runs are written.
+    seed : int, default=0
+    stages : sequence of str, default=("behaviour", "group", "graph")
+    train : path, optional
+        The labelled training dataset the defences are fitted on (today's defences).
+    size : str, default="micro"
+        The world size (a scenario name); empty: the attack scenario's own size.
+    baseline : bool, default=True
+        Also score the normal world of the same size and seed.
+    reuse : path, optional
+        The main run's directory (``score_dataset(..., train=train)``): its training pass is reused.
+    progress : fraudkit.pipeline.progress.Progress, optional
+        Reports the simulation and scoring of each world.
 
     Returns
     -------
@@ -340,9 +367,13 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
     for name, scen in worlds.items():
         data, run = work / name / "data", work / name / "run"
         if not (data / "accounts.parquet").exists():
-            simulate(str(scen), data, seed=seed, progress=False)
+            with step(progress, "drill", f"simulate the {name} world ({scen})"):
+                simulate(str(scen), data, seed=seed, progress=False)
         if not (run / "accounts.parquet").exists():
-            score_dataset(data, run, stages=list(stages), seed=seed, train=train)
+            with step(progress, "drill", f"score the {name} world"):
+                score_dataset(data, run, stages=list(stages), seed=seed, train=train, reuse=reuse)
+        if train is not None:
+            reuse = run  # the next world reuses what this run learned from train
         tables[name] = _with_leakage(evaluate_run(run, data=data))
     normal = tables.get("normal")
     comparison = drill_comparison(normal, tables["attack"]) if normal is not None else pd.DataFrame()

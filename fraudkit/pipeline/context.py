@@ -63,7 +63,13 @@ class RunContext:
     run_id : str, optional
         Recorded in the seed pool the graph stage writes.
     now : timestamp-like, optional
-        When the run sees the data (the seed pool's ``seen_at``).
+        When the run sees the data (the seed pool's ``seen_at``); the pipeline sets it to the data's end.
+    train_features : tuple of (DataFrame, ndarray), optional
+        The behaviour models' training features and labels ``(X, y)``, once computed from ``train`` (the
+        behaviour stage computes them itself when this is None).
+    progress : fraudkit.pipeline.progress.Progress, optional
+        Where stages report their steps (:func:`fraudkit.pipeline.progress.step`); None reports nothing.
+        Not a parameter: it changes no result and is not recorded.
 
     Examples
     --------
@@ -92,6 +98,8 @@ class RunContext:
     features: Mapping = field(default_factory=dict)
     run_id: str | None = None
     now: Any = None
+    train_features: Any = field(default=None, compare=False, repr=False)
+    progress: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -10,7 +10,10 @@ a temporary sibling and swapped in atomically)::
     RUN/accounts.parquet     account_id, score_<stage>, flagged_<stage>, score_combined, flagged_combined
     RUN/decisions.parquet    per order and interaction: decision, layer, reasons, layer scores
     RUN/rules/hits.parquet   per rule: hits and hit rate per entity
-    RUN/<stage>/*.parquet    stage artifacts
+    RUN/<stage>/*.parquet    stage artifacts (a stage's ``timings`` go to the manifest's ``stage_timings``:
+                             no wall-clock value is written outside the manifest)
+    RUN/training/            with ``train``: what the run learned from the training dataset (reused by
+                             ``reuse=``, see :mod:`fraudkit.pipeline.training`)
     RUN/seed_pool.parquet    the seed pool the run was given (``seed_pool=``); the graph stage's updated
                              pool is ``RUN/graph/seed_pool.parquet``
 
@@ -65,7 +68,10 @@ from fraudkit.pipeline.operating_point import (
     fit_operating_point,
     unsupervised_operating_point,
 )
+from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
+from fraudkit.pipeline.stages.behaviour import training_data
+from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
 
 __all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS"]
 
@@ -99,7 +105,8 @@ class RunResult:
 
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
                   seed_pool=None, params=None, run_id=None, now=None,
-                  target_precision=TRAIN_PRECISION, force=False) -> RunResult:
+                  target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
+                  decide_from=None) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -128,12 +135,27 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     run_id : str, optional
         Recorded in the seed pool the graph stage writes.
     now : timestamp-like, optional
-        When the run sees the data (the seed pool's ``seen_at``).
+        When the run sees the data (the seed pool's ``first_seen``/``last_seen``); default the data's end (its
+        last event), never the wall clock, so the same data and parameters give the same outputs.
     target_precision : float, default=0.9
         Precision each stage method's threshold must reach on ``train`` (ignored without ``train``).
     force : bool, default=False
         Replace ``out`` even when it holds files fraudkit did not write. Without it, ``out`` must be new, empty
         or an earlier run; it may never be (or be inside, or contain) the data, the training data or the rules.
+    progress : fraudkit.pipeline.progress.Progress, optional
+        Reports every step (load, each stage and its steps, rules, the training pass, decisions, write) with its
+        size and seconds; None reports nothing.
+    reuse : path, optional
+        An earlier run directory scored with the same training dataset: what it learned from it
+        (``RUN/training/``: the training pass's scores and the models' training features, see
+        :mod:`fraudkit.pipeline.training`) is reused when it was made with the same training data, stages, seed,
+        rules and parameters, instead of being recomputed; the results are the same. Every run with ``train``
+        writes its own ``training/`` folder.
+    decide_from : timestamp-like, optional
+        Evaluate the order and interaction rules and decide only the events at or after this time (the closed
+        loop decides one window at a time); accounts, devices and IPs are scored on all the data as always, and
+        every event's features still see its whole history. Not with a delayed-interception policy (whose
+        decisions depend on an account's earlier events). Default: every event.
 
     Returns
     -------
@@ -160,59 +182,92 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     t0 = time.perf_counter()
     timings = {}
     context = RunContext(seed=seed, seed_pool=seed_pool, target_precision=float(target_precision), run_id=run_id,
-                         now=now, **_stage_params(params))
+                         now=now, progress=progress, **_stage_params(params))
     seed_info, seed_table = _describe_seed_pool(seed_pool)
-    ds = data if hasattr(data, "table") else load_dataset(data)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise FraudkitError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
-    train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train))
-    store = lists if lists is not None else list_store_for(ds)
-    notes: list = []
-    ruleset = _rules_for(ds, load_ruleset(rules if rules is not None else "default"), notes)
-    context = replace(context, rules=ruleset, lists=store, train=train_ds)
+    with step(progress, "score", "load and validate the data" + (" and the training data" if train is not None
+                                                                  else "")) as st:
+        ds = data if hasattr(data, "table") else load_dataset(data)
+        train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train))
+        store = lists if lists is not None else list_store_for(ds)
+        notes: list = []
+        ruleset = _rules_for(ds, load_ruleset(rules if rules is not None else "default"), notes)
+        end = data_end(ds)
+        context = replace(context, rules=ruleset, lists=store, train=train_ds, now=end if now is None else now)
+        account_ids = ds.to_pandas("accounts", columns=["account_id"])["account_id"]
+        st.rows(len(account_ids), "accounts")
     timings["load"] = time.perf_counter() - t0
+    learned = Training()
+    if train_ds is not None:
+        key = training_key(train_ds, stages=stages, context=context)
+        learned = load_training(reuse, key)
+        if learned.source is not None:
+            notes.append(f"training: reused from the run {learned.source} (same training data"
+                         + (", stages, seed, rules and parameters): the training pass was not repeated"
+                               if learned.scores is not None else "): the models' training features"))
+        if (learned.features is None and "behaviour" in stages and train_ds.labels is not None
+                and train_ds.fingerprint != ds.fingerprint and ds.has("interactions") and ds.has("accounts")):
+            with step(progress, "score", "behaviour models: training features of the training data") as st:
+                learned = replace(learned, features=training_data(train_ds))
+                st.rows(len(learned.features[0]), "training accounts")
+        context = replace(context, train_features=learned.features)
     if seed_pool is not None and "graph" not in stages:
         notes.append("seed pool given but the graph stage is not run: it is recorded, not used")
     with atomic_directory(out, kind="run", inputs=inputs, force=force) as tmp:
         context, outputs = _run_stages(ds, stages, context, notes, timings)
         t = time.perf_counter()
-        feats = feature_tables(ds, context.features)
-        rule_out = _rule_evaluation(ds, ruleset, outputs, feats, store, notes)
-        # orders and interactions are decided on even when no rule of theirs is on
-        frames = dict(rule_out.frames)
-        frames |= {e: f for e, f in rule_frames(ds, ("order", "interaction"), features=feats).items()
-                   if e not in frames}
+        with step(progress, "score", "rules on every entity") as st:
+            feats = feature_tables(ds, context.features)
+            rule_out = _rule_evaluation(ds, ruleset, outputs, feats, store, notes)
+            # orders and interactions are decided on even when no rule of theirs is on
+            frames, results = dict(rule_out.frames), dict(rule_out.results)
+            undecided = tuple(e for e in ("order", "interaction") if e not in frames)
+            if undecided:
+                frames |= rule_frames(ds, undecided, features=feats)
+            if decide_from is not None:
+                frames, results = _events_from(frames, results, decide_from, decision_policy)
+            st.rows(sum(len(f) for e, f in frames.items() if e in results), "rows")
         timings["rules"] = time.perf_counter() - t
         all_scores = [o.scores for o in outputs.values()] + [rule_out.scores]
         all_scores = [s for s in all_scores if s is not None and len(s)]
         scores = pd.concat(all_scores, ignore_index=True) if all_scores else empty_scores()
-        operating = _operating_point(train_ds, stages, context, notes)
-        account_ids = ds.to_pandas("accounts", columns=["account_id"])["account_id"]
-        accounts = accounts_table(account_ids, scores, operating, rule_result=rule_out.results.get("account"),
+        t = time.perf_counter()
+        operating, tr_scores = _operating_point(train_ds, stages, context, notes, reused=learned.scores)
+        if train_ds is not None:
+            timings["train"] = time.perf_counter() - t
+        accounts = accounts_table(account_ids, scores, operating, rule_result=results.get("account"),
                                   rule_frame=frames.get("account"))
         t = time.perf_counter()
-        decisions = _decisions(frames, rule_out.results, accounts, store, decision_policy, notes)
+        with step(progress, "score", "decisions") as st:
+            decisions = _decisions(frames, results, accounts, store, decision_policy, notes)
+            st.rows(len(decisions), "orders and interactions")
         timings["decisions"] = time.perf_counter() - t
         t = time.perf_counter()
-        for name, f in feats.items():
-            write_parquet(f, tmp / "features" / f"{name}.parquet")
-        for stage, o in outputs.items():
-            for name, art in o.artifacts.items():
-                _write_frame(art, tmp / stage / f"{name}.parquet")
-        write_parquet(rule_out.hits, tmp / "rules" / "hits.parquet")
-        write_parquet(_stringify_ids(scores), tmp / "scores.parquet")
-        write_parquet(accounts, tmp / "accounts.parquet")
-        write_parquet(decisions, tmp / "decisions.parquet")
-        if seed_table is not None:
-            _write_frame(seed_table, tmp / "seed_pool.parquet")
-        if train_ds is not None and getattr(train_ds, "fingerprint", None) == ds.fingerprint and ds.labels is not None:
-            lab = ds.labels[ds.labels["entity_type"] == "account"]
-            write_parquet(pd.DataFrame({"entity_type": "account",
-                                        "entity_id": lab["entity_id"].astype(str).unique()}),
-                          tmp / "train_entities.parquet")
-            notes.append("the training dataset is the scored dataset: its labelled accounts are excluded "
-                         "from evaluation (train_entities.parquet)")
+        with step(progress, "score", "write the run directory") as st:
+            for name, f in feats.items():
+                write_parquet(f, tmp / "features" / f"{name}.parquet")
+            for stage, o in outputs.items():
+                for name, art in o.artifacts.items():
+                    if name != "timings":  # wall-clock seconds: the manifest's, not an output's
+                        _write_frame(art, tmp / stage / f"{name}.parquet")
+            write_parquet(rule_out.hits, tmp / "rules" / "hits.parquet")
+            write_parquet(_stringify_ids(scores), tmp / "scores.parquet")
+            write_parquet(accounts, tmp / "accounts.parquet")
+            write_parquet(decisions, tmp / "decisions.parquet")
+            if seed_table is not None:
+                _write_frame(seed_table, tmp / "seed_pool.parquet")
+            if train_ds is not None:
+                write_training(tmp / TRAINING_DIR, key, scores=tr_scores, features=learned.features)
+            if train_ds is not None and getattr(train_ds, "fingerprint", None) == ds.fingerprint and ds.labels is not None:
+                lab = ds.labels[ds.labels["entity_type"] == "account"]
+                write_parquet(pd.DataFrame({"entity_type": "account",
+                                            "entity_id": lab["entity_id"].astype(str).unique()}),
+                              tmp / "train_entities.parquet")
+                notes.append("the training dataset is the scored dataset: its labelled accounts are excluded "
+                             "from evaluation (train_entities.parquet)")
+            st.rows(len(decisions) + len(scores) + len(accounts), "rows (scores, accounts, decisions)")
         timings["write"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         ran = tuple(s for s in stages if s in outputs)
@@ -221,7 +276,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             "parameters": {"stages": list(stages), "seed": seed, "rules": ruleset.source or "inline",
                            "rules_version": ruleset.version, "train": None if train_ds is None else str(train_ds.path),
                            "target_precision": float(target_precision),
-                           "context": {k: _jsonable(v) for k, v in context.describe().items()}},
+                           # what the caller set (now defaults to the data's end, not a parameter)
+                           "context": {k: _jsonable(v) for k, v in replace(context, now=now).describe().items()}},
             "stages_run": list(ran), "notes": notes,
             "stage_notes": {st: list(o.notes) for st, o in outputs.items()},
             "data": {"path": str(Path(ds.path).resolve()) if ds.path is not None else None,
@@ -230,6 +286,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             "seed_pool": seed_info,
             "operating_point": operating.manifest,
             "timings": {k: round(v, 3) for k, v in timings.items()},
+            "stage_timings": {st: json.loads(o.artifacts["timings"].to_json(orient="records")) for st, o in outputs.items()
+                              if isinstance(o.artifacts.get("timings"), pd.DataFrame)},
             "versions": _versions(),
         }
         write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str))
@@ -249,7 +307,9 @@ def _run_stages(ds, stages, context, notes, timings):
     for stage in stages:
         t = time.perf_counter()
         try:
-            out = STAGE_MODULES[stage].run(ds, context=context)
+            with step(context.progress, context.mode, f"{stage} stage") as st:
+                out = STAGE_MODULES[stage].run(ds, context=context)
+                st.rows(int((out.scores["entity_type"] == "account").sum()), "account scores")
         except MissingInputError as e:
             notes.append(f"{stage}: skipped, {e}")
             continue
@@ -269,27 +329,43 @@ def _rule_evaluation(ds, ruleset, outputs, feats, store, notes):
     return evaluate_rules(ruleset, rule_frames(ds, ruleset, features=feats), store, as_of=data_end(ds), notes=notes)
 
 
-def _operating_point(train_ds, stages, context, notes):
-    """The run's operating point: unsupervised defaults, or thresholds set on the training dataset."""
+def _operating_point(train_ds, stages, context, notes, *, reused=None):
+    """The run's operating point and the training pass's scores (None without training data).
+
+    Unsupervised defaults, or thresholds set on the training dataset: on the scores of a training pass run
+    here, or on ``reused``, the account scores of the same pass in an earlier run.
+    """
     precision = float(context.target_precision)
     if train_ds is None:
-        return unsupervised_operating_point(context.rules, precision=precision)
+        return unsupervised_operating_point(context.rules, precision=precision), None
     if train_ds.labels is None:
         raise FraudkitError(f"the training dataset {train_ds.path} has no labels table; train= needs labels; "
                             "fix: pass a labelled dataset (e.g. a simulated one) or drop train=")
-    train_context = replace(context, mode="train", train=None, seed_pool=None, lists=list_store_for(train_ds),
-                            features={})
-    tr_notes: list = []
-    train_context, outs = _run_stages(train_ds, stages, train_context, tr_notes, {})
-    feats = feature_tables(train_ds, train_context.features)
-    tr_rules = _rule_evaluation(train_ds, context.rules, outs, feats, train_context.lists, tr_notes)
-    tr_scores = pd.concat([o.scores for o in outs.values()] + [tr_rules.scores], ignore_index=True)
+    if reused is not None:
+        tr_scores = reused
+    else:
+        tr_scores = _training_pass(train_ds, stages, context)
     op = fit_operating_point(tr_scores, train_ds.labels, precision=precision,
                              source=f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint})")
     shown = ", ".join(f"{st}/{m} > {v:.4g}" for (st, m), v in op.thresholds.items())
     notes.append(f"operating point: per-method thresholds set on the training dataset at precision {precision:g}, "
                  f"applied on top of each method's own flag: {shown}")
-    return op
+    return op, tr_scores
+
+
+def _training_pass(train_ds, stages, context):
+    """Every stage and the rule set over the training dataset (``mode="train"``): its score table."""
+    train_context = replace(context, mode="train", train=None, train_features=None, seed_pool=None,
+                            lists=list_store_for(train_ds), features={})
+    tr_notes: list = []
+    with step(context.progress, "train", "operating point: score the training data with every stage") as st:
+        train_context, outs = _run_stages(train_ds, stages, train_context, tr_notes, {})
+        with step(context.progress, "train", "rules") as st_rules:
+            feats = feature_tables(train_ds, train_context.features)
+            tr_rules = _rule_evaluation(train_ds, context.rules, outs, feats, train_context.lists, tr_notes)
+            st_rules.rows(sum(len(f) for f in tr_rules.frames.values()), "rows")
+        st.rows(len(train_ds.labels), "labels")
+    return pd.concat([o.scores for o in outs.values()] + [tr_rules.scores], ignore_index=True)
 
 
 def _decisions(frames, rule_results, accounts, store, policy, notes):
@@ -325,6 +401,28 @@ def _decisions(frames, rule_results, accounts, store, policy, notes):
     seen = set()
     notes[:] = [n for n in notes if not (n in seen or seen.add(n))]
     return pd.concat(parts, ignore_index=True)
+
+
+def _events_from(frames, results, start, policy):
+    """``frames`` and their rule results with the order and interaction rows before ``start`` left out.
+
+    The rules were evaluated on every event (accumulators see the whole history); only the window's
+    events are decided on.
+    """
+    if policy is not None and getattr(policy, "delayed", False):
+        raise FraudkitError("decide_from= cannot be used with a delayed-interception policy: a deferred decision "
+                            "depends on the account's earlier events; drop decide_from or the delay")
+    start = pd.Timestamp(start)
+    out_frames, out_results = dict(frames), dict(results)
+    for e, f in frames.items():
+        if e not in ("order", "interaction") or "ts" not in f.columns:
+            continue
+        keep = (pd.to_datetime(f["ts"]) >= start).to_numpy()
+        out_frames[e] = f[keep].reset_index(drop=True)
+        if e in results:
+            r = results[e]
+            out_results[e] = replace(r, rows=r.rows[keep].reset_index(drop=True), matches=r.matches[keep])
+    return out_frames, out_results
 
 
 def _rules_for(ds, ruleset, notes):

@@ -44,6 +44,7 @@ from fraudkit.data import atomic
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import dataset_fingerprint
 from fraudkit.errors import FraudkitError, MissingInputError, OutputError
+from fraudkit.pipeline.progress import Progress
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.report.html import mask_html, mask_notebook, render_notebook_body, render_page
 from fraudkit.report.summary import summarise_run
@@ -216,6 +217,8 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = Path(out)
     say = (lambda msg: print(f"[fraudkit report] {msg}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    # the scoring's own phases (stage, step, rows, elapsed), as plain lines between the report's
+    tracker = Progress("report", enabled=bool(progress), animate=False)
     if as_of is not None:
         try:
             as_of = date.fromisoformat(str(as_of)).isoformat()
@@ -242,11 +245,11 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
         return _build_locked(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of,
                              seed=seed, stages=stages, loop_windows=loop_windows, notebooks_dir=notebooks_dir,
                              parameters=parameters, timeout=timeout, keep_runs=keep_runs, say=say,
-                             timings=timings, t_start=t_start, started_at=started_at)
+                             timings=timings, t_start=t_start, started_at=started_at, tracker=tracker)
 
 
 def _build_locked(*, data, train, scenario, out, run_id, as_of, seed, stages, loop_windows, notebooks_dir,
-                  parameters, timeout, keep_runs, say, timings, t_start, started_at) -> ReportResult:
+                  parameters, timeout, keep_runs, say, timings, t_start, started_at, tracker=None) -> ReportResult:
     """:func:`build_report` once its arguments are checked and the reports folder is locked."""
     t = time.perf_counter()
     data_dir = Path(data) if data is not None else _demo_data(scenario, out / ".cache", seed, say)
@@ -265,7 +268,8 @@ def _build_locked(*, data, train, scenario, out, run_id, as_of, seed, stages, lo
     run_id = atomic.check_name(run_id or make_run_id(as_of, fingerprint, params), what="run id")
     say(f"run {run_id}: data {data_dir} (fingerprint {fingerprint})"
         + (f", training data {train_dir} (fingerprint {train_fp})" if train_dir is not None else ""))
-    previous = previous_good_report(out, exclude=run_id)
+    # an earlier report to compare with; on a rerun with the same run id, the report it replaces
+    previous = previous_good_report(out, exclude=run_id) or _same_id_report(out, run_id)
     notebooks = _notebooks(notebooks_dir)
 
     final, failed_dir = out / run_id, out / f"{run_id}.failed"
@@ -283,7 +287,7 @@ def _build_locked(*, data, train, scenario, out, run_id, as_of, seed, stages, lo
                                             as_of=as_of, seed=seed, stages=stages, loop_windows=int(loop_windows),
                                             previous=previous, notebooks=notebooks, parameters=parameters or {},
                                             timeout=timeout, timings=timings, t_start=t_start, started_at=started_at,
-                                            say=say)
+                                            say=say, tracker=tracker)
             _readable(tmp)
             if not manifest["ok"]:
                 raise _StepsFailed()
@@ -524,7 +528,7 @@ class _StepsFailed(Exception):
 
 def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, run_dir, scenario, fingerprint, as_of,
                 seed, stages, loop_windows, previous, notebooks, parameters, timeout, timings, t_start, started_at,
-                say):
+                say, tracker=None):
     """Score into ``run_dir``, run every step, write pages, manifest and index into ``tmp``.
 
     Returns ``(results, manifest)``.
@@ -532,12 +536,12 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
     results, score_error, score_notes = [], None, []
     key = mask_key(tmp.parent)
     t = time.perf_counter()
-    say("scoring the dataset once for every step"
-        + (" (models and thresholds fitted on the training data) ..." if train_dir is not None else " ..."))
     try:
-        score_notes = _score(data_dir, run_dir, stages=stages, seed=seed, train=train_dir)
+        with _phase(say, "scoring the dataset once for every step"
+                    + (" (models and thresholds fitted on the training data)" if train_dir is not None else "")):
+            score_notes = _score(data_dir, run_dir, stages=stages, seed=seed, train=train_dir, progress=tracker)
     except Exception:
-        score_error = mask_html(traceback.format_exc())
+        score_error = mask_html(traceback.format_exc(), key=key)
         say(f"scoring FAILED: {error_reason(score_error)}")
     timings["scoring"] = time.perf_counter() - t
     previous_run = _previous_run_dir(previous)
@@ -550,9 +554,10 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
         if score_error is not None:
             results.append(StepResult(step, False, 0.0, "not run: scoring failed (see the summary page)"))
             continue
-        say(f"step {i + 1}/{len(STEPS)} {step.name} ...")
-        res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key,
-                        run_dir=Path(run_dir))
+        say(f"step {i + 1}/{len(STEPS)} {step.name} started: {step.blurb}")
+        with _heartbeat(say, f"step {i + 1}/{len(STEPS)} {step.name}"):
+            res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key,
+                            run_dir=Path(run_dir))
         results.append(res)
         timings[step.name] = res.seconds
         say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)"
@@ -560,7 +565,7 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
     ok = score_error is None and all(r.ok for r in results)
     for r in results:  # a page for every step, even one that never produced a notebook
         if not (tmp / r.step.page).exists():
-            _write_error_page(tmp, r, run_id, results)
+            _write_error_page(tmp, r, run_id, results, key=key)
     timings["total"] = time.perf_counter() - t_start
     manifest = {
         "run_id": run_id, "ok": ok, "fraudkit_version": __version__,
@@ -584,14 +589,18 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
     previous_key = os.environ.get("FRAUDKIT_MASK_KEY")
     os.environ["FRAUDKIT_MASK_KEY"] = key  # the index masks like the step pages
     try:
-        summary = summarise_run(run_dir, data_dir) if score_error is None else None
+        if score_error is None:
+            with _phase(say, "writing the summary page"):
+                summary = summarise_run(run_dir, data_dir, previous_run_dir=previous_run)
+        else:
+            summary = None
     finally:
         if previous_key is None:
             os.environ.pop("FRAUDKIT_MASK_KEY", None)
         else:
             os.environ["FRAUDKIT_MASK_KEY"] = previous_key
     atomic.write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str))
-    atomic.write_text(tmp / "index.html", _index_page(manifest, results, summary, errors, data_dir))
+    atomic.write_text(tmp / "index.html", _index_page(manifest, results, summary, errors, data_dir, key=key))
     return results, manifest
 
 
@@ -609,15 +618,15 @@ def _notebooks(notebooks_dir) -> dict:
 def _demo_data(scenario: str, cache: Path, seed: int, say, *, role: str = "demo") -> Path:
     target = cache / f"{Path(str(scenario)).stem}-seed{int(seed)}"
     if not (target / ".complete").exists():
-        say(f"simulating the {scenario} {role} (seed {seed}) into {target} ...")
-        simulate(scenario, target, seed=seed, progress=False)
+        with _phase(say, f"simulating the {scenario} {role} (seed {seed}) into {target}"):
+            simulate(scenario, target, seed=seed, progress=False)
         atomic.write_text(target / ".complete", "")
     return target
 
 
-def _score(data_dir: Path, run_dir: Path, *, stages, seed, train=None) -> list:
-    """Run the pipeline; returns its notes."""
-    result = score_dataset(data_dir, run_dir, stages=list(stages), seed=seed, train=train)
+def _score(data_dir: Path, run_dir: Path, *, stages, seed, train=None, progress=None) -> list:
+    """Run the pipeline (its phases reported to ``progress``); returns its notes."""
+    result = score_dataset(data_dir, run_dir, stages=list(stages), seed=seed, train=train, progress=progress)
     notes = getattr(result, "notes", None)
     return list(notes) if notes else []
 
@@ -640,17 +649,17 @@ def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: st
                             progress_bar=False,
                             cwd=str(tmp), execution_timeout=timeout, log_output=False)
     except Exception as e:  # papermill's execution error carries the cell traceback
-        error = mask_html(_describe_error(e))
+        error = mask_html(_describe_error(e), key=key)
     seconds = time.perf_counter() - t
     res = StepResult(step, error is None, seconds, error)
     if executed.exists():
         try:
-            masked = mask_notebook(executed)
+            masked = mask_notebook(executed, key=key)
             atomic.write_text(tmp / "notebooks" / f"{step.name}.ipynb", _nb_text(masked))
             body = render_notebook_body(masked)
         except Exception:
             body = None
-            res = StepResult(step, False, seconds, mask_html(traceback.format_exc()))
+            res = StepResult(step, False, seconds, mask_html(traceback.format_exc(), key=key))
         if body is not None:
             if not res.ok:
                 body = _error_banner(res) + body
@@ -673,11 +682,11 @@ def _error_banner(res: StepResult) -> str:
             f'cell that raised it, further down the page.<pre>{html.escape(res.error or "")}</pre></div>')
 
 
-def _write_error_page(tmp: Path, res: StepResult, run_id: str, results) -> None:
+def _write_error_page(tmp: Path, res: StepResult, run_id: str, results, *, key=None) -> None:
     body = f"<h1>{res.step.number}. {res.step.title}</h1>" + _error_banner(res)
     atomic.write_text(tmp / res.step.page, render_page(body, title=f"{res.step.number}. {res.step.title}",
                                                        run_id=run_id, steps=_nav(results),
-                                                       current=res.step.name, version=__version__))
+                                                       current=res.step.name, version=__version__, key=key))
 
 
 def _nav(results):
@@ -686,7 +695,7 @@ def _nav(results):
             for s in STEPS]
 
 
-def _index_page(manifest, results, summary, errors, data_dir) -> str:
+def _index_page(manifest, results, summary, errors, data_dir, *, key=None) -> str:
     import jinja2
     from markupsafe import Markup
 
@@ -706,7 +715,46 @@ def _index_page(manifest, results, summary, errors, data_dir) -> str:
         timings=list(manifest["timings"].items()), started_at=manifest["started_at"],
         finished_at=manifest["finished_at"], versions=list(manifest["versions"].items()))
     return render_page(str(body), title="Summary", run_id=manifest["run_id"], steps=_nav(results),
-                       current="index", version=__version__)
+                       current="index", version=__version__, key=key)
+
+
+def _same_id_report(out: Path, run_id: str) -> Path | None:
+    """The good report ``<out>/<run-id>`` a rebuild with the same run id is about to replace, or None."""
+    try:
+        man = json.loads((out / run_id / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return out / run_id if man.get("ok") else None
+
+
+@contextlib.contextmanager
+def _phase(say, what: str, every: float = 30.0):
+    """Say ``what`` as it starts, every ``every`` seconds while it runs, and when it ends (with its seconds)."""
+    t = time.perf_counter()
+    say(f"{what} ...")
+    with _heartbeat(say, what, every):
+        yield
+    say(f"{what}: done ({time.perf_counter() - t:.1f} s)")
+
+
+@contextlib.contextmanager
+def _heartbeat(say, what: str, every: float = 30.0):
+    """Say ``what ... still running (N s)`` every ``every`` seconds until the block ends."""
+    import threading
+
+    t, stop = time.perf_counter(), threading.Event()
+
+    def beat():
+        while not stop.wait(every):
+            say(f"{what} ... still running ({time.perf_counter() - t:.0f} s)")
+
+    th = threading.Thread(target=beat, daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join()
 
 
 def _previous_run_dir(previous: Path | None) -> Path | None:

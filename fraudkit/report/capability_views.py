@@ -14,7 +14,7 @@ from fraudkit.data.dataset import load_dataset, table_path
 from fraudkit.report import plots
 from fraudkit.report.display import Chart, Shown, Table, Unavailable
 from fraudkit.report.notebook import Context, list_artifacts
-from fraudkit.report.views import feature_summary, feature_tables, reason_counts
+from fraudkit.report.views import artifact_overview, feature_summary, feature_tables, reason_counts
 
 __all__ = [
     "run_artifacts",
@@ -27,11 +27,14 @@ __all__ = [
 
 
 def run_artifacts(ctx: Context) -> Table | Unavailable:
-    """Every Parquet table the pipeline wrote for this run (:func:`~fraudkit.report.notebook.list_artifacts`)."""
+    """What the pipeline wrote for this run, by part (:func:`~fraudkit.report.views.artifact_overview`).
+
+    Tables are counted per part of the run (features, scores, each stage), never listed by file path.
+    """
     arts = list_artifacts(ctx.run_dir)
     if not len(arts):
         return Unavailable("run artifacts", "the run directory is empty (the pipeline did not run)")
-    return Table(arts, caption="Parquet artifacts of the run", max_rows=60)
+    return Table(artifact_overview(arts), caption="What the pipeline wrote for this run, by part", max_rows=30)
 
 
 def feature_distributions(ctx: Context) -> Shown | Unavailable:
@@ -39,8 +42,17 @@ def feature_distributions(ctx: Context) -> Shown | Unavailable:
     feats = _features(ctx)
     if not feats:
         return Unavailable("feature tables", "the run has no features/ folder")
-    return Shown(*(Table(feature_summary(df), caption=f"{entity}: {len(df):,} entities, {df.shape[1] - 1} features",
-                         max_rows=15) for entity, df in feats.items()))
+    shown = []
+    for entity, df in feats.items():
+        summary = feature_summary(df)
+        n = len(summary)
+        shown.append(Table(summary, caption=f"{entity}: {len(df):,} entities, {n} numeric features"
+                           + (f" (the 15 with the most non-zero values)" if n > 15 else ""), max_rows=15)
+                     if n <= 15 else
+                     Table(summary.sort_values("nonzero_share", ascending=False, kind="stable").head(15),
+                           caption=f"{entity}: {len(df):,} entities, {n} numeric features (the 15 with the most "
+                                   "non-zero values)", max_rows=15))
+    return Shown(*shown)
 
 
 def accumulation_factors(ctx: Context) -> Shown | Unavailable:

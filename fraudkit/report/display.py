@@ -6,8 +6,10 @@ notebook cell only calls the view; the cell's value displays itself in Jupyter
 (and under papermill) through ``_ipython_display_``. Outside Jupyter the objects
 are plain data: a test reads ``Table.frame`` or ``Unavailable.why`` directly.
 
-* :class:`Table` — a DataFrame shown with personal-data columns masked, every value
-  and header HTML-escaped, numbers formatted, an optional caption and a row limit;
+* :class:`Table` — a DataFrame shown with personal-data columns masked, columns named in words
+  and values formatted for people (:func:`fraudkit.report.tables.format_frame`), every value
+  and header HTML-escaped, an optional caption and a row limit, in a box that scrolls
+  sideways when the table is wider than the page;
 * :class:`Chart` — a :class:`matplotlib.figure.Figure` from :mod:`fraudkit.report.plots`
   (checked for a title and axis labels when shown);
 * :class:`Note` — a short highlighted sentence (``info``, ``warn`` or ``ok``);
@@ -20,6 +22,7 @@ are plain data: a test reads ``Table.frame`` or ``Unavailable.why`` directly.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from dataclasses import dataclass
 
@@ -28,11 +31,16 @@ import pandas as pd
 from fraudkit.report.html import embed_html, mask_html
 from fraudkit.report.masking import mask_frame
 from fraudkit.report.plots import check_labelled
+from fraudkit.report.tables import format_frame, text_columns
+from fraudkit.report.viz import FRAME_HEIGHT
 
-__all__ = ["NOTE_CLASS", "Table", "Chart", "Note", "Unavailable", "Text", "Graph", "Shown", "show"]
+__all__ = ["NOTE_CLASS", "TABLE_CLASS", "Table", "Chart", "Note", "Unavailable", "Text", "Graph", "Shown", "show"]
 
 NOTE_CLASS = "fk-note"
 """CSS class of the notes (the page template styles it)."""
+
+TABLE_CLASS = "fk-table"
+"""CSS class of the box around every table: it scrolls sideways inside the page column when the table is wide."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,46 +54,59 @@ class Table:
     caption : str, optional
         Shown above the table; the row count is added when rows are cut.
     max_rows : int, default=20
-    floatfmt : str, default="{:,.3f}"
-        Format of float columns.
+    floatfmt : str, optional
+        Format of float columns (default: :func:`fraudkit.report.tables.format_value`'s).
     mask : bool, default=True
         Mask personal-data columns (:func:`fraudkit.report.masking.mask_frame`).
 
     Examples
     --------
     >>> t = Table(pd.DataFrame({"n": [1.5, 2.0]}), caption="Two rows")
-    >>> "<caption>Two rows</caption>" in t.html()
+    >>> "<caption>Two rows</caption>" in t.html() and ">1.50<" in t.html() and ">2.00<" in t.html()
     True
     """
 
     frame: pd.DataFrame
     caption: str | None = None
     max_rows: int = 20
-    floatfmt: str = "{:,.3f}"
+    floatfmt: str | None = None
     mask: bool = True
 
     def html(self) -> str:
-        """The table as HTML (masked, formatted, captioned), as the report shows it."""
-        view = self._view()
+        """The table as HTML (masked, formatted, captioned, in a sideways-scrolling box), as the report shows it."""
+        raw = self._raw()
+        view = format_frame(raw)
         n = len(self.frame)
+        left = [view.columns[i] for i, c in enumerate(raw.columns) if c in set(text_columns(raw))]
         # every value and header is escaped: the data's free text (names, addresses) is never markup
         styler = (view.style.hide(axis="index").format(na_rep="–", escape="html")
-                  .format({c: self.floatfmt for c in view.columns if pd.api.types.is_float_dtype(view[c])},
-                          na_rep="–", escape="html")
                   .format_index(escape="html", axis=1))
+        if left:  # text reads from the left, numbers line up on the right
+            styler = styler.set_properties(subset=left, **{"text-align": "left"}).set_table_styles(
+                [{"selector": f"th.col_heading.col{list(view.columns).index(c)}", "props": "text-align: left"}
+                 for c in left], overwrite=False)
         if self.caption or n > self.max_rows:
             cap = (self.caption or "") + (f" (first {self.max_rows} of {n:,} rows)" if n > self.max_rows else "")
             styler = styler.set_caption(html.escape(cap.strip()))
-        # a fixed table id: pandas otherwise draws a random uuid, and the report must be reproducible
-        return styler.set_uuid("fk").to_html()
+        # a table id from its content: pandas otherwise draws a random uuid (the report must be reproducible),
+        # and two tables of a page must not share one (their per-cell styles would apply to each other)
+        uid = hashlib.sha256((view.to_csv() + str(self.caption)).encode()).hexdigest()[:10]
+        return f'<div class="{TABLE_CLASS}">{styler.set_uuid("fk" + uid).to_html()}</div>'
 
     def text(self) -> str:
         """Plain-text form (what a terminal shows)."""
-        return self._view().to_string(max_rows=self.max_rows)
+        return self._view().to_string(max_rows=self.max_rows, index=False)
 
     def _view(self) -> pd.DataFrame:
+        return format_frame(self._raw())
+
+    def _raw(self) -> pd.DataFrame:
         view = mask_frame(self.frame) if self.mask else self.frame
-        return view.head(self.max_rows)
+        view = view.head(self.max_rows)
+        if self.floatfmt is not None:
+            view = view.assign(**{c: view[c].map(lambda v: "–" if pd.isna(v) else self.floatfmt.format(v))
+                                  for c in view.columns if pd.api.types.is_float_dtype(view[c])})
+        return view
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -195,7 +216,7 @@ class Graph:
 
     document: str
     title: str
-    height: int = 560
+    height: int = FRAME_HEIGHT
 
     def html(self) -> str:
         return mask_html(embed_html(self.document, title=self.title, height=self.height))

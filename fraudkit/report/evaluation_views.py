@@ -16,14 +16,11 @@ import pandas as pd
 
 from fraudkit.data.dataset import table_path
 from fraudkit.evaluation.loop import run_closed_loop
-from fraudkit.evaluation.metrics import evaluate_run, interception_rate_by_day, leakage
-from fraudkit.report import plots
+from fraudkit.report import keynumbers, plots
 from fraudkit.report.display import Chart, Note, Shown, Table, Unavailable
 from fraudkit.report.notebook import Context, step_dir, write_artifact
 from fraudkit.report.views import (
     compare_runs,
-    decision_events,
-    early_warning,
     early_warning_long,
     loop_iterations,
     loop_recall_long,
@@ -51,7 +48,7 @@ def how_trained(ctx: Context) -> Note:
     return Note(text, kind=kind)
 
 
-def precision_recall(ctx: Context) -> Table | Unavailable:
+def precision_recall(ctx: Context) -> Shown | Unavailable:
     """Recall per typology (combined decision) and precision over all fraud (:func:`.views.precision_recall_view`).
 
     Writes the evaluation table to ``RUN/report/evaluation/evaluation_table.parquet``.
@@ -59,10 +56,15 @@ def precision_recall(ctx: Context) -> Table | Unavailable:
     why = _why_no_evaluation(ctx)
     if why:
         return Unavailable("precision and recall", why)
-    table = evaluate_run(ctx.run_dir, data=ctx.data_dir)
-    write_artifact(ctx.run_dir, "evaluation", "evaluation_table", table)
-    return Table(precision_recall_view(table),
-                 caption="Recall per typology (combined decision); precision and recall over all fraud")
+    acc = keynumbers.accuracy(ctx.run_dir, ctx.data_dir)
+    if acc is None:
+        return Unavailable("precision and recall", "no account carries a fraud label")
+    write_artifact(ctx.run_dir, "evaluation", "evaluation_table", acc.table)
+    return Shown(Table(precision_recall_view(acc.table),
+                       caption="Recall per typology (combined decision); precision and recall over all fraud"),
+                 Note(f"Over all fraud: precision {acc.precision:.1%} ({keynumbers.DEFINITIONS['precision']}), "
+                      f"recall {acc.recall:.1%} — {acc.caught:,} of {acc.n_fraud:,} fraudulent accounts "
+                      f"({keynumbers.DEFINITIONS['recall']}). These are the summary's key numbers."))
 
 
 def leakage_and_interception(ctx: Context) -> Shown | Unavailable:
@@ -75,19 +77,22 @@ def leakage_and_interception(ctx: Context) -> Shown | Unavailable:
         return Unavailable("leakage and interception", "the run has no decisions.parquet")
     if table_path(ctx.data_dir, "labels") is None:
         return Unavailable("leakage and interception", "the dataset has no labels table")
-    events = decision_events(decisions, ctx.data_dir)
-    leak = leakage(events["decision"], events["is_fraud"])
-    daily = interception_rate_by_day(events["decision"], events["ts"], events["is_fraud"])
-    warn = early_warning(daily)
-    long = daily.melt(id_vars="day", value_vars=["interception_rate", "leakage_rate"], var_name="measure",
-                      value_name="rate")
+    ev = keynumbers.events(ctx.run_dir, ctx.data_dir)
+    daily = keynumbers.daily_interception(ctx.run_dir, ctx.data_dir)
+    warn = keynumbers.run_early_warning(ctx.run_dir, ctx.data_dir)
+    names = {"interception_rate": "events intercepted (share)", "leakage_rate": "fraud events passed (share)"}
+    long = daily.melt(id_vars="day", value_vars=list(names), var_name="measure", value_name="rate")
+    long["measure"] = long["measure"].map(names)
     write_artifact(ctx.run_dir, "evaluation", "interception_by_day", daily)
-    return Shown(Table(pd.DataFrame([leak]), caption="Leakage over the whole period (events)"),
+    leak = pd.DataFrame([{"fraud events": ev.n_fraud_events, "passed (leaked)": ev.leaked,
+                          "leakage_rate": ev.leakage_rate, "all events": ev.n_events,
+                          "intercepted": ev.intercepted, "interception_rate": ev.interception_rate}])
+    return Shown(Table(leak, caption="Leakage and interception over the whole period (events)"),
+                 Note(keynumbers.RELATION),
                  Chart(plots.line_over_time(long, x="day", y="rate", hue="measure",
                                             title="Interception and leakage rate per day", xlabel="day",
-                                            ylabel="rate", thresholds=warn.thresholds)),
-                 Note(f"Early warning on {len(warn.days)} day(s): " + ", ".join(warn.days), kind="warn") if warn.days
-                 else Note("No day crossed the early-warning threshold.", kind="ok"))
+                                            ylabel="share of events", thresholds=warn.thresholds)),
+                 _warning_note(warn))
 
 
 def cost_to_attackers(ctx: Context) -> Table | Unavailable:
@@ -142,23 +147,37 @@ def loop_early_warning(ctx: Context, *, windows: int) -> Shown | Unavailable:
     if not len(ew):
         return Unavailable("the early warning", "the loop saw no orders")
     warned = ew[ew["warning"]]
+    what = ("the closed loop's own series — orders only, decided by the loop's window-by-window runs — not the "
+            "run's early warning above (all events of this run)")
     return Shown(Chart(plots.line_over_time(early_warning_long(ew), x="day", y="rate", hue="measure",
-                                            title="Orders intercepted per day and the early-warning band",
-                                            xlabel="day", ylabel="interception rate")),
-                 Note(f"Early warning on {len(warned)} day(s): " + "; ".join(warned["message"]), kind="warn")
-                 if len(warned) else Note("No day fell below the early-warning band.", kind="ok"),
-                 Table(ew, caption="Interception rate per day with the band", max_rows=31))
+                                            title="Closed loop: orders intercepted per day and its band",
+                                            xlabel="day", ylabel="share of orders intercepted")),
+                 Note(f"Closed-loop alert on {len(warned)} day(s) ({what}): " + "; ".join(warned["message"]),
+                      kind="warn")
+                 if len(warned) else Note(f"No day fell below the closed loop's band ({what}).", kind="ok"),
+                 Table(ew.drop(columns=["message"], errors="ignore"),
+                       caption="Closed loop: orders intercepted per day with the band", max_rows=31))
 
 
 def previous_run(ctx: Context) -> Table | Unavailable:
     """Key numbers of this run against the previous report's run (:func:`~fraudkit.report.views.compare_runs`)."""
     if ctx.previous_run_dir is None:
-        return Unavailable("comparison with the previous run", "no previous report exists")
+        return Unavailable("comparison with the previous run",
+                           "no earlier good report with its run data was found in this reports folder")
     return Table(compare_runs(ctx.run_dir, ctx.previous_run_dir),
                  caption="Key numbers, this run against the previous one")
 
 
 # --- private ------------------------------------------------------------------
+
+
+def _warning_note(warn) -> Note:
+    """The run's early warning as a note (:func:`fraudkit.report.keynumbers.run_early_warning`)."""
+    if warn is not None and warn.days:
+        return Note(f"Early warning on {len(warn.days)} day(s): " + ", ".join(warn.days)
+                    + f" ({keynumbers.DEFINITIONS['early_warning']}).", kind="warn")
+    return Note(f"No early warning: no day's share of intercepted events fell below its band "
+                f"({keynumbers.DEFINITIONS['early_warning']}).", kind="ok")
 
 
 def _why_no_evaluation(ctx: Context) -> str | None:

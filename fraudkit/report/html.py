@@ -108,7 +108,7 @@ def render_page(body: str, *, title: str, run_id: str, steps, current: str, vers
                                                   current=current, version=version, css=Markup(css()),
                                                   csp=_CSP_SLOT)
     page, _ = make_offline(page)
-    page = mask_html(page)
+    page = mask_html(page, key=key)
     # the policy is computed on the final page (masking may not change a script after it was hashed)
     return page.replace(_CSP_SLOT, content_security_policy(page, key=key), 1)
 
@@ -196,21 +196,21 @@ def external_resources(markup: str) -> list[str]:
     return [u for u in found if u not in links]
 
 
-def mask_html(markup: str) -> str:
+def mask_html(markup: str, *, key=None) -> str:
     """Mask personal data in the text of a page, leaving ``data:`` URIs (images) untouched.
 
-    Uses :func:`fraudkit.report.masking.mask_text` (the one masking module).
+    Uses :func:`fraudkit.report.masking.mask_text` (the one masking module); ``key`` is the masking secret.
     """
     out, last = [], 0
     for m in _DATA_URI.finditer(markup):
-        out.append(mask_text(markup[last:m.start()]))
+        out.append(mask_text(markup[last:m.start()], key=key))
         out.append(m.group(0))
         last = m.end()
-    out.append(mask_text(markup[last:]))
+    out.append(mask_text(markup[last:], key=key))
     return "".join(out)
 
 
-def mask_notebook(nb):
+def mask_notebook(nb, *, key=None):
     """A copy of an executed notebook (``nbformat`` node or path) with personal data masked in every text.
 
     Cell sources, text and HTML outputs, streams and tracebacks go through
@@ -224,7 +224,7 @@ def mask_notebook(nb):
 
     def _mask(v):
         if isinstance(v, str):
-            return mask_html(v)
+            return mask_html(v, key=key)
         if isinstance(v, list):
             return [_mask(x) for x in v]
         return v
@@ -252,7 +252,7 @@ def embed_html(document: str, *, title: str, height: int = 560, key=None) -> str
     (:func:`content_security_policy`) lets these scripts, and no others, run.
     """
     document, _ = make_offline(document)
-    document = mask_html(document)
+    document = mask_html(document, key=key)
     hashes = script_hashes(document)
     return (f'<iframe class="fk-graph" title="{_html.escape(title)}" sandbox="allow-scripts" '
             f'style="height:{int(height)}px" data-fk-scripts="{" ".join(hashes)}" '

@@ -92,6 +92,7 @@ def communities(ctx: Context) -> Shown | Unavailable:
                            "the run has no community artifact (the graph stage did not run or found none)")
     name, profiles, score_col = found
     return Shown(Table(profiles.sort_values(score_col, ascending=False, kind="stable"),
-                       caption=f"Communities ({name}), by {score_col}", max_rows=10),
+                       caption=f"Communities of the graph stage, riskiest first (by {score_col.replace('_', ' ')})",
+                       max_rows=10),
                  Graph(community_picture(ctx.run_dir, ctx.data_dir, profiles, score_col, seed=ctx.seed),
                        title="Top-risk community"))

@@ -4,8 +4,8 @@
 kind           example in            example out
 =============  ====================  ======================================
 ``phone``      ``13812345678``       ``138****5678``
-``ip``         ``10.12.3.4``         ``10.12.*.*`` (also ``ip24``)
-``address``    ``上海市浦东新区...``  ``上海市浦东新***``
+``ip``         ``10.12.3.4``         ``10.12.*.* #77c0`` (also ``ip24``; keyed tag)
+``address``    ``上海市浦东新区...``  ``上海市浦东新… #a41f`` (keyed tag)
 ``device``     ``A1B2-...``          ``dev:3fa2c19e`` (keyed hash)
 ``fingerprint``, ``binding``         ``fp:...``, ``bind:...``
 =============  ====================  ======================================
@@ -13,6 +13,9 @@ kind           example in            example out
 Hashed identifiers use SipHash (pandas' vectorised keyed hash) with a secret
 key, so equal inputs give equal masks (a device can be followed through a
 report) but nobody without the key can enumerate ids back from their masks.
+IPs and addresses keep their coarse, public part (the /16, the first characters
+of the address) and add a short keyed tag of the whole value, so two different
+addresses in one city stay two different rows.
 The key is ``key=`` if given, else the ``FRAUDKIT_MASK_KEY`` environment
 variable, else a random key drawn once per process: set the variable when
 several processes (report notebooks) must produce the same masks.
@@ -55,6 +58,8 @@ PERSONAL_ENTITY_TYPES = {"device": "device", "ip": "ip", "ip24": "ip", "phone": 
 
 _PREFIX = {"device": "dev", "fingerprint": "fp", "binding": "bind", "id": "id"}
 _ADDRESS_KEEP = 6
+_TAG = 4
+"""Hex digits of the keyed tag next to a masked IP or address."""
 _PROCESS_KEY = secrets.token_hex(16)
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -82,8 +87,11 @@ def mask_value(kind: str, value, *, key=None):
     --------
     >>> mask_value("phone", "13812345678")
     '138****5678'
-    >>> mask_value("ip", "10.12.3.4")
+    >>> mask_value("ip", "10.12.3.4", key="k")[:9]
     '10.12.*.*'
+    >>> a, b = mask_value("ip", "10.12.3.4", key="k"), mask_value("ip", "10.12.3.5", key="k")
+    >>> a == mask_value("ip", "10.12.3.4", key="k") and a != b
+    True
     >>> mask_value("device_id", 102, key="k") == mask_value("device", "102", key="k")
     True
     """
@@ -94,8 +102,8 @@ def mask_entity(entity_type: str, value, *, key=None) -> str:
     """Display text of an entity key (a graph node): masked when ``entity_type`` is personal data.
 
     Devices, fingerprints and bindings become keyed hashes (never a prefix of
-    the raw id), phones and IPs keep only their public head, addresses their
-    first characters; accounts, notes, products and other opaque ids are shown
+    the raw id), phones keep only their public head, IPs and addresses their
+    coarse part and a keyed tag; accounts, notes, products and other opaque ids are shown
     as they are.
 
     Parameters
@@ -125,8 +133,8 @@ def mask_series(kind: str, values, *, key=None) -> pd.Series:
 
     Examples
     --------
-    >>> mask_series("address", pd.Series(["Shanghai Pudong Road 1", None])).tolist()
-    ['Shangh***', None]
+    >>> mask_series("address", pd.Series(["Shanghai Pudong Road 1", None]), key="k").str.slice(0, 9).tolist()
+    ['Shangh… #', None]
     """
     kind = COLUMN_KINDS.get(kind, kind)
     if kind not in MASK_KINDS:
@@ -140,12 +148,15 @@ def mask_series(kind: str, values, *, key=None) -> pd.Series:
         long = digits.str.len() >= 7
         out = (digits.str.slice(0, 3) + "****" + digits.str.slice(-4)).where(long, "****")
     elif kind == "ip":
+        text = text.str.strip()
         head = text.str.extract(r"^(\d{1,3}\.\d{1,3})(?:\.|$)", expand=False)
         v6 = text.str.extract(r"^([0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}):", expand=False)
-        out = pd.Series(np.where(head.notna(), head + ".*.*", np.where(v6.notna(), v6 + ":*", "***")),
-                        index=s.index)
+        coarse = pd.Series(np.where(head.notna(), head + ".*.*", np.where(v6.notna(), v6 + ":*", "***")),
+                           index=s.index)
+        out = coarse + " #" + _tag(text, key)
     elif kind == "address":
-        out = text.str.strip().str.slice(0, _ADDRESS_KEEP) + "***"
+        clean = text.str.strip()
+        out = clean.str.slice(0, _ADDRESS_KEEP) + "… #" + _tag(clean, key)
     else:
         out = _PREFIX[kind] + ":" + _keyed_hash(text, key)
     out = out.astype(object)
@@ -174,8 +185,9 @@ def mask_frame(df: pd.DataFrame, *, key=None, columns=None) -> pd.DataFrame:
     Examples
     --------
     >>> df = pd.DataFrame({"account_id": [1], "phone": ["13812345678"], "ip": ["10.12.3.4"]})
-    >>> mask_frame(df).values.tolist()
-    [[1, '138****5678', '10.12.*.*']]
+    >>> out = mask_frame(df, key="k")
+    >>> out["phone"].item(), out["ip"].item().startswith("10.12.*.* #")
+    ('138****5678', True)
     """
     out = df.copy()
     kinds = {c: COLUMN_KINDS[c] for c in out.columns if c in COLUMN_KINDS}
@@ -197,21 +209,22 @@ def mask_frame(df: pd.DataFrame, *, key=None, columns=None) -> pd.DataFrame:
     return out
 
 
-def mask_text(text: str) -> str:
+def mask_text(text: str, *, key=None) -> str:
     """Mask mainland mobile numbers (11 digits) and IPv4 addresses inside free text (HTML, logs).
 
     A last line of defence for rendered reports; mask the data itself with
-    :func:`mask_frame` first.
+    :func:`mask_frame` first. An IP gets the same mask as in a table (its /16 and keyed tag).
 
     Examples
     --------
-    >>> mask_text("<td>13812345678</td><td>ip 110.80.1.7</td>")
-    '<td>138****5678</td><td>ip 110.80.*.*</td>'
+    >>> mask_text("<td>13812345678</td><td>ip 110.80.1.7</td>", key="k") == (
+    ...     "<td>138****5678</td><td>ip " + mask_value("ip", "110.80.1.7", key="k") + "</td>")
+    True
     """
     if not isinstance(text, str):
         raise FraudkitError(f"mask_text expects a str, got {type(text).__name__}")
     text = _PHONE.sub(r"\1****\2", text)
-    return _IPV4.sub(r"\1.*.*", text)
+    return _IPV4.sub(lambda m: mask_value("ip", m.group(0), key=key), text)
 
 
 def secret(key=None) -> str:
@@ -236,6 +249,11 @@ def _as_text(s: pd.Series) -> pd.Series:
         txt[whole] = v[whole].astype(np.int64).astype(str)
         return txt
     return s.astype(str)
+
+
+def _tag(text: pd.Series, key) -> pd.Series:
+    """A short keyed tag of each value (distinct from the id hashes: a different domain)."""
+    return _keyed_hash("tag:" + text, key).str.slice(0, _TAG)
 
 
 def _keyed_hash(text: pd.Series, key) -> pd.Series:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.mitigation import actions as mg
-from fraudkit.report import plots
+from fraudkit.report import keynumbers, plots
 from fraudkit.report.display import Chart, Note, Shown, Table, Unavailable
 from fraudkit.report.notebook import Context, read_artifact, read_table, write_artifact
 from fraudkit.report.views import decision_breakdown, has_column, reason_counts
@@ -36,6 +36,8 @@ __all__ = [
     "ban_resources",
     "limit_breakdown",
     "collateral_share",
+    "limits_view",
+    "delayed_view",
     "layered_decisions",
     "governance_overview",
     "impact",
@@ -253,6 +255,47 @@ def collateral_share(summary: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def limits_view(limits) -> pd.DataFrame:
+    """The declared purchase limits in words: ``limit, per, counts, window, units allowed by risk tier``.
+
+    Examples
+    --------
+    >>> view = limits_view(mg.DEFAULT_PURCHASE_LIMITS[:1])
+    >>> view.columns.tolist()[-1], "low" in view.iloc[0, -1]
+    ('units allowed by risk tier', True)
+    """
+    rows = []
+    for lim in limits:
+        d = lim.to_dict()
+        tiers = ", ".join(f"{t} (risk ≥ {float(f):g}): {int(n)}" for t, f, n in d["tiers"])
+        scope = d.get("scope", "")
+        if d.get("values"):
+            scope += ": " + ", ".join(map(str, d["values"]))
+        rows.append({"limit": d["name"], "per": str(d["key"]).replace("_", " "), "counts": scope.replace("_", " "),
+                     "window": (d.get("window") or "none") + (", per promotion" if d.get("per_promotion") else ""),
+                     "units allowed by risk tier": tiers})
+    return pd.DataFrame(rows, columns=["limit", "per", "counts", "window", "units allowed by risk tier"])
+
+
+def delayed_view(gov: Governance, flagged_accounts: int | None = None) -> pd.DataFrame:
+    """Immediate against delayed interception, one row per way of delaying. Notebook 04.
+
+    ``accounts_flagged`` of :func:`fraudkit.mitigation.actions.delay_interception` counts accounts with at
+    least one event a layer would stop (verify or block) — rules and lists stop events of accounts
+    no stage flagged, so it is not the report's *flagged accounts*; ``flagged_accounts``
+    (:func:`fraudkit.report.keynumbers.flagged_accounts`) is shown beside it.
+    """
+    names = {"delayed_key_step": "at the next key step", "delayed_window_end": "at the end of the promotion"}
+    rows = []
+    for k, when in names.items():
+        if k in gov.results:
+            s = gov.results[k].summary
+            rows.append({"act": when, "accounts_flagged": s["accounts_flagged"],
+                         **({"flagged accounts (combined)": flagged_accounts} if flagged_accounts is not None else {}),
+                         **{c: v for c, v in s.items() if c != "accounts_flagged"}})
+    return pd.DataFrame(rows)
+
+
 # --- the notebook's sections -------------------------------------------------------------------------
 
 
@@ -277,12 +320,14 @@ def layered_decisions(ctx: Context) -> Shown | Unavailable:
 def governance_overview(ctx: Context) -> Table | Unavailable:
     """One row per governance action applied to the run: what it does and what it changes.
 
-    See :func:`governance_changes`.
+    See :func:`governance_changes`; written to ``RUN/report/mitigation/changes.parquet`` for the summary page.
     """
     gov = _governance(ctx)
     if isinstance(gov, Unavailable):
         return gov
-    return Table(governance_changes(gov), caption="What each action does and what it changes", max_rows=20)
+    changes = governance_changes(gov)
+    write_artifact(ctx.run_dir, "mitigation", "changes", changes)
+    return Table(changes, caption="What each action does and what it changes", max_rows=20)
 
 
 def impact(ctx: Context) -> Table | Unavailable:
@@ -326,7 +371,7 @@ def purchase_limits(ctx: Context) -> Shown | Unavailable:
     r = _result(ctx, "purchase_limit")
     if isinstance(r, Unavailable):
         return r
-    return Shown(Table(pd.DataFrame([lim.to_dict() for lim in mg.DEFAULT_PURCHASE_LIMITS]), caption="The limits"),
+    return Shown(Table(limits_view(mg.DEFAULT_PURCHASE_LIMITS), caption="The limits"),
                  Table(limit_breakdown(r), caption="Orders under each limit and refusals, by risk tier"))
 
 
@@ -339,7 +384,7 @@ def scoped_lists(ctx: Context) -> Table | Unavailable:
                  caption=f"Keys listed for promotion {_governance(ctx).promotion_id}", max_rows=10)
 
 
-def delayed_interception(ctx: Context) -> Table | Unavailable:
+def delayed_interception(ctx: Context) -> Shown | Unavailable:
     """Immediate against delayed interception (at the next key step, at the end of the promotion window).
 
     Per action: the lag, the events leaked while waiting and the triggers hidden from attackers.
@@ -347,12 +392,18 @@ def delayed_interception(ctx: Context) -> Table | Unavailable:
     gov = _governance(ctx)
     if isinstance(gov, Unavailable):
         return Unavailable("delayed interception", gov.why)
-    delayed = [gov.results[k].summary_frame().assign(action=k) for k in ("delayed_key_step", "delayed_window_end")
-               if k in gov.results]
-    if not delayed:
+    if not any(k in gov.results for k in ("delayed_key_step", "delayed_window_end")):
         return Unavailable("delayed interception", gov.skipped.get("delayed", "no delayed interception was applied"))
-    return Table(pd.concat(delayed, ignore_index=True),
-                 caption="Immediate vs delayed interception: lag, events leaked while waiting, triggers hidden")
+    flagged = keynumbers.flagged_accounts(ctx.run_dir)
+    view = delayed_view(gov, flagged.flagged if flagged else None)
+    n = int(view["accounts_flagged"].iloc[0])
+    relation = (f"{n:,} accounts had at least one event a layer would verify or block; "
+                + (f"{flagged.flagged:,} accounts are flagged (combined) — the key number on the summary. "
+                   if flagged else "")
+                + "They differ because the blacklist, rules and graylist layers stop events of accounts no stage "
+                  "flagged, and some flagged accounts had no event to stop.")
+    return Shown(Table(view, caption="Immediate vs delayed interception: lag, events leaked while waiting, "
+                                     "triggers hidden"), Note(relation))
 
 
 def honest_collateral(ctx: Context) -> Shown | Unavailable:

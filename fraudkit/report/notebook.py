@@ -159,10 +159,12 @@ def ensure_inputs(data_dir, run_dir, *, train_dir="", seed: int = 0, scenario: s
                 simulate(scenario, train_dir, seed=seed + TRAIN_SEED_OFFSET, progress=False)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise MissingInputError(f"data_dir {data_dir} is not a folder; set it in the parameters cell")
+        raise MissingInputError(f"data_dir {data_dir} is not a folder (resolved from the working directory "
+                                f"{Path.cwd()} to {data_dir.resolve()}); set it in the parameters cell")
     train_dir = Path(train_dir) if train_dir else None
     if train_dir is not None and not train_dir.is_dir():
-        raise MissingInputError(f"train_dir {train_dir} is not a folder; set it in the parameters cell "
+        raise MissingInputError(f"train_dir {train_dir} is not a folder (resolved from the working directory "
+                                f"{Path.cwd()} to {train_dir.resolve()}); set it in the parameters cell "
                                 "or leave it empty")
     if not run_dir:
         run_dir = cache / "run"

@@ -115,7 +115,8 @@ def black_market_prices(ctx: Context) -> Shown | Unavailable:
     prices = monitors.price_index(intel)
     return Shown(Chart(plots.line_over_time(prices, x="date", y="change", hue="item",
                                             title="Black-market prices relative to the first observation",
-                                            xlabel="date", ylabel="price change (fraction)")),
+                                            xlabel="date", ylabel="price change (fraction)",
+                                            recent_days=None)),
                  Table(prices.sort_values(["item", "date"]).groupby("item").tail(1), caption="Latest price per item"))
 
 
@@ -135,7 +136,8 @@ def red_team_drill(ctx: Context, *, scenario: str, size: str) -> Shown | Unavail
         return Unavailable("the red-team drill",
                            f"there is no scenario called `{scenario}` (`fraudkit scenarios` lists them)")
     drill = monitors.red_team_drill(scenario, work_dir=step_dir(ctx.run_dir, "perception") / "redteam",
-                                    seed=ctx.seed, train=ctx.train_dir, size=size)
+                                    seed=ctx.seed, train=ctx.train_dir, size=size,
+                                    reuse=ctx.run_dir)  # the main run's training pass, when it matches
     shown = [Text(monitors.drill_headline(drill))]
     if len(drill.comparison):
         long = drill.comparison.melt(id_vars="typology", value_vars=["leakage_rate_normal", "leakage_rate_attack"],

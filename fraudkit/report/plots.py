@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "set_style",
+    "cjk_fonts",
     "new_figure",
     "label",
     "check_labelled",
@@ -33,8 +35,18 @@ __all__ = [
 ]
 
 _STYLE_APPLIED = False
-PALETTE = "colorblind"
-"""Seaborn palette used everywhere (distinguishable for colour-blind readers)."""
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#000000", "#D55E00", "#F0E442"]
+"""Okabe–Ito colours, ordered so the first four are distinct hues (blue, orange, green, purple) for
+colour-blind readers, and orange and vermillion never both among the first six series."""
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+             "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN", "SimHei", "Microsoft YaHei",
+             "PingFang SC")
+"""Fonts with Chinese glyphs, tried in order (Debian: ``apt-get install fonts-noto-cjk``); DejaVu Sans is the
+fallback."""
+
+RECENT_DAYS = 90
+"""Charts over a long daily history show this many recent days, with the whole history above as context."""
 
 
 def set_style() -> None:
@@ -51,6 +63,7 @@ def set_style() -> None:
 
     sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook")
     mpl.rcParams.update({
+        "font.sans-serif": [*cjk_fonts(), "DejaVu Sans", "Arial", "sans-serif"],
         "figure.dpi": 96,
         "savefig.dpi": 96,
         "figure.autolayout": False,
@@ -65,6 +78,23 @@ def set_style() -> None:
     except Exception:  # outside IPython there is nothing to configure
         pass
     _STYLE_APPLIED = True
+
+
+def cjk_fonts() -> list:
+    """The installed fonts of :data:`CJK_FONTS` (matplotlib falls back through them glyph by glyph)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    if not installed & set(CJK_FONTS):
+        # matplotlib's font cache predates a font installed later (setup installs fonts-noto-cjk): add them
+        for path in font_manager.findSystemFonts():
+            if any(k in Path(path).name.lower() for k in ("cjk", "wqy", "sourcehan")):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue  # an unreadable font file: fall back to the next
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+    return [f for f in CJK_FONTS if f in installed]
 
 
 def new_figure(*, title: str, xlabel: str, ylabel: str, figsize=(8.0, 3.6)):
@@ -101,6 +131,11 @@ def label(ax, *, title: str, xlabel: str, ylabel: str):
     return ax
 
 
+def _legend_outside(ax, **kw) -> None:
+    """The legend right of the axes, outside the data (constrained layout makes room for it)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small", frameon=False, **kw)
+
+
 def check_labelled(fig) -> Figure:
     """Raise ``ValueError`` unless every visible axes of ``fig`` has a title and both axis labels.
 
@@ -122,7 +157,7 @@ def check_labelled(fig) -> Figure:
 
 def line_over_time(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None, title: str,
                    xlabel: str, ylabel: str, thresholds: dict | None = None, marker: str = "o",
-                   figsize=(8.0, 3.6)) -> Figure:
+                   figsize=(8.0, 3.6), recent_days: int | None = RECENT_DAYS, log: bool = False) -> Figure:
     """One line per ``hue`` value of ``y`` over ``x`` (usually a date).
 
     Parameters
@@ -131,6 +166,13 @@ def line_over_time(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None, 
         Long table with columns ``x``, ``y`` and optionally ``hue``; not modified.
     thresholds : dict of str -> float, optional
         Horizontal reference lines, e.g. ``{"early warning": 0.6}``; labelled in the legend.
+    recent_days : int or None, default=RECENT_DAYS
+        When ``x`` is a date spanning more than twice this many days, the main chart shows the last
+        ``recent_days`` days and a small chart above it the whole history as context (shaded: the window shown).
+    log : bool, default=False
+        Logarithmic ``y`` axis.
+
+    The legend sits right of the chart, outside the data.
 
     Examples
     --------
@@ -138,25 +180,59 @@ def line_over_time(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None, 
     >>> fig = line_over_time(df, x="day", y="n", title="t", xlabel="day", ylabel="n")
     >>> len(fig.axes[0].lines)
     1
+    >>> long = pd.DataFrame({"day": pd.date_range("2020-01-01", periods=1000), "n": 1})
+    >>> [ax.get_title() for ax in line_over_time(long, x="day", y="n", title="t", xlabel="d", ylabel="n").axes]
+    ['t: whole history (context)', 't: last 90 days']
     """
-    fig, ax = new_figure(title=title, xlabel=xlabel, ylabel=ylabel, figsize=figsize)
+    is_time = pd.api.types.is_datetime64_any_dtype(df[x])
+    span = (df[x].max() - df[x].min()) if is_time and len(df) else None
+    split = recent_days is not None and span is not None and span > pd.Timedelta(days=2 * int(recent_days))
     groups = [(None, df)] if hue is None else sorted(df.groupby(hue, sort=True), key=lambda kv: str(kv[0]))
-    for name, part in groups:
+    if split:
+        set_style()
+        fig = Figure(figsize=(figsize[0], figsize[1] * 1.45), layout="constrained")
+        ctx_ax, ax = fig.subplots(2, 1, height_ratios=[1, 2.6])
+        start = df[x].max() - pd.Timedelta(days=int(recent_days))
+        label(ctx_ax, title=f"{title}: whole history (context)", xlabel=xlabel, ylabel=ylabel)
+        label(ax, title=f"{title}: last {int(recent_days)} days", xlabel=xlabel, ylabel=ylabel)
+        for i, (name, part) in enumerate(groups):
+            part = part.sort_values(x)
+            ctx_ax.plot(part[x], part[y], linewidth=0.8, color=f"C{i % 10}")
+        ctx_ax.axvspan(start, df[x].max(), color="0.85", zorder=0)
+        if log:
+            ctx_ax.set_yscale("log")
+        ctx_ax.tick_params(labelsize="x-small")
+        ctx_ax.title.set_fontsize("small")
+        df = df[df[x] >= start]
+        groups = [(None, df)] if hue is None else sorted(df.groupby(hue, sort=True), key=lambda kv: str(kv[0]))
+    else:
+        fig, ax = new_figure(title=title, xlabel=xlabel, ylabel=ylabel, figsize=figsize)
+    for i, (name, part) in enumerate(groups):
         part = part.sort_values(x)
-        ax.plot(part[x], part[y], marker=marker, markersize=3, linewidth=1.4,
+        ax.plot(part[x], part[y], marker=marker, markersize=3, linewidth=1.4, color=f"C{i % 10}",
                 label=None if name is None else str(name))
     for i, (name, value) in enumerate((thresholds or {}).items()):
-        ax.axhline(value, linestyle="--", linewidth=1, color=f"C{(i + 3) % 10}", label=f"{name} ({value:g})")
+        ax.axhline(value, linestyle="--", linewidth=1, color="0.3", label=f"{name} ({value:g})")
+    if log:
+        ax.set_yscale("log")
     if hue is not None or thresholds:
-        ax.legend(loc="best", fontsize="small", frameon=True)
-    if pd.api.types.is_datetime64_any_dtype(df[x]):
-        fig.autofmt_xdate()
+        _legend_outside(ax)
+    if is_time:
+        for a in fig.axes:
+            for lab in a.get_xticklabels():
+                lab.set_rotation(30)
+                lab.set_horizontalalignment("right")
     return check_labelled(fig)
 
 
 def bar(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None, title: str, xlabel: str,
-        ylabel: str, horizontal: bool = False, figsize=(8.0, 3.6), value_format: str | None = None) -> Figure:
+        ylabel: str, horizontal: bool = False, figsize=(8.0, 3.6), value_format: str | None = None,
+        log: bool | None = None) -> Figure:
     """A (grouped) bar chart of ``y`` by category ``x``, categories in the order given.
+
+    ``log`` (default: when the positive values span more than two orders of magnitude) puts the
+    value axis on a log scale, so small counts stay visible beside large ones; the legend sits
+    outside the bars and value labels are kept inside the figure.
 
     Examples
     --------
@@ -179,6 +255,16 @@ def bar(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None, title: str,
         if value_format:
             ax.bar_label(bars, labels=["" if np.isnan(v) else format(v, value_format) for v in vals],
                          fontsize="x-small", padding=2)
+    vals_all = pd.to_numeric(df[y], errors="coerce").to_numpy(dtype=float)
+    pos_vals = vals_all[np.isfinite(vals_all) & (vals_all > 0)]
+    if log is None:
+        log = len(pos_vals) > 1 and pos_vals.min() >= 1 and pos_vals.max() / pos_vals.min() > 100
+    if log:
+        (ax.set_xscale if horizontal else ax.set_yscale)("log")
+        (ax.set_xlabel if horizontal else ax.set_ylabel)(
+            (ax.get_xlabel() if horizontal else ax.get_ylabel()) + " (log scale)")
+    if value_format:
+        ax.margins(**({"x": 0.12} if horizontal else {"y": 0.12}))  # room for the value labels
     if horizontal:
         ax.set_yticks(pos, cats)
         ax.invert_yaxis()
@@ -186,7 +272,7 @@ def bar(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None, title: str,
         ax.set_xticks(pos, cats, rotation=30 if max((len(c) for c in cats), default=0) > 8 else 0,
                       ha="right" if max((len(c) for c in cats), default=0) > 8 else "center")
     if hue is not None:
-        ax.legend(loc="best", fontsize="small")
+        _legend_outside(ax, title=hue)
     return check_labelled(fig)
 
 
@@ -199,7 +285,7 @@ def hist(values, *, title: str, xlabel: str, ylabel: str = "count", bins: int = 
     for i, (name, value) in enumerate((marks or {}).items()):
         ax.axvline(value, linestyle="--", color=f"C{(i + 3) % 10}", label=f"{name} ({value:.3g})")
     if marks:
-        ax.legend(loc="best", fontsize="small")
+        _legend_outside(ax)
     return check_labelled(fig)
 
 

@@ -20,12 +20,14 @@ import pandas as pd
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, STAGES, fraud_keys
 from fraudkit.evaluation import monitoring
 from fraudkit.report.notebook import read_artifact, read_table, table_path
+from fraudkit.report.tables import is_id_column
 from fraudkit.report.viz import render_community
 
 __all__ = [
     "daily_counts",
     "feature_tables",
     "feature_summary",
+    "artifact_overview",
     "reason_counts",
     "stage_overlap",
     "metric_grid",
@@ -68,9 +70,10 @@ def feature_tables(run_dir) -> dict:
 
 
 def feature_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per numeric feature (the key column excluded): ``feature, median, p99, max, nonzero_share, missing_share``.
+    """Per numeric feature: ``feature, median, p99, max, nonzero_share, missing_share``.
 
-    Notebook 02. Boolean columns count as 0/1.
+    Notebook 02. Boolean columns count as 0/1. The key column and every other identifier
+    (``*_id`` columns, :func:`fraudkit.report.tables.is_id_column`) are not features and are left out.
 
     Examples
     --------
@@ -80,6 +83,8 @@ def feature_summary(df: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for c in df.columns[1:]:
+        if is_id_column(c):
+            continue
         s = df[c]
         if pd.api.types.is_bool_dtype(s):
             s = s.astype(float)
@@ -92,6 +97,31 @@ def feature_summary(df: pd.DataFrame) -> pd.DataFrame:
                      "nonzero_share": float((ok != 0).mean()) if len(ok) else np.nan,
                      "missing_share": float(v.isna().mean()) if len(v) else np.nan})
     return pd.DataFrame(rows, columns=["feature", "median", "p99", "max", "nonzero_share", "missing_share"])
+
+
+def artifact_overview(artifacts: pd.DataFrame) -> pd.DataFrame:
+    """What a run holds, by part: ``part, tables, rows, examples``. Notebook 02.
+
+    ``artifacts`` is :func:`fraudkit.report.notebook.list_artifacts`; file paths are not shown, only the
+    part of the run (top-level tables, features, each stage's folder) and a few table names in words.
+
+    Examples
+    --------
+    >>> arts = pd.DataFrame({"artifact": ["accounts", "graph/communities", "graph/seed_pool"], "rows": [5, 2, 1],
+    ...                      "columns": [3, 4, 2]})
+    >>> artifact_overview(arts).values.tolist()
+    [['graph stage', 2, 3, 'communities, seed pool'], ['run results', 1, 5, 'accounts']]
+    """
+    parts = artifacts["artifact"].astype(str).str.split("/")
+    part = parts.map(lambda p: "run results" if len(p) == 1 else
+                     ("features" if p[0] == "features" else
+                      ("report tables" if p[0] == "report" else f"{p[0].replace('_', ' ')} stage")))
+    name = parts.map(lambda p: p[-1].replace("_", " "))
+    d = pd.DataFrame({"part": part, "name": name, "rows": artifacts["rows"]})
+    out = d.groupby("part", sort=True).agg(tables=("name", "size"), rows=("rows", "sum"),
+                                           examples=("name", lambda n: ", ".join(list(n)[:5])
+                                                     + (f" and {len(n) - 5} more" if len(n) > 5 else "")))
+    return out.reset_index()
 
 
 def reason_counts(df: pd.DataFrame, *, column: str = "reason", top: int = 15) -> pd.DataFrame:
@@ -369,8 +399,10 @@ def community_picture(run_dir, data_dir, profiles: pd.DataFrame, score_col: str,
     if not len(edges):
         raise KeyError(f"community {top['community']} has no account-resource edges in the dataset")
     path = Path(run_dir) / "report" / "identification" / f"community_{top['community']}.html"
-    title = f"Community {top['community']} ({len(members)} accounts, {score_col} {top[score_col]:.2f})"
-    out = render_community(edges, members, path=path, seed=seed, title=title)
+    title = (f"Community {top['community']}: {len(members)} member accounts, {score_col.replace('_', ' ')} "
+             f"{top[score_col]:.2f} (rank {rank + 1} by risk)")
+    # the members and the resources most of them share (at most 40): one readable picture, not a hairball
+    out = render_community(edges, members, path=path, seed=seed, title=title, max_nodes=min(160, len(members) + 40))
     return Path(out).read_text(encoding="utf-8")
 
 
@@ -471,17 +503,20 @@ def loop_recall_long(recall: pd.DataFrame) -> pd.DataFrame:
 
 
 def loop_iterations(summary: pd.DataFrame) -> pd.DataFrame:
-    """The loop's per-iteration summary, the columns a reader needs, in reading order. Notebook 05."""
+    """The loop's per-iteration summary, the columns a reader needs, in reading order. Notebook 05.
+
+    Wall-clock times stay out (they belong in the manifest): the same inputs give the same page.
+    """
     cols = ["iteration", "window_end", "n_fraud_seen", "flagged_pipeline", "flagged_loop", "n_seeds",
             "watched_products", "sunk_addresses", "sunk_devices", "listed", "recall_pipeline", "recall_loop",
             "precision_pipeline", "precision_loop", "fraud_intercepted_prospective", "leakage_rate_pipeline",
-            "leakage_rate_loop", "seconds"]
+            "leakage_rate_loop"]
     return summary[[c for c in cols if c in summary.columns]].copy()
 
 
 def early_warning_long(early_warning: pd.DataFrame) -> pd.DataFrame:
     """The loop's daily interception rate and the lower edge of its band, long form: ``day, measure, rate``."""
-    names = {"interception_rate": "orders intercepted (share)", "band_low": "early-warning band (lower edge)"}
+    names = {"interception_rate": "orders intercepted (share)", "band_low": "the loop's alert band (lower edge)"}
     out = early_warning.melt(id_vars="day", value_vars=list(names), var_name="measure", value_name="rate").dropna()
     out["measure"] = out["measure"].map(names)
     return out

@@ -21,7 +21,13 @@ from fraudkit.data.atomic import write_text
 from fraudkit.errors import MissingInputError
 from fraudkit.report.masking import mask_entity
 
-__all__ = ["NODE_STYLE", "render_neighbourhood", "render_community"]
+__all__ = ["NODE_STYLE", "CANVAS_HEIGHT", "FRAME_HEIGHT", "render_neighbourhood", "render_community"]
+
+CANVAS_HEIGHT = 520
+"""Height in pixels of the drawn graph (the vis-network canvas)."""
+
+FRAME_HEIGHT = CANVAS_HEIGHT + 140
+"""Height of the report's frame around a picture: the canvas, the legend above it and the page margins."""
 
 NODE_STYLE = {
     "account": ("#4e79a7", "dot"),
@@ -223,14 +229,16 @@ def _render(nodes, edges, keep, highlight, *, path, mask, scores, title, seed):
     sub = edges[edges["s"].isin(keep_set) & edges["d"].isin(keep_set)]
     sub = sub.groupby(["s", "d"], as_index=False, sort=False).agg(weight=("weight", "sum"), type=("type", "first"))
     scores = {} if scores is None else {str(k): float(v) for k, v in dict(scores).items()}
-    net = Network(height="750px", width="100%", cdn_resources="in_line", directed=False, heading="")
+    net = Network(height=f"{CANVAS_HEIGHT}px", width="100%", cdn_resources="in_line", directed=False, heading="")
     vid = {nid: i for i, nid in enumerate(nd.index)}  # opaque ids: raw keys never reach the page
     for nid, row in nd.iterrows():
         typ = row["type"] if row["type"] in NODE_STYLE else "other"
         colour, shape = NODE_STYLE[typ]
         key = mask_entity(typ, row["key"]) if mask else str(row["key"])
         sc = scores.get(str(row["key"]))
-        tip = f"{typ}: {key}" + (f"\nscore {sc:.3f}" if sc is not None else "")
+        role = ("member" if nid in highlight else "shared by members") if typ != "account" or nid in highlight \
+            else "neighbour"
+        tip = f"{typ} ({role}): {key}" + (f"\nscore {sc:.3f}" if sc is not None else "")
         net.add_node(vid[nid], label=key, title=tip, color=colour, shape=shape,
                      size=12 + (18 * min(max(sc, 0), 1) if sc is not None else 0),
                      borderWidth=4 if nid in highlight else 1)
@@ -259,4 +267,6 @@ def _legend(types, title):
         f'background:{NODE_STYLE[t][0]};margin-right:4px"></span>{html.escape(t)} ({NODE_STYLE[t][1]})</span>'
         for t in types)
     return (f'<div style="font-family:sans-serif;padding:6px"><b>{html.escape(title)}</b><br>{items}'
-            f'<br><small>PII keys masked; thick border = centre / member.</small></div>')
+            f"<br><small>PII keys masked (IPs and addresses with a keyed tag, so different keys stay different). "
+            f"Thick border: a member (or the centre); other nodes: the devices, IPs, notes and products members "
+            f"share.</small></div>")

@@ -122,7 +122,10 @@ def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True, force=Fa
         Folder; replaced only when the run succeeds.
     seed : int, optional
     fmt : {"parquet", "csv"}, default="parquet"
-    progress : bool, default=True
+    progress : bool or progress reporter, default=True
+        True: a tqdm bar of the days on stderr; False: nothing; an object with ``step(stage, name)`` and
+        ``say(message)`` (:class:`fraudkit.pipeline.progress.Progress`, as ``fraudkit simulate`` passes):
+        a line per step (build the world, events day by day, labels) and one per tenth of the days.
     force : bool, default=False
         Replace ``out`` even when it holds files fraudkit did not write (otherwise it must be new, empty or an
         earlier simulated dataset).
@@ -143,8 +146,11 @@ def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True, force=Fa
     t0 = time.perf_counter()
     scenario = load_scenario(scenario)
     seed = _seed(scenario, seed)
-    world = build_world(scenario, seed)
-    tables, labels = static_tables(world)
+    reporter = progress if hasattr(progress, "step") else None
+    with _step(reporter, scenario.name, f"build the world (seed {seed}): accounts, devices, campaigns") as st:
+        world = build_world(scenario, seed)
+        tables, labels = static_tables(world)
+        st.rows(len(tables.get("accounts", ())), "accounts")
     counts = {}
     with atomic_directory(out, kind="dataset", force=force) as tmp:
         for name, df in tables.items():
@@ -152,13 +158,15 @@ def simulate(scenario, out, *, seed=None, fmt="parquet", progress=True, force=Fa
             counts[name] = len(df)
         writers: dict[str, _Appender] = {}
         label_parts = [labels]
-        with _bar(progress, world.days, scenario.name) as bar:
+        with _step(reporter, scenario.name, f"events day by day ({world.days} days)") as st, \
+                _bar(progress, world.days, scenario.name) as bar:
             for ev, lab in iter_event_chunks(world, bar):
                 for name, df in ev.items():
                     writers.setdefault(name, _Appender(tmp, name, fmt)).append(df)
                 label_parts.append(lab)
-        for name, w in writers.items():
-            counts[name] = w.close()
+            for name, w in writers.items():
+                counts[name] = w.close()
+            st.rows(sum(counts.get(k, 0) for k in writers), "events")
         lab = _finish_labels(label_parts)
         _write_whole(lab, "labels", tmp, fmt)
         counts = {k: counts[k] for k in sorted(counts)}
@@ -243,11 +251,15 @@ class _Appender:
 
 
 class _bar:
+    """``progress=True``: a tqdm bar of the days; a reporter: a line per tenth of the days; else nothing."""
+
     def __init__(self, on, total, name):
         self.on, self.total, self.name, self._b = on, total, name, None
 
     def __enter__(self):
-        if self.on:
+        if hasattr(self.on, "say"):
+            self._b = _Lines(self.on, self.total, self.name)
+        elif self.on:
             from tqdm import tqdm
 
             self._b = tqdm(total=self.total, desc=f"simulate {self.name}", unit="day", file=sys.stderr)
@@ -256,6 +268,39 @@ class _bar:
     def __exit__(self, *exc):
         if self._b is not None:
             self._b.close()
+
+
+class _Lines:
+    """The days done, said every tenth of the days (plain lines, no carriage returns)."""
+
+    def __init__(self, reporter, total, name):
+        self.reporter, self.total, self.name = reporter, max(int(total), 1), name
+        self.done, self._next = 0, 0.1
+
+    def update(self, n):
+        self.done += n
+        if self.done / self.total >= self._next - 1e-9 and self.done < self.total:
+            self.reporter.say(f"{self.name} · events: day {self.done}/{self.total}")
+            self._next = (int(self.done * 10 / self.total) + 1) / 10
+
+    def close(self):
+        pass
+
+
+def _step(reporter, name, what):
+    """``reporter.step(name, what)``, or a step that reports nothing."""
+    return reporter.step(str(name), what) if reporter is not None else _NoStep()
+
+
+class _NoStep:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def rows(self, n, what="rows"):
+        pass
 
 
 def _version():

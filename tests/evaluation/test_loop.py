@@ -178,8 +178,7 @@ def test_loop_lists_are_scoped_and_audited(loop_run):
 
 def test_loop_is_deterministic(loop_run, micro, tmp_path):
     again = run_closed_loop(micro, tmp_path / "again", n_windows=2, stages=("graph",), seed=0)
-    cols = [c for c in loop_run.summary.columns if c != "seconds"]
-    pd.testing.assert_frame_equal(again.summary[cols], loop_run.summary[cols])
+    pd.testing.assert_frame_equal(again.summary, loop_run.summary)
     pd.testing.assert_frame_equal(again.seed_pool.table, loop_run.seed_pool.table)
     pd.testing.assert_frame_equal(again.loop_labels, loop_run.loop_labels)
     pd.testing.assert_frame_equal(again.watched_products, loop_run.watched_products)
@@ -199,3 +198,20 @@ def test_loop_seeds_the_run_instead_of_running_the_graph_stage_twice(loop_run):
     run_graph = pd.read_parquet(out / "iteration_1" / "run" / "scores.parquet").query("stage == 'graph'")
     rescan = pd.read_parquet(out / "iteration_1" / "rescan_scores.parquet")
     assert len(rescan) == len(run_graph) and set(rescan["method"]) == set(run_graph["method"])
+
+
+def test_loop_tables_hold_no_wall_clock_and_its_manifest_the_seconds(loop_run):
+    import json
+
+    assert "seconds" not in loop_run.summary.columns
+    man = json.loads((loop_run.out_dir / "loop" / "manifest.json").read_text())
+    assert set(man["timings"]) == {f"iteration_{k}" for k in loop_run.summary["iteration"]}
+    assert man["params"]["n_windows"] == 2
+
+
+def test_each_iteration_run_decides_only_its_window(loop_run):
+    for row in loop_run.summary.itertuples():
+        dec = pd.read_parquet(loop_run.out_dir / "loop" / f"iteration_{row.iteration}" / "run" / "decisions.parquet")
+        assert (dec["ts"] >= row.window_start).all() and (dec["ts"] < row.window_end).all()
+        window = pd.read_parquet(loop_run.out_dir / "loop" / f"iteration_{row.iteration}" / "decisions_window.parquet")
+        assert len(window) == len(dec)

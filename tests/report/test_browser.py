@@ -83,3 +83,60 @@ def test_data_payloads_do_not_run_in_any_page(page):
     assert seen["errors"] == [] and seen["remote"] == []
     if page.startswith("03"):
         assert seen["canvases"] >= 1
+
+
+_OVERFLOW_JS = """() => {
+  const main = document.querySelector('main');
+  const cs = getComputedStyle(main);
+  const right = main.getBoundingClientRect().right - parseFloat(cs.paddingRight) + 1;
+  const scrolls = el => { for (let a = el.parentElement; a && a !== main; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; }
+    return false; };
+  const out = [];
+  for (const el of main.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= right || scrolls(el)) continue;
+    const cls = el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '';
+    out.push(el.tagName.toLowerCase() + cls
+             + ' ' + Math.round(r.right - right) + 'px: ' + (el.textContent || '').trim().slice(0, 60));
+  }
+  return {items: out.slice(0, 10), pageWidth: document.documentElement.scrollWidth};
+}"""
+
+
+def _overflow(page_path: Path, width: int = 1280) -> dict:
+    """Elements of the page column wider than the column at ``width`` px (outside a box that scrolls)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": width, "height": 900})
+            pg.goto(page_path.resolve().as_uri(), wait_until="load")
+            pg.wait_for_timeout(200)
+            return pg.evaluate(_OVERFLOW_JS)
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_is_wider_than_the_page_column_at_1280px(page):
+    """Wide tables scroll inside their own box; figures, notes and graphs fit the column; no sideways page scroll."""
+    res = micro_report()
+    seen = _overflow(res.report_dir / page)
+    assert seen["items"] == [], seen["items"]
+    assert seen["pageWidth"] <= 1280
+
+
+def test_width_check_catches_a_table_outside_its_box(tmp_path):
+    """The check itself: a wide table without its scrolling box is caught."""
+    from fraudkit.report.html import render_page
+
+    cells = "".join(f"<td>column-number-{i}</td>" for i in range(40))
+    page = tmp_path / "wide.html"
+    page.write_text(render_page(f"<table><tr>{cells}</tr></table>", title="w", run_id="r", steps=[],
+                                current="index", version="0"))
+    assert _overflow(page)["items"]
+    page.write_text(render_page(f'<div class="fk-table"><table><tr>{cells}</tr></table></div>', title="w",
+                                run_id="r", steps=[], current="index", version="0"))
+    assert _overflow(page)["items"] == []

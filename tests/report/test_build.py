@@ -236,3 +236,31 @@ def test_prune_runs_keeps_newest_private_runs_and_every_published_report(tmp_pat
     assert prune_runs(out, keep=2) == []
     with pytest.raises(FraudkitError, match="keep-runs"):
         prune_runs(out, keep=0)
+
+
+def test_each_phase_is_announced_as_it_starts_and_ends():
+    """`fraudkit report` says when a phase starts, that it is still running, and when it ends."""
+    import time
+
+    from fraudkit.report.build import _phase
+
+    said = []
+    with _phase(said.append, "scoring", every=0.05):
+        time.sleep(0.18)
+    assert said[0] == "scoring ..." and said[-1].startswith("scoring: done (")
+    assert any("still running" in s for s in said[1:-1])
+
+
+def test_scoring_reports_its_phases_to_the_report_progress(monkeypatch, tmp_path):
+    """The scoring's own phases (stage, step, rows, elapsed) reach `fraudkit report`'s progress lines."""
+    import io
+    from types import SimpleNamespace
+
+    import fraudkit.report.build as report
+    from fraudkit.pipeline.progress import Progress
+
+    seen = {}
+    monkeypatch.setattr(report, "score_dataset", lambda *a, **kw: seen.update(kw) or SimpleNamespace(notes=["n"]))
+    tracker = Progress("report", stream=io.StringIO(), animate=False)
+    assert report._score(tmp_path, tmp_path / "run", stages=["behaviour"], seed=0, progress=tracker) == ["n"]
+    assert seen["progress"] is tracker

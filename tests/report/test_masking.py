@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,12 +13,28 @@ def test_phone_ip_address_formats():
     assert mask_value("phone", "13812345678") == "138****5678"
     assert mask_value("receiver_phone", 13912345678) == "139****5678"
     assert mask_value("phone", "123") == "****"
-    assert mask_value("ip", "10.12.3.4") == "10.12.*.*"
-    assert mask_value("ip24", "110.80.1") == "110.80.*.*"
-    assert mask_value("ip", "2001:db8::1") == "2001:db8:*"
-    assert mask_value("ip", "garbage") == "***"
-    assert mask_value("address", "上海市浦东新区世纪大道100号3室") == "上海市浦东新***"
+    assert re.fullmatch(r"10\.12\.\*\.\* #[0-9a-f]{4}", mask_value("ip", "10.12.3.4", key="k"))
+    assert mask_value("ip24", "110.80.1", key="k").startswith("110.80.*.* #")
+    assert mask_value("ip", "2001:db8::1", key="k").startswith("2001:db8:* #")
+    assert mask_value("ip", "garbage", key="k").startswith("*** #")
+    address = mask_value("address", "上海市浦东新区世纪大道100号3室", key="k")
+    assert re.fullmatch(r"上海市浦东新… #[0-9a-f]{4}", address)
     assert mask_value("phone", None) is None and mask_value("ip", np.nan) is None
+
+
+def test_ips_and_addresses_stay_distinct_keyed_and_stable():
+    """Different addresses in one district and IPs in one /16 stay different rows; same value, same mask."""
+    addresses = pd.Series([f"北京市北京市朝阳区建国路{i}号" for i in range(200)])
+    ips = pd.Series([f"139.224.{i // 50}.{i % 50}" for i in range(200)])
+    for kind, values in (("address", addresses), ("ip", ips)):
+        m = mask_series(kind, values, key="k")
+        assert m.nunique() >= 195  # 4 hex digits: a rare collision, never a whole column alike
+        assert (m == mask_series(kind, values, key="k")).all()  # stable
+        assert (m != mask_series(kind, values, key="k2")).mean() > 0.9  # keyed
+        assert not any(v in x for v, x in zip(values, m))
+    assert mask_value("ip", " 1.2.3.4", key="k") == mask_value("ip", "1.2.3.4", key="k")
+    # free text gets the table's mask of the same IP
+    assert mask_text("seen at 139.224.7.9", key="k") == "seen at " + mask_value("ip", "139.224.7.9", key="k")
 
 
 def test_hashed_ids_are_stable_keyed_and_short():
@@ -43,8 +61,8 @@ def test_mask_frame_masks_every_pii_column_and_leaves_the_rest(tiny_tables):
     out = mask_frame(orders, key="k")
     pd.testing.assert_frame_equal(orders, before)  # input untouched
     assert out["receiver_phone"].tolist()[0] == "170****0001"
-    assert out["ip"].dropna().str.endswith(".*.*").all()
-    assert out["address"].str.endswith("***").all()
+    assert out["ip"].dropna().str.contains(r"\.\*\.\* #[0-9a-f]{4}$").all()
+    assert out["address"].str.contains(r"… #[0-9a-f]{4}$").all()
     assert out["device_id"].dropna().str.startswith("dev:").all()
     assert out["device_id"].isna().tolist() == orders["device_id"].isna().tolist()
     for col in ("order_id", "quantity", "paid_price", "ts"):
@@ -61,8 +79,10 @@ def test_entity_id_masked_by_entity_type():
     scores = pd.DataFrame({"entity_type": ["account", "device", "ip", "phone", "address"],
                            "entity_id": ["4", "102", "110.80.1.7", "13812345678", "Beijing Chaoyang 9"]})
     out = mask_frame(scores, key="k")
-    assert out["entity_id"].tolist() == ["4", mask_value("device", "102", key="k"), "110.80.*.*",
-                                         "138****5678", "Beijin***"]
+    assert out["entity_id"].tolist() == ["4", mask_value("device", "102", key="k"),
+                                         mask_value("ip", "110.80.1.7", key="k"), "138****5678",
+                                         mask_value("address", "Beijing Chaoyang 9", key="k")]
+    assert out["entity_id"].iloc[4].startswith("Beijin… #")
     no_type = mask_frame(pd.DataFrame({"entity_id": ["x"]}), key="k")
     assert no_type["entity_id"].item().startswith("id:")
 

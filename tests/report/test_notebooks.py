@@ -97,9 +97,9 @@ def test_steps_show_real_sections_on_full_data():
         assert caption in p4, caption
     assert "Not available" not in p4
     p5 = (res.report_dir / "05_effect_evaluation.html").read_text()
-    assert "Leakage over the whole period" in p5 and "Resources tied to flagged accounts" in p5
+    assert "Leakage and interception over the whole period" in p5 and "Resources tied to flagged accounts" in p5
     assert "The loop, window by window (2 windows)" in p5 and "watched products" in p5
-    assert "Interception rate per day with the band" in p5
+    assert "Closed loop: orders intercepted per day with the band" in p5
     assert "Not available: comparison with the previous run" in p5 and p5.count("Not available") == 1
     for s in STEPS:
         assert "Traceback" not in (res.report_dir / s.page).read_text()

@@ -103,7 +103,7 @@ def test_context_reads_each_table_once(ctx, bare):
 def test_display_objects_mask_caption_and_explain():
     frame = pd.DataFrame({"phone": ["13812345678"] * 3, "n": [1.0, 2.5, 3.25]})
     html = Table(frame, caption="Phones", max_rows=2).html()
-    assert "13812345678" not in html and "Phones (first 2 of 3 rows)" in html and "2.500" in html
+    assert "13812345678" not in html and "Phones (first 2 of 3 rows)" in html and ">2.50<" in html
     assert frame["phone"].iloc[0] == "13812345678"  # the input is not modified
     u = Unavailable("lists", "the dataset has no `list_entries` table")
     assert "<code>list_entries</code>" in u.html() and str(u).startswith("Not available: lists.")
@@ -165,6 +165,10 @@ def test_perception_sections_say_what_is_missing(partial, bare):
 def test_capability_sections_on_micro(ctx):
     feats = cv.feature_distributions(ctx)
     assert [t.caption.split(":")[0] for t in feats] == ["account", "address", "device", "ip", "ip24", "order", "phone"]
+    for t in feats:  # identifiers are not features
+        assert not any(f == "id" or f.endswith("_id") for f in t.frame["feature"]), t.caption
+    arts = cv.run_artifacts(ctx)
+    assert not arts.frame["examples"].str.contains("/|parquet").any() and "run results" in set(arts.frame["part"])
     acc = cv.accumulation_factors(ctx)
     rows = {t.caption.split(" on ")[1].split(" (")[0]: t.caption for t in acc}
     assert set(rows) == {"orders", "coupon_claims", "interactions"}
@@ -227,7 +231,11 @@ def test_mitigation_sections_on_micro(ctx):
     assert demoted.frame["fake_count"].is_monotonic_decreasing
     assert len(mv.purchase_limits(ctx)[0].frame) == 3
     assert mv.scoped_lists(ctx).caption.startswith("Keys listed for promotion ")
-    assert set(mv.delayed_interception(ctx).frame["action"]) == {"delayed_key_step", "delayed_window_end"}
+    delayed, relation = mv.delayed_interception(ctx)
+    assert delayed.frame["act"].tolist() == ["at the next key step", "at the end of the promotion"]
+    flagged = int(ctx.artifact("accounts")["flagged_combined"].sum())
+    assert (delayed.frame["flagged accounts (combined)"] == flagged).all()
+    assert f"{flagged:,} accounts are flagged (combined)" in relation.text
     chart, table = mv.honest_collateral(ctx)
     t = table.frame
     assert isinstance(chart, Chart) and (t["n_fraud"] + t["n_honest"] == t["n_affected"]).all()
@@ -250,17 +258,21 @@ def test_mitigation_sections_say_what_is_missing(partial, bare):
 
 def test_evaluation_sections_on_micro(ctx, run_copy):
     assert ev.how_trained(ctx).kind == "ok"
-    pr = ev.precision_recall(ctx).frame
+    table, note = ev.precision_recall(ctx)
+    pr = table.frame
+    assert "Over all fraud: precision" in note.text
     assert pr["typology"].iloc[-1] == "all_fraud" and (pr["caught"] + pr["leaked"] == pr["n_labelled"]).all()
-    leak, chart, note = ev.leakage_and_interception(ctx)
-    assert leak.frame["leakage"].iloc[0] + leak.frame["intercepted"].iloc[0] == leak.frame["n_fraud"].iloc[0]
+    leak, relation, chart, note = ev.leakage_and_interception(ctx)
+    row = leak.frame.iloc[0]
+    assert row["passed (leaked)"] <= row["fraud events"] and row["intercepted"] <= row["all events"]
+    assert "leakage counts events" in relation.text
     assert isinstance(chart, Chart) and note.kind in ("ok", "warn")
     assert (run_copy / "report" / "evaluation" / "interception_by_day.parquet").exists()
     burned = ev.cost_to_attackers(ctx).frame.set_index("resource")
     assert burned.loc["accounts", "used_by_flagged"] == int(ctx.artifact("accounts")["flagged_combined"].sum())
     assert ev.closed_loop(ctx, windows=0) == Unavailable("the closed loop", "loop_windows is 0")
     assert ev.loop_memory(ctx, windows=0).why == "loop_windows is 0"
-    assert ev.previous_run(ctx).why == "no previous report exists"
+    assert ev.previous_run(ctx).why == "no earlier good report with its run data was found in this reports folder"
     same = nb.setup(ctx.data_dir, run_dir=ctx.run_dir, previous_run_dir=str(ctx.run_dir))
     assert (ev.previous_run(same).frame["change"] == 0).all()
 

@@ -62,3 +62,20 @@ def test_bad_input(tmp_path):
     with pytest.raises(TypeError):
         render_neighbourhood(42, ["a"], path=tmp_path / "x.html")
     assert not (tmp_path / "x.html").exists()
+
+
+def test_the_frame_holds_the_whole_canvas_and_ip_labels_stay_distinct(tmp_path):
+    """The report's frame is the canvas plus the legend; IPs in one /16 get different masked labels."""
+    import re
+
+    from fraudkit.report.display import Graph
+    from fraudkit.report.viz import CANVAS_HEIGHT, FRAME_HEIGHT, render_community
+
+    edges = pd.DataFrame({"src": ["a1", "a2", "a1", "a2"], "dst": ["139.224.1.1", "139.224.1.1", "139.224.9.9",
+                                                                     "139.224.9.9"],
+                          "src_type": "account", "dst_type": "ip"})
+    doc = render_community(edges, ["a1", "a2"], path=tmp_path / "c.html").read_text()
+    assert f"height: {CANVAS_HEIGHT}px" in doc and FRAME_HEIGHT >= CANVAS_HEIGHT + 100
+    labels = set(re.findall(r"139\.224\.\*\.\* #[0-9a-f]{4}", doc))
+    assert len(labels) == 2
+    assert f"height:{FRAME_HEIGHT}px" in Graph(doc, title="c").html()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, LABEL_TABLE, TABLES
+from fraudkit.pipeline.progress import Progress
 from fraudkit.simulation import ScenarioError, generate, list_scenarios, load_scenario, simulate
 
 _DTYPES = {"id": "int64", "int": "int64", "float": "float64", "bool": "bool", "timestamp": "datetime64[us]",
@@ -243,3 +245,12 @@ def test_cli_simulate_and_validate(tmp_path):
         pytest.skip("fraudkit.data.dataset is not there yet")
     r = CliRunner().invoke(main, ["validate", str(tmp_path / "d")])
     assert r.exit_code == 0, r.output
+
+
+def test_simulate_reports_its_steps_to_a_progress_reporter(tmp_path):
+    out = io.StringIO()
+    simulate("micro", tmp_path / "d", seed=0, progress=Progress("simulate", stream=out))
+    text = out.getvalue()
+    assert "micro · build the world (seed 0): accounts, devices, campaigns: done" in text
+    assert "micro · events: day 1/7" in text and "micro · events day by day (7 days): done" in text
+    assert "\r" not in text

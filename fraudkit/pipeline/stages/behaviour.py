@@ -60,6 +60,7 @@ from fraudkit.identification.models import BoostingScorer, LogisticScorer, label
 from fraudkit.identification.rules import RuleSet, default_ruleset, load_ruleset
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.frames import data_end, evaluate_rules, rule_frames
+from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
 __all__ = ["run", "build_features", "training_data", "combine_scores", "DEFAULTS"]
@@ -98,8 +99,10 @@ def run(ds, *, context=None) -> StageOutput:
     ctx = _context(context)
     ctx.parameters(STAGE, DEFAULTS)  # an unknown parameter is refused before any work
     notes: list = []
-    feats = build_features(ds, notes=notes)
-    acc = feats["account"]
+    with step(ctx.progress, ctx.mode, "behaviour features (DuckDB SQL)") as st:
+        feats = build_features(ds, notes=notes)
+        acc = feats["account"]
+        st.rows(len(acc), "accounts")
     if acc.empty:
         notes.append("skipped: the dataset has no accounts")
         return StageOutput(STAGE, empty_scores(), {}, notes)
@@ -110,7 +113,9 @@ def run(ds, *, context=None) -> StageOutput:
     if feats.get("_pairs") is not None:
         artifacts["script_pairs"] = feats["_pairs"]
 
-    evaluation = _evaluate_rules(ds, feats, ctx, notes)
+    with step(ctx.progress, ctx.mode, "rules (evaluated once for the run)") as st:
+        evaluation = _evaluate_rules(ds, feats, ctx, notes)
+        st.rows(len(acc), "accounts")
     rules_block = np.inf
     if evaluation is not None:
         methods["rules"], extra, rules_block = _rule_scores(evaluation, acc, _ruleset(ctx))
@@ -121,9 +126,11 @@ def run(ds, *, context=None) -> StageOutput:
                      "an earlier window); rules only")
     else:
         _refuse_same(ds, ctx.train)
-        X_tr, y_tr = training_data(ctx.train)
-        methods.update(_run_models(X_tr, y_tr, acc, seed=ctx.seed, context=ctx, notes=notes,
-                                   artifacts=artifacts))
+        with step(ctx.progress, ctx.mode, "behaviour models: fit on the training data") as st:
+            X_tr, y_tr = ctx.train_features if ctx.train_features is not None else training_data(ctx.train)
+            methods.update(_run_models(X_tr, y_tr, acc, seed=ctx.seed, context=ctx, notes=notes,
+                                       artifacts=artifacts))
+            st.rows(len(X_tr), "training accounts")
 
     frames = [score_frame(ids, s, f, entity_type="account", stage=STAGE, method=m, reasons=r)
               for m, (s, _, f, r) in methods.items()]

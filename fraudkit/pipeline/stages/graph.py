@@ -125,7 +125,7 @@ def run(ds, *, context=None) -> StageOutput:
     seed = context.seed
     p = context.parameters("graph", DEFAULTS)
     notes: list[str] = []
-    steps = _Steps()
+    steps = _Steps(context.progress, context.mode)
     data = _load_tables(ds)
     steps.done("load", rows_in=sum(len(v) for v in data.values()))
     if "accounts" not in data:
@@ -460,9 +460,10 @@ _log = logging.getLogger(__name__)
 class _Steps:
     """Per-step wall time, sizes and peak RSS of one run: the ``timings`` artifact."""
 
-    def __init__(self):
+    def __init__(self, progress=None, mode="score"):
         self.rows = []
         self._t = self._t0 = time.perf_counter()
+        self._progress, self._mode = progress, mode
 
     def done(self, step, *, rows_in=None, nodes=None, edges=None):
         now = time.perf_counter()
@@ -471,6 +472,11 @@ class _Steps:
                           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
         _log.info("graph stage: %s %.1f s (rows in %s, nodes %s, edges %s, peak RSS %.0f MB)", step, now - self._t,
                   rows_in, nodes, edges, self.rows[-1]["peak_rss_mb"])
+        if self._progress is not None and now - self._t >= 1.0:  # the steps a reader waits for
+            size = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in
+                             (("rows_in", rows_in), ("nodes", nodes), ("edges", edges)) if v is not None)
+            self._progress.say(f"{self._mode} · graph stage · {step}: done, {size + ', ' if size else ''}"
+                               f"{now - self._t:.1f} s")
         self._t = now
 
     def table(self):

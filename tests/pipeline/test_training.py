@@ -1,0 +1,100 @@
+"""What a run learns from its training dataset is kept in RUN/training/ and reused only under the same key."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from fraudkit.pipeline.context import RunContext
+from fraudkit.pipeline.score import score_dataset
+from fraudkit.pipeline.training import load_training, training_key
+from fraudkit.simulation import simulate
+
+STAGES = ("behaviour", "graph")
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("worlds")
+    simulate("micro", root / "data", seed=0, progress=False)
+    simulate("micro", root / "train", seed=1000, progress=False)
+    return root / "data", root / "train"
+
+
+@pytest.fixture(scope="module")
+def first(worlds, tmp_path_factory):
+    data, train = worlds
+    out = tmp_path_factory.mktemp("runs") / "first"
+    return score_dataset(data, out, stages=STAGES, seed=0, train=train)
+
+
+def _tables(run):
+    return {p.relative_to(run): pd.read_parquet(p) for p in sorted(run.rglob("*.parquet"))}
+
+
+def test_a_trained_run_keeps_what_it_learned(first, worlds):
+    folder = first.run_dir / "training"
+    key = json.loads((folder / "key.json").read_text())
+    assert key["stages"] == list(STAGES) and key["seed"] == 0 and key["train_fingerprint"]
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert set(scores["entity_type"]) == {"account"} and {"behaviour", "graph", "rules"} <= set(scores["stage"])
+    feats = pd.read_parquet(folder / "features.parquet")
+    assert len(feats) == len(pd.read_parquet(worlds[1] / "accounts.parquet"))
+
+
+def test_reusing_an_earlier_run_gives_the_same_run_without_the_training_pass(first, worlds, tmp_path):
+    data, train = worlds
+    again = score_dataset(data, tmp_path / "again", stages=STAGES, seed=0, train=train, reuse=first.run_dir)
+    assert any("the training pass was not repeated" in n for n in again.notes)
+    a, b = _tables(first.run_dir), _tables(again.run_dir)
+    assert a.keys() == b.keys()
+    for name in a:  # DuckDB's parallel float sums may differ in the last bit from run to run
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=False, rtol=1e-9, obj=str(name))
+    ma, mb = (json.loads((r / "manifest.json").read_text()) for r in (first.run_dir, again.run_dir))
+    assert ma["operating_point"] == mb["operating_point"]
+
+
+def test_another_seed_or_stage_set_is_not_reused(first, worlds, tmp_path):
+    data, train = worlds
+    other = score_dataset(data, tmp_path / "other", stages=STAGES, seed=1, train=train, reuse=first.run_dir)
+    assert not any("the training pass was not repeated" in n for n in other.notes)
+    # the models' training features depend on the training data only: those are reused
+    assert any("training: reused from the run" in n and "training features" in n for n in other.notes)
+
+
+def test_the_key_names_everything_the_training_pass_depends_on(worlds):
+    from fraudkit.data.dataset import load_dataset
+
+    train = load_dataset(worlds[1])
+    base = training_key(train, stages=STAGES, context=RunContext(seed=0))
+    assert training_key(train, stages=STAGES, context=RunContext(seed=0)) == base
+    for ctx, stages in ((RunContext(seed=1), STAGES), (RunContext(seed=0, target_precision=0.8), STAGES),
+                        (RunContext(seed=0, graph={"lp_alpha": 0.5}), STAGES), (RunContext(seed=0), ("graph",))):
+        assert training_key(train, stages=stages, context=ctx) != base
+    assert load_training(None, base).source is None
+
+
+def test_outputs_hold_no_wall_clock(first, worlds):
+    run = first.run_dir
+    assert not (run / "graph" / "timings.parquet").exists()
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["stage_timings"]["graph"][-1]["step"] == "total"
+    pool = pd.read_parquet(run / "graph" / "seed_pool.parquet")
+    end = max(pd.read_parquet(worlds[0] / f"{t}.parquet", columns=["ts"])["ts"].max()
+              for t in ("interactions", "orders", "logins", "coupon_claims"))
+    assert len(pool) and (pool["first_seen"] == end + pd.Timedelta(microseconds=1)).all()
+    assert (pool["last_seen"] == pool["first_seen"]).all()
+
+
+def test_decide_from_decides_only_later_events_and_scores_accounts_the_same(first, worlds, tmp_path):
+    data, train = worlds
+    dec = pd.read_parquet(first.run_dir / "decisions.parquet")
+    start = dec["ts"].sort_values().iloc[len(dec) // 2]
+    part = score_dataset(data, tmp_path / "part", stages=STAGES, seed=0, train=train, reuse=first.run_dir,
+                         decide_from=start)
+    d2 = pd.read_parquet(part.run_dir / "decisions.parquet")
+    assert (d2["ts"] >= start).all()
+    later = dec[dec["ts"] >= start].reset_index(drop=True)
+    pd.testing.assert_frame_equal(d2.reset_index(drop=True), later)
+    pd.testing.assert_frame_equal(pd.read_parquet(part.run_dir / "accounts.parquet"),
+                                  pd.read_parquet(first.run_dir / "accounts.parquet"))
