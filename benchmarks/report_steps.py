@@ -156,9 +156,9 @@ def _report(runs, same, sizes, args) -> str:
         "(every stage over the training world, to set the thresholds) and the models' training features for every "
         "world; both depend on the training world only, so they are now computed once (`RUN/training/`, "
         "`score_dataset(reuse=)`) and taken from the main run. The closed loop decided every event of every "
-        "slice and used only the window's decisions; it now builds the interaction frame, evaluates the event "
-        "rules and decides for the window's events only (`score_dataset(decide_from=)`), and the interaction "
-        "frame is no longer built twice per run.",
+        "slice and used only the window's decisions; it now decides the window's events only "
+        "(`score_dataset(decide_from=)`), and each run evaluates its rule set once (the behaviour stage's "
+        "evaluation is reused by the rules step and decisions) instead of twice.",
         "",
         "The closed loop has no training pass to share and no run equal to the main run (its runs score "
         "point-in-time slices, with the behaviour and graph stages only, seeded by the loop's own pool and "

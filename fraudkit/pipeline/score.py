@@ -152,9 +152,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         rules and parameters, instead of being recomputed; the results are the same. Every run with ``train``
         writes its own ``training/`` folder.
     decide_from : timestamp-like, optional
-        Evaluate the order and interaction rules and decide only the events at or after this time (the closed
-        loop decides one window at a time); accounts, devices and IPs are scored on all the data as always, and
-        every event's features still see its whole history. Not with a delayed-interception policy (whose
+        Decide only the events at or after this time (the closed loop decides one window at a time); the rules
+        are evaluated on every event as always (so every event's features see its whole history) and the
+        window's rows are taken from that one evaluation; accounts, devices and IPs are scored on all the data. Not with a delayed-interception policy (whose
         decisions depend on an account's earlier events). Default: every event.
 
     Returns
