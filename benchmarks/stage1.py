@@ -110,14 +110,17 @@ def main(argv=None):
     notes: list = []
     ctx = RunContext(target_precision=args.precision)
     t = time.perf_counter()
-    feats = stage.build_features(ds, notes=notes, interactions=stage._needs_interactions(ctx))
+    feats = stage.build_features(ds, notes=notes)
     t_feat = time.perf_counter() - t
     print(f"features: {t_feat:.1f}s  rows " + ", ".join(f"{k}={len(v)}" for k, v in feats.items()
                                                          if isinstance(v, pd.DataFrame) and not k.startswith("_"))
           + f"  peak {_peak_gb():.2f} GB")
 
     t = time.perf_counter()
-    rules_out = stage._run_rules(feats, ctx, notes)
+    # the rule frames (interactions with their joined features and accumulators) and the one evaluation
+    evaluation = stage._evaluate_rules(ds, feats, ctx, notes)
+    rules_out = None if evaluation is None else stage._rule_scores(evaluation, feats["account"],
+                                                                  stage._ruleset(ctx))
     t_rules = time.perf_counter() - t
     methods = {"rules": rules_out[0]} if rules_out else {}
     print(f"rules: {t_rules:.1f}s  flagged {int(methods['rules'][2].sum()) if methods else 0}")

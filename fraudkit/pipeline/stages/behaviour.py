@@ -45,7 +45,6 @@ from fraudkit.capability.features import (
     account_features_from_source,
     address_features_from_source,
     device_features_from_source,
-    interaction_features_from_source,
     ip_features_from_source,
     order_features_from_source,
     phone_features_from_source,
@@ -106,7 +105,7 @@ def run(ds, *, context=None) -> StageOutput:
     if acc.empty:
         notes.append("skipped: the dataset has no accounts")
         return StageOutput(STAGE, empty_scores(), {}, notes)
-    features = {k: v for k, v in feats.items() if not k.startswith("_") and k != "interaction" and v is not None}
+    features = {k: v for k, v in feats.items() if not k.startswith("_") and v is not None}
     ids = acc.account_id.to_numpy()
     methods = {}  # name -> (score, threshold, flagged, reasons)
     artifacts = {}
@@ -147,12 +146,12 @@ def run(ds, *, context=None) -> StageOutput:
     return StageOutput(STAGE, scores, artifacts, notes, features, rules=evaluation)
 
 
-def build_features(ds, *, as_of=None, notes=None, interactions=False) -> dict:
+def build_features(ds, *, as_of=None, notes=None) -> dict:
     """All stage-1 feature tables in one DuckDB session.
 
     Returns ``{"account": account+sequence features, "device", "ip", "ip24",
-    "phone", "address", "order", "interaction" (only when ``interactions``),
-    "_pairs": script pairs}``; missing inputs give empty frames and a note.
+    "phone", "address", "order", "_pairs": script pairs}`` (the interaction frame rules read is
+    :func:`fraudkit.pipeline.frames.rule_frames`'s); missing inputs give empty frames and a note.
 
     Examples
     --------
@@ -180,9 +179,6 @@ def build_features(ds, *, as_of=None, notes=None, interactions=False) -> dict:
                "device": device_features_from_source(src), "ip": ip_features_from_source(src, level="ip"),
                "ip24": ip_features_from_source(src, level="ip24"), "phone": phone_features_from_source(src),
                "address": address_features_from_source(src), "order": order_features_from_source(src, None), "_pairs": pairs}
-        if interactions:
-            columns = list(interactions) if isinstance(interactions, (list, set, tuple)) else None
-            out["interaction"] = interaction_features_from_source(src, columns)
     return out
 
 
