@@ -13,10 +13,11 @@ from fraudkit import simulation
 from fraudkit.data import adapters, dataset
 from fraudkit.data.atomic import check_output
 from fraudkit.errors import FraudkitError
-from fraudkit.evaluation import backtest, graphbench, metrics
+from fraudkit.evaluation import backtest, graphbench, metrics, review as reviewing
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.pipeline import frames
 from fraudkit.pipeline import score as scoring
+from fraudkit.pipeline.own_labels import OwnLabels
 from fraudkit.pipeline.progress import Progress
 from fraudkit.report import build
 
@@ -111,18 +112,35 @@ def validate(data, quarantine):
 @click.option("--seed-pool", "seed_pool", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None,
               help="Risk seed pool Parquet (seed_pool.parquet of an earlier run or loop) for the graph stage.")
+@click.option("--labels", "labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Your own labels (label store CSV: entity_type, entity_id, label, source, time) instead of "
+                   "--train: models and thresholds are fitted on the data before --train-until.")
+@click.option("--train-until", default=None,
+              help="With --labels: train on the data before this date; later verdicts check the run "
+                   "(default: the data's end, nothing held out).")
+@click.option("--label-delay", default="0D", show_default=True,
+              help="With --labels: how long a verdict takes to arrive (verdicts known by --train-until plus "
+                   "this are trained on), e.g. 7D.")
+@click.option("--label-coverage", type=float, default=None,
+              help="With --labels: the share of the fraud your labels cover, when known (default: estimated).")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr (stage, step, rows, seconds).")
-def score(data, out, stages, rules, seed, train, target_precision, seed_pool, force, quiet):
+def score(data, out, stages, rules, seed, train, target_precision, seed_pool, labels, train_until, label_delay,
+          label_coverage, force, quiet):
     """Score a dataset: features, rules, models, group and graph stages, decisions.
 
     Progress goes to stderr, one line per step as it starts and ends (a bar on a terminal; plain lines when
     stderr is not a terminal or CI is set); the result goes to stdout.
     """
     pool = None if seed_pool is None else SeedPool.load(seed_pool)
+    if labels is None and (train_until is not None or label_delay != "0D" or label_coverage is not None):
+        raise FraudkitError("--train-until, --label-delay and --label-coverage go with --labels (your own labels)")
+    own = None if labels is None else OwnLabels.of(labels, train_until=train_until, label_delay=label_delay,
+                                                   label_coverage=label_coverage)
     result = scoring.score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
                                    rules=rules, seed=seed, train=train, target_precision=target_precision,
-                                   seed_pool=pool, force=force, progress=Progress("score", enabled=not quiet))
+                                   seed_pool=pool, force=force, progress=Progress("score", enabled=not quiet),
+                                   labels=own)
     click.echo(result.describe())
 
 
@@ -165,6 +183,43 @@ def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_r
     click.echo(result.describe())
     if not result.ok:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--n", "n", type=int, default=200, show_default=True, help="Accounts to review.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to write the review queue to (not inside RUN).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random strata.")
+def review(run, n, out, seed):
+    """A sample of a run's accounts for analysts to label: top risk, uncertain and a random sample.
+
+    Fill the verdict column with fraud, honest or unsure, then run `fraudkit label RUN FILE --store LABELS`.
+    """
+    queue = reviewing.review_queue(run, n=n, seed=seed)
+    reviewing.write_review(queue, out, run_dir=run)
+    counts = queue["stratum"].value_counts()
+    click.echo(f"{len(queue)} accounts to review in {out}: "
+               + ", ".join(f"{counts.get(s, 0)} {s}" for s in reviewing.STRATA)
+               + ". Fill the verdict column (fraud, honest or unsure), then: "
+               f"fraudkit label {run} {out} --store labels.csv")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("reviewed", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--store", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The label store (CSV) the verdicts are appended to; created when absent. "
+                   "`fraudkit score DATA --labels STORE` trains on it.")
+@click.option("--reviewer", default=None, help="Reviewer name for rows that leave the reviewer column empty.")
+@click.option("--time", "when", default=None,
+              help="When the verdicts became known (default: the end of the data the run scored).")
+def label(run, reviewed, store, reviewer, when):
+    """Append a filled review's verdicts to the label store and estimate the run's precision from them."""
+    verdicts, estimate = reviewing.record_verdicts(run, reviewed, store, reviewer=reviewer, time=when)
+    click.echo(f"{len(verdicts)} verdict(s) appended to {store} "
+               f"({int((verdicts['label'] == 'fraud').sum())} fraud, {int((verdicts['label'] == 'honest').sum())} honest)")
+    click.echo(estimate.describe())
 
 
 @main.command("graph-benchmark")

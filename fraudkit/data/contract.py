@@ -59,9 +59,12 @@ FRAUD_TYPOLOGIES = (
     "group_scalper",
     "crowd_scalper",
     "coupon_abuser",
+    "reported_fraud",
 )
 """Attacker typologies. ``engagement_buyer`` labels the notes and authors that
-paid for fake engagement (the target of a campaign), not the accounts doing it."""
+paid for fake engagement (the target of a campaign), not the accounts doing it. ``reported_fraud`` is an
+account the analyst's own labels call fraud without naming a typology (a ban, a blacklist entry; see
+:mod:`fraudkit.data.labels`); simulated worlds never use it."""
 
 HONEST_LOOKALIKES = (
     "honest_shared_device",

@@ -144,7 +144,7 @@ class Dataset:
         raise AttributeError("a Dataset is read-only; build a new one with load_dataset or Dataset.from_tables")
 
     @classmethod
-    def from_tables(cls, tables, *, validate=True, quarantine=None, now=None) -> "Dataset":
+    def from_tables(cls, tables, *, validate=True, quarantine=None, now=None, fingerprint=None) -> "Dataset":
         """Build a Dataset from in-memory tables (pandas DataFrames or pyarrow Tables).
 
         Parameters
@@ -154,6 +154,9 @@ class Dataset:
             and never modified. ``None`` values are skipped.
         validate, quarantine, now
             As in :func:`load_dataset`.
+        fingerprint : str, optional
+            What identifies the content, when the caller derives the tables from fingerprinted data (e.g. a
+            time slice of a dataset with the analyst's labels); None otherwise.
 
         Raises
         ------
@@ -174,7 +177,7 @@ class Dataset:
             sources[name] = TableSource(name, f"{name} (in memory)", f'"_mem_{name}"')
         checked = check_tables(con.con, sources, path="<memory>", quarantine=quarantine, now=now, validate=validate)
         checked.report.raise_for_issues()
-        return cls(path=None, fingerprint=None, checked=checked, con=con, frames=frames)
+        return cls(path=None, fingerprint=fingerprint, checked=checked, con=con, frames=frames)
 
     from_frames = from_tables
 

@@ -3,7 +3,7 @@
     labelling -> interception -> product identification -> data sinking -> re-scan -> label update
 
 For each time window the loop scores everything seen up to the window's end
-(:func:`fraudkit.pipeline.score.score_dataset` on a point-in-time slice, :func:`slice_tables`, with
+(:func:`fraudkit.pipeline.score.score_dataset` on a point-in-time slice, :func:`fraudkit.data.slicing.slice_tables`, with
 ``seed_pool=`` the seed pool of the earlier windows, so the graph stage propagates weak labels from
 them in the same run), then:
 
@@ -52,8 +52,9 @@ import pandas as pd
 
 from fraudkit.capability.lists import ListStore, row_scopes
 from fraudkit.data.atomic import atomic_directory, write_parquet, write_text
-from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, LABEL_TABLE, STAGES, TABLES
+from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, LABEL_TABLE, STAGES
 from fraudkit.data.dataset import Dataset, load_dataset
+from fraudkit.data.slicing import slice_tables
 from fraudkit.errors import FraudkitError
 from fraudkit.evaluation.metrics import leakage
 from fraudkit.evaluation.monitoring import interception_early_warning
@@ -64,7 +65,6 @@ __all__ = [
     "ClosedLoop",
     "LoopResult",
     "run_closed_loop",
-    "slice_tables",
     "loop_windows",
     "identify_products",
     "sink_data",
@@ -358,52 +358,6 @@ def loop_windows(tables: dict, *, n_windows=3, window=None) -> list:
     return [(edges[i], edges[i + 1]) for i in range(int(n_windows))]
 
 
-def slice_tables(tables: dict, end, *, list_store=None) -> dict:
-    """The point-in-time view of the data at ``end``: every timed row strictly before it.
-
-    Rows are cut on each table's time column (``fraudkit.data.contract``); orders received after
-    ``end`` lose ``received_at`` (not yet known then); untimed tables (products, merchants) are
-    kept whole; the labels table is left out. ``list_store`` entries added before ``end`` are
-    appended to ``list_entries`` (ids as text), so features, rules and decisions see the loop's lists.
-    A row another kept row points to (a device used a little before its ``first_seen``) is
-    kept, so the slice stays referentially whole.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> t = {"orders": pd.DataFrame({"order_id": [1, 2], "ts": pd.to_datetime(["2024-06-01", "2024-06-03"]),
-    ...                              "received_at": pd.to_datetime(["2024-06-04", None])})}
-    >>> s = slice_tables(t, "2024-06-02")["orders"]
-    >>> s["order_id"].tolist(), s["received_at"].isna().tolist()
-    ([1], [True])
-    """
-    end = pd.Timestamp(end)
-    out = {}
-    for name, t in tables.items():
-        if name == LABEL_TABLE.name or t is None:
-            continue
-        spec = TABLES.get(name)
-        col = spec.time_column if spec is not None else None
-        if col is None or col not in t.columns:
-            out[name] = t
-            continue
-        s = t[pd.to_datetime(t[col]) < end]
-        if name == "orders" and "received_at" in s.columns:
-            s = s.assign(received_at=s["received_at"].where(pd.to_datetime(s["received_at"]) < end))
-        out[name] = s.reset_index(drop=True)
-    _keep_referenced(out, tables)
-    if list_store is not None and len(list_store.entries):
-        e = list_store.entries
-        e = e[(e["added_at"] < end) & e["removed_at"].isna()][list(TABLES["list_entries"].column_names)]
-        if len(e):
-            base = out.get("list_entries")
-            base = base.assign(entry_id=base["entry_id"].astype(str)) if base is not None else None
-            both = pd.concat([base, e.assign(entry_id="loop-" + e["entry_id"].astype(str))], ignore_index=True) \
-                if base is not None else e.assign(entry_id="loop-" + e["entry_id"].astype(str))
-            out["list_entries"] = both.reset_index(drop=True)
-    return out
-
-
 def identify_products(orders, flagged_accounts, *, products=None, min_flagged=2, flag_share=0.3,
                       units_per_address=6) -> pd.DataFrame:
     """Products that draw scalpers: a large share of flagged buyers, or many units to one address.
@@ -598,25 +552,6 @@ def _tables_of(data, load_dataset):
     if "accounts" not in tables:
         raise FraudkitError("closed loop: the data has no accounts table; it needs the contract's tables")
     return tables, labels
-
-
-def _keep_referenced(out, tables):
-    """Add back rows of referenced tables (accounts, devices, promotions) that kept rows point to."""
-    for name, t in list(out.items()):
-        spec = TABLES.get(name)
-        if spec is None:
-            continue
-        for c in spec.columns:
-            if not c.references or c.name not in t.columns:
-                continue
-            ref_table, ref_col = c.references.split(".")
-            if ref_table not in out or ref_table == name:
-                continue
-            have = out[ref_table]
-            need = pd.Index(t[c.name].dropna().unique()).difference(pd.Index(have[ref_col]))
-            if len(need):
-                full = tables[ref_table]
-                out[ref_table] = pd.concat([have, full[full[ref_col].isin(need)]], ignore_index=True)
 
 
 def _seeded_graph(run_dir, seeded):

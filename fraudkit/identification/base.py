@@ -189,11 +189,23 @@ def score_frame(entity_ids, scores, flagged, *, entity_type, stage, method, reas
     )
 
 
-def threshold_for_precision(scores, y_true, precision: float) -> float:
+def threshold_for_precision(scores, y_true, precision: float, *, label_frequency: float = 1.0) -> float:
     """Lowest threshold whose flagged set (``score > t``) reaches ``precision`` on labelled data.
 
     Used to set operating points on validation data only. Returns ``inf``
     (flag nothing) when no threshold reaches the target.
+
+    ``label_frequency`` (``c``, in (0, 1]) is the share of fraud that is labelled. With ``c < 1`` the labels
+    are positive-unlabelled (an unlabelled entity may be fraud): under the usual assumption that the labelled
+    fraud is a random part of all fraud, ``k`` flagged entities holding ``m`` labelled ones hold about ``m / c``
+    fraud, and precision is estimated as ``min(1, m / c / k)``.
+
+    Examples
+    --------
+    >>> threshold_for_precision([0.9, 0.8, 0.7, 0.1], [1, 0, 0, 0], 0.9)
+    0.85
+    >>> threshold_for_precision([0.9, 0.8, 0.7, 0.1], [1, 0, 0, 0], 0.9, label_frequency=0.3)
+    0.75
     """
     scores = np.asarray(scores, dtype=float)
     y = np.asarray(y_true, dtype=int)
@@ -203,7 +215,7 @@ def threshold_for_precision(scores, y_true, precision: float) -> float:
     k = np.arange(1, len(s) + 1)
     # only cut between distinct scores
     last_of_run = np.r_[s[1:] != s[:-1], True]
-    prec = tp / k
+    prec = np.minimum(1.0, tp / float(label_frequency) / k)
     ok = np.flatnonzero(last_of_run & (prec >= precision))
     if len(ok) == 0:
         return float("inf")

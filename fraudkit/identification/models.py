@@ -44,8 +44,9 @@ class _SupervisedScorer(BaseScorer):
     """Shared fit / threshold / scoring logic; subclasses build and explain the estimator."""
 
     def __init__(self, *, target_precision=0.9, precision_confidence=0.9, validation_fraction=0.25, seed=None,
-                 n_threads=1, contamination=None, threshold=None):
+                 n_threads=1, contamination=None, threshold=None, label_frequency=1.0):
         super().__init__(contamination=contamination, threshold=threshold)
+        self.label_frequency = label_frequency
         self.target_precision = target_precision
         self.precision_confidence = precision_confidence
         self.validation_fraction = validation_fraction
@@ -101,9 +102,11 @@ class _SupervisedScorer(BaseScorer):
             self._fit_estimator(M[tr], y[tr])
             val_scores = self._proba(M[va])
             self.validation_threshold_ = _threshold_for_precision_bound(val_scores, y[va], self.target_precision,
-                                                                        self.precision_confidence)
+                                                                        self.precision_confidence,
+                                                                        label_frequency=self.label_frequency)
             hit = val_scores > self.validation_threshold_
-            self.validation_precision_ = float(y[va][hit].mean()) if hit.any() else float("nan")
+            self.validation_precision_ = (min(1.0, float(y[va][hit].mean()) / self.label_frequency) if hit.any()
+                                          else float("nan"))
             self.validation_recall_ = float(hit[y[va] == 1].mean())
             self.n_validation_ = int(len(va))
             self.validation_index_ = va
@@ -207,10 +210,10 @@ class LogisticScorer(_SupervisedScorer):
 
     def __init__(self, *, C=1.0, class_weight="balanced", max_iter=2000, target_precision=0.9,
                  precision_confidence=0.9, validation_fraction=0.25, seed=None, n_threads=1, contamination=None,
-                 threshold=None):
+                 threshold=None, label_frequency=1.0):
         super().__init__(target_precision=target_precision, precision_confidence=precision_confidence,
                          validation_fraction=validation_fraction, seed=seed, n_threads=n_threads,
-                         contamination=contamination, threshold=threshold)
+                         contamination=contamination, threshold=threshold, label_frequency=label_frequency)
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
@@ -289,10 +292,10 @@ class BoostingScorer(_SupervisedScorer):
 
     def __init__(self, *, max_iter=200, learning_rate=0.1, max_leaf_nodes=31, l2_regularization=1.0,
                  class_weight=None, target_precision=0.9, precision_confidence=0.9, validation_fraction=0.25,
-                 seed=None, n_threads=1, contamination=None, threshold=None):
+                 seed=None, n_threads=1, contamination=None, threshold=None, label_frequency=1.0):
         super().__init__(target_precision=target_precision, precision_confidence=precision_confidence,
                          validation_fraction=validation_fraction, seed=seed, n_threads=n_threads,
-                         contamination=contamination, threshold=threshold)
+                         contamination=contamination, threshold=threshold, label_frequency=label_frequency)
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -321,7 +324,7 @@ class BoostingScorer(_SupervisedScorer):
         return C
 
 
-def union_thresholds(models, *, target_precision=0.9, confidence=0.9) -> dict:
+def union_thresholds(models, *, target_precision=0.9, confidence=0.9, label_frequency=1.0) -> dict:
     """Thresholds under which the *union* of several validated scorers still reaches ``target_precision``.
 
     Each scorer's ``threshold_`` is validated alone; a stage that flags where *any* of them flags is less
@@ -340,6 +343,9 @@ def union_thresholds(models, *, target_precision=0.9, confidence=0.9) -> dict:
     target_precision : float, default=0.9
     confidence : float or None, default=0.9
         As in :class:`LogisticScorer` (``precision_confidence``).
+    label_frequency : float, default=1.0
+        Share of fraud that is labelled (positive-unlabelled labels below 1; see
+        :func:`fraudkit.identification.base.threshold_for_precision`).
 
     Returns
     -------
@@ -376,15 +382,17 @@ def union_thresholds(models, *, target_precision=0.9, confidence=0.9) -> dict:
                          else np.full(len(y), -np.inf) for n in val])
     u = z.max(axis=1)
     hit = u > 0
-    out["precision_before"] = float(y[hit].mean()) if hit.any() else float("nan")
-    delta = _threshold_for_precision_bound(np.where(np.isfinite(u), u, -1e9), y, target_precision, confidence)
+    c = float(label_frequency)
+    out["precision_before"] = min(1.0, float(y[hit].mean()) / c) if hit.any() else float("nan")
+    delta = _threshold_for_precision_bound(np.where(np.isfinite(u), u, -1e9), y, target_precision, confidence,
+                                           label_frequency=c)
     if not np.isfinite(delta):
         out["delta"] = float("inf")
         return out
     delta = max(0.0, float(delta))
     out["delta"] = delta
     hit = u > delta
-    out["precision_after"] = float(y[hit].mean()) if hit.any() else float("nan")
+    out["precision_after"] = min(1.0, float(y[hit].mean()) / c) if hit.any() else float("nan")
     if delta == 0.0:
         return out
     out["thresholds"] = {n: (float(1 / (1 + np.exp(-(_logit(thr[n]) + delta)))) if np.isfinite(thr[n]) else thr[n])
@@ -544,13 +552,14 @@ def _stratified_holdout(y, fraction, rng):
     return tr, va
 
 
-def _threshold_for_precision_bound(scores, y, precision, confidence):
+def _threshold_for_precision_bound(scores, y, precision, confidence, *, label_frequency=1.0):
     """Lowest threshold whose Wilson lower bound on precision (``score > t``) reaches ``precision``.
 
     ``confidence=None`` is :func:`fraudkit.identification.base.threshold_for_precision` (observed precision).
+    With ``label_frequency`` ``c < 1`` the bound is that of the labelled share, divided by ``c`` (capped at 1).
     """
     if confidence is None:
-        return threshold_for_precision(scores, y, precision)
+        return threshold_for_precision(scores, y, precision, label_frequency=label_frequency)
     from scipy.stats import norm
 
     z = float(norm.ppf(confidence))
@@ -560,6 +569,7 @@ def _threshold_for_precision_bound(scores, y, precision, confidence):
     k = np.arange(1, len(ss) + 1)
     p = np.cumsum(yy) / k
     lower = (p + z * z / (2 * k) - z * np.sqrt(p * (1 - p) / k + z * z / (4 * k * k))) / (1 + z * z / k)
+    lower = np.minimum(1.0, lower / float(label_frequency))
     last_of_run = np.r_[ss[1:] != ss[:-1], True]
     ok = np.flatnonzero(last_of_run & (lower >= precision))
     if len(ok) == 0:

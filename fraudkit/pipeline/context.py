@@ -55,6 +55,11 @@ class RunContext:
         Labelled training data from a *different* dataset or an earlier window (``mode="score"`` only).
     target_precision : float, default=0.9
         Precision the stage-1 models' thresholds are validated at, in (0, 1].
+    label_frequency : float, default=1.0
+        Share of the training data's fraud that carries a label, in (0, 1]: 1 for a simulated world (every
+        attacker labelled); below 1 for the analyst's own labels (positive-unlabelled), where a threshold's
+        precision is estimated as ``min(1, labelled fraud flagged / label_frequency / flagged)``
+        (:func:`fraudkit.identification.base.threshold_for_precision`).
     behaviour, group, graph : mapping, default={}
         Parameter overrides of each stage, key by key over the stage's ``DEFAULTS``; an unknown key is
         an error naming the stage's parameters.
@@ -92,6 +97,7 @@ class RunContext:
     seed_pool: Any = None
     train: Any = None
     target_precision: float = 0.9
+    label_frequency: float = 1.0
     behaviour: Mapping = field(default_factory=dict)
     group: Mapping = field(default_factory=dict)
     graph: Mapping = field(default_factory=dict)
@@ -113,6 +119,12 @@ class RunContext:
             ok = False
         if not ok:
             raise FraudkitError(f"target_precision must be in (0, 1], got {self.target_precision!r}")
+        try:
+            ok = 0 < float(self.label_frequency) <= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise FraudkitError(f"label_frequency must be in (0, 1], got {self.label_frequency!r}")
         for name in (*STAGE_PARAMETERS, "features"):
             value = getattr(self, name)
             if value is None:

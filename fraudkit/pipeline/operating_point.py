@@ -80,7 +80,8 @@ def unsupervised_operating_point(ruleset, *, precision=TRAIN_PRECISION) -> Opera
                      "block rule); verify-level hits are decisions, not identifications"}})
 
 
-def fit_operating_point(scores, labels, *, precision=TRAIN_PRECISION, source="training dataset") -> OperatingPoint:
+def fit_operating_point(scores, labels, *, precision=TRAIN_PRECISION, source="training dataset",
+                        label_frequency=1.0) -> OperatingPoint:
     """Per stage method, the lowest threshold reaching ``precision`` on the training labels.
 
     Parameters
@@ -92,6 +93,9 @@ def fit_operating_point(scores, labels, *, precision=TRAIN_PRECISION, source="tr
     precision : float, default=0.9
     source : str
         Where the training scores came from (path and fingerprint), for the manifest.
+    label_frequency : float, default=1.0
+        Share of the training fraud that is labelled (below 1 for the analyst's own labels: an unlabelled
+        account may be fraud; see :func:`fraudkit.identification.base.threshold_for_precision`).
 
     Returns
     -------
@@ -114,9 +118,10 @@ def fit_operating_point(scores, labels, *, precision=TRAIN_PRECISION, source="tr
         if method == HEADLINE_METHODS.get(stage) and stage != "rules":
             continue  # the headline flag is the union of the stage's methods, each tightened below
         per = g.assign(entity_id=g["entity_id"].astype(str)).groupby("entity_id")["score"].max()
-        thresholds[(stage, method)] = threshold_for_precision(per.to_numpy(), per.index.isin(pos), precision)
+        thresholds[(stage, method)] = threshold_for_precision(per.to_numpy(), per.index.isin(pos), precision,
+                                                              label_frequency=label_frequency)
     return OperatingPoint(True, thresholds, {
-        **_base(precision), "source": source,
+        **_base(precision), "source": source, "label_frequency": float(label_frequency),
         "threshold_source": f"{source}, lowest threshold reaching precision {precision:g}, on top of each "
                             "method's own flag",
         "rule": f"a method flags where its own flag holds and its score exceeds the lowest threshold reaching "

@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fraudkit import __version__
@@ -67,6 +68,14 @@ from fraudkit.pipeline.operating_point import (
     accounts_table,
     fit_operating_point,
     unsupervised_operating_point,
+)
+from fraudkit.identification.pu import estimate_label_frequency
+from fraudkit.pipeline.own_labels import (
+    MIN_FRAUD_TO_TRAIN,
+    OwnLabels,
+    heldout_check,
+    own_seeds,
+    own_training_dataset,
 )
 from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
@@ -106,7 +115,7 @@ class RunResult:
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
                   seed_pool=None, params=None, run_id=None, now=None,
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
-                  decide_from=None) -> RunResult:
+                  decide_from=None, labels=None) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -156,6 +165,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         are evaluated on every event as always (so every event's features see its whole history) and the
         window's rows are taken from that one evaluation; accounts, devices and IPs are scored on all the data. Not with a delayed-interception policy (whose
         decisions depend on an account's earlier events). Default: every event.
+    labels : OwnLabels or path, optional
+        The analyst's own labels instead of ``train``: the models are fitted and the operating point is set on
+        the data's earlier part with the verdicts known then, and the later verdicts check the run
+        (:mod:`fraudkit.pipeline.own_labels`; ``RUN/manifest.json``'s ``own_labels``).
 
     Returns
     -------
@@ -176,7 +189,12 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     ((), 2, {'interaction': {'pass': 1}})
     """
 
+    if labels is not None and train is not None:
+        raise FraudkitError("pass either train= (a labelled training dataset, e.g. a simulated world) or labels= "
+                            "(your own labels), not both")
+    own = labels if labels is None or isinstance(labels, OwnLabels) else OwnLabels.of(labels)
     inputs = [getattr(x, "path", None) if hasattr(x, "table") else x for x in (data, train)]
+    inputs += [own.path] if own is not None else []
     inputs += [rules] if isinstance(rules, (str, Path)) and str(rules) != "default" else []
     check_output(out, kind="run", inputs=inputs, force=force)  # before any work: refuse early
     t0 = time.perf_counter()
@@ -195,12 +213,28 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         notes: list = []
         ruleset = _rules_for(ds, load_ruleset(rules if rules is not None else "default"), notes)
         end = data_end(ds)
+        if own is not None:
+            train_ds, own_known, own_verdicts = own_training_dataset(ds, own, end=end)
+            n_fraud = int((own_known["label"] == "fraud").sum())
+            notes.append(f"training: {own.describe()}: {n_fraud} fraud and "
+                         f"{int((own_known['label'] == 'honest').sum())} honest verdicts; accounts without a "
+                         "verdict count as honest (positive-unlabelled)")
+            seed_pool = _with_seeds(seed_pool, own_seeds(own_known), seen_at=own.train_until or end)
+            seed_info, seed_table = _describe_seed_pool(seed_pool)
+            context = replace(context, seed_pool=seed_pool)
+            notes.append(f"own labels: the {n_fraud} fraud verdicts seed the graph stage's propagation")
+            if n_fraud < MIN_FRAUD_TO_TRAIN:
+                notes.append(f"own labels: {n_fraud} fraud verdicts are too few to fit models and set thresholds on "
+                             f"(at least {MIN_FRAUD_TO_TRAIN}): each method keeps its unsupervised flag")
+                train_ds = None
         context = replace(context, rules=ruleset, lists=store, train=train_ds, now=end if now is None else now)
         account_ids = ds.to_pandas("accounts", columns=["account_id"])["account_id"]
         st.rows(len(account_ids), "accounts")
     timings["load"] = time.perf_counter() - t0
     learned = Training()
     if train_ds is not None:
+        if own is not None and own.label_coverage is not None:
+            context = replace(context, label_frequency=own.label_coverage)  # part of the training key
         key = training_key(train_ds, stages=stages, context=context)
         learned = load_training(reuse, key)
         if learned.source is not None:
@@ -213,6 +247,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                 learned = replace(learned, features=training_data(train_ds))
                 st.rows(len(learned.features[0]), "training accounts")
         context = replace(context, train_features=learned.features)
+        if own is not None:
+            context = replace(context, label_frequency=_label_frequency(own, train_ds, learned, context, notes))
     if seed_pool is not None and "graph" not in stages:
         notes.append("seed pool given but the graph stage is not run: it is recorded, not used")
     with atomic_directory(out, kind="run", inputs=inputs, force=force) as tmp:
@@ -260,7 +296,13 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                 _write_frame(seed_table, tmp / "seed_pool.parquet")
             if train_ds is not None:
                 write_training(tmp / TRAINING_DIR, key, scores=tr_scores, features=learned.features)
-            if train_ds is not None and getattr(train_ds, "fingerprint", None) == ds.fingerprint and ds.labels is not None:
+            if own is not None:
+                write_parquet(pd.DataFrame({"entity_type": "account", "entity_id": own_known["entity_id"].astype(str)}),
+                              tmp / "train_entities.parquet")
+                heldout = heldout_check(accounts, own_verdicts, own, end=end)
+                write_text(tmp / "own_labels.json", json.dumps(heldout, indent=2, default=_jsonable))
+                notes.append(_heldout_note(heldout))
+            elif train_ds is not None and getattr(train_ds, "fingerprint", None) == ds.fingerprint and ds.labels is not None:
                 lab = ds.labels[ds.labels["entity_type"] == "account"]
                 write_parquet(pd.DataFrame({"entity_type": "account",
                                             "entity_id": lab["entity_id"].astype(str).unique()}),
@@ -274,15 +316,22 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         manifest = {
             "fraudkit_version": __version__, "created": pd.Timestamp.now().isoformat(timespec="seconds"),
             "parameters": {"stages": list(stages), "seed": seed, "rules": ruleset.source or "inline",
-                           "rules_version": ruleset.version, "train": None if train_ds is None else str(train_ds.path),
+                           "rules_version": ruleset.version,
+                           "train": None if train_ds is None else (own.describe() if own is not None
+                                                                   else str(train_ds.path)),
                            "target_precision": float(target_precision),
                            # what the caller set (now defaults to the data's end, not a parameter)
                            "context": {k: _jsonable(v) for k, v in replace(context, now=now).describe().items()}},
             "stages_run": list(ran), "notes": notes,
             "stage_notes": {st: list(o.notes) for st, o in outputs.items()},
             "data": {"path": str(Path(ds.path).resolve()) if ds.path is not None else None,
-                     "fingerprint": ds.fingerprint},
-            "train": None if train_ds is None else {"path": str(train_ds.path), "fingerprint": train_ds.fingerprint},
+                     "fingerprint": ds.fingerprint, "end": str(end)},
+            "train": ({"kind": "own labels", "path": str(own.path), "train_until": str(own.train_until or end),
+                       "label_delay": str(own.label_delay), "label_frequency": float(context.label_frequency),
+                       "fitted": train_ds is not None,
+                       "fingerprint": None if train_ds is None else train_ds.fingerprint} if own is not None
+                      else None if train_ds is None else
+                      {"kind": "training dataset", "path": str(train_ds.path), "fingerprint": train_ds.fingerprint}),
             "seed_pool": seed_info,
             "operating_point": operating.manifest,
             "timings": {k: round(v, 3) for k, v in timings.items()},
@@ -299,6 +348,57 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
 
 
 # --- private helpers ----------------------------------------------------------------------------
+
+
+def _with_seeds(seed_pool, seeds: pd.DataFrame, *, seen_at) -> SeedPool:
+    """``seed_pool`` (None, a SeedPool or a seed table) with ``seeds`` added."""
+    if seed_pool is None:
+        base = SeedPool.empty()
+    elif isinstance(seed_pool, SeedPool):
+        base = seed_pool
+    else:
+        _, t = _describe_seed_pool(seed_pool)
+        t = t.assign(entity_type=t["entity_type"] if "entity_type" in t.columns else "account",
+                     source=t["source"] if "source" in t.columns else "given",
+                     score=t["score"] if "score" in t.columns else 1.0)
+        base = SeedPool.empty().update(t, run_id="given", seen_at=seen_at)
+    return base.update(seeds, run_id="own_labels", seen_at=seen_at)
+
+
+def _label_frequency(own, train_ds, learned, context, notes) -> float:
+    """The share of the training part's fraud the analyst's labels cover: stated, or estimated."""
+    if own.label_coverage is not None:
+        notes.append(f"own labels: they cover {own.label_coverage:.1%} of the fraud (stated); a threshold's precision "
+                     "is estimated as labelled fraud flagged / coverage / flagged")
+        return own.label_coverage
+    X, y = learned.features if learned.features is not None else training_data(train_ds)
+    c = estimate_label_frequency(X, y, seed=context.seed)
+    if np.isnan(c):
+        notes.append(f"own labels: the share of fraud they cover cannot be told from the data (the {int(np.sum(y))} "
+                     "labelled accounts are nowhere denser than elsewhere); precision is computed as if unlabelled "
+                     "accounts were honest, a lower bound: thresholds are strict. State it with --label-coverage")
+        return 1.0
+    notes.append(f"own labels: they cover about {c:.1%} of the fraud (estimated from the densest labelled region of {len(y)} training "
+                 f"accounts, {int(np.sum(y))} labelled fraud; state it with --label-coverage when known); a "
+                 "threshold's precision is estimated as labelled fraud flagged / coverage / flagged")
+    return c
+
+
+def _heldout_note(h: dict) -> str:
+    """One line on the held-out verdicts of an own-labels run."""
+    if not (h["n_heldout_fraud"] or h["n_heldout_honest"]):
+        return f"own labels: {h['note']}"
+
+    def pct(a, lo, hi):
+        return "n/a" if a is None else f"{100 * a:.1f}% (95% interval {100 * lo:.1f}-{100 * hi:.1f}%)"
+
+    text = (f"own labels held out (verdicts from {h['cut']} on): {h['n_heldout_fraud']} fraud, "
+            f"{h['n_heldout_honest']} honest; of {h['n_flagged']} flagged accounts, {h['flagged_with_later_fraud']} "
+            f"were later judged fraud: precision at least {pct(h['precision_lower_bound'], h['precision_lower_bound_low'], h['precision_lower_bound_high'])}")
+    if h["n_heldout_honest"]:
+        text += (f"; among flagged accounts with a later verdict "
+                 f"{pct(h['precision_reviewed'], h['precision_reviewed_low'], h['precision_reviewed_high'])}")
+    return text + f"; recall of the later fraud verdicts {pct(h['recall'], h['recall_low'], h['recall_high'])}"
 
 
 def _run_stages(ds, stages, context, notes, timings):
@@ -345,7 +445,7 @@ def _operating_point(train_ds, stages, context, notes, *, reused=None):
         tr_scores = reused
     else:
         tr_scores = _training_pass(train_ds, stages, context)
-    op = fit_operating_point(tr_scores, train_ds.labels, precision=precision,
+    op = fit_operating_point(tr_scores, train_ds.labels, precision=precision, label_frequency=context.label_frequency,
                              source=f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint})")
     shown = ", ".join(f"{st}/{m} > {v:.4g}" for (st, m), v in op.thresholds.items())
     notes.append(f"operating point: per-method thresholds set on the training dataset at precision {precision:g}, "

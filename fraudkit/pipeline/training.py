@@ -71,7 +71,7 @@ def training_key(train_ds, *, stages, context) -> dict:
     rules = context.rules.to_dict() if hasattr(context.rules, "to_dict") else repr(context.rules)
     return {"fraudkit_version": __version__, "train_fingerprint": str(train_ds.fingerprint),
             "stages": list(stages), "seed": int(context.seed), "target_precision": float(context.target_precision),
-            "rules_sha256": _sha(rules),
+            "rules_sha256": _sha(rules), "label_frequency": float(context.label_frequency),
             "params": {s: _sha(dict(getattr(context, s))) for s in STAGE_PARAMETERS}}
 
 

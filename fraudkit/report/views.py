@@ -425,6 +425,15 @@ def training_note(run_dir) -> tuple[str, str]:
                         "unsupervised default threshold. Pass `--train DIR` (a labelled dataset from another "
                         "period or world) to fit them.")
     tname, dname = Path(str(train.get("path", ""))).name, Path(str(data.get("path", ""))).name
+    if train.get("kind") == "own labels":
+        if not train.get("fitted"):
+            return "warn", (f"Your own labels (`{tname}`) hold too few fraud verdicts to fit models and set thresholds "
+                            "on: every stage used its own unsupervised flag, and the verdicts seeded the graph "
+                            "stage's propagation. Their accounts are left out of every figure.")
+        return "ok", (f"Stage-1 models were fitted, and every stage's threshold set, on your own labels (`{tname}`): "
+                      f"the data before {train.get('train_until')} with the verdicts known then (they cover about "
+                      f"{100 * float(train.get('label_frequency', 1)):.0f}% of the fraud). Their accounts are left "
+                      "out of every figure; the later verdicts check the run (`own_labels.json`).")
     if train.get("fingerprint") and train.get("fingerprint") == data.get("fingerprint"):
         return "warn", (f"Models and thresholds were fitted on the scored dataset `{dname}` itself; its labelled "
                         "accounts are left out of every figure (`train_entities.parquet`).")

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from fraudkit.capability.lists import ListStore
+from fraudkit.data.slicing import slice_tables
 from fraudkit.errors import FraudkitError
 from fraudkit.evaluation.loop import (
     ClosedLoop,
@@ -13,7 +14,6 @@ from fraudkit.evaluation.loop import (
     loop_windows,
     run_closed_loop,
     sink_data,
-    slice_tables,
 )
 
 T = pd.Timestamp

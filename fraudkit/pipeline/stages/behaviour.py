@@ -340,9 +340,9 @@ def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
         cls = {"logistic": LogisticScorer, "boosting": BoostingScorer}.get(name)
         if cls is None:
             raise FraudkitError(f"unknown model {name!r} in the behaviour stage's models parameter; use 'logistic' or 'boosting'")
-        models[name] = cls(target_precision=prec, seed=seed).fit(X_tr, y_tr)
+        models[name] = cls(target_precision=prec, seed=seed, label_frequency=context.label_frequency).fit(X_tr, y_tr)
     # the stage flags where any model flags: the union, not each model alone, must reach the target precision
-    joint = union_thresholds(models, target_precision=prec)
+    joint = union_thresholds(models, target_precision=prec, label_frequency=context.label_frequency)
     if np.isfinite(joint["delta"]) and joint["delta"] > 0:
         notes.append(f"models: thresholds raised by {joint['delta']:.3f} log-odds so that their union reaches "
                      f"validation precision >= {prec} (union precision {joint['precision_before']:.3f} -> "
