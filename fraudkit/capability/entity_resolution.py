@@ -85,7 +85,7 @@ def canonical_phone(phones, *, default_country: str = "86") -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per input, same order and index 0..n-1. ``phone_key`` (``"+8613800138000"``; null for a
-        null, empty or digit-less input), ``valid`` (nullable boolean: a plausible number — Chinese
+        null, empty, digit-less or over-long input), ``valid`` (nullable boolean: a plausible number — Chinese
         mobile ``1[3-9]`` + 9 digits or landline for +86, 8–15 digits for other countries; null for null
         input), ``country_code`` and ``national_number`` (strings).
 
@@ -189,7 +189,7 @@ def _expand(table, code):
 # ---------------------------------------------------------------------------------------------- phones
 
 _PHONE_EXT = re.compile(r"(?:转|ext\.?|x|分机)\s*\d{1,6}\s*$", re.IGNORECASE)
-_CN_PHONE = re.compile(r"1[3-9]\d{9}|[2-9]\d{8,10}")
+_CN_PHONE = re.compile(r"1[3-9]\d{9}|(?:10|2\d)\d{8}|[3-9]\d{9,10}")  # mobile; landline: area code + 7-8 digits
 
 
 def _parse_phone(value, default_country):
@@ -200,7 +200,7 @@ def _parse_phone(value, default_country):
     s = _strip_markup(unicodedata.normalize("NFKC", value[: 4 * MAX_CHARS]))[:MAX_CHARS].strip()
     s = _PHONE_EXT.sub("", s)
     digits = re.sub(r"\D", "", s)
-    if not digits:
+    if not digits or len(digits) > 20:  # no phone has more than 15 digits (+ a few of an unrecognised extension)
         return [None, False, None, None]
     cc = default_country
     if s.startswith("+"):
@@ -235,7 +235,7 @@ _CC2 = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", 
 
 # --------------------------------------------------------------------------------------------- parsing
 
-_MARKUP = re.compile(r"<[^<>]{0,200}>|&[a-z]{2,8};|&#\d{1,6};", re.IGNORECASE)
+_MARKUP = re.compile(r"<(script|style)\b[^<>]{0,200}>.{0,2000}?</\1\s*>|<[^<>]{0,200}>|&[a-z]{2,8};|&#\d{1,6};", re.IGNORECASE)
 _NOTES = re.compile(r"[(\[{【《][^()\[\]{}【】《》]{0,60}[)\]}】》]")
 _CN_NUM = "零〇一二两三四五六七八九十百"
 _CN_NUMERAL = re.compile(rf"[{_CN_NUM}]{{1,8}}(?=号楼|号院|号|栋|幢|座|单元|室|楼|层|弄)")
