@@ -238,6 +238,8 @@ _CC2 = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", 
 _MARKUP = re.compile(r"<(script|style)\b[^<>]{0,200}>.{0,2000}?</\1\s*>|<[^<>]{0,200}>|&[a-z]{2,8};|&#\d{1,6};", re.IGNORECASE)
 _NOTES = re.compile(r"[(\[{【《][^()\[\]{}【】《》]{0,60}[)\]}】》]")
 _CN_NUM = "零〇一二两三四五六七八九十百"
+_HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
+_SPACES = re.compile(r"[\u3000\s]+")
 _CN_NUMERAL = re.compile(rf"[{_CN_NUM}]{{1,8}}(?=号楼|号院|号|栋|幢|座|单元|室|楼|层|弄)")
 _HAN = r"\u4e00-\u9fff"
 # a bare municipality name followed by a road is the road's own name (重庆南路, 北京西路, 上海路 in Nanjing)
@@ -280,11 +282,12 @@ def _strip_markup(s):
 
 def _clean(value):
     s = unicodedata.normalize("NFKC", value[: 4 * MAX_CHARS])
-    s = _strip_markup(s)[:MAX_CHARS].lower()
-    s = re.sub(r"[\u3000\s]+", " ", s).strip()
+    if "<" in s or "&" in s:
+        s = _strip_markup(s)
+    s = _SPACES.sub(" ", s[:MAX_CHARS].lower()).strip()
     for _ in range(2):  # nested notes, at most two levels
         s = _NOTES.sub(" ", s)
-    s = _CN_NUMERAL.sub(lambda m: _cn_to_digits(m.group(0)), s)
+    s = _CN_NUMERAL.sub(_numeral_digits, s)
     return s.strip(" ,;.，。")
 
 
@@ -298,8 +301,7 @@ def _parse_address(value):
     s = _clean(value)
     if not s:
         return empty
-    han = len(re.findall(rf"[{_HAN}]", s))
-    parts = (_parse_cn(s) if han else None) or _parse_en(s)
+    parts = (_parse_cn(s) if _HAN_CHAR.search(s) else None) or _parse_en(s)
     if parts is None:
         text = re.sub(r"[\s,，;。.]+", "", s)
         return [("raw|" + text) if text else None, *([None] * len(_PARTS))]
@@ -421,6 +423,10 @@ def _num(x):
     return str(int(x)) if x.isdigit() else x
 
 
+def _numeral_digits(m):
+    return _cn_to_digits(m.group(0))
+
+
 def _cn_to_digits(text):
     digits = {c: i for i, c in enumerate("零一二三四五六七八九")}
     digits.update({"〇": 0, "两": 2})
@@ -446,32 +452,33 @@ _OPEN = ("province", "city", "district", "road_type", "unit")
 
 def _resolve_forms(parsed, counts, road_similarity, max_block):
     """Per distinct form: ``address_key``, ``confidence``, ``compound_key``."""
-    f = parsed[parsed["form"].notna()].copy()
-    f["n"] = counts[parsed["form"].notna().to_numpy()]
-    f = f.groupby("form", sort=False).agg({**{k: "first" for k in _PARTS}, "n": "sum"}).reset_index()
+    ok = parsed["form"].notna().to_numpy()
+    f = parsed.loc[ok]
+    fcode, _ = pd.factorize(f["form"], sort=False)
+    f = f.drop_duplicates("form").assign(n=np.bincount(fcode, weights=counts[ok]))  # same order as factorize
     if f.empty:
         return pd.DataFrame(columns=["form", "address_key", "confidence", "compound_key"])
-    raw = f["language"].isna()
-    f["complete"] = f[["road_type", "building", "unit", "room"]].notna().sum(axis=1)
-    f["complete"] += f["region_tokens"].map(lambda x: min(len(x or ()), 3))
-    f = f.sort_values(["complete", "language", "n", "form"], ascending=[False, False, False, True],
-                      na_position="last", kind="mergesort")
-    rep = np.empty(len(f), dtype=object)
-    conf = np.ones(len(f))
+    complete = f[["road_type", "building", "unit", "room"]].notna().sum(axis=1).to_numpy()
+    complete += np.fromiter((min(len(x or ()), 3) for x in f["region_tokens"]), dtype=np.int64, count=len(f))
+    f = f.assign(complete=complete).sort_values(["complete", "language", "n", "form"],
+                                                ascending=[False, False, False, True], na_position="last",
+                                                kind="mergesort").reset_index(drop=True)
     forms = f["form"].to_numpy(dtype=object)
-    rep[raw.loc[f.index].to_numpy()] = forms[raw.loc[f.index].to_numpy()]
-    parsed_idx = np.flatnonzero(~raw.loc[f.index].to_numpy())
-    block = f.iloc[parsed_idx][["road_number", "building", "room", "floor"]].fillna("").astype(str).agg("|".join, axis=1)
-    records = f.to_dict("records")
-    for _, idx in pd.Series(parsed_idx).groupby(block.to_numpy(), sort=False):
-        idx = idx.to_numpy()
-        if len(idx) == 1:
-            rep[idx[0]] = forms[idx[0]]
-            continue
-        exact_only = len(idx) > max_block
+    rep = forms.copy()
+    conf = np.ones(len(f))
+    parsed_idx = np.flatnonzero(f["language"].notna().to_numpy())
+    b = f.loc[parsed_idx, ["road_number", "building", "room", "floor"]].fillna("")
+    block, _ = pd.factorize(b["road_number"] + "|" + b["building"] + "|" + b["room"] + "|" + b["floor"])
+    order = np.argsort(block, kind="stable")  # blocks together, each in the sorted (most complete first) order
+    sorted_idx, sorted_block = parsed_idx[order], block[order]
+    starts = np.flatnonzero(np.r_[True, sorted_block[1:] != sorted_block[:-1]])
+    sizes = np.diff(np.r_[starts, len(sorted_block)])
+    cols = {k: f[k].to_numpy(dtype=object) for k in _PARTS}
+    for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+        exact_only = size > max_block
         clusters = []
-        for i in idx:
-            r = records[i]
+        for i in sorted_idx[start:start + size]:
+            r = {k: cols[k][i] for k in _PARTS}
             for c in clusters:
                 sim = _match(r, c, road_similarity, exact_only)
                 if sim is not None:
@@ -485,10 +492,8 @@ def _resolve_forms(parsed, counts, road_similarity, max_block):
             else:
                 clusters.append({"rep_form": forms[i], "rep": r, **{k: r[k] for k in _OPEN},
                                  "tokens": {r["language"]: set(r["region_tokens"] or ())}})
-                rep[i] = forms[i]
-    out = pd.DataFrame({"form": forms, "address_key": rep, "confidence": conf})
-    out["address_key"] = out["address_key"].map(_display_key)
-    out["compound_key"] = out["address_key"].map(lambda k: "|".join(k.split("|")[:4]) if k.count("|") >= 4 else k)
+    out = pd.DataFrame({"form": forms, "address_key": [_display_key(x) for x in rep], "confidence": conf})
+    out["compound_key"] = [_compound(k) for k in out["address_key"]]
     return out
 
 
@@ -526,6 +531,10 @@ def _confidence(r, c, sim):
     if r["region_tokens"] in (None, ()) and c["rep"]["region_tokens"]:
         score -= 0.03
     return round(max(score, 0.5), 4)
+
+
+def _compound(key):
+    return "|".join(key.split("|")[:4]) if key.count("|") >= 4 else key
 
 
 def _display_key(form):
