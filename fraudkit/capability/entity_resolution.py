@@ -62,7 +62,7 @@ ADDRESS_COLUMNS = ("address_key", "confidence", "compound_key", "form", "languag
 PHONE_COLUMNS = ("phone_key", "valid", "country_code", "national_number")
 """Columns of :func:`canonical_phone`, in order."""
 
-_PARTS = ("language", "province", "city", "district", "region_tokens", "road", "road_key", "road_type",
+_PARTS = ("language", "province", "city", "district", "region_tokens", "local_tokens", "road", "road_key", "road_type",
           "road_number", "building", "unit", "room", "floor")
 
 
@@ -247,7 +247,8 @@ _MUNICIPALITY = re.compile(r"^(?:(北京|上海|天津|重庆)(?:市|(?![东南�
 _PROVINCE = re.compile(rf"^([{_HAN}]{{2,7}}?)(?:省|自治区|特别行政区)")
 _CITY = re.compile(rf"^([{_HAN}]{{2,6}}?)(?:市|自治州|地区|盟)(?!路|街|大道|大街|巷|弄|道)")
 _DISTRICT = re.compile(rf"^([{_HAN}]{{1,6}}?)(?:新区|区|县|旗)(?!路|街|大道|大街|巷|弄|道)")
-_CN_ROAD = re.compile(rf"((?:(?![市区县省])[{_HAN}a-z]){{1,12}}?)(大道|大街|胡同|路|街|巷|弄|道)(\d{{1,5}})(?:号院|号|弄)?")
+_CN_ROAD = re.compile(rf"((?:(?![市区县省])[{_HAN}a-z]){{1,12}}?)(大道|大街|胡同|路|街|巷|弄|道)/?(\d{{1,5}})/?(?:号院|号|弄)?")
+_BARE_REGION = re.compile(rf"^([{_HAN}]{{2,4}})/")  # a place name set off by a space: 上海 浦东 张江路…
 _CN_DASH3 = re.compile(r"^(\d{1,3}|[a-z])[-#](\d{1,2})[-#](\d{1,5})")
 _CN_DASH2 = re.compile(r"^(\d{1,3}|[a-z])[-#](\d{1,5})")
 _CN_BUILDING = re.compile(r"^(\d{1,3}|[a-z])(?:号楼|栋|幢|座|号(?=\d))")
@@ -311,37 +312,47 @@ def _parse_address(value):
         p["floor"] = None
     region = (f"{p['province'] or ''}/{p['city'] or ''}/{p['district'] or ''}" if p["language"] == "zh"
               else " ".join(sorted(p["region_tokens"] or ())))
+    if parts.get("bare"):
+        region += "/" + " ".join(parts["bare"])
     form = "|".join([p["language"], region, p["road_key"], p["road_type"] or "", p["road_number"],
                      p["building"] or "", p["unit"] or "", p["room"] or "", p["floor"] or ""])
     return [form, *(p[k] for k in _PARTS)]
 
 
 def _parse_cn(s):
-    t = s.replace(" ", "").replace(",", "").replace("，", "")
+    # spaces and commas become "/", a boundary no region or road name crosses
+    t = re.sub(r"[\s,，、]+", "/", s).strip("/")
     out = {"language": "zh"}
+    bare = []
     m = _MUNICIPALITY.match(t)
     if m:
         out["province"] = out["city"] = m.group(1)
-        t = t[m.end():]
+        t = t[m.end():].lstrip("/")
     else:
         m = _PROVINCE.match(t)
         if m:
-            out["province"], t = m.group(1), t[m.end():]
+            out["province"], t = m.group(1), t[m.end():].lstrip("/")
         m = _CITY.match(t)
         if m:
-            out["city"], t = m.group(1), t[m.end():]
+            out["city"], t = m.group(1), t[m.end():].lstrip("/")
     m = _DISTRICT.match(t)
     if m:
-        out["district"], t = m.group(1), t[m.end():]
+        out["district"], t = m.group(1), t[m.end():].lstrip("/")
+    while len(bare) < 3 and (m := _BARE_REGION.match(t)) and _CN_ROAD.search(t, m.end()):
+        bare.append(m.group(1))  # a city or district named without 市/区: a region name, at no level
+        t = t[m.end():]
     m = _CN_ROAD.search(t)
     if not m:
         return None
     name = m.group(1)
     out.update(road=name + m.group(2), road_key=_road_key_cn(name), road_type=_CN_ROAD_TYPE[m.group(2)],
-               road_number=str(int(m.group(3))))
+               road_number=str(int(m.group(3))), bare=bare)
     out["region_tokens"] = tuple(sorted({_pinyin(_REGION_SUFFIX.sub("", x) or x)
-                                         for x in (out.get("province"), out.get("city"), out.get("district")) if x}))
-    rest = t[m.end():].lstrip("-#")
+                                         for x in (out.get("province"), out.get("city"), out.get("district"), *bare)
+                                         if x}))
+    upper = {_pinyin(x) for x in (out.get("province"), out.get("city")) if x}
+    out["local_tokens"] = tuple(sorted({_pinyin(x) for x in (out.get("district"), *bare) if x} - upper))
+    rest = t[m.end():].replace("/", "").lstrip("-#")
     m = _CN_DASH3.match(rest)
     if m:
         out.update(building=_num(m.group(1)), unit=_num(m.group(2)), room=_num(m.group(3)))
@@ -488,10 +499,12 @@ def _resolve_forms(parsed, counts, road_similarity, max_block):
                         if c[k] is None and r[k] is not None:
                             c[k] = r[k]
                     c["tokens"].setdefault(r["language"], set()).update(r["region_tokens"] or ())
+                    c["local"].update(r["local_tokens"] or ())
                     break
             else:
                 clusters.append({"rep_form": forms[i], "rep": r, **{k: r[k] for k in _OPEN},
-                                 "tokens": {r["language"]: set(r["region_tokens"] or ())}})
+                                 "tokens": {r["language"]: set(r["region_tokens"] or ())},
+                                 "local": set(r["local_tokens"] or ())})
     out = pd.DataFrame({"form": forms, "address_key": [_display_key(x) for x in rep], "confidence": conf})
     out["compound_key"] = [_compound(k) for k in out["address_key"]]
     return out
@@ -510,11 +523,13 @@ def _match(r, c, road_similarity, exact_only):
     for k in ("province", "city"):  # only Chinese forms fill these levels
         if r[k] and c[k] and r[k] != c[k]:
             return None
-    if r["district"] and c["district"] and not (r["district"].startswith(c["district"])
-                                                or c["district"].startswith(r["district"])):
+    # districts (or place names without 区) of Chinese forms: one must be a prefix of another (东湖高新 / 东湖)
+    if r["local_tokens"] and c["local"] and not any(a.startswith(b) or b.startswith(a)
+                                                    for a in r["local_tokens"] for b in c["local"]):
         return None
     # Chinese levels were compared above; otherwise the region names (pinyin) must share one
-    zh_levels = r["language"] == "zh" and any(c[k] for k in ("province", "city", "district"))
+    levels = ("province", "city", "district")
+    zh_levels = r["language"] == "zh" and any(r[k] for k in levels) and any(c[k] for k in levels)
     tokens = set(r["region_tokens"] or ())
     known = set().union(*c["tokens"].values())
     if tokens and known and not tokens & known and not zh_levels:

@@ -97,6 +97,15 @@ def test_missing_parts_never_chain_a_conflict():
     assert k[4] != k[3]                           # another city
 
 
+def test_place_names_set_off_by_spaces():
+    r = canonical_address(["上海市浦东新区张江路88号5号301室", "上海 浦东 张江路 88号 5号楼 301",
+                           "上海 徐汇 张江路 88号 5号楼 301", "上海市徐汇区张江路88号5-301", "杭州 文三路 477号 1-204",
+                           "浙江省杭州市西湖区文三路477号1栋2单元204室"])
+    k = r["address_key"]
+    assert r["road"][1] == "张江路" and k[0] == k[1] and k[2] == k[3] and k[0] != k[2]
+    assert k[4] == k[5]
+
+
 def test_hard_negatives_stay_apart():
     r = canonical_address(["张江路88号5栋301室", "张江路88号5栋302室", "东方路88号5栋301室", "张江路86号5栋301室",
                            "张江路88号6栋301室", "人民路12号3栋501室", "人民北路12号3栋501室"])
