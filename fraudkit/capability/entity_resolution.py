@@ -524,8 +524,10 @@ def _match(r, c, road_similarity, exact_only):
         if r[k] and c[k] and r[k] != c[k]:
             return None
     # districts (or place names without 区) of Chinese forms: one must be a prefix of another (东湖高新 / 东湖)
-    if r["local_tokens"] and c["local"] and not any(a.startswith(b) or b.startswith(a)
-                                                    for a in r["local_tokens"] for b in c["local"]):
+    # (a place name without 区 may be the other's city: 杭州 文三路… against 杭州市西湖区文三路…)
+    mine = set(r["local_tokens"] or ()) - {_pinyin(c[k]) for k in ("province", "city") if c[k]}
+    theirs = c["local"] - {_pinyin(r[k]) for k in ("province", "city") if r[k]}
+    if mine and theirs and not any(a.startswith(b) or b.startswith(a) for a in mine for b in theirs):
         return None
     # Chinese levels were compared above; otherwise the region names (pinyin) must share one
     levels = ("province", "city", "district")
