@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from fraudkit.capability.entity_resolution import (ADDRESS_COLUMNS, PHONE_COLUMNS, address_pairs, canonical_address,
-                                                   canonical_phone, pair_scores)
+                                                   canonical_phone, pair_scores, with_canonical_keys)
+from fraudkit.errors import MissingInputError
 
 VARIANTS = Path(__file__).with_name("address_variants.csv")
 
@@ -167,3 +168,18 @@ def test_oversized_block_falls_back_to_exact_roads():
     a = [f"{chr(0x4e00 + i)}{chr(0x4e10 + i)}路1号1栋101室" for i in range(300)]
     r = canonical_address(a + a[:5], max_block=50)
     assert r["address_key"][:300].nunique() > 250 and r["address_key"][300] == r["address_key"][0]
+
+
+def test_with_canonical_keys_adds_columns_without_mutating():
+    o = pd.DataFrame({"address": ["张江路88号5-301", None, "Rm 301 Bldg 5, 88 Zhangjiang Rd"],
+                      "receiver_phone": ["+86 138-0013-8000", "13800138000", None]}, index=[7, 3, 5])
+    before = o.copy()
+    k = with_canonical_keys(o)
+    pd.testing.assert_frame_equal(o, before)
+    assert k.index.tolist() == [7, 3, 5]
+    assert k["address_key"][7] == k["address_key"][5] and k["address_key"][3] is None
+    assert k["phone_key"].tolist() == ["+8613800138000", "+8613800138000", None]
+    assert k["phone_valid"].isna().tolist() == [False, False, True]
+    assert with_canonical_keys(o, phone=None).columns.tolist()[-1] == "compound_key"
+    with pytest.raises(MissingInputError, match="receiver"):
+        with_canonical_keys(o.drop(columns="receiver_phone"))
