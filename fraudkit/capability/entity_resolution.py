@@ -304,6 +304,7 @@ _CITY = re.compile(rf"^([{_HAN}]{{2,6}}?)(?:市|自治州|地区|盟)(?!路|街|
 _DISTRICT = re.compile(rf"^([{_HAN}]{{1,6}}?)(?:新区|区|县|旗)(?!路|街|大道|大街|巷|弄|道)")
 _CN_ROAD = re.compile(rf"((?:(?![市区县省])[{_HAN}a-z]){{1,12}}?)(大道|大街|胡同|路|街|巷|弄|道)/?(\d{{1,5}})/?(?:号院|号|弄)?")
 _BARE_REGION = re.compile(rf"^([{_HAN}]{{2,4}})/")  # a place name set off by a space: 上海 浦东 张江路…
+_TOWN = re.compile(rf"^([{_HAN}]{{1,6}}?)(?:镇|乡|街道)(?=[{_HAN}])(?!路|街|大道|大街|巷|弄|道)")
 _CN_DASH3 = re.compile(r"^(\d{1,3}|[a-z])[-#](\d{1,2})[-#](\d{1,5})")
 _CN_DASH2 = re.compile(r"^(\d{1,3}|[a-z])[-#](\d{1,5})")
 _CN_BUILDING = re.compile(r"^(\d{1,3}|[a-z])(?:号楼|栋|幢|座|号(?=\d))")
@@ -393,6 +394,10 @@ def _parse_cn(s):
     m = _DISTRICT.match(t)
     if m:
         out["district"], t = m.group(1), t[m.end():].lstrip("/")
+    m = _TOWN.match(t)
+    if m and _CN_ROAD.search(t, m.end()):
+        bare.append(m.group(1))  # a town or sub-district (张江镇): a place name below the district
+        t = t[m.end():].lstrip("/")
     while len(bare) < 3 and (m := _BARE_REGION.match(t)) and _CN_ROAD.search(t, m.end()):
         bare.append(m.group(1))  # a city or district named without 市/区: a region name, at no level
         t = t[m.end():]
@@ -422,6 +427,9 @@ def _parse_cn(s):
     m = _CN_UNIT.match(rest)
     if m:
         out["unit"], rest = _num(m.group(1)), rest[m.end():]
+    m = _CN_FLOOR.match(rest)
+    if m and out.get("building") and rest[m.end():m.end() + 1].isdigit():
+        rest = rest[m.end():]  # a floor before the room (5号楼3楼301): the room says it already
     m = _CN_ROOM.match(rest)
     if m and (out.get("building") or out.get("unit") or "室" in m.group(0) or len(m.group(1)) >= 3):
         out["room"] = _num(m.group(1))

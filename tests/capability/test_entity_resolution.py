@@ -107,6 +107,15 @@ def test_place_names_set_off_by_spaces():
     assert k[4] == k[5]
 
 
+def test_towns_floors_and_letter_buildings():
+    r = canonical_address(["上海市浦东新区张江路88号5号楼3单元301室", "上海市浦东新区张江镇张江路88号5号楼301室",
+                           "张江路88号5号楼3楼301", "张江路88号5#301", "张江路八八号5栋301", "张江路88号A座301",
+                           "张江路88号a座301室"])
+    k = r["address_key"]
+    assert k.nunique() == 2 and k[0] == k[1] == k[2] == k[3] == k[4] and k[5] == k[6]
+    assert r["road"][1] == "张江路" and r["room"][2] == "301" and r["building"][5] == "a"
+
+
 def test_hard_negatives_stay_apart():
     r = canonical_address(["张江路88号5栋301室", "张江路88号5栋302室", "东方路88号5栋301室", "张江路86号5栋301室",
                            "张江路88号6栋301室", "人民路12号3栋501室", "人民北路12号3栋501室"])
