@@ -103,7 +103,9 @@ def canonical_phone(phones, *, default_country: str = "86") -> pd.DataFrame:
     code, uniq = pd.factorize(values, sort=False)
     rows = [_parse_phone(u, default_country) for u in uniq]
     parsed = pd.DataFrame(rows, columns=list(PHONE_COLUMNS)) if rows else pd.DataFrame(columns=list(PHONE_COLUMNS))
-    return _expand(parsed, code).astype({"valid": "boolean"})
+    out = _expand(parsed, code).astype({"valid": "boolean"})
+    out.attrs.update(method="canonical_phone", default_country=default_country, max_chars=MAX_CHARS)
+    return out
 
 
 def canonical_address(addresses, *, road_similarity: float = 0.85, max_block: int = 200) -> pd.DataFrame:
@@ -129,7 +131,8 @@ def canonical_address(addresses, *, road_similarity: float = 0.85, max_block: in
         compound, for "same compound" signals), ``form`` (the row's own normalised form), ``language``
         (``zh``, ``en`` or null when unparsed), and the parsed parts ``province``, ``city``,
         ``district``, ``road``, ``road_type`` (``rd``, ``st``, ``ave``, ``ln``), ``road_number``,
-        ``building``, ``unit``, ``room``, ``floor`` (strings or null).
+        ``building``, ``unit``, ``room``, ``floor`` (strings or null). ``attrs`` records the method, its
+        parameters and the numbers of distinct strings and forms.
 
     Examples
     --------
@@ -138,13 +141,20 @@ def canonical_address(addresses, *, road_similarity: float = 0.85, max_block: in
     >>> r["address_key"].nunique(), r["confidence"].tolist()
     (2, [1.0, 0.85, 0.79, 1.0])
     """
+    if not 0.0 < road_similarity <= 1.0:
+        raise ValueError(f"canonical_address: road_similarity must be in (0, 1], got {road_similarity!r}.")
+    if int(max_block) < 2:
+        raise ValueError(f"canonical_address: max_block must be at least 2, got {max_block!r}.")
     values = pd.Series(addresses, dtype=object).reset_index(drop=True)
     code, uniq = pd.factorize(values, sort=False)
     parsed = pd.DataFrame([_parse_address(u) for u in uniq], columns=["form", *_PARTS])
     counts = np.bincount(code[code >= 0], minlength=len(uniq))
     forms = _resolve_forms(parsed, counts, road_similarity, max_block)
     table = parsed.merge(forms, on="form", how="left")[list(ADDRESS_COLUMNS)]
-    return _expand(table, code).astype({"confidence": float})
+    out = _expand(table, code).astype({"confidence": float})
+    out.attrs.update(method="canonical_address", road_similarity=road_similarity, max_block=max_block,
+                     max_chars=MAX_CHARS, distinct_strings=len(uniq), distinct_forms=len(forms))
+    return out
 
 
 def with_canonical_keys(frame: pd.DataFrame, *, address: str | None = "address",

@@ -192,3 +192,11 @@ def test_with_canonical_keys_adds_columns_without_mutating():
     assert with_canonical_keys(o, phone=None).columns.tolist()[-1] == "compound_key"
     with pytest.raises(MissingInputError, match="receiver"):
         with_canonical_keys(o.drop(columns="receiver_phone"))
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(ValueError, match="road_similarity"):
+        canonical_address(["张江路88号"], road_similarity=1.5)
+    with pytest.raises(ValueError, match="max_block"):
+        canonical_address(["张江路88号"], max_block=0)
+    assert canonical_address(["张江路88号"]).attrs["method"] == "canonical_address"
