@@ -261,7 +261,8 @@ def _parse_phone(value, default_country):
     if not isinstance(value, str):
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return [None, pd.NA, None, None]
-        value = str(value)
+        # a number column read with nulls comes as floats: 13800138000.0
+        value = str(int(value)) if isinstance(value, (float, np.floating)) and float(value).is_integer() else str(value)
     s = _strip_markup(unicodedata.normalize("NFKC", value[: 4 * MAX_CHARS]))[:MAX_CHARS].strip()
     s = _PHONE_EXT.sub("", s)
     digits = re.sub(r"\D", "", s)

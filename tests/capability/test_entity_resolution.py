@@ -41,6 +41,9 @@ def test_phone_nulls_stay_aligned():
     assert p["phone_key"].tolist() == [None, "+8613800138000", None, None, "+8613900139000"]
     assert p["valid"].isna().tolist() == [True, False, True, False, False]
     assert canonical_phone([]).shape == (0, len(PHONE_COLUMNS))
+    # numbers read from a file with nulls arrive as floats or ints
+    assert canonical_phone(pd.Series([13800138000.0, np.nan]))["phone_key"].tolist() == ["+8613800138000", None]
+    assert canonical_phone(np.array([13800138000]))["phone_key"].tolist() == ["+8613800138000"]
 
 
 def test_phone_long_and_markup_input_is_capped():
