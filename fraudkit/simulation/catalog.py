@@ -7,6 +7,8 @@ reports an iPhone model with an Android screen is detectable.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "sample_phones",
     "make_addresses",
     "address_variants",
+    "typed_address_variants",
+    "typed_phones",
     "fingerprints",
 ]
 
@@ -167,6 +171,35 @@ def address_variants(rng: np.random.Generator, base: str, n: int) -> np.ndarray:
     return out
 
 
+def typed_address_variants(rng: np.random.Generator, bases) -> np.ndarray:
+    """One spelling per base address in the many styles group scalpers type (object array, shape (len(bases),)).
+
+    Chinese with or without province / city / district, 栋/幢/号楼/座, 单元 kept or dropped, dash forms
+    (5-301, 5-3-301), Chinese numerals, full-width digits, notes in brackets; English short and long forms
+    with or without district and city. ``bases`` are :func:`make_addresses` home addresses; another string
+    gets the small variations of :func:`address_variants`.
+    """
+    out = np.empty(len(bases), dtype=object)
+    for i, base in enumerate(bases):  # a handful of rows per operator
+        m = _HOME.match(base)
+        if m is None:
+            out[i] = address_variants(rng, base, 1)[0]
+            continue
+        styles = _address_styles(m.groupdict())
+        s = styles[int(rng.integers(0, len(styles)))]
+        out[i] = s + _NOTE_SUFFIX[int(rng.integers(0, len(_NOTE_SUFFIX)))] if rng.random() < 0.3 else s
+    return out
+
+
+def typed_phones(rng: np.random.Generator, phones) -> np.ndarray:
+    """The 11-digit ``phones`` typed in the ways people type them (+86 138-0013-8000, 0086…, spaces)."""
+    out = np.empty(len(phones), dtype=object)
+    for i, (p, k) in enumerate(zip(phones, rng.integers(0, 6, len(phones)))):
+        out[i] = (p, f"+86 {p[:3]}-{p[3:7]}-{p[7:]}", f"0086{p}", f"{p[:3]} {p[3:7]} {p[7:]}", f"+86{p}",
+                  f"86-{p}")[k]
+    return out
+
+
 def fingerprints(rng: np.random.Generator, n: int) -> np.ndarray:
     """Random 16-hex-digit device fingerprints (object array)."""
     if n == 0:
@@ -177,6 +210,56 @@ def fingerprints(rng: np.random.Generator, n: int) -> np.ndarray:
 def price_for(category: str) -> int:
     """Typical list price of a product category (median of its lognormal)."""
     return _CATEGORY_PRICE[category]
+
+
+_HOME = re.compile(r"^(?P<prov>[^省市]+省)?(?P<city>[^市]+市)(?P=city)?(?P<dist>.+?区)(?P<road>.+?(?:大道|路))"
+                   r"(?P<no>\d+)号(?P<b>\d+)栋(?P<u>\d+)单元(?P<r>\d+)室$")
+_EN_NAMES = {"杭州": "Hangzhou", "上海": "Shanghai", "深圳": "Shenzhen", "广州": "Guangzhou", "北京": "Beijing",
+             "成都": "Chengdu", "南京": "Nanjing", "武汉": "Wuhan", "西湖": "Xihu", "滨江": "Binjiang", "余杭": "Yuhang",
+             "拱墅": "Gongshu", "浦东新": "Pudong New", "徐汇": "Xuhui", "闵行": "Minhang", "静安": "Jing'an",
+             "南山": "Nanshan", "福田": "Futian", "宝安": "Bao'an", "龙岗": "Longgang", "天河": "Tianhe",
+             "海珠": "Haizhu", "白云": "Baiyun", "番禺": "Panyu", "朝阳": "Chaoyang", "海淀": "Haidian",
+             "丰台": "Fengtai", "昌平": "Changping", "武侯": "Wuhou", "高新": "Gaoxin", "锦江": "Jinjiang",
+             "双流": "Shuangliu", "鼓楼": "Gulou", "江宁": "Jiangning", "玄武": "Xuanwu", "秦淮": "Qinhuai",
+             "洪山": "Hongshan", "武昌": "Wuchang", "江汉": "Jianghan", "东湖高新": "Donghu Hi-tech",
+             "文三": "Wensan", "学院": "Xueyuan", "人民": "Renmin", "中山": "Zhongshan", "解放": "Jiefang",
+             "建设": "Jianshe", "科技园": "Kejiyuan", "长江": "Changjiang", "和平": "Heping", "新华": "Xinhua",
+             "滨江大道": "Binjiang", "东方": "Dongfang", "幸福": "Xingfu", "光明": "Guangming", "复兴": "Fuxing",
+             "青年": "Qingnian"}
+_NOTE_SUFFIX = ("(放门口)", "【周末送货】", " 收", "，放驿站")
+_FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+def _cn_number(n: str) -> str:
+    k = int(n)
+    if k < 10:
+        return _CN_DIGITS[k]
+    if k < 100:
+        t, u = divmod(k, 10)
+        return ("" if t == 1 else _CN_DIGITS[t]) + "十" + (_CN_DIGITS[u] if u else "")
+    return "".join(_CN_DIGITS[int(c)] for c in n)
+
+
+def _address_styles(a: dict) -> tuple:
+    prov, city, dist, road = a["prov"] or "", a["city"], a["dist"], a["road"]
+    no, b, u, r = a["no"], a["b"], a["u"], a["r"]
+    avenue = road.endswith("大道")
+    name_en = _EN_NAMES.get(road if avenue else road[:-1], "")
+    kind, abbr = ("Avenue", "Ave") if avenue else ("Road", "Rd")
+    city_en = _EN_NAMES.get(city[:-1], "")
+    dist_en = _EN_NAMES.get(dist[:-1], "")
+    return (
+        f"{prov}{city}{dist}{road}{no}号{b}栋{u}单元{r}室",
+        f"{road}{no}号{b}号楼{r}室",
+        f"{road}{no}号{b}-{r}",
+        f"{city}{road}{no}号{b}-{u}-{r}",
+        f"{dist}{road}{no}号{b}栋{r}",
+        f"{road}{no}号{_cn_number(b)}幢{_cn_number(u)}单元{_cn_number(r)}室",
+        f"{city}{dist} {road}{no.translate(_FULL_WIDTH)}号 {b}座 {r.translate(_FULL_WIDTH)}",
+        f"Rm {r} Bldg {b}, {no} {name_en} {abbr}",
+        f"Building {b}, Room {r}, No. {no} {name_en} {kind}, {dist_en} District, {city_en}",
+        f"Unit {u}, Bldg {b}, Rm {r}, {name_en} {kind} No. {no}, {city_en}",
+    )
 
 
 def _fixed_digits(x: np.ndarray, width: int, base: int) -> np.ndarray:

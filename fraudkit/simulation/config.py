@@ -222,6 +222,11 @@ class AttackerConfig:
         (no contradictions, no emulator flag).
     real_devices : float, default=0.0
         Share of accounts moved onto real, honest-looking devices.
+    vary_strings : bool, default=False
+        Group scalpers and coupon abusers type their drop addresses in many styles (Chinese and English,
+        with or without province / city / district, 单元 dropped, dash forms, Chinese numerals, full-width
+        digits, notes) and name a fresh receiver phone on every order, typed in varied formats. Off keeps
+        the small Chinese variations and the shared phone pool of earlier versions (and their seeded output).
     """
 
     campaigns: int = 2
@@ -233,6 +238,7 @@ class AttackerConfig:
     ip_scatter: float = 0.0
     device_spoof: float = 0.0
     real_devices: float = 0.0
+    vary_strings: bool = False
 
 
 _ATTACKER_DEFAULTS = {

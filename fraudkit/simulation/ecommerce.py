@@ -90,8 +90,12 @@ def _group_scalper(world, rng, cfg, cid):
         ip = scatter_ips(rng, ip, cfg.ip_scatter)
         world.proxy_ips_used.append(ip)
         base = bases[rng.integers(0, len(bases), len(a))]
-        addr = np.array([cat.address_variants(rng, b, 1)[0] for b in base], dtype=object)
-        rphone = phones[rng.integers(0, len(phones), len(a))]
+        if cfg.vary_strings:  # many typing styles, a fresh receiver phone typed differently on every order
+            addr = cat.typed_address_variants(rng, base)
+            rphone = cat.typed_phones(rng, cat.sample_phones(rng, len(a), 0.3))
+        else:
+            addr = np.array([cat.address_variants(rng, b, 1)[0] for b in base], dtype=object)
+            rphone = phones[rng.integers(0, len(phones), len(a))]
         recv = ts + (rng.lognormal(np.log(2.0), 0.3, len(a)) * DAY_US).astype(np.int64)
         parts.append(order_events(world, rng, a, ts, prod, qty=qty, addr=addr, rphone=rphone, received=recv,
                                   typ=code, camp=cid, dev=dev, ip=ip))
@@ -166,10 +170,14 @@ def _coupon_abuser(world, rng, cfg, cid):
     use = rng.random(m) < 0.85
     ots = np.minimum(cts[use] + (rng.exponential(10, use.sum()) * MIN_US).astype(np.int64), world.end_us - SEC_US)
     drops = world.households[world.n_households + rng.integers(0, 4096, 2)]
-    addr = np.array([cat.address_variants(rng, drops[j], 1)[0] for j in rng.integers(0, 2, use.sum())], dtype=object)
-    own = world.accounts["phone"][a[use]]
-    pool = cat.sample_phones(rng, 3, 0.6)[rng.integers(0, 3, use.sum())]
-    rphone = np.where((rng.random(use.sum()) < 0.6) & ~pd.isna(own), own, pool)
+    if cfg.vary_strings:
+        addr = cat.typed_address_variants(rng, drops[rng.integers(0, 2, use.sum())])
+        rphone = cat.typed_phones(rng, cat.sample_phones(rng, int(use.sum()), 0.6))
+    else:
+        addr = np.array([cat.address_variants(rng, drops[j], 1)[0] for j in rng.integers(0, 2, use.sum())], dtype=object)
+        own = world.accounts["phone"][a[use]]
+        pool = cat.sample_phones(rng, 3, 0.6)[rng.integers(0, 3, use.sum())]
+        rphone = np.where((rng.random(use.sum()) < 0.6) & ~pd.isna(own), own, pool)
     world.order_parts.append(order_events(world, rng, a[use], ots, rng.choice(cheap, use.sum()), qty=np.ones(use.sum(), dtype=np.int64),
                                           coupon=claims.cols["coupon"][use], addr=addr, rphone=rphone,
                                           typ=code, camp=cid, dev=dev[use], ip=ip[use]))
