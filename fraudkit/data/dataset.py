@@ -256,6 +256,27 @@ class Dataset:
         """Run SQL on the dataset's DuckDB connection (tables are views by name); return pandas."""
         return ns_timestamps(self._con.sql(query).to_pandas())
 
+    def view(self, name: str) -> str:
+        """Name of the typed DuckDB view of a table on :attr:`con` (for SQL that transforms the table)."""
+        if not self.has(name):
+            raise MissingInputError(f"the dataset {self._where()} has no {name!r} table")
+        return self._checked.views[name]
+
+    def with_views(self, views: dict) -> "Dataset":
+        """The same dataset with some tables read from other views of its connection (e.g. resolved keys).
+
+        ``views`` maps a table name to the name of a view or table on :attr:`con` with the table's columns;
+        the new Dataset shares the connection, the validation report and the fingerprint (the caller derives
+        the views from the data deterministically).
+        """
+        unknown = [n for n in views if not self.has(n)]
+        if unknown:
+            raise MissingInputError(f"with_views: the dataset has no {', '.join(map(repr, unknown))} table")
+        checked = CheckedTables(report=self._checked.report, views={**self._checked.views, **views},
+                                types=self._checked.types)
+        return Dataset(path=self._path, fingerprint=self.fingerprint, checked=checked, con=self._con,
+                       frames=self._frames)
+
     def close(self) -> None:
         """Close the DuckDB connection."""
         self._con.disconnect()

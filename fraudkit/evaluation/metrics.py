@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES
+from fraudkit.data.labels import OWN_FRAUD_TYPOLOGY
 from fraudkit.data.dataset import load_dataset
 from fraudkit.errors import FraudkitError
 from fraudkit.identification.base import threshold_for_precision
@@ -118,6 +119,8 @@ def evaluation_table(accounts: pd.DataFrame, labels: pd.DataFrame, *, scores=Non
             continue
         ids = set(lab.loc[lab["typology"] == typ, "entity_id"].astype(str))
         m = acc["account_id"].isin(ids).to_numpy()
+        if typ == OWN_FRAUD_TYPOLOGY and not m.any():
+            continue  # the analyst's untyped fraud verdicts: a row only where there are some
         row["n_labelled"] = int(m.sum())
         for s in cols:
             row[f"recall_{s}"] = flags[s][m].mean() if m.any() else np.nan

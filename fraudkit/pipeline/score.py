@@ -78,6 +78,7 @@ from fraudkit.pipeline.own_labels import (
     own_training_dataset,
 )
 from fraudkit.pipeline.progress import step
+from fraudkit.pipeline.resolution import resolve_entities
 from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
 from fraudkit.pipeline.stages.behaviour import training_data
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
@@ -209,8 +210,11 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                                                                   else "")) as st:
         ds = data if hasattr(data, "table") else load_dataset(data)
         train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train))
-        store = lists if lists is not None else list_store_for(ds)
         notes: list = []
+        # one key per real address and phone for every consumer (fraudkit.pipeline.resolution)
+        ds = resolve_entities(ds, notes=notes)
+        train_ds = None if train_ds is None else resolve_entities(train_ds)
+        store = lists if lists is not None else list_store_for(ds)
         ruleset = _rules_for(ds, load_ruleset(rules if rules is not None else "default"), notes)
         end = data_end(ds)
         if own is not None:

@@ -535,6 +535,7 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
     """
     results, score_error, score_notes = [], None, []
     key = mask_key(tmp.parent)
+    source = training_source(train_dir)
     t = time.perf_counter()
     try:
         with _phase(say, "scoring the dataset once for every step"
@@ -557,7 +558,7 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
         say(f"step {i + 1}/{len(STEPS)} {step.name} started: {step.blurb}")
         with _heartbeat(say, f"step {i + 1}/{len(STEPS)} {step.name}"):
             res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key,
-                            run_dir=Path(run_dir))
+                            run_dir=Path(run_dir), source=source)
         results.append(res)
         timings[step.name] = res.seconds
         say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)"
@@ -565,7 +566,7 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
     ok = score_error is None and all(r.ok for r in results)
     for r in results:  # a page for every step, even one that never produced a notebook
         if not (tmp / r.step.page).exists():
-            _write_error_page(tmp, r, run_id, results, key=key)
+            _write_error_page(tmp, r, run_id, results, key=key, source=source)
     timings["total"] = time.perf_counter() - t_start
     manifest = {
         "run_id": run_id, "ok": ok, "fraudkit_version": __version__,
@@ -600,7 +601,8 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
         else:
             os.environ["FRAUDKIT_MASK_KEY"] = previous_key
     atomic.write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str))
-    atomic.write_text(tmp / "index.html", _index_page(manifest, results, summary, errors, data_dir, key=key))
+    atomic.write_text(tmp / "index.html", _index_page(manifest, results, summary, errors, data_dir, key=key,
+                                                      source=source))
     return results, manifest
 
 
@@ -632,7 +634,7 @@ def _score(data_dir: Path, run_dir: Path, *, stages, seed, train=None, progress=
 
 
 def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: str, timeout: int,
-              key: str, run_dir: Path | None = None) -> StepResult:
+              key: str, run_dir: Path | None = None, source: str | None = None) -> StepResult:
     """Execute one step into the private run directory; publish its page and a masked copy of the notebook."""
     import papermill as pm
 
@@ -665,7 +667,7 @@ def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: st
                 body = _error_banner(res) + body
             atomic.write_text(tmp / step.page, render_page(
                 body, title=f"{step.number}. {step.title}", run_id=run_id, steps=_nav(None),
-                current=step.name, version=__version__, key=key))
+                current=step.name, version=__version__, key=key, source=source))
     return res
 
 
@@ -682,11 +684,12 @@ def _error_banner(res: StepResult) -> str:
             f'cell that raised it, further down the page.<pre>{html.escape(res.error or "")}</pre></div>')
 
 
-def _write_error_page(tmp: Path, res: StepResult, run_id: str, results, *, key=None) -> None:
+def _write_error_page(tmp: Path, res: StepResult, run_id: str, results, *, key=None, source=None) -> None:
     body = f"<h1>{res.step.number}. {res.step.title}</h1>" + _error_banner(res)
     atomic.write_text(tmp / res.step.page, render_page(body, title=f"{res.step.number}. {res.step.title}",
                                                        run_id=run_id, steps=_nav(results),
-                                                       current=res.step.name, version=__version__, key=key))
+                                                       current=res.step.name, version=__version__, key=key,
+                                                       source=source))
 
 
 def _nav(results):
@@ -695,7 +698,7 @@ def _nav(results):
             for s in STEPS]
 
 
-def _index_page(manifest, results, summary, errors, data_dir, *, key=None) -> str:
+def _index_page(manifest, results, summary, errors, data_dir, *, key=None, source=None) -> str:
     import jinja2
     from markupsafe import Markup
 
@@ -715,7 +718,25 @@ def _index_page(manifest, results, summary, errors, data_dir, *, key=None) -> st
         timings=list(manifest["timings"].items()), started_at=manifest["started_at"],
         finished_at=manifest["finished_at"], versions=list(manifest["versions"].items()))
     return render_page(str(body), title="Summary", run_id=manifest["run_id"], steps=_nav(results),
-                       current="index", version=__version__, key=key)
+                       current="index", version=__version__, key=key, source=source)
+
+
+def training_source(train_dir) -> str:
+    """The line every page shows on where the models and thresholds came from.
+
+    Examples
+    --------
+    >>> training_source(None)
+    'No training data: every stage used its own unsupervised default threshold.'
+    """
+    if train_dir is None:
+        return "No training data: every stage used its own unsupervised default threshold."
+    m = Path(train_dir) / "manifest.json"
+    info = json.loads(m.read_text(encoding="utf-8")) if m.is_file() else {}
+    if info.get("scenario"):
+        return (f"Models and thresholds come from a simulated training world ({info['scenario']}, seed "
+                f"{info.get('seed')}): a cold start, not this platform's own labels.")
+    return f"Models and thresholds come from the labelled training data {Path(train_dir).name}."
 
 
 def _same_id_report(out: Path, run_id: str) -> Path | None:

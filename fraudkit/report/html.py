@@ -86,12 +86,14 @@ def render_notebook_body(nb) -> str:
     return body
 
 
-def render_page(body: str, *, title: str, run_id: str, steps, current: str, version: str, key=None) -> str:
+def render_page(body: str, *, title: str, run_id: str, steps, current: str, version: str, key=None,
+                source: str | None = None) -> str:
     """Wrap a body fragment in the report page (navigation, CSS, CSP), offline and masked.
 
     ``body`` is the kit's own HTML (a rendered notebook, an error banner) and is inserted as it is;
     ``title``, ``run_id`` and the step names are text and are escaped. ``key`` is the masking secret the
-    embedded graphs were signed with (see :func:`content_security_policy`).
+    embedded graphs were signed with (see :func:`content_security_policy`). ``source`` says where the run's
+    models and thresholds came from (a simulated world, the analyst's labels, none), shown on every page.
 
     Examples
     --------
@@ -106,7 +108,7 @@ def render_page(body: str, *, title: str, run_id: str, steps, current: str, vers
                              keep_trailing_newline=True)
     page = env.get_template("page.html.j2").render(body=Markup(body), title=title, run_id=run_id, steps=steps,
                                                   current=current, version=version, css=Markup(css()),
-                                                  csp=_CSP_SLOT)
+                                                  csp=_CSP_SLOT, source=source)
     page, _ = make_offline(page)
     page = mask_html(page, key=key)
     # the policy is computed on the final page (masking may not change a script after it was hashed)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.mitigation import actions as mg
+from fraudkit.pipeline.resolution import resolve_tables
 from fraudkit.report import keynumbers, plots
 from fraudkit.report.display import Chart, Note, Shown, Table, Unavailable
 from fraudkit.report.notebook import Context, read_artifact, read_table, write_artifact
@@ -133,17 +134,21 @@ def governance_actions(run_dir, data_dir, *, ban_min_stages: int = 1, demote_fak
     else:
         for a in ("clean_engagement", "demote_notes", "restrict_commerce"):
             skipped[a] = "the dataset has no interactions table"
-    tables = {"accounts": read_table(data_dir, "accounts", columns=["account_id", "phone"])}
+    # addresses and phones as entities, as the scoring run saw them (fraudkit.pipeline.resolution)
+    resolved = resolve_tables({"accounts": read_table(data_dir, "accounts", columns=["account_id", "phone"]),
+                               "orders": _int_ids(read_table(data_dir, "orders"), "promotion_id")})
+    orders = resolved["orders"]
+    tables = {"accounts": resolved["accounts"]}
     for name, cols in (("logins", ("device_id", "ip")), ("interactions", ("device_id", "ip")),
                        ("orders", ("device_id", "ip", "address", "receiver_phone")),
                        ("coupon_claims", ("device_id", "ip"))):
         have = [c for c in cols if has_column(data_dir, name, c)]
         if have:
-            tables[name] = read_table(data_dir, name, columns=["account_id", *have])
+            tables[name] = (orders[["account_id", *have]] if name == "orders" and orders is not None
+                            else read_table(data_dir, name, columns=["account_id", *have]))
     results["ban_accounts"] = mg.ban_accounts(accounts, {k: v for k, v in tables.items() if v is not None},
                                               min_stages=ban_min_stages)
     del tables
-    orders = _int_ids(read_table(data_dir, "orders"), "promotion_id")
     promotion = None
     if orders is None or not len(orders):
         for a in ("purchase_limit", "lists"):

@@ -1,0 +1,177 @@
+"""Entity resolution before scoring: every consumer sees one key per real address and phone.
+
+Scalpers type one address many ways and give each order a differently formatted phone
+(:mod:`fraudkit.capability.entity_resolution`). Resolving once, before any stage runs, gives every consumer the
+same canonical keys: the address and phone rules and accumulators, purchase limits, the shared-entity graph's
+address and phone links, R(A,B)'s receipt similarity, consolidation and community profiles read
+``orders.address``, ``orders.receiver_phone``, ``accounts.phone`` and the listed addresses and phones of
+``list_entries`` as keys, not as typed text.
+
+All of a dataset's addresses (orders and lists) are resolved in one call, and all of its phones in another,
+so that a listed address matches the orders typed differently; each distinct string is parsed once. Every
+string of one entity is replaced by the spelling its rows use most, a valid phone by its national number (so
+pages and text rules read a real address or phone, not a technical key). The data's files are not changed; the run notes how many strings
+became how many entities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fraudkit.capability.entity_resolution import canonical_address, canonical_phone
+
+__all__ = ["resolve_entities", "resolve_tables"]
+
+_COLUMNS = {"orders": {"address": "address", "receiver_phone": "phone"}, "accounts": {"phone": "phone"}}
+"""Table -> column -> kind of entity it holds (addresses, phones)."""
+
+
+def resolve_entities(ds, *, notes=None):
+    """``ds`` with addresses and phones replaced by their canonical keys (a new Dataset on the same connection).
+
+    Parameters
+    ----------
+    ds : Dataset
+    notes : list, optional
+        Receives one line per resolved kind ("addresses: 1,234 strings -> 987 keys").
+
+    Returns
+    -------
+    Dataset
+        ``ds`` itself when it has no address or phone column.
+    """
+    con = ds.con.con
+    sources = {}
+    if ds.has("orders") and "address" in ds.table("orders").columns:
+        sources.setdefault("address", []).append(f"SELECT address AS v FROM {_view(ds, 'orders')}")
+    for table, column in (("accounts", "phone"), ("orders", "receiver_phone")):
+        if ds.has(table) and column in ds.table(table).columns:
+            sources.setdefault("phone", []).append(f"SELECT {column} AS v FROM {_view(ds, table)}")
+    if ds.has("list_entries"):
+        for kind in ("address", "phone"):
+            sources.setdefault(kind, []).append(
+                f"SELECT entity_id AS v FROM {_view(ds, 'list_entries')} WHERE entity_type = '{kind}'")
+    if not sources:
+        return ds
+    maps = {}
+    for kind, parts in sources.items():
+        counts = con.execute(f"SELECT v, count(*) AS n FROM ({' UNION ALL '.join(parts)}) WHERE v IS NOT NULL "
+                             "GROUP BY v ORDER BY v").df()
+        m = _mapping(kind, counts["v"], counts["n"], notes)
+        name = f"_fk_resolved_{kind}_{id(ds)}"
+        con.register(name, m)
+        maps[kind] = name
+    views = {}
+    for table, columns in _COLUMNS.items():
+        if not ds.has(table):
+            continue
+        cols = {c: kind for c, kind in columns.items() if c in ds.table(table).columns and kind in maps}
+        if cols:
+            views[table] = _replaced(con, ds, table, cols, maps)
+    if ds.has("list_entries") and maps:
+        src = _view(ds, "list_entries")
+        cases = " ".join(f"WHEN l.entity_type = '{k}' THEN coalesce((SELECT m.resolved FROM {maps[k]} m "
+                         f"WHERE m.raw = l.entity_id), l.entity_id)" for k in maps)
+        name = f"_fk_resolved_list_entries_{id(ds)}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT l.* REPLACE (CASE {cases} ELSE l.entity_id END "
+                    f"AS entity_id) FROM {src} l")
+        views["list_entries"] = name
+    return ds.with_views(views)
+
+
+def resolve_tables(tables: dict, *, notes=None) -> dict:
+    """The same resolution on pandas tables (``orders``, ``accounts``, ``list_entries``): a new dict, frames copied
+    where a column changes.
+
+    For views that read the data's tables themselves (e.g. the report's governance step, whose purchase limits
+    count units per address and receiver phone). All the tables given are resolved together.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = resolve_tables({"orders": pd.DataFrame({"address": ["上海市张江路88号5号楼301室", "张江路88号5-301",
+    ...                                                         "张江路88号5号楼301室"],
+    ...                                            "receiver_phone": ["+86 138-0013-8000", "13800138000", None]})})
+    >>> t["orders"]["address"].nunique(), t["orders"]["receiver_phone"].tolist()
+    (1, ['13800138000', '13800138000', None])
+    """
+    values = {}
+    for table, columns in _COLUMNS.items():
+        t = tables.get(table)
+        for col, kind in columns.items():
+            if t is not None and col in t.columns:
+                values.setdefault(kind, []).append(t[col])
+    le = tables.get("list_entries")
+    if le is not None and {"entity_type", "entity_id"} <= set(le.columns):
+        for kind in ("address", "phone"):
+            values.setdefault(kind, []).append(le.loc[le["entity_type"] == kind, "entity_id"])
+    out = dict(tables)
+    maps = {}
+    for kind, parts in values.items():
+        counts = pd.concat(parts, ignore_index=True).dropna().astype(str).value_counts().sort_index()
+        if len(counts):
+            m = _mapping(kind, pd.Series(counts.index), pd.Series(counts.to_numpy()), notes)
+            maps[kind] = pd.Series(m["resolved"].to_numpy(), index=m["raw"].to_numpy())
+    for table, columns in _COLUMNS.items():
+        t = out.get(table)
+        if t is None:
+            continue
+        change = {col: _mapped(t[col], maps[kind]) for col, kind in columns.items() if col in t.columns and kind in maps}
+        if change:
+            out[table] = t.assign(**change)
+    if le is not None and {"entity_type", "entity_id"} <= set(le.columns) and maps:
+        ids = le["entity_id"].copy()
+        for kind, m in maps.items():
+            sel = le["entity_type"] == kind
+            ids[sel] = _mapped(le.loc[sel, "entity_id"], m)
+        out["list_entries"] = le.assign(entity_id=ids)
+    return out
+
+
+# --- private helpers ----------------------------------------------------------------------------
+
+
+def _mapping(kind, raw: pd.Series, n: pd.Series, notes) -> pd.DataFrame:
+    """``raw -> resolved``: each string's entity, spelled as the entity's rows spell it most (ties: text order);
+    a valid phone as its national number."""
+    raw = raw.astype(str).reset_index(drop=True)
+    if kind == "address":
+        key = canonical_address(raw)["address_key"]
+        spelling = raw
+    else:  # a phone is spelled as its national number (the digits rules read), when it parses
+        ph = canonical_phone(raw)
+        key = ph["phone_key"]
+        spelling = ph["national_number"].where(ph["national_number"].notna() & ph["valid"].fillna(False).astype(bool),
+                                               raw).astype(str)
+    key = key.where(key.notna(), raw)
+    rep = (pd.DataFrame({"key": key.to_numpy(), "v": spelling.to_numpy(), "n": np.asarray(n)})
+           .sort_values(["key", "n", "v"], ascending=[True, False, True], kind="stable")
+           .drop_duplicates("key").set_index("key")["v"])
+    m = pd.DataFrame({"raw": raw.to_numpy(), "resolved": key.map(rep).to_numpy()})
+    if notes is not None:
+        notes.append(f"entity resolution: {len(m):,} distinct {kind} strings -> {m['resolved'].nunique():,} {kind} keys")
+    return m
+
+
+def _mapped(col: pd.Series, m: pd.Series) -> pd.Series:
+    text = col.where(col.isna(), col.astype(str))
+    return text.map(m).where(col.notna(), col).fillna(col) if len(m) else col
+
+
+def _view(ds, table):
+    return ds.view(table)
+
+
+def _replaced(con, ds, table, cols, maps):
+    """A view of ``table`` with each column of ``cols`` (column -> kind) replaced by its key; rows in order."""
+    src = _view(ds, table)
+    joins, repl = [], []
+    for i, (col, kind) in enumerate(cols.items()):
+        joins.append(f"LEFT JOIN {maps[kind]} m{i} ON m{i}.raw = t.{col}")
+        repl.append(f"coalesce(m{i}.resolved, t.{col}) AS {col}")
+    name = f"_fk_resolved_{table}_{id(ds)}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (_fk_row) FROM ("
+                f"SELECT t.* REPLACE ({', '.join(repl)}) FROM (SELECT *, row_number() OVER () AS _fk_row FROM {src}) t "
+                f"{' '.join(joins)}) ORDER BY _fk_row")
+    return name
