@@ -593,7 +593,8 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
     items = sub.indices.astype(np.uint64)
     starts = sub.indptr[:-1]
     coef = rng.integers(1, 1 << 31, size=r, dtype=np.uint64)
-    out = []
+    n = np.int64(len(rows))
+    seen = np.zeros(0, dtype=np.int64)  # pair codes i * n + j (i < j), sorted, de-duplicated band by band
     order_tiebreak = rng.permutation(len(rows))
     for band in range(bands):
         key = np.zeros(len(rows), dtype=np.uint64)
@@ -604,18 +605,18 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
             key = key * coef[j] + mins
         order = np.lexsort((order_tiebreak, key))
         ks = key[order]
+        band_codes = []
         for off in range(1, max_neighbors + 1):
             same = ks[off:] == ks[:-off]
             if not same.any():
                 break
             i = order[:-off][same]
             j2 = order[off:][same]
-            out.append(np.stack([np.minimum(i, j2), np.maximum(i, j2)], 1))
-    if not out:
-        return np.zeros((0, 2), dtype=np.int64)
-    pc = np.concatenate(out)
-    code = np.unique(pc[:, 0].astype(np.int64) * len(rows) + pc[:, 1])
-    return rows[np.stack([code // len(rows), code % len(rows)], 1)]
+            band_codes.append(np.minimum(i, j2).astype(np.int64) * n + np.maximum(i, j2))
+        if band_codes:
+            # accounts alike collide in most bands: keeping every band's pairs until the end held them ~bands times
+            seen = np.union1d(seen, np.concatenate(band_codes))
+    return rows[np.stack([seen // n, seen % n], 1)]
 
 
 def _weighted_jaccard(Ab, Aw, pairs, chunk=500_000):

@@ -108,6 +108,14 @@ def test_coaction_finds_paid_group_not_fans():
     assert not s["account_id"].str.startswith("org").any()
 
 
+def test_coaction_candidate_pairs_deduplicated_as_generated_seeded():
+    """Issue 13: pairs are de-duplicated band by band (not kept for every band); the candidate set is unchanged."""
+    ev = _coactions()
+    m = CoActionMiner(seed=0, max_neighbors=3).fit(ev)
+    assert m.n_candidate_pairs_ == 660  # the same as when every band's pairs were kept until the end
+    assert m.groups_["n_accounts"].tolist() == [20]
+
+
 def test_coaction_window_splits_and_seed_reproducible():
     ev = _coactions()
     a = CoActionMiner(seed=3).fit(ev)
