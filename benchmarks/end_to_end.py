@@ -49,6 +49,7 @@ def main(argv=None):
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "end_to_end.json"))
     ap.add_argument("--code", default=str(ROOT), help="the fraudkit checkout to run (default this one; another "
                     "one, e.g. an unmodified commit, for a before/after)")
+    ap.add_argument("--prepare", action="store_true", help="only simulate (guarded) the worlds that are missing")
     ap.add_argument("--label", default="", help="kept with the result: '<size> <label>' (e.g. 'before')")
     args = ap.parse_args(argv)
     cache = Path(args.cache)
@@ -57,6 +58,8 @@ def main(argv=None):
     train = _world(cache, *TRAIN, args)
     for size in args.size or ["demo-small"]:
         data = _world(cache, *SIZES[size], args)
+        if args.prepare:
+            continue
         key = f"{size} {args.label}".strip()
         run_dir = cache / f"run-{key.replace(' ', '-')}"
         cmd = [sys.executable, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
@@ -102,7 +105,7 @@ def _guarded(cmd, args, *, label, code=ROOT):
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    state = {"peak": 0, "now": 0, "why": None}
+    state = {"peak": 0, "now": 0, "why": None, "since_line": 0}
     steps, open_steps = [], {}
     stop = threading.Event()
 
@@ -116,6 +119,7 @@ def _guarded(cmd, args, *, label, code=ROOT):
                 break
             state["now"] = rss
             state["peak"] = max(state["peak"], rss)
+            state["since_line"] = max(state["since_line"], rss)
             for s in open_steps.values():
                 s["peak"] = max(s["peak"], rss)
             why = None
@@ -140,13 +144,14 @@ def _guarded(cmd, args, *, label, code=ROOT):
         print(f"  {line}", flush=True)
         tail = (tail + [line])[-20:]
         m = LINE.match(line)
+        since_line, state["since_line"] = state["since_line"], state["now"]
         if m is None:
             continue
         _, what, kind, rest = m.groups()
         if kind == "started":
             open_steps[what] = {"step": what, "peak": state["now"]}
         else:
-            s = open_steps.pop(what, {"step": what, "peak": state["peak"]})
+            s = open_steps.pop(what, {"step": what, "peak": since_line})  # a step that only says when done
             secs = re.search(r"([\d.]+) s$", rest.strip())
             steps.append({"step": what, "seconds": float(secs.group(1)) if secs else None,
                           "peak_gb": round(s["peak"] / 2**30, 2), "status": kind})
