@@ -6,6 +6,7 @@ Builds the view as the graph stage does (its private steps: a benchmark, not kit
 ``detect_communities(method="leiden")`` and networkit PLM (graph build included) and gives both modularities on
 the kit's graph (parallel edges kept). The planted-graph comparison is ``benchmarks/graph.py communities``.
 """
+
 import os
 import sys
 import time
@@ -15,10 +16,13 @@ import networkit as nk
 import numpy as np
 import pandas as pd
 
-from fraudkit.data.dataset import load_dataset
-from fraudkit.pipeline.context import RunContext
-from fraudkit.pipeline.stages import graph as G
-from fraudkit.identification.graph.communities import detect_communities
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from fraudkit.data.dataset import load_dataset  # noqa: E402
+from fraudkit.identification.graph.communities import detect_communities  # noqa: E402
+from fraudkit.pipeline.context import RunContext  # noqa: E402
+from fraudkit.pipeline.stages import graph as G  # noqa: E402
+
 ds = load_dataset(sys.argv[1])
 p = RunContext().parameters("graph", G.DEFAULTS)
 data = G._load_tables(ds)
