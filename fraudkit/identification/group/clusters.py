@@ -115,7 +115,9 @@ class DeviceClusterer(BaseScorer):
         events : pandas.DataFrame or None
             Usage rows ``device_id, account_id, ts`` and optionally ``ip``,
             ``action`` (interactions, logins, orders stacked). Without it only
-            specification identity is available and co-location is zero.
+            specification identity is available and co-location is zero. Rows may
+            be pre-aggregated (in SQL, before they reach pandas): an ``hour`` column
+            (0-23) instead of ``ts`` and a count ``n`` of the events each row stands for.
 
         Returns
         -------
@@ -507,23 +509,24 @@ def _device_features(devices, events, spec_columns):
     n_ev = np.zeros(n)
     feats["ip24"] = None
     if events is not None and len(events):
-        _require(events, ["device_id", "account_id", "ts"], "events")
+        _require(events, ["device_id", "account_id", "hour" if "hour" in events.columns else "ts"], "events")
         ev = events[events["device_id"].notna()]
         di = pd.Index(feats["device_id"]).get_indexer(ev["device_id"])
         ok = di >= 0
         ev, di = ev[ok], di[ok]
-        h = pd.to_datetime(ev["ts"]).dt.hour.to_numpy()
-        np.add.at(hours, (di, h), 1.0)
-        n_ev = np.bincount(di, minlength=n).astype(float)
+        h = ev["hour"].to_numpy(np.int64) if "hour" in ev else pd.to_datetime(ev["ts"]).dt.hour.to_numpy()
+        w = ev["n"].to_numpy(float) if "n" in ev else np.ones(len(ev))  # sums of counts: exact in float
+        np.add.at(hours, (di, h), w)
+        n_ev = np.bincount(di, weights=w, minlength=n)
         if "action" in ev:
             ai = pd.Index(_ACTION_ORDER).get_indexer(ev["action"])
             okk = ai >= 0
-            np.add.at(mix, (di[okk], ai[okk]), 1.0)
+            np.add.at(mix, (di[okk], ai[okk]), w[okk])
         pairs = pd.DataFrame({"d": di, "a": ev["account_id"].to_numpy()}).drop_duplicates()
         n_acc = np.bincount(pairs["d"], minlength=n).astype(float)
         if "ip" in ev:
-            q = pd.DataFrame({"d": di, "p": ip24_array(ev["ip"])}).dropna()
-            modal = q.groupby(["d", "p"]).size().rename("k").reset_index()
+            q = pd.DataFrame({"d": di, "p": ip24_array(ev["ip"]), "w": w}).dropna()
+            modal = q.groupby(["d", "p"])["w"].sum().astype(np.int64).rename("k").reset_index()
             modal = modal.sort_values(["d", "k", "p"], ascending=[True, False, True]).drop_duplicates("d")
             col = np.full(n, None, dtype=object)
             col[modal["d"].to_numpy()] = modal["p"].to_numpy()
