@@ -37,7 +37,7 @@ SIZES = {"demo-small": ("demo-small", 0), "medium": ("medium", 2025), "large": (
 """Size -> (scenario, seed) of the scored world."""
 TRAIN = ("demo-small", 1000)
 CLI = "import sys; from fraudkit.cli import main; sys.exit(main())"
-LINE = re.compile(r"^\[fraudkit \w+ ([\d.]+)s\] (.+?): (started|done|failed)(.*)$")
+LINE = re.compile(r"\[fraudkit \w+ ([\d.]+)s\] (.+?): (started|done|failed)(.*)$")  # anywhere: a bar may precede
 
 
 def main(argv=None):
@@ -50,11 +50,15 @@ def main(argv=None):
     ap.add_argument("--code", default=str(ROOT), help="the fraudkit checkout to run (default this one; another "
                     "one, e.g. an unmodified commit, for a before/after)")
     ap.add_argument("--prepare", action="store_true", help="only simulate (guarded) the worlds that are missing")
+    ap.add_argument("--render", action="store_true", help="only rewrite end_to_end.md from the results file")
     ap.add_argument("--label", default="", help="kept with the result: '<size> <label>' (e.g. 'before')")
     args = ap.parse_args(argv)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     results = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else {}
+    if args.render:
+        (ROOT / "benchmarks" / "end_to_end.md").write_text(_markdown(results))
+        return
     train = _world(cache, *TRAIN, args)
     for size in args.size or ["demo-small"]:
         data = _world(cache, *SIZES[size], args)
@@ -143,7 +147,7 @@ def _guarded(cmd, args, *, label, code=ROOT):
         line = line.rstrip("\n")
         print(f"  {line}", flush=True)
         tail = (tail + [line])[-20:]
-        m = LINE.match(line)
+        m = LINE.search(line)
         since_line, state["since_line"] = state["since_line"], state["now"]
         if m is None:
             continue
@@ -158,6 +162,8 @@ def _guarded(cmd, args, *, label, code=ROOT):
     rc = proc.wait()
     stop.set()
     wall = time.perf_counter() - t0
+    steps += [{"step": s["step"], "seconds": None, "peak_gb": round(s["peak"] / 2**30, 2), "status": "running"}
+              for s in open_steps.values()]  # still running when the run ended (killed)
     why = state["why"] or (None if rc == 0 else f"exit code {rc}: {' / '.join(tail[-3:])}")
     return {"finished": why is None, "why": why, "seconds": round(wall, 1),
             "peak_gb": round(state["peak"] / 2**30, 2), "load_before": _load(load_before),
@@ -212,8 +218,9 @@ def _markdown(results) -> str:
         out += ["", f"## {s}", "", f"`{r['command']}`", "", "Steps (from the progress lines; nested steps are "
                 "inside their parent; peak = process-tree RSS while the step ran):", "",
                 "| step | seconds | peak GB |", "|---|---:|---:|"]
-        out += [f"| {st['step']}{'' if st['status'] == 'done' else ' (failed)'} | "
-                f"{'' if st['seconds'] is None else st['seconds']} | {st['peak_gb']} |" for st in r["steps"]]
+        out += [f"| {st['step']}{'' if st['status'] == 'done' else ' (' + st['status'] + ')'} | "
+                f"{'' if st['seconds'] is None else st['seconds']} | {'—' if st['peak_gb'] is None else st['peak_gb']} |"
+                for st in r["steps"]]
         for name, what in (("timings", "Manifest timings (s)"), ("train_timings", "Training pass timings (s)")):
             if r.get(name):
                 out += ["", f"{what}: " + ", ".join(f"{k} {v:.1f}" for k, v in r[name].items())]
