@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -107,6 +108,7 @@ def _guarded(cmd, args, *, label, code=ROOT):
     print(f"[bench] {label}: load {_load(load_before)}, available "
           f"{psutil.virtual_memory().available / 2**30:.1f} GiB", flush=True)
     t0 = time.perf_counter()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     state = {"peak": 0, "now": 0, "why": None, "since_line": 0}
@@ -162,10 +164,12 @@ def _guarded(cmd, args, *, label, code=ROOT):
     rc = proc.wait()
     stop.set()
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU seconds: less sensitive than wall to a busy machine
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     steps += [{"step": s["step"], "seconds": None, "peak_gb": round(s["peak"] / 2**30, 2), "status": "running"}
               for s in open_steps.values()]  # still running when the run ended (killed)
     why = state["why"] or (None if rc == 0 else f"exit code {rc}: {' / '.join(tail[-3:])}")
-    return {"finished": why is None, "why": why, "seconds": round(wall, 1),
+    return {"finished": why is None, "why": why, "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
             "peak_gb": round(state["peak"] / 2**30, 2), "load_before": _load(load_before),
             "load_after": _load(os.getloadavg()), "steps": steps, "cpus": os.cpu_count(),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -204,15 +208,15 @@ def _markdown(results) -> str:
            "## Summary", ""]
     order = sorted(results, key=lambda k: (list(SIZES).index(k.split()[0]), k))
     out += [_summary(s, results[s]) for s in order] + [""]
-    out += ["| size | accounts | events (M) | seconds | peak GB | s per M events | load before | load after | when |",
-            "|---|---:|---:|---:|---:|---:|---|---|---|"]
+    out += ["| size | accounts | events (M) | seconds | CPU s | peak GB | s per M events | load before | load after | when |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
     for s in order:
         r = results[s]
         w = r.get("world", {})
         ev = sum(w.get(k, 0) for k in ("interactions", "logins", "orders", "coupon_claims")) / 1e6
         per = f"{r['seconds'] / ev:.1f}" if ev and r["finished"] else "—"
         out.append(f"| {s} | {w.get('accounts', '?'):,} | {ev:.2f} | {r['seconds']:.0f}{'' if r['finished'] else ' (killed)'} "
-                   f"| {r['peak_gb']:.1f} | {per} | {r['load_before']} | {r['load_after']} | {r['when']} |")
+                   f"| {r.get('cpu_seconds', '—')} | {r['peak_gb']:.1f} | {per} | {r['load_before']} | {r['load_after']} | {r['when']} |")
     for s in order:
         r = results[s]
         out += ["", f"## {s}", "", f"`{r['command']}`", "", "Steps (from the progress lines; nested steps are "
