@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fraudkit.data.connection import ibis_connection
 from fraudkit.errors import FraudkitError, MissingInputError
 
 __all__ = ["connect", "register", "daily_counts", "distinct_counts", "execute", "spark_session", "window_seconds"]
@@ -51,7 +52,7 @@ def connect(backend: str = "duckdb", *, spark=None):
     if backend == "duckdb":
         if spark is not None:
             raise FraudkitError("spark= is only used with backend='spark'")
-        return ibis.duckdb.connect()
+        return ibis_connection()
     if backend == "spark":
         return ibis.pyspark.connect(spark if spark is not None else spark_session())
     raise FraudkitError(f"unknown backend {backend!r}; choose one of {', '.join(_BACKENDS)}")

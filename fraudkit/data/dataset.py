@@ -18,6 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from fraudkit.data.connection import ibis_connection
 from fraudkit.data.contract import LABEL_TABLE, TABLES
 from fraudkit.data.validation import CheckedTables, TableSource, ValidationReport, check_tables
 from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError, ValidationIssue
@@ -489,9 +490,7 @@ def _files_fingerprint(files, *, root=None) -> str:
 
 
 def _connect():
-    import ibis
-
-    return ibis.duckdb.connect()
+    return ibis_connection()
 
 
 def _lit(p) -> str:

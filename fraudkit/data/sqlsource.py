@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from fraudkit.data.connection import duckdb_connection
 from fraudkit.data.contract import TABLES
 from fraudkit.errors import FraudkitError, MissingInputError
 
@@ -149,14 +150,12 @@ def open_source(data, *, as_of=None) -> SqlSource:
     A SqlSource passed in is returned as it is when ``as_of`` matches (the
     caller keeps ownership); otherwise a new one is opened on its connection.
     """
-    import duckdb
-
     if isinstance(data, SqlSource):
         if as_of is None or (data.as_of is not None and pd.Timestamp(as_of) == data.as_of):
             return _Borrowed(data)
         raise FraudkitError("open the SqlSource with the as_of you need; it cannot be re-cut")
     if isinstance(data, dict):
-        con = duckdb.connect(":memory:")
+        con = duckdb_connection()
         con.execute("SET preserve_insertion_order=false")
         sources = {}
         for name, df in data.items():

@@ -247,9 +247,11 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                                if learned.scores is not None else "): the models' training features"))
         if (learned.features is None and "behaviour" in stages and train_ds.labels is not None
                 and train_ds.fingerprint != ds.fingerprint and ds.has("interactions") and ds.has("accounts")):
+            t = time.perf_counter()
             with step(progress, "score", "behaviour models: training features of the training data") as st:
                 learned = replace(learned, features=training_data(train_ds))
                 st.rows(len(learned.features[0]), "training accounts")
+            timings["train_features"] = time.perf_counter() - t
         context = replace(context, train_features=learned.features)
         if own is not None:
             context = replace(context, label_frequency=_label_frequency(own, train_ds, learned, context, notes))
@@ -274,7 +276,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         all_scores = [s for s in all_scores if s is not None and len(s)]
         scores = pd.concat(all_scores, ignore_index=True) if all_scores else empty_scores()
         t = time.perf_counter()
-        operating, tr_scores = _operating_point(train_ds, stages, context, notes, reused=learned.scores)
+        train_timings: dict = {}
+        operating, tr_scores = _operating_point(train_ds, stages, context, notes, reused=learned.scores,
+                                                timings=train_timings)
         if train_ds is not None:
             timings["train"] = time.perf_counter() - t
         accounts = accounts_table(account_ids, scores, operating, rule_result=results.get("account"),
@@ -339,8 +343,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             "seed_pool": seed_info,
             "operating_point": operating.manifest,
             "timings": {k: round(v, 3) for k, v in timings.items()},
-            "stage_timings": {st: json.loads(o.artifacts["timings"].to_json(orient="records")) for st, o in outputs.items()
-                              if isinstance(o.artifacts.get("timings"), pd.DataFrame)},
+            "stage_timings": _stage_timings(outputs),
+            # the training pass (operating point): its stages' seconds and their own step timings
+            "train_timings": {k: round(v, 3) for k, v in train_timings.items() if k != "outputs"},
+            "train_stage_timings": _stage_timings(train_timings.get("outputs", {})),
             "versions": _versions(),
         }
         write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str))
@@ -433,7 +439,13 @@ def _rule_evaluation(ds, ruleset, outputs, feats, store, notes):
     return evaluate_rules(ruleset, rule_frames(ds, ruleset, features=feats), store, as_of=data_end(ds), notes=notes)
 
 
-def _operating_point(train_ds, stages, context, notes, *, reused=None):
+def _stage_timings(outputs) -> dict:
+    """Each stage's ``timings`` artifact (its steps' seconds) as records, for the manifest."""
+    return {st: json.loads(o.artifacts["timings"].to_json(orient="records")) for st, o in outputs.items()
+            if isinstance(o.artifacts.get("timings"), pd.DataFrame)}
+
+
+def _operating_point(train_ds, stages, context, notes, *, reused=None, timings=None):
     """The run's operating point and the training pass's scores (None without training data).
 
     Unsupervised defaults, or thresholds set on the training dataset: on the scores of a training pass run
@@ -448,7 +460,7 @@ def _operating_point(train_ds, stages, context, notes, *, reused=None):
     if reused is not None:
         tr_scores = reused
     else:
-        tr_scores = _training_pass(train_ds, stages, context)
+        tr_scores = _training_pass(train_ds, stages, context, {} if timings is None else timings)
     op = fit_operating_point(tr_scores, train_ds.labels, precision=precision, label_frequency=context.label_frequency,
                              source=f"training dataset {train_ds.path} (fingerprint {train_ds.fingerprint})")
     shown = ", ".join(f"{st}/{m} > {v:.4g}" for (st, m), v in op.thresholds.items())
@@ -457,17 +469,23 @@ def _operating_point(train_ds, stages, context, notes, *, reused=None):
     return op, tr_scores
 
 
-def _training_pass(train_ds, stages, context):
-    """Every stage and the rule set over the training dataset (``mode="train"``): its score table."""
+def _training_pass(train_ds, stages, context, timings):
+    """Every stage and the rule set over the training dataset (``mode="train"``): its score table.
+
+    ``timings`` receives each stage's seconds and, under ``outputs``, the stage outputs' timing artifacts.
+    """
     train_context = replace(context, mode="train", train=None, train_features=None, seed_pool=None,
                             lists=list_store_for(train_ds), features={})
     tr_notes: list = []
     with step(context.progress, "train", "operating point: score the training data with every stage") as st:
-        train_context, outs = _run_stages(train_ds, stages, train_context, tr_notes, {})
+        train_context, outs = _run_stages(train_ds, stages, train_context, tr_notes, timings)
+        t = time.perf_counter()
         with step(context.progress, "train", "rules") as st_rules:
             feats = feature_tables(train_ds, train_context.features)
             tr_rules = _rule_evaluation(train_ds, context.rules, outs, feats, train_context.lists, tr_notes)
             st_rules.rows(sum(len(f) for f in tr_rules.frames.values()), "rows")
+        timings["rules"] = time.perf_counter() - t
+        timings["outputs"] = {st: o for st, o in outs.items() if "timings" in o.artifacts}
         st.rows(len(train_ds.labels), "labels")
     return pd.concat([o.scores for o in outs.values()] + [tr_rules.scores], ignore_index=True)
 

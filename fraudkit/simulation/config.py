@@ -414,9 +414,12 @@ def _read_yaml(path: Path) -> dict:
 def _resolve(name_or_path, seen) -> tuple[dict, Path]:
     text = str(name_or_path)
     path = Path(text)
-    # a built-in name wins over a folder of the same name in the working directory; a file path is a path
-    if not (text.endswith((".yaml", ".yml")) or path.is_file()):
-        path = SCENARIO_DIR / f"{text}.yaml"
+    # a built-in name always wins over a file or folder of that name in the working directory; only a name that
+    # is no built-in, or that looks like a path (a separator or a .yaml suffix), is read as a path
+    builtin = SCENARIO_DIR / f"{text}.yaml"
+    looks_like_path = isinstance(name_or_path, Path) or "/" in text or "\\" in text or text.endswith((".yaml", ".yml"))
+    if not looks_like_path and (builtin.is_file() or not path.is_file()):
+        path = builtin
         if not path.exists():
             names = ", ".join(list_scenarios())
             raise ScenarioError(f"no scenario named {text!r}. Fix: use one of {names}, or a path to a YAML file.")

@@ -148,7 +148,7 @@ def test_changing_one_typology_leaves_other_campaigns_alone(tmp_path):
 
 def test_list_scenarios_names_every_yaml():
     names = list_scenarios()
-    assert {"micro", "demo-small", "community", "ecommerce-promo", "evasive", "large"} <= set(names)
+    assert {"micro", "demo-small", "community", "ecommerce-promo", "evasive", "medium", "large"} <= set(names)
     assert all(names.values())
 
 
@@ -159,6 +159,25 @@ def test_load_scenario_fills_defaults_and_extends():
     assert ev.attackers.device_farm.rate_scale == 0.1
     assert ev.attackers.device_farm.campaigns == demo.attackers.device_farm.campaigns
     assert load_scenario(ev) is ev
+
+
+def test_builtin_name_wins_over_a_folder_or_file_of_that_name(tmp_path, monkeypatch):
+    """Issue 13: ``simulate --scenario community`` next to a dataset folder named ``demo-small`` (its base)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo-small").mkdir()
+    (tmp_path / "evasive").write_text("days: 3\n")  # a file without a .yaml suffix is not the scenario either
+    assert load_scenario("community").population.n_accounts == 8000
+    assert load_scenario("evasive").days == load_scenario("demo-small").days != 3
+    (tmp_path / "mine.yaml").write_text("extends: demo-small\ndays: 3\n")
+    assert load_scenario("mine.yaml").days == 3  # a path is still a path
+    (tmp_path / "mine").write_text("days: 4\n")
+    assert load_scenario("mine").days == 4  # a name that is no built-in may be a file
+
+
+def test_medium_is_a_tenth_of_large():
+    medium, large = load_scenario("medium"), load_scenario("large")
+    assert medium.population.n_accounts * 10 == large.population.n_accounts
+    assert medium.days == large.days
 
 
 def test_unknown_key_is_rejected_with_file_and_key(tmp_path):

@@ -33,6 +33,8 @@ __all__ = [
     "compare_partitions",
     "stability",
     "profile_communities",
+    "CommunityEvidence",
+    "community_evidence",
     "CommunityScreener",
     "PROFILE_FEATURES",
     "SCREEN_WEIGHTS",
@@ -235,8 +237,106 @@ screened at 0.47 FPR with it); forwarding to consolidation points is tested prop
 by :func:`fraudkit.capability.r_ab.consolidation_scores`."""
 
 
+@dataclass(frozen=True)
+class CommunityEvidence:
+    """What :func:`profile_communities` reads of the data, reduced once per run instead of once per view.
+
+    Built by :func:`community_evidence`; one row per distinct pair or per account, so a view's profiles cost
+    what its members have, not a pass over every event of the world.
+
+    Parameters
+    ----------
+    devices : pandas.DataFrame
+        Distinct ``account_id, x`` (device ids) of interactions, orders and logins.
+    hours : pandas.DataFrame
+        ``account_id, hour, n``: events (interactions, orders, logins) per account and clock hour.
+    last_ts : pandas.Series
+        Latest event per account (index ``account_id``).
+    receivers : pandas.DataFrame or None
+        Distinct ``account_id, x``: normalised shipping addresses and ``phone:<receiver_phone>`` of orders.
+    orders : pandas.DataFrame or None
+        ``account_id, n_orders, n_discounted`` (orders on a discounted product or in a promotion).
+    accounts : pandas.DataFrame or None
+        ``account_id, registered_at``.
+    missing : tuple of str
+        Tables the data lacks.
+    """
+
+    devices: pd.DataFrame
+    hours: pd.DataFrame
+    last_ts: pd.Series
+    receivers: pd.DataFrame | None
+    orders: pd.DataFrame | None
+    accounts: pd.DataFrame | None
+    missing: tuple = ()
+
+
+def community_evidence(data) -> CommunityEvidence:
+    """Reduce ``data`` once to the per-account evidence :func:`profile_communities` needs for every view.
+
+    Parameters
+    ----------
+    data : fraudkit.data.dataset.Dataset or dict of str to DataFrame
+
+    Returns
+    -------
+    CommunityEvidence
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ev = pd.DataFrame({"account_id": [1, 1, 2], "ts": pd.to_datetime(["2024-01-01 10:05", "2024-01-01 10:50",
+    ...                    "2024-01-02"]), "device_id": ["d", "d", None]})
+    >>> e = community_evidence({"interactions": ev})
+    >>> e.hours["n"].tolist(), e.devices.values.tolist(), e.missing
+    ([2, 1], [[1, 'd']], ('orders', 'logins', 'accounts'))
+    """
+    missing, acc_parts, ts_parts, dev_parts = [], [], [], []
+    for name in ("interactions", "orders", "logins"):
+        t = read_table(data, name, ["account_id", "ts", "device_id"], required=True)
+        if t is None:
+            missing.append(name)
+            continue
+        acc_parts.append(t["account_id"].to_numpy())
+        ts_parts.append(pd.to_datetime(t["ts"]).to_numpy("datetime64[ns]"))
+        ok = t["device_id"].notna().to_numpy()
+        dev_parts.append(pd.DataFrame({"account_id": t["account_id"].to_numpy()[ok], "x": t["device_id"].to_numpy()[ok]}))
+    if acc_parts:
+        acc, ts = np.concatenate(acc_parts), np.concatenate(ts_parts)
+        hour = ts.astype("datetime64[h]").astype(np.int64)
+        hours = pd.DataFrame({"account_id": acc, "hour": hour}).value_counts(sort=False).rename("n").reset_index()
+        last_ts = pd.Series(ts).groupby(acc).max()
+        devices = pd.concat(dev_parts, ignore_index=True).drop_duplicates(ignore_index=True)
+    else:
+        hours = pd.DataFrame({"account_id": [], "hour": np.zeros(0, np.int64), "n": np.zeros(0, np.int64)})
+        last_ts, devices = pd.Series(dtype="datetime64[ns]"), pd.DataFrame({"account_id": [], "x": []})
+    orders = read_table(data, "orders", ["account_id", "product_id", "address", "receiver_phone", "promotion_id"],
+                        required=True)
+    receivers = per_order = None
+    if orders is not None:
+        address = normalize_address(orders["address"])["address"].where(orders["address"].notna().to_numpy())
+        receivers = pd.concat([
+            pd.DataFrame({"account_id": orders["account_id"].to_numpy(), "x": address.to_numpy()}),
+            pd.DataFrame({"account_id": orders["account_id"].to_numpy(),
+                          "x": ("phone:" + orders["receiver_phone"].astype(str)).to_numpy()})], ignore_index=True)
+        receivers = receivers.dropna(subset=["x"]).drop_duplicates(ignore_index=True)
+        disc = orders["promotion_id"].notna().to_numpy()
+        products = read_table(data, "products", ["product_id", "discount"], required=True)
+        if products is not None:
+            dmap = pd.Series(products["discount"].to_numpy(float), index=products["product_id"].to_numpy())
+            disc = disc | (dmap.reindex(orders["product_id"].to_numpy()).fillna(0).to_numpy() > 0)
+        per_order = (pd.DataFrame({"account_id": orders["account_id"].to_numpy(), "d": disc.astype(np.int64)})
+                     .groupby("account_id")["d"].agg(n_orders="size", n_discounted="sum").reset_index())
+    accounts = read_table(data, "accounts", ["account_id", "registered_at"], required=True)
+    if accounts is None:
+        missing.append("accounts")
+    return CommunityEvidence(devices=devices, hours=hours, last_ts=last_ts, receivers=receivers, orders=per_order,
+                             accounts=accounts, missing=tuple(missing))
+
+
 def profile_communities(partition: Partition, data, *, known_bad=None, edges=None, min_size=3,
-                        new_account_days=30, as_of=None, tie_count=None, min_sharing_group=5) -> pd.DataFrame:
+                        new_account_days=30, as_of=None, tie_count=None, min_sharing_group=5,
+                        evidence=None) -> pd.DataFrame:
     """Describe each community of accounts (size >= ``min_size``) by the signals the seeds screen on.
 
     Parameters
@@ -260,6 +360,9 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
     min_sharing_group : int, default=5
         A device or address counts as shared when at least this many members used it: families of two
         to four share a tablet and a home address, farms and forwarding scalpers share at scale.
+    evidence : CommunityEvidence, optional
+        :func:`community_evidence` of ``data``, computed once by a caller that profiles several partitions
+        of the same data (``data`` is then not read); default computed here.
 
     Returns
     -------
@@ -295,23 +398,20 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
         prof["n_internal_edges"] = 0
         prof["density"] = 0.0
         prof["repeat_tie_share"] = 0.0
-    # events of members
-    ev = []
+    ev = community_evidence(data) if evidence is None else evidence
+    missing += [m for m in ev.missing if m != "accounts"]
     member_index = pd.Index(mem["account_id"].to_numpy())
-    for name, cols in (("interactions", ["account_id", "ts", "device_id"]), ("orders", ["account_id", "ts", "device_id"]),
-                       ("logins", ["account_id", "ts", "device_id"])):
-        t = read_table(data, name, cols, required=True)
-        if t is None:
-            missing.append(name)
-            continue
-        # members' rows by positional lookup (a merge of 23M interactions per view is the slow part at scale)
-        pos = member_index.get_indexer(t["account_id"])
+    community_of = mem["community"].to_numpy()
+
+    def members_rows(frame):
+        """``frame``'s rows of members, with their community (positional lookup, no merge)."""
+        pos = member_index.get_indexer(frame["account_id"])
         keep = pos >= 0
-        ev.append(pd.DataFrame({c: t[c].to_numpy()[keep] for c in cols})
-                  .assign(community=mem["community"].to_numpy()[pos[keep]], source=name))
-    ev = pd.concat(ev, ignore_index=True) if ev else pd.DataFrame(columns=["account_id", "ts", "device_id", "community", "source"])
-    acc = read_table(data, "accounts", ["account_id", "registered_at"], required=True)
-    ref = pd.Timestamp(as_of) if as_of is not None else (ev["ts"].max() if len(ev) else None)
+        return frame[keep].assign(community=community_of[pos[keep]])
+
+    last = ev.last_ts[ev.last_ts.index.isin(member_index)]
+    ref = pd.Timestamp(as_of) if as_of is not None else (last.max() if len(last) else None)
+    acc = ev.accounts
     if acc is not None and ref is not None:
         a = acc.merge(mem, on="account_id", how="inner")
         age = (ref - pd.to_datetime(a["registered_at"])).dt.total_seconds() / 86400
@@ -324,35 +424,19 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
             missing.append("accounts")
         prof["mean_account_age_days"] = np.nan
         prof["new_account_share"] = 0.0
-    prof["device_sharing"] = _sharing(ev[["account_id", "community", "device_id"]].rename(columns={"device_id": "x"}),
-                                      prof, min_sharing_group)
-    orders = read_table(data, "orders", ["account_id", "product_id", "address", "receiver_phone", "promotion_id"],
-                        required=True)
-    if orders is not None:
-
-        o = orders.merge(mem, on="account_id", how="inner")
-        o = o.assign(address=normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()).to_numpy())
-        addr = pd.concat([o[["account_id", "community", "address"]].rename(columns={"address": "x"}),
-                          o[["account_id", "community", "receiver_phone"]].rename(columns={"receiver_phone": "x"})
-                          .assign(x=lambda f: "phone:" + f["x"].astype(str))], ignore_index=True)
-        prof["address_sharing"] = _sharing(addr, prof, min_sharing_group)
-        products = read_table(data, "products", ["product_id", "discount"], required=True)
-        disc = o["promotion_id"].notna().to_numpy()
-        if products is not None:
-            dmap = pd.Series(products["discount"].to_numpy(float), index=products["product_id"].to_numpy())
-            disc = disc | (dmap.reindex(o["product_id"].to_numpy()).fillna(0).to_numpy() > 0)
-        prof["discounted_share"] = pd.Series(disc.astype(float)).groupby(o["community"].to_numpy()).mean()
+    prof["device_sharing"] = _sharing(members_rows(ev.devices), prof, min_sharing_group)
+    if ev.receivers is not None:
+        prof["address_sharing"] = _sharing(members_rows(ev.receivers), prof, min_sharing_group)
+        o = members_rows(ev.orders).groupby("community")[["n_discounted", "n_orders"]].sum()
+        prof["discounted_share"] = o["n_discounted"] / o["n_orders"]
     else:
         prof["address_sharing"] = 0.0
         prof["discounted_share"] = 0.0
-    if len(ev):
-        hour = pd.to_datetime(ev["ts"]).to_numpy("datetime64[h]").astype(np.int64)
-        hour = hour - hour.min()
-        comm = ev["community"].to_numpy(np.int64)
-        per_hour = pd.Series(comm * (int(hour.max()) + 1) + hour).value_counts(sort=False)
-        by_comm = per_hour.index.to_numpy() // (int(hour.max()) + 1)
-        top = per_hour.groupby(by_comm).max()
-        tot = per_hour.groupby(by_comm).sum()
+    h = members_rows(ev.hours)
+    if len(h):
+        per_hour = h.groupby(["community", "hour"])["n"].sum()
+        by_comm = per_hour.groupby(level=0)
+        top, tot = by_comm.max(), by_comm.sum()
         prof["time_concentration"] = top / tot
         prof["n_events"] = tot
     else:

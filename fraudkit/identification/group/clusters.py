@@ -115,7 +115,9 @@ class DeviceClusterer(BaseScorer):
         events : pandas.DataFrame or None
             Usage rows ``device_id, account_id, ts`` and optionally ``ip``,
             ``action`` (interactions, logins, orders stacked). Without it only
-            specification identity is available and co-location is zero.
+            specification identity is available and co-location is zero. Rows may
+            be pre-aggregated (in SQL, before they reach pandas): an ``hour`` column
+            (0-23) instead of ``ts`` and a count ``n`` of the events each row stands for.
 
         Returns
         -------
@@ -507,23 +509,24 @@ def _device_features(devices, events, spec_columns):
     n_ev = np.zeros(n)
     feats["ip24"] = None
     if events is not None and len(events):
-        _require(events, ["device_id", "account_id", "ts"], "events")
+        _require(events, ["device_id", "account_id", "hour" if "hour" in events.columns else "ts"], "events")
         ev = events[events["device_id"].notna()]
         di = pd.Index(feats["device_id"]).get_indexer(ev["device_id"])
         ok = di >= 0
         ev, di = ev[ok], di[ok]
-        h = pd.to_datetime(ev["ts"]).dt.hour.to_numpy()
-        np.add.at(hours, (di, h), 1.0)
-        n_ev = np.bincount(di, minlength=n).astype(float)
+        h = ev["hour"].to_numpy(np.int64) if "hour" in ev else pd.to_datetime(ev["ts"]).dt.hour.to_numpy()
+        w = ev["n"].to_numpy(float) if "n" in ev else np.ones(len(ev))  # sums of counts: exact in float
+        np.add.at(hours, (di, h), w)
+        n_ev = np.bincount(di, weights=w, minlength=n)
         if "action" in ev:
             ai = pd.Index(_ACTION_ORDER).get_indexer(ev["action"])
             okk = ai >= 0
-            np.add.at(mix, (di[okk], ai[okk]), 1.0)
+            np.add.at(mix, (di[okk], ai[okk]), w[okk])
         pairs = pd.DataFrame({"d": di, "a": ev["account_id"].to_numpy()}).drop_duplicates()
         n_acc = np.bincount(pairs["d"], minlength=n).astype(float)
         if "ip" in ev:
-            q = pd.DataFrame({"d": di, "p": ip24_array(ev["ip"])}).dropna()
-            modal = q.groupby(["d", "p"]).size().rename("k").reset_index()
+            q = pd.DataFrame({"d": di, "p": ip24_array(ev["ip"]), "w": w}).dropna()
+            modal = q.groupby(["d", "p"])["w"].sum().astype(np.int64).rename("k").reset_index()
             modal = modal.sort_values(["d", "k", "p"], ascending=[True, False, True]).drop_duplicates("d")
             col = np.full(n, None, dtype=object)
             col[modal["d"].to_numpy()] = modal["p"].to_numpy()
@@ -593,7 +596,9 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
     items = sub.indices.astype(np.uint64)
     starts = sub.indptr[:-1]
     coef = rng.integers(1, 1 << 31, size=r, dtype=np.uint64)
-    out = []
+    n = np.int64(len(rows))
+    seen = np.zeros(0, dtype=np.int64)  # pair codes i * n + j (i < j), sorted, de-duplicated band by band
+    pending = []  # new codes of the latest bands, each sorted and not in seen
     order_tiebreak = rng.permutation(len(rows))
     for band in range(bands):
         key = np.zeros(len(rows), dtype=np.uint64)
@@ -604,18 +609,38 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
             key = key * coef[j] + mins
         order = np.lexsort((order_tiebreak, key))
         ks = key[order]
+        band_codes = []
         for off in range(1, max_neighbors + 1):
             same = ks[off:] == ks[:-off]
             if not same.any():
                 break
             i = order[:-off][same]
             j2 = order[off:][same]
-            out.append(np.stack([np.minimum(i, j2), np.maximum(i, j2)], 1))
-    if not out:
-        return np.zeros((0, 2), dtype=np.int64)
-    pc = np.concatenate(out)
-    code = np.unique(pc[:, 0].astype(np.int64) * len(rows) + pc[:, 1])
-    return rows[np.stack([code // len(rows), code % len(rows)], 1)]
+            band_codes.append(np.minimum(i, j2).astype(np.int64) * n + np.maximum(i, j2))
+        if band_codes:
+            # accounts alike collide in most bands: keeping every band's pairs until the end held them ~bands
+            # times; a band's pairs already seen are dropped at once, the new ones merged when they outgrow it
+            new = _sorted_unique(np.concatenate(band_codes))
+            new = new[~_in_sorted(seen, new)]
+            pending.append(new)
+            if sum(len(x) for x in pending) > len(seen):
+                seen, pending = _sorted_unique(np.concatenate([seen, *pending])), []
+    seen = _sorted_unique(np.concatenate([seen, *pending]))
+    return rows[np.stack([seen // n, seen % n], 1)]
+
+
+def _sorted_unique(codes):
+    """``np.unique`` of an int64 array by sorting in place (NumPy 2's hash-based unique is ~20x slower here)."""
+    codes.sort()
+    return codes[np.concatenate(([True], codes[1:] != codes[:-1]))] if len(codes) else codes
+
+
+def _in_sorted(sorted_codes, codes):
+    """Whether each of ``codes`` is in the sorted array ``sorted_codes``."""
+    if not len(sorted_codes):
+        return np.zeros(len(codes), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_codes, codes), len(sorted_codes) - 1)
+    return sorted_codes[at] == codes
 
 
 def _weighted_jaccard(Ab, Aw, pairs, chunk=500_000):

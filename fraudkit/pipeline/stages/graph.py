@@ -47,6 +47,7 @@ from fraudkit.identification.graph.communities import (
     CaptureScorer,
     CommunityScreener,
     captured_targets,
+    community_evidence,
     detect_communities,
     profile_communities,
 )
@@ -163,6 +164,8 @@ def run(ds, *, context=None) -> StageOutput:
         steps.done("consolidation test", rows_in=len(data["orders"]))
     else:
         notes.append("consolidation test skipped: no orders with received_at")
+    member_evidence = community_evidence(data)  # once for every view's profiles
+    steps.done("community evidence")
     for name, e in views.items():
         e = e[e["weight"] > 0]
         if not len(e):
@@ -171,7 +174,7 @@ def run(ds, *, context=None) -> StageOutput:
         part = detect_communities(e, method=p["community_method"], resolution=p["resolution"], seed=seed)
         steps.done(f"communities {name}", nodes=len(part.nodes), edges=len(e))
         prof = profile_communities(part, data, known_bad=seed_keys, edges=e, min_size=p["min_community_size"],
-                                   tie_count="n_ties")
+                                   tie_count="n_ties", evidence=member_evidence)
         if len(prof) and name in p["screened_views"]:
             scr = CommunityScreener(threshold=p["screen_threshold"]).fit(prof)
             prof = prof.assign(score=scr.decision_scores_, flagged=scr.labels_.astype(bool),

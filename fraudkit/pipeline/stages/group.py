@@ -19,6 +19,10 @@ world the classifier never saw. Otherwise the scored dataset's labels are never 
 
 from __future__ import annotations
 
+import resource
+import time
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 
@@ -28,6 +32,7 @@ from fraudkit.identification.graph.association import AssociationNetwork
 from fraudkit.identification.graph.dense import DenseSubgraphDetector
 from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer, candidates
 from fraudkit.pipeline.context import RunContext
+from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
 __all__ = ["run", "METHODS", "DEFAULTS"]
@@ -86,6 +91,54 @@ def run(ds, *, context=None) -> StageOutput:
     seed = context.seed
     p = context.parameters("group", DEFAULTS)
     notes, artifacts, per_method, thresholds = [], {}, {}, {}
+    times: list = []
+    timed = lambda name: _timed(context, times, name)  # noqa: E731
+    with timed("load"):
+        tables, inter = _load(ds)
+    accounts = tables["accounts"]
+    acc_ids = accounts["account_id"].to_numpy()
+    cand_sources = []
+
+    # 1. device clusters
+    with timed("device clusters"):
+        _device_clusters(ds, tables, inter, p, notes, artifacts, per_method, thresholds, cand_sources)
+
+    # 2. co-action groups (interactions; orders as a second item space)
+    with timed("co-action groups"):
+        acts = inter[inter["action"].isin(p["coaction_actions"])]
+        _coaction(acts, tables, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
+
+    # 3. dense blocks on account x target
+    with timed("dense blocks"):
+        _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources)
+    del acts
+
+    # 4. association network
+    with timed("association network"):
+        _association(ds, tables, context, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
+    del tables
+    with timed("scores"):
+        scores = _scores(acc_ids, per_method, thresholds)
+        artifacts["candidates"] = candidates(*cand_sources, min_score=p["candidate_min_score"])
+        artifacts["candidates"]["account_id"] = artifacts["candidates"]["account_id"].astype(str)
+    artifacts["timings"] = pd.DataFrame(times, columns=["step", "seconds", "peak_rss_mb"])
+    return StageOutput(stage="group", scores=scores, artifacts=artifacts, notes=notes)
+
+
+# --- private helpers ---------------------------------------------------------
+
+
+@contextmanager
+def _timed(context, times, name):
+    """A step of the stage: a progress line and a row of the ``timings`` artifact (seconds, peak RSS)."""
+    t = time.perf_counter()
+    with step(context.progress, context.mode, f"group stage · {name}"):
+        yield
+    times.append({"step": name, "seconds": round(time.perf_counter() - t, 3),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+
+
+def _load(ds):
     accounts = ds.to_pandas("accounts", columns=["account_id", "registered_at", "phone"])
     acc_ids = accounts["account_id"].to_numpy()
     tables = {"accounts": accounts}
@@ -98,15 +151,19 @@ def run(ds, *, context=None) -> StageOutput:
             tables[name] = ds.to_pandas(name, columns=cols)
     inter = ds.to_pandas("interactions", columns=["account_id", "device_id", "ip", "action", "target_id", "ts"])
     tables["interactions"] = inter
-    cand_sources = []
+    return tables, inter
 
-    # 1. device clusters
+
+def _device_clusters(ds, tables, inter, p, notes, artifacts, per_method, thresholds, cand_sources):
     if "devices" in tables:
-        usage = pd.concat([inter[["account_id", "device_id", "ip", "ts", "action"]],
-                           tables["logins"].assign(action="login") if "logins" in tables else None],
-                          ignore_index=True)
-        dc = DeviceClusterer(**p["device_cluster"]).fit(tables["devices"], usage)
-        a = dc.account_scores(usage)
+        # the clusterer's per-device counts from one row per (device, account, ip, hour, action) reduced in
+        # DuckDB, not a 35M-row stack of interactions and logins in pandas; the (account, device) pairs in
+        # order of first use (interactions, then logins), as the accounts' scores pick among equal devices
+        dc = DeviceClusterer(**p["device_cluster"]).fit(tables["devices"], _usage_counts(ds))
+        pairs = [inter[["account_id", "device_id"]].drop_duplicates()]
+        if "logins" in tables:
+            pairs.append(tables["logins"][["account_id", "device_id"]].drop_duplicates())
+        a = dc.account_scores(pd.concat(pairs, ignore_index=True))
         per_method["device_cluster"] = a
         thresholds["device_cluster"] = dc.threshold_
         cl = dc.clusters_
@@ -119,8 +176,17 @@ def run(ds, *, context=None) -> StageOutput:
     else:
         notes.append("device_cluster skipped: the dataset has no devices table")
 
-    # 2. co-action groups (interactions; orders as a second item space)
-    acts = inter[inter["action"].isin(p["coaction_actions"])]
+
+def _usage_counts(ds) -> pd.DataFrame:
+    """Interactions and logins counted per device, account, IP, clock hour and action, in DuckDB."""
+    parts = ["SELECT device_id, account_id, ip, hour(ts) AS hour, action FROM interactions"]
+    if ds.has("logins"):
+        parts.append("SELECT device_id, account_id, ip, hour(ts) AS hour, 'login' AS action FROM logins")
+    return ds.sql(f"SELECT device_id, account_id, ip, hour, action, count(*) AS n "
+                  f"FROM ({' UNION ALL '.join(parts)}) WHERE device_id IS NOT NULL GROUP BY ALL")
+
+
+def _coaction(acts, tables, p, seed, notes, artifacts, per_method, thresholds, cand_sources):
     cm = CoActionMiner(**p["coaction"], seed=seed).fit(acts)
     a = cm.account_scores().assign(group_id=lambda x: "i" + x["group_id"].astype(str))
     groups = [cm.groups_.assign(source="interactions", group_id=lambda x: "i" + x["group_id"].astype(str))]
@@ -138,7 +204,8 @@ def run(ds, *, context=None) -> StageOutput:
     artifacts["coaction_groups"] = g
     cand_sources.append(a.assign(kind="coaction", group_size=a["group_id"].map(g.set_index("group_id")["n_accounts"])))
 
-    # 3. dense blocks on account x target
+
+def _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources):
     edges = acts[["account_id", "target_id"]].drop_duplicates()
     if len(edges):
         # FRAUDAR's average mass favours cores of heavy honest users: a block is scored by the edges beyond
@@ -162,7 +229,8 @@ def run(ds, *, context=None) -> StageOutput:
     else:
         notes.append("dense_subgraph skipped: no like/collect/comment/share/follow interactions")
 
-    # 4. association network
+
+def _association(ds, tables, context, p, seed, notes, artifacts, per_method, thresholds, cand_sources):
     an = AssociationNetwork(**p["association"], seed=seed)
     kw = _association_training(ds, context, notes)
     try:
@@ -180,7 +248,8 @@ def run(ds, *, context=None) -> StageOutput:
         on="group_id", how="left")
     cand_sources.append(a.assign(kind="association", group_id="a" + a["group_id"].astype(str)))
 
-    # scores
+
+def _scores(acc_ids, per_method, thresholds):
     parts, combined = [], []
     for method in METHODS[:-1]:
         if method not in per_method:
@@ -203,13 +272,7 @@ def run(ds, *, context=None) -> StageOutput:
         pick = np.where(fl, np.argmax(np.where(F, S, -1), 1), best)
         parts.append(score_frame(acc_ids, S.max(1), fl, entity_type="account", stage="group", method="group",
                                  reasons=R[np.arange(len(acc_ids)), pick]))
-    scores = pd.concat(parts, ignore_index=True) if parts else empty_scores()
-    artifacts["candidates"] = candidates(*cand_sources, min_score=p["candidate_min_score"])
-    artifacts["candidates"]["account_id"] = artifacts["candidates"]["account_id"].astype(str)
-    return StageOutput(stage="group", scores=scores, artifacts=artifacts, notes=notes)
-
-
-# --- private helpers ---------------------------------------------------------
+    return pd.concat(parts, ignore_index=True) if parts else empty_scores()
 
 
 def _best(a: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from fraudkit.identification.graph.communities import (
     Partition,
     compare_partitions,
     detect_communities,
+    community_evidence,
     profile_communities,
     stability,
 )
@@ -107,6 +108,19 @@ def test_profile_communities():
     assert set(p2.attrs["missing"]) == {"interactions", "orders", "logins"} and (p2["device_sharing"] == 0).all()
     # small communities are not profiled
     assert profile_communities(part, data, min_size=6).empty
+
+
+def test_profiles_from_evidence_reduced_once_are_the_same():
+    """Issue 13: the graph stage reduces the data once (community_evidence) and profiles every view from it."""
+    part, data, edges = _profile_world()
+    ev = community_evidence(data)
+    assert not ev.devices.duplicated().any() and not ev.receivers.duplicated().any()
+    assert ev.hours["n"].sum() == sum(len(data[t]) for t in ("orders", "logins") if t in data)
+    pd.testing.assert_frame_equal(profile_communities(part, data, edges=edges, tie_count="n", evidence=ev),
+                                  profile_communities(part, data, edges=edges, tie_count="n"))
+    # the evidence is all that is read: the data may be gone
+    pd.testing.assert_frame_equal(profile_communities(part, {}, known_bad=[0, 7], evidence=ev),
+                                  profile_communities(part, data, known_bad=[0, 7]))
 
 
 def test_screener_unsupervised_and_supervised():

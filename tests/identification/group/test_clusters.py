@@ -64,6 +64,18 @@ def test_device_clusterer_seeded_result_and_no_mutation():
     assert a.threshold_ == 0.5 and a.score_frame()["entity_type"].iloc[0] == "device"
 
 
+def test_device_clusterer_on_counts_reduced_before_pandas_is_the_same():
+    """Issue 13: the group stage hands the clusterer one row per (device, account, ip, hour, action) with a count."""
+    dev, ev = _devices_and_events(seed=2)
+    counts = (ev.assign(hour=ev["ts"].dt.hour).drop(columns="ts")
+              .value_counts(["device_id", "account_id", "ip", "hour", "action"]).rename("n").reset_index())
+    counts = counts.sample(frac=1.0, random_state=0)  # order-free
+    a, b = DeviceClusterer().fit(dev, ev), DeviceClusterer().fit(dev, counts)
+    np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
+    pd.testing.assert_frame_equal(a.device_features_.drop(columns="_hours"), b.device_features_.drop(columns="_hours"))
+    pd.testing.assert_frame_equal(a.clusters_, b.clusters_)
+
+
 def test_device_clusterer_bad_input():
     dev, ev = _devices_and_events()
     with pytest.raises(MissingInputError):
@@ -106,6 +118,14 @@ def test_coaction_finds_paid_group_not_fans():
     assert set(s.loc[s["score"] > 0.5, "account_id"]) == {f"paid{a}" for a in range(20)}
     # fans that happen to share the viral note and one more note form only weak groups
     assert not s["account_id"].str.startswith("org").any()
+
+
+def test_coaction_candidate_pairs_deduplicated_as_generated_seeded():
+    """Issue 13: pairs are de-duplicated band by band (not kept for every band); the candidate set is unchanged."""
+    ev = _coactions()
+    m = CoActionMiner(seed=0, max_neighbors=3).fit(ev)
+    assert m.n_candidate_pairs_ == 660  # the same as when every band's pairs were kept until the end
+    assert m.groups_["n_accounts"].tolist() == [20]
 
 
 def test_coaction_window_splits_and_seed_reproducible():

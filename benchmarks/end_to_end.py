@@ -1,0 +1,240 @@
+"""``fraudkit score`` end to end, as a user runs it, on worlds of three sizes: seconds and peak memory.
+
+    .venv/bin/python benchmarks/end_to_end.py --size demo-small
+    .venv/bin/python benchmarks/end_to_end.py --size medium
+    .venv/bin/python benchmarks/end_to_end.py --size large --max-rss-gb 14 --timeout 3600
+
+Each size is a scenario simulated once and cached under ``--cache`` (default ``/tmp/fk-bench``), with the
+training world (``demo-small`` seed 1000) beside it. The run is the command a user types::
+
+    fraudkit score <cache>/<size> --train <cache>/demo-small-1000 --out <cache>/run-<size> --seed 0
+
+in a child process; this script samples the resident memory of the child's whole process tree every 0.2 s and
+kills the tree when it passes ``--max-rss-gb`` (default 14: the machine is shared) or ``--timeout``. The
+progress lines the command writes give each step's seconds and the peak memory while it ran (training pass
+included); the run manifest gives the stage timings. Results are kept by size in ``benchmarks/end_to_end.json``
+and ``benchmarks/end_to_end.md`` is rewritten from it, with the load average before and after each run and a
+summary line per size, ``<size> end to end: <seconds> s, peak <GB> GB`` (or ``did not finish: <why> after <s>
+s, peak <GB> GB``). Never time a ``large`` run by hand: only through this script, one heavy run at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {"demo-small": ("demo-small", 0), "medium": ("medium", 2025), "large": ("large", 2024)}
+"""Size -> (scenario, seed) of the scored world."""
+TRAIN = ("demo-small", 1000)
+CLI = "import sys; from fraudkit.cli import main; sys.exit(main())"
+LINE = re.compile(r"\[fraudkit \w+ ([\d.]+)s\] (.+?): (started|done|failed)(.*)$")  # anywhere: a bar may precede
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", action="append", choices=sorted(SIZES), help="repeatable; default demo-small")
+    ap.add_argument("--cache", default="/tmp/fk-bench", help="simulated worlds and runs (outside the repo)")
+    ap.add_argument("--max-rss-gb", type=float, default=14.0, help="kill the run above this process-tree RSS")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="kill the run after this many seconds")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "end_to_end.json"))
+    ap.add_argument("--code", default=str(ROOT), help="the fraudkit checkout to run (default this one; another "
+                    "one, e.g. an unmodified commit, for a before/after)")
+    ap.add_argument("--prepare", action="store_true", help="only simulate (guarded) the worlds that are missing")
+    ap.add_argument("--render", action="store_true", help="only rewrite end_to_end.md from the results file")
+    ap.add_argument("--label", default="", help="kept with the result: '<size> <label>' (e.g. 'before')")
+    args = ap.parse_args(argv)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    results = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else {}
+    if args.render:
+        (ROOT / "benchmarks" / "end_to_end.md").write_text(_markdown(results))
+        return
+    train = _world(cache, *TRAIN, args)
+    for size in args.size or ["demo-small"]:
+        data = _world(cache, *SIZES[size], args)
+        if args.prepare:
+            continue
+        key = f"{size} {args.label}".strip()
+        run_dir = cache / f"run-{key.replace(' ', '-')}"
+        cmd = [sys.executable, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
+               "--seed", "0", "--force"]
+        res = _guarded(cmd, args, label=f"score {key}", code=args.code)
+        res["code"] = str(Path(args.code).resolve())
+        res["command"] = f"fraudkit score {data} --train {train} --out {run_dir} --seed 0"
+        res["world"] = _counts(data)
+        manifest = run_dir / "manifest.json"
+        if res["finished"] and manifest.exists():
+            m = json.loads(manifest.read_text())
+            res["timings"] = m.get("timings", {})
+            res["stage_timings"] = m.get("stage_timings", {})
+            res["train_timings"] = m.get("train_timings", {})
+            res["train_stage_timings"] = m.get("train_stage_timings", {})
+        results[key] = res
+        print(_summary(key, res), flush=True)
+        Path(args.results).write_text(json.dumps(results, indent=1, default=str) + "\n")
+        (ROOT / "benchmarks" / "end_to_end.md").write_text(_markdown(results))
+
+
+# --- private helpers ----------------------------------------------------------------------------
+
+
+def _world(cache, scenario, seed, args) -> Path:
+    """The simulated world ``<cache>/<scenario>-<seed>``, simulated (guarded) when missing."""
+    out = cache / f"{scenario}-{seed}"
+    if not (out / "manifest.json").exists():
+        cmd = [sys.executable, "-c", CLI, "simulate", "--scenario", scenario, "--seed", str(seed), "--out", str(out),
+               "--force"]
+        res = _guarded(cmd, args, label=f"simulate {scenario} {seed}")
+        if not res["finished"]:
+            raise SystemExit(f"simulating {scenario} seed {seed} did not finish: {res['why']}")
+    return out
+
+
+def _guarded(cmd, args, *, label, code=ROOT):
+    """Run ``cmd``; sample its process tree's RSS; kill it above ``args.max_rss_gb`` or after ``args.timeout``."""
+    env = dict(os.environ, PYTHONPATH=str(Path(code).resolve()), CI="1")
+    load_before = os.getloadavg()
+    print(f"[bench] {label}: load {_load(load_before)}, available "
+          f"{psutil.virtual_memory().available / 2**30:.1f} GiB", flush=True)
+    t0 = time.perf_counter()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    state = {"peak": 0, "now": 0, "why": None, "since_line": 0}
+    steps, open_steps = [], {}
+    stop = threading.Event()
+
+    def sample():
+        root = psutil.Process(proc.pid)
+        while not stop.wait(0.2):
+            try:
+                tree = [root] + root.children(recursive=True)
+                rss = sum(_rss(p) for p in tree)
+            except psutil.NoSuchProcess:
+                break
+            state["now"] = rss
+            state["peak"] = max(state["peak"], rss)
+            state["since_line"] = max(state["since_line"], rss)
+            for s in open_steps.values():
+                s["peak"] = max(s["peak"], rss)
+            why = None
+            if rss > args.max_rss_gb * 2**30:
+                why = f"process tree RSS {rss / 2**30:.1f} GB above --max-rss-gb {args.max_rss_gb:g}"
+            elif time.perf_counter() - t0 > args.timeout:
+                why = f"--timeout {args.timeout:g} s"
+            if why:
+                state["why"] = why
+                print(f"[bench] killing {label}: {why}", flush=True)
+                for p in reversed(tree):
+                    try:
+                        p.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+                break
+
+    threading.Thread(target=sample, daemon=True).start()
+    tail = []
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        print(f"  {line}", flush=True)
+        tail = (tail + [line])[-20:]
+        m = LINE.search(line)
+        since_line, state["since_line"] = state["since_line"], state["now"]
+        if m is None:
+            continue
+        _, what, kind, rest = m.groups()
+        if kind == "started":
+            open_steps[what] = {"step": what, "peak": state["now"]}
+        else:
+            s = open_steps.pop(what, {"step": what, "peak": since_line})  # a step that only says when done
+            secs = re.search(r"([\d.]+) s$", rest.strip())
+            steps.append({"step": what, "seconds": float(secs.group(1)) if secs else None,
+                          "peak_gb": round(s["peak"] / 2**30, 2), "status": kind})
+    rc = proc.wait()
+    stop.set()
+    wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU seconds: less sensitive than wall to a busy machine
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    steps += [{"step": s["step"], "seconds": None, "peak_gb": round(s["peak"] / 2**30, 2), "status": "running"}
+              for s in open_steps.values()]  # still running when the run ended (killed)
+    why = state["why"] or (None if rc == 0 else f"exit code {rc}: {' / '.join(tail[-3:])}")
+    return {"finished": why is None, "why": why, "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+            "peak_gb": round(state["peak"] / 2**30, 2), "load_before": _load(load_before),
+            "load_after": _load(os.getloadavg()), "steps": steps, "cpus": os.cpu_count(),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def _rss(p) -> int:
+    try:
+        return p.memory_info().rss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0
+
+
+def _load(avg) -> str:
+    return " ".join(f"{x:.2f}" for x in avg)
+
+
+def _counts(data: Path) -> dict:
+    try:
+        rows = json.loads((data / "manifest.json").read_text()).get("counts", {})
+    except (OSError, ValueError):
+        rows = {}
+    return {k: rows[k] for k in ("accounts", "interactions", "logins", "orders", "coupon_claims") if k in rows}
+
+
+def _summary(size, res) -> str:
+    if res["finished"]:
+        return f"{size} end to end: {res['seconds']:.0f} s, peak {res['peak_gb']:.1f} GB"
+    return f"{size} did not finish: {res['why']} after {res['seconds']:.0f} s, peak {res['peak_gb']:.1f} GB"
+
+
+def _markdown(results) -> str:
+    out = ["# `fraudkit score` end to end", "",
+           "Written by `benchmarks/end_to_end.py` (do not edit by hand). One run per size of",
+           "`fraudkit score <world> --train demo-small-1000 --out RUN --seed 0` (training pass included), peak RSS of",
+           "the whole process tree sampled every 0.2 s; machine: 2 cores, 24 GB, shared (load = 1, 5, 15 min).", "",
+           "## Summary", ""]
+    order = sorted(results, key=lambda k: (list(SIZES).index(k.split()[0]), k))
+    out += [_summary(s, results[s]) for s in order] + [""]
+    out += ["| size | accounts | events (M) | seconds | CPU s | peak GB | s per M events | load before | load after | when |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+    for s in order:
+        r = results[s]
+        w = r.get("world", {})
+        ev = sum(w.get(k, 0) for k in ("interactions", "logins", "orders", "coupon_claims")) / 1e6
+        per = f"{r['seconds'] / ev:.1f}" if ev and r["finished"] else "—"
+        out.append(f"| {s} | {w.get('accounts', '?'):,} | {ev:.2f} | {r['seconds']:.0f}{'' if r['finished'] else ' (killed)'} "
+                   f"| {r.get('cpu_seconds', '—')} | {r['peak_gb']:.1f} | {per} | {r['load_before']} | {r['load_after']} | {r['when']} |")
+    for s in order:
+        r = results[s]
+        out += ["", f"## {s}", "", f"`{r['command']}`", "", "Steps (from the progress lines; nested steps are "
+                "inside their parent; peak = process-tree RSS while the step ran):", "",
+                "| step | seconds | peak GB |", "|---|---:|---:|"]
+        out += [f"| {st['step']}{'' if st['status'] == 'done' else ' (' + st['status'] + ')'} | "
+                f"{'' if st['seconds'] is None else st['seconds']} | {'—' if st['peak_gb'] is None else st['peak_gb']} |"
+                for st in r["steps"]]
+        for name, what in (("timings", "Manifest timings (s)"), ("train_timings", "Training pass timings (s)")):
+            if r.get(name):
+                out += ["", f"{what}: " + ", ".join(f"{k} {v:.1f}" for k, v in r[name].items())]
+        for name, what in (("stage_timings", "scored world"), ("train_stage_timings", "training pass")):
+            for stage, rows in (r.get(name) or {}).items():
+                out += ["", f"{stage} stage steps, {what} (manifest; peak = the process's own max RSS so far, MB):",
+                        "", "| step | seconds | peak MB |", "|---|---:|---:|"]
+                out += [f"| {x.get('step')} | {x.get('seconds')} | {x.get('peak_rss_mb')} |" for x in rows]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()

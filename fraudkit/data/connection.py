@@ -1,0 +1,80 @@
+"""The one place the kit opens a DuckDB connection: bounded memory and a spill folder, by design.
+
+DuckDB takes 80 % of the machine's memory unless told otherwise, and on a shared machine a large world then
+grows until the kernel kills something. Every connection the kit opens — the dataset loader's Ibis backend, the
+feature SQL's in-memory source, the backend-neutral data layer — comes from :func:`duckdb_connection` (raw) or
+:func:`ibis_connection` (Ibis), with
+
+* ``memory_limit``: ``FRAUDKIT_DUCKDB_MEMORY_LIMIT`` (a DuckDB size such as ``"4GB"``), default a quarter of the
+  machine's memory, at least 1 GB and at most 4 GB: the rest of a run (pandas frames, graphs) needs room too;
+* ``temp_directory``: ``FRAUDKIT_DUCKDB_TEMP_DIRECTORY``, default ``<system temp>/fraudkit-duckdb``, where DuckDB
+  spills what does not fit (joins, aggregates and sorts larger than the limit finish, on disk, instead of
+  taking the machine's memory).
+
+Settings change no result: the same SQL gives the same rows whatever the limit.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["duckdb_connection", "ibis_connection", "duckdb_settings", "MEMORY_LIMIT_ENV", "TEMP_DIRECTORY_ENV"]
+
+MEMORY_LIMIT_ENV = "FRAUDKIT_DUCKDB_MEMORY_LIMIT"
+"""Environment variable: DuckDB's ``memory_limit`` for every connection of the kit (e.g. ``"4GB"``)."""
+TEMP_DIRECTORY_ENV = "FRAUDKIT_DUCKDB_TEMP_DIRECTORY"
+"""Environment variable: the folder DuckDB spills to."""
+
+
+def duckdb_settings() -> dict:
+    """The settings every connection of the kit gets: ``memory_limit`` and ``temp_directory``.
+
+    Examples
+    --------
+    >>> sorted(duckdb_settings())
+    ['memory_limit', 'temp_directory']
+    """
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or _default_limit()
+    temp = os.environ.get(TEMP_DIRECTORY_ENV, "").strip() or str(Path(tempfile.gettempdir()) / "fraudkit-duckdb")
+    return {"memory_limit": limit, "temp_directory": temp}
+
+
+def duckdb_connection():
+    """A new in-memory DuckDB connection with :func:`duckdb_settings`.
+
+    Examples
+    --------
+    >>> con = duckdb_connection()
+    >>> con.execute("SELECT current_setting('temp_directory') <> ''").fetchone()[0]
+    True
+    >>> con.close()
+    """
+    import duckdb
+
+    return duckdb.connect(":memory:", config=duckdb_settings())
+
+
+def ibis_connection():
+    """A new in-memory Ibis DuckDB backend with :func:`duckdb_settings`.
+
+    Examples
+    --------
+    >>> ibis_connection().name
+    'duckdb'
+    """
+    import ibis
+
+    return ibis.duckdb.connect(**duckdb_settings())
+
+
+# --- private helpers ----------------------------------------------------------------------------
+
+
+def _default_limit() -> str:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return f"{max(1 << 30, min(4 << 30, total // 4)) >> 20}MiB"
