@@ -100,7 +100,10 @@ class HeteroGraph:
     def node_index(self, type: str, keys) -> np.ndarray:
         """Node indices of ``keys`` of one node type; ``-1`` for keys not in the graph."""
         sub = self.nodes[self.nodes["type"] == type]
-        idx = pd.Index(sub["key"].to_numpy()).get_indexer(pd.Index(np.asarray(keys)))
+        keys = np.asarray(keys)
+        if not len(sub):  # no node of this type (e.g. a data set without devices or IPs)
+            return np.full(len(keys), -1, dtype=np.int64)
+        idx = pd.Index(sub["key"].to_numpy()).get_indexer(pd.Index(keys))
         return np.where(idx >= 0, sub["node"].to_numpy()[np.maximum(idx, 0)], -1)
 
     def to_sparse(self, *, weight: str | None = "weight", symmetric: bool = True):
