@@ -49,7 +49,7 @@ import scipy.sparse as sp
 
 from fraudkit.capability.neighbors import aggregate_neighbors, neighbor_label_features, structural_features
 from fraudkit.data.atomic import atomic_path
-from fraudkit.data.generic import GenericGraph, load_generic
+from fraudkit.data.generic import GenericGraph, canonical_order, load_generic
 from fraudkit.errors import FraudkitError
 from fraudkit.evaluation.metrics import neutralise_formulas
 from fraudkit.identification.graph.communities import detect_communities
@@ -143,6 +143,8 @@ def run_benchmark(data, *, protocol: str = "full", trials: int = 10, out=None, m
 
     # threadpool_limits only reaches libraries already loaded: the import above loads
     # scikit-learn's OpenMP runtime first, else boosting would run unlimited threads
+    # every method sees the nodes in their canonical order: results never depend on row order or id values
+    graph = graph.permuted(canonical_order(graph))
     bench = _Bench(graph, n_jobs=n_jobs)
     splits = make_splits(graph, protocol=protocol, trials=trials, seed=seed)
     with threadpool_limits(limits=n_jobs):
@@ -180,6 +182,7 @@ def make_splits(graph: GenericGraph, *, protocol: str = "full", trials: int = 10
         raise ValueError(f"trials must be >= 1, got {trials}")
     y = graph.labels
     labelled = y >= 0
+    order = None if (protocol != "semi" and graph.split_ids) else canonical_order(graph)
     if protocol in ("full", "unsupervised"):
         have = graph.split_ids
         if have:
@@ -187,14 +190,14 @@ def make_splits(graph: GenericGraph, *, protocol: str = "full", trials: int = 10
                 raise ValueError(f"{graph.name} has {len(have)} splits; ask for at most {len(have)} trials")
             out = [Split(k, *graph.split(k)) for k in have[:trials]]
         else:
-            out = [_stratified(y, labelled, k, seed + k) for k in range(trials)]
+            out = [_stratified(y, labelled, k, seed + k, order) for k in range(trials)]
         if protocol == "unsupervised":
             none = np.zeros(len(y), dtype=bool)
             out = [Split(s.trial, none, none, s.test) for s in out]
         return out
     if protocol != "semi":
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    pos, neg = order[y[order] == 1], order[y[order] == 0]  # drawn in canonical order, never file order
     n_pos, n_neg = _SEMI_SIZES
     if len(pos) < 3 * n_pos or len(neg) < 3 * n_neg:
         raise ValueError(f"semi protocol needs at least {3 * n_pos} fraud and {3 * n_neg} honest labelled nodes; "
@@ -618,11 +621,11 @@ def _keep_best(best, scores, y, split):
     return (auc, scores) if best is None or auc > best[0] else best
 
 
-def _stratified(y, labelled, trial, seed) -> Split:
+def _stratified(y, labelled, trial, seed, order) -> Split:
     rng = check_random_state(seed)
     train, val, test = (np.zeros(len(y), dtype=bool) for _ in range(3))
     for cls in (0, 1):
-        idx = rng.permutation(np.flatnonzero(labelled & (y == cls)))
+        idx = rng.permutation(order[labelled[order] & (y[order] == cls)])
         a, b = int(round(0.5 * len(idx))), int(round(0.75 * len(idx)))
         train[idx[:a]], val[idx[a:b]], test[idx[b:]] = True, True, True
     return Split(trial, train, val, test)
