@@ -581,6 +581,26 @@ def negative_share(bench, split, seed, previous):
     return _signed_features(g)[:, 0]
 
 
+def checked_best(bench, split, seed, previous):
+    """The unsupervised pick where labels exist: the candidate that ranks labelled non-test nodes best.
+
+    Candidates: every unsupervised method run before it in the trial (each already in its checked
+    direction) and every own feature and log degree in either direction. The choice reads only labels
+    outside the test set; with none, it is unavailable (no label to check a choice on).
+    """
+    pool = bench.check_pool(split)
+    if len(np.unique(bench.y[pool])) < 2:
+        raise MethodUnavailable("no labelled non-test nodes of both classes to check the choice on")
+    cands = [np.asarray(v, dtype=float) for v in previous.values()] + _single_features(bench)
+    best = None
+    for c in cands:
+        for sign in (1.0, -1.0):
+            auc = _auc(bench.y[pool], sign * c[pool])
+            if best is None or auc > best[0] + 1e-12:
+                best = (auc, sign * c)
+    return best[1]
+
+
 def best_single_feature(bench, split, seed, previous):
     """Baseline: the one own feature (or log degree), in the direction that ranks best on labelled non-test nodes.
 
@@ -590,11 +610,8 @@ def best_single_feature(bench, split, seed, previous):
     pool = bench.check_pool(split)
     if len(np.unique(bench.y[pool])) < 2:
         raise MethodUnavailable("no labelled non-test nodes of both classes to choose the feature on")
-    cols = [bench.graph.features[:, j] for j in range(bench.graph.features.shape[1])]
-    if bench.has_edges:
-        cols.append(np.log1p(bench.degree()))
     best = None
-    for c in cols:
+    for c in _single_features(bench):
         for sign in (1.0, -1.0):
             auc = _auc(bench.y[pool], sign * c[pool])
             if best is None or auc > best[0] + 1e-12:
@@ -648,6 +665,7 @@ METHODS = {
     "negative_share": (negative_share, ("unsupervised",)),
     "fraudar": (fraudar, ("unsupervised",)),
     "community_screening": (community_screening, ("unsupervised",)),
+    "checked_best": (checked_best, ("unsupervised",)),
     "best_single_feature": (best_single_feature, ("unsupervised",)),
 }
 """name -> (function, protocols). Run in this order; the ensemble combines those run before it."""
@@ -656,7 +674,7 @@ BASELINES = {"full": "features_forest", "semi": "features_forest", "unsupervised
 """The plain baseline of each protocol, run on the same splits: the kit's best method must reach it."""
 
 _SMALL_VALIDATION = 500  # below this many validation nodes the ensemble averages its best members (1-SE rule)
-_LABEL_CHOSEN = ("best_single_feature",)  # unsupervised methods that read non-test labels by design
+_LABEL_CHOSEN = ("checked_best", "best_single_feature")  # unsupervised methods that read non-test labels by design
 
 
 # --------------------------------------------------------------------------- private helpers
@@ -754,6 +772,14 @@ def _forest(x, y, split, seed, n_jobs) -> np.ndarray:
     m = RandomForestClassifier(n_estimators=300, min_samples_leaf=3, max_features="sqrt", n_jobs=n_jobs,
                                random_state=seed).fit(x[split.train], y[split.train])
     return m.predict_proba(x)[:, 1]
+
+
+def _single_features(bench) -> list:
+    """The folder's own features and, with edges, log degree: the one-liners every unsupervised score must beat."""
+    cols = [bench.graph.features[:, j] for j in range(bench.graph.features.shape[1])]
+    if bench.has_edges:
+        cols.append(np.log1p(bench.degree()))
+    return cols
 
 
 def _signed_features(g) -> np.ndarray:

@@ -105,7 +105,7 @@ def test_semi_and_unsupervised(planted):
     uns = gb.run_benchmark(planted, protocol="unsupervised", trials=2).set_index("method")
     assert uns.index.tolist() == ["isolation_forest", "isolation_forest_neighbors", "low_degree", "low_activity",
                                   "single_target", "negative_share", "fraudar", "community_screening",
-                                  "best_single_feature"]
+                                  "checked_best", "best_single_feature"]
     assert set(uns.index[uns.trials == 2]) == set(uns.index) - {"low_activity", "single_target", "negative_share"}
     assert uns.loc["low_activity", "note"] == "unavailable: planted1 has no events table"
     assert uns.loc["negative_share", "note"] == "unavailable: planted1 has no negative edge weights (no signed edges)"
