@@ -22,8 +22,8 @@ from fraudkit.data.contract import LABEL_TABLE, TABLES
 from fraudkit.data.validation import CheckedTables, TableSource, ValidationReport, check_tables
 from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError, ValidationIssue
 
-__all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "table_path", "find_table_files", "dataset_fingerprint",
-           "canonical_sort_keys", "sort_canonical"]
+__all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "table_path", "find_table_files",
+           "dataset_fingerprint", "canonical_sort_keys", "sort_canonical"]
 
 _ALL_TABLES = (*TABLES, LABEL_TABLE.name)
 

@@ -23,7 +23,8 @@ import pandas as pd
 from fraudkit.randomness import check_random_state
 
 REVIEW_SPAM = "fraud:review_spam"
-"""The typology label of the spam accounts: a custom fraud typology declared in the labels (``docs/data-contract.md``)."""
+"""The typology label of the spam accounts: a custom fraud typology declared in the labels
+(``docs/data-contract.md``)."""
 
 _START = pd.Timestamp("2024-01-01")
 
