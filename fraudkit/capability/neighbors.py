@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from fraudkit.data.numeric import round_significant
+
 STATS = ("mean", "std", "max", "min", "sum")
 _CHUNK_CELLS = 20_000_000  # cap on (edges x features) gathered at once for max/min (~160 MB)
 
@@ -94,7 +96,7 @@ def aggregate_neighbors(adj, x, *, hops: int = 2, stats=("mean", "std", "max"), 
             blocks.append(v)
             cols += [f"hop{k}_{s}_{f}" for f in names]
         cur = mean
-    return pd.DataFrame(np.hstack(blocks), columns=cols)
+    return pd.DataFrame(round_significant(np.hstack(blocks)), columns=cols)  # sums in any order agree
 
 
 def structural_features(adj, *, include=("degree", "core", "pagerank", "clustering", "neighbor_degree"),
@@ -149,7 +151,9 @@ def structural_features(adj, *, include=("degree", "core", "pagerank", "clusteri
             out[name] = inv * (a @ np.log1p(deg))
         else:
             raise ValueError(f"unknown structural feature {name!r}")
-    return pd.DataFrame(out, columns=list(include))
+    # rounded: PageRank of nodes the graph cannot tell apart differs by ~1e-12 and follows the node index,
+    # which a tree model would split on (issue 16); rounding keeps such ties exact
+    return pd.DataFrame({k: round_significant(v) for k, v in out.items()}, columns=list(include))
 
 
 def neighbor_label_features(adj, labels, known, *, hops: int = 2, prior: float | None = None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -33,6 +34,9 @@ __all__ = [
     "LABEL_TABLE",
     "ACTIONS",
     "FRAUD_TYPOLOGIES",
+    "CUSTOM_FRAUD_PREFIX",
+    "CUSTOM_HONEST_PREFIX",
+    "is_fraud_typology",
     "HONEST_LOOKALIKES",
     "TYPOLOGIES",
     "ENTITY_TYPES",
@@ -75,6 +79,12 @@ HONEST_LOOKALIKES = (
 """Honest groups that look like attackers and must not be punished."""
 
 TYPOLOGIES = FRAUD_TYPOLOGIES + HONEST_LOOKALIKES
+
+CUSTOM_FRAUD_PREFIX = "fraud:"
+CUSTOM_HONEST_PREFIX = "honest:"
+"""A typology outside the built-in vocabulary is declared in the labels by one of these prefixes and a
+snake_case name: ``fraud:review_spam`` counts as fraud everywhere labels are read (training, thresholds,
+evaluation), ``honest:power_reviewer`` as an honest group."""
 
 ENTITY_TYPES = (
     "account",
@@ -129,6 +139,9 @@ class ColumnSpec:
         Largest allowed value for numeric columns.
     allowed : tuple of str or None
         Closed vocabulary for a string column.
+    allowed_prefixes : tuple of str, default=()
+        Values outside ``allowed`` are accepted when they are one of these prefixes and a snake_case name
+        (custom typologies, ``fraud:review_spam``).
     references : str or None
         ``"table.column"`` this column must point into (a foreign key).
     """
@@ -142,6 +155,7 @@ class ColumnSpec:
     max_value: float | None = None
     allowed: tuple[str, ...] | None = None
     references: str | None = None
+    allowed_prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -390,7 +404,8 @@ LABEL_TABLE = TableSpec(
     (
         _c("entity_type", "string", "Labelled entity type.", allowed=ENTITY_TYPES),
         _c("entity_id", "id", "Labelled key."),
-        _c("typology", "string", "Typology (fraud or honest look-alike).", allowed=TYPOLOGIES),
+        _c("typology", "string", "Typology (fraud or honest look-alike); a custom one as `fraud:<name>` or "
+           "`honest:<name>`.", allowed=TYPOLOGIES, allowed_prefixes=(CUSTOM_FRAUD_PREFIX, CUSTOM_HONEST_PREFIX)),
         _c("campaign_id", "id", "Campaign or group the entity belongs to.", nullable=True),
     ),
     ("entity_type", "entity_id", "typology"),
@@ -451,7 +466,8 @@ def render_markdown() -> str:
             if c.max_value is not None:
                 cons.append(f"<= {c.max_value:g}")
             if c.allowed:
-                cons.append("one of " + ", ".join(c.allowed))
+                cons.append("one of " + ", ".join(c.allowed)
+                            + "".join(f", `{x}<name>`" for x in c.allowed_prefixes))
             if c.references:
                 cons.append(f"→ `{c.references}`")
             out.append(f"| `{c.name}` | {c.dtype} | {'yes' if c.nullable else ''} | {'yes' if c.pii else ''} "
@@ -464,7 +480,19 @@ if __name__ == "__main__":  # pragma: no cover
     print(render_markdown())
 
 
+def is_fraud_typology(typology) -> np.ndarray:
+    """Whether each typology is a fraud one: built-in (:data:`FRAUD_TYPOLOGIES`) or custom (``fraud:<name>``).
+
+    Examples
+    --------
+    >>> is_fraud_typology(["device_farm", "fraud:review_spam", "honest_shared_ip", "honest:power_user"]).tolist()
+    [True, True, False, False]
+    """
+    t = pd.Series(np.asarray(typology, dtype=object)).astype("string")
+    return (t.isin(FRAUD_TYPOLOGIES) | t.str.startswith(CUSTOM_FRAUD_PREFIX)).fillna(False).to_numpy(dtype=bool)
+
+
 def fraud_keys(labels: pd.DataFrame, entity_type: str) -> set:
-    """Keys (as text) of entities of one type labelled with a fraud typology."""
-    lab = labels[(labels["entity_type"] == entity_type) & labels["typology"].isin(FRAUD_TYPOLOGIES)]
+    """Keys (as text) of entities of one type labelled with a fraud typology (built-in or ``fraud:<name>``)."""
+    lab = labels[(labels["entity_type"] == entity_type).to_numpy() & is_fraud_typology(labels["typology"])]
     return set(lab["entity_id"].astype(str))

@@ -23,7 +23,8 @@ from fraudkit.data.contract import LABEL_TABLE, TABLES
 from fraudkit.data.validation import CheckedTables, TableSource, ValidationReport, check_tables
 from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError, ValidationIssue
 
-__all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "table_path", "find_table_files", "dataset_fingerprint"]
+__all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "table_path", "find_table_files",
+           "dataset_fingerprint", "canonical_sort_keys", "sort_canonical"]
 
 _ALL_TABLES = (*TABLES, LABEL_TABLE.name)
 
@@ -243,6 +244,10 @@ class Dataset:
             Table name.
         columns : list of str or None, default=None
             Columns to read (all when None).
+
+        Rows come in one canonical order whatever the order of the file: by the table's time column, then
+        by every other column read (rows equal in all of them are interchangeable), so no result follows
+        the order in which an export happened to write its rows.
         """
         t = self.table(name)
         if columns is not None:
@@ -251,7 +256,8 @@ class Dataset:
                 raise MissingInputError(f"table {name!r} of {self._where()} has no column(s) "
                                         f"{', '.join(map(repr, missing))}; columns: {', '.join(t.columns)}")
             t = t.select(list(columns))
-        return ns_timestamps(t.to_pandas())
+        keys = canonical_sort_keys(name, list(t.columns))
+        return ns_timestamps(t.order_by(keys).to_pandas()) if keys else ns_timestamps(t.to_pandas())
 
     def sql(self, query: str):
         """Run SQL on the dataset's DuckDB connection (tables are views by name); return pandas."""
@@ -295,6 +301,47 @@ class Dataset:
 
     def _where(self) -> str:
         return str(self._path) if self._path is not None else "<memory>"
+
+
+def canonical_sort_keys(name: str, columns) -> list:
+    """The columns that put a table's rows in their canonical order: its time column, then the others.
+
+    Every reader of dataset tables sorts by these, so results never follow the order of the rows in a file.
+
+    Examples
+    --------
+    >>> canonical_sort_keys("interactions", ["account_id", "ts", "action"])
+    ['ts', 'account_id', 'action']
+    """
+    spec = LABEL_TABLE if name == LABEL_TABLE.name else TABLES.get(name)
+    first = [spec.time_column] if spec is not None and spec.time_column in columns else []
+    return first + [c for c in columns if c not in first]
+
+
+def sort_canonical(df, name: str):
+    """A frame's rows in the canonical order of :func:`canonical_sort_keys`, as :meth:`Dataset.to_pandas` gives.
+
+    For tables held as frames (a dict of DataFrames), so that they run exactly as the same rows loaded from a
+    folder. Nulls sort last; categorical columns sort by value, not by category order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"account_id": ["b", "a", "a"], "ts": pd.to_datetime(["2024-01-02", "2024-01-02",
+    ...                   "2024-01-01"])})
+    >>> sort_canonical(f, "interactions")["account_id"].tolist()
+    ['a', 'a', 'b']
+    """
+    import pandas as pd
+
+    keys = canonical_sort_keys(name, list(df.columns))
+    if not keys or len(df) < 2:
+        return df
+
+    def plain(c):
+        return c.astype(object) if isinstance(c.dtype, pd.CategoricalDtype) else c
+
+    return df.sort_values(keys, kind="stable", na_position="last", key=plain, ignore_index=True)
 
 
 def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None) -> Dataset:
@@ -631,6 +678,8 @@ def _read_folder_table(folder: Path, name, columns, required):
             return None
         t = con.table(checked.views[name])
         keep = _kept_columns(name, list(t.columns), columns, required)
-        return ns_timestamps((t if keep is None else t.select(keep)).to_pandas())
+        t = t if keep is None else t.select(keep)
+        keys = canonical_sort_keys(name, list(t.columns))  # the canonical row order, as Dataset.to_pandas
+        return ns_timestamps((t.order_by(keys) if keys else t).to_pandas())
     finally:
         con.disconnect()

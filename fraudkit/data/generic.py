@@ -23,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "GenericGraph",
     "load_generic",
+    "canonical_order",
     "write_generic",
     "NODE_ID",
     "LABEL",
@@ -40,6 +41,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from fraudkit.data.atomic import atomic_directory
+from fraudkit.data.numeric import round_significant
 from fraudkit.errors import DataValidationError, ValidationIssue
 
 NODE_ID = "id"
@@ -117,7 +119,7 @@ class GenericGraph:
             raise KeyError(f"{self.name} has no complete split {k}; it has {list(self.split_ids)}")
         return tuple(self.splits[f"{s}_{k}"] for s in SPLIT_KINDS)
 
-    def adjacency(self, relation=None, *, symmetric: bool = True) -> sp.csr_matrix:
+    def adjacency(self, relation=None, *, symmetric: bool = True, sign: str = "any") -> sp.csr_matrix:
         """Node-by-node adjacency as a CSR matrix of edge weights.
 
         Parameters
@@ -129,6 +131,10 @@ class GenericGraph:
             ``i -> j`` and ``j -> i`` weights, so an edge stored once or in
             both directions gives the same matrix. Repeated rows of the same
             directed pair add up.
+        sign : {"any", "positive", "negative"}, default="any"
+            Signed edges (a negative ``weight``: distrust, a bad rating): ``any``
+            keeps every edge with its absolute weight (a tie is a tie), the
+            others keep only edges of that sign (absolute weights).
 
         Returns
         -------
@@ -141,20 +147,85 @@ class GenericGraph:
         >>> g.adjacency().toarray().tolist()
         [[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
         """
-        keep = np.ones(self.n_edges, dtype=bool)
+        if sign not in ("any", "positive", "negative"):
+            raise ValueError(f"sign must be 'any', 'positive' or 'negative', got {sign!r}")
+        keep = np.ones(self.n_edges, dtype=bool) if sign == "any" else (
+            self.weight > 0 if sign == "positive" else self.weight < 0)
         if relation is not None:
             if self.relation is None:
                 raise KeyError(f"{self.name}: edges have no relation column; use relation=None")
-            keep = self.relation == relation
-            if not keep.any():
+            keep = keep & (self.relation == relation)
+            if not (self.relation == relation).any():
                 raise KeyError(f"{self.name}: no edge has relation {relation!r}; "
                                f"relations are {sorted(set(self.relation.tolist()))}")
         n = self.n_nodes
-        adj = sp.csr_matrix((self.weight[keep], (self.src[keep], self.dst[keep])), shape=(n, n))
+        adj = sp.csr_matrix((np.abs(self.weight[keep]), (self.src[keep], self.dst[keep])), shape=(n, n))
         adj.sum_duplicates()
         if symmetric:
             adj = adj.maximum(adj.T).tocsr()
         return adj
+
+    def event_projection(self, *, max_degree: int = 200) -> sp.csr_matrix:
+        """Node-by-node adjacency of shared event targets: the kit's projection of a bipartite graph.
+
+        A user-product graph comes in as ``events`` (``account`` a node, ``target`` the product, seller or
+        item it acted on); two nodes are linked when they acted on the same target, with weight
+        ``sum 1 / log(1 + n)`` over their shared targets (``n`` the target's number of distinct accounts,
+        Adamic-Adar), so a niche target ties more than a popular one. Targets with more than ``max_degree``
+        accounts tie no one (a bestseller says nothing, and would add ``n**2`` edges).
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of shape (n_nodes, n_nodes), symmetric, zero diagonal
+
+        Examples
+        --------
+        >>> ev = pd.DataFrame({"account": [1, 2, 3, 3], "target": ["p", "p", "p", "q"]})
+        >>> g = GenericGraph("toy", np.array([1, 2, 3]), np.zeros((3, 1)), ("x",), None, events=ev)
+        >>> (g.event_projection() > 0).toarray().astype(int).tolist()
+        [[0, 1, 1], [1, 0, 1], [1, 1, 0]]
+        """
+        n = self.n_nodes
+        if self.events is None or not len(self.events):
+            return sp.csr_matrix((n, n))
+        node = pd.Index(self.node_ids).get_indexer(self.events["account"])
+        pairs = pd.DataFrame({"node": node, "target": self.events["target"].astype(str).to_numpy()})
+        pairs = pairs[node >= 0].drop_duplicates()
+        code, _ = pd.factorize(pairs["target"], sort=True)
+        deg = np.bincount(code)
+        keep = (deg[code] >= 2) & (deg[code] <= max_degree)
+        inc = sp.csr_matrix((1.0 / np.log1p(deg[code[keep]]), (pairs["node"].to_numpy()[keep], code[keep])),
+                            shape=(n, len(deg)))
+        ones = inc.copy()
+        ones.data = np.ones_like(ones.data)
+        proj = (inc @ ones.T).tocsr()  # sum over shared targets of the target's weight
+        proj.setdiag(0)
+        proj.eliminate_zeros()
+        return proj.maximum(proj.T).tocsr()
+
+    def permuted(self, order) -> "GenericGraph":
+        """The same graph with node ``order[i]`` as node ``i``; edges follow, sorted by their new endpoints.
+
+        Examples
+        --------
+        >>> g = GenericGraph("toy", np.array([10, 20, 30]), np.arange(3.0)[:, None], ("x",), None,
+        ...                  src=np.array([0]), dst=np.array([2]), weight=np.ones(1))
+        >>> h = g.permuted([2, 0, 1])
+        >>> h.node_ids.tolist(), h.src.tolist(), h.dst.tolist()
+        ([30, 10, 20], [1], [0])
+        """
+        order = np.asarray(order, dtype=np.int64)
+        if np.sort(order).tolist() != list(range(self.n_nodes)):
+            raise ValueError(f"order must be a permutation of 0..{self.n_nodes - 1}")
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        src, dst = inv[self.src], inv[self.dst]
+        e = np.lexsort((dst, src))
+        pick = (lambda a: None if a is None else np.asarray(a)[e])
+        return GenericGraph(self.name, self.node_ids[order], self.features[order], self.feature_names,
+                            None if self.labels is None else self.labels[order],
+                            {k: v[order] for k, v in self.splits.items()}, src[e], dst[e], self.weight[e],
+                            pick(self.relation), pick(self.time), self.events, self.path)
 
     def describe(self) -> str:
         """A few lines on size, labels and splits."""
@@ -239,6 +310,49 @@ def load_generic(path, *, name: str | None = None) -> GenericGraph:
                         src, dst, weight, relation, time, events, path)
 
 
+def canonical_order(graph: GenericGraph, *, rounds: int = 2) -> np.ndarray:
+    """An order of the nodes that depends on their content and position, never on file order or id values.
+
+    Each node gets a 64-bit hash of its label, split membership and features (rounded to 9 significant
+    digits), refined ``rounds`` times by the multiset of its neighbours' hashes and edge weights
+    (Weisfeiler-Lehman colour refinement). Nodes are ordered by hash; nodes with equal hashes, which these
+    rounds cannot tell apart, keep their relative file order, and swapping them changes no feature, label or
+    split, so a result computed in this order is the same for any permutation of the rows or renaming of
+    the ids (:func:`fraudkit.evaluation.graphbench.run_benchmark` relies on it).
+
+    Returns
+    -------
+    ndarray of shape (n_nodes,), int64
+        ``graph.permuted(canonical_order(graph))`` is the canonical graph.
+
+    Examples
+    --------
+    >>> g = GenericGraph("toy", np.array([7, 8, 9]), np.array([[1.0], [2.0], [1.0]]), ("x",), None,
+    ...                  src=np.array([0]), dst=np.array([1]), weight=np.ones(1))
+    >>> h = g.permuted([2, 1, 0])  # the same graph, rows reversed
+    >>> g.node_ids[canonical_order(g)].tolist() == h.node_ids[canonical_order(h)].tolist()
+    True
+    """
+    n = graph.n_nodes
+    cols = {f"f{j}": round_significant(graph.features[:, j]) for j in range(graph.features.shape[1])}
+    if graph.labels is not None:
+        cols["label"] = graph.labels.astype(np.int64)
+    for k in sorted(graph.splits):
+        cols[k] = graph.splits[k].astype(np.int64)
+    base = pd.DataFrame(cols, index=pd.RangeIndex(n)) if cols else pd.DataFrame(index=pd.RangeIndex(n))
+    h = (pd.util.hash_pandas_object(base, index=False).to_numpy(np.uint64) if cols
+         else np.zeros(n, dtype=np.uint64))
+    a = graph.adjacency().tocoo()
+    w = pd.util.hash_array(round_significant(a.data)).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for _ in range(rounds):
+            msg = _mix(h[a.col] ^ w)
+            acc = np.zeros(n, dtype=np.uint64)
+            np.add.at(acc, a.row, msg)  # a sum mod 2**64: the neighbour multiset, in any order
+            h = _mix(h * np.uint64(0x9E3779B97F4A7C15) + acc)
+    return np.argsort(h, kind="stable")
+
+
 def write_generic(out, nodes: pd.DataFrame, edges: pd.DataFrame, events: pd.DataFrame | None = None,
                   *, fmt: str = "parquet", validate: bool = True) -> Path:
     """Write a generic graph-fraud folder atomically (the folder is replaced as a whole).
@@ -288,6 +402,31 @@ def write_generic(out, nodes: pd.DataFrame, edges: pd.DataFrame, events: pd.Data
 # --------------------------------------------------------------------------- private helpers
 
 
+def _missing_ids(file, column, problem, values, bad, index, fix) -> ValidationIssue:
+    """An unknown-id issue; says so when the ids differ only in their type (``1`` against ``'1'``)."""
+    as_text = pd.Index(index.astype(str))
+    typed = as_text.get_indexer(values[bad].astype(str)) >= 0
+    if typed.all():
+        return ValidationIssue(file, column, f"{problem}: id type mismatch ({column} is {_id_kind(values)}, "
+                               f"nodes.id is {_id_kind(index)})", _show(values[bad].iloc[0]),
+                               "write the ids with one type in every file (e.g. all as integers, or all as text)",
+                               int(bad.sum()))
+    return ValidationIssue(file, column, problem, _show(values[bad].iloc[0]), fix, int(bad.sum()))
+
+
+def _id_kind(a) -> str:
+    return "text" if pd.api.types.is_object_dtype(a) or pd.api.types.is_string_dtype(a) else str(a.dtype)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: spreads the bits of 64-bit hashes."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
 def _show(value) -> str:
     """An example value as text, without numpy's type wrapper."""
     return repr(value.item() if isinstance(value, np.generic) else value)
@@ -330,10 +469,16 @@ def _check_nodes(file, nodes, issues):
     if LABEL in nodes.columns:
         lab = pd.to_numeric(nodes[LABEL], errors="coerce")
         bad = lab.isna() | ~lab.isin([-1, 0, 1])
-        if bad.any():
+        plus_minus = not bad.any() and lab.isin([-1, 1]).all() and (lab == -1).any() and (lab == 1).any()
+        if plus_minus:
+            # -1/+1 passes the range check but means "no honest node": the benchmark would fail later
+            issues.append(ValidationIssue(file, LABEL, "labels look encoded as -1/+1 (no 0)", _show(-1),
+                                          "write 0 for honest (map -1 -> 0, keep 1 for fraud); -1 means unknown "
+                                          "here", int((lab == -1).sum())))
+        elif bad.any():
             issues.append(ValidationIssue(file, LABEL, "label outside {-1, 0, 1}", _show(nodes[LABEL][bad].iloc[0]),
                                           "use 1 for fraud, 0 for honest and -1 for unknown", int(bad.sum())))
-        else:
+        if not bad.any() and not plus_minus:
             labels = lab.to_numpy(dtype=np.int8)
     split_cols = [c for c in nodes.columns if _SPLIT_RE.match(str(c))]
     splits = {}
@@ -404,17 +549,18 @@ def _check_edges(file, edges, index, issues):
         pos = index.get_indexer(edges[c]) if len(edges) else empty
         bad = pos < 0
         if bad.any():
-            issues.append(ValidationIssue(file, c, "edge endpoint not in nodes", _show(edges[c][bad].iloc[0]),
-                                          "add the node to nodes or drop the edge", int(bad.sum())))
+            issues.append(_missing_ids(file, c, "edge endpoint not in nodes", edges[c], bad, index,
+                                       "add the node to nodes or drop the edge"))
         ends.append(np.asarray(pos, dtype=np.int64))
     weight = np.ones(len(edges))
     if "weight" in edges.columns:
         w = pd.to_numeric(edges["weight"], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(w) | (w <= 0)
+        bad = ~np.isfinite(w) | (w == 0)
         if bad.any():
-            issues.append(ValidationIssue(file, "weight", "weight missing, non-numeric or not positive",
+            issues.append(ValidationIssue(file, "weight", "weight missing, non-numeric or zero",
                                           _show(edges["weight"][bad].iloc[0]),
-                                          "use positive numbers (drop zero-weight edges)", int(bad.sum())))
+                                          "use non-zero numbers: positive for ties, negative for signed edges "
+                                          "(distrust, a bad rating); drop zero-weight edges", int(bad.sum())))
         weight = w
     relation = edges["relation"].astype(str).to_numpy() if "relation" in edges.columns else None
     time = edges["time"].to_numpy() if "time" in edges.columns else None
@@ -429,6 +575,5 @@ def _check_events(file, events, index, issues):
     if "account" in events.columns and index is not None:
         bad = index.get_indexer(events["account"]) < 0
         if bad.any():
-            issues.append(ValidationIssue(file, "account", "event account not in nodes",
-                                          _show(events["account"][bad].iloc[0]),
-                                          "add the account to nodes or drop its events", int(bad.sum())))
+            issues.append(_missing_ids(file, "account", "event account not in nodes", events["account"], bad, index,
+                                       "add the account to nodes or drop its events"))

@@ -45,6 +45,7 @@ dangling reference. Nothing is dropped without being written and counted.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -632,8 +633,15 @@ def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool)
                            f"correct or remove the rows: {c.name} must be <= {c.max_value:g}", raw_txt))
         if c.allowed:
             values = ", ".join(_lit(v) for v in c.allowed)
-            checks.append((f"{c.name}: not allowed", f"{x} NOT IN ({values})", c.name, "value outside the vocabulary",
-                           "use one of: " + ", ".join(c.allowed), raw_txt))
+            cond = f"{x} NOT IN ({values})"
+            fix = "use one of: " + ", ".join(c.allowed)
+            if c.allowed_prefixes:
+                custom = " OR ".join(f"regexp_full_match({x}, {_lit(re.escape(pre) + '[a-z][a-z0-9_]*')})"
+                                     for pre in c.allowed_prefixes)
+                cond = f"({cond} AND NOT ({custom}))"
+                fix += "; or declare a custom one as " + " or ".join(f"{pre}<snake_case_name>"
+                                                                      for pre in c.allowed_prefixes)
+            checks.append((f"{c.name}: not allowed", cond, c.name, "value outside the vocabulary", fix, raw_txt))
     for table, first, later, strict in _ORDERED:
         if table == spec.name and first in e and later in e:
             op = "<=" if strict else "<"

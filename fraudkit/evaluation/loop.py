@@ -52,7 +52,7 @@ import pandas as pd
 
 from fraudkit.capability.lists import ListStore, row_scopes
 from fraudkit.data.atomic import atomic_directory, write_parquet, write_text
-from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, LABEL_TABLE, STAGES
+from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, LABEL_TABLE, STAGES, is_fraud_typology
 from fraudkit.data.dataset import Dataset, load_dataset
 from fraudkit.data.slicing import slice_tables
 from fraudkit.errors import FraudkitError
@@ -500,7 +500,7 @@ def evaluate_iteration(accounts, flagged_loop, labels, window_decisions=None):
     ids = accounts["account_id"].astype(str)
     lab = labels[labels["entity_type"] == "account"].assign(entity_id=lambda f: f["entity_id"].astype(str))
     lab = lab[lab["entity_id"].isin(set(ids))]
-    fraud = set(lab.loc[lab["typology"].isin(FRAUD_TYPOLOGIES), "entity_id"])
+    fraud = set(lab.loc[is_fraud_typology(lab["typology"]), "entity_id"])
     run_flag = set(ids[accounts["flagged_combined"].astype(bool).to_numpy()])
     rows = []
     for typ in (*FRAUD_TYPOLOGIES, *HONEST_LOOKALIKES):
@@ -663,7 +663,7 @@ def _list_sunk(store, sunk, promotions, end, windows, k, ttl):
 
 def _event_is_fraud(d, labels):
     lab = labels.assign(entity_id=labels["entity_id"].astype(str))
-    fraud = lab[lab["typology"].isin(FRAUD_TYPOLOGIES)]
+    fraud = lab[is_fraud_typology(lab["typology"])]
     own = pd.MultiIndex.from_arrays([fraud["entity_type"], fraud["entity_id"]])
     ev = pd.MultiIndex.from_arrays([d["entity_type"].astype(str), d["entity_id"].astype(str)])
     acc = set(fraud.loc[fraud["entity_type"] == "account", "entity_id"])

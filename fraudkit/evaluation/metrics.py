@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES
+from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, is_fraud_typology
 from fraudkit.data.labels import OWN_FRAUD_TYPOLOGY
 from fraudkit.data.dataset import load_dataset
 from fraudkit.errors import FraudkitError
@@ -107,7 +107,7 @@ def evaluation_table(accounts: pd.DataFrame, labels: pd.DataFrame, *, scores=Non
     if exclude:
         acc = acc[~acc["account_id"].isin(set(map(str, exclude)))]
     lab = labels[labels["entity_type"] == "account"]
-    fraud = set(lab.loc[lab["typology"].isin(FRAUD_TYPOLOGIES), "entity_id"].astype(str))
+    fraud = set(lab.loc[is_fraud_typology(lab["typology"]), "entity_id"].astype(str))
     is_fraud = acc["account_id"].isin(fraud).to_numpy()
     flags = {s: acc[f"flagged_{s}"].fillna(False).to_numpy(dtype=bool) for s in cols}
     rows = []

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.capability.features import account_behaviour, first_activity
-from fraudkit.data.contract import FRAUD_TYPOLOGIES
+from fraudkit.data.contract import CUSTOM_FRAUD_PREFIX, FRAUD_TYPOLOGIES
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import ConvergenceWarning, MissingInputError
 from fraudkit.identification.base import BaseScorer, check_is_fitted, threshold_for_precision
@@ -37,7 +37,8 @@ ENTITY_KEYS = ("account_id", "device_id", "ip", "ip24", "phone", "address", "ord
 """Column names treated as the entity key when they are the first column of X."""
 
 DEFAULT_POSITIVES = tuple(t for t in FRAUD_TYPOLOGIES if t != "engagement_buyer")
-"""Typologies that make an account positive (engagement buyers label notes/authors, not actors)."""
+"""Typologies that make an account positive (engagement buyers label notes/authors, not actors); with these
+defaults a custom ``fraud:<name>`` typology is positive too."""
 
 
 class _SupervisedScorer(BaseScorer):
@@ -83,8 +84,15 @@ class _SupervisedScorer(BaseScorer):
         if not set(np.unique(y)) <= {0, 1} or len(np.unique(y)) < 2:
             raise ValueError("y must contain both classes 0 and 1 (got "
                              f"{sorted(set(np.unique(y).tolist()))}); a scorer needs positives and negatives")
+        empty = np.isnan(M).all(axis=0) if len(M) else np.ones(len(names), dtype=bool)
+        # a column with no value at all (a table or field the data does not have) carries no signal and
+        # breaks histogram binning; it is dropped and listed in dropped_features_
+        self.dropped_features_ = [n for n, e in zip(names, empty) if e]
+        names, M = [n for n, e in zip(names, empty) if not e], M[:, ~empty]
         if not names:
-            raise MissingInputError("X has no numeric feature columns")
+            raise MissingInputError("X has no numeric feature column with any value"
+                                    + (f" (all empty: {', '.join(self.dropped_features_[:10])})"
+                                       if self.dropped_features_ else ""))
         self.feature_names_in_ = np.asarray(names, dtype=object)
         rng = check_random_state(self.seed)
         self._seed_int = int(rng.integers(2**31 - 1))
@@ -434,6 +442,8 @@ def labels_for(ids, labels: pd.DataFrame, *, positives=DEFAULT_POSITIVES, entity
     ids = pd.Series(np.asarray(ids))
     key = lab.entity_id.astype(str)
     pos = lab.typology.isin(positives)
+    if tuple(positives) == DEFAULT_POSITIVES:
+        pos = pos | lab.typology.astype("string").str.startswith(CUSTOM_FRAUD_PREFIX).fillna(False)
     first_pos = lab[pos].assign(k=key[pos]).drop_duplicates("k").set_index("k").typology
     first_any = lab.assign(k=key).drop_duplicates("k").set_index("k").typology
     k = ids.astype(str)

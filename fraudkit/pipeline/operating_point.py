@@ -17,7 +17,8 @@ does not produce (stage-1 models, which the behaviour stage itself trains and va
 precision) keep their own flag. The stage flags where any of its methods flags.
 
 :func:`accounts_table` applies an operating point to a run's scores: ``flagged_combined`` is the union of the
-stage flags (rules included); ``score_combined`` is the highest per-stage percentile rank, for ordering only.
+stage flags (rules included); ``score_combined`` is the highest per-stage percentile rank, for ordering only
+(stages that score every account alike are left out).
 """
 
 from __future__ import annotations
@@ -52,11 +53,15 @@ class OperatingPoint:
         ``(stage, method) -> threshold`` (``inf``: no threshold reached the precision, never flags).
     manifest : dict
         The run manifest's ``operating_point`` entry.
+    inverted : tuple of str
+        Stages whose headline score ranked the training fraud *below* the honest accounts (AUROC < 0.5):
+        left out of ``score_combined`` rather than silently used.
     """
 
     trained: bool
     thresholds: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    inverted: tuple = ()
 
 
 def unsupervised_operating_point(ruleset, *, precision=TRAIN_PRECISION) -> OperatingPoint:
@@ -120,8 +125,12 @@ def fit_operating_point(scores, labels, *, precision=TRAIN_PRECISION, source="tr
         per = g.assign(entity_id=g["entity_id"].astype(str)).groupby("entity_id")["score"].max()
         thresholds[(stage, method)] = threshold_for_precision(per.to_numpy(), per.index.isin(pos), precision,
                                                               label_frequency=label_frequency)
-    return OperatingPoint(True, thresholds, {
-        **_base(precision), "source": source, "label_frequency": float(label_frequency),
+    inverted = tuple(_inverted_stages(s, pos))
+    extra = {"left_out_of_score_combined": {st: "its score ranks the training fraud below the honest accounts "
+                                                "(AUROC < 0.5 on the training labels)" for st in inverted}} \
+        if inverted else {}
+    return OperatingPoint(True, thresholds, inverted=inverted, manifest={
+        **_base(precision), **extra, "source": source, "label_frequency": float(label_frequency),
         "threshold_source": f"{source}, lowest threshold reaching precision {precision:g}, on top of each "
                             "method's own flag",
         "rule": f"a method flags where its own flag holds and its score exceeds the lowest threshold reaching "
@@ -179,7 +188,10 @@ def accounts_table(account_ids, scores, operating_point, *, rule_result=None, ru
         out[f"score_{stage}"] = score
         out[f"flagged_{stage}"] = flagged
         any_flag |= flagged
-        ranks.append(pd.Series(score).rank(pct=True).fillna(0).to_numpy())
+        if np.unique(score[~np.isnan(score)]).size > 1 and stage not in operating_point.inverted:
+            # a stage whose score is the same for every account (its inputs are missing) ranks no one:
+            # its percentile ties (0.5 for all) would only flatten the combined order
+            ranks.append(pd.Series(score).rank(pct=True).fillna(0).to_numpy())
     out["score_combined"] = np.max(ranks, axis=0) if ranks else 0.0
     out["flagged_combined"] = any_flag
     return out
@@ -192,7 +204,26 @@ def _base(precision):
     return {"target_precision": precision, "method": "flagged by any stage (rules count as a stage), each stage at "
                                                      "its own high-precision operating point",
             "headline_methods": dict(HEADLINE_METHODS),
-            "score_combined": "max over stages of the per-stage percentile rank (ordering only)"}
+            "score_combined": "max over stages of the per-stage percentile rank (ordering only); stages whose score "
+                              "is the same for every account are left out"}
+
+
+def _inverted_stages(s, pos):
+    """Group, graph and rule stages whose headline score has AUROC < 0.5 on the training labels.
+
+    The behaviour stage is not judged here: its models are trained and validated by the stage itself, and the
+    training pass scores it with rules only.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    out = []
+    for stage in ("group", "graph", "rules"):
+        g = s[(s["stage"] == stage) & (s["method"] == HEADLINE_METHODS[stage])]
+        per = g.assign(entity_id=g["entity_id"].astype(str)).groupby("entity_id")["score"].max().fillna(0.0)
+        y = per.index.isin(pos)
+        if y.any() and not y.all() and per.nunique() > 1 and roc_auc_score(y, per.to_numpy()) < 0.5:
+            out.append(stage)
+    return out
 
 
 def _per_account(g, account_ids):

@@ -112,7 +112,30 @@ def test_unlabelled_node_in_split_and_bad_weight(tmp_path):
     edges.loc[1, "weight"] = 0.0
     issues = _issues(tmp_path, nodes, edges)
     assert issues[("test_0", "split contains nodes with unknown label (-1)")].example == "'d'"
-    assert ("weight", "weight missing, non-numeric or not positive") in issues
+    assert ("weight", "weight missing, non-numeric or zero") in issues
+
+
+def test_plus_minus_one_labels_are_refused_with_the_mapping(tmp_path):
+    nodes = _nodes().assign(label=[1, -1, -1, 1]).drop(columns=["train_0", "val_0", "test_0"])
+    issue = _issues(tmp_path, nodes, _edges())[("label", "labels look encoded as -1/+1 (no 0)")]
+    assert issue.n_rows == 2 and issue.fix.startswith("write 0 for honest (map -1 -> 0, keep 1 for fraud)")
+
+
+def test_id_type_mismatch_is_named(tmp_path):
+    nodes = pd.DataFrame({"id": [1, 2, 3], "x": [0.0, 1.0, 2.0]})
+    edges = pd.DataFrame({"src": ["1", "2"], "dst": ["2", "3"]})
+    issues = _issues(tmp_path, nodes, edges, fmt="parquet")
+    src = issues[("src", "edge endpoint not in nodes: id type mismatch (src is text, nodes.id is int64)")]
+    assert src.example == "'1'" and src.fix.startswith("write the ids with one type in every file")
+
+
+def test_signed_edges_keep_their_sign(tmp_path):
+    edges = _edges().assign(weight=[2.0, -3.0, 1.0, -1.0])
+    g = load_generic(write_generic(tmp_path / "signed", _nodes(), edges))
+    assert g.weight.tolist() == [2.0, -3.0, 1.0, -1.0]
+    assert g.adjacency()[0, 1] == 3.0  # any sign: absolute weights, the larger direction
+    assert g.adjacency(sign="positive")[0, 1] == 2.0 and g.adjacency(sign="negative")[1, 2] == 1.0
+    assert g.adjacency(sign="negative").nnz == 4
 
 
 def test_write_generic_keeps_old_folder_when_invalid(tmp_path):

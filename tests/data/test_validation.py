@@ -150,6 +150,15 @@ def test_value_outside_vocabulary(tiny_tables, tmp_path):
     assert issue.fix == "use one of: view, like, collect, comment, share, follow"
 
 
+def test_custom_typology_is_declared_by_its_prefix(tiny_tables, tmp_path):
+    lab = pd.DataFrame({"entity_type": "account", "entity_id": tiny_tables["accounts"]["account_id"].iloc[:3],
+                        "typology": ["fraud:review_spam", "honest:power_reviewer", "review_spam"], "campaign_id": None})
+    issue = _only_issue({**tiny_tables, "labels": lab}, tmp_path)
+    assert (issue.column, issue.problem) == ("typology", "value outside the vocabulary")
+    assert issue.example.startswith("'review_spam'")
+    assert issue.fix.endswith("; or declare a custom one as fraud:<snake_case_name> or honest:<snake_case_name>")
+
+
 def test_promotion_ends_before_it_starts(tiny_tables, tmp_path):
     tiny_tables["promotions"].loc[0, "ends_at"] = tiny_tables["promotions"].loc[0, "starts_at"]
     issue = _only_issue(tiny_tables, tmp_path)

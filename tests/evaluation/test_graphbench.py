@@ -53,7 +53,33 @@ def test_neighbour_aggregation_beats_features_alone(planted, tmp_path):
     assert r.loc["neighbors_gbm", "auroc_mean"] == pytest.approx(PINNED_NEIGHBORS_AUROC, abs=1e-9)
 
 
-PINNED_NEIGHBORS_AUROC = 0.936875  # seeds 0 and 1, graph seed 0, measured once
+PINNED_NEIGHBORS_AUROC = 0.8840625  # seeds 0 and 1, graph seed 0; splits drawn in canonical node order (issue 16)
+
+
+def _shuffled(graph, tmp_path, seed=7):
+    """The same graph written again with its node rows shuffled, ids renamed and edge rows shuffled."""
+    rng = np.random.default_rng(seed)
+    new_id = rng.permutation(graph.n_nodes) * 13 + 1000
+    nodes = pd.DataFrame(graph.features, columns=list(graph.feature_names)).assign(
+        id=new_id, label=graph.labels)
+    nodes = nodes.iloc[rng.permutation(graph.n_nodes)]
+    edges = pd.DataFrame({"src": new_id[graph.src], "dst": new_id[graph.dst]}).iloc[rng.permutation(graph.n_edges)]
+    return load_generic(write_generic(tmp_path / "shuffled", nodes, edges))
+
+
+@pytest.mark.parametrize("protocol,methods", [
+    ("full", ["features_gbm", "neighbors_gbm", "neighbors_trees", "propagation", "neighbors_community_gbm",
+              "ensemble"]),
+    ("semi", ["neighbors_linear", "neighbors_labels_gbm"]),
+    ("unsupervised", None)])
+def test_results_do_not_depend_on_row_order_or_ids(planted, tmp_path, protocol, methods):
+    other = _shuffled(planted, tmp_path)
+    assert not np.array_equal(other.node_ids, planted.node_ids)
+    a = gb.run_benchmark(planted, protocol=protocol, trials=2, methods=methods).drop(columns="seconds")
+    b = gb.run_benchmark(other, protocol=protocol, trials=2, methods=methods).drop(columns="seconds")
+    a["note"] = a["note"].str.replace(planted.name, "<name>")
+    b["note"] = b["note"].str.replace(other.name, "<name>")
+    pd.testing.assert_frame_equal(a.drop(columns="dataset"), b.drop(columns="dataset"), check_exact=True)
 
 
 def test_methods_never_read_test_labels(planted):
@@ -76,9 +102,13 @@ def test_methods_never_read_test_labels(planted):
 def test_semi_and_unsupervised(planted):
     semi = gb.run_benchmark(planted, protocol="semi", trials=2, methods=["neighbors_gbm"])
     assert semi.loc[0, "auroc_mean"] > 0.6 and semi.loc[0, "trials"] == 2
-    uns = gb.run_benchmark(planted, protocol="unsupervised", trials=2)
-    assert uns.method.tolist() == ["isolation_forest", "fraudar", "community_screening"]
-    assert uns.auroc_mean.between(0, 1).all()
+    uns = gb.run_benchmark(planted, protocol="unsupervised", trials=2).set_index("method")
+    assert uns.index.tolist() == ["isolation_forest", "isolation_forest_neighbors", "low_degree", "low_activity",
+                                  "single_target", "negative_share", "fraudar", "community_screening",
+                                  "checked_best", "best_single_feature"]
+    assert set(uns.index[uns.trials == 2]) == set(uns.index) - {"low_activity", "single_target", "negative_share"}
+    assert uns.loc["low_activity", "note"] == "unavailable: planted1 has no events table"
+    assert uns.loc["negative_share", "note"] == "unavailable: planted1 has no negative edge weights (no signed edges)"
     with pytest.raises(ValueError, match="not available for protocol"):
         gb.run_benchmark(planted, protocol="unsupervised", methods=["features_gbm"])
 
@@ -118,7 +148,8 @@ def test_data_splits_are_used(tmp_path):
     assert s.test.tolist() == [False] * 6 + [True] * 2
     with pytest.raises(ValueError, match="at most 1 trials"):
         gb.make_splits(g, protocol="full", trials=2)
-    with pytest.raises(ValueError, match="semi protocol needs"):
+    with pytest.raises(gb.TooFewLabels, match="d: the semi protocol needs at least 60 fraud and 240 honest "
+                       r"labelled nodes .* it has 4 fraud and 4 honest. Fix: run --protocol full or unsupervised"):
         gb.make_splits(g, protocol="semi")
 
 
@@ -171,7 +202,7 @@ def test_neighbors_linear_finds_the_linear_neighbour_signal(planted):
     np.testing.assert_allclose(block.mean(axis=0), 0, atol=1e-9)
 
 
-PINNED_LINEAR_AUROC = 0.86859375  # semi split seed 0, graph seed 0, measured once
+PINNED_LINEAR_AUROC = 0.8909375  # semi split seed 0, graph seed 0; splits drawn in canonical node order (issue 16)
 
 
 def test_propagation_ranks_the_fraud_side_first():
@@ -207,7 +238,8 @@ def test_ensemble_weights_the_informative_member():
     auc = gb.evaluate_scores(y[split.test], e[split.test])["auroc"]
     best_single = gb.evaluate_scores(y[split.test], good[split.test])["auroc"]
     assert auc > best_single - 0.02 and auc > 0.8
-    assert auc == pytest.approx(0.8273012254203477, abs=1e-12)   # seed 0, measured once
+    # 150 validation nodes: the members within one standard error of the best (here "good" alone) are averaged
+    assert auc == pytest.approx(0.8139070960387575, abs=1e-12)   # seed 0, measured once
     # a single member: the ensemble is that member's rank order
     one = gb.ensemble(bench, split, 0, {"good": good})
     assert np.array_equal(np.argsort(one, kind="stable"), np.argsort(good, kind="stable"))
@@ -241,3 +273,76 @@ def test_cli_reproduces_the_library_table(planted, tmp_path):
     means = per.groupby("method", sort=False).auroc.mean()
     np.testing.assert_allclose(means[methods].to_numpy(), lib.set_index("method").auroc_mean[methods].to_numpy(),
                                rtol=0, atol=1e-12)
+
+
+def _signed(tmp_path, n=300, seed=0):
+    """Fraud nodes receive mostly negative ratings, honest ones mostly positive; features are noise."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.2).astype(int)
+    src, dst = rng.integers(0, n, 6 * n), rng.integers(0, n, 6 * n)
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    bad = rng.random(len(dst)) < np.where(y[dst] == 1, 0.7, 0.1)
+    w = np.where(bad, -rng.integers(1, 11, len(dst)), rng.integers(1, 11, len(dst))).astype(float)
+    nodes = pd.DataFrame({"id": np.arange(n), "x": rng.normal(size=n), "label": y})
+    # spammers write one or two reviews on one product; honest users review many
+    k = np.where(y == 1, rng.integers(1, 3, n), rng.integers(2, 12, n))
+    acc = np.repeat(np.arange(n), k)
+    tgt = np.where(y[acc] == 1, 0, rng.integers(0, 50, len(acc)))
+    events = pd.DataFrame({"account": acc, "target": tgt})
+    return load_generic(write_generic(tmp_path / "signed", nodes, pd.DataFrame({"src": src, "dst": dst,
+                                                                                "weight": w}), events))
+
+
+def test_signed_edges_and_events_reach_the_unsupervised_methods(tmp_path):
+    g = _signed(tmp_path)
+    t = gb.run_benchmark(g, protocol="unsupervised", trials=2,
+                         methods=["negative_share", "low_activity", "single_target", "isolation_forest",
+                                  "best_single_feature"]).set_index("method")
+    assert t.loc["negative_share", "auroc_mean"] > 0.9
+    assert t.loc["low_activity", "auroc_mean"] > 0.8
+    assert t.loc["single_target", "auroc_mean"] > 0.8
+    assert t.loc["best_single_feature", "auroc_mean"] < t.loc["negative_share", "auroc_mean"]
+    assert t.loc["negative_share", "auroc_mean"] == pytest.approx(PINNED_NEGATIVE_SHARE_AUROC, abs=1e-9)
+
+
+PINNED_NEGATIVE_SHARE_AUROC = 0.993452380952381  # graph seed 0, splits seeds 0 and 1, measured once
+
+
+def test_an_inverted_score_is_flipped_and_said_so(tmp_path):
+    """Honest nodes are the outliers: the isolation forest ranks them first, the check on labelled non-test
+    nodes flips it, and the note says so."""
+    rng = np.random.default_rng(1)
+    n = 400
+    y = (rng.random(n) < 0.2).astype(int)
+    x = np.where(y[:, None] == 1, rng.normal(scale=0.1, size=(n, 2)), rng.normal(scale=3.0, size=(n, 2)))
+    nodes = pd.DataFrame({"id": np.arange(n), "a": x[:, 0], "b": x[:, 1], "label": y})
+    g = load_generic(write_generic(tmp_path / "inv", nodes, pd.DataFrame({"src": [0], "dst": [1]})))
+    t = gb.run_benchmark(g, protocol="unsupervised", trials=2, methods=["isolation_forest"])
+    assert t.loc[0, "auroc_mean"] > 0.8
+    assert t.loc[0, "note"].startswith("direction flipped in 2/2 trials (AUROC 0.")
+
+
+def test_featureless_folder_runs_on_structure(tmp_path):
+    p = _planted(tmp_path, n=300)
+    nodes = pd.DataFrame({"id": p.node_ids, "label": p.labels})
+    g = load_generic(write_generic(tmp_path / "bare", nodes, pd.DataFrame({"src": p.node_ids[p.src],
+                                                                           "dst": p.node_ids[p.dst]})))
+    t = gb.run_benchmark(g, protocol="full", trials=1, methods=["features_forest", "neighbors_gbm"])
+    assert (t.trials == 1).all()
+    assert set(t.note) == {"no feature columns: structural features used as own features"}
+    lone = load_generic(write_generic(tmp_path / "lone", nodes, pd.DataFrame({"src": [], "dst": []},
+                                                                            dtype="int64")))
+    with pytest.raises(FraudkitError, match="no feature column and there are no edges: nothing to score"):
+        gb.run_benchmark(lone, protocol="full", trials=1)
+
+
+def test_too_small_for_semi_is_a_message_not_a_traceback(tmp_path):
+    nodes = pd.DataFrame({"id": range(300), "x": np.arange(300.0), "label": [1] * 30 + [0] * 270})
+    d = write_generic(tmp_path / "small", nodes, pd.DataFrame({"src": [0], "dst": [1]}))
+    from fraudkit.cli import main
+
+    res = CliRunner().invoke(main, ["graph-benchmark", str(d), "--protocol", "semi", "--trials", "1"])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "the semi protocol needs at least 60 fraud and 240 honest labelled nodes" in res.output
+    assert "it has 30 fraud and 270 honest" in res.output

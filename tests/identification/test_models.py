@@ -95,6 +95,20 @@ def test_labels_for():
     y, t = labels_for([1, 2, 3, 4], lab)
     assert y.tolist() == [0, 1, 0, 0]
     assert t.tolist() == ["honest_viral_fan", "device_farm", "honest", "honest"]
+    custom = pd.DataFrame({"entity_type": "account", "entity_id": [1, 2], "typology": ["fraud:review_spam",
+                                                                                      "honest:power_reviewer"]})
+    assert labels_for([1, 2, 3], custom)[0].tolist() == [1, 0, 0]
+
+
+@pytest.mark.parametrize("cls", [LogisticScorer, BoostingScorer])
+def test_all_empty_feature_is_dropped_before_the_model(cls):
+    X, y = _synthetic()
+    a = cls(seed=3).fit(X.assign(devices=np.nan), y)
+    b = cls(seed=3).fit(X, y)
+    assert a.dropped_features_ == ["devices"] and list(a.feature_names_in_) == ["speed", "noise", "count"]
+    np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
+    with pytest.raises(MissingInputError, match="all empty: speed, noise, count"):
+        cls(seed=3).fit(X.assign(speed=np.nan, noise=np.nan, count=np.nan), y)
 
 
 def test_time_split_disjoint_and_label_delay():

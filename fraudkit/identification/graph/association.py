@@ -29,7 +29,7 @@ from scipy.sparse.csgraph import connected_components
 
 from fraudkit.capability.graphs import shared_entity_projection
 from fraudkit.capability.ipranges import ip24_array
-from fraudkit.data.contract import FRAUD_TYPOLOGIES
+from fraudkit.data.contract import is_fraud_typology
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer, check_is_fitted
 from fraudkit.identification.graph.communities import detect_communities
@@ -444,7 +444,7 @@ def _group_labels(member, feats, labels) -> np.ndarray:
     if not need <= set(labels.columns):
         raise MissingInputError(f"train_labels lacks {sorted(need - set(labels.columns))}; "
                                 "pass the labels table of the training dataset")
-    lab = labels[(labels["entity_type"] == "account") & labels["typology"].isin(FRAUD_TYPOLOGIES)]
+    lab = labels[(labels["entity_type"] == "account").to_numpy() & is_fraud_typology(labels["typology"])]
     bad = member["account_id"].astype(str).isin(set(lab["entity_id"].astype(str)))
     y = bad.groupby(member["group_id"].to_numpy()).mean().reindex(feats["group_id"]).to_numpy() >= 0.5
     if y.all() or not y.any():

@@ -341,6 +341,10 @@ def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
         if cls is None:
             raise FraudkitError(f"unknown model {name!r} in the behaviour stage's models parameter; use 'logistic' or 'boosting'")
         models[name] = cls(target_precision=prec, seed=seed, label_frequency=context.label_frequency).fit(X_tr, y_tr)
+    dropped = next(iter(models.values())).dropped_features_ if models else []
+    if dropped:
+        notes.append(f"models: {len(dropped)} feature(s) with no value in the training data dropped "
+                     f"({', '.join(dropped[:8])}{' ...' if len(dropped) > 8 else ''})")
     # the stage flags where any model flags: the union, not each model alone, must reach the target precision
     joint = union_thresholds(models, target_precision=prec, label_frequency=context.label_frequency)
     if np.isfinite(joint["delta"]) and joint["delta"] > 0:

@@ -39,7 +39,7 @@ from fraudkit.capability.graphs import (
     unique_int,
 )
 from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges
-from fraudkit.data.dataset import ns_timestamps, read_table
+from fraudkit.data.dataset import canonical_sort_keys, ns_timestamps, read_table, sort_canonical
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import FraudkitError
 from fraudkit.identification.base import inclusive_threshold, score_frame
@@ -438,7 +438,7 @@ def _load_tables(ds):
     """The stage's pandas frames: the :data:`_FRAME_COLS` a dict or Dataset has; ``action`` categorical."""
     if isinstance(ds, dict):
         data = {name: read_table(ds, name, cols) for name, cols in _FRAME_COLS.items()}
-        return {k: v for k, v in data.items() if v is not None}
+        return {k: sort_canonical(v, k) for k, v in data.items() if v is not None}
 
     data = {}
     with open_source(ds) as src:
@@ -446,7 +446,9 @@ def _load_tables(ds):
             if not src.has(name):
                 continue
             have = [c for c in cols if c not in src.missing_columns.get(name, ())]
-            tbl = src.con.execute(f"SELECT {', '.join(have)} FROM {getattr(src.t, name)}").to_arrow_table()
+            order = ", ".join(canonical_sort_keys(name, have))  # rows in one order whatever the file's
+            tbl = src.con.execute(f"SELECT {', '.join(have)} FROM {getattr(src.t, name)} ORDER BY {order}") \
+                .to_arrow_table()
             if "action" in have:  # 24M action strings as a 6-value categorical
                 import pyarrow.compute as pc
 
