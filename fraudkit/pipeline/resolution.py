@@ -44,10 +44,10 @@ def resolve_entities(ds, *, notes=None):
     con = ds.con.con
     sources = {}
     if ds.has("orders") and "address" in ds.table("orders").columns:
-        sources.setdefault("address", []).append(f"SELECT address AS v FROM {_view(ds, 'orders')}")
+        sources.setdefault("address", []).append(f"SELECT CAST(address AS VARCHAR) AS v FROM {_view(ds, 'orders')}")
     for table, column in (("accounts", "phone"), ("orders", "receiver_phone")):
         if ds.has(table) and column in ds.table(table).columns:
-            sources.setdefault("phone", []).append(f"SELECT {column} AS v FROM {_view(ds, table)}")
+            sources.setdefault("phone", []).append(f"SELECT CAST({column} AS VARCHAR) AS v FROM {_view(ds, table)}")
     if ds.has("list_entries"):
         for kind in ("address", "phone"):
             sources.setdefault(kind, []).append(
@@ -58,6 +58,8 @@ def resolve_entities(ds, *, notes=None):
     for kind, parts in sources.items():
         counts = con.execute(f"SELECT v, count(*) AS n FROM ({' UNION ALL '.join(parts)}) WHERE v IS NOT NULL "
                              "GROUP BY v ORDER BY v").df()
+        if not len(counts):
+            continue  # no value of this kind: nothing to resolve
         m = _mapping(kind, counts["v"], counts["n"], notes)
         name = f"_fk_resolved_{kind}_{id(ds)}"
         con.register(name, m)
@@ -168,8 +170,9 @@ def _replaced(con, ds, table, cols, maps):
     src = _view(ds, table)
     joins, repl = [], []
     for i, (col, kind) in enumerate(cols.items()):
-        joins.append(f"LEFT JOIN {maps[kind]} m{i} ON m{i}.raw = t.{col}")
-        repl.append(f"coalesce(m{i}.resolved, t.{col}) AS {col}")
+        # a column stored as numbers (phones read as DOUBLE) is compared and kept as text, as the contract types it
+        joins.append(f"LEFT JOIN {maps[kind]} m{i} ON m{i}.raw = CAST(t.{col} AS VARCHAR)")
+        repl.append(f"coalesce(m{i}.resolved, CAST(t.{col} AS VARCHAR)) AS {col}")
     name = f"_fk_resolved_{table}_{id(ds)}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (_fk_row) FROM ("
                 f"SELECT t.* REPLACE ({', '.join(repl)}) FROM (SELECT *, row_number() OVER () AS _fk_row FROM {src}) t "
