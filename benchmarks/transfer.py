@@ -98,8 +98,7 @@ def measure(run: Path, world: Path) -> dict:
     y = acc["account_id"].astype(str).isin(fraud).to_numpy()
     from sklearn.metrics import roc_auc_score
 
-    out = {"precision": table.loc["all", "precision_combined"] if "all" in table.index else np.nan,
-           "recall": table.loc["all_fraud", "recall_combined"],
+    out = {"recall": table.loc["all_fraud", "recall_combined"],
            "auroc": roc_auc_score(y, acc["score_combined"]) if 0 < y.sum() < len(y) else np.nan}
     for t in FRAUD_TYPOLOGIES:
         if t in table.index and table.loc[t, "n_labelled"] and t != "engagement_buyer":
@@ -110,7 +109,7 @@ def measure(run: Path, world: Path) -> dict:
     flagged = acc["flagged_combined"].astype(bool).to_numpy()
     truth = float(y[flagged].mean()) if flagged.any() else np.nan
     est = estimate_from_review(verdicts_from_labels(review_queue(run, n=200, seed=0), lab))
-    out.update({"true precision (evaluated accounts)": truth, "review estimate": est.precision,
+    out.update({"precision": truth, "review estimate": est.precision,
                 "review 95% interval": f"{est.precision_low:.3f}-{est.precision_high:.3f}",
                 "truth in interval": bool(est.precision_low <= truth <= est.precision_high)})
     return out

@@ -202,10 +202,10 @@ def threshold_for_precision(scores, y_true, precision: float, *, label_frequency
 
     Examples
     --------
-    >>> threshold_for_precision([0.9, 0.8, 0.7, 0.1], [1, 0, 0, 0], 0.9)
+    >>> round(threshold_for_precision([0.9, 0.8, 0.7, 0.1], [1, 0, 0, 0], 0.9), 3)
     0.85
-    >>> threshold_for_precision([0.9, 0.8, 0.7, 0.1], [1, 0, 0, 0], 0.9, label_frequency=0.3)
-    0.75
+    >>> round(threshold_for_precision([0.9, 0.8, 0.7, 0.1], [1, 0, 0, 0], 0.9, label_frequency=0.3), 3)
+    0.4
     """
     scores = np.asarray(scores, dtype=float)
     y = np.asarray(y_true, dtype=int)

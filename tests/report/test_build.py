@@ -139,10 +139,11 @@ def test_same_inputs_give_identical_step_pages(tmp_path):
     params = {"data_dir": str(micro_data()), "run_dir": str(res.run_dir), "train_dir": str(micro_data(1000)),
               "as_of": "2024-11-11", "seed": 0, "previous_run_dir": ""}
     step = STEPS[2]  # identification: tables, heat maps and the pyvis community picture
-    from fraudkit.report.build import mask_key, notebook_dir
+    from fraudkit.report.build import mask_key, notebook_dir, training_source
 
     again = _run_step(step, notebook_dir() / f"{step.name}.ipynb", tmp_path, params, run_id="test-run", timeout=600,
-                      key=mask_key(res.report_dir.parent), run_dir=tmp_path / "private")
+                      key=mask_key(res.report_dir.parent), run_dir=tmp_path / "private",
+                      source=training_source(micro_data(1000)))
     assert again.ok, again.error
     assert (tmp_path / step.page).read_bytes() == (res.report_dir / step.page).read_bytes()
 

@@ -286,7 +286,7 @@ def community_evidence(data) -> CommunityEvidence:
     --------
     >>> import pandas as pd
     >>> ev = pd.DataFrame({"account_id": [1, 1, 2], "ts": pd.to_datetime(["2024-01-01 10:05", "2024-01-01 10:50",
-    ...                    "2024-01-02"]), "device_id": ["d", "d", None]})
+    ...                    "2024-01-02 00:00"]), "device_id": ["d", "d", None]})
     >>> e = community_evidence({"interactions": ev})
     >>> e.hours["n"].tolist(), e.devices.values.tolist(), e.missing
     ([2, 1], [[1, 'd']], ('orders', 'logins', 'accounts'))
