@@ -113,18 +113,14 @@ class RunContext:
         if self.mode == "train" and self.train is not None:
             raise FraudkitError("RunContext: mode='train' scores the training dataset itself, so train must be "
                                 "None; pass the training data with mode='score' to train on it")
-        try:
-            ok = 0 < float(self.target_precision) <= 1
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise FraudkitError(f"target_precision must be in (0, 1], got {self.target_precision!r}")
-        try:
-            ok = 0 < float(self.label_frequency) <= 1
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise FraudkitError(f"label_frequency must be in (0, 1], got {self.label_frequency!r}")
+        for name in ("target_precision", "label_frequency"):
+            value = getattr(self, name)
+            try:
+                ok = 0 < float(value) <= 1
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise FraudkitError(f"{name} must be in (0, 1], got {value!r}")
         for name in (*STAGE_PARAMETERS, "features"):
             value = getattr(self, name)
             if value is None:

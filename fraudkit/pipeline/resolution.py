@@ -44,14 +44,14 @@ def resolve_entities(ds, *, notes=None):
     con = ds.con.con
     sources = {}
     if ds.has("orders") and "address" in ds.table("orders").columns:
-        sources.setdefault("address", []).append(f"SELECT CAST(address AS VARCHAR) AS v FROM {_view(ds, 'orders')}")
+        sources.setdefault("address", []).append(f"SELECT CAST(address AS VARCHAR) AS v FROM {ds.view('orders')}")
     for table, column in (("accounts", "phone"), ("orders", "receiver_phone")):
         if ds.has(table) and column in ds.table(table).columns:
-            sources.setdefault("phone", []).append(f"SELECT CAST({column} AS VARCHAR) AS v FROM {_view(ds, table)}")
+            sources.setdefault("phone", []).append(f"SELECT CAST({column} AS VARCHAR) AS v FROM {ds.view(table)}")
     if ds.has("list_entries"):
         for kind in ("address", "phone"):
             sources.setdefault(kind, []).append(
-                f"SELECT entity_id AS v FROM {_view(ds, 'list_entries')} WHERE entity_type = '{kind}'")
+                f"SELECT entity_id AS v FROM {ds.view('list_entries')} WHERE entity_type = '{kind}'")
     if not sources:
         return ds
     maps = {}
@@ -72,7 +72,7 @@ def resolve_entities(ds, *, notes=None):
         if cols:
             views[table] = _replaced(con, ds, table, cols, maps)
     if ds.has("list_entries") and maps:
-        src = _view(ds, "list_entries")
+        src = ds.view("list_entries")
         cases = " ".join(f"WHEN l.entity_type = '{k}' THEN coalesce((SELECT m.resolved FROM {maps[k]} m "
                          f"WHERE m.raw = l.entity_id), l.entity_id)" for k in maps)
         name = f"_fk_resolved_list_entries_{id(ds)}"
@@ -161,13 +161,9 @@ def _mapped(col: pd.Series, m: pd.Series) -> pd.Series:
     return text.map(m).where(col.notna(), col).fillna(col) if len(m) else col
 
 
-def _view(ds, table):
-    return ds.view(table)
-
-
 def _replaced(con, ds, table, cols, maps):
     """A view of ``table`` with each column of ``cols`` (column -> kind) replaced by its key; rows in order."""
-    src = _view(ds, table)
+    src = ds.view(table)
     joins, repl = [], []
     for i, (col, kind) in enumerate(cols.items()):
         # a column stored as numbers (phones read as DOUBLE) is compared and kept as text, as the contract types it
