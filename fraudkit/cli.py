@@ -167,6 +167,14 @@ def evaluate(run, data, fmt):
 @click.option("--train", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Labelled training dataset: models and thresholds are fitted on it (the demo simulates one; "
                    "with --data and no --train, unsupervised defaults).")
+@click.option("--labels", "labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Your own labels (the label store `fraudkit label` appends to): the run trains on them and "
+                   "seeds the graph stage with their fraud verdicts (instead of --train).")
+@click.option("--review", "review", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A filled review sample (from `fraudkit review`, or the sample an earlier report drew): "
+                   "precision, prevalence, recall and each action's collateral are estimated from its verdicts.")
+@click.option("--review-n", type=int, default=200, show_default=True,
+              help="Accounts in the review sample the report draws for you to label (in the run data).")
 @click.option("--loop-windows", type=int, default=4, show_default=True,
               help="Windows of the closed loop in step 5 (0: skip the loop).")
 @click.option("--keep-runs", type=int, default=10, show_default=True,
@@ -175,11 +183,12 @@ def evaluate(run, data, fmt):
 @click.option("--notebooks", "notebooks_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Folder with the five step notebooks (default: the checkout's notebooks/).")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
-def report(data, scenario, out, run_id, as_of, seed, train, loop_windows, keep_runs, notebooks_dir, quiet):
+def report(data, scenario, out, run_id, as_of, seed, train, labels, review, review_n, loop_windows, keep_runs,
+           notebooks_dir, quiet):
     """Run the five step notebooks with papermill and render the HTML report."""
     result = build.build_report(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of, seed=seed,
                                 loop_windows=loop_windows, keep_runs=keep_runs, notebooks_dir=notebooks_dir,
-                                progress=not quiet)
+                                progress=not quiet, labels=labels, review=review, review_n=review_n)
     click.echo(result.describe())
     if not result.ok:
         sys.exit(1)

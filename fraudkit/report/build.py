@@ -44,10 +44,14 @@ from fraudkit.data import atomic
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import dataset_fingerprint
 from fraudkit.errors import FraudkitError, MissingInputError, OutputError
+from fraudkit.evaluation.review import read_review
+from fraudkit.pipeline.own_labels import OwnLabels
 from fraudkit.pipeline.progress import Progress
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.report.html import mask_html, mask_notebook, render_notebook_body, render_page
+from fraudkit.report.notebook import review_files
 from fraudkit.report.summary import summarise_run
+from fraudkit.report.views import training_note
 from fraudkit.simulation import TRAIN_SEED_OFFSET, simulate
 
 __all__ = [
@@ -170,7 +174,7 @@ class ReportResult:
 def build_report(*, data=None, train=None, scenario: str = "demo-small", out="reports", run_id: str | None = None,
                  as_of: str | None = None, seed: int = 0, stages=STAGES, loop_windows: int = 4, notebooks_dir=None,
                  parameters: dict | None = None, timeout: int = 1800, progress: bool = True,
-                 keep_runs: int | None = 10) -> ReportResult:
+                 keep_runs: int | None = 10, labels=None, review=None, review_n: int = 200) -> ReportResult:
     """Score a dataset once, run the five step notebooks and publish the HTML report.
 
     Parameters
@@ -208,6 +212,16 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
     keep_runs : int or None, default=10
         After a good report, keep the private run data (raw keys) of only this many newest good
         reports (:func:`prune_runs`); published reports are never deleted. None keeps everything.
+    labels : path, optional
+        The analyst's label store (:mod:`fraudkit.data.labels`): the run trains on it and its fraud
+        verdicts seed the graph stage (``fraudkit score --labels``); every page names it as the source.
+    review : path, optional
+        A filled review sample (``fraudkit review``, or the sample an earlier report drew): precision,
+        prevalence and recall of this run, of each stage and of each action's collateral are estimated
+        from its verdicts (:func:`fraudkit.evaluation.review.estimate_share`) — the figures a dataset
+        without labels gets.
+    review_n : int, default=200
+        Accounts in the review sample the report draws for the analyst (``RUN/report/review/queue.csv``).
 
     Returns
     -------
@@ -238,6 +252,13 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
     if train is not None and not Path(train).is_dir():
         raise MissingInputError(f"training dataset folder {train} does not exist; pass --train DIR "
                                 "(a labelled dataset) or omit it")
+    if labels is not None and train is not None:
+        raise FraudkitError("pass --labels (your own labels) or --train (a labelled training dataset), not both")
+    own = None if labels is None else OwnLabels.of(labels)
+    if review is not None:
+        read_review(review)   # a malformed review fails now, before any scoring
+    if int(review_n) < 1:
+        raise FraudkitError(f"--review-n must be at least 1, got {review_n}")
     # the reports folder is published and pruned: it may not be, be inside or contain a dataset it reads
     atomic.check_output(out, kind="reports", inputs=(data, train), force=True)
     with _reports_lock(out):
@@ -245,16 +266,21 @@ def build_report(*, data=None, train=None, scenario: str = "demo-small", out="re
         return _build_locked(data=data, train=train, scenario=scenario, out=out, run_id=run_id, as_of=as_of,
                              seed=seed, stages=stages, loop_windows=loop_windows, notebooks_dir=notebooks_dir,
                              parameters=parameters, timeout=timeout, keep_runs=keep_runs, say=say,
-                             timings=timings, t_start=t_start, started_at=started_at, tracker=tracker)
+                             timings=timings, t_start=t_start, started_at=started_at, tracker=tracker,
+                             own=own, review=None if review is None else Path(review), review_n=int(review_n))
 
 
 def _build_locked(*, data, train, scenario, out, run_id, as_of, seed, stages, loop_windows, notebooks_dir,
-                  parameters, timeout, keep_runs, say, timings, t_start, started_at, tracker=None) -> ReportResult:
+                  parameters, timeout, keep_runs, say, timings, t_start, started_at, tracker=None, own=None,
+                  review=None, review_n=200) -> ReportResult:
     """:func:`build_report` once its arguments are checked and the reports folder is locked."""
     t = time.perf_counter()
     data_dir = Path(data) if data is not None else _demo_data(scenario, out / ".cache", seed, say)
     if train is not None:
         train_dir = Path(train)
+    elif own is not None:
+        train_dir = None
+        say(f"training on your own labels {own.path}")
     elif data is None:
         train_dir = _demo_data(scenario, out / ".cache", seed + TRAIN_SEED_OFFSET, say, role="training world")
     else:
@@ -265,6 +291,10 @@ def _build_locked(*, data, train, scenario, out, run_id, as_of, seed, stages, lo
     timings["data"] = time.perf_counter() - t
     params = {"seed": int(seed), "stages": list(stages), "as_of": as_of, "train": train_fp,
               "loop_windows": int(loop_windows), "extra": dict(sorted((parameters or {}).items()))}
+    # the labels and the review change the run: they change its id (the files' content, not their names)
+    for name, path in (("labels", own.path if own is not None else None), ("review", review)):
+        if path is not None:
+            params[name] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     run_id = atomic.check_name(run_id or make_run_id(as_of, fingerprint, params), what="run id")
     say(f"run {run_id}: data {data_dir} (fingerprint {fingerprint})"
         + (f", training data {train_dir} (fingerprint {train_fp})" if train_dir is not None else ""))
@@ -287,7 +317,7 @@ def _build_locked(*, data, train, scenario, out, run_id, as_of, seed, stages, lo
                                             as_of=as_of, seed=seed, stages=stages, loop_windows=int(loop_windows),
                                             previous=previous, notebooks=notebooks, parameters=parameters or {},
                                             timeout=timeout, timings=timings, t_start=t_start, started_at=started_at,
-                                            say=say, tracker=tracker)
+                                            say=say, tracker=tracker, own=own, review=review, review_n=review_n)
             _readable(tmp)
             if not manifest["ok"]:
                 raise _StepsFailed()
@@ -528,7 +558,7 @@ class _StepsFailed(Exception):
 
 def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, run_dir, scenario, fingerprint, as_of,
                 seed, stages, loop_windows, previous, notebooks, parameters, timeout, timings, t_start, started_at,
-                say, tracker=None):
+                say, tracker=None, own=None, review=None, review_n=200):
     """Score into ``run_dir``, run every step, write pages, manifest and index into ``tmp``.
 
     Returns ``(results, manifest)``.
@@ -540,7 +570,11 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
     try:
         with _phase(say, "scoring the dataset once for every step"
                     + (" (models and thresholds fitted on the training data)" if train_dir is not None else "")):
-            score_notes = _score(data_dir, run_dir, stages=stages, seed=seed, train=train_dir, progress=tracker)
+            score_notes = _score(data_dir, run_dir, stages=stages, seed=seed, train=train_dir, progress=tracker,
+                                 labels=own)
+        review_files(run_dir, review, n=review_n, seed=seed)
+        if own is not None:
+            source = _run_source(run_dir)
     except Exception:
         score_error = mask_html(traceback.format_exc(), key=key)
         say(f"scoring FAILED: {error_reason(score_error)}")
@@ -573,7 +607,9 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
         "parameters": {"data": str(data_dir.resolve()), "scenario": scenario, "seed": int(seed),
                        "train": str(train_dir.resolve()) if train_dir is not None else None,
                        "stages": list(stages), "as_of": as_of, "loop_windows": int(loop_windows),
-                       "previous_report": str(previous) if previous else None, **parameters},
+                       "previous_report": str(previous) if previous else None,
+                       "labels": str(own.path.resolve()) if own is not None else None,
+                       "review": str(Path(review).resolve()) if review is not None else None, **parameters},
         "data_fingerprint": fingerprint,
         "train_fingerprint": train_fingerprint,
         "run_dir": str(Path(run_dir).parent / run_id),
@@ -626,11 +662,18 @@ def _demo_data(scenario: str, cache: Path, seed: int, say, *, role: str = "demo"
     return target
 
 
-def _score(data_dir: Path, run_dir: Path, *, stages, seed, train=None, progress=None) -> list:
+def _score(data_dir: Path, run_dir: Path, *, stages, seed, train=None, progress=None, labels=None) -> list:
     """Run the pipeline (its phases reported to ``progress``); returns its notes."""
-    result = score_dataset(data_dir, run_dir, stages=list(stages), seed=seed, train=train, progress=progress)
+    result = score_dataset(data_dir, run_dir, stages=list(stages), seed=seed, train=train, progress=progress,
+                           labels=labels)
     notes = getattr(result, "notes", None)
     return list(notes) if notes else []
+
+
+def _run_source(run_dir: Path) -> str:
+    """The pages' training-source line from the run's manifest (an own-labels run)."""
+    from_manifest = training_note(run_dir)[1]
+    return from_manifest.split(". ")[0] + "."
 
 
 def _run_step(step: Step, notebook: Path, tmp: Path, params: dict, *, run_id: str, timeout: int,

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pathlib import Path
+
 from fraudkit.data.dataset import table_path
 from fraudkit.evaluation.loop import run_closed_loop
+from fraudkit.evaluation.review import STRATA
 from fraudkit.report import keynumbers, plots
 from fraudkit.report.display import Chart, Note, Shown, Table, Unavailable
 from fraudkit.report.notebook import Context, step_dir, write_artifact
@@ -33,6 +36,7 @@ from fraudkit.report.views import (
 __all__ = [
     "how_trained",
     "precision_recall",
+    "review_sample",
     "leakage_and_interception",
     "cost_to_attackers",
     "closed_loop",
@@ -48,11 +52,14 @@ def how_trained(ctx: Context) -> Note:
     return Note(text, kind=kind)
 
 
-def precision_recall(ctx: Context) -> Shown | Unavailable:
+def precision_recall(ctx: Context) -> Shown | Note | Unavailable:
     """Recall per typology (combined decision) and precision over all fraud (:func:`.views.precision_recall_view`).
 
-    Writes the evaluation table to ``RUN/report/evaluation/evaluation_table.parquet``.
+    Writes the evaluation table to ``RUN/report/evaluation/evaluation_table.parquet``. On a dataset without
+    labels: precision, prevalence and recall estimated from the analyst's review (:func:`estimated_accuracy`).
     """
+    if not keynumbers.has_labels(ctx.data_dir):
+        return estimated_accuracy(ctx)
     why = _why_no_evaluation(ctx)
     if why:
         return Unavailable("precision and recall", why)
@@ -67,6 +74,68 @@ def precision_recall(ctx: Context) -> Shown | Unavailable:
                       f"({keynumbers.DEFINITIONS['recall']}). These are the summary's key numbers."))
 
 
+def estimated_accuracy(ctx: Context) -> Shown | Note:
+    """Precision, prevalence and recall of the run estimated from a filled review sample (no labels table).
+
+    Writes the estimates to ``RUN/report/evaluation/review_estimate.parquet``.
+    """
+    est = keynumbers.review_numbers(ctx.run_dir)
+    if est is None:
+        return Note("This dataset has no labels table: precision and recall are estimated from your review. Label "
+                    "the review sample below (fraud, honest or unsure) and pass it to the next report with "
+                    "`fraudkit report --review FILE`.", kind="info")
+    table = review_estimate_table(est)
+    write_artifact(ctx.run_dir, "evaluation", "review_estimate", table)
+    n_unsure = int((est.review["verdict"] == "unsure").sum())
+    return Shown(Table(table, caption="Estimated from your review sample (stratified; 95% intervals)"),
+                 Note(f"{int(est.review['verdict'].isin(('fraud', 'honest')).sum()):,} verdicts"
+                      + (f" ({n_unsure} unsure, left out)" if n_unsure else "")
+                      + ". Each reviewed account stands for the accounts of its stratum it was drawn from, so the "
+                        "estimates hold for the whole run, not just the reviewed accounts. "
+                      + keynumbers.DEFINITIONS["estimated_recall"].capitalize() + "."))
+
+
+def review_estimate_table(est) -> pd.DataFrame:
+    """The review's estimates as rows a reader takes in at a glance: ``measure, estimate, 95% interval, reviewed,
+    of accounts``."""
+    def row(measure, e):
+        known = pd.notna(e.share)
+        return {"measure": measure, "estimate": f"{e.share:.1%}" if known else "–",
+                "95% interval": f"{e.low:.1%} – {e.high:.1%}" if known else "–",
+                "reviewed": e.reviewed, "of accounts": e.accounts}
+
+    rows = [row("precision of flagged accounts", est.precision), row("fraud among all accounts", est.prevalence)]
+    r, lo, hi = est.recall
+    rows.append({"measure": "recall (estimated fraud flagged / estimated fraud)",
+                 "estimate": f"{r:.1%}" if pd.notna(r) else "–",
+                 "95% interval": f"{lo:.1%} – {hi:.1%}" if pd.notna(r) else "–",
+                 "reviewed": est.prevalence.reviewed, "of accounts": est.prevalence.accounts})
+    return pd.DataFrame(rows)
+
+
+def review_sample(ctx: Context) -> Shown | Unavailable:
+    """The review sample the report drew for the analyst: its strata, and how to label it and use the verdicts."""
+    path = Path(ctx.run_dir) / keynumbers.QUEUE_FILE
+    if not path.is_file():
+        return Unavailable("the review sample", "the report did not draw one (the run has no accounts)")
+    queue = pd.read_csv(path, dtype={"account_id": str}, encoding="utf-8-sig")
+    why = {"top_risk": "the highest-risk flagged accounts, all of them: confirm the strongest cases first",
+           "uncertain": "flagged on one method alone, and the highest-ranked unflagged: where a verdict teaches most",
+           "random_flagged": "a random sample of the other flagged accounts: unbiased precision",
+           "random_unflagged": "a random sample of the unflagged accounts: fraud that got through"}
+    by = queue.groupby("stratum").agg(sampled=("account_id", "size"), accounts=("stratum_size", "first"))
+    rows = [{"stratum": s.replace("_", " "), "accounts in the stratum": int(by.loc[s, "accounts"]),
+             "sampled": int(by.loc[s, "sampled"]), "what it is for": why[s]} for s in STRATA if s in by.index]
+    run = Path(ctx.run_dir).name.removeprefix(".").removesuffix(".building")
+    return Shown(Table(pd.DataFrame(rows), caption=f"The review sample: {len(queue):,} accounts in four strata"),
+                 Note(f"To label it: `fraudkit review <reports>/.runs/{run} --n {len(queue)} --seed {ctx.seed} "
+                      "--out review.csv` writes this sample with each account's explanation (rules hit, model "
+                      "reasons, community, shared resources, path to a seed); fill the verdict column, record it "
+                      f"with `fraudkit label <reports>/.runs/{run} review.csv --store labels.csv`, and run the next "
+                      "report with `--review review.csv` (estimates) and `--labels labels.csv` (train on them).",
+                      kind="info"))
+
+
 def leakage_and_interception(ctx: Context) -> Shown | Unavailable:
     """Leakage over the period, and interception and leakage rate per day against the early-warning threshold.
 
@@ -75,8 +144,8 @@ def leakage_and_interception(ctx: Context) -> Shown | Unavailable:
     decisions = ctx.artifact("decisions")
     if decisions is None or not len(decisions):
         return Unavailable("leakage and interception", "the run has no decisions.parquet")
-    if table_path(ctx.data_dir, "labels") is None:
-        return Unavailable("leakage and interception", "the dataset has no labels table")
+    if not keynumbers.has_labels(ctx.data_dir):
+        return _interception(ctx)
     ev = keynumbers.events(ctx.run_dir, ctx.data_dir)
     daily = keynumbers.daily_interception(ctx.run_dir, ctx.data_dir)
     warn = keynumbers.run_early_warning(ctx.run_dir, ctx.data_dir)
@@ -91,6 +160,25 @@ def leakage_and_interception(ctx: Context) -> Shown | Unavailable:
                  Note(keynumbers.RELATION),
                  Chart(plots.line_over_time(long, x="day", y="rate", hue="measure",
                                             title="Interception and leakage rate per day", xlabel="day",
+                                            ylabel="share of events", thresholds=warn.thresholds)),
+                 _warning_note(warn))
+
+
+def _interception(ctx: Context) -> Shown:
+    """Interception per day and its early warning, on a dataset without labels (no leakage: it needs labels)."""
+    ev = keynumbers.events(ctx.run_dir)
+    daily = keynumbers.daily_interception(ctx.run_dir, ctx.data_dir)
+    warn = keynumbers.run_early_warning(ctx.run_dir, ctx.data_dir)
+    write_artifact(ctx.run_dir, "evaluation", "interception_by_day", daily)
+    long = daily.assign(measure="events intercepted (share)").rename(columns={"interception_rate": "rate"})
+    return Shown(Table(pd.DataFrame([{"all events": ev.n_events, "intercepted": ev.intercepted,
+                                      "interception_rate": ev.interception_rate}]),
+                       caption="Interception over the whole period (events)"),
+                 Note("Leakage counts the events of fraudulent accounts that passed, so it needs labels; the share "
+                      "of all events intercepted per day needs none, and its drop below the band is the early "
+                      "warning.", kind="info"),
+                 Chart(plots.line_over_time(long[["day", "measure", "rate"]], x="day", y="rate", hue="measure",
+                                            title="Interception rate per day", xlabel="day",
                                             ylabel="share of events", thresholds=warn.thresholds)),
                  _warning_note(warn))
 
@@ -123,7 +211,13 @@ def closed_loop(ctx: Context, *, windows: int) -> Shown | Unavailable:
         shown.append(Chart(fig))
         write_artifact(ctx.run_dir, "evaluation", "loop_recall", recall)
     else:
-        shown.append(Unavailable("closed-loop recall", "the dataset has no labels table"))
+        last = loop.summary.sort_values("iteration").iloc[-1]
+        write_artifact(ctx.run_dir, "evaluation", "loop_flags", loop_iterations(loop.summary))
+        shown.append(Note(
+            f"Without labels the loop is read by what it flags: after {int(last['iteration']) + 1} windows its runs "
+            f"flag {int(last['flagged_loop']):,} accounts against {int(last['flagged_pipeline']):,} for the same "
+            f"runs without its memory, from {int(last.get('n_seeds', 0)):,} seeds. Label the review sample to learn "
+            "how many of them are fraud.", kind="info"))
     shown.append(Table(loop_iterations(loop.summary), caption=f"The loop, window by window ({int(windows)} windows)"))
     return Shown(*shown)
 
@@ -159,11 +253,11 @@ def loop_early_warning(ctx: Context, *, windows: int) -> Shown | Unavailable:
                        caption="Closed loop: orders intercepted per day with the band", max_rows=31))
 
 
-def previous_run(ctx: Context) -> Table | Unavailable:
+def previous_run(ctx: Context) -> Table | Note:
     """Key numbers of this run against the previous report's run (:func:`~fraudkit.report.views.compare_runs`)."""
     if ctx.previous_run_dir is None:
-        return Unavailable("comparison with the previous run",
-                           "no earlier good report with its run data was found in this reports folder")
+        return Note("This is the first report with its run data in this reports folder: the next report written "
+                    "here compares its key numbers with this one.", kind="info")
     return Table(compare_runs(ctx.run_dir, ctx.previous_run_dir),
                  caption="Key numbers, this run against the previous one")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fraudkit.data.dataset import table_path
 from fraudkit.evaluation.metrics import evaluate_run
-from fraudkit.report import plots
+from fraudkit.report import keynumbers, plots
 from fraudkit.report.display import Chart, Graph, Note, Shown, Table, Unavailable
 from fraudkit.report.notebook import Context, write_artifact
 from fraudkit.report.views import (
@@ -24,7 +24,7 @@ from fraudkit.report.views import (
     training_note,
 )
 
-__all__ = ["run_overview", "stage_flags", "arms_race", "communities"]
+__all__ = ["run_overview", "stage_flags", "arms_race", "estimated_by_stage", "communities"]
 
 
 def run_overview(ctx: Context) -> Shown:
@@ -68,7 +68,7 @@ def arms_race(ctx: Context) -> Shown | Unavailable:
     if ctx.artifact("accounts") is None:
         return Unavailable("the arms-race table", "the run has no accounts.parquet")
     if table_path(ctx.data_dir, "labels") is None:
-        return Unavailable("the arms-race table", "the dataset has no labels table")
+        return estimated_by_stage(ctx)
     table = evaluate_run(ctx.run_dir, data=ctx.data_dir)
     shown = [Table(table, caption="Recall (fraud) and false-positive rate (look-alikes) by stage", max_rows=30)]
     recall = metric_grid(table, "recall_")
@@ -82,6 +82,24 @@ def arms_race(ctx: Context) -> Shown | Unavailable:
                                          vmax=max(0.05, float(fpr.max().max())))))
     write_artifact(ctx.run_dir, "identification", "arms_race", table)
     return Shown(*shown)
+
+
+def estimated_by_stage(ctx: Context) -> Shown | Note:
+    """On a dataset without labels: each stage's flagged accounts and their precision estimated from the review.
+
+    Writes the table to ``RUN/report/identification/review_by_stage.parquet``.
+    """
+    est = keynumbers.review_numbers(ctx.run_dir)
+    if est is None:
+        return Note("This dataset has no labels table, so recall per typology cannot be measured. Label the review "
+                    "sample of step 5 and pass it to the next report (`--review FILE`): each stage's precision is "
+                    "then estimated from your verdicts.", kind="info")
+    table = est.by_stage.rename(columns={"low": "precision_low", "high": "precision_high"})
+    table["stage"] = table["stage"].replace({"combined": "combined (any stage)"})
+    write_artifact(ctx.run_dir, "identification", "review_by_stage", table)
+    return Shown(Table(table, caption="Precision of each stage's flags, estimated from your review (95% interval)"),
+                 Note("Recall per typology needs labels with typologies; the review's verdicts say fraud or honest. "
+                      f"{keynumbers.DEFINITIONS['estimated_precision'].capitalize()}.", kind="info"))
 
 
 def communities(ctx: Context) -> Shown | Unavailable:

@@ -13,7 +13,16 @@ where two related figures meet (leakage counts *events*, recall counts *accounts
 ``leakage_rate``           events (orders, interactions) of fraud-labelled accounts that passed
 ``interception_rate``      events verified or blocked, of all decided events
 ``early_warning``          days whose interception rate fell below its band
+``estimated_precision``    flagged accounts that are fraud, estimated from a review sample
+``estimated_prevalence``   accounts that are fraud, estimated from a review sample
+``estimated_recall``       estimated fraud flagged / estimated fraud among all accounts
 =========================  ===========================================================
+
+On data without labels the precision, prevalence and recall come from the analyst's
+verdicts on a stratified review sample (:func:`review_numbers`, with
+:func:`fraudkit.evaluation.review.estimate_share`): the report draws the sample
+(:data:`QUEUE_FILE`), the analyst labels it, and the next report reads it back
+(``fraudkit report --review FILE``, copied to :data:`REVIEW_FILE`).
 
 Labels are read only through :func:`fraudkit.evaluation.metrics.evaluate_run` and
 :func:`fraudkit.report.views.decision_events`.
@@ -23,15 +32,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from fraudkit.data.dataset import table_path
+from pathlib import Path
+
 from fraudkit.evaluation.metrics import evaluate_run, interception_rate_by_day, leakage
-from fraudkit.report.notebook import read_artifact
+from fraudkit.evaluation.review import ShareEstimate, estimate_recall, estimate_share, read_review
+from fraudkit.report.notebook import QUEUE_FILE, REVIEW_FILE, read_artifact
 from fraudkit.report.views import EarlyWarning, decision_events, early_warning
 
 __all__ = ["DEFINITIONS", "RELATION", "Flagged", "Accuracy", "Events", "flagged_accounts", "accuracy", "events",
-           "run_early_warning", "daily_interception"]
+           "run_early_warning", "daily_interception", "ReviewNumbers", "review_numbers", "QUEUE_FILE",
+           "REVIEW_FILE", "has_labels"]
+
+
 
 DEFINITIONS = {
     "flagged_accounts": "accounts flagged by any identification stage (combined)",
@@ -41,6 +57,10 @@ DEFINITIONS = {
                     "decision passed (counts events)",
     "interception_rate": "share of all decided events that were verified or blocked (counts events)",
     "early_warning": "days whose share of intercepted events fell below the band around the previous days' median",
+    "estimated_precision": "share of flagged accounts that are fraud, estimated from the analyst's verdicts on a "
+                           "stratified review sample (95% interval)",
+    "estimated_prevalence": "share of all accounts that are fraud, estimated from the same review sample",
+    "estimated_recall": "estimated fraud among flagged accounts divided by estimated fraud among all accounts",
 }
 """What each key number counts, quoted by the pages that show it."""
 
@@ -87,6 +107,65 @@ class Events:
         return self.leaked / self.n_fraud_events if self.n_fraud_events else float("nan")
 
 
+@dataclass(frozen=True)
+class ReviewNumbers:
+    """What the analyst's review says about this run (:func:`review_numbers`).
+
+    Attributes
+    ----------
+    precision, prevalence : ShareEstimate
+        Fraud share among the flagged accounts and among all accounts.
+    recall : tuple of float
+        ``(estimate, low, high)``: estimated fraud flagged over estimated fraud among all accounts
+        (:func:`fraudkit.evaluation.review.estimate_recall`; NaN when either is unknown).
+    by_stage : pandas.DataFrame
+        ``stage, flagged, estimated_precision, low, high, reviewed`` per stage flag and combined.
+    review : pandas.DataFrame
+        The filled review itself.
+    """
+
+    precision: ShareEstimate
+    prevalence: ShareEstimate
+    recall: tuple
+    by_stage: pd.DataFrame
+    review: pd.DataFrame
+
+    def share(self, accounts) -> ShareEstimate:
+        """The fraud share of any set of this run's accounts (e.g. the accounts an action touches)."""
+        return estimate_share(self.review, accounts)
+
+
+def has_labels(data_dir) -> bool:
+    """Whether the scored dataset has a labels table (the evaluation reads it)."""
+    return data_dir is not None and table_path(data_dir, "labels") is not None
+
+
+def review_numbers(run_dir) -> ReviewNumbers | None:
+    """Precision, prevalence and recall of the run estimated from the filled review it was given; else None.
+
+    The review (:data:`REVIEW_FILE`) may come from an earlier run on the same accounts: every set is estimated
+    by :func:`~fraudkit.evaluation.review.estimate_share` over the review's strata.
+    """
+    path = Path(run_dir) / REVIEW_FILE
+    acc = read_artifact(run_dir, "accounts", columns=None)
+    if not path.is_file() or acc is None or "flagged_combined" not in acc.columns:
+        return None
+    review = read_review(path)
+    ids = acc["account_id"].astype(str)
+    flagged = ids[acc["flagged_combined"].fillna(False).astype(bool).to_numpy()]
+    is_flagged = acc["flagged_combined"].fillna(False).astype(bool).to_numpy()
+    precision = estimate_share(review, flagged)
+    prevalence = estimate_share(review, ids)
+    recall = estimate_recall(precision, estimate_share(review, ids[~is_flagged]))
+    rows = []
+    for col in [c for c in acc.columns if c.startswith("flagged_")]:
+        members = ids[acc[col].fillna(False).astype(bool).to_numpy()]
+        e = estimate_share(review, members)
+        rows.append({"stage": col.removeprefix("flagged_"), "flagged": len(members),
+                     "estimated_precision": e.share, "low": e.low, "high": e.high, "reviewed": e.reviewed})
+    return ReviewNumbers(precision, prevalence, recall, pd.DataFrame(rows), review)
+
+
 def flagged_accounts(run_dir) -> Flagged | None:
     """Accounts flagged (combined) and scored, from ``RUN/accounts.parquet``; None without it."""
     acc = read_artifact(run_dir, "accounts", columns=None)
@@ -130,16 +209,17 @@ def run_early_warning(run_dir, data_dir, **options) -> EarlyWarning | None:
     """The run's early warning: days whose interception rate of all decided events fell below its band.
 
     The daily rate is :func:`fraudkit.evaluation.metrics.interception_rate_by_day` of the run's
-    decisions; the rule is :func:`fraudkit.report.views.early_warning`. None without decisions or labels.
+    decisions; the rule is :func:`fraudkit.report.views.early_warning` (no labels needed). None without decisions.
     """
     daily = daily_interception(run_dir, data_dir)
     return None if daily is None else early_warning(daily, **options)
 
 
 def daily_interception(run_dir, data_dir) -> pd.DataFrame | None:
-    """Per day: interception and leakage rate of the run's decided events (the series the early warning watches)."""
+    """Per day: interception rate of the run's decided events (the series the early warning watches), and with
+    labels the leakage rate."""
     dec = read_artifact(run_dir, "decisions", columns=None)
-    if dec is None or not len(dec) or table_path(data_dir, "labels") is None:
+    if dec is None or not len(dec):
         return None
     ev = decision_events(dec, data_dir)
-    return interception_rate_by_day(ev["decision"], ev["ts"], ev["is_fraud"])
+    return interception_rate_by_day(ev["decision"], ev["ts"], ev["is_fraud"] if has_labels(data_dir) else None)

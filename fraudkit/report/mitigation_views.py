@@ -420,7 +420,7 @@ def honest_collateral(ctx: Context) -> Shown | Unavailable:
     if isinstance(gov, Unavailable):
         return Unavailable("honest collateral", gov.why)
     if gov.summary is None:
-        return Unavailable("honest collateral", "the dataset has no labels table")
+        return _estimated_collateral(ctx, gov)
     write_artifact(ctx.run_dir, "mitigation", "summary", gov.summary)
     return Shown(Chart(plots.bar(collateral_share(gov.summary), x="action", y="honest_share",
                                  title="Honest collateral: share of what each action hits that is not fraud",
@@ -430,7 +430,60 @@ def honest_collateral(ctx: Context) -> Shown | Unavailable:
                        caption="Entities affected per action, by typology and look-alike group"))
 
 
+def estimated_collateral(gov: Governance, review) -> pd.DataFrame:
+    """Per action, the fraud it removes and the honest collateral it costs, estimated from a review.
+
+    Each entity an action hits counts as its acting account; the fraud share of those accounts
+    (:meth:`fraudkit.report.keynumbers.ReviewNumbers.share`) times the entities hit gives the estimates. With
+    ``review`` None only what each action touches is filled.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``step, entity_type, n_affected, n_fraud, n_honest, honest_share, honest_share_low, honest_share_high,
+        reviewed, estimated`` (the first five as :func:`fraudkit.mitigation.actions.mitigation_summary`, so the
+        summary page's action plan reads either).
+    """
+    rows = []
+    for name, r in gov.results.items():
+        a = r.affected
+        n = len(a)
+        row = {"step": name, "entity_type": "+".join(sorted(a["entity_type"].astype(str).unique())) if n else "",
+               "n_affected": n, "estimated": True}
+        if review is not None and n and "account_id" in a.columns:
+            e = review.share(a["account_id"].dropna().map(_id_text))
+            if pd.notna(e.share):
+                fraud = int(round(n * e.share))
+                row.update(n_fraud=fraud, n_honest=n - fraud, honest_share=1 - e.share, honest_share_low=1 - e.high,
+                           honest_share_high=1 - e.low, reviewed=e.reviewed)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # --- private ------------------------------------------------------------------
+
+
+def _estimated_collateral(ctx: Context, gov: Governance) -> Shown:
+    """Honest collateral on a dataset without labels: estimated from the review, else what each action touches."""
+    est = keynumbers.review_numbers(ctx.run_dir)
+    table = estimated_collateral(gov, est)
+    if est is None or "n_fraud" not in table.columns:
+        return Shown(Table(table[["step", "entity_type", "n_affected"]].rename(columns={"step": "action"}),
+                           caption="What each action touches"),
+                     Note("This dataset has no labels table: each action's honest collateral is estimated from your "
+                          "review. Label the review sample of step 5 and pass it to the next report (`--review "
+                          "FILE`); until then, weigh each action by what it touches.", kind="info"))
+    write_artifact(ctx.run_dir, "mitigation", "summary", table)
+    shown = table.drop(columns=["estimated"]).rename(columns={"step": "action", "n_fraud": "fraud (estimated)",
+                                                             "n_honest": "honest collateral (estimated)"})
+    return Shown(Chart(plots.bar(collateral_share(table), x="action", y="honest_share",
+                                 title="Estimated honest collateral: share of what each action hits that is not fraud",
+                                 xlabel="governance action (what it counts)", ylabel="share not fraud (estimated)",
+                                 value_format=".1%", figsize=(9.0, 4.2))),
+                 Table(shown, caption="Per action: fraud removed and honest collateral, estimated from your review "
+                                      "(95% interval of the honest share)"),
+                 Note("Estimated from the review's verdicts on the acting accounts of what each action hits "
+                      "(stratified, so it holds for all of them, not only the reviewed ones).", kind="info"))
 
 
 def _governance(ctx: Context) -> Governance | Unavailable:

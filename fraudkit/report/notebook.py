@@ -24,12 +24,17 @@ import pandas as pd
 from fraudkit.data import atomic
 from fraudkit.data.dataset import read_table, table_path
 from fraudkit.errors import MissingInputError
+from fraudkit.evaluation.review import read_review, review_queue, write_review
+from fraudkit.pipeline.own_labels import OwnLabels
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.report.masking import mask_frame
 from fraudkit.report.plots import set_style
 from fraudkit.simulation import TRAIN_SEED_OFFSET, simulate
 
 __all__ = [
+    "review_files",
+    "QUEUE_FILE",
+    "REVIEW_FILE",
     "Context",
     "setup",
     "ensure_inputs",
@@ -95,8 +100,15 @@ class Context:
         return self.cache[key]
 
 
+QUEUE_FILE = "report/review/queue.csv"
+"""Where a run's review sample is drawn for the analyst to label (in the private run directory)."""
+
+REVIEW_FILE = "report/review/reviewed.csv"
+"""Where the filled review a report was given is kept (``fraudkit report --review FILE``)."""
+
+
 def setup(data_dir="", *, run_dir="", train_dir="", seed: int = 0, as_of: str = "", previous_run_dir: str = "",
-          scenario: str = "micro", cache=".fraudkit-cache") -> Context:
+          labels_path="", review_path="", scenario: str = "micro", cache=".fraudkit-cache") -> Context:
     """Resolve a step notebook's parameters into a :class:`Context` and apply the report's plot style.
 
     ``fraudkit report`` passes every folder. Left empty (an analyst running a
@@ -112,6 +124,9 @@ def setup(data_dir="", *, run_dir="", train_dir="", seed: int = 0, as_of: str = 
         ``YYYY-MM-DD`` the monitors report on (empty: the last day in the data).
     previous_run_dir : path or "", default=""
         The previous report's run directory (empty: none).
+    labels_path, review_path : path or "", default=""
+        See :func:`ensure_inputs` (``fraudkit report`` passes neither: it scored the run and keeps the review
+        in it).
     scenario, cache
         The demo used when ``data_dir`` is empty, and where it is kept.
 
@@ -121,13 +136,14 @@ def setup(data_dir="", *, run_dir="", train_dir="", seed: int = 0, as_of: str = 
     """
     set_style()
     data_dir, run_dir, train_dir = ensure_inputs(data_dir, run_dir, train_dir=train_dir, seed=seed,
+                                                 labels_path=labels_path, review_path=review_path,
                                                  scenario=scenario, cache=cache)
     return Context(data_dir, run_dir, train_dir, int(seed), str(as_of or ""),
                    Path(previous_run_dir) if previous_run_dir else None)
 
 
-def ensure_inputs(data_dir, run_dir, *, train_dir="", seed: int = 0, scenario: str = "micro",
-                  cache=".fraudkit-cache"):
+def ensure_inputs(data_dir, run_dir, *, train_dir="", seed: int = 0, labels_path="", review_path="",
+                  scenario: str = "micro", cache=".fraudkit-cache"):
     """Resolve the notebook's input folders; with empty parameters, simulate and score ``scenario`` here.
 
     ``fraudkit report`` always passes ``data_dir`` and ``run_dir`` (and
@@ -137,6 +153,11 @@ def ensure_inputs(data_dir, run_dir, *, train_dir="", seed: int = 0, scenario: s
     (the same scenario with ``seed + 1000``) into ``<cache>/train``, and the
     data scored with models and thresholds fitted on the training world into
     ``<cache>/run`` (all reused on the next run).
+
+    With ``labels_path`` (the analyst's label store) and no ``run_dir``, the data is scored on those
+    labels (``fraudkit score --labels``) instead of a training world. With ``review_path`` (a filled
+    review sample) the run's precision, prevalence and recall are estimated from it
+    (:func:`review_files`).
 
     Returns
     -------
@@ -166,12 +187,33 @@ def ensure_inputs(data_dir, run_dir, *, train_dir="", seed: int = 0, scenario: s
         raise MissingInputError(f"train_dir {train_dir} is not a folder (resolved from the working directory "
                                 f"{Path.cwd()} to {train_dir.resolve()}); set it in the parameters cell "
                                 "or leave it empty")
+    own = OwnLabels.of(labels_path) if labels_path else None
+    if own is not None and train_dir is not None and data_dir != cache / "data":
+        raise MissingInputError("set labels_path (your own labels) or train_dir (a labelled training dataset) in "
+                                "the parameters cell, not both")
     if not run_dir:
-        run_dir = cache / "run"
+        run_dir = cache / ("run" if own is None else "run-own-labels")
         if not (run_dir / "accounts.parquet").exists():
-            score_dataset(data_dir, run_dir, seed=seed, train=train_dir)
+            score_dataset(data_dir, run_dir, seed=seed, train=None if own is not None else train_dir, labels=own)
         run_dir.mkdir(parents=True, exist_ok=True)
+        review_files(run_dir, review_path or None, seed=seed)
+    elif review_path:
+        review_files(run_dir, review_path, seed=seed)
     return data_dir, Path(run_dir), train_dir
+
+
+def review_files(run_dir, review=None, *, n: int = 200, seed: int = 0) -> None:
+    """Draw the run's review sample for the analyst (``RUN/report/review/queue.csv``); keep a filled review.
+
+    ``review`` (a filled sample, checked by :func:`fraudkit.evaluation.review.read_review`) is copied to
+    ``RUN/report/review/reviewed.csv``, where the pages read it (:func:`fraudkit.report.keynumbers.review_numbers`).
+    """
+    run_dir = Path(run_dir)
+    (run_dir / QUEUE_FILE).parent.mkdir(parents=True, exist_ok=True)
+    write_review(review_queue(run_dir, n=n, seed=seed), run_dir / QUEUE_FILE)
+    if review:
+        read_review(review)
+        atomic.write_text(run_dir / REVIEW_FILE, Path(review).read_text(encoding="utf-8-sig"))
 
 
 def read_artifact(run_dir, name: str, columns=None) -> pd.DataFrame | None:

@@ -39,6 +39,9 @@ __all__ = ["RunSummary", "summarise_run", "action_plan", "LOOP_RECALL_ARTIFACT",
 LOOP_RECALL_ARTIFACT = "report/evaluation/loop_recall"
 """Where notebook 05 writes the closed loop's per-iteration recall (read back for the index)."""
 
+LOOP_FLAGS_ARTIFACT = "report/evaluation/loop_flags"
+"""Where notebook 05 writes the closed loop's per-iteration flags on a dataset without labels."""
+
 MITIGATION_ARTIFACTS = ("report/mitigation/summary", "report/mitigation/changes")
 """Where notebook 04 writes each action's affected entities by label and what it changes (read back for the index)."""
 
@@ -123,8 +126,13 @@ def summarise_run(run_dir, data_dir, previous_run_dir=None) -> RunSummary:
     s.note(text, kind)
     acc = None
     prev_table = read_artifact(prev, EVALUATION_ARTIFACT) if prev else None
+    review = keynumbers.review_numbers(run_dir) if flagged is not None else None
     if table_path(data_dir, "labels") is None:
-        s.note("Not available: precision, recall and leakage — the dataset has no labels table.")
+        if review is not None:
+            _add_estimates(s, review)
+        else:
+            s.note("This dataset has no labels table: precision and recall will be estimated from your review of "
+                   "the sample below (see \"What to review\").", "info")
     elif flagged is not None:
         acc = keynumbers.accuracy(run_dir, data_dir)
         if acc is None:
@@ -138,6 +146,7 @@ def summarise_run(run_dir, data_dir, previous_run_dir=None) -> RunSummary:
     _add_happened(s, flagged, ev, acc, prev is not None)
     _add_actions(s, run_dir)
     _add_watch(s, run_dir, data_dir, acc, prev_table, prev is not None)
+    _add_review(s, run_dir, review)
     if acc is not None:
         _add_arms_race(s, acc.table)
     _add_loop(s, run_dir, acc)
@@ -169,11 +178,15 @@ def action_plan(summary: pd.DataFrame, changes: pd.DataFrame | None = None, *, m
     for _, r in summary.iterrows():
         name = str(r[col])
         unit = str(r.get("entity_type", "")).replace("+", " & ")
-        n, fraud, honest = int(r["n_affected"]), int(r.get("n_fraud", 0) or 0), int(r.get("n_honest", 0) or 0)
-        share = honest / n if n else float("nan")
+        n = int(r["n_affected"])
+        known = pd.notna(r.get("n_fraud")) and pd.notna(r.get("n_honest"))
+        fraud, honest = (int(r["n_fraud"]), int(r["n_honest"])) if known else (0, 0)
+        share = honest / n if n and known else float("nan")
         delayed = name.startswith("delayed")
         if delayed:
             rec = "consider (hides the trigger, leaks events while waiting)"
+        elif not known:
+            rec = "review the collateral first"
         else:
             rec = "apply" if n and share <= max_honest_share else "review the collateral first"
         rows.append({"recommendation": rec, "action": name.replace("_", " "),
@@ -224,6 +237,42 @@ def _add_lookalikes(s: RunSummary, table: pd.DataFrame) -> None:
                hint=worst.removeprefix("honest_").replace("_", " ") + ": share of its honest accounts flagged")
 
 
+def _add_estimates(s: RunSummary, review) -> None:
+    """Key numbers of a dataset without labels: precision, recall and prevalence estimated from the review."""
+    p, q = review.precision, review.prevalence
+    if np.isfinite(p.share):
+        s.card("estimated_precision", p.share, "precision (estimated from your review)", "{:.1%}",
+               hint=f"95% interval {p.low:.1%} to {p.high:.1%}, {p.reviewed:,} reviewed flagged accounts; "
+                    + keynumbers.DEFINITIONS["estimated_precision"])
+    r, lo, hi = review.recall
+    if np.isfinite(r):
+        s.card("estimated_recall", r, "fraud recall (estimated)", "{:.1%}",
+               hint=f"95% interval {lo:.1%} to {hi:.1%}; " + keynumbers.DEFINITIONS["estimated_recall"]
+                    + f"; fraud among all accounts {q.share:.1%} (95% interval {q.low:.1%} to {q.high:.1%})")
+    s.note("This dataset has no labels table: precision and recall are estimated from your verdicts on a "
+           f"stratified review sample ({int(review.review['verdict'].isin(('fraud', 'honest')).sum()):,} verdicts), "
+           "which stands for every account of the run.", "info")
+
+
+def _add_review(s: RunSummary, run_dir: Path, review) -> None:
+    """What to review: the sample the report drew, and what the last review estimated."""
+    path = run_dir / keynumbers.QUEUE_FILE
+    if not path.is_file():
+        return
+    queue = pd.read_csv(path, usecols=["stratum"], encoding="utf-8-sig")
+    counts = queue["stratum"].value_counts()
+    parts = ", ".join(f"{int(counts.get(k, 0)):,} {k.replace('_', ' ')}" for k in
+                      ("top_risk", "uncertain", "random_flagged", "random_unflagged"))
+    text = (f"The report drew {len(queue):,} accounts for your analysts to label ({parts}). Their verdicts "
+            "estimate precision, prevalence and recall with 95% intervals, and train the next run "
+            "(`fraudkit review`, `fraudkit label`, then `fraudkit report --review … --labels …`; step 5 shows how).")
+    if review is not None and np.isfinite(review.precision.share):
+        text += (f" The review given to this report estimates the precision of this run's flagged accounts at "
+                 f"{review.precision.share:.1%} (95% interval {review.precision.low:.1%} to "
+                 f"{review.precision.high:.1%}).")
+    s.sections.append({"title": "What to review", "intro": text})
+
+
 def _add_events(s: RunSummary, ev, prev_ev) -> None:
     if ev is None:
         s.note("Not available: leakage and interception rates — the run has no decisions.parquet.")
@@ -262,13 +311,32 @@ def _add_happened(s: RunSummary, flagged, ev, acc, has_previous: bool) -> None:
 def _add_actions(s: RunSummary, run_dir: Path) -> None:
     summ, changes = (read_artifact(run_dir, a) for a in MITIGATION_ARTIFACTS)
     if summ is None or not len(summ):
+        changes_html = ""
+        if changes is not None and len(changes):
+            changes_html = format_frame(changes).to_html(index=False, border=0, classes="fk-actions", escape=True)
+            s.sections.append({"title": "What to do", "html": f'<div class="fk-table">{changes_html}</div>',
+                               "intro": "Each governance action of step 4 and what it changes on this run. Their "
+                                        "honest collateral is estimated once you label the review sample (see "
+                                        "\"What to review\"): until then, weigh each by what it touches."})
+            return
         s.sections.append({"title": "What to do", "intro": "", "na": (
-            "Not available: recommended actions — step 4 measured no governance action against labels (the dataset "
-            "has no labels table, or step 4 did not run).")})
+            "Not available: recommended actions — step 4 did not run.")})
         return
     plan = action_plan(summ, changes)
     s.numbers["actions"] = plan
+    estimated = "estimated" in summ.columns
+    if estimated:
+        plan = plan.rename(columns={"fraud_removed": "estimated_fraud_removed",
+                                    "honest_collateral": "estimated_honest_collateral",
+                                    "honest_share": "estimated_honest_share"})
     table = format_frame(plan).to_html(index=False, border=0, classes="fk-actions", escape=True)
+    if estimated:
+        s.sections.append({"title": "What to do", "html": f'<div class="fk-table">{table}</div>', "intro": (
+            "Each governance action of step 4, applied to this run's flags and decisions: what it touches, and the "
+            "fraud it removes and the honest collateral it costs as estimated from your review sample (this dataset "
+            "has no labels). Apply the actions whose estimated collateral is at most 10% of what they touch; review "
+            "the others in step 4 first, where each estimate has its 95% interval.")})
+        return
     s.sections.append({"title": "What to do", "html": f'<div class="fk-table">{table}</div>', "intro": (
         "Each governance action of step 4, applied to this run's flags and decisions: what it touches, the fraud "
         "it removes (entities carrying a fraud label among them) and the honest collateral it costs (entities "
@@ -279,7 +347,7 @@ def _add_actions(s: RunSummary, run_dir: Path) -> None:
 
 def _add_watch(s: RunSummary, run_dir: Path, data_dir, acc, prev_table, has_previous: bool) -> None:
     items = []
-    warn = keynumbers.run_early_warning(run_dir, data_dir) if acc is not None else None
+    warn = keynumbers.run_early_warning(run_dir, data_dir)
     if warn is not None:
         s.numbers["early_warning_days"] = list(warn.days)
         items.append(f"Early warning on {len(warn.days)} day(s): {', '.join(warn.days)} — the share of intercepted "
@@ -305,7 +373,7 @@ def _add_watch(s: RunSummary, run_dir: Path, data_dir, acc, prev_table, has_prev
                 zip(low.index, low["recall_combined"], low["n_labelled"])) + ".")
     if not items:
         s.sections.append({"title": "What to watch", "intro": "", "na": (
-            "Not available: early warnings and recall changes need the dataset's labels.")})
+            "Not available: early warnings — the run has no decisions.")})
         return
     s.sections.append({"title": "What to watch", "intro": "", "points": items})
 
@@ -344,6 +412,17 @@ def _heat(v, measure: str) -> str:
 def _add_loop(s: RunSummary, run_dir: Path, acc=None) -> None:
 
     rec = read_artifact(run_dir, LOOP_RECALL_ARTIFACT)
+    flags = read_artifact(run_dir, LOOP_FLAGS_ARTIFACT)
+    if (rec is None or "recall_loop" not in rec.columns) and flags is not None and len(flags):
+        last = flags.sort_values("iteration").iloc[-1]
+        s.sections.append({"title": "The closed loop", "intro": (
+            f"Labelling → interception → product identification → data sinking → re-scan → label update, window by "
+            f"window, with rules and unsupervised stages only. After {int(last['iteration']) + 1} windows the loop's "
+            f"runs flag {int(last['flagged_loop']):,} accounts against {int(last['flagged_pipeline']):,} for the "
+            f"same runs without its memory ({int(last.get('n_seeds', 0)):,} seeds, "
+            f"{int(last.get('watched_products', 0)):,} watched products). Without labels its recall is not "
+            "measured; details in step 5.")})
+        return
     if rec is None or not len(rec) or "recall_loop" not in rec.columns:
         s.sections.append({"title": "The closed loop", "intro": "", "na": (
             "Not available: closed-loop recall — step 5 did not run the loop (loop_windows 0) or the dataset "

@@ -212,7 +212,8 @@ def test_identification_sections_on_micro(ctx, run_copy):
 
 
 def test_identification_sections_say_what_is_missing(partial, bare):
-    assert iv.arms_race(partial).why == "the dataset has no labels table"
+    # without labels and before any review: what to do to get the figures, not "not available"
+    assert isinstance(iv.arms_race(partial), Note) and "`--review FILE`" in iv.arms_race(partial).text
     assert iv.arms_race(bare).why == "the run has no accounts.parquet"
     assert iv.run_overview(bare).of(Unavailable)[0].what == "identification results"
     assert iv.communities(bare).what == "communities"
@@ -245,7 +246,9 @@ def test_mitigation_sections_on_micro(ctx):
 def test_mitigation_sections_say_what_is_missing(partial, bare):
     assert mv.impact(partial) == Unavailable("clean_engagement", "the dataset has no interactions table")
     assert [u.what for u in mv.motive(partial)] == ["demote_notes", "restrict_commerce"]
-    assert mv.honest_collateral(partial).why == "the dataset has no labels table"
+    touched = mv.honest_collateral(partial)
+    assert _only(touched, Table)[0].caption == "What each action touches"
+    assert "`--review" in _only(touched, Note)[0].text
     assert isinstance(mv.supply_chain(partial), Table)
     for view in (mv.governance_overview, mv.impact, mv.supply_chain, mv.purchase_limits, mv.scoped_lists,
                  mv.delayed_interception, mv.honest_collateral):
@@ -272,14 +275,17 @@ def test_evaluation_sections_on_micro(ctx, run_copy):
     assert burned.loc["accounts", "used_by_flagged"] == int(ctx.artifact("accounts")["flagged_combined"].sum())
     assert ev.closed_loop(ctx, windows=0) == Unavailable("the closed loop", "loop_windows is 0")
     assert ev.loop_memory(ctx, windows=0).why == "loop_windows is 0"
-    assert ev.previous_run(ctx).why == "no earlier good report with its run data was found in this reports folder"
+    assert ev.previous_run(ctx).text.startswith("This is the first report with its run data")
     same = nb.setup(ctx.data_dir, run_dir=ctx.run_dir, previous_run_dir=str(ctx.run_dir))
     assert (ev.previous_run(same).frame["change"] == 0).all()
 
 
 def test_evaluation_sections_say_what_is_missing(partial, bare):
-    assert ev.precision_recall(partial).why == "the dataset has no labels table"
-    assert ev.leakage_and_interception(partial).why == "the dataset has no labels table"
+    assert isinstance(ev.precision_recall(partial), Note) and "`fraudkit report --review FILE`" in \
+        ev.precision_recall(partial).text
+    interception = ev.leakage_and_interception(partial)     # label-free: interception per day, no leakage
+    assert _only(interception, Chart) and "Leakage counts the events of fraudulent accounts" in \
+        _only(interception, Note)[0].text
     assert ev.leakage_and_interception(bare).why == "the run has no decisions.parquet"
     assert ev.cost_to_attackers(bare).why == "the run has no combined flags"
     assert ev.how_trained(bare).kind == "warn"
