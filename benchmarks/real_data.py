@@ -293,9 +293,9 @@ def _report(table, graphs, trials, wall, load0, load1, timings, shuffled, shuffl
         f"`neighbors_gbm` ({cell('planted_relations', 'full', 'neighbors_gbm')}, "
         f"{cell('planted_relations', 'semi', 'neighbors_gbm')}).",
         f"- InstaFake semi: the kit's own-feature members are boosting and extremely randomised trees on the "
-        f"features plus log ratios of the count columns (`features_trees` {cell('instafake', 'semi', 'features_trees')}"
-        f", designed on semi seeds 100..109 and 200..209); the plain forest ({cell('instafake', 'semi', 'features_forest')}) "
-        "is never an ensemble member.",
+        f"features plus log ratios of the count columns (`features_trees` "
+        f"{cell('instafake', 'semi', 'features_trees')}, designed on semi seeds 100..109 and 200..209); the plain "
+        f"forest ({cell('instafake', 'semi', 'features_forest')}) is never an ensemble member.",
         f"- Planted low-activity spam: activity-aware one-liners find it (`low_activity` "
         f"{cell('planted_low_activity', 'unsupervised', 'low_activity')}, `single_target` "
         f"{cell('planted_low_activity', 'unsupervised', 'single_target')}).",

@@ -8,7 +8,9 @@ documented in ``docs/generic-format.md``:
 ``nodes.parquet`` (or ``nodes.csv``)
     ``id`` (unique), numeric feature columns, optional ``label`` (1 fraud,
     0 honest, -1 unknown), optional boolean split columns ``train_<k>``,
-    ``val_<k>``, ``test_<k>``.
+    ``val_<k>``, ``test_<k>``, optional ``type`` (users and products in one
+    table: the kit keeps the labelled type and turns edges to the other
+    types into events, :func:`load_generic`).
 ``edges.parquet`` (or ``edges.csv``)
     ``src``, ``dst`` (node ids), optional ``relation``, ``weight``, ``time``.
 ``events.parquet`` (or ``events.csv``), optional
@@ -290,7 +292,8 @@ def load_generic(path, *, name: str | None = None, scored_type: str | None = Non
         Listing every problem: missing file or column, duplicate node id,
         non-numeric or missing feature values, labels outside {-1, 0, 1},
         edge endpoints or event accounts that are not nodes, overlapping
-        split masks.
+        split masks; with a ``type`` column, a missing or ambiguous scored
+        type, labels or splits on other types, edges with no scored endpoint.
 
     Examples
     --------
