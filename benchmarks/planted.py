@@ -8,6 +8,9 @@ protocols on them as on the real sets. Deterministic by seed; no real data is us
   detector finds first (it ranks it as the anomaly).
 - ``planted_bipartite``: users and the products they review, as events; spam rings review the same few
   products in bursts; user features carry a weak signal; no user-user edges (the kit projects the events).
+- ``planted_relations``: two edge relations, ``shared_device`` (fraud rings and honest families of the same
+  sizes) and ``follows`` (random, twice as many); a weak own-feature shift of the ring members adds up over
+  device neighbours only.
 - ``planted_low_activity``: review spam from many throw-away accounts with one or two reviews, mostly on one
   target; honest reviewers are heavy-tailed; user features carry a weak signal.
 """
@@ -19,11 +22,15 @@ import pandas as pd
 
 from fraudkit.data.generic import write_generic
 
-SHAPES = ("planted_signed", "planted_bipartite", "planted_low_activity")
+SHAPES = ("planted_signed", "planted_bipartite", "planted_low_activity", "planted_relations")
 
 
-def write_planted(name: str, out, *, n: int = 3000, seed: int = 0):
-    """Write the planted graph ``name`` (one of :data:`SHAPES`) to the folder ``out``; return the path."""
+def write_planted(name: str, out, *, n: int = 3000, seed: int = 0, typed: bool = False):
+    """Write the planted graph ``name`` (one of :data:`SHAPES`) to the folder ``out``; return the path.
+
+    ``typed=True`` (``planted_bipartite`` only) writes the same graph as typed nodes (``user``, ``product``)
+    and user-to-product edges instead of an events table; the kit must read both the same way.
+    """
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.15).astype(int)
     ids = rng.permutation(n) * 7 + 100  # ids unrelated to labels or row order
@@ -56,8 +63,30 @@ def write_planted(name: str, out, *, n: int = 3000, seed: int = 0):
             for u in r:
                 rows += [(u, p) for p in rng.choice(targets, int(rng.integers(2, 6)))]
         ev = pd.DataFrame(rows, columns=["node", "target"])
+        if typed:  # products as nodes of their own type, reviews as user -> product edges
+            pid = 10 * n + 100 + np.arange(n_products)
+            products = pd.DataFrame({"id": pid, "type": "product"})
+            typed_nodes = pd.concat([nodes.assign(type="user"), products], ignore_index=True)
+            edges = pd.DataFrame({"src": ids[ev["node"]], "dst": pid[ev["target"]]})
+            return write_generic(out, typed_nodes, edges)
         events = pd.DataFrame({"account": ids[ev["node"]], "target": "p" + ev["target"].astype(str)})
         return write_generic(out, nodes, no_edges, events)
+    if typed:
+        raise ValueError(f"typed=True is for planted_bipartite only, not {name!r}")
+    if name == "planted_relations":
+        # fraud rings share devices; honest families share them too (same group sizes, so device degree says
+        # little); the ring members' weak f0 shift adds up over device neighbours but is diluted in the merged
+        # graph by twice as many random follows
+        groups = [np.array(g) for g in np.array_split(rng.permutation(np.flatnonzero(y == 1)), int(y.sum()) // 6)]
+        honest = rng.permutation(np.flatnonzero(y == 0))
+        groups += [np.array(g) for g in np.array_split(honest[: len(honest) // 2], len(honest) // 12)]
+        pairs = [(a, b) for g in groups for i, a in enumerate(g) for b in g[i + 1:]]
+        dev = pd.DataFrame(pairs, columns=["s", "d"]).assign(relation="shared_device")
+        m = 6 * n
+        fol = pd.DataFrame({"s": rng.integers(0, n, m), "d": rng.integers(0, n, m), "relation": "follows"})
+        e = pd.concat([dev, fol[fol.s != fol.d]], ignore_index=True)
+        edges = pd.DataFrame({"src": ids[e.s], "dst": ids[e.d], "relation": e.relation})
+        return write_generic(out, nodes, edges)
     if name == "planted_low_activity":
         n_targets = 300
         rows = []

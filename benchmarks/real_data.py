@@ -6,7 +6,7 @@ Usage::
     .venv/bin/python benchmarks/real_data.py --check [--trials 10]
 
 The first form converts the public files with :func:`fraudkit.data.adapters.convert` (into ``--data``, default a
-temporary folder), writes the planted graphs of ``benchmarks/planted.py`` (signed, bipartite, low-activity spam),
+temporary folder), writes the planted graphs of ``benchmarks/planted.py`` (signed, bipartite, low-activity spam, two relations),
 runs :func:`fraudkit.evaluation.graphbench.run_benchmark` for every data set and protocol with seed 0, runs every
 table again on a copy with rows shuffled and ids renamed (``--shuffled-trials`` trials) and requires identical
 per-trial numbers, and writes the tables beside the published numbers and the plain baselines, with the
@@ -280,10 +280,22 @@ def _report(table, graphs, trials, wall, load0, load1, timings, shuffled, shuffl
         f"- Planted signed trust network: the share of negative ratings received (`negative_share` "
         f"{cell('planted_signed', 'unsupervised', 'negative_share')}) is what finds the fraud; FRAUDAR finds the "
         f"dense core of mutually trusting honest traders ({cell('planted_signed', 'unsupervised', 'fraudar')} "
-        "after the direction check). The models see the signs as features.",
+        "after the direction check). The models see the signs as features, and `signed_propagation` "
+        f"(label propagation on the signed Laplacian: distrust carries the opposite label) reaches "
+        f"{cell('planted_signed', 'full', 'signed_propagation')} full against "
+        f"{cell('planted_signed', 'full', 'propagation')} for the unsigned PageRank ratio.",
         f"- Planted bipartite (users and products as events, no user-user edge): the kit's co-event projection "
         f"gives the graph methods their edges (`neighbors_gbm` {cell('planted_bipartite', 'full', 'neighbors_gbm')} "
         f"against the plain forest's {cell('planted_bipartite', 'full', 'features_forest')}).",
+        f"- Planted two relations (shared devices in rings and families, random follows): per-relation "
+        f"aggregates (`neighbors_relations_gbm` {cell('planted_relations', 'full', 'neighbors_relations_gbm')} "
+        f"full, {cell('planted_relations', 'semi', 'neighbors_relations_gbm')} semi) against the merged graph's "
+        f"`neighbors_gbm` ({cell('planted_relations', 'full', 'neighbors_gbm')}, "
+        f"{cell('planted_relations', 'semi', 'neighbors_gbm')}).",
+        f"- InstaFake semi: the kit's own-feature members are boosting and extremely randomised trees on the "
+        f"features plus log ratios of the count columns (`features_trees` "
+        f"{cell('instafake', 'semi', 'features_trees')}, designed on semi seeds 100..109 and 200..209); the plain "
+        f"forest ({cell('instafake', 'semi', 'features_forest')}) is never an ensemble member.",
         f"- Planted low-activity spam: activity-aware one-liners find it (`low_activity` "
         f"{cell('planted_low_activity', 'unsupervised', 'low_activity')}, `single_target` "
         f"{cell('planted_low_activity', 'unsupervised', 'single_target')}).",

@@ -8,7 +8,9 @@ documented in ``docs/generic-format.md``:
 ``nodes.parquet`` (or ``nodes.csv``)
     ``id`` (unique), numeric feature columns, optional ``label`` (1 fraud,
     0 honest, -1 unknown), optional boolean split columns ``train_<k>``,
-    ``val_<k>``, ``test_<k>``.
+    ``val_<k>``, ``test_<k>``, optional ``type`` (users and products in one
+    table: the kit keeps the labelled type and turns edges to the other
+    types into events, :func:`load_generic`).
 ``edges.parquet`` (or ``edges.csv``)
     ``src``, ``dst`` (node ids), optional ``relation``, ``weight``, ``time``.
 ``events.parquet`` (or ``events.csv``), optional
@@ -26,6 +28,7 @@ __all__ = [
     "canonical_order",
     "write_generic",
     "NODE_ID",
+    "NODE_TYPE",
     "LABEL",
     "EDGE_COLUMNS",
     "EVENT_COLUMNS",
@@ -45,6 +48,7 @@ from fraudkit.data.numeric import round_significant
 from fraudkit.errors import DataValidationError, ValidationIssue
 
 NODE_ID = "id"
+NODE_TYPE = "type"
 LABEL = "label"
 EDGE_COLUMNS = ("src", "dst", "relation", "weight", "time")
 EVENT_COLUMNS = ("account", "target", "time", "action")
@@ -81,6 +85,10 @@ class GenericGraph:
     events : DataFrame or None
         The events table as read (``account``, ``target``, ``time``, ``action``).
     path : Path or None
+    scored_type : str or None
+        With a node ``type`` column: the type of the nodes kept (the others became event targets).
+    n_other_nodes : int
+        Number of nodes of the other types (projected away).
     """
 
     name: str
@@ -96,6 +104,8 @@ class GenericGraph:
     time: np.ndarray | None = None
     events: pd.DataFrame | None = None
     path: Path | None = None
+    scored_type: str | None = None
+    n_other_nodes: int = 0
 
     @property
     def n_nodes(self) -> int:
@@ -199,9 +209,13 @@ class GenericGraph:
         ones = inc.copy()
         ones.data = np.ones_like(ones.data)
         proj = (inc @ ones.T).tocsr()  # sum over shared targets of the target's weight
+        # rounded: the sum's last bits follow the order of the targets' names, which must not matter
+        proj.data = round_significant(proj.data)
         proj.setdiag(0)
         proj.eliminate_zeros()
-        return proj.maximum(proj.T).tocsr()
+        proj = proj.maximum(proj.T).tocsr()
+        proj.sort_indices()  # a canonical layout: the entries' storage order must not follow the target names
+        return proj
 
     def permuted(self, order) -> "GenericGraph":
         """The same graph with node ``order[i]`` as node ``i``; edges follow, sorted by their new endpoints.
@@ -225,12 +239,16 @@ class GenericGraph:
         return GenericGraph(self.name, self.node_ids[order], self.features[order], self.feature_names,
                             None if self.labels is None else self.labels[order],
                             {k: v[order] for k, v in self.splits.items()}, src[e], dst[e], self.weight[e],
-                            pick(self.relation), pick(self.time), self.events, self.path)
+                            pick(self.relation), pick(self.time), self.events, self.path, self.scored_type,
+                            self.n_other_nodes)
 
     def describe(self) -> str:
         """A few lines on size, labels and splits."""
         lines = [f"{self.name}: {self.n_nodes:,} nodes, {self.feature_names.__len__()} features, "
                  f"{self.n_edges:,} edges" + (f" ({self.path})" if self.path else "")]
+        if self.scored_type is not None:
+            lines.append(f"scored type: {self.scored_type!r} ({self.n_other_nodes:,} nodes of other types "
+                         "projected through their edges)")
         if self.labels is not None:
             pos, neg = int((self.labels == 1).sum()), int((self.labels == 0).sum())
             unk = self.n_nodes - pos - neg
@@ -250,7 +268,7 @@ class GenericGraph:
         return "\n".join(lines)
 
 
-def load_generic(path, *, name: str | None = None) -> GenericGraph:
+def load_generic(path, *, name: str | None = None, scored_type: str | None = None) -> GenericGraph:
     """Read and validate a generic graph-fraud folder.
 
     Parameters
@@ -260,6 +278,9 @@ def load_generic(path, *, name: str | None = None) -> GenericGraph:
         as ``.parquet`` or ``.csv``.
     name : str, optional
         Data set name; defaults to the folder name.
+    scored_type : str, optional
+        With a node ``type`` column: the type whose nodes are scored (features, labels, metrics). By
+        default the one type that carries labels (or the only type).
 
     Returns
     -------
@@ -271,7 +292,8 @@ def load_generic(path, *, name: str | None = None) -> GenericGraph:
         Listing every problem: missing file or column, duplicate node id,
         non-numeric or missing feature values, labels outside {-1, 0, 1},
         edge endpoints or event accounts that are not nodes, overlapping
-        split masks.
+        split masks; with a ``type`` column, a missing or ambiguous scored
+        type, labels or splits on other types, edges with no scored endpoint.
 
     Examples
     --------
@@ -295,11 +317,26 @@ def load_generic(path, *, name: str | None = None) -> GenericGraph:
     if nodes is None or edges is None:
         raise DataValidationError(issues)
 
+    others, kind = None, None
+    if NODE_TYPE in nodes.columns and NODE_ID in nodes.columns:
+        nodes, others, kind = _split_types(nodes_file, nodes, scored_type, issues)
+        if kind is None:
+            raise DataValidationError(issues)
+    elif scored_type is not None:
+        issues.append(ValidationIssue(nodes_file, NODE_TYPE, "missing column", f"scored_type={scored_type!r}",
+                                      "add a 'type' column to nodes, or call without scored_type"))
     node_ids, features, names, labels, splits = _check_nodes(nodes_file, nodes, issues)
     index = pd.Index(node_ids).drop_duplicates() if node_ids is not None else None  # unique even when invalid
-    src, dst, weight, relation, time = _check_edges(edges_file, edges, index, issues)
+    every = index if others is None or index is None else index.append(pd.Index(others[NODE_ID]))
+    src, dst, weight, relation, time = _check_edges(edges_file, edges, every, issues)
+    if others is not None and index is not None and not issues:
+        # edges that reach another type become events of the scored node on that node: the kit projects them
+        src, dst, weight, relation, time, typed = _project_types(edges_file, edges, index, every, others, kind,
+                                                                 src, dst, weight, relation, time, issues)
+        events = typed if events is None else pd.concat([events, typed], ignore_index=True)
+        events_file = events_file or edges_file
     if events is not None:
-        _check_events(events_file, events, index, issues)
+        _check_events(events_file, events, index, issues, others)
     if issues:
         raise DataValidationError(issues)
     arrays = [node_ids, features, labels, src, dst, weight, relation, time, *splits.values()]
@@ -307,7 +344,8 @@ def load_generic(path, *, name: str | None = None) -> GenericGraph:
         if isinstance(a, np.ndarray):
             a.setflags(write=False)
     return GenericGraph(name or path.name, node_ids, features, tuple(names), labels, splits,
-                        src, dst, weight, relation, time, events, path)
+                        src, dst, weight, relation, time, events, path, kind,
+                        0 if others is None else len(others))
 
 
 def canonical_order(graph: GenericGraph, *, rounds: int = 2) -> np.ndarray:
@@ -510,7 +548,7 @@ def _check_nodes(file, nodes, issues):
                     issues.append(ValidationIssue(file, c, "split contains nodes with unknown label (-1)",
                                                   _show(ids[unl].iloc[0]),
                                                   "leave unlabelled nodes out of every split", int(unl.sum())))
-    names = [c for c in nodes.columns if c not in (NODE_ID, LABEL) and c not in split_cols]
+    names = [c for c in nodes.columns if c not in (NODE_ID, LABEL, NODE_TYPE) and c not in split_cols]
     cols = []
     for c in names:
         col = nodes[c]
@@ -567,13 +605,108 @@ def _check_edges(file, edges, index, issues):
     return ends[0], ends[1], weight, relation, time
 
 
-def _check_events(file, events, index, issues):
+def _check_events(file, events, index, issues, others=None):
     for c in ("account", "target"):
         if c not in events.columns:
             issues.append(ValidationIssue(file, c, "missing column", None,
                                           f"events need {', '.join(EVENT_COLUMNS)} (time and action optional)"))
     if "account" in events.columns and index is not None:
         bad = index.get_indexer(events["account"]) < 0
+        if others is not None and bad.any():
+            typed = bad & events["account"].isin(others[NODE_ID]).to_numpy()
+            if typed.any():
+                issues.append(ValidationIssue(file, "account", "event account is not of the scored type",
+                                              _show(events["account"][typed].iloc[0]),
+                                              "give events to nodes of the scored type only (the others are "
+                                              "targets)", int(typed.sum())))
+                bad = bad & ~typed
         if bad.any():
             issues.append(_missing_ids(file, "account", "event account not in nodes", events["account"], bad, index,
                                        "add the account to nodes or drop its events"))
+
+
+def _split_types(file, nodes, scored_type, issues):
+    """Split typed nodes into the scored type's rows and the others; name the scored type.
+
+    The scored type is ``scored_type`` when given, else the one type with labels (1 or 0), else the only
+    type. Returns ``(scored rows, other rows, scored type)``; ``other rows`` keep ``id`` and ``type``.
+    """
+    kind = nodes[NODE_TYPE]
+    missing = kind.isna() | (kind.astype(str).str.strip() == "")
+    if missing.any():
+        issues.append(ValidationIssue(file, NODE_TYPE, "missing node type", _show(nodes[NODE_ID][missing].iloc[0]),
+                                      "give every node a type (e.g. 'user', 'product')", int(missing.sum())))
+    kind = kind.astype(str)
+    types = sorted(set(kind[~missing]))
+    lab = pd.to_numeric(nodes[LABEL], errors="coerce") if LABEL in nodes.columns else pd.Series(np.nan, nodes.index)
+    labelled = sorted(set(kind[lab.isin([0, 1]) & ~missing]))
+    if scored_type is not None:
+        scored_type = str(scored_type)
+        if scored_type not in types:
+            issues.append(ValidationIssue(file, NODE_TYPE, "unknown scored type", repr(scored_type),
+                                          f"choose one of the node types {types}"))
+            scored_type = None
+        else:
+            wrong = lab.isin([0, 1]) & (kind != scored_type) & ~missing
+            if wrong.any():
+                issues.append(ValidationIssue(
+                    file, LABEL, f"labels on nodes of a non-scored type (scored type {scored_type!r})",
+                    _show(nodes[NODE_ID][wrong].iloc[0]),
+                    f"label only '{scored_type}' nodes; leave the label of the others empty or -1",
+                    int(wrong.sum())))
+    elif len(labelled) == 1:
+        scored_type = labelled[0]
+    elif len(types) == 1:
+        scored_type = types[0]
+    else:
+        why = f"labels on types {labelled}" if labelled else f"no labels and types {types}"
+        issues.append(ValidationIssue(
+            file, NODE_TYPE, f"ambiguous scored type ({why})",
+            _show(nodes[NODE_ID][kind == (labelled or types)[1]].iloc[0]),
+            "label nodes of one type only (leave the others' label empty or -1), or pass scored_type= to "
+            "load_generic"))
+    if scored_type is None:
+        return nodes, None, None
+    mine = (kind == scored_type).to_numpy()
+    other = nodes.loc[~mine, [NODE_ID, NODE_TYPE]].reset_index(drop=True)
+    for c in nodes.columns:
+        if _SPLIT_RE.match(str(c)):
+            inside = ~mine & nodes[c].isin([1, True]).to_numpy()
+            if inside.any():
+                issues.append(ValidationIssue(file, c, f"split holds nodes of a non-scored type ({scored_type!r} "
+                                              "is scored)", _show(nodes[NODE_ID][inside].iloc[0]),
+                                              f"put only '{scored_type}' nodes in splits", int(inside.sum())))
+    dup = nodes[NODE_ID].duplicated(keep=False).to_numpy() & ~mine
+    if dup.any():
+        issues.append(ValidationIssue(file, NODE_ID, "duplicate node id across types",
+                                      _show(nodes[NODE_ID][dup].iloc[0]),
+                                      "give every node a unique id, whatever its type (e.g. prefix product ids)",
+                                      int(dup.sum())))
+    mine_rows = nodes[mine].reset_index(drop=True)
+    # columns empty on every scored node belong to the other types (a product's price): not features here
+    empty = [c for c in mine_rows.columns if c not in (NODE_ID, LABEL, NODE_TYPE) and not _SPLIT_RE.match(str(c))
+             and mine_rows[c].isna().all() and len(mine_rows)]
+    return mine_rows.drop(columns=empty), other, scored_type
+
+
+def _project_types(file, edges, index, every, others, kind, src, dst, weight, relation, time, issues):
+    """Keep the edges between scored nodes; turn scored-to-other edges into events; refuse other-to-other."""
+    n = len(index)
+    s_in, d_in = src < n, dst < n
+    both = s_in & d_in
+    neither = ~s_in & ~d_in
+    if neither.any():
+        issues.append(ValidationIssue(file, "src, dst", f"edge between two nodes that are not of the scored type "
+                                      f"({kind!r})", _show(edges["src"].iloc[int(np.flatnonzero(neither)[0])]),
+                                      f"every edge needs a '{kind}' endpoint (the kit projects the other types "
+                                      "through them); drop the others", int(neither.sum())))
+    mixed = ~both & ~neither
+    account = np.where(s_in, src, dst)[mixed]
+    target = np.where(s_in, dst, src)[mixed]
+    ev = pd.DataFrame({"account": index[account], "target": every[target].astype(str)})
+    if time is not None:
+        ev["time"] = time[mixed]
+    if relation is not None:
+        ev["action"] = relation[mixed]
+    pick = (lambda a: None if a is None else a[both])
+    return src[both], dst[both], weight[both], pick(relation), pick(time), ev

@@ -315,6 +315,7 @@ class _Bench:
             a = self.graph.adjacency()
             if self.graph.events is not None and len(self.graph.events):
                 a = (a + self.graph.event_projection()).tocsr()
+            a.sort_indices()  # methods that read the entries in storage order (communities) see one order
             return a
         return self.get("adj", build)
 
@@ -338,6 +339,21 @@ class _Bench:
             return np.hstack([self.x, agg.to_numpy(), self.hop_means()[:, -self.x.shape[1]:], st,
                               st_agg.to_numpy()])
         return self.get("neighbor_block", build)
+
+    def own_block(self) -> np.ndarray:
+        """Own features plus ``log(1 + a) - log(1 + b)`` for every pair of count columns (label-free).
+
+        Count columns are the features with non-negative whole values and more than two distinct values
+        (followers, posts, reviews), the first :data:`_MAX_COUNT_COLUMNS` of them in column order.
+        """
+        def build():
+            x = self.x
+            cnt = [j for j in range(x.shape[1]) if (x[:, j] >= 0).all() and len(np.unique(x[:, j])) > 2
+                   and np.array_equal(x[:, j], np.round(x[:, j]))][:_MAX_COUNT_COLUMNS]
+            lx = np.log1p(x[:, cnt])
+            ratios = [lx[:, a] - lx[:, b] for a in range(len(cnt)) for b in range(a + 1, len(cnt))]
+            return np.column_stack([x, *ratios]) if ratios else x
+        return self.get("own_block", build)
 
     def linear_block(self) -> np.ndarray:
         """Standardised own features, 1/2/3-hop neighbour means and structural features, for linear models.
@@ -392,6 +408,22 @@ def features_gbm(bench, split, seed, previous):
     return _gbm(bench.x, bench.y, split, seed)
 
 
+def features_trees(bench, split, seed, previous):
+    """Extremely randomised trees on own features plus log ratios of count columns (no graph).
+
+    The kit's bagged member on the own-feature block (:meth:`_Bench.own_block`): on 100 training labels
+    boosting is less steady than averaged randomised trees, and ratios such as followers per followee are
+    what a tree cannot build from the two counts alone. Designed on InstaFake's semi splits with seeds
+    100..109 and 200..209: 98.94 AUROC against 98.33 for the plain forest and 98.13 for boosting.
+    """
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    x = bench.own_block()
+    m = ExtraTreesClassifier(n_estimators=300, min_samples_leaf=3, max_features="sqrt", n_jobs=bench.n_jobs,
+                             random_state=seed).fit(x[split.train], bench.y[split.train])
+    return m.predict_proba(x)[:, 1]
+
+
 def neighbors_gbm(bench, split, seed, previous):
     """Gradient boosting on own features + 1/2-hop neighbour aggregates + structural features."""
     return _gbm(_need_edges(bench).neighbor_block(), bench.y, split, seed)
@@ -432,6 +464,55 @@ def propagation(bench, split, seed, previous):
     for alpha in (0.85, 0.95):
         best = _keep_best(best, _ppr_ratio(a, bench.y, split.train, alpha), bench.y, split)
     return best[1]
+
+
+def signed_propagation(bench, split, seed, previous):
+    """Label propagation over signed edges: trust carries a label, distrust carries its opposite.
+
+    Training fraud start at +1 and training honest at -1; ``f <- alpha S f + (1 - alpha) f0`` with
+    ``S = D^-1/2 (A+ - A-) D^-1/2`` and ``D`` the absolute degrees: the iteration of Zhou et al. (NIPS 2003)
+    on the signed Laplacian of Kunegis et al. ("Spectral analysis of signed graphs", WWW 2010). A node rated
+    down by known honest nodes moves towards fraud; one trusted by them towards honest. ``alpha`` (0.5 or
+    0.9) is chosen on validation AUROC. Needs negative edge weights.
+    """
+    g = _need_edges(bench).graph
+    if not (g.weight < 0).any():
+        raise MethodUnavailable(f"{g.name} has no negative edge weights (no signed edges)")
+    s = bench.get("signed_operator", lambda: _signed_operator(g))
+    f0 = np.where(split.train, np.where(bench.y == 1, 1.0, -1.0), 0.0)
+    best = None
+    for alpha in (0.5, 0.9):
+        f = f0.copy()
+        for _ in range(200):
+            nxt = alpha * (s @ f) + (1 - alpha) * f0
+            done = np.abs(nxt - f).max() < 1e-10
+            f = nxt
+            if done:
+                break
+        best = _keep_best(best, f, bench.y, split)
+    return best[1]
+
+
+def neighbors_relations_gbm(bench, split, seed, previous):
+    """Neighbour block + per-relation log degree and 1-hop mean / max of own features, boosted.
+
+    With several relations (a shared device against a follow), the merged adjacency averages a telling
+    relation with a noisy one; these columns keep each relation apart. Needs two relations or more.
+    """
+    b = _need_edges(bench)
+    rel = b.graph.relation
+    kinds = [] if rel is None else sorted(set(rel.tolist()))
+    if len(kinds) < 2:
+        raise MethodUnavailable(f"{b.graph.name} has {len(kinds)} edge relation(s); this needs two or more")
+
+    def build():
+        parts = [b.neighbor_block()]
+        for r in kinds:
+            a = b.graph.adjacency(relation=r)
+            agg = aggregate_neighbors(a, b.x, hops=1, stats=("mean", "max")).to_numpy()
+            parts += [np.log1p(np.diff(a.indptr))[:, None], agg]
+        return np.hstack(parts)
+    return _gbm(b.get("relations_block", build), b.y, split, seed)
 
 
 def neighbors_linear(bench, split, seed, previous):
@@ -483,7 +564,9 @@ def community_risk(bench, split, seed, previous):
 
 
 def ensemble(bench, split, seed, previous, *, bags: int = 25, init: int = 3):
-    """Bagged ensemble selection over the methods run before it, on validation nodes only.
+    """Bagged ensemble selection over the kit's methods run before it, on validation nodes only.
+
+    The plain baseline (``features_forest``) is never a member: the ensemble is measured against it.
 
     Caruana et al. (ICML 2004; ICDM 2006): members are rank-normalised
     scores; on each of ``bags`` bootstrap samples of the validation nodes,
@@ -499,7 +582,7 @@ def ensemble(bench, split, seed, previous, *, bags: int = 25, init: int = 3):
     """
     from scipy.stats import rankdata
 
-    names = list(previous)
+    names = [k for k in previous if k not in BASELINES.values()]  # the plain baseline stays outside the kit
     if not names:
         raise MethodUnavailable("no other method ran in this trial")
     ranks = np.column_stack([rankdata(previous[k]) / len(previous[k]) for k in names])
@@ -648,14 +731,17 @@ def community_screening(bench, split, seed, previous):
 METHODS = {
     "features_gbm": (features_gbm, ("full", "semi")),
     "features_forest": (features_forest, ("full", "semi")),
+    "features_trees": (features_trees, ("full", "semi")),
     "neighbors_gbm": (neighbors_gbm, ("full", "semi")),
     "neighbors_forest": (neighbors_forest, ("full", "semi")),
     "neighbors_trees": (neighbors_trees, ("full", "semi")),
     "neighbors_linear": (neighbors_linear, ("full", "semi")),
     "propagation": (propagation, ("full", "semi")),
+    "signed_propagation": (signed_propagation, ("full", "semi")),
     "community_risk": (community_risk, ("full", "semi")),
     "neighbors_labels_gbm": (neighbors_labels_gbm, ("full", "semi")),
     "neighbors_community_gbm": (neighbors_community_gbm, ("full", "semi")),
+    "neighbors_relations_gbm": (neighbors_relations_gbm, ("full", "semi")),
     "ensemble": (ensemble, ("full", "semi")),
     "isolation_forest": (isolation_forest, ("unsupervised",)),
     "isolation_forest_neighbors": (isolation_forest_neighbors, ("unsupervised",)),
@@ -673,6 +759,7 @@ METHODS = {
 BASELINES = {"full": "features_forest", "semi": "features_forest", "unsupervised": "best_single_feature"}
 """The plain baseline of each protocol, run on the same splits: the kit's best method must reach it."""
 
+_MAX_COUNT_COLUMNS = 8  # count columns whose pairwise log ratios join the own-feature block (28 pairs at most)
 _SMALL_VALIDATION = 500  # below this many validation nodes the ensemble averages its best members (1-SE rule)
 _LABEL_CHOSEN = ("checked_best", "best_single_feature")  # unsupervised methods that read non-test labels by design
 
@@ -788,6 +875,14 @@ def _signed_features(g) -> np.ndarray:
     tot = np.bincount(g.dst, weights=np.abs(g.weight), minlength=g.n_nodes)
     prior = neg.sum() / max(tot.sum(), 1e-12)
     return np.column_stack([(neg + prior) / (tot + 1.0), np.log1p(neg), np.log1p(tot - neg)])
+
+
+def _signed_operator(g) -> sp.csr_matrix:
+    """``D^-1/2 (A+ - A-) D^-1/2`` over the symmetrised signed edges, ``D`` the absolute degrees."""
+    a = (g.adjacency(sign="positive") - g.adjacency(sign="negative")).tocsr()
+    d = np.asarray(abs(a).sum(axis=1)).ravel()
+    inv = np.where(d > 0, 1.0 / np.sqrt(np.maximum(d, 1e-300)), 0.0)
+    return sp.diags(inv) @ a @ sp.diags(inv)
 
 
 def _activity(bench) -> np.ndarray:

@@ -147,3 +147,57 @@ def test_write_generic_keeps_old_folder_when_invalid(tmp_path):
     assert load_generic(tmp_path / "g").n_edges == 4
     with pytest.raises(ValueError, match="fmt"):
         write_generic(tmp_path / "h", _nodes(), _edges(), fmt="xlsx")
+
+
+def _typed_nodes():
+    return pd.DataFrame({"id": [1, 2, 3, 100, 101], "type": ["user"] * 3 + ["product"] * 2,
+                         "x": [1.0, 2.0, 3.0, np.nan, np.nan], "price": [np.nan, np.nan, np.nan, 9.5, 3.0],
+                         "label": [1, 0, 0, np.nan, np.nan]})
+
+
+def test_typed_nodes_are_projected_onto_the_labelled_type(tmp_path):
+    edges = pd.DataFrame({"src": [1, 2, 3, 1, 2], "dst": [100, 100, 101, 2, 101], "relation": ["review"] * 4 + ["x"]})
+    g = load_generic(write_generic(tmp_path / "t", _typed_nodes(), edges))
+    # only users are nodes; the product-only column is not a user feature
+    assert g.scored_type == "user" and g.n_other_nodes == 2 and g.node_ids.tolist() == [1, 2, 3]
+    assert g.feature_names == ("x",) and g.labels.tolist() == [1, 0, 0]
+    # the user-user edge stays an edge; user-product edges became events (relation -> action)
+    assert g.n_edges == 1 and (g.src.tolist(), g.dst.tolist()) == ([0], [1])
+    assert g.events[["account", "target", "action"]].values.tolist() == [
+        [1, "100", "review"], [2, "100", "review"], [3, "101", "review"], [2, "101", "x"]]
+    # the same graph written with an events table gives the same projection
+    ev = pd.DataFrame({"account": [1, 2, 3, 2], "target": ["p0", "p0", "p1", "p1"]})
+    plain = _typed_nodes().iloc[:3].drop(columns=["type", "price"])
+    h = load_generic(write_generic(tmp_path / "e", plain, pd.DataFrame({"src": [1], "dst": [2]}), ev))
+    assert (g.event_projection() != h.event_projection()).nnz == 0
+    assert "scored type: 'user' (2 nodes of other types projected through their edges)" in g.describe()
+
+
+def test_typed_node_errors_name_file_column_example_and_fix(tmp_path):
+    for sub in ("a", "c", "s"):
+        (tmp_path / sub).mkdir()
+    edges = pd.DataFrame({"src": [1, 100], "dst": [100, 101]})
+    got = _issues(tmp_path, _typed_nodes(), edges)
+    i = got[("src, dst", "edge between two nodes that are not of the scored type ('user')")]
+    assert i.file == "edges.csv" and i.example == "100" and "drop the others" in i.fix
+    # labels on two types: ambiguous
+    both = _typed_nodes().assign(label=[1, 0, 0, 1, 0])
+    i = _issues(tmp_path / "a", both, edges.iloc[:1])[("type", "ambiguous scored type (labels on types "
+                                                              "['product', 'user'])")]
+    assert "scored_type=" in i.fix and i.file == "nodes.csv"
+    # an unknown type, a missing type, labels on a non-scored type, products in a split
+    with pytest.raises(DataValidationError, match="unknown scored type.*'seller'.*choose one of the node types"):
+        load_generic(write_generic(tmp_path / "ok", _typed_nodes(), edges.iloc[:1]), scored_type="seller")
+    d = tmp_path / "b"
+    d.mkdir()
+    both.to_csv(d / "nodes.csv", index=False)
+    edges.iloc[:1].to_csv(d / "edges.csv", index=False)
+    with pytest.raises(DataValidationError) as e:
+        load_generic(d, scored_type="user")
+    (i,) = e.value.issues
+    assert (i.column, i.example, i.n_rows) == ("label", "100", 2) and "non-scored type" in i.problem
+    missing = _typed_nodes().assign(type=["user", "user", None, "product", "product"])
+    assert _issues(tmp_path / "c", missing, edges.iloc[:1])[("type", "missing node type")].example == "3"
+    split = _typed_nodes().assign(train_0=[True, False, False, True, False])
+    got = _issues(tmp_path / "s", split, edges.iloc[:1])
+    assert got[("train_0", "split holds nodes of a non-scored type ('user' is scored)")].example == "100"

@@ -346,3 +346,91 @@ def test_too_small_for_semi_is_a_message_not_a_traceback(tmp_path):
     assert res.exit_code != 0 and "Traceback" not in res.output
     assert "the semi protocol needs at least 60 fraud and 240 honest labelled nodes" in res.output
     assert "it has 30 fraud and 270 honest" in res.output
+
+
+def _planted_module():
+    """``benchmarks/planted.py``, the generator of the benchmark's planted graphs."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "planted.py"
+    spec = importlib.util.spec_from_file_location("planted", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_typed_bipartite_gives_the_same_metrics_as_events(tmp_path):
+    """Users and products as typed nodes + user->product edges, or users + an events table: one benchmark."""
+    planted = _planted_module()
+    ev = load_generic(planted.write_planted("planted_bipartite", tmp_path / "ev", n=400))
+    typed = load_generic(planted.write_planted("planted_bipartite", tmp_path / "typed", n=400, typed=True))
+    assert typed.scored_type == "user" and typed.n_other_nodes == 400 and typed.n_nodes == ev.n_nodes == 400
+    assert typed.n_edges == 0 and len(typed.events) == len(ev.events)
+    cols = ["method", "trials", "auroc_mean", "auprc_mean", "rec_at_k_mean", "note"]
+    for protocol, methods in (("full", ["features_trees", "neighbors_gbm", "propagation", "ensemble"]),
+                              ("unsupervised", ["low_activity", "fraudar", "community_screening"])):
+        a = gb.run_benchmark(ev, protocol=protocol, trials=1, methods=methods)[cols]
+        b = gb.run_benchmark(typed, protocol=protocol, trials=1, methods=methods)[cols]
+        b["note"] = b["note"].str.replace("typed", "ev")
+        pd.testing.assert_frame_equal(a, b)
+        assert (a.trials == 1).all()
+
+
+def test_signed_propagation_reads_the_signs(tmp_path):
+    g = _signed(tmp_path)
+    t = gb.run_benchmark(g, protocol="full", trials=2, methods=["propagation", "signed_propagation"])
+    r = t.set_index("method").auroc_mean
+    assert r["signed_propagation"] > 0.9  # fraud receive distrust from honest raters
+    assert r["signed_propagation"] == pytest.approx(PINNED_SIGNED_PROPAGATION_AUROC, abs=1e-9)
+    with pytest.raises(gb.MethodUnavailable, match="no negative edge weights"):
+        gb.signed_propagation(gb._Bench(_planted(tmp_path)), gb.make_splits(g, trials=1)[0], 0, {})
+
+
+PINNED_SIGNED_PROPAGATION_AUROC = 0.9357142857142857  # graph seed 0, splits seeds 0 and 1, measured once
+
+
+def test_distrust_from_honest_pushes_towards_fraud():
+    # honest 0 distrusts 2 and trusts 3; fraud 1 trusts 4: 2 and 4 look like fraud, 3 honest
+    n = 6
+    g = GenericGraph("tiny", np.arange(n), np.zeros((n, 1)), ("x",), np.array([0, 1, 0, 1, 0, 1], np.int8),
+                     src=np.array([0, 0, 1, 5]), dst=np.array([2, 3, 4, 0]), weight=np.array([-5.0, 5.0, 5.0, 1.0]))
+    train = np.array([1, 1, 0, 0, 0, 0], bool)
+    split = gb.Split(0, train, ~train, ~train)
+    f = gb.signed_propagation(gb._Bench(g), split, 0, {})
+    assert f[2] > 0 and f[4] > 0 and f[3] < 0
+    assert f[2] == pytest.approx(-f[3])  # the same tie, opposite signs
+
+
+def test_per_relation_aggregates_keep_a_telling_relation_apart(tmp_path):
+    planted = _planted_module()
+    g = load_generic(planted.write_planted("planted_relations", tmp_path / "rel", n=1200))
+    assert sorted(set(g.relation.tolist())) == ["follows", "shared_device"]
+    t = gb.run_benchmark(g, protocol="full", trials=2, methods=["neighbors_gbm", "neighbors_relations_gbm"])
+    r = t.set_index("method").auroc_mean
+    assert r["neighbors_relations_gbm"] > r["neighbors_gbm"] + 0.02
+    with pytest.raises(gb.MethodUnavailable, match="has 0 edge relation"):
+        gb.neighbors_relations_gbm(gb._Bench(_signed(tmp_path)), gb.make_splits(g, trials=1)[0], 0, {})
+
+
+def test_own_block_adds_count_ratios_and_the_baseline_is_no_ensemble_member():
+    n = 400
+    rng = np.random.default_rng(0)
+    followers, following = rng.integers(0, 1000, n), rng.integers(1, 1000, n)
+    y = (followers < following / 4).astype(np.int8)  # the ratio, not either count, tells
+    x = np.column_stack([followers, following, rng.normal(size=n), rng.integers(0, 2, n)]).astype(float)
+    g = GenericGraph("counts", np.arange(n), x, ("followers", "following", "noise", "flag"), y)
+    bench = gb._Bench(g)
+    block = bench.own_block()
+    assert block.shape == (n, 5)  # two count columns (the 0/1 flag and the real-valued noise are not counts)
+    np.testing.assert_allclose(block[:, 4], np.log1p(followers) - np.log1p(following))
+    split = gb.make_splits(g, protocol="full", trials=1, seed=0)[0]
+    trees = gb.features_trees(bench, split, 0, {})
+    forest = gb.features_forest(bench, split, 0, {})
+    auc = (lambda s: gb.evaluate_scores(y[split.test], s[split.test])["auroc"])
+    assert auc(trees) > auc(forest) and auc(trees) > 0.97
+    # the plain baseline never joins the ensemble: with it alone there is nothing to combine
+    with pytest.raises(gb.MethodUnavailable):
+        gb.ensemble(bench, split, 0, {"features_forest": forest})
+    assert np.array_equal(gb.ensemble(bench, split, 0, {"features_forest": forest, "features_trees": trees}),
+                          gb.ensemble(bench, split, 0, {"features_trees": trees}))
