@@ -529,8 +529,7 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
         (distinct accounts), ``n_events``, ``n_days`` (distinct calendar days), ``n_hours`` (distinct hours of
         the day, 0-23) and ``peak_hour_share`` (the largest share of its accounts whose first use falls in
         one clock hour: near 1 for a ring switching accounts in a burst, small for a carrier NAT IP whose
-        users arrive all day) and ``linked_share``. ``attrs["n_entities"]`` counts every entity, shared or not, and
-        ``attrs["degrees"]`` holds the degree of every shared entity (for :func:`hot_entities`).
+        users arrive all day) and ``linked_share``. ``attrs["n_entities"]`` counts every entity, shared or not.
 
     Examples
     --------
@@ -554,7 +553,7 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
                 linked &= link in have
         if not selects:
             out = pd.DataFrame({c: pd.Series(dtype=object if c == "entity_id" else float) for c in cols})
-            out.attrs.update({"n_entities": 0, "degrees": np.array([], np.int64)})
+            out.attrs.update({"n_entities": 0})
             return out
         d_expr = f"CAST({link} AS VARCHAR)" if linked else "CAST(NULL AS VARCHAR)"
         ev = " UNION ALL ".join(f"SELECT {key} AS k, CAST({entity} AS VARCHAR) AS e, CAST({time} AS TIMESTAMP) AS t, "
@@ -581,7 +580,7 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
     for c in ("n_accounts", "n_events", "n_days", "n_hours"):
         out[c] = out[c].astype(np.int64)
     out = out[cols]
-    out.attrs.update({"n_entities": n_entities, "degrees": out["n_accounts"].to_numpy(np.int64)})
+    out.attrs.update({"n_entities": n_entities})
     return out
 
 
@@ -675,6 +674,7 @@ def hot_entities(usage, *, entity_type, fence=3.0, min_accounts=5, steady=True, 
                                          out["linked_share"], out["steady"], mobile[hot])]
     out = out.sort_values(["n_accounts", "entity_id"], ascending=[False, True], kind="stable")
     out = out[list(HOT_COLUMNS)].reset_index(drop=True)
+    out.attrs = {}
     out.attrs.update({"entity_type": entity_type, "degree_threshold": thr, "q1": float(q1), "q3": float(q3),
                       "n_shared_entities": int(len(usage)), "fence": fence, "min_accounts": min_accounts,
                       "steady": steady, "steady_min_factor": steady_min_factor, "steady_min_hours": steady_min_hours, "steady_min_days": steady_min_days,
