@@ -18,9 +18,9 @@ shared-media view and how many ring members (group scalpers, coupon abusers, cro
 of more than 500 accounts; recall of those typologies (combined flag and graph stage); precision; every
 look-alike's false-positive rate. Then a **threat feed**: the world's ``proxy_ips`` blacklist plus the IPs of
 every labelled attack event (orders, coupon claims, paid interactions -- so also the carrier NAT IPs attackers
-passed through) plus the 12 honest carrier NAT IPs, passed as the run's lists (rules and decisions read it;
-the ``resource_list_hits`` feature reads the dataset's own table): honest accounts flagged, honest accounts with
-an event blocked, precision, before and after. Last, ``demo-small`` seed 0 trained on seed 1000 (no carrier NAT)
+passed through) plus the 12 honest carrier NAT IPs: the honest accounts the default rule ``proxy_ip_order``
+would flag and the decisions' blacklist layer would block, and the precision of those accounts, trusted as
+listed and weighted (counted on the events with the store a run reads; no second scoring). Last, ``demo-small`` seed 0 trained on seed 1000 (no carrier NAT)
 before and after, to show nothing got worse there.
 
 Usage::
@@ -41,8 +41,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fraudkit.capability.lists import ListStore
+from fraudkit.capability.lists import ListStore, weigh_lists
 from fraudkit.data.contract import HONEST_LOOKALIKES, is_fraud_typology
+from fraudkit.data.dataset import load_dataset
 from fraudkit.evaluation.metrics import evaluate_run
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.simulation import simulate
@@ -84,12 +85,9 @@ def main(argv=None):
     feed_rows = {}
     if not args.quick:
         store = _threat_feed(scored, labels)
-        for name, cfg in CONFIGS.items():
-            run = work / f"run-feed-{name}"
-            t = time.time()
-            score_dataset(scored, run, train=train, seed=0, force=True, lists=store, **cfg)
-            timing[f"threat feed {name}"] = time.time() - t
-            feed_rows[name] = _feed_figures(run, labels, store)
+        t = time.time()
+        feed_rows = _feed_figures(scored, labels, store)
+        timing["threat feed (lists only)"] = time.time() - t
         d0 = worlds[("demo-small", 0)]
         for name, cfg in CONFIGS.items():
             run = work / f"run-demo-{name}"
@@ -158,22 +156,40 @@ def _threat_feed(world, labels) -> ListStore:
     return store
 
 
-def _feed_figures(run, labels, store) -> dict:
-    t = evaluate_run(run).set_index("typology")
-    honest = t.loc["all_honest"]
+def _feed_figures(world, labels, store) -> dict:
+    """What the feed acts on, trusted as listed (before) and weighted by sharing (after), read from the events.
+
+    ``proxy_ip_order`` (the default rule reading the feed) flags an account with an order from a listed IP; the
+    decisions' blacklist layer blocks every order and interaction from one. Both are evaluated here directly with
+    the store the run would read (each event at its own time), without scoring the world again.
+    """
+    ds = load_dataset(world)
     acc = labels[labels["entity_type"] == "account"]
     fraud = set(acc.loc[acc["typology"].map(lambda x: bool(is_fraud_typology([x])[0])), "entity_id"].astype(str))
-    d = pd.read_parquet(Path(run) / "decisions.parquet", columns=["account_id", "decision", "layer"])
-    blocked = d.loc[(d["decision"] == "block") & (d["layer"] == "blacklist"), "account_id"].astype(str).unique()
-    w = pd.read_parquet(Path(run) / "lists" / "list_weights.parquet")
-    feed = w[w["list_name"] == "proxy_ips"]
-    return {"honest accounts flagged": int(round(honest["fpr_combined"] * honest["n_labelled"])),
-            "honest flagged share": honest["fpr_combined"], "precision": t.loc["all_fraud", "precision_combined"],
-            "recall": t.loc["all_fraud", "recall_combined"],
-            "FPR honest_carrier_nat": t.loc["honest_carrier_nat", "fpr_combined"],
-            "honest accounts blocked by a blacklist": int(sum(a not in fraud for a in blocked)),
-            "fraud accounts blocked by a blacklist": int(sum(a in fraud for a in blocked)),
-            "feed entries acting": f"{int(feed['acts'].sum())} of {len(feed)}"}
+    nat = set(acc.loc[acc["typology"] == "honest_carrier_nat", "entity_id"].astype(str))
+    n_honest = ds.to_pandas("accounts", columns=["account_id"])["account_id"].astype(str)
+    n_honest = int((~n_honest.isin(fraud)).sum())
+    weighted = weigh_lists(store, ds)
+    out = {}
+    for name, st in (("before", store), ("after", weighted.store)):
+        f = {}
+        for table in ("orders", "interactions"):
+            t = ds.to_pandas(table, columns=["account_id", "ip", "ts"])
+            hit = st.contains("proxy_ips", t["ip"], list_type="blacklist", entity_type="ip", as_of=t["ts"].to_numpy())
+            f[table] = set(t.loc[hit, "account_id"].astype(str))
+        for what, accs in (("flagged by proxy_ip_order (an order from a listed IP)", f["orders"]),
+                           ("blocked by the blacklist layer (any event from a listed IP)", f["orders"] | f["interactions"])):
+            honest = {a for a in accs if a not in fraud}
+            out.setdefault(f"honest accounts {what}", {})[name] = len(honest)
+            out.setdefault(f"share of honest accounts {what}", {})[name] = len(honest) / n_honest
+            out.setdefault(f"carrier NAT accounts {what}", {})[name] = len(honest & nat)
+            out.setdefault(f"precision of the accounts {what}", {})[name] = (len(accs & fraud) / len(accs)
+                                                                            if accs else float("nan"))
+            out.setdefault(f"fraud accounts {what}", {})[name] = len(accs & fraud)
+    w = weighted.weights[weighted.weights["list_name"] == "proxy_ips"]
+    out["proxy_ips entries acting"] = {"before": str(len(w)), "after": f"{int(w['acts'].sum())} of {len(w)}"}
+    out["_collateral"] = weighted.collateral
+    return out
 
 
 def _fmt(v):
@@ -205,11 +221,18 @@ def _report(rows, comm, feed_rows, timing, labels, work, load0, seconds, store):
     if feed_rows:
         lines += ["## Threat feed listing attack IPs and honest carrier NAT IPs (adaptive seed 0)", "",
                   f"The feed adds {store.attrs['n_attack_ips']} IPs seen in labelled attack events and the "
-                  f"{store.attrs['n_nat_ips']} honest carrier NAT IPs to the `proxy_ips` blacklist the default rules "
-                  "and the decisions read.", "",
+                  f"{store.attrs['n_nat_ips']} honest carrier NAT IPs to the world's `proxy_ips` blacklist, which the "
+                  "default rule `proxy_ip_order` and the decisions' blacklist layer read. before = every entry "
+                  "trusted; after = `weigh_lists` (entries on shared, honestly used resources suspended). Counted "
+                  "on the events directly with the store a run reads (each event at its own time).", "",
                   "| figure | before | after |", "|---|---|---|"]
-        for k in feed_rows["before"]:
-            lines.append(f"| {k} | {_fmt(feed_rows['before'][k])} | {_fmt(feed_rows['after'][k])} |")
+        for k, v in feed_rows.items():
+            if not k.startswith("_"):
+                lines.append(f"| {k} | {_fmt(v['before'])} | {_fmt(v['after'])} |")
+        col = feed_rows["_collateral"]
+        lines += ["", "The collateral table a run writes (`RUN/lists/list_collateral.parquet`) for this feed:", "",
+                  "| " + " | ".join(col.columns) + " |", "|---" * len(col.columns) + "|"]
+        lines += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in col.itertuples(index=False)]
         lines += ["", "## demo-small seed 0 trained on seed 1000 (no carrier NAT): no worse", "",
                   "| figure | before | after |", "|---|---|---|"]
         b, a = rows["demo-small before"], rows["demo-small after"]
