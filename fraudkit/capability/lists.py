@@ -504,7 +504,7 @@ def weigh_lists(store, data, *, as_of=None, min_weight=0.5, standing=None, hot_f
     w = live[["entry_id", "list_type", "list_name", "entity_type", "entity_id", "scope"]].merge(
         per, on=["entity_type", "entity_id"], how="left")
     for c in ("n_accounts", "n_look_honest", "n_unknown"):
-        w[c] = w[c].fillna(0).astype(np.int64)
+        w[c] = pd.to_numeric(w[c], errors="coerce").fillna(0).astype(np.int64)
     w["honest_share"] = np.where(w["n_accounts"] > 0, w["n_look_honest"] / w["n_accounts"].clip(lower=1), 0.0)
     key = list(zip(w["entity_type"], w["entity_id"]))
     w["sharing"] = [sharing.get(k, (0.0, ""))[0] for k in key]
