@@ -25,15 +25,17 @@ before and after, to show nothing got worse there.
 
 Usage::
 
-    flock /tmp/fk-heavy.lock .venv/bin/python benchmarks/shared_infrastructure.py [--work DIR] [--quick]
+    flock /tmp/fk-heavy.lock .venv/bin/python benchmarks/shared_infrastructure.py [--work DIR] [--quick] [--reuse-runs]
 
 Writes ``benchmarks/shared_infrastructure.md`` (``--quick``: the adaptive world only, no threat feed, no
-demo-small check; not written to the repository file).
+demo-small check; not written to the repository file). ``--reuse-runs`` reads the runs an earlier invocation left
+in ``--work`` instead of scoring again (their seconds come from their manifests) to re-make the tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -58,6 +60,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/fraudkit-shared-infra")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reuse-runs", action="store_true")
     args = ap.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -76,9 +79,7 @@ def main(argv=None):
     rows, comm, timing = {}, {}, {}
     for name, cfg in CONFIGS.items():
         run = work / f"run-adaptive-{name}"
-        t = time.time()
-        score_dataset(scored, run, train=train, seed=0, force=True, **cfg)
-        timing[f"adaptive {name}"] = time.time() - t
+        timing[f"adaptive {name}"] = _score(scored, run, train, cfg, args.reuse_runs)
         rows[name] = _figures(run, labels)
         comm[name] = _communities(run, labels)
 
@@ -91,15 +92,22 @@ def main(argv=None):
         d0 = worlds[("demo-small", 0)]
         for name, cfg in CONFIGS.items():
             run = work / f"run-demo-{name}"
-            t = time.time()
-            score_dataset(d0, run, train=train, seed=0, force=True, **cfg)
-            timing[f"demo-small {name}"] = time.time() - t
+            timing[f"demo-small {name}"] = _score(d0, run, train, cfg, args.reuse_runs)
             rows[f"demo-small {name}"] = _figures(run, pd.read_parquet(d0 / "labels.parquet"))
 
-    text = _report(rows, comm, feed_rows, timing, labels, work, load0, time.time() - t0, store if feed_rows else None)
+    text = _report(rows, comm, feed_rows, timing, labels, work, load0, time.time() - t0, store if feed_rows else None,
+                   reused=args.reuse_runs)
     print(text)
     if not args.quick:
         Path(__file__).with_suffix(".md").write_text(text, encoding="utf-8")
+
+
+def _score(data, run, train, cfg, reuse) -> tuple:
+    """Score ``data`` into ``run`` (or reuse the run there); return the run's seconds and creation time."""
+    if not (reuse and (run / "manifest.json").is_file()):
+        score_dataset(data, run, train=train, seed=0, force=True, **cfg)
+    m = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    return float(m["timings"]["total"]), m["created"]
 
 
 def _figures(run, labels) -> dict:
@@ -123,13 +131,23 @@ def _figures(run, labels) -> dict:
 def _communities(run, labels) -> dict:
     c = pd.read_parquet(Path(run) / "graph" / "communities.parquet")
     c = c[c["view"] == "shared"]
+    p = pd.read_parquet(Path(run) / "graph" / "community_profiles.parquet")
+    p = p[p["view"] == "shared"][["community", "flagged"]]
+    cf = c.merge(p, on="community", how="left")
+    cf["flagged"] = cf["flagged"].astype("boolean").fillna(False).astype(bool)
     sizes = c.drop_duplicates("community")["community_size"].sort_values(ascending=False)
     acc = labels[labels["entity_type"] == "account"]
     ring = set(acc.loc[acc["typology"].isin(RINGS), "entity_id"].astype(str))
     nat = set(acc.loc[acc["typology"] == "honest_carrier_nat", "entity_id"].astype(str))
     in_giant = c[c["community_size"] > GIANT]
     ids = c["account_id"].astype(str)
-    return {"largest": sizes.head(3).tolist(), "n_giant": int((sizes > GIANT).sum()),
+    per = {}
+    for typ in RINGS:
+        members = set(acc.loc[acc["typology"] == typ, "entity_id"].astype(str))
+        x = cf[cf["account_id"].astype(str).isin(members)]
+        per[typ] = (len(x), float(x["community_size"].median()) if len(x) else float("nan"),
+                    int((x["community_size"] >= 100).sum()), int(x["flagged"].sum()))
+    return {"per_typology": per, "largest": sizes.head(3).tolist(), "n_giant": int((sizes > GIANT).sum()),
             "ring_in_giant": int(in_giant["account_id"].astype(str).isin(ring).sum()),
             "ring_in_view": int(ids.isin(ring).sum()), "nat_in_giant": int(in_giant["account_id"].astype(str).isin(nat).sum())}
 
@@ -196,12 +214,14 @@ def _fmt(v):
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def _report(rows, comm, feed_rows, timing, labels, work, load0, seconds, store):
+def _report(rows, comm, feed_rows, timing, labels, work, load0, seconds, store, reused=False):
     n_acc = int((labels["entity_type"] == "account").sum())
     lines = ["# Shared infrastructure: carrier NAT, giant communities, threat feeds", "",
-             "Generated by `flock /tmp/fk-heavy.lock .venv/bin/python benchmarks/shared_infrastructure.py` "
+             "Generated by `flock /tmp/fk-heavy.lock .venv/bin/python benchmarks/shared_infrastructure.py"
+             f"{' --reuse-runs' if reused else ''}` "
              f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, {os.cpu_count()} CPUs, "
-             f"load average at start {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}, {seconds / 60:.1f} min in all). "
+             f"load average at start {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}, {seconds / 60:.1f} min for this "
+             "invocation). "
              f"Scored world: `adaptive` seed 0 ({n_acc:,} labelled accounts); trained on `demo-small` seed 1000. "
              "**before** = `graph={'hot': 'fixed'}` and `list_min_weight=0` (fixed 200-account cap, lists trusted "
              "as listed); **after** = the defaults (hot entities from the data, lists weighted by sharing). "
@@ -212,6 +232,13 @@ def _report(rows, comm, feed_rows, timing, labels, work, load0, seconds, store):
     for name, c in comm.items():
         lines.append(f"| {name} | {', '.join(map(str, c['largest']))} | {c['n_giant']} | "
                      f"{c['ring_in_giant']} of {c['ring_in_view']} | {c['nat_in_giant']} |")
+    lines += ["", "Where each ring typology's members sit in the shared view: members in the view, the median size of "
+              "their community, how many sit in a community of 100 or more accounts, how many in a community "
+              "that screens as suspicious (flagged).", "",
+              "| typology | before: members, median size, in >= 100, in a flagged community | after |", "|---|---|---|"]
+    for typ in RINGS:
+        cells = [", ".join(_fmt(v) for v in comm[n]["per_typology"][typ]) for n in comm]
+        lines.append(f"| {typ} | " + " | ".join(cells) + " |")
     lines += ["", "## Recall, precision, false-positive rates (combined flag; graph stage where named)", ""]
     names = [n for n in rows if not n.startswith("demo-small")]
     keys = [k for k in rows[names[0]] if k != "hot entities"]
@@ -240,8 +267,11 @@ def _report(rows, comm, feed_rows, timing, labels, work, load0, seconds, store):
             if k != "hot entities":
                 lines.append(f"| {k} | {_fmt(b[k])} | {_fmt(a.get(k, ''))} |")
         lines += ["", "Hot entities of the shared view (after): " + a.get("hot entities", "none") + ".", ""]
-    lines += ["## Timings", "", "| run | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in timing.items()]
+    lines += ["## Timings", "", ("Runs reused from an earlier invocation in the work folder; seconds from their "
+                                 "manifests." if reused else "Seconds of each scoring run (its manifest's total)."),
+              "", "| run | seconds | made at |", "|---|---|---|"]
+    lines += [f"| {k} | {v[0]:.0f} | {v[1]} |" if isinstance(v, tuple) else f"| {k} | {v:.0f} | |"
+              for k, v in timing.items()]
     lines += ["", f"Work folder: `{work}`.", ""]
     return "\n".join(lines)
 
