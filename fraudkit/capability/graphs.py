@@ -27,6 +27,13 @@ item with 20k buyers would produce ``d(d-1)/2`` pairs. Two defences:
    Without a time column a hot entity cannot be windowed; it is left out of
    the projection and reported in ``result.attrs["skipped_hot_entities"]``.
 
+Which entities are hot is best decided from the data (:func:`entity_usage`, :func:`hot_entities`): an
+entity is hot when its number of accounts lies beyond Tukey's far-out fence of its type's degree
+distribution, and *steady* (carrier-NAT-like: many accounts whose first uses spread over many hours and
+days, never a burst) when it is also used the way shared infrastructure is. A steady entity is evidence
+of nothing and is dropped from the projection (``drop=``); another hot entity is paired by time only
+(``hot=``). Both functions return a table that says, entity by entity, what was decided and why.
+
 Pairs are generated with numpy index arithmetic and aggregated by sorting
 one int64 ``(pair, entity)`` code; there is no Python loop over rows,
 entities or nodes.
@@ -52,6 +59,9 @@ __all__ = [
     "build_hetero_graph",
     "shared_entity_projection",
     "shared_entity_events",
+    "entity_usage",
+    "hot_entities",
+    "HOT_COLUMNS",
     "coaction_projection",
     "edges_to_sparse",
     "group_sum",
@@ -333,7 +343,7 @@ def _assemble(parts, wanted, as_of_ts, window, table_names):
 
 def shared_entity_projection(frame, *, key="account_id", entity="device_id", time=None, window=None,
                              max_degree=200, weight="inverse_log_degree", k_neighbors=20, hot_window="1h",
-                             min_shared=1) -> pd.DataFrame:
+                             min_shared=1, hot=None, drop=None) -> pd.DataFrame:
     """Account-account edges from sharing a medium (device, IP, phone, address, binding).
 
     Two accounts are tied by every entity both used; the tie's weight is the sum over shared entities of
@@ -360,12 +370,18 @@ def shared_entity_projection(frame, *, key="account_id", entity="device_id", tim
         Pairing window on hot entities when ``window`` is not set.
     min_shared : int, default=1
         Keep pairs sharing at least this many entities.
+    hot : array-like of entity keys, optional
+        More hot entities, decided elsewhere (e.g. :func:`hot_entities`); the ``max_degree`` cap still
+        applies. Keys are matched as text.
+    drop : array-like of entity keys, optional
+        Entities that tie nobody (e.g. steady, carrier-NAT-like IPs from :func:`hot_entities`), as text.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``src``, ``dst`` (account keys, ``src < dst`` by first appearance), ``weight``,
-        ``n_shared``. ``attrs`` records the parameters and ``skipped_hot_entities``.
+        ``n_shared``. ``attrs`` records the parameters, ``skipped_hot_entities``, ``n_hot_entities`` and
+        ``n_dropped_entities``.
 
     Examples
     --------
@@ -381,18 +397,29 @@ def shared_entity_projection(frame, *, key="account_id", entity="device_id", tim
         raise ValueError("window needs a time column; pass time='ts' (or the table's event-time column)")
     f = frame[[key, entity] + ([time] if time else [])]
     f = f[f[entity].notna() & f[key].notna()]
+    n_dropped = 0
+    if drop is not None and len(drop):
+        code, uniq = pd.factorize(f[entity], sort=False)
+        gone = _as_text(uniq).isin(_as_text(drop))
+        n_dropped = int(gone.sum())
+        f = f[~gone[code]]
     acc_code, acc_keys = pd.factorize(f[key], sort=False)
-    ent_code, _ = pd.factorize(f[entity], sort=False)
+    ent_code, ent_keys = pd.factorize(f[entity], sort=False)
+    hot_mask = None if hot is None else _as_text(ent_keys).isin(_as_text(hot))
     t = None if time is None else to_seconds(f[time])
-    return _project(acc_code, acc_keys, ent_code, t, window=window, max_degree=max_degree, weight=weight,
-                    k_neighbors=k_neighbors, hot_window=hot_window, min_count=min_shared, count_name="n_shared",
-                    params={"key": key, "entity": entity, "time": time, "window": _str(window),
-                            "max_degree": max_degree, "weight": weight, "k_neighbors": k_neighbors,
-                            "hot_window": _str(hot_window), "min_shared": min_shared})
+    out = _project(acc_code, acc_keys, ent_code, t, window=window, max_degree=max_degree, weight=weight,
+                   k_neighbors=k_neighbors, hot_window=hot_window, min_count=min_shared, count_name="n_shared",
+                   params={"key": key, "entity": entity, "time": time, "window": _str(window),
+                           "max_degree": max_degree, "weight": weight, "k_neighbors": k_neighbors,
+                           "hot_window": _str(hot_window), "min_shared": min_shared,
+                           "hot": f"more than {max_degree} accounts" + (" or given" if hot is not None else "")},
+                   hot_mask=hot_mask)
+    out.attrs["n_dropped_entities"] = n_dropped
+    return out
 
 
 def shared_entity_events(data, *, entity="device_id", tables=("logins", "interactions", "orders", "coupon_claims"),
-                         key="account_id", time="ts", max_degree=200) -> pd.DataFrame:
+                         key="account_id", time="ts", max_degree=200, hot=None, drop=None) -> pd.DataFrame:
     """The few events that decide :func:`shared_entity_projection` (``window=None``), computed in DuckDB.
 
     Without a window, an entity used by at most ``max_degree`` accounts ties all of them whatever the
@@ -413,6 +440,9 @@ def shared_entity_events(data, *, entity="device_id", tables=("logins", "interac
     key, time : str
     max_degree : int, default=200
         As in :func:`shared_entity_projection`; must be the value passed there.
+    hot, drop : array-like of entity keys, optional
+        As in :func:`shared_entity_projection` (``hot`` adds to the ``max_degree`` rule; ``drop`` leaves
+        those entities out); must be the values passed there.
 
     Returns
     -------
@@ -443,18 +473,214 @@ def shared_entity_events(data, *, entity="device_id", tables=("logins", "interac
         ev = " UNION ALL ".join(f"SELECT {key} AS k, {ent} AS e, CAST({time} AS TIMESTAMP) AS t FROM {v} "
                                 f"WHERE {key} IS NOT NULL AND {entity} IS NOT NULL" for v, _ in selects)
         md = int(max_degree)
+        given = {}
+        for name, keys in (("hot", hot), ("drop", drop)):
+            if keys is not None:
+                given[name] = src.name(f"{name}_keys")
+                src.con.register(given[name], pd.DataFrame({"e": pd.Series(np.asarray(keys, dtype=object))
+                                                            .astype(str).to_numpy(dtype=object)}))
+        hot_sql = f"SELECT e FROM first_use GROUP BY e HAVING count(*) > {md}"
+        if "hot" in given:
+            hot_sql += f" UNION SELECT DISTINCT e FROM first_use WHERE CAST(e AS VARCHAR) IN (SELECT e FROM {given['hot']})"
+        keep = ("" if "drop" not in given
+                else f"WHERE CAST(e AS VARCHAR) NOT IN (SELECT e FROM {given['drop']})")
         sql = f"""
-            WITH ev AS ({ev}),
+            WITH ev AS (SELECT * FROM ({ev}) {keep}),
             first_use AS (SELECT k, e, min(t) AS t FROM ev GROUP BY k, e),
-            hot AS (SELECT e FROM first_use GROUP BY e HAVING count(*) > {md})
+            hot AS ({hot_sql})
             SELECT k, e, t FROM first_use WHERE e NOT IN (SELECT e FROM hot)
             UNION ALL
             SELECT DISTINCT k, e, t FROM ev WHERE e IN (SELECT e FROM hot)
             ORDER BY e, t, k"""
         out = src.con.execute(sql).df()
+        for name in given.values():
+            src.con.unregister(name)
     out.columns = [key, entity, time]
     rank = pd.Index(first_use).get_indexer(out[key])
     return out.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
+
+
+HOT_COLUMNS = ("entity_type", "entity_id", "n_accounts", "n_events", "n_days", "n_hours", "peak_hour_share",
+               "linked_share", "degree_threshold", "hot", "steady", "action", "reason")
+"""Columns of :func:`hot_entities` (the ``hot_entities`` artifact of a run)."""
+
+
+def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", time="ts",
+                 link="device_id") -> pd.DataFrame:
+    """How each shared entity is used: accounts, events, active days and hours, burstiness, relatedness (DuckDB).
+
+    Parameters
+    ----------
+    data : fraudkit.data.dataset.Dataset or dict of str to DataFrame
+        Contract tables (a frame may carry an extra column to use as ``entity``).
+    entity : str
+        Medium column, read from every table of ``tables`` that has it.
+    tables : tuple of str
+    key, time : str
+    link : str or None, default="device_id"
+        A second medium that relates accounts (read from the same tables): ``linked_share`` is the share of
+        the entity's accounts that share one with another of its accounts (a ring on one IP also shares
+        devices; strangers behind one carrier NAT IP do not). None, or tables without it: NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per entity used by two or more accounts, sorted by entity: ``entity_id``, ``n_accounts``
+        (distinct accounts), ``n_events``, ``n_days`` (distinct calendar days), ``n_hours`` (distinct hours of
+        the day, 0-23) and ``peak_hour_share`` (the largest share of its accounts whose first use falls in
+        one clock hour: near 1 for a ring switching accounts in a burst, small for a carrier NAT IP whose
+        users arrive all day) and ``linked_share``. ``attrs["n_entities"]`` counts every entity, shared or not.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"account_id": ["a", "b", "c", "a"], "ip": ["1.1.1.1"] * 3 + ["2.2.2.2"],
+    ...                   "ts": pd.to_datetime(["2024-01-01 08:00", "2024-01-01 08:10", "2024-01-02 20:00",
+    ...                                         "2024-01-01 09:00"])})
+    >>> entity_usage({"logins": f}, link=None)[["entity_id", "n_accounts", "n_days", "n_hours",
+    ...                                         "peak_hour_share"]].values.tolist()
+    [['1.1.1.1', 3, 2, 2, 0.6666666666666666]]
+    """
+    cols = ["entity_id", "n_accounts", "n_events", "n_days", "n_hours", "peak_hour_share", "linked_share"]
+    with open_source(data) as src:
+        selects, linked = [], link is not None
+        for name in tables:
+            if not src.has(name):
+                continue
+            have = set(src.con.execute(f"SELECT * FROM {getattr(src.t, name)} LIMIT 0").df().columns)
+            if {key, entity, time} <= have:
+                selects.append(getattr(src.t, name))
+                linked &= link in have
+        if not selects:
+            out = pd.DataFrame({c: pd.Series(dtype=object if c == "entity_id" else float) for c in cols})
+            out.attrs.update({"n_entities": 0})
+            return out
+        d_expr = f"CAST({link} AS VARCHAR)" if linked else "CAST(NULL AS VARCHAR)"
+        ev = " UNION ALL ".join(f"SELECT {key} AS k, CAST({entity} AS VARCHAR) AS e, CAST({time} AS TIMESTAMP) AS t, "
+                                f"{d_expr} AS d FROM {v} WHERE {key} IS NOT NULL AND {entity} IS NOT NULL"
+                                for v in selects)
+        ev_tbl = src.temp_table(f"usage_{entity}", ev)
+        n_entities = int(src.con.execute(f"SELECT count(DISTINCT e) FROM {ev_tbl}").fetchone()[0])
+        out = src.con.execute(f"""
+            WITH st AS (SELECT e, count(DISTINCT k) AS n_accounts, count(*) AS n_events,
+                               count(DISTINCT CAST(t AS DATE)) AS n_days, count(DISTINCT hour(t)) AS n_hours
+                        FROM {ev_tbl} GROUP BY e HAVING count(DISTINCT k) >= 2),
+            fu AS (SELECT e, k, min(t) AS t FROM {ev_tbl} WHERE e IN (SELECT e FROM st) GROUP BY e, k),
+            pk AS (SELECT e, max(c) AS peak FROM (SELECT e, date_trunc('hour', t) AS h, count(*) AS c FROM fu
+                                                  GROUP BY e, h) GROUP BY e),
+            kd AS (SELECT DISTINCT k, d FROM {ev_tbl} WHERE d IS NOT NULL AND k IN (SELECT k FROM fu)),
+            lk AS (SELECT p1.e, count(DISTINCT p1.k) AS n_linked FROM fu p1 JOIN kd d1 ON p1.k = d1.k
+                   JOIN kd d2 ON d1.d = d2.d AND d2.k <> d1.k JOIN fu p2 ON p2.e = p1.e AND p2.k = d2.k
+                   GROUP BY p1.e)
+            SELECT st.e AS entity_id, st.n_accounts, st.n_events, st.n_days, st.n_hours,
+                   CAST(pk.peak AS DOUBLE) / st.n_accounts AS peak_hour_share,
+                   {"CAST(coalesce(lk.n_linked, 0) AS DOUBLE) / st.n_accounts" if linked else "CAST(NULL AS DOUBLE)"}
+                       AS linked_share
+            FROM st JOIN pk ON st.e = pk.e LEFT JOIN lk ON st.e = lk.e ORDER BY st.e""").df()
+    for c in ("n_accounts", "n_events", "n_days", "n_hours"):
+        out[c] = out[c].astype(np.int64)
+    out = out[cols]
+    out.attrs.update({"n_entities": n_entities})
+    return out
+
+
+def hot_entities(usage, *, entity_type, fence=3.0, min_accounts=5, steady=True, steady_min_factor=2.0,
+                 steady_min_hours=10,
+                 steady_min_days=3, steady_max_peak_share=0.25, steady_max_linked_share=0.2,
+                 mobile_prefixes=()) -> pd.DataFrame:
+    """Decide which shared entities are hot, from the data, and say why.
+
+    The degree threshold is Tukey's far-out fence of the type's degree distribution over its shared
+    entities (two or more accounts): ``Q3 + fence * (Q3 - Q1)``, at least ``min_accounts``; an entity with
+    more accounts is *hot*. A hot entity is also *steady* (carrier-NAT-like: a mobile carrier's NAT exit, a
+    campus or office gateway, a public hotspot) when it is used the way shared infrastructure is used: by
+    many accounts (more than ``steady_min_factor`` times the threshold), unrelated (at most ``steady_max_linked_share`` of them share a device with another of its
+    accounts; a ring's studio IP fails this), spread over time (first uses in no single clock hour above
+    ``steady_max_peak_share`` of its accounts, activity in at least ``steady_min_hours`` hours of the day
+    and on ``steady_min_days`` days, or the data's span when shorter). IPs in ``mobile_prefixes`` (known carrier ranges, if the analyst has them) need only the
+    spread over the day. Steady entities are ``"dropped"`` (they tie nobody); other hot entities are
+    ``"time_paired"`` (only accounts using them close in time are tied, see the module docstring).
+
+    Parameters
+    ----------
+    usage : pandas.DataFrame
+        :func:`entity_usage` of one entity type.
+    entity_type : str
+        Written in the ``entity_type`` column (``ip``, ``device``, ``address``...).
+    fence : float, default=3.0
+        Tukey multiplier of the inter-quartile range (3 = "far out").
+    min_accounts : int, default=5
+        Floor of the threshold (a type whose shared entities nearly all have two accounts has an IQR of 0).
+    steady : bool, default=True
+        Whether steady hot entities are dropped; False only time-pairs every hot entity.
+    steady_min_factor : float, default=2.0
+        A steady entity has more than this many times the threshold's accounts (a ring's home IP with a
+        handful of accounts browsing all day is not infrastructure).
+    steady_min_hours, steady_min_days : int
+    steady_max_peak_share : float, default=0.25
+    steady_max_linked_share : float, default=0.2
+        An entity without ``linked_share`` (NaN: no device column) is never steady.
+    mobile_prefixes : tuple of str, default=()
+        Text prefixes of mobile-carrier IP ranges (``"39.144."``), if known.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`HOT_COLUMNS`, one row per *hot* entity, most accounts first: the usage columns,
+        ``degree_threshold``, ``hot`` (True), ``steady``, ``action`` (``dropped`` or ``time_paired``) and
+        ``reason`` in words. ``attrs`` holds the threshold, the quartiles and the parameters.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> u = pd.DataFrame({"entity_id": [f"home{i}" for i in range(16)] + ["nat", "ring", "studio"],
+    ...                   "n_accounts": [2, 3, 2, 2] * 4 + [120, 40, 30], "n_events": 0,
+    ...                   "n_days": [1] * 16 + [14, 1, 14], "n_hours": [1] * 16 + [22, 1, 20],
+    ...                   "peak_hour_share": [1.0] * 16 + [0.06, 0.9, 0.1],
+    ...                   "linked_share": [0.0] * 16 + [0.02, 0.8, 0.9]})
+    >>> hot_entities(u, entity_type="ip")[["entity_id", "degree_threshold", "action"]].values.tolist()
+    [['nat', 6.0, 'dropped'], ['ring', 6.0, 'time_paired'], ['studio', 6.0, 'time_paired']]
+    """
+    missing = [c for c in ("entity_id", "n_accounts", "n_days", "n_hours", "peak_hour_share") if c not in usage.columns]
+    if missing:
+        raise MissingInputError(f"hot_entities: usage lacks column(s) {missing}; got {list(usage.columns)}. "
+                                "Fix: pass the table entity_usage() returns.")
+    d = usage["n_accounts"].to_numpy(float)
+    q1, q3 = (np.quantile(d, [0.25, 0.75]) if len(d) else (np.nan, np.nan))
+    thr = float(max(min_accounts, q3 + fence * (q3 - q1))) if len(d) else float(min_accounts)
+    hot = d > thr
+    span = int(usage["n_days"].max()) if len(usage) else 0
+    linked = (usage["linked_share"].to_numpy(float) if "linked_share" in usage.columns
+              else np.full(len(usage), np.nan))
+    unrelated = linked <= steady_max_linked_share  # NaN: not known, never steady
+    spread = (usage["peak_hour_share"].to_numpy(float) <= steady_max_peak_share) \
+        & (usage["n_hours"].to_numpy() >= steady_min_hours)
+    days_ok = usage["n_days"].to_numpy() >= min(steady_min_days, max(span, 1))
+    mobile = np.zeros(len(usage), dtype=bool)
+    if len(mobile_prefixes) and len(usage):
+        mobile = usage["entity_id"].astype(str).str.startswith(tuple(mobile_prefixes)).to_numpy()
+    many = d > steady_min_factor * thr
+    is_steady = hot & bool(steady) & many & unrelated & spread & (days_ok | mobile)
+    out = usage.loc[hot].assign(entity_type=entity_type, degree_threshold=thr, hot=True, steady=is_steady[hot],
+                                linked_share=linked[hot])
+    out["action"] = np.where(out["steady"], "dropped", "time_paired")
+    out["reason"] = [
+        (f"{n} accounts > {thr:g} (Q3 {q3:g} + {fence:g} x IQR of {entity_type} degrees)"
+         + (f"; steady use by unrelated accounts: {h} hours of the day, {dd} days, at most {p:.0%} of accounts "
+            f"first seen in one hour, {lk:.0%} share a device" + ("; mobile range" if m else "")
+            if s else f"; not infrastructure-like ({n} accounts, peak hour {p:.0%}, {h} hours, {dd} days, "
+            f"{'unknown' if lk != lk else format(lk, '.0%')} share a device): paired by time"))
+        for n, h, dd, p, lk, s, m in zip(out["n_accounts"], out["n_hours"], out["n_days"], out["peak_hour_share"],
+                                         out["linked_share"], out["steady"], mobile[hot])]
+    out = out.sort_values(["n_accounts", "entity_id"], ascending=[False, True], kind="stable")
+    out = out[list(HOT_COLUMNS)].reset_index(drop=True)
+    out.attrs = {}
+    out.attrs.update({"entity_type": entity_type, "degree_threshold": thr, "q1": float(q1), "q3": float(q3),
+                      "n_shared_entities": int(len(usage)), "fence": fence, "min_accounts": min_accounts,
+                      "steady": steady, "steady_min_factor": steady_min_factor, "steady_min_hours": steady_min_hours, "steady_min_days": steady_min_days,
+                      "steady_max_peak_share": steady_max_peak_share,
+                      "steady_max_linked_share": steady_max_linked_share})
+    return out
 
 
 def coaction_projection(interactions, *, window="10min", actions=("like", "collect", "comment", "follow"),
@@ -676,7 +902,7 @@ def _pair_offsets(counts):
 
 
 def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, hot_window, min_count,
-             count_name, params, chunk_pairs=20_000_000):
+             count_name, params, chunk_pairs=20_000_000, hot_mask=None):
     acc = np.asarray(acc, dtype=np.int64)
     ent = np.asarray(ent, dtype=np.int64)
     if not len(acc):  # nothing shared (e.g. the entity column is all null)
@@ -690,6 +916,8 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
     pair_code = unique_int(ent * max(len(acc_keys), 1) + acc)
     deg = np.bincount(pair_code // max(len(acc_keys), 1), minlength=n_ent)
     hot = deg > max_degree
+    if hot_mask is not None:
+        hot |= np.asarray(hot_mask, dtype=bool)[:n_ent]
     skipped = 0
     if t is None:
         skipped = int(hot.sum())
@@ -859,6 +1087,11 @@ def _distinct_pair_entity(p, e, n_acc, n_ent):
     p, e = p[order], e[order]
     keep = np.r_[True, (p[1:] != p[:-1]) | (e[1:] != e[:-1])] if len(p) else np.zeros(0, bool)
     return p[keep], e[keep]
+
+
+def _as_text(keys) -> pd.Index:
+    """Entity keys as text (an integer device id and its text from SQL compare equal)."""
+    return pd.Index(pd.Series(np.asarray(keys, dtype=object)).astype(str).to_numpy(dtype=object))
 
 
 def _first_per_group(ent, acc):

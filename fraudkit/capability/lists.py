@@ -10,6 +10,21 @@ trail (who, when, what, why); the trail is never rewritten.
 Scope follows NetEase's per-promotion lists: an entry scoped
 ``promotion:<id>`` applies only to events of that promotion, ``scene:<name>``
 only in that scene, ``global`` everywhere.
+
+Lists weighted by sharing
+-------------------------
+A threat feed is trusted whatever its entries are: an IP on it may be a
+carrier NAT exit shared by a hundred honest users. :func:`weigh_lists` looks
+at how each listed resource (ip, device, phone, address, account) is used in
+the data before the list acts: how many accounts use it, how many of them look
+honest (:func:`account_standing`: old accounts active on several days), and
+whether the resource is shared infrastructure (steady use by many unrelated
+accounts, decided from the data by :func:`fraudkit.capability.graphs.hot_entities`).
+An entry's weight is ``1 - honest_share * sharing`` with ``sharing`` 1 for
+infrastructure, 0.5 for another hot resource and 0 otherwise; entries below
+``min_weight`` are suspended (left out of the store the rules read). The result
+keeps the per-entry weights (:data:`WEIGHT_COLUMNS`) and the collateral of every
+list (:data:`COLLATERAL_COLUMNS`): what each list would touch before it acts.
 """
 
 from __future__ import annotations
@@ -20,11 +35,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dataclasses import dataclass, field
+
+from fraudkit.capability.graphs import entity_usage, hot_entities
 from fraudkit.data.atomic import write_parquet
 from fraudkit.data.contract import ENTITY_TYPES, LIST_TYPES, TABLES
+from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import FraudkitError
 
-__all__ = ["ListStore", "ENTRY_COLUMNS", "AUDIT_COLUMNS", "row_scopes"]
+__all__ = ["ListStore", "ENTRY_COLUMNS", "AUDIT_COLUMNS", "row_scopes", "account_standing", "list_usage",
+           "weigh_lists", "WeightedLists", "WEIGHT_COLUMNS", "COLLATERAL_COLUMNS"]
 
 ENTRY_COLUMNS = TABLES["list_entries"].column_names + ("removed_at",)
 """Columns of :attr:`ListStore.entries`: the contract table plus ``removed_at``."""
@@ -298,6 +318,209 @@ class ListStore:
         self._audit = pd.concat([self._audit, log], ignore_index=True) if len(self._audit) else log
 
 
+WEIGHT_COLUMNS = ("entry_id", "list_type", "list_name", "entity_type", "entity_id", "scope", "n_accounts",
+                  "n_look_honest", "n_unknown", "honest_share", "sharing", "weight", "acts", "reason")
+"""Columns of :attr:`WeightedLists.weights`, one row per entry in force: the accounts that used the resource in
+the data (``n_accounts``, of which ``n_look_honest`` and ``n_unknown``), ``honest_share`` (look honest / all),
+``sharing`` (1 shared infrastructure, 0.5 another hot resource, 0 not shared beyond its type's usual degree),
+``weight = 1 - honest_share * sharing``, ``acts`` (weight >= min_weight) and the ``reason`` in words."""
+
+COLLATERAL_COLUMNS = ("list_type", "list_name", "entity_type", "n_entries", "n_entries_seen", "accounts_touched",
+                      "accounts_look_honest", "accounts_unknown", "n_entries_shared", "n_entries_suspended",
+                      "accounts_touched_acting", "accounts_look_honest_acting")
+"""Columns of :attr:`WeightedLists.collateral`, one row per list and entity type: entries in force
+(``n_entries``), entries whose resource appears in the data (``n_entries_seen``), distinct accounts those entries
+touch (``accounts_touched``) and of them ``accounts_look_honest`` / ``accounts_unknown`` (see
+:func:`account_standing`), entries on shared resources (``n_entries_shared``: sharing > 0), entries suspended
+(weight below ``min_weight``), and the accounts the list still touches once weighted
+(``accounts_touched_acting``, of which ``accounts_look_honest_acting``)."""
+
+_MEDIA = {  # entity type -> [(table, column, time column)] where accounts use it
+    "ip": [("logins", "ip", "ts"), ("interactions", "ip", "ts"), ("orders", "ip", "ts"), ("coupon_claims", "ip", "ts")],
+    "device": [("logins", "device_id", "ts"), ("interactions", "device_id", "ts"), ("orders", "device_id", "ts"),
+               ("coupon_claims", "device_id", "ts")],
+    "phone": [("accounts", "phone", "registered_at"), ("orders", "receiver_phone", "ts")],
+    "address": [("orders", "address", "ts")],
+    "account": [("accounts", "account_id", "registered_at")],
+}
+
+
+@dataclass(frozen=True)
+class WeightedLists:
+    """A list store weighted by how its entries' resources are shared and used (see :func:`weigh_lists`).
+
+    Parameters
+    ----------
+    store : ListStore
+        The entries that act (suspended ones left out); what the rules read.
+    weights : pandas.DataFrame
+        :data:`WEIGHT_COLUMNS`, one row per entry in force.
+    collateral : pandas.DataFrame
+        :data:`COLLATERAL_COLUMNS`, one row per list and entity type.
+    params : dict
+    """
+
+    store: "ListStore"
+    weights: pd.DataFrame
+    collateral: pd.DataFrame
+    params: dict = field(default_factory=dict)
+
+
+def account_standing(data, *, as_of=None, min_age_days=90, min_active_days=3) -> pd.Series:
+    """Whether each account looks honest without labels: ``"honest"`` or ``"unknown"``.
+
+    An account looks honest when it was registered at least ``min_age_days`` before ``as_of`` and was active
+    (an interaction, order or login) on at least ``min_active_days`` distinct days of the data: the long,
+    ordinary history a bulk-registered or throw-away account lacks. It is a collateral estimate, not a
+    verdict: nurtured accounts are built to pass it.
+
+    Parameters
+    ----------
+    data : fraudkit.data.dataset.Dataset or dict of str to DataFrame
+    as_of : timestamp-like, optional
+        Default: the data's end.
+    min_age_days, min_active_days : int
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by account id (every account of the accounts table), values ``honest`` / ``unknown``.
+
+    Examples
+    --------
+    >>> acc = pd.DataFrame({"account_id": [1, 2], "registered_at": pd.to_datetime(["2020-01-01", "2024-05-30"])})
+    >>> it = pd.DataFrame({"account_id": [1, 1, 1, 2], "ts": pd.to_datetime(
+    ...     ["2024-06-01", "2024-06-02", "2024-06-03", "2024-06-03"])})
+    >>> account_standing({"accounts": acc, "interactions": it}).to_dict()
+    {1: 'honest', 2: 'unknown'}
+    """
+    with open_source(data, as_of=as_of) as src:
+        if not src.has("accounts"):
+            return pd.Series(dtype=object)
+        ref = src.reference_time()
+        days = [f"SELECT account_id, CAST(ts AS DATE) AS d FROM {getattr(src.t, n)}"
+                for n in ("interactions", "orders", "logins") if src.has(n)]
+        active = (f"(SELECT account_id, count(DISTINCT d) AS n FROM ({' UNION ALL '.join(days)}) GROUP BY account_id)"
+                  if days else "(SELECT NULL AS account_id, 0 AS n WHERE false)")
+        f = src.df(f"""SELECT a.account_id,
+                (epoch(TIMESTAMP '{pd.Timestamp(ref)}' - CAST(a.registered_at AS TIMESTAMP)) / 86400.0 >= {float(min_age_days)})
+                AND coalesce(x.n, 0) >= {int(min_active_days)} AS ok
+            FROM {src.t.accounts} a LEFT JOIN {active} x ON a.account_id = x.account_id""")
+    return pd.Series(np.where(f["ok"].fillna(False).to_numpy(dtype=bool), "honest", "unknown"),
+                     index=f["account_id"].to_numpy(), name="standing")
+
+
+def list_usage(data, entries) -> pd.DataFrame:
+    """The accounts that used each listed resource in the data: ``entity_type``, ``entity_id``, ``account_id``.
+
+    IPs and devices from every event table, phones from the accounts' own and the orders' receiver phones,
+    addresses from orders, an account from itself; ids compared as text, distinct rows.
+
+    Examples
+    --------
+    >>> lg = pd.DataFrame({"account_id": [1, 2, 2], "ip": ["9.9.9.9", "9.9.9.9", "8.8.8.8"],
+    ...                    "ts": pd.to_datetime(["2024-06-01"] * 3)})
+    >>> e = pd.DataFrame({"entity_type": ["ip"], "entity_id": ["9.9.9.9"]})
+    >>> list_usage({"logins": lg}, e)["account_id"].tolist()
+    [1, 2]
+    """
+    cols = ["entity_type", "entity_id", "account_id"]
+    e = entries[["entity_type", "entity_id"]].drop_duplicates()
+    e = e.assign(entity_id=e["entity_id"].astype(str).to_numpy(dtype=object))
+    if not len(e):
+        return pd.DataFrame({c: [] for c in cols})
+    with open_source(data) as src:
+        listed = src.name("listed")
+        src.con.register(listed, e)
+        selects = []
+        for etype, uses in _MEDIA.items():
+            if etype not in set(e["entity_type"]):
+                continue
+            for table, col, _ in uses:
+                if not src.has(table) or col in src.missing_columns.get(table, ()):
+                    continue
+                selects.append(f"SELECT '{etype}' AS entity_type, CAST({col} AS VARCHAR) AS entity_id, account_id "
+                               f"FROM {getattr(src.t, table)} WHERE CAST({col} AS VARCHAR) IN "
+                               f"(SELECT entity_id FROM {listed} WHERE entity_type = '{etype}')")
+        out = (src.df(f"SELECT DISTINCT * FROM ({' UNION ALL '.join(selects)}) ORDER BY entity_type, entity_id, "
+                      "account_id") if selects else pd.DataFrame({c: [] for c in cols}))
+        src.con.unregister(listed)
+    return out[cols]
+
+
+def weigh_lists(store, data, *, as_of=None, min_weight=0.5, standing=None, hot_fence=3.0,
+                hot_min_accounts=5) -> WeightedLists:
+    """Weigh every entry in force by how many accounts share its resource and how honestly it is used.
+
+    Parameters
+    ----------
+    store : ListStore
+    data : fraudkit.data.dataset.Dataset or dict of str to DataFrame
+        Where the resources are used.
+    as_of : timestamp-like, optional
+        Entries in force at this time (default: the data's end).
+    min_weight : float, default=0.5
+        Entries weighing less are suspended: not in :attr:`WeightedLists.store`.
+    standing : pandas.Series, optional
+        ``honest`` / ``unknown`` per account id (default :func:`account_standing` of ``data``).
+    hot_fence, hot_min_accounts
+        Passed to :func:`fraudkit.capability.graphs.hot_entities` (which resources are widely shared).
+
+    Returns
+    -------
+    WeightedLists
+
+    Examples
+    --------
+    >>> acc = pd.DataFrame({"account_id": range(40), "registered_at": pd.Timestamp("2020-01-01")})
+    >>> ts = pd.Timestamp("2024-06-01") + pd.to_timedelta(np.arange(40 * 14) * 37, unit="min")
+    >>> nat = pd.DataFrame({"account_id": np.arange(40 * 14) % 40, "ip": "10.0.0.1", "ts": ts,
+    ...                     "device_id": np.arange(40 * 14) % 40})
+    >>> home = pd.DataFrame({"account_id": np.arange(40), "ip": [f"10.1.{i // 2}.1" for i in range(40)],
+    ...                      "ts": pd.Timestamp("2024-06-02"), "device_id": np.arange(40)})
+    >>> s = ListStore()
+    >>> _ = s.add("blacklist", "feed", "ip", ["10.0.0.1", "10.1.3.1"], reason="feed", actor="intel", at="2024-05-01")
+    >>> w = weigh_lists(s, {"accounts": acc, "logins": pd.concat([nat, home])}, as_of="2024-06-20")
+    >>> w.weights[["entity_id", "n_accounts", "weight", "acts"]].values.tolist()
+    [['10.0.0.1', 40, 0.0, False], ['10.1.3.1', 2, 1.0, True]]
+    >>> len(w.store)
+    1
+    """
+    live = store.active(as_of if as_of is not None else _data_end(data))
+    params = {"min_weight": min_weight, "as_of": None if as_of is None else str(as_of), "hot_fence": hot_fence,
+              "hot_min_accounts": hot_min_accounts}
+    if not len(live):
+        return WeightedLists(store=store, weights=pd.DataFrame({c: [] for c in WEIGHT_COLUMNS}),
+                             collateral=pd.DataFrame({c: [] for c in COLLATERAL_COLUMNS}), params=params)
+    if standing is None:
+        standing = account_standing(data, as_of=as_of)
+    use = list_usage(data, live)
+    use = use.assign(standing=standing.reindex(use["account_id"].to_numpy()).fillna("unknown").to_numpy())
+    per = use.groupby(["entity_type", "entity_id"]).agg(
+        n_accounts=("account_id", "nunique"),
+        n_look_honest=("standing", lambda x: int((x == "honest").sum()))).reset_index()
+    per["n_unknown"] = per["n_accounts"] - per["n_look_honest"]
+    sharing = _sharing(data, live, hot_fence=hot_fence, hot_min_accounts=hot_min_accounts)
+    w = live[["entry_id", "list_type", "list_name", "entity_type", "entity_id", "scope"]].merge(
+        per, on=["entity_type", "entity_id"], how="left")
+    for c in ("n_accounts", "n_look_honest", "n_unknown"):
+        w[c] = pd.to_numeric(w[c], errors="coerce").fillna(0).astype(np.int64)
+    w["honest_share"] = np.where(w["n_accounts"] > 0, w["n_look_honest"] / w["n_accounts"].clip(lower=1), 0.0)
+    key = list(zip(w["entity_type"], w["entity_id"]))
+    w["sharing"] = [sharing.get(k, (0.0, ""))[0] for k in key]
+    w["weight"] = (1.0 - w["honest_share"] * w["sharing"]).round(6)
+    w["acts"] = w["weight"] >= min_weight
+    w["reason"] = [
+        (f"{n} accounts use it, {h} look honest; " + (sharing[k][1] if k in sharing else "not widely shared")
+         + f"; weight {wt:.2f}" + ("" if a else f" < {min_weight:g}: suspended"))
+        for n, h, k, wt, a in zip(w["n_accounts"], w["n_look_honest"], key, w["weight"], w["acts"])]
+    w = w[list(WEIGHT_COLUMNS)].reset_index(drop=True)
+    kept = store.entries
+    kept = kept[~kept["entry_id"].isin(w.loc[~w["acts"], "entry_id"])]
+    acting = ListStore(kept, audit=store.audit)
+    return WeightedLists(store=acting, weights=w, collateral=_collateral(w, use), params=params)
+
+
 def row_scopes(kind, values) -> np.ndarray:
     """Per-row scope text ``"<kind>:<id>"`` (``None`` where the id is missing).
 
@@ -313,6 +536,43 @@ def row_scopes(kind, values) -> np.ndarray:
     if pd.api.types.is_float_dtype(v.dtype) and v.dropna().apply(float.is_integer).all():
         v = v.astype("Int64")
     return (f"{kind}:" + v.astype("string")).to_numpy(dtype=object, na_value=None)
+
+
+def _data_end(data):
+    with open_source(data) as src:
+        return src.reference_time()
+
+
+def _sharing(data, live, *, hot_fence, hot_min_accounts) -> dict:
+    """``(entity_type, entity_id) -> (sharing, reason)`` for listed resources that are hot in their type."""
+    out = {}
+    for etype in sorted(set(live["entity_type"]) & set(_MEDIA) - {"account"}):
+        table, col, time = _MEDIA[etype][0]
+        link = "device_id" if etype in ("ip", "address") else None
+        u = entity_usage(data, entity=col, tables=tuple(t for t, c, _ in _MEDIA[etype] if c == col), time=time,
+                         link=link)
+        h = hot_entities(u, entity_type=etype, fence=hot_fence, min_accounts=hot_min_accounts, steady=link is not None)
+        listed = set(live.loc[live["entity_type"] == etype, "entity_id"].astype(str))
+        for eid, steady, reason in zip(h["entity_id"], h["steady"], h["reason"]):
+            if eid in listed:
+                out[(etype, eid)] = (1.0 if steady else 0.5, ("shared infrastructure: " if steady else "hot: ") + reason)
+    return out
+
+
+def _collateral(w, use) -> pd.DataFrame:
+    rows = []
+    for (lt, ln, et), g in w.groupby(["list_type", "list_name", "entity_type"], sort=True):
+        u = use.merge(g[["entity_type", "entity_id", "acts"]], on=["entity_type", "entity_id"])
+        acc = u.drop_duplicates("account_id")
+        act = u[u["acts"]].drop_duplicates("account_id")
+        rows.append({"list_type": lt, "list_name": ln, "entity_type": et, "n_entries": len(g),
+                     "n_entries_seen": int((g["n_accounts"] > 0).sum()), "accounts_touched": len(acc),
+                     "accounts_look_honest": int((acc["standing"] == "honest").sum()),
+                     "accounts_unknown": int((acc["standing"] != "honest").sum()),
+                     "n_entries_shared": int((g["sharing"] > 0).sum()), "n_entries_suspended": int((~g["acts"]).sum()),
+                     "accounts_touched_acting": len(act),
+                     "accounts_look_honest_acting": int((act["standing"] == "honest").sum())})
+    return pd.DataFrame(rows, columns=list(COLLATERAL_COLUMNS))
 
 
 def _empty_audit():

@@ -75,8 +75,12 @@ HONEST_LOOKALIKES = (
     "honest_shared_ip",
     "honest_flash_sale",
     "honest_viral_fan",
+    "honest_carrier_nat",
+    "honest_group_buy",
 )
-"""Honest groups that look like attackers and must not be punished."""
+"""Honest groups that look like attackers and must not be punished. ``honest_carrier_nat``: accounts behind a
+mobile-carrier NAT IP shared by many unrelated users; ``honest_group_buy``: colleagues ordering the same item to
+one office address."""
 
 TYPOLOGIES = FRAUD_TYPOLOGIES + HONEST_LOOKALIKES
 

@@ -10,6 +10,11 @@ a temporary sibling and swapped in atomically)::
     RUN/accounts.parquet     account_id, score_<stage>, flagged_<stage>, score_combined, flagged_combined
     RUN/decisions.parquet    per order and interaction: decision, layer, reasons, layer scores
     RUN/rules/hits.parquet   per rule: hits and hit rate per entity
+    RUN/lists/list_weights.parquet     per list entry in force: accounts using its resource, how many look
+                             honest, how widely shared, weight, whether it acts (WEIGHT_COLUMNS of
+                             fraudkit.capability.lists)
+    RUN/lists/list_collateral.parquet  per list: entries, accounts touched, of which look honest / unknown,
+                             entries suspended, accounts still touched (COLLATERAL_COLUMNS)
     RUN/<stage>/*.parquet    stage artifacts (a stage's ``timings`` go to the manifest's ``stage_timings``:
                              no wall-clock value is written outside the manifest)
     RUN/training/            with ``train``: what the run learned from the training dataset (reused by
@@ -46,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit import __version__
+from fraudkit.capability.lists import weigh_lists
 from fraudkit.data.atomic import atomic_directory, check_output, write_parquet, write_text
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import load_dataset
@@ -116,7 +122,7 @@ class RunResult:
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
                   seed_pool=None, params=None, run_id=None, now=None,
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
-                  decide_from=None, labels=None) -> RunResult:
+                  decide_from=None, labels=None, list_min_weight=0.5) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -132,7 +138,12 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     train : path or Dataset, optional
         A labelled dataset used to fix each stage's threshold (and passed to stages for supervised models).
     lists : ListStore, optional
-        Default: the dataset's ``list_entries`` table.
+        Default: the dataset's ``list_entries`` table. Weighted by how its resources are shared and used in the
+        data before rules and decisions read it (:func:`fraudkit.capability.lists.weigh_lists`): entries below
+        ``list_min_weight`` are suspended; ``RUN/lists/list_weights.parquet`` and ``list_collateral.parquet``
+        say which and what every list would touch.
+    list_min_weight : float, default=0.5
+        0 trusts every entry as listed.
     decision_policy : DecisionPolicy, optional
     seed_pool : SeedPool or pandas.DataFrame, optional
         The risk seed pool for the graph stage's weak-label propagation: a
@@ -214,7 +225,11 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         # one key per real address and phone for every consumer (fraudkit.pipeline.resolution)
         ds = resolve_entities(ds, notes=notes)
         train_ds = None if train_ds is None else resolve_entities(train_ds)
-        store = lists if lists is not None else list_store_for(ds)
+        weighted = weigh_lists(lists if lists is not None else list_store_for(ds), ds, min_weight=list_min_weight)
+        store = weighted.store
+        if len(weighted.weights) and not weighted.weights["acts"].all():
+            notes.append(f"lists: {int((~weighted.weights['acts']).sum())} of {len(weighted.weights)} entries "
+                         "suspended: widely shared, honestly used resources (lists/list_weights.parquet)")
         ruleset = _rules_for(ds, load_ruleset(rules if rules is not None else "default"), notes)
         end = data_end(ds)
         if own is not None:
@@ -297,6 +312,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                     if name != "timings":  # wall-clock seconds: the manifest's, not an output's
                         _write_frame(art, tmp / stage / f"{name}.parquet")
             write_parquet(rule_out.hits, tmp / "rules" / "hits.parquet")
+            _write_frame(weighted.weights, tmp / "lists" / "list_weights.parquet")
+            _write_frame(weighted.collateral, tmp / "lists" / "list_collateral.parquet")
             write_parquet(_stringify_ids(scores), tmp / "scores.parquet")
             write_parquet(accounts, tmp / "accounts.parquet")
             write_parquet(decisions, tmp / "decisions.parquet")

@@ -176,6 +176,33 @@ def honest_orders(world: World) -> None:
             cts = p["start"] + (rng.exponential(4, n_c) * MIN_US).astype(np.int64) + SEC_US
             world.claim_parts.append(claim_events(world, rng, fans, cts, p["id"]))
     world.order_parts.extend(parts)
+    _group_buys(world)
+
+
+def _group_buys(world: World) -> None:
+    """Honest group buys: colleagues order one item within the lunch hour, all to their office front desk."""
+    L = world.scenario.lookalikes
+    if L.group_buys <= 0 or L.buyers_per_group_buy <= 0:
+        return
+    rng = check_random_state(component_seed(world.seed, "group_buy"))
+    c = world.commerce
+    reg = world.accounts["reg_us"]
+    honest = np.flatnonzero(world.accounts["honest"])
+    old = honest[reg[honest] < world.start_us - 30 * DAY_US]
+    w = c["weight"] * np.where(c["limited"], 0.0, 1.0)
+    sizes = np.maximum(3, rng.poisson(L.buyers_per_group_buy, L.group_buys))
+    sizes = np.minimum(sizes, max(3, len(old) // (2 * L.group_buys)))
+    who = rng.choice(old, size=min(int(sizes.sum()), len(old)), replace=False)
+    which = np.repeat(np.arange(L.group_buys), sizes)[: len(who)]
+    prod = rng.choice(len(w), size=L.group_buys, p=w / w.sum())
+    office = world.offices[rng.integers(0, len(world.offices), L.group_buys)]
+    day = rng.integers(0, world.days, L.group_buys)
+    start = world.start_us + day * DAY_US + rng.integers(11 * 60, 13 * 60, L.group_buys) * MIN_US
+    ts = start[which] + (rng.random(len(who)) * 60 * MIN_US).astype(np.int64)
+    ts = np.minimum(np.maximum(ts, reg[who] + MIN_US), world.end_us - SEC_US)
+    world.order_parts.append(order_events(world, rng, who, ts, prod[which], qty=rng.integers(1, 3, len(who)),
+                                          addr=office[which]))
+    world.label("account", world.ids("account", who), "honest_group_buy", world.ids("product", prod[which]))
 
 
 def _default_address(world, rng, acc):

@@ -33,7 +33,7 @@ from fraudkit.simulation.population import (
 )
 from fraudkit.simulation.world import DAY_US, HOUR_US, MIN_US, SEC_US, TYPOLOGY_CODES, Events, World, component_seed
 
-__all__ = ["build_community_attacks", "attacker_accounts", "scatter_ips"]
+__all__ = ["build_community_attacks", "attacker_accounts", "scatter_ips", "carrier_nat_ips"]
 
 
 def build_community_attacks(world: World) -> None:
@@ -66,6 +66,7 @@ def attacker_accounts(world: World, rng, n, reg_us, *, dev1, home_ip, virtual_fr
         dev_new=np.asarray(dev1, dtype=np.int64), switch_us=np.full(n, np.iinfo(np.int64).max, dtype=np.int64),
         p_dev2=np.zeros(n), web_frac=np.broadcast_to(web_frac, (n,)).astype(float),
         home_ip=np.asarray(home_ip, dtype=np.uint32), campus_ip=np.zeros(n, dtype=np.uint32), p_campus=np.zeros(n),
+        nat_ip=np.zeros(n, dtype=np.uint32),
         p_mobile=np.broadcast_to(p_mobile, (n,)).astype(float), vpn_ip=np.zeros(n, dtype=np.uint32),
         carrier=rng.integers(0, 3, n).astype(np.int8), household=np.asarray(hh, dtype=np.int64),
         pref=rng.integers(0, len(cat.NOTE_CATEGORIES), n).astype(np.int8), honest=np.zeros(n, dtype=bool),
@@ -77,6 +78,22 @@ def scatter_ips(rng, ip, fraction) -> np.ndarray:
     ip = ip.copy()
     hit = rng.random(len(ip)) < fraction
     ip[hit] = sample_ips(rng, int(hit.sum()), "residential")
+    return ip
+
+
+def carrier_nat_ips(world: World, rng, ip, fraction) -> np.ndarray:
+    """Send a ``fraction`` of actions through carrier NAT IPs honest users share (no draw when 0).
+
+    The ``honest_carrier_nat`` IPs when the scenario has them, else the ordinary carrier pool.
+    """
+    if fraction <= 0 or not len(ip):
+        return ip
+    pool = world.ip_pools.get("carrier_nat")
+    if pool is None or not len(pool):
+        pool = world.ip_pools["carrier"]
+    ip = ip.copy()
+    hit = rng.random(len(ip)) < fraction
+    ip[hit] = pool[rng.integers(0, len(pool), int(hit.sum()))]
     return ip
 
 
@@ -114,7 +131,7 @@ def _offline_script(world, rng, cfg, camps, targets, windows) -> Events:
         ts = t0[rep] + (gap * (order + 0.04 * rng.standard_normal(len(rep)))).astype(np.int64)
         sticky = world.accounts["home_ip"][acc[rep]]
         ip = np.where(rng.random(len(rep)) < 0.7, proxies[rng.integers(0, len(proxies), len(rep))], sticky)
-        ip = scatter_ips(rng, ip, cfg.ip_scatter)
+        ip = carrier_nat_ips(world, rng, scatter_ips(rng, ip, cfg.ip_scatter), cfg.carrier_nat)
         action = rng.choice(["like", "collect"], len(rep), p=[0.8, 0.2])
         for a in ("like", "collect"):
             s = action == a
@@ -158,7 +175,7 @@ def _device_farm(world, rng, cfg, camps, targets, windows) -> Events:
         # the farm's proxy ranges rotate exit addresses inside its /24s
         m = len(ev)
         ev.cols["ip"] = base24[rng.integers(0, len(base24), m)] | rng.integers(2, 254, m).astype(np.uint32)
-        ev.cols["ip"] = scatter_ips(rng, ev.cols["ip"], cfg.ip_scatter)
+        ev.cols["ip"] = carrier_nat_ips(world, rng, scatter_ips(rng, ev.cols["ip"], cfg.ip_scatter), cfg.carrier_nat)
         world.proxy_ips_used.append(ev.cols["ip"])
         parts.append(ev)
         label_campaign(world, "device_farm", cid, acc, dev)
@@ -199,7 +216,7 @@ def _nurtured(world, rng, cfg, camps, targets, windows) -> Events:
         ok = ts < until[rep]
         props = np.tile([1.0, 0.3, 0.15, 0.05, 0.25], (int(ok.sum()), 1))
         ev = reactions(world, rng, acc[rep][ok], ts[ok], tnotes[tgt][ok], props, typ=code, camp=cid)
-        ev.cols["ip"] = scatter_ips(rng, ev.cols["ip"], cfg.ip_scatter)
+        ev.cols["ip"] = carrier_nat_ips(world, rng, scatter_ips(rng, ev.cols["ip"], cfg.ip_scatter), cfg.carrier_nat)
         parts.append(ev)
         label_campaign(world, "nurtured_account", cid, acc, np.concatenate([dev, cheap]))
     return Events.concat(parts, EVENT_KEYS)

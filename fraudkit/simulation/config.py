@@ -139,6 +139,18 @@ class LookalikeConfig:
         Live-stream flash sales with an honest crowd -> ``honest_flash_sale``.
     buyers_per_flash : int, default=120
         Honest buyers of the flash item within minutes of the start.
+    carrier_nat_ips : int, default=0
+        Mobile-carrier NAT IPs each shared by many unrelated honest accounts that
+        reach the platform through it all day -> ``honest_carrier_nat``. Off by
+        default (the earlier scenarios' seeded output is unchanged).
+    accounts_per_carrier_nat : int, default=110
+        Mean accounts behind each carrier NAT IP; sizes are drawn uniformly
+        from a fifth of it to nearly twice it (20 to 200 at the default).
+    group_buys : int, default=0
+        Honest group buys: colleagues ordering the same item within an hour,
+        all shipped to their office front desk -> ``honest_group_buy``.
+    buyers_per_group_buy : int, default=6
+        Mean colleagues per group buy (3 at least).
     """
 
     shared_device_families: float = 0.03
@@ -149,6 +161,10 @@ class LookalikeConfig:
     fans_per_viral: int = 200
     flash_sales: int = 3
     buyers_per_flash: int = 120
+    carrier_nat_ips: int = 0
+    accounts_per_carrier_nat: int = 110
+    group_buys: int = 0
+    buyers_per_group_buy: int = 6
 
 
 @dataclass(frozen=True)
@@ -227,6 +243,12 @@ class AttackerConfig:
         with or without province / city / district, 单元 dropped, dash forms, Chinese numerals, full-width
         digits, notes) and name a fresh receiver phone on every order, typed in varied formats. Off keeps
         the small Chinese variations and the shared phone pool of earlier versions (and their seeded output).
+    carrier_nat : float, default=0.0
+        Share of paid actions sent through mobile-carrier NAT IPs that honest users share (the
+        ``honest_carrier_nat`` IPs when the scenario has them, else the ordinary carrier pool).
+    home_fraction : float, default=0.0
+        Crowd scalpers: share of orders shipped to the worker's own home instead of a consolidation
+        address (the rest go to the collector's parcel stations).
     """
 
     campaigns: int = 2
@@ -239,6 +261,8 @@ class AttackerConfig:
     device_spoof: float = 0.0
     real_devices: float = 0.0
     vary_strings: bool = False
+    carrier_nat: float = 0.0
+    home_fraction: float = 0.0
 
 
 _ATTACKER_DEFAULTS = {

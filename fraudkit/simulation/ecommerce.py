@@ -6,7 +6,8 @@
     succession to dodge per-account limits on limited-stock items.
 ``crowd_scalper``
     recruited real users buying the same discounted items on their own
-    devices, shipping to a few consolidation addresses; receipts aligned.
+    devices, shipping to a few consolidation addresses (or, a ``home_fraction``
+    of the parcels, to their own homes); receipts aligned.
 ``coupon_abuser``
     bulk accounts registered just before a promotion on virtual-operator
     numbers, emulators and proxies; claim at the opening, order with the coupon.
@@ -20,7 +21,7 @@ import pandas as pd
 from fraudkit.randomness import check_random_state
 from fraudkit.simulation import catalog as cat
 from fraudkit.simulation.commerce import claim_events, order_events
-from fraudkit.simulation.community import attacker_accounts, label_campaign, proxy_pool, scatter_ips
+from fraudkit.simulation.community import attacker_accounts, carrier_nat_ips, label_campaign, proxy_pool, scatter_ips
 from fraudkit.simulation.population import add_activity_block, make_devices, sample_ips
 from fraudkit.simulation.world import DAY_US, HOUR_US, MIN_US, SEC_US, TYPOLOGY_CODES, World, component_seed
 
@@ -87,7 +88,7 @@ def _group_scalper(world, rng, cfg, cid):
         qty = np.where(c["limited"][prod], 1, rng.integers(1, 4, len(order)))
         dev, ip = world.resolve(a, ts, rng)
         ip = np.where(rng.random(len(a)) < 0.3 * (1 - cfg.ip_scatter), sample_ips(rng, len(a), "datacenter"), ip)
-        ip = scatter_ips(rng, ip, cfg.ip_scatter)
+        ip = carrier_nat_ips(world, rng, scatter_ips(rng, ip, cfg.ip_scatter), cfg.carrier_nat)
         world.proxy_ips_used.append(ip)
         base = bases[rng.integers(0, len(bases), len(a))]
         if cfg.vary_strings:  # many typing styles, a fresh receiver phone typed differently on every order
@@ -126,6 +127,9 @@ def _crowd_scalper(world, rng, cfg, cid):
     ts = np.minimum(ts, fest["end"] - SEC_US)
     prod = targets[rng.integers(0, len(targets), m)]
     addr = hubs[rng.integers(0, len(hubs), m)]
+    if cfg.home_fraction > 0:  # some parcels go to the worker's own home, not a consolidation point
+        home = rng.random(m) < cfg.home_fraction
+        addr[home] = world.households[A["household"][a[home]] % len(world.households)]
     rphone = np.where(rng.random(m) < 0.3, collector, A["phone"][a])
     rphone = np.array([p if p is not None else collector for p in rphone], dtype=object)
     pickup = fest["end"] + int(rng.uniform(0.5, 2) * DAY_US)
@@ -162,7 +166,7 @@ def _coupon_abuser(world, rng, cfg, cid):
     cts = cts.astype(np.int64) + SEC_US
     cts = np.maximum(np.minimum(cts, promo["end"] - HOUR_US), world.accounts["reg_us"][a] + MIN_US)
     dev, ip = world.resolve(a, cts, rng)
-    ip = scatter_ips(rng, ip, cfg.ip_scatter)
+    ip = carrier_nat_ips(world, rng, scatter_ips(rng, ip, cfg.ip_scatter), cfg.carrier_nat)
     claims = claim_events(world, rng, a, cts, promo["id"], typ=code, camp=cid, dev=dev, ip=ip)
     world.claim_parts.append(claims)
     cheap = np.flatnonzero(c["price"] * (1 - c["discount"]) < 3 * c["coupon_value"])

@@ -2,7 +2,7 @@
 
 Activity is heavy-tailed (lognormal rates), follows a daily rhythm, and every
 like, collect, comment, share or follow of a person follows a view. The
-look-alikes built here (family devices, campus IPs, viral fans) are labelled
+look-alikes built here (family devices, campus IPs, carrier NAT IPs, viral fans) are labelled
 so evaluation can measure false positives on them.
 """
 
@@ -128,7 +128,7 @@ def build_population(world: World) -> np.ndarray:
     idx = world.accounts.add(
         reg_us=reg, channel=channel, phone=phone, dev1=dev1, dev2=dev2, dev_new=dev_new, switch_us=switch,
         p_dev2=p_dev2, web_frac=web_frac, home_ip=home_ips[hh], campus_ip=np.zeros(n, dtype=np.uint32),
-        p_campus=np.zeros(n), p_mobile=p_mobile, vpn_ip=vpn_ip, carrier=rng.integers(0, 3, n).astype(np.int8),
+        p_campus=np.zeros(n), nat_ip=np.zeros(n, dtype=np.uint32), p_mobile=p_mobile, vpn_ip=vpn_ip, carrier=rng.integers(0, 3, n).astype(np.int8),
         household=hh.astype(np.int64), pref=rng.integers(0, len(cat.NOTE_CATEGORIES), n).astype(np.int8),
         honest=np.ones(n, dtype=bool),
     )
@@ -136,6 +136,7 @@ def build_population(world: World) -> np.ndarray:
     _bindings(world, rng, idx, reg, channel)
     _families(world, rng, idx, hh, reg)
     _campus(world, rng, idx, reg)
+    _carrier_nat(world, idx)
     _notes(world, rng, idx, reg)
 
     rate = P.views_per_day * rng.lognormal(0, P.activity_sigma, n) * np.exp(-P.activity_sigma**2 / 4)
@@ -297,6 +298,26 @@ def _campus(world, rng, idx, reg):
     A.set("p_campus", members, rng.uniform(0.5, 0.9, len(members)))
     world.campus_members = (members, which)
     world.label("account", world.ids("account", members), "honest_shared_ip", ips[which].astype(np.int64))
+
+
+def _carrier_nat(world, idx):
+    """Mobile-carrier NAT IPs, each the exit of 20-200 unrelated honest accounts all day (own random stream)."""
+    L = world.scenario.lookalikes
+    if L.carrier_nat_ips <= 0 or L.accounts_per_carrier_nat <= 0:
+        return
+    rng = check_random_state(component_seed(world.seed, "carrier_nat"))
+    A = world.accounts
+    free = idx[A["campus_ip"][idx] == 0]
+    lo, hi = max(2, L.accounts_per_carrier_nat // 5), max(3, int(L.accounts_per_carrier_nat * 1.8))
+    sizes = rng.integers(lo, hi + 1, L.carrier_nat_ips)
+    sizes = np.minimum(sizes, len(free) // (2 * L.carrier_nat_ips) + 1)
+    ips = sample_ips(rng, L.carrier_nat_ips, "carrier")
+    world.ip_pools["carrier_nat"] = ips
+    members = rng.choice(free, size=int(sizes.sum()), replace=False)
+    which = np.repeat(np.arange(L.carrier_nat_ips), sizes)
+    A.set("nat_ip", members, ips[which])
+    A.set("p_mobile", members, rng.uniform(0.6, 0.95, len(members)))
+    world.label("account", world.ids("account", members), "honest_carrier_nat", ips[which].astype(np.int64))
 
 
 def _notes(world, rng, idx, reg):

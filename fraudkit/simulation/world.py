@@ -30,7 +30,7 @@ TYPOLOGY_CODES = {t: i for i, t in enumerate(TYPOLOGIES)}
 
 _COMPONENTS = ("ids", "population", "lookalikes", "commerce", "market", "offline_script", "device_farm",
                "nurtured_account", "crowd_engagement", "group_scalper", "crowd_scalper", "coupon_abuser",
-               "buyers", "activity")
+               "buyers", "activity", "carrier_nat", "group_buy")
 
 
 def component_seed(seed: int, name: str) -> np.random.SeedSequence:
@@ -170,8 +170,9 @@ class World:
 
         Follows each account's habits: its phone (switching to the new one
         after ``switch_us``), a second device sometimes, the web sometimes,
-        home broadband, the carrier's changing NAT IPs, campus Wi-Fi in the
-        daytime, a VPN, and now and then a public hotspot.
+        home broadband, the carrier's changing NAT IPs (or the one shared
+        carrier NAT IP of an ``honest_carrier_nat`` account), campus Wi-Fi in
+        the daytime, a VPN, and now and then a public hotspot.
         """
         A = self.accounts
         n = len(acc)
@@ -190,6 +191,8 @@ class World:
         h = (acc.astype(np.uint64) * np.uint64(2654435761) + (hour // 3).astype(np.uint64) * np.uint64(40503)
              + A["carrier"][acc].astype(np.uint64) * np.uint64(7919))
         ip = np.where(mobile, pool[(h % np.uint64(len(pool))).astype(np.int64)], ip)
+        nat = A["nat_ip"][acc]
+        ip = np.where(mobile & (nat > 0), nat, ip)
         campus = A["campus_ip"][acc]
         on_campus = (campus > 0) & (hod >= 8) & (hod < 23) & (rng.random(n) < A["p_campus"][acc])
         ip = np.where(on_campus, campus, ip)

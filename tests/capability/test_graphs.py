@@ -310,3 +310,75 @@ def test_hetero_graph_around_accounts_keeps_what_strong_entities_need(micro_tabl
         assert got.sort_values(key).reset_index(drop=True).equals(want.sort_values(key).reset_index(drop=True))
     with pytest.raises(ValueError, match="around"):
         build_hetero_graph(micro_tables, around=risky)
+
+
+# --- hot entities from the data ------------------------------------------------------------------
+
+from fraudkit.capability.graphs import HOT_COLUMNS, entity_usage, hot_entities, shared_entity_events  # noqa: E402
+from tests.capability.infra_world import NAT_IP, RING_IP, infra_world  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def infra():
+    return infra_world()
+
+
+def test_entity_usage_measures_spread_and_relatedness(infra):
+    data, nat, ring = infra
+    u = entity_usage(data, entity="ip", tables=("logins",)).set_index("entity_id")
+    assert u.loc[NAT_IP, "n_accounts"] == 60 and u.loc[NAT_IP, "n_days"] == 14
+    assert u.loc[NAT_IP, "n_hours"] >= 20 and u.loc[NAT_IP, "peak_hour_share"] < 0.2
+    assert u.loc[NAT_IP, "linked_share"] == 0.0
+    assert u.loc[RING_IP, "n_accounts"] == 12 and u.loc[RING_IP, "peak_hour_share"] == 1.0
+    assert u.loc[RING_IP, "linked_share"] == 1.0  # three accounts on each device
+    assert (u["n_accounts"] >= 2).all()
+
+
+def test_hot_entities_threshold_is_the_far_out_fence_of_the_degrees(infra):
+    data, _, _ = infra
+    u = entity_usage(data, entity="ip", tables=("logins",))
+    h = hot_entities(u, entity_type="ip")
+    q1, q3 = np.quantile(u["n_accounts"], [0.25, 0.75])
+    assert h.attrs["degree_threshold"] == max(5, q3 + 3 * (q3 - q1))
+    assert tuple(h.columns) == HOT_COLUMNS
+    got = h.set_index("entity_id")
+    assert got.loc[NAT_IP, "action"] == "dropped" and "steady use by unrelated accounts" in got.loc[NAT_IP, "reason"]
+    assert got.loc[RING_IP, "action"] == "time_paired"  # bursty, related: paired by time, never dropped
+    assert set(got.index) == {NAT_IP, RING_IP}
+    # steady=False (another medium): hot entities are paired by time only
+    assert set(hot_entities(u, entity_type="ip", steady=False)["action"]) == {"time_paired"}
+
+
+def test_hot_entities_do_not_depend_on_row_order(infra):
+    data, _, _ = infra
+    shuffled = {k: v.sample(frac=1.0, random_state=3) for k, v in data.items()}
+    a = hot_entities(entity_usage(data, entity="ip", tables=("logins",)), entity_type="ip")
+    b = hot_entities(entity_usage(shuffled, entity="ip", tables=("logins",)), entity_type="ip")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_hot_entities_refuses_a_table_that_is_not_usage():
+    with pytest.raises(MissingInputError, match="entity_usage"):
+        hot_entities(pd.DataFrame({"entity_id": ["x"], "n_accounts": [3]}), entity_type="ip")
+
+
+def test_dropping_steady_ips_keeps_the_ring_and_cuts_the_nat_clique(infra):
+    data, nat, ring = infra
+    h = hot_entities(entity_usage(data, entity="ip", tables=("logins",)), entity_type="ip")
+    hot = h.loc[h["action"] == "time_paired", "entity_id"].to_numpy()
+    drop = h.loc[h["action"] == "dropped", "entity_id"].to_numpy()
+    fixed = shared_entity_projection(data["logins"], entity="ip", time="ts")
+    nat_pairs = fixed["src"].isin(nat) & fixed["dst"].isin(nat)
+    assert nat_pairs.sum() >= 60 * 59 / 2 - 1  # under the fixed cap of 200 the NAT is a 60-clique
+    e = shared_entity_projection(data["logins"], entity="ip", time="ts", hot=hot, drop=drop)
+    key = lambda f: sorted(map(tuple, np.sort(f[["src", "dst"]].to_numpy(), axis=1)))  # noqa: E731
+    homes = shared_entity_projection(data["logins"][data["logins"]["ip"] != NAT_IP], entity="ip", time="ts")
+    both = e["src"].isin(nat) & e["dst"].isin(nat)
+    assert set(key(e[both])) <= set(key(homes))  # NAT members are tied only where they share a home
+    ring_pairs = e[e["src"].isin(ring) & e["dst"].isin(ring)]
+    assert len(ring_pairs) == 12 * 11 // 2  # the burst ties every ring pair within the hot window
+    assert e.attrs["n_dropped_entities"] == 1 and e.attrs["n_hot_entities"] == 1
+    # the DuckDB reduction gives the same edges
+    ev = shared_entity_events(data, entity="ip", tables=("logins",), hot=hot, drop=drop)
+    e2 = shared_entity_projection(ev, entity="ip", time="ts", hot=hot, drop=drop)
+    assert key(e2) == key(e)

@@ -121,3 +121,58 @@ def test_contains_checks_each_value_at_its_own_time():
                           as_of=pd.to_datetime(["2024-06-04", "2024-06-06"])).tolist() == [True, False]
     with pytest.raises(FraudkitError, match="as_of times for 2 values"):
         store.contains("scalpers", ["den", "den"], as_of=pd.to_datetime(["2024-06-04"] * 3))
+
+
+# --- lists weighted by sharing ---------------------------------------------------------------------
+
+from fraudkit.capability.lists import (  # noqa: E402
+    COLLATERAL_COLUMNS,
+    WEIGHT_COLUMNS,
+    account_standing,
+    list_usage,
+    weigh_lists,
+)
+from tests.capability.infra_world import NAT_IP, RING_IP, infra_world  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def feed():
+    data, nat, ring = infra_world()
+    s = ListStore()
+    s.add("blacklist", "threat_feed", "ip", [NAT_IP, RING_IP, "58.1.0.9"], reason="vendor feed", actor="intel",
+          at="2024-05-01")
+    s.add("blacklist", "bad_accounts", "account", ["r01"], reason="ban", actor="ana", at="2024-05-01")
+    return data, nat, ring, s
+
+
+def test_account_standing_needs_age_and_activity(feed):
+    data, nat, ring, _ = feed
+    st = account_standing(data)
+    assert (st[list(ring)] == "unknown").all()  # five days old
+    assert (st[list(nat)] == "honest").all()  # 400 days old, active on many days
+
+
+def test_weigh_lists_suspends_a_shared_honest_ip_and_keeps_the_ring(feed):
+    data, nat, ring, s = feed
+    w = weigh_lists(s, data)
+    assert tuple(w.weights.columns) == WEIGHT_COLUMNS and tuple(w.collateral.columns) == COLLATERAL_COLUMNS
+    got = w.weights.set_index("entity_id")
+    assert got.loc[NAT_IP, "n_accounts"] == 60 and got.loc[NAT_IP, "n_look_honest"] == 60
+    assert got.loc[NAT_IP, "sharing"] == 1.0 and got.loc[NAT_IP, "weight"] == 0.0 and not got.loc[NAT_IP, "acts"]
+    assert "shared infrastructure" in got.loc[NAT_IP, "reason"] and "suspended" in got.loc[NAT_IP, "reason"]
+    assert got.loc[RING_IP, "acts"] and got.loc[RING_IP, "n_unknown"] == 12
+    assert got.loc["r01", "acts"] and got.loc["58.1.0.9", "acts"]  # a home IP: not widely shared
+    assert not w.store.contains("threat_feed", [NAT_IP], as_of="2024-06-10")[0]
+    assert w.store.contains("threat_feed", [RING_IP], as_of="2024-06-10")[0]
+    c = w.collateral.set_index(["list_name", "entity_type"]).loc[("threat_feed", "ip")]
+    home = set(list_usage(data, pd.DataFrame({"entity_type": ["ip"], "entity_id": ["58.1.0.9"]}))["account_id"])
+    assert c["accounts_touched"] == 60 + 12 + len(home - nat)
+    assert c["n_entries_suspended"] == 1 and c["accounts_touched_acting"] == 12 + len(home)
+    # min_weight=0 trusts every entry, and the input store is left as it was
+    assert weigh_lists(s, data, min_weight=0).weights["acts"].all() and len(s) == 4
+
+
+def test_weigh_lists_of_an_empty_store(feed):
+    data, *_ = feed
+    w = weigh_lists(ListStore(), data)
+    assert w.weights.empty and w.collateral.empty and len(w.store) == 0

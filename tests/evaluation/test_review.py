@@ -64,10 +64,11 @@ def test_estimate_from_simulated_verdicts_covers_the_true_precision(world):
     true_precision = flagged.isin(fraud).mean()
     true_prevalence = acc["account_id"].astype(str).isin(fraud).mean()
     lab = pd.read_parquet(root / "data" / "labels.parquet")
-    est = estimate_from_review(verdicts_from_labels(review_queue(run, n=60, seed=0), lab))
-    assert est.precision_low <= true_precision <= est.precision_high
-    assert est.prevalence_low <= true_prevalence <= est.prevalence_high
-    assert est.n_verdicts == 60 and est.n_unsure == 0
+    # 95 % intervals: over five review samples at least four cover the truth (one sample may miss by chance)
+    ests = [estimate_from_review(verdicts_from_labels(review_queue(run, n=60, seed=s), lab)) for s in range(5)]
+    assert sum(e.precision_low <= true_precision <= e.precision_high for e in ests) >= 4
+    assert sum(e.prevalence_low <= true_prevalence <= e.prevalence_high for e in ests) >= 4
+    assert all(e.n_verdicts == 60 and e.n_unsure == 0 for e in ests)
 
 
 def test_a_census_of_every_account_is_exact():

@@ -143,7 +143,7 @@ def test_artifacts(output, world):
     _, truth = world
     a = output.artifacts
     assert set(a) == {"communities", "community_profiles", "seed_pool", "strong_entities", "explanations",
-                      "timings"}
+                      "hot_entities", "timings"}
     t = a["timings"]
     assert t["step"].iloc[-1] == "total" and (t["seconds"] >= 0).all()
     assert {"load", "view shared", "view coaction", "view r_ab", "communities coaction", "label propagation",

@@ -107,10 +107,60 @@ def test_time_is_consistent(micro):
         assert micro[name]["ts"].between(start, start + pd.Timedelta(days=7)).all(), name
 
 
+_OPT_IN_LOOKALIKES = {"honest_carrier_nat", "honest_group_buy"}  # off by default: earlier worlds unchanged
+
+
 def test_micro_has_every_typology_and_lookalike(micro):
     typs = set(micro["labels"]["typology"])
     assert set(FRAUD_TYPOLOGIES) - {OWN_FRAUD_TYPOLOGY} <= typs and OWN_FRAUD_TYPOLOGY not in typs
-    assert set(HONEST_LOOKALIKES) <= typs
+    assert set(HONEST_LOOKALIKES) - _OPT_IN_LOOKALIKES <= typs and not _OPT_IN_LOOKALIKES & typs
+
+
+@pytest.fixture(scope="module")
+def shared_infra(tmp_path_factory):
+    """micro with carrier NAT look-alikes, group buys, attackers on carrier NAT and crowd scalpers shipping home."""
+    path = tmp_path_factory.mktemp("scen") / "shared.yaml"
+    path.write_text("extends: micro\nlookalikes: {carrier_nat_ips: 3, accounts_per_carrier_nat: 50, group_buys: 3}\n"
+                    "attackers:\n  coupon_abuser: {carrier_nat: 0.5}\n  crowd_scalper: {home_fraction: 0.5}\n")
+    return generate(load_scenario(path))
+
+
+def test_carrier_nat_lookalikes_share_one_ip_each_all_day(shared_infra):
+    lab, logins = shared_infra["labels"], shared_infra["logins"]
+    nat = lab[lab["typology"] == "honest_carrier_nat"]
+    assert nat["campaign_id"].nunique() == 3 and nat["entity_id"].is_unique
+    assert not set(nat["entity_id"]) & set(lab.loc[lab["typology"] == "honest_shared_ip", "entity_id"])
+    ips = {".".join(str((int(c) >> s) & 255) for s in (24, 16, 8, 0)) for c in nat["campaign_id"].unique()}
+    use = logins[logins["ip"].isin(ips)]
+    per_ip = use.groupby("ip").agg(accounts=("account_id", "nunique"), hours=("ts", lambda t: t.dt.hour.nunique()))
+    assert (per_ip["accounts"] >= 10).all() and (per_ip["hours"] >= 12).all()
+    # mostly its members; coupon abusers routed through carrier NAT appear there too
+    members = set(nat["entity_id"])
+    assert use["account_id"].isin(members).mean() > 0.8
+    ab = lab.loc[(lab["typology"] == "coupon_abuser") & (lab["entity_type"] == "account"), "entity_id"]
+    claims = shared_infra["coupon_claims"]
+    assert claims.loc[claims["account_id"].isin(ab), "ip"].isin(ips).mean() > 0.2
+
+
+def test_group_buys_ship_one_item_to_one_office(shared_infra):
+    lab, orders = shared_infra["labels"], shared_infra["orders"]
+    gb = lab[lab["typology"] == "honest_group_buy"]
+    assert len(gb) >= 9 and gb["entity_id"].is_unique
+    for product, g in gb.groupby("campaign_id"):
+        o = orders[orders["account_id"].isin(g["entity_id"]) & (orders["product_id"] == product)]
+        office = o[o["address"] == o["address"].mode().iloc[0]]  # (a member may also buy it on another day)
+        assert office["account_id"].nunique() == len(g) and office["address"].iloc[0].endswith("楼前台")
+        assert office["ts"].max() - office["ts"].min() <= pd.Timedelta(hours=1)
+
+
+def test_crowd_scalpers_ship_partly_home(micro, shared_infra):
+    def home_share(tables):
+        lab, orders = tables["labels"], tables["orders"]
+        crowd = lab.loc[(lab["typology"] == "crowd_scalper") & (lab["entity_type"] == "order"), "entity_id"]
+        addr = orders.loc[orders["order_id"].isin(crowd), "address"]
+        return (~addr.str.endswith("菜鸟驿站")).mean()
+
+    assert home_share(micro) == 0.0 and 0.3 < home_share(shared_infra) < 0.7
 
 
 def test_ids_are_unique_int64_and_shuffled(micro):

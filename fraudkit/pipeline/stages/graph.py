@@ -32,8 +32,11 @@ import pandas as pd
 from fraudkit.capability.graphs import (
     build_hetero_graph,
     coaction_projection,
+    HOT_COLUMNS,
     edges_to_sparse,
+    entity_usage,
     group_sum,
+    hot_entities,
     shared_entity_events,
     shared_entity_projection,
     unique_int,
@@ -79,8 +82,19 @@ DEFAULTS = {
     "evidence_threshold": 0.5,
     "screened_views": ("shared", "r_ab"),
     "max_degree": 200,
+    "hot": "data",
+    "hot_fence": 3.0,
+    "hot_min_accounts": 5,
+    "hot_steady_types": ("ip",),
+    "mobile_prefixes": (),
 }
-"""Stage parameters; override any of them with ``RunContext(graph={...})``."""
+"""Stage parameters; override any of them with ``RunContext(graph={...})``.
+
+``hot="data"`` decides the shared view's hot entities per medium from the data
+(:func:`fraudkit.capability.graphs.hot_entities`: Tukey's far-out fence of the medium's degrees, at least
+``hot_min_accounts``; steady, carrier-NAT-like entities of the ``hot_steady_types`` are dropped, other hot
+entities are paired by time); the ``max_degree`` cap still applies. ``hot="fixed"`` uses the cap alone (the
+behaviour before). Either way the ``hot_entities`` artifact lists every entity treated as hot and why."""
 
 _COLS = {
     "accounts": ["account_id", "registered_at", "phone"],
@@ -110,7 +124,9 @@ def run(ds, *, context=None) -> StageOutput:
     -------
     StageOutput
         Scores, artifacts ``communities``, ``community_profiles``, ``seed_pool``, ``strong_entities``,
-        ``explanations``, and notes on what was skipped.
+        ``explanations``, ``hot_entities`` (columns :data:`~fraudkit.capability.graphs.HOT_COLUMNS`: each
+        shared entity treated as hot in the shared view, what was done with it and why), and notes on what
+        was skipped.
 
     Examples
     --------
@@ -134,7 +150,7 @@ def run(ds, *, context=None) -> StageOutput:
     accounts = data["accounts"]["account_id"].to_numpy()
 
     views = {}
-    shared = _shared_view(ds, data, p, notes, steps)
+    shared, hot = _shared_view(ds, data, p, notes, steps)
     if shared is not None:
         views["shared"] = shared
         steps.done("view shared", nodes=_n_nodes(shared), edges=len(shared))
@@ -255,7 +271,8 @@ def run(ds, *, context=None) -> StageOutput:
     steps.done("strong entities, seed pool, explanations", rows_in=len(flagged), nodes=len(strong))
     return StageOutput("graph", scores, {
         "communities": communities, "community_profiles": profiles, "seed_pool": pool.table,
-        "strong_entities": strong, "explanations": explanations, "timings": steps.table()}, notes)
+        "strong_entities": strong, "explanations": explanations, "hot_entities": hot,
+        "timings": steps.table()}, notes)
 
 
 def explain_paths(adj, sources, targets, *, max_hops=6) -> tuple[np.ndarray, list]:
@@ -347,39 +364,77 @@ def _capture_evidence(part, data, p):
 
 
 def _shared_view(ds, data, p, notes, steps):
+    """The shared-media view (summed edges) and the table of hot entities it treated specially."""
     event_tables = ("logins", "interactions", "orders", "coupon_claims")
-    parts = []
+    parts, hot_tables = [], []
     md = p["max_degree"]
     mw = p["media_weights"]
+    if p["hot"] not in ("data", "fixed"):
+        raise FraudkitError(f"graph parameter hot must be 'data' or 'fixed', got {p['hot']!r}")
+
+    def decide(src, entity, tables, entity_type, time="ts", link="device_id"):
+        """Hot (time-paired) and dropped entity keys of one medium, from its usage; the fixed cap alone when
+        ``hot="fixed"`` (then the table lists the entities above it)."""
+        u = entity_usage(src, entity=entity, tables=tables, time=time, link=link)
+        if p["hot"] == "fixed":
+            h = u[u["n_accounts"] > md].assign(entity_type=entity_type, degree_threshold=float(md), hot=True,
+                                               steady=False, action="time_paired",
+                                               reason=f"more than max_degree={md} accounts (fixed cap)")
+            h = h.reindex(columns=list(HOT_COLUMNS))
+            hot_tables.append(h)
+            return None, None
+        h = hot_entities(u, entity_type=entity_type, fence=p["hot_fence"], min_accounts=p["hot_min_accounts"],
+                         steady=entity_type in tuple(p["hot_steady_types"]),
+                         mobile_prefixes=tuple(p["mobile_prefixes"]))
+        hot_tables.append(h)
+        steps.done(f"hot {entity_type}s from the data", rows_in=len(u), nodes=len(h))
+        return (h.loc[h["action"] == "time_paired", "entity_id"].to_numpy(),
+                h.loc[h["action"] == "dropped", "entity_id"].to_numpy())
+
     frames = [name for name in event_tables if _has(ds, name)]
     if frames:
         # 38M device events reduce (in DuckDB) to the first use per (account, device) plus hot-device events
-        ev = shared_entity_events(ds, entity="device_id", tables=event_tables, max_degree=md)
-        parts.append((shared_entity_projection(ev, entity="device_id", time="ts", max_degree=md), mw["device_id"]))
+        hot, drop = decide(ds, "device_id", event_tables, "device", link=None)
+        ev = shared_entity_events(ds, entity="device_id", tables=event_tables, max_degree=md, hot=hot, drop=drop)
+        parts.append((shared_entity_projection(ev, entity="device_id", time="ts", max_degree=md, hot=hot, drop=drop),
+                      mw["device_id"]))
         steps.done("shared device events + projection", rows_in=len(ev), edges=len(parts[-1][0]))
     if _has(ds, "logins"):
-        ev = shared_entity_events(ds, entity="ip", tables=("logins",), max_degree=md)
-        parts.append((shared_entity_projection(ev, entity="ip", time="ts", max_degree=md), mw["ip"]))
+        hot, drop = decide(ds, "ip", ("logins",), "ip")
+        ev = shared_entity_events(ds, entity="ip", tables=("logins",), max_degree=md, hot=hot, drop=drop)
+        parts.append((shared_entity_projection(ev, entity="ip", time="ts", max_degree=md, hot=hot, drop=drop),
+                      mw["ip"]))
         steps.done("shared ip events + projection", rows_in=len(ev), edges=len(parts[-1][0]))
         del ev
     acc = data["accounts"]
-    parts.append((shared_entity_projection(acc, entity="phone", time="registered_at", max_degree=md), mw["phone"]))
+    hot, drop = decide({"accounts": acc}, "phone", ("accounts",), "phone", time="registered_at", link=None)
+    parts.append((shared_entity_projection(acc, entity="phone", time="registered_at", max_degree=md, hot=hot,
+                                           drop=drop), mw["phone"]))
     if "bindings" in data:
         b = data["bindings"].assign(binding=lambda f: f["provider"].astype(str) + ":" + f["binding_id"].astype(str))
-        parts.append((shared_entity_projection(b, entity="binding", time="bound_at", max_degree=md), mw["binding"]))
+        hot, drop = decide({"bindings": b}, "binding", ("bindings",), "binding", time="bound_at", link=None)
+        parts.append((shared_entity_projection(b, entity="binding", time="bound_at", max_degree=md, hot=hot,
+                                               drop=drop), mw["binding"]))
     if "orders" in data:
         o = data["orders"]
         o = o.assign(address=normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()).to_numpy())
-        parts.append((shared_entity_projection(o, entity="address", time="ts", max_degree=md), mw["address"]))
-        parts.append((shared_entity_projection(o, entity="receiver_phone", time="ts", max_degree=md),
-                      mw["receiver_phone"]))
+        for col in ("address", "receiver_phone"):
+            hot, drop = decide({"orders": o}, col, ("orders",), col)
+            parts.append((shared_entity_projection(o, entity=col, time="ts", max_degree=md, hot=hot, drop=drop),
+                          mw[col]))
     if not frames and "orders" not in data:
         notes.append("shared view: no logins, interactions or orders; only bound phones and bindings used")
+    hot_table = (pd.concat([h for h in hot_tables if len(h)], ignore_index=True) if any(len(h) for h in hot_tables)
+                 else pd.DataFrame({c: [] for c in HOT_COLUMNS}))
+    if len(hot_table):
+        n = hot_table.groupby(["entity_type", "action"]).size()
+        notes.append("shared view, hot entities (" + p["hot"] + "): "
+                     + ", ".join(f"{k[0]} {k[1]} {v}" for k, v in n.items()))
     e = pd.concat([f.assign(weight=f["weight"] * w) for f, w in parts if len(f)], ignore_index=True) \
         if any(len(f) for f, _ in parts) else None
     if e is None:
-        return None
-    return _sum_parallel_edges(e)
+        return None, hot_table
+    return _sum_parallel_edges(e), hot_table
 
 
 def _sum_parallel_edges(e):
