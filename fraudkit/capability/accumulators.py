@@ -12,6 +12,13 @@ CURRENT ROW``), so it scales to millions of orders.
 Rows whose key has a missing component (an order without a device) get a
 missing counter (NaN): a null device is not one shared device. Rows are never
 dropped.
+
+A counter over the whole data window (an account's actions, orders, sessions)
+grows with the window's length: a dataset of 30 days holds about twice the
+events of one of 14. :func:`observed_days` gives each account's *observed
+days*, the denominator that turns such a count into a rate per day that does
+not depend on how long the data runs (see
+:mod:`fraudkit.capability.features`, ``*_per_day``).
 """
 
 from __future__ import annotations
@@ -23,13 +30,19 @@ import pandas as pd
 
 from fraudkit.data.contract import TABLES
 from fraudkit.data.sqlsource import open_source
+from fraudkit.errors import MissingInputError
 
-__all__ = ["Accumulator", "compute", "compute_by_table", "DEFAULT_ACCUMULATORS", "parse_window"]
+__all__ = ["Accumulator", "compute", "compute_by_table", "observed_days", "observed_days_sql",
+           "DEFAULT_ACCUMULATORS", "MIN_OBSERVED_DAYS", "parse_window"]
 
 _AGGS = ("sum", "count", "count_distinct")
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$")
 _UNITS = {"s": "SECOND", "m": "MINUTE", "min": "MINUTE", "h": "HOUR", "d": "DAY"}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_EVENT_TABLES = ("interactions", "orders", "logins", "coupon_claims")
+
+MIN_OBSERVED_DAYS = 1.0
+"""Observed days are at least this: an account seen for an hour has a rate per day, not per hour."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,60 @@ def compute_by_table(accumulators, data, *, as_of=None) -> dict:
             if src.has(table):
                 out[table] = compute(accs, src)
     return out
+
+
+def observed_days(data, *, as_of=None) -> pd.DataFrame:
+    """Each account's observed days: its time inside the data window, the denominator of a rate per day.
+
+    The window runs from the data's first event (interactions, orders, logins, coupon claims) to its
+    reference time (``as_of``, else just after the last interaction, order or login: see
+    :meth:`fraudkit.data.sqlsource.SqlSource.reference_time`). An account is observed from the later of
+    the window's start and its registration, so an account registered years ago counts the whole window
+    and one registered yesterday counts one day. Point-in-time correct: with ``as_of`` only time before
+    it counts. At least :data:`MIN_OBSERVED_DAYS`.
+
+    Parameters
+    ----------
+    data : Dataset or dict of str to DataFrame
+        Needs ``accounts``, or an event table (accounts are then those with events, observed over the
+        whole window).
+    as_of : timestamp-like, default=None
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id, observed_days`` ordered by ``account_id``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> acc = pd.DataFrame({"account_id": [1, 2], "registered_at": pd.to_datetime(["2023-01-01", "2024-01-08"]),
+    ...                     "register_channel": "app", "phone": None})
+    >>> it = pd.DataFrame({"event_id": [1, 2], "account_id": [1, 2], "device_id": None, "ip": None,
+    ...                    "action": "view", "target_id": 7, "ts": pd.to_datetime(["2024-01-01", "2024-01-10"])})
+    >>> observed_days({"accounts": acc, "interactions": it}, as_of="2024-01-11").observed_days.tolist()
+    [10.0, 3.0]
+    """
+    with open_source(data, as_of=as_of) as src:
+        return src.df(f"SELECT * FROM ({observed_days_sql(src)}) ORDER BY account_id")
+
+
+def observed_days_sql(src) -> str:
+    """SQL of :func:`observed_days` on an open :class:`fraudkit.data.sqlsource.SqlSource`: ``account_id, observed_days``."""
+    ref = f"TIMESTAMP '{src.reference_time().strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+    firsts = [f"SELECT min(ts) AS m FROM {getattr(src.t, t)}" for t in _EVENT_TABLES if src.has(t)]
+    start = f"(SELECT min(m) FROM ({' UNION ALL '.join(firsts)}))" if firsts else ref
+    if src.has("accounts"):
+        since, rel = f"greatest({start}, registered_at)", src.t.accounts
+    elif firsts:
+        since = start
+        rel = "(" + " UNION ".join(f"SELECT DISTINCT account_id FROM {getattr(src.t, t)}"
+                                   for t in _EVENT_TABLES if src.has(t)) + ")"
+    else:
+        raise MissingInputError("observed days need the accounts table or an event table "
+                                f"({', '.join(_EVENT_TABLES)})")
+    return (f"SELECT account_id, greatest(epoch({ref} - coalesce({since}, {ref})) / 86400.0, {MIN_OBSERVED_DAYS}) "
+            f"AS observed_days FROM {rel}")
 
 
 # --- private ------------------------------------------------------------------

@@ -20,6 +20,14 @@ the same target earlier in the session), ``v2l_p10_s`` and ``v2l_median_s``
 that are its top script), ``n_distinct_scripts``, ``script_share_count``
 (the most other accounts sharing one of its *rare* scripts) and
 ``shared_script_sessions`` (sessions whose script is rare and shared).
+Window-invariant versions of the counts (which grow with the data window's
+length): ``sessions_per_day`` (``n_sessions`` per observed day, see
+:func:`fraudkit.capability.accumulators.observed_days`) and
+``shared_script_session_share`` (share of the sessions whose script is rare
+and shared; NaN without a session); ``top_script_share`` already is one.
+Distinct scripts per session is not: the longer the window, the more often
+an account repeats a script. :data:`SEQUENCE_WINDOW_COUNTS` names the counts
+models leave out.
 
 A script is *rare* when it has at least ``min_script_events`` events, at least
 one action other than a view, and at most ``max_script_accounts`` accounts (or
@@ -35,10 +43,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraudkit.capability.accumulators import parse_window
+from fraudkit.capability.accumulators import observed_days_sql, parse_window
 from fraudkit.data.sqlsource import SqlSource, open_source
 
-__all__ = ["sequence_features", "session_scripts", "script_pairs", "SEQUENCE_FEATURES", "ACTION_LETTERS"]
+__all__ = ["sequence_features", "session_scripts", "script_pairs", "SEQUENCE_FEATURES", "SEQUENCE_WINDOW_COUNTS",
+           "ACTION_LETTERS"]
 
 ACTION_LETTERS = {"view": "V", "like": "L", "collect": "C", "comment": "M", "share": "S", "follow": "F"}
 """The letter of each action in a script."""
@@ -46,9 +55,14 @@ ACTION_LETTERS = {"view": "V", "like": "L", "collect": "C", "comment": "M", "sha
 SEQUENCE_FEATURES = (
     "n_sessions", "mean_session_events", "session_events_cv", "session_duration_cv", "blind_engage_share",
     "v2l_p10_s", "v2l_median_s", "fast_engage_share", "top_script", "top_script_share", "n_distinct_scripts",
-    "script_share_count", "shared_script_sessions",
+    "script_share_count", "shared_script_sessions", "sessions_per_day",
+    "shared_script_session_share",
 )
 """Columns of :func:`sequence_features` after ``account_id``."""
+
+SEQUENCE_WINDOW_COUNTS = ("n_sessions", "n_distinct_scripts", "script_share_count", "shared_script_sessions")
+"""Sequence features that grow with the data window's length (more sessions, more chances to meet another
+account's rare script); see :data:`fraudkit.capability.features.WINDOW_COUNTS`."""
 
 _MAX_SCRIPT_EVENTS = 40  # longer sessions are truncated in the script (the count stays exact)
 _HOT_SCRIPT_NEIGHBOURS = 20  # partners per account on a script shared by more than max_script_accounts
@@ -270,4 +284,8 @@ def sequence_features_from_source(src, *, session_gap, fast_seconds, min_script_
     df = src.df(sql)
     for c in ("n_sessions", "n_distinct_scripts", "script_share_count", "shared_script_sessions"):
         df[c] = df[c].fillna(0.0)
+    days = src.df(observed_days_sql(src)).set_index("account_id")["observed_days"]
+    df["sessions_per_day"] = df["n_sessions"].to_numpy() / df["account_id"].map(days).to_numpy(dtype=float)
+    sessions = df["n_sessions"].where(df["n_sessions"] > 0)
+    df["shared_script_session_share"] = df["shared_script_sessions"] / sessions
     return df[["account_id", *SEQUENCE_FEATURES]]

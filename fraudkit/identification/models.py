@@ -235,7 +235,9 @@ class LogisticScorer(_SupervisedScorer):
         Z = np.where(np.isnan(Z), self.median_, Z)
         self.mean_ = Z.mean(axis=0)
         sd = Z.std(axis=0)
-        self.scale_ = np.where(sd > 0, sd, 1.0)
+        # a constant column has a rounding-error spread (1e-17: np.mean of n equal floats need not be that
+        # float); dividing by it turns the next dataset's slightly different constant into a 1e8 z-score
+        self.scale_ = np.where(sd > 1e-9 * (1.0 + np.abs(self.mean_)), sd, 1.0)
         est = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SkConvergence)

@@ -5,7 +5,15 @@ import pandas as pd
 import pytest
 from _toy import toy_tables
 
-from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, Accumulator, compute, compute_by_table, parse_window
+from fraudkit.capability.accumulators import (
+    DEFAULT_ACCUMULATORS,
+    Accumulator,
+    compute,
+    compute_by_table,
+    observed_days,
+    parse_window,
+)
+from fraudkit.errors import MissingInputError
 
 
 def _orders():
@@ -94,3 +102,24 @@ def test_where_quotes_values_safely():
     o = _orders().assign(address=["it's", "it's", "a", "a", "a"])
     acc = Accumulator("q", key=("product_id",), window=None, agg="count", where={"address": "it's"})
     assert compute([acc], {"orders": o}).set_index("order_id").q.loc[[5, 4]].tolist() == [1.0, 2.0]
+
+
+def test_observed_days_window_registration_cut_and_floor():
+    acc = pd.DataFrame({"account_id": [3, 1, 2], "registered_at": pd.to_datetime(["2024-01-04 18:00", "2022-01-01 00:00",
+                                                                                  "2024-01-02 12:00"]),
+                        "register_channel": "app", "phone": None})
+    orders = _orders()  # the window starts at the first order, 2024-01-01 08:00
+    logins = pd.DataFrame({"login_id": [1], "account_id": [1], "device_id": "x", "ip": None,
+                           "ts": pd.to_datetime(["2024-01-05 08:00"])})
+    got = observed_days({"accounts": acc, "orders": orders, "logins": logins})  # ends after the last login
+    assert got.account_id.tolist() == [1, 2, 3]
+    assert got.observed_days.tolist() == pytest.approx([4 + 1 / 86400, 2 + 20 / 24 + 1 / 86400, 1.0])
+    cut = observed_days({"accounts": acc, "orders": orders, "logins": logins}, as_of="2024-01-03 08:00")
+    # point in time: the later login and account 3 (registered after the cut) are not seen
+    assert cut.set_index("account_id").observed_days.to_dict() == {1: 2.0, 2: 1.0}  # 2: 20 hours, floored
+    # without accounts: every account with events, observed over the whole window
+    alone = observed_days({"orders": orders}, as_of="2024-01-03 08:00")
+    assert alone.observed_days.tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(MissingInputError, match="accounts table or an event table"):
+        observed_days({"promotions": pd.DataFrame({"promotion_id": [1], "name": "a", "starts_at": pd.NaT,
+                                                   "ends_at": pd.NaT})})

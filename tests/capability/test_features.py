@@ -7,6 +7,7 @@ from _toy import T0, toy_tables
 
 from fraudkit.capability.features import (
     ACCOUNT_FEATURES,
+    WINDOW_COUNTS,
     account_behaviour,
     account_features,
     address_features,
@@ -18,6 +19,7 @@ from fraudkit.capability.features import (
     ip_features,
     order_features,
     phone_features,
+    window_invariant,
 )
 from fraudkit.errors import MissingInputError
 
@@ -244,3 +246,85 @@ def test_codevice_point_in_time(toy):
     pd.testing.assert_frame_equal(base, account_features(later, as_of=cut)[cols])
     leaked = account_features(later, as_of=cut + pd.Timedelta(days=2))[cols].set_index("account_id")
     assert leaked.loc[1, "codevice_jaccard_max"] > 0 and np.isnan(base.set_index("account_id").loc[1].iloc[0])
+
+
+def _window_tables():
+    """Account 1 registered long before the window (2024-01-01 .. ), account 2 inside it (2024-01-03 12:00)."""
+    acc = pd.DataFrame({"account_id": [1, 2], "registered_at": pd.to_datetime(["2023-06-01 00:00", "2024-01-03 12:00"]),
+                        "register_channel": "app", "phone": None})
+    ts = ["2024-01-01 00:00", "2024-01-02 09:00", "2024-01-03 09:00"] + [f"2024-01-04 10:0{m}" for m in range(4)]
+    it = pd.DataFrame({"event_id": range(7), "ts": pd.to_datetime(ts), "account_id": [1, 1, 1, 2, 2, 2, 2],
+                       "device_id": ["d1"] * 3 + ["d2"] * 4, "ip": "10.0.0.1", "action": "view", "target_id": 5})
+    promotions = pd.DataFrame({"promotion_id": [1, 2, 3], "name": list("abc"),
+                               "starts_at": pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-06"]),
+                               "ends_at": pd.to_datetime(["2024-01-02", "2024-01-04", "2024-01-07"])})
+    claims = pd.DataFrame({"claim_id": range(5), "account_id": [1, 1, 1, 1, 2], "device_id": "d1", "promotion_id": 1,
+                           "coupon_id": 9, "ts": pd.to_datetime(["2024-01-01 10:00"] * 4 + ["2024-01-04 11:00"])})
+    return {"accounts": acc, "interactions": it, "promotions": promotions, "coupon_claims": claims}
+
+
+def test_rates_per_observed_day_exact_and_point_in_time():
+    t = _window_tables()
+    f = account_features(t, as_of="2024-01-05").set_index("account_id")
+    # observed from max(window start 2024-01-01, registration) to as_of
+    assert f.observed_days.tolist() == [4.0, 1.5]
+    assert f.actions_per_day.tolist() == pytest.approx([3 / 4, 4 / 1.5])
+    assert f.active_day_share.tolist() == pytest.approx([3 / 4, 1 / 1.5])
+    assert f.actions_per_active_day.tolist() == [1.0, 4.0]
+    # promotions running while observed: account 1 sees 1 and 2, account 2 only 2 (3 starts after as_of)
+    assert f.coupon_claims_per_promotion.tolist() == [2.0, 1.0]
+    # a day earlier the denominators stop at the cut: account 2 is observed half a day, counted as one
+    g = account_features(t, as_of="2024-01-04").set_index("account_id")
+    assert g.observed_days.tolist() == [3.0, 1.0]
+    assert g.actions_per_day.tolist() == [1.0, 0.0] and np.isnan(g.actions_per_active_day[2])
+    assert g.coupon_claims_per_promotion.tolist() == [2.0, 0.0]
+
+
+def test_window_invariant_drops_only_window_counts(toy):
+    X = account_behaviour(toy)
+    assert set(WINDOW_COUNTS) <= set(X.columns)  # no name out of date
+    kept = window_invariant(X)
+    assert list(kept.columns) == [c for c in X.columns if c not in WINDOW_COUNTS]
+    for rate in ("actions_per_day", "sessions_per_day", "orders_per_day", "active_day_share",
+                 "max_daily_accounts_per_ip", "coupon_claims_per_promotion"):
+        assert rate in kept.columns
+    assert "n_actions" in X.columns  # the input is not changed: rules still read the counts
+
+
+@pytest.fixture(scope="module")
+def two_windows():
+    """One world (micro, seed 0) simulated over 7 and over 14 days: honest accounts' features of each."""
+    import dataclasses
+
+    from fraudkit.identification.models import labels_for
+    from fraudkit.simulation import generate, load_scenario
+
+    out = {}
+    for days in (7, 14):
+        tables = generate(dataclasses.replace(load_scenario("micro"), days=days), seed=0)
+        X = account_behaviour(tables)
+        _, typology = labels_for(X.account_id, tables["labels"])
+        out[days] = X[typology.to_numpy() == "honest"]
+    return out
+
+
+@pytest.mark.parametrize("count, rate", [("n_actions", "actions_per_day"), ("n_active_days", "active_day_share"),
+                                         ("n_sessions", "sessions_per_day")])
+def test_rates_agree_across_window_lengths_where_counts_do_not(two_windows, count, rate):
+    from scipy.stats import ks_2samp
+
+    a, b = two_windows[7], two_windows[14]
+    ks = {c: ks_2samp(a[c].dropna(), b[c].dropna()).statistic for c in (count, rate)}
+    # honest activity is steady per day: the count's median grows with the window, the rate's stays
+    assert b[count].median() >= 1.6 * a[count].median()
+    assert b[rate].median() == pytest.approx(a[rate].median(), rel=0.1)
+    assert ks[rate] <= 0.15 and ks[rate] <= ks[count] / 2.5
+
+
+def test_daily_ip_sharing_moves_less_than_window_sharing(two_windows):
+    from scipy.stats import ks_2samp
+
+    a, b = two_windows[7], two_windows[14]
+    ks = {c: ks_2samp(a[c], b[c]).statistic for c in ("max_accounts_per_ip", "max_daily_accounts_per_ip")}
+    assert b.max_accounts_per_ip.median() >= 2 * a.max_accounts_per_ip.median()  # a shared IP gathers accounts
+    assert ks["max_daily_accounts_per_ip"] <= 0.6 * ks["max_accounts_per_ip"]

@@ -5,7 +5,13 @@ import pandas as pd
 import pytest
 from _toy import toy_tables
 
-from fraudkit.capability.sequences import SEQUENCE_FEATURES, script_pairs, sequence_features, session_scripts
+from fraudkit.capability.sequences import (
+    SEQUENCE_FEATURES,
+    SEQUENCE_WINDOW_COUNTS,
+    script_pairs,
+    sequence_features,
+    session_scripts,
+)
 
 
 def _it(rows):
@@ -76,3 +82,15 @@ def test_bad_input():
     with pytest.raises(Exception, match="interactions"):
         sequence_features({"accounts": pd.DataFrame({"account_id": [1], "registered_at": [pd.Timestamp(0)],
                                                      "register_channel": ["app"], "phone": [None]})})
+
+
+def test_sessions_per_day_and_shared_session_share():
+    d = _it([(1, "2024-01-01 10:00:00", "view", 5), (1, "2024-01-01 12:00:00", "like", 5),
+             (1, "2024-01-02 10:00:00", "view", 6), (1, "2024-01-03 10:00:00", "view", 6),
+             (2, "2024-01-03 09:00:00", "view", 6)])
+    f = sequence_features(d, as_of="2024-01-05 10:00").set_index("account_id")
+    # no accounts table: observed from the window's start (2024-01-01 10:00) to as_of, 4 days
+    assert f.sessions_per_day.tolist() == [1.0, 0.25]
+    assert f.shared_script_session_share.tolist() == [0.0, 0.0]
+    assert SEQUENCE_WINDOW_COUNTS == ("n_sessions", "n_distinct_scripts", "script_share_count",
+                                      "shared_script_sessions")

@@ -101,6 +101,23 @@ def test_bad_context_and_parameters_are_refused():
         run(t, context=RunContext(rules=False, train=toy_tables(1), behaviour={"models": ("forest",)}))
     with pytest.raises(FraudkitError, match="unknown behaviour stage parameter.*max_reason.*max_reasons"):
         run(t, context=RunContext(rules=False, behaviour={"max_reason": 5}))
+    with pytest.raises(FraudkitError, match="unknown feature set 'rates'.*'window_invariant', 'all'"):
+        run(t, context=RunContext(rules=False, behaviour={"features": "rates"}))
+
+
+def test_models_fit_window_invariant_features_by_default(scored):
+    from fraudkit.capability.features import WINDOW_COUNTS
+
+    _, out = scored
+    used = set(out.artifacts["logistic_coefficients"].feature)
+    assert not used & set(WINDOW_COUNTS)
+    assert {"actions_per_day", "sessions_per_day", "active_day_share"} <= used
+    assert {"n_actions", "n_sessions"} <= set(out.features["account"].columns)  # still there for rules
+    test = toy_tables(0, **SIZE)
+    test.pop("labels")
+    every = run(test, context=RunContext(seed=0, rules=False, train=toy_tables(1, **SIZE),
+                                         behaviour={"features": "all", "models": ("logistic",)}))
+    assert {"n_actions", "n_sessions"} <= set(every.artifacts["logistic_coefficients"].feature)
 
 
 def test_refuses_training_on_the_scored_data():

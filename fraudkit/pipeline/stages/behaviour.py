@@ -27,7 +27,7 @@ a ``(X, y)`` pair (X with ``account_id`` first), or a dict
 ``{"X": ..., "y": ...}``, or a Dataset / dict of tables carrying ``labels``
 (features are then computed here). The evaluated dataset itself is refused.
 ``target_precision`` (default 0.9), ``seed``, and ``behaviour``: overrides of :data:`DEFAULTS`
-(``models``, ``max_reasons``).
+(``models``, ``max_reasons``, ``features``).
 
 The feature tables (``account`` with the sequence features, ``device``, ``ip``, ``ip24``, ``phone``,
 ``address``, ``order``) are returned in :attr:`StageOutput.features
@@ -48,6 +48,7 @@ from fraudkit.capability.features import (
     ip_features_from_source,
     order_features_from_source,
     phone_features_from_source,
+    window_invariant,
 )
 from fraudkit.capability.lists import ListStore
 from fraudkit.capability.sequences import drop_sessions, script_pairs_from_source, sequence_features_from_source
@@ -65,9 +66,13 @@ from fraudkit.pipeline.stages import StageOutput, empty_scores
 __all__ = ["run", "build_features", "training_data", "combine_scores", "DEFAULTS"]
 
 STAGE = "behaviour"
-DEFAULTS = {"models": ("logistic", "boosting"), "max_reasons": 20000}
+DEFAULTS = {"models": ("logistic", "boosting"), "max_reasons": 20000, "features": "window_invariant"}
 """Stage parameters; ``RunContext(behaviour={...})`` overrides them key by key. ``max_reasons``: model
-reasons are computed for the flagged accounts with the highest scores, at most this many."""
+reasons are computed for the flagged accounts with the highest scores, at most this many. ``features``:
+the account columns the models fit on, ``"window_invariant"`` (every numeric column but the counts that grow
+with the data window's length, :data:`fraudkit.capability.features.WINDOW_COUNTS`: their per-day rates,
+shares and ratios stay, so models trained on a 14-day dataset score a 30-day one alike) or ``"all"``."""
+_FEATURE_SETS = ("window_invariant", "all")
 _SEQ = dict(session_gap="30min", fast_seconds=3.0, min_script_events=4, max_script_accounts=500,
             max_script_share=0.01)
 
@@ -96,7 +101,10 @@ def run(ds, *, context=None) -> StageOutput:
     True
     """
     ctx = _context(context)
-    ctx.parameters(STAGE, DEFAULTS)  # an unknown parameter is refused before any work
+    params = ctx.parameters(STAGE, DEFAULTS)  # an unknown parameter or feature set is refused before any work
+    if params["features"] not in _FEATURE_SETS:
+        raise FraudkitError(f"unknown feature set {params['features']!r} in the behaviour stage's features "
+                            f"parameter; use one of {', '.join(map(repr, _FEATURE_SETS))}")
     notes: list = []
     with step(ctx.progress, ctx.mode, "behaviour features (DuckDB SQL)") as st:
         feats = build_features(ds, notes=notes)
@@ -335,6 +343,8 @@ def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
     want = tuple(params["models"])
     prec = context.target_precision
     cap = int(params["max_reasons"])
+    if params["features"] == "window_invariant":
+        X_tr = window_invariant(X_tr)  # the models then score by name: the counts in acc are not read
     out, models = {}, {}
     for name in want:
         cls = {"logistic": LogisticScorer, "boosting": BoostingScorer}.get(name)
