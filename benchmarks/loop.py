@@ -7,14 +7,17 @@ Usage::
 
 Simulates the scenario in memory (seeded), runs :func:`fraudkit.evaluation.loop.run_closed_loop` into a
 temporary folder (or ``--out``), prints the per-iteration table (labels are read only to
-evaluate) and the wall time.
+evaluate), the seconds of each window (``loop/manifest.json``) and the wall time with the machine load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
+from pathlib import Path
 
 
 def main(argv=None):
@@ -37,6 +40,7 @@ def main(argv=None):
     tables = generate(load_scenario(a.scenario), seed=a.seed)
     t_sim = time.perf_counter() - t0
     out = a.out or tempfile.mkdtemp(prefix="fraudkit-loop-")
+    load_start = os.getloadavg()[0]
     t1 = time.perf_counter()
     res = run_closed_loop(tables, out, n_windows=a.windows, window=a.window, stages=tuple(a.stages.split(",")),
                           seed=a.seed)
@@ -45,7 +49,7 @@ def main(argv=None):
     cols = ["iteration", "window_end", "n_fraud_seen", "flagged_pipeline", "flagged_loop", "n_seeds",
             "watched_products", "sunk_addresses", "sunk_devices", "listed", "recall_pipeline", "recall_loop",
             "precision_pipeline", "precision_loop", "fraud_intercepted_prospective", "leakage_rate_pipeline",
-            "leakage_rate_loop", "seconds"]
+            "leakage_rate_loop"]
     view = s[[c for c in cols if c in s.columns]].assign(window_end=lambda f: f["window_end"].dt.strftime("%m-%d %H:%M"))
     print(f"scenario {a.scenario}, seed {a.seed}, {len(s)} windows, stages {a.stages}")
     print(format_table(view))
@@ -59,7 +63,10 @@ def main(argv=None):
     if len(w) and w["warning"].any():
         print(format_table(w[w["warning"]][["day", "n", "interception_rate", "band_low"]]
                            .assign(day=lambda f: pd.to_datetime(f["day"]).dt.strftime("%Y-%m-%d"))))
-    print(f"\nsimulate {t_sim:.1f}s, loop {t_loop:.1f}s; output in {out}")
+    timings = json.loads((Path(out) / "loop" / "manifest.json").read_text())["timings"]
+    print("\nseconds per window: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    print(f"simulate {t_sim:.1f}s, loop {t_loop:.1f}s (1-minute load {load_start:.1f} at its start, "
+          f"{os.getloadavg()[0]:.1f} at its end, {os.cpu_count()} cores); output in {out}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ and the window's events decided *prospectively* with only what the loop knew at 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ from fraudkit.errors import FraudkitError
 from fraudkit.evaluation.metrics import leakage
 from fraudkit.evaluation.monitoring import interception_early_warning
 from fraudkit.identification.graph.propagation import SeedPool
+from fraudkit.identification.rules import load_ruleset
 from fraudkit.pipeline.score import score_dataset
 
 __all__ = [
@@ -175,7 +177,10 @@ class ClosedLoop:
         """
 
         self._check()
-        tables, labels = _tables_of(data, load_dataset)
+        # the data is loaded and validated once; each window's slice of it is not validated again (a slice of
+        # valid tables, plus the loop's own list entries, is valid) and is named by the data's fingerprint
+        tables, labels, fingerprint = _tables_of(data, load_dataset)
+        rules = load_ruleset(self.rules if self.rules is not None else "default")  # parsed once, not per run
         windows = loop_windows(tables, n_windows=None if self.window else self.n_windows, window=self.window)
         store = ListStore(audit=None)
         pool = SeedPool.empty()
@@ -191,15 +196,15 @@ class ClosedLoop:
                 t0 = time.perf_counter()
                 it = tmp / "loop" / f"iteration_{k}"
                 sl = slice_tables(tables, end, list_store=store)
-                ds = Dataset.from_tables(sl, validate=True)
+                ds = Dataset.from_tables(sl, validate=False, fingerprint=_slice_fingerprint(fingerprint, end, store))
                 # the run is seeded with what earlier windows confirmed (graph weak-label propagation)
                 has_seeds = bool((pool.table["entity_type"] == "account").any())
                 # only the window's events are decided (the loop reads no other decision); accounts are
                 # scored on everything seen so far
-                run = score_dataset(ds, it / "run", stages=self.stages, seed=self.seed, rules=self.rules,
+                run = score_dataset(ds, it / "run", stages=self.stages, seed=self.seed, rules=rules,
                                     seed_pool=pool if has_seeds else None, run_id=f"iteration_{k}", now=end,
                                     params={"graph": dict(self.graph)} if self.graph else None, decide_from=start,
-                                    progress=progress)
+                                    progress=progress, write_features=False)
                 acc = pd.read_parquet(run.run_dir / "accounts.parquet")
                 dec = pd.read_parquet(run.run_dir / "decisions.parquet")
                 # 1. labelling: corroborated flags -> seed pool
@@ -543,21 +548,34 @@ def evaluate_iteration(accounts, flagged_loop, labels, window_decisions=None):
 
 
 def _tables_of(data, load_dataset):
+    """The data's tables as pandas (labels apart) and its fingerprint; the data is validated here, once."""
     if isinstance(data, dict):
         tables = {k: v for k, v in data.items() if v is not None}
+        if "accounts" not in tables:
+            raise FraudkitError("closed loop: the data has no accounts table; it needs the contract's tables")
+        with Dataset.from_tables(tables, validate=True) as ds:
+            fingerprint = ds.fingerprint
     else:
         ds = data if hasattr(data, "table") else load_dataset(data)
         tables = {name: ds.to_pandas(name) for name in ds.tables}
+        fingerprint = ds.fingerprint
     labels = tables.pop(LABEL_TABLE.name, None)
     if "accounts" not in tables:
         raise FraudkitError("closed loop: the data has no accounts table; it needs the contract's tables")
-    return tables, labels
+    return tables, labels, fingerprint
+
+
+def _slice_fingerprint(fingerprint, end, store) -> str:
+    """16 hex digits naming a window's slice: the data's fingerprint, the cut and the loop's list entries."""
+    h = hashlib.sha256(f"{fingerprint}\0{pd.Timestamp(end).isoformat()}\0".encode())
+    if len(store.entries):
+        h.update(pd.util.hash_pandas_object(store.entries.astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _seeded_graph(run_dir, seeded):
     """The graph stage's part of a run: flagged accounts (when seeded), its scores, strong entities, communities."""
-    s = pd.read_parquet(run_dir / "scores.parquet")
-    s = s[s["stage"] == "graph"]
+    s = pd.read_parquet(run_dir / "scores.parquet", filters=[("stage", "==", "graph")])  # not the rules' rows
     g = s[(s["entity_type"] == "account") & (s["method"] == "graph")]
     flagged = set(g.loc[g["flagged"].astype(bool), "entity_id"].astype(str)) if seeded else set()
     p = run_dir / "graph" / "strong_entities.parquet"

@@ -122,7 +122,7 @@ class RunResult:
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
                   seed_pool=None, params=None, run_id=None, now=None,
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
-                  decide_from=None, labels=None, list_min_weight=0.5) -> RunResult:
+                  decide_from=None, labels=None, list_min_weight=0.5, write_features=True) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -181,6 +181,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         The analyst's own labels instead of ``train``: the models are fitted and the operating point is set on
         the data's earlier part with the verdicts known then, and the later verdicts check the run
         (:mod:`fraudkit.pipeline.own_labels`; ``RUN/manifest.json``'s ``own_labels``).
+    write_features : bool, default=True
+        Write ``RUN/features/``; False for a caller that reads only the scores, accounts and decisions (the
+        closed loop's runs, one per window).
 
     Returns
     -------
@@ -305,7 +308,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         timings["decisions"] = time.perf_counter() - t
         t = time.perf_counter()
         with step(progress, "score", "write the run directory") as st:
-            for name, f in feats.items():
+            for name, f in feats.items() if write_features else ():
                 write_parquet(f, tmp / "features" / f"{name}.parquet")
             for stage, o in outputs.items():
                 for name, art in o.artifacts.items():
