@@ -432,11 +432,21 @@ def estimate_share(review: pd.DataFrame, accounts, *, frame=None) -> ShareEstima
     share = float((w * y * d).sum() / n_hat)
     z = (y - share) * d                      # linearised ratio: residuals of the set's reviewed accounts
     var = 0.0
-    for s, part in pd.DataFrame({"s": v["stratum"].to_numpy(), "z": z, "N": size.to_numpy(float)}).groupby("s"):
+    frame_h = pd.DataFrame({"s": v["stratum"].to_numpy(), "z": z, "y": y, "d": d, "N": size.to_numpy(float)})
+    for s, part in frame_h.groupby("s"):
         n_h, big_n = len(part), float(part["N"].iloc[0])
         fpc = max(0.0, 1 - n_h / big_n) if big_n else 0.0
         if fpc > 0 and n_h > 1:
-            var += big_n ** 2 * fpc * float(part["z"].var(ddof=1)) / n_h
+            zz = part["z"].to_numpy()
+            s2 = float(zz.var(ddof=1)) if np.ptp(zz) > 0 else 0.0
+            # a sample that saw no fraud (or only fraud) in the set still leaves doubt: floor the variance with
+            # the set's fraud share smoothed by half a case each way (Agresti & Coull's idea), so a stratum of
+            # 50 honest verdicts does not claim there is no fraud among its thousands of accounts
+            in_d = part["d"].to_numpy()
+            if in_d.sum():
+                p_adj = (float((part["y"].to_numpy() * in_d).sum()) + 0.5) / (float(in_d.sum()) + 1.0)
+                s2 = max(s2, float(in_d.mean()) * p_adj * (1 - p_adj) * n_h / (n_h - 1))
+            var += big_n ** 2 * fpc * s2 / n_h
     var /= n_hat ** 2
     if var <= 0:
         if all(max(0.0, 1 - len(g) / float(g["N"].iloc[0])) == 0
@@ -454,28 +464,25 @@ def estimate_recall(flagged: ShareEstimate, unflagged: ShareEstimate) -> tuple:
     """Recall ``(estimate, low, high)`` from the fraud shares of the flagged and the unflagged accounts.
 
     Fraud flagged ``A = share × accounts`` of the flagged set and fraud missed ``B`` of the unflagged set are
-    estimated from disjoint strata, so independently; recall ``A / (A + B)`` gets its 95 % interval by the
-    delta method on the logit scale (which keeps it inside [0, 1]).
+    estimated from disjoint strata, so independently; recall is ``A / (A + B)``. Its interval joins the two
+    intervals at their worst: ``A_low / (A_low + B_high)`` to ``A_high / (A_high + B_low)`` — conservative, and
+    honest when the unflagged sample saw no fraud at all (B = 0 is a point, not a certainty).
 
     Examples
     --------
-    >>> f = ShareEstimate(0.8, 0.7, 0.9, 100, 50, variance=0.0025)
-    >>> u = ShareEstimate(0.02, 0.0, 0.1, 1000, 50, variance=0.0004)
+    >>> f = ShareEstimate(0.8, 0.7, 0.9, 100, 50)
+    >>> u = ShareEstimate(0.0, 0.0, 0.02, 1000, 50)
     >>> [round(x, 3) for x in estimate_recall(f, u)]
-    [0.8, 0.36, 0.966]
+    [1.0, 0.778, 1.0]
     """
     a, b = flagged.share * flagged.accounts, unflagged.share * unflagged.accounts
     if not (np.isfinite(a) and np.isfinite(b)) or a + b <= 0:
         return (np.nan, np.nan, np.nan)
-    r = a / (a + b)
-    if r in (0.0, 1.0):
-        return (float(r), float(r), float(r))
-    va = flagged.accounts ** 2 * (flagged.variance if np.isfinite(flagged.variance) else 0.0)
-    vb = unflagged.accounts ** 2 * (unflagged.variance if np.isfinite(unflagged.variance) else 0.0)
-    var_r = (b * b * va + a * a * vb) / (a + b) ** 4
-    half = _Z * np.sqrt(var_r) / (r * (1 - r))
-    logit = np.log(r / (1 - r))
-    return (float(r), float(1 / (1 + np.exp(-(logit - half)))), float(1 / (1 + np.exp(-(logit + half)))))
+    a_lo, a_hi = flagged.low * flagged.accounts, flagged.high * flagged.accounts
+    b_lo, b_hi = unflagged.low * unflagged.accounts, unflagged.high * unflagged.accounts
+    low = a_lo / (a_lo + b_hi) if a_lo + b_hi > 0 else 0.0
+    high = a_hi / (a_hi + b_lo) if a_hi + b_lo > 0 else 1.0
+    return (float(a / (a + b)), float(low), float(high))
 
 
 def verdicts_from_labels(review: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
