@@ -52,9 +52,6 @@ STRATA = ("top_risk", "uncertain", "random_flagged", "random_unflagged")
 
 _VERDICT_VALUES = (*VERDICTS, "unsure")
 
-_Z = 1.959963984540054
-"""The normal quantile of a two-sided 95 % interval."""
-
 
 def review_queue(run_dir, *, n=200, seed=0, shares=(0.25, 0.25)) -> pd.DataFrame:
     """A review sample of the run's accounts, with strata, inclusion probabilities and explanations.
