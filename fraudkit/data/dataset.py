@@ -133,7 +133,7 @@ class Dataset:
     [1]
     """
 
-    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames")
+    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames", "_ibis_tables")
 
     def __init__(self, *, path, fingerprint, checked: CheckedTables, con, frames=None):
         object.__setattr__(self, "_path", None if path is None else Path(path))
@@ -141,6 +141,7 @@ class Dataset:
         object.__setattr__(self, "_checked", checked)
         object.__setattr__(self, "_con", con)
         object.__setattr__(self, "_frames", frames)  # keeps registered DataFrames alive
+        object.__setattr__(self, "_ibis_tables", {})  # name -> ibis table: Ibis asks DuckDB for the schema each time
 
     def __setattr__(self, name, value):
         raise AttributeError("a Dataset is read-only; build a new one with load_dataset or Dataset.from_tables")
@@ -225,7 +226,10 @@ class Dataset:
         if not self.has(name):
             raise MissingInputError(f"the dataset {self._where()} has no {name!r} table "
                                     f"(present: {', '.join(self.tables) or 'none'}); add {name}.parquet to use it")
-        return self._con.table(self._checked.views[name])
+        cached = self._ibis_tables.get(name)
+        if cached is None:  # an ibis table is an immutable expression over a view that never changes: build it once
+            cached = self._ibis_tables[name] = self._con.table(self._checked.views[name])
+        return cached
 
     def count(self, name: str) -> int:
         """Rows in the table's view (after quarantine)."""
