@@ -180,7 +180,8 @@ def run(ds, *, context=None) -> StageOutput:
         steps.done("consolidation test", rows_in=len(data["orders"]))
     else:
         notes.append("consolidation test skipped: no orders with received_at")
-    member_evidence = community_evidence(data)  # once for every view's profiles
+    # once for every view's profiles; a Dataset's reduced in DuckDB (distinct pairs and per-account counts)
+    member_evidence = community_evidence(data if isinstance(ds, dict) else ds)
     steps.done("community evidence")
     for name, e in views.items():
         e = e[e["weight"] > 0]
