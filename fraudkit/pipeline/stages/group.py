@@ -116,7 +116,7 @@ def run(ds, *, context=None) -> StageOutput:
     # 4. association network
     with timed("association network"):
         _association(ds, tables, context, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
-    del tables
+    del tables, inter  # the frames are not read again
     with timed("scores"):
         scores = _scores(acc_ids, per_method, thresholds)
         artifacts["candidates"] = candidates(*cand_sources, min_score=p["candidate_min_score"])
