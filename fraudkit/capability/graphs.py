@@ -65,6 +65,7 @@ __all__ = [
     "coaction_projection",
     "edges_to_sparse",
     "group_sum",
+    "sort_order",
     "unique_int",
     "time_pairs",
     "require_columns",
@@ -934,7 +935,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         base = big if window is None else int(pd.Timedelta(window).total_seconds())
         hw = int(pd.Timedelta(window if window is not None else hot_window).total_seconds())
         win = np.where(hot, hw, base)
-        order = np.lexsort((acc, t, ent))
+        order = sort_order(ent, t, acc)
         ent, t, acc = ent[order], t[order], acc[order]
         if window is None:
             # small entities: only the first use per account matters
@@ -1003,6 +1004,31 @@ def time_pairs(ent, t, row_window, row_hot, k_neighbors, *, chunk_pairs=20_000_0
         i = rows + lo
         yield i, i + k
         lo = hi
+
+
+def sort_order(*keys):
+    """``np.lexsort(keys[::-1])``: the stable order by the first key, then the next, ... (integer keys).
+
+    One stable argsort of a single int64 code when the keys' ranges fit in 63 bits (several times faster
+    than a lexsort on tens of millions of rows), else the lexsort; the same permutation either way.
+
+    Examples
+    --------
+    >>> sort_order(np.array([1, 0, 1, 0]), np.array([5, 7, 2, 7])).tolist()
+    [1, 3, 2, 0]
+    """
+    keys = [np.asarray(k, dtype=np.int64) for k in keys]
+    if not len(keys[0]):
+        return np.zeros(0, dtype=np.int64)
+    code, span = np.zeros(len(keys[0]), dtype=np.int64), 1
+    for k in keys:
+        lo, hi = int(k.min()), int(k.max())
+        width = hi - lo + 1
+        span *= width
+        if span >= 2 ** 62:
+            return np.lexsort(keys[::-1])
+        code = code * width + (k - lo)
+    return np.argsort(code, kind="stable")
 
 
 def group_sum(values, starts):

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from fraudkit.capability.graphs import group_sum, require_columns, time_pairs, to_seconds, unique_int
+from fraudkit.capability.graphs import group_sum, require_columns, sort_order, time_pairs, to_seconds, unique_int
 from fraudkit.errors import MissingInputError
 
 __all__ = ["RabParams", "r_ab_edges", "normalize_address", "in_promotion", "consolidation_scores"]
@@ -381,7 +381,7 @@ def _candidates(ent, t, acc, row_win, hot, k_neighbors, n_acc, item_of_row=None,
     blocking key; ``rcv``: both buyers' first receipts of the item (``rfirst``) within ``receive_window``."""
 
     item_of_row = ent if item_of_row is None else item_of_row
-    order = np.lexsort((acc, t, ent))
+    order = sort_order(ent, t, acc)
     s_ent, s_t, s_acc, s_win, s_item = ent[order], t[order], acc[order], row_win[order], item_of_row[order]
     s_r = None if rfirst is None else rfirst[order]
     nat = np.iinfo(np.int64).min
