@@ -561,12 +561,18 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
                                 f"{d_expr} AS d FROM {v} WHERE {key} IS NOT NULL AND {entity} IS NOT NULL"
                                 for v in selects)
         ev_tbl = src.temp_table(f"usage_{entity}", ev)
-        n_entities = int(src.con.execute(f"SELECT count(DISTINCT e) FROM {ev_tbl}").fetchone()[0])
+        # one (entity, account) aggregate (first use, events) carries the counts; distinct days and hours are
+        # counted over the events of shared entities only (most entities have one account)
+        ek_tbl = src.temp_table(f"usage_ek_{entity}",
+                                f"SELECT e, k, min(t) AS t, count(*) AS n FROM {ev_tbl} GROUP BY e, k")
+        n_entities = int(src.con.execute(f"SELECT count(DISTINCT e) FROM {ek_tbl}").fetchone()[0])
         out = src.con.execute(f"""
-            WITH st AS (SELECT e, count(DISTINCT k) AS n_accounts, count(*) AS n_events,
-                               count(DISTINCT CAST(t AS DATE)) AS n_days, count(DISTINCT hour(t)) AS n_hours
-                        FROM {ev_tbl} GROUP BY e HAVING count(DISTINCT k) >= 2),
-            fu AS (SELECT e, k, min(t) AS t FROM {ev_tbl} WHERE e IN (SELECT e FROM st) GROUP BY e, k),
+            WITH sa AS (SELECT e, count(*) AS n_accounts, CAST(sum(n) AS BIGINT) AS n_events FROM {ek_tbl}
+                        GROUP BY e HAVING count(*) >= 2),
+            dh AS (SELECT e, count(DISTINCT CAST(t AS DATE)) AS n_days, count(DISTINCT hour(t)) AS n_hours
+                   FROM {ev_tbl} WHERE e IN (SELECT e FROM sa) GROUP BY e),
+            st AS (SELECT sa.e, sa.n_accounts, sa.n_events, dh.n_days, dh.n_hours FROM sa JOIN dh ON sa.e = dh.e),
+            fu AS (SELECT e, k, t FROM {ek_tbl} WHERE e IN (SELECT e FROM st)),
             pk AS (SELECT e, max(c) AS peak FROM (SELECT e, date_trunc('hour', t) AS h, count(*) AS c FROM fu
                                                   GROUP BY e, h) GROUP BY e),
             kd AS (SELECT DISTINCT k, d FROM {ev_tbl} WHERE d IS NOT NULL AND k IN (SELECT k FROM fu)),
