@@ -562,7 +562,9 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
                                 for v in selects)
         ev_tbl = src.temp_table(f"usage_{entity}", ev)
         # one (entity, account) aggregate (first use, events) carries the counts; distinct days and hours are
-        # counted over the events of shared entities only (most entities have one account)
+        # counted over the events of shared entities only (most entities have one account); an account is
+        # linked when another account of the entity uses one of its link media (ed: media two or more of the
+        # entity's accounts use), without pairing the accounts of a shared medium
         ek_tbl = src.temp_table(f"usage_ek_{entity}",
                                 f"SELECT e, k, min(t) AS t, count(*) AS n FROM {ev_tbl} GROUP BY e, k")
         n_entities = int(src.con.execute(f"SELECT count(DISTINCT e) FROM {ek_tbl}").fetchone()[0])
@@ -576,9 +578,9 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
             pk AS (SELECT e, max(c) AS peak FROM (SELECT e, date_trunc('hour', t) AS h, count(*) AS c FROM fu
                                                   GROUP BY e, h) GROUP BY e),
             kd AS (SELECT DISTINCT k, d FROM {ev_tbl} WHERE d IS NOT NULL AND k IN (SELECT k FROM fu)),
-            lk AS (SELECT p1.e, count(DISTINCT p1.k) AS n_linked FROM fu p1 JOIN kd d1 ON p1.k = d1.k
-                   JOIN kd d2 ON d1.d = d2.d AND d2.k <> d1.k JOIN fu p2 ON p2.e = p1.e AND p2.k = d2.k
-                   GROUP BY p1.e)
+            ed AS (SELECT fu.e, kd.d FROM fu JOIN kd ON fu.k = kd.k GROUP BY fu.e, kd.d HAVING count(*) >= 2),
+            lk AS (SELECT fu.e, count(DISTINCT fu.k) AS n_linked FROM fu JOIN kd ON fu.k = kd.k
+                   JOIN ed ON ed.e = fu.e AND ed.d = kd.d GROUP BY fu.e)
             SELECT st.e AS entity_id, st.n_accounts, st.n_events, st.n_days, st.n_hours,
                    CAST(pk.peak AS DOUBLE) / st.n_accounts AS peak_hour_share,
                    {"CAST(coalesce(lk.n_linked, 0) AS DOUBLE) / st.n_accounts" if linked else "CAST(NULL AS DOUBLE)"}
