@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from fraudkit.capability.ipranges import ip24_array, ip24_sql
+from fraudkit.capability.ipranges import ip24_array
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer, check_is_fitted
 from fraudkit.randomness import check_random_state
@@ -122,7 +122,7 @@ class DeviceClusterer(BaseScorer):
         usage : dict of str to pandas.DataFrame, optional
             Instead of ``events``, the per-device aggregates the clusterer reads, reduced beforehand (in
             SQL, e.g. :func:`device_usage_sql`): ``"hours"`` (``device_id, hour, action, n``),
-            ``"accounts"`` (``device_id, n_accounts``) and ``"ip24"`` (``device_id, ip24, n``); the same
+            ``"accounts"`` (``device_id, n_accounts``) and ``"ips"`` (``device_id, ip, n``); the same
             clusters as the events they summarise.
 
         Returns
@@ -515,17 +515,15 @@ def device_usage_sql(union_sql: str, con) -> dict:
     -------
     dict of str to pandas.DataFrame
         ``hours`` (``device_id, hour, action, n``), ``accounts`` (``device_id, n_accounts``: distinct
-        accounts, a missing account counting as one) and ``ip24`` (``device_id, ip24, n``), over rows with
-        a device.
+        accounts, a missing account counting as one) and ``ips`` (``device_id, ip, n``), over rows with
+        a device (the /24 is taken later, once per distinct address).
     """
     base = f"(SELECT * FROM ({union_sql}) WHERE device_id IS NOT NULL)"
     return {
         "hours": con(f"SELECT device_id, hour(ts) AS hour, action, count(*) AS n FROM {base} GROUP BY ALL"),
         "accounts": con(f"SELECT device_id, count(DISTINCT account_id) + max(CASE WHEN account_id IS NULL "
                         f"THEN 1 ELSE 0 END) AS n_accounts FROM {base} GROUP BY ALL"),
-        "ip24": con(f"SELECT device_id, ip24, sum(n) AS n FROM (SELECT device_id, {ip24_sql('ip')} AS ip24, "
-                    f"count(*) AS n FROM {base} WHERE ip IS NOT NULL GROUP BY ALL) WHERE ip24 IS NOT NULL "
-                    f"GROUP BY ALL"),
+        "ips": con(f"SELECT device_id, ip, count(*) AS n FROM {base} WHERE ip IS NOT NULL GROUP BY ALL"),
     }
 
 
@@ -547,12 +545,12 @@ def _device_features(devices, events, spec_columns, usage=None):
     feats["ip24"] = None
     if usage is not None:
         hours, mix, n_ev, n_acc = _usage_aggregates(feats, usage, hours, mix)
-        q = usage["ip24"]
+        q = usage["ips"]
         di = pd.Index(feats["device_id"]).get_indexer(q["device_id"])
         ok = di >= 0
         if ok.any():
-            modal = pd.DataFrame({"d": di[ok], "p": q["ip24"].to_numpy(object)[ok],
-                                  "k": q["n"].to_numpy(np.int64)[ok]})
+            modal = pd.DataFrame({"d": di[ok], "p": ip24_array(q["ip"].to_numpy(object)[ok]),
+                                  "k": q["n"].to_numpy(np.int64)[ok]}).dropna()
             modal = modal.groupby(["d", "p"])["k"].sum().astype(np.int64).reset_index()
             modal = modal.sort_values(["d", "k", "p"], ascending=[True, False, True]).drop_duplicates("d")
             col = np.full(n, None, dtype=object)
