@@ -17,6 +17,7 @@ import os
 import threading
 import time
 
+import pandas as pd
 import psutil
 
 
@@ -69,6 +70,8 @@ def main():
     gb = peak.stop()
     print(f"group stage, {secs:.1f}s, peak_rss={gb:.2f} GB, score rows={len(out.scores):,}, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    with pd.option_context("display.width", 200):
+        print(out.artifacts["timings"].to_string(index=False))  # per step: seconds, peak RSS so far (MB)
     for k, v in out.artifacts.items():
         print(f"  artifact {k}: {len(v):,} rows")
     for n in out.notes:

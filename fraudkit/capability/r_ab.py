@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from fraudkit.capability.graphs import group_sum, require_columns, time_pairs, to_seconds, unique_int
+from fraudkit.capability.graphs import group_sum, require_columns, sort_order, time_pairs, to_seconds, unique_int
 from fraudkit.errors import MissingInputError
 
 __all__ = ["RabParams", "r_ab_edges", "normalize_address", "in_promotion", "consolidation_scores"]
@@ -142,7 +142,11 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
     w_promo = int(pd.Timedelta(p.window_promo).total_seconds())
     row_win = np.where(promo, w_promo, w_norm)
     hot_item = d_item > p.max_degree
-    parts = list(_candidates(item, t, acc, row_win, hot_item, p.k_neighbors, n_acc))
+    # first receipt of each row's (buyer, item), NaT as int64 min: W_receive's receipt-time term is read off the
+    # candidate rows themselves (a function of (pair, item) only), never looked up per pair afterwards
+    rfirst = _first_receipt(o, acc, item)
+    parts = list(_candidates(item, t, acc, row_win, hot_item, p.k_neighbors, n_acc, rfirst=rfirst,
+                             receive_window=int(pd.Timedelta(p.receive_window).total_seconds())))
     # each distinct address normalised once for both the blocking key and W_receive
     na = normalize_address(o["address"]) if "address" in o.columns else None
     if "address" in o.columns or "receiver_phone" in o.columns:
@@ -159,18 +163,21 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
             blk = blk.astype(np.int64)
             d_blk = np.bincount(unique_int(blk * n_acc + acc[ok]) // n_acc, minlength=int(blk.max(initial=-1)) + 1)
             sub = _candidates(blk, t[ok], acc[ok], row_win[ok], d_blk > p.max_degree, p.k_neighbors, n_acc,
-                              item_of_row=item[ok])
+                              item_of_row=item[ok], rfirst=None if rfirst is None else rfirst[ok],
+                              receive_window=int(pd.Timedelta(p.receive_window).total_seconds()))
             parts.extend(sub)
     if not parts:
         return _empty(acc_keys)
     pc_all = np.concatenate([f["p"].to_numpy(np.int64) for f in parts])
     it_all = np.concatenate([f["item"].to_numpy(np.int64) for f in parts])
     s_all = np.concatenate([f["s"].to_numpy(float) for f in parts])
+    rcv_all = None if rfirst is None else np.concatenate([f["rcv"].to_numpy(bool) for f in parts])
     del parts
     # one co-purchase per (pair, item): the best-aligned one; pairs in order, their items in order of
     # first appearance (so sums round exactly as the groupby they replace)
-    pi_p, pi_item, pi_s = _best_per_pair_item(pc_all, it_all, s_all, int(item.max(initial=0)) + 1)
-    del pc_all, it_all, s_all
+    pi_p, pi_item, pi_s, pi_rcv = _best_per_pair_item(pc_all, it_all, s_all, int(item.max(initial=0)) + 1,
+                                                      rcv_all)
+    del pc_all, it_all, s_all, rcv_all
     if not len(pi_p):
         return _empty(acc_keys)
     starts = np.r_[0, np.flatnonzero(np.diff(pi_p)) + 1]
@@ -180,8 +187,8 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
     keep = k >= p.min_k
     pc = pi_p[starts][keep]
     a, b = pc // n_acc, pc % n_acc
-    w_recv = _receive_similarity(o, acc, item, a, b, (pi_p, pi_item, starts, keep), params=p, n_acc=n_acc,
-                                 normalized=na)
+    rcv = None if pi_rcv is None else np.logical_or.reduceat(pi_rcv, starts)[keep]
+    w_recv = _receive_similarity(o, acc, a, b, rcv, params=p, normalized=na)
     c_a, c_b = c_user[a], c_user[b]
     r = (sum_w[keep] / np.sqrt(c_a * c_b) * (1 + p.alpha * w_purchase[keep]) * (1 + p.beta * w_recv))
     out = pd.DataFrame({"src": acc_keys[a], "dst": acc_keys[b], "r_ab": r, "k": k[keep],
@@ -369,18 +376,49 @@ def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max
 # --- private helpers ----------------------------------------------------------
 
 
-def _candidates(ent, t, acc, row_win, hot, k_neighbors, n_acc, item_of_row=None):
-    """Yield (pair code, item, time alignment s) frames for co-purchases of one blocking key."""
+def _candidates(ent, t, acc, row_win, hot, k_neighbors, n_acc, item_of_row=None, rfirst=None, receive_window=0):
+    """Yield (pair code, item, time alignment s[, receipts aligned rcv]) frames for co-purchases of one
+    blocking key; ``rcv``: both buyers' first receipts of the item (``rfirst``) within ``receive_window``."""
 
     item_of_row = ent if item_of_row is None else item_of_row
-    order = np.lexsort((acc, t, ent))
+    order = sort_order(ent, t, acc)
     s_ent, s_t, s_acc, s_win, s_item = ent[order], t[order], acc[order], row_win[order], item_of_row[order]
+    s_r = None if rfirst is None else rfirst[order]
+    nat = np.iinfo(np.int64).min
     for i, j in time_pairs(s_ent, s_t, s_win, hot[s_ent], k_neighbors):
         a, b = s_acc[i], s_acc[j]
         ok = (a != b) & (s_t[j] - s_t[i] <= s_win[i])
         i, j, a, b = i[ok], j[ok], a[ok], b[ok]
         s = np.exp(-(s_t[j] - s_t[i]) / np.maximum(s_win[i], 1))
-        yield pd.DataFrame({"p": np.minimum(a, b) * n_acc + np.maximum(a, b), "item": s_item[i], "s": s})
+        f = pd.DataFrame({"p": np.minimum(a, b) * n_acc + np.maximum(a, b), "item": s_item[i], "s": s})
+        if s_r is not None:
+            ri, rj = s_r[i], s_r[j]
+            f["rcv"] = (ri != nat) & (rj != nat) & (np.abs(ri - rj) <= receive_window)
+        yield f
+
+
+def _first_receipt(o, acc, item):
+    """Per order row: the first ``received_at`` (int64 seconds) of its (buyer, item), int64 min where none;
+    None without a ``received_at`` column."""
+    if "received_at" not in o.columns:
+        return None
+    nat = np.iinfo(np.int64).min
+    rt = pd.to_datetime(o["received_at"])
+    ok = rt.notna().to_numpy()
+    r = np.full(len(o), nat, dtype=np.int64)
+    if not ok.any():
+        return r
+    r[ok] = rt[ok].to_numpy("datetime64[s]").astype(np.int64)
+    code = acc.astype(np.int64) * (int(item.max(initial=0)) + 1) + item
+    order = np.argsort(code, kind="stable")
+    sc = code[order]
+    st = np.r_[0, np.flatnonzero(np.diff(sc)) + 1]
+    big = np.iinfo(np.int64).max
+    lo = np.minimum.reduceat(np.where(r[order] == nat, big, r[order]), st)
+    lo = np.where(lo == big, nat, lo)
+    out = np.empty(len(o), dtype=np.int64)
+    out[order] = np.repeat(lo, np.diff(np.r_[st, len(sc)]))
+    return out
 
 
 def _empty(acc_keys):
@@ -391,50 +429,37 @@ def _empty(acc_keys):
     return out
 
 
-def _receive_similarity(o, acc, item, a, b, copurchases, *, params, n_acc, normalized=None):
+def _receive_similarity(o, acc, a, b, receipts_aligned, *, params, normalized=None):
     """W_receive for pairs (a, b) (account codes), by sorted-code lookups (no merges of pair tables).
 
-    ``copurchases`` is ``(p, item, starts, keep)``: the co-purchased items of every candidate pair, grouped
-    by pair code ``p`` (groups start at ``starts``), and the mask of groups that are the pairs ``(a, b)``.
+    ``receipts_aligned`` (or None): per pair, whether a co-purchased item's first receipts by the two buyers
+    are within ``receive_window`` (gathered while the pairs were generated). Each sharing test runs only on
+    the pairs whose W_receive its score could still raise.
     """
     w = np.zeros(len(a))
     if not len(a):
         return w
     n_acc_all = int(acc.max(initial=-1)) + 1
-    n_item = int(item.max(initial=-1)) + 1
 
     def shared(values, score):
+        need = np.flatnonzero(w < score)  # a pair already at or above this score keeps its W_receive
+        if not len(need):
+            return
         codes, _ = pd.factorize(pd.Series(values), sort=False)
         ok = codes >= 0
         n_v = int(codes.max(initial=-1)) + 1
         av = unique_int(acc[ok].astype(np.int64) * max(n_v, 1) + codes[ok])  # sorted (account, value)
-        hit = _pairs_share(a, b, av // max(n_v, 1), av % max(n_v, 1), n_acc_all, max(n_v, 1))
-        w[hit] = np.maximum(w[hit], score)
+        hit = _pairs_share(a[need], b[need], av // max(n_v, 1), av % max(n_v, 1), n_acc_all, max(n_v, 1))
+        w[need[hit]] = score
 
-    if "received_at" in o.columns:
-        rt = pd.to_datetime(o["received_at"])
-        ok = rt.notna().to_numpy()
-        if ok.any():
-            rw = int(pd.Timedelta(params.receive_window).total_seconds())
-            # first receipt per (account, item), looked up by sorted code
-            code = acc[ok].astype(np.int64) * n_item + item[ok]
-            order = np.argsort(code, kind="stable")
-            code, rts = code[order], rt[ok].to_numpy("datetime64[s]").astype(np.int64)[order]
-            st = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
-            u_code, u_rt = code[st], np.minimum.reduceat(rts, st)
-            cp_p, cp_item, starts, keep = copurchases
-            pa, pb = cp_p // n_acc, cp_p % n_acc
-            ra, fa = _lookup(u_code, u_rt, pa * n_item + cp_item)
-            rb, fb = _lookup(u_code, u_rt, pb * n_item + cp_item)
-            row_hit = fa & fb & (np.abs(ra - rb) <= rw)
-            hit = np.logical_or.reduceat(row_hit, starts)[keep] if len(starts) else np.zeros(0, bool)
-            w[hit] = np.maximum(w[hit], params.receive_time)
-    if "address" in o.columns:
-        na = normalize_address(o["address"]) if normalized is None else normalized
-        shared(na["compound"].where(o["address"].notna().to_numpy()).to_numpy(), params.receive_compound)
-        shared(na["address"].where(o["address"].notna().to_numpy()).to_numpy(), 1.0)
     if "receiver_phone" in o.columns:
         shared(o["receiver_phone"].to_numpy(), 1.0)
+    if "address" in o.columns:
+        na = normalize_address(o["address"]) if normalized is None else normalized
+        shared(na["address"].where(o["address"].notna().to_numpy()).to_numpy(), 1.0)
+        shared(na["compound"].where(o["address"].notna().to_numpy()).to_numpy(), params.receive_compound)
+    if receipts_aligned is not None:
+        w[receipts_aligned] = np.maximum(w[receipts_aligned], params.receive_time)
     return w
 
 
@@ -454,18 +479,35 @@ def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=20_000_000):
     """
     lo_idx = np.searchsorted(av_acc, np.arange(n_acc + 1))
     cnt = np.diff(lo_idx)
+    out = np.zeros(len(a), bool)
+    if not len(av_val):
+        return out
+    # most buyers have one or two values: compare those pairs directly (the first two values of each buyer,
+    # padded with -1 on one side and -2 on the other); a pair with a value-less buyer shares none
+    top = max(len(av_val) - 1, 0)
+    v1 = av_val[np.minimum(lo_idx[:-1], top)]
+    v2 = np.where(cnt >= 2, av_val[np.minimum(lo_idx[:-1] + 1, top)], -1)
+    ca, cb = cnt[a], cnt[b]
+    small = np.flatnonzero((ca > 0) & (cb > 0) & (ca <= 2) & (cb <= 2))
+    xa, xb = a[small], b[small]
+    a1, a2, b1 = v1[xa], v2[xa], v1[xb]
+    b2 = np.where(cnt[xb] >= 2, v2[xb], -2)
+    out[small] = (a1 == b1) | (a1 == b2) | (a2 == b1) | (a2 == b2)
+    rest = np.flatnonzero((ca > 0) & (cb > 0) & ((ca > 2) | (cb > 2)))
+    if not len(rest):
+        return out
+    a, b = a[rest], b[rest]
     code = av_acc * n_v + av_val
     x = np.where(cnt[a] <= cnt[b], a, b)
     y = np.where(cnt[a] <= cnt[b], b, a)
     reps = cnt[x]
-    out = np.zeros(len(a), bool)
     for start, stop in _chunk_bounds(np.cumsum(reps), chunk):
         r = reps[start:stop]
         row = np.repeat(np.arange(start, stop), r)
         k = np.arange(len(row)) - np.repeat(np.cumsum(r) - r, r)
         v = av_val[lo_idx[x[row]] + k]
         _, found = _lookup(code, code, y[row] * n_v + v)
-        out[row[found]] = True
+        out[rest[row[found]]] = True
     return out
 
 
@@ -487,19 +529,21 @@ def _chunk_bounds(csum, chunk):
         lo = hi
 
 
-def _best_per_pair_item(pc, item, s, n_item):
-    """Distinct (pair, item) with the largest ``s``; pairs sorted, items of a pair in order of first row."""
+def _best_per_pair_item(pc, item, s, n_item, rcv=None):
+    """Distinct (pair, item) with the largest ``s`` (and ``rcv``, the same on every row of a (pair, item));
+    pairs sorted, items of a pair in order of first row."""
     code = pc * n_item + item
     if not len(code):
-        return code, code.copy(), np.zeros(0)
+        return code, code.copy(), np.zeros(0), None if rcv is None else np.zeros(0, bool)
     order = np.argsort(code)  # ties in any order: first row and best s are reductions
     code = code[order]
     st = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
     first_row = np.minimum.reduceat(order, st)
     smax = np.maximum.reduceat(s[order], st)
+    r = None if rcv is None else rcv[order[st]]
     code = code[st]
     pair = code // n_item
     pair_rank = np.r_[0, np.cumsum(pair[1:] != pair[:-1])]
     by = np.argsort(pair_rank * len(order) + first_row)  # pairs in order, items by first appearance
     code, smax = code[by], smax[by]
-    return code // n_item, code % n_item, smax
+    return code // n_item, code % n_item, smax, None if r is None else r[by]

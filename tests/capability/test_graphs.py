@@ -382,3 +382,18 @@ def test_dropping_steady_ips_keeps_the_ring_and_cuts_the_nat_clique(infra):
     ev = shared_entity_events(data, entity="ip", tables=("logins",), hot=hot, drop=drop)
     e2 = shared_entity_projection(ev, entity="ip", time="ts", hot=hot, drop=drop)
     assert key(e2) == key(e)
+
+
+def test_sort_order_is_the_lexsort_permutation():
+    """Issue 13: one stable argsort of a combined code (or the lexsort when the ranges overflow 63 bits)."""
+    from fraudkit.capability.graphs import sort_order
+
+    rng = np.random.default_rng(0)
+    ent, t, acc = rng.integers(0, 50, 5000), rng.integers(-10**9, 10**9, 5000), rng.integers(0, 30, 5000)
+    t[::7] = t[0]  # ties on every key
+    acc[::7] = acc[0]
+    ent[::7] = ent[0]
+    assert np.array_equal(sort_order(ent, t, acc), np.lexsort((acc, t, ent)))
+    wide = rng.integers(-2**40, 2**40, 5000)  # 2^41 * 2^41 overflows: the lexsort itself
+    assert np.array_equal(sort_order(wide, wide[::-1].copy()), np.lexsort((wide[::-1], wide)))
+    assert len(sort_order(np.zeros(0, np.int64))) == 0

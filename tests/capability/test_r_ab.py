@@ -173,13 +173,13 @@ def test_aggregation_and_receive_similarity_equal_the_pandas_reference():
     seen = {}
     real_best, real_recv = R._best_per_pair_item, R._receive_similarity
 
-    def spy_best(pc, item, s, n_item):
+    def spy_best(pc, item, s, n_item, rcv=None):
         seen["in"] = (pc.copy(), item.copy(), s.copy())
-        return real_best(pc, item, s, n_item)
+        return real_best(pc, item, s, n_item, rcv)
 
-    def spy_recv(o_, acc, item, a, b, cop, **kw):
-        seen["recv"] = (o_, acc, item, a, b, cop, kw)
-        return real_recv(o_, acc, item, a, b, cop, **kw)
+    def spy_recv(o_, acc, a, b, rcv, **kw):
+        seen["recv"] = (o_, acc, a, b)
+        return real_recv(o_, acc, a, b, rcv, **kw)
 
     R._best_per_pair_item, R._receive_similarity = spy_best, spy_recv
     try:
@@ -188,8 +188,9 @@ def test_aggregation_and_receive_similarity_equal_the_pandas_reference():
         R._best_per_pair_item, R._receive_similarity = real_best, real_recv
     pc, item, s = seen["in"]
     pi = pd.DataFrame({"p": pc, "item": item, "s": s}).groupby(["p", "item"], sort=False)["s"].max().reset_index()
-    o_, acc, it, a, b, cop, kw = seen["recv"]
-    n_acc = kw["n_acc"]
+    o_, acc, a, b = seen["recv"]
+    it = pd.factorize(o_["product_id"], sort=False)[0].astype(np.int64)
+    n_acc = int(acc.max()) + 1
     d_item = np.bincount(np.unique(acc * (int(it.max()) + 1) + it) % (int(it.max()) + 1))
     pi["w"] = 1.0 / np.log1p(d_item[pi["item"].to_numpy()])
     agg = pi.groupby("p", sort=True).agg(k=("s", "size"), sum_w=("w", "sum"), w_purchase=("s", "mean"))

@@ -48,7 +48,7 @@ FEATURES = ("size", "density", "mean_weight", "share_device", "share_ip", "share
 
 def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_degree=200,
                              min_edge_weight=0.0, max_component_size=200, resolution=1.0, min_group_size=3,
-                             seed=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                             seed=None, usage=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Link accounts by shared resources and cut the graph into sub-graphs.
 
     Parameters
@@ -72,6 +72,8 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     min_group_size : int, default=3
         Smaller sub-graphs are not reported.
     seed : int or None
+    usage : pandas.DataFrame, optional
+        The stacked usage rows of ``tables`` (``_usage``), when the caller already built them.
 
     Returns
     -------
@@ -94,7 +96,7 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     if unknown:
         raise ValueError(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
     parts = []
-    for res, frame, time, w in _resource_frames(tables, resources, window):
+    for res, frame, time, w in _resource_frames(tables, resources, window, usage):
         if frame["entity"].notna().sum() < 2:
             continue
         e = shared_entity_projection(frame, key="account_id", entity="entity", time=time, window=w,
@@ -138,7 +140,7 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     return member, edges[ecols]
 
 
-def group_features(membership, edges, tables) -> pd.DataFrame:
+def group_features(membership, edges, tables, *, usage=None) -> pd.DataFrame:
     """Sub-graph features (:data:`FEATURES`) of association groups.
 
     Parameters
@@ -150,6 +152,8 @@ def group_features(membership, edges, tables) -> pd.DataFrame:
     tables : mapping of str to pandas.DataFrame
         Contract tables (``accounts``, ``devices``, ``logins``, ``interactions``,
         ``orders``, ``coupon_claims``); missing ones give zero-valued features.
+    usage : pandas.DataFrame, optional
+        The stacked usage rows of ``tables``, when the caller already built them.
 
     Returns
     -------
@@ -171,7 +175,7 @@ def group_features(membership, edges, tables) -> pd.DataFrame:
     for r in RESOURCES:
         col = byres[r] if r in byres else 0.0
         f[f"share_{r}"] = np.asarray(col) / np.maximum(wsum.to_numpy(), 1e-12)
-    usage = _usage(tables)
+    usage = _usage(tables) if usage is None else usage
     acc = tables.get("accounts")
     first = usage.groupby("account_id")["ts"].min() if len(usage) else pd.Series(dtype="datetime64[ns]")
     if acc is not None and len(first):
@@ -304,11 +308,13 @@ class AssociationNetwork(BaseScorer):
         self.classifier_ = None
         if train_tables is not None:
             self.classifier_ = self._train(train_tables, train_labels)
-        member, edges = self._groups(tables)
+        usage = _usage(tables)  # stacked once for the groups and their features
+        member, edges = self._groups(tables, usage)
         self.membership_ = member
         self.edges_ = edges
-        feats = group_features(member, edges, tables) if len(member) else pd.DataFrame(
+        feats = group_features(member, edges, tables, usage=usage) if len(member) else pd.DataFrame(
             columns=["group_id", *FEATURES])
+        del usage
         X = feats[list(FEATURES)].to_numpy(float)
         oof = None
         if labels is not None:
@@ -344,12 +350,12 @@ class AssociationNetwork(BaseScorer):
         m["group_size"] = m.groupby("group_id")["account_id"].transform("size")
         return m[["account_id", "score", "group_id", "group_size", "reason"]]
 
-    def _groups(self, tables):
+    def _groups(self, tables, usage=None):
         return build_association_groups(tables, resources=self.resources, window=self.window,
                                         max_degree=self.max_degree, min_edge_weight=self.min_edge_weight,
                                         max_component_size=self.max_component_size,
                                         resolution=self.resolution, min_group_size=self.min_group_size,
-                                        seed=self.seed)
+                                        seed=self.seed, usage=usage)
 
     def _anomaly(self, X):
         from sklearn.ensemble import IsolationForest
@@ -362,10 +368,11 @@ class AssociationNetwork(BaseScorer):
         return -iso.fit(X).score_samples(X)
 
     def _train(self, train_tables, train_labels):
-        member, edges = self._groups(train_tables)
+        usage = _usage(train_tables)
+        member, edges = self._groups(train_tables, usage)
         if not len(member):
             raise MissingInputError("training dataset produced no association groups; nothing to train on")
-        feats = group_features(member, edges, train_tables)
+        feats = group_features(member, edges, train_tables, usage=usage)
         y = _group_labels(member, feats, train_labels)
         return self._fit_classifier(feats[list(FEATURES)].to_numpy(float), y)
 
@@ -396,9 +403,9 @@ class AssociationNetwork(BaseScorer):
 # --- private helpers ---------------------------------------------------------
 
 
-def _resource_frames(tables, resources, window):
+def _resource_frames(tables, resources, window, usage=None):
     """Yield ``(resource, frame[account_id, entity, ts?], time, window)`` for each available source."""
-    usage = _usage(tables)
+    usage = _usage(tables) if usage is None else usage
     if "device" in resources and len(usage):
         yield "device", usage[["account_id", "device_id", "ts"]].rename(columns={"device_id": "entity"}), "ts", window
     if "ip" in resources and len(usage):

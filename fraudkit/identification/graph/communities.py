@@ -277,6 +277,8 @@ def community_evidence(data) -> CommunityEvidence:
     Parameters
     ----------
     data : fraudkit.data.dataset.Dataset or dict of str to DataFrame
+        A Dataset is reduced in DuckDB (per-account hour counts, distinct (account, device) and
+        (account, address / receiver phone) pairs, per-account order counts): the events never reach pandas.
 
     Returns
     -------
@@ -291,6 +293,8 @@ def community_evidence(data) -> CommunityEvidence:
     >>> e.hours["n"].tolist(), e.devices.values.tolist(), e.missing
     ([2, 1], [[1, 'd']], ('orders', 'logins', 'accounts'))
     """
+    if not isinstance(data, dict) and hasattr(data, "sql"):
+        return _community_evidence_sql(data)
     missing, acc_parts, ts_parts, dev_parts = [], [], [], []
     for name in ("interactions", "orders", "logins"):
         t = read_table(data, name, ["account_id", "ts", "device_id"], required=True)
@@ -328,6 +332,60 @@ def community_evidence(data) -> CommunityEvidence:
         per_order = (pd.DataFrame({"account_id": orders["account_id"].to_numpy(), "d": disc.astype(np.int64)})
                      .groupby("account_id")["d"].agg(n_orders="size", n_discounted="sum").reset_index())
     accounts = read_table(data, "accounts", ["account_id", "registered_at"], required=True)
+    if accounts is None:
+        missing.append("accounts")
+    return CommunityEvidence(devices=devices, hours=hours, last_ts=last_ts, receivers=receivers, orders=per_order,
+                             accounts=accounts, missing=tuple(missing))
+
+
+def _community_evidence_sql(ds) -> CommunityEvidence:
+    """:func:`community_evidence` of a Dataset, reduced in DuckDB: the same tables, order aside."""
+    missing, parts = [], []
+    for name in ("interactions", "orders", "logins"):
+        if not ds.has(name):
+            missing.append(name)
+            continue
+        lack = [c for c in ("account_id", "ts", "device_id") if c not in ds.table(name).columns]
+        if lack:
+            raise MissingInputError(f"{name}: missing column(s) {', '.join(lack)}. Fix: pass a table with those "
+                                    "columns (see fraudkit.data.contract).")
+        parts.append(f"SELECT account_id, ts, device_id FROM {ds.view(name)}")
+    if parts:
+        ev = " UNION ALL ".join(parts)
+        # the clock hour as datetime64[h] counts it: whole hours since the epoch
+        hours = ds.sql(f"SELECT account_id, CAST(epoch_us(ts) // 3600000000 AS BIGINT) AS hour, count(*) AS n "
+                       f"FROM ({ev}) GROUP BY ALL")
+        last = ds.sql(f"SELECT account_id, max(ts) AS ts FROM ({ev}) GROUP BY ALL")
+        last_ts = pd.Series(last["ts"].to_numpy("datetime64[ns]"), index=last["account_id"].to_numpy())
+        devices = ds.sql(f"SELECT DISTINCT account_id, device_id AS x FROM ({ev}) WHERE device_id IS NOT NULL")
+    else:
+        hours = pd.DataFrame({"account_id": [], "hour": np.zeros(0, np.int64), "n": np.zeros(0, np.int64)})
+        last_ts, devices = pd.Series(dtype="datetime64[ns]"), pd.DataFrame({"account_id": [], "x": []})
+    receivers = per_order = None
+    if ds.has("orders"):
+        o = ds.view("orders")
+        lack = [c for c in ("account_id", "product_id", "address", "receiver_phone", "promotion_id")
+                if c not in ds.table("orders").columns]
+        if lack:
+            raise MissingInputError(f"orders: missing column(s) {', '.join(lack)}. Fix: pass a table with those "
+                                    "columns (see fraudkit.data.contract).")
+        adr = ds.sql(f"SELECT DISTINCT account_id, address FROM {o}")
+        address = normalize_address(adr["address"])["address"].where(adr["address"].notna().to_numpy())
+        ph = ds.sql(f"SELECT DISTINCT account_id, receiver_phone FROM {o}")
+        receivers = pd.concat([
+            pd.DataFrame({"account_id": adr["account_id"].to_numpy(), "x": address.to_numpy()}),
+            pd.DataFrame({"account_id": ph["account_id"].to_numpy(),
+                          "x": ("phone:" + ph["receiver_phone"].astype(str)).to_numpy()})], ignore_index=True)
+        receivers = receivers.dropna(subset=["x"]).drop_duplicates(ignore_index=True)
+        disc = "promotion_id IS NOT NULL"
+        join = ""
+        if ds.has("products") and {"product_id", "discount"} <= set(ds.table("products").columns):
+            disc += " OR coalesce(CAST(p.discount AS DOUBLE), 0) > 0"
+            join = f" LEFT JOIN (SELECT product_id, discount FROM {ds.view('products')}) p USING (product_id)"
+        per_order = ds.sql(f"SELECT account_id, count(*) AS n_orders, "
+                           f"CAST(sum(CASE WHEN {disc} THEN 1 ELSE 0 END) AS BIGINT) AS n_discounted "
+                           f"FROM {o}{join} GROUP BY ALL")
+    accounts = read_table(ds, "accounts", ["account_id", "registered_at"], required=True)
     if accounts is None:
         missing.append("accounts")
     return CommunityEvidence(devices=devices, hours=hours, last_ts=last_ts, receivers=receivers, orders=per_order,

@@ -37,6 +37,7 @@ __all__ = [
     "CoActionMiner",
     "profile_clusters",
     "candidates",
+    "device_usage_sql",
 ]
 
 SPEC_COLUMNS = ("model", "os", "os_version", "screen", "app_version", "is_emulator", "is_rooted")
@@ -105,7 +106,7 @@ class DeviceClusterer(BaseScorer):
         self.spec_columns = spec_columns
         self.max_block_size = max_block_size
 
-    def fit(self, devices: pd.DataFrame, events: pd.DataFrame | None = None):
+    def fit(self, devices: pd.DataFrame, events: pd.DataFrame | None = None, *, usage: dict | None = None):
         """Cluster ``devices`` (contract ``devices`` table) using usage ``events``.
 
         Parameters
@@ -118,6 +119,11 @@ class DeviceClusterer(BaseScorer):
             specification identity is available and co-location is zero. Rows may
             be pre-aggregated (in SQL, before they reach pandas): an ``hour`` column
             (0-23) instead of ``ts`` and a count ``n`` of the events each row stands for.
+        usage : dict of str to pandas.DataFrame, optional
+            Instead of ``events``, the per-device aggregates the clusterer reads, reduced beforehand (in
+            SQL, e.g. :func:`device_usage_sql`): ``"hours"`` (``device_id, hour, action, n``),
+            ``"accounts"`` (``device_id, n_accounts``) and ``"ips"`` (``device_id, ip, n``); the same
+            clusters as the events they summarise.
 
         Returns
         -------
@@ -132,7 +138,9 @@ class DeviceClusterer(BaseScorer):
         if devices["device_id"].duplicated().any():
             dup = devices.loc[devices["device_id"].duplicated(), "device_id"].iloc[0]
             raise ValueError(f"devices: duplicate device_id, e.g. {dup!r}; keep one row per device")
-        feats, X = _device_features(devices, events, self.spec_columns)
+        if events is not None and usage is not None:
+            raise ValueError("pass events= or usage= (per-device aggregates of the events), not both")
+        feats, X = _device_features(devices, events, self.spec_columns, usage=usage)
         cluster = self._cluster(feats, X)
         clusters = _cluster_table(feats, X, cluster)
         self.device_features_ = feats.assign(cluster_id=cluster)
@@ -492,7 +500,34 @@ def _require(df, cols, name):
                                 f"Pass a table with these columns (see fraudkit.data.contract).")
 
 
-def _device_features(devices, events, spec_columns):
+def device_usage_sql(union_sql: str, con) -> dict:
+    """The per-device usage aggregates :meth:`DeviceClusterer.fit` reads (``usage=``), reduced in DuckDB.
+
+    Parameters
+    ----------
+    union_sql : str
+        A query of usage rows ``device_id, account_id, ip, ts, action`` (e.g. interactions and logins
+        stacked with ``UNION ALL``).
+    con : callable
+        Runs a SQL query and returns a pandas DataFrame (e.g. ``Dataset.sql``).
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``hours`` (``device_id, hour, action, n``), ``accounts`` (``device_id, n_accounts``: distinct
+        accounts, a missing account counting as one) and ``ips`` (``device_id, ip, n``), over rows with
+        a device (the /24 is taken later, once per distinct address).
+    """
+    base = f"(SELECT * FROM ({union_sql}) WHERE device_id IS NOT NULL)"
+    return {
+        "hours": con(f"SELECT device_id, hour(ts) AS hour, action, count(*) AS n FROM {base} GROUP BY ALL"),
+        "accounts": con(f"SELECT device_id, count(DISTINCT account_id) + max(CASE WHEN account_id IS NULL "
+                        f"THEN 1 ELSE 0 END) AS n_accounts FROM {base} GROUP BY ALL"),
+        "ips": con(f"SELECT device_id, ip, count(*) AS n FROM {base} WHERE ip IS NOT NULL GROUP BY ALL"),
+    }
+
+
+def _device_features(devices, events, spec_columns, usage=None):
     """Per-device signature, fingerprint, modal /24 and the behaviour matrix X."""
     feats = pd.DataFrame({"device_id": devices["device_id"].to_numpy(),
                           "spec_id": devices[list(spec_columns)].astype(str).agg("|".join, axis=1)
@@ -508,7 +543,20 @@ def _device_features(devices, events, spec_columns):
     n_acc = np.zeros(n)
     n_ev = np.zeros(n)
     feats["ip24"] = None
-    if events is not None and len(events):
+    if usage is not None:
+        hours, mix, n_ev, n_acc = _usage_aggregates(feats, usage, hours, mix)
+        q = usage["ips"]
+        di = pd.Index(feats["device_id"]).get_indexer(q["device_id"])
+        ok = di >= 0
+        if ok.any():
+            modal = pd.DataFrame({"d": di[ok], "p": ip24_array(q["ip"].to_numpy(object)[ok]),
+                                  "k": q["n"].to_numpy(np.int64)[ok]}).dropna()
+            modal = modal.groupby(["d", "p"])["k"].sum().astype(np.int64).reset_index()
+            modal = modal.sort_values(["d", "k", "p"], ascending=[True, False, True]).drop_duplicates("d")
+            col = np.full(n, None, dtype=object)
+            col[modal["d"].to_numpy()] = modal["p"].to_numpy()
+            feats["ip24"] = col
+    elif events is not None and len(events):
         _require(events, ["device_id", "account_id", "hour" if "hour" in events.columns else "ts"], "events")
         ev = events[events["device_id"].notna()]
         di = pd.Index(feats["device_id"]).get_indexer(ev["device_id"])
@@ -538,6 +586,26 @@ def _device_features(devices, events, spec_columns):
     X = np.hstack([hp, mp, 0.5 * np.log2(1 + n_acc)[:, None]])
     feats["_hours"] = list(hours)
     return feats, X
+
+
+def _usage_aggregates(feats, usage, hours, mix):
+    """Hour and action counts, events and distinct accounts per device of ``feats`` from ``usage``."""
+    n = len(feats)
+    index = pd.Index(feats["device_id"])
+    h = usage["hours"]
+    di = index.get_indexer(h["device_id"])
+    ok = di >= 0
+    di, w = di[ok], h["n"].to_numpy(float)[ok]  # sums of counts: exact in float
+    np.add.at(hours, (di, h["hour"].to_numpy(np.int64)[ok]), w)
+    n_ev = np.bincount(di, weights=w, minlength=n)
+    ai = pd.Index(_ACTION_ORDER).get_indexer(h["action"].to_numpy(object)[ok])
+    okk = ai >= 0
+    np.add.at(mix, (di[okk], ai[okk]), w[okk])
+    a = usage["accounts"]
+    da = index.get_indexer(a["device_id"])
+    n_acc = np.zeros(n)
+    n_acc[da[da >= 0]] = a["n_accounts"].to_numpy(float)[da >= 0]
+    return hours, mix, n_ev, n_acc
 
 
 def _cluster_table(feats, X, cluster):
@@ -598,7 +666,6 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
     coef = rng.integers(1, 1 << 31, size=r, dtype=np.uint64)
     n = np.int64(len(rows))
     seen = np.zeros(0, dtype=np.int64)  # pair codes i * n + j (i < j), sorted, de-duplicated band by band
-    pending = []  # new codes of the latest bands, each sorted and not in seen
     order_tiebreak = rng.permutation(len(rows))
     for band in range(bands):
         key = np.zeros(len(rows), dtype=np.uint64)
@@ -619,13 +686,12 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
             band_codes.append(np.minimum(i, j2).astype(np.int64) * n + np.maximum(i, j2))
         if band_codes:
             # accounts alike collide in most bands: keeping every band's pairs until the end held them ~bands
-            # times; a band's pairs already seen are dropped at once, the new ones merged when they outgrow it
-            new = _sorted_unique(np.concatenate(band_codes))
-            new = new[~_in_sorted(seen, new)]
-            pending.append(new)
-            if sum(len(x) for x in pending) > len(seen):
-                seen, pending = _sorted_unique(np.concatenate([seen, *pending])), []
-    seen = _sorted_unique(np.concatenate([seen, *pending]))
+            # times; each band's distinct pairs are merged into the sorted ones at once (a stable sort of two
+            # sorted runs is a linear merge)
+            merged = np.concatenate([seen, _sorted_unique(np.concatenate(band_codes))])
+            merged.sort(kind="stable")
+            seen = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+            del merged
     return rows[np.stack([seen // n, seen % n], 1)]
 
 
@@ -633,14 +699,6 @@ def _sorted_unique(codes):
     """``np.unique`` of an int64 array by sorting in place (NumPy 2's hash-based unique is ~20x slower here)."""
     codes.sort()
     return codes[np.concatenate(([True], codes[1:] != codes[:-1]))] if len(codes) else codes
-
-
-def _in_sorted(sorted_codes, codes):
-    """Whether each of ``codes`` is in the sorted array ``sorted_codes``."""
-    if not len(sorted_codes):
-        return np.zeros(len(codes), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_codes, codes), len(sorted_codes) - 1)
-    return sorted_codes[at] == codes
 
 
 def _weighted_jaccard(Ab, Aw, pairs, chunk=500_000):

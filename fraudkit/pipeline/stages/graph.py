@@ -180,7 +180,8 @@ def run(ds, *, context=None) -> StageOutput:
         steps.done("consolidation test", rows_in=len(data["orders"]))
     else:
         notes.append("consolidation test skipped: no orders with received_at")
-    member_evidence = community_evidence(data)  # once for every view's profiles
+    # once for every view's profiles; a Dataset's reduced in DuckDB (distinct pairs and per-account counts)
+    member_evidence = community_evidence(data if isinstance(ds, dict) else ds)
     steps.done("community evidence")
     for name, e in views.items():
         e = e[e["weight"] > 0]
@@ -207,6 +208,8 @@ def run(ds, *, context=None) -> StageOutput:
         m = part.to_frame()
         m.insert(0, "view", name)
         memberships.append(m)
+    del data, member_evidence  # the tables and their evidence are not read again
+    part = e = None
     communities = (pd.concat(memberships, ignore_index=True) if memberships
                    else pd.DataFrame(columns=["view", "account_id", "community", "community_size"]))
     profiles = pd.concat(profiles, ignore_index=True) if profiles else pd.DataFrame(
@@ -231,6 +234,7 @@ def run(ds, *, context=None) -> StageOutput:
                                         + [c.to_numpy().astype(object) for c in confirmed])).unique()
     key_index = pd.Index(accounts)
     adj = _combined_adjacency(views, key_index, p)
+    del views
     steps.done("combined adjacency", nodes=adj.shape[0], edges=adj.nnz // 2)
     seed_idx = key_index.get_indexer(all_seeds)
     seed_idx = seed_idx[seed_idx >= 0]

@@ -30,7 +30,7 @@ from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.base import score_frame
 from fraudkit.identification.graph.association import AssociationNetwork
 from fraudkit.identification.graph.dense import DenseSubgraphDetector
-from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer, candidates
+from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer, candidates, device_usage_sql
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import StageOutput, empty_scores
@@ -116,7 +116,7 @@ def run(ds, *, context=None) -> StageOutput:
     # 4. association network
     with timed("association network"):
         _association(ds, tables, context, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
-    del tables
+    del tables, inter  # the frames are not read again
     with timed("scores"):
         scores = _scores(acc_ids, per_method, thresholds)
         artifacts["candidates"] = candidates(*cand_sources, min_score=p["candidate_min_score"])
@@ -156,10 +156,10 @@ def _load(ds):
 
 def _device_clusters(ds, tables, inter, p, notes, artifacts, per_method, thresholds, cand_sources):
     if "devices" in tables:
-        # the clusterer's per-device counts from one row per (device, account, ip, hour, action) reduced in
+        # the clusterer's per-device aggregates (hour x action counts, distinct accounts, /24 counts) reduced in
         # DuckDB, not a 35M-row stack of interactions and logins in pandas; the (account, device) pairs in
         # order of first use (interactions, then logins), as the accounts' scores pick among equal devices
-        dc = DeviceClusterer(**p["device_cluster"]).fit(tables["devices"], _usage_counts(ds))
+        dc = DeviceClusterer(**p["device_cluster"]).fit(tables["devices"], usage=_device_usage(ds))
         pairs = [inter[["account_id", "device_id"]].drop_duplicates()]
         if "logins" in tables:
             pairs.append(tables["logins"][["account_id", "device_id"]].drop_duplicates())
@@ -177,13 +177,12 @@ def _device_clusters(ds, tables, inter, p, notes, artifacts, per_method, thresho
         notes.append("device_cluster skipped: the dataset has no devices table")
 
 
-def _usage_counts(ds) -> pd.DataFrame:
-    """Interactions and logins counted per device, account, IP, clock hour and action, in DuckDB."""
-    parts = ["SELECT device_id, account_id, ip, hour(ts) AS hour, action FROM interactions"]
+def _device_usage(ds) -> dict:
+    """Interactions and logins reduced in DuckDB to the device clusterer's per-device aggregates."""
+    parts = [f"SELECT device_id, account_id, ip, ts, action FROM {ds.view('interactions')}"]
     if ds.has("logins"):
-        parts.append("SELECT device_id, account_id, ip, hour(ts) AS hour, 'login' AS action FROM logins")
-    return ds.sql(f"SELECT device_id, account_id, ip, hour, action, count(*) AS n "
-                  f"FROM ({' UNION ALL '.join(parts)}) WHERE device_id IS NOT NULL GROUP BY ALL")
+        parts.append(f"SELECT device_id, account_id, ip, ts, 'login' AS action FROM {ds.view('logins')}")
+    return device_usage_sql(" UNION ALL ".join(parts), ds.sql)
 
 
 def _coaction(acts, tables, p, seed, notes, artifacts, per_method, thresholds, cand_sources):

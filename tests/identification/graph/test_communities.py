@@ -123,6 +123,24 @@ def test_profiles_from_evidence_reduced_once_are_the_same():
                                   profile_communities(part, data, known_bad=[0, 7]))
 
 
+def test_evidence_of_a_dataset_reduced_in_duckdb_gives_the_same_profiles():
+    """Issue 13: a Dataset's evidence is reduced in DuckDB (distinct pairs, per-account counts); the profiles
+    of every community equal those from the pandas frames."""
+    from fraudkit.data.dataset import Dataset
+    from fraudkit.simulation import generate, load_scenario
+
+    tables = generate(load_scenario("micro"), seed=0)
+    tables.pop("labels", None)
+    ds = Dataset.from_tables(tables, validate=False)
+    frames = {k: ds.to_pandas(k) for k in ds.tables}
+    a, b = community_evidence(frames), community_evidence(ds)
+    assert len(b.hours) < sum(len(frames[t]) for t in ("interactions", "orders", "logins"))
+    keys = frames["accounts"]["account_id"].to_numpy()
+    part = detect_communities(pd.DataFrame({"src": keys[:-1], "dst": keys[1:], "weight": 1.0}), seed=0)
+    pd.testing.assert_frame_equal(profile_communities(part, frames, evidence=a, known_bad=keys[:5]),
+                                  profile_communities(part, frames, evidence=b, known_bad=keys[:5]))
+
+
 def test_screener_unsupervised_and_supervised():
     part, data, edges = _profile_world()
     prof = profile_communities(part, data, edges=edges, tie_count="n")

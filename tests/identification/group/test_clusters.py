@@ -76,6 +76,26 @@ def test_device_clusterer_on_counts_reduced_before_pandas_is_the_same():
     pd.testing.assert_frame_equal(a.clusters_, b.clusters_)
 
 
+def test_device_clusterer_on_usage_aggregated_in_duckdb_is_the_same():
+    """Issue 13: per-device aggregates reduced in DuckDB (device_usage_sql) give the events' clusters."""
+    import duckdb
+
+    from fraudkit.identification.group.clusters import device_usage_sql
+
+    dev, ev = _devices_and_events(seed=2)
+    con = duckdb.connect()
+    con.register("ev", ev.sample(frac=1.0, random_state=1))  # order-free
+    usage = device_usage_sql("SELECT device_id, account_id, ip, ts, action FROM ev", lambda q: con.sql(q).df())
+    a, b = DeviceClusterer().fit(dev, ev), DeviceClusterer().fit(dev, usage=usage)
+    assert (a.cluster_ >= 0).any()
+    np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
+    pd.testing.assert_frame_equal(a.device_features_.drop(columns="_hours"), b.device_features_.drop(columns="_hours"))
+    np.testing.assert_array_equal(np.stack(a.device_features_["_hours"]), np.stack(b.device_features_["_hours"]))
+    pd.testing.assert_frame_equal(a.clusters_, b.clusters_)
+    with pytest.raises(ValueError, match="not both"):
+        DeviceClusterer().fit(dev, ev, usage=usage)
+
+
 def test_device_clusterer_bad_input():
     dev, ev = _devices_and_events()
     with pytest.raises(MissingInputError):
