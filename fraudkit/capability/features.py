@@ -496,28 +496,70 @@ def _memo(fn):
     return wrapper
 
 
+_CODE = {"device_id": "dk", "ip": "ik", "ip24": "nk"}
+"""Integer code of each wide text key in the events table (:func:`_events`); :func:`_keys` decodes them."""
+
+
 def _events(src: SqlSource) -> str:
-    """Every (account, device, ip, ts) touch: interactions, logins, orders, coupon claims."""
+    """Every (account, device, ip, ts) touch: interactions, logins, orders, coupon claims, keys encoded.
+
+    Columns ``account_id, dk, ik, nk, ts, is_action``: the device, the IP and its /24 as integer codes of
+    :func:`_keys` (null where the key is null), so the feature queries group and count integers; the /24 is
+    computed once per distinct IP, not per event.
+    """
     cached = src.name("events")
     if _exists(src, cached):
         return cached
-    parts = []
-    for name, is_action in (("interactions", 1), ("logins", 0), ("orders", 0), ("coupon_claims", 0)):
-        if src.has(name):
-            parts.append(f"SELECT account_id, CAST(device_id AS VARCHAR) AS device_id, ip, ts, "
-                         f"{is_action} AS is_action "
-                         f"FROM {getattr(src.t, name)}")
-    sql = " UNION ALL ".join(parts)
-    return src.temp_table("events", f"SELECT *, {ip24_sql('ip')} AS ip24 FROM ({sql})")
+    dev, ip, _ = _keys(src)
+    parts = [f"SELECT account_id, CAST(device_id AS VARCHAR) AS device_id, ip, ts, {is_action} AS is_action "
+             f"FROM {getattr(src.t, name)}" for name, is_action in _EVENT_TABLES if src.has(name)]
+    return src.temp_table("events", f"""SELECT e.account_id, d.dk, i.ik, i.nk, e.ts, e.is_action
+        FROM ({" UNION ALL ".join(parts)}) e LEFT JOIN {dev} d ON d.device_id = e.device_id
+        LEFT JOIN {ip} i ON i.ip = e.ip""")
+
+
+_EVENT_TABLES = (("interactions", 1), ("logins", 0), ("orders", 0), ("coupon_claims", 0))
+
+
+def _keys(src: SqlSource) -> tuple:
+    """Dictionaries of the events' wide keys, built once per source: ``(devices, ips, networks)`` tables.
+
+    ``devices``: ``device_id`` (text) and its code ``dk``; ``ips``: ``ip``, ``ik``, its /24 ``ip24``
+    (:func:`fraudkit.capability.ipranges.ip24_sql`, on the distinct addresses) and the /24's code ``nk``;
+    ``networks``: ``ip24`` and ``nk``. Every non-null key of the event tables is in them.
+    """
+    names = tuple(src.name(n) for n in ("keys_device", "keys_ip", "keys_ip24"))
+    if _exists(src, names[2]):
+        return names
+    tables = [getattr(src.t, n) for n, _ in _EVENT_TABLES if src.has(n)]
+    devs = " UNION ".join(f"SELECT DISTINCT CAST(device_id AS VARCHAR) AS device_id FROM {t} "
+                          "WHERE device_id IS NOT NULL" for t in tables)
+    ips = " UNION ".join(f"SELECT DISTINCT ip FROM {t} WHERE ip IS NOT NULL" for t in tables)
+    dev = src.temp_table("keys_device", f"SELECT device_id, CAST(row_number() OVER (ORDER BY device_id) AS INTEGER) "
+                                        f"AS dk FROM ({devs})")
+    ip = src.temp_table("keys_ip", f"""SELECT ip, CAST(row_number() OVER (ORDER BY ip) AS INTEGER) AS ik, ip24,
+        CAST(CASE WHEN ip24 IS NOT NULL THEN dense_rank() OVER (ORDER BY ip24) END AS INTEGER) AS nk
+        FROM (SELECT ip, {ip24_sql('ip')} AS ip24 FROM ({ips}))""")
+    net = src.temp_table("keys_ip24", f"SELECT DISTINCT ip24, nk FROM {ip} WHERE ip24 IS NOT NULL")
+    return dev, ip, net
+
+
+def _decode(src: SqlSource, key: str, sql: str) -> str:
+    """SQL: ``sql`` (keyed by the code of ``key``) with the code replaced by the text key, first."""
+    dev, ip, net = _keys(src)
+    table = {"device_id": dev, "ip": ip, "ip24": net}[key]
+    code = _CODE[key]
+    return f"SELECT k.{key}, b.* EXCLUDE ({code}) FROM ({sql}) b JOIN {table} k USING ({code})"
 
 
 def _account_pairs(src: SqlSource, key: str) -> str:
-    """Temp table of the distinct ``(account_id, key)`` pairs of the events (``key`` not null), cached."""
+    """Temp table of the distinct ``(account_id, code of key)`` pairs of the events (``key`` not null), cached."""
     name = src.name(f"pairs_{key}")
     if _exists(src, name):
         return name
     ev = _events(src)
-    return src.temp_table(f"pairs_{key}", f"SELECT DISTINCT account_id, {key} FROM {ev} WHERE {key} IS NOT NULL")
+    code = _CODE[key]
+    return src.temp_table(f"pairs_{key}", f"SELECT DISTINCT account_id, {code} FROM {ev} WHERE {code} IS NOT NULL")
 
 
 def _exists(src, name) -> bool:
@@ -613,27 +655,29 @@ def account_features_from_source(src: SqlSource) -> pd.DataFrame:
     # one distinct (account, medium) table per medium, reused by every sharing block below (each used
     # to re-scan the 38M-row events table of the large scenario with its own DISTINCT)
     pairs = {key: _account_pairs(src, key) for key in ("device_id", "ip", "ip24")}
-    per = {key: src.temp_table(f"acc_per_{key}", f"SELECT {key}, count(*) AS n FROM {pairs[key]} GROUP BY {key}")
-           for key in pairs}
+    per = {key: src.temp_table(f"acc_per_{key}", f"SELECT {_CODE[key]}, count(*) AS n FROM {pairs[key]} "
+                                                 f"GROUP BY {_CODE[key]}") for key in pairs}
+    dev_keys, ip_keys, _ = _keys(src)
     blocks.append(f"""
-    SELECT account_id, avg(CAST(device_id IS NULL AS DOUBLE)) AS null_device_share
+    SELECT account_id, avg(CAST(dk IS NULL AS DOUBLE)) AS null_device_share
     FROM {ev} GROUP BY account_id""")
     for key, col in (("device_id", "n_devices"), ("ip", "n_ips"), ("ip24", "n_ip24")):
         blocks.append(f"SELECT account_id, CAST(count(*) AS DOUBLE) AS {col} FROM {pairs[key]} GROUP BY account_id")
     for key, col in (("device_id", "max_accounts_per_device"), ("ip", "max_accounts_per_ip"),
                      ("ip24", "max_accounts_per_ip24")):
         blocks.append(f"""SELECT account_id, CAST(max(t.n) AS DOUBLE) AS {col} FROM {pairs[key]} e
-            JOIN {per[key]} t USING ({key}) GROUP BY account_id""")
+            JOIN {per[key]} t USING ({_CODE[key]}) GROUP BY account_id""")
     for key, col in (("ip", "max_daily_accounts_per_ip"), ("ip24", "max_daily_accounts_per_ip24")):
+        code = _CODE[key]
         blocks.append(f"""
-        WITH d AS (SELECT {key}, max(n) AS n FROM (SELECT {key}, CAST(ts AS DATE), count(DISTINCT account_id) AS n
-                   FROM {ev} WHERE {key} IS NOT NULL GROUP BY ALL) GROUP BY {key})
-        SELECT account_id, CAST(max(d.n) AS DOUBLE) AS {col} FROM {pairs[key]} JOIN d USING ({key})
+        WITH d AS (SELECT {code}, max(n) AS n FROM (SELECT {code}, CAST(ts AS DATE), count(DISTINCT account_id) AS n
+                   FROM {ev} WHERE {code} IS NOT NULL GROUP BY ALL) GROUP BY {code})
+        SELECT account_id, CAST(max(d.n) AS DOUBLE) AS {col} FROM {pairs[key]} JOIN d USING ({code})
         GROUP BY account_id""")
     blocks.append(f"""
-    WITH dv AS (SELECT device_id, epoch(max(a.registered_at) - min(a.registered_at)) / 86400.0 AS span
-                FROM {pairs["device_id"]} JOIN {acc} a USING (account_id) GROUP BY device_id HAVING count(*) >= 2)
-    SELECT account_id, min(span) AS min_device_reg_span_days FROM {pairs["device_id"]} JOIN dv USING (device_id)
+    WITH dv AS (SELECT dk, epoch(max(a.registered_at) - min(a.registered_at)) / 86400.0 AS span
+                FROM {pairs["device_id"]} JOIN {acc} a USING (account_id) GROUP BY dk HAVING count(*) >= 2)
+    SELECT account_id, min(span) AS min_device_reg_span_days FROM {pairs["device_id"]} JOIN dv USING (dk)
     GROUP BY account_id""")
     blocks.append(_codevice_block(src, pairs["device_id"], per["device_id"]))
     if dev_env is not None:
@@ -643,7 +687,8 @@ def account_features_from_source(src: SqlSource) -> pd.DataFrame:
                max(d.env_contradiction) AS max_env_contradiction,
                max(d.fingerprint_devices) AS max_fingerprint_devices,
                avg(CAST(d.device_id IS NULL AS DOUBLE)) AS unknown_device_share
-        FROM {pairs["device_id"]} e LEFT JOIN {dev_env} d USING (device_id) GROUP BY account_id""")
+        FROM {pairs["device_id"]} e JOIN {dev_keys} k USING (dk) LEFT JOIN {dev_env} d USING (device_id)
+        GROUP BY account_id""")
 
     if src.has("orders"):
         o = src.t.orders
@@ -675,10 +720,12 @@ def account_features_from_source(src: SqlSource) -> pd.DataFrame:
         le = src.temp_table("active_lists", f"""SELECT DISTINCT entity_type, CAST(entity_id AS VARCHAR) AS entity_id
             FROM {src.t.list_entries} WHERE added_at < {ref} AND (expires_at IS NULL OR expires_at > {ref})""")
         # each medium semi-joined to the (small) active lists before the union: no DISTINCT over all events
-        res = [f"SELECT account_id, 'device' AS et, CAST(device_id AS VARCHAR) AS eid FROM {pairs['device_id']} "
-               f"WHERE CAST(device_id AS VARCHAR) IN (SELECT entity_id FROM {le} WHERE entity_type = 'device')",
-               f"SELECT account_id, 'ip', ip FROM {pairs['ip']} "
-               f"WHERE ip IN (SELECT entity_id FROM {le} WHERE entity_type = 'ip')",
+        res = [f"SELECT account_id, 'device' AS et, device_id AS eid FROM {pairs['device_id']} JOIN "
+               f"(SELECT dk, device_id FROM {dev_keys} WHERE device_id IN "
+               f"(SELECT entity_id FROM {le} WHERE entity_type = 'device')) USING (dk)",
+               f"SELECT account_id, 'ip', ip FROM {pairs['ip']} JOIN "
+               f"(SELECT ik, ip FROM {ip_keys} WHERE ip IN (SELECT entity_id FROM {le} WHERE entity_type = 'ip')) "
+               "USING (ik)",
                f"SELECT account_id, 'phone', CAST(phone AS VARCHAR) FROM {acc} WHERE phone IS NOT NULL "
                f"AND CAST(phone AS VARCHAR) IN (SELECT entity_id FROM {le} WHERE entity_type = 'phone')"]
         if src.has("orders"):
@@ -740,13 +787,13 @@ def _codevice_block(src: SqlSource, pairs: str, per: str) -> str:
     if src.has("orders"):
         parts.append(f"SELECT account_id, CAST(2 AS TINYINT), product_id, ts FROM {src.t.orders} "
                      "WHERE product_id IS NOT NULL")
-    rk = src.temp_table("codev_rank", f"""SELECT device_id, account_id,
-        row_number() OVER (PARTITION BY device_id ORDER BY account_id) AS r
-        FROM {pairs} JOIN {per} USING (device_id) WHERE n >= 2""")
+    rk = src.temp_table("codev_rank", f"""SELECT dk, account_id,
+        row_number() OVER (PARTITION BY dk ORDER BY account_id) AS r
+        FROM {pairs} JOIN {per} USING (dk) WHERE n >= 2""")
     cp = src.temp_table("codev_pairs", f"""WITH fwd AS (
         SELECT DISTINCT x.account_id AS a, y.account_id AS b
         FROM {rk} x CROSS JOIN range(1, {CODEVICE_NEIGHBOURS} + 1) o(off)
-        JOIN {rk} y ON y.device_id = x.device_id AND y.r = x.r + o.off)
+        JOIN {rk} y ON y.dk = x.dk AND y.r = x.r + o.off)
         SELECT a, b FROM fwd UNION SELECT b, a FROM fwd""")
     tg = src.temp_table("codev_targets", f"""SELECT account_id, kind, target, min(ts) AS first_ts
         FROM ({' UNION ALL '.join(parts)}) e WHERE account_id IN (SELECT a FROM {cp}) GROUP BY ALL""")
@@ -800,21 +847,24 @@ def device_features_from_source(src: SqlSource) -> pd.DataFrame:
     ev = _events(src)
     ref = _ref(src)
     env = _device_env(src)
-    keys = f"SELECT DISTINCT device_id FROM {ev} WHERE device_id IS NOT NULL"
+    dev_keys = _keys(src)[0]
+    keys = f"SELECT device_id FROM {dev_keys}"
     if env is not None:
         keys = f"SELECT device_id FROM {env} UNION {keys}"
-    blocks = [f"""
-    SELECT e.device_id, CAST(count(DISTINCT e.account_id) AS DOUBLE) AS n_accounts,
+    blocks = [_decode(src, "device_id", f"""
+    SELECT e.dk, CAST(count(DISTINCT e.account_id) AS DOUBLE) AS n_accounts,
            CAST(count(*) AS DOUBLE) AS n_events, CAST(sum(is_action) AS DOUBLE) AS n_actions,
-           CAST(count(DISTINCT ip) AS DOUBLE) AS n_ips,
+           CAST(count(DISTINCT ik) AS DOUBLE) AS n_ips,
            avg(CAST(a.registered_at > {ref} - INTERVAL {NEW_ACCOUNT_DAYS} DAY AS DOUBLE)) AS new_account_share
-    FROM {ev} e JOIN {acc} a USING (account_id) WHERE e.device_id IS NOT NULL GROUP BY e.device_id""",
-              _sliding_max(ev, "device_id", {"max_actions_per_hour": "1 HOUR"}, where="is_action = 1")]
+    FROM {ev} e JOIN {acc} a USING (account_id) WHERE e.dk IS NOT NULL GROUP BY e.dk"""),
+              _decode(src, "device_id", _sliding_max(ev, "dk", {"max_actions_per_hour": "1 HOUR"},
+                                                     where="is_action = 1"))]
     if env is not None:
         blocks.append(f"""SELECT device_id, 1.0 AS in_devices_table, is_emulator, is_rooted, screen_model_share,
             os_model_share, env_contradiction, fingerprint_devices FROM {env}""")
         blocks.append(f"""SELECT d.device_id, CAST(f.n AS DOUBLE) AS fingerprint_accounts FROM {env} d JOIN
-            (SELECT fingerprint, count(DISTINCT e.account_id) AS n FROM {ev} e JOIN {env} USING (device_id)
+            (SELECT fingerprint, count(DISTINCT e.account_id) AS n FROM {_account_pairs(src, "device_id")} e
+             JOIN {dev_keys} USING (dk) JOIN {env} USING (device_id)
              GROUP BY fingerprint) f USING (fingerprint)""")
     return _join_blocks(src, keys, "device_id", blocks, DEVICE_FEATURES)
 
@@ -828,22 +878,25 @@ def ip_features_from_source(src: SqlSource, *, level: str) -> pd.DataFrame:
     acc = src.require("accounts", f"{level}_features")
     ev = _events(src)
     ref = _ref(src)
-    n_ips = ", CAST(count(DISTINCT e.ip) AS DOUBLE) AS n_ips" if level == "ip24" else ""
-    blocks = [f"""
-    SELECT e.{level}, CAST(count(DISTINCT e.account_id) AS DOUBLE) AS n_accounts,
-           CAST(count(DISTINCT e.device_id) AS DOUBLE) AS n_devices, CAST(count(*) AS DOUBLE) AS n_events,
-           CAST(sum(is_action) AS DOUBLE) AS n_actions, avg(CAST(e.device_id IS NULL AS DOUBLE)) AS null_device_share,
+    code = _CODE[level]
+    pairs = _account_pairs(src, level)
+    n_ips = ", CAST(count(DISTINCT e.ik) AS DOUBLE) AS n_ips" if level == "ip24" else ""
+    blocks = [_decode(src, level, f"""
+    SELECT e.{code}, CAST(count(DISTINCT e.account_id) AS DOUBLE) AS n_accounts,
+           CAST(count(DISTINCT e.dk) AS DOUBLE) AS n_devices, CAST(count(*) AS DOUBLE) AS n_events,
+           CAST(sum(is_action) AS DOUBLE) AS n_actions, avg(CAST(e.dk IS NULL AS DOUBLE)) AS null_device_share,
            sum(is_action) / count(DISTINCT e.account_id) AS actions_per_account {n_ips}
-    FROM {ev} e WHERE e.{level} IS NOT NULL GROUP BY e.{level}""",
-              f"""SELECT {level}, avg(CAST(a.registered_at > {ref} - INTERVAL {NEW_ACCOUNT_DAYS} DAY AS DOUBLE))
-                  AS new_account_share FROM (SELECT DISTINCT {level}, account_id FROM {ev} WHERE {level} IS NOT NULL)
-                  JOIN {acc} a USING (account_id) GROUP BY {level}"""]
+    FROM {ev} e WHERE e.{code} IS NOT NULL GROUP BY e.{code}"""),
+              _decode(src, level, f"""SELECT {code},
+                  avg(CAST(a.registered_at > {ref} - INTERVAL {NEW_ACCOUNT_DAYS} DAY AS DOUBLE)) AS new_account_share
+                  FROM {pairs} JOIN {acc} a USING (account_id) GROUP BY {code}""")]
+    ip_keys = _keys(src)[1]
     if src.has("orders"):
-        col = "ip" if level == "ip" else ip24_sql("ip")
-        blocks.append(f"SELECT {col} AS {level}, CAST(count(*) AS DOUBLE) AS n_orders FROM {src.t.orders} "
-                      f"WHERE ip IS NOT NULL GROUP BY ALL")
+        blocks.append(f"SELECT k.{level}, CAST(count(*) AS DOUBLE) AS n_orders FROM {src.t.orders} o "
+                      f"JOIN {ip_keys} k USING (ip) WHERE k.{level} IS NOT NULL GROUP BY ALL")
     cols = IP_FEATURES + (("n_ips",) if level == "ip24" else ())
-    return _join_blocks(src, f"SELECT DISTINCT {level} FROM {ev} WHERE {level} IS NOT NULL", level, blocks, cols)
+    keys = f"SELECT ip FROM {ip_keys}" if level == "ip" else f"SELECT ip24 FROM {_keys(src)[2]}"
+    return _join_blocks(src, keys, level, blocks, cols)
 
 
 PHONE_FEATURES = ("n_accounts", "n_orders", "n_order_accounts", "n_addresses")
@@ -897,8 +950,8 @@ def interaction_features_from_source(src: SqlSource, columns) -> pd.DataFrame:
     acc_cols = ", ".join(window_expr(a, "ts") for a in accs)
     base = f"""SELECT i.event_id, i.ts, i.account_id, CAST(i.device_id AS VARCHAR) AS device_id, i.ip, i.action,
         i.target_id, {dev_cols}, CAST(n.n AS DOUBLE) AS dev_n_accounts FROM {it} i {env_join}
-        LEFT JOIN (SELECT device_id, count(DISTINCT account_id) AS n FROM {ev} WHERE device_id IS NOT NULL
-                   GROUP BY device_id) n ON n.device_id = CAST(i.device_id AS VARCHAR)"""
+        LEFT JOIN ({_decode(src, "device_id", f"SELECT dk, count(*) AS n FROM {_account_pairs(src, 'device_id')} GROUP BY dk")}
+                   ) n ON n.device_id = CAST(i.device_id AS VARCHAR)"""
     sql = f"SELECT *{', ' + acc_cols if acc_cols else ''} FROM ({base})"
     if columns is not None:
         keep = ["event_id", "account_id", *[c for c in columns if c not in ("event_id", "account_id")]]

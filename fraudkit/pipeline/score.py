@@ -89,7 +89,10 @@ from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
 from fraudkit.pipeline.stages.behaviour import training_data
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
 
-__all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS"]
+__all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS", "DECISION_CHUNK"]
+
+DECISION_CHUNK = 2_000_000
+"""Events decided (and written) at a time: the decisions of a large world never sit in memory together."""
 
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
@@ -290,6 +293,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                 frames, results = _events_from(frames, results, decide_from, decision_policy)
             st.rows(sum(len(f) for e, f in frames.items() if e in results), "rows")
         timings["rules"] = time.perf_counter() - t
+        # the score table: every stage's rows, then the rules' per entity (interactions kept as Arrow text)
+        score_parts = [o.scores for o in outputs.values()] + list(rule_out.parts or [rule_out.scores])
         all_scores = [o.scores for o in outputs.values()] + [rule_out.scores]
         all_scores = [s for s in all_scores if s is not None and len(s)]
         scores = pd.concat(all_scores, ignore_index=True) if all_scores else empty_scores()
@@ -303,8 +308,13 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                                   rule_frame=frames.get("account"))
         t = time.perf_counter()
         with step(progress, "score", "decisions") as st:
-            decisions = _decisions(frames, results, accounts, store, decision_policy, notes)
-            st.rows(len(decisions), "orders and interactions")
+            n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,
+                                            tmp / "decisions.parquet")
+            st.rows(n_decisions, "orders and interactions")
+        # the per-event frames and rule results are not read again
+        rule_hits = rule_out.hits
+        frames = results = rule_out = None
+        outputs = {k: replace(o, rules=None) for k, o in outputs.items()}
         timings["decisions"] = time.perf_counter() - t
         t = time.perf_counter()
         with step(progress, "score", "write the run directory") as st:
@@ -314,12 +324,11 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                 for name, art in o.artifacts.items():
                     if name != "timings":  # wall-clock seconds: the manifest's, not an output's
                         _write_frame(art, tmp / stage / f"{name}.parquet")
-            write_parquet(rule_out.hits, tmp / "rules" / "hits.parquet")
+            write_parquet(rule_hits, tmp / "rules" / "hits.parquet")
             _write_frame(weighted.weights, tmp / "lists" / "list_weights.parquet")
             _write_frame(weighted.collateral, tmp / "lists" / "list_collateral.parquet")
-            write_parquet(_stringify_ids(scores), tmp / "scores.parquet")
+            n_scores = _write_scores(score_parts, tmp / "scores.parquet")
             write_parquet(accounts, tmp / "accounts.parquet")
-            write_parquet(decisions, tmp / "decisions.parquet")
             if seed_table is not None:
                 _write_frame(seed_table, tmp / "seed_pool.parquet")
             if train_ds is not None:
@@ -337,7 +346,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                               tmp / "train_entities.parquet")
                 notes.append("the training dataset is the scored dataset: its labelled accounts are excluded "
                              "from evaluation (train_entities.parquet)")
-            st.rows(len(decisions) + len(scores) + len(accounts), "rows (scores, accounts, decisions)")
+            st.rows(n_decisions + n_scores + len(accounts), "rows (scores, accounts, decisions)")
         timings["write"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         ran = tuple(s for s in stages if s in outputs)
@@ -371,8 +380,6 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         }
         write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str))
     n_flagged = {c[len("flagged_"):]: int(accounts[c].sum()) for c in accounts.columns if c.startswith("flagged_")}
-    n_dec = {k: decisions.loc[decisions["entity_type"] == k, "decision"].value_counts().to_dict()
-             for k in decisions["entity_type"].unique()}
     return RunResult(run_dir=Path(out), stages=ran, notes=tuple(notes), n_accounts=len(accounts),
                      n_flagged=n_flagged, n_decisions=n_dec, timings=timings)
 
@@ -507,10 +514,19 @@ def _training_pass(train_ds, stages, context, timings):
         timings["rules"] = time.perf_counter() - t
         timings["outputs"] = {st: o for st, o in outs.items() if "timings" in o.artifacts}
         st.rows(len(train_ds.labels), "labels")
-    return pd.concat([o.scores for o in outs.values()] + [tr_rules.scores], ignore_index=True)
+    return pd.concat([o.scores for o in outs.values()] + [tr_rules.all_scores()], ignore_index=True)
 
 
-def _decisions(frames, rule_results, accounts, store, policy, notes):
+def _decisions(frames, rule_results, accounts, store, policy, notes, path):
+    """Decide every order and interaction and write ``path`` (``RUN/decisions.parquet``) chunk by chunk.
+
+    Events are decided :data:`DECISION_CHUNK` rows at a time (all at once under a delayed-interception policy:
+    a deferral reads the account's earlier events), each chunk written as it is decided, so the decisions of
+    23.7M interactions never sit in memory together. Returns ``{entity_type: {decision: count}}`` and the rows
+    written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     def layer(stage):
         if f"score_{stage}" not in accounts:
@@ -519,30 +535,95 @@ def _decisions(frames, rule_results, accounts, store, policy, notes):
             ["account_id", "score", "flagged"], axis=1).dropna(subset=["score"])
 
     portrait, network = layer("behaviour"), layer("graph")
-    parts = []
-    for entity, key in (("order", "order_id"), ("interaction", "event_id")):
-        frame = frames.get(entity)
-        if frame is None or frame.empty:
-            continue
-        cols = [c for c in (key, "account_id", "device_id", "ip", "address", "receiver_phone", "promotion_id",
-                            "ts", "action") if c in frame.columns]
-        ev = frame[cols].reset_index(drop=True)
-        ev = ev.assign(account_id=ev["account_id"].astype(str))
-        d = decide(ev, rules=rule_results.get(entity), portrait=portrait, network=network, lists=store,
-                   policy=policy, notes=notes)
-        d.insert(0, "entity_id", ev[key].astype(str).to_numpy())
-        d.insert(0, "entity_type", entity)
-        d.insert(2, "account_id", ev["account_id"].to_numpy())
-        if "ts" in ev:
-            d.insert(3, "ts", ev["ts"].to_numpy())
-        parts.append(d)
-    if not parts:
+    counts, writer, schema, n_rows = {}, None, None, 0
+    # event times in the finest unit of the event tables (as concatenating the frames would give)
+    units = [f["ts"].dtype for f in (frames.get("order"), frames.get("interaction")) if f is not None and len(f)
+             and "ts" in f.columns and pd.api.types.is_datetime64_dtype(f["ts"].dtype)]
+    ts_dtype = np.result_type(*units) if units else None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for entity, key in (("order", "order_id"), ("interaction", "event_id")):
+            frame = frames.get(entity)
+            if frame is None or frame.empty:
+                continue
+            cols = [c for c in (key, "account_id", "device_id", "ip", "address", "receiver_phone", "promotion_id",
+                                "ts", "action") if c in frame.columns]
+            res = rule_results.get(entity)
+            n = len(frame)
+            size = n if (policy is not None and policy.delayed) else DECISION_CHUNK
+            for a in range(0, n, size):
+                b = min(n, a + size)
+                ev = frame.iloc[a:b][cols].reset_index(drop=True)
+                ev = ev.assign(account_id=ev["account_id"].astype(str))
+                rules = None if res is None else (res if (a, b) == (0, n) else replace(
+                    res, rows=res.rows.iloc[a:b].reset_index(drop=True), matches=res.matches[a:b]))
+                d = decide(ev, rules=rules, portrait=portrait, network=network, lists=store, policy=policy,
+                           notes=notes)
+                d.insert(0, "entity_id", ev[key].astype(str).to_numpy())
+                d.insert(0, "entity_type", entity)
+                d.insert(2, "account_id", ev["account_id"].to_numpy())
+                if "ts" in ev:
+                    ts = ev["ts"].to_numpy()
+                    d.insert(3, "ts", ts.astype(ts_dtype) if ts_dtype is not None and ts.dtype.kind == "M" else ts)
+                for k, v in d["decision"].value_counts().items():
+                    counts.setdefault(entity, {})[k] = counts.get(entity, {}).get(k, 0) + int(v)
+                table = pa.Table.from_pandas(d, preserve_index=False)
+                del ev, d
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(path, schema)
+                elif table.schema.names != schema.names:
+                    raise FraudkitError(f"decisions: the {entity} decisions have columns {table.schema.names}, "
+                                        f"the earlier ones {schema.names}; every event table needs a ts column")
+                writer.write_table(table.cast(schema))
+                n_rows += len(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
         notes.append("decisions: no orders or interactions to decide on")
-        return pd.DataFrame(columns=["entity_type", "entity_id", "account_id", "decision", "layer", "reasons"])
-    # the same layer-skipped note is added once per entity; keep one
+        write_parquet(pd.DataFrame(columns=["entity_type", "entity_id", "account_id", "decision", "layer", "reasons"]),
+                      path)
+    # the same layer-skipped note is added once per entity (and chunk); keep one
     seen = set()
     notes[:] = [n for n in notes if not (n in seen or seen.add(n))]
-    return pd.concat(parts, ignore_index=True)
+    counts = {e: dict(sorted(c.items(), key=lambda kv: -kv[1])) for e, c in counts.items()}
+    return counts, n_rows
+
+
+def _write_scores(parts, path) -> int:
+    """Write the score rows of ``parts`` (in order) as one Parquet file, ids as text; return the rows written.
+
+    The same file as the frames concatenated (one schema: a column's text type wherever a part has text),
+    written :data:`DECISION_CHUNK` rows at a time: the per-interaction rule scores (their ids held as Arrow
+    text) are never copied whole.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = [p for p in parts if p is not None and len(p)]
+    if not parts:
+        write_parquet(_stringify_ids(empty_scores()), path)
+        return 0
+
+    def arrow(frame):
+        if not isinstance(frame["entity_id"].dtype, pd.ArrowDtype):
+            frame = _stringify_ids(frame)
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    schemas = [arrow(p.iloc[:DECISION_CHUNK]).schema for p in parts]
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    schema = pa.schema([f.with_type(pa.string()) if f.type in (pa.large_string(), pa.null()) else f
+                        for f in schema], metadata=schemas[0].metadata)
+    n = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for p in parts:
+            for a in range(0, len(p), DECISION_CHUNK):
+                table = arrow(p.iloc[a:a + DECISION_CHUNK])
+                writer.write_table(table.select(schema.names).cast(schema))
+                n += len(table)
+    return n
 
 
 def _events_from(frames, results, start, policy):

@@ -243,3 +243,23 @@ def test_cli_seed_pool_option(micro, tmp_path):
     assert man["seed_pool"]["count"] == 3 and man["seed_pool"]["source"] == "SeedPool"
     res = CliRunner().invoke(main, ["score", str(micro), "--out", str(tmp_path / "x"), "--seeds", "p"])
     assert res.exit_code == 2 and "No such option '--seeds'" in res.output and "--seed-pool" in res.output
+
+
+def test_decisions_and_scores_are_the_same_whatever_the_chunk(micro, run_dir, tmp_path, monkeypatch):
+    """Decisions are decided and written a chunk of events at a time, the score table part by part (the
+    interactions' ids as Arrow text): the files are those of one pass over every event."""
+    import fraudkit.pipeline.score as score_mod
+
+    monkeypatch.setattr(score_mod, "DECISION_CHUNK", 97)  # many chunks, the last one short
+    out = tmp_path / "chunked"
+    res = CliRunner().invoke(main, ["score", str(micro), "--out", str(out), "--stages", "behaviour"])
+    assert res.exit_code == 0, res.output
+    for name in ("decisions.parquet", "scores.parquet", "accounts.parquet"):
+        a, b = pd.read_parquet(run_dir / name), pd.read_parquet(out / name)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    dec = pd.read_parquet(out / "decisions.parquet")
+    assert len(dec) > 3 * 97 and dec["ts"].dtype == "datetime64[ns]"
+    scores = pd.read_parquet(out / "scores.parquet")
+    inter = scores[scores["entity_type"] == "interaction"]
+    assert len(inter) == len(pd.read_parquet(micro / "interactions.parquet"))
+    assert inter["entity_id"].map(type).eq(str).all()
