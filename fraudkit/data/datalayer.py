@@ -236,7 +236,7 @@ def window_seconds(window) -> int:
 
 
 def spark_session(app: str = "fraudkit", *, cores: int = 2, memory: str = "2g"):
-    """A local-mode SparkSession with the UI off, quiet logs and UTC session time (:func:`fraudkit.data.engine.spark_session`).
+    """A local-mode SparkSession with the UI off, quiet logs and UTC session time (see ``engine.spark_session``).
 
     Parameters
     ----------

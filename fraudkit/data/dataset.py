@@ -774,7 +774,8 @@ def _read_folder_table(folder: Path, name, columns, required):
         return None
     con = _connect()
     try:
-        checked, _ = _check_folder(DuckDBEngine(con.con), folder, validate=False, quarantine=None, tables=[name], now=None)
+        checked, _ = _check_folder(DuckDBEngine(con.con), folder, validate=False, quarantine=None, tables=[name],
+                                   now=None)
         fatal = [i for i in checked.report.fatal if i.file == found[name][0].file and i.problem != "missing column"]
         if fatal:
             raise DataValidationError(fatal)
