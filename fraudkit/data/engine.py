@@ -342,7 +342,8 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
         Application name.
     master : str or None, default=None
         ``None`` runs locally on ``cores`` threads (``local[cores]``); otherwise a master URL
-        (``spark://host:7077``, ``yarn``, ``k8s://...``). Under ``spark-submit`` the session it made is reused.
+        (``spark://host:7077``, ``yarn``, ``k8s://...``). A session already active in the process (made by
+        ``spark-submit`` or a notebook) is returned as it is, with its own configuration.
     cores : int, default=2
         Local threads (local mode only); also the shuffle partitions in local mode.
     memory : str, default="2g"
@@ -367,6 +368,9 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         raise FraudkitError("the Spark engine needs Java 17: install a JDK (Debian: apt-get install "
                             "openjdk-17-jre-headless) or set JAVA_HOME")
+    active = SparkSession.getActiveSession()
+    if active is not None:  # spark-submit, a notebook's session: its configuration wins
+        return active
     # Python workers (applyInPandas) run the driver's interpreter unless the cluster says otherwise
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     local = master is None or str(master).startswith("local")
