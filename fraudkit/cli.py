@@ -85,11 +85,18 @@ def scenarios():
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--quarantine", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Instead of failing, write rejected rows here (one file per table) and report counts.")
-def validate(data, quarantine):
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where the checks run: embedded DuckDB, or Spark (pip install 'fraudkit[spark]', Java 17); "
+                   "the same checks, the same findings.")
+@click.option("--spark-master", default=None,
+              help="With --engine spark: the master URL (spark://host:7077, yarn, k8s://...); default local[2].")
+def validate(data, quarantine, engine, spark_master):
     """Check a dataset folder against the data contract."""
+    if spark_master is not None and engine != "spark":
+        raise FraudkitError("--spark-master goes with --engine spark")
     if quarantine is not None:
         check_output(quarantine, kind="quarantine", inputs=[data])
-    report = dataset.validate_dataset(data, quarantine=quarantine)
+    report = dataset.validate_dataset(data, quarantine=quarantine, engine=engine, master=spark_master)
     click.echo(report.describe())
     if not report.ok:
         sys.exit(1)

@@ -28,4 +28,7 @@ fi
 echo "setup: installing pinned requirements (first run takes a few minutes)" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+if [ "${FRAUDKIT_SPARK:-0}" = "1" ]; then  # the optional Spark engine (scripts/test.sh always adds it)
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-spark.txt
+fi
 echo "setup: ok ($(.venv/bin/fraudkit --version))" >&2

@@ -9,4 +9,13 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "test: could not install chromium; browser tests will be skipped" >&2
 fi
+# The optional Spark engine, so CI proves both engines (the parity tests): pyspark from requirements-spark.txt,
+# and Java 17 from Debian's packages when no java is found (root only; others get a skip with the reason).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-spark.txt
+if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ] && [ "$(id -u)" = "0" ] \
+    && command -v apt-get >/dev/null 2>&1; then
+  echo "test: installing Debian's openjdk-17-jre-headless for the Spark parity tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+    || echo "test: could not install Java; the Spark tests will be skipped" >&2
+fi
 exec .venv/bin/python -m pytest "$@"

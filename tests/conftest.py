@@ -159,3 +159,21 @@ def write_tables(tables, folder, fmt="parquet"):
 def tiny_dir(tmp_path, tiny_tables):
     """The tiny tables written as ``<table>.parquet`` into a temporary folder."""
     return write_tables(tiny_tables, tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession (1 core, 1 GB) for the whole test session; skips when Spark cannot start."""
+    import importlib.util
+    import os
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("pyspark is not installed (pip install -r requirements-spark.txt): Spark parity not tested")
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        pytest.skip("Java is not installed (Debian: openjdk-17-jre-headless): Spark cannot start")
+    from fraudkit.data.engine import spark_session
+
+    session = spark_session("fraudkit-tests", cores=1, memory="1g")
+    yield session
+    session.stop()

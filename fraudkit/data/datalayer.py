@@ -1,4 +1,7 @@
-"""Backend-neutral transforms: written once in ibis, run on DuckDB (default) or Spark.
+"""Two ibis transforms (daily counts, distinct counts) run on DuckDB or on Spark through ibis's Spark backend.
+
+The kit's own transforms are SQL in DuckDB's dialect run through :mod:`fraudkit.data.engine` (transpiled to
+Spark SQL by sqlglot); this module keeps the ibis route for analysts who write ibis expressions.
 
 DuckDB is embedded and handles the ``large`` scenario (20M interactions) on
 one machine; when data outgrows one machine the same ibis expressions run on
@@ -20,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from fraudkit.data.connection import ibis_connection
+from fraudkit.data.engine import spark_session as engine_spark_session
 from fraudkit.errors import FraudkitError, MissingInputError
 
 __all__ = ["connect", "register", "daily_counts", "distinct_counts", "execute", "spark_session", "window_seconds"]
@@ -232,7 +236,7 @@ def window_seconds(window) -> int:
 
 
 def spark_session(app: str = "fraudkit", *, cores: int = 2, memory: str = "2g"):
-    """A local-mode SparkSession with the UI off, quiet logs and UTC session time.
+    """A local-mode SparkSession with the UI off, quiet logs and UTC session time (see ``engine.spark_session``).
 
     Parameters
     ----------
@@ -252,25 +256,7 @@ def spark_session(app: str = "fraudkit", *, cores: int = 2, memory: str = "2g"):
     FraudkitError
         PySpark is not installed (``pip install 'fraudkit[spark]'``) or Java is missing.
     """
-    import os
-    import shutil
-
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise FraudkitError("Spark needs pyspark: pip install 'fraudkit[spark]' (and Java 17)") from None
-    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        raise FraudkitError("Spark needs Java 17: install a JDK and set JAVA_HOME")
-    builder = (SparkSession.builder.master(f"local[{int(cores)}]").appName(app)
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.memory", memory)
-               .config("spark.sql.shuffle.partitions", str(int(cores)))
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+    return engine_spark_session(app, cores=cores, memory=memory)
 
 
 # --- private helpers ---------------------------------------------------------

@@ -8,6 +8,9 @@ Nothing is loaded into pandas: every table becomes a typed DuckDB view over
 its files (``read_parquet`` / ``read_csv``), checked by
 :mod:`fraudkit.data.validation`, and exposed as an ibis table expression. So a
 20M-row interactions table costs a few scans at load time and no memory.
+
+With ``engine="spark"`` (or :meth:`Dataset.from_spark` for tables already in Spark) the same checks run on a
+SparkSession and the typed views are Spark temporary views (:mod:`fraudkit.data.engine`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from fraudkit.data.connection import ibis_connection
 from fraudkit.data.contract import LABEL_TABLE, TABLES
+from fraudkit.data.engine import DuckDBEngine, SparkEngine, open_engine, quote
 from fraudkit.data.validation import CheckedTables, TableSource, ValidationReport, check_tables
 from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError, ValidationIssue
 
@@ -100,10 +104,11 @@ def table_path(data_dir, name: str) -> Path | None:
 
 
 class Dataset:
-    """A validated dataset: typed, lazy views of its tables on one DuckDB connection.
+    """A validated dataset: typed, lazy views of its tables on one DuckDB connection (or one Spark session).
 
-    Build it with :func:`load_dataset` (a folder) or :meth:`from_tables`
-    (DataFrames in memory). Attributes are read-only.
+    Build it with :func:`load_dataset` (a folder), :meth:`from_tables`
+    (DataFrames in memory) or :meth:`from_spark` (tables or DataFrames of a
+    SparkSession). Attributes are read-only.
 
     Attributes
     ----------
@@ -116,7 +121,10 @@ class Dataset:
     report : ValidationReport
         What validation found (row counts, quarantined rows).
     con : ibis.backends.duckdb.Backend
-        The ibis DuckDB backend; ``con.con`` is the raw DuckDB connection.
+        The ibis DuckDB backend; ``con.con`` is the raw DuckDB connection (DuckDB datasets only).
+    engine : fraudkit.data.engine.Engine
+        Where the views live: ``engine.name`` is ``"duckdb"`` or ``"spark"``; SQL in DuckDB's dialect runs on
+        either through it.
 
     Examples
     --------
@@ -133,14 +141,15 @@ class Dataset:
     [1]
     """
 
-    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames", "_ibis_tables")
+    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames", "_engine", "_ibis_tables")
 
-    def __init__(self, *, path, fingerprint, checked: CheckedTables, con, frames=None):
+    def __init__(self, *, path, fingerprint, checked: CheckedTables, con, frames=None, engine=None):
         object.__setattr__(self, "_path", None if path is None else Path(path))
         object.__setattr__(self, "_fingerprint", fingerprint)
         object.__setattr__(self, "_checked", checked)
         object.__setattr__(self, "_con", con)
         object.__setattr__(self, "_frames", frames)  # keeps registered DataFrames alive
+        object.__setattr__(self, "_engine", engine if engine is not None else DuckDBEngine(con.con))
         object.__setattr__(self, "_ibis_tables", {})  # name -> ibis table: Ibis asks DuckDB for the schema each time
 
     def __setattr__(self, name, value):
@@ -184,14 +193,62 @@ class Dataset:
 
     from_frames = from_tables
 
+    @classmethod
+    def from_spark(cls, spark, tables, *, validate=True, quarantine=None, now=None, fingerprint=None) -> "Dataset":
+        """Build a Dataset from tables that live in Spark: the same contract, checks and typed views, on Spark.
+
+        Parameters
+        ----------
+        spark : pyspark.sql.SparkSession
+            The session holding the tables (never stopped by the Dataset).
+        tables : dict of str to (pyspark.sql.DataFrame or str)
+            Contract table name -> a Spark DataFrame, or the name of a table in the session's catalog
+            (``"warehouse.orders"``). Spark ``TIMESTAMP`` columns are read as wall-clock times of
+            ``spark.sql.session.timeZone`` (set it to the platform's local zone). ``None`` values are skipped.
+        validate, quarantine, now
+            As in :func:`load_dataset` (rejected rows are gathered on the driver and written as Parquet).
+        fingerprint : str, optional
+            What identifies the content; by default a hash of every table's name, columns, types, row count
+            and an order-free sum of row hashes (one more scan, on first use).
+
+        Returns
+        -------
+        Dataset
+            ``ds.engine.name == "spark"``; :meth:`table` gives Spark DataFrames of the typed views,
+            :meth:`sql` runs DuckDB-dialect SQL transpiled to Spark SQL, :meth:`to_pandas` gathers a table.
+
+        Raises
+        ------
+        FraudkitError
+            A key is not a contract table name, or a value is neither a DataFrame nor a table name.
+        DataValidationError
+            The tables break the contract.
+        """
+        unknown = [n for n in tables if n not in _ALL_TABLES]
+        if unknown:
+            raise FraudkitError(f"unknown table(s) {', '.join(map(repr, unknown))}; "
+                                f"contract tables: {', '.join(_ALL_TABLES)}")
+        engine = SparkEngine(spark)
+        sources = {name: TableSource(name, f"{name} (Spark)", engine.register(f"_mem_{name}", obj))
+                   for name, obj in tables.items() if obj is not None}
+        checked = check_tables(engine, sources, path="<spark>", quarantine=quarantine, now=now, validate=validate)
+        checked.report.raise_for_issues()
+        return cls(path=None, fingerprint=fingerprint, checked=checked, con=None, engine=engine)
+
     @property
     def path(self):
         return self._path
 
     @property
+    def engine(self):
+        return self._engine
+
+    @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:  # in-memory tables: hashed on first use, not at load time
-            object.__setattr__(self, "_fingerprint", _frames_fingerprint(self._frames))
+            fp = (_frames_fingerprint(self._frames) if self._engine.name == "duckdb"
+                  else _spark_fingerprint(self._engine, self._checked.views))
+            object.__setattr__(self, "_fingerprint", fp)
         return self._fingerprint
 
     @property
@@ -204,6 +261,9 @@ class Dataset:
 
     @property
     def con(self):
+        if self._con is None:
+            raise FraudkitError("this dataset lives in Spark: it has no DuckDB connection; use ds.engine, "
+                                "ds.sql(...) or ds.table(name) (a Spark DataFrame)")
         return self._con
 
     @property
@@ -216,7 +276,7 @@ class Dataset:
         return name in self._checked.views
 
     def table(self, name: str):
-        """The table as a lazy ibis expression (typed, clean rows only).
+        """The table as a lazy ibis expression (typed, clean rows only); a Spark DataFrame on Spark.
 
         Raises
         ------
@@ -226,6 +286,8 @@ class Dataset:
         if not self.has(name):
             raise MissingInputError(f"the dataset {self._where()} has no {name!r} table "
                                     f"(present: {', '.join(self.tables) or 'none'}); add {name}.parquet to use it")
+        if self._con is None:
+            return self._engine.spark.table(self._checked.views[name])
         cached = self._ibis_tables.get(name)
         if cached is None:  # an ibis table is an immutable expression over a view that never changes: build it once
             cached = self._ibis_tables[name] = self._con.table(self._checked.views[name])
@@ -233,10 +295,14 @@ class Dataset:
 
     def count(self, name: str) -> int:
         """Rows in the table's view (after quarantine)."""
+        if self._con is None:
+            return int(self._engine.row(f"SELECT count(*) FROM {quote(self.view(name))}")[0])
         return int(self.table(name).count().execute())
 
     def schema(self, name: str) -> dict:
-        """Column -> DuckDB type of the table's view."""
+        """Column -> type of the table's view (ibis type names on DuckDB; DuckDB type names on Spark)."""
+        if self._con is None:
+            return self._engine.columns(quote(self.view(name)))
         return {k: str(v) for k, v in self.table(name).schema().items()}
 
     def to_pandas(self, name: str, columns=None):
@@ -254,17 +320,27 @@ class Dataset:
         the order in which an export happened to write its rows.
         """
         t = self.table(name)
+        have = list(t.columns)
         if columns is not None:
-            missing = [c for c in columns if c not in t.columns]
+            missing = [c for c in columns if c not in have]
             if missing:
                 raise MissingInputError(f"table {name!r} of {self._where()} has no column(s) "
-                                        f"{', '.join(map(repr, missing))}; columns: {', '.join(t.columns)}")
+                                        f"{', '.join(map(repr, missing))}; columns: {', '.join(have)}")
+        if self._con is None:
+            cols = list(columns) if columns is not None else have
+            keys = canonical_sort_keys(name, cols)
+            order = f" ORDER BY {', '.join(quote(k) + ' NULLS LAST' for k in keys)}" if keys else ""
+            return self._engine.to_pandas(f"SELECT {', '.join(quote(c) for c in cols)} "
+                                          f"FROM {quote(self.view(name))}{order}")
+        if columns is not None:
             t = t.select(list(columns))
         keys = canonical_sort_keys(name, list(t.columns))
         return ns_timestamps(t.order_by(keys).to_pandas()) if keys else ns_timestamps(t.to_pandas())
 
     def sql(self, query: str):
-        """Run SQL on the dataset's DuckDB connection (tables are views by name); return pandas."""
+        """Run SQL in DuckDB's dialect on the dataset (tables are views by name; transpiled on Spark); pandas."""
+        if self._con is None:
+            return self._engine.to_pandas(query)
         return ns_timestamps(self._con.sql(query).to_pandas())
 
     def view(self, name: str) -> str:
@@ -286,11 +362,12 @@ class Dataset:
         checked = CheckedTables(report=self._checked.report, views={**self._checked.views, **views},
                                 types=self._checked.types)
         return Dataset(path=self._path, fingerprint=self.fingerprint, checked=checked, con=self._con,
-                       frames=self._frames)
+                       frames=self._frames, engine=self._engine)
 
     def close(self) -> None:
-        """Close the DuckDB connection."""
-        self._con.disconnect()
+        """Close the DuckDB connection (a Spark session is left running: it may be the caller's)."""
+        if self._con is not None:
+            self._con.disconnect()
 
     def __enter__(self):
         return self
@@ -348,7 +425,8 @@ def sort_canonical(df, name: str):
     return df.sort_values(keys, kind="stable", na_position="last", key=plain, ignore_index=True)
 
 
-def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None) -> Dataset:
+def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None, engine="duckdb",
+                 spark=None) -> Dataset:
     """Open a dataset folder, check it against the contract, return a :class:`Dataset`.
 
     Parameters
@@ -368,6 +446,11 @@ def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None)
         Load only these tables (foreign keys into tables not loaded are not checked).
     now : datetime or None, default=None
         Wall clock for the timestamp range rule (default: now).
+    engine : {"duckdb", "spark"} or Engine, default="duckdb"
+        Where the checks run and the views live; ``"spark"`` uses ``spark`` or a local session
+        (:func:`fraudkit.data.engine.spark_session`).
+    spark : pyspark.sql.SparkSession or None, default=None
+        The session for ``engine="spark"``.
 
     Returns
     -------
@@ -392,9 +475,16 @@ def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None)
     ('timestamp(6)', 'int64')
     """
     path = Path(path)
+    if engine != "duckdb":
+        eng = open_engine(engine, spark=spark)
+        checked, files = _check_folder(eng, path, validate=validate, quarantine=quarantine, tables=tables, now=now)
+        checked.report.raise_for_issues()
+        return Dataset(path=path, fingerprint=_files_fingerprint(files, root=path), checked=checked, con=None,
+                       engine=eng)
     con = _connect()
     try:
-        checked, files = _check_folder(con, path, validate=validate, quarantine=quarantine, tables=tables, now=now)
+        checked, files = _check_folder(DuckDBEngine(con.con), path, validate=validate, quarantine=quarantine,
+                                       tables=tables, now=now)
         checked.report.raise_for_issues()
     except BaseException:
         con.disconnect()
@@ -402,7 +492,8 @@ def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None)
     return Dataset(path=path, fingerprint=_files_fingerprint(files, root=path), checked=checked, con=con)
 
 
-def validate_dataset(path, *, quarantine=None, now=None) -> ValidationReport:
+def validate_dataset(path, *, quarantine=None, now=None, engine="duckdb", spark=None,
+                     master=None) -> ValidationReport:
     """Check a dataset folder against the contract without raising.
 
     Parameters
@@ -413,6 +504,12 @@ def validate_dataset(path, *, quarantine=None, now=None) -> ValidationReport:
         Write rejected rows here (see :func:`load_dataset`); the report counts them.
     now : datetime or None, default=None
         Wall clock for the timestamp range rule.
+    engine : {"duckdb", "spark"} or Engine, default="duckdb"
+        Where the checks run: the same SQL, the same findings (``spark`` transpiles it to Spark SQL).
+    spark : pyspark.sql.SparkSession or None, default=None
+        For ``engine="spark"``: the session; ``None`` starts one (``master``, default ``local[2]``).
+    master : str or None, default=None
+        For ``engine="spark"`` without ``spark``: the master URL (``spark://host:7077``, ``yarn``...).
 
     Returns
     -------
@@ -427,9 +524,14 @@ def validate_dataset(path, *, quarantine=None, now=None) -> ValidationReport:
     >>> report.ok, report.issues[0].problem
     (False, 'missing required table accounts')
     """
+    if engine != "duckdb":
+        eng = open_engine(engine, spark=spark, master=master)
+        checked, _ = _check_folder(eng, Path(path), validate=True, quarantine=quarantine, tables=None, now=now)
+        return checked.report
     con = _connect()
     try:
-        checked, _ = _check_folder(con, Path(path), validate=True, quarantine=quarantine, tables=None, now=now)
+        checked, _ = _check_folder(DuckDBEngine(con.con), Path(path), validate=True, quarantine=quarantine,
+                                   tables=None, now=now)
     finally:
         con.disconnect()
     return checked.report
@@ -559,7 +661,7 @@ def _opts(text: bool) -> str:
     return ", header=true, all_varchar=true" if text else ", union_by_name=true"
 
 
-def _check_folder(con, path: Path, *, validate, quarantine, tables, now):
+def _check_folder(engine, path: Path, *, validate, quarantine, tables, now):
     found, issues = find_table_files(path)
     every = found
     if tables is not None:
@@ -573,12 +675,12 @@ def _check_folder(con, path: Path, *, validate, quarantine, tables, now):
         required = None
     sources = {}
     for n, (src, fs) in found.items():
-        sources[n], problem = _csv_source(con.con, src, fs)
+        sources[n], problem = _csv_source(engine, src, fs)
         issues = issues + ([problem] if problem else [])
     # tables not loaded still decide whether each entity's ids are integers or text
-    peers = {n: _csv_source(con.con, src, fs, materialise=False)[0] for n, (src, fs) in every.items()
+    peers = {n: _csv_source(engine, src, fs, materialise=False)[0] for n, (src, fs) in every.items()
              if n not in found}
-    checked = check_tables(con.con, sources, path=path, quarantine=quarantine, now=now, validate=validate,
+    checked = check_tables(engine, sources, path=path, quarantine=quarantine, now=now, validate=validate,
                            required=required, issues=issues, peers=peers)
     files = [f for _, fs in found.values() for f in fs]
     return checked, files
@@ -590,7 +692,7 @@ def ns_timestamps(df):
     return df.astype({c: "datetime64[ns]" for c in odd}) if odd else df
 
 
-def _csv_source(con, src: TableSource, files, *, materialise=True):
+def _csv_source(engine, src: TableSource, files, *, materialise=True):
     """Read a CSV table with a pinned dialect, once, into a DuckDB temporary table of raw text.
 
     Returns the source and the problem of its header (a column named twice), or None.
@@ -606,7 +708,9 @@ def _csv_source(con, src: TableSource, files, *, materialise=True):
     better input).
     """
     if not src.text:
-        return src, None
+        if engine.name == "duckdb":
+            return src, None
+        return TableSource(src.name, src.file, engine.parquet_relation(src.name, files)), None
     try:
         opener = gzip.open if files[0].name.endswith(".gz") else open
         with opener(files[0], "rt", encoding="utf-8-sig", newline="") as fh:
@@ -622,19 +726,19 @@ def _csv_source(con, src: TableSource, files, *, materialise=True):
             line.rstrip("\r\n")[:200], "keep one column of each name (rename or remove the copies)")
     if not names:
         return src, None
-    cols = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
-    paths = "[" + ", ".join(_lit(f) for f in files) + "]"
-    relation = (f"read_csv({paths}, header=true, skip=0, auto_detect=false, delim={_lit(delim)}, quote='\"', "
-                f"escape='\"', columns={cols})")
-    pinned = TableSource(src.name, src.file, relation, True)
-    if not materialise:
-        return pinned, None
-    table = f'"_csv_{src.name}"'
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {relation}")
-    except Exception:  # ragged or malformed: the validator reads it again and reports why
-        return pinned, None
-    return TableSource(src.name, src.file, table, True), None
+    relation = engine.csv_relation(src.name, files, delimiter=delim, names=names, materialise=materialise)
+    return TableSource(src.name, src.file, relation, True), None
+
+
+def _spark_fingerprint(engine, views) -> str:
+    """sha256 over each Spark view's name, columns, types, row count and an order-free sum of row hashes."""
+    h = hashlib.sha256()
+    for name in sorted(views):
+        view = views[name]
+        n, total = engine.spark.sql(f"SELECT count(*), sum(CAST(xxhash64(*) AS DECIMAL(38, 0))) "
+                                    f"FROM `{view}`").collect()[0]
+        h.update(f"{name}\0{sorted(engine.columns(quote(view)).items())}\0{n}\0{total}\0".encode())
+    return h.hexdigest()[:16]
 
 
 def _frames_fingerprint(frames) -> str:
@@ -674,7 +778,8 @@ def _read_folder_table(folder: Path, name, columns, required):
         return None
     con = _connect()
     try:
-        checked, _ = _check_folder(con, folder, validate=False, quarantine=None, tables=[name], now=None)
+        checked, _ = _check_folder(DuckDBEngine(con.con), folder, validate=False, quarantine=None, tables=[name],
+                                   now=None)
         fatal = [i for i in checked.report.fatal if i.file == found[name][0].file and i.problem != "missing column"]
         if fatal:
             raise DataValidationError(fatal)

@@ -1,7 +1,8 @@
-"""Contract checks, run as DuckDB SQL so they scale to tens of millions of rows.
+"""Contract checks, written once as DuckDB SQL and run on DuckDB or Spark, so they scale to billions of rows.
 
-:func:`check_tables` takes raw table sources on a DuckDB connection (a
-``read_parquet`` / ``read_csv`` call or a registered DataFrame), checks every
+:func:`check_tables` takes raw table sources on an engine (:mod:`fraudkit.data.engine`: a DuckDB connection
+with a ``read_parquet`` / ``read_csv`` call or a registered DataFrame, or a Spark session with temporary
+views; the SQL is transpiled to Spark SQL there and gives the same findings), checks every
 rule of :mod:`fraudkit.data.contract` and creates one typed view per table, named
 after it. Each table is scanned once for all of its per-row checks (one
 aggregate query), once more for duplicate keys, and once per foreign key.
@@ -49,8 +50,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fraudkit.data.atomic import atomic_path
 from fraudkit.data.contract import LABEL_TABLE, TABLES, TableSpec
+from fraudkit.data.engine import DuckDBEngine, Engine
 from fraudkit.errors import DataValidationError, ValidationIssue
 
 __all__ = [
@@ -199,8 +200,9 @@ def check_tables(con, sources, *, path="", quarantine=None, now=None, validate=T
 
     Parameters
     ----------
-    con : duckdb.DuckDBPyConnection
-        Connection the sources can be read on; views are created on it.
+    con : Engine or duckdb.DuckDBPyConnection
+        Engine the sources can be read on (a raw DuckDB connection is run by a
+        :class:`~fraudkit.data.engine.DuckDBEngine`); views are created on it.
     sources : dict of str to TableSource
         The tables present (contract names, ``labels`` included).
     path : str, default=""
@@ -235,6 +237,7 @@ def check_tables(con, sources, *, path="", quarantine=None, now=None, validate=T
     >>> [i.problem for i in out.report.issues]
     ['missing required table accounts', 'missing required table interactions', 'duplicate key']
     """
+    con = con if isinstance(con, Engine) else DuckDBEngine(con)
     now = _dt.datetime.now() if now is None else now
     ts_max = now + TIMESTAMP_MAX_AHEAD
     names = (*TABLES, LABEL_TABLE.name)
@@ -279,7 +282,7 @@ def check_tables(con, sources, *, path="", quarantine=None, now=None, validate=T
             if validate:
                 rows = _run_row_checks(con, plan, plans, ts_max, quarantine is not None)
             else:
-                rows, plan.n_rows = [], con.execute(f"SELECT count(*) FROM {_q(plan.raw)}").fetchone()[0]
+                rows, plan.n_rows = [], con.row(f"SELECT count(*) FROM {_q(plan.raw)}")[0]
         except _Unreadable as e:
             found[name].append((_unreadable_issue(src, e), True))
             continue
@@ -375,11 +378,11 @@ def _lit(value) -> str:
 
 def _describe(con, plan: _Plan) -> None:
     try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(plan.raw)} AS SELECT * FROM {plan.src.relation}")
-        rows = con.execute(f"DESCRIBE SELECT * FROM {_q(plan.raw)}").fetchall()
-    except Exception as e:  # duckdb raises several unrelated types for unreadable input
+        con.columns(plan.src.relation)  # an unreadable file fails here, with the reader's own message
+        con.create_view(plan.raw, f"SELECT * FROM {plan.src.relation}")
+        plan.raw_types = con.columns(_q(plan.raw))
+    except Exception as e:  # the engines raise several unrelated types for unreadable input
         raise _Unreadable(str(e)) from None
-    plan.raw_types = {r[0]: r[1] for r in rows}
     for c in plan.spec.columns:
         if c.name not in plan.raw_types:
             plan.column_issues.append(ValidationIssue(
@@ -539,7 +542,7 @@ def _id_stats(con, plan: _Plan) -> None:
         aggs += [f"count({col})", f"count({col}) FILTER (WHERE NOT ({bad}))",
                  f"min({key}) FILTER (WHERE {bad})", f"arg_min({col}, {key}) FILTER (WHERE {bad})"]
     try:
-        row = con.execute(f"SELECT {', '.join(aggs)} FROM {_q(plan.raw)}").fetchone()
+        row = con.row(f"SELECT {', '.join(aggs)} FROM {_q(plan.raw)}")
     except Exception as e:
         raise _Unreadable(str(e)) from None
     for k, name in enumerate(texts):
@@ -655,7 +658,7 @@ def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool)
     nonnull = {c: f"count({_q(c)})" for c in plan.fails}
     aggs += list(nonnull.values())
     try:
-        row = con.execute(f"SELECT {', '.join(aggs)} FROM {_q(plan.raw)}").fetchone()
+        row = con.row(f"SELECT {', '.join(aggs)} FROM {_q(plan.raw)}")
     except Exception as err:
         raise _Unreadable(str(err)) from None
     plan.n_rows = int(row[0])
@@ -665,8 +668,7 @@ def _run_row_checks(con, plan: _Plan, plans: dict, ts_max, use_quarantine: bool)
         n = int(row[1 + k])
         if not n:
             continue
-        rkey, value = con.execute(f"SELECT min({key}), arg_min({ex}, {key}) FROM {_q(plan.raw)} "
-                                  f"WHERE {cond}").fetchone()
+        rkey, value = con.row(f"SELECT min({key}), arg_min({ex}, {key}) FROM {_q(plan.raw)} WHERE {cond}")
         example = _example(value, rkey)
         if problem == "type":
             whole = n == n_nonnull[column]
@@ -694,22 +696,22 @@ def _check_duplicates(con, plan: _Plan):
     cols = ", ".join(_q(k) for k in pk)
     name = f"_dup_{plan.spec.name}"
     not_null = " AND ".join(f"{_q(k)} IS NOT NULL" for k in pk)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {cols}, count(*) AS _dup_n "
-                f"FROM {_q(plan.raw)} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1")
-    n_keys = con.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]
+    con.create_table(name, f"SELECT {cols}, count(*) AS _dup_n FROM {_q(plan.raw)} WHERE {not_null} "
+                           f"GROUP BY {cols} HAVING count(*) > 1")
+    n_keys = con.row(f"SELECT count(*) FROM {_q(name)}")[0]
     if not n_keys:
-        con.execute(f"DROP TABLE {_q(name)}")
+        con.drop(name)
         return []
     # do the copies of each key differ? (a second pass, joined to the few repeated keys)
     using = ", ".join(_q(k) for k in pk)
     s_everything = ", ".join(f"s.{_q(c)}" for c in plan.raw_types)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT {', '.join('d.' + _q(k) for k in pk)}, "
-                f"any_value(d._dup_n) AS _dup_n, min({plan.key_of('s.')}) AS _dup_key, "
-                f"count(DISTINCT row({s_everything})) AS _dup_v FROM {_q(plan.raw)} s "
-                f"JOIN {_q(name)} d USING ({using}) GROUP BY {', '.join('d.' + _q(k) for k in pk)}")
-    n_keys, n_rows, n_conflict, example = con.execute(
+    con.create_table(name, f"SELECT {', '.join('d.' + _q(k) for k in pk)}, "
+                           f"any_value(d._dup_n) AS _dup_n, min({plan.key_of('s.')}) AS _dup_key, "
+                           f"count(DISTINCT row({s_everything})) AS _dup_v FROM {_q(plan.raw)} s "
+                           f"JOIN {_q(name)} d USING ({using}) GROUP BY {', '.join('d.' + _q(k) for k in pk)}")
+    n_keys, n_rows, n_conflict, example = con.row(
         f"SELECT count(*), coalesce(sum(_dup_n), 0), coalesce(sum(_dup_n) FILTER (WHERE _dup_v > 1), 0), "
-        f"min(_dup_key) FROM {_q(name)}").fetchone()
+        f"min(_dup_key) FROM {_q(name)}")
     plan.dups = True
     plan.reasons.append(("duplicate key with differing rows", "(_dup_v > 1)"))
     plan.reasons.append(("exact copy of another row", "(_dup_v = 1 AND _copy > 1)"))
@@ -750,9 +752,9 @@ def _create_views(con, plan: _Plan, *, use_quarantine: bool) -> None:
     extras = [c for c in plan.raw_types if c not in spec.column_names]
     typed = [f"{x} AS {_q(c)}" for c, x in plan.exprs.items()] + [_q(c) for c in extras]
     select = ", ".join(typed) if typed else "NULL AS _empty"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q('_all_' + name)} AS SELECT {select} FROM {_q(plan.raw)}")
+    con.create_view("_all_" + name, f"SELECT {select} FROM {_q(plan.raw)}")
     if not (use_quarantine and plan.reasons):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select} FROM {_q(plan.raw)}")
+        con.create_view(name, f"SELECT {select} FROM {_q(plan.raw)}")
         return
     reason = "NULLIF(concat_ws('; ', " + ", ".join(
         f"CASE WHEN {cond} THEN {_lit(r)} END" for r, cond in plan.reasons) + "), '')"
@@ -761,27 +763,26 @@ def _create_views(con, plan: _Plan, *, use_quarantine: bool) -> None:
         pk = [k for k in spec.primary_key]
         on = " AND ".join(f"s.{_q(k)} = d.{_q(k)}" for k in pk)
         part = ", ".join(f"s.{_q(k)}" for k in pk)
-        base = (f"(SELECT s.*, d._dup_v, row_number() OVER (PARTITION BY {part}) AS _copy FROM {base} s "
-                f"LEFT JOIN {_q('_dup_' + name)} d ON {on})")
-        chk = f"SELECT * EXCLUDE (_dup_v, _copy), {reason} AS _reason FROM {base}"
+        base = (f"(SELECT s.*, d._dup_v, row_number() OVER (PARTITION BY {part} ORDER BY {part}) AS _copy "
+                f"FROM {base} s LEFT JOIN {_q('_dup_' + name)} d ON {on})")
+        chk = f"SELECT {', '.join(_q(c) for c in plan.raw_types)}, {reason} AS _reason FROM {base}"
     else:
         chk = f"SELECT *, {reason} AS _reason FROM {base}"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q('_chk_' + name)} AS {chk}")
+    con.create_view("_chk_" + name, chk)
     pk = list(spec.primary_key)
     if plan.dups or not set(pk) <= set(plan.raw_types):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select} FROM {_q('_chk_' + name)} "
-                    f"WHERE _reason IS NULL")
+        con.create_view(name, f"SELECT {select} FROM {_q('_chk_' + name)} WHERE _reason IS NULL")
         return
     # Unique keys: remember the rejected keys once (a small table), so that queries on the
     # view do not evaluate every check again.
     cols = ", ".join(_q(k) for k in pk)
     not_null = " AND ".join(f"r.{_q(k)} IS NOT NULL" for k in pk)
     on = " AND ".join(f"j.{_q(k)} = r.{_q(k)}" for k in pk)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q('_rej_' + name)} AS SELECT {cols} FROM {_q('_chk_' + name)} "
-                f"WHERE _reason IS NOT NULL AND {not_null.replace('r.', '')}")
+    con.create_table("_rej_" + name, f"SELECT {cols} FROM {_q('_chk_' + name)} "
+                                     f"WHERE _reason IS NOT NULL AND {not_null.replace('r.', '')}")
     select_r = ", ".join([f"{x} AS {_q(c)}" for c, x in plan.exprs.items()] + [_q(c) for c in extras])
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(name)} AS SELECT {select_r} FROM {_q(plan.raw)} r "
-                f"WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {_q('_rej_' + name)} j WHERE {on})")
+    con.create_view(name, f"SELECT {select_r} FROM {_q(plan.raw)} r "
+                          f"WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {_q('_rej_' + name)} j WHERE {on})")
 
 
 def _write_quarantine(con, plans: dict, folder: Path) -> dict:
@@ -792,9 +793,5 @@ def _write_quarantine(con, plans: dict, folder: Path) -> dict:
         if not plan.reasons:
             target.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
             continue
-        with atomic_path(target) as tmp:
-            con.execute(f"COPY (SELECT * FROM {_q('_chk_' + name)} WHERE _reason IS NOT NULL) "
-                        f"TO {_lit(str(tmp))} (FORMAT parquet)")
-        n = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(target))})").fetchone()[0]
-        rejected[name] = int(n)
+        rejected[name] = con.write_parquet(f"SELECT * FROM {_q('_chk_' + name)} WHERE _reason IS NOT NULL", target)
     return rejected

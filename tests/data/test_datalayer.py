@@ -1,6 +1,3 @@
-import os
-import shutil
-
 import pandas as pd
 import pytest
 
@@ -83,15 +80,7 @@ def test_bad_input(interactions):
 # --- the same expressions on Spark --------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def spark():
-    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        pytest.skip("Java is not installed: Spark cannot start")
-    from fraudkit.data.datalayer import spark_session
-
-    session = spark_session("fraudkit-tests", cores=1, memory="1g")
-    yield session
-    session.stop()
+# the session-wide ``spark`` fixture is in tests/conftest.py
 
 
 @pytest.mark.spark

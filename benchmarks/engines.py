@@ -1,0 +1,156 @@
+"""DuckDB against Spark local (1 and 2 cores): dataset validation and the per-component graph module.
+
+Each case runs in its own child process (a Spark ``local[n]`` session is fixed when it starts), and the parent
+samples the resident memory of the child and its JVM every 0.2 s. Printed per case: wall seconds of the work
+(Spark's session start apart), peak RSS of the process tree, and a digest of the result so that the engines
+can be seen to agree. Run heavy:
+
+    flock /tmp/fk-heavy.lock .venv/bin/python benchmarks/engines.py --data /tmp/cmp/after/d0 \\
+        --nodes 100000 --json benchmarks/engines.json
+
+``--data`` is a dataset folder (the demo-small world simulated with seed 0 by default); ``--nodes`` sizes the
+generated graph (planted communities of 10-40 nodes in components of 1-6 communities, about 6 edges per
+node, a fixed seed). Results are written up in ``benchmarks/engines.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# each case is printed as it ends, so a run cut short still reports the cases it finished
+CASES = [("validate", "duckdb", 0), ("validate", "spark", 2), ("graph", "local", 0), ("graph", "spark", 2),
+         ("validate", "spark", 1), ("graph", "spark", 1)]
+
+
+def planted_graph(n_nodes: int, seed: int = 0):
+    """Edges of planted communities (10-40 nodes, p=0.3 inside) grouped into components of 1-6 communities."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    src, dst, start = [], [], 0
+    while start < n_nodes:
+        sizes = rng.integers(10, 41, rng.integers(1, 7))
+        firsts = []
+        for s in sizes:
+            nodes = np.arange(start, start + s)
+            i, j = np.triu_indices(s, 1)
+            keep = rng.random(len(i)) < 0.3
+            src.append(nodes[i[keep]])
+            dst.append(nodes[j[keep]])
+            src.append(nodes[:-1])  # a path keeps each community connected
+            dst.append(nodes[1:])
+            firsts.append(start)
+            start += s
+        for a, b in zip(firsts[:-1], firsts[1:]):  # one edge between consecutive communities
+            src.append(np.array([a]))
+            dst.append(np.array([b]))
+    e = pd.DataFrame({"src": np.concatenate(src), "dst": np.concatenate(dst)})
+    return e.drop_duplicates().sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def child(task: str, engine: str, cores: int, data: str, nodes: int) -> dict:
+    import pandas as pd
+
+    out = {"task": task, "engine": engine, "cores": cores}
+    spark = None
+    if engine == "spark":
+        from fraudkit.data.engine import spark_session
+
+        t = time.perf_counter()
+        spark = spark_session("fraudkit-bench", cores=cores, memory="3g")
+        out["session_s"] = round(time.perf_counter() - t, 1)
+    if task == "validate":
+        from fraudkit.data.dataset import validate_dataset
+
+        t = time.perf_counter()
+        report = validate_dataset(data, engine=engine, spark=spark)
+        out["seconds"] = round(time.perf_counter() - t, 1)
+        out["rows"] = sum(report.counts.values())
+        out["issues"] = len(report.issues)
+        out["digest"] = hashlib.sha256(repr((report.counts, report.issues)).encode()).hexdigest()[:12]
+    else:
+        from fraudkit.identification.graph.spark_components import component_communities, local_component_communities
+
+        e = planted_graph(nodes)
+        out["edges"] = len(e)
+        t = time.perf_counter()
+        if engine == "local":
+            part = local_component_communities(e, seed=0)
+        else:
+            part = component_communities(spark.createDataFrame(e), seed=0).toPandas()
+        out["seconds"] = round(time.perf_counter() - t, 1)
+        part = part.sort_values("node", ignore_index=True)
+        out["components"] = int(part["component"].nunique())
+        out["communities"] = int(part["community"].nunique())
+        out["digest"] = hashlib.sha256(pd.util.hash_pandas_object(part[["node", "community"]], index=False)
+                                       .to_numpy().tobytes()).hexdigest()[:12]
+    if spark is not None:
+        spark.stop()
+    return out
+
+
+def run_case(task, engine, cores, args) -> dict:
+    import psutil
+
+    cmd = [sys.executable, __file__, "--child", task, engine, str(cores), "--data", str(args.data),
+           "--nodes", str(args.nodes)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    load = os.getloadavg()[0]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    peak = [0]
+
+    def sample():
+        p = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                rss = sum(q.memory_info().rss for q in [p, *p.children(recursive=True)])
+                peak[0] = max(peak[0], rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    stdout, _ = proc.communicate()
+    watcher.join()
+    result = json.loads(stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {"error": proc.returncode}
+    result.update(peak_rss_mb=peak[0] >> 20, load_before=round(load, 2), load_after=round(os.getloadavg()[0], 2))
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="/tmp/cmp/after/d0")
+    ap.add_argument("--nodes", type=int, default=100_000)
+    ap.add_argument("--json", default=None, help="Also write the results here.")
+    ap.add_argument("--only", default=None, help="Run only this task (validate or graph).")
+    ap.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        task, engine, cores = args.child
+        print(json.dumps(child(task, engine, int(cores), args.data, args.nodes)))
+        return
+    print(f"machine: {os.cpu_count()} cores; load {os.getloadavg()}; data {args.data}; graph {args.nodes:,} nodes")
+    results = []
+    for task, engine, cores in CASES:
+        if args.only and task != args.only:
+            continue
+        r = run_case(task, engine, cores, args)
+        results.append(r)
+        print(json.dumps(r), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""The engine: SQL written once in DuckDB's dialect, the same findings on DuckDB and on Spark (issue 14)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from _toy import toy_tables
+from click.testing import CliRunner
+from conftest import make_tiny_tables, write_tables
+
+from fraudkit.cli import main
+from fraudkit.data.dataset import Dataset, validate_dataset
+from fraudkit.data.engine import DuckDBEngine, open_engine, spark_type_name, to_spark
+from fraudkit.errors import FraudkitError
+
+NOW = dt.datetime(2024, 6, 1)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_transpiled_sql_keeps_duckdb_meaning():
+    # concat_ws skips NULLs on both engines; sqlglot 29 would turn them into '' (and '; r' on Spark)
+    assert to_spark("SELECT concat_ws('; ', CASE WHEN a THEN 'r' END, b)") == \
+        "SELECT CONCAT_WS('; ', CASE WHEN a THEN 'r' END, b)"
+    assert "RLIKE '^(?:fraud:[a-z]*)$'" in to_spark("SELECT regexp_full_match(z, 'fraud:[a-z]*') FROM t")
+    assert "STRUCT(s.a, s.b)" in to_spark("SELECT count(DISTINCT row(s.a, s.b)) FROM s")
+    assert "NOT ISNAN(x) AND ABS(x) < CAST('Infinity' AS DOUBLE)" in to_spark("SELECT isfinite(x) FROM t")
+    assert to_spark('SELECT arg_min("v", k) FROM "t"') == "SELECT MIN_BY(`v`, k) FROM `t`"
+
+
+def test_spark_types_read_as_the_duckdb_types_the_checks_expect():
+    assert [spark_type_name(t) for t in ("bigint", "string", "timestamp_ntz", "timestamp", "boolean")] == \
+        ["BIGINT", "VARCHAR", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "BOOLEAN"]
+
+
+def test_duckdb_engine_relations_and_parquet(tmp_path):
+    e = DuckDBEngine()
+    e.register("f", pd.DataFrame({"a": [3, 1, 2], "b": ["x", None, "z"]}))
+    e.create_table("t", "SELECT a, b FROM f WHERE a > 1")
+    assert e.columns('"t"') == {"a": "BIGINT", "b": "VARCHAR"}
+    assert e.rows("SELECT a FROM t ORDER BY a") == [(2,), (3,)]
+    assert e.write_parquet("SELECT * FROM t", tmp_path / "t.parquet") == 2
+    assert pd.read_parquet(tmp_path / "t.parquet")["a"].sort_values().tolist() == [2, 3]
+    e.close()
+    with pytest.raises(FraudkitError, match="unknown engine 'postgres'"):
+        open_engine("postgres")
+
+
+def _faulty_world(folder: Path) -> Path:
+    """The toy world with one fault of each kind planted, as Parquet."""
+    t = toy_tables(3)
+    t.pop("labels", None)
+    acc, it = t["accounts"], t["interactions"]
+    it.loc[it.index[3], "action"] = "zap"                                     # outside the vocabulary
+    it.loc[it.index[4], "account_id"] = 10_000                                # dangling reference
+    it.loc[it.index[5], "ts"] = pd.Timestamp("1980-01-01")                    # out of range
+    it.loc[it.index[6], "ip"] = None                                          # nullable: no fault
+    it = pd.concat([it, it.iloc[[7]], it.iloc[[8]].assign(action="like")])   # an exact copy; differing copies
+    acc.loc[acc.index[2], "register_channel"] = None                          # null in a required column
+    acc.loc[acc.index[9], "registered_at"] = pd.Timestamp("2030-01-01")       # in the future: quarantined ...
+    t["accounts"], t["interactions"] = acc, it.reset_index(drop=True)        # ... with its events (cascade)
+    return write_tables(t, folder)
+
+
+@pytest.mark.spark
+def test_validation_gives_the_same_findings_on_spark(spark, tmp_path):
+    data = _faulty_world(tmp_path / "world")
+    duck = validate_dataset(data, now=NOW, quarantine=tmp_path / "q_duck")
+    sp = validate_dataset(data, now=NOW, quarantine=tmp_path / "q_spark", engine="spark", spark=spark)
+    problems = {i.problem for i in duck.issues}
+    assert {"value outside the vocabulary", "duplicate key", "null value in a required column"} <= problems
+    assert duck.ok and sp.ok
+    assert sp.issues == duck.issues
+    assert sp.counts == duck.counts and sp.rejected == duck.rejected and sum(duck.rejected.values()) >= 6
+    for name in duck.rejected:
+        # raw rows as read; Spark keeps timestamps to the microsecond (Parquet nanoseconds are truncated)
+        a, b = (_micros(pd.read_parquet(tmp_path / q / f"{name}.parquet")) for q in ("q_duck", "q_spark"))
+        key = list(a.columns)
+        pd.testing.assert_frame_equal(a.sort_values(key, ignore_index=True), b.sort_values(key, ignore_index=True),
+                                      check_dtype=False)
+    # without a quarantine every row-level problem is fatal, on both
+    assert validate_dataset(data, now=NOW, engine="spark", spark=spark).fatal == \
+        validate_dataset(data, now=NOW).fatal
+
+
+@pytest.mark.spark
+def test_a_dataset_from_spark_tables_has_the_contract_views(spark):
+    frames = make_tiny_tables()
+    ds = Dataset.from_spark(spark, {n: spark.createDataFrame(df) for n, df in frames.items()}, now=NOW)
+    ref = Dataset.from_tables(frames, now=NOW)
+    assert ds.engine.name == "spark" and ds.tables == ref.tables
+    assert ds.report.counts == ref.report.counts
+    pd.testing.assert_frame_equal(ds.to_pandas("orders"), ref.to_pandas("orders"), check_dtype=False)
+    q = "SELECT account_id, count(*) AS n FROM interactions GROUP BY 1 ORDER BY 1"
+    pd.testing.assert_frame_equal(ds.sql(q), ref.sql(q), check_dtype=False)
+    assert len(ds.fingerprint) == 16
+    with pytest.raises(FraudkitError, match="lives in Spark"):
+        ds.con
+    bad = dict(frames, orders=frames["orders"].assign(quantity=-1))
+    with pytest.raises(Exception, match="quantity"):
+        Dataset.from_spark(spark, {n: spark.createDataFrame(df) for n, df in bad.items()}, now=NOW)
+
+
+@pytest.mark.spark
+def test_cli_validate_with_engine_spark_prints_what_duckdb_prints(spark, tmp_path):
+    frames = make_tiny_tables()
+    frames["orders"].loc[0, "paid_price"] = -5.0
+    data = write_tables(frames, tmp_path / "d")
+    runner = CliRunner()
+    duck = runner.invoke(main, ["validate", str(data)])
+    sp = runner.invoke(main, ["validate", str(data), "--engine", "spark"])
+    assert duck.exit_code == sp.exit_code == 1
+    assert "value below the minimum 0" in duck.output and sp.output == duck.output
+    wrong = runner.invoke(main, ["validate", str(data), "--spark-master", "local[1]"])
+    assert wrong.exit_code == 2 and "--engine spark" in wrong.output
+
+
+def _micros(df):
+    return df.astype({c: "datetime64[us]" for c, t in df.dtypes.items() if str(t).startswith("datetime64")})
+
+
+_NO_PYSPARK = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyspark" or name.startswith("pyspark.") or name == "py4j" or name.startswith("py4j."):
+            raise ImportError(f"No module named {name!r} (blocked by the test)")
+sys.meta_path.insert(0, Block())
+sys.argv = ["fraudkit"] + sys.argv[1:]
+from fraudkit.cli import main
+sys.exit(main())
+"""
+
+
+def _fraudkit_without_pyspark(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", _NO_PYSPARK, *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_the_kit_runs_without_pyspark(tmp_path):
+    data = write_tables(toy_tables(0), tmp_path / "toy")
+    ok = _fraudkit_without_pyspark("validate", data)
+    assert ok.returncode == 0, ok.stderr
+    scored = _fraudkit_without_pyspark("score", data, "--out", tmp_path / "run", "--stages", "behaviour", "--quiet")
+    assert scored.returncode == 0, scored.stderr
+    assert (tmp_path / "run" / "scores.parquet").exists()
+    spark = _fraudkit_without_pyspark("validate", data, "--engine", "spark")
+    assert spark.returncode == 2
+    assert "pip install 'fraudkit[spark]'" in spark.stderr
