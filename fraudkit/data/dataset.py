@@ -177,10 +177,7 @@ class Dataset:
         DataValidationError
             The tables break the contract.
         """
-        unknown = [n for n in tables if n not in _ALL_TABLES]
-        if unknown:
-            raise FraudkitError(f"unknown table(s) {', '.join(map(repr, unknown))}; "
-                                f"contract tables: {', '.join(_ALL_TABLES)}")
+        _check_table_names(tables)
         frames = {n: df for n, df in tables.items() if df is not None}
         con = _connect()
         sources = {}
@@ -224,10 +221,7 @@ class Dataset:
         DataValidationError
             The tables break the contract.
         """
-        unknown = [n for n in tables if n not in _ALL_TABLES]
-        if unknown:
-            raise FraudkitError(f"unknown table(s) {', '.join(map(repr, unknown))}; "
-                                f"contract tables: {', '.join(_ALL_TABLES)}")
+        _check_table_names(tables)
         engine = SparkEngine(spark)
         sources = {name: TableSource(name, f"{name} (Spark)", engine.register(f"_mem_{name}", obj))
                    for name, obj in tables.items() if obj is not None}
@@ -792,3 +786,11 @@ def _read_folder_table(folder: Path, name, columns, required):
         return ns_timestamps((t.order_by(keys) if keys else t).to_pandas())
     finally:
         con.disconnect()
+
+
+def _check_table_names(tables) -> None:
+    """Refuse a key that is not a contract table name (naming it and the names allowed)."""
+    unknown = [n for n in tables if n not in _ALL_TABLES]
+    if unknown:
+        raise FraudkitError(f"unknown table(s) {', '.join(map(repr, unknown))}; "
+                            f"contract tables: {', '.join(_ALL_TABLES)}")
