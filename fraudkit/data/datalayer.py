@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from fraudkit.data.connection import ibis_connection
-from fraudkit.data.engine import spark_session as engine_spark_session
+from fraudkit.data.engine import spark_session  # re-exported: the one way the kit starts a local session
 from fraudkit.errors import FraudkitError, MissingInputError
 
 __all__ = ["connect", "register", "daily_counts", "distinct_counts", "execute", "spark_session", "window_seconds"]
@@ -233,30 +233,6 @@ def window_seconds(window) -> int:
     if seconds < 1 or seconds != int(seconds):
         raise FraudkitError(f"window must be a positive whole number of seconds, got {window!r}")
     return int(seconds)
-
-
-def spark_session(app: str = "fraudkit", *, cores: int = 2, memory: str = "2g"):
-    """A local-mode SparkSession with the UI off, quiet logs and UTC session time (see ``engine.spark_session``).
-
-    Parameters
-    ----------
-    app : str, default="fraudkit"
-        Application name.
-    cores : int, default=2
-        Local worker threads (``local[cores]``); also the shuffle partitions.
-    memory : str, default="2g"
-        Driver memory (the only JVM in local mode).
-
-    Returns
-    -------
-    pyspark.sql.SparkSession
-
-    Raises
-    ------
-    FraudkitError
-        PySpark is not installed (``pip install 'fraudkit[spark]'``) or Java is missing.
-    """
-    return engine_spark_session(app, cores=cores, memory=memory)
 
 
 # --- private helpers ---------------------------------------------------------
