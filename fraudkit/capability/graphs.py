@@ -542,6 +542,17 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
     ...                                         "peak_hour_share"]].values.tolist()
     [['1.1.1.1', 3, 2, 2, 0.6666666666666666]]
     """
+    memo = getattr(data, "memo", None)  # a Dataset: lists and the graph stage of one run ask the same question
+    memo_key = ("entity_usage", entity, tuple(tables), key, time, link)
+    if memo is not None and memo_key in memo:
+        return memo[memo_key].copy()
+    out = _entity_usage(data, entity=entity, tables=tables, key=key, time=time, link=link)
+    if memo is not None:
+        memo[memo_key] = out.copy()
+    return out
+
+
+def _entity_usage(data, *, entity, tables, key, time, link) -> pd.DataFrame:
     cols = ["entity_id", "n_accounts", "n_events", "n_days", "n_hours", "peak_hour_share", "linked_share"]
     with open_source(data) as src:
         selects, linked = [], link is not None

@@ -141,7 +141,7 @@ class Dataset:
     [1]
     """
 
-    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames", "_engine", "_ibis_tables")
+    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames", "_engine", "_ibis_tables", "_memo")
 
     def __init__(self, *, path, fingerprint, checked: CheckedTables, con, frames=None, engine=None):
         object.__setattr__(self, "_path", None if path is None else Path(path))
@@ -151,6 +151,7 @@ class Dataset:
         object.__setattr__(self, "_frames", frames)  # keeps registered DataFrames alive
         object.__setattr__(self, "_engine", engine if engine is not None else DuckDBEngine(con.con))
         object.__setattr__(self, "_ibis_tables", {})  # name -> ibis table: Ibis asks DuckDB for the schema each time
+        object.__setattr__(self, "_memo", {})
 
     def __setattr__(self, name, value):
         raise AttributeError("a Dataset is read-only; build a new one with load_dataset or Dataset.from_tables")
@@ -182,7 +183,9 @@ class Dataset:
         con = _connect()
         sources = {}
         for name, df in frames.items():
-            con.con.register(f"_mem_{name}", df)
+            con.con.register(f"_df_{name}", df)
+            con.con.execute(f'CREATE TABLE "_mem_{name}" AS SELECT * FROM "_df_{name}"')
+            con.con.unregister(f"_df_{name}")
             sources[name] = TableSource(name, f"{name} (in memory)", f'"_mem_{name}"')
         checked = check_tables(con.con, sources, path="<memory>", quarantine=quarantine, now=now, validate=validate)
         checked.report.raise_for_issues()
@@ -244,6 +247,13 @@ class Dataset:
                   else _spark_fingerprint(self._engine, self._checked.views))
             object.__setattr__(self, "_fingerprint", fp)
         return self._fingerprint
+
+    @property
+    def memo(self) -> dict:
+        """Results derived from the tables alone, kept for the dataset's life (its views never change): a run's
+        stages that need the same derived table (e.g. how each shared IP is used) compute it once. Keys name
+        the function and its parameters; values are never handed out to be modified."""
+        return self._memo
 
     @property
     def tables(self) -> tuple[str, ...]:

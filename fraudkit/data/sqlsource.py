@@ -23,6 +23,7 @@ import pandas as pd
 
 from fraudkit.data.connection import duckdb_connection
 from fraudkit.data.contract import TABLES
+from fraudkit.data.engine import quote
 from fraudkit.errors import FraudkitError, MissingInputError
 
 __all__ = ["SqlSource", "open_source"]
@@ -49,7 +50,7 @@ class SqlSource:
     as_of : pandas.Timestamp or None
     """
 
-    def __init__(self, con, sources: dict, *, as_of=None, own=False):
+    def __init__(self, con, sources: dict, *, as_of=None, own=False, columns=None):
         self.con = con
         self.as_of = None if as_of is None else pd.Timestamp(as_of)
         self._own = own
@@ -60,7 +61,11 @@ class SqlSource:
         self.missing_columns: dict[str, tuple] = {}
         for name, rel in sources.items():
             spec = TABLES[name]
-            cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
+            cols = None if columns is None else columns.get(("columns", rel))
+            if cols is None:
+                cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
+                if columns is not None:
+                    columns[("columns", rel)] = cols
             missing = [c for c in spec.column_names if c not in cols]
             if spec.time_column in missing:
                 raise MissingInputError(
@@ -168,12 +173,10 @@ def open_source(data, *, as_of=None) -> SqlSource:
         raw = getattr(getattr(data, "con", None), "con", None)
         sources = {}
         if raw is not None:
-            import ibis
-
             for name in TABLES:
                 if data.has(name):
-                    sources[name] = f"({ibis.to_sql(data.table(name), dialect='duckdb')})"
-            return SqlSource(raw, sources, as_of=as_of, own=False)
+                    sources[name] = quote(data.view(name))
+            return SqlSource(raw, sources, as_of=as_of, own=False, columns=getattr(data, "memo", None))
         frames = {name: data.to_pandas(name) for name in TABLES if data.has(name)}
         return open_source(frames, as_of=as_of)
     raise TypeError(f"expected a fraudkit Dataset or a dict of DataFrames, got {type(data).__name__}")
