@@ -3,6 +3,12 @@
 Feature tables per entity (``account``, ``device``, ``ip``, ``order``) and the interactions table with
 only the columns its rules read; the inputs a partial dataset is missing, so rules that need them are
 switched off; the dataset's list store; checking a rule set against a dataset's columns.
+
+A run's events (orders, interactions) are never whole in pandas: the interactions with their accumulators
+are a DuckDB table of the dataset's connection (:class:`EventFrame`), the rules are evaluated
+:data:`EVENT_CHUNK` events at a time and their per-row results written to another table
+(:class:`EventRules`), read back chunk by chunk by the decisions and the score table; only the hits and
+each account's rollup are kept (:func:`evaluate_rules`).
 """
 
 from __future__ import annotations
