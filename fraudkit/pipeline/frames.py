@@ -3,31 +3,45 @@
 Feature tables per entity (``account``, ``device``, ``ip``, ``order``) and the interactions table with
 only the columns its rules read; the inputs a partial dataset is missing, so rules that need them are
 switched off; the dataset's list store; checking a rule set against a dataset's columns.
+
+A run's events (orders, interactions) are never whole in pandas: the interactions with their accumulators
+are a DuckDB table of the dataset's connection (:class:`EventFrame`), the rules are evaluated
+:data:`EVENT_CHUNK` events at a time and their per-row results written to another table
+(:class:`EventRules`), read back chunk by chunk by the decisions and the score table; only the hits and
+each account's rollup are kept (:func:`evaluate_rules`).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, compute
+from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, compute, window_expr
 from fraudkit.capability.features import entity_features
 from fraudkit.capability.lists import ListStore
 from fraudkit.data.contract import TABLES
 from fraudkit.data.dataset import canonical_sort_keys, load_dataset, ns_timestamps
 from fraudkit.identification.base import score_frame
 from fraudkit.identification.expressions import lists_of
-from fraudkit.identification.rules import TIME_OF_DAY, RuleSet, load_ruleset
+from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load_ruleset
 
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
-           "RuleEvaluation", "evaluate_rules", "data_end"]
+           "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK"]
+
+EVENT_CHUNK = 2_000_000
+"""Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
+(23.7M interactions with their joined features) and its rule results never sit in memory whole."""
 
 _ENTITY_KEYS = {"account": "account_id", "device": "device_id", "ip": "ip", "order": "order_id",
                 "interaction": "event_id"}
 _HIT_COLUMNS = ["rule_id", "status", "entity", "action", "score", "hits", "hit_rate"]
+_EVENTS = ("order", "interaction")
+_ROW_COLUMNS = ["score", "action", "flagged", "matched", "shadow_matched"]
+_ids = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -36,20 +50,26 @@ class RuleEvaluation:
 
     Parameters
     ----------
-    frames : dict of str to DataFrame
-        Per entity, the frame the rules were evaluated on (:func:`rule_frames`).
+    frames : dict of str to DataFrame or EventFrame
+        Per entity, the frame the rules were evaluated on (:func:`rule_frames`); orders and interactions as an
+        :class:`EventFrame`, read a chunk at a time.
     results : dict
         Per entity, the :class:`~fraudkit.identification.rules.RuleSet` result on that frame (``rows``
-        aligned with the frame, ``hits``).
+        aligned with the frame, ``hits``); for orders and interactions an :class:`EventRules` (the per-row
+        results written chunk by chunk, read back a chunk at a time).
     hits : pandas.DataFrame
         Per rule: hits and hit rate (``RUN/rules/hits.parquet``).
     scores : pandas.DataFrame
         Score table rows, stage ``rules``, method ``RuleSet``, one per evaluated entity but the
-        interactions (None when there is none).
-    parts : tuple of DataFrame
-        Every evaluated entity's score rows, in the order of the rule set's entities, interactions included:
-        their ``entity_id`` is Arrow text (a Python string per interaction took gigabytes on ``large``), so
-        they are kept apart from ``scores`` and written as they are (:meth:`all_scores` joins them).
+        events (None when there is none).
+    parts : tuple of DataFrame or EventRules
+        Every evaluated entity's score rows, in the order of the rule set's entities, events included: an
+        event entity's are an :class:`EventRules`, whose :meth:`EventRules.score_chunks` give them a chunk at
+        a time (:meth:`all_scores` joins them).
+    rollups : dict of str to tuple
+        Per entity whose frame has ``account_id``: the worst rule score of each account's rows (a Series by
+        account) and the distinct (``account_id``, ``matched``) pairs of its rows that matched a rule: what
+        the behaviour stage's per-account rule score reads, without the entity's rows.
     """
 
     frames: dict = field(default_factory=dict)
@@ -57,13 +77,187 @@ class RuleEvaluation:
     hits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_HIT_COLUMNS))
     scores: pd.DataFrame | None = None
     parts: tuple = ()
+    rollups: dict = field(default_factory=dict)
 
     def all_scores(self) -> pd.DataFrame | None:
         """Every evaluated entity's score rows as one frame (``entity_id`` as Python text), in entity order."""
         if not self.parts:
             return self.scores
+        frames = [c for p in self.parts for c in (p.score_chunks() if isinstance(p, EventRules) else [p])]
         return pd.concat([p.assign(entity_id=p["entity_id"].astype(str)) if _is_arrow(p["entity_id"]) else p
-                          for p in self.parts], ignore_index=True)
+                          for p in frames], ignore_index=True)
+
+    def close(self) -> None:
+        """Drop the event tables this evaluation keeps in DuckDB (its frames' and results')."""
+        for x in list(self.frames.values()) + list(self.results.values()):
+            if isinstance(x, (EventFrame, EventRules)):
+                x.close()
+
+
+class EventFrame:
+    """The frame one event entity's rules read (orders, interactions), given a chunk of rows at a time.
+
+    Backed by a DuckDB table of the dataset's connection (the interactions, in their canonical order, with
+    the accumulators the rules read; it spills to the connection's ``temp_directory`` beyond its
+    ``memory_limit``), the account, device and IP features joined chunk by chunk; or by a pandas frame (the
+    order feature table). Every chunk has the columns and dtypes the whole frame would have.
+
+    Examples
+    --------
+    >>> ev = EventFrame.of(pd.DataFrame({"order_id": [1, 2, 3], "x": [0.5, 1.0, 2.0]}), "order")
+    >>> len(ev), ev.columns, [c["x"].tolist() for c in ev.chunks(2)]
+    (3, ['order_id', 'x'], [[0.5, 1.0], [2.0]])
+    """
+
+    def __init__(self, entity, n, columns, *, frame=None, con=None, table=None, stored=(), feats=None, need=(),
+                 floats=(), objects=()):
+        self.entity, self.n, self.columns = entity, int(n), list(columns)
+        self.key = _ENTITY_KEYS[entity]
+        self._frame, self._con, self._table, self._stored = frame, con, table, set(stored)
+        self._feats, self._need, self._floats, self._objects = feats, set(need), tuple(floats), tuple(objects)
+
+    @classmethod
+    def of(cls, frame, entity, con=None):
+        """An event frame over a pandas frame held in memory (``con``: where its rule results go)."""
+        return cls(entity, len(frame), frame.columns, frame=frame, con=con)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def empty(self) -> bool:
+        return self.n == 0
+
+    @property
+    def connection(self):
+        """The DuckDB connection the frame (and its rule results) live on, or None."""
+        return self._con
+
+    def chunks(self, size=None, columns=None):
+        """The frame ``size`` rows at a time (default :data:`EVENT_CHUNK`), each indexed from 0; only
+        ``columns`` when given (base columns of the table: no feature is joined for them)."""
+        size = int(size or EVENT_CHUNK)
+        for a in range(0, self.n, size):
+            yield self._read(a, min(self.n, a + size), columns)
+
+    def head(self, n=5) -> pd.DataFrame:
+        """The first ``n`` rows (0: the columns and their dtypes)."""
+        return self._read(0, min(self.n, n), None)
+
+    def _read(self, a, b, columns):
+        cols = self.columns if columns is None else list(columns)
+        if self._table is None:
+            return self._frame.iloc[a:b][cols].reset_index(drop=True)
+        base = [c for c in cols if c in self._stored]
+        sel = ", ".join(_q(c) for c in base)
+        table = self._con.execute(f"SELECT {sel} FROM {self._table} WHERE _fk_row >= {a} AND _fk_row < {b} "
+                                  "ORDER BY _fk_row").to_arrow_table()
+        frame = ns_timestamps(table.to_pandas())
+        del table
+        for c in self._floats:  # integers with nulls somewhere: float64, as in the whole frame
+            if c in frame.columns:
+                frame[c] = frame[c].astype(float)
+        for c in self._objects:
+            if c in frame.columns:
+                frame[c] = frame[c].astype(object)
+        if len(base) < len(cols):
+            frame = _join_features(frame, self._feats, self._need)
+        return frame[cols]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The whole frame (for small data and tests)."""
+        if self._table is None:
+            return self._frame
+        parts = list(self.chunks())
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=self.columns)
+
+    def close(self) -> None:
+        if self._table is not None and self._con is not None:
+            self._con.execute(f"DROP TABLE IF EXISTS {self._table}")
+            self._table, self.n = None, 0
+            self._frame = pd.DataFrame(columns=self.columns)
+
+
+class EventRules:
+    """One event entity's rule results, written a chunk at a time (a DuckDB table when the frame has a
+    connection, else frames in memory) and read back the same way.
+
+    Attributes
+    ----------
+    hits : pandas.DataFrame
+        Per rule: hits and hit rate over every row.
+    rule_ids, statuses, aggregate
+        As in :class:`~fraudkit.identification.rules.RuleResult`.
+    frame : EventFrame
+        The frame the rules were evaluated on.
+    """
+
+    def __init__(self, frame: EventFrame, *, rule_ids, statuses, aggregate):
+        self.frame, self.rule_ids, self.statuses, self.aggregate = frame, tuple(rule_ids), tuple(statuses), aggregate
+        self.hits = pd.DataFrame(columns=_HIT_COLUMNS)
+        self._con = frame.connection
+        self._parts = []
+        self._table = None
+        if self._con is not None:
+            self._table = f"fk_rule_rows_{frame.entity}_{next(_ids)}"
+            self._con.execute(f"CREATE TEMP TABLE {self._table} (_fk_row BIGINT, score DOUBLE, action VARCHAR, "
+                              "flagged BOOLEAN, matched VARCHAR, shadow_matched VARCHAR)")
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, rows: pd.DataFrame) -> None:
+        """Write the rows of the next chunk (``score, action, flagged, matched, shadow_matched``)."""
+        if self._table is None:
+            self._parts.append(rows[_ROW_COLUMNS].reset_index(drop=True))
+        else:
+            view = f"_fk_rows_chunk_{next(_ids)}"
+            chunk = rows[_ROW_COLUMNS].reset_index(drop=True)
+            chunk.insert(0, "_fk_row", np.arange(self._n, self._n + len(rows), dtype=np.int64))
+            self._con.register(view, chunk)
+            try:
+                self._con.execute(f"INSERT INTO {self._table} SELECT _fk_row, {', '.join(_ROW_COLUMNS)} FROM {view}")
+            finally:
+                self._con.unregister(view)
+        self._n += len(rows)
+
+    def row_chunks(self, size=None):
+        """The per-row results ``size`` rows at a time, aligned with ``frame.chunks(size)``."""
+        size = int(size or EVENT_CHUNK)
+        whole = pd.concat(self._parts, ignore_index=True) if self._table is None and self._parts else None
+        for a in range(0, self._n, size):
+            b = min(self._n, a + size)
+            if self._table is None:
+                yield whole.iloc[a:b].reset_index(drop=True)
+            else:
+                t = self._con.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM {self._table} "
+                                      f"WHERE _fk_row >= {a} AND _fk_row < {b} ORDER BY _fk_row").to_arrow_table()
+                yield t.to_pandas()
+
+    def chunks(self, size=None, columns=None):
+        """``(frame chunk, RuleResult of its rows)`` pairs, ``size`` rows at a time (``columns`` of the frame
+        only, when given). The results carry no match matrix (``matches`` has no column)."""
+        for ev, rows in zip(self.frame.chunks(size, columns), self.row_chunks(size)):
+            yield ev, self.result(rows)
+
+    def result(self, rows) -> RuleResult:
+        """A :class:`~fraudkit.identification.rules.RuleResult` over some of the rows."""
+        return RuleResult(rows=rows, hits=self.hits, rule_ids=self.rule_ids,
+                          matches=np.zeros((len(rows), 0), dtype=bool), aggregate=self.aggregate,
+                          statuses=self.statuses)
+
+    def score_chunks(self, size=None):
+        """The score table rows (stage ``rules``, method ``RuleSet``) ``size`` rows at a time; an integer
+        interaction key is Arrow text (a Python string per interaction took gigabytes on ``large``)."""
+        for ev, res in self.chunks(size, [self.frame.key]):
+            yield _score_rows(self.frame.entity, ev[self.frame.key], res.rows)
+
+    def close(self) -> None:
+        if self._table is not None:
+            self._con.execute(f"DROP TABLE IF EXISTS {self._table}")
+            self._table, self._n = None, 0
+        self._parts = []
 
 
 def feature_tables(ds, features=None) -> dict:
@@ -146,7 +340,7 @@ def rule_columns(ds, *, features=None) -> dict:
         out["interaction"] = pd.concat([base, pd.DataFrame(extra)], axis=1)
     return out
 
-def rule_frames(ds, ruleset, *, features=None) -> dict:
+def rule_frames(ds, ruleset, *, features=None, stream=False) -> dict:
     """Frames the rules of each entity are evaluated on: ``{entity: DataFrame}``.
 
     ``account``, ``device``, ``ip`` and ``order`` are the feature tables of
@@ -155,6 +349,9 @@ def rule_frames(ds, ruleset, *, features=None) -> dict:
     IP (``ip_``) features joined by key, and interaction accumulators.
     ``ruleset`` may also be a list of RuleSets (columns of all of them), or a
     tuple of entity names (interactions: the bare table).
+
+    With ``stream=True`` orders and interactions come as :class:`EventFrame` (read a chunk at a time): the
+    interactions then live in a DuckDB table of the dataset's connection, never whole in pandas.
     """
 
     sets = [ruleset] if isinstance(ruleset, RuleSet) else [r for r in ruleset if isinstance(r, RuleSet)]
@@ -163,10 +360,10 @@ def rule_frames(ds, ruleset, *, features=None) -> dict:
     out = {}
     for e in entities:
         if e in ("account", "device", "ip", "order"):
-            out[e] = feats[e]
+            out[e] = EventFrame.of(feats[e], e, _raw_connection(ds)) if stream and e == "order" else feats[e]
         elif e == "interaction" and ds.has("interactions"):
             need = set().union(*[r.columns("interaction") for r in sets]) if sets else set()
-            out[e] = _interaction_frame(ds, feats, need)
+            out[e] = _interaction_stream(ds, feats, need) if stream else _interaction_frame(ds, feats, need)
     return out
 
 def check_ruleset(path, data=None) -> str:
@@ -227,7 +424,23 @@ def _interaction_frame(ds, feats, need):
     turning every one of the table's rows into text: on ``large`` (23.7M interactions) the text keys of the
     rows alone took gigabytes.
     """
-    frame = _table_frame(ds, "interactions")
+    frame = _join_features(_table_frame(ds, "interactions"), feats, need)
+    accs = [a for a in _interaction_accumulators() if a.name in need]
+    if accs:
+
+        acc = compute(accs, ds)
+        if acc["event_id"].dtype == frame["event_id"].dtype:
+            pos = pd.Index(acc["event_id"]).get_indexer(frame["event_id"])
+        else:
+            pos = pd.Index(acc["event_id"].astype(str)).get_indexer(frame["event_id"].astype(str))
+        for a in accs:
+            frame[a.name] = acc[a.name].to_numpy()[pos]
+        del acc, pos
+    return frame
+
+
+def _join_features(frame, feats, need):
+    """``frame`` with the ``acct_``/``dev_``/``ip_`` features of ``need`` joined by key (in place)."""
     joins = (("acct_", "account", "account_id"), ("dev_", "device", "device_id"), ("ip_", "ip", "ip"))
     for prefix, entity, key in joins:
         f = feats[entity]
@@ -242,18 +455,50 @@ def _interaction_frame(ds, feats, need):
             col = vals[np.where(found, idx, 0)] if len(vals) else np.full(len(frame), np.nan)
             frame[prefix + c] = np.where(found, col, np.nan if vals.dtype != object else None)
             del col
-    accs = [a for a in _interaction_accumulators() if a.name in need]
-    if accs:
-
-        acc = compute(accs, ds)
-        if acc["event_id"].dtype == frame["event_id"].dtype:
-            pos = pd.Index(acc["event_id"]).get_indexer(frame["event_id"])
-        else:
-            pos = pd.Index(acc["event_id"].astype(str)).get_indexer(frame["event_id"].astype(str))
-        for a in accs:
-            frame[a.name] = acc[a.name].to_numpy()[pos]
-        del acc, pos
     return frame
+
+
+def _raw_connection(ds):
+    """The dataset's raw DuckDB connection, or None (a Spark dataset)."""
+    import duckdb
+
+    raw = getattr(getattr(ds, "_con", None), "con", None)
+    return raw if isinstance(raw, duckdb.DuckDBPyConnection) and hasattr(ds, "view") else None
+
+
+def _interaction_stream(ds, feats, need) -> EventFrame:
+    """:func:`_interaction_frame` as an :class:`EventFrame`: the interactions in their canonical order with the
+    accumulators ``need`` reads, materialised once in a DuckDB table of the dataset's connection (the same
+    window SQL as :func:`fraudkit.capability.accumulators.compute`), the features joined chunk by chunk."""
+    raw = _raw_connection(ds)
+    if raw is None:
+        return EventFrame.of(_interaction_frame(ds, feats, need), "interaction")
+    view = ds.view("interactions")
+    schema = raw.execute(f"SELECT * FROM {view} LIMIT 0").to_arrow_table().schema
+    base = list(schema.names)
+    keys = ", ".join(f'"{c}"' for c in canonical_sort_keys("interactions", base))
+    accs = [a for a in _interaction_accumulators() if a.name in need]
+    windows = "".join(f", {window_expr(a, 'ts')}" for a in accs)
+    table = f"fk_rule_frame_interaction_{next(_ids)}"
+    raw.execute(f"CREATE TEMP TABLE {table} AS SELECT row_number() OVER (ORDER BY {keys}) - 1 AS _fk_row, * "
+                f"FROM (SELECT *{windows} FROM {view}) ORDER BY _fk_row")
+    # the dtypes the whole frame read through Arrow has: an integer (boolean) column with a null anywhere
+    # is float64 (object) in every chunk
+    nullable = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)]
+    nulls = raw.execute(f"SELECT count(*), {', '.join(f'count(*) - count({_q(c)})' for c in nullable) or '0'} "
+                        f"FROM {table}").fetchone()
+    n, nulls = int(nulls[0]), dict(zip(nullable, nulls[1:]))
+    with_null = [c for c in nullable if nulls[c]]
+    floats = [c for c in with_null if pa.types.is_integer(schema.field(c).type)]
+    objects = [c for c in with_null if c not in floats]
+    head = ns_timestamps(raw.execute(f"SELECT * FROM {view} LIMIT 0").to_arrow_table().to_pandas())
+    joined = [c for c in _join_features(head, feats, need).columns if c not in base]
+    return EventFrame("interaction", n, base + joined + [a.name for a in accs], con=raw, table=table,
+                      stored=base + [a.name for a in accs], feats=feats, need=need, floats=floats, objects=objects)
+
+
+def _q(c) -> str:
+    return '"' + str(c).replace('"', '""') + '"'
 
 
 def _table_frame(ds, name):
@@ -301,12 +546,14 @@ def _key_text(keys: pd.Series) -> pd.Series:
     return keys.astype(str)
 
 
-def evaluate_rules(ruleset, frames, lists, *, as_of=None, notes=None) -> RuleEvaluation:
+def evaluate_rules(ruleset, frames, lists, *, as_of=None, notes=None, chunk=None) -> RuleEvaluation:
     """Evaluate ``ruleset`` once on each entity's frame: the one place a run evaluates its rules.
 
     Events (frames with ``ts``) look lists up at their own time, entity tables as of ``as_of`` (the data's
     end, :func:`data_end`). An entity with no rows, or whose frame lacks a column its rules read, is skipped
-    with a note in ``notes``.
+    with a note in ``notes``. Orders and interactions are evaluated ``chunk`` events at a time (default
+    :data:`EVENT_CHUNK`), their per-row results written as they come (:class:`EventRules`) and only their
+    hits and per-account rollups kept: the result is the same whatever the chunk.
 
     Examples
     --------
@@ -319,7 +566,7 @@ def evaluate_rules(ruleset, frames, lists, *, as_of=None, notes=None) -> RuleEva
     ([10.0, 0.0], ['1', '2'])
     """
     notes = [] if notes is None else notes
-    results, hits, scores, used = {}, [], [], {}
+    results, hits, scores, used, rollups = {}, [], [], {}, {}
     for entity in ruleset.entities:
         frame = frames.get(entity)
         if frame is None or frame.empty:
@@ -329,23 +576,76 @@ def evaluate_rules(ruleset, frames, lists, *, as_of=None, notes=None) -> RuleEva
         if missing:
             notes.append(f"rules: {entity} rules skipped, features {', '.join(sorted(missing))} are missing")
             continue
+        if entity in _EVENTS:
+            frame = frame if isinstance(frame, EventFrame) else EventFrame.of(frame, entity)
+            res, rollup = _evaluate_events(ruleset, frame, lists, as_of, chunk)
+            results[entity], used[entity] = res, frame
+            hits.append(res.hits)
+            scores.append((entity, res))
+            if rollup is not None:
+                rollups[entity] = rollup
+            continue
         res = ruleset.evaluate(frame, lists=lists, entity=entity, as_of=None if "ts" in frame.columns else as_of)
         results[entity], used[entity] = res, frame
         hits.append(res.hits)
-        r = res.rows
-        keys = frame[_ENTITY_KEYS[entity]]
-        compact = entity == "interaction" and pd.api.types.is_integer_dtype(keys)
-        sf = score_frame(np.zeros(len(frame), np.int8) if compact else keys.astype(str).to_numpy(), r["score"],
-                         r["action"] != "pass", entity_type=entity, stage="rules", method="RuleSet",
-                         reasons=r["matched"])
-        if compact:  # the same text as astype(str), held by Arrow
-            sf["entity_id"] = pd.array(pa.array(keys.to_numpy()).cast(pa.string()), dtype=pd.ArrowDtype(pa.string()))
-        scores.append((entity, sf))
-    entity_rows = [sf for e, sf in scores if e != "interaction"]
+        scores.append((entity, _score_rows(entity, frame[_ENTITY_KEYS[entity]], res.rows)))
+        if "account_id" in frame.columns:
+            rollups[entity] = _rollup([_account_rows(frame, res.rows)])
+    entity_rows = [sf for e, sf in scores if e not in _EVENTS]
     return RuleEvaluation(frames=used, results=results,
                           hits=pd.concat(hits, ignore_index=True) if hits else pd.DataFrame(columns=_HIT_COLUMNS),
                           scores=pd.concat(entity_rows, ignore_index=True) if entity_rows else None,
-                          parts=tuple(sf for _, sf in scores))
+                          parts=tuple(sf for _, sf in scores), rollups=rollups)
+
+
+def _evaluate_events(ruleset, frame: EventFrame, lists, as_of, chunk):
+    """The rules of an event entity over ``frame`` a chunk at a time: its :class:`EventRules` (hits summed over
+    the chunks) and its per-account rollup (None without ``account_id``)."""
+    entity = frame.entity
+    out, counts, per, n = None, None, [], 0
+    for part in frame.chunks(chunk):
+        res = ruleset.evaluate(part, lists=lists, entity=entity, as_of=None if "ts" in part.columns else as_of)
+        if out is None:
+            out = EventRules(frame, rule_ids=res.rule_ids, statuses=res.statuses, aggregate=res.aggregate)
+            counts, hits = np.zeros(len(res.rule_ids), dtype=np.int64), res.hits
+        out.append(res.rows)
+        counts += res.matches.sum(axis=0)
+        n += len(part)
+        if "account_id" in part.columns:
+            per.append(_rollup([_account_rows(part, res.rows)]))
+        del part, res
+    out.hits = hits.assign(hits=counts.astype(np.int64), hit_rate=counts / max(n, 1))
+    return out, (_rollup(per) if per else None)
+
+
+def _score_rows(entity, keys: pd.Series, rows: pd.DataFrame) -> pd.DataFrame:
+    """Score table rows (stage ``rules``, method ``RuleSet``) of an entity's rule results; integer interaction
+    keys as Arrow text (the same text as ``astype(str)``)."""
+    compact = entity == "interaction" and pd.api.types.is_integer_dtype(keys)
+    sf = score_frame(np.zeros(len(keys), np.int8) if compact else keys.astype(str).to_numpy(), rows["score"],
+                     rows["action"] != "pass", entity_type=entity, stage="rules", method="RuleSet",
+                     reasons=rows["matched"])
+    if compact:
+        sf["entity_id"] = pd.array(pa.array(keys.to_numpy()).cast(pa.string()), dtype=pd.ArrowDtype(pa.string()))
+    return sf
+
+
+def _account_rows(frame, rows):
+    return pd.DataFrame({"account_id": frame["account_id"].to_numpy(), "score": rows["score"].to_numpy(),
+                         "matched": rows["matched"].to_numpy()})
+
+
+def _rollup(parts):
+    """Per account the worst score, and the distinct (account, matched) pairs that matched, of row chunks
+    (``account_id, score, matched`` frames, or rollups of them): the same whatever the chunks."""
+    if parts and isinstance(parts[0], tuple):
+        worst = pd.concat([w for w, _ in parts])
+        pairs = pd.concat([p for _, p in parts], ignore_index=True).drop_duplicates(ignore_index=True)
+        return worst.groupby(level=0, sort=False).max(), pairs
+    per = pd.concat(parts, ignore_index=True)
+    worst = per.groupby("account_id", sort=False).score.max()
+    pairs = per.loc[per.matched != "", ["account_id", "matched"]].drop_duplicates(ignore_index=True)
+    return worst, pairs
 
 
 def _is_arrow(s: pd.Series) -> bool:

@@ -61,6 +61,9 @@ from fraudkit.identification.rules import load_ruleset
 from fraudkit.mitigation.decisions import decide
 from fraudkit.pipeline.context import STAGE_PARAMETERS, RunContext
 from fraudkit.pipeline.frames import (
+    EVENT_CHUNK,
+    EventFrame,
+    EventRules,
     data_end,
     evaluate_rules,
     feature_tables,
@@ -91,8 +94,9 @@ from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, tr
 
 __all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS", "DECISION_CHUNK"]
 
-DECISION_CHUNK = 2_000_000
-"""Events decided (and written) at a time: the decisions of a large world never sit in memory together."""
+DECISION_CHUNK = EVENT_CHUNK
+"""Events decided (and written) at a time: the decisions of a large world never sit in memory together (the
+rules are evaluated :data:`fraudkit.pipeline.frames.EVENT_CHUNK` events at a time)."""
 
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
@@ -288,9 +292,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             frames, results = dict(rule_out.frames), dict(rule_out.results)
             undecided = tuple(e for e in ("order", "interaction") if e not in frames)
             if undecided:
-                frames |= rule_frames(ds, undecided, features=feats)
-            if decide_from is not None:
-                frames, results = _events_from(frames, results, decide_from, decision_policy)
+                frames |= rule_frames(ds, undecided, features=feats, stream=True)
+            if decide_from is not None and decision_policy is not None and getattr(decision_policy, "delayed", False):
+                raise FraudkitError("decide_from= cannot be used with a delayed-interception policy: a deferred "
+                                    "decision depends on the account's earlier events; drop decide_from or the delay")
             st.rows(sum(len(f) for e, f in frames.items() if e in results), "rows")
         timings["rules"] = time.perf_counter() - t
         # the score table: every stage's rows, then the rules' per entity (interactions kept as Arrow text)
@@ -309,11 +314,12 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         t = time.perf_counter()
         with step(progress, "score", "decisions") as st:
             n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,
-                                            tmp / "decisions.parquet")
+                                            tmp / "decisions.parquet", start=decide_from)
             st.rows(n_decisions, "orders and interactions")
-        # the per-event frames and rule results are not read again
+        # the per-event frames are not read again; the rule results only for the score table
         rule_hits = rule_out.hits
-        frames = results = rule_out = None
+        extra_frames = [f for e, f in frames.items() if e in undecided]
+        frames = results = None
         outputs = {k: replace(o, rules=None) for k, o in outputs.items()}
         timings["decisions"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -328,6 +334,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             _write_frame(weighted.weights, tmp / "lists" / "list_weights.parquet")
             _write_frame(weighted.collateral, tmp / "lists" / "list_collateral.parquet")
             n_scores = _write_scores(score_parts, tmp / "scores.parquet")
+            score_parts = None
+            rule_out.close()  # the event tables it kept in DuckDB
+            for f in extra_frames:
+                f.close()
             write_parquet(accounts, tmp / "accounts.parquet")
             if seed_table is not None:
                 _write_frame(seed_table, tmp / "seed_pool.parquet")
@@ -463,7 +473,8 @@ def _rule_evaluation(ds, ruleset, outputs, feats, store, notes):
     done = outputs["behaviour"].rules if "behaviour" in outputs else None
     if done is not None:
         return done
-    return evaluate_rules(ruleset, rule_frames(ds, ruleset, features=feats), store, as_of=data_end(ds), notes=notes)
+    return evaluate_rules(ruleset, rule_frames(ds, ruleset, features=feats, stream=True), store, as_of=data_end(ds),
+                          notes=notes)
 
 
 def _stage_timings(outputs) -> dict:
@@ -514,16 +525,19 @@ def _training_pass(train_ds, stages, context, timings):
         timings["rules"] = time.perf_counter() - t
         timings["outputs"] = {st: o for st, o in outs.items() if "timings" in o.artifacts}
         st.rows(len(train_ds.labels), "labels")
-    return pd.concat([o.scores for o in outs.values()] + [tr_rules.all_scores()], ignore_index=True)
+    out = pd.concat([o.scores for o in outs.values()] + [tr_rules.all_scores()], ignore_index=True)
+    tr_rules.close()
+    return out
 
 
-def _decisions(frames, rule_results, accounts, store, policy, notes, path):
+def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, start=None):
     """Decide every order and interaction and write ``path`` (``RUN/decisions.parquet``) chunk by chunk.
 
-    Events are decided :data:`DECISION_CHUNK` rows at a time (all at once under a delayed-interception policy:
-    a deferral reads the account's earlier events), each chunk written as it is decided, so the decisions of
-    23.7M interactions never sit in memory together. Returns ``{entity_type: {decision: count}}`` and the rows
-    written.
+    Events are read with their rule results and decided :data:`DECISION_CHUNK` rows at a time (all at once
+    under a delayed-interception policy: a deferral reads the account's earlier events), each chunk written as
+    it is decided, so the events and decisions of 23.7M interactions never sit in memory together. With
+    ``start``, only the events at or after it are decided (the rules saw every event). Returns
+    ``{entity_type: {decision: count}}`` and the rows written.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -536,9 +550,11 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path):
 
     portrait, network = layer("behaviour"), layer("graph")
     counts, writer, schema, n_rows = {}, None, None, 0
+    start = None if start is None else pd.Timestamp(start)
     # event times in the finest unit of the event tables (as concatenating the frames would give)
-    units = [f["ts"].dtype for f in (frames.get("order"), frames.get("interaction")) if f is not None and len(f)
-             and "ts" in f.columns and pd.api.types.is_datetime64_dtype(f["ts"].dtype)]
+    heads = [f.head(0) if isinstance(f, EventFrame) else f for f in (frames.get("order"), frames.get("interaction"))
+             if f is not None and len(f)]
+    units = [h["ts"].dtype for h in heads if "ts" in h.columns and pd.api.types.is_datetime64_dtype(h["ts"].dtype)]
     ts_dtype = np.result_type(*units) if units else None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -547,17 +563,23 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path):
             frame = frames.get(entity)
             if frame is None or frame.empty:
                 continue
+            frame = frame if isinstance(frame, EventFrame) else EventFrame.of(frame, entity)
             cols = [c for c in (key, "account_id", "device_id", "ip", "address", "receiver_phone", "promotion_id",
                                 "ts", "action") if c in frame.columns]
             res = rule_results.get(entity)
-            n = len(frame)
-            size = n if (policy is not None and policy.delayed) else DECISION_CHUNK
-            for a in range(0, n, size):
-                b = min(n, a + size)
-                ev = frame.iloc[a:b][cols].reset_index(drop=True)
+            size = len(frame) if (policy is not None and policy.delayed) else DECISION_CHUNK
+            pairs = (res.chunks(size, cols) if isinstance(res, EventRules)
+                     else ((ev, None) for ev in frame.chunks(size, cols)))
+            for ev, rules in pairs:
+                if start is not None and "ts" in ev.columns:
+                    keep = (pd.to_datetime(ev["ts"]) >= start).to_numpy()
+                    if not keep.all():
+                        ev = ev[keep].reset_index(drop=True)
+                        rules = None if rules is None else replace(rules, rows=rules.rows[keep].reset_index(drop=True),
+                                                                   matches=rules.matches[keep])
+                if ev.empty:
+                    continue
                 ev = ev.assign(account_id=ev["account_id"].astype(str))
-                rules = None if res is None else (res if (a, b) == (0, n) else replace(
-                    res, rows=res.rows.iloc[a:b].reset_index(drop=True), matches=res.matches[a:b]))
                 d = decide(ev, rules=rules, portrait=portrait, network=network, lists=store, policy=policy,
                            notes=notes)
                 d.insert(0, "entity_id", ev[key].astype(str).to_numpy())
@@ -612,40 +634,23 @@ def _write_scores(parts, path) -> int:
             frame = _stringify_ids(frame)
         return pa.Table.from_pandas(frame, preserve_index=False)
 
-    schemas = [arrow(p.iloc[:DECISION_CHUNK]).schema for p in parts]
+    def chunks(p):  # an EventRules (the events' rule results) reads its rows back a chunk at a time
+        if isinstance(p, EventRules):
+            return p.score_chunks(DECISION_CHUNK)
+        return (p.iloc[a:a + DECISION_CHUNK] for a in range(0, len(p), DECISION_CHUNK))
+
+    schemas = [arrow(next(iter(chunks(p)))).schema for p in parts]
     schema = pa.unify_schemas(schemas, promote_options="permissive")
     schema = pa.schema([f.with_type(pa.string()) if f.type in (pa.large_string(), pa.null()) else f
                         for f in schema], metadata=schemas[0].metadata)
     n = 0
     with pq.ParquetWriter(path, schema) as writer:
         for p in parts:
-            for a in range(0, len(p), DECISION_CHUNK):
-                table = arrow(p.iloc[a:a + DECISION_CHUNK])
+            for c in chunks(p):
+                table = arrow(c)
                 writer.write_table(table.select(schema.names).cast(schema))
                 n += len(table)
     return n
-
-
-def _events_from(frames, results, start, policy):
-    """``frames`` and their rule results with the order and interaction rows before ``start`` left out.
-
-    The rules were evaluated on every event (accumulators see the whole history); only the window's
-    events are decided on.
-    """
-    if policy is not None and getattr(policy, "delayed", False):
-        raise FraudkitError("decide_from= cannot be used with a delayed-interception policy: a deferred decision "
-                            "depends on the account's earlier events; drop decide_from or the delay")
-    start = pd.Timestamp(start)
-    out_frames, out_results = dict(frames), dict(results)
-    for e, f in frames.items():
-        if e not in ("order", "interaction") or "ts" not in f.columns:
-            continue
-        keep = (pd.to_datetime(f["ts"]) >= start).to_numpy()
-        out_frames[e] = f[keep].reset_index(drop=True)
-        if e in results:
-            r = results[e]
-            out_results[e] = replace(r, rows=r.rows[keep].reset_index(drop=True), matches=r.matches[keep])
-    return out_frames, out_results
 
 
 def _rules_for(ds, ruleset, notes):

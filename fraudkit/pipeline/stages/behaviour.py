@@ -285,7 +285,8 @@ def _evaluate_rules(ds, feats, context, notes):
         return None
     data = ds if hasattr(ds, "table") else Dataset.from_tables(ds)
     lists = context.lists if context.lists is not None else ListStore(feats.get("_lists"))
-    return evaluate_rules(rs, rule_frames(data, rs, features=feats), lists, as_of=data_end(data), notes=notes)
+    return evaluate_rules(rs, rule_frames(data, rs, features=feats, stream=True), lists, as_of=data_end(data),
+                          notes=notes)
 
 
 def _rule_scores(evaluation, acc, rs):
@@ -298,22 +299,11 @@ def _rule_scores(evaluation, acc, rs):
     score = np.zeros(len(acc))
     matched = pd.Series([""] * len(acc), index=ids, dtype=object)
     artifacts = {}
-    for entity, res in evaluation.results.items():
-        frame = evaluation.frames[entity]
-        if "account_id" not in frame:
-            continue  # device and IP rules act on their entity, not on an account
-        # only the columns read below (a copy of every rule column of 23.7M interactions took gigabytes)
-        per = pd.DataFrame({"account_id": frame.account_id.to_numpy(), "score": res.rows["score"].to_numpy(),
-                            "matched": res.rows["matched"].to_numpy()})
+    for entity, (worst, pairs) in evaluation.rollups.items():
         if entity == "order":
-            artifacts["order_rules"] = pd.DataFrame({"order_id": frame.order_id.to_numpy(),
-                                                     "account_id": frame.account_id.to_numpy(),
-                                                     "rule_score": res.rows.score.to_numpy(),
-                                                     "action": res.rows.action.to_numpy(),
-                                                     "matched": res.rows.matched.to_numpy()})
-        worst = per.groupby("account_id", sort=False).score.max()
+            artifacts["order_rules"] = _order_rules(evaluation.results[entity])
         score += worst.reindex(ids).fillna(0.0).to_numpy()
-        add = _matched_names(per).reindex(ids).fillna("")
+        add = _matched_names(pairs).reindex(ids).fillna("")
         matched = matched.where(add.to_numpy() == "", matched + np.where(matched == "", "", ",") + add.to_numpy())
     if len(evaluation.hits):
         artifacts["rule_hits"] = evaluation.hits
@@ -325,11 +315,20 @@ def _rule_scores(evaluation, acc, rs):
             min(block / scale, 1.0))
 
 
+def _order_rules(res):
+    """Per order: its rule score, action and matched rules (the ``order_rules`` artifact), read a chunk at a
+    time from the run's one evaluation (:class:`fraudkit.pipeline.frames.EventRules`)."""
+    return pd.concat([pd.DataFrame({"order_id": ev.order_id.to_numpy(), "account_id": ev.account_id.to_numpy(),
+                                    "rule_score": r.rows.score.to_numpy(), "action": r.rows.action.to_numpy(),
+                                    "matched": r.rows.matched.to_numpy()})
+                      for ev, r in res.chunks(columns=["order_id", "account_id"])], ignore_index=True)
+
+
 def _matched_names(per):
     """Per account, the sorted distinct rule ids it matched (comma-joined), without a Python call per account.
 
-    ``per`` has one row per evaluated entity (23M interactions on ``large``): distinct (account, matched)
-    strings first, then one id per row.
+    ``per`` has the distinct (account, matched) strings of the rows that matched (the evaluation's rollup of
+    23M interactions on ``large``), split here into one id per row.
     """
     hit = per.loc[per.matched != "", ["account_id", "matched"]].drop_duplicates()
     if hit.empty:
