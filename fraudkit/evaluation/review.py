@@ -40,7 +40,7 @@ from fraudkit.data.contract import FRAUD_TYPOLOGIES
 from fraudkit.data.atomic import atomic_path
 from fraudkit.data.labels import VERDICTS, append_labels
 from fraudkit.evaluation.metrics import neutralise_formulas
-from fraudkit.pipeline.own_labels import wilson_bounds
+from fraudkit.identification.base import wilson_bounds
 from fraudkit.errors import DataValidationError, FraudkitError, ValidationIssue
 from fraudkit.randomness import check_random_state
 

@@ -33,7 +33,7 @@ import pandas as pd
 import sklearn.exceptions
 from sklearn.base import BaseEstimator
 
-__all__ = ["BaseScorer", "NotFittedError", "SCORE_COLUMNS", "score_frame", "check_is_fitted",
+__all__ = ["BaseScorer", "wilson_bounds", "NotFittedError", "SCORE_COLUMNS", "score_frame", "check_is_fitted",
            "threshold_for_precision", "inclusive_threshold"]
 
 SCORE_COLUMNS = ("entity_type", "entity_id", "stage", "method", "score", "flagged", "reason")
@@ -187,6 +187,39 @@ def score_frame(entity_ids, scores, flagged, *, entity_type, stage, method, reas
         },
         columns=list(SCORE_COLUMNS),
     )
+
+
+def wilson_bounds(p, n, *, z: float = 1.959963984540054):
+    """Wilson's score interval ``(low, high)`` of a share ``p`` seen on ``n`` cases, clipped to [0, 1]: the one
+    formula the kit's precision bounds, label-based estimates and review estimates use.
+
+    Parameters
+    ----------
+    p, n : float or array-like
+        Shares and the number of cases each was seen on (``n`` may be an effective, fractional sample size;
+        it must be positive).
+    z : float, default 1.96
+        Normal quantile: 1.96 for a two-sided 95 % interval, ``norm.ppf(c)`` for a one-sided bound at ``c``.
+
+    Returns
+    -------
+    tuple of float, or of ndarray when ``p`` or ``n`` is an array
+
+    Examples
+    --------
+    >>> [round(x, 3) for x in wilson_bounds(0.9, 50)]
+    [0.786, 0.957]
+    >>> [b.round(3).tolist() for b in wilson_bounds(np.array([0.0, 1.0]), np.array([4, 4]))]
+    [[0.0, 0.51], [0.49, 1.0]]
+    """
+    p, n = np.asarray(p, dtype=float), np.asarray(n, dtype=float)
+    z2 = z * z
+    spread = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    low = np.clip((p + z2 / (2 * n) - spread) / (1 + z2 / n), 0.0, 1.0)
+    high = np.clip((p + z2 / (2 * n) + spread) / (1 + z2 / n), 0.0, 1.0)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
 
 
 def threshold_for_precision(scores, y_true, precision: float, *, label_frequency: float = 1.0) -> float:

@@ -27,7 +27,7 @@ from fraudkit.capability.features import account_behaviour, first_activity
 from fraudkit.data.contract import CUSTOM_FRAUD_PREFIX, FRAUD_TYPOLOGIES
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import ConvergenceWarning, MissingInputError
-from fraudkit.identification.base import BaseScorer, check_is_fitted, threshold_for_precision
+from fraudkit.identification.base import BaseScorer, check_is_fitted, threshold_for_precision, wilson_bounds
 from fraudkit.randomness import check_random_state
 
 __all__ = ["LogisticScorer", "BoostingScorer", "TimeSplit", "time_split", "labels_for", "union_thresholds",
@@ -580,7 +580,7 @@ def _threshold_for_precision_bound(scores, y, precision, confidence, *, label_fr
     ss, yy = s[order], np.asarray(y, dtype=int)[order]
     k = np.arange(1, len(ss) + 1)
     p = np.cumsum(yy) / k
-    lower = (p + z * z / (2 * k) - z * np.sqrt(p * (1 - p) / k + z * z / (4 * k * k))) / (1 + z * z / k)
+    lower = wilson_bounds(p, k, z=z)[0]
     lower = np.minimum(1.0, lower / float(label_frequency))
     last_of_run = np.r_[ss[1:] != ss[:-1], True]
     ok = np.flatnonzero(last_of_run & (lower >= precision))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from fraudkit.errors import FraudkitError
+from fraudkit.identification.base import wilson_bounds
 from fraudkit.identification.models import LogisticScorer
 from fraudkit.randomness import check_random_state
 
@@ -95,7 +96,7 @@ def estimate_label_frequency(X, y, *, seed=0, n_splits=5, min_region=20, confide
     k = np.arange(1, len(y) + 1, dtype=float)
     z = float(norm.ppf(confidence))
     p = m_k / k
-    lower = (p + z * z / (2 * k) - z * np.sqrt(p * (1 - p) / k + z * z / (4 * k * k))) / (1 + z * z / k)
+    lower = wilson_bounds(p, k, z=z)[0]
     best = float(lower[int(min(min_region, len(y))) - 1:].max())
     if best <= 2 * n_pos / len(y):
         return float("nan")

@@ -44,15 +44,15 @@ from fraudkit.data.dataset import Dataset
 from fraudkit.data.labels import labels_as_of, read_labels, to_contract_labels
 from fraudkit.data.slicing import slice_tables
 from fraudkit.errors import FraudkitError
+from fraudkit.identification.base import wilson_bounds
 
-__all__ = ["OwnLabels", "own_training_dataset", "own_seeds", "heldout_check", "wilson_interval", "wilson_bounds",
+__all__ = ["OwnLabels", "own_training_dataset", "own_seeds", "heldout_check", "wilson_interval",
            "MIN_FRAUD_TO_TRAIN"]
 
 MIN_FRAUD_TO_TRAIN = 30
 """Fraud verdicts below which no model is fitted and no threshold is set on them: the run keeps each method's
 unsupervised flag, and the verdicts only seed the graph stage and check the run."""
 
-_Z = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -198,10 +198,3 @@ def wilson_interval(k, n) -> tuple:
     return (float(k / n), *wilson_bounds(k / n, n))
 
 
-def wilson_bounds(p, n) -> tuple:
-    """The 95 % Wilson interval ``(low, high)`` of a share ``p`` seen on ``n`` cases (``n`` may be an effective,
-    fractional sample size)."""
-    z2 = _Z * _Z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = _Z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
