@@ -18,4 +18,6 @@ if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ] && [ "$(id -u)" 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
     || echo "test: could not install Java; the Spark tests will be skipped" >&2
 fi
-exec .venv/bin/python -m pytest "$@"
+# On every core (pytest-xdist): tests that share an expensive build (the micro report, the hostile report, the
+# Spark session, a module's fixtures) stay on one worker (tests/conftest.py); pass -n 0 to run in one process.
+exec .venv/bin/python -m pytest -n auto --dist loadgroup "$@"

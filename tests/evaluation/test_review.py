@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from _report_build import micro_data
 
 from fraudkit.data.contract import FRAUD_TYPOLOGIES
 from fraudkit.data.labels import read_labels
@@ -22,13 +23,12 @@ from fraudkit.evaluation.review import (
 )
 from fraudkit.pipeline.own_labels import OwnLabels
 from fraudkit.pipeline.score import score_dataset
-from fraudkit.simulation import simulate
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("review")
-    simulate("micro", root / "data", seed=0, progress=False)
+    (root / "data").symlink_to(micro_data())        # the session's micro world (read only), simulated once
     run = score_dataset(root / "data", root / "run", stages=("behaviour", "graph"), seed=0)
     return root, run.run_dir
 

@@ -4,15 +4,15 @@ import json
 
 import pandas as pd
 import pytest
+from _report_build import micro_data
 
 from fraudkit.perception.monitors import red_team_drill
-from fraudkit.simulation import simulate
 
 
 @pytest.fixture(scope="module")
 def drill(tmp_path_factory):
     root = tmp_path_factory.mktemp("drill")
-    simulate("micro", root / "train", seed=1000, progress=False)
+    (root / "train").symlink_to(micro_data(1000))   # the session's training world (read only), simulated once
     work = root / "work"
     return red_team_drill("evasive", work_dir=work, seed=0, train=root / "train", size="micro",
                           stages=("behaviour", "graph")), work, root / "train"

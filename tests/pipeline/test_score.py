@@ -9,12 +9,11 @@ from fraudkit.errors import FraudkitError
 
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    from fraudkit.simulation import simulate
+def micro():
+    """The session's micro world (read only), simulated once for every module that reads it."""
+    from _report_build import micro_data
 
-    out = tmp_path_factory.mktemp("data") / "micro"
-    simulate("micro", out, seed=0, progress=False)
-    return out
+    return micro_data()
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ import json
 
 import pandas as pd
 import pytest
+from _report_build import micro_data
 
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.pipeline.training import load_training, training_key
-from fraudkit.simulation import simulate
 
 STAGES = ("behaviour", "graph")
 
@@ -16,8 +16,8 @@ STAGES = ("behaviour", "graph")
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
     root = tmp_path_factory.mktemp("worlds")
-    simulate("micro", root / "data", seed=0, progress=False)
-    simulate("micro", root / "train", seed=1000, progress=False)
+    (root / "data").symlink_to(micro_data(0))       # the session's micro worlds (read only), simulated once
+    (root / "train").symlink_to(micro_data(1000))
     return root / "data", root / "train"
 
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _report_build import micro_data
+from _report_build import micro_data, shared
 
 SCRIPT = "<script>document.title='X'</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -38,6 +38,10 @@ _FREE_TEXT = {
 @functools.lru_cache(maxsize=None)
 def hostile_data() -> Path:
     """A copy of the micro dataset with payloads in every free-text column (a third to all of the rows)."""
+    return shared("hostile-data", _write_hostile_data)
+
+
+def _write_hostile_data() -> Path:
     src = micro_data()
     out = Path(tempfile.mkdtemp(prefix="fk-hostile-data-")) / "hostile"
     out.mkdir()
@@ -58,12 +62,15 @@ def hostile_data() -> Path:
 @functools.lru_cache(maxsize=None)
 def hostile_report():
     """The report of :func:`hostile_data` (no drill, no loop: the pages, not the numbers, are under test)."""
-    from fraudkit.report.build import build_report
+    def build():
+        from fraudkit.report.build import build_report
 
-    out = Path(tempfile.mkdtemp(prefix="fk-hostile-")) / "reports"
-    return build_report(data=hostile_data(), train=micro_data(1000), out=out, seed=0, as_of="2024-11-11",
-                        run_id="hostile-run", loop_windows=0,
-                        parameters={"redteam_scenario": ""}, progress=False)
+        out = Path(tempfile.mkdtemp(prefix="fk-hostile-")) / "reports"
+        return build_report(data=hostile_data(), train=micro_data(1000), out=out, seed=0, as_of="2024-11-11",
+                            run_id="hostile-run", loop_windows=0,
+                            parameters={"redteam_scenario": ""}, progress=False)
+
+    return shared("hostile-report", build)
 
 
 class _Live(HTMLParser):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _report_build import micro_data, micro_report
+from _report_build import micro_data, micro_report, shared
 
 from fraudkit.data.contract import FRAUD_TYPOLOGIES
 from fraudkit.evaluation.review import estimate_share, read_review, review_queue, verdicts_from_labels, write_review
@@ -19,6 +19,10 @@ from fraudkit.report.build import STEPS, build_report
 
 @functools.lru_cache(maxsize=None)
 def _unlabelled_report():
+    return shared("unlabelled-report", _build_unlabelled_report)
+
+
+def _build_unlabelled_report():
     """The micro world without its labels table, reported with a review filled from the withheld labels.
 
     The review is drawn from the labelled micro report's run (the same accounts, scored the same way), then its
