@@ -18,6 +18,8 @@ if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ] && [ "$(id -u)" 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
     || echo "test: could not install Java; the Spark tests will be skipped" >&2
 fi
-# On every core (pytest-xdist): tests that share an expensive build (the micro report, the hostile report, the
-# Spark session, a module's fixtures) stay on one worker (tests/conftest.py); pass -n 0 to run in one process.
-exec .venv/bin/python -m pytest -n auto --dist loadgroup "$@"
+# On every core (pytest-xdist): each test file runs on one worker (its module fixtures are built once); the
+# builds several files share (the simulated worlds, the micro and hostile reports) are built once per run across
+# the workers (tests/_report_build.py). --dist loadfile, not loadgroup: xdist 3.8 names its groups by editing
+# item._nodeid, which pytest 9 no longer reads, so loadgroup split every group. Pass -n 0 for one process.
+exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"

@@ -178,35 +178,3 @@ def spark():
     yield session
     session.stop()
 
-
-def _xdist_group(item) -> str:
-    """The worker group of a test: what shares one expensive build runs in one worker process."""
-    import inspect
-
-    if "spark" in getattr(item, "fixturenames", ()):
-        return "spark"                      # one Spark session (one JVM) for the whole run
-    module = item.module.__name__ if getattr(item, "module", None) is not None else item.nodeid.split("::")[0]
-    try:
-        source = inspect.getsource(item.function) if hasattr(item, "function") else ""
-    except (OSError, TypeError):
-        source = ""
-    if "hostile_report(" in source:
-        return "hostile-report"
-    if getattr(item, "module", None) is not None and "micro_report" in vars(item.module):
-        return "micro-report"               # the shared micro report and what reads it (the unlabelled one too)
-    return module                           # a module's own module-scoped fixtures are built once
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``-n 2 --dist loadgroup``, scripts/test.sh) tests are dealt to workers by group.
-
-    Each worker process builds its own session and module fixtures, so a test module stays on one worker,
-    every test on a Spark session shares one worker (one JVM), and the tests of the shared micro report and of
-    the hostile report form one group each; the builds themselves are shared across workers by
-    :func:`_report_build.shared`. Without xdist nothing changes.
-    """
-    if not hasattr(config, "workerinput"):
-        return
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
