@@ -610,7 +610,7 @@ def _evaluate_events(ruleset, frame: EventFrame, lists, as_of, chunk):
             per.append(_rollup([_account_rows(part, res.rows)]))
         del part, res
     out.hits = hits.assign(hits=counts.astype(np.int64), hit_rate=counts / max(n, 1))
-    return out, (_rollup(per) if per else None)
+    return out, (_merge_rollups(per) if per else None)
 
 
 def _score_rows(entity, keys: pd.Series, rows: pd.DataFrame) -> pd.DataFrame:
@@ -632,15 +632,18 @@ def _account_rows(frame, rows):
 
 def _rollup(parts):
     """Per account the worst score, and the distinct (account, matched) pairs that matched, of row chunks
-    (``account_id, score, matched`` frames, or rollups of them): the same whatever the chunks."""
-    if parts and isinstance(parts[0], tuple):
-        worst = pd.concat([w for w, _ in parts])
-        pairs = pd.concat([p for _, p in parts], ignore_index=True).drop_duplicates(ignore_index=True)
-        return worst.groupby(level=0, sort=False).max(), pairs
+    (``account_id, score, matched`` frames): ``(worst, pairs)``, the same whatever the chunks."""
     per = pd.concat(parts, ignore_index=True)
     worst = per.groupby("account_id", sort=False).score.max()
     pairs = per.loc[per.matched != "", ["account_id", "matched"]].drop_duplicates(ignore_index=True)
     return worst, pairs
+
+
+def _merge_rollups(rollups):
+    """One rollup of several :func:`_rollup` results (chunk by chunk), equal to the rollup of all their rows."""
+    worst = pd.concat([w for w, _ in rollups])
+    pairs = pd.concat([p for _, p in rollups], ignore_index=True).drop_duplicates(ignore_index=True)
+    return worst.groupby(level=0, sort=False).max(), pairs
 
 
 def _is_arrow(s: pd.Series) -> bool:
