@@ -170,7 +170,9 @@ def _replaced(con, ds, table, cols, maps):
         joins.append(f"LEFT JOIN {maps[kind]} m{i} ON m{i}.raw = CAST(t.{col} AS VARCHAR)")
         repl.append(f"coalesce(m{i}.resolved, CAST(t.{col} AS VARCHAR)) AS {col}")
     name = f"_fk_resolved_{table}_{id(ds)}"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (_fk_row) FROM ("
+    # materialised once: as a view, every query of the run re-did the joins and the ordering (a grouped count
+    # over the medium world's resolved orders took 0.48 s against 0.07 s over a table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * EXCLUDE (_fk_row) FROM ("
                 f"SELECT t.* REPLACE ({', '.join(repl)}) FROM (SELECT *, row_number() OVER () AS _fk_row FROM {src}) t "
                 f"{' '.join(joins)}) ORDER BY _fk_row")
     return name
