@@ -96,11 +96,12 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     if unknown:
         raise ValueError(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
     parts = []
-    for res, frame, time, w in _resource_frames(tables, resources, window, usage):
-        if frame["entity"].notna().sum() < 2:
+    for res, frame, entity, time, w in _resource_frames(tables, resources, window, usage):
+        if frame[entity].notna().sum() < 2:
             continue
-        e = shared_entity_projection(frame, key="account_id", entity="entity", time=time, window=w,
+        e = shared_entity_projection(frame, key="account_id", entity=entity, time=time, window=w,
                                      max_degree=max_degree)
+        del frame
         if len(e):
             parts.append(e[["src", "dst", "weight"]].assign(resource=res))
     ecols = ["src", "dst", "weight", "resource"]
@@ -153,7 +154,8 @@ def group_features(membership, edges, tables, *, usage=None) -> pd.DataFrame:
         Contract tables (``accounts``, ``devices``, ``logins``, ``interactions``,
         ``orders``, ``coupon_claims``); missing ones give zero-valued features.
     usage : pandas.DataFrame, optional
-        The stacked usage rows of ``tables``, when the caller already built them.
+        The stacked usage rows of ``tables``, when the caller already built them (see
+        :meth:`AssociationNetwork.fit`; an ``ip24`` column of /24 codes is read instead of the addresses).
 
     Returns
     -------
@@ -198,7 +200,10 @@ def group_features(membership, edges, tables, *, usage=None) -> pd.DataFrame:
         f["hour_concentration"] = np.where(hours.to_numpy().sum(1) > 0, 1 - ent, 0.0)
         nd = um.dropna(subset=["device_id"]).groupby("group_id")["device_id"].nunique().reindex(gids)
         f["accounts_per_device"] = (f["size"] / nd).fillna(0.0)
-        ni = um.dropna(subset=["ip"]).assign(p=lambda x: ip24_array(x["ip"])).groupby("group_id")["p"].nunique()
+        if "ip24" in um:  # /24 codes given with the usage rows
+            ni = um.dropna(subset=["ip"]).groupby("group_id")["ip24"].nunique()
+        else:
+            ni = um.dropna(subset=["ip"]).assign(p=lambda x: ip24_array(x["ip"])).groupby("group_id")["p"].nunique()
         f["accounts_per_ip24"] = (f["size"] / ni.reindex(gids).replace(0, np.nan)).fillna(0.0)  # no IPv4: 0
     else:
         f["hour_concentration"] = f["accounts_per_device"] = f["accounts_per_ip24"] = 0.0
@@ -277,7 +282,7 @@ class AssociationNetwork(BaseScorer):
         self.classifier_weight = classifier_weight
         self.seed = seed
 
-    def fit(self, tables, *, train_tables=None, train_labels=None, labels=None, n_folds=5):
+    def fit(self, tables, *, train_tables=None, train_labels=None, labels=None, n_folds=5, usage=None):
         """Build and score the groups of ``tables``.
 
         Parameters
@@ -296,6 +301,13 @@ class AssociationNetwork(BaseScorer):
             ``classifier_`` is then refitted on every group. Exclusive with ``train_tables``.
         n_folds : int, default=5
             Folds of the out-of-fold scores (fewer when a class has fewer groups).
+        usage : pandas.DataFrame, optional
+            The usage rows of ``tables`` (``account_id, device_id, ip, ts`` of its ``logins``, ``orders``,
+            ``coupon_claims`` and ``interactions`` stacked in that order), when the caller built them, e.g. in
+            SQL: then those columns of ``tables`` are not read. The ``device_id`` and ``ip`` values only need
+            to be equal where the resources are (e.g. integer codes of the addresses); with codes, an ``ip24``
+            column (a code per /24 network, missing when not IPv4) gives the ``accounts_per_ip24`` feature,
+            which otherwise reads the addresses.
 
         Returns
         -------
@@ -308,7 +320,8 @@ class AssociationNetwork(BaseScorer):
         self.classifier_ = None
         if train_tables is not None:
             self.classifier_ = self._train(train_tables, train_labels)
-        usage = _usage(tables)  # stacked once for the groups and their features
+        if usage is None:
+            usage = _usage(tables)  # stacked once for the groups and their features
         member, edges = self._groups(tables, usage)
         self.membership_ = member
         self.edges_ = edges
@@ -404,12 +417,15 @@ class AssociationNetwork(BaseScorer):
 
 
 def _resource_frames(tables, resources, window, usage=None):
-    """Yield ``(resource, frame[account_id, entity, ts?], time, window)`` for each available source."""
+    """Yield ``(resource, frame, entity column, time column, window)`` for each available source.
+
+    The usage rows are handed over as they are (the projection reads its three columns), not copied per resource.
+    """
     usage = _usage(tables) if usage is None else usage
     if "device" in resources and len(usage):
-        yield "device", usage[["account_id", "device_id", "ts"]].rename(columns={"device_id": "entity"}), "ts", window
+        yield "device", usage, "device_id", "ts", window
     if "ip" in resources and len(usage):
-        yield "ip", usage[["account_id", "ip", "ts"]].rename(columns={"ip": "entity"}), "ts", window
+        yield "ip", usage, "ip", "ts", window
     if "phone" in resources:
         ph = []
         acc = tables.get("accounts")
@@ -419,11 +435,11 @@ def _resource_frames(tables, resources, window, usage=None):
         if o is not None and "receiver_phone" in o:
             ph.append(o[["account_id", "receiver_phone"]].rename(columns={"receiver_phone": "entity"}))
         if ph:
-            yield "phone", pd.concat(ph, ignore_index=True), None, None
+            yield "phone", pd.concat(ph, ignore_index=True), "entity", None, None
     if "address" in resources:
         o = tables.get("orders")
         if o is not None and "address" in o:
-            yield "address", o[["account_id", "address"]].rename(columns={"address": "entity"}), None, None
+            yield "address", o, "address", None, None
 
 
 def _usage(tables) -> pd.DataFrame:
