@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import sys
 import threading
@@ -50,6 +51,7 @@ def main(argv=None):
     import fraudkit
     from fraudkit.data.dataset import load_dataset
     from fraudkit.pipeline.context import RunContext
+    from fraudkit.pipeline.progress import Progress
     from fraudkit.pipeline.resolution import resolve_entities
     from fraudkit.pipeline.stages import group
 
@@ -57,7 +59,8 @@ def main(argv=None):
     res = {"data": args.data, "train": args.train, "code": str(Path(fraudkit.__file__).resolve().parent.parent),
            "load_before": _load(), "cpus": os.cpu_count(), "max_rss_gb": args.max_rss_gb,
            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "finished": False}
-    _watchdog(args.max_rss_gb, results, results_path, key, res)
+    lines = _StepPeaks()
+    _watchdog(args.max_rss_gb, results, results_path, key, res, lines)
     t0 = time.perf_counter()
     ds = resolve_entities(load_dataset(args.data))
     train = resolve_entities(load_dataset(args.train))
@@ -67,11 +70,13 @@ def main(argv=None):
     print(f"[group_stage] {key}: {', '.join(f'{t} {n:,}' for t, n in res['rows'].items())}; "
           f"load {res['load_before']}; RSS before the stage {res['rss_before_gb']} GB", flush=True)
     t1 = time.perf_counter()
-    out = group.run(ds, context=RunContext(seed=0, train=train))
+    out = group.run(ds, context=RunContext(seed=0, train=train, progress=Progress("bench", stream=lines,
+                                                                                  animate=False)))
     res["seconds"] = round(time.perf_counter() - t1, 1)
     res["cpu_seconds"] = round(sum(os.times()[:2]), 1)
     res["peak_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-    res["steps"] = [{"step": r.step, "seconds": r.seconds, "peak_gb": round(r.peak_rss_mb / 1024, 2)}
+    res["steps"] = [{"step": r.step, "seconds": r.seconds, "peak_gb": round(r.peak_rss_mb / 1024, 2),
+                     "peak_in_step_gb": lines.peaks.get(f"score · group stage · {r.step}")}
                     for r in out.artifacts["timings"].itertuples()]
     res["load_after"] = _load()
     res["finished"] = True
@@ -79,7 +84,8 @@ def main(argv=None):
                       for m in out.scores["method"].unique()}
     print(_summary(key, res), flush=True)
     for s in res["steps"]:
-        print(f"  {s['step']:<22} {s['seconds']:>8.1f} s  peak {s['peak_gb']:.2f} GB", flush=True)
+        print(f"  {s['step']:<22} {s['seconds']:>8.1f} s  peak {s['peak_gb']:.2f} GB (while it ran "
+              f"{s['peak_in_step_gb']} GB)", flush=True)
     print(f"  flagged: {res['flagged']}; load after {res['load_after']}", flush=True)
     _save(results, results_path, key, res)
 
@@ -87,14 +93,41 @@ def main(argv=None):
 # --- private helpers ----------------------------------------------------------------------------
 
 
-def _watchdog(max_gb, results, path, key, res):
+class _StepPeaks:
+    """A progress stream that keeps the peak RSS (sampled by the watchdog) while each step ran."""
+
+    LINE = re.compile(r"\] (.+?): (started|done|failed)")
+
+    def __init__(self):
+        self.open, self.peaks = {}, {}
+
+    def write(self, text):
+        for m in self.LINE.finditer(text):
+            what, kind = m.groups()
+            if kind == "started":
+                self.open[what] = psutil.Process().memory_info().rss
+            else:
+                self.peaks[what] = round(self.open.pop(what, 0) / 2**30, 2)
+        sys.stderr.write(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+    def sample(self, rss):
+        for what in list(self.open):
+            self.open[what] = max(self.open.get(what, 0), rss)
+
+
+def _watchdog(max_gb, results, path, key, res, lines):
     """End the process (recording why) when its RSS passes ``max_gb``."""
     proc = psutil.Process()
 
     def sample():
         while True:
             rss = proc.memory_info().rss
+            lines.sample(rss)
             res["peak_sampled_gb"] = max(res.get("peak_sampled_gb", 0.0), round(rss / 2**30, 2))
+            res["step"] = next(reversed(lines.open), None)
             if rss > max_gb * 2**30:
                 res["why"] = f"RSS {rss / 2**30:.1f} GB above --max-rss-gb {max_gb:g}"
                 res["load_after"] = _load()
@@ -137,11 +170,13 @@ def _markdown(results) -> str:
                   f"`{r['code']}`; {r['when']}; load before {r['load_before']}, after {r.get('load_after', '?')}; "
                   f"RSS before the stage {r.get('rss_before_gb', '?')} GB.", ""]
         if not r.get("finished"):
-            lines += [f"Did not finish: {r.get('why')} (peak sampled {r.get('peak_sampled_gb')} GB).", ""]
+            lines += [f"Did not finish: {r.get('why')} in the step {r.get('step')!r} (peak sampled "
+                      f"{r.get('peak_sampled_gb')} GB).", ""]
             continue
-        lines += ["| step | seconds | peak GB |", "|---|---:|---:|"]
-        lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['peak_gb']:.2f} |" for s in r["steps"]]
-        lines += [f"| **group stage** | **{r['seconds']:.1f}** | **{r['peak_gb']:.2f}** |", "",
+        lines += ["| step | seconds | peak GB so far | peak GB while it ran |", "|---|---:|---:|---:|"]
+        lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['peak_gb']:.2f} | {s.get('peak_in_step_gb', '')} |"
+                  for s in r["steps"]]
+        lines += [f"| **group stage** | **{r['seconds']:.1f}** | **{r['peak_gb']:.2f}** | |", "",
                   f"CPU seconds of the process (load included): {r['cpu_seconds']}; flagged accounts by method: "
                   f"{r['flagged']}."]
     return "\n".join(lines) + "\n"

@@ -178,7 +178,7 @@ def _account_devices(ds) -> pd.DataFrame:
                      "WHERE account_id IS NOT NULL AND device_id IS NOT NULL GROUP BY account_id, device_id")
     q = (f"SELECT account_id, device_id, min(src) AS src, coalesce(min(CASE WHEN src = 0 THEN t END), min(t)) AS t "
          f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY account_id, device_id")
-    return ds.engine.to_pandas(f"SELECT account_id, device_id FROM ({q}) p ORDER BY account_id, src, t, device_id")
+    return ds.engine.to_pandas(f"SELECT account_id, device_id FROM ({q}) p ORDER BY account_id, src, t NULLS LAST, device_id")
 
 
 def _ordered(ds, name, select, columns, *, where="", joins=""):
