@@ -178,7 +178,8 @@ def _account_devices(ds) -> pd.DataFrame:
                      "WHERE account_id IS NOT NULL AND device_id IS NOT NULL GROUP BY account_id, device_id")
     q = (f"SELECT account_id, device_id, min(src) AS src, coalesce(min(CASE WHEN src = 0 THEN t END), min(t)) AS t "
          f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY account_id, device_id")
-    return ds.engine.to_pandas(f"SELECT account_id, device_id FROM ({q}) p ORDER BY account_id, src, t NULLS LAST, device_id")
+    return ds.engine.to_pandas(f"SELECT account_id, device_id FROM ({q}) p "
+                               "ORDER BY account_id, src, t NULLS LAST, device_id")
 
 
 def _ordered(ds, name, select, columns, *, where="", joins=""):
@@ -329,8 +330,10 @@ def _usage(ds) -> pd.DataFrame:
                "ip": np.empty(sum(n.values())), "ts": np.empty(sum(n.values()), "datetime64[ns]")}
         at = 0
         for name in names:
-            # keys beyond (ts, account_id, device_id, ip) order rows that are equal in what is read here
-            part = _ordered(ds, name, "t.account_id, t.device_id, c.code AS ip, t.ts", _USAGE_SOURCES[name],
+            # the columns after (ts, account_id, device_id, ip) in a table's sort only order rows equal in all
+            # that is read here, so they are left out of the sort (not the orders' order_id, which comes first)
+            cols = _USAGE_SOURCES[name] if name == "orders" else ["ts", "account_id", "device_id", "ip"]
+            part = _ordered(ds, name, "t.account_id, t.device_id, c.code AS ip, t.ts", cols,
                             joins=f"LEFT JOIN {quote(codes)} c ON t.ip = c.ip")
             if len(part) != n[name]:
                 raise FraudkitError(f"group stage: {name} gave {len(part)} usage rows, expected {n[name]}")
