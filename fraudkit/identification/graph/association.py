@@ -113,8 +113,10 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     s, d = keys[: len(edges)], keys[len(edges):]
     lo, hi = np.minimum(s, d), np.maximum(s, d)
     edges = edges.assign(src=np.asarray(uniq)[lo], dst=np.asarray(uniq)[hi])
-    pair_w = edges.groupby(["src", "dst"], sort=False)["weight"].transform("sum")
-    edges = edges[pair_w >= min_edge_weight].reset_index(drop=True)
+    if min_edge_weight > 0:  # weights are positive: nothing to drop otherwise
+        pair_w = edges.groupby(["src", "dst"], sort=False)["weight"].transform("sum")
+        edges = edges[pair_w >= min_edge_weight].reset_index(drop=True)
+        del pair_w
     total = edges.groupby(["src", "dst"], sort=False, as_index=False)["weight"].sum()
     code, nodes = pd.factorize(pd.concat([total["src"], total["dst"]], ignore_index=True))
     n = len(nodes)
