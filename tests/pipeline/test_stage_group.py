@@ -116,3 +116,69 @@ def test_thresholds_are_the_estimators_and_the_context_overrides_them(micro):
     pd.testing.assert_series_equal(strict.scores["score"], s["score"])  # thresholds move flags, not scores
     with pytest.raises(FraudkitError, match="unknown group stage parameter.*threshold.*dense_threshold"):
         run(ds, context=RunContext(group={"threshold": 0.5}))
+
+
+def test_encoded_inputs_give_the_miners_results_on_the_tables_read_whole(micro):
+    """The stage reads each miner's columns reduced in SQL (address codes, distinct account-device pairs,
+    co-action rows); every miner gives exactly what it gives on the tables read whole, as the stage once did."""
+    from fraudkit.identification.graph.association import AssociationNetwork
+    from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer
+    from fraudkit.pipeline.stages.group import DEFAULTS, _USAGE_SOURCES, _association_training
+
+    tables, _ = micro
+    ds = Dataset.from_tables(tables)
+    t1 = generate(load_scenario("micro"), seed=1)
+    train = Dataset.from_tables(t1)
+    out = run(ds, context=RunContext(seed=0, train=train))
+    whole = {n: ds.to_pandas(n, columns=c) for n, c in _USAGE_SOURCES.items()}
+    whole["accounts"] = ds.to_pandas("accounts", columns=["account_id", "registered_at", "phone"])
+    whole["devices"] = ds.to_pandas("devices")
+    inter = whole["interactions"]
+    assert inter["ip"].nunique() > 100  # the addresses are many, the codes stand for them
+    # association network: the same groups, features and scores
+    an = AssociationNetwork(**DEFAULTS["association"], seed=0).fit(whole, **_association_training(ds, RunContext(
+        seed=0, train=train), []))
+    got = out.artifacts["association_groups"]
+    pd.testing.assert_frame_equal(got.drop(columns=["members"]), an.features_, check_exact=True)
+    # co-action groups on the interactions
+    acts = inter[inter["action"].isin(DEFAULTS["coaction_actions"])]
+    cm = CoActionMiner(**DEFAULTS["coaction"], seed=0).fit(acts)
+    g = out.artifacts["coaction_groups"]
+    g = g[g["source"] == "interactions"].drop(columns="source").reset_index(drop=True)
+    pd.testing.assert_frame_equal(g.drop(columns=["group_id", "targets"]),
+                                  cm.groups_.drop(columns=["group_id", "targets"]), check_exact=True)
+    # device clusters: each account's device picked among equally scored ones by first use
+    dc = DeviceClusterer(**DEFAULTS["device_cluster"]).fit(whole["devices"], pd.concat(
+        [inter, whole["logins"].assign(action="login")], ignore_index=True))
+    a = dc.account_scores(pd.concat([inter[["account_id", "device_id"]].drop_duplicates(),
+                                     whole["logins"][["account_id", "device_id"]].drop_duplicates()]))
+    s = out.scores[out.scores["method"] == "device_cluster"]
+    s = s.set_index(s["entity_id"].astype(str))
+    assert (s["score"] > 0).sum() == len(a) > 0
+    assert s.loc[a["account_id"].astype(str), "score"].tolist() == a["score"].tolist()
+    assert s.loc[a["account_id"].astype(str), "reason"].tolist() == a["reason"].tolist()
+
+
+def test_account_devices_come_in_order_of_first_use():
+    """The (account, device) pairs the device clusterer maps scores through: distinct, an account's devices in
+    the order the tables read whole first show them (interactions, then logins; time; device id), which decides
+    the device an account takes among equally scored ones."""
+    from fraudkit.pipeline.stages.group import _account_devices
+
+    t = pd.Timestamp("2024-01-02")
+    h = pd.Timedelta(hours=1)
+    acc = pd.DataFrame({"account_id": [1, 2], "registered_at": pd.to_datetime(["2024-01-01"] * 2),
+                        "register_channel": "app", "phone": None})
+    it = pd.DataFrame({"event_id": range(7), "ts": [t + 2 * h, t + 2 * h, t + 3 * h, t + h, t + 5 * h, t, t],
+                       "account_id": [1, 1, 1, 2, 1, 2, 2], "device_id": [9, 5, 3, 4, 5, None, 8],
+                       "ip": "1.2.3.4", "action": "like", "target_id": 7})
+    lg = pd.DataFrame({"login_id": range(3), "account_id": [1, 1, 2], "device_id": [7, 3, 6], "ip": "1.2.3.4",
+                       "ts": [t - h, t - h, t - h]})
+    ds = Dataset.from_tables({"accounts": acc, "interactions": it, "logins": lg})
+    whole = [ds.to_pandas("interactions", columns=["account_id", "device_id", "ip", "action", "target_id", "ts"]),
+             ds.to_pandas("logins", columns=["account_id", "device_id", "ip", "ts"])]
+    first_use = pd.concat([w[["account_id", "device_id"]].drop_duplicates() for w in whole]).dropna()
+    first_use = first_use.drop_duplicates().astype("int64")
+    got = _account_devices(ds)
+    assert got.values.tolist() == [[1, 5], [1, 9], [1, 3], [1, 7], [2, 8], [2, 4], [2, 6]]
+    assert got.values.tolist() == first_use.sort_values("account_id", kind="stable").values.tolist()

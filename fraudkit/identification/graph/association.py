@@ -96,11 +96,12 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     if unknown:
         raise ValueError(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
     parts = []
-    for res, frame, time, w in _resource_frames(tables, resources, window, usage):
-        if frame["entity"].notna().sum() < 2:
+    for res, frame, entity, time, w in _resource_frames(tables, resources, window, usage):
+        if frame[entity].notna().sum() < 2:
             continue
-        e = shared_entity_projection(frame, key="account_id", entity="entity", time=time, window=w,
+        e = shared_entity_projection(frame, key="account_id", entity=entity, time=time, window=w,
                                      max_degree=max_degree)
+        del frame
         if len(e):
             parts.append(e[["src", "dst", "weight"]].assign(resource=res))
     ecols = ["src", "dst", "weight", "resource"]
@@ -112,8 +113,10 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     s, d = keys[: len(edges)], keys[len(edges):]
     lo, hi = np.minimum(s, d), np.maximum(s, d)
     edges = edges.assign(src=np.asarray(uniq)[lo], dst=np.asarray(uniq)[hi])
-    pair_w = edges.groupby(["src", "dst"], sort=False)["weight"].transform("sum")
-    edges = edges[pair_w >= min_edge_weight].reset_index(drop=True)
+    if min_edge_weight > 0:  # weights are positive: nothing to drop otherwise
+        pair_w = edges.groupby(["src", "dst"], sort=False)["weight"].transform("sum")
+        edges = edges[pair_w >= min_edge_weight].reset_index(drop=True)
+        del pair_w
     total = edges.groupby(["src", "dst"], sort=False, as_index=False)["weight"].sum()
     code, nodes = pd.factorize(pd.concat([total["src"], total["dst"]], ignore_index=True))
     n = len(nodes)
@@ -153,7 +156,8 @@ def group_features(membership, edges, tables, *, usage=None) -> pd.DataFrame:
         Contract tables (``accounts``, ``devices``, ``logins``, ``interactions``,
         ``orders``, ``coupon_claims``); missing ones give zero-valued features.
     usage : pandas.DataFrame, optional
-        The stacked usage rows of ``tables``, when the caller already built them.
+        The stacked usage rows of ``tables``, when the caller already built them (see
+        :meth:`AssociationNetwork.fit`; an ``ip24`` column of /24 codes is read instead of the addresses).
 
     Returns
     -------
@@ -190,21 +194,41 @@ def group_features(membership, edges, tables, *, usage=None) -> pd.DataFrame:
     else:
         f["new_account_share"] = 0.0
         f["registration_span_days"] = 0.0
-    um = usage.merge(membership, on="account_id")
-    if len(um):
-        hours = pd.crosstab(um["group_id"], um["ts"].dt.hour).reindex(index=gids, columns=range(24), fill_value=0)
-        p = hours.to_numpy() / np.maximum(hours.to_numpy().sum(1, keepdims=True), 1)
+    # the grouped accounts' usage rows as positions and group indices, never a merged copy of the rows (nearly
+    # every row on a world whose accounts are mostly grouped: 38M on the large scenario)
+    pos = pd.Index(membership["account_id"]).get_indexer(usage["account_id"])
+    rows = np.flatnonzero(pos >= 0)
+    gi = np.searchsorted(gids, membership["group_id"].to_numpy()[pos[rows]])
+    del pos
+    n_g = len(gids)
+    if len(rows):
+        hour = pd.DatetimeIndex(usage["ts"].to_numpy()[rows]).hour.to_numpy()
+        ok = ~np.isnan(hour) if hour.dtype.kind == "f" else np.ones(len(hour), bool)
+        # column-major, as the crosstab it replaces: the row sums below add in the same order, to the last bit
+        hours = np.bincount(gi[ok] * 24 + hour[ok].astype(np.int64), minlength=n_g * 24).reshape(n_g, 24)
+        hours = np.asfortranarray(hours)
+        p = hours / np.maximum(hours.sum(1, keepdims=True), 1)
         ent = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0).sum(1) / np.log(24)
-        f["hour_concentration"] = np.where(hours.to_numpy().sum(1) > 0, 1 - ent, 0.0)
-        nd = um.dropna(subset=["device_id"]).groupby("group_id")["device_id"].nunique().reindex(gids)
+        f["hour_concentration"] = np.where(hours.sum(1) > 0, 1 - ent, 0.0)
+        dcode, dkeys = pd.factorize(usage["device_id"].to_numpy()[rows])
+        dpair = _distinct_codes(gi, dcode, len(dkeys))
+        nd = _per_group(dpair // max(len(dkeys), 1), n_g, gids)
         f["accounts_per_device"] = (f["size"] / nd).fillna(0.0)
-        ni = um.dropna(subset=["ip"]).assign(p=lambda x: ip24_array(x["ip"])).groupby("group_id")["p"].nunique()
-        f["accounts_per_ip24"] = (f["size"] / ni.reindex(gids).replace(0, np.nan)).fillna(0.0)  # no IPv4: 0
+        ip = usage["ip"].to_numpy()[rows]
+        has_ip = pd.notna(ip)
+        net = (usage["ip24"].to_numpy()[rows] if "ip24" in usage  # /24 codes given with the usage rows
+               else ip24_array(np.where(has_ip, ip, None)))
+        ncode, nkeys = pd.factorize(pd.Series(net, dtype=object if net.dtype.kind == "O" else net.dtype))
+        ncode = np.where(has_ip, ncode, -1)
+        ni = _per_group(_distinct_codes(gi, ncode, len(nkeys)) // max(len(nkeys), 1), n_g, gids)
+        f["accounts_per_ip24"] = (f["size"] / ni).fillna(0.0)  # no IPv4: 0
+        del hour, ip, net, ncode
     else:
         f["hour_concentration"] = f["accounts_per_device"] = f["accounts_per_ip24"] = 0.0
     dev = tables.get("devices")
-    if dev is not None and len(um):
-        dv = um[["group_id", "device_id"]].dropna().drop_duplicates().merge(
+    if dev is not None and len(rows):
+        dv = pd.DataFrame({"group_id": gids[dpair // max(len(dkeys), 1)],
+                           "device_id": np.asarray(dkeys)[dpair % max(len(dkeys), 1)]}).merge(
             dev[["device_id", "is_emulator", "is_rooted"]], on="device_id")
         f["emulator_share"] = dv.groupby("group_id")["is_emulator"].mean().reindex(gids).astype(float)
         f["rooted_share"] = dv.groupby("group_id")["is_rooted"].mean().reindex(gids).astype(float)
@@ -277,7 +301,7 @@ class AssociationNetwork(BaseScorer):
         self.classifier_weight = classifier_weight
         self.seed = seed
 
-    def fit(self, tables, *, train_tables=None, train_labels=None, labels=None, n_folds=5):
+    def fit(self, tables, *, train_tables=None, train_labels=None, labels=None, n_folds=5, usage=None):
         """Build and score the groups of ``tables``.
 
         Parameters
@@ -296,6 +320,13 @@ class AssociationNetwork(BaseScorer):
             ``classifier_`` is then refitted on every group. Exclusive with ``train_tables``.
         n_folds : int, default=5
             Folds of the out-of-fold scores (fewer when a class has fewer groups).
+        usage : pandas.DataFrame, optional
+            The usage rows of ``tables`` (``account_id, device_id, ip, ts`` of its ``logins``, ``orders``,
+            ``coupon_claims`` and ``interactions`` stacked in that order), when the caller built them, e.g. in
+            SQL: then those columns of ``tables`` are not read. The ``device_id`` and ``ip`` values only need
+            to be equal where the resources are (e.g. integer codes of the addresses); with codes, an ``ip24``
+            column (a code per /24 network, missing when not IPv4) gives the ``accounts_per_ip24`` feature,
+            which otherwise reads the addresses.
 
         Returns
         -------
@@ -308,7 +339,8 @@ class AssociationNetwork(BaseScorer):
         self.classifier_ = None
         if train_tables is not None:
             self.classifier_ = self._train(train_tables, train_labels)
-        usage = _usage(tables)  # stacked once for the groups and their features
+        if usage is None:
+            usage = _usage(tables)  # stacked once for the groups and their features
         member, edges = self._groups(tables, usage)
         self.membership_ = member
         self.edges_ = edges
@@ -404,12 +436,15 @@ class AssociationNetwork(BaseScorer):
 
 
 def _resource_frames(tables, resources, window, usage=None):
-    """Yield ``(resource, frame[account_id, entity, ts?], time, window)`` for each available source."""
+    """Yield ``(resource, frame, entity column, time column, window)`` for each available source.
+
+    The usage rows are handed over as they are (the projection reads its three columns), not copied per resource.
+    """
     usage = _usage(tables) if usage is None else usage
     if "device" in resources and len(usage):
-        yield "device", usage[["account_id", "device_id", "ts"]].rename(columns={"device_id": "entity"}), "ts", window
+        yield "device", usage, "device_id", "ts", window
     if "ip" in resources and len(usage):
-        yield "ip", usage[["account_id", "ip", "ts"]].rename(columns={"ip": "entity"}), "ts", window
+        yield "ip", usage, "ip", "ts", window
     if "phone" in resources:
         ph = []
         acc = tables.get("accounts")
@@ -419,11 +454,11 @@ def _resource_frames(tables, resources, window, usage=None):
         if o is not None and "receiver_phone" in o:
             ph.append(o[["account_id", "receiver_phone"]].rename(columns={"receiver_phone": "entity"}))
         if ph:
-            yield "phone", pd.concat(ph, ignore_index=True), None, None
+            yield "phone", pd.concat(ph, ignore_index=True), "entity", None, None
     if "address" in resources:
         o = tables.get("orders")
         if o is not None and "address" in o:
-            yield "address", o[["account_id", "address"]].rename(columns={"address": "entity"}), None, None
+            yield "address", o, "address", None, None
 
 
 def _usage(tables) -> pd.DataFrame:
@@ -443,6 +478,19 @@ def _usage(tables) -> pd.DataFrame:
             u[c] = None
     u["ts"] = pd.to_datetime(u["ts"])
     return u
+
+
+def _distinct_codes(gi, code, n_code) -> np.ndarray:
+    """Sorted distinct ``gi * n_code + code`` over the rows whose ``code`` is not missing (-1)."""
+    ok = code >= 0
+    x = np.sort(gi[ok].astype(np.int64) * max(n_code, 1) + code[ok])
+    return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+
+
+def _per_group(g, n_g, gids) -> pd.Series:
+    """Rows per group index ``g`` as a Series on ``gids``, NaN where none (as a grouped ``nunique`` reindexed)."""
+    n = np.bincount(g, minlength=n_g).astype(float)
+    return pd.Series(np.where(n > 0, n, np.nan), index=pd.Index(gids, name="group_id"))
 
 
 def _group_labels(member, feats, labels) -> np.ndarray:

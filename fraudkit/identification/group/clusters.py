@@ -324,8 +324,13 @@ class CoActionMiner(BaseScorer):
             wbin = (ts.astype("int64").to_numpy() // step).astype(np.int64)
         acc_i, acc_keys = pd.factorize(ev[account], sort=True)
         tgt_i, tgt_keys = pd.factorize(ev[target], sort=True)
-        item_i, item_keys = pd.MultiIndex.from_arrays([tgt_i, wbin]).factorize()
-        n_acc, n_item = len(acc_keys), len(item_keys)
+        # an item is a (target, window) pair, numbered by first appearance: one int64 code per row (a MultiIndex
+        # factorize builds a tuple per row, ~1 GB and 20 s on ten million actions)
+        wlo = int(wbin.min()) if len(wbin) else 0
+        width = int(wbin.max()) - wlo + 1 if len(wbin) else 1
+        item_i, item_code = pd.factorize(tgt_i.astype(np.int64) * width + (wbin - wlo), sort=False)
+        item_tgt_i = np.asarray(item_code) // width
+        n_acc, n_item = len(acc_keys), len(item_code)
         A = sp.csr_matrix((np.ones(len(ev)), (acc_i, item_i)), shape=(n_acc, n_item))
         A.data[:] = 1.0
         A.sum_duplicates()
@@ -349,7 +354,7 @@ class CoActionMiner(BaseScorer):
         groups, members = _coaction_groups(pairs, jac, n_acc, Ab, deg, acc_i, item_i,
                                            ts.to_numpy(), self.min_group_size, self.min_jaccard)
         members["account_id"] = np.asarray(acc_keys)[members.pop("acc")]
-        item_tgt = np.asarray(tgt_keys)[np.asarray(item_keys.get_level_values(0))]
+        item_tgt = np.asarray(tgt_keys)[item_tgt_i]
         groups["targets"] = [sorted(set(item_tgt[ix].tolist()), key=str) for ix in groups.pop("items")]
         groups["n_targets"] = groups["targets"].map(len)
         self.groups_ = groups[["group_id", "n_accounts", "n_targets", "targets", "support", "cohesion",
@@ -744,8 +749,9 @@ def _coaction_groups(pairs, jac, n_acc, Ab, deg, acc_i, item_i, ts, min_size, mi
     # time spread of members' actions on their core items
     ev = pd.DataFrame({"g": acc_gid[acc_i], "i": item_i, "t": ts})
     ev = ev[ev["g"] >= 0]
-    ck = pd.MultiIndex.from_arrays([cg, ci])
-    ev = ev[pd.MultiIndex.from_arrays([ev["g"], ev["i"]]).isin(ck)]
+    n_item = Ab.shape[1]
+    ev = ev[np.isin(ev["g"].to_numpy(np.int64) * n_item + ev["i"].to_numpy(np.int64),
+                    cg.astype(np.int64) * n_item + ci)]
     gi = ev.groupby(["g", "i"])["t"]
     span = (gi.max() - gi.min()).dt.total_seconds() / 3600
     spread = span.groupby(level=0).median().reindex(range(len(big)), fill_value=np.nan)

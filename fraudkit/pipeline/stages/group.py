@@ -26,6 +26,9 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from fraudkit.capability.ipranges import ip24_array
+from fraudkit.data.dataset import canonical_sort_keys
+from fraudkit.data.engine import literal, quote
 from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.base import score_frame
 from fraudkit.identification.graph.association import AssociationNetwork
@@ -94,19 +97,21 @@ def run(ds, *, context=None) -> StageOutput:
     times: list = []
     timed = lambda name: _timed(context, times, name)  # noqa: E731
     with timed("load"):
-        tables, inter = _load(ds)
-    accounts = tables["accounts"]
+        accounts = ds.to_pandas("accounts", columns=["account_id", "registered_at", "phone"])
+        devices = ds.to_pandas("devices") if ds.has("devices") else None
     acc_ids = accounts["account_id"].to_numpy()
     cand_sources = []
+    # each miner reads only its columns, reduced and encoded in SQL (IP addresses as integer codes), and its
+    # frames are freed when it is done: no table of the dataset is held whole in pandas
 
     # 1. device clusters
     with timed("device clusters"):
-        _device_clusters(ds, tables, inter, p, notes, artifacts, per_method, thresholds, cand_sources)
+        _device_clusters(ds, devices, p, notes, artifacts, per_method, thresholds, cand_sources)
 
     # 2. co-action groups (interactions; orders as a second item space)
     with timed("co-action groups"):
-        acts = inter[inter["action"].isin(p["coaction_actions"])]
-        _coaction(acts, tables, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
+        acts = _coaction_events(ds, p["coaction_actions"])
+        _coaction(ds, acts, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
 
     # 3. dense blocks on account x target
     with timed("dense blocks"):
@@ -115,8 +120,9 @@ def run(ds, *, context=None) -> StageOutput:
 
     # 4. association network
     with timed("association network"):
-        _association(ds, tables, context, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
-    del tables, inter  # the frames are not read again
+        _association(ds, accounts, devices, context, p, seed, notes, artifacts, per_method, thresholds,
+                     cand_sources)
+    del accounts, devices  # not read again
     with timed("scores"):
         scores = _scores(acc_ids, per_method, thresholds)
         artifacts["candidates"] = candidates(*cand_sources, min_score=p["candidate_min_score"])
@@ -138,32 +144,12 @@ def _timed(context, times, name):
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
 
 
-def _load(ds):
-    accounts = ds.to_pandas("accounts", columns=["account_id", "registered_at", "phone"])
-    acc_ids = accounts["account_id"].to_numpy()
-    tables = {"accounts": accounts}
-    for name, cols in (("logins", ["account_id", "device_id", "ip", "ts"]),
-                       ("orders", ["order_id", "ts", "account_id", "device_id", "ip", "product_id", "coupon_id",
-                                   "promotion_id", "address", "receiver_phone"]),
-                       ("coupon_claims", ["account_id", "device_id", "ip", "ts", "promotion_id"]),
-                       ("devices", None)):
-        if ds.has(name):
-            tables[name] = ds.to_pandas(name, columns=cols)
-    inter = ds.to_pandas("interactions", columns=["account_id", "device_id", "ip", "action", "target_id", "ts"])
-    tables["interactions"] = inter
-    return tables, inter
-
-
-def _device_clusters(ds, tables, inter, p, notes, artifacts, per_method, thresholds, cand_sources):
-    if "devices" in tables:
+def _device_clusters(ds, devices, p, notes, artifacts, per_method, thresholds, cand_sources):
+    if devices is not None:
         # the clusterer's per-device aggregates (hour x action counts, distinct accounts, /24 counts) reduced in
-        # DuckDB, not a 35M-row stack of interactions and logins in pandas; the (account, device) pairs in
-        # order of first use (interactions, then logins), as the accounts' scores pick among equal devices
-        dc = DeviceClusterer(**p["device_cluster"]).fit(tables["devices"], usage=_device_usage(ds))
-        pairs = [inter[["account_id", "device_id"]].drop_duplicates()]
-        if "logins" in tables:
-            pairs.append(tables["logins"][["account_id", "device_id"]].drop_duplicates())
-        a = dc.account_scores(pd.concat(pairs, ignore_index=True))
+        # DuckDB, not a 35M-row stack of interactions and logins in pandas
+        dc = DeviceClusterer(**p["device_cluster"]).fit(devices, usage=_device_usage(ds))
+        a = dc.account_scores(_account_devices(ds))
         per_method["device_cluster"] = a
         thresholds["device_cluster"] = dc.threshold_
         cl = dc.clusters_
@@ -177,6 +163,55 @@ def _device_clusters(ds, tables, inter, p, notes, artifacts, per_method, thresho
         notes.append("device_cluster skipped: the dataset has no devices table")
 
 
+def _account_devices(ds) -> pd.DataFrame:
+    """Distinct ``account_id, device_id`` pairs of interactions and logins, reduced in DuckDB.
+
+    An account's pairs come in the order of its first use of each device (interactions before logins, then
+    time, then device id: the order in which the tables' canonical rows first show them), so that
+    :meth:`DeviceClusterer.account_scores` picks the same device among equally scored ones as it does on the
+    events themselves.
+    """
+    parts = [f"SELECT account_id, device_id, 0 AS src, min(ts) AS t FROM {quote(ds.view('interactions'))} "
+             "WHERE account_id IS NOT NULL AND device_id IS NOT NULL GROUP BY account_id, device_id"]
+    if ds.has("logins"):
+        parts.append(f"SELECT account_id, device_id, 1 AS src, min(ts) AS t FROM {quote(ds.view('logins'))} "
+                     "WHERE account_id IS NOT NULL AND device_id IS NOT NULL GROUP BY account_id, device_id")
+    q = (f"SELECT account_id, device_id, min(src) AS src, coalesce(min(CASE WHEN src = 0 THEN t END), min(t)) AS t "
+         f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY account_id, device_id")
+    return ds.engine.to_pandas(f"SELECT account_id, device_id FROM ({q}) p "
+                               "ORDER BY account_id, src, t NULLS LAST, device_id")
+
+
+def _ordered(ds, name, select, columns, *, where="", joins=""):
+    """``SELECT select FROM name`` in the canonical order of ``ds.to_pandas(name, columns=columns)``.
+
+    The rows come in the order the whole table read with ``columns`` would have them (its time column, then
+    every other column of ``columns``, nulls last), whatever ``select`` keeps of them; the table's view is
+    ``t`` in ``select``, ``where`` and ``joins``.
+    """
+    keys = ", ".join(f"t.{quote(k)} NULLS LAST" for k in canonical_sort_keys(name, columns))
+    return ds.engine.to_pandas(f"SELECT {select} FROM {quote(ds.view(name))} t {joins} {where} ORDER BY {keys}")
+
+
+def _coaction_events(ds, actions) -> pd.DataFrame:
+    """``account_id, target_id, ts`` of the co-action interactions, in the interactions' canonical order."""
+    if not ds.has("interactions"):
+        ds.view("interactions")  # the stage needs interactions: the dataset's own error
+    acts = ", ".join(literal(a) for a in actions)
+    return _ordered(ds, "interactions", "t.account_id, t.target_id, t.ts", _INTERACTION_COLUMNS,
+                    where=f"WHERE t.action IN ({acts})")
+
+
+_INTERACTION_COLUMNS = ["account_id", "device_id", "ip", "action", "target_id", "ts"]
+_USAGE_SOURCES = {"logins": ["account_id", "device_id", "ip", "ts"],
+                  "orders": ["order_id", "ts", "account_id", "device_id", "ip", "product_id", "coupon_id",
+                             "promotion_id", "address", "receiver_phone"],
+                  "coupon_claims": ["account_id", "device_id", "ip", "ts", "promotion_id"],
+                  "interactions": _INTERACTION_COLUMNS}
+"""The tables the association network's usage rows come from, in its order, with the columns whose canonical
+order the rows keep (the order the stage read them in whole)."""
+
+
 def _device_usage(ds) -> dict:
     """Interactions and logins reduced in DuckDB to the device clusterer's per-device aggregates."""
     parts = [f"SELECT device_id, account_id, ip, ts, action FROM {ds.view('interactions')}"]
@@ -185,12 +220,14 @@ def _device_usage(ds) -> dict:
     return device_usage_sql(" UNION ALL ".join(parts), ds.sql)
 
 
-def _coaction(acts, tables, p, seed, notes, artifacts, per_method, thresholds, cand_sources):
+def _coaction(ds, acts, p, seed, notes, artifacts, per_method, thresholds, cand_sources):
     cm = CoActionMiner(**p["coaction"], seed=seed).fit(acts)
     a = cm.account_scores().assign(group_id=lambda x: "i" + x["group_id"].astype(str))
     groups = [cm.groups_.assign(source="interactions", group_id=lambda x: "i" + x["group_id"].astype(str))]
-    if "orders" in tables:
-        co = CoActionMiner(**p["coaction"], seed=seed).fit(tables["orders"], target="product_id")
+    if ds.has("orders"):
+        orders = _ordered(ds, "orders", "t.account_id, t.product_id, t.ts", _USAGE_SOURCES["orders"])
+        co = CoActionMiner(**p["coaction"], seed=seed).fit(orders, target="product_id")
+        del orders
         groups.append(co.groups_.assign(source="orders", group_id=lambda x: "o" + x["group_id"].astype(str)))
         ao = co.account_scores().assign(group_id=lambda x: "o" + x["group_id"].astype(str))
         a = _best(pd.concat([a, ao], ignore_index=True))
@@ -229,16 +266,19 @@ def _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources):
         notes.append("dense_subgraph skipped: no like/collect/comment/share/follow interactions")
 
 
-def _association(ds, tables, context, p, seed, notes, artifacts, per_method, thresholds, cand_sources):
+def _association(ds, accounts, devices, context, p, seed, notes, artifacts, per_method, thresholds,
+                 cand_sources):
     an = AssociationNetwork(**p["association"], seed=seed)
     kw = _association_training(ds, context, notes)
+    tables, usage = _association_inputs(ds, accounts, devices)
     try:
-        an.fit(tables, **kw)
+        an.fit(tables, usage=usage, **kw)
     except MissingInputError as e:
         if not kw:
             raise
         notes.append(f"association classifier not trained ({e}); unsupervised score only")
-        an.fit(tables)
+        an.fit(tables, usage=usage)
+    del tables, usage
     a = an.account_scores()
     per_method["association"] = a
     thresholds["association"] = an.threshold_
@@ -246,6 +286,70 @@ def _association(ds, tables, context, p, seed, notes, artifacts, per_method, thr
         an.membership_.groupby("group_id")["account_id"].apply(lambda s: [str(x) for x in s]).rename("members"),
         on="group_id", how="left")
     cand_sources.append(a.assign(kind="association", group_id="a" + a["group_id"].astype(str)))
+
+
+def _association_inputs(ds, accounts, devices):
+    """The association network's tables and its usage rows, IP addresses as integer codes (see
+    :meth:`AssociationNetwork.fit`): the rows of each table in the order the stage read them in whole, so the
+    groups (whose graph numbers accounts and resources by first appearance) are those of the addresses.
+    """
+    tables = {"accounts": accounts}
+    if devices is not None:
+        tables["devices"] = devices[["device_id", "is_emulator", "is_rooted"]]
+    if ds.has("orders"):
+        tables["orders"] = _ordered(ds, "orders", "t.account_id, t.coupon_id, t.promotion_id, t.address, "
+                                    "t.receiver_phone", _USAGE_SOURCES["orders"])
+    if ds.has("coupon_claims"):
+        tables["coupon_claims"] = _ordered(ds, "coupon_claims", "t.account_id", _USAGE_SOURCES["coupon_claims"])
+    return tables, _usage(ds)
+
+
+def _usage(ds) -> pd.DataFrame:
+    """Stacked ``account_id, device_id, ip, ip24, ts`` rows of logins, orders, coupon claims and interactions.
+
+    ``ip`` is an integer code per distinct address (ranked in DuckDB, so no column of address strings reaches
+    pandas) and ``ip24`` a code per /24 network (:func:`fraudkit.capability.ipranges.ip24_array` of the
+    distinct addresses; missing when not IPv4), both float with NaN for none. The rows are those of the
+    association network's own stacking of the tables read whole (``_usage`` there), in the same order.
+    """
+    names = [n for n in _USAGE_SOURCES if ds.has(n)]
+    if not names:
+        return pd.DataFrame({"account_id": [], "device_id": [], "ip": [], "ip24": [],
+                             "ts": pd.Series(dtype="datetime64[ns]")})
+    codes = "_fraudkit_group_ip_codes"
+    every = " UNION ALL ".join(f"SELECT ip FROM {quote(ds.view(n))}" for n in names)
+    ds.engine.create_table(codes, f"SELECT ip, CAST(row_number() OVER (ORDER BY ip) - 1 AS INTEGER) AS code "
+                                  f"FROM (SELECT DISTINCT ip FROM ({every}) a WHERE ip IS NOT NULL) d")
+    try:
+        ips = ds.engine.to_pandas(f"SELECT ip, code FROM {quote(codes)} ORDER BY code")
+        net, _ = pd.factorize(pd.Series(ip24_array(ips["ip"].to_numpy(object)), dtype=object))
+        net = np.where(net >= 0, net, np.nan)  # code -> /24 code
+        del ips
+        n = {name: ds.count(name) for name in names}
+        out = {"account_id": np.empty(sum(n.values()), np.int64), "device_id": np.empty(sum(n.values())),
+               "ip": np.empty(sum(n.values())), "ts": np.empty(sum(n.values()), "datetime64[ns]")}
+        at = 0
+        for name in names:
+            # the columns after (ts, account_id, device_id, ip) in a table's sort only order rows equal in all
+            # that is read here, so they are left out of the sort (not the orders' order_id, which comes first)
+            cols = _USAGE_SOURCES[name] if name == "orders" else ["ts", "account_id", "device_id", "ip"]
+            part = _ordered(ds, name, "t.account_id, t.device_id, c.code AS ip, t.ts", cols,
+                            joins=f"LEFT JOIN {quote(codes)} c ON t.ip = c.ip")
+            if len(part) != n[name]:
+                raise FraudkitError(f"group stage: {name} gave {len(part)} usage rows, expected {n[name]}")
+            for col, arr in out.items():
+                arr[at:at + len(part)] = part[col].to_numpy(arr.dtype)
+            at += len(part)
+            del part
+    finally:
+        ds.engine.drop(codes)
+    u = pd.DataFrame(out, copy=False)
+    ip = u["ip"].to_numpy()
+    ok = ~np.isnan(ip)
+    ip24 = np.full(len(u), np.nan)
+    ip24[ok] = net[ip[ok].astype(np.int64)]
+    u.insert(3, "ip24", ip24)
+    return u
 
 
 def _scores(acc_ids, per_method, thresholds):

@@ -118,3 +118,21 @@ def test_training_dataset_scores_itself_out_of_fold():
         AssociationNetwork().fit(t, labels=labels, train_tables=t, train_labels=labels)
     with pytest.raises(MissingInputError):  # one positive group cannot be split into folds
         AssociationNetwork().fit(_tables(), labels=labels.assign(entity_id=[f"r{i}" for i in range(len(labels))]))
+
+
+def test_usage_rows_with_address_codes_give_the_same_groups_and_features():
+    """``fit(usage=)``: the stacked usage rows built by the caller, the addresses as integer codes and their /24
+    networks as an ``ip24`` code column, give exactly the groups and features the addresses give."""
+    t = _tables()
+    plain = AssociationNetwork(seed=0).fit(t)
+    u = t["logins"][["account_id", "device_id", "ip", "ts"]]
+    u = pd.concat([u, t["orders"][["account_id", "device_id", "ip", "ts"]]], ignore_index=True)
+    code, uniq = pd.factorize(u["ip"])
+    net, _ = pd.factorize(pd.Series(uniq).str.rsplit(".", n=1).str[0])
+    usage = u.assign(ip=np.where(code >= 0, code, np.nan),
+                     ip24=np.where(code >= 0, net[np.maximum(code, 0)], np.nan).astype(float))
+    slim = {k: v for k, v in t.items() if k != "logins"}  # the usage rows replace the tables' device and ip columns
+    coded = AssociationNetwork(seed=0).fit(slim, usage=usage)
+    pd.testing.assert_frame_equal(coded.membership_, plain.membership_, check_exact=True)
+    pd.testing.assert_frame_equal(coded.features_, plain.features_, check_exact=True)
+    assert plain.features_["accounts_per_ip24"].gt(0).any()
