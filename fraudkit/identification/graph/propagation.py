@@ -192,10 +192,14 @@ class LabelPropagation(BaseScorer):
         y[pos] = 1.0
         if negative_seeds is not None:
             y[_indices(negative_seeds, n)] = -1.0
-        f = (1 - alpha) * y
+        # scores stay 0 outside the connected components of the seeds: iterate on those rows alone (each row
+        # keeps its entries in the same order, so the same sums, changes and iterations)
+        reach = _reached(S, y != 0)
+        S_r, y_r = (S, y) if reach is None else (S[reach][:, reach], y[reach])
+        f = (1 - alpha) * y_r
         delta, it = np.inf, 0
         for it in range(int(max_iter)):
-            nxt = alpha * (S @ f) + (1 - alpha) * y
+            nxt = alpha * (S_r @ f) + (1 - alpha) * y_r
             delta = np.abs(nxt - f).max(initial=0.0)
             f = nxt
             if delta < tol:
@@ -203,6 +207,10 @@ class LabelPropagation(BaseScorer):
         else:
             warnings.warn(f"label_propagation stopped at max_iter={max_iter} (last change {delta:.2e} > "
                           f"tol={tol}); raise max_iter or lower alpha", ConvergenceWarning, stacklevel=2)
+        del S, S_r
+        if reach is not None:
+            f_r, f = f, np.zeros(n)
+            f[reach] = f_r
         self.n_iter_ = it + 1 if max_iter else 0
         self._set_scores(_node_keys(nodes, n), f)
         self.reasons_ = _propagation_reasons(f, y > 0, self.labels_ == 1,
@@ -542,7 +550,7 @@ def _normalised(adj, how):
     W = sp.csr_matrix(adj, dtype=float)
     if W.nnz and W.data.min() < 0:
         raise ValueError("adj weights must be non-negative")
-    W = ((W + W.T) * 0.5).tocsr()
+    W = _symmetrised(W)
     deg = np.asarray(W.sum(axis=1)).ravel()
     with np.errstate(divide="ignore"):
         inv = np.where(deg > 0, 1.0 / np.sqrt(deg) if how == "sym" else 1.0 / deg, 0.0)
@@ -550,10 +558,43 @@ def _normalised(adj, how):
         # D W D by scaling W's entries in place of two sparse products: the same values in the same order
         # (so the same sums in S @ f), without two passes over 90M entries on the large scenario
         W.sort_indices()
-        rows = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-        S = sp.csr_matrix(((inv[rows] * W.data) * inv[W.indices], W.indices, W.indptr), shape=W.shape)
+        S = sp.csr_matrix(((np.repeat(inv, np.diff(W.indptr)) * W.data) * inv[W.indices], W.indices, W.indptr),
+                          shape=W.shape)
         return S, W.shape[0]
     return (sp.diags(inv) @ W).tocsr(), W.shape[0]
+
+
+def _symmetrised(W):
+    """``((W + W.T) * 0.5).tocsr()`` of a CSR matrix, without the sum when ``W`` is already symmetric.
+
+    A symmetric matrix in canonical form (sorted indices, no duplicates) equals its transpose array for
+    array; then ``(w + w) * 0.5`` is ``w`` exactly and the sum would only drop explicit zeros, which is all
+    that is done (on a copy). The graph stage's combined adjacency is symmetric by construction: on the
+    ``large`` scenario this saves a sum and a copy of 70M entries.
+    """
+    if W.has_canonical_format and W.nnz and np.isfinite(W.data).all() and W.data.max() < 2.0 ** 1000:
+        T = W.T.tocsr()
+        if (np.array_equal(W.indptr, T.indptr) and np.array_equal(W.indices, T.indices)
+                and np.array_equal(W.data, T.data)):
+            del T
+            if (W.data == 0).any():
+                W = W.copy()
+                W.eliminate_zeros()
+            return W
+        del T
+    return ((W + W.T) * 0.5).tocsr()
+
+
+def _reached(S, start):
+    """Boolean mask of the nodes in the connected components of the ``start`` nodes, or None when that is
+    (nearly) every node and iterating on all of them costs no more."""
+    from scipy.sparse.csgraph import connected_components
+
+    if not start.any() or S.shape[0] < 2:
+        return None
+    _, comp = connected_components(S, directed=False)
+    reach = np.isin(comp, np.unique(comp[start]))
+    return reach if reach.sum() < 0.8 * len(reach) else None
 
 
 def _check_alpha(alpha):
