@@ -23,6 +23,7 @@ riskiest community), ``label_propagation`` (propagated score, in [0, 1]) and ``g
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import time
 
@@ -491,17 +492,22 @@ def _has(ds, name):
 # event IPs (text) are never materialised; coupon claims only feed those two
 _FRAME_COLS = {name: [c for c in cols if not (c == "ip" and name != "accounts")]
                for name, cols in _COLS.items() if name != "coupon_claims"}
+# a Dataset's community evidence is reduced in DuckDB too, so nothing reads its logins or its interactions'
+# devices as frames (11M + 24M rows on the large scenario); a dict's evidence is computed from the frames
+_DATASET_FRAME_COLS = {name: [c for c in cols if not (c == "device_id" and name == "interactions")]
+                       for name, cols in _FRAME_COLS.items() if name != "logins"}
 
 
 def _load_tables(ds):
-    """The stage's pandas frames: the :data:`_FRAME_COLS` a dict or Dataset has; ``action`` categorical."""
+    """The stage's pandas frames: the :data:`_FRAME_COLS` a dict has (:data:`_DATASET_FRAME_COLS` of a Dataset);
+    ``action`` categorical."""
     if isinstance(ds, dict):
         data = {name: read_table(ds, name, cols) for name, cols in _FRAME_COLS.items()}
         return {k: sort_canonical(v, k) for k, v in data.items() if v is not None}
 
     data = {}
     with open_source(ds) as src:
-        for name, cols in _FRAME_COLS.items():
+        for name, cols in _DATASET_FRAME_COLS.items():
             if not src.has(name):
                 continue
             have = [c for c in cols if c not in src.missing_columns.get(name, ())]
@@ -522,7 +528,7 @@ _log = logging.getLogger(__name__)
 
 
 class _Steps:
-    """Per-step wall time, sizes and peak RSS of one run: the ``timings`` artifact."""
+    """Per-step wall time, sizes, resident memory after the step and peak RSS of one run: the ``timings`` artifact."""
 
     def __init__(self, progress=None, mode="score"):
         self.rows = []
@@ -532,10 +538,10 @@ class _Steps:
     def done(self, step, *, rows_in=None, nodes=None, edges=None):
         now = time.perf_counter()
         self.rows.append({"step": step, "seconds": round(now - self._t, 3), "rows_in": rows_in, "nodes": nodes,
-                          "edges": edges,
+                          "edges": edges, "rss_mb": _rss_mb(),
                           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
-        _log.info("graph stage: %s %.1f s (rows in %s, nodes %s, edges %s, peak RSS %.0f MB)", step, now - self._t,
-                  rows_in, nodes, edges, self.rows[-1]["peak_rss_mb"])
+        _log.info("graph stage: %s %.1f s (rows in %s, nodes %s, edges %s, RSS %.0f MB, peak %.0f MB)", step,
+                  now - self._t, rows_in, nodes, edges, self.rows[-1]["rss_mb"], self.rows[-1]["peak_rss_mb"])
         if self._progress is not None and now - self._t >= 1.0:  # the steps a reader waits for
             size = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in
                              (("rows_in", rows_in), ("nodes", nodes), ("edges", edges)) if v is not None)
@@ -544,12 +550,21 @@ class _Steps:
         self._t = now
 
     def table(self):
-        t = pd.DataFrame(self.rows, columns=["step", "seconds", "rows_in", "nodes", "edges", "peak_rss_mb"])
+        t = pd.DataFrame(self.rows, columns=["step", "seconds", "rows_in", "nodes", "edges", "rss_mb", "peak_rss_mb"])
         for c in ("rows_in", "nodes", "edges"):
             t[c] = t[c].astype("Int64")
         total = pd.DataFrame({"step": ["total"], "seconds": [round(time.perf_counter() - self._t0, 3)],
                               "peak_rss_mb": [t["peak_rss_mb"].max() if len(t) else np.nan]})
         return pd.concat([t, total], ignore_index=True)
+
+
+def _rss_mb():
+    """The process's resident memory now (MB; NaN where /proc is not there): what a step left held."""
+    try:
+        with open("/proc/self/statm") as f:
+            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20, 1)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return float("nan")
 
 
 def _external_seeds(seeds, notes):
