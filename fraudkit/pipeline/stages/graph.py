@@ -40,7 +40,6 @@ from fraudkit.capability.graphs import (
     hot_entities,
     shared_entity_events,
     shared_entity_projection,
-    unique_int,
 )
 from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges
 from fraudkit.data.dataset import canonical_sort_keys, ns_timestamps, read_table, sort_canonical
@@ -154,20 +153,22 @@ def run(ds, *, context=None) -> StageOutput:
     shared, hot = _shared_view(ds, data, p, notes, steps)
     if shared is not None:
         views["shared"] = shared
-        steps.done("view shared", nodes=_n_nodes(shared), edges=len(shared))
+        steps.done("view shared", edges=len(shared))
     if "interactions" in data:
         co = coaction_projection(data["interactions"], window=p["coaction_window"],
                                  actions=tuple(p["coaction_actions"]), max_degree=p["max_degree"] * 2,
                                  min_coactions=p["min_coactions"])
-        views["coaction"] = co.assign(n_ties=co["n_coactions"])
-        steps.done("view coaction", rows_in=len(data["interactions"]), nodes=_n_nodes(co), edges=len(co))
+        views["coaction"] = _view_edges(co, "n_coactions")
+        del co
+        steps.done("view coaction", rows_in=len(data["interactions"]), edges=len(views["coaction"]))
     else:
         notes.append("coaction view skipped: the dataset has no interactions table")
     if "orders" in data:
         r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"),
                        params=RabParams(max_degree=p["max_degree"]))
-        views["r_ab"] = r.assign(n_ties=r["k"])
-        steps.done("view r_ab", rows_in=len(data["orders"]), nodes=_n_nodes(r), edges=len(r))
+        views["r_ab"] = _view_edges(r, "k")
+        del r
+        steps.done("view r_ab", rows_in=len(data["orders"]), edges=len(views["r_ab"]))
     else:
         notes.append("r_ab view skipped: the dataset has no orders table")
 
@@ -184,8 +185,11 @@ def run(ds, *, context=None) -> StageOutput:
     # once for every view's profiles; a Dataset's reduced in DuckDB (distinct pairs and per-account counts)
     member_evidence = community_evidence(data if isinstance(ds, dict) else ds)
     steps.done("community evidence")
+    # what is read from here on: the capture test's interactions and notes (the profiles read the evidence)
+    data = {k: data[k] for k in ("interactions", "notes") if k in data}
     for name, e in views.items():
-        e = e[e["weight"] > 0]
+        if not (e["weight"].to_numpy() > 0).all():
+            e = e[e["weight"] > 0]
         if not len(e):
             notes.append(f"{name} view has no edges")
             continue
@@ -203,7 +207,7 @@ def run(ds, *, context=None) -> StageOutput:
         steps.done(f"profile and screen {name}", nodes=len(prof))
         if name == "coaction":
             evidence["capture"], note_rows = _capture_evidence(part, data, p)
-            steps.done("capture test", rows_in=len(data["interactions"]))
+            steps.done("capture test", rows_in=len(data.pop("interactions")))
         prof.insert(0, "view", name)
         profiles.append(prof)
         m = part.to_frame()
@@ -437,6 +441,7 @@ def _shared_view(ds, data, p, notes, steps):
                      + ", ".join(f"{k[0]} {k[1]} {v}" for k, v in n.items()))
     e = pd.concat([f.assign(weight=f["weight"] * w) for f, w in parts if len(f)], ignore_index=True) \
         if any(len(f) for f, _ in parts) else None
+    parts.clear()  # the media's edges, now in e
     if e is None:
         return None, hot_table
     return _sum_parallel_edges(e), hot_table
@@ -476,11 +481,11 @@ def _combined_adjacency(views, key_index, p):
     return adj.tocsr()
 
 
-def _n_nodes(e):
-    if not len(e):
-        return 0
-    keys = np.concatenate([e["src"].to_numpy(), e["dst"].to_numpy()])
-    return len(unique_int(keys)) if keys.dtype.kind in "iu" else int(pd.unique(keys).size)
+def _view_edges(e, count):
+    """The columns of a view that communities, profiles and the combined adjacency read: ``src``, ``dst``,
+    ``weight`` and ``n_ties`` (the ``count`` column)."""
+    return pd.DataFrame({"src": e["src"].to_numpy(), "dst": e["dst"].to_numpy(), "weight": e["weight"].to_numpy(),
+                         "n_ties": e[count].to_numpy()})
 
 
 def _has(ds, name):
