@@ -740,8 +740,9 @@ def coaction_projection(interactions, *, window="10min", actions=("like", "colle
     [['a', 'b', 1]]
     """
     require_columns(interactions, [key, "action", target, time], "coaction_projection")
-    f = interactions[interactions["action"].isin(list(actions))]
-    f = f[f[target].notna()]
+    # one copy of the four columns read, of the rows that count (24M interactions on the large scenario)
+    keep = interactions["action"].isin(list(actions)).to_numpy() & interactions[target].notna().to_numpy()
+    f = interactions.loc[keep, [key, "action", target, time]]
     ent_code = f.groupby([f["action"].eq("follow"), f[target]], sort=False, observed=True).ngroup().to_numpy()
     acc_code, acc_keys = pd.factorize(f[key], sort=False)
     return _project(acc_code, acc_keys, ent_code, to_seconds(f[time]), window=window, max_degree=max_degree,
