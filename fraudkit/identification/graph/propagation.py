@@ -192,14 +192,10 @@ class LabelPropagation(BaseScorer):
         y[pos] = 1.0
         if negative_seeds is not None:
             y[_indices(negative_seeds, n)] = -1.0
-        # scores stay 0 outside the connected components of the seeds: iterate on those rows alone (each row
-        # keeps its entries in the same order, so the same sums, changes and iterations)
-        reach = _reached(S, y != 0)
-        S_r, y_r = (S, y) if reach is None else (S[reach][:, reach], y[reach])
-        f = (1 - alpha) * y_r
+        f = (1 - alpha) * y
         delta, it = np.inf, 0
         for it in range(int(max_iter)):
-            nxt = alpha * (S_r @ f) + (1 - alpha) * y_r
+            nxt = alpha * (S @ f) + (1 - alpha) * y
             delta = np.abs(nxt - f).max(initial=0.0)
             f = nxt
             if delta < tol:
@@ -207,10 +203,6 @@ class LabelPropagation(BaseScorer):
         else:
             warnings.warn(f"label_propagation stopped at max_iter={max_iter} (last change {delta:.2e} > "
                           f"tol={tol}); raise max_iter or lower alpha", ConvergenceWarning, stacklevel=2)
-        del S, S_r
-        if reach is not None:
-            f_r, f = f, np.zeros(n)
-            f[reach] = f_r
         self.n_iter_ = it + 1 if max_iter else 0
         self._set_scores(_node_keys(nodes, n), f)
         self.reasons_ = _propagation_reasons(f, y > 0, self.labels_ == 1,
@@ -583,18 +575,6 @@ def _symmetrised(W):
             return W
         del T
     return ((W + W.T) * 0.5).tocsr()
-
-
-def _reached(S, start):
-    """Boolean mask of the nodes in the connected components of the ``start`` nodes, or None when that is
-    (nearly) every node and iterating on all of them costs no more."""
-    from scipy.sparse.csgraph import connected_components
-
-    if not start.any() or S.shape[0] < 2:
-        return None
-    _, comp = connected_components(S, directed=False)
-    reach = np.isin(comp, np.unique(comp[start]))
-    return reach if reach.sum() < 0.8 * len(reach) else None
 
 
 def _check_alpha(alpha):
