@@ -555,20 +555,26 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
 def _entity_usage(data, *, entity, tables, key, time, link) -> pd.DataFrame:
     cols = ["entity_id", "n_accounts", "n_events", "n_days", "n_hours", "peak_hour_share", "linked_share"]
     with open_source(data) as src:
-        selects, linked = [], link is not None
+        selects, linked, types = [], link is not None, []
         for name in tables:
             if not src.has(name):
                 continue
-            have = set(src.con.execute(f"SELECT * FROM {getattr(src.t, name)} LIMIT 0").df().columns)
-            if {key, entity, time} <= have:
+            have = {c[0]: str(c[1]) for c in
+                    src.con.execute(f"SELECT * FROM {getattr(src.t, name)} LIMIT 0").description}
+            if {key, entity, time} <= set(have):
                 selects.append(getattr(src.t, name))
                 linked &= link in have
+                types.append((have[entity], have.get(link)))
         if not selects:
             out = pd.DataFrame({c: pd.Series(dtype=object if c == "entity_id" else float) for c in cols})
             out.attrs.update({"n_entities": 0})
             return out
-        d_expr = f"CAST({link} AS VARCHAR)" if linked else "CAST(NULL AS VARCHAR)"
-        ev = " UNION ALL ".join(f"SELECT {key} AS k, CAST({entity} AS VARCHAR) AS e, CAST({time} AS TIMESTAMP) AS t, "
+        # entities and link media keep their own type where every table has the same one (38M device ids
+        # grouped as integers, not as text); the entity is reported, and ordered, as text either way
+        e_expr = entity if _one_exact_type(t for t, _ in types) else f"CAST({entity} AS VARCHAR)"
+        d_expr = ("CAST(NULL AS VARCHAR)" if not linked
+                  else link if _one_exact_type(t for _, t in types) else f"CAST({link} AS VARCHAR)")
+        ev = " UNION ALL ".join(f"SELECT {key} AS k, {e_expr} AS e, CAST({time} AS TIMESTAMP) AS t, "
                                 f"{d_expr} AS d FROM {v} WHERE {key} IS NOT NULL AND {entity} IS NOT NULL"
                                 for v in selects)
         ev_tbl = src.temp_table(f"usage_{entity}", ev)
@@ -592,11 +598,11 @@ def _entity_usage(data, *, entity, tables, key, time, link) -> pd.DataFrame:
             ed AS (SELECT fu.e, kd.d FROM fu JOIN kd ON fu.k = kd.k GROUP BY fu.e, kd.d HAVING count(*) >= 2),
             lk AS (SELECT fu.e, count(DISTINCT fu.k) AS n_linked FROM fu JOIN kd ON fu.k = kd.k
                    JOIN ed ON ed.e = fu.e AND ed.d = kd.d GROUP BY fu.e)
-            SELECT st.e AS entity_id, st.n_accounts, st.n_events, st.n_days, st.n_hours,
+            SELECT CAST(st.e AS VARCHAR) AS entity_id, st.n_accounts, st.n_events, st.n_days, st.n_hours,
                    CAST(pk.peak AS DOUBLE) / st.n_accounts AS peak_hour_share,
                    {"CAST(coalesce(lk.n_linked, 0) AS DOUBLE) / st.n_accounts" if linked else "CAST(NULL AS DOUBLE)"}
                        AS linked_share
-            FROM st JOIN pk ON st.e = pk.e LEFT JOIN lk ON st.e = lk.e ORDER BY st.e""").df()
+            FROM st JOIN pk ON st.e = pk.e LEFT JOIN lk ON st.e = lk.e ORDER BY entity_id""").df()
     for c in ("n_accounts", "n_events", "n_days", "n_hours"):
         out[c] = out[c].astype(np.int64)
     out = out[cols]
@@ -1133,6 +1139,13 @@ def _distinct_pair_entity(p, e, n_acc, n_ent):
     p, e = p[order], e[order]
     keep = np.r_[True, (p[1:] != p[:-1]) | (e[1:] != e[:-1])] if len(p) else np.zeros(0, bool)
     return p[keep], e[keep]
+
+
+def _one_exact_type(types) -> bool:
+    """Whether SQL column types are one integer or text type, whose values group as their text does."""
+    types = set(types)
+    return len(types) == 1 and types <= {"VARCHAR", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT",
+                                         "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"}
 
 
 def _as_text(keys) -> pd.Index:
