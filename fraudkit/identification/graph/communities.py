@@ -916,8 +916,13 @@ def _sharing(frame, prof, min_group):
     f = frame.dropna(subset=["x"]).drop_duplicates(["community", "account_id", "x"])
     if not len(f):
         return pd.Series(0.0, index=prof.index)
-    n_users = f.groupby(["community", "x"])["account_id"].transform("size")
-    sharers = f[n_users.to_numpy() >= min_group].drop_duplicates(["community", "account_id"])
+    # members per (community, x): the size of each row's group, counted on one int64 code (a two-key groupby
+    # transform was a third of the profiles' time)
+    x_code, _ = pd.factorize(f["x"], sort=False)
+    key = f["community"].to_numpy(np.int64) * (int(x_code.max()) + 1) + x_code
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    n_users = counts[inverse.ravel()]
+    sharers = f[n_users >= min_group].drop_duplicates(["community", "account_id"])
     return (sharers.groupby("community").size() / prof["size"]).reindex(prof.index).fillna(0.0)
 
 
