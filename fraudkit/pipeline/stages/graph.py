@@ -150,7 +150,9 @@ def run(ds, *, context=None) -> StageOutput:
     accounts = data["accounts"]["account_id"].to_numpy()
 
     views = {}
-    shared, hot = _shared_view(ds, data, p, notes, steps)
+    # shipping addresses normalised once, per distinct text, for the shared view and the community evidence
+    addresses = _normalised_addresses(data["orders"]["address"]) if "orders" in data else None
+    shared, hot = _shared_view(ds, data, p, notes, steps, addresses)
     if shared is not None:
         views["shared"] = shared
         steps.done("view shared", edges=len(shared))
@@ -183,7 +185,9 @@ def run(ds, *, context=None) -> StageOutput:
     else:
         notes.append("consolidation test skipped: no orders with received_at")
     # once for every view's profiles; a Dataset's reduced in DuckDB (distinct pairs and per-account counts)
-    member_evidence = community_evidence(data if isinstance(ds, dict) else ds)
+    member_evidence = community_evidence(data if isinstance(ds, dict) else ds,
+                                         addresses=None if addresses is None else addresses[0])
+    del addresses
     steps.done("community evidence")
     # what is read from here on: the capture test's interactions and notes (the profiles read the evidence)
     data = {k: data[k] for k in ("interactions", "notes") if k in data}
@@ -372,7 +376,7 @@ def _capture_evidence(part, data, p):
     return acc[["account_id", "score", "n_captured"]], note_rows
 
 
-def _shared_view(ds, data, p, notes, steps):
+def _shared_view(ds, data, p, notes, steps, addresses):
     """The shared-media view (summed edges) and the table of hot entities it treated specially."""
     event_tables = ("logins", "interactions", "orders", "coupon_claims")
     parts, hot_tables = [], []
@@ -426,7 +430,7 @@ def _shared_view(ds, data, p, notes, steps):
                                                drop=drop), mw["binding"]))
     if "orders" in data:
         o = data["orders"]
-        o = o.assign(address=normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()).to_numpy())
+        o = o.assign(address=addresses[1])
         for col in ("address", "receiver_phone"):
             hot, drop = decide({"orders": o}, col, ("orders",), col)
             parts.append((shared_entity_projection(o, entity=col, time="ts", max_degree=md, hot=hot, drop=drop),
@@ -479,6 +483,14 @@ def _combined_adjacency(views, key_index, p):
         adj = adj + edges_to_sparse(s[ok], d[ok], e["weight"].to_numpy(float)[ok] * p["view_weights"][name],
                                     n=len(key_index))
     return adj.tocsr()
+
+
+def _normalised_addresses(raw):
+    """Normalised addresses by raw text (a Series) and the normalised address of each row of ``raw`` (null
+    where ``raw`` is): ``normalize_address`` of the distinct texts, which is what it computes per row."""
+    code, uniq = pd.factorize(pd.Series(raw, dtype=object).astype(str), sort=False)
+    norm = normalize_address(uniq)["address"].to_numpy()
+    return pd.Series(norm, index=uniq), np.where(raw.notna().to_numpy(), norm[code], np.nan).astype(object)
 
 
 def _view_edges(e, count):
