@@ -973,17 +973,35 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         ent, t, acc = ent[keep], t[keep], acc[keep]
     w_ent = _entity_weight(deg.astype(float), weight)
     n_acc = max(len(acc_keys), 1)
-    partials = []
+    partials, held = [], 0
+    one_code = float(n_acc) * float(n_acc) * float(max(n_ent, 1)) < 2.0 ** 62
     for i, j in time_pairs(ent, t, win[ent], hot[ent], k_neighbors, chunk_pairs=chunk_pairs):
         a, b = acc[i], acc[j]
         ok = a != b
         a, b, e = np.minimum(a, b)[ok], np.maximum(a, b)[ok], ent[i][ok]
+        del i, j, ok
         # each (entity, pair) counts once
-        partials.append(_distinct_pair_entity(a * n_acc + b, e, n_acc, n_ent))
+        if one_code:
+            # the distinct (pair, entity) codes _distinct_pair_entity sorts, held as one array per chunk and
+            # merged once they outgrow a chunk: the 24M interactions of the large scenario held 6 GB of pairs
+            partials.append(_pair_entity_codes(a * n_acc + b, e, n_ent))
+            held += len(partials[-1])
+            if held > chunk_pairs and len(partials) > 1:
+                partials = [unique_int(np.concatenate(partials))]
+                held = len(partials[0])
+        else:
+            partials.append(_distinct_pair_entity(a * n_acc + b, e, n_acc, n_ent))
+        del a, b, e
     if partials:
-        p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
-                                     np.concatenate([x for _, x in partials]), n_acc, n_ent)
-        del partials
+        if one_code:
+            code = unique_int(np.concatenate(partials)) if len(partials) > 1 else partials[0]
+            del partials
+            p, e = code // max(n_ent, 1), code % max(n_ent, 1)
+            del code
+        else:
+            p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
+                                         np.concatenate([x for _, x in partials]), n_acc, n_ent)
+            del partials
         # p is sorted: one group per pair, weights summed in entity order
         starts = np.r_[0, np.flatnonzero(np.diff(p)) + 1] if len(p) else np.array([], np.int64)
         n = np.diff(np.r_[starts, len(p)]).astype(np.int64)
@@ -1120,6 +1138,12 @@ def unique_int(x):
     times slower on tens of millions of int64 codes)."""
     x = np.sort(np.asarray(x))
     return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+
+
+def _pair_entity_codes(p, e, n_ent):
+    """Sorted distinct codes ``p * n_ent + e`` of ``(p, e)`` rows (the codes :func:`_distinct_pair_entity` sorts
+    when they fit in an int64)."""
+    return unique_int(np.asarray(p, dtype=np.int64) * max(int(n_ent), 1) + np.asarray(e, dtype=np.int64))
 
 
 def _distinct_pair_entity(p, e, n_acc, n_ent):
