@@ -555,20 +555,26 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
 def _entity_usage(data, *, entity, tables, key, time, link) -> pd.DataFrame:
     cols = ["entity_id", "n_accounts", "n_events", "n_days", "n_hours", "peak_hour_share", "linked_share"]
     with open_source(data) as src:
-        selects, linked = [], link is not None
+        selects, linked, types = [], link is not None, []
         for name in tables:
             if not src.has(name):
                 continue
-            have = set(src.con.execute(f"SELECT * FROM {getattr(src.t, name)} LIMIT 0").df().columns)
-            if {key, entity, time} <= have:
+            have = {c[0]: str(c[1]) for c in
+                    src.con.execute(f"SELECT * FROM {getattr(src.t, name)} LIMIT 0").description}
+            if {key, entity, time} <= set(have):
                 selects.append(getattr(src.t, name))
                 linked &= link in have
+                types.append((have[entity], have.get(link)))
         if not selects:
             out = pd.DataFrame({c: pd.Series(dtype=object if c == "entity_id" else float) for c in cols})
             out.attrs.update({"n_entities": 0})
             return out
-        d_expr = f"CAST({link} AS VARCHAR)" if linked else "CAST(NULL AS VARCHAR)"
-        ev = " UNION ALL ".join(f"SELECT {key} AS k, CAST({entity} AS VARCHAR) AS e, CAST({time} AS TIMESTAMP) AS t, "
+        # entities and link media keep their own type where every table has the same one (38M device ids
+        # grouped as integers, not as text); the entity is reported, and ordered, as text either way
+        e_expr = entity if _one_exact_type(t for t, _ in types) else f"CAST({entity} AS VARCHAR)"
+        d_expr = ("CAST(NULL AS VARCHAR)" if not linked
+                  else link if _one_exact_type(t for _, t in types) else f"CAST({link} AS VARCHAR)")
+        ev = " UNION ALL ".join(f"SELECT {key} AS k, {e_expr} AS e, CAST({time} AS TIMESTAMP) AS t, "
                                 f"{d_expr} AS d FROM {v} WHERE {key} IS NOT NULL AND {entity} IS NOT NULL"
                                 for v in selects)
         ev_tbl = src.temp_table(f"usage_{entity}", ev)
@@ -592,11 +598,11 @@ def _entity_usage(data, *, entity, tables, key, time, link) -> pd.DataFrame:
             ed AS (SELECT fu.e, kd.d FROM fu JOIN kd ON fu.k = kd.k GROUP BY fu.e, kd.d HAVING count(*) >= 2),
             lk AS (SELECT fu.e, count(DISTINCT fu.k) AS n_linked FROM fu JOIN kd ON fu.k = kd.k
                    JOIN ed ON ed.e = fu.e AND ed.d = kd.d GROUP BY fu.e)
-            SELECT st.e AS entity_id, st.n_accounts, st.n_events, st.n_days, st.n_hours,
+            SELECT CAST(st.e AS VARCHAR) AS entity_id, st.n_accounts, st.n_events, st.n_days, st.n_hours,
                    CAST(pk.peak AS DOUBLE) / st.n_accounts AS peak_hour_share,
                    {"CAST(coalesce(lk.n_linked, 0) AS DOUBLE) / st.n_accounts" if linked else "CAST(NULL AS DOUBLE)"}
                        AS linked_share
-            FROM st JOIN pk ON st.e = pk.e LEFT JOIN lk ON st.e = lk.e ORDER BY st.e""").df()
+            FROM st JOIN pk ON st.e = pk.e LEFT JOIN lk ON st.e = lk.e ORDER BY entity_id""").df()
     for c in ("n_accounts", "n_events", "n_days", "n_hours"):
         out[c] = out[c].astype(np.int64)
     out = out[cols]
@@ -740,8 +746,9 @@ def coaction_projection(interactions, *, window="10min", actions=("like", "colle
     [['a', 'b', 1]]
     """
     require_columns(interactions, [key, "action", target, time], "coaction_projection")
-    f = interactions[interactions["action"].isin(list(actions))]
-    f = f[f[target].notna()]
+    # one copy of the four columns read, of the rows that count (24M interactions on the large scenario)
+    keep = interactions["action"].isin(list(actions)).to_numpy() & interactions[target].notna().to_numpy()
+    f = interactions.loc[keep, [key, "action", target, time]]
     ent_code = f.groupby([f["action"].eq("follow"), f[target]], sort=False, observed=True).ngroup().to_numpy()
     acc_code, acc_keys = pd.factorize(f[key], sort=False)
     return _project(acc_code, acc_keys, ent_code, to_seconds(f[time]), window=window, max_degree=max_degree,
@@ -966,17 +973,35 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         ent, t, acc = ent[keep], t[keep], acc[keep]
     w_ent = _entity_weight(deg.astype(float), weight)
     n_acc = max(len(acc_keys), 1)
-    partials = []
+    partials, held = [], 0
+    one_code = float(n_acc) * float(n_acc) * float(max(n_ent, 1)) < 2.0 ** 62
     for i, j in time_pairs(ent, t, win[ent], hot[ent], k_neighbors, chunk_pairs=chunk_pairs):
         a, b = acc[i], acc[j]
         ok = a != b
         a, b, e = np.minimum(a, b)[ok], np.maximum(a, b)[ok], ent[i][ok]
+        del i, j, ok
         # each (entity, pair) counts once
-        partials.append(_distinct_pair_entity(a * n_acc + b, e, n_acc, n_ent))
+        if one_code:
+            # the distinct (pair, entity) codes _distinct_pair_entity sorts, held as one array per chunk and
+            # merged once they outgrow a chunk: the 24M interactions of the large scenario held 6 GB of pairs
+            partials.append(_pair_entity_codes(a * n_acc + b, e, n_ent))
+            held += len(partials[-1])
+            if held > chunk_pairs and len(partials) > 1:
+                partials = [unique_int(np.concatenate(partials))]
+                held = len(partials[0])
+        else:
+            partials.append(_distinct_pair_entity(a * n_acc + b, e, n_acc, n_ent))
+        del a, b, e
     if partials:
-        p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
-                                     np.concatenate([x for _, x in partials]), n_acc, n_ent)
-        del partials
+        if one_code:
+            code = unique_int(np.concatenate(partials)) if len(partials) > 1 else partials[0]
+            del partials
+            p, e = code // max(n_ent, 1), code % max(n_ent, 1)
+            del code
+        else:
+            p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
+                                         np.concatenate([x for _, x in partials]), n_acc, n_ent)
+            del partials
         # p is sorted: one group per pair, weights summed in entity order
         starts = np.r_[0, np.flatnonzero(np.diff(p)) + 1] if len(p) else np.array([], np.int64)
         n = np.diff(np.r_[starts, len(p)]).astype(np.int64)
@@ -1115,6 +1140,12 @@ def unique_int(x):
     return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
 
 
+def _pair_entity_codes(p, e, n_ent):
+    """Sorted distinct codes ``p * n_ent + e`` of ``(p, e)`` rows (the codes :func:`_distinct_pair_entity` sorts
+    when they fit in an int64)."""
+    return unique_int(np.asarray(p, dtype=np.int64) * max(int(n_ent), 1) + np.asarray(e, dtype=np.int64))
+
+
 def _distinct_pair_entity(p, e, n_acc, n_ent):
     """Distinct ``(p, e)`` rows sorted by ``(p, e)``, as two int64 arrays.
 
@@ -1132,6 +1163,13 @@ def _distinct_pair_entity(p, e, n_acc, n_ent):
     p, e = p[order], e[order]
     keep = np.r_[True, (p[1:] != p[:-1]) | (e[1:] != e[:-1])] if len(p) else np.zeros(0, bool)
     return p[keep], e[keep]
+
+
+def _one_exact_type(types) -> bool:
+    """Whether SQL column types are one integer or text type, whose values group as their text does."""
+    types = set(types)
+    return len(types) == 1 and types <= {"VARCHAR", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT",
+                                         "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"}
 
 
 def _as_text(keys) -> pd.Index:

@@ -272,19 +272,19 @@ def test_coaction_weights_equal_the_pandas_aggregation(micro_tables):
               min_coactions=1)
     got = coaction_projection(micro_tables["interactions"], **kw)
     seen = []
-    real = G._distinct_pair_entity
+    real = G._pair_entity_codes
 
-    def spy(p, e, n_acc, n_ent):
+    def spy(p, e, n_ent):
         seen.append((np.asarray(p).copy(), np.asarray(e).copy()))
-        return real(p, e, n_acc, n_ent)
+        return real(p, e, n_ent)
 
-    G._distinct_pair_entity = spy
+    G._pair_entity_codes = spy  # called once per chunk of pairs
     try:
         again = coaction_projection(micro_tables["interactions"], **kw)
     finally:
-        G._distinct_pair_entity = real
-    assert again.equals(got)
-    chunks = seen[:-1]  # the last call is the global de-duplication
+        G._pair_entity_codes = real
+    assert again.equals(got) and len(seen)
+    chunks = seen
     allp = pd.concat([pd.DataFrame({"p": p, "e": e}).drop_duplicates() for p, e in chunks]).drop_duplicates()
     n = allp.groupby("p", sort=True).size()
     assert len(got) == len(n) and np.array_equal(got["n_coactions"].to_numpy(), n.to_numpy())
@@ -397,3 +397,21 @@ def test_sort_order_is_the_lexsort_permutation():
     wide = rng.integers(-2**40, 2**40, 5000)  # 2^41 * 2^41 overflows: the lexsort itself
     assert np.array_equal(sort_order(wide, wide[::-1].copy()), np.lexsort((wide[::-1], wide)))
     assert len(sort_order(np.zeros(0, np.int64))) == 0
+
+
+@pytest.mark.parametrize("window", [None, "1D"])
+def test_projection_does_not_depend_on_the_chunk_size(window):
+    """Pairs are de-duplicated per chunk and merged when the held codes outgrow a chunk: any chunk size gives
+    the same edges, weights and counts bit for bit."""
+    import fraudkit.capability.graphs as G
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    acc, ent, t = rng.integers(0, 3000, n), rng.integers(0, 400, n), rng.integers(0, 10 ** 6, n)
+    keys = np.arange(3000) * 13 + 7
+    kw = dict(window=window, max_degree=50, weight="inverse_log_degree", k_neighbors=10, hot_window="1h",
+              min_count=1, count_name="n", params={})
+    want = G._project(acc, keys, ent, t, chunk_pairs=20_000_000, **kw)
+    assert len(want) > 500
+    for chunk in (500, 5000):
+        pd.testing.assert_frame_equal(G._project(acc, keys, ent, t, chunk_pairs=chunk, **kw), want, check_exact=True)

@@ -14,6 +14,7 @@ Comparison measures (NMI, ARI) come from cdlib's evaluation module.
 
 from __future__ import annotations
 
+import itertools
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -124,16 +125,20 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     if missing:
         raise MissingInputError(f"detect_communities: edges lack column(s) {missing}; got {list(edges.columns)}. "
                                 "Fix: pass an edge DataFrame with src, dst and weight (e.g. from a projection).")
-    keys = pd.concat([edges[src], edges[dst]] + ([pd.Series(np.asarray(nodes))] if nodes is not None else []),
-                     ignore_index=True)
-    code, uniq = pd.factorize(keys, sort=False)
+    parts = [edges[src].to_numpy(), edges[dst].to_numpy()] + ([np.asarray(nodes)] if nodes is not None else [])
+    if len({p.dtype for p in parts}) > 1:  # mixed key types: pandas finds the common one, as a concat would
+        parts = [pd.concat([pd.Series(p) for p in parts], ignore_index=True)]
+    code, uniq = pd.factorize(np.concatenate(parts) if len(parts) > 1 else parts[0], sort=False)
+    del parts
     m = len(edges)
     s, d = code[:m], code[m:2 * m]
     w = None if weight is None else edges[weight].to_numpy(float)
     if w is not None and (np.isnan(w).any() or (w < 0).any()):
         raise ValueError("detect_communities: weights must be finite and non-negative")
     g = _igraph(len(uniq), s, d)
-    wl = None if w is None else w.tolist()
+    del code, s, d
+    # igraph reads the weights from the array as from a list of them (no 18M-float list on large)
+    wl = None if w is None else (w.tolist() if method == "leidenalg" else w)
     if method == "leidenalg":
         import leidenalg
 
@@ -271,7 +276,7 @@ class CommunityEvidence:
     missing: tuple = ()
 
 
-def community_evidence(data) -> CommunityEvidence:
+def community_evidence(data, *, addresses=None) -> CommunityEvidence:
     """Reduce ``data`` once to the per-account evidence :func:`profile_communities` needs for every view.
 
     Parameters
@@ -279,6 +284,9 @@ def community_evidence(data) -> CommunityEvidence:
     data : fraudkit.data.dataset.Dataset or dict of str to DataFrame
         A Dataset is reduced in DuckDB (per-account hour counts, distinct (account, device) and
         (account, address / receiver phone) pairs, per-account order counts): the events never reach pandas.
+    addresses : pandas.Series, optional
+        Normalised shipping addresses (:func:`fraudkit.capability.r_ab.normalize_address`) indexed by the raw
+        address text, from a caller that normalised them already; addresses it lacks are normalised here.
 
     Returns
     -------
@@ -294,7 +302,7 @@ def community_evidence(data) -> CommunityEvidence:
     ([2, 1], [[1, 'd']], ('orders', 'logins', 'accounts'))
     """
     if not isinstance(data, dict) and hasattr(data, "sql"):
-        return _community_evidence_sql(data)
+        return _community_evidence_sql(data, addresses)
     missing, acc_parts, ts_parts, dev_parts = [], [], [], []
     for name in ("interactions", "orders", "logins"):
         t = read_table(data, name, ["account_id", "ts", "device_id"], required=True)
@@ -318,7 +326,7 @@ def community_evidence(data) -> CommunityEvidence:
                         required=True)
     receivers = per_order = None
     if orders is not None:
-        address = normalize_address(orders["address"])["address"].where(orders["address"].notna().to_numpy())
+        address = _normalised_addresses(orders["address"], addresses)
         receivers = pd.concat([
             pd.DataFrame({"account_id": orders["account_id"].to_numpy(), "x": address.to_numpy()}),
             pd.DataFrame({"account_id": orders["account_id"].to_numpy(),
@@ -338,7 +346,7 @@ def community_evidence(data) -> CommunityEvidence:
                              accounts=accounts, missing=tuple(missing))
 
 
-def _community_evidence_sql(ds) -> CommunityEvidence:
+def _community_evidence_sql(ds, addresses=None) -> CommunityEvidence:
     """:func:`community_evidence` of a Dataset, reduced in DuckDB: the same tables, order aside."""
     missing, parts = [], []
     for name in ("interactions", "orders", "logins"):
@@ -370,7 +378,7 @@ def _community_evidence_sql(ds) -> CommunityEvidence:
             raise MissingInputError(f"orders: missing column(s) {', '.join(lack)}. Fix: pass a table with those "
                                     "columns (see fraudkit.data.contract).")
         adr = ds.sql(f"SELECT DISTINCT account_id, address FROM {o}")
-        address = normalize_address(adr["address"])["address"].where(adr["address"].notna().to_numpy())
+        address = _normalised_addresses(adr["address"], addresses)
         ph = ds.sql(f"SELECT DISTINCT account_id, receiver_phone FROM {o}")
         receivers = pd.concat([
             pd.DataFrame({"account_id": adr["account_id"].to_numpy(), "x": address.to_numpy()}),
@@ -867,13 +875,18 @@ def _capture_table(partition, events, captured, *, key, target, min_targets):
     return mem[[key, "community", "n_captured", "capture_share", "coordination", "score"]]
 
 
-def _igraph(n, s, d):
+def _igraph(n, s, d, chunk=1 << 18):
+    """An undirected igraph graph of ``n`` vertices and the edges ``(s[i], d[i])`` in order.
+
+    igraph converts an edge list element by element; pairs of Python ints, made a chunk at a time, convert
+    about a third faster than rows of a numpy array, and the chunks keep the lists small (two lists of 18M
+    ints would be 1.3 GB on the large scenario's shared view).
+    """
     import igraph as ig
 
-    # add_edges takes the numpy array about twice as fast as the constructor (same edges, same order)
-    g = ig.Graph(n=int(n), directed=False)
-    g.add_edges(np.c_[s, d].astype(np.int64))
-    return g
+    pairs = itertools.chain.from_iterable(zip(s[i:i + chunk].tolist(), d[i:i + chunk].tolist())
+                                          for i in range(0, len(s), chunk))
+    return ig.Graph(n=int(n), edges=pairs, directed=False)
 
 
 @contextmanager
@@ -901,13 +914,34 @@ def _relabel_by_size(membership):
     return rank[inv].astype(np.int64)
 
 
+def _normalised_addresses(raw, known=None) -> pd.Series:
+    """``normalize_address(raw)["address"]``, null where ``raw`` is null, looking up ``known`` (normalised
+    addresses indexed by raw text) first: normalisation is per distinct text, so a lookup gives the same
+    string (the large scenario's 457k distinct addresses took 12 s to normalise)."""
+    notna = raw.notna().to_numpy()
+    if known is None or not len(raw):
+        return normalize_address(raw)["address"].where(notna)
+    text = pd.Series(raw, dtype=object).astype(str)
+    pos = known.index.get_indexer(text)
+    out = known.to_numpy()[np.maximum(pos, 0)].astype(object)
+    miss = pos < 0
+    if miss.any():
+        out[miss] = normalize_address(text[miss].to_numpy())["address"].to_numpy()
+    return pd.Series(out).where(notna)
+
+
 def _sharing(frame, prof, min_group):
     """Share of each community's members that used an ``x`` at least ``min_group`` members used."""
     f = frame.dropna(subset=["x"]).drop_duplicates(["community", "account_id", "x"])
     if not len(f):
         return pd.Series(0.0, index=prof.index)
-    n_users = f.groupby(["community", "x"])["account_id"].transform("size")
-    sharers = f[n_users.to_numpy() >= min_group].drop_duplicates(["community", "account_id"])
+    # members per (community, x): the size of each row's group, counted on one int64 code (a two-key groupby
+    # transform was a third of the profiles' time)
+    x_code, _ = pd.factorize(f["x"], sort=False)
+    key = f["community"].to_numpy(np.int64) * (int(x_code.max()) + 1) + x_code
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    n_users = counts[inverse.ravel()]
+    sharers = f[n_users >= min_group].drop_duplicates(["community", "account_id"])
     return (sharers.groupby("community").size() / prof["size"]).reindex(prof.index).fillna(0.0)
 
 

@@ -23,6 +23,7 @@ riskiest community), ``label_propagation`` (propagated score, in [0, 1]) and ``g
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import time
 
@@ -39,7 +40,6 @@ from fraudkit.capability.graphs import (
     hot_entities,
     shared_entity_events,
     shared_entity_projection,
-    unique_int,
 )
 from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges
 from fraudkit.data.dataset import canonical_sort_keys, ns_timestamps, read_table, sort_canonical
@@ -150,23 +150,27 @@ def run(ds, *, context=None) -> StageOutput:
     accounts = data["accounts"]["account_id"].to_numpy()
 
     views = {}
-    shared, hot = _shared_view(ds, data, p, notes, steps)
+    # shipping addresses normalised once, per distinct text, for the shared view and the community evidence
+    addresses = _normalised_addresses(data["orders"]["address"]) if "orders" in data else None
+    shared, hot = _shared_view(ds, data, p, notes, steps, addresses)
     if shared is not None:
         views["shared"] = shared
-        steps.done("view shared", nodes=_n_nodes(shared), edges=len(shared))
+        steps.done("view shared", edges=len(shared))
     if "interactions" in data:
         co = coaction_projection(data["interactions"], window=p["coaction_window"],
                                  actions=tuple(p["coaction_actions"]), max_degree=p["max_degree"] * 2,
                                  min_coactions=p["min_coactions"])
-        views["coaction"] = co.assign(n_ties=co["n_coactions"])
-        steps.done("view coaction", rows_in=len(data["interactions"]), nodes=_n_nodes(co), edges=len(co))
+        views["coaction"] = _view_edges(co, "n_coactions")
+        del co
+        steps.done("view coaction", rows_in=len(data["interactions"]), edges=len(views["coaction"]))
     else:
         notes.append("coaction view skipped: the dataset has no interactions table")
     if "orders" in data:
         r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"),
                        params=RabParams(max_degree=p["max_degree"]))
-        views["r_ab"] = r.assign(n_ties=r["k"])
-        steps.done("view r_ab", rows_in=len(data["orders"]), nodes=_n_nodes(r), edges=len(r))
+        views["r_ab"] = _view_edges(r, "k")
+        del r
+        steps.done("view r_ab", rows_in=len(data["orders"]), edges=len(views["r_ab"]))
     else:
         notes.append("r_ab view skipped: the dataset has no orders table")
 
@@ -181,10 +185,15 @@ def run(ds, *, context=None) -> StageOutput:
     else:
         notes.append("consolidation test skipped: no orders with received_at")
     # once for every view's profiles; a Dataset's reduced in DuckDB (distinct pairs and per-account counts)
-    member_evidence = community_evidence(data if isinstance(ds, dict) else ds)
+    member_evidence = community_evidence(data if isinstance(ds, dict) else ds,
+                                         addresses=None if addresses is None else addresses[0])
+    del addresses
     steps.done("community evidence")
+    # what is read from here on: the capture test's interactions and notes (the profiles read the evidence)
+    data = {k: data[k] for k in ("interactions", "notes") if k in data}
     for name, e in views.items():
-        e = e[e["weight"] > 0]
+        if not (e["weight"].to_numpy() > 0).all():
+            e = e[e["weight"] > 0]
         if not len(e):
             notes.append(f"{name} view has no edges")
             continue
@@ -202,7 +211,7 @@ def run(ds, *, context=None) -> StageOutput:
         steps.done(f"profile and screen {name}", nodes=len(prof))
         if name == "coaction":
             evidence["capture"], note_rows = _capture_evidence(part, data, p)
-            steps.done("capture test", rows_in=len(data["interactions"]))
+            steps.done("capture test", rows_in=len(data.pop("interactions")))
         prof.insert(0, "view", name)
         profiles.append(prof)
         m = part.to_frame()
@@ -367,7 +376,7 @@ def _capture_evidence(part, data, p):
     return acc[["account_id", "score", "n_captured"]], note_rows
 
 
-def _shared_view(ds, data, p, notes, steps):
+def _shared_view(ds, data, p, notes, steps, addresses):
     """The shared-media view (summed edges) and the table of hot entities it treated specially."""
     event_tables = ("logins", "interactions", "orders", "coupon_claims")
     parts, hot_tables = [], []
@@ -421,7 +430,7 @@ def _shared_view(ds, data, p, notes, steps):
                                                drop=drop), mw["binding"]))
     if "orders" in data:
         o = data["orders"]
-        o = o.assign(address=normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()).to_numpy())
+        o = o.assign(address=addresses[1])
         for col in ("address", "receiver_phone"):
             hot, drop = decide({"orders": o}, col, ("orders",), col)
             parts.append((shared_entity_projection(o, entity=col, time="ts", max_degree=md, hot=hot, drop=drop),
@@ -436,6 +445,7 @@ def _shared_view(ds, data, p, notes, steps):
                      + ", ".join(f"{k[0]} {k[1]} {v}" for k, v in n.items()))
     e = pd.concat([f.assign(weight=f["weight"] * w) for f, w in parts if len(f)], ignore_index=True) \
         if any(len(f) for f, _ in parts) else None
+    parts.clear()  # the media's edges, now in e
     if e is None:
         return None, hot_table
     return _sum_parallel_edges(e), hot_table
@@ -475,11 +485,19 @@ def _combined_adjacency(views, key_index, p):
     return adj.tocsr()
 
 
-def _n_nodes(e):
-    if not len(e):
-        return 0
-    keys = np.concatenate([e["src"].to_numpy(), e["dst"].to_numpy()])
-    return len(unique_int(keys)) if keys.dtype.kind in "iu" else int(pd.unique(keys).size)
+def _normalised_addresses(raw):
+    """Normalised addresses by raw text (a Series) and the normalised address of each row of ``raw`` (null
+    where ``raw`` is): ``normalize_address`` of the distinct texts, which is what it computes per row."""
+    code, uniq = pd.factorize(pd.Series(raw, dtype=object).astype(str), sort=False)
+    norm = normalize_address(uniq)["address"].to_numpy()
+    return pd.Series(norm, index=uniq), np.where(raw.notna().to_numpy(), norm[code], np.nan).astype(object)
+
+
+def _view_edges(e, count):
+    """The columns of a view that communities, profiles and the combined adjacency read: ``src``, ``dst``,
+    ``weight`` and ``n_ties`` (the ``count`` column)."""
+    return pd.DataFrame({"src": e["src"].to_numpy(), "dst": e["dst"].to_numpy(), "weight": e["weight"].to_numpy(),
+                         "n_ties": e[count].to_numpy()})
 
 
 def _has(ds, name):
@@ -491,17 +509,22 @@ def _has(ds, name):
 # event IPs (text) are never materialised; coupon claims only feed those two
 _FRAME_COLS = {name: [c for c in cols if not (c == "ip" and name != "accounts")]
                for name, cols in _COLS.items() if name != "coupon_claims"}
+# a Dataset's community evidence is reduced in DuckDB too, so nothing reads its logins or its interactions'
+# devices as frames (11M + 24M rows on the large scenario); a dict's evidence is computed from the frames
+_DATASET_FRAME_COLS = {name: [c for c in cols if not (c == "device_id" and name == "interactions")]
+                       for name, cols in _FRAME_COLS.items() if name != "logins"}
 
 
 def _load_tables(ds):
-    """The stage's pandas frames: the :data:`_FRAME_COLS` a dict or Dataset has; ``action`` categorical."""
+    """The stage's pandas frames: the :data:`_FRAME_COLS` a dict has (:data:`_DATASET_FRAME_COLS` of a Dataset);
+    ``action`` categorical."""
     if isinstance(ds, dict):
         data = {name: read_table(ds, name, cols) for name, cols in _FRAME_COLS.items()}
         return {k: sort_canonical(v, k) for k, v in data.items() if v is not None}
 
     data = {}
     with open_source(ds) as src:
-        for name, cols in _FRAME_COLS.items():
+        for name, cols in _DATASET_FRAME_COLS.items():
             if not src.has(name):
                 continue
             have = [c for c in cols if c not in src.missing_columns.get(name, ())]
@@ -522,7 +545,7 @@ _log = logging.getLogger(__name__)
 
 
 class _Steps:
-    """Per-step wall time, sizes and peak RSS of one run: the ``timings`` artifact."""
+    """Per-step wall time, sizes, resident memory after the step and peak RSS of one run: the ``timings`` artifact."""
 
     def __init__(self, progress=None, mode="score"):
         self.rows = []
@@ -532,10 +555,10 @@ class _Steps:
     def done(self, step, *, rows_in=None, nodes=None, edges=None):
         now = time.perf_counter()
         self.rows.append({"step": step, "seconds": round(now - self._t, 3), "rows_in": rows_in, "nodes": nodes,
-                          "edges": edges,
+                          "edges": edges, "rss_mb": _rss_mb(),
                           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
-        _log.info("graph stage: %s %.1f s (rows in %s, nodes %s, edges %s, peak RSS %.0f MB)", step, now - self._t,
-                  rows_in, nodes, edges, self.rows[-1]["peak_rss_mb"])
+        _log.info("graph stage: %s %.1f s (rows in %s, nodes %s, edges %s, RSS %.0f MB, peak %.0f MB)", step,
+                  now - self._t, rows_in, nodes, edges, self.rows[-1]["rss_mb"], self.rows[-1]["peak_rss_mb"])
         if self._progress is not None and now - self._t >= 1.0:  # the steps a reader waits for
             size = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in
                              (("rows_in", rows_in), ("nodes", nodes), ("edges", edges)) if v is not None)
@@ -544,12 +567,21 @@ class _Steps:
         self._t = now
 
     def table(self):
-        t = pd.DataFrame(self.rows, columns=["step", "seconds", "rows_in", "nodes", "edges", "peak_rss_mb"])
+        t = pd.DataFrame(self.rows, columns=["step", "seconds", "rows_in", "nodes", "edges", "rss_mb", "peak_rss_mb"])
         for c in ("rows_in", "nodes", "edges"):
             t[c] = t[c].astype("Int64")
         total = pd.DataFrame({"step": ["total"], "seconds": [round(time.perf_counter() - self._t0, 3)],
                               "peak_rss_mb": [t["peak_rss_mb"].max() if len(t) else np.nan]})
         return pd.concat([t, total], ignore_index=True)
+
+
+def _rss_mb():
+    """The process's resident memory now (MB; NaN where /proc is not there): what a step left held."""
+    try:
+        with open("/proc/self/statm") as f:
+            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20, 1)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return float("nan")
 
 
 def _external_seeds(seeds, notes):

@@ -243,3 +243,27 @@ def test_capture_finds_a_crowd_absorbed_into_a_taste_community():
     # exact seeded figures
     assert int((s.loc[crowd, "score"] > 0.5).sum()) == 29
     assert round(float(s.loc[crowd, "capture_share"].iloc[0]), 3) == 0.223
+
+
+def test_evidence_with_addresses_normalised_by_the_caller_is_the_same():
+    """community_evidence(addresses=...) looks normalised addresses up instead of normalising them again, and
+    normalises those the mapping lacks: the receivers are the same, from frames and from a Dataset."""
+    from fraudkit.capability.r_ab import normalize_address
+    from fraudkit.data.dataset import Dataset
+    from fraudkit.simulation import generate, load_scenario
+
+    tables = generate(load_scenario("micro"), seed=0)
+    tables.pop("labels", None)
+    ds = Dataset.from_tables(tables, validate=False)
+    frames = {k: ds.to_pandas(k) for k in ds.tables}
+    raw = pd.unique(frames["orders"]["address"].dropna().astype(str))
+    assert len(raw) > 4
+    known = pd.Series(normalize_address(raw[: len(raw) // 2])["address"].to_numpy(), index=raw[: len(raw) // 2])
+
+    def rows(f):
+        return f.sort_values(list(f.columns), kind="stable").reset_index(drop=True)
+
+    for data in (frames, ds):
+        want, got = community_evidence(data), community_evidence(data, addresses=known)
+        pd.testing.assert_frame_equal(rows(got.receivers), rows(want.receivers), check_exact=True)
+        pd.testing.assert_frame_equal(rows(got.orders), rows(want.orders), check_exact=True)
