@@ -878,12 +878,12 @@ def _ns(s) -> np.ndarray:
     """datetime64[ns] array of a time column, without re-parsing columns that already are datetimes."""
     s = pd.Series(s)
     if not pd.api.types.is_datetime64_any_dtype(s):
-        s = pd.to_datetime(s)
+        s = pd.to_datetime(s, cache=False)
     return s.to_numpy("datetime64[ns]")
 
 
 def to_seconds(s) -> np.ndarray:
-    return pd.to_datetime(pd.Series(s)).to_numpy("datetime64[s]").astype(np.int64)
+    return pd.to_datetime(pd.Series(s), cache=False).to_numpy("datetime64[s]").astype(np.int64)
 
 
 def _str(x):

@@ -258,7 +258,7 @@ class ListStore:
         n = len(vals)
         per_row = as_of is not None and not isinstance(as_of, (str, pd.Timestamp)) and np.ndim(as_of) == 1
         if per_row:
-            times = pd.to_datetime(pd.Series(np.asarray(as_of))).to_numpy(dtype="datetime64[ns]")
+            times = pd.to_datetime(pd.Series(np.asarray(as_of)), cache=False).to_numpy(dtype="datetime64[ns]")
             if len(times) != n:
                 raise FraudkitError(f"ListStore.contains: {len(times)} as_of times for {n} values; give one time "
                                     "or one per value")
@@ -591,7 +591,7 @@ def _normalise_entries(entries):
     if "removed_at" not in out.columns:
         out["removed_at"] = pd.NaT
     for c in ("added_at", "expires_at", "removed_at"):
-        out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
+        out[c] = pd.to_datetime(out[c], cache=False).astype("datetime64[ns]")
     for c in ("entry_id", "entity_id"):
         out[c] = out[c].astype(str).astype(object)
     bad = ~out["list_type"].isin(LIST_TYPES)

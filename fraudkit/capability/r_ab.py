@@ -245,9 +245,9 @@ def in_promotion(orders, promotions=None) -> np.ndarray:
         if miss:
             raise MissingInputError(f"promotions lacks {miss}; see fraudkit.data.contract.TABLES['promotions']")
         pr = promotions.sort_values("starts_at")
-        starts = pd.to_datetime(pr["starts_at"]).to_numpy("datetime64[s]").astype(np.int64)
-        ends = np.maximum.accumulate(pd.to_datetime(pr["ends_at"]).to_numpy("datetime64[s]").astype(np.int64))
-        t = pd.to_datetime(orders["ts"]).to_numpy("datetime64[s]").astype(np.int64)
+        starts = pd.to_datetime(pr["starts_at"], cache=False).to_numpy("datetime64[s]").astype(np.int64)
+        ends = np.maximum.accumulate(pd.to_datetime(pr["ends_at"], cache=False).to_numpy("datetime64[s]").astype(np.int64))
+        t = pd.to_datetime(orders["ts"], cache=False).to_numpy("datetime64[s]").astype(np.int64)
         pos = np.searchsorted(starts, t, side="right") - 1
         m = m | ((pos >= 0) & (ends[np.maximum(pos, 0)] >= t))
     return m
@@ -403,7 +403,7 @@ def _first_receipt(o, acc, item):
     if "received_at" not in o.columns:
         return None
     nat = np.iinfo(np.int64).min
-    rt = pd.to_datetime(o["received_at"])
+    rt = pd.to_datetime(o["received_at"], cache=False)
     ok = rt.notna().to_numpy()
     r = np.full(len(o), nat, dtype=np.int64)
     if not ok.any():

@@ -42,9 +42,9 @@ def slice_tables(tables: dict, end, *, list_store=None) -> dict:
         if col is None or col not in t.columns:
             out[name] = t
             continue
-        s = t[pd.to_datetime(t[col]) < end]
+        s = t[pd.to_datetime(t[col], cache=False) < end]
         if name == "orders" and "received_at" in s.columns:
-            s = s.assign(received_at=s["received_at"].where(pd.to_datetime(s["received_at"]) < end))
+            s = s.assign(received_at=s["received_at"].where(pd.to_datetime(s["received_at"], cache=False) < end))
         out[name] = s.reset_index(drop=True)
     _keep_referenced(out, tables)
     if list_store is not None and len(list_store.entries):

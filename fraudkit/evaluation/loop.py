@@ -342,7 +342,7 @@ def loop_windows(tables: dict, *, n_windows=3, window=None) -> list:
     >>> [str(e) for _, e in loop_windows(t, window="1D")]
     ['2024-06-02 00:00:00', '2024-06-03 00:00:00', '2024-06-04 00:00:00']
     """
-    times = [pd.to_datetime(t["ts"]) for name, t in tables.items() if name in ("interactions", "orders", "logins",
+    times = [pd.to_datetime(t["ts"], cache=False) for name, t in tables.items() if name in ("interactions", "orders", "logins",
                                                                                 "coupon_claims") and len(t)]
     if not times:
         raise FraudkitError("loop_windows: no interactions, orders, logins or coupon claims with a ts column")
@@ -592,7 +592,7 @@ def _seeded_graph(run_dir, seeded):
 def _sunk_hits(orders, sunk, *, since):
     if orders is None or not len(orders):
         return set()
-    recent = orders[pd.to_datetime(orders["ts"]) >= since]
+    recent = orders[pd.to_datetime(orders["ts"], cache=False) >= since]
     hit = np.zeros(len(recent), dtype=bool)
     for col, name in (("address", "addresses"), ("device_id", "devices"), ("receiver_phone", "phones")):
         if col in recent.columns and len(sunk[name]):
@@ -615,7 +615,7 @@ def _update_labels(labels, k, run, graph, hits):
 def _window_decisions(dec, orders, store, known_before, start, end):
     """The window's events: the run's decision, the prospective one (past labels and lists), the loop's."""
 
-    d = dec[(pd.to_datetime(dec["ts"]) >= start) & (pd.to_datetime(dec["ts"]) < end)].copy()
+    d = dec[(pd.to_datetime(dec["ts"], cache=False) >= start) & (pd.to_datetime(dec["ts"], cache=False) < end)].copy()
     d["entity_id"] = d["entity_id"].astype(str)
     d["account_id"] = d["account_id"].astype(str)
     # accounts the loop labelled in earlier iterations are verified on arrival
@@ -626,7 +626,7 @@ def _window_decisions(dec, orders, store, known_before, start, end):
         is_o = (d["entity_type"] == "order").to_numpy()
         od = o.reindex(d.loc[is_o, "entity_id"])
         scope = row_scopes("promotion", od["promotion_id"])
-        when = pd.to_datetime(od["ts"]).to_numpy(dtype="datetime64[ns]")  # each order at its own time
+        when = pd.to_datetime(od["ts"], cache=False).to_numpy(dtype="datetime64[ns]")  # each order at its own time
         black = np.zeros(len(od), dtype=bool)
         gray = np.zeros(len(od), dtype=bool)
         for col, et in (("address", "address"), ("device_id", "device"), ("receiver_phone", "phone")):
@@ -653,8 +653,8 @@ def _list_sunk(store, sunk, promotions, end, windows, k, ttl):
     nxt_end = windows[k + 1][1]
     promos = []
     if promotions is not None and len(promotions):
-        p = promotions[(pd.to_datetime(promotions["starts_at"]) < nxt_end) & (pd.to_datetime(promotions["ends_at"]) > end)]
-        promos = list(zip(p["promotion_id"].astype(str), pd.to_datetime(p["ends_at"])))
+        p = promotions[(pd.to_datetime(promotions["starts_at"], cache=False) < nxt_end) & (pd.to_datetime(promotions["ends_at"], cache=False) > end)]
+        promos = list(zip(p["promotion_id"].astype(str), pd.to_datetime(p["ends_at"], cache=False)))
     live = new.active(end)
     for name, etype, list_name in (("addresses", "address", "scalper_addresses"), ("devices", "device", "scalper_devices"),
                                    ("phones", "phone", "scalper_phones")):

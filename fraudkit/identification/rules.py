@@ -270,7 +270,7 @@ class RuleSet:
                             "or switch those rules off")
         list_scope = _list_scope(frame, scope)
         if as_of is None and "ts" in frame.columns:
-            as_of = pd.to_datetime(frame["ts"]).to_numpy(dtype="datetime64[ns]")
+            as_of = pd.to_datetime(frame["ts"], cache=False).to_numpy(dtype="datetime64[ns]")
         cache: dict = {}
 
         matches = np.zeros((n, len(rules)), dtype=bool)

@@ -31,6 +31,7 @@ moment of the suspicious action.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -282,7 +283,7 @@ def defer_decisions(severity, *, account, ts, key, exempt=None, at="key_step", d
         raise FraudkitError(f"delayed interception: at must be key_step, delay or window_end, got {at!r}")
     sev = np.asarray(severity, dtype=np.int8)
     n = len(sev)
-    t = pd.to_datetime(pd.Series(ts)).to_numpy(dtype="datetime64[ns]")
+    t = pd.to_datetime(pd.Series(ts), cache=False).to_numpy(dtype="datetime64[ns]")
     if np.isnat(t).any():
         raise FraudkitError("delayed interception: an event has no time; every event needs one to be ordered")
     t = t.astype(np.int64)
@@ -302,8 +303,8 @@ def defer_decisions(severity, *, account, ts, key, exempt=None, at="key_step", d
             if c not in windows.columns:
                 raise FraudkitError(f"delayed interception: the windows lack column {c!r}; "
                                     f"columns: {', '.join(map(str, windows.columns))}")
-        st = pd.to_datetime(windows["starts_at"]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-        en = pd.to_datetime(windows["ends_at"]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        st = pd.to_datetime(windows["starts_at"], cache=False).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        en = pd.to_datetime(windows["ends_at"], cache=False).to_numpy(dtype="datetime64[ns]").astype(np.int64)
         due = t.copy()
         if defer.any() and len(st):
             td = t[defer]
@@ -405,7 +406,24 @@ def _reasons(why, why_labels, n):
     """'; '-joined reasons per row, built once per distinct combination."""
     if n == 0:
         return np.array([], dtype=object)
-    key = pd.MultiIndex.from_arrays([why[k] for k in _LAYERS])
-    codes, uniq = pd.factorize(key)
-    text = ["; ".join(why_labels[k][c] for k, c in zip(_LAYERS, combo) if c > 0) for combo in uniq]
+    radix = [max(len(why_labels[k]), 1) for k in _LAYERS]
+    if math.prod(radix) < 2 ** 62:
+        # one mixed-radix int64 per row (each layer's reason code a digit), not a MultiIndex of tuples
+        key = np.zeros(n, dtype=np.int64)
+        for k, r in zip(_LAYERS, radix):
+            key = key * r + np.asarray(why[k], dtype=np.int64)
+        codes, uniq = pd.factorize(key)
+        combos = [_digits(u, radix) for u in uniq.tolist()]
+    else:
+        codes, combos = pd.factorize(pd.MultiIndex.from_arrays([why[k] for k in _LAYERS]))
+    text = ["; ".join(why_labels[k][c] for k, c in zip(_LAYERS, combo) if c > 0) for combo in combos]
     return np.asarray(text, dtype=object)[codes]
+
+
+def _digits(key: int, radix: list) -> list:
+    """The mixed-radix digits of ``key``, most significant first (the inverse of the key in :func:`_reasons`)."""
+    out = []
+    for r in reversed(radix):
+        key, c = divmod(key, r)
+        out.append(c)
+    return out[::-1]

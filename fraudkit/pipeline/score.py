@@ -572,7 +572,7 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
                      else ((ev, None) for ev in frame.chunks(size, cols)))
             for ev, rules in pairs:
                 if start is not None and "ts" in ev.columns:
-                    keep = (pd.to_datetime(ev["ts"]) >= start).to_numpy()
+                    keep = (pd.to_datetime(ev["ts"], cache=False) >= start).to_numpy()
                     if not keep.all():
                         ev = ev[keep].reset_index(drop=True)
                         rules = None if rules is None else replace(rules, rows=rules.rows[keep].reset_index(drop=True),

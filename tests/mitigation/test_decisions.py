@@ -5,6 +5,7 @@ import pytest
 from fraudkit.capability.lists import ListStore
 from fraudkit.errors import FraudkitError
 from fraudkit.identification.rules import load_ruleset
+from fraudkit.mitigation import decisions as d
 from fraudkit.mitigation.decisions import DECISION_COLUMNS, DecisionPolicy, decide
 
 
@@ -121,3 +122,14 @@ def test_lists_are_checked_at_each_event_time_and_promotion():
     assert d["reasons"].iloc[0] == "blacklist:proxy_ips(ip)"
     # an explicit single as_of checks every event then
     assert decide(ev, lists=store, as_of="2024-06-10")["decision"].tolist() == ["pass", "pass", "verify", "pass"]
+
+
+def test_reasons_from_one_int_key_equal_the_tuple_path():
+    rng = np.random.default_rng(0)
+    n = 5_000
+    why_labels = {k: [""] + [f"{k}:{i}" for i in range(m)] for k, m in zip(d._LAYERS, (1, 40, 3, 7, 2))}
+    why = {k: rng.integers(0, len(why_labels[k]), n) for k in d._LAYERS}
+    got = d._reasons(why, why_labels, n)
+    want = ["; ".join(why_labels[k][why[k][i]] for k in d._LAYERS if why[k][i] > 0) for i in range(n)]
+    assert got.tolist() == want
+    assert d._digits(2 * 7 + 5, [3, 7]) == [2, 5]

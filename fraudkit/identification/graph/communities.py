@@ -310,7 +310,7 @@ def community_evidence(data, *, addresses=None) -> CommunityEvidence:
             missing.append(name)
             continue
         acc_parts.append(t["account_id"].to_numpy())
-        ts_parts.append(pd.to_datetime(t["ts"]).to_numpy("datetime64[ns]"))
+        ts_parts.append(pd.to_datetime(t["ts"], cache=False).to_numpy("datetime64[ns]"))
         ok = t["device_id"].notna().to_numpy()
         dev_parts.append(pd.DataFrame({"account_id": t["account_id"].to_numpy()[ok], "x": t["device_id"].to_numpy()[ok]}))
     if acc_parts:
@@ -480,7 +480,7 @@ def profile_communities(partition: Partition, data, *, known_bad=None, edges=Non
     acc = ev.accounts
     if acc is not None and ref is not None:
         a = acc.merge(mem, on="account_id", how="inner")
-        age = (ref - pd.to_datetime(a["registered_at"])).dt.total_seconds() / 86400
+        age = (ref - pd.to_datetime(a["registered_at"], cache=False)).dt.total_seconds() / 86400
         a = a.assign(age=age, new=(age < new_account_days).astype(float))
         g = a.groupby("community")
         prof["mean_account_age_days"] = g["age"].mean()
