@@ -40,9 +40,11 @@ them out. The manifest records every threshold and where it came from.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import platform
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,11 +94,15 @@ from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
 from fraudkit.pipeline.stages.behaviour import training_data
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
 
-__all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS", "DECISION_CHUNK"]
+__all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS", "DECISION_CHUNK",
+           "PARK_MIN_ROWS"]
 
 DECISION_CHUNK = EVENT_CHUNK
 """Events decided (and written) at a time: the decisions of a large world never sit in memory together (the
 rules are evaluated :data:`fraudkit.pipeline.frames.EVENT_CHUNK` events at a time)."""
+PARK_MIN_ROWS = 1_000_000
+"""Event rows from which the behaviour stage's event tables are moved out of DuckDB's memory to Parquet while
+the later stages run (:meth:`fraudkit.pipeline.frames.RuleEvaluation.park`); smaller ones stay in memory."""
 
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
@@ -464,8 +470,26 @@ def _run_stages(ds, stages, context, notes, timings):
         if out.features:
             context = replace(context, features={**context.features, **out.features})
         notes += [f"{stage}: {n}" for n in out.notes]
+        if out.rules is not None and stage != stages[-1] and _event_rows(out.rules) >= PARK_MIN_ROWS:
+            out.rules.park()  # read again only by decisions, after the later stages
+        _release_freed_memory()
         timings[stage] = time.perf_counter() - t
     return context, outputs
+
+
+def _event_rows(evaluation) -> int:
+    return sum(len(f) for f in evaluation.frames.values() if isinstance(f, EventFrame))
+
+
+def _release_freed_memory() -> None:
+    """Hand the heap a stage freed back to the system (glibc's ``malloc_trim``; elsewhere nothing): freed
+    frames otherwise stay in the process's resident memory (1.1 GB of 12 after the behaviour stage on
+    ``large``) while the next stage allocates its own."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
 def _rule_evaluation(ds, ruleset, outputs, feats, store, notes):

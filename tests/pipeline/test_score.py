@@ -301,3 +301,30 @@ def test_rules_evaluated_in_chunks_match_the_whole_frame(micro, run_dir):
         (a, m) for a, m in zip(frame["account_id"], whole.rows["matched"]) if m}
     ev.close()
     assert len(ev.results["interaction"]) == 0
+
+
+def test_parked_event_tables_give_the_same_run_and_leave_no_file(micro, tmp_path, monkeypatch):
+    """Event tables moved to Parquet between the behaviour stage and decisions: the same decisions and scores,
+    and the parked files are gone once the run is written."""
+    from fraudkit.pipeline import score as score_module
+    from fraudkit.pipeline.frames import RuleEvaluation
+    from fraudkit.pipeline.score import score_dataset
+
+    monkeypatch.setenv("FRAUDKIT_DUCKDB_TEMP_DIRECTORY", str(tmp_path / "spill"))
+    stages = ("behaviour", "graph")
+    kept = score_dataset(micro, tmp_path / "kept", stages=stages, seed=0)
+    parked = []
+    real_park = RuleEvaluation.park
+
+    def park(self):
+        real_park(self)
+        parked.extend((tmp_path / "spill").glob("fraudkit-parked-*/*.parquet"))
+
+    monkeypatch.setattr(score_module, "PARK_MIN_ROWS", 0)
+    monkeypatch.setattr(RuleEvaluation, "park", park)
+    moved = score_dataset(micro, tmp_path / "parked", stages=stages, seed=0)
+    assert parked, "the event tables were not parked"
+    assert not list((tmp_path / "spill").glob("fraudkit-parked-*"))
+    for name in ("decisions.parquet", "scores.parquet", "accounts.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(kept.run_dir / name), pd.read_parquet(moved.run_dir / name),
+                                      check_exact=True)
