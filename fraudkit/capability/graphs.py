@@ -396,18 +396,26 @@ def shared_entity_projection(frame, *, key="account_id", entity="device_id", tim
         raise ValueError(f"weight must be one of {_WEIGHTS}, got {weight!r}")
     if window is not None and time is None:
         raise ValueError("window needs a time column; pass time='ts' (or the table's event-time column)")
-    f = frame[[key, entity] + ([time] if time else [])]
-    f = f[f[entity].notna() & f[key].notna()]
+    # the rows with both keys, column by column, never a copy of the frame (the large world's association
+    # network projects 38M usage rows: each copy of them was 0.9 GB)
+    keep = (frame[entity].notna() & frame[key].notna()).to_numpy()
     n_dropped = 0
     if drop is not None and len(drop):
-        code, uniq = pd.factorize(f[entity], sort=False)
-        gone = _as_text(uniq).isin(_as_text(drop))
-        n_dropped = int(gone.sum())
-        f = f[~gone[code]]
-    acc_code, acc_keys = pd.factorize(f[key], sort=False)
-    ent_code, ent_keys = pd.factorize(f[entity], sort=False)
+        code, uniq = pd.factorize(frame[entity], sort=False)
+        gone = np.asarray(_as_text(uniq).isin(_as_text(drop)), dtype=bool)
+        seen = np.zeros(len(uniq), dtype=bool)
+        seen[code[keep]] = True
+        n_dropped = int((gone & seen).sum())
+        keep &= ~np.where(code >= 0, gone[np.maximum(code, 0)], False)
+        del code, seen
+
+    def column(name):
+        return frame[name] if keep.all() else frame[name][keep]
+
+    acc_code, acc_keys = pd.factorize(column(key), sort=False)
+    ent_code, ent_keys = pd.factorize(column(entity), sort=False)
     hot_mask = None if hot is None else _as_text(ent_keys).isin(_as_text(hot))
-    t = None if time is None else to_seconds(f[time])
+    t = None if time is None else to_seconds(column(time))
     out = _project(acc_code, acc_keys, ent_code, t, window=window, max_degree=max_degree, weight=weight,
                    k_neighbors=k_neighbors, hot_window=hot_window, min_count=min_shared, count_name="n_shared",
                    params={"key": key, "entity": entity, "time": time, "window": _str(window),
