@@ -20,7 +20,10 @@ Used by ``notebooks/01_risk_perception.ipynb``.
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -52,26 +55,31 @@ __all__ = [
 ]
 
 
-def data_health(data_dir) -> pd.DataFrame:
+def data_health(data_dir, *, read=None) -> pd.DataFrame:
     """One row per contract table: present, rows, time range, missing required columns, contract nulls.
 
     Parameters
     ----------
     data_dir : path
         Dataset folder (``<table>.parquet`` or ``<table>.csv`` per table).
+    read : callable, optional
+        ``read(name)``: the table ``name`` of ``data_dir`` as a DataFrame (None when absent), for a caller that
+        keeps the tables it has read (a notebook's :meth:`fraudkit.report.notebook.Context.table`). Default
+        :func:`fraudkit.data.dataset.read_table` of ``data_dir``.
 
     Returns
     -------
     DataFrame with columns ``table, required, present, rows, time_from, time_to,
     missing_columns, null_violations`` (nulls in columns the contract says are never null).
     """
+    read = _reader(data_dir, read)
     rows = []
     for spec in (*TABLES.values(), LABEL_TABLE):
         p = table_path(data_dir, spec.name)
         row = {"table": spec.name, "required": spec.required, "present": p is not None, "rows": 0,
                "time_from": pd.NaT, "time_to": pd.NaT, "missing_columns": "", "null_violations": 0}
         if p is not None:
-            df = read_table(data_dir, spec.name)
+            df = read(spec.name)
             row["rows"] = len(df)
             row["missing_columns"] = ", ".join(c for c in spec.column_names if c not in df.columns)
             row["null_violations"] = int(sum(df[c.name].isna().sum() for c in spec.columns
@@ -83,11 +91,15 @@ def data_health(data_dir) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def null_report(data_dir) -> pd.DataFrame:
-    """Columns with missing values: ``table, column, nulls, null_rate, allowed`` (by the contract)."""
+def null_report(data_dir, *, read=None) -> pd.DataFrame:
+    """Columns with missing values: ``table, column, nulls, null_rate, allowed`` (by the contract).
+
+    ``read`` as in :func:`data_health`.
+    """
+    read = _reader(data_dir, read)
     out = []
     for spec in TABLES.values():
-        df = read_table(data_dir, spec.name)
+        df = read(spec.name)
         if df is None or not len(df):
             continue
         for c in spec.columns:
@@ -316,7 +328,7 @@ def drill_scenario(attack: str = "evasive", *, size: str = "micro", out) -> Path
 
 
 def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages=("behaviour", "group", "graph"),
-                   train=None, size: str = "micro", baseline: bool = True, reuse=None,
+                   train=None, size: str = "micro", baseline: bool = True, reuse=None, parallel: bool = True,
                    progress=None) -> RedTeamDrill:
     """Run an attack scenario against the current rules and models; report what leaks, by typology.
 
@@ -335,6 +347,11 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
     directory, scored with the same ``train``, stages and seed) when given. The results are the same as
     scoring each world from scratch.
 
+    The two worlds are then independent of each other: with ``parallel``, and ``reuse`` given (or no
+    ``train``, so nothing to learn once), the normal world is simulated and scored in a second process
+    while this one does the attack world. Each world's run is what it would be alone (same data, seed and
+    defences), so the tables are the same either way.
+
     Parameters
     ----------
     scenario : str
@@ -351,6 +368,8 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
         Also score the normal world of the same size and seed.
     reuse : path, optional
         The main run's directory (``score_dataset(..., train=train)``): its training pass is reused.
+    parallel : bool, default=True
+        Score the two worlds at the same time, in two processes (see above); False: one after the other.
     progress : fraudkit.pipeline.progress.Progress, optional
         Reports the simulation and scoring of each world.
 
@@ -363,18 +382,24 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
     worlds = {"attack": drill_scenario(scenario, size=size, out=work)}
     if baseline and size:
         worlds["normal"] = Path(size)
-    tables = {}
-    for name, scen in worlds.items():
-        data, run = work / name / "data", work / name / "run"
-        if not (data / "accounts.parquet").exists():
-            with step(progress, "drill", f"simulate the {name} world ({scen})"):
-                simulate(str(scen), data, seed=seed, progress=False)
-        if not (run / "accounts.parquet").exists():
-            with step(progress, "drill", f"score the {name} world"):
-                score_dataset(data, run, stages=list(stages), seed=seed, train=train, reuse=reuse)
-        if train is not None:
-            reuse = run  # the next world reuses what this run learned from train
-        tables[name] = _with_leakage(evaluate_run(run, data=data))
+    jobs = {name: (name, scen, work / name / "data", work / name / "run") for name, scen in worlds.items()}
+    todo = [name for name, job in jobs.items() if not (job[3] / "accounts.parquet").exists()]
+    kw = {"stages": list(stages), "seed": seed, "train": train}
+    if parallel and len(todo) > 1 and (train is None or (reuse is not None and isinstance(train, (str, PathLike)))):
+        # a spawned process: forking one that has run DuckDB or OpenMP threads may hang
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            others = {name: pool.submit(_drill_world, *jobs[name], reuse=reuse, **kw) for name in todo[1:]}
+            _drill_world(*jobs[todo[0]], reuse=reuse, progress=progress, **kw)
+            for name, job in others.items():
+                with step(progress, "drill", f"the {name} world, scored in a second process"):
+                    job.result()
+    else:
+        for name, job in jobs.items():
+            if name in todo:
+                _drill_world(*job, reuse=reuse, progress=progress, **kw)
+            if train is not None:
+                reuse = job[3]  # the next world reuses what this run learned from train
+    tables = {name: _with_leakage(evaluate_run(run, data=data)) for name, (_, _, data, run) in jobs.items()}
     normal = tables.get("normal")
     comparison = drill_comparison(normal, tables["attack"]) if normal is not None else pd.DataFrame()
     return RedTeamDrill(tables["attack"], normal, comparison, str(scenario), str(size or ""), int(seed),
@@ -435,6 +460,21 @@ def drill_headline(drill: RedTeamDrill, *, top: int = 3) -> str:
     else:
         text += "No typology leaks more than in the normal world."
     return text
+
+
+def _drill_world(name, scenario, data, run, *, stages, seed, train, reuse, progress=None) -> None:
+    """Simulate one drill world into ``data`` and score it into ``run`` (each unless already there)."""
+    if not (data / "accounts.parquet").exists():
+        with step(progress, "drill", f"simulate the {name} world ({scenario})"):
+            simulate(str(scenario), data, seed=seed, progress=False)
+    if not (run / "accounts.parquet").exists():
+        with step(progress, "drill", f"score the {name} world"):
+            score_dataset(data, run, stages=list(stages), seed=seed, train=train, reuse=reuse)
+
+
+def _reader(data_dir, read):
+    """``read``, or one that reads a table of ``data_dir`` each time it is asked."""
+    return read if read is not None else (lambda name: read_table(data_dir, name))
 
 
 def _pct(v) -> str:

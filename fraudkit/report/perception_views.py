@@ -31,16 +31,16 @@ __all__ = [
 
 
 def data_health(ctx: Context) -> Table:
-    """One row per contract table: present, size, time range, contract nulls.
+    """One row per contract table: present, size, time range, contract nulls (each table read once per notebook).
 
     See :func:`fraudkit.perception.monitors.data_health`.
     """
-    return Table(monitors.data_health(ctx.data_dir), caption="Tables of the dataset", max_rows=30)
+    return Table(monitors.data_health(ctx.data_dir, read=ctx.table), caption="Tables of the dataset", max_rows=30)
 
 
 def missing_values(ctx: Context) -> Table | Note:
     """Columns with missing values (:func:`fraudkit.perception.monitors.null_report`), or a note that there are none."""
-    nulls = monitors.null_report(ctx.data_dir)
+    nulls = monitors.null_report(ctx.data_dir, read=ctx.table)
     if len(nulls):
         return Table(nulls, caption="Columns with missing values")
     return Note("No column has missing values.", kind="ok")
