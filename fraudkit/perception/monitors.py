@@ -15,13 +15,14 @@ Used by ``notebooks/01_risk_perception.ipynb``.
 * :func:`promotion_traffic` — orders and coupon claims per day, inside and outside promotions;
 * :func:`price_index` — black-market prices over time (the ``intelligence`` table);
 * :func:`red_team_drill` — simulate an attack scenario at a small size, score it with the current rules and
-  models, and compare what leaks, by typology, with the normal world of the same size.
+  models, and compare what leaks, by typology, with the normal world of the same size (which
+  :func:`start_normal_world` can start early, in a second process).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from os import PathLike
 from pathlib import Path
@@ -48,7 +49,9 @@ __all__ = [
     "price_index",
     "robust_z",
     "RedTeamDrill",
+    "DrillWorld",
     "drill_scenario",
+    "start_normal_world",
     "red_team_drill",
     "drill_comparison",
     "drill_headline",
@@ -327,9 +330,71 @@ def drill_scenario(attack: str = "evasive", *, size: str = "micro", out) -> Path
     return path
 
 
+@dataclass(frozen=True, eq=False)
+class DrillWorld:
+    """A drill world being simulated and scored in a second process (:func:`start_normal_world`).
+
+    Attributes
+    ----------
+    name : str
+        ``"normal"``.
+    data, run : Path
+        Where the world is simulated and scored (``work_dir/<name>/data`` and ``/run``).
+    """
+
+    name: str
+    data: Path
+    run: Path
+    _job: Future = field(repr=False)
+    _process: ProcessPoolExecutor = field(repr=False)
+
+    def wait(self) -> Path:
+        """Wait until the world is scored (raising what its process raised) and end the process; its run."""
+        try:
+            self._job.result()
+        finally:
+            self._process.shutdown(wait=True)
+        return self.run
+
+    def cancel(self) -> None:
+        """End the process once it is done, without raising what it raised (the drill failed elsewhere)."""
+        self._process.shutdown(wait=True, cancel_futures=True)
+
+
+def start_normal_world(*, work_dir, seed: int = 0, stages=("behaviour", "group", "graph"), train=None,
+                       size: str = "micro", reuse=None) -> DrillWorld:
+    """Start simulating and scoring the drill's normal world in a second process; return at once.
+
+    The normal world depends on the size, seed, stages and defences, not on the attack scenario, so a
+    notebook can start it before its monitors run and hand it to :func:`red_team_drill` (``normal=``),
+    which scores the attack world meanwhile and collects it. The process is spawned, not forked (a process
+    that has run DuckDB or OpenMP threads may hang in a fork); its run is what the same call would write in
+    this process.
+
+    Parameters
+    ----------
+    work_dir, seed, stages, train, size, reuse
+        As :func:`red_team_drill` will be called with (``train`` a path; ``size`` not empty).
+
+    Returns
+    -------
+    DrillWorld
+    """
+    if not size:
+        raise ValueError("the normal world needs a size (a scenario name); got an empty size")
+    if train is not None and not isinstance(train, (str, PathLike)):
+        raise ValueError(f"train must be a dataset folder to be read by a second process; got {type(train).__name__}")
+    work = Path(work_dir)
+    data, run = work / "normal" / "data", work / "normal" / "run"
+    process = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    job = process.submit(_drill_world, "normal", Path(size), data, run, stages=list(stages), seed=seed,
+                         train=train, reuse=reuse)
+    return DrillWorld("normal", data, run, job, process)
+
+
 def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages=("behaviour", "group", "graph"),
                    train=None, size: str = "micro", baseline: bool = True, reuse=None, parallel: bool = True,
-                   progress=None) -> RedTeamDrill:
+                   normal: DrillWorld | None = None, progress=None) -> RedTeamDrill:
     """Run an attack scenario against the current rules and models; report what leaks, by typology.
 
     Simulates ``scenario`` at the size of ``size`` (:func:`drill_scenario`) into
@@ -348,9 +413,9 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
     scoring each world from scratch.
 
     The two worlds are then independent of each other: with ``parallel``, and ``reuse`` given (or no
-    ``train``, so nothing to learn once), the normal world is simulated and scored in a second process
-    while this one does the attack world. Each world's run is what it would be alone (same data, seed and
-    defences), so the tables are the same either way.
+    ``train``: nothing to learn once), the normal world is simulated and scored in a second process
+    (:func:`start_normal_world`) while this one does the attack world. Each world's run is what it would be
+    alone (same data, seed and defences), so the tables are the same either way.
 
     Parameters
     ----------
@@ -370,6 +435,9 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
         The main run's directory (``score_dataset(..., train=train)``): its training pass is reused.
     parallel : bool, default=True
         Score the two worlds at the same time, in two processes (see above); False: one after the other.
+    normal : DrillWorld, optional
+        The normal world, already started by :func:`start_normal_world` with the same ``work_dir``, seed,
+        stages, ``train``, ``size`` and ``reuse``: collected here instead of being started.
     progress : fraudkit.pipeline.progress.Progress, optional
         Reports the simulation and scoring of each world.
 
@@ -383,16 +451,25 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
     if baseline and size:
         worlds["normal"] = Path(size)
     jobs = {name: (name, scen, work / name / "data", work / name / "run") for name, scen in worlds.items()}
+    if normal is not None and ("normal" not in jobs or Path(normal.run) != jobs["normal"][3]):
+        normal.cancel()
+        raise ValueError(f"the normal world started in {normal.run} is not this drill's "
+                         f"({jobs['normal'][3] if 'normal' in jobs else 'it has no normal world'})")
     todo = [name for name, job in jobs.items() if not (job[3] / "accounts.parquet").exists()]
     kw = {"stages": list(stages), "seed": seed, "train": train}
-    if parallel and len(todo) > 1 and (train is None or (reuse is not None and isinstance(train, (str, PathLike)))):
-        # a spawned process: forking one that has run DuckDB or OpenMP threads may hang
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-            others = {name: pool.submit(_drill_world, *jobs[name], reuse=reuse, **kw) for name in todo[1:]}
-            _drill_world(*jobs[todo[0]], reuse=reuse, progress=progress, **kw)
-            for name, job in others.items():
-                with step(progress, "drill", f"the {name} world, scored in a second process"):
-                    job.result()
+    if (normal is None and parallel and "normal" in todo and len(todo) > 1
+            and (train is None or (reuse is not None and isinstance(train, (str, PathLike))))):
+        normal = start_normal_world(work_dir=work, size=size, reuse=reuse, **kw)
+    if normal is not None:
+        try:
+            for name in todo:
+                if name != "normal":
+                    _drill_world(*jobs[name], reuse=reuse, progress=progress, **kw)
+        except BaseException:
+            normal.cancel()
+            raise
+        with step(progress, "drill", "the normal world, scored in a second process"):
+            normal.wait()
     else:
         for name, job in jobs.items():
             if name in todo:
@@ -400,9 +477,9 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
             if train is not None:
                 reuse = job[3]  # the next world reuses what this run learned from train
     tables = {name: _with_leakage(evaluate_run(run, data=data)) for name, (_, _, data, run) in jobs.items()}
-    normal = tables.get("normal")
-    comparison = drill_comparison(normal, tables["attack"]) if normal is not None else pd.DataFrame()
-    return RedTeamDrill(tables["attack"], normal, comparison, str(scenario), str(size or ""), int(seed),
+    normal_table = tables.get("normal")
+    comparison = drill_comparison(normal_table, tables["attack"]) if normal_table is not None else pd.DataFrame()
+    return RedTeamDrill(tables["attack"], normal_table, comparison, str(scenario), str(size or ""), int(seed),
                         train is not None)
 
 
