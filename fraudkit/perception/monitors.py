@@ -15,12 +15,16 @@ Used by ``notebooks/01_risk_perception.ipynb``.
 * :func:`promotion_traffic` — orders and coupon claims per day, inside and outside promotions;
 * :func:`price_index` — black-market prices over time (the ``intelligence`` table);
 * :func:`red_team_drill` — simulate an attack scenario at a small size, score it with the current rules and
-  models, and compare what leaks, by typology, with the normal world of the same size.
+  models, and compare what leaks, by typology, with the normal world of the same size (which
+  :func:`start_normal_world` can start early, in a second process).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -45,33 +49,40 @@ __all__ = [
     "price_index",
     "robust_z",
     "RedTeamDrill",
+    "DrillWorld",
     "drill_scenario",
+    "start_normal_world",
     "red_team_drill",
     "drill_comparison",
     "drill_headline",
 ]
 
 
-def data_health(data_dir) -> pd.DataFrame:
+def data_health(data_dir, *, read=None) -> pd.DataFrame:
     """One row per contract table: present, rows, time range, missing required columns, contract nulls.
 
     Parameters
     ----------
     data_dir : path
         Dataset folder (``<table>.parquet`` or ``<table>.csv`` per table).
+    read : callable, optional
+        ``read(name)``: the table ``name`` of ``data_dir`` as a DataFrame (None when absent), for a caller that
+        keeps the tables it has read (a notebook's :meth:`fraudkit.report.notebook.Context.table`). Default
+        :func:`fraudkit.data.dataset.read_table` of ``data_dir``.
 
     Returns
     -------
     DataFrame with columns ``table, required, present, rows, time_from, time_to,
     missing_columns, null_violations`` (nulls in columns the contract says are never null).
     """
+    read = _reader(data_dir, read)
     rows = []
     for spec in (*TABLES.values(), LABEL_TABLE):
         p = table_path(data_dir, spec.name)
         row = {"table": spec.name, "required": spec.required, "present": p is not None, "rows": 0,
                "time_from": pd.NaT, "time_to": pd.NaT, "missing_columns": "", "null_violations": 0}
         if p is not None:
-            df = read_table(data_dir, spec.name)
+            df = read(spec.name)
             row["rows"] = len(df)
             row["missing_columns"] = ", ".join(c for c in spec.column_names if c not in df.columns)
             row["null_violations"] = int(sum(df[c.name].isna().sum() for c in spec.columns
@@ -83,11 +94,15 @@ def data_health(data_dir) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def null_report(data_dir) -> pd.DataFrame:
-    """Columns with missing values: ``table, column, nulls, null_rate, allowed`` (by the contract)."""
+def null_report(data_dir, *, read=None) -> pd.DataFrame:
+    """Columns with missing values: ``table, column, nulls, null_rate, allowed`` (by the contract).
+
+    ``read`` as in :func:`data_health`.
+    """
+    read = _reader(data_dir, read)
     out = []
     for spec in TABLES.values():
-        df = read_table(data_dir, spec.name)
+        df = read(spec.name)
         if df is None or not len(df):
             continue
         for c in spec.columns:
@@ -315,9 +330,71 @@ def drill_scenario(attack: str = "evasive", *, size: str = "micro", out) -> Path
     return path
 
 
+@dataclass(frozen=True, eq=False)
+class DrillWorld:
+    """A drill world being simulated and scored in a second process (:func:`start_normal_world`).
+
+    Attributes
+    ----------
+    name : str
+        ``"normal"``.
+    data, run : Path
+        Where the world is simulated and scored (``work_dir/<name>/data`` and ``/run``).
+    """
+
+    name: str
+    data: Path
+    run: Path
+    _job: Future = field(repr=False)
+    _process: ProcessPoolExecutor = field(repr=False)
+
+    def wait(self) -> Path:
+        """Wait until the world is scored (raising what its process raised) and end the process; its run."""
+        try:
+            self._job.result()
+        finally:
+            self._process.shutdown(wait=True)
+        return self.run
+
+    def cancel(self) -> None:
+        """End the process once it is done, without raising what it raised (the drill failed elsewhere)."""
+        self._process.shutdown(wait=True, cancel_futures=True)
+
+
+def start_normal_world(*, work_dir, seed: int = 0, stages=("behaviour", "group", "graph"), train=None,
+                       size: str = "micro", reuse=None) -> DrillWorld:
+    """Start simulating and scoring the drill's normal world in a second process; return at once.
+
+    The normal world depends on the size, seed, stages and defences, not on the attack scenario, so a
+    notebook can start it before its monitors run and hand it to :func:`red_team_drill` (``normal=``),
+    which scores the attack world meanwhile and collects it. The process is spawned, not forked (a process
+    that has run DuckDB or OpenMP threads may hang in a fork); its run is what the same call would write in
+    this process.
+
+    Parameters
+    ----------
+    work_dir, seed, stages, train, size, reuse
+        As :func:`red_team_drill` will be called with (``train`` a path; ``size`` not empty).
+
+    Returns
+    -------
+    DrillWorld
+    """
+    if not size:
+        raise ValueError("the normal world needs a size (a scenario name); got an empty size")
+    if train is not None and not isinstance(train, (str, PathLike)):
+        raise ValueError(f"train must be a dataset folder to be read by a second process; got {type(train).__name__}")
+    work = Path(work_dir)
+    data, run = work / "normal" / "data", work / "normal" / "run"
+    process = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    job = process.submit(_drill_world, "normal", Path(size), data, run, stages=list(stages), seed=seed,
+                         train=train, reuse=reuse)
+    return DrillWorld("normal", data, run, job, process)
+
+
 def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages=("behaviour", "group", "graph"),
-                   train=None, size: str = "micro", baseline: bool = True, reuse=None,
-                   progress=None) -> RedTeamDrill:
+                   train=None, size: str = "micro", baseline: bool = True, reuse=None, parallel: bool = True,
+                   normal: DrillWorld | None = None, progress=None) -> RedTeamDrill:
     """Run an attack scenario against the current rules and models; report what leaks, by typology.
 
     Simulates ``scenario`` at the size of ``size`` (:func:`drill_scenario`) into
@@ -335,6 +412,11 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
     directory, scored with the same ``train``, stages and seed) when given. The results are the same as
     scoring each world from scratch.
 
+    The two worlds are then independent of each other: with ``parallel``, and ``reuse`` given (or no
+    ``train``: nothing to learn once), the normal world is simulated and scored in a second process
+    (:func:`start_normal_world`) while this one does the attack world. Each world's run is what it would be
+    alone (same data, seed and defences), so the tables are the same either way.
+
     Parameters
     ----------
     scenario : str
@@ -351,6 +433,11 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
         Also score the normal world of the same size and seed.
     reuse : path, optional
         The main run's directory (``score_dataset(..., train=train)``): its training pass is reused.
+    parallel : bool, default=True
+        Score the two worlds at the same time, in two processes (see above); False: one after the other.
+    normal : DrillWorld, optional
+        The normal world, already started by :func:`start_normal_world` with the same ``work_dir``, seed,
+        stages, ``train``, ``size`` and ``reuse``: collected here instead of being started.
     progress : fraudkit.pipeline.progress.Progress, optional
         Reports the simulation and scoring of each world.
 
@@ -363,21 +450,36 @@ def red_team_drill(scenario: str = "evasive", *, work_dir, seed: int = 0, stages
     worlds = {"attack": drill_scenario(scenario, size=size, out=work)}
     if baseline and size:
         worlds["normal"] = Path(size)
-    tables = {}
-    for name, scen in worlds.items():
-        data, run = work / name / "data", work / name / "run"
-        if not (data / "accounts.parquet").exists():
-            with step(progress, "drill", f"simulate the {name} world ({scen})"):
-                simulate(str(scen), data, seed=seed, progress=False)
-        if not (run / "accounts.parquet").exists():
-            with step(progress, "drill", f"score the {name} world"):
-                score_dataset(data, run, stages=list(stages), seed=seed, train=train, reuse=reuse)
-        if train is not None:
-            reuse = run  # the next world reuses what this run learned from train
-        tables[name] = _with_leakage(evaluate_run(run, data=data))
-    normal = tables.get("normal")
-    comparison = drill_comparison(normal, tables["attack"]) if normal is not None else pd.DataFrame()
-    return RedTeamDrill(tables["attack"], normal, comparison, str(scenario), str(size or ""), int(seed),
+    jobs = {name: (name, scen, work / name / "data", work / name / "run") for name, scen in worlds.items()}
+    if normal is not None and ("normal" not in jobs or Path(normal.run) != jobs["normal"][3]):
+        normal.cancel()
+        raise ValueError(f"the normal world started in {normal.run} is not this drill's "
+                         f"({jobs['normal'][3] if 'normal' in jobs else 'it has no normal world'})")
+    todo = [name for name, job in jobs.items() if not (job[3] / "accounts.parquet").exists()]
+    kw = {"stages": list(stages), "seed": seed, "train": train}
+    if (normal is None and parallel and "normal" in todo and len(todo) > 1
+            and (train is None or (reuse is not None and isinstance(train, (str, PathLike))))):
+        normal = start_normal_world(work_dir=work, size=size, reuse=reuse, **kw)
+    if normal is not None:
+        try:
+            for name in todo:
+                if name != "normal":
+                    _drill_world(*jobs[name], reuse=reuse, progress=progress, **kw)
+        except BaseException:
+            normal.cancel()
+            raise
+        with step(progress, "drill", "the normal world, scored in a second process"):
+            normal.wait()
+    else:
+        for name, job in jobs.items():
+            if name in todo:
+                _drill_world(*job, reuse=reuse, progress=progress, **kw)
+            if train is not None:
+                reuse = job[3]  # the next world reuses what this run learned from train
+    tables = {name: _with_leakage(evaluate_run(run, data=data)) for name, (_, _, data, run) in jobs.items()}
+    normal_table = tables.get("normal")
+    comparison = drill_comparison(normal_table, tables["attack"]) if normal_table is not None else pd.DataFrame()
+    return RedTeamDrill(tables["attack"], normal_table, comparison, str(scenario), str(size or ""), int(seed),
                         train is not None)
 
 
@@ -435,6 +537,21 @@ def drill_headline(drill: RedTeamDrill, *, top: int = 3) -> str:
     else:
         text += "No typology leaks more than in the normal world."
     return text
+
+
+def _drill_world(name, scenario, data, run, *, stages, seed, train, reuse, progress=None) -> None:
+    """Simulate one drill world into ``data`` and score it into ``run`` (each unless already there)."""
+    if not (data / "accounts.parquet").exists():
+        with step(progress, "drill", f"simulate the {name} world ({scenario})"):
+            simulate(str(scenario), data, seed=seed, progress=False)
+    if not (run / "accounts.parquet").exists():
+        with step(progress, "drill", f"score the {name} world"):
+            score_dataset(data, run, stages=list(stages), seed=seed, train=train, reuse=reuse)
+
+
+def _reader(data_dir, read):
+    """``read``, or one that reads a table of ``data_dir`` each time it is asked."""
+    return read if read is not None else (lambda name: read_table(data_dir, name))
 
 
 def _pct(v) -> str:

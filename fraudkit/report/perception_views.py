@@ -26,21 +26,22 @@ __all__ = [
     "new_account_bursts",
     "promotion_traffic",
     "black_market_prices",
+    "start_red_team_drill",
     "red_team_drill",
 ]
 
 
 def data_health(ctx: Context) -> Table:
-    """One row per contract table: present, size, time range, contract nulls.
+    """One row per contract table: present, size, time range, contract nulls (each table read once per notebook).
 
     See :func:`fraudkit.perception.monitors.data_health`.
     """
-    return Table(monitors.data_health(ctx.data_dir), caption="Tables of the dataset", max_rows=30)
+    return Table(monitors.data_health(ctx.data_dir, read=ctx.table), caption="Tables of the dataset", max_rows=30)
 
 
 def missing_values(ctx: Context) -> Table | Note:
     """Columns with missing values (:func:`fraudkit.perception.monitors.null_report`), or a note that there are none."""
-    nulls = monitors.null_report(ctx.data_dir)
+    nulls = monitors.null_report(ctx.data_dir, read=ctx.table)
     if len(nulls):
         return Table(nulls, caption="Columns with missing values")
     return Note("No column has missing values.", kind="ok")
@@ -120,6 +121,19 @@ def black_market_prices(ctx: Context) -> Shown | Unavailable:
                  Table(prices.sort_values(["item", "date"]).groupby("item").tail(1), caption="Latest price per item"))
 
 
+def start_red_team_drill(ctx: Context, *, scenario: str, size: str) -> None:
+    """Start the drill's normal world in a second process, to run while the monitors do; shows nothing.
+
+    :func:`red_team_drill` (same ``scenario`` and ``size``) collects it
+    (:func:`~fraudkit.perception.monitors.start_normal_world`). Nothing is started when there is no drill
+    to run (no or an unknown scenario, no size) or the world is already scored.
+    """
+    work = _drill_dir(ctx)
+    if _drill_unavailable(scenario) is None and size and not (work / "normal" / "run" / "accounts.parquet").exists():
+        ctx.memo(_started(size), lambda: monitors.start_normal_world(
+            work_dir=work, seed=ctx.seed, train=ctx.train_dir, size=size, reuse=ctx.run_dir))
+
+
 def red_team_drill(ctx: Context, *, scenario: str, size: str) -> Shown | Unavailable:
     """Tomorrow's attackers against today's defences (:func:`~fraudkit.perception.monitors.red_team_drill`).
 
@@ -130,14 +144,12 @@ def red_team_drill(ctx: Context, *, scenario: str, size: str) -> Shown | Unavail
     typology in the normal and the attack world, and the attack world's
     evaluation table; writes both tables into the run directory.
     """
-    if not scenario:
-        return Unavailable("the red-team drill", "no attack scenario was given (redteam_scenario is empty)")
-    if not scenario.endswith(".yaml") and scenario not in list_scenarios():
-        return Unavailable("the red-team drill",
-                           f"there is no scenario called `{scenario}` (`fraudkit scenarios` lists them)")
-    drill = monitors.red_team_drill(scenario, work_dir=step_dir(ctx.run_dir, "perception") / "redteam",
-                                    seed=ctx.seed, train=ctx.train_dir, size=size,
-                                    reuse=ctx.run_dir)  # the main run's training pass, when it matches
+    unavailable = _drill_unavailable(scenario)
+    if unavailable is not None:
+        return unavailable
+    drill = monitors.red_team_drill(scenario, work_dir=_drill_dir(ctx), seed=ctx.seed, train=ctx.train_dir,
+                                    size=size, reuse=ctx.run_dir,  # the main run's training pass, when it matches
+                                    normal=ctx.cache.get(_started(size)))  # started by start_red_team_drill
     shown = [Text(monitors.drill_headline(drill))]
     if len(drill.comparison):
         long = drill.comparison.melt(id_vars="typology", value_vars=["leakage_rate_normal", "leakage_rate_attack"],
@@ -154,3 +166,22 @@ def red_team_drill(ctx: Context, *, scenario: str, size: str) -> Shown | Unavail
                        max_rows=30))
     write_artifact(ctx.run_dir, "perception", "redteam", drill.attack)
     return Shown(*shown)
+
+
+def _drill_unavailable(scenario: str) -> Unavailable | None:
+    """Why the drill of ``scenario`` cannot run, or None."""
+    if not scenario:
+        return Unavailable("the red-team drill", "no attack scenario was given (redteam_scenario is empty)")
+    if not scenario.endswith(".yaml") and scenario not in list_scenarios():
+        return Unavailable("the red-team drill",
+                           f"there is no scenario called `{scenario}` (`fraudkit scenarios` lists them)")
+    return None
+
+
+def _drill_dir(ctx: Context):
+    return step_dir(ctx.run_dir, "perception") / "redteam"
+
+
+def _started(size: str) -> tuple:
+    """The context's key of the normal world :func:`start_red_team_drill` started."""
+    return ("red_team_drill", "normal", str(size))

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from fraudkit.data.contract import LABEL_TABLE, TABLES
 from fraudkit.errors import DataValidationError, MissingInputError
 from fraudkit.evaluation.metrics import evaluate_run
+from fraudkit.perception import monitors
 from fraudkit.report import capability_views as cv
 from fraudkit.report import evaluation_views as ev
 from fraudkit.report import identification_views as iv
@@ -70,8 +71,10 @@ def _only(shown, kind):
 
 
 def _sections(module):
+    # a view annotated to return None starts work and shows nothing (perception_views.start_red_team_drill)
     return [getattr(module, n) for n in module.__all__
-            if callable(getattr(module, n)) and list(inspect.signature(getattr(module, n)).parameters)[:1] == ["ctx"]]
+            if callable(getattr(module, n)) and list(inspect.signature(getattr(module, n)).parameters)[:1] == ["ctx"]
+            and inspect.signature(getattr(module, n)).return_annotation != "None"]
 
 
 def _call(view, ctx):
@@ -136,6 +139,10 @@ def test_every_section_returns_something_to_show(ctx, partial, bare):
 def test_perception_sections_on_micro(ctx, run_copy):
     health = pv.data_health(ctx)
     assert list(health.frame["table"]) == [*TABLES, LABEL_TABLE.name] and health.max_rows == 30
+    # read through the notebook's context (each table once), the same as read from the folder
+    pd.testing.assert_frame_equal(health.frame, monitors.data_health(ctx.data_dir))
+    assert ctx.table("interactions") is ctx.cache[("table", "interactions", None)]
+    pd.testing.assert_frame_equal(pv.missing_values(ctx).frame, monitors.null_report(ctx.data_dir))
     assert pv.report_day(ctx).markdown == "Monitors report on **2024-11-11**."
     spikes = pv.engagement_spikes(ctx)
     assert [type(x) for x in spikes] == [Chart, Table]
@@ -157,6 +164,9 @@ def test_perception_sections_say_what_is_missing(partial, bare):
     assert isinstance(pv.new_account_bursts(bare), Shown)  # accounts alone are enough
     assert "redteam_scenario is empty" in pv.red_team_drill(bare, scenario="", size="micro").why
     assert "`no-such-attack`" in pv.red_team_drill(bare, scenario="no-such-attack", size="micro").why
+    for scenario in ("", "no-such-attack"):  # no drill: nothing started
+        assert pv.start_red_team_drill(bare, scenario=scenario, size="micro") is None
+        assert ("red_team_drill", "normal", "micro") not in bare.cache
 
 
 # --- notebook 02 ----------------------------------------------------------------------------------------
