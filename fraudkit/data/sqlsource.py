@@ -22,6 +22,7 @@ import itertools
 from types import SimpleNamespace
 
 import pandas as pd
+import pyarrow as pa
 
 from fraudkit.data.connection import duckdb_connection
 from fraudkit.data.contract import TABLES
@@ -157,9 +158,11 @@ class SqlSource:
         return [n for k, n in self._created if k == "TABLE" and n.startswith(self.name(stem_prefix))]
 
     def df(self, sql: str) -> pd.DataFrame:
+        """A query's rows as pandas, with DuckDB's dtypes on every engine (integers and booleans holding a
+        NULL as pandas' nullable ``Int64`` / ``boolean``, timestamps in microseconds)."""
         if self.con is not None:
             return self.con.execute(sql).df()
-        return self.engine.to_pandas(sql)
+        return _duckdb_dtypes(self.engine.to_arrow(sql))
 
     def arrow(self, sql: str):
         """A query's rows as a pyarrow Table."""
@@ -234,6 +237,15 @@ def open_source(data, *, as_of=None) -> SqlSource:
         frames = {name: data.to_pandas(name) for name in TABLES if data.has(name)}
         return open_source(frames, as_of=as_of)
     raise TypeError(f"expected a fraudkit Dataset or a dict of DataFrames, got {type(data).__name__}")
+
+
+def _duckdb_dtypes(table) -> pd.DataFrame:
+    """An Arrow table as DuckDB's ``.df()`` gives it (see :meth:`SqlSource.df`)."""
+    nullable = {f.name: (pd.BooleanDtype() if pa.types.is_boolean(f.type) else pd.api.types.pandas_dtype(
+                f"Int{f.type.bit_width}")) for f in table.schema
+                if (pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)) and table.column(f.name).null_count}
+    df = table.to_pandas()
+    return df.astype(nullable) if nullable else df
 
 
 class _Borrowed(SqlSource):

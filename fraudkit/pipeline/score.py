@@ -376,6 +376,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         manifest = {
             "fraudkit_version": __version__, "created": pd.Timestamp.now().isoformat(timespec="seconds"),
             "parameters": {"stages": list(stages), "seed": seed, "rules": ruleset.source or "inline",
+                           "engine": ds.transform_dataset.engine.name,
                            "rules_version": ruleset.version,
                            "train": None if train_ds is None else (own.describe() if own is not None
                                                                    else str(train_ds.path)),
