@@ -563,7 +563,7 @@ def _account_pairs(src: SqlSource, key: str) -> str:
 
 
 def _exists(src, name) -> bool:
-    return src.has_table(name[len(src.name("")):]) if name.startswith(src.name("")) else False
+    return src.has_table(name)
 
 
 def _ref(src) -> str:

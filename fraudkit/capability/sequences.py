@@ -169,7 +169,7 @@ def _gap_seconds(session_gap) -> float:
 def _sessions(src: SqlSource, session_gap) -> str:
     """Temp table of sessions with their scripts; events table ``ev_seq`` kept for reuse."""
     name = src.name(f"sessions_{int(_gap_seconds(session_gap))}")
-    if src.has_table(f"sessions_{int(_gap_seconds(session_gap))}"):
+    if src.has_table(name):
         return name
     it = src.require("interactions", "sequence features")
     gap_s = _gap_seconds(session_gap)

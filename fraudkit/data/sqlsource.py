@@ -143,9 +143,9 @@ class SqlSource:
         if ("FRAME", name) in self._created:
             self._created.remove(("FRAME", name))
 
-    def has_table(self, stem: str) -> bool:
-        """Whether :meth:`temp_table` made ``stem`` on this source and it was not dropped since."""
-        return ("TABLE", self.name(stem)) in self._created
+    def has_table(self, name: str) -> bool:
+        """Whether :meth:`temp_table` made the table ``name`` (its full name) and it was not dropped since."""
+        return ("TABLE", name) in self._created
 
     def drop_table(self, name: str) -> None:
         """Drop a table made by :meth:`temp_table` (by its full name)."""
@@ -258,8 +258,8 @@ class _Borrowed(SqlSource):
     def temp_table(self, stem, sql):
         return self._inner.temp_table(stem, sql)
 
-    def has_table(self, stem):
-        return self._inner.has_table(stem)
+    def has_table(self, name):
+        return self._inner.has_table(name)
 
     def register(self, stem, frame):
         return self._inner.register(stem, frame)

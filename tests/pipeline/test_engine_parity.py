@@ -32,6 +32,7 @@ def runs(spark, tmp_path_factory):
     return duck, sp
 
 
+@pytest.mark.spark
 def test_spark_run_matches_duckdb_run(runs):
     duck, sp = runs
     assert sp.stages == duck.stages == ("behaviour", "group", "graph")
@@ -49,6 +50,7 @@ def test_spark_run_matches_duckdb_run(runs):
             pd.testing.assert_frame_equal(a, b, check_exact=True, obj=str(f))
 
 
+@pytest.mark.spark
 def test_spark_run_computes_features_on_spark_and_says_where(runs):
     duck, sp = runs
     a = pd.read_parquet(duck.run_dir / "features" / "account.parquet")
