@@ -50,7 +50,7 @@ def test_transpiled_feature_sql_keeps_duckdb_meaning():
 def test_feature_sql_constructs_give_the_same_rows_on_spark(spark):
     f = pd.DataFrame({"k": [1, 1, 1, 2, 2], "a": ["x", None, "x", "y", "z"], "v": [1.0, 2.0, 4.0, 8.0, None],
                       "ts": pd.to_datetime(["2024-01-01 00:00:00.5", "2024-01-01 00:00:02", "2024-01-01 01:30:00",
-                                            "2024-01-02 00:00:00", "2024-01-02 00:00:00.25"])})
+                                            "2024-01-02 00:00:00", "2024-01-02 00:00:00.25"], format="ISO8601")})
     q = ("SELECT k, ts, epoch(ts - lag(ts) OVER (PARTITION BY k ORDER BY ts)) AS gap, epoch(ts) / 3.0 AS e, "
          "epoch(INTERVAL 1 HOUR) AS h, count(DISTINCT a) OVER (PARTITION BY k ORDER BY ts "
          "RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW) AS n FROM f ORDER BY k, ts")
