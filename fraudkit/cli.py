@@ -132,10 +132,11 @@ def validate(data, quarantine, engine, spark_master):
               help="With --labels: the share of the fraud your labels cover, when known (default: estimated).")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Where the table transforms run: embedded DuckDB, or Spark (pip install 'fraudkit[spark]', "
-                   "Java 17). On Spark: loading and validation, entity resolution and the behaviour stage's "
-                   "feature SQL (account, device, IP, phone, address, order, sequence, accumulator blocks); "
-                   "rules, decisions, models and the group and graph stages still read a local DuckDB copy of "
-                   "the resolved tables (docs/data-layer.md). The same results as DuckDB.")
+                   "Java 17). On Spark: loading and validation, entity resolution, the behaviour stage's "
+                   "feature SQL (account, device, IP, phone, address, order, sequence, accumulator blocks), the "
+                   "group stage's SQL and the graph stage's shared-entity edge SQL; rules, decisions, models, "
+                   "projections, R(A,B), communities and propagation still run locally on a DuckDB copy of the "
+                   "resolved tables (docs/data-layer.md). The same results as DuckDB.")
 @click.option("--spark-master", default=None,
               help="With --engine spark: the master URL (spark://host:7077, yarn, k8s://...); default local[2].")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")

@@ -195,10 +195,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         closed loop's runs, one per window).
     engine : {"duckdb", "spark"}, default="duckdb"
         Where the table transforms run when ``data`` (and ``train``) are paths: ``"spark"`` loads and validates
-        the data, resolves its entities and computes the behaviour stage's feature SQL on Spark (the same SQL,
-        transpiled; :mod:`fraudkit.data.engine`); rules, decisions, models and the group and graph stages read a
-        local DuckDB copy of the resolved tables (:meth:`~fraudkit.data.dataset.Dataset.to_local`). A Dataset
-        passed in keeps its own engine.
+        the data, resolves its entities and runs the behaviour stage's feature SQL, the group stage's SQL and the
+        graph stage's edge SQL on Spark (the same SQL, transpiled; :mod:`fraudkit.data.engine`); rules,
+        decisions, models and the in-memory graph work read a local DuckDB copy of the resolved tables
+        (:meth:`~fraudkit.data.dataset.Dataset.to_local`). A Dataset passed in keeps its own engine.
     spark_master : str, optional
         With ``engine="spark"``: the master URL (default a local session, ``local[2]``).
 
