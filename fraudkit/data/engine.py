@@ -191,8 +191,9 @@ class SparkEngine(Engine):
 
     Notes
     -----
-    Relations are Spark temporary views of the session; :meth:`create_table` caches its rows (Spark has no
-    temporary tables). ``rows``, ``to_arrow`` and ``write_parquet`` bring rows to the driver: the kit asks them
+    Relations are Spark temporary views of the session; :meth:`create_table` materialises its rows as a local
+    checkpoint, cut from the plan that made them (Spark has no temporary tables). ``rows``, ``to_arrow`` and
+    ``write_parquet`` bring rows to the driver: the kit asks them
     only for aggregates, examples and rejected rows. Spark timestamps (``TIMESTAMP``, an instant) read from a
     Spark table are wall-clock times of ``spark.sql.session.timeZone``; see :meth:`register`.
     """
@@ -470,7 +471,7 @@ def _seconds(x):
     """Spark SQL for DuckDB's ``epoch(x)``: seconds (a double) of a timestamp, or of an interval (a difference of
     timestamps, an interval literal); UTC session time, as :func:`spark_session` sets."""
     def micros(t):
-        return exp.func("unix_micros", exp.cast(t.copy(), "timestamp"))
+        return exp.func("unix_micros", exp.cast(t.copy().transform(_spark_fixes), "timestamp"))
 
     if isinstance(x, exp.Paren):
         return _seconds(x.this)
