@@ -193,8 +193,9 @@ class SparkEngine(Engine):
     -----
     Relations are Spark temporary views of the session; :meth:`create_table` materialises its rows as a local
     checkpoint, cut from the plan that made them (Spark has no temporary tables). ``rows``, ``to_arrow`` and
-    ``write_parquet`` bring rows to the driver: the kit asks them
-    only for aggregates, examples and rejected rows. Spark timestamps (``TIMESTAMP``, an instant) read from a
+    ``write_parquet`` bring rows to the driver: the kit asks them for aggregates, examples, rejected rows,
+    per-entity feature tables and, in ``fraudkit score``, the local copy of the resolved tables
+    (:meth:`fraudkit.data.dataset.Dataset.to_local`). Spark timestamps (``TIMESTAMP``, an instant) read from a
     Spark table are wall-clock times of ``spark.sql.session.timeZone``; see :meth:`register`.
     """
 
