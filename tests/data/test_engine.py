@@ -185,3 +185,6 @@ def test_the_kit_runs_without_pyspark(tmp_path):
     spark = _fraudkit_without_pyspark("validate", data, "--engine", "spark")
     assert spark.returncode == 2
     assert "pip install 'fraudkit[spark]'" in spark.stderr
+    spark_score = _fraudkit_without_pyspark("score", data, "--out", tmp_path / "run2", "--engine", "spark")
+    assert spark_score.returncode == 2 and "Traceback" not in spark_score.stderr
+    assert "pip install 'fraudkit[spark]'" in spark_score.stderr and not (tmp_path / "run2").exists()
