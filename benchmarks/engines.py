@@ -145,8 +145,11 @@ def compare_features(ref: Path, run: Path) -> dict:
                 cells += int(ne.sum())
                 if ne.any():
                     worst = max(worst, float(np.max(np.abs(x[ne] - y[ne]) / np.maximum(np.abs(x[ne]), 1e-300))))
-            elif not x.equals(y):
-                other.append(f"{f.name}:{c}")
+            else:
+                try:
+                    pd.testing.assert_series_equal(x, y, check_dtype=False, check_exact=True)
+                except AssertionError:
+                    other.append(f"{f.name}:{c}")
     return {"float_cells_differing": cells, "max_relative_difference": worst, "other_differences": other}
 
 
