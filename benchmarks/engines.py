@@ -1,4 +1,4 @@
-"""DuckDB against Spark local (1 and 2 cores): dataset validation and the per-component graph module.
+"""DuckDB against Spark local (1 and 2 cores): dataset validation, ``fraudkit score`` and the per-component graph module.
 
 Each case runs in its own child process (a Spark ``local[n]`` session is fixed when it starts), and the parent
 samples the resident memory of the child and its JVM every 0.2 s. Printed per case: wall seconds of the work
@@ -7,6 +7,12 @@ can be seen to agree. Run heavy:
 
     flock /tmp/fk-heavy.lock .venv/bin/python benchmarks/engines.py --data /tmp/cmp/after/d0 \\
         --nodes 100000 --json benchmarks/engines.json
+
+The ``score`` task runs ``score_dataset(DATA, engine=...)`` (all three stages, default rules) and prints the
+run's own step timings (load and validation, each stage, rules, decisions, write) and a digest of its outputs
+(accounts, scores, decisions, rule hits, communities, device clusters: equal on both engines); the parent then
+compares every Spark run's feature tables with DuckDB's (``features_vs_duckdb``: cells that differ and the
+largest relative difference; float sums add in another order). ``--only score`` runs just it.
 
 ``--data`` is a dataset folder (the demo-small world simulated with seed 0 by default); ``--nodes`` sizes the
 generated graph (planted communities of 10-40 nodes in components of 1-6 communities, about 6 edges per
@@ -21,14 +27,18 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SCORE_OUTPUTS = ("accounts.parquet", "scores.parquet", "decisions.parquet", "rules/hits.parquet",
+                 "graph/communities.parquet", "group/device_clusters.parquet")
 # each case is printed as it ends, so a run cut short still reports the cases it finished
-CASES = [("validate", "duckdb", 0), ("validate", "spark", 2), ("graph", "local", 0), ("graph", "spark", 2),
-         ("validate", "spark", 1), ("graph", "spark", 1)]
+CASES = [("validate", "duckdb", 0), ("validate", "spark", 2), ("score", "duckdb", 0), ("score", "spark", 2),
+         ("graph", "local", 0), ("graph", "spark", 2), ("validate", "spark", 1), ("score", "spark", 1),
+         ("graph", "spark", 1)]
 
 
 def planted_graph(n_nodes: int, seed: int = 0):
@@ -58,7 +68,7 @@ def planted_graph(n_nodes: int, seed: int = 0):
     return e.drop_duplicates().sample(frac=1, random_state=seed).reset_index(drop=True)
 
 
-def child(task: str, engine: str, cores: int, data: str, nodes: int) -> dict:
+def child(task: str, engine: str, cores: int, data: str, nodes: int, runs: str) -> dict:
     import pandas as pd
 
     out = {"task": task, "engine": engine, "cores": cores}
@@ -78,6 +88,21 @@ def child(task: str, engine: str, cores: int, data: str, nodes: int) -> dict:
         out["rows"] = sum(report.counts.values())
         out["issues"] = len(report.issues)
         out["digest"] = hashlib.sha256(repr((report.counts, report.issues)).encode()).hexdigest()[:12]
+    elif task == "score":
+        from fraudkit.pipeline.score import score_dataset
+
+        run = Path(runs) / f"{engine}{cores}"
+        t = time.perf_counter()
+        res = score_dataset(data, run, engine=engine, force=True)
+        out["seconds"] = round(time.perf_counter() - t, 1)
+        out["steps"] = {k: round(v, 1) for k, v in res.timings.items()}
+        out["flagged"] = res.n_flagged
+        out["run"] = str(run)
+        h = hashlib.sha256()
+        for name in SCORE_OUTPUTS:
+            h.update(name.encode())
+            h.update(pd.util.hash_pandas_object(pd.read_parquet(run / name), index=False).to_numpy().tobytes())
+        out["digest"] = h.hexdigest()[:12]
     else:
         from fraudkit.identification.graph.spark_components import component_communities, local_component_communities
 
@@ -99,11 +124,40 @@ def child(task: str, engine: str, cores: int, data: str, nodes: int) -> dict:
     return out
 
 
+def compare_features(ref: Path, run: Path) -> dict:
+    """Cells of every feature table that differ from the DuckDB run's, and the largest relative difference."""
+    import numpy as np
+    import pandas as pd
+
+    if not ref.exists():
+        return {"error": "no DuckDB run to compare with"}
+    cells, worst, other = 0, 0.0, []
+    for f in sorted((ref / "features").glob("*.parquet")):
+        a, b = pd.read_parquet(f), pd.read_parquet(run / "features" / f.name)
+        if list(a.columns) != list(b.columns) or len(a) != len(b):
+            other.append(f.name)
+            continue
+        for c in a.columns:
+            x, y = a[c], b[c]
+            if pd.api.types.is_float_dtype(x) and pd.api.types.is_float_dtype(y):
+                x, y = x.to_numpy(float), y.to_numpy(float)
+                ne = ~((x == y) | (np.isnan(x) & np.isnan(y)))
+                cells += int(ne.sum())
+                if ne.any():
+                    worst = max(worst, float(np.max(np.abs(x[ne] - y[ne]) / np.maximum(np.abs(x[ne]), 1e-300))))
+            else:
+                try:
+                    pd.testing.assert_series_equal(x, y, check_dtype=False, check_exact=True)
+                except AssertionError:
+                    other.append(f"{f.name}:{c}")
+    return {"float_cells_differing": cells, "max_relative_difference": worst, "other_differences": other}
+
+
 def run_case(task, engine, cores, args) -> dict:
     import psutil
 
     cmd = [sys.executable, __file__, "--child", task, engine, str(cores), "--data", str(args.data),
-           "--nodes", str(args.nodes)]
+           "--nodes", str(args.nodes), "--runs", str(args.runs)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     load = os.getloadavg()[0]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
@@ -133,19 +187,24 @@ def main() -> None:
     ap.add_argument("--data", default="/tmp/cmp/after/d0")
     ap.add_argument("--nodes", type=int, default=100_000)
     ap.add_argument("--json", default=None, help="Also write the results here.")
-    ap.add_argument("--only", default=None, help="Run only this task (validate or graph).")
+    ap.add_argument("--only", default=None, help="Run only this task (validate, score or graph).")
+    ap.add_argument("--runs", default=None, help="Where the score task writes its runs (default: a new temp dir).")
     ap.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         task, engine, cores = args.child
-        print(json.dumps(child(task, engine, int(cores), args.data, args.nodes)))
+        print(json.dumps(child(task, engine, int(cores), args.data, args.nodes, args.runs)))
         return
+    if args.runs is None:
+        args.runs = tempfile.mkdtemp(prefix="fk-engines-")
     print(f"machine: {os.cpu_count()} cores; load {os.getloadavg()}; data {args.data}; graph {args.nodes:,} nodes")
     results = []
     for task, engine, cores in CASES:
         if args.only and task != args.only:
             continue
         r = run_case(task, engine, cores, args)
+        if task == "score" and engine == "spark" and "run" in r:
+            r["features_vs_duckdb"] = compare_features(Path(args.runs) / "duckdb0", Path(r["run"]))
         results.append(r)
         print(json.dumps(r), flush=True)
     if args.json:

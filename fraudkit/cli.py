@@ -130,15 +130,26 @@ def validate(data, quarantine, engine, spark_master):
                    "this are trained on), e.g. 7D.")
 @click.option("--label-coverage", type=float, default=None,
               help="With --labels: the share of the fraud your labels cover, when known (default: estimated).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where the table transforms run: embedded DuckDB, or Spark (pip install 'fraudkit[spark]', "
+                   "Java 17). On Spark: loading and validation, entity resolution, the behaviour stage's "
+                   "feature SQL (account, device, IP, phone, address, order, sequence, accumulator blocks), the "
+                   "group stage's SQL and the graph stage's shared-entity edge SQL; rules, decisions, models, "
+                   "projections, R(A,B), communities and propagation still run locally on a DuckDB copy of the "
+                   "resolved tables (docs/data-layer.md). The same results as DuckDB.")
+@click.option("--spark-master", default=None,
+              help="With --engine spark: the master URL (spark://host:7077, yarn, k8s://...); default local[2].")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr (stage, step, rows, seconds).")
 def score(data, out, stages, rules, seed, train, target_precision, seed_pool, labels, train_until, label_delay,
-          label_coverage, force, quiet):
+          label_coverage, engine, spark_master, force, quiet):
     """Score a dataset: features, rules, models, group and graph stages, decisions.
 
     Progress goes to stderr, one line per step as it starts and ends (a bar on a terminal; plain lines when
     stderr is not a terminal or CI is set); the result goes to stdout.
     """
+    if spark_master is not None and engine != "spark":
+        raise FraudkitError("--spark-master goes with --engine spark")
     pool = None if seed_pool is None else SeedPool.load(seed_pool)
     if labels is None and (train_until is not None or label_delay != "0D" or label_coverage is not None):
         raise FraudkitError("--train-until, --label-delay and --label-coverage go with --labels (your own labels)")
@@ -147,7 +158,7 @@ def score(data, out, stages, rules, seed, train, target_precision, seed_pool, la
     result = scoring.score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
                                    rules=rules, seed=seed, train=train, target_precision=target_precision,
                                    seed_pool=pool, force=force, progress=Progress("score", enabled=not quiet),
-                                   labels=own)
+                                   labels=own, engine=engine, spark_master=spark_master)
     click.echo(result.describe())
 
 

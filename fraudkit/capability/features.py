@@ -563,7 +563,7 @@ def _account_pairs(src: SqlSource, key: str) -> str:
 
 
 def _exists(src, name) -> bool:
-    return bool(src.scalar(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{name}' AND temporary"))
+    return src.has_table(name)
 
 
 def _ref(src) -> str:
@@ -792,7 +792,7 @@ def _codevice_block(src: SqlSource, pairs: str, per: str) -> str:
         FROM {pairs} JOIN {per} USING (dk) WHERE n >= 2""")
     cp = src.temp_table("codev_pairs", f"""WITH fwd AS (
         SELECT DISTINCT x.account_id AS a, y.account_id AS b
-        FROM {rk} x CROSS JOIN range(1, {CODEVICE_NEIGHBOURS} + 1) o(off)
+        FROM {rk} x CROSS JOIN (VALUES {', '.join(f'({k})' for k in range(1, CODEVICE_NEIGHBOURS + 1))}) o(off)
         JOIN {rk} y ON y.dk = x.dk AND y.r = x.r + o.off)
         SELECT a, b FROM fwd UNION SELECT b, a FROM fwd""")
     tg = src.temp_table("codev_targets", f"""SELECT account_id, kind, target, min(ts) AS first_ts
@@ -825,7 +825,7 @@ def _join_blocks(src, base: str, key: str, blocks: list, columns) -> pd.DataFram
         sql += f" LEFT JOIN {name} b{k} USING ({key})"
     df = src.df(sql + f" ORDER BY {key}")
     for name in names:
-        src.con.execute(f"DROP TABLE IF EXISTS {name}")
+        src.drop_table(name)
     for c in columns:
         if c not in df.columns:
             df[c] = np.nan
@@ -957,7 +957,7 @@ def interaction_features_from_source(src: SqlSource, columns) -> pd.DataFrame:
         keep = ["event_id", "account_id", *[c for c in columns if c not in ("event_id", "account_id")]]
         sql = f"SELECT {', '.join(keep)} FROM ({sql})"
     # strings straight to categoricals (no Python string per row): 20M interactions fit in memory
-    return src.con.execute(sql + " ORDER BY event_id").to_arrow_table().to_pandas(strings_to_categorical=True)
+    return src.arrow(sql + " ORDER BY event_id").to_pandas(strings_to_categorical=True)
 
 
 _ORDER_ACCOUNT_COLS = ("account_age_days", "n_actions", "n_devices", "n_ips", "null_device_share",

@@ -473,8 +473,7 @@ def shared_entity_events(data, *, entity="device_id", tables=("logins", "interac
         for name in tables:
             if not src.has(name) or {key, entity, time} & set(src.missing_columns.get(name, ())):
                 continue
-            selects.append((getattr(src.t, name), src.con.execute(
-                f"SELECT typeof({entity}) FROM {getattr(src.t, name)} LIMIT 1").fetchone()))
+            selects.append((getattr(src.t, name), (src.engine.columns(getattr(src.t, name))[entity],)))
         if not selects:
             return pd.DataFrame({key: [], entity: [], time: pd.to_datetime([])})
         same_type = len({r[0] if r else None for _, r in selects} - {None}) <= 1
@@ -485,9 +484,8 @@ def shared_entity_events(data, *, entity="device_id", tables=("logins", "interac
         given = {}
         for name, keys in (("hot", hot), ("drop", drop)):
             if keys is not None:
-                given[name] = src.name(f"{name}_keys")
-                src.con.register(given[name], pd.DataFrame({"e": pd.Series(np.asarray(keys, dtype=object))
-                                                            .astype(str).to_numpy(dtype=object)}))
+                given[name] = src.register(f"{name}_keys", pd.DataFrame({"e": pd.Series(np.asarray(keys, dtype=object))
+                                                                         .astype(str).to_numpy(dtype=object)}))
         hot_sql = f"SELECT e FROM first_use GROUP BY e HAVING count(*) > {md}"
         if "hot" in given:
             hot_sql += f" UNION SELECT DISTINCT e FROM first_use WHERE CAST(e AS VARCHAR) IN (SELECT e FROM {given['hot']})"
@@ -501,9 +499,9 @@ def shared_entity_events(data, *, entity="device_id", tables=("logins", "interac
             UNION ALL
             SELECT DISTINCT k, e, t FROM ev WHERE e IN (SELECT e FROM hot)
             ORDER BY e, t, k"""
-        out = src.con.execute(sql).df()
+        out = src.df(sql)
         for name in given.values():
-            src.con.unregister(name)
+            src.unregister(name)
     out.columns = [key, entity, time]
     rank = pd.Index(first_use).get_indexer(out[key])
     return out.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
@@ -567,8 +565,7 @@ def _entity_usage(data, *, entity, tables, key, time, link) -> pd.DataFrame:
         for name in tables:
             if not src.has(name):
                 continue
-            have = {c[0]: str(c[1]) for c in
-                    src.con.execute(f"SELECT * FROM {getattr(src.t, name)} LIMIT 0").description}
+            have = src.engine.columns(getattr(src.t, name))
             if {key, entity, time} <= set(have):
                 selects.append(getattr(src.t, name))
                 linked &= link in have
@@ -592,8 +589,8 @@ def _entity_usage(data, *, entity, tables, key, time, link) -> pd.DataFrame:
         # entity's accounts use), without pairing the accounts of a shared medium
         ek_tbl = src.temp_table(f"usage_ek_{entity}",
                                 f"SELECT e, k, min(t) AS t, count(*) AS n FROM {ev_tbl} GROUP BY e, k")
-        n_entities = int(src.con.execute(f"SELECT count(DISTINCT e) FROM {ek_tbl}").fetchone()[0])
-        out = src.con.execute(f"""
+        n_entities = int(src.scalar(f"SELECT count(DISTINCT e) FROM {ek_tbl}"))
+        out = src.df(f"""
             WITH sa AS (SELECT e, count(*) AS n_accounts, CAST(sum(n) AS BIGINT) AS n_events FROM {ek_tbl}
                         GROUP BY e HAVING count(*) >= 2),
             dh AS (SELECT e, count(DISTINCT CAST(t AS DATE)) AS n_days, count(DISTINCT hour(t)) AS n_hours
@@ -610,7 +607,7 @@ def _entity_usage(data, *, entity, tables, key, time, link) -> pd.DataFrame:
                    CAST(pk.peak AS DOUBLE) / st.n_accounts AS peak_hour_share,
                    {"CAST(coalesce(lk.n_linked, 0) AS DOUBLE) / st.n_accounts" if linked else "CAST(NULL AS DOUBLE)"}
                        AS linked_share
-            FROM st JOIN pk ON st.e = pk.e LEFT JOIN lk ON st.e = lk.e ORDER BY entity_id""").df()
+            FROM st JOIN pk ON st.e = pk.e LEFT JOIN lk ON st.e = lk.e ORDER BY entity_id""")
     for c in ("n_accounts", "n_events", "n_days", "n_hours"):
         out[c] = out[c].astype(np.int64)
     out = out[cols]
@@ -856,13 +853,12 @@ def _sql_parts(data, wanted, as_of, window, around=None):
         used = {}
         if around is not None:
             # media of each node type that one of the accounts used, in any table; then every edge to them
-            around_tbl = src.name("around")
-            src.con.register(around_tbl, pd.DataFrame({"k": pd.unique(np.asarray(around))}))
+            around_tbl = src.register("around", pd.DataFrame({"k": pd.unique(np.asarray(around))}))
             for dt in dict.fromkeys(q[1] for q in queries):
                 sel = " UNION ".join(f"SELECT d FROM ({ev}) WHERE s IN (SELECT k FROM {around_tbl})"
                                      for _, t, _, ev in queries if t == dt)
                 used[dt] = src.temp_table(f"used_{dt}", sel)
-            src.con.unregister(around_tbl)
+            src.unregister(around_tbl)
         parts = []
         for st, dt, et, ev in queries:
             near = f"WHERE d IN (SELECT d FROM {used[dt]})" if dt in used else ""

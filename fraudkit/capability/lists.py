@@ -430,8 +430,7 @@ def list_usage(data, entries) -> pd.DataFrame:
     if not len(e):
         return pd.DataFrame({c: [] for c in cols})
     with open_source(data) as src:
-        listed = src.name("listed")
-        src.con.register(listed, e)
+        listed = src.register("listed", e)
         selects = []
         for etype, uses in _MEDIA.items():
             if etype not in set(e["entity_type"]):
@@ -444,7 +443,7 @@ def list_usage(data, entries) -> pd.DataFrame:
                                f"(SELECT entity_id FROM {listed} WHERE entity_type = '{etype}')")
         out = (src.df(f"SELECT DISTINCT * FROM ({' UNION ALL '.join(selects)}) ORDER BY entity_type, entity_id, "
                       "account_id") if selects else pd.DataFrame({c: [] for c in cols}))
-        src.con.unregister(listed)
+        src.unregister(listed)
     return out[cols]
 
 

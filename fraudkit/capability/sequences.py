@@ -169,7 +169,7 @@ def _gap_seconds(session_gap) -> float:
 def _sessions(src: SqlSource, session_gap) -> str:
     """Temp table of sessions with their scripts; events table ``ev_seq`` kept for reuse."""
     name = src.name(f"sessions_{int(_gap_seconds(session_gap))}")
-    if src.scalar(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{name}' AND temporary"):
+    if src.has_table(name):
         return name
     it = src.require("interactions", "sequence features")
     gap_s = _gap_seconds(session_gap)
@@ -200,10 +200,9 @@ def drop_sessions(src, session_gap) -> None:
     """Drop the cached event and session tables (23M rows with script tokens on ``large``) once used."""
     g = int(_gap_seconds(session_gap))
     for stem in (f"seqev_{g}", f"sessions_{g}"):
-        src.con.execute(f"DROP TABLE IF EXISTS {src.name(stem)}")
-    for (name,) in src.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
-                                   f"table_name LIKE '{src.name('rare_')}%'").fetchall():
-        src.con.execute(f"DROP TABLE IF EXISTS {name}")
+        src.drop_table(src.name(stem))
+    for name in src.tables_named("rare_"):
+        src.drop_table(name)
 
 
 def script_pairs_from_source(src, *, session_gap, min_script_events, max_script_accounts, max_script_share,

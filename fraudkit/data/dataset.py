@@ -141,9 +141,9 @@ class Dataset:
     [1]
     """
 
-    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames", "_engine", "_ibis_tables", "_memo")
+    __slots__ = ("_path", "_fingerprint", "_checked", "_con", "_frames", "_engine", "_ibis_tables", "_memo", "_twin")
 
-    def __init__(self, *, path, fingerprint, checked: CheckedTables, con, frames=None, engine=None):
+    def __init__(self, *, path, fingerprint, checked: CheckedTables, con, frames=None, engine=None, twin=None):
         object.__setattr__(self, "_path", None if path is None else Path(path))
         object.__setattr__(self, "_fingerprint", fingerprint)
         object.__setattr__(self, "_checked", checked)
@@ -152,6 +152,7 @@ class Dataset:
         object.__setattr__(self, "_engine", engine if engine is not None else DuckDBEngine(con.con))
         object.__setattr__(self, "_ibis_tables", {})  # name -> ibis table: Ibis asks DuckDB for the schema each time
         object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "_twin", twin)  # the Spark dataset a local copy was made from
 
     def __setattr__(self, name, value):
         raise AttributeError("a Dataset is read-only; build a new one with load_dataset or Dataset.from_tables")
@@ -239,6 +240,44 @@ class Dataset:
     @property
     def engine(self):
         return self._engine
+
+    @property
+    def transform_dataset(self) -> "Dataset":
+        """Where this dataset's table transforms run: the Spark dataset a local copy was made from
+        (:meth:`to_local`), else the dataset itself. :func:`fraudkit.data.sqlsource.open_source` opens it."""
+        return self._twin if self._twin is not None else self
+
+    def to_local(self) -> "Dataset":
+        """The same typed tables on an embedded DuckDB connection, for the steps that need them in memory.
+
+        On DuckDB the dataset itself. On Spark, each table's rows are gathered through Arrow into a DuckDB
+        table of the view's name (in their canonical order, :func:`canonical_sort_keys`, so that the copy
+        does not follow Spark's partitioning), once; the copy has the same path, fingerprint and validation
+        report, and keeps this dataset as :attr:`transform_dataset`, so that the feature SQL
+        (:mod:`fraudkit.data.sqlsource`) still runs on Spark while rules, decisions and the steps written
+        for DuckDB read the copy.
+
+        Returns
+        -------
+        Dataset
+        """
+        if self._con is not None:
+            return self
+        con = _connect()
+        try:
+            for name, view in self._checked.views.items():
+                cols = list(self._engine.columns(quote(view)))
+                keys = canonical_sort_keys(name, cols)
+                order = f" ORDER BY {', '.join(quote(k) + ' NULLS LAST' for k in keys)}" if keys else ""
+                con.con.register("_fk_arrow", self._engine.to_arrow(f"SELECT * FROM {quote(view)}{order}"))
+                con.con.execute(f"CREATE TABLE {quote(view)} AS SELECT * FROM _fk_arrow")
+                con.con.unregister("_fk_arrow")
+                if view != name:  # ds.sql("... FROM accounts") reads the table by its name, as on DuckDB
+                    con.con.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {quote(view)}")
+        except BaseException:
+            con.disconnect()
+            raise
+        return Dataset(path=self._path, fingerprint=self.fingerprint, checked=self._checked, con=con, twin=self)
 
     @property
     def fingerprint(self) -> str:
@@ -365,6 +404,7 @@ class Dataset:
             raise MissingInputError(f"with_views: the dataset has no {', '.join(map(repr, unknown))} table")
         checked = CheckedTables(report=self._checked.report, views={**self._checked.views, **views},
                                 types=self._checked.types)
+        # a local copy's new views are not on its Spark dataset: its transforms then run on the copy
         return Dataset(path=self._path, fingerprint=self.fingerprint, checked=checked, con=self._con,
                        frames=self._frames, engine=self._engine)
 

@@ -86,6 +86,10 @@ class Engine:
         """Make a frame available as relation ``name``; returns the relation's SQL name."""
         raise NotImplementedError
 
+    def unregister(self, name: str) -> None:
+        """Forget a relation made by :meth:`register`."""
+        raise NotImplementedError
+
     def parquet_relation(self, name: str, files) -> str:
         """SQL naming the rows of Parquet ``files`` (columns united by name); ``name`` labels a view if one is made."""
         raise NotImplementedError
@@ -147,6 +151,9 @@ class DuckDBEngine(Engine):
         self.con.register(name, obj)
         return quote(name)
 
+    def unregister(self, name):
+        self.con.unregister(name)
+
     def parquet_relation(self, name, files):
         return f"read_parquet([{', '.join(literal(str(f)) for f in files)}], union_by_name=true)"
 
@@ -184,9 +191,11 @@ class SparkEngine(Engine):
 
     Notes
     -----
-    Relations are Spark temporary views of the session; :meth:`create_table` caches its rows (Spark has no
-    temporary tables). ``rows``, ``to_arrow`` and ``write_parquet`` bring rows to the driver: the kit asks them
-    only for aggregates, examples and rejected rows. Spark timestamps (``TIMESTAMP``, an instant) read from a
+    Relations are Spark temporary views of the session; :meth:`create_table` materialises its rows as a local
+    checkpoint, cut from the plan that made them (Spark has no temporary tables). ``rows``, ``to_arrow`` and
+    ``write_parquet`` bring rows to the driver: the kit asks them for aggregates, examples, rejected rows,
+    per-entity feature tables and, in ``fraudkit score``, the local copy of the resolved tables
+    (:meth:`fraudkit.data.dataset.Dataset.to_local`). Spark timestamps (``TIMESTAMP``, an instant) read from a
     Spark table are wall-clock times of ``spark.sql.session.timeZone``; see :meth:`register`.
     """
 
@@ -211,8 +220,9 @@ class SparkEngine(Engine):
         return self._df(query).toArrow()
 
     def create_table(self, name, query):
-        df = self._df(query).cache()  # analysed now: the query may read the relation it replaces
-        df.count()  # materialise now, as DuckDB's CREATE TABLE does
+        # materialised now, as DuckDB's CREATE TABLE does, and cut from its lineage: a chain of feature tables
+        # otherwise carries every earlier plan (a query reading one three times printed gigabytes of plan text)
+        df = self._df(query).localCheckpoint(eager=True)
         old = self._cached.pop(name, None)
         df.createOrReplaceTempView(name)
         self._cached[name] = df
@@ -258,6 +268,9 @@ class SparkEngine(Engine):
             df = df.withColumns({c: F.col(c).cast("timestamp_ntz") for c in ltz})
         df.createOrReplaceTempView(name)
         return quote(name)
+
+    def unregister(self, name):
+        self.spark.catalog.dropTempView(name)
 
     def parquet_relation(self, name, files):
         view = f"_file_{name}"
@@ -393,7 +406,12 @@ def to_spark(query: str) -> str:
     """Transpile one DuckDB-dialect statement to Spark SQL (sqlglot, plus the kit's corrections).
 
     sqlglot does the dialect work (``TRY_CAST``, ``arg_min`` -> ``MIN_BY``, ``FILTER`` clauses, quoting). The
-    corrections keep DuckDB's meaning where sqlglot 29 does not: ``concat_ws`` skips NULLs (not ``''``),
+    corrections keep DuckDB's meaning where sqlglot 29 does not: ``epoch`` of a timestamp or an interval is
+    seconds as a double (sqlglot's ``UNIX_TIMESTAMP`` takes no interval and drops the fraction), a number
+    written with a decimal point is a DOUBLE (Spark's DECIMAL division rounds to 6 places), ``any_value``
+    skips NULLs, ``count(DISTINCT x) OVER (...)`` (no Spark equivalent) is ``size(collect_set(x) OVER (...))``,
+    ``list(x)`` is ``collect_list``, ``list_slice`` is ``slice``, ``quantile_cont(x, q)`` is ``percentile``,
+    ``concat_ws`` skips NULLs (not ``''``),
     ``isfinite`` / ``isinf`` / ``regexp_full_match`` have no Spark function of that name, and ``row(...)``
     is Spark's ``struct(...)``.
 
@@ -450,7 +468,39 @@ _SPARK_TYPES = {
 _INF = "CAST('Infinity' AS DOUBLE)"
 
 
+def _seconds(x):
+    """Spark SQL for DuckDB's ``epoch(x)``: seconds (a double) of a timestamp, or of an interval (a difference of
+    timestamps, an interval literal); UTC session time, as :func:`spark_session` sets."""
+    def micros(t):
+        return exp.func("unix_micros", exp.cast(t.copy().transform(_spark_fixes), "timestamp"))
+
+    if isinstance(x, exp.Paren):
+        return _seconds(x.this)
+    if isinstance(x, exp.Sub) and not isinstance(x.expression, exp.Interval):  # timestamp - timestamp
+        diff = exp.Sub(this=micros(x.this), expression=micros(x.expression))
+    elif isinstance(x, exp.Interval):
+        diff = micros(exp.Add(this=sqlglot.parse_one("TIMESTAMP '1970-01-01 00:00:00'"), expression=x.copy()))
+    else:
+        diff = micros(x)
+    return exp.paren(exp.Div(this=exp.cast(diff, "double"), expression=exp.Literal.number("1000000")))
+
+
 def _spark_fixes(node):
+    if isinstance(node, exp.TimeToUnix):
+        return _seconds(node.this)
+    if isinstance(node, exp.PercentileCont) and node.expression is not None:  # exact, interpolated, as DuckDB
+        return exp.Anonymous(this="percentile", expressions=[node.this.transform(_spark_fixes),
+                                                             node.expression.transform(_spark_fixes)])
+    if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.AnyValue):  # DuckDB's any_value skips NULLs
+        return exp.Anonymous(this="any_value", expressions=[node.this.this.transform(_spark_fixes), exp.true()])
+    if (isinstance(node, exp.Window) and isinstance(node.this, exp.Count)
+            and isinstance(node.this.this, exp.Distinct) and len(node.this.this.expressions) == 1):
+        # Spark has no DISTINCT window aggregate: the size of the frame's set (both ignore NULLs)
+        window = node.copy()
+        window.set("this", exp.func("collect_set", node.this.this.expressions[0].transform(_spark_fixes)))
+        return exp.func("size", window)
+    if isinstance(node, exp.Literal) and node.is_number and ("." in node.this or "e" in node.this.lower()):
+        return exp.cast(node.copy(), "double")  # DuckDB divides by 7.0 in DOUBLE; Spark's DECIMAL rounds at 6 places
     if isinstance(node, exp.ConcatWs):
         node.set("coalesce", False)
         return node
@@ -468,6 +518,12 @@ def _spark_fixes(node):
                                       exp.LT(this=exp.Abs(this=x.copy()), expression=sqlglot.parse_one(_INF))))
         if fn == "row":
             return exp.Struct(expressions=[a.copy() for a in args])
+        if fn in ("list_slice", "array_slice") and len(args) == 3:  # 1-based, end included -> start, length
+            start, end = args[1].copy(), args[2].copy()
+            return exp.func("slice", args[0].copy().transform(_spark_fixes), start,
+                            exp.Add(this=exp.Sub(this=end, expression=start.copy()), expression=exp.Literal.number(1)))
+    if isinstance(node, exp.List) and len(node.expressions) == 1:  # DuckDB's list(x) aggregate
+        return exp.ArrayAgg(this=node.expressions[0].copy())
     return node
 
 

@@ -1,10 +1,12 @@
-"""One DuckDB view of the contract tables, for stage-1 feature SQL (private).
+"""One view of the contract tables on an engine, for the feature SQL (private).
 
-Features, sequences and accumulators are computed in DuckDB SQL so that the
+Features, sequences and accumulators are SQL in DuckDB's dialect, run by an
+:class:`~fraudkit.data.engine.Engine` (DuckDB, or transpiled to Spark SQL on Spark) so that the
 ``large`` scenario (20M interactions) runs in minutes. :func:`open_source`
-takes a :class:`fraudkit.data.dataset.Dataset` (its DuckDB connection is reused; nothing
-is copied) or a dict of pandas DataFrames (registered, zero-copy, into a fresh
-in-memory connection) and exposes each contract table as a temporary view with
+takes a :class:`fraudkit.data.dataset.Dataset` (its engine is reused: its DuckDB connection, or the Spark
+session of the Spark dataset a local copy was made from, :meth:`~fraudkit.data.dataset.Dataset.to_local`;
+nothing is copied) or a dict of pandas DataFrames (registered, zero-copy, into a fresh
+in-memory DuckDB connection) and exposes each contract table as a temporary view with
 
 * time columns cast to ``TIMESTAMP`` (so window ``RANGE`` intervals work), and
 * contract columns the input lacks added as typed NULLs (recorded in
@@ -20,10 +22,11 @@ import itertools
 from types import SimpleNamespace
 
 import pandas as pd
+import pyarrow as pa
 
 from fraudkit.data.connection import duckdb_connection
 from fraudkit.data.contract import TABLES
-from fraudkit.data.engine import quote
+from fraudkit.data.engine import DuckDBEngine, Engine, quote
 from fraudkit.errors import FraudkitError, MissingInputError
 
 __all__ = ["SqlSource", "open_source"]
@@ -37,11 +40,20 @@ _LATER_KNOWN = {"orders": ("received_at",), "list_entries": ("expires_at",)}
 
 
 class SqlSource:
-    """Contract tables as DuckDB views; use as a context manager or call :meth:`close`.
+    """Contract tables as views of an engine; use as a context manager or call :meth:`close`.
+
+    Parameters
+    ----------
+    con : Engine or duckdb.DuckDBPyConnection
+        Where the views live and the SQL runs (a raw DuckDB connection is wrapped in a
+        :class:`~fraudkit.data.engine.DuckDBEngine`).
 
     Attributes
     ----------
-    con : duckdb.DuckDBPyConnection
+    engine : fraudkit.data.engine.Engine
+        Runs every query of :meth:`df`, :meth:`scalar`, :meth:`temp_table` (DuckDB dialect).
+    con : duckdb.DuckDBPyConnection or None
+        The raw DuckDB connection, for code that has not moved to :attr:`engine` yet; None on Spark.
     t : SimpleNamespace
         View name of each present contract table (``t.interactions``) and
         :meth:`name` for scratch tables.
@@ -51,7 +63,8 @@ class SqlSource:
     """
 
     def __init__(self, con, sources: dict, *, as_of=None, own=False, columns=None):
-        self.con = con
+        self.engine = con if isinstance(con, Engine) else DuckDBEngine(con)
+        self.con = self.engine.con if isinstance(self.engine, DuckDBEngine) else None
         self.as_of = None if as_of is None else pd.Timestamp(as_of)
         self._own = own
         self._prefix = f"fk{next(_counter)}_"
@@ -63,7 +76,7 @@ class SqlSource:
             spec = TABLES[name]
             cols = None if columns is None else columns.get(("columns", rel))
             if cols is None:
-                cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
+                cols = list(self.engine.columns(rel))
                 if columns is not None:
                     columns[("columns", rel)] = cols
             missing = [c for c in spec.column_names if c not in cols]
@@ -72,22 +85,22 @@ class SqlSource:
                     f"table {name!r} lacks its time column {spec.time_column!r}; the data contract "
                     f"(fraudkit.data.contract) requires it. Fix: add it or validate the dataset first.")
             self.missing_columns[name] = tuple(missing)
-            repl = []
+            repl = {}
             for c in spec.columns:
-                if c.dtype != "timestamp":
+                if c.dtype != "timestamp" or c.name in missing:
                     continue
-                expr = f"CAST({c.name} AS TIMESTAMP)"
+                expr = f"CAST({quote(c.name)} AS TIMESTAMP)"
                 if self.as_of is not None and c.name in _LATER_KNOWN.get(name, ()):
                     expr = f"CASE WHEN {expr} < {self.ts_literal} THEN {expr} END"
-                repl.append(f"{expr} AS {c.name}")
-            repl = [r for r in repl if r.rsplit(" AS ", 1)[1] not in missing]
-            extra = "".join(f", CAST(NULL AS {_SQL_TYPES[spec.column(c).dtype]}) AS {c}" for c in missing)
-            select = (f"SELECT * REPLACE ({', '.join(repl)}){extra} FROM {rel}" if repl
-                      else f"SELECT *{extra} FROM {rel}")
+                repl[c.name] = f"{expr} AS {quote(c.name)}"
+            # every column named (no SELECT * REPLACE: one text for DuckDB and Spark), in the table's order
+            select = ", ".join([repl.get(c, quote(c)) for c in cols]
+                               + [f"CAST(NULL AS {_SQL_TYPES[spec.column(c).dtype]}) AS {c}" for c in missing])
+            select = f"SELECT {select} FROM {rel}"
             if self.as_of is not None and spec.time_column is not None and name != "promotions":
                 select += f" WHERE CAST({spec.time_column} AS TIMESTAMP) < {self.ts_literal}"
             view = self._prefix + name
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {select}")
+            self.engine.create_view(view, select)
             self._created.append(("VIEW", view))
             names[name] = view
         self.tables = frozenset(names)
@@ -113,15 +126,50 @@ class SqlSource:
     def temp_table(self, stem: str, sql: str) -> str:
         """Materialise ``sql`` as a temporary table; return its name."""
         name = self.name(stem)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self.engine.create_table(name, sql)
         self._created.append(("TABLE", name))
         return name
 
+    def register(self, stem: str, frame) -> str:
+        """Make a pandas frame (or Arrow table) a relation of this source; returns its SQL name."""
+        name = self.name(stem)
+        self.engine.register(name, frame)
+        self._created.append(("FRAME", name))
+        return name
+
+    def unregister(self, name: str) -> None:
+        """Forget a frame made by :meth:`register` (by its full name)."""
+        self.engine.unregister(name)
+        if ("FRAME", name) in self._created:
+            self._created.remove(("FRAME", name))
+
+    def has_table(self, name: str) -> bool:
+        """Whether :meth:`temp_table` made the table ``name`` (its full name) and it was not dropped since."""
+        return ("TABLE", name) in self._created
+
+    def drop_table(self, name: str) -> None:
+        """Drop a table made by :meth:`temp_table` (by its full name)."""
+        self.engine.drop(name)
+        if ("TABLE", name) in self._created:
+            self._created.remove(("TABLE", name))
+
+    def tables_named(self, stem_prefix: str) -> list:
+        """Full names of the tables made by :meth:`temp_table` whose stem starts with ``stem_prefix``."""
+        return [n for k, n in self._created if k == "TABLE" and n.startswith(self.name(stem_prefix))]
+
     def df(self, sql: str) -> pd.DataFrame:
-        return self.con.execute(sql).df()
+        """A query's rows as pandas, with DuckDB's dtypes on every engine (integers and booleans holding a
+        NULL as pandas' nullable ``Int64`` / ``boolean``, timestamps in microseconds)."""
+        if self.con is not None:
+            return self.con.execute(sql).df()
+        return _duckdb_dtypes(self.engine.to_arrow(sql))
+
+    def arrow(self, sql: str):
+        """A query's rows as a pyarrow Table."""
+        return self.engine.to_arrow(sql)
 
     def scalar(self, sql: str):
-        return self.con.execute(sql).fetchone()[0]
+        return self.engine.row(sql)[0]
 
     def reference_time(self) -> pd.Timestamp:
         """``as_of``, or just after the last interaction / order (the data's end)."""
@@ -135,12 +183,17 @@ class SqlSource:
     def close(self) -> None:
         for kind, name in reversed(self._created):
             try:
-                self.con.execute(f"DROP {kind} IF EXISTS {name}")
+                if kind == "TABLE":
+                    self.engine.drop(name)
+                elif kind == "FRAME":
+                    self.engine.unregister(name)
+                else:
+                    self.engine.execute(f"DROP VIEW IF EXISTS {name}")
             except Exception:  # pragma: no cover - connection already closed
                 pass
         self._created.clear()
         if self._own:
-            self.con.close()
+            self.engine.close()
 
     def __enter__(self):
         return self
@@ -170,6 +223,10 @@ def open_source(data, *, as_of=None) -> SqlSource:
                 sources[name] = rel
         return SqlSource(con, sources, as_of=as_of, own=True)
     if hasattr(data, "table") and hasattr(data, "has"):
+        data = getattr(data, "transform_dataset", data)  # a local copy of a Spark dataset: SQL runs on Spark
+        if getattr(getattr(data, "engine", None), "name", None) == "spark":
+            sources = {name: quote(data.view(name)) for name in TABLES if data.has(name)}
+            return SqlSource(data.engine, sources, as_of=as_of, own=False, columns=data.memo)
         raw = getattr(getattr(data, "con", None), "con", None)
         sources = {}
         if raw is not None:
@@ -182,6 +239,15 @@ def open_source(data, *, as_of=None) -> SqlSource:
     raise TypeError(f"expected a fraudkit Dataset or a dict of DataFrames, got {type(data).__name__}")
 
 
+def _duckdb_dtypes(table) -> pd.DataFrame:
+    """An Arrow table as DuckDB's ``.df()`` gives it (see :meth:`SqlSource.df`)."""
+    nullable = {f.name: (pd.BooleanDtype() if pa.types.is_boolean(f.type) else pd.api.types.pandas_dtype(
+                f"Int{f.type.bit_width}")) for f in table.schema
+                if (pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)) and table.column(f.name).null_count}
+    df = table.to_pandas()
+    return df.astype(nullable) if nullable else df
+
+
 class _Borrowed(SqlSource):
     """A SqlSource handed to a function by its owner: closing it is a no-op."""
 
@@ -191,6 +257,21 @@ class _Borrowed(SqlSource):
 
     def temp_table(self, stem, sql):
         return self._inner.temp_table(stem, sql)
+
+    def has_table(self, name):
+        return self._inner.has_table(name)
+
+    def register(self, stem, frame):
+        return self._inner.register(stem, frame)
+
+    def unregister(self, name):
+        return self._inner.unregister(name)
+
+    def drop_table(self, name):
+        return self._inner.drop_table(name)
+
+    def tables_named(self, stem_prefix):
+        return self._inner.tables_named(stem_prefix)
 
     def close(self):
         pass

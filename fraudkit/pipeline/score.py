@@ -57,6 +57,7 @@ from fraudkit.capability.lists import weigh_lists
 from fraudkit.data.atomic import atomic_directory, check_output, write_parquet, write_text
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import load_dataset
+from fraudkit.data.engine import open_engine
 from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.identification.rules import load_ruleset
@@ -135,7 +136,8 @@ class RunResult:
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
                   seed_pool=None, params=None, run_id=None, now=None,
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
-                  decide_from=None, labels=None, list_min_weight=0.5, write_features=True) -> RunResult:
+                  decide_from=None, labels=None, list_min_weight=0.5, write_features=True, engine="duckdb",
+                  spark_master=None) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -197,6 +199,14 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     write_features : bool, default=True
         Write ``RUN/features/``; False for a caller that reads only the scores, accounts and decisions (the
         closed loop's runs, one per window).
+    engine : {"duckdb", "spark"}, default="duckdb"
+        Where the table transforms run when ``data`` (and ``train``) are paths: ``"spark"`` loads and validates
+        the data, resolves its entities and runs the behaviour stage's feature SQL, the group stage's SQL and the
+        graph stage's edge SQL on Spark (the same SQL, transpiled; :mod:`fraudkit.data.engine`); rules,
+        decisions, models and the in-memory graph work read a local DuckDB copy of the resolved tables
+        (:meth:`~fraudkit.data.dataset.Dataset.to_local`). A Dataset passed in keeps its own engine.
+    spark_master : str, optional
+        With ``engine="spark"``: the master URL (default a local session, ``local[2]``).
 
     Returns
     -------
@@ -235,12 +245,15 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         raise FraudkitError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     with step(progress, "score", "load and validate the data" + (" and the training data" if train is not None
                                                                   else "")) as st:
-        ds = data if hasattr(data, "table") else load_dataset(data)
-        train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train))
+        eng = None if engine == "duckdb" else open_engine(engine, master=spark_master)
+        ds = data if hasattr(data, "table") else load_dataset(data, engine=eng or engine)
+        train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train,
+                                                                                               engine=eng or engine))
         notes: list = []
-        # one key per real address and phone for every consumer (fraudkit.pipeline.resolution)
-        ds = resolve_entities(ds, notes=notes)
-        train_ds = None if train_ds is None else resolve_entities(train_ds)
+        # one key per real address and phone for every consumer (fraudkit.pipeline.resolution); on Spark the
+        # in-memory steps then read a local copy, the feature SQL still runs on Spark (Dataset.to_local)
+        ds = resolve_entities(ds, notes=notes).to_local()
+        train_ds = None if train_ds is None else resolve_entities(train_ds).to_local()
         weighted = weigh_lists(lists if lists is not None else list_store_for(ds), ds, min_weight=list_min_weight)
         store = weighted.store
         if len(weighted.weights) and not weighted.weights["acts"].all():
@@ -369,6 +382,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         manifest = {
             "fraudkit_version": __version__, "created": pd.Timestamp.now().isoformat(timespec="seconds"),
             "parameters": {"stages": list(stages), "seed": seed, "rules": ruleset.source or "inline",
+                           "engine": ds.transform_dataset.engine.name,
                            "rules_version": ruleset.version,
                            "train": None if train_ds is None else (own.describe() if own is not None
                                                                    else str(train_ds.path)),

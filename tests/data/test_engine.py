@@ -33,6 +33,38 @@ def test_transpiled_sql_keeps_duckdb_meaning():
     assert to_spark('SELECT arg_min("v", k) FROM "t"') == "SELECT MIN_BY(`v`, k) FROM `t`"
 
 
+def test_transpiled_feature_sql_keeps_duckdb_meaning():
+    # epoch of an interval, DOUBLE division, distinct windows, NULL-skipping any_value, lists, exact quantiles
+    assert to_spark("SELECT epoch(ts - lag(ts) OVER (ORDER BY ts)) FROM t") == (
+        "SELECT (CAST(UNIX_MICROS(CAST(ts AS TIMESTAMP)) - UNIX_MICROS(CAST(LAG(ts) OVER (ORDER BY ts NULLS LAST) "
+        "AS TIMESTAMP)) AS DOUBLE) / 1000000) FROM t")
+    assert to_spark("SELECT count(*) / 7.0 FROM t") == "SELECT COUNT(*) / CAST(7.0 AS DOUBLE) FROM t"
+    assert to_spark("SELECT count(DISTINCT a) OVER (PARTITION BY ip ORDER BY ts) FROM t") == \
+        "SELECT SIZE(COLLECT_SET(a) OVER (PARTITION BY ip ORDER BY ts NULLS LAST)) FROM t"
+    assert to_spark("SELECT any_value(s) FROM t") == "SELECT ANY_VALUE(s, TRUE) FROM t"
+    assert to_spark("SELECT list_slice(list(x), 2, 40) FROM t") == "SELECT SLICE(COLLECT_LIST(x), 2, 40 - 2 + 1) FROM t"
+    assert to_spark("SELECT quantile_cont(v, 0.1) FROM t") == "SELECT PERCENTILE(v, CAST(0.1 AS DOUBLE)) FROM t"
+
+
+@pytest.mark.spark
+def test_feature_sql_constructs_give_the_same_rows_on_spark(spark):
+    f = pd.DataFrame({"k": [1, 1, 1, 2, 2], "a": ["x", None, "x", "y", "z"], "v": [1.0, 2.0, 4.0, 8.0, None],
+                      "ts": pd.to_datetime(["2024-01-01 00:00:00.5", "2024-01-01 00:00:02", "2024-01-01 01:30:00",
+                                            "2024-01-02 00:00:00", "2024-01-02 00:00:00.25"], format="ISO8601")})
+    q = ("SELECT k, ts, epoch(ts - lag(ts) OVER (PARTITION BY k ORDER BY ts)) AS gap, epoch(ts) / 3.0 AS e, "
+         "epoch(INTERVAL 1 HOUR) AS h, count(DISTINCT a) OVER (PARTITION BY k ORDER BY ts "
+         "RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW) AS n FROM f ORDER BY k, ts")
+    agg = ("SELECT k, any_value(a) AS a, quantile_cont(v, 0.1) AS p, median(v) AS m, count(*) / 7.0 AS r, "
+           "array_to_string(list_slice(list_sort(list(a)), 1, 1), '') AS s FROM f GROUP BY k ORDER BY k")
+    duck, sp = DuckDBEngine(), open_engine("spark", spark=spark)
+    for e in (duck, sp):
+        e.register("f", f)
+    for sql in (q, agg):
+        a, b = duck.to_pandas(sql), sp.to_pandas(sql)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    duck.close()
+
+
 def test_spark_types_read_as_the_duckdb_types_the_checks_expect():
     assert [spark_type_name(t) for t in ("bigint", "string", "timestamp_ntz", "timestamp", "boolean")] == \
         ["BIGINT", "VARCHAR", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "BOOLEAN"]
@@ -153,3 +185,6 @@ def test_the_kit_runs_without_pyspark(tmp_path):
     spark = _fraudkit_without_pyspark("validate", data, "--engine", "spark")
     assert spark.returncode == 2
     assert "pip install 'fraudkit[spark]'" in spark.stderr
+    spark_score = _fraudkit_without_pyspark("score", data, "--out", tmp_path / "run2", "--engine", "spark")
+    assert spark_score.returncode == 2 and "Traceback" not in spark_score.stderr
+    assert "pip install 'fraudkit[spark]'" in spark_score.stderr and not (tmp_path / "run2").exists()

@@ -529,8 +529,7 @@ def _load_tables(ds):
                 continue
             have = [c for c in cols if c not in src.missing_columns.get(name, ())]
             order = ", ".join(canonical_sort_keys(name, have))  # rows in one order whatever the file's
-            tbl = src.con.execute(f"SELECT {', '.join(have)} FROM {getattr(src.t, name)} ORDER BY {order}") \
-                .to_arrow_table()
+            tbl = src.arrow(f"SELECT {', '.join(have)} FROM {getattr(src.t, name)} ORDER BY {order}")
             if "action" in have:  # 24M action strings as a 6-value categorical
                 import pyarrow.compute as pc
 

@@ -93,6 +93,8 @@ def run(ds, *, context=None) -> StageOutput:
                             "e.g. run(ds, context=RunContext(seed=0, group={'dense_threshold': 0.6}))")
     seed = context.seed
     p = context.parameters("group", DEFAULTS)
+    # a local copy of a Spark dataset: the stage's SQL (pairs, usage codes, ordered reads) runs on Spark
+    ds = ds.transform_dataset
     notes, artifacts, per_method, thresholds = [], {}, {}, {}
     times: list = []
     timed = lambda name: _timed(context, times, name)  # noqa: E731
