@@ -1,7 +1,8 @@
 """``fraudkit score --engine spark`` gives the run ``--engine duckdb`` gives (issue 14).
 
-The micro world is scored once on each engine (Spark: a local session of one core): every file of the run
-directory is compared. Features computed by float sums and averages, whose order of addition differs between
+The micro world is scored once on each engine (Spark: a local session of one core), with a second micro world
+as training data (each dataset in its own Spark session: their temporary views share names): every file of the
+run directory is compared. Features computed by float sums and averages, whose order of addition differs between
 the engines, agree to a relative 1e-12 (measured: at most 2e-15, a few units in the last place); everything
 else — rule hits, scores, flags, decisions, community partitions, device clusters, seed pool — is equal.
 """
@@ -25,10 +26,10 @@ FLOAT_RTOL = 1e-12
 def runs(spark, tmp_path_factory):
     from _report_build import micro_data
 
-    data = micro_data()
+    data, train = micro_data(), micro_data(seed=1000)
     out = tmp_path_factory.mktemp("engines")
-    duck = score_dataset(data, out / "duckdb", engine="duckdb")
-    sp = score_dataset(data, out / "spark", engine="spark")  # the session's Spark (getOrCreate)
+    duck = score_dataset(data, out / "duckdb", engine="duckdb", train=train)
+    sp = score_dataset(data, out / "spark", engine="spark", train=train)  # the session's Spark (getOrCreate)
     return duck, sp
 
 
@@ -44,7 +45,7 @@ def test_spark_run_matches_duckdb_run(runs):
     for f in files:
         a, b = pd.read_parquet(duck.run_dir / f), pd.read_parquet(sp.run_dir / f)
         assert list(a.columns) == list(b.columns) and len(a) == len(b), f
-        if str(f).startswith("features/"):
+        if str(f).startswith("features/") or str(f) == "training/features.parquet":  # the feature tables
             pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=FLOAT_RTOL, atol=0, obj=str(f))
         else:
             pd.testing.assert_frame_equal(a, b, check_exact=True, obj=str(f))
@@ -62,6 +63,7 @@ def test_spark_run_computes_features_on_spark_and_says_where(runs):
     man_d = json.loads((duck.run_dir / "manifest.json").read_text())
     man_s = json.loads((sp.run_dir / "manifest.json").read_text())
     assert man_d["data"]["fingerprint"] == man_s["data"]["fingerprint"]
+    assert man_d["train"] == man_s["train"] and man_s["data"]["fingerprint"] != man_s["train"]["fingerprint"]
     assert man_s["parameters"]["engine"] == "spark" and man_d["parameters"]["engine"] == "duckdb"
 
 
