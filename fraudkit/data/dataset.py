@@ -521,6 +521,10 @@ def load_dataset(path, *, validate=True, quarantine=None, tables=None, now=None,
     path = Path(path)
     if engine != "duckdb":
         eng = open_engine(engine, spark=spark)
+        if isinstance(eng, SparkEngine):
+            # the dataset's views are named by table: in a session of its own, a second dataset loaded in the
+            # same process (the training data of a run) cannot replace them (one SparkContext, shared)
+            eng = SparkEngine(eng.spark.newSession())
         checked, files = _check_folder(eng, path, validate=validate, quarantine=quarantine, tables=tables, now=now)
         checked.report.raise_for_issues()
         return Dataset(path=path, fingerprint=_files_fingerprint(files, root=path), checked=checked, con=None,

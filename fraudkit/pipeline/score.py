@@ -247,13 +247,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                                                                   else "")) as st:
         eng = None if engine == "duckdb" else open_engine(engine, master=spark_master)
         ds = data if hasattr(data, "table") else load_dataset(data, engine=eng or engine)
-        # the training data in a session of its own: Spark's temporary views are named by table, and the
-        # training world's would replace the scored world's in a shared session
-        train_eng = None if eng is None else open_engine(engine, spark=eng.spark.newSession())
-        if train is None or hasattr(train, "table"):
-            train_ds = train
-        else:
-            train_ds = load_dataset(train, engine=train_eng or engine)
+        train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train,
+                                                                                               engine=eng or engine))
         notes: list = []
         # one key per real address and phone for every consumer (fraudkit.pipeline.resolution); on Spark the
         # in-memory steps then read a local copy, the feature SQL still runs on Spark (Dataset.to_local)

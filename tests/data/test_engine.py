@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import make_tiny_tables, write_tables
 
 from fraudkit.cli import main
-from fraudkit.data.dataset import Dataset, validate_dataset
+from fraudkit.data.dataset import Dataset, load_dataset, validate_dataset
 from fraudkit.data.engine import DuckDBEngine, open_engine, spark_type_name, to_spark
 from fraudkit.errors import FraudkitError
 
@@ -188,3 +188,18 @@ def test_the_kit_runs_without_pyspark(tmp_path):
     spark_score = _fraudkit_without_pyspark("score", data, "--out", tmp_path / "run2", "--engine", "spark")
     assert spark_score.returncode == 2 and "Traceback" not in spark_score.stderr
     assert "pip install 'fraudkit[spark]'" in spark_score.stderr and not (tmp_path / "run2").exists()
+
+
+@pytest.mark.spark
+def test_two_datasets_loaded_on_one_spark_session_keep_their_own_tables(spark):
+    """Each dataset's views (named by table) live in a session of its own: loading a second dataset (a run's
+    training data) does not replace the first's tables."""
+    from _report_build import micro_data
+
+    first = load_dataset(micro_data(), engine=open_engine("spark", spark=spark))
+    second = load_dataset(micro_data(seed=1000), engine=open_engine("spark", spark=spark))
+    local = {s: load_dataset(micro_data(seed=s)) for s in (0, 1000)}
+    for name in ("accounts", "interactions", "orders"):
+        assert first.count(name) == local[0].count(name)
+        assert second.count(name) == local[1000].count(name)
+    assert first.count("interactions") != second.count("interactions")
