@@ -12,8 +12,10 @@ notes) and the block is small next to the whole graph. FRAUDAR's answer:
   ``g(S) = f(S) / |S|``. The greedy set is a 2-approximation of the optimum
   and camouflage cannot lower it (Hooi et al., Theorem 2).
 
-Implementation. The peeling is exact greedy with a binary heap (lazy deletion)
-but runs on a *core* of the graph: a vectorised batch peel (Bahmani, Kumar and
+Implementation. The peeling is exact greedy with a binary heap (lazy deletion),
+compiled with numba (the heap loop in Python took 100 s of the ``large`` world's
+group stage, 6.4 M edges; compiled it is the same pops in the same order), and
+runs on a *core* of the graph: a vectorised batch peel (Bahmani, Kumar and
 Vassilvitskii 2012) first gives a lower bound ``L`` on the optimal density,
 and every node of the optimal set has degree ``>= L`` inside it, so the
 ``L``-core (computed with sparse mat-vecs) contains the optimum. Whole-graph
@@ -30,12 +32,12 @@ MapReduce. VLDB 2012.
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from numba import njit
 
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer
@@ -539,33 +541,89 @@ def _greedy_peel(sub: sp.csr_matrix):
     nr, nc = sub.shape
     n = nr + nc
     full = sp.bmat([[None, sub], [sub.T, None]], format="csr")
-    indptr = full.indptr.tolist()
-    indices = full.indices.tolist()
-    data = full.data.tolist()
-    deg = np.asarray(full.sum(axis=1)).ravel().tolist()
-    alive = [True] * n
-    heap = [(d, i) for i, d in enumerate(deg)]
-    heapq.heapify(heap)
-    mass = float(sub.sum())
+    deg = np.asarray(full.sum(axis=1), dtype=np.float64).ravel()
+    order, best, best_k = _peel_order(full.indptr.astype(np.int64), full.indices.astype(np.int64),
+                                      full.data.astype(np.float64), deg, float(sub.sum()))
+    keep = np.ones(n, dtype=bool)
+    keep[order[:best_k]] = False
+    return np.flatnonzero(keep[:nr]), np.flatnonzero(keep[nr:]), float(best)
+
+
+@njit(cache=True)
+def _peel_order(indptr, indices, data, deg, mass):
+    """The greedy peel's removal order, the best average mass and how many removals reach it.
+
+    A binary min-heap on (degree, node) with lazy deletion: a node's stale entries are skipped when popped. The
+    pops come in (degree, node) order whatever the heap's layout, and the sums are the same float operations in
+    the same order, so the result is that of :mod:`heapq` over tuples, exactly. ``deg`` is changed.
+    """
+    n = deg.shape[0]
+    cap = n + indices.shape[0]  # every node once, plus at most one push per edge end
+    keys = np.empty(cap, np.float64)
+    ids = np.empty(cap, np.int64)
+    size = 0
+    for i in range(n):  # push all, sifting up
+        j = size
+        size += 1
+        while j > 0:
+            parent = (j - 1) >> 1
+            if keys[parent] < deg[i] or (keys[parent] == deg[i] and ids[parent] < i):
+                break
+            keys[j] = keys[parent]
+            ids[j] = ids[parent]
+            j = parent
+        keys[j] = deg[i]
+        ids[j] = i
+    alive = np.ones(n, np.bool_)
+    order = np.empty(n, np.int64)
+    k = 0
     n_alive = n
-    best, best_k = mass / n, 0
-    order = []
-    pop, push = heapq.heappop, heapq.heappush
-    while heap:
-        d, u = pop(heap)
+    best = mass / n
+    best_k = 0
+    while size > 0:
+        d = keys[0]
+        u = ids[0]
+        size -= 1  # move the last entry to the root and sift it down
+        lk = keys[size]
+        li = ids[size]
+        j = 0
+        while True:
+            c = 2 * j + 1
+            if c >= size:
+                break
+            if c + 1 < size and (keys[c + 1] < keys[c] or (keys[c + 1] == keys[c] and ids[c + 1] < ids[c])):
+                c += 1
+            if lk < keys[c] or (lk == keys[c] and li < ids[c]):
+                break
+            keys[j] = keys[c]
+            ids[j] = ids[c]
+            j = c
+        keys[j] = lk
+        ids[j] = li
         if not alive[u] or d != deg[u]:
             continue
         alive[u] = False
-        order.append(u)
+        order[k] = u
+        k += 1
         mass -= d
         n_alive -= 1
         for p in range(indptr[u], indptr[u + 1]):
             v = indices[p]
             if alive[v]:
                 deg[v] -= data[p]
-                push(heap, (deg[v], v))
+                dv = deg[v]
+                j = size
+                size += 1
+                while j > 0:
+                    parent = (j - 1) >> 1
+                    if keys[parent] < dv or (keys[parent] == dv and ids[parent] < v):
+                        break
+                    keys[j] = keys[parent]
+                    ids[j] = ids[parent]
+                    j = parent
+                keys[j] = dv
+                ids[j] = v
         if n_alive > 0 and mass / n_alive > best:
-            best, best_k = mass / n_alive, len(order)
-    keep = np.ones(n, dtype=bool)
-    keep[np.asarray(order[:best_k], dtype=int)] = False
-    return np.flatnonzero(keep[:nr]), np.flatnonzero(keep[nr:]), float(best)
+            best = mass / n_alive
+            best_k = k
+    return order[:k], best, best_k

@@ -144,3 +144,54 @@ def test_block_excess_separates_lockstep_from_heavy_cores():
     assert ex.loc[0, "lift"] < 2 and ex.loc[0, "excess_share"] < 0.2
     # exact figures
     assert round(float(ex.loc[1, "expected_edges"]), 3) == round(20 * 8 * 100 / len(e), 3)  # d(R) d(C) / m
+
+
+def _heapq_peel(sub):
+    """The greedy peel as first written, in Python over heapq tuples: the reference the compiled one must equal."""
+    import heapq
+
+    nr, nc = sub.shape
+    n = nr + nc
+    full = sp.bmat([[None, sub], [sub.T, None]], format="csr")
+    indptr, indices, data = full.indptr.tolist(), full.indices.tolist(), full.data.tolist()
+    deg = np.asarray(full.sum(axis=1)).ravel().tolist()
+    alive = [True] * n
+    heap = [(d, i) for i, d in enumerate(deg)]
+    heapq.heapify(heap)
+    mass = float(sub.sum())
+    n_alive, best, best_k, order = n, mass / n, 0, []
+    while heap:
+        d, u = heapq.heappop(heap)
+        if not alive[u] or d != deg[u]:
+            continue
+        alive[u] = False
+        order.append(u)
+        mass -= d
+        n_alive -= 1
+        for p in range(indptr[u], indptr[u + 1]):
+            v = indices[p]
+            if alive[v]:
+                deg[v] -= data[p]
+                heapq.heappush(heap, (deg[v], v))
+        if n_alive > 0 and mass / n_alive > best:
+            best, best_k = mass / n_alive, len(order)
+    keep = np.ones(n, dtype=bool)
+    keep[np.asarray(order[:best_k], dtype=int)] = False
+    return np.flatnonzero(keep[:nr]), np.flatnonzero(keep[nr:]), float(best)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_peel_equals_the_heapq_peel(seed):
+    from fraudkit.identification.graph.dense import _greedy_peel
+
+    a, _, _ = _planted(seed=seed)
+    a.data[:] = 1.0
+    a.sum_duplicates()
+    w = column_weights(a)
+    # weighted (ties rare) and unweighted (many equal degrees: the order of ties decides)
+    for m in (sp.csr_matrix(a.multiply(w[None, :])), sp.csr_matrix((a > 0).astype(float))):
+        got, want = _greedy_peel(m), _heapq_peel(m)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert got[2] == want[2]
+        assert 0 < len(got[0]) < m.shape[0]
