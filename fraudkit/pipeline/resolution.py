@@ -73,14 +73,21 @@ def resolve_entities(ds, *, notes=None):
             views[table] = _replaced(engine, ds, table, cols, maps)
     if ds.has("list_entries") and maps:
         kinds = list(maps)
-        joins = " ".join(f"LEFT JOIN {maps[k]} m{i} ON l.entity_type = '{k}' AND m{i}.raw = l.entity_id"
+        # an equi-join on a key that is NULL for the other kinds: with the kind in the join condition beside
+        # the key, DuckDB joined in a nested loop (29 k list entries x 1.2 M phones, 13 s a read on `large`)
+        joins = " ".join(f"LEFT JOIN {maps[k]} m{i} ON m{i}.raw = CASE WHEN l.entity_type = '{k}' THEN l.entity_id END"
                          for i, k in enumerate(kinds))
         cases = " ".join(f"WHEN l.entity_type = '{k}' THEN coalesce(m{i}.resolved, l.entity_id)"
                          for i, k in enumerate(kinds))
         select = ", ".join(f"CASE {cases} ELSE l.entity_id END AS entity_id" if c == "entity_id" else f"l.{quote(c)}"
                            for c in ds.table("list_entries").columns)
         name = f"_fk_resolved_list_entries_{id(ds)}"
-        engine.create_view(name, f"SELECT {select} FROM {quote(ds.view('list_entries'))} l {joins}")
+        src = quote(ds.view("list_entries"))
+        if engine.name == "duckdb":  # materialised once, in the entries' order, as the other resolved tables
+            engine.create_table(name, f"SELECT {select} FROM (SELECT *, row_number() OVER () AS _fk_row FROM {src}) l "
+                                      f"{joins} ORDER BY l._fk_row")
+        else:
+            engine.create_view(name, f"SELECT {select} FROM {src} l {joins}")
         views["list_entries"] = name
     return ds.with_views(views)
 
