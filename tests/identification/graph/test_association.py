@@ -7,6 +7,7 @@ from fraudkit.identification.graph.association import (
     FEATURES,
     AssociationNetwork,
     build_association_groups,
+    usage_summary,
 )
 
 T0 = pd.Timestamp("2024-03-01")
@@ -136,3 +137,21 @@ def test_usage_rows_with_address_codes_give_the_same_groups_and_features():
     pd.testing.assert_frame_equal(coded.membership_, plain.membership_, check_exact=True)
     pd.testing.assert_frame_equal(coded.features_, plain.features_, check_exact=True)
     assert plain.features_["accounts_per_ip24"].gt(0).any()
+
+
+def test_usage_summary_gives_the_groups_and_features_of_the_rows():
+    """``fit(usage=)`` with the :class:`UsageSummary` of the usage rows (uses reduced per medium, per-account
+    aggregates) gives exactly the groups, edges and features of the rows themselves."""
+    t = _rings_and_families(seed=3)
+    u = pd.concat([t["logins"][["account_id", "device_id", "ip", "ts"]],
+                   t["orders"][["account_id", "device_id", "ip", "ts"]]], ignore_index=True)
+    u = pd.concat([u, u.iloc[::3]], ignore_index=True)  # repeated uses
+    rows = AssociationNetwork(seed=0).fit(t, usage=u)
+    summary = usage_summary(u)
+    assert len(summary.events["device"].account) < u["device_id"].notna().sum()
+    assert summary.hours["n"].sum() == len(u) and summary.first_use.index.is_unique
+    reduced = AssociationNetwork(seed=0).fit(t, usage=summary)
+    pd.testing.assert_frame_equal(reduced.membership_, rows.membership_, check_exact=True)
+    pd.testing.assert_frame_equal(reduced.edges_, rows.edges_, check_exact=True)
+    pd.testing.assert_frame_equal(reduced.features_, rows.features_, check_exact=True)
+    assert rows.features_["accounts_per_device"].gt(1).any() and len(rows.features_) > 4
