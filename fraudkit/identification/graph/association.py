@@ -29,7 +29,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from fraudkit.capability.graphs import EntityEvents, entity_events, project_entity_events, shared_entity_projection
+from fraudkit.capability.graphs import (EntityEvents, entity_events, group_sum, project_entity_events,
+                                        shared_entity_projection)
 from fraudkit.capability.ipranges import ip24_array
 from fraudkit.data.contract import is_fraud_typology
 from fraudkit.errors import MissingInputError
@@ -181,24 +182,21 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
                                          max_degree=max_degree)
         del frame
         if len(e):
-            parts.append(e[["src", "dst", "weight"]].assign(resource=res))
+            parts.append((e["src"].to_numpy(), e["dst"].to_numpy(), e["weight"].to_numpy(float), res))
+        del e
     ecols = ["src", "dst", "weight", "resource"]
     if not parts:
         return pd.DataFrame({"account_id": [], "group_id": pd.Series(dtype=int)}), pd.DataFrame(columns=ecols)
-    edges = pd.concat(parts, ignore_index=True)
-    # one undirected pair key regardless of which projection ordered it
-    keys, uniq = pd.factorize(pd.concat([edges["src"], edges["dst"]], ignore_index=True))
-    s, d = keys[: len(edges)], keys[len(edges):]
-    lo, hi = np.minimum(s, d), np.maximum(s, d)
-    edges = edges.assign(src=np.asarray(uniq)[lo], dst=np.asarray(uniq)[hi])
-    if min_edge_weight > 0:  # weights are positive: nothing to drop otherwise
-        pair_w = edges.groupby(["src", "dst"], sort=False)["weight"].transform("sum")
-        edges = edges[pair_w >= min_edge_weight].reset_index(drop=True)
-        del pair_w
-    total = edges.groupby(["src", "dst"], sort=False, as_index=False)["weight"].sum()
-    code, nodes = pd.factorize(pd.concat([total["src"], total["dst"]], ignore_index=True))
-    n = len(nodes)
-    s, d = code[: len(total)], code[len(total):]
+    # one undirected pair key regardless of which projection ordered it, then the pairs' summed weights
+    keys, edges, total, lo, hi = _pairs(parts, min_edge_weight)
+    del parts
+    node = _first_appearance([lo, hi])  # the pairs' accounts (as codes into keys) by first appearance
+    n = len(node)
+    rank = np.full(len(keys), -1, dtype=np.int64)
+    rank[node] = np.arange(n)
+    s, d = rank[lo], rank[hi]
+    nodes = keys[node]
+    del lo, hi, rank, node
     adj = sp.csr_matrix((np.ones(len(total)), (s, d)), shape=(n, n))
     _, comp = connected_components(adj, directed=False)
     sizes = np.bincount(comp)
@@ -549,6 +547,66 @@ def _usage(tables) -> pd.DataFrame:
             u[c] = None
     u["ts"] = pd.to_datetime(u["ts"])
     return u
+
+
+def _pairs(parts, min_edge_weight):
+    """Every projection's edges with each pair oriented one way, and each pair's summed weight, on integer codes.
+
+    The result of concatenating ``parts`` (``src, dst, weight, resource``), orienting each pair by the order of
+    first appearance of its accounts in every ``src`` then every ``dst`` (``pd.factorize`` of them
+    concatenated), dropping pairs lighter than ``min_edge_weight`` and grouping the rows by pair
+    (``groupby(["src", "dst"], sort=False)`` sums, in row order and with its compensated arithmetic), without a
+    frame of 18M key pairs grouped by pandas (the large scenario's).
+
+    Returns ``keys`` (the accounts, in code order), ``edges`` (``src, dst, weight, resource``, oriented),
+    ``total`` (``src, dst, weight``, one row per pair) and ``lo, hi``: the codes of ``total``'s accounts.
+    """
+    keys = _first_appearance([p[0] for p in parts] + [p[1] for p in parts])
+    index = pd.Index(keys)
+    n = max(len(keys), 1)
+    pair = np.concatenate([np.minimum(a, b) * n + np.maximum(a, b)
+                           for a, b in ((index.get_indexer(p[0]), index.get_indexer(p[1])) for p in parts)])
+    weight = np.concatenate([p[2] for p in parts])
+    res = np.concatenate([np.full(len(p[2]), i, dtype=np.int8) for i, p in enumerate(parts)])
+    del index
+    order, starts, sums = _pair_sums(pair, weight)
+    if min_edge_weight > 0:  # weights are positive: nothing to drop otherwise
+        heavy = np.empty(len(pair), dtype=bool)
+        heavy[order] = np.repeat(sums >= min_edge_weight, np.diff(np.r_[starts, len(pair)]))
+        pair, weight, res = pair[heavy], weight[heavy], res[heavy]
+        del heavy
+        order, starts, sums = _pair_sums(pair, weight)
+    g = np.argsort(order[starts], kind="stable")  # pairs in order of their first row
+    first = pair[order[starts[g]]]
+    sums = sums[g]
+    del order, starts, g
+    names = np.array([p[3] for p in parts], dtype=object)
+    edges = pd.DataFrame({"src": keys[pair // n], "dst": keys[pair % n], "weight": weight, "resource": names[res]})
+    del pair, weight, res
+    lo, hi = first // n, first % n
+    total = pd.DataFrame({"src": keys[lo], "dst": keys[hi], "weight": sums})
+    return keys, edges, total, lo, hi
+
+
+def _pair_sums(pair, weight):
+    """Stable order of ``pair``, the starts of its runs and each run's summed ``weight`` in row order."""
+    order = np.argsort(pair, kind="stable")
+    p = pair[order]
+    starts = np.r_[0, np.flatnonzero(p[1:] != p[:-1]) + 1] if len(p) else np.zeros(0, dtype=np.int64)
+    del p
+    return order, starts, group_sum(weight[order], starts)
+
+
+def _first_appearance(arrays) -> np.ndarray:
+    """Distinct values of ``arrays`` concatenated, in order of first appearance (``pd.unique`` of the
+    concatenation, without it)."""
+    held = pd.unique(arrays[0])
+    for a in arrays[1:]:
+        u = pd.unique(a)
+        u = u[~pd.Index(u).isin(held)]
+        if len(u):
+            held = np.concatenate([held, u])
+    return np.asarray(held)
 
 
 def _summary(tables, usage) -> UsageSummary:

@@ -342,7 +342,9 @@ def _usage_summary(ds) -> UsageSummary:
                 # all that is read here, so they are left out of the sort (not the orders' order_id, which
                 # comes first)
                 cols = _USAGE_SOURCES[name] if name == "orders" else ["ts", "account_id", "device_id", "ip"]
-                keys = ", ".join(f"t.{quote(k)} NULLS LAST" for k in canonical_sort_keys(name, cols))
+                # the address codes rank the addresses: sorting by them is sorting by the addresses, on integers
+                keys = ", ".join(("c.code" if k == "ip" else f"t.{quote(k)}") + " NULLS LAST"
+                                 for k in canonical_sort_keys(name, cols))
                 o = (f", CAST({i} AS BIGINT) * {_TABLE_STRIDE} + row_number() OVER (ORDER BY {keys}) AS o"
                      if ordinal else "")
                 parts.append(f"SELECT t.account_id, t.device_id, c.code AS ip, t.ts{o} FROM {quote(ds.view(name))} t "
