@@ -502,7 +502,7 @@ def project_entity_events(events, *, window=None, max_degree=200, weight="invers
     --------
     >>> import pandas as pd
     >>> f = pd.DataFrame({"account_id": [7, 8, 9], "device_id": ["d", "d", "d"],
-    ...                   "ts": pd.to_datetime(["2024-01-01 00:00", "2024-01-01 00:05", "2024-01-03"])})
+    ...                   "ts": pd.to_datetime(["2024-01-01 00:00", "2024-01-01 00:05", "2024-01-03 00:00"])})
     >>> project_entity_events(entity_events(f), window="1D")[["src", "dst"]].values.tolist()
     [[7, 8]]
     """
