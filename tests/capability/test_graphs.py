@@ -9,6 +9,8 @@ from fraudkit.capability.graphs import (
     build_hetero_graph,
     coaction_projection,
     edges_to_sparse,
+    entity_events,
+    project_entity_events,
     shared_entity_projection,
 )
 from fraudkit.errors import MissingInputError
@@ -415,3 +417,26 @@ def test_projection_does_not_depend_on_the_chunk_size(window):
     assert len(want) > 500
     for chunk in (500, 5000):
         pd.testing.assert_frame_equal(G._project(acc, keys, ent, t, chunk_pairs=chunk, **kw), want, check_exact=True)
+
+
+@pytest.mark.parametrize("window", [None, "1D"])
+def test_entity_events_give_the_projection_of_the_rows(window):
+    """Uses reduced to the first of each run of one account on one entity give the projection of every row:
+    the same edges, orientation, row order, weights (to the last bit) and counts, hot entities included."""
+    rng = np.random.default_rng(11)
+    n = 12_000
+    device = np.where(rng.random(n) < 0.1, "hot" + (rng.integers(0, 3, n)).astype(str),
+                      rng.integers(0, 300, n).astype(str))
+    frame = pd.DataFrame({"account_id": rng.integers(0, 2000, n) * 7 + 3,
+                          "device_id": np.where(rng.random(n) < 0.05, None, device),
+                          "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 10 ** 6, n), "s")})
+    frame = pd.concat([frame, frame.iloc[:3000]], ignore_index=True)  # repeated uses
+    ev = entity_events(frame)
+    assert len(ev.account) < frame["device_id"].notna().sum() and len(ev.account_keys) == frame.loc[
+        frame["device_id"].notna(), "account_id"].nunique()
+    want = shared_entity_projection(frame, time="ts", window=window, max_degree=150, k_neighbors=10)
+    got = project_entity_events(ev, window=window, max_degree=150, k_neighbors=10)
+    assert len(want) > 1000 and want.attrs["n_hot_entities"] == 3
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    with pytest.raises(ValueError, match="weight"):
+        project_entity_events(ev, weight="squared")

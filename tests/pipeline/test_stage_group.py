@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -182,3 +183,32 @@ def test_account_devices_come_in_order_of_first_use():
     got = _account_devices(ds)
     assert got.values.tolist() == [[1, 5], [1, 9], [1, 3], [1, 7], [2, 8], [2, 4], [2, 6]]
     assert got.values.tolist() == first_use.sort_values("account_id", kind="stable").values.tolist()
+
+
+def test_usage_summary_in_sql_is_the_summary_of_the_stacked_rows(micro):
+    """The association network's usage summary, reduced in SQL, equals :func:`usage_summary` of the usage rows
+    read whole and stacked in the network's order: the same account numbering and reduced uses per medium, the
+    same per-account aggregates (address codes stand for the addresses)."""
+    from fraudkit.identification.graph.association import usage_summary
+    from fraudkit.pipeline.stages.group import _USAGE_SOURCES, _usage_summary
+
+    tables, _ = micro
+    ds = Dataset.from_tables(tables)
+    got = _usage_summary(ds)
+    rows = pd.concat([ds.to_pandas(n, columns=c)[["account_id", "device_id", "ip", "ts"]]
+                      for n, c in _USAGE_SOURCES.items()], ignore_index=True)
+    want = usage_summary(rows)
+    for res in ("device", "ip"):
+        g, w = got.events[res], want.events[res]
+        assert g.account_keys.tolist() == list(w.account_keys) and len(w.account) > 100
+        order = np.lexsort((g.account, g.seconds, g.entity))
+        assert g.account[order].tolist() == w.account.tolist() and g.entity[order].tolist() == w.entity.tolist()
+        assert g.seconds[order].tolist() == w.seconds.tolist()
+    pd.testing.assert_series_equal(got.first_use.sort_index(), want.first_use.sort_index(), check_names=False)
+    key = ["account_id", "hour"]
+    pd.testing.assert_frame_equal(got.hours.sort_values(key).reset_index(drop=True),
+                                  want.hours.sort_values(key).reset_index(drop=True), check_dtype=False)
+    assert (set(map(tuple, got.devices.to_numpy().tolist())) == set(map(tuple, want.devices.to_numpy().tolist())))
+    assert len(got.networks) == len(want.networks) > 100
+    assert (got.networks.groupby("account_id").size().sort_index().tolist()
+            == want.networks.groupby("account_id").size().sort_index().tolist())

@@ -22,12 +22,15 @@ Workflow, as the seed describes it:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from fraudkit.capability.graphs import shared_entity_projection
+from fraudkit.capability.graphs import (EntityEvents, entity_events, group_sum, project_entity_events,
+                                        shared_entity_projection)
 from fraudkit.capability.ipranges import ip24_array
 from fraudkit.data.contract import is_fraud_typology
 from fraudkit.errors import MissingInputError
@@ -35,7 +38,8 @@ from fraudkit.identification.base import BaseScorer, check_is_fitted
 from fraudkit.identification.graph.communities import detect_communities
 from fraudkit.randomness import check_random_state
 
-__all__ = ["RESOURCES", "build_association_groups", "group_features", "AssociationNetwork", "FEATURES"]
+__all__ = ["RESOURCES", "build_association_groups", "group_features", "AssociationNetwork", "FEATURES", "UsageSummary",
+           "usage_summary"]
 
 RESOURCES = ("device", "ip", "phone", "address")
 """Resources that link accounts in the association network."""
@@ -45,6 +49,77 @@ FEATURES = ("size", "density", "mean_weight", "share_device", "share_ip", "share
             "hour_concentration", "accounts_per_device", "accounts_per_ip24", "orders_per_account",
             "coupon_order_share", "promotion_order_share", "addresses_per_account", "claims_per_account")
 """Sub-graph features, in the order the models see them."""
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """The usage rows of a dataset (``account_id, device_id, ip, ts`` of its logins, orders, coupon claims and
+    interactions, stacked in that order) reduced to what the association network reads from them.
+
+    Built from the rows by :func:`usage_summary`, or in SQL by a caller that never holds the rows (the group
+    stage: 38M rows on the large scenario); both give the same groups and features.
+
+    Attributes
+    ----------
+    events : dict of str to fraudkit.capability.graphs.EntityEvents
+        ``"device"`` and ``"ip"``: the uses of each medium the projection reads
+        (:func:`fraudkit.capability.graphs.entity_events` of the rows, time ``ts``).
+    first_use : pandas.Series
+        Earliest ``ts`` per ``account_id`` (the index).
+    hours : pandas.DataFrame
+        ``account_id, hour, n``: rows per account and hour of day (``hour`` float, NaN where ``ts`` is missing).
+    devices : pandas.DataFrame
+        ``account_id, device_id``: the distinct pairs with a device.
+    networks : pandas.DataFrame
+        ``account_id, ip24``: the distinct pairs of an account and the /24 network of an IPv4 address it used.
+    """
+
+    events: dict
+    first_use: pd.Series
+    hours: pd.DataFrame
+    devices: pd.DataFrame
+    networks: pd.DataFrame
+
+
+def usage_summary(usage) -> UsageSummary:
+    """The :class:`UsageSummary` of stacked usage rows.
+
+    Parameters
+    ----------
+    usage : pandas.DataFrame
+        ``account_id, device_id, ip, ts`` rows (``_usage``); an ``ip24`` column of /24 codes, when given, is read
+        instead of the addresses (the ``ip`` values then only need to be equal where the addresses are).
+
+    Returns
+    -------
+    UsageSummary
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> u = pd.DataFrame({"account_id": [1, 2], "device_id": ["d", "d"], "ip": ["1.1.1.1", "1.1.1.2"],
+    ...                   "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 11:00"])})
+    >>> usage_summary(u).networks["account_id"].tolist()
+    [1, 2]
+    """
+    events = {res: entity_events(usage, key="account_id", entity=col, time="ts")
+              for res, col in (("device", "device_id"), ("ip", "ip"))}
+    ts = pd.to_datetime(usage["ts"])
+    first = ts.groupby(usage["account_id"].to_numpy()).min() if len(usage) else pd.Series(dtype="datetime64[ns]")
+    first.index.name = "account_id"
+    hour = pd.DatetimeIndex(ts.to_numpy()).hour.to_numpy().astype(float)
+    hours = (pd.DataFrame({"account_id": usage["account_id"].to_numpy(), "hour": hour})
+             .groupby(["account_id", "hour"], dropna=False).size().rename("n").reset_index())
+    has_dev = usage["device_id"].notna().to_numpy()
+    devices = pd.DataFrame({"account_id": usage["account_id"].to_numpy()[has_dev],
+                            "device_id": usage["device_id"].to_numpy()[has_dev]}).drop_duplicates(ignore_index=True)
+    ip = usage["ip"].to_numpy()
+    has_ip = pd.notna(ip)
+    net = usage["ip24"].to_numpy() if "ip24" in usage else ip24_array(np.where(has_ip, ip, None))
+    has_net = has_ip & pd.notna(net)
+    networks = pd.DataFrame({"account_id": usage["account_id"].to_numpy()[has_net],
+                             "ip24": net[has_net]}).drop_duplicates(ignore_index=True)
+    return UsageSummary(events, first, hours, devices, networks)
+
 
 def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_degree=200,
                              min_edge_weight=0.0, max_component_size=200, resolution=1.0, min_group_size=3,
@@ -72,8 +147,9 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     min_group_size : int, default=3
         Smaller sub-graphs are not reported.
     seed : int or None
-    usage : pandas.DataFrame, optional
-        The stacked usage rows of ``tables`` (``_usage``), when the caller already built them.
+    usage : pandas.DataFrame or UsageSummary, optional
+        The stacked usage rows of ``tables`` (``_usage``) or their :class:`UsageSummary`, when the caller
+        already built them.
 
     Returns
     -------
@@ -97,30 +173,30 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
         raise ValueError(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
     parts = []
     for res, frame, entity, time, w in _resource_frames(tables, resources, window, usage):
-        if frame[entity].notna().sum() < 2:
+        if isinstance(frame, EntityEvents):
+            e = project_entity_events(frame, window=w, max_degree=max_degree)
+        elif frame[entity].notna().sum() < 2:
             continue
-        e = shared_entity_projection(frame, key="account_id", entity=entity, time=time, window=w,
-                                     max_degree=max_degree)
+        else:
+            e = shared_entity_projection(frame, key="account_id", entity=entity, time=time, window=w,
+                                         max_degree=max_degree)
         del frame
         if len(e):
-            parts.append(e[["src", "dst", "weight"]].assign(resource=res))
+            parts.append((e["src"].to_numpy(), e["dst"].to_numpy(), e["weight"].to_numpy(float), res))
+        del e
     ecols = ["src", "dst", "weight", "resource"]
     if not parts:
         return pd.DataFrame({"account_id": [], "group_id": pd.Series(dtype=int)}), pd.DataFrame(columns=ecols)
-    edges = pd.concat(parts, ignore_index=True)
-    # one undirected pair key regardless of which projection ordered it
-    keys, uniq = pd.factorize(pd.concat([edges["src"], edges["dst"]], ignore_index=True))
-    s, d = keys[: len(edges)], keys[len(edges):]
-    lo, hi = np.minimum(s, d), np.maximum(s, d)
-    edges = edges.assign(src=np.asarray(uniq)[lo], dst=np.asarray(uniq)[hi])
-    if min_edge_weight > 0:  # weights are positive: nothing to drop otherwise
-        pair_w = edges.groupby(["src", "dst"], sort=False)["weight"].transform("sum")
-        edges = edges[pair_w >= min_edge_weight].reset_index(drop=True)
-        del pair_w
-    total = edges.groupby(["src", "dst"], sort=False, as_index=False)["weight"].sum()
-    code, nodes = pd.factorize(pd.concat([total["src"], total["dst"]], ignore_index=True))
-    n = len(nodes)
-    s, d = code[: len(total)], code[len(total):]
+    # one undirected pair key regardless of which projection ordered it, then the pairs' summed weights
+    keys, edges, total, lo, hi = _pairs(parts, min_edge_weight)
+    del parts
+    node = _first_appearance([lo, hi])  # the pairs' accounts (as codes into keys) by first appearance
+    n = len(node)
+    rank = np.full(len(keys), -1, dtype=np.int64)
+    rank[node] = np.arange(n)
+    s, d = rank[lo], rank[hi]
+    nodes = keys[node]
+    del lo, hi, rank, node
     adj = sp.csr_matrix((np.ones(len(total)), (s, d)), shape=(n, n))
     _, comp = connected_components(adj, directed=False)
     sizes = np.bincount(comp)
@@ -155,9 +231,9 @@ def group_features(membership, edges, tables, *, usage=None) -> pd.DataFrame:
     tables : mapping of str to pandas.DataFrame
         Contract tables (``accounts``, ``devices``, ``logins``, ``interactions``,
         ``orders``, ``coupon_claims``); missing ones give zero-valued features.
-    usage : pandas.DataFrame, optional
-        The stacked usage rows of ``tables``, when the caller already built them (see
-        :meth:`AssociationNetwork.fit`; an ``ip24`` column of /24 codes is read instead of the addresses).
+    usage : pandas.DataFrame or UsageSummary, optional
+        The stacked usage rows of ``tables`` or their :class:`UsageSummary`, when the caller already built them
+        (see :meth:`AssociationNetwork.fit`; an ``ip24`` column of /24 codes is read instead of the addresses).
 
     Returns
     -------
@@ -179,9 +255,9 @@ def group_features(membership, edges, tables, *, usage=None) -> pd.DataFrame:
     for r in RESOURCES:
         col = byres[r] if r in byres else 0.0
         f[f"share_{r}"] = np.asarray(col) / np.maximum(wsum.to_numpy(), 1e-12)
-    usage = _usage(tables) if usage is None else usage
+    usage = _summary(tables, usage)
     acc = tables.get("accounts")
-    first = usage.groupby("account_id")["ts"].min() if len(usage) else pd.Series(dtype="datetime64[ns]")
+    first = usage.first_use
     if acc is not None and len(first):
         reg = pd.to_datetime(acc.set_index("account_id")["registered_at"])
         m = membership.assign(reg=membership["account_id"].map(reg),
@@ -194,39 +270,34 @@ def group_features(membership, edges, tables, *, usage=None) -> pd.DataFrame:
     else:
         f["new_account_share"] = 0.0
         f["registration_span_days"] = 0.0
-    # the grouped accounts' usage rows as positions and group indices, never a merged copy of the rows (nearly
-    # every row on a world whose accounts are mostly grouped: 38M on the large scenario)
-    pos = pd.Index(membership["account_id"]).get_indexer(usage["account_id"])
-    rows = np.flatnonzero(pos >= 0)
-    gi = np.searchsorted(gids, membership["group_id"].to_numpy()[pos[rows]])
-    del pos
+    members = pd.Index(membership["account_id"])
     n_g = len(gids)
-    if len(rows):
-        hour = pd.DatetimeIndex(usage["ts"].to_numpy()[rows]).hour.to_numpy()
-        ok = ~np.isnan(hour) if hour.dtype.kind == "f" else np.ones(len(hour), bool)
+    h_gi, h_rows = _group_index(members, membership, gids, usage.hours["account_id"])
+    if len(h_rows):  # a grouped account has usage rows
+        hour = usage.hours["hour"].to_numpy(float)[h_rows]
+        n = usage.hours["n"].to_numpy(np.int64)[h_rows]
+        ok = ~np.isnan(hour)
         # column-major, as the crosstab it replaces: the row sums below add in the same order, to the last bit
-        hours = np.bincount(gi[ok] * 24 + hour[ok].astype(np.int64), minlength=n_g * 24).reshape(n_g, 24)
+        hours = np.bincount(h_gi[ok] * 24 + hour[ok].astype(np.int64), weights=n[ok],
+                            minlength=n_g * 24).astype(np.int64).reshape(n_g, 24)
         hours = np.asfortranarray(hours)
         p = hours / np.maximum(hours.sum(1, keepdims=True), 1)
         ent = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0).sum(1) / np.log(24)
         f["hour_concentration"] = np.where(hours.sum(1) > 0, 1 - ent, 0.0)
-        dcode, dkeys = pd.factorize(usage["device_id"].to_numpy()[rows])
-        dpair = _distinct_codes(gi, dcode, len(dkeys))
+        d_gi, d_rows = _group_index(members, membership, gids, usage.devices["account_id"])
+        dcode, dkeys = pd.factorize(usage.devices["device_id"].to_numpy()[d_rows])
+        dpair = _distinct_codes(d_gi, dcode, len(dkeys))
         nd = _per_group(dpair // max(len(dkeys), 1), n_g, gids)
         f["accounts_per_device"] = (f["size"] / nd).fillna(0.0)
-        ip = usage["ip"].to_numpy()[rows]
-        has_ip = pd.notna(ip)
-        net = (usage["ip24"].to_numpy()[rows] if "ip24" in usage  # /24 codes given with the usage rows
-               else ip24_array(np.where(has_ip, ip, None)))
-        ncode, nkeys = pd.factorize(pd.Series(net, dtype=object if net.dtype.kind == "O" else net.dtype))
-        ncode = np.where(has_ip, ncode, -1)
-        ni = _per_group(_distinct_codes(gi, ncode, len(nkeys)) // max(len(nkeys), 1), n_g, gids)
+        n_gi, n_rows = _group_index(members, membership, gids, usage.networks["account_id"])
+        ncode, nkeys = pd.factorize(usage.networks["ip24"].to_numpy()[n_rows])
+        ni = _per_group(_distinct_codes(n_gi, ncode, len(nkeys)) // max(len(nkeys), 1), n_g, gids)
         f["accounts_per_ip24"] = (f["size"] / ni).fillna(0.0)  # no IPv4: 0
-        del hour, ip, net, ncode
+        del hour, n, ncode
     else:
         f["hour_concentration"] = f["accounts_per_device"] = f["accounts_per_ip24"] = 0.0
     dev = tables.get("devices")
-    if dev is not None and len(rows):
+    if dev is not None and len(h_rows):
         dv = pd.DataFrame({"group_id": gids[dpair // max(len(dkeys), 1)],
                            "device_id": np.asarray(dkeys)[dpair % max(len(dkeys), 1)]}).merge(
             dev[["device_id", "is_emulator", "is_rooted"]], on="device_id")
@@ -320,10 +391,10 @@ class AssociationNetwork(BaseScorer):
             ``classifier_`` is then refitted on every group. Exclusive with ``train_tables``.
         n_folds : int, default=5
             Folds of the out-of-fold scores (fewer when a class has fewer groups).
-        usage : pandas.DataFrame, optional
+        usage : pandas.DataFrame or UsageSummary, optional
             The usage rows of ``tables`` (``account_id, device_id, ip, ts`` of its ``logins``, ``orders``,
-            ``coupon_claims`` and ``interactions`` stacked in that order), when the caller built them, e.g. in
-            SQL: then those columns of ``tables`` are not read. The ``device_id`` and ``ip`` values only need
+            ``coupon_claims`` and ``interactions`` stacked in that order), or their :class:`UsageSummary`
+            (e.g. reduced in SQL), when the caller built them: then those columns of ``tables`` are not read. The ``device_id`` and ``ip`` values only need
             to be equal where the resources are (e.g. integer codes of the addresses); with codes, an ``ip24``
             column (a code per /24 network, missing when not IPv4) gives the ``accounts_per_ip24`` feature,
             which otherwise reads the addresses.
@@ -339,8 +410,7 @@ class AssociationNetwork(BaseScorer):
         self.classifier_ = None
         if train_tables is not None:
             self.classifier_ = self._train(train_tables, train_labels)
-        if usage is None:
-            usage = _usage(tables)  # stacked once for the groups and their features
+        usage = _summary(tables, usage)  # once for the groups and their features
         member, edges = self._groups(tables, usage)
         self.membership_ = member
         self.edges_ = edges
@@ -400,7 +470,7 @@ class AssociationNetwork(BaseScorer):
         return -iso.fit(X).score_samples(X)
 
     def _train(self, train_tables, train_labels):
-        usage = _usage(train_tables)
+        usage = usage_summary(_usage(train_tables))
         member, edges = self._groups(train_tables, usage)
         if not len(member):
             raise MissingInputError("training dataset produced no association groups; nothing to train on")
@@ -438,13 +508,12 @@ class AssociationNetwork(BaseScorer):
 def _resource_frames(tables, resources, window, usage=None):
     """Yield ``(resource, frame, entity column, time column, window)`` for each available source.
 
-    The usage rows are handed over as they are (the projection reads its three columns), not copied per resource.
+    Device and IP uses come as the :class:`EntityEvents` of the usage summary.
     """
-    usage = _usage(tables) if usage is None else usage
-    if "device" in resources and len(usage):
-        yield "device", usage, "device_id", "ts", window
-    if "ip" in resources and len(usage):
-        yield "ip", usage, "ip", "ts", window
+    usage = _summary(tables, usage)
+    for res in ("device", "ip"):
+        if res in resources and len(usage.events[res].account) >= 2:  # fewer uses tie nobody
+            yield res, usage.events[res], None, "ts", window
     if "phone" in resources:
         ph = []
         acc = tables.get("accounts")
@@ -478,6 +547,80 @@ def _usage(tables) -> pd.DataFrame:
             u[c] = None
     u["ts"] = pd.to_datetime(u["ts"])
     return u
+
+
+def _pairs(parts, min_edge_weight):
+    """Every projection's edges with each pair oriented one way, and each pair's summed weight, on integer codes.
+
+    The result of concatenating ``parts`` (``src, dst, weight, resource``), orienting each pair by the order of
+    first appearance of its accounts in every ``src`` then every ``dst`` (``pd.factorize`` of them
+    concatenated), dropping pairs lighter than ``min_edge_weight`` and grouping the rows by pair
+    (``groupby(["src", "dst"], sort=False)`` sums, in row order and with its compensated arithmetic), without a
+    frame of 18M key pairs grouped by pandas (the large scenario's).
+
+    Returns ``keys`` (the accounts, in code order), ``edges`` (``src, dst, weight, resource``, oriented),
+    ``total`` (``src, dst, weight``, one row per pair) and ``lo, hi``: the codes of ``total``'s accounts.
+    """
+    keys = _first_appearance([p[0] for p in parts] + [p[1] for p in parts])
+    index = pd.Index(keys)
+    n = max(len(keys), 1)
+    pair = np.concatenate([np.minimum(a, b) * n + np.maximum(a, b)
+                           for a, b in ((index.get_indexer(p[0]), index.get_indexer(p[1])) for p in parts)])
+    weight = np.concatenate([p[2] for p in parts])
+    res = np.concatenate([np.full(len(p[2]), i, dtype=np.int8) for i, p in enumerate(parts)])
+    del index
+    order, starts, sums = _pair_sums(pair, weight)
+    if min_edge_weight > 0:  # weights are positive: nothing to drop otherwise
+        heavy = np.empty(len(pair), dtype=bool)
+        heavy[order] = np.repeat(sums >= min_edge_weight, np.diff(np.r_[starts, len(pair)]))
+        pair, weight, res = pair[heavy], weight[heavy], res[heavy]
+        del heavy
+        order, starts, sums = _pair_sums(pair, weight)
+    g = np.argsort(order[starts], kind="stable")  # pairs in order of their first row
+    first = pair[order[starts[g]]]
+    sums = sums[g]
+    del order, starts, g
+    names = np.array([p[3] for p in parts], dtype=object)
+    edges = pd.DataFrame({"src": keys[pair // n], "dst": keys[pair % n], "weight": weight, "resource": names[res]})
+    del pair, weight, res
+    lo, hi = first // n, first % n
+    total = pd.DataFrame({"src": keys[lo], "dst": keys[hi], "weight": sums})
+    return keys, edges, total, lo, hi
+
+
+def _pair_sums(pair, weight):
+    """Stable order of ``pair``, the starts of its runs and each run's summed ``weight`` in row order."""
+    order = np.argsort(pair, kind="stable")
+    p = pair[order]
+    starts = np.r_[0, np.flatnonzero(p[1:] != p[:-1]) + 1] if len(p) else np.zeros(0, dtype=np.int64)
+    del p
+    return order, starts, group_sum(weight[order], starts)
+
+
+def _first_appearance(arrays) -> np.ndarray:
+    """Distinct values of ``arrays`` concatenated, in order of first appearance (``pd.unique`` of the
+    concatenation, without it)."""
+    held = pd.unique(arrays[0])
+    for a in arrays[1:]:
+        u = pd.unique(a)
+        u = u[~pd.Index(u).isin(held)]
+        if len(u):
+            held = np.concatenate([held, u])
+    return np.asarray(held)
+
+
+def _summary(tables, usage) -> UsageSummary:
+    """``usage`` as a :class:`UsageSummary` (the usage rows of ``tables`` when it is None)."""
+    if isinstance(usage, UsageSummary):
+        return usage
+    return usage_summary(_usage(tables) if usage is None else usage)
+
+
+def _group_index(members, membership, gids, account_id):
+    """Group index (position in ``gids``) of each row of ``account_id`` whose account is grouped, and those rows."""
+    pos = members.get_indexer(account_id)
+    rows = np.flatnonzero(pos >= 0)
+    return np.searchsorted(gids, membership["group_id"].to_numpy()[pos[rows]]), rows
 
 
 def _distinct_codes(gi, code, n_code) -> np.ndarray:

@@ -26,12 +26,13 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from fraudkit.capability.graphs import EntityEvents
 from fraudkit.capability.ipranges import ip24_array
 from fraudkit.data.dataset import canonical_sort_keys
 from fraudkit.data.engine import literal, quote
 from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.base import score_frame
-from fraudkit.identification.graph.association import AssociationNetwork
+from fraudkit.identification.graph.association import AssociationNetwork, UsageSummary, usage_summary
 from fraudkit.identification.graph.dense import DenseSubgraphDetector
 from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer, candidates, device_usage_sql
 from fraudkit.pipeline.context import RunContext
@@ -213,6 +214,9 @@ _USAGE_SOURCES = {"logins": ["account_id", "device_id", "ip", "ts"],
 """The tables the association network's usage rows come from, in its order, with the columns whose canonical
 order the rows keep (the order the stage read them in whole)."""
 
+_TABLE_STRIDE = 2 ** 40
+"""Row positions of the stacked usage rows: table index times this, plus the row's rank in its table."""
+
 
 def _device_usage(ds) -> dict:
     """Interactions and logins reduced in DuckDB to the device clusterer's per-device aggregates."""
@@ -303,55 +307,86 @@ def _association_inputs(ds, accounts, devices):
                                     "t.receiver_phone", _USAGE_SOURCES["orders"])
     if ds.has("coupon_claims"):
         tables["coupon_claims"] = _ordered(ds, "coupon_claims", "t.account_id", _USAGE_SOURCES["coupon_claims"])
-    return tables, _usage(ds)
+    return tables, _usage_summary(ds)
 
 
-def _usage(ds) -> pd.DataFrame:
-    """Stacked ``account_id, device_id, ip, ip24, ts`` rows of logins, orders, coupon claims and interactions.
+def _usage_summary(ds) -> UsageSummary:
+    """The association network's :class:`UsageSummary` of logins, orders, coupon claims and interactions, in SQL.
 
-    ``ip`` is an integer code per distinct address (ranked in DuckDB, so no column of address strings reaches
-    pandas) and ``ip24`` a code per /24 network (:func:`fraudkit.capability.ipranges.ip24_array` of the
-    distinct addresses; missing when not IPv4), both float with NaN for none. The rows are those of the
-    association network's own stacking of the tables read whole (``_usage`` there), in the same order.
+    No usage row reaches pandas (38M on the large scenario): the device and IP uses come reduced to the first
+    of each run of one account on one medium (:class:`fraudkit.capability.graphs.EntityEvents`), accounts and
+    media numbered by first appearance in the rows stacked in the association network's order (the tables in
+    that order, each in the canonical order the stage read it in whole), so the groups are those of the rows;
+    the features read per-account aggregates. IP addresses are integer codes (ranked in SQL) and their /24
+    networks codes of :func:`fraudkit.capability.ipranges.ip24_array` of the distinct addresses.
     """
     names = [n for n in _USAGE_SOURCES if ds.has(n)]
     if not names:
-        return pd.DataFrame({"account_id": [], "device_id": [], "ip": [], "ip24": [],
-                             "ts": pd.Series(dtype="datetime64[ns]")})
+        return usage_summary(pd.DataFrame({"account_id": [], "device_id": [], "ip": [], "ip24": [],
+                                           "ts": pd.Series(dtype="datetime64[ns]")}))
     codes = "_fraudkit_group_ip_codes"
     every = " UNION ALL ".join(f"SELECT ip FROM {quote(ds.view(n))}" for n in names)
     ds.engine.create_table(codes, f"SELECT ip, CAST(row_number() OVER (ORDER BY ip) - 1 AS INTEGER) AS code "
                                   f"FROM (SELECT DISTINCT ip FROM ({every}) a WHERE ip IS NOT NULL) d")
+    made = [codes]
     try:
         ips = ds.engine.to_pandas(f"SELECT ip, code FROM {quote(codes)} ORDER BY code")
         net, _ = pd.factorize(pd.Series(ip24_array(ips["ip"].to_numpy(object)), dtype=object))
         net = np.where(net >= 0, net, np.nan)  # code -> /24 code
         del ips
-        n = {name: ds.count(name) for name in names}
-        out = {"account_id": np.empty(sum(n.values()), np.int64), "device_id": np.empty(sum(n.values())),
-               "ip": np.empty(sum(n.values())), "ts": np.empty(sum(n.values()), "datetime64[ns]")}
-        at = 0
-        for name in names:
-            # the columns after (ts, account_id, device_id, ip) in a table's sort only order rows equal in all
-            # that is read here, so they are left out of the sort (not the orders' order_id, which comes first)
-            cols = _USAGE_SOURCES[name] if name == "orders" else ["ts", "account_id", "device_id", "ip"]
-            part = _ordered(ds, name, "t.account_id, t.device_id, c.code AS ip, t.ts", cols,
-                            joins=f"LEFT JOIN {quote(codes)} c ON t.ip = c.ip")
-            if len(part) != n[name]:
-                raise FraudkitError(f"group stage: {name} gave {len(part)} usage rows, expected {n[name]}")
-            for col, arr in out.items():
-                arr[at:at + len(part)] = part[col].to_numpy(arr.dtype)
-            at += len(part)
-            del part
+
+        def rows(ordinal):
+            parts = []
+            for i, name in enumerate(names):
+                # the columns after (ts, account_id, device_id, ip) in a table's sort only order rows equal in
+                # all that is read here, so they are left out of the sort (not the orders' order_id, which
+                # comes first)
+                cols = _USAGE_SOURCES[name] if name == "orders" else ["ts", "account_id", "device_id", "ip"]
+                # the address codes rank the addresses: sorting by them is sorting by the addresses, on integers
+                keys = ", ".join(("c.code" if k == "ip" else f"t.{quote(k)}") + " NULLS LAST"
+                                 for k in canonical_sort_keys(name, cols))
+                o = (f", CAST({i} AS BIGINT) * {_TABLE_STRIDE} + row_number() OVER (ORDER BY {keys}) AS o"
+                     if ordinal else "")
+                parts.append(f"SELECT t.account_id, t.device_id, c.code AS ip, t.ts{o} FROM {quote(ds.view(name))} t "
+                             f"LEFT JOIN {quote(codes)} c ON t.ip = c.ip")
+            return " UNION ALL ".join(parts)
+
+        events, pairs = {}, {}
+        for res, col in (("device", "device_id"), ("ip", "ip")):
+            first, acc, ent = (f"_fraudkit_group_{res}_{x}" for x in ("first", "accounts", "entities"))
+            made += [first, acc, ent]
+            # each (account, medium) pair with the position of its first row, then both numbered by it
+            ds.engine.create_table(first, f"SELECT account_id, {col} AS e, min(o) AS f FROM ({rows(True)}) u "
+                                          f"WHERE account_id IS NOT NULL AND {col} IS NOT NULL GROUP BY account_id, {col}")
+            for table, key in ((acc, "account_id"), (ent, "e")):
+                ds.engine.create_table(table, f"SELECT {key}, CAST(row_number() OVER (ORDER BY f) - 1 AS BIGINT) "
+                                              f"AS code FROM (SELECT {key}, min(f) AS f FROM {quote(first)} "
+                                              f"GROUP BY {key}) g")
+            keys = ds.engine.to_pandas(f"SELECT account_id FROM {quote(acc)} ORDER BY code")["account_id"]
+            used = (f"SELECT a.code AS acc, n.code AS ent, CAST(epoch(date_trunc('second', u.ts)) AS BIGINT) AS sec "
+                    f"FROM ({rows(False)}) u JOIN {quote(acc)} a ON u.account_id = a.account_id "
+                    f"JOIN {quote(ent)} n ON u.{col} = n.e")
+            # the first use of each run of one account on one medium in (medium, time, account) order
+            ev = ds.engine.to_pandas(f"SELECT acc, ent, sec FROM (SELECT acc, ent, sec, lag(acc) OVER "
+                                     f"(PARTITION BY ent ORDER BY sec, acc) AS prev FROM ({used}) j) w "
+                                     f"WHERE prev IS NULL OR prev <> acc")
+            events[res] = EntityEvents(keys.to_numpy(np.int64), ev["acc"].to_numpy(np.int64),
+                                       ev["ent"].to_numpy(np.int64), ev["sec"].to_numpy(np.int64))
+            del ev
+            pairs[res] = ds.engine.to_pandas(f"SELECT account_id, e FROM {quote(first)}")
+        hours = ds.engine.to_pandas(f"SELECT account_id, CAST(hour(ts) AS DOUBLE) AS hour, count(*) AS n, "
+                                    f"min(ts) AS first FROM ({rows(False)}) u GROUP BY account_id, hour(ts)")
     finally:
-        ds.engine.drop(codes)
-    u = pd.DataFrame(out, copy=False)
-    ip = u["ip"].to_numpy()
-    ok = ~np.isnan(ip)
-    ip24 = np.full(len(u), np.nan)
-    ip24[ok] = net[ip[ok].astype(np.int64)]
-    u.insert(3, "ip24", ip24)
-    return u
+        for table in made:
+            ds.engine.drop(table)
+    first_use = (hours["first"].astype("datetime64[ns]").groupby(hours["account_id"].to_numpy(np.int64)).min()
+                 .rename_axis("account_id"))
+    devices = pairs["device"].rename(columns={"e": "device_id"})
+    ip = pairs["ip"]
+    ip24 = net[ip["e"].to_numpy(np.int64)]
+    networks = (pd.DataFrame({"account_id": ip["account_id"].to_numpy(np.int64)[~np.isnan(ip24)],
+                              "ip24": ip24[~np.isnan(ip24)]}).drop_duplicates(ignore_index=True))
+    return UsageSummary(events, first_use, hours[["account_id", "hour", "n"]], devices, networks)
 
 
 def _scores(acc_ids, per_method, thresholds):

@@ -2,11 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudkit.capability.graphs import shared_entity_projection
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.graph.association import (
     FEATURES,
     AssociationNetwork,
     build_association_groups,
+    usage_summary,
 )
 
 T0 = pd.Timestamp("2024-03-01")
@@ -136,3 +138,46 @@ def test_usage_rows_with_address_codes_give_the_same_groups_and_features():
     pd.testing.assert_frame_equal(coded.membership_, plain.membership_, check_exact=True)
     pd.testing.assert_frame_equal(coded.features_, plain.features_, check_exact=True)
     assert plain.features_["accounts_per_ip24"].gt(0).any()
+
+
+def test_usage_summary_gives_the_groups_and_features_of_the_rows():
+    """``fit(usage=)`` with the :class:`UsageSummary` of the usage rows (uses reduced per medium, per-account
+    aggregates) gives exactly the groups, edges and features of the rows themselves."""
+    t = _rings_and_families(seed=3)
+    u = pd.concat([t["logins"][["account_id", "device_id", "ip", "ts"]],
+                   t["orders"][["account_id", "device_id", "ip", "ts"]]], ignore_index=True)
+    u = pd.concat([u, u.iloc[::3]], ignore_index=True)  # repeated uses
+    rows = AssociationNetwork(seed=0).fit(t, usage=u)
+    summary = usage_summary(u)
+    assert len(summary.events["device"].account) < u["device_id"].notna().sum()
+    assert summary.hours["n"].sum() == len(u) and summary.first_use.index.is_unique
+    reduced = AssociationNetwork(seed=0).fit(t, usage=summary)
+    pd.testing.assert_frame_equal(reduced.membership_, rows.membership_, check_exact=True)
+    pd.testing.assert_frame_equal(reduced.edges_, rows.edges_, check_exact=True)
+    pd.testing.assert_frame_equal(reduced.features_, rows.features_, check_exact=True)
+    assert rows.features_["accounts_per_device"].gt(1).any() and len(rows.features_) > 4
+
+
+@pytest.mark.parametrize("min_edge_weight", [0.0, 1.0])
+def test_pair_weights_are_those_of_the_concatenated_edges_grouped(min_edge_weight):
+    """The projections' edges are oriented and summed per pair on integer codes: the same edges, pairs and groups,
+    bit for bit, as concatenating them, orienting each pair by first appearance and grouping with pandas."""
+    t = _rings_and_families(seed=20)
+    m, e = build_association_groups(t, seed=0, min_edge_weight=min_edge_weight)
+    parts = []
+    usage = pd.concat([t[n][["account_id", "device_id", "ip", "ts"]] for n in ("logins", "orders")], ignore_index=True)
+    for res, col, frame in (("device", "device_id", usage), ("ip", "ip", usage), ("address", "address", t["orders"])):
+        p = shared_entity_projection(frame, key="account_id", entity=col, time="ts" if res != "address" else None,
+                                     window="1D" if res != "address" else None, max_degree=200)
+        parts.append(p[["src", "dst", "weight"]].assign(resource=res))
+    want = pd.concat(parts, ignore_index=True)
+    keys, uniq = pd.factorize(pd.concat([want["src"], want["dst"]], ignore_index=True))
+    s, d = keys[: len(want)], keys[len(want):]
+    want = want.assign(src=np.asarray(uniq)[np.minimum(s, d)], dst=np.asarray(uniq)[np.maximum(s, d)])
+    if min_edge_weight:
+        want = want[want.groupby(["src", "dst"], sort=False)["weight"].transform("sum") >= min_edge_weight]
+        want = want.reset_index(drop=True)
+    assert 0 < len(want) < len(pd.concat(parts)) if min_edge_weight else len(want) > 100
+    pd.testing.assert_frame_equal(e, want, check_exact=True)
+    total = want.groupby(["src", "dst"], sort=False, as_index=False)["weight"].sum()
+    assert set(m["account_id"]) <= set(total["src"]) | set(total["dst"])
