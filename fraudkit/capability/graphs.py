@@ -846,7 +846,9 @@ def coaction_projection(interactions, *, window="10min", actions=("like", "colle
     f = interactions.loc[keep, [key, "action", target, time]]
     ent_code = f.groupby([f["action"].eq("follow"), f[target]], sort=False, observed=True).ngroup().to_numpy()
     acc_code, acc_keys = pd.factorize(f[key], sort=False)
-    return _project(acc_code, acc_keys, ent_code, to_seconds(f[time]), window=window, max_degree=max_degree,
+    t = to_seconds(f[time])
+    del f  # the copy is not held while the pairs are built
+    return _project(acc_code, acc_keys, ent_code, t, window=window, max_degree=max_degree,
                     weight="inverse_log_degree" if popularity_weight else "count", k_neighbors=k_neighbors,
                     hot_window=window, min_count=min_coactions, count_name="n_coactions",
                     params={"window": _str(window), "actions": list(actions), "max_degree": max_degree,
@@ -1037,6 +1039,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
     # degree = distinct accounts per entity
     pair_code = unique_int(ent * max(len(acc_keys), 1) + acc)
     deg = np.bincount(pair_code // max(len(acc_keys), 1), minlength=n_ent)
+    del pair_code
     hot = deg > max_degree
     if hot_mask is not None:
         hot |= np.asarray(hot_mask, dtype=bool)[:n_ent]
@@ -1058,6 +1061,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         win = np.where(hot, hw, base)
         order = sort_order(ent, t, acc)
         ent, t, acc = ent[order], t[order], acc[order]
+        del order
         if window is None:
             # small entities: only the first use per account matters
             small_dup = ~hot[ent] & ~_first_per_group(ent, acc)
@@ -1066,6 +1070,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         # collapse consecutive events of one account on one entity (a burst counts once)
         keep = np.r_[True, (ent[1:] != ent[:-1]) | (acc[1:] != acc[:-1])]
         ent, t, acc = ent[keep], t[keep], acc[keep]
+        del keep
     w_ent = _entity_weight(deg.astype(float), weight)
     n_acc = max(len(acc_keys), 1)
     partials, held = [], 0
@@ -1144,6 +1149,7 @@ def time_pairs(ent, t, row_window, row_hot, k_neighbors, *, chunk_pairs=20_000_0
     end = np.searchsorted(comp, comp + w, side="right")
     counts = end - np.arange(len(comp)) - 1
     counts = np.where(row_hot, np.minimum(counts, k_neighbors), counts)
+    del tt, w, comp, end  # row-sized arrays not held while the chunks are consumed
     csum = np.cumsum(counts)
     lo = 0
     while lo < len(counts):
