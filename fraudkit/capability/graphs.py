@@ -846,7 +846,9 @@ def coaction_projection(interactions, *, window="10min", actions=("like", "colle
     f = interactions.loc[keep, [key, "action", target, time]]
     ent_code = f.groupby([f["action"].eq("follow"), f[target]], sort=False, observed=True).ngroup().to_numpy()
     acc_code, acc_keys = pd.factorize(f[key], sort=False)
-    return _project(acc_code, acc_keys, ent_code, to_seconds(f[time]), window=window, max_degree=max_degree,
+    t = to_seconds(f[time])
+    del f  # the copy is not held while the pairs are built
+    return _project(acc_code, acc_keys, ent_code, t, window=window, max_degree=max_degree,
                     weight="inverse_log_degree" if popularity_weight else "count", k_neighbors=k_neighbors,
                     hot_window=window, min_count=min_coactions, count_name="n_coactions",
                     params={"window": _str(window), "actions": list(actions), "max_degree": max_degree,
@@ -1018,7 +1020,8 @@ def _pair_offsets(counts):
     total = int(counts.sum())
     rows = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     starts = np.cumsum(counts) - counts
-    k = np.arange(total, dtype=np.int64) - np.repeat(starts, counts) + 1
+    k = np.arange(1, total + 1, dtype=np.int64)
+    k -= starts[rows]  # the same k, one chunk-sized array fewer than repeating the starts
     return rows, k
 
 
@@ -1036,6 +1039,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
     # degree = distinct accounts per entity
     pair_code = unique_int(ent * max(len(acc_keys), 1) + acc)
     deg = np.bincount(pair_code // max(len(acc_keys), 1), minlength=n_ent)
+    del pair_code
     hot = deg > max_degree
     if hot_mask is not None:
         hot |= np.asarray(hot_mask, dtype=bool)[:n_ent]
@@ -1057,6 +1061,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         win = np.where(hot, hw, base)
         order = sort_order(ent, t, acc)
         ent, t, acc = ent[order], t[order], acc[order]
+        del order
         if window is None:
             # small entities: only the first use per account matters
             small_dup = ~hot[ent] & ~_first_per_group(ent, acc)
@@ -1065,32 +1070,44 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         # collapse consecutive events of one account on one entity (a burst counts once)
         keep = np.r_[True, (ent[1:] != ent[:-1]) | (acc[1:] != acc[:-1])]
         ent, t, acc = ent[keep], t[keep], acc[keep]
+        del keep
     w_ent = _entity_weight(deg.astype(float), weight)
     n_acc = max(len(acc_keys), 1)
     partials, held = [], 0
     one_code = float(n_acc) * float(n_acc) * float(max(n_ent, 1)) < 2.0 ** 62
     for i, j in time_pairs(ent, t, win[ent], hot[ent], k_neighbors, chunk_pairs=chunk_pairs):
+        ok = acc[i] != acc[j]
+        i, j = i[ok], j[ok]
+        del ok
         a, b = acc[i], acc[j]
-        ok = a != b
-        a, b, e = np.minimum(a, b)[ok], np.maximum(a, b)[ok], ent[i][ok]
-        del i, j, ok
+        e = ent[i]
+        del i, j
+        lo_acc = np.minimum(a, b)
+        np.maximum(a, b, out=b)
+        del a
         # each (entity, pair) counts once
         if one_code:
             # the distinct (pair, entity) codes _distinct_pair_entity sorts, held as one array per chunk and
             # merged once they outgrow a chunk: the 24M interactions of the large scenario held 6 GB of pairs
-            partials.append(_pair_entity_codes(a * n_acc + b, e, n_ent))
+            lo_acc *= n_acc
+            lo_acc += b
+            del b
+            partials.append(_pair_entity_codes(lo_acc, e, n_ent))
+            del lo_acc, e
             held += len(partials[-1])
             if held > chunk_pairs and len(partials) > 1:
-                partials = [unique_int(np.concatenate(partials))]
+                partials = [_merge_distinct(partials)]
                 held = len(partials[0])
         else:
-            partials.append(_distinct_pair_entity(a * n_acc + b, e, n_acc, n_ent))
-        del a, b, e
+            partials.append(_distinct_pair_entity(lo_acc * n_acc + b, e, n_acc, n_ent))
+            del lo_acc, b, e
     if partials:
         if one_code:
-            code = unique_int(np.concatenate(partials)) if len(partials) > 1 else partials[0]
+            code = _merge_distinct(partials) if len(partials) > 1 else partials[0]
             del partials
-            p, e = code // max(n_ent, 1), code % max(n_ent, 1)
+            e = code % max(n_ent, 1)
+            code //= max(n_ent, 1)  # in place: the pair codes, two arrays held instead of three
+            p = code
             del code
         else:
             p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
@@ -1132,15 +1149,18 @@ def time_pairs(ent, t, row_window, row_hot, k_neighbors, *, chunk_pairs=20_000_0
     end = np.searchsorted(comp, comp + w, side="right")
     counts = end - np.arange(len(comp)) - 1
     counts = np.where(row_hot, np.minimum(counts, k_neighbors), counts)
+    del tt, w, comp, end  # row-sized arrays not held while the chunks are consumed
     csum = np.cumsum(counts)
     lo = 0
     while lo < len(counts):
         base = csum[lo - 1] if lo else 0
         hi = int(np.searchsorted(csum, base + chunk_pairs, side="right"))
         hi = min(max(hi, lo + 1), len(counts))
-        rows, k = _pair_offsets(counts[lo:hi])
-        i = rows + lo
-        yield i, i + k
+        i, j = _pair_offsets(counts[lo:hi])
+        i += lo
+        j += i  # in place: the generator holds no chunk-sized array of its own while the caller works
+        yield i, j
+        del i, j
         lo = hi
 
 
@@ -1234,10 +1254,31 @@ def unique_int(x):
     return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
 
 
+def _sorted_distinct(x):
+    """:func:`unique_int` of an int64 array the caller gives up: sorted in place, no second copy."""
+    x.sort()
+    if len(x) < 2:
+        return x
+    keep = np.empty(len(x), dtype=bool)
+    keep[0] = True
+    np.not_equal(x[1:], x[:-1], out=keep[1:])
+    return x[keep]
+
+
+def _merge_distinct(parts):
+    """The sorted distinct values of several sorted distinct int64 arrays (emptied from ``parts``): one
+    concatenation sorted in place, so the peak is the parts plus their concatenation, not twice it."""
+    x = np.concatenate(parts)
+    parts.clear()
+    return _sorted_distinct(x)
+
+
 def _pair_entity_codes(p, e, n_ent):
     """Sorted distinct codes ``p * n_ent + e`` of ``(p, e)`` rows (the codes :func:`_distinct_pair_entity` sorts
-    when they fit in an int64)."""
-    return unique_int(np.asarray(p, dtype=np.int64) * max(int(n_ent), 1) + np.asarray(e, dtype=np.int64))
+    when they fit in an int64). ``p``, an int64 array the caller gives up, is overwritten by the codes."""
+    p *= max(int(n_ent), 1)
+    p += e
+    return _sorted_distinct(p)
 
 
 def _distinct_pair_entity(p, e, n_acc, n_ent):
