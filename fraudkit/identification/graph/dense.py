@@ -550,6 +550,22 @@ def _greedy_peel(sub: sp.csr_matrix):
 
 
 @njit(cache=True)
+def _heap_push(keys, ids, size, key, node):
+    """Push (key, node) on the min-heap held in ``keys[:size]``, ``ids[:size]``; the new size."""
+    j = size
+    while j > 0:
+        parent = (j - 1) >> 1
+        if keys[parent] < key or (keys[parent] == key and ids[parent] < node):
+            break
+        keys[j] = keys[parent]
+        ids[j] = ids[parent]
+        j = parent
+    keys[j] = key
+    ids[j] = node
+    return size + 1
+
+
+@njit(cache=True)
 def _peel_order(indptr, indices, data, deg, mass):
     """The greedy peel's removal order, the best average mass and how many removals reach it.
 
@@ -562,18 +578,8 @@ def _peel_order(indptr, indices, data, deg, mass):
     keys = np.empty(cap, np.float64)
     ids = np.empty(cap, np.int64)
     size = 0
-    for i in range(n):  # push all, sifting up
-        j = size
-        size += 1
-        while j > 0:
-            parent = (j - 1) >> 1
-            if keys[parent] < deg[i] or (keys[parent] == deg[i] and ids[parent] < i):
-                break
-            keys[j] = keys[parent]
-            ids[j] = ids[parent]
-            j = parent
-        keys[j] = deg[i]
-        ids[j] = i
+    for i in range(n):
+        size = _heap_push(keys, ids, size, deg[i], i)
     alive = np.ones(n, np.bool_)
     order = np.empty(n, np.int64)
     k = 0
@@ -611,18 +617,7 @@ def _peel_order(indptr, indices, data, deg, mass):
             v = indices[p]
             if alive[v]:
                 deg[v] -= data[p]
-                dv = deg[v]
-                j = size
-                size += 1
-                while j > 0:
-                    parent = (j - 1) >> 1
-                    if keys[parent] < dv or (keys[parent] == dv and ids[parent] < v):
-                        break
-                    keys[j] = keys[parent]
-                    ids[j] = ids[parent]
-                    j = parent
-                keys[j] = dv
-                ids[j] = v
+                size = _heap_push(keys, ids, size, deg[v], v)
         if n_alive > 0 and mass / n_alive > best:
             best = mass / n_alive
             best_k = k
