@@ -43,6 +43,7 @@ from fraudkit.capability.graphs import (
 )
 from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges
 from fraudkit.data.dataset import canonical_sort_keys, ns_timestamps, read_table, sort_canonical
+from fraudkit.data.engine import literal
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import FraudkitError
 from fraudkit.identification.base import inclusive_threshold, score_frame
@@ -532,7 +533,7 @@ def _load_tables(ds, *, coaction_actions):
             order = ", ".join(canonical_sort_keys(name, have))  # rows in one order whatever the file's
             where = ""
             if name == "interactions" and {"action", "target_id"} <= set(have):
-                listed = ", ".join("'" + str(a).replace("'", "''") + "'" for a in coaction_actions)
+                listed = ", ".join(literal(a) for a in coaction_actions)
                 where = f" WHERE action IN ({listed or 'NULL'}) AND target_id IS NOT NULL"
             tbl = src.arrow(f"SELECT {', '.join(have)} FROM {getattr(src.t, name)}{where} ORDER BY {order}")
             if "action" in have:  # 24M action strings as a 6-value categorical
