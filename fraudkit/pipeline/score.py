@@ -67,6 +67,7 @@ from fraudkit.pipeline.frames import (
     EVENT_CHUNK,
     EventFrame,
     EventRules,
+    FeatureTables,
     data_end,
     evaluate_rules,
     feature_tables,
@@ -102,8 +103,9 @@ DECISION_CHUNK = EVENT_CHUNK
 """Events decided (and written) at a time: the decisions of a large world never sit in memory together (the
 rules are evaluated :data:`fraudkit.pipeline.frames.EVENT_CHUNK` events at a time)."""
 PARK_MIN_ROWS = 1_000_000
-"""Event rows from which the behaviour stage's event tables are moved out of DuckDB's memory to Parquet while
-the later stages run (:meth:`fraudkit.pipeline.frames.RuleEvaluation.park`); smaller ones stay in memory."""
+"""Event rows (or feature-table rows) from which the behaviour stage's event tables and feature tables are moved
+out of memory to Parquet while the later stages run (:meth:`fraudkit.pipeline.frames.RuleEvaluation.park`,
+:meth:`fraudkit.pipeline.frames.FeatureTables.park`); smaller ones stay in memory."""
 
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
@@ -302,7 +304,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     if seed_pool is not None and "graph" not in stages:
         notes.append("seed pool given but the graph stage is not run: it is recorded, not used")
     with atomic_directory(out, kind="run", inputs=inputs, force=force) as tmp:
-        context, outputs = _run_stages(ds, stages, context, notes, timings)
+        context, outputs = _run_stages(ds, stages, context, notes, timings,
+                                       park_to=tmp / "features" if write_features else None)
         t = time.perf_counter()
         with step(progress, "score", "rules on every entity") as st:
             feats = feature_tables(ds, context.features)
@@ -329,7 +332,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         if train_ds is not None:
             timings["train"] = time.perf_counter() - t
         accounts = accounts_table(account_ids, scores, operating, rule_result=results.get("account"),
-                                  rule_frame=frames.get("account"))
+                                  rule_frame=rule_out.frame("account"))
         t = time.perf_counter()
         with step(progress, "score", "decisions") as st:
             n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,
@@ -343,8 +346,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         timings["decisions"] = time.perf_counter() - t
         t = time.perf_counter()
         with step(progress, "score", "write the run directory") as st:
-            for name, f in feats.items() if write_features else ():
-                write_parquet(f, tmp / "features" / f"{name}.parquet")
+            if write_features:
+                feats.write(tmp / "features")
             for stage, o in outputs.items():
                 for name, art in o.artifacts.items():
                     if name != "timings":  # wall-clock seconds: the manifest's, not an output's
@@ -357,6 +360,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             rule_out.close()  # the event tables it kept in DuckDB
             for f in extra_frames:
                 f.close()
+            _close_features(feats, context.features, *(o.features for o in outputs.values()))
             write_parquet(accounts, tmp / "accounts.parquet")
             if seed_table is not None:
                 _write_frame(seed_table, tmp / "seed_pool.parquet")
@@ -468,8 +472,12 @@ def _heldout_note(h: dict) -> str:
     return text + f"; recall of the later fraud verdicts {pct(h['recall'], h['recall_low'], h['recall_high'])}"
 
 
-def _run_stages(ds, stages, context, notes, timings):
-    """Run ``stages`` in order; returns the context with the feature tables a stage computed, and the outputs."""
+def _run_stages(ds, stages, context, notes, timings, *, park_to=None):
+    """Run ``stages`` in order; returns the context with the feature tables a stage computed, and the outputs.
+
+    On a large dataset a stage's rule evaluation and feature tables are parked (read again only by the rules
+    step, decisions and the writing of the run, after the later stages): the feature tables in ``park_to``
+    (the run's ``features`` folder when it writes them; None: a temporary folder)."""
     outputs = {}
     for stage in stages:
         t = time.perf_counter()
@@ -481,18 +489,31 @@ def _run_stages(ds, stages, context, notes, timings):
             notes.append(f"{stage}: skipped, {e}")
             continue
         outputs[stage] = out
+        if stage != stages[-1] and _large(out):
+            if isinstance(out.features, FeatureTables):
+                out.features.park(park_to)
+            if out.rules is not None:
+                out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
         if out.features:
-            context = replace(context, features={**context.features, **out.features})
+            context = replace(context, features=FeatureTables(context.features).with_tables(out.features))
         notes += [f"{stage}: {n}" for n in out.notes]
-        if out.rules is not None and stage != stages[-1] and _event_rows(out.rules) >= PARK_MIN_ROWS:
-            out.rules.park()  # read again only by decisions, after the later stages
         _release_freed_memory()
         timings[stage] = time.perf_counter() - t
     return context, outputs
 
 
-def _event_rows(evaluation) -> int:
-    return sum(len(f) for f in evaluation.frames.values() if isinstance(f, EventFrame))
+def _large(out) -> bool:
+    """Whether a stage's rule evaluation or feature tables are worth parking (:data:`PARK_MIN_ROWS` rows)."""
+    events = 0 if out.rules is None else sum(len(f) for f in out.rules.frames.values() if isinstance(f, EventFrame))
+    feature_rows = sum(len(out.features[k]) for k in out.features) if isinstance(out.features, FeatureTables) else 0
+    return max(events, feature_rows) >= PARK_MIN_ROWS
+
+
+def _close_features(*holders) -> None:
+    """Remove the temporary files of the parked feature tables among ``holders``."""
+    for h in holders:
+        if isinstance(h, FeatureTables):
+            h.close()
 
 
 def _release_freed_memory() -> None:
@@ -565,6 +586,7 @@ def _training_pass(train_ds, stages, context, timings):
         st.rows(len(train_ds.labels), "labels")
     out = pd.concat([o.scores for o in outs.values()] + [tr_rules.all_scores()], ignore_index=True)
     tr_rules.close()
+    _close_features(feats, train_context.features, *(o.features for o in outs.values()))
     return out
 
 

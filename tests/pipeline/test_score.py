@@ -303,28 +303,41 @@ def test_rules_evaluated_in_chunks_match_the_whole_frame(micro, run_dir):
     assert len(ev.results["interaction"]) == 0
 
 
-def test_parked_event_tables_give_the_same_run_and_leave_no_file(micro, tmp_path, monkeypatch):
-    """Event tables moved to Parquet between the behaviour stage and decisions: the same decisions and scores,
-    and the parked files are gone once the run is written."""
+@pytest.mark.parametrize("write_features", [True, False])
+def test_parked_event_tables_give_the_same_run_and_leave_no_file(micro, tmp_path, monkeypatch, write_features):
+    """Event tables and feature tables moved to Parquet between the behaviour stage and decisions: the same
+    decisions, scores, accounts and feature tables, and the parked files are gone once the run is written."""
     from fraudkit.pipeline import score as score_module
-    from fraudkit.pipeline.frames import RuleEvaluation
+    from fraudkit.pipeline.frames import ParkedTable, RuleEvaluation
     from fraudkit.pipeline.score import score_dataset
 
     monkeypatch.setenv("FRAUDKIT_DUCKDB_TEMP_DIRECTORY", str(tmp_path / "spill"))
     stages = ("behaviour", "graph")
-    kept = score_dataset(micro, tmp_path / "kept", stages=stages, seed=0)
-    parked = []
+    kept = score_dataset(micro, tmp_path / "kept", stages=stages, seed=0, write_features=write_features)
+    parked, let_go = [], []
     real_park = RuleEvaluation.park
 
-    def park(self):
-        real_park(self)
+    def park(self, features=None):
+        real_park(self, features=features)
         parked.extend((tmp_path / "spill").glob("fraudkit-parked-*/*.parquet"))
+        let_go.extend(e for e, f in self.frames.items() if isinstance(f, ParkedTable))
 
     monkeypatch.setattr(score_module, "PARK_MIN_ROWS", 0)
     monkeypatch.setattr(RuleEvaluation, "park", park)
-    moved = score_dataset(micro, tmp_path / "parked", stages=stages, seed=0)
-    assert parked, "the event tables were not parked"
+    moved = score_dataset(micro, tmp_path / "parked", stages=stages, seed=0, write_features=write_features)
+    names = {p.name for p in parked}
+    assert any(n.startswith("fk_rule_") for n in names), "the event tables were not parked"
+    # the feature tables: in the run's features folder when it writes them, else in the temporary folder
+    assert ({"account.parquet", "order.parquet"} <= names) != write_features
+    assert "account" in let_go, "the rules' account frame was kept in memory"
     assert not list((tmp_path / "spill").glob("fraudkit-parked-*"))
-    for name in ("decisions.parquet", "scores.parquet", "accounts.parquet"):
+    files = ["decisions.parquet", "scores.parquet", "accounts.parquet"]
+    feature_files = sorted(p.name for p in (kept.run_dir / "features").glob("*.parquet"))
+    assert feature_files == sorted(p.name for p in (moved.run_dir / "features").glob("*.parquet"))
+    assert bool(feature_files) == write_features
+    for name in files:
         pd.testing.assert_frame_equal(pd.read_parquet(kept.run_dir / name), pd.read_parquet(moved.run_dir / name),
                                       check_exact=True)
+    for name in feature_files:  # DuckDB's parallel float sums differ in the last bits from run to run
+        pd.testing.assert_frame_equal(pd.read_parquet(kept.run_dir / "features" / name),
+                                      pd.read_parquet(moved.run_dir / "features" / name), check_exact=False, rtol=1e-12)

@@ -59,7 +59,7 @@ from fraudkit.identification.base import score_frame
 from fraudkit.identification.models import BoostingScorer, LogisticScorer, labels_for, union_thresholds
 from fraudkit.identification.rules import RuleSet, default_ruleset, load_ruleset
 from fraudkit.pipeline.context import RunContext
-from fraudkit.pipeline.frames import data_end, evaluate_rules, rule_frames
+from fraudkit.pipeline.frames import FeatureTables, data_end, evaluate_rules, rule_frames
 from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
@@ -113,7 +113,8 @@ def run(ds, *, context=None) -> StageOutput:
     if acc.empty:
         notes.append("skipped: the dataset has no accounts")
         return StageOutput(STAGE, empty_scores(), {}, notes)
-    features = {k: v for k, v in feats.items() if not k.startswith("_") and v is not None}
+    # one holder of the feature tables, which the rules' frames read: the pipeline may park it (FeatureTables.park)
+    features = FeatureTables({k: v for k, v in feats.items() if not k.startswith("_") and v is not None})
     ids = acc.account_id.to_numpy()
     methods = {}  # name -> (score, threshold, flagged, reasons)
     artifacts = {}
@@ -121,7 +122,7 @@ def run(ds, *, context=None) -> StageOutput:
         artifacts["script_pairs"] = feats["_pairs"]
 
     with step(ctx.progress, ctx.mode, "rules (evaluated once for the run)") as st:
-        evaluation = _evaluate_rules(ds, feats, ctx, notes)
+        evaluation = _evaluate_rules(ds, features, ctx, notes, lists=feats.get("_lists"))
         st.rows(len(acc), "accounts")
     rules_block = np.inf
     if evaluation is not None:
@@ -277,14 +278,15 @@ def _ruleset(context):
     return default_ruleset() if spec in (None, "default") else load_ruleset(spec)
 
 
-def _evaluate_rules(ds, feats, context, notes):
-    """The run's one evaluation of the rule set on this stage's feature tables (None when rules are off)."""
+def _evaluate_rules(ds, feats, context, notes, *, lists=None):
+    """The run's one evaluation of the rule set on this stage's feature tables (None when rules are off); ``lists``:
+    list entries for a store when the context has none."""
     rs = _ruleset(context)
     if rs is None:
         notes.append("rules skipped: the context's rules is False")
         return None
     data = ds if hasattr(ds, "table") else Dataset.from_tables(ds)
-    lists = context.lists if context.lists is not None else ListStore(feats.get("_lists"))
+    lists = context.lists if context.lists is not None else ListStore(lists)
     return evaluate_rules(rs, rule_frames(data, rs, features=feats, stream=True), lists, as_of=data_end(data),
                           notes=notes)
 
