@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from fraudkit.errors import FraudkitError
+from fraudkit.pipeline.frames import FeatureTables
 
 __all__ = ["RunContext", "MODES", "STAGE_PARAMETERS"]
 
@@ -64,7 +65,8 @@ class RunContext:
         Parameter overrides of each stage, key by key over the stage's ``DEFAULTS``; an unknown key is
         an error naming the stage's parameters.
     features : mapping of str to DataFrame, default={}
-        Feature tables per entity (``account``, ``device``, ``ip``, ``order``, ...), once computed.
+        Feature tables per entity (``account``, ``device``, ``ip``, ``order``, ...), once computed; a
+        :class:`~fraudkit.pipeline.frames.FeatureTables` is kept as it is (its tables may be parked).
     run_id : str, optional
         Recorded in the seed pool the graph stage writes.
     now : timestamp-like, optional
@@ -128,6 +130,8 @@ class RunContext:
             if not isinstance(value, Mapping):
                 raise FraudkitError(f"RunContext.{name} must be a dict, got {type(value).__name__}; "
                                     f"e.g. RunContext(graph={{'lp_alpha': 0.9}})")
+            if name == "features" and isinstance(value, FeatureTables):
+                continue  # kept as it is: copying it into a dict would read parked tables back into memory
             object.__setattr__(self, name, MappingProxyType(dict(value)))
 
     def parameters(self, stage: str, defaults: Mapping) -> dict:

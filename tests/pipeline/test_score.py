@@ -322,9 +322,17 @@ def test_parked_event_tables_give_the_same_run_and_leave_no_file(micro, tmp_path
         parked.extend((tmp_path / "spill").glob("fraudkit-parked-*/*.parquet"))
         let_go.extend(e for e, f in self.frames.items() if isinstance(f, ParkedTable))
 
+    graph_run, held = score_module.STAGE_MODULES["graph"].run, []
+
+    def graph(ds, *, context=None):  # what the later stage runs beside: no feature table in memory
+        held.extend(n for n in context.features if not context.features.parked(n))
+        return graph_run(ds, context=context)
+
     monkeypatch.setattr(score_module, "PARK_MIN_ROWS", 0)
     monkeypatch.setattr(RuleEvaluation, "park", park)
+    monkeypatch.setattr(score_module.STAGE_MODULES["graph"], "run", graph)
     moved = score_dataset(micro, tmp_path / "parked", stages=stages, seed=0, write_features=write_features)
+    assert not held, f"feature tables {held} were in memory during the graph stage"
     names = {p.name for p in parked}
     assert any(n.startswith("fk_rule_") for n in names), "the event tables were not parked"
     # the feature tables: in the run's features folder when it writes them, else in the temporary folder
