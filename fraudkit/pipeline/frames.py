@@ -39,7 +39,7 @@ from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load
 
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
            "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK", "FeatureTables",
-           "ParkedTable"]
+           "ParkedTable", "parking_folder"]
 
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
@@ -184,7 +184,7 @@ class FeatureTables(Mapping):
 
     def handle(self, name) -> ParkedTable:
         """A small stand-in for the parked table ``name`` (its length and columns; :meth:`ParkedTable.read`)."""
-        return ParkedTable(self, name)
+        return ParkedTable(self._files[name])
 
     def rows(self, name, start, stop, columns) -> pd.DataFrame:
         """Rows ``start:stop`` of table ``name``, only ``columns``, indexed from 0 (read from its file when parked)."""
@@ -199,9 +199,7 @@ class FeatureTables(Mapping):
         included."""
         if folder is None:
             if self._folder is None:
-                base = Path(duckdb_settings()["temp_directory"])  # where DuckDB spills and event tables are parked
-                base.mkdir(parents=True, exist_ok=True)
-                self._folder = Path(tempfile.mkdtemp(prefix="fraudkit-parked-", dir=base))
+                self._folder = parking_folder()
             folder = self._folder
         for name in list(self._frames):
             path = Path(folder) / f"{name}.parquet"
@@ -230,12 +228,23 @@ class FeatureTables(Mapping):
 
 
 class ParkedTable:
-    """A parked feature table in a :class:`RuleEvaluation`'s frames: its length and columns, and the table
-    read back by :meth:`read`."""
+    """A table written to a Parquet file until it is needed again (a parked feature table in a
+    :class:`RuleEvaluation`'s frames, a stage's scores or artifacts): its length and columns, and the table
+    read back by :meth:`read`.
 
-    def __init__(self, tables: FeatureTables, name: str):
-        self._tables, self._name = tables, name
-        meta = pq.read_metadata(tables._files[name])
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
+    >>> _ = write_parquet(pd.DataFrame({"a": [1, 2]}), path)
+    >>> t = ParkedTable(path)
+    >>> len(t), t.columns, t.read()["a"].tolist()
+    (2, ['a'], [1, 2])
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        meta = pq.read_metadata(self.path)
         self.n = int(meta.num_rows)
         self.columns = [c for c in meta.schema.to_arrow_schema().names if not c.startswith("__index_level_")]
 
@@ -247,7 +256,14 @@ class ParkedTable:
         return self.n == 0
 
     def read(self) -> pd.DataFrame:
-        return self._tables[self._name]
+        return pd.read_parquet(self.path)
+
+
+def parking_folder() -> Path:
+    """A new folder for parked tables in DuckDB's ``temp_directory`` (where it spills): its caller removes it."""
+    base = Path(duckdb_settings()["temp_directory"])
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="fraudkit-parked-", dir=base))
 
 
 class EventFrame:

@@ -44,6 +44,7 @@ import ctypes
 import importlib
 import json
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -68,11 +69,13 @@ from fraudkit.pipeline.frames import (
     EventFrame,
     EventRules,
     FeatureTables,
+    ParkedTable,
     data_end,
     evaluate_rules,
     feature_tables,
     list_store_for,
     missing_inputs,
+    parking_folder,
     rule_frames,
 )
 from fraudkit.pipeline.operating_point import (
@@ -304,8 +307,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     if seed_pool is not None and "graph" not in stages:
         notes.append("seed pool given but the graph stage is not run: it is recorded, not used")
     with atomic_directory(out, kind="run", inputs=inputs, force=force) as tmp:
-        context, outputs = _run_stages(ds, stages, context, notes, timings,
-                                       park_to=tmp / "features" if write_features else None)
+        context, outputs = _run_stages(ds, stages, context, notes, timings, run_folder=tmp,
+                                       write_features=write_features)
         t = time.perf_counter()
         with step(progress, "score", "rules on every entity") as st:
             feats = feature_tables(ds, context.features)
@@ -321,8 +324,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             st.rows(sum(len(f) for e, f in frames.items() if e in results), "rows")
         timings["rules"] = time.perf_counter() - t
         # the score table: every stage's rows, then the rules' per entity (interactions kept as Arrow text)
-        score_parts = [o.scores for o in outputs.values()] + list(rule_out.parts or [rule_out.scores])
-        all_scores = [o.scores for o in outputs.values()] + [rule_out.scores]
+        stage_scores = [_read_back(o.scores) for o in outputs.values()]
+        outputs = {k: replace(o, scores=s) for (k, o), s in zip(outputs.items(), stage_scores)}
+        score_parts = stage_scores + list(rule_out.parts or [rule_out.scores])
+        all_scores = stage_scores + [rule_out.scores]
         all_scores = [s for s in all_scores if s is not None and len(s)]
         scores = pd.concat(all_scores, ignore_index=True) if all_scores else empty_scores()
         t = time.perf_counter()
@@ -350,7 +355,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                 feats.write(tmp / "features")
             for stage, o in outputs.items():
                 for name, art in o.artifacts.items():
-                    if name != "timings":  # wall-clock seconds: the manifest's, not an output's
+                    # wall-clock seconds: the manifest's, not an output's; a parked artifact is written already
+                    if name != "timings" and not isinstance(art, ParkedTable):
                         _write_frame(art, tmp / stage / f"{name}.parquet")
             write_parquet(rule_hits, tmp / "rules" / "hits.parquet")
             _write_frame(weighted.weights, tmp / "lists" / "list_weights.parquet")
@@ -472,13 +478,14 @@ def _heldout_note(h: dict) -> str:
     return text + f"; recall of the later fraud verdicts {pct(h['recall'], h['recall_low'], h['recall_high'])}"
 
 
-def _run_stages(ds, stages, context, notes, timings, *, park_to=None):
+def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_features=False):
     """Run ``stages`` in order; returns the context with the feature tables a stage computed, and the outputs.
 
-    On a large dataset a stage's rule evaluation and feature tables are parked (read again only by the rules
-    step, decisions and the writing of the run, after the later stages): the feature tables in ``park_to``
-    (the run's ``features`` folder when it writes them; None: a temporary folder)."""
-    outputs = {}
+    On a large dataset what a stage leaves for the end of the run is parked while the later stages run: its
+    rule evaluation and feature tables (read again only by the rules step, decisions and the writing of the
+    run; the feature tables in ``run_folder/features`` when the run writes them, else in a temporary folder)
+    and, with ``run_folder``, its artifacts (written there now) and scores (:func:`_park_output`)."""
+    outputs, parking = {}, False
     for stage in stages:
         t = time.perf_counter()
         try:
@@ -489,17 +496,45 @@ def _run_stages(ds, stages, context, notes, timings, *, park_to=None):
             notes.append(f"{stage}: skipped, {e}")
             continue
         outputs[stage] = out
-        if stage != stages[-1] and _large(out):
+        parking = parking or _large(out)  # a dataset large for one stage is large for the later ones
+        if stage != stages[-1] and parking:
             if isinstance(out.features, FeatureTables):
-                out.features.park(park_to)
+                out.features.park(run_folder / "features" if run_folder is not None and write_features else None)
             if out.rules is not None:
                 out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
+            if run_folder is not None:
+                out = outputs[stage] = _park_output(out, run_folder)
         if out.features:
             context = replace(context, features=FeatureTables(context.features).with_tables(out.features))
         notes += [f"{stage}: {n}" for n in out.notes]
         _release_freed_memory()
         timings[stage] = time.perf_counter() - t
     return context, outputs
+
+
+def _park_output(out, run_folder):
+    """``out`` with its artifacts written to ``run_folder`` now (nothing reads them before the run's writing) and
+    its scores to a temporary folder; both replaced by :class:`ParkedTable` stand-ins."""
+    artifacts = {}
+    for name, art in out.artifacts.items():
+        if name == "timings" or not isinstance(art, pd.DataFrame):  # the manifest's, kept in memory
+            artifacts[name] = art
+            continue
+        path = Path(run_folder) / out.stage / f"{name}.parquet"
+        _write_frame(art, path)
+        artifacts[name] = ParkedTable(path)
+    path = parking_folder() / "scores.parquet"
+    write_parquet(out.scores, path)
+    return replace(out, artifacts=artifacts, scores=ParkedTable(path))
+
+
+def _read_back(scores):
+    """A stage's scores, read back and their temporary folder removed when :func:`_park_output` parked them."""
+    if not isinstance(scores, ParkedTable):
+        return scores
+    frame = scores.read()
+    shutil.rmtree(scores.path.parent, ignore_errors=True)
+    return frame
 
 
 def _large(out) -> bool:

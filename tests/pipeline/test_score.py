@@ -339,7 +339,9 @@ def test_parked_event_tables_give_the_same_run_and_leave_no_file(micro, tmp_path
     assert ({"account.parquet", "order.parquet"} <= names) != write_features
     assert "account" in let_go, "the rules' account frame was kept in memory"
     assert not list((tmp_path / "spill").glob("fraudkit-parked-*"))
-    files = ["decisions.parquet", "scores.parquet", "accounts.parquet"]
+    files = ["decisions.parquet", "scores.parquet", "accounts.parquet"] + sorted(
+        str(p.relative_to(kept.run_dir)) for st in ("behaviour", "graph") for p in (kept.run_dir / st).glob("*.parquet"))
+    assert any(f.startswith("behaviour/") for f in files)
     feature_files = sorted(p.name for p in (kept.run_dir / "features").glob("*.parquet"))
     assert feature_files == sorted(p.name for p in (moved.run_dir / "features").glob("*.parquet"))
     assert bool(feature_files) == write_features
