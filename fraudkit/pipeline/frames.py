@@ -14,6 +14,7 @@ each account's rollup are kept (:func:`evaluate_rules`).
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -39,7 +40,7 @@ from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load
 
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
            "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK", "FeatureTables",
-           "ParkedTable", "parking_folder"]
+           "ParkedTable", "parking_folder", "remove_stale_parking"]
 
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
@@ -51,6 +52,7 @@ _HIT_COLUMNS = ["rule_id", "status", "entity", "action", "score", "hits", "hit_r
 _EVENTS = ("order", "interaction")
 _ROW_COLUMNS = ["score", "action", "flagged", "matched", "shadow_matched"]
 _ids = itertools.count()
+_PARKED = "fraudkit-parked-"
 
 
 @dataclass(frozen=True)
@@ -259,11 +261,47 @@ class ParkedTable:
         return pd.read_parquet(self.path)
 
 
-def parking_folder() -> Path:
-    """A new folder for parked tables in DuckDB's ``temp_directory`` (where it spills): its caller removes it."""
-    base = Path(duckdb_settings()["temp_directory"])
+def parking_folder(base=None) -> Path:
+    """A new folder for parked tables in ``base`` (default DuckDB's ``temp_directory``, where it spills): its
+    caller removes it. Its name carries the process id; folders left by processes that no longer run (a run
+    killed before it could remove them) are removed first (:func:`remove_stale_parking`)."""
+    base = Path(base or duckdb_settings()["temp_directory"])
     base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="fraudkit-parked-", dir=base))
+    remove_stale_parking(base)
+    return Path(tempfile.mkdtemp(prefix=f"{_PARKED}{os.getpid()}-", dir=base))
+
+
+def remove_stale_parking(base) -> list:
+    """Remove the parking folders in ``base`` whose process no longer runs; return them.
+
+    Only folders named as :func:`parking_folder` names them (``fraudkit-parked-<pid>-...``) are looked at.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> base = Path(tempfile.mkdtemp())
+    >>> mine = parking_folder(base)
+    >>> (base / "fraudkit-parked-999999999-x").mkdir(); (base / "other").mkdir()
+    >>> [p.name for p in remove_stale_parking(base)], sorted(p.name for p in base.iterdir()) == sorted([mine.name, "other"])
+    (['fraudkit-parked-999999999-x'], True)
+    """
+    gone = []
+    for folder in sorted(Path(base).glob(f"{_PARKED}*-*")):
+        pid = folder.name[len(_PARKED):].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder)
+    return gone
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 class EventFrame:
@@ -464,9 +502,8 @@ def park_table(con, table: str) -> Path:
     connection's whole memory limit while the group and graph stages ran. The file is written in ``_fk_row``
     order, so a chunk's rows are a few row groups (skipped by their statistics otherwise); same rows, same order.
     """
-    folder = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0] or tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="fraudkit-parked-", dir=folder)) / f"{table}.parquet"
+    folder = con.execute("SELECT current_setting('temp_directory')").fetchone()[0] or tempfile.gettempdir()
+    path = parking_folder(folder) / f"{table}.parquet"
     literal = "'" + path.as_posix().replace("'", "''") + "'"
     con.execute(f"COPY (SELECT * FROM {table} ORDER BY _fk_row) TO {literal} (FORMAT PARQUET)")
     con.execute(f"DROP TABLE {table}")
