@@ -1003,6 +1003,14 @@ def order_features_from_source(src: SqlSource, accumulators) -> pd.DataFrame:
             orders[prefix + c] = col
     accs = [a for a in (DEFAULT_ACCUMULATORS if accumulators is None else accumulators) if a.table == "orders"]
     if accs:
-        orders = orders.merge(compute(accs, src).drop(columns="ts"), on="order_id", how="left", validate="one_to_one")
+        acc = compute(accs, src).drop(columns="ts")
+        pos = pd.Index(acc["order_id"]).get_indexer(orders["order_id"])
+        if acc["order_id"].is_unique and (pos >= 0).all():
+            # every order has its accumulators: placed by position, not merged (a merge copied the whole frame,
+            # 2 GB on large)
+            for c in acc.columns.drop("order_id"):
+                orders[c] = acc[c].to_numpy()[pos]
+        else:
+            orders = orders.merge(acc, on="order_id", how="left", validate="one_to_one")
     assert len(orders) == n, "order feature joins must keep one row per order"
     return orders
