@@ -102,6 +102,10 @@ class Engine:
         """Write a query's rows to one Parquet file at ``path`` (atomically); return the row count."""
         raise NotImplementedError
 
+    def release_memory(self) -> None:
+        """Hand back to the system the memory the engine keeps from finished work (nothing it still holds is
+        dropped); the default does nothing."""
+
     def close(self) -> None:
         """Release what the engine opened (never a session it was given)."""
 
@@ -175,6 +179,15 @@ class DuckDBEngine(Engine):
         with atomic_path(path) as tmp:
             self.con.execute(f"COPY ({query}) TO {literal(str(tmp))} (FORMAT parquet)")
         return int(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})").fetchone()[0])
+
+    def release_memory(self):
+        """DuckDB keeps the memory of finished queries for reuse, up to its ``memory_limit`` (measured: 0.34 GB
+        after the behaviour features of the 100 k-account world, with 68 MB in use): lowering the limit to what
+        it holds and back makes it let that go, without evicting anything."""
+        used = self.con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()[0]
+        limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        self.con.execute(f"SET memory_limit = '{(int(used) >> 20) + 64}MiB'")
+        self.con.execute(f"SET memory_limit = {literal(limit)}")
 
     def close(self):
         if self._own:

@@ -13,9 +13,11 @@ each account's rollup are kept (:func:`evaluate_rules`).
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load
 
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
            "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK", "FeatureTables",
-           "ParkedTable", "parking_folder", "remove_stale_parking"]
+           "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory"]
 
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
@@ -259,6 +261,21 @@ class ParkedTable:
 
     def read(self) -> pd.DataFrame:
         return pd.read_parquet(self.path)
+
+
+def release_memory(ds=None) -> None:
+    """Hand the memory finished work freed back to the system: the dataset's engine's (:meth:`Engine.release_memory
+    <fraudkit.data.engine.Engine.release_memory>`) and the heap's (glibc's ``malloc_trim``; elsewhere nothing):
+    freed frames otherwise stay in the process's resident memory (1.1 GB of 12 after the behaviour stage on
+    ``large``) while the next step allocates its own."""
+    engine = getattr(getattr(ds, "transform_dataset", None), "engine", None)
+    if engine is not None:
+        engine.release_memory()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
 def parking_folder(base=None) -> Path:

@@ -40,12 +40,10 @@ them out. The manifest records every threshold and where it came from.
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import json
 import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,6 +74,7 @@ from fraudkit.pipeline.frames import (
     list_store_for,
     missing_inputs,
     parking_folder,
+    release_memory,
     rule_frames,
 )
 from fraudkit.pipeline.operating_point import (
@@ -507,7 +506,7 @@ def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_f
         if out.features:
             context = replace(context, features=FeatureTables(context.features).with_tables(out.features))
         notes += [f"{stage}: {n}" for n in out.notes]
-        _release_freed_memory()
+        release_memory(ds)
         timings[stage] = time.perf_counter() - t
     return context, outputs
 
@@ -549,17 +548,6 @@ def _close_features(*holders) -> None:
     for h in holders:
         if isinstance(h, FeatureTables):
             h.close()
-
-
-def _release_freed_memory() -> None:
-    """Hand the heap a stage freed back to the system (glibc's ``malloc_trim``; elsewhere nothing): freed
-    frames otherwise stay in the process's resident memory (1.1 GB of 12 after the behaviour stage on
-    ``large``) while the next stage allocates its own."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
 
 
 def _rule_evaluation(ds, ruleset, outputs, feats, store, notes):

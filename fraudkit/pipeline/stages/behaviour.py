@@ -59,7 +59,7 @@ from fraudkit.identification.base import score_frame
 from fraudkit.identification.models import BoostingScorer, LogisticScorer, labels_for, union_thresholds
 from fraudkit.identification.rules import RuleSet, default_ruleset, load_ruleset
 from fraudkit.pipeline.context import RunContext
-from fraudkit.pipeline.frames import FeatureTables, data_end, evaluate_rules, rule_frames
+from fraudkit.pipeline.frames import FeatureTables, data_end, evaluate_rules, release_memory, rule_frames
 from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
@@ -110,6 +110,7 @@ def run(ds, *, context=None) -> StageOutput:
         feats = build_features(ds, notes=notes)
         acc = feats["account"]
         st.rows(len(acc), "accounts")
+    release_memory(ds)  # what the feature SQL's DuckDB kept, before the rules and the models allocate theirs
     if acc.empty:
         notes.append("skipped: the dataset has no accounts")
         return StageOutput(STAGE, empty_scores(), {}, notes)
