@@ -682,10 +682,12 @@ def _list_sunk(store, sunk, promotions, end, windows, k, ttl):
 def _event_is_fraud(d, labels):
     lab = labels.assign(entity_id=labels["entity_id"].astype(str))
     fraud = lab[is_fraud_typology(lab["typology"])]
-    own = pd.MultiIndex.from_arrays([fraud["entity_type"], fraud["entity_id"]])
-    ev = pd.MultiIndex.from_arrays([d["entity_type"].astype(str), d["entity_id"].astype(str)])
+    etype, eid = d["entity_type"].astype(str).to_numpy(), d["entity_id"].astype(str)
+    own = np.zeros(len(d), dtype=bool)
+    for et, ids in fraud.groupby("entity_type", sort=False)["entity_id"]:  # (type, id) pairs, one type at a time
+        own |= (etype == et) & eid.isin(set(ids)).to_numpy()
     acc = set(fraud.loc[fraud["entity_type"] == "account", "entity_id"])
-    return ev.isin(own) | d["account_id"].astype(str).isin(acc).to_numpy()
+    return own | d["account_id"].astype(str).isin(acc).to_numpy()
 
 
 def _merge_watch(watched, new, k):
