@@ -200,11 +200,12 @@ class ClosedLoop:
                 # the run is seeded with what earlier windows confirmed (graph weak-label propagation)
                 has_seeds = bool((pool.table["entity_type"] == "account").any())
                 # only the window's events are decided (the loop reads no other decision); accounts are
-                # scored on everything seen so far
+                # scored on everything seen so far; the loop reads the stages' scores, not the features nor the
+                # rules' row of every order and interaction (their outcome is the decisions)
                 run = score_dataset(ds, it / "run", stages=self.stages, seed=self.seed, rules=rules,
                                     seed_pool=pool if has_seeds else None, run_id=f"iteration_{k}", now=end,
                                     params={"graph": dict(self.graph)} if self.graph else None, decide_from=start,
-                                    progress=progress, write_features=False)
+                                    progress=progress, write_features=False, write_event_scores=False)
                 acc = pd.read_parquet(run.run_dir / "accounts.parquet")
                 dec = pd.read_parquet(run.run_dir / "decisions.parquet")
                 # 1. labelling: corroborated flags -> seed pool
