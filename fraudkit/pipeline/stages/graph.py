@@ -425,7 +425,8 @@ def _shared_view(ds, data, p, notes, steps, addresses):
     # columns: the same usage, from its memo when the run's list weighing asked first); the derived bindings and
     # normalised addresses are frames on its connection (no connection opened per medium)
     dset = None if isinstance(ds, dict) else ds
-    hot, drop = decide(dset or {"accounts": acc}, "phone", ("accounts",), "phone", time="registered_at", link=None)
+    hot, drop = decide({"accounts": acc} if dset is None else dset, "phone", ("accounts",), "phone",
+                       time="registered_at", link=None)
     parts.append((shared_entity_projection(acc, entity="phone", time="registered_at", max_degree=md, hot=hot,
                                            drop=drop), mw["phone"]))
     if "bindings" in data:
@@ -438,8 +439,11 @@ def _shared_view(ds, data, p, notes, steps, addresses):
         o = data["orders"]
         o = o.assign(address=addresses[1])
         for col in ("address", "receiver_phone"):
-            with open_source({"orders": o}, host=dset) as src:
-                hot, drop = decide(src if col == "address" else dset or src, col, ("orders",), col)
+            if col == "address" or dset is None:
+                with open_source({"orders": o}, host=dset) as src:
+                    hot, drop = decide(src, col, ("orders",), col)
+            else:
+                hot, drop = decide(dset, col, ("orders",), col)
             parts.append((shared_entity_projection(o, entity=col, time="ts", max_degree=md, hot=hot, drop=drop),
                           mw[col]))
     if not frames and "orders" not in data:
