@@ -258,6 +258,17 @@ _CN_PHONE = re.compile(r"1[3-9]\d{9}|(?:10|2\d)\d{8}|[3-9]\d{9,10}")  # mobile; 
 
 
 def _parse_phone(value, default_country):
+    if isinstance(value, str):  # the closed loop's windows resolve mostly the same strings again
+        return list(_parse_phone_text(value, default_country))
+    return _parse_phone_value(value, default_country)
+
+
+@lru_cache(maxsize=65536)
+def _parse_phone_text(value, default_country):
+    return tuple(_parse_phone_value(value, default_country))
+
+
+def _parse_phone_value(value, default_country):
     if not isinstance(value, str):
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return [None, pd.NA, None, None]
@@ -361,6 +372,17 @@ def _clean(value):
 
 def _parse_address(value):
     """``[form, *_PARTS]`` of one raw address; form None for null or empty input."""
+    if isinstance(value, str):  # the closed loop's windows resolve mostly the same strings again
+        return list(_parse_address_text(value))
+    return _parse_address_value(value)
+
+
+@lru_cache(maxsize=65536)
+def _parse_address_text(value):
+    return tuple(_parse_address_value(value))  # parts are strings and tuples: nothing shared can change
+
+
+def _parse_address_value(value):
     empty = [None] * (len(_PARTS) + 1)
     if not isinstance(value, str):
         if value is None or (isinstance(value, float) and np.isnan(value)):

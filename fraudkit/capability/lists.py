@@ -495,9 +495,8 @@ def weigh_lists(store, data, *, as_of=None, min_weight=0.5, standing=None, hot_f
         standing = account_standing(data, as_of=as_of)
     use = list_usage(data, live)
     use = use.assign(standing=standing.reindex(use["account_id"].to_numpy()).fillna("unknown").to_numpy())
-    per = use.groupby(["entity_type", "entity_id"]).agg(
-        n_accounts=("account_id", "nunique"),
-        n_look_honest=("standing", lambda x: int((x == "honest").sum()))).reset_index()
+    per = use.assign(honest=use["standing"].eq("honest").to_numpy(np.int64)).groupby(["entity_type", "entity_id"]) \
+        .agg(n_accounts=("account_id", "nunique"), n_look_honest=("honest", "sum")).reset_index()
     per["n_unknown"] = per["n_accounts"] - per["n_look_honest"]
     sharing = _sharing(data, live, hot_fence=hot_fence, hot_min_accounts=hot_min_accounts)
     w = live[["entry_id", "list_type", "list_name", "entity_type", "entity_id", "scope"]].merge(

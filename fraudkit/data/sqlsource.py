@@ -19,7 +19,6 @@ in-memory DuckDB connection) and exposes each contract table as a temporary view
 from __future__ import annotations
 
 import itertools
-from types import SimpleNamespace
 
 import pandas as pd
 import pyarrow as pa
@@ -54,8 +53,8 @@ class SqlSource:
         Runs every query of :meth:`df`, :meth:`scalar`, :meth:`temp_table` (DuckDB dialect).
     con : duckdb.DuckDBPyConnection or None
         The raw DuckDB connection, for code that has not moved to :attr:`engine` yet; None on Spark.
-    t : SimpleNamespace
-        View name of each present contract table (``t.interactions``) and
+    t : namespace
+        View name of each present contract table (``t.interactions``; the view is made on first use) and
         :meth:`name` for scratch tables.
     tables : frozenset of str
         Contract tables present.
@@ -99,12 +98,9 @@ class SqlSource:
             select = f"SELECT {select} FROM {rel}"
             if self.as_of is not None and spec.time_column is not None and name != "promotions":
                 select += f" WHERE CAST({spec.time_column} AS TIMESTAMP) < {self.ts_literal}"
-            view = self._prefix + name
-            self.engine.create_view(view, select)
-            self._created.append(("VIEW", view))
-            names[name] = view
+            names[name] = (self._prefix + name, select)
         self.tables = frozenset(names)
-        self.t = SimpleNamespace(**names)
+        self.t = _Views(self.engine, names, self._created)
 
     @property
     def ts_literal(self) -> str:
@@ -192,6 +188,7 @@ class SqlSource:
             except Exception:  # pragma: no cover - connection already closed
                 pass
         self._created.clear()
+        self.t._made.clear()
         if self._own:
             self.engine.close()
 
@@ -202,16 +199,28 @@ class SqlSource:
         self.close()
 
 
-def open_source(data, *, as_of=None) -> SqlSource:
+def open_source(data, *, as_of=None, host=None) -> SqlSource:
     """Open ``data`` (Dataset, dict of DataFrames or SqlSource) as a :class:`SqlSource`.
 
     A SqlSource passed in is returned as it is when ``as_of`` matches (the
-    caller keeps ownership); otherwise a new one is opened on its connection.
+    caller keeps ownership); otherwise a new one is opened on its connection. A dict's frames are
+    registered on a fresh in-memory connection, or on ``host``'s (a Dataset on DuckDB: no connection is
+    opened for a few small frames; they are forgotten when the source closes).
     """
     if isinstance(data, SqlSource):
         if as_of is None or (data.as_of is not None and pd.Timestamp(as_of) == data.as_of):
             return _Borrowed(data)
         raise FraudkitError("open the SqlSource with the as_of you need; it cannot be re-cut")
+    on_host = host is not None and host.transform_dataset is host and host.engine.name == "duckdb"
+    if isinstance(data, dict) and on_host:
+        raw = host.con.con
+        prefix = f"fkf{next(_counter)}_"
+        frames = {name: prefix + name for name, df in data.items() if name in TABLES and df is not None}
+        for name, rel in frames.items():
+            raw.register(rel, data[name])
+        src = SqlSource(raw, {name: quote(rel) for name, rel in frames.items()}, as_of=as_of, own=False)
+        src._created[:0] = [("FRAME", rel) for rel in frames.values()]  # unregistered last, after the views
+        return src
     if isinstance(data, dict):
         con = duckdb_connection()
         con.execute("SET preserve_insertion_order=false")
@@ -246,6 +255,25 @@ def _duckdb_dtypes(table) -> pd.DataFrame:
                 if (pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)) and table.column(f.name).null_count}
     df = table.to_pandas()
     return df.astype(nullable) if nullable else df
+
+
+class _Views:
+    """The view name of each contract table of a :class:`SqlSource` (``t.interactions``), each view made on first
+    use: a source is opened for a query or two over a few of its tables."""
+
+    def __init__(self, engine, selects: dict, created: list):
+        self._engine, self._selects, self._created, self._made = engine, selects, created, set()
+
+    def __getattr__(self, name):
+        try:
+            view, select = self.__dict__["_selects"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+        if name not in self._made:
+            self._engine.create_view(view, select)
+            self._created.append(("VIEW", view))
+            self._made.add(name)
+        return view
 
 
 class _Borrowed(SqlSource):

@@ -200,11 +200,12 @@ class ClosedLoop:
                 # the run is seeded with what earlier windows confirmed (graph weak-label propagation)
                 has_seeds = bool((pool.table["entity_type"] == "account").any())
                 # only the window's events are decided (the loop reads no other decision); accounts are
-                # scored on everything seen so far
+                # scored on everything seen so far; the loop reads the stages' scores, not the features nor the
+                # rules' row of every order and interaction (their outcome is the decisions)
                 run = score_dataset(ds, it / "run", stages=self.stages, seed=self.seed, rules=rules,
                                     seed_pool=pool if has_seeds else None, run_id=f"iteration_{k}", now=end,
                                     params={"graph": dict(self.graph)} if self.graph else None, decide_from=start,
-                                    progress=progress, write_features=False)
+                                    progress=progress, write_features=False, write_event_scores=False)
                 acc = pd.read_parquet(run.run_dir / "accounts.parquet")
                 dec = pd.read_parquet(run.run_dir / "decisions.parquet")
                 # 1. labelling: corroborated flags -> seed pool
@@ -682,10 +683,12 @@ def _list_sunk(store, sunk, promotions, end, windows, k, ttl):
 def _event_is_fraud(d, labels):
     lab = labels.assign(entity_id=labels["entity_id"].astype(str))
     fraud = lab[is_fraud_typology(lab["typology"])]
-    own = pd.MultiIndex.from_arrays([fraud["entity_type"], fraud["entity_id"]])
-    ev = pd.MultiIndex.from_arrays([d["entity_type"].astype(str), d["entity_id"].astype(str)])
+    etype, eid = d["entity_type"].astype(str).to_numpy(), d["entity_id"].astype(str)
+    own = np.zeros(len(d), dtype=bool)
+    for et, ids in fraud.groupby("entity_type", sort=False)["entity_id"]:  # (type, id) pairs, one type at a time
+        own |= (etype == et) & eid.isin(set(ids)).to_numpy()
     acc = set(fraud.loc[fraud["entity_type"] == "account", "entity_id"])
-    return ev.isin(own) | d["account_id"].astype(str).isin(acc).to_numpy()
+    return own | d["account_id"].astype(str).isin(acc).to_numpy()
 
 
 def _merge_watch(watched, new, k):

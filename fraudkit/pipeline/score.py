@@ -141,7 +141,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                   seed_pool=None, params=None, run_id=None, now=None,
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
                   decide_from=None, labels=None, list_min_weight=0.5, write_features=True, engine="duckdb",
-                  spark_master=None) -> RunResult:
+                  spark_master=None, write_event_scores=True) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -203,6 +203,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     write_features : bool, default=True
         Write ``RUN/features/``; False for a caller that reads only the scores, accounts and decisions (the
         closed loop's runs, one per window).
+    write_event_scores : bool, default=True
+        Write the rules' rows of every order and interaction to ``RUN/scores.parquet``; False for a caller that
+        reads only the stages' rows of it (the closed loop's runs: the events' outcome is ``decisions.parquet``).
     engine : {"duckdb", "spark"}, default="duckdb"
         Where the table transforms run when ``data`` (and ``train``) are paths: ``"spark"`` loads and validates
         the data, resolves its entities and runs the behaviour stage's feature SQL, the group stage's SQL and the
@@ -325,7 +328,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         # the score table: every stage's rows, then the rules' per entity (interactions kept as Arrow text)
         stage_scores = [_read_back(o.scores) for o in outputs.values()]
         outputs = {k: replace(o, scores=s) for (k, o), s in zip(outputs.items(), stage_scores)}
-        score_parts = stage_scores + list(rule_out.parts or [rule_out.scores])
+        score_parts = stage_scores + [
+            p for p in (rule_out.parts or [rule_out.scores]) if write_event_scores or not isinstance(p, EventRules)]
         all_scores = stage_scores + [rule_out.scores]
         all_scores = [s for s in all_scores if s is not None and len(s)]
         scores = pd.concat(all_scores, ignore_index=True) if all_scores else empty_scores()

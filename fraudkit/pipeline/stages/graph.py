@@ -421,19 +421,29 @@ def _shared_view(ds, data, p, notes, steps, addresses):
         steps.done("shared ip events + projection", rows_in=len(ev), edges=len(parts[-1][0]))
         del ev
     acc = data["accounts"]
-    hot, drop = decide({"accounts": acc}, "phone", ("accounts",), "phone", time="registered_at", link=None)
+    # a Dataset's phones and receiver phones are asked of the Dataset (its frames hold every row of those
+    # columns: the same usage, from its memo when the run's list weighing asked first); the derived bindings and
+    # normalised addresses are frames on its connection (no connection opened per medium)
+    dset = None if isinstance(ds, dict) else ds
+    hot, drop = decide({"accounts": acc} if dset is None else dset, "phone", ("accounts",), "phone",
+                       time="registered_at", link=None)
     parts.append((shared_entity_projection(acc, entity="phone", time="registered_at", max_degree=md, hot=hot,
                                            drop=drop), mw["phone"]))
     if "bindings" in data:
         b = data["bindings"].assign(binding=lambda f: f["provider"].astype(str) + ":" + f["binding_id"].astype(str))
-        hot, drop = decide({"bindings": b}, "binding", ("bindings",), "binding", time="bound_at", link=None)
+        with open_source({"bindings": b}, host=dset) as src:
+            hot, drop = decide(src, "binding", ("bindings",), "binding", time="bound_at", link=None)
         parts.append((shared_entity_projection(b, entity="binding", time="bound_at", max_degree=md, hot=hot,
                                                drop=drop), mw["binding"]))
     if "orders" in data:
         o = data["orders"]
         o = o.assign(address=addresses[1])
         for col in ("address", "receiver_phone"):
-            hot, drop = decide({"orders": o}, col, ("orders",), col)
+            if col == "address" or dset is None:
+                with open_source({"orders": o}, host=dset) as src:
+                    hot, drop = decide(src, col, ("orders",), col)
+            else:
+                hot, drop = decide(dset, col, ("orders",), col)
             parts.append((shared_entity_projection(o, entity=col, time="ts", max_degree=md, hot=hot, drop=drop),
                           mw[col]))
     if not frames and "orders" not in data:

@@ -1,0 +1,57 @@
+"""The SQL view of the contract tables: views made on first use, frames on a Dataset's connection."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fraudkit.data.dataset import Dataset
+from fraudkit.data.sqlsource import open_source
+
+
+def _views(raw) -> set:
+    return {r[0] for r in raw.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+
+def _tables(raw) -> set:
+    return {r[0] for r in raw.execute("SHOW TABLES").fetchall()}
+
+
+def test_a_view_is_made_when_its_table_is_first_read_and_dropped_at_close(tiny_tables):
+    with Dataset.from_tables(tiny_tables) as ds:
+        raw = ds.con.con
+        before = _views(raw)
+        src = open_source(ds)
+        assert _views(raw) == before  # opening makes no view
+        n = src.scalar(f"SELECT count(*) FROM {src.t.interactions}")
+        assert n == len(tiny_tables["interactions"])
+        assert _views(raw) - before == {src.t.interactions}
+        assert src.t.interactions == src.name("interactions")  # the same name on every read
+        src.close()
+        assert _views(raw) == before
+        with pytest.raises(AttributeError):
+            src.t.no_such_table
+
+
+def test_frames_on_a_datasets_connection_read_as_on_their_own(tiny_tables):
+    frames = {"orders": tiny_tables["orders"].assign(extra=lambda f: f["account_id"].astype(str) + "x")}
+    sql = "SELECT account_id, extra, ts FROM {} ORDER BY account_id, ts, extra"
+    with open_source(frames) as own:
+        expected = own.df(sql.format(own.t.orders))
+    with Dataset.from_tables(tiny_tables) as ds:
+        raw = ds.con.con
+        tables, views = _tables(raw), _views(raw)
+        with open_source(frames, host=ds) as src:
+            assert src.con is raw
+            got = src.df(sql.format(src.t.orders))
+            assert len(_tables(raw) - tables) == 2  # the frame, registered under a name of its own, and its view
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        assert _tables(raw) == tables and _views(raw) == views  # frame and views forgotten at close
+        assert len(ds.to_pandas("orders")) == len(tiny_tables["orders"])  # the connection stays the Dataset's
+
+
+def test_frames_without_a_host_get_their_own_connection(tiny_tables):
+    frames = {"orders": tiny_tables["orders"]}
+    with Dataset.from_tables(tiny_tables) as ds, open_source(frames) as own, open_source(frames, host=None) as other:
+        assert own.con is not ds.con.con and other.con is not own.con
+        assert own.scalar(f"SELECT count(*) FROM {own.t.orders}") == len(frames["orders"])
