@@ -46,15 +46,17 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fraudkit import __version__
 from fraudkit.capability.lists import ListStore, row_scopes
 from fraudkit.data.atomic import atomic_directory, write_parquet, write_text
 from fraudkit.data.contract import FRAUD_TYPOLOGIES, HONEST_LOOKALIKES, LABEL_TABLE, STAGES, is_fraud_typology
-from fraudkit.data.dataset import Dataset, load_dataset
+from fraudkit.data.dataset import Dataset, dataset_fingerprint, load_dataset
 from fraudkit.data.slicing import slice_tables
 from fraudkit.errors import FraudkitError
 from fraudkit.evaluation.metrics import leakage
@@ -66,7 +68,10 @@ from fraudkit.pipeline.score import score_dataset
 __all__ = [
     "ClosedLoop",
     "LoopResult",
+    "LoopJob",
     "run_closed_loop",
+    "start_closed_loop",
+    "finished_loop",
     "loop_windows",
     "identify_products",
     "sink_data",
@@ -109,6 +114,25 @@ class LoopResult:
     sunk: dict
     store: object
     params: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, out) -> "LoopResult":
+        """The loop :func:`run_closed_loop` wrote to ``out``, read back (the tables as they were written)."""
+        out = Path(out)
+        manifest = json.loads((out / "loop" / "manifest.json").read_text())
+
+        def table(path):
+            return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+
+        return cls(out_dir=out, summary=table(out / "loop" / "summary.parquet"),
+                   evaluation=table(out / "loop" / "evaluation.parquet"),
+                   seed_pool=SeedPool.load(out / "seed_pool.parquet"),
+                   watched_products=table(out / "watched_products.parquet"),
+                   loop_labels=table(out / "loop_labels.parquet"),
+                   early_warning=table(out / "loop" / "early_warning.parquet"),
+                   sunk={name: table(out / "sunk" / f"{name}.parquet")
+                         for name in ("addresses", "devices", "phones", "portraits")},
+                   store=ListStore.read(out / "lists"), params=manifest["params"])
 
     def recall_table(self) -> pd.DataFrame:
         """Per iteration: overall recall and precision, pipeline vs loop (the notebook figure)."""
@@ -279,7 +303,9 @@ class ClosedLoop:
             store.save(tmp / "lists")
             write_text(tmp / "loop" / "params.json", pd.Series(self.get_params(), dtype=object).to_json(indent=2))
             # wall-clock seconds only here: the same data and parameters give the same tables
-            write_text(tmp / "loop" / "manifest.json", json.dumps({"params": self.get_params(), "timings": seconds},
+            write_text(tmp / "loop" / "manifest.json", json.dumps({"params": self.get_params(), "data_fingerprint":
+                                                                   fingerprint, "fraudkit_version": __version__,
+                                                                   "timings": seconds},
                                                                   indent=2, default=str))
         return LoopResult(out_dir=out, summary=summary, evaluation=evaluation, seed_pool=pool,
                           watched_products=watched, loop_labels=loop_labels, early_warning=warn, sunk=sunk,
@@ -323,6 +349,92 @@ def run_closed_loop(data, out, *, n_windows=3, window=None, stages=("behaviour",
     """
     return ClosedLoop(n_windows=n_windows, window=window, stages=stages, seed=seed, **params).run(
         data, out, progress=progress)
+
+
+@dataclass
+class LoopJob:
+    """A closed loop running in a second process (:func:`start_closed_loop`); :meth:`wait` for it."""
+
+    out_dir: Path
+    _process: object = field(repr=False)
+    _errors: object = field(repr=False)
+
+    def done(self) -> bool:
+        return not self._process.is_alive()
+
+    def wait(self) -> LoopResult:
+        """Wait for the loop; its result read from ``out_dir``. A failed loop raises :class:`FraudkitError` with
+        what it raised."""
+        self._process.join()
+        error = self._errors.get() if not self._errors.empty() else None
+        if error is not None or self._process.exitcode != 0:
+            raise FraudkitError(f"the closed loop in a second process failed (exit code {self._process.exitcode})"
+                                + (f": {error}" if error else ""))
+        return LoopResult.load(self.out_dir)
+
+    def cancel(self) -> None:
+        """Stop the loop now; it writes nothing (its output folder is written atomically)."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+
+
+def start_closed_loop(data, out, *, n_windows=3, seed=0, **params) -> LoopJob:
+    """Start :func:`run_closed_loop` on a dataset folder in a second process; return at once.
+
+    The loop depends on the data, the seed and its parameters alone, not on any run, so the report starts it
+    while its other steps run and step 5 reads what it wrote (:func:`finished_loop`). The process is spawned,
+    not forked (a process that has run DuckDB or OpenMP threads may hang in a fork); it writes ``out``
+    atomically, as the same call in this process would.
+
+    Parameters
+    ----------
+    data : path
+        A dataset folder (read by the second process).
+    out : path
+    n_windows, seed, **params
+        See :class:`ClosedLoop`.
+
+    Returns
+    -------
+    LoopJob
+    """
+    spawn = get_context("spawn")
+    errors = spawn.SimpleQueue()
+    process = spawn.Process(target=_loop_in_process, args=(str(data), str(out), errors),
+                            kwargs=dict(n_windows=n_windows, seed=seed, **params), daemon=True)
+    process.start()
+    return LoopJob(Path(out), process, errors)
+
+
+def finished_loop(out, data, *, n_windows=3, seed=0, **params) -> LoopResult | None:
+    """The loop in ``out`` when it was run on this ``data`` (its files' fingerprint) with these parameters by this
+    version of fraudkit, else None.
+
+    Examples
+    --------
+    >>> finished_loop("/nonexistent", "/nonexistent") is None
+    True
+    """
+    manifest = Path(out) / "loop" / "manifest.json"
+    if not manifest.is_file():
+        return None
+    ran = json.loads(manifest.read_text())
+    wanted = ClosedLoop(n_windows=n_windows, seed=seed, **params).get_params()
+    if ran.get("params") != json.loads(json.dumps(wanted, default=str)):
+        return None
+    if ran.get("data_fingerprint") != dataset_fingerprint(data) or ran.get("fraudkit_version") != __version__:
+        return None
+    return LoopResult.load(out)
+
+
+def _loop_in_process(data, out, errors, **params) -> None:
+    """The second process of :func:`start_closed_loop`: run the loop; a failure's message goes to ``errors``."""
+    try:
+        run_closed_loop(data, out, **params)
+    except Exception as e:  # the parent reports it (LoopJob.wait); the exit code says it failed
+        errors.put(f"{type(e).__name__}: {e}"[:4000])  # short: the parent reads it after the process ends
+        raise SystemExit(1) from None
 
 
 # --- the steps, as pure functions -------------------------------------------------------------

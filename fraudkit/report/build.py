@@ -34,7 +34,7 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -44,12 +44,13 @@ from fraudkit.data import atomic
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import dataset_fingerprint
 from fraudkit.errors import FraudkitError, MissingInputError, OutputError
+from fraudkit.evaluation.loop import start_closed_loop
 from fraudkit.evaluation.review import read_review
 from fraudkit.pipeline.own_labels import OwnLabels
 from fraudkit.pipeline.progress import Progress
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.report.html import mask_html, mask_notebook, render_notebook_body, render_page
-from fraudkit.report.notebook import review_files
+from fraudkit.report.notebook import loop_folder, review_files
 from fraudkit.report.summary import summarise_run
 from fraudkit.report.views import training_note
 from fraudkit.simulation import TRAIN_SEED_OFFSET, simulate
@@ -585,18 +586,29 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
                  "as_of": as_of or "", "seed": int(seed),
                  "previous_run_dir": str(previous_run.resolve()) if previous_run else "",
                  "loop_windows": int(loop_windows), **parameters}
-    for i, step in enumerate(STEPS):
-        if score_error is not None:
-            results.append(StepResult(step, False, 0.0, "not run: scoring failed (see the summary page)"))
-            continue
-        say(f"step {i + 1}/{len(STEPS)} {step.name} started: {step.blurb}")
-        with _heartbeat(say, f"step {i + 1}/{len(STEPS)} {step.name}"):
-            res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key,
-                            run_dir=Path(run_dir), source=source)
-        results.append(res)
-        timings[step.name] = res.seconds
-        say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)"
-            + ("" if res.ok else f": {error_reason(res.error or '')}"))
+    loop = None
+    try:
+        for i, step in enumerate(STEPS):
+            if score_error is not None:
+                results.append(StepResult(step, False, 0.0, "not run: scoring failed (see the summary page)"))
+                continue
+            if i == 1:
+                loop = _start_loop(nb_params, Path(run_dir), say)
+            say(f"step {i + 1}/{len(STEPS)} {step.name} started: {step.blurb}")
+            waited = 0.0
+            if loop is not None and "loop_windows" in step.extra:
+                waited, loop = _wait_loop(loop, say, f"step {i + 1}/{len(STEPS)} {step.name}"), None
+            with _heartbeat(say, f"step {i + 1}/{len(STEPS)} {step.name}"):
+                res = _run_step(step, notebooks[step.name], tmp, nb_params, run_id=run_id, timeout=timeout, key=key,
+                                run_dir=Path(run_dir), source=source)
+            res = replace(res, seconds=res.seconds + waited)  # the step took the wait too
+            results.append(res)
+            timings[step.name] = res.seconds
+            say(f"step {i + 1}/{len(STEPS)} {step.name} {'ok' if res.ok else 'FAILED'} ({res.seconds:.1f} s)"
+                + ("" if res.ok else f": {error_reason(res.error or '')}"))
+    finally:
+        if loop is not None:
+            loop.cancel()
     ok = score_error is None and all(r.ok for r in results)
     for r in results:  # a page for every step, even one that never produced a notebook
         if not (tmp / r.step.page).exists():
@@ -640,6 +652,33 @@ def _build_into(tmp: Path, *, run_id, data_dir, train_dir, train_fingerprint, ru
     atomic.write_text(tmp / "index.html", _index_page(manifest, results, summary, errors, data_dir, key=key,
                                                       source=source))
     return results, manifest
+
+
+def _start_loop(nb_params: dict, run_dir: Path, say):
+    """Start step 5's closed loop in a second process, to run while steps 2 to 4 do (None with no loop).
+
+    Started once step 1 has ended: step 1 uses both cores itself (the drill scores two worlds side by side). The
+    loop depends on the data, its windows and the seed alone; step 5 reads what it wrote
+    (:func:`fraudkit.report.evaluation_views.closed_loop`), or runs it itself when it failed.
+    """
+    windows = int(nb_params.get("loop_windows") or 0)
+    if not windows:
+        return None
+    say(f"closed loop ({windows} windows, for step 5) started in a second process while steps 2-4 run")
+    return start_closed_loop(nb_params["data_dir"], loop_folder(run_dir), n_windows=windows, seed=nb_params["seed"])
+
+
+def _wait_loop(loop, say, what: str) -> float:
+    """Wait for the closed loop :func:`_start_loop` started; the seconds waited."""
+    t = time.perf_counter()
+    if not loop.done():
+        say(f"{what}: waiting for the closed loop to finish")
+    try:
+        with _heartbeat(say, f"{what}: the closed loop"):
+            loop.wait()
+    except FraudkitError as e:
+        say(f"{what}: {e}; the step runs the loop itself")
+    return time.perf_counter() - t
 
 
 def _notebooks(notebooks_dir) -> dict:

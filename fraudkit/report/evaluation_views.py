@@ -17,11 +17,11 @@ import pandas as pd
 from pathlib import Path
 
 from fraudkit.data.dataset import table_path
-from fraudkit.evaluation.loop import run_closed_loop
+from fraudkit.evaluation.loop import LoopResult, finished_loop, run_closed_loop
 from fraudkit.evaluation.review import STRATA
 from fraudkit.report import keynumbers, plots
 from fraudkit.report.display import Chart, Note, Shown, Table, Unavailable
-from fraudkit.report.notebook import Context, step_dir, write_artifact
+from fraudkit.report.notebook import Context, loop_folder, write_artifact
 from fraudkit.report.views import (
     compare_runs,
     early_warning_long,
@@ -195,7 +195,8 @@ def closed_loop(ctx: Context, *, windows: int) -> Shown | Unavailable:
     """The closed loop over ``windows`` windows: recall and precision by iteration, and the loop window by window.
 
     Runs :func:`fraudkit.evaluation.loop.run_closed_loop` into ``RUN/report/evaluation/loop``
-    (once per notebook run) and writes the per-iteration recall to
+    (once per notebook run; the report starts it in a second process while its earlier steps run, and this
+    step reads what it wrote) and writes the per-iteration recall to
     ``RUN/report/evaluation/loop_recall.parquet`` (the index page reads it).
     """
     loop = _loop(ctx, windows)
@@ -287,5 +288,16 @@ def _loop(ctx: Context, windows: int):
     """The closed loop's result over ``windows`` windows (run once per notebook run), or why there is none."""
     if not windows:
         return Unavailable("the closed loop", "loop_windows is 0")
-    return ctx.memo(("loop", int(windows)), lambda: run_closed_loop(
-        ctx.data_dir, step_dir(ctx.run_dir, "evaluation") / "loop", n_windows=int(windows), seed=ctx.seed))
+    return ctx.memo(("loop", int(windows)), lambda: _loop_result(ctx, int(windows)))
+
+
+def _loop_result(ctx: Context, windows: int) -> LoopResult:
+    """The loop the report started for this data, windows and seed (:func:`fraudkit.report.build.build_report`),
+    or one run here; read back from its folder either way, so the page is the same."""
+    out = loop_folder(ctx.run_dir)
+    started = finished_loop(out, ctx.data_dir, n_windows=windows, seed=ctx.seed)
+    if started is not None:
+        return started
+    run_closed_loop(ctx.data_dir, out, n_windows=windows, seed=ctx.seed)
+    return LoopResult.load(out)
+

@@ -46,6 +46,7 @@ __all__ = [
     "table_path",
     "as_of_day",
     "step_dir",
+    "loop_folder",
 ]
 
 
@@ -267,3 +268,9 @@ def step_dir(run_dir, step: str) -> Path:
     d = Path(run_dir) / "report" / step
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def loop_folder(run_dir) -> Path:
+    """``RUN/report/evaluation/loop``: where step 5 keeps the run's closed loop (the report starts it early,
+    :func:`fraudkit.report.build.build_report`)."""
+    return step_dir(run_dir, "evaluation") / "loop"

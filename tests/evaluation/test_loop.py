@@ -10,10 +10,13 @@ from fraudkit.data.slicing import slice_tables
 from fraudkit.errors import FraudkitError
 from fraudkit.evaluation.loop import (
     ClosedLoop,
+    LoopResult,
+    finished_loop,
     identify_products,
     loop_windows,
     run_closed_loop,
     sink_data,
+    start_closed_loop,
 )
 
 T = pd.Timestamp
@@ -249,3 +252,31 @@ def test_each_window_run_equals_a_validated_run_of_its_slice_from_scratch(loop_r
     prints = [json.loads((loop_run.out_dir / "loop" / f"iteration_{k}" / "run" / "manifest.json").read_text())
               ["data"]["fingerprint"] for k in (0, 1)]
     assert prints[0] != prints[1] and all(len(p) == 16 for p in prints)  # each slice named apart
+
+
+def test_a_loop_started_in_a_second_process_writes_what_this_process_would(tmp_path):
+    """start_closed_loop on a dataset folder: the same tables as run_closed_loop here, and finished_loop finds it for
+    that data, windows and seed only."""
+    from fraudkit.simulation import simulate
+
+    data = tmp_path / "micro"
+    simulate("micro", data, seed=0, progress=False)
+    job = start_closed_loop(data, tmp_path / "apart", n_windows=2, stages=("graph",), seed=0)
+    run_closed_loop(data, tmp_path / "here", n_windows=2, stages=("graph",), seed=0)
+    apart, here = job.wait(), LoopResult.load(tmp_path / "here")
+    for name in ("summary", "evaluation", "watched_products", "loop_labels", "early_warning"):
+        pd.testing.assert_frame_equal(getattr(apart, name), getattr(here, name))
+    pd.testing.assert_frame_equal(apart.seed_pool.table, here.seed_pool.table)
+    assert finished_loop(tmp_path / "apart", data, n_windows=2, stages=("graph",), seed=0) is not None
+    assert finished_loop(tmp_path / "apart", data, n_windows=2, seed=0) is None  # other stages
+    assert finished_loop(tmp_path / "apart", data, n_windows=3, stages=("graph",), seed=0) is None
+    (data / "accounts.parquet").unlink()
+    assert finished_loop(tmp_path / "apart", data, n_windows=2, stages=("graph",), seed=0) is None  # other data
+
+
+def test_a_failed_loop_in_a_second_process_says_why(tmp_path):
+    (tmp_path / "empty").mkdir()
+    job = start_closed_loop(tmp_path / "empty", tmp_path / "out", n_windows=2, seed=0)
+    with pytest.raises(FraudkitError, match=r"(?s)closed loop in a second process failed.*missing required table accounts"):
+        job.wait()
+    assert not (tmp_path / "out").exists()

@@ -18,7 +18,7 @@ from fraudkit.report.build import STEPS, _run_step, build_report, make_run_id
 from fraudkit.report.html import external_resources, make_offline, mask_html
 
 
-def _tiny_notebooks(folder: Path, *, failing: str | None = None) -> Path:
+def _tiny_notebooks(folder: Path, *, failing: str | None = None, bodies: dict | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for s in STEPS:
         nbk = nbformat.v4.new_notebook()
@@ -26,7 +26,8 @@ def _tiny_notebooks(folder: Path, *, failing: str | None = None) -> Path:
         p = nbformat.v4.new_code_cell('data_dir = ""\nrun_dir = ""\nas_of = ""\nseed = 0\nprevious_run_dir = ""')
         p.metadata["tags"] = ["parameters"]
         body = ('raise RuntimeError("boom in step: account phone 13812345678 ip 10.1.2.3")' if s.name == failing
-                else 'print("rows", len(__import__("pandas").read_parquet(run_dir + "/accounts.parquet")))')
+                else (bodies or {}).get(s.name)
+                or 'print("rows", len(__import__("pandas").read_parquet(run_dir + "/accounts.parquet")))')
         nbk.cells = [nbformat.v4.new_markdown_cell(f"# {s.title}"), p, nbformat.v4.new_code_cell(body)]
         nbformat.write(nbk, folder / f"{s.name}.ipynb")
     return folder
@@ -265,3 +266,49 @@ def test_scoring_reports_its_phases_to_the_report_progress(monkeypatch, tmp_path
     tracker = Progress("report", stream=io.StringIO(), animate=False)
     assert report._score(tmp_path, tmp_path / "run", stages=["behaviour"], seed=0, progress=tracker) == ["n"]
     assert seen["progress"] is tracker
+
+
+def test_the_closed_loop_runs_beside_steps_2_to_4_and_step_5_finds_it(tmp_path, monkeypatch, capsys):
+    """The report starts step 5's closed loop in a second process once step 1 has ended, waits for it before step 5,
+    and step 5 finds it where it looks, made with its windows and seed on its data."""
+    import shutil
+
+    import fraudkit.report.build as report
+
+    good = micro_report()
+    monkeypatch.setattr(report, "_score", lambda data_dir, run_dir, **kw: shutil.copytree(
+        good.run_dir, run_dir, ignore=shutil.ignore_patterns("report")) and [])  # no loop in the copy
+    step5 = ("from fraudkit.evaluation.loop import finished_loop\n"
+             "from fraudkit.report.notebook import loop_folder\n"
+             "loop = finished_loop(loop_folder(run_dir), data_dir, n_windows=loop_windows, seed=seed)\n"
+             "assert loop is not None and loop.summary['iteration'].tolist() == [0, 1], 'no loop'")
+    res = build_report(data=micro_data(), out=tmp_path / "reports", run_id="r", seed=0, loop_windows=2,
+                       notebooks_dir=_tiny_notebooks(tmp_path / "nb", bodies={STEPS[-1].name: step5}), progress=True)
+    assert res.ok, [s.error for s in res.steps]
+    said = capsys.readouterr().err
+    started = said.index("closed loop (2 windows, for step 5) started in a second process")
+    assert said.index(f"{STEPS[0].name} ok") < started < said.index(f"step 2/{len(STEPS)} {STEPS[1].name} started")
+
+
+def test_step_5_reads_the_loop_the_report_started_and_runs_its_own_otherwise(tmp_path, monkeypatch):
+    import shutil
+
+    from fraudkit.evaluation.loop import LoopResult
+    from fraudkit.report import evaluation_views as ev
+    from fraudkit.report.notebook import Context, loop_folder
+
+    good = micro_report()  # built with loop_windows=2, seed 0
+    run = tmp_path / "run"
+    shutil.copytree(loop_folder(good.run_dir), loop_folder(run))
+
+    def boom(*a, **kw):
+        raise RuntimeError("ran the loop again")
+
+    monkeypatch.setattr(ev, "run_closed_loop", boom)
+    got = ev._loop_result(Context(micro_data(), run, seed=0), 2)
+    pd.testing.assert_frame_equal(got.summary, LoopResult.load(loop_folder(good.run_dir)).summary)
+    for other in (Context(micro_data(), run, seed=1), Context(micro_data(1000), run, seed=0)):
+        with pytest.raises(RuntimeError, match="ran the loop again"):
+            ev._loop_result(other, 2)
+    with pytest.raises(RuntimeError, match="ran the loop again"):
+        ev._loop_result(Context(micro_data(), run, seed=0), 3)
