@@ -8,8 +8,9 @@ closed loop the report started earlier, :func:`fraudkit.report.build.build_repor
 average (1 minute) is taken when each run starts and ends: the figures are upper bounds on a shared machine; run it
 under the machine's heavy-run lock.
 
-With ``--reference`` (e.g. main just before a change), one more report is built there and its closed loop must
-equal this checkout's, table by table (``RUN/report/evaluation/loop/``). It writes
+With ``--reference`` (e.g. main just before a change), one more report is built there and its closed loop and
+red-team drill must equal this checkout's, table by table (``RUN/report/evaluation/loop/``,
+``RUN/report/perception/redteam*.parquet``). It writes
 ``benchmarks/report_timing.md`` (keeping the file's hand-written notes, from the first ``## Notes`` heading on).
 
     python benchmarks/report_timing.py --before /tmp/wt-c43 [--reference /tmp/wt-base] [--data D0 --train D1000]
@@ -33,6 +34,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = Path("report") / "evaluation" / "loop"
 """The closed loop's folder inside a report's private run directory (``<out>/.runs/<run id>/``)."""
+DRILL = (Path("report") / "perception" / "redteam_comparison.parquet", Path("report") / "perception" / "redteam.parquet")
+"""The red-team drill's tables in the same directory."""
 
 
 def main(argv=None) -> int:
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
         same = None
         if args.reference is not None:
             _report_run(args.reference.resolve(), data, train, tmp / "reference")
-            same = _same_loop(tmp / "reference", tmp / "after-0")
+            same = _same_outputs(tmp / "reference", tmp / "after-0")
         sizes = {"data": _sizes(data), "train": _sizes(train)}
     text = _markdown(runs, same, sizes, args)
     args.out.write_text(text + _kept_notes(args.out), encoding="utf-8")
@@ -91,11 +94,12 @@ def _report_run(tree: Path, data: Path, train: Path, out: Path) -> dict:
             "load_end": os.getloadavg()[0]}
 
 
-def _same_loop(reference: Path, after: Path) -> bool:
-    """Whether the two reports' closed loops wrote the same tables (every Parquet file of the loop folder)."""
-    a, b = (r / ".runs" / "bench" / LOOP for r in (reference, after))
-    files = sorted(p.relative_to(a) for p in a.rglob("*.parquet"))
-    if files != sorted(p.relative_to(b) for p in b.rglob("*.parquet")):
+def _same_outputs(reference: Path, after: Path) -> bool:
+    """Whether the two reports' closed loops and red-team drills wrote the same tables (every Parquet file of the
+    loop folder; the drill's two tables)."""
+    a, b = (r / ".runs" / "bench" for r in (reference, after))
+    files = sorted(p.relative_to(a) for p in (a / LOOP).rglob("*.parquet")) + list(DRILL)
+    if files[:-len(DRILL)] != sorted(p.relative_to(b) for p in (b / LOOP).rglob("*.parquet")):
         return False
     for f in files:
         try:
@@ -151,7 +155,7 @@ def _markdown(runs, same, sizes, args) -> str:
     loads = "; ".join(f"{mode} " + ", ".join(f"{r['load_start']:.1f} -> {r['load_end']:.1f}" for r in rs)
                       for mode, rs in runs.items())
     lines += ["", f"Load (1-minute average, 2 cores) at each run's start and end: {loads}.", "",
-              "Same closed loop (every table) as the reference tree: "
+              "Same closed loop (every table) and red-team drill tables as the reference tree: "
               + ({None: "not checked (no --reference)", True: f"yes ({args.reference})"}.get(same, "NO")) + ".", ""]
     return "\n".join(lines)
 
