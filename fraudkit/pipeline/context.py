@@ -77,6 +77,15 @@ class RunContext:
     progress : fraudkit.pipeline.progress.Progress, optional
         Where stages report their steps (:func:`fraudkit.pipeline.progress.step`); None reports nothing.
         Not a parameter: it changes no result and is not recorded.
+    parking : bool, default=False
+        Whether a stage parks, on a large dataset (:func:`fraudkit.pipeline.frames.worth_parking`), the tables
+        only the end of the run reads again (the behaviour stage: its rule evaluation and the feature tables its
+        models do not read, before they run). The pipeline sets it; a stage run on its own keeps its tables in
+        memory. Not a parameter: it changes no result.
+    features_folder : path, optional
+        Where parked feature tables are written: the run's ``features`` folder when the run writes its feature
+        tables; None: a temporary folder, removed when the run ends
+        (:meth:`fraudkit.pipeline.frames.FeatureTables.close`).
 
     Examples
     --------
@@ -108,6 +117,8 @@ class RunContext:
     now: Any = None
     train_features: Any = field(default=None, compare=False, repr=False)
     progress: Any = field(default=None, compare=False, repr=False)
+    parking: bool = field(default=False, compare=False, repr=False)
+    features_folder: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.mode not in MODES:

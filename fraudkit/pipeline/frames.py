@@ -42,11 +42,16 @@ from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load
 
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
            "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK", "FeatureTables",
-           "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory"]
+           "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory", "PARK_MIN_ROWS",
+           "worth_parking"]
 
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
 (23.7M interactions with their joined features) and its rule results never sit in memory whole."""
+
+PARK_MIN_ROWS = 1_000_000
+"""Event rows (or feature-table rows) from which a run's rule evaluation and feature tables are moved out of memory
+to Parquet until the end of the run reads them again (:func:`worth_parking`); smaller ones stay in memory."""
 
 _ENTITY_KEYS = {"account": "account_id", "device": "device_id", "ip": "ip", "order": "order_id",
                 "interaction": "event_id"}
@@ -129,10 +134,12 @@ class RuleEvaluation:
 class FeatureTables(Mapping):
     """A run's feature tables per entity (``account``, ``device``, ``ip``, ``order`` ...), in memory or parked.
 
-    The behaviour stage computes them and its rules read them; then nothing reads them until decisions and
-    the writing of the run, after the group and graph stages. On ``large`` they are gigabytes (``order`` 2 GB,
-    ``account`` 1.3 GB): :meth:`park` writes them to Parquet files and lets the frames go; a table is read back
-    whole when next used (``tables[name]``), or only some of its rows and columns (:meth:`rows`).
+    The behaviour stage computes them, its rules read them and its models the ``account`` table; then nothing
+    reads them until decisions and the writing of the run, after the group and graph stages. On ``large`` they
+    are gigabytes (``order`` 2 GB, ``account`` 1.3 GB): :meth:`park` writes them to Parquet files and lets the
+    frames go (the behaviour stage parks all but ``account`` before its models, the pipeline ``account`` after
+    the stage); a table is read back whole when next used (``tables[name]``), or only some of its rows and
+    columns (:meth:`rows`).
 
     Examples
     --------
@@ -197,15 +204,20 @@ class FeatureTables(Mapping):
         table = pq.read_table(self._files[name], columns=list(columns))
         return table.slice(start, stop - start).to_pandas().reset_index(drop=True)
 
-    def park(self, folder=None) -> None:
-        """Write the tables held in memory to ``folder/<name>.parquet`` (when None, a new folder in DuckDB's
-        ``temp_directory``, removed by :meth:`close`) and let the frames go. A table comes back equal, dtypes
-        included."""
+    def n_rows(self, name) -> int:
+        """The number of rows of table ``name``, without reading it back when it is parked."""
+        return len(self._frames[name]) if name in self._frames else ParkedTable(self._files[name]).n
+
+    def park(self, folder=None, *, keep=()) -> None:
+        """Write the tables held in memory, but those named in ``keep``, to ``folder/<name>.parquet`` (when None,
+        a new folder in DuckDB's ``temp_directory``, removed by :meth:`close`) and let the frames go. A table
+        comes back equal, dtypes included; one parked already stays where it is (a later call parks only what
+        is still in memory)."""
         if folder is None:
             if self._folder is None:
                 self._folder = parking_folder()
             folder = self._folder
-        for name in list(self._frames):
+        for name in [n for n in self._frames if n not in keep]:
             path = Path(folder) / f"{name}.parquet"
             write_parquet(self._frames[name], path)
             self._files[name] = path
@@ -276,6 +288,22 @@ def release_memory(ds=None) -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc
             pass
+
+
+def worth_parking(features=None, rules=None) -> bool:
+    """Whether a run's feature tables (a :class:`FeatureTables`) or rule evaluation (a :class:`RuleEvaluation`:
+    its event frames) have :data:`PARK_MIN_ROWS` rows or more: the one test deciding that a run parks them
+    (the behaviour stage before its models, the pipeline after each stage). Parked tables are counted from
+    their files' metadata, not read back.
+
+    Examples
+    --------
+    >>> worth_parking(FeatureTables({"order": pd.DataFrame({"order_id": [1, 2]})})), worth_parking()
+    (False, False)
+    """
+    events = 0 if rules is None else sum(len(f) for f in rules.frames.values() if isinstance(f, EventFrame))
+    feature_rows = sum(features.n_rows(k) for k in features) if isinstance(features, FeatureTables) else 0
+    return max(events, feature_rows) >= PARK_MIN_ROWS
 
 
 def parking_folder(base=None) -> Path:

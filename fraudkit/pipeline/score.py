@@ -76,6 +76,7 @@ from fraudkit.pipeline.frames import (
     parking_folder,
     release_memory,
     rule_frames,
+    worth_parking,
 )
 from fraudkit.pipeline.operating_point import (
     HEADLINE_METHODS,
@@ -98,16 +99,11 @@ from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
 from fraudkit.pipeline.stages.behaviour import training_data
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
 
-__all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS", "DECISION_CHUNK",
-           "PARK_MIN_ROWS"]
+__all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS", "DECISION_CHUNK"]
 
 DECISION_CHUNK = EVENT_CHUNK
 """Events decided (and written) at a time: the decisions of a large world never sit in memory together (the
 rules are evaluated :data:`fraudkit.pipeline.frames.EVENT_CHUNK` events at a time)."""
-PARK_MIN_ROWS = 1_000_000
-"""Event rows (or feature-table rows) from which the behaviour stage's event tables and feature tables are moved
-out of memory to Parquet while the later stages run (:meth:`fraudkit.pipeline.frames.RuleEvaluation.park`,
-:meth:`fraudkit.pipeline.frames.FeatureTables.park`); smaller ones stay in memory."""
 
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
@@ -484,11 +480,15 @@ def _heldout_note(h: dict) -> str:
 def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_features=False):
     """Run ``stages`` in order; returns the context with the feature tables a stage computed, and the outputs.
 
-    On a large dataset what a stage leaves for the end of the run is parked while the later stages run: its
-    rule evaluation and feature tables (read again only by the rules step, decisions and the writing of the
-    run; the feature tables in ``run_folder/features`` when the run writes them, else in a temporary folder)
-    and, with ``run_folder``, its artifacts (written there now) and scores (:func:`_park_output`)."""
-    outputs, parking = {}, False
+    On a large dataset (:func:`fraudkit.pipeline.frames.worth_parking`) what a stage leaves for the end of the
+    run is parked while the later stages run: its rule evaluation and feature tables (read again only by the
+    rules step, decisions and the writing of the run; the feature tables in ``run_folder/features`` when the run
+    writes them, else in a temporary folder: the context's ``features_folder``) and, with ``run_folder``, its
+    artifacts (written there now) and scores (:func:`_park_output`). The behaviour stage parks its own before
+    its models (the context's ``parking``); here what is still in memory is parked, nothing twice."""
+    context = replace(context, parking=True,
+                      features_folder=run_folder / "features" if run_folder is not None and write_features else None)
+    outputs, large = {}, False
     for stage in stages:
         t = time.perf_counter()
         try:
@@ -499,10 +499,10 @@ def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_f
             notes.append(f"{stage}: skipped, {e}")
             continue
         outputs[stage] = out
-        parking = parking or _large(out)  # a dataset large for one stage is large for the later ones
-        if stage != stages[-1] and parking:
+        large = large or worth_parking(out.features, out.rules)  # large for one stage, large for the later ones
+        if stage != stages[-1] and large:
             if isinstance(out.features, FeatureTables):
-                out.features.park(run_folder / "features" if run_folder is not None and write_features else None)
+                out.features.park(context.features_folder)
             if out.rules is not None:
                 out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
             if run_folder is not None:
@@ -538,13 +538,6 @@ def _read_back(scores):
     frame = scores.read()
     shutil.rmtree(scores.path.parent, ignore_errors=True)
     return frame
-
-
-def _large(out) -> bool:
-    """Whether a stage's rule evaluation or feature tables are worth parking (:data:`PARK_MIN_ROWS` rows)."""
-    events = 0 if out.rules is None else sum(len(f) for f in out.rules.frames.values() if isinstance(f, EventFrame))
-    feature_rows = sum(len(out.features[k]) for k in out.features) if isinstance(out.features, FeatureTables) else 0
-    return max(events, feature_rows) >= PARK_MIN_ROWS
 
 
 def _close_features(*holders) -> None:

@@ -32,7 +32,9 @@ a ``(X, y)`` pair (X with ``account_id`` first), or a dict
 The feature tables (``account`` with the sequence features, ``device``, ``ip``, ``ip24``, ``phone``,
 ``address``, ``order``) are returned in :attr:`StageOutput.features
 <fraudkit.pipeline.stages.StageOutput>`; the pipeline passes them on to the rules step and writes them
-once (``RUN/features/<entity>.parquet``).
+once (``RUN/features/<entity>.parquet``). With the context's ``parking`` on a large dataset
+(:func:`~fraudkit.pipeline.frames.worth_parking`), the rule evaluation and every feature table but
+``account`` are parked (in the context's ``features_folder``) once the rules are scored, before the models.
 """
 
 from __future__ import annotations
@@ -59,7 +61,14 @@ from fraudkit.identification.base import score_frame
 from fraudkit.identification.models import BoostingScorer, LogisticScorer, labels_for, union_thresholds
 from fraudkit.identification.rules import RuleSet, default_ruleset, load_ruleset
 from fraudkit.pipeline.context import RunContext
-from fraudkit.pipeline.frames import FeatureTables, data_end, evaluate_rules, release_memory, rule_frames
+from fraudkit.pipeline.frames import (
+    FeatureTables,
+    data_end,
+    evaluate_rules,
+    release_memory,
+    rule_frames,
+    worth_parking,
+)
 from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
@@ -114,21 +123,29 @@ def run(ds, *, context=None) -> StageOutput:
     if acc.empty:
         notes.append("skipped: the dataset has no accounts")
         return StageOutput(STAGE, empty_scores(), {}, notes)
-    # one holder of the feature tables, which the rules' frames read: the pipeline may park it (FeatureTables.park)
+    # one holder of the feature tables, which the rules' frames read and which may be parked (FeatureTables.park)
     features = FeatureTables({k: v for k, v in feats.items() if not k.startswith("_") and v is not None})
+    lists, pairs = feats.get("_lists"), feats.get("_pairs")
+    del feats  # the tables are the holder's: parking it lets them go
     ids = acc.account_id.to_numpy()
     methods = {}  # name -> (score, threshold, flagged, reasons)
     artifacts = {}
-    if feats.get("_pairs") is not None:
-        artifacts["script_pairs"] = feats["_pairs"]
+    if pairs is not None:
+        artifacts["script_pairs"] = pairs
 
     with step(ctx.progress, ctx.mode, "rules (evaluated once for the run)") as st:
-        evaluation = _evaluate_rules(ds, features, ctx, notes, lists=feats.get("_lists"))
+        evaluation = _evaluate_rules(ds, features, ctx, notes, lists=lists)
         st.rows(len(acc), "accounts")
     rules_block = np.inf
     if evaluation is not None:
         methods["rules"], extra, rules_block = _rule_scores(evaluation, acc, _ruleset(ctx))
         artifacts.update(extra)
+    if ctx.parking and worth_parking(features, evaluation):
+        # only the run's end reads them again: the models score the account table beside nothing else
+        features.park(ctx.features_folder, keep=("account",))
+        if evaluation is not None:
+            evaluation.park(features=features)
+        release_memory(ds)
 
     if ctx.train is None:
         notes.append("models skipped: no training data in the context's train (labels of a separate dataset or "
