@@ -67,7 +67,7 @@ def main(argv=None):
             continue
         key = f"{size} {args.label}".strip()
         run_dir = cache / f"run-{key.replace(' ', '-')}"
-        cmd = [sys.executable, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
+        cmd = [sys.executable, *_NO_CWD, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
                "--seed", "0", "--force"]
         res = _guarded(cmd, args, label=f"score {key}", code=args.code)
         res["code"] = str(Path(args.code).resolve())
@@ -93,12 +93,18 @@ def _world(cache, scenario, seed, args) -> Path:
     """The simulated world ``<cache>/<scenario>-<seed>``, simulated (guarded) when missing."""
     out = cache / f"{scenario}-{seed}"
     if not (out / "manifest.json").exists():
-        cmd = [sys.executable, "-c", CLI, "simulate", "--scenario", scenario, "--seed", str(seed), "--out", str(out),
+        cmd = [sys.executable, *_NO_CWD, "-c", CLI, "simulate", "--scenario", scenario, "--seed", str(seed), "--out", str(out),
                "--force"]
         res = _guarded(cmd, args, label=f"simulate {scenario} {seed}")
         if not res["finished"]:
             raise SystemExit(f"simulating {scenario} seed {seed} did not finish: {res['why']}")
     return out
+
+
+_NO_CWD = ("-P",)
+"""Python's flag not to put the working directory first on ``sys.path``: with ``-c`` it would, and a run started from
+another checkout would import that checkout's fraudkit instead of ``--code``'s (the ``--code`` runs before
+2026-12-04 13:00 UTC ran the code of the checkout they were started from, not necessarily ``--code``'s)."""
 
 
 def _guarded(cmd, args, *, label, code=ROOT):
