@@ -120,8 +120,8 @@ def main(argv=None) -> int:
              "after": ROOT}
     with tempfile.TemporaryDirectory(prefix="fraudkit-report-steps-") as tmp:
         tmp = Path(tmp)
-        data = (args.data or _simulate(tmp / "d0", 0)).resolve()
-        train = (args.train or _simulate(tmp / "d1000", 1000)).resolve()
+        data = (args.data or simulate_world(tmp / "d0", 0)).resolve()
+        train = (args.train or simulate_world(tmp / "d1000", 1000)).resolve()
         runs = {}
         for mode, tree in trees.items():
             work = tmp / mode
@@ -141,14 +141,14 @@ def main(argv=None) -> int:
                 for name in _COMPARED if (tmp / "after" / name).exists()}
         same |= {f"step 1 {name}": _same(tmp / other / f"step1-{i}" / name, tmp / "after" / f"step1-{i}" / name)
                  for name in ("redteam_comparison.csv", "redteam.csv") for i in range(args.repeats)}
-        sizes = {"data": _sizes(data), "train": _sizes(train)}
+        sizes = {"data": world_sizes(data), "train": world_sizes(train)}
     text = _report(runs, step1, same, other, sizes, args)
-    args.out.write_text(text + _kept_notes(args.out), encoding="utf-8")
+    args.out.write_text(text + kept_notes(args.out), encoding="utf-8")
     print(text)
     return 0 if all(same.values()) else 1
 
 
-def _simulate(out: Path, seed: int) -> Path:
+def simulate_world(out: Path, seed: int) -> Path:
     subprocess.run([sys.executable, "-m", "fraudkit.cli", "simulate", "--scenario", "demo-small", "--seed", str(seed),
                     "--out", str(out), "--quiet"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return out
@@ -168,7 +168,7 @@ def _same(a: Path, b: Path) -> bool:
         (x.astype(str) == y.astype(str)).all().all())
 
 
-def _sizes(folder: Path) -> dict:
+def world_sizes(folder: Path) -> dict:
     out = {}
     for name in ("accounts", "interactions", "orders"):
         p = Path(folder) / f"{name}.parquet"
@@ -177,7 +177,7 @@ def _sizes(folder: Path) -> dict:
     return out
 
 
-def _kept_notes(path: Path) -> str:
+def kept_notes(path: Path) -> str:
     """The hand-written part of an earlier report (from its first ``## Notes`` heading on), or ""."""
     if not path.exists():
         return ""

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from report_steps import kept_notes, simulate_world, world_sizes  # this folder's helpers (run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = Path("report") / "evaluation" / "loop"
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", type=Path, required=True, help="an older tree to time as 'before'")
     ap.add_argument("--reference", type=Path, default=None,
-                    help="a tree whose closed loop this checkout's must equal (e.g. main before the change)")
+                    help="a tree whose closed loop and drill tables this checkout's must equal (e.g. main before the change)")
     ap.add_argument("--data", type=Path, default=None, help="the scored world (default: demo-small seed 0)")
     ap.add_argument("--train", type=Path, default=None, help="the training world (default: demo-small seed 1000)")
     ap.add_argument("--repeats", type=int, default=2, help="reports per tree, alternating the trees")
@@ -51,8 +52,8 @@ def main(argv=None) -> int:
     trees = {"before": args.before.resolve(), "after": ROOT}
     with tempfile.TemporaryDirectory(prefix="fraudkit-report-timing-") as tmp:
         tmp = Path(tmp)
-        data = (args.data or _simulate(tmp / "d0", 0)).resolve()
-        train = (args.train or _simulate(tmp / "d1000", 1000)).resolve()
+        data = (args.data or simulate_world(tmp / "d0", 0)).resolve()
+        train = (args.train or simulate_world(tmp / "d1000", 1000)).resolve()
         runs = {mode: [] for mode in trees}
         for i in range(args.repeats):
             for mode, tree in trees.items():
@@ -64,17 +65,11 @@ def main(argv=None) -> int:
         if args.reference is not None:
             _report_run(args.reference.resolve(), data, train, tmp / "reference")
             same = _same_outputs(tmp / "reference", tmp / "after-0")
-        sizes = {"data": _sizes(data), "train": _sizes(train)}
+        sizes = {"data": world_sizes(data), "train": world_sizes(train)}
     text = _markdown(runs, same, sizes, args)
-    args.out.write_text(text + _kept_notes(args.out), encoding="utf-8")
+    args.out.write_text(text + kept_notes(args.out), encoding="utf-8")
     print(text)
     return 0 if same is not False else 1
-
-
-def _simulate(out: Path, seed: int) -> Path:
-    subprocess.run([sys.executable, "-m", "fraudkit.cli", "simulate", "--scenario", "demo-small", "--seed", str(seed),
-                    "--out", str(out), "--quiet"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return out
 
 
 def _report_run(tree: Path, data: Path, train: Path, out: Path) -> dict:
@@ -108,20 +103,6 @@ def _same_outputs(reference: Path, after: Path) -> bool:
             print(f"differs: {f}", flush=True)
             return False
     return True
-
-
-def _sizes(folder: Path) -> dict:
-    return {name: len(pd.read_parquet(Path(folder) / f"{name}.parquet", columns=[]))
-            for name in ("accounts", "interactions", "orders") if (Path(folder) / f"{name}.parquet").exists()}
-
-
-def _kept_notes(path: Path) -> str:
-    """The hand-written part of an earlier file (from its first ``## Notes`` heading on), or ""."""
-    if not path.exists():
-        return ""
-    text = path.read_text(encoding="utf-8")
-    at = text.find("\n## Notes")
-    return "" if at < 0 else text[at:]
 
 
 def _markdown(runs, same, sizes, args) -> str:
