@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_context, parent_process
 from pathlib import Path
 
 import numpy as np
@@ -362,15 +364,19 @@ class LoopJob:
     def done(self) -> bool:
         return not self._process.is_alive()
 
-    def wait(self) -> LoopResult:
-        """Wait for the loop; its result read from ``out_dir``. A failed loop raises :class:`FraudkitError` with
-        what it raised."""
+    def join(self) -> Path:
+        """Wait for the loop; ``out_dir``, which it wrote. A failed loop raises :class:`FraudkitError` with what it
+        raised."""
         self._process.join()
         error = self._errors.get() if not self._errors.empty() else None
         if error is not None or self._process.exitcode != 0:
             raise FraudkitError(f"the closed loop in a second process failed (exit code {self._process.exitcode})"
                                 + (f": {error}" if error else ""))
-        return LoopResult.load(self.out_dir)
+        return self.out_dir
+
+    def wait(self) -> LoopResult:
+        """Wait for the loop (:meth:`join`); its result read from ``out_dir``."""
+        return LoopResult.load(self.join())
 
     def cancel(self) -> None:
         """Stop the loop now; it writes nothing (its output folder is written atomically)."""
@@ -429,7 +435,10 @@ def finished_loop(out, data, *, n_windows=3, seed=0, **params) -> LoopResult | N
 
 
 def _loop_in_process(data, out, errors, **params) -> None:
-    """The second process of :func:`start_closed_loop`: run the loop; a failure's message goes to ``errors``."""
+    """The second process of :func:`start_closed_loop`: run the loop; a failure's message goes to ``errors``.
+    It ends at once when its parent does (a killed report leaves no loop running)."""
+    parent = parent_process()
+    threading.Thread(target=lambda: (parent.join(), os._exit(1)), daemon=True).start()
     try:
         run_closed_loop(data, out, **params)
     except Exception as e:  # the parent reports it (LoopJob.wait); the exit code says it failed

@@ -675,7 +675,7 @@ def _wait_loop(loop, say, what: str) -> float:
         say(f"{what}: waiting for the closed loop to finish")
     try:
         with _heartbeat(say, f"{what}: the closed loop"):
-            loop.wait()
+            loop.join()  # step 5 reads what it wrote
     except FraudkitError as e:
         say(f"{what}: {e}; the step runs the loop itself")
     return time.perf_counter() - t
