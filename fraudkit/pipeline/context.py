@@ -74,6 +74,10 @@ class RunContext:
     train_features : tuple of (DataFrame, ndarray), optional
         The behaviour models' training features and labels ``(X, y)``, once computed from ``train`` (the
         behaviour stage computes them itself when this is None).
+    train_groups : DataFrame, optional
+        The association classifier's labelled training groups of ``train``
+        (:meth:`fraudkit.identification.graph.association.AssociationNetwork.training_groups`); the group stage
+        builds them itself when this is None.
     progress : fraudkit.pipeline.progress.Progress, optional
         Where stages report their steps (:func:`fraudkit.pipeline.progress.step`); None reports nothing.
         Not a parameter: it changes no result and is not recorded.
@@ -116,6 +120,7 @@ class RunContext:
     run_id: str | None = None
     now: Any = None
     train_features: Any = field(default=None, compare=False, repr=False)
+    train_groups: Any = field(default=None, compare=False, repr=False)
     progress: Any = field(default=None, compare=False, repr=False)
     parking: bool = field(default=False, compare=False, repr=False)
     features_folder: Any = field(default=None, compare=False, repr=False)

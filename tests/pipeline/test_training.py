@@ -1,5 +1,6 @@
 """What a run learns from its training dataset is kept in RUN/training/ and reused only under the same key."""
 
+import io
 import json
 
 import pandas as pd
@@ -7,6 +8,7 @@ import pytest
 from _report_build import micro_data
 
 from fraudkit.pipeline.context import RunContext
+from fraudkit.pipeline.progress import Progress
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.pipeline.training import load_training, training_key
 
@@ -40,6 +42,7 @@ def test_a_trained_run_keeps_what_it_learned(first, worlds):
     assert set(scores["entity_type"]) == {"account"} and {"behaviour", "graph", "rules"} <= set(scores["stage"])
     feats = pd.read_parquet(folder / "features.parquet")
     assert len(feats) == len(pd.read_parquet(worlds[1] / "accounts.parquet"))
+    assert not (folder / "groups.parquet").exists()  # no group stage, no association classifier
 
 
 def test_reusing_an_earlier_run_gives_the_same_run_without_the_training_pass(first, worlds, tmp_path):
@@ -98,3 +101,34 @@ def test_decide_from_decides_only_later_events_and_scores_accounts_the_same(firs
     pd.testing.assert_frame_equal(d2.reset_index(drop=True), later)
     pd.testing.assert_frame_equal(pd.read_parquet(part.run_dir / "accounts.parquet"),
                                   pd.read_parquet(first.run_dir / "accounts.parquet"))
+
+
+GROUPED = ("behaviour", "group")
+
+
+def _score_watched(data, out, train, **kw):
+    """score_dataset with its progress lines captured: the run and the steps it ran."""
+    lines = io.StringIO()
+    run = score_dataset(data, out, stages=GROUPED, seed=0, train=train, progress=Progress(stream=lines), **kw)
+    return run, lines.getvalue()
+
+
+@pytest.fixture(scope="module")
+def grouped(worlds, tmp_path_factory):
+    data, train = worlds
+    return _score_watched(data, tmp_path_factory.mktemp("runs") / "grouped", train)
+
+
+def test_reuse_takes_the_association_classifiers_training_groups(grouped, worlds, tmp_path):
+    data, train = worlds
+    first, first_lines = grouped
+    groups = pd.read_parquet(first.run_dir / "training" / "groups.parquet")
+    assert len(groups) and set(groups["label"]) == {0, 1}
+    assert "association classifier: labelled groups of the training data: done" in first_lines
+    again, lines = _score_watched(data, tmp_path / "again", train, reuse=first.run_dir)
+    assert "labelled groups of the training data" not in lines
+    assert "the training pass was not repeated" in " ".join(again.notes)
+    a, b = _tables(first.run_dir), _tables(again.run_dir)
+    assert a.keys() == b.keys()
+    for name in a:  # DuckDB's parallel float sums may differ in the last bit from run to run
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=False, rtol=1e-9, obj=str(name))

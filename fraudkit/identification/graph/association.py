@@ -372,7 +372,8 @@ class AssociationNetwork(BaseScorer):
         self.classifier_weight = classifier_weight
         self.seed = seed
 
-    def fit(self, tables, *, train_tables=None, train_labels=None, labels=None, n_folds=5, usage=None):
+    def fit(self, tables, *, train_tables=None, train_labels=None, labels=None, n_folds=5, usage=None,
+            train_groups=None):
         """Build and score the groups of ``tables``.
 
         Parameters
@@ -389,6 +390,10 @@ class AssociationNetwork(BaseScorer):
             its groups and each group's ``classifier`` column is out-of-fold (stratified ``n_folds``-fold
             over groups), so its scores are on the scale of a dataset the classifier never saw;
             ``classifier_`` is then refitted on every group. Exclusive with ``train_tables``.
+        train_groups : DataFrame, optional
+            The training dataset's labelled groups as :meth:`training_groups` returns them, built earlier with
+            the same parameters: the classifier is trained on them (the same classifier as from
+            ``train_tables`` and ``train_labels``). Exclusive with both.
         n_folds : int, default=5
             Folds of the out-of-fold scores (fewer when a class has fewer groups).
         usage : pandas.DataFrame or UsageSummary, optional
@@ -405,11 +410,15 @@ class AssociationNetwork(BaseScorer):
         """
         if (train_tables is None) != (train_labels is None):
             raise ValueError("pass both train_tables and train_labels, or neither")
-        if labels is not None and train_tables is not None:
-            raise ValueError("pass labels= (score the training dataset out-of-fold) or train_tables=, not both")
+        if sum(x is not None for x in (labels, train_tables, train_groups)) > 1:
+            raise ValueError("pass one of labels= (score the training dataset out-of-fold), train_tables= and "
+                             "train_groups=")
         self.classifier_ = None
         if train_tables is not None:
-            self.classifier_ = self._train(train_tables, train_labels)
+            train_groups = self.training_groups(train_tables, train_labels)
+        if train_groups is not None:
+            self.classifier_ = self._fit_classifier(train_groups[list(FEATURES)].to_numpy(float),
+                                                    train_groups["label"].to_numpy(int))
         usage = _summary(tables, usage)  # once for the groups and their features
         member, edges = self._groups(tables, usage)
         self.membership_ = member
@@ -469,14 +478,25 @@ class AssociationNetwork(BaseScorer):
         # the paper's anomaly score 2^(-E[h]/c(n)) in (0, 1); ~0.5 is ordinary
         return -iso.fit(X).score_samples(X)
 
-    def _train(self, train_tables, train_labels):
+    def training_groups(self, train_tables, train_labels) -> pd.DataFrame:
+        """The labelled groups of a training dataset the classifier learns from: ``group_id``,
+        :data:`FEATURES` and ``label`` (1 when at least half the group's accounts carry a fraud typology).
+
+        They depend on the training dataset and this network's parameters and seed alone, so a pipeline
+        builds them once and passes them to :meth:`fit` (``train_groups=``) for every dataset it scores.
+
+        Raises
+        ------
+        MissingInputError
+            The training dataset gives no groups, or groups of one class only.
+        """
         usage = usage_summary(_usage(train_tables))
         member, edges = self._groups(train_tables, usage)
         if not len(member):
             raise MissingInputError("training dataset produced no association groups; nothing to train on")
         feats = group_features(member, edges, train_tables, usage=usage)
         y = _group_labels(member, feats, train_labels)
-        return self._fit_classifier(feats[list(FEATURES)].to_numpy(float), y)
+        return feats[["group_id", *FEATURES]].assign(label=y).reset_index(drop=True)
 
     def _fit_classifier(self, X, y):
         from sklearn.ensemble import RandomForestClassifier

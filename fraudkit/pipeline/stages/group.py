@@ -39,7 +39,7 @@ from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
-__all__ = ["run", "METHODS", "DEFAULTS"]
+__all__ = ["run", "training_groups", "METHODS", "DEFAULTS"]
 
 METHODS = ("device_cluster", "coaction", "dense_subgraph", "association", "group")
 """Score methods this stage writes, the combined one last."""
@@ -433,7 +433,26 @@ def _association_training(ds, context, notes) -> dict:
                      "groups are scored out-of-fold")
         return {"labels": train.labels}
     notes.append("association classifier trained on the training dataset's labelled groups")
+    if context.train_groups is not None:  # built once for the run (score_dataset), or reused from another run
+        return {"train_groups": context.train_groups}
     return {"train_tables": _assoc_tables(train), "train_labels": train.labels}
+
+
+def training_groups(train, context) -> pd.DataFrame:
+    """The association classifier's labelled training groups of the dataset ``train``, under ``context``'s
+    group parameters and seed (:meth:`~fraudkit.identification.graph.association.AssociationNetwork.training_groups`).
+
+    The stage trains its classifier on them (``context.train_groups``); they depend on ``train``, the
+    parameters and the seed alone.
+
+    Raises
+    ------
+    MissingInputError
+        ``train`` gives no groups, or groups of one class only (the stage then scores without the classifier).
+    """
+    p = context.parameters("group", DEFAULTS)
+    return AssociationNetwork(**p["association"], seed=context.seed).training_groups(_assoc_tables(train),
+                                                                                     train.labels)
 
 
 def _assoc_tables(ds) -> dict:

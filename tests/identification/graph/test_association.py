@@ -78,6 +78,13 @@ def test_classifier_trains_on_other_dataset_only():
         AssociationNetwork().fit(_tables(), train_tables=train)
     with pytest.raises(MissingInputError):
         AssociationNetwork().fit(_tables(), train_tables=train, train_labels=labels.iloc[:0])
+    # the training groups built once (a pipeline keeps them for every dataset it scores) train the same forest
+    groups = AssociationNetwork(seed=0).training_groups(train, labels)
+    assert groups.columns.tolist() == ["group_id", *FEATURES, "label"] and groups["label"].sum() == 1
+    again = AssociationNetwork(seed=0).fit(_tables(seed=2), train_groups=groups)
+    pd.testing.assert_frame_equal(again.features_, f)
+    with pytest.raises(ValueError, match="pass one of"):
+        AssociationNetwork().fit(_tables(), train_groups=groups, train_tables=train, train_labels=labels)
 
 
 def test_bad_resources_and_empty():
