@@ -137,8 +137,8 @@ def main(argv=None):
               f"{len(y_tr)} accounts, {int(y_tr.sum())} positive")
         t = time.perf_counter()
         art: dict = {}
-        methods.update(stage._run_models(X_tr, y_tr, feats["account"], seed=0, context=ctx, notes=notes,
-                                         artifacts=art))
+        models = stage.fit_models(X_tr, y_tr, context=ctx)
+        methods.update(stage._run_models(models, feats["account"], context=ctx, notes=notes, artifacts=art))
         t_score = time.perf_counter() - t
         print(f"models fit + score + reasons: {t_score:.1f}s")
     if methods:

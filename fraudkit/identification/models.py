@@ -94,6 +94,7 @@ class _SupervisedScorer(BaseScorer):
                                     + (f" (all empty: {', '.join(self.dropped_features_[:10])})"
                                        if self.dropped_features_ else ""))
         self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.n_training_, self.n_training_positive_ = int(len(y)), int(y.sum())
         rng = check_random_state(self.seed)
         self._seed_int = int(rng.integers(2**31 - 1))
         validate = self.threshold is None and self.contamination is None and self.target_precision is not None
@@ -201,6 +202,8 @@ class LogisticScorer(_SupervisedScorer):
         (its fraud probability; ``threshold_`` the validated threshold). ``reasons_`` is ``""``
         everywhere: explaining every row costs a prediction per feature, so ask :meth:`reasons` for
         the rows you flag.
+    n_training_, n_training_positive_ : int
+        Training rows, and of them positive (validation rows included).
     coef_ : pandas.DataFrame
         ``feature, weight, odds_ratio`` sorted by ``|weight|``.
     intercept_ : float

@@ -74,6 +74,10 @@ class RunContext:
     train_features : tuple of (DataFrame, ndarray), optional
         The behaviour models' training features and labels ``(X, y)``, once computed from ``train`` (the
         behaviour stage computes them itself when this is None).
+    train_models : mapping of str to scorer, optional
+        The behaviour models fitted on ``train_features``
+        (:func:`fraudkit.pipeline.stages.behaviour.fit_models`); the behaviour stage fits them itself when
+        this is None.
     train_groups : DataFrame, optional
         The association classifier's labelled training groups of ``train``
         (:meth:`fraudkit.identification.graph.association.AssociationNetwork.training_groups`); the group stage
@@ -120,6 +124,7 @@ class RunContext:
     run_id: str | None = None
     now: Any = None
     train_features: Any = field(default=None, compare=False, repr=False)
+    train_models: Any = field(default=None, compare=False, repr=False)
     train_groups: Any = field(default=None, compare=False, repr=False)
     progress: Any = field(default=None, compare=False, repr=False)
     parking: bool = field(default=False, compare=False, repr=False)

@@ -96,7 +96,7 @@ from fraudkit.pipeline.own_labels import (
 from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.resolution import resolve_entities
 from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
-from fraudkit.pipeline.stages.behaviour import training_data
+from fraudkit.pipeline.stages.behaviour import fit_models, training_data
 from fraudkit.pipeline.stages.group import training_groups
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
 
@@ -184,8 +184,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         size and seconds; None reports nothing.
     reuse : path, optional
         An earlier run directory scored with the same training dataset: what it learned from it
-        (``RUN/training/``: the training pass's scores, the models' training features and the association
-        classifier's training groups, see :mod:`fraudkit.pipeline.training`) is reused when it was made with the same training data, stages, seed,
+        (``RUN/training/``: the training pass's scores, the models' training features, the fitted models and
+        the association classifier's training groups, see :mod:`fraudkit.pipeline.training`) is reused when it was made with the same training data, stages, seed,
         rules and parameters, instead of being recomputed; the results are the same. Every run with ``train``
         writes its own ``training/`` folder.
     decide_from : timestamp-like, optional
@@ -289,6 +289,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             context = replace(context, label_frequency=own.label_coverage)  # part of the training key
         key = training_key(train_ds, stages=stages, context=context)
         learned = load_training(reuse, key)
+        notes.extend(f"training: {p}" for p in learned.problems)
         if learned.source is not None:
             notes.append(f"training: reused from the run {learned.source} (same training data"
                          + (", stages, seed, rules and parameters): the training pass was not repeated"
@@ -304,6 +305,15 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         context = replace(context, train_features=learned.features)
         if own is not None:
             context = replace(context, label_frequency=_label_frequency(own, train_ds, learned, context, notes))
+        if learned.models is None and learned.features is not None and "behaviour" in stages and separate:
+            t = time.perf_counter()
+            with step(progress, "score", "behaviour models: fit on the training data") as st:
+                try:
+                    learned = replace(learned, models=fit_models(*learned.features, context=context))
+                    st.rows(len(learned.features[0]), "training accounts")
+                except MissingInputError:
+                    pass  # the behaviour stage meets the same and is skipped with it in its notes
+            timings["train_models"] = time.perf_counter() - t
         if learned.groups is None and "group" in stages and separate:
             t = time.perf_counter()
             with step(progress, "score", "association classifier: labelled groups of the training data") as st:
@@ -313,7 +323,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                 except MissingInputError:
                     pass  # the group stage meets the same and says so in its notes
             timings["train_groups"] = time.perf_counter() - t
-        context = replace(context, train_groups=learned.groups)
+        context = replace(context, train_models=learned.models, train_groups=learned.groups)
     if seed_pool is not None and "graph" not in stages:
         notes.append("seed pool given but the graph stage is not run: it is recorded, not used")
     with atomic_directory(out, kind="run", inputs=inputs, force=force) as tmp:
@@ -382,8 +392,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             if seed_table is not None:
                 _write_frame(seed_table, tmp / "seed_pool.parquet")
             if train_ds is not None:
-                write_training(tmp / TRAINING_DIR, key, scores=tr_scores, features=learned.features,
-                               groups=learned.groups)
+                notes += [f"training: {n}" for n in write_training(
+                    tmp / TRAINING_DIR, key, scores=tr_scores, features=learned.features, models=learned.models,
+                    groups=learned.groups)]
             if own is not None:
                 write_parquet(pd.DataFrame({"entity_type": "account", "entity_id": own_known["entity_id"].astype(str)}),
                               tmp / "train_entities.parquet")
@@ -604,8 +615,8 @@ def _training_pass(train_ds, stages, context, timings):
 
     ``timings`` receives each stage's seconds and, under ``outputs``, the stage outputs' timing artifacts.
     """
-    train_context = replace(context, mode="train", train=None, train_features=None, train_groups=None,
-                            seed_pool=None,
+    train_context = replace(context, mode="train", train=None, train_features=None, train_models=None,
+                            train_groups=None, seed_pool=None,
                             lists=list_store_for(train_ds), features={})
     tr_notes: list = []
     with step(context.progress, "train", "operating point: score the training data with every stage") as st:

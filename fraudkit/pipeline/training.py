@@ -6,21 +6,22 @@ parameters, never on the data being scored:
 * the **training pass**: every stage and the rule set run over the training dataset, whose account scores
   set each method's threshold (:func:`fraudkit.pipeline.operating_point.fit_operating_point`);
 * the behaviour models' **training features** (the training accounts' behaviour features and labels);
+* the behaviour **models** fitted on them (:func:`fraudkit.pipeline.stages.behaviour.fit_models`);
 * the association classifier's labelled **training groups**
   (:func:`fraudkit.pipeline.stages.group.training_groups`).
 
 A run writes them to ``RUN/training/`` (``key.json``, ``scores.parquet``, ``features.parquet``,
-``groups.parquet``). ``score_dataset(..., reuse=RUN)`` reads them back instead of recomputing them, but only
-when the key matches: the same fraudkit version and training-data fingerprint, and for the training pass and
-the groups also the same stages, seed, rule set (its content, after the rules the scored data cannot feed are
-switched off), stage parameters, target precision and label frequency. Results are identical; the red-team
-drill and the closed loop use it to score small worlds against the main run's defences without re-scoring the
-training world each time.
+``models.signed``, ``groups.parquet``). ``score_dataset(..., reuse=RUN)`` reads them back instead of
+recomputing them, but only when the key matches: the same fraudkit version and training-data fingerprint, and
+for everything but the training features also the same stages, seed, rule set (its content, after the rules
+the scored data cannot feed are switched off), stage parameters, target precision and label frequency. Results
+are identical; the red-team drill and the closed loop use it to score small worlds against the main run's
+defences without re-scoring the training world or refitting its models each time.
 
-The fitted models themselves are not kept. Loading a fitted scikit-learn model back either runs code from the
-file (pickle) or, with skops' safe format, imports every estimator module (about 0.6 s, in the run that saves
-and in each run that loads) and reads a few MB, against about 1.2 s for fitting both models on the demo's
-6,390 training accounts: too little gained for a second format and a dependency.
+The models are scikit-learn objects, kept as a pickle behind this user's signature (:mod:`fraudkit.data.signed`):
+a file another user or machine wrote, or one altered since, is refused unread and the models are fitted again,
+with a note. (skops' safe format was measured and not taken: it imports every estimator module, about 0.6 s in
+each process that saves or loads, half of the 1.2 s fit it would save on the demo's 6,390 training accounts.)
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import pandas as pd
 
 from fraudkit import __version__
 from fraudkit.data.atomic import write_parquet, write_text
+from fraudkit.data.signed import read_signed, write_signed
+from fraudkit.errors import FraudkitError
 from fraudkit.pipeline.context import STAGE_PARAMETERS
 
 __all__ = ["Training", "training_key", "load_training", "write_training", "TRAINING_DIR"]
@@ -42,6 +45,7 @@ __all__ = ["Training", "training_key", "load_training", "write_training", "TRAIN
 TRAINING_DIR = "training"
 """The run directory's sub-folder holding what the run learned from its training dataset."""
 
+_MODELS = "models.signed"
 _SCORE_COLUMNS = ["entity_type", "entity_id", "stage", "method", "score"]
 _LABEL = "__training_label"
 
@@ -56,16 +60,22 @@ class Training:
         The training pass's account scores (``entity_type, entity_id, stage, method, score``).
     features : tuple of (DataFrame, ndarray) or None
         The behaviour models' training features ``X`` and labels ``y``.
+    models : dict or None
+        The behaviour models fitted on them, ``{name: scorer}``.
     groups : DataFrame or None
         The association classifier's labelled training groups.
     source : str or None
         The run directory they came from.
+    problems : tuple of str
+        Parts that were there but were not read back (they are computed again).
     """
 
     scores: pd.DataFrame | None = None
     features: tuple | None = None
+    models: dict | None = None
     groups: pd.DataFrame | None = None
     source: str | None = None
+    problems: tuple = ()
 
 
 def training_key(train_ds, *, stages, context) -> dict:
@@ -109,15 +119,28 @@ def load_training(run_dir, key: dict) -> Training:
         features = (f.drop(columns=[_LABEL]), f[_LABEL].to_numpy(dtype=int))
     if have == key and (folder / "groups.parquet").is_file():
         groups = pd.read_parquet(folder / "groups.parquet")
-    found = any(x is not None for x in (scores, features, groups))
-    return Training(scores, features, groups, str(run_dir) if found else None)
+    models, problems = None, []
+    if have == key and (folder / _MODELS).is_file():
+        try:
+            models = read_signed(folder / _MODELS)
+        except FraudkitError as e:
+            problems.append(f"models fitted again: {e}")
+    found = any(x is not None for x in (scores, features, models, groups))
+    return Training(scores, features, models, groups, str(run_dir) if found else None, tuple(problems))
 
 
-def write_training(folder, key: dict, *, scores=None, features=None, groups=None) -> None:
+def write_training(folder, key: dict, *, scores=None, features=None, models=None, groups=None) -> list:
     """Write ``key.json`` and what the run learned from its training data (:class:`Training`'s parts) into
-    ``folder``."""
+    ``folder``; returns notes on what could not be kept (the models, when this user's signing key cannot be
+    made: later runs then fit them again)."""
     folder = Path(folder)
+    notes = []
     write_text(folder / "key.json", json.dumps(key, indent=2, sort_keys=True))
+    if models:
+        try:
+            write_signed(dict(models), folder / _MODELS)
+        except OSError as e:
+            notes.append(f"the fitted models are not kept for reuse: no signing key ({e})")
     if groups is not None:
         write_parquet(groups.reset_index(drop=True), folder / "groups.parquet")
     if scores is not None:
@@ -128,6 +151,7 @@ def write_training(folder, key: dict, *, scores=None, features=None, groups=None
         X, y = features
         write_parquet(X.reset_index(drop=True).assign(**{_LABEL: np.asarray(y, dtype=np.int64)}),
                       folder / "features.parquet")
+    return notes
 
 
 def _sha(value) -> str:

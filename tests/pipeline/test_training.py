@@ -2,11 +2,14 @@
 
 import io
 import json
+import pickle
+import shutil
 
 import pandas as pd
 import pytest
 from _report_build import micro_data
 
+from fraudkit.data.signed import read_signed
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.progress import Progress
 from fraudkit.pipeline.score import score_dataset
@@ -43,6 +46,8 @@ def test_a_trained_run_keeps_what_it_learned(first, worlds):
     feats = pd.read_parquet(folder / "features.parquet")
     assert len(feats) == len(pd.read_parquet(worlds[1] / "accounts.parquet"))
     assert not (folder / "groups.parquet").exists()  # no group stage, no association classifier
+    models = read_signed(folder / "models.signed")  # this user's signature
+    assert list(models) == ["logistic", "boosting"] and all(m.n_training_ == len(feats) for m in models.values())
 
 
 def test_reusing_an_earlier_run_gives_the_same_run_without_the_training_pass(first, worlds, tmp_path):
@@ -119,16 +124,44 @@ def grouped(worlds, tmp_path_factory):
     return _score_watched(data, tmp_path_factory.mktemp("runs") / "grouped", train)
 
 
-def test_reuse_takes_the_association_classifiers_training_groups(grouped, worlds, tmp_path):
+def test_reuse_takes_the_fitted_models_and_the_association_groups(grouped, worlds, tmp_path):
     data, train = worlds
     first, first_lines = grouped
     groups = pd.read_parquet(first.run_dir / "training" / "groups.parquet")
     assert len(groups) and set(groups["label"]) == {0, 1}
+    assert "behaviour models: fit on the training data: done" in first_lines
     assert "association classifier: labelled groups of the training data: done" in first_lines
     again, lines = _score_watched(data, tmp_path / "again", train, reuse=first.run_dir)
-    assert "labelled groups of the training data" not in lines
+    assert "behaviour models: fit" not in lines and "labelled groups of the training data" not in lines
     assert "the training pass was not repeated" in " ".join(again.notes)
     a, b = _tables(first.run_dir), _tables(again.run_dir)
     assert a.keys() == b.keys()
     for name in a:  # DuckDB's parallel float sums may differ in the last bit from run to run
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=False, rtol=1e-9, obj=str(name))
+
+
+class _Planted:
+    """Unpickling it would write ``path``: a stand-in for code a hostile pickle runs."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_a_models_file_not_signed_by_this_user_is_refused_and_the_models_fitted_again(grouped, worlds, tmp_path):
+    data, train = worlds
+    first = grouped[0]
+    planted = tmp_path / "planted"
+    shutil.copytree(first.run_dir, planted)
+    marker = tmp_path / "ran"
+    signed = planted / "training" / "models.signed"
+    signed.write_bytes(signed.read_bytes()[:32] + pickle.dumps(_Planted(marker)))  # a real tag, other content
+    again, lines = _score_watched(data, tmp_path / "again", train, reuse=planted)
+    assert not marker.exists()
+    assert any(n.startswith("training: models fitted again:") and "signature does not match" in n
+               for n in again.notes)
+    assert "behaviour models: fit on the training data: done" in lines
+    pd.testing.assert_frame_equal(pd.read_parquet(again.run_dir / "accounts.parquet"),
+                                  pd.read_parquet(first.run_dir / "accounts.parquet"))

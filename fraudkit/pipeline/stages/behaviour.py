@@ -26,6 +26,8 @@ Context fields (:class:`~fraudkit.pipeline.context.RunContext`)
 a ``(X, y)`` pair (X with ``account_id`` first), or a dict
 ``{"X": ..., "y": ...}``, or a Dataset / dict of tables carrying ``labels``
 (features are then computed here). The evaluated dataset itself is refused.
+``train_models``: the models already fitted on that training data (:func:`fit_models`; the pipeline fits them
+once per run, or reuses an earlier run's); fitted here when None.
 ``target_precision`` (default 0.9), ``seed``, and ``behaviour``: overrides of :data:`DEFAULTS`
 (``models``, ``max_reasons``, ``features``).
 
@@ -72,7 +74,7 @@ from fraudkit.pipeline.frames import (
 from fraudkit.pipeline.progress import step
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
-__all__ = ["run", "build_features", "training_data", "combine_scores", "DEFAULTS"]
+__all__ = ["run", "build_features", "training_data", "fit_models", "combine_scores", "DEFAULTS"]
 
 STAGE = "behaviour"
 DEFAULTS = {"models": ("logistic", "boosting"), "max_reasons": 20000, "features": "window_invariant"}
@@ -152,11 +154,15 @@ def run(ds, *, context=None) -> StageOutput:
                      "an earlier window); rules only")
     else:
         _refuse_same(ds, ctx.train)
-        with step(ctx.progress, ctx.mode, "behaviour models: fit on the training data") as st:
-            X_tr, y_tr = ctx.train_features if ctx.train_features is not None else training_data(ctx.train)
-            methods.update(_run_models(X_tr, y_tr, acc, seed=ctx.seed, context=ctx, notes=notes,
-                                       artifacts=artifacts))
-            st.rows(len(X_tr), "training accounts")
+        fitted = ctx.train_models
+        if fitted is None:
+            with step(ctx.progress, ctx.mode, "behaviour models: fit on the training data") as st:
+                X_tr, y_tr = ctx.train_features if ctx.train_features is not None else training_data(ctx.train)
+                fitted = fit_models(X_tr, y_tr, context=ctx)
+                st.rows(len(X_tr), "training accounts")
+        with step(ctx.progress, ctx.mode, "behaviour models: score the accounts") as st:
+            methods.update(_run_models(fitted, acc, context=ctx, notes=notes, artifacts=artifacts))
+            st.rows(len(acc), "accounts")
 
     frames = [score_frame(ids, s, f, entity_type="account", stage=STAGE, method=m, reasons=r)
               for m, (s, _, f, r) in methods.items()]
@@ -359,20 +365,40 @@ def _matched_names(per):
     return ids.groupby("account_id", sort=False).matched.agg(",".join)
 
 
-def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
+def fit_models(X_tr, y_tr, *, context) -> dict:
+    """The behaviour models of ``context``'s parameters, fitted on the training features ``(X_tr, y_tr)``.
 
+    Each model validates its own threshold on a seeded hold-out of the training rows
+    (:class:`~fraudkit.identification.models.LogisticScorer`,
+    :class:`~fraudkit.identification.models.BoostingScorer`). What they learn depends on the training data,
+    the seed, the target precision, the label frequency and the stage's ``models`` and ``features``
+    parameters, never on the data scored: :func:`fraudkit.pipeline.score.score_dataset` fits them once and
+    keeps them in ``RUN/training/`` for runs that reuse it (:mod:`fraudkit.pipeline.training`).
+
+    Returns
+    -------
+    dict
+        ``{model name: fitted scorer}`` in the order of the ``models`` parameter.
+    """
     params = context.parameters(STAGE, DEFAULTS)
-    want = tuple(params["models"])
-    prec = context.target_precision
-    cap = int(params["max_reasons"])
     if params["features"] == "window_invariant":
         X_tr = window_invariant(X_tr)  # the models then score by name: the counts in acc are not read
-    out, models = {}, {}
-    for name in want:
+    models = {}
+    for name in tuple(params["models"]):
         cls = {"logistic": LogisticScorer, "boosting": BoostingScorer}.get(name)
         if cls is None:
             raise FraudkitError(f"unknown model {name!r} in the behaviour stage's models parameter; use 'logistic' or 'boosting'")
-        models[name] = cls(target_precision=prec, seed=seed, label_frequency=context.label_frequency).fit(X_tr, y_tr)
+        models[name] = cls(target_precision=context.target_precision, seed=context.seed,
+                           label_frequency=context.label_frequency).fit(X_tr, y_tr)
+    return models
+
+
+def _run_models(models, acc, *, context, notes, artifacts):
+    """Score ``acc`` with the fitted ``models`` (:func:`fit_models`) at their joint thresholds."""
+    params = context.parameters(STAGE, DEFAULTS)
+    prec = context.target_precision
+    cap = int(params["max_reasons"])
+    out = {}
     dropped = next(iter(models.values())).dropped_features_ if models else []
     if dropped:
         notes.append(f"models: {len(dropped)} feature(s) with no value in the training data dropped "
@@ -397,7 +423,7 @@ def _run_models(X_tr, y_tr, acc, *, seed, context, notes, artifacts):
             reasons[top] = model.reasons(acc.iloc[top], top=3).reason.to_numpy()
         if np.isinf(model.threshold_):
             notes.append(f"{name}: no threshold reached precision {prec} on validation; nothing flagged")
-        notes.append(f"{name}: trained on {len(y_tr)} accounts ({int(y_tr.sum())} positive); threshold "
+        notes.append(f"{name}: trained on {model.n_training_} accounts ({model.n_training_positive_} positive); threshold "
                      f"{thr:.4f} for validation precision >= {prec}")
         if name == "logistic":
             artifacts["logistic_coefficients"] = model.coef_
