@@ -796,11 +796,63 @@ def _index_page(manifest, results, summary, errors, data_dir, *, key=None, sourc
         train_name=Path(p["train"]).name if p.get("train") else None, train_fingerprint=manifest.get("train_fingerprint"),
         fingerprint=manifest["data_fingerprint"], as_of=p.get("as_of"), errors=errors,
         cards=summary.cards if summary else [], notes=notes, sections=sections,
-        steps=steps, parameters=[(k, json.dumps(v, default=str)) for k, v in p.items()],
-        timings=list(manifest["timings"].items()), started_at=manifest["started_at"],
-        finished_at=manifest["finished_at"], versions=list(manifest["versions"].items()))
+        steps=steps, parameters=[(_PARAMETER_LABELS.get(k, k.replace("_", " ").capitalize()), _shown(v))
+                                 for k, v in p.items()],
+        timings=[(_phase_label(k), v) for k, v in manifest["timings"].items()],
+        started_at=_to_minute(manifest["started_at"]), finished_at=_to_minute(manifest["finished_at"]),
+        versions=list(manifest["versions"].items()))
     return render_page(str(body), title="Summary", run_id=manifest["run_id"], steps=_nav(results),
                        current="index", version=__version__, key=key, source=source)
+
+
+_PARAMETER_LABELS = {"data": "Data", "scenario": "Demo scenario", "seed": "Seed", "train": "Training data",
+                     "stages": "Stages", "as_of": "As of", "loop_windows": "Closed-loop windows",
+                     "previous_report": "Previous report", "labels": "Own labels", "review": "Review sample",
+                     "redteam_scenario": "Red-team attack scenario", "redteam_size": "Red-team world size"}
+"""How the index names the manifest's parameters (others: their name in words)."""
+
+
+def _shown(value) -> str:
+    """A manifest parameter as the index shows it: no quotes, lists as words, ``None`` as "not set".
+
+    Examples
+    --------
+    >>> _shown(None), _shown(["behaviour", "group"]), _shown(True), _shown(4)
+    ('not set', 'behaviour, group', 'yes', '4')
+    """
+    if value is None or value == "":
+        return "not set"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)
+
+
+def _phase_label(phase: str) -> str:
+    """A manifest timing's phase in words: a step by its number and title.
+
+    Examples
+    --------
+    >>> _phase_label("01_risk_perception"), _phase_label("scoring"), _phase_label("total")
+    ('1. Risk perception', 'Scoring the dataset', 'Total')
+    """
+    step = next((s for s in STEPS if s.name == phase), None)
+    if step is not None:
+        return f"{step.number}. {step.title}"
+    return {"data": "Preparing the data", "scoring": "Scoring the dataset", "total": "Total"}.get(
+        phase, phase.replace("_", " ").capitalize())
+
+
+def _to_minute(stamp) -> str:
+    """An ISO timestamp of the manifest to the minute, in UTC (``2026-12-04 14:31 UTC``)."""
+    try:
+        t = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return str(stamp)
+    if t.tzinfo is not None:
+        t = t.astimezone(timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M") + " UTC"
 
 
 def training_source(train_dir) -> str:

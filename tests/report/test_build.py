@@ -117,6 +117,11 @@ def test_index_has_key_numbers_arms_race_loop_and_links():
     assert "training world <code>micro</code>" in html and "neither the models nor the thresholds saw" in html  # where models were fitted
     assert "&lt;table" not in html  # tables are rendered, not escaped
     assert "Run manifest" in html and "fingerprint" in html and res.manifest["versions"]["pandas"]
+    manifest_part = html[html.index("Run manifest"):]  # parameters and timings in words, not JSON
+    assert "<th>Closed-loop windows</th>" in manifest_part and "<th>Stages</th>" in manifest_part
+    assert "behaviour, group, graph" in manifest_part and "not set" in manifest_part
+    assert "<td>1. Risk perception</td>" in manifest_part and "<td>Scoring the dataset</td>" in manifest_part
+    assert not re.search(r"\bnull\b|&#34;|\[&#39;|01_risk_perception</td>|T\d\d:\d\d:\d\d", manifest_part)
     assert res.manifest["train_fingerprint"] and res.manifest["parameters"]["loop_windows"] == 2
 
 
