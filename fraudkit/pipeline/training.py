@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 from fraudkit import __version__
 from fraudkit.data.atomic import write_parquet, write_text
@@ -122,9 +123,16 @@ def load_training(run_dir, key: dict) -> Training:
     models, problems = None, []
     if have == key and (folder / _MODELS).is_file():
         try:
-            models = read_signed(folder / _MODELS)
+            saved = read_signed(folder / _MODELS)
         except FraudkitError as e:
             problems.append(f"models fitted again: {e}")
+        else:  # a model pickled by another scikit-learn version may load wrong: fitted again instead
+            if isinstance(saved, dict) and saved.get("scikit_learn") == sklearn.__version__:
+                models = saved["models"]
+            else:
+                problems.append(f"models fitted again: {folder / _MODELS} was written with scikit-learn "
+                                f"{saved.get('scikit_learn') if isinstance(saved, dict) else 'unknown'}, "
+                                f"this is {sklearn.__version__}")
     found = any(x is not None for x in (scores, features, models, groups))
     return Training(scores, features, models, groups, str(run_dir) if found else None, tuple(problems))
 
@@ -138,7 +146,7 @@ def write_training(folder, key: dict, *, scores=None, features=None, models=None
     write_text(folder / "key.json", json.dumps(key, indent=2, sort_keys=True))
     if models:
         try:
-            write_signed(dict(models), folder / _MODELS)
+            write_signed({"scikit_learn": sklearn.__version__, "models": dict(models)}, folder / _MODELS)
         except OSError as e:
             notes.append(f"the fitted models are not kept for reuse: no signing key ({e})")
     if groups is not None:

@@ -7,9 +7,10 @@ import shutil
 
 import pandas as pd
 import pytest
+import sklearn
 from _report_build import micro_data
 
-from fraudkit.data.signed import read_signed
+from fraudkit.data.signed import read_signed, write_signed
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.progress import Progress
 from fraudkit.pipeline.score import score_dataset
@@ -46,7 +47,9 @@ def test_a_trained_run_keeps_what_it_learned(first, worlds):
     feats = pd.read_parquet(folder / "features.parquet")
     assert len(feats) == len(pd.read_parquet(worlds[1] / "accounts.parquet"))
     assert not (folder / "groups.parquet").exists()  # no group stage, no association classifier
-    models = read_signed(folder / "models.signed")  # this user's signature
+    saved = read_signed(folder / "models.signed")  # this user's signature
+    models = saved["models"]
+    assert saved["scikit_learn"] == sklearn.__version__
     assert list(models) == ["logistic", "boosting"] and all(m.n_training_ == len(feats) for m in models.values())
 
 
@@ -165,3 +168,8 @@ def test_a_models_file_not_signed_by_this_user_is_refused_and_the_models_fitted_
     assert "behaviour models: fit on the training data: done" in lines
     pd.testing.assert_frame_equal(pd.read_parquet(again.run_dir / "accounts.parquet"),
                                   pd.read_parquet(first.run_dir / "accounts.parquet"))
+    # signed, but by another scikit-learn version: fitted again too
+    write_signed({"scikit_learn": "0.0", "models": read_signed(first.run_dir / "training" / "models.signed")["models"]},
+                 signed)
+    other = _score_watched(data, tmp_path / "other", train, reuse=planted)[0]
+    assert any("models fitted again:" in n and "written with scikit-learn 0.0" in n for n in other.notes)
