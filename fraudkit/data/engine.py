@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -102,6 +103,11 @@ class Engine:
         """Write a query's rows to one Parquet file at ``path`` (atomically); return the row count."""
         raise NotImplementedError
 
+    def export_parquet(self, query: str, folder) -> list:
+        """Write a query's rows as Parquet files in a new ``folder``, without bringing them to the driver, and
+        return the files (row order is not kept: a reader sorts)."""
+        raise NotImplementedError
+
     def release_memory(self) -> None:
         """Hand back to the system the memory the engine keeps from finished work (nothing it still holds is
         dropped); the default does nothing."""
@@ -180,6 +186,12 @@ class DuckDBEngine(Engine):
             self.con.execute(f"COPY ({query}) TO {literal(str(tmp))} (FORMAT parquet)")
         return int(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})").fetchone()[0])
 
+    def export_parquet(self, query, folder):
+        Path(folder).mkdir(parents=True)
+        path = Path(folder) / "part-0.parquet"
+        self.con.execute(f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet)")
+        return [path]
+
     def release_memory(self):
         """DuckDB keeps the memory of finished queries for reuse, up to its ``memory_limit`` (measured: 0.34 GB
         after the behaviour features of the 100 k-account world, with 68 MB in use): lowering the limit to what
@@ -220,6 +232,8 @@ class SparkEngine(Engine):
         self._broken = {}  # relation -> why its files cannot be read (raised where DuckDB would raise)
         # Parquet nanosecond timestamps (pandas' default) are read as longs and converted in parquet_relation
         spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+        # instants written to Parquet as microseconds adjusted to UTC (Arrow's type), not as legacy INT96
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):  # the kit reports failures itself
             logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
@@ -328,11 +342,17 @@ class SparkEngine(Engine):
             pq.write_table(table, tmp)
         return table.num_rows
 
+    def export_parquet(self, query, folder):
+        # written by the tasks where the rows are: nothing is collected (Spark's toArrow gathers a whole table's
+        # batches in the driver's JVM first, above spark.driver.maxResultSize on the 1 M-account world)
+        self._df(query).write.parquet(str(folder))
+        return sorted(Path(folder).glob("part-*.parquet"))
+
     def _df(self, query):
         return self.spark.sql(to_spark(query))
 
 
-def open_engine(engine="duckdb", *, spark=None, master=None, cores=2, memory="2g"):
+def open_engine(engine="duckdb", *, spark=None, master=None, cores=2, memory="2g", config=None):
     """An :class:`Engine` by name.
 
     Parameters
@@ -341,7 +361,7 @@ def open_engine(engine="duckdb", *, spark=None, master=None, cores=2, memory="2g
         An engine is returned as it is.
     spark : pyspark.sql.SparkSession or None, default=None
         For ``spark``: the session to use; ``None`` starts (or reuses) one with :func:`spark_session`.
-    master, cores, memory
+    master, cores, memory, config
         Passed to :func:`spark_session` when a session is started.
 
     Examples
@@ -355,7 +375,8 @@ def open_engine(engine="duckdb", *, spark=None, master=None, cores=2, memory="2g
     if engine == "duckdb":
         return DuckDBEngine()
     if engine == "spark":
-        return SparkEngine(spark if spark is not None else spark_session(master=master, cores=cores, memory=memory))
+        return SparkEngine(spark if spark is not None else spark_session(master=master, cores=cores, memory=memory,
+                                                                                config=config))
     raise FraudkitError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -371,9 +392,11 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
         (``spark://host:7077``, ``yarn``, ``k8s://...``). A session already active in the process (made by
         ``spark-submit`` or a notebook) is returned as it is, with its own configuration.
     cores : int, default=2
-        Local threads (local mode only); also the shuffle partitions in local mode.
+        Local threads (local mode only); also the shuffle partitions in local mode. A ``local[n]`` master
+        gives its own ``n``.
     memory : str, default="2g"
-        Driver memory (the only JVM in local mode).
+        Driver memory (the only JVM in local mode; there also the cap of results gathered on the driver,
+        ``spark.driver.maxResultSize``).
     config : dict or None, default=None
         Further Spark settings (``{"spark.executor.memory": "8g"}``).
 
@@ -400,6 +423,8 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
     # Python workers (applyInPandas) run the driver's interpreter unless the cluster says otherwise
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     local = master is None or str(master).startswith("local")
+    if master is not None and re.fullmatch(r"local\[\d+\]", str(master)):
+        cores = int(str(master)[6:-1])  # local[n]: n threads, n shuffle partitions
     builder = (SparkSession.builder.master(master or f"local[{int(cores)}]").appName(app)
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
@@ -407,7 +432,10 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     if local:
-        builder = builder.config("spark.sql.shuffle.partitions", str(int(cores)))
+        # one JVM does all the work: the feature tables the kit gathers (1 M accounts: ~1 GB of Arrow batches)
+        # may take the whole heap rather than the default 1g of task results
+        builder = (builder.config("spark.sql.shuffle.partitions", str(int(cores)))
+                   .config("spark.driver.maxResultSize", (config or {}).get("spark.driver.memory", memory)))
     for key, value in (config or {}).items():
         builder = builder.config(key, str(value))
     session = builder.getOrCreate()
