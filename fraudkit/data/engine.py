@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import sqlglot
@@ -37,6 +38,8 @@ __all__ = ["Engine", "DuckDBEngine", "SparkEngine", "ENGINES", "open_engine", "s
 
 ENGINES = ("duckdb", "spark")
 """The engines a table transform can run on."""
+_POSITION = "_fk_position"
+"""Column that carries a Spark row's position through Parquet (:meth:`SparkEngine.to_arrow`)."""
 
 
 class Engine:
@@ -244,7 +247,19 @@ class SparkEngine(Engine):
         self.spark.sql(to_spark(statement))
 
     def to_arrow(self, query):
-        return self._df(query).toArrow()
+        # through Parquet written by the tasks: toArrow builds each partition's Arrow batches in the JVM heap
+        # first (the 1 M-account world's features: java.lang.OutOfMemoryError with a 6g driver); a position
+        # column keeps the rows in the order toArrow gives (partition by partition)
+        import pyarrow.dataset as pads
+        from pyspark.sql import functions as F
+
+        df = self._df(query)
+        with tempfile.TemporaryDirectory(prefix="fraudkit-arrow-") as tmp:
+            files = self.export_parquet(df.withColumn(_POSITION, F.monotonically_increasing_id()), Path(tmp) / "t")
+            if not files:  # no part file for no rows
+                return df.toArrow()
+            table = pads.dataset([str(f) for f in files], format="parquet").to_table()
+            return table.sort_by(_POSITION).drop_columns([_POSITION]).replace_schema_metadata(None)
 
     def create_table(self, name, query):
         # materialised now, as DuckDB's CREATE TABLE does, and cut from its lineage: a chain of feature tables
@@ -343,9 +358,8 @@ class SparkEngine(Engine):
         return table.num_rows
 
     def export_parquet(self, query, folder):
-        # written by the tasks where the rows are: nothing is collected (Spark's toArrow gathers a whole table's
-        # batches in the driver's JVM first, above spark.driver.maxResultSize on the 1 M-account world)
-        self._df(query).write.parquet(str(folder))
+        # written by the tasks where the rows are: nothing is gathered in the driver's JVM
+        (self._df(query) if isinstance(query, str) else query).write.parquet(str(folder))
         return sorted(Path(folder).glob("part-*.parquet"))
 
     def _df(self, query):
