@@ -10,7 +10,8 @@ fraudkit's table transforms are SQL in DuckDB's dialect. An :class:`Engine` runs
 Both offer the same small interface: ``rows`` / ``row`` (fetch), ``to_pandas`` / ``to_arrow``, ``create_view``
 / ``create_table`` / ``drop`` (named relations), ``columns`` (column -> DuckDB type name, whatever the engine),
 ``register`` (a frame, an Arrow table or a Spark DataFrame under a name), ``parquet_relation`` /
-``csv_relation`` (files as a relation) and ``write_parquet`` (a query to one Parquet file, atomically).
+``csv_relation`` (files as a relation), ``write_parquet`` (a query to one Parquet file, atomically) and
+``export_parquet`` (a query to Parquet files written where its rows are, nothing gathered).
 See ``docs/data-layer.md`` for why SQL and sqlglot rather than Ibis expressions.
 
 pyspark is optional (``pip install 'fraudkit[spark]'``): it is imported only inside the functions that need it.
@@ -446,8 +447,7 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     if local:
-        # one JVM does all the work: the feature tables the kit gathers (1 M accounts: ~1 GB of Arrow batches)
-        # may take the whole heap rather than the default 1g of task results
+        # one JVM does all the work: rows gathered on the driver may take its heap, not Spark's default 1g
         builder = (builder.config("spark.sql.shuffle.partitions", str(int(cores)))
                    .config("spark.driver.maxResultSize", (config or {}).get("spark.driver.memory", memory)))
     for key, value in (config or {}).items():
