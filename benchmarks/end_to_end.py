@@ -16,6 +16,15 @@ included); the run manifest gives the stage timings. Results are kept by size in
 and ``benchmarks/end_to_end.md`` is rewritten from it, with the load average before and after each run and a
 summary line per size, ``<size> end to end: <seconds> s, peak <GB> GB`` (or ``did not finish: <why> after <s>
 s, peak <GB> GB``). Never time a ``large`` run by hand: only through this script, one heavy run at a time.
+
+``--engine spark --spark-cores N`` runs the same command with ``--engine spark --spark-master local[N]`` (and
+any ``--spark-conf KEY=VALUE``), kept as ``<size> spark<N> <label>``; the process tree then includes Spark's JVM.
+``--results`` names another results file (its Markdown is written beside it, ``.md``), e.g. the engine
+comparison of ``benchmarks/engines.md``::
+
+    flock /tmp/fk-heavy.lock .venv/bin/python benchmarks/end_to_end.py --size large --engine spark \\
+        --spark-cores 2 --spark-conf spark.driver.memory=6g --max-rss-gb 20 --timeout 3600 \\
+        --results benchmarks/engines_scale.json
 """
 
 from __future__ import annotations
@@ -53,25 +62,33 @@ def main(argv=None):
     ap.add_argument("--prepare", action="store_true", help="only simulate (guarded) the worlds that are missing")
     ap.add_argument("--render", action="store_true", help="only rewrite end_to_end.md from the results file")
     ap.add_argument("--label", default="", help="kept with the result: '<size> <label>' (e.g. 'before')")
+    ap.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb", help="fraudkit score --engine")
+    ap.add_argument("--spark-cores", type=int, default=2, help="with --engine spark: the run's Spark master is "
+                    "local[N] (kept with the result: '<size> spark<N> <label>')")
+    ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --engine spark: fraudkit score --spark-conf (repeatable)")
     args = ap.parse_args(argv)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     results = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else {}
     if args.render:
-        (ROOT / "benchmarks" / "end_to_end.md").write_text(_markdown(results))
+        Path(args.results).with_suffix(".md").write_text(_markdown(results))
         return
     train = _world(cache, *TRAIN, args)
     for size in args.size or ["demo-small"]:
         data = _world(cache, *SIZES[size], args)
         if args.prepare:
             continue
-        key = f"{size} {args.label}".strip()
+        engine = [] if args.engine == "duckdb" else ["--engine", "spark", "--spark-master", f"local[{args.spark_cores}]",
+                                                     *(x for c in args.spark_conf for x in ("--spark-conf", c))]
+        key = " ".join(filter(None, [size, engine and f"spark{args.spark_cores}", args.label]))
         run_dir = cache / f"run-{key.replace(' ', '-')}"
         cmd = [sys.executable, *_NO_CWD, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
-               "--seed", "0", "--force"]
+               "--seed", "0", "--force", *engine]
         res = _guarded(cmd, args, label=f"score {key}", code=args.code)
         res["code"] = str(Path(args.code).resolve())
-        res["command"] = f"fraudkit score {data} --train {train} --out {run_dir} --seed 0"
+        res["command"] = " ".join(["fraudkit score", str(data), "--train", str(train), "--out", str(run_dir),
+                                   "--seed 0", *engine])
         res["world"] = _counts(data)
         manifest = run_dir / "manifest.json"
         if res["finished"] and manifest.exists():
@@ -83,7 +100,7 @@ def main(argv=None):
         results[key] = res
         print(_summary(key, res), flush=True)
         Path(args.results).write_text(json.dumps(results, indent=1, default=str) + "\n")
-        (ROOT / "benchmarks" / "end_to_end.md").write_text(_markdown(results))
+        Path(args.results).with_suffix(".md").write_text(_markdown(results))
 
 
 # --- private helpers ----------------------------------------------------------------------------

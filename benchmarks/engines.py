@@ -17,6 +17,10 @@ largest relative difference; float sums add in another order). ``--only score`` 
 ``--data`` is a dataset folder (the demo-small world simulated with seed 0 by default); ``--nodes`` sizes the
 generated graph (planted communities of 10-40 nodes in components of 1-6 communities, about 6 edges per
 node, a fixed seed). Results are written up in ``benchmarks/engines.md``.
+
+The simulated worlds of other sizes (``medium``, ``large``) are scored end to end, as a user types the command,
+by ``benchmarks/end_to_end.py --engine spark --spark-cores N`` (its RSS cap, timeout and per-step progress
+lines; results in ``benchmarks/engines_scale.json``); ``benchmarks/compare_runs.py`` compares the run folders.
 """
 
 from __future__ import annotations

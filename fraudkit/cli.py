@@ -139,10 +139,13 @@ def validate(data, quarantine, engine, spark_master):
                    "resolved tables (docs/data-layer.md). The same results as DuckDB.")
 @click.option("--spark-master", default=None,
               help="With --engine spark: the master URL (spark://host:7077, yarn, k8s://...); default local[2].")
+@click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
+              help="With --engine spark: a setting of the session started for the run, repeatable "
+                   "(e.g. spark.driver.memory=6g: in local mode the driver's JVM does all the work).")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr (stage, step, rows, seconds).")
 def score(data, out, stages, rules, seed, train, target_precision, seed_pool, labels, train_until, label_delay,
-          label_coverage, engine, spark_master, force, quiet):
+          label_coverage, engine, spark_master, spark_conf, force, quiet):
     """Score a dataset: features, rules, models, group and graph stages, decisions.
 
     Progress goes to stderr, one line per step as it starts and ends (a bar on a terminal; plain lines when
@@ -150,6 +153,11 @@ def score(data, out, stages, rules, seed, train, target_precision, seed_pool, la
     """
     if spark_master is not None and engine != "spark":
         raise FraudkitError("--spark-master goes with --engine spark")
+    if spark_conf and engine != "spark":
+        raise FraudkitError("--spark-conf goes with --engine spark")
+    bad = [c for c in spark_conf if "=" not in c]
+    if bad:
+        raise FraudkitError(f"--spark-conf takes KEY=VALUE, got {bad[0]!r} (e.g. spark.driver.memory=6g)")
     pool = None if seed_pool is None else SeedPool.load(seed_pool)
     if labels is None and (train_until is not None or label_delay != "0D" or label_coverage is not None):
         raise FraudkitError("--train-until, --label-delay and --label-coverage go with --labels (your own labels)")
@@ -158,7 +166,8 @@ def score(data, out, stages, rules, seed, train, target_precision, seed_pool, la
     result = scoring.score_dataset(data, out, stages=[s.strip() for s in stages.split(",") if s.strip()],
                                    rules=rules, seed=seed, train=train, target_precision=target_precision,
                                    seed_pool=pool, force=force, progress=Progress("score", enabled=not quiet),
-                                   labels=own, engine=engine, spark_master=spark_master)
+                                   labels=own, engine=engine, spark_master=spark_master,
+                                   spark_config=dict(c.split("=", 1) for c in spark_conf) or None)
     click.echo(result.describe())
 
 

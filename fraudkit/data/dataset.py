@@ -19,6 +19,8 @@ import csv
 import gzip
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from fraudkit.data.connection import ibis_connection
@@ -250,9 +252,10 @@ class Dataset:
     def to_local(self) -> "Dataset":
         """The same typed tables on an embedded DuckDB connection, for the steps that need them in memory.
 
-        On DuckDB the dataset itself. On Spark, each table's rows are gathered through Arrow into a DuckDB
-        table of the view's name (in their canonical order, :func:`canonical_sort_keys`, so that the copy
-        does not follow Spark's partitioning), once; the copy has the same path, fingerprint and validation
+        On DuckDB the dataset itself. On Spark, each table's rows are written as Parquet by Spark's tasks (in a
+        temporary folder, removed once read) and read into a DuckDB table of the view's name, sorted there in
+        their canonical order (:func:`canonical_sort_keys`, so that the copy does not follow Spark's
+        partitioning), once; the copy has the same path, fingerprint and validation
         report, and keeps this dataset as :attr:`transform_dataset`, so that the feature SQL
         (:mod:`fraudkit.data.sqlsource`) still runs on Spark while rules, decisions and the steps written
         for DuckDB read the copy.
@@ -265,15 +268,23 @@ class Dataset:
             return self
         con = _connect()
         try:
-            for name, view in self._checked.views.items():
-                cols = list(self._engine.columns(quote(view)))
-                keys = canonical_sort_keys(name, cols)
-                order = f" ORDER BY {', '.join(quote(k) + ' NULLS LAST' for k in keys)}" if keys else ""
-                con.con.register("_fk_arrow", self._engine.to_arrow(f"SELECT * FROM {quote(view)}{order}"))
-                con.con.execute(f"CREATE TABLE {quote(view)} AS SELECT * FROM _fk_arrow")
-                con.con.unregister("_fk_arrow")
-                if view != name:  # ds.sql("... FROM accounts") reads the table by its name, as on DuckDB
-                    con.con.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {quote(view)}")
+            with tempfile.TemporaryDirectory(prefix="fraudkit-local-") as tmp:
+                for name, view in self._checked.views.items():
+                    cols = list(self._engine.columns(quote(view)))
+                    keys = canonical_sort_keys(name, cols)
+                    order = f" ORDER BY {', '.join(quote(k) + ' NULLS LAST' for k in keys)}" if keys else ""
+                    # Spark writes the rows as Parquet where they are; DuckDB reads and sorts them (a global
+                    # sort on Spark and a gather through the driver cost more and hold the table in the JVM)
+                    files = self._engine.export_parquet(f"SELECT * FROM {quote(view)}", Path(tmp) / view)
+                    if not files:  # no part file for an empty table: its schema through Arrow
+                        con.con.register("_fk_arrow", self._engine.to_arrow(f"SELECT * FROM {quote(view)}"))
+                    source = (f"read_parquet([{', '.join(_lit(f) for f in files)}])" if files else "_fk_arrow")
+                    con.con.execute(f"CREATE TABLE {quote(view)} AS SELECT * FROM {source}{order}")
+                    if not files:
+                        con.con.unregister("_fk_arrow")
+                    shutil.rmtree(Path(tmp) / view, ignore_errors=True)
+                    if view != name:  # ds.sql("... FROM accounts") reads the table by its name, as on DuckDB
+                        con.con.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {quote(view)}")
         except BaseException:
             con.disconnect()
             raise

@@ -138,7 +138,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                   seed_pool=None, params=None, run_id=None, now=None,
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
                   decide_from=None, labels=None, list_min_weight=0.5, write_features=True, engine="duckdb",
-                  spark_master=None, write_event_scores=True) -> RunResult:
+                  spark_master=None, spark_config=None, write_event_scores=True) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -211,6 +211,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         (:meth:`~fraudkit.data.dataset.Dataset.to_local`). A Dataset passed in keeps its own engine.
     spark_master : str, optional
         With ``engine="spark"``: the master URL (default a local session, ``local[2]``).
+    spark_config : dict, optional
+        With ``engine="spark"``: further settings of the session started for the run
+        (``{"spark.driver.memory": "6g"}``; :func:`~fraudkit.data.engine.spark_session`).
 
     Returns
     -------
@@ -249,7 +252,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         raise FraudkitError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     with step(progress, "score", "load and validate the data" + (" and the training data" if train is not None
                                                                   else "")) as st:
-        eng = None if engine == "duckdb" else open_engine(engine, master=spark_master)
+        eng = None if engine == "duckdb" else open_engine(engine, master=spark_master, config=spark_config)
         ds = data if hasattr(data, "table") else load_dataset(data, engine=eng or engine)
         train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train,
                                                                                                engine=eng or engine))

@@ -70,6 +70,23 @@ def test_spark_types_read_as_the_duckdb_types_the_checks_expect():
         ["BIGINT", "VARCHAR", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "BOOLEAN"]
 
 
+@pytest.mark.spark
+def test_spark_to_arrow_keeps_the_row_order_toarrow_gives(spark, tmp_path):
+    """Rows gathered through Parquet come in toArrow's order: partition by partition, sorted when asked."""
+    sp = open_engine("spark", spark=spark)
+    r = spark.range(0, 5000, numPartitions=4).selectExpr("id", "CAST(id * 7919 % 5000 AS STRING) AS k",
+                                                         "id % 3 = 0 AS b")
+    sp.register("r", r)
+    assert sp.to_arrow("SELECT * FROM r").equals(r.toArrow())
+    got = sp.to_arrow("SELECT k, id FROM r ORDER BY b DESC, k").to_pandas()
+    want = r.toPandas().sort_values(["b", "k"], ascending=[False, True], ignore_index=True)[["k", "id"]]
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    empty = sp.to_arrow("SELECT * FROM r WHERE id < 0")
+    assert empty.num_rows == 0 and empty.schema.names == ["id", "k", "b"]
+    files = sp.export_parquet("SELECT * FROM r", tmp_path / "export")
+    assert len(pd.concat(map(pd.read_parquet, files))) == 5000
+
+
 def test_duckdb_engine_relations_and_parquet(tmp_path):
     e = DuckDBEngine()
     e.register("f", pd.DataFrame({"a": [3, 1, 2], "b": ["x", None, "z"]}))
@@ -78,6 +95,8 @@ def test_duckdb_engine_relations_and_parquet(tmp_path):
     assert e.rows("SELECT a FROM t ORDER BY a") == [(2,), (3,)]
     assert e.write_parquet("SELECT * FROM t", tmp_path / "t.parquet") == 2
     assert pd.read_parquet(tmp_path / "t.parquet")["a"].sort_values().tolist() == [2, 3]
+    files = e.export_parquet("SELECT * FROM t", tmp_path / "export")
+    assert sorted(pd.concat(map(pd.read_parquet, files))["a"].tolist()) == [2, 3]
     e.close()
     with pytest.raises(FraudkitError, match="unknown engine 'postgres'"):
         open_engine("postgres")

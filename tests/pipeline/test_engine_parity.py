@@ -78,3 +78,9 @@ def test_cli_score_spark_without_java_is_a_clear_error(tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["score", str(micro_data()), "--out", str(tmp_path / "run"),
                                     "--spark-master", "local[1]"])
     assert res.exit_code != 0 and "--spark-master goes with --engine spark" in res.output
+    res = CliRunner().invoke(main, ["score", str(micro_data()), "--out", str(tmp_path / "run"),
+                                    "--spark-conf", "spark.driver.memory=6g"])
+    assert res.exit_code != 0 and "--spark-conf goes with --engine spark" in res.output
+    res = CliRunner().invoke(main, ["score", str(micro_data()), "--out", str(tmp_path / "run"), "--engine", "spark",
+                                    "--spark-conf", "spark.driver.memory"])
+    assert res.exit_code != 0 and "--spark-conf takes KEY=VALUE, got 'spark.driver.memory'" in res.output
