@@ -334,6 +334,10 @@ def _describe(e: BaseException) -> tuple[str, int]:
                  errno.ENOENT: "check the path"}
         fix = fixes.get(e.errno, "check the path and the disk")
         return f"the system refused{where}: {e.strerror or e}. Fix: {fix}", 1
+    if "java.lang.OutOfMemoryError" in str(e):  # Spark's JVM (a Py4JJavaError carries the Java trace as text)
+        return ("Spark ran out of memory (java.lang.OutOfMemoryError in its JVM). Fix: give the driver more memory "
+                "(--spark-conf spark.driver.memory=12g; local sessions run their tasks in the driver), or run on a "
+                "cluster (--spark-master)"), 1
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return (f"unexpected {type(e).__name__}{': ' + text[:300] if text else ''}. This input is one fraudkit does "
             "not handle yet (or a bug): run again with --debug for the traceback and report it"), 1

@@ -189,3 +189,24 @@ def test_simulate_defaults_to_seed_0_and_reports_progress(tmp_path):
     assert "\r" not in r.stderr
     q = _run("simulate", "--scenario", "micro", "--out", tmp_path / "d", "--quiet")
     assert q.exit_code == 0 and q.stderr == ""
+
+
+
+class Py4JJavaError(Exception):
+    """What pyspark raises for a failure in the JVM: the Java trace is in its text."""
+
+
+@pytest.mark.parametrize("java,expect", [("java.lang.OutOfMemoryError: Java heap space",
+                                          "Spark ran out of memory (java.lang.OutOfMemoryError in its JVM). "
+                                          "Fix: give the driver more memory (--spark-conf spark.driver.memory="),
+                                         ("java.io.IOException: broken pipe", "unexpected Py4JJavaError")])
+def test_a_spark_failure_is_a_message_and_out_of_memory_says_how_to_give_it_more(data, tmp_path, monkeypatch,
+                                                                                 java, expect):
+    def broken(*a, **k):
+        raise Py4JJavaError(f"An error occurred while calling o1965.parquet.\n: org.apache.spark.SparkException: "
+                            f"Job aborted.\nCaused by: {java}")
+
+    monkeypatch.setattr(cli.scoring, "score_dataset", broken)
+    r = _run("score", data, "--out", tmp_path / "run")
+    assert r.exit_code == 1 and expect in r.output, r.output
+    _no_traceback(r)
