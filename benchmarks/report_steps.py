@@ -105,14 +105,19 @@ print(json.dumps({"step1": seconds, "load": load}))
 _COMPARED = ("drill_comparison.csv", "drill_attack.csv", "loop_summary.csv")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--before", type=Path, required=True, help="a pristine tree to time as 'before'")
-    ap.add_argument("--reference", type=Path, default=None,
-                    help="a tree whose drill tables this checkout must reproduce (e.g. main before the change)")
+def tree_arguments(ap, *, reference: str, repeats: str) -> None:
+    """The options of a before/after benchmark: --before, --reference, --data, --train, --repeats."""
+    ap.add_argument("--before", type=Path, required=True, help="an older tree to time as 'before'")
+    ap.add_argument("--reference", type=Path, default=None, help=reference)
     ap.add_argument("--data", type=Path, default=None, help="the scored world (default: demo-small seed 0)")
     ap.add_argument("--train", type=Path, default=None, help="the training world (default: demo-small seed 1000)")
-    ap.add_argument("--repeats", type=int, default=2, help="step-1 runs per tree, alternating the trees")
+    ap.add_argument("--repeats", type=int, default=2, help=repeats)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    tree_arguments(ap, reference="a tree whose drill tables this checkout must reproduce (e.g. main before the change)",
+                   repeats="step-1 runs per tree, alternating the trees")
     ap.add_argument("--windows", type=int, default=4, help="closed-loop windows (the report's default: 4; 0: skip)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "report_steps.md")
     args = ap.parse_args(argv)

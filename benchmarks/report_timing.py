@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from report_steps import kept_notes, simulate_world, world_sizes  # this folder's helpers (run as a script)
+from report_steps import kept_notes, simulate_world, tree_arguments, world_sizes  # this folder's helpers (run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = Path("report") / "evaluation" / "loop"
@@ -41,12 +41,8 @@ DRILL = (Path("report") / "perception" / "redteam_comparison.parquet", Path("rep
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--before", type=Path, required=True, help="an older tree to time as 'before'")
-    ap.add_argument("--reference", type=Path, default=None,
-                    help="a tree whose closed loop and drill tables this checkout's must equal (e.g. main before the change)")
-    ap.add_argument("--data", type=Path, default=None, help="the scored world (default: demo-small seed 0)")
-    ap.add_argument("--train", type=Path, default=None, help="the training world (default: demo-small seed 1000)")
-    ap.add_argument("--repeats", type=int, default=2, help="reports per tree, alternating the trees")
+    tree_arguments(ap, reference="a tree whose closed loop and drill tables this checkout's must equal (e.g. main "
+                                 "before the change)", repeats="reports per tree, alternating the trees")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "report_timing.md")
     args = ap.parse_args(argv)
     trees = {"before": args.before.resolve(), "after": ROOT}
