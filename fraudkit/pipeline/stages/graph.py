@@ -197,6 +197,9 @@ def run(ds, *, context=None) -> StageOutput:
     # communities per connected component: on Spark when the dataset's transforms run there, the same partition
     engine = getattr(getattr(ds, "transform_dataset", None), "engine", None)
     spark = engine.spark if getattr(engine, "name", None) == "spark" else None
+    if spark is not None:
+        notes.append("communities per connected component on Spark (large-star/small-star components, one "
+                     "applyInPandas task per component or bucket, giant ones on the driver): the DuckDB partition")
     for name, e in views.items():
         if not (e["weight"].to_numpy() > 0).all():
             e = e[e["weight"] > 0]
