@@ -130,19 +130,30 @@ def communities_by_component(edges, *, method="leiden", resolution=1.0, seed=0, 
     e = _edge_frame(edges, src, dst, weight, "communities_by_component")
     kw = dict(method=method, resolution=resolution, seed=seed, n_iterations=n_iterations, alone_edges=alone_edges,
               n_buckets=n_buckets)
+    if not len(e):
+        return Partition(nodes=e["src"].to_numpy()[:0], membership=np.zeros(0, dtype=np.int64), method=method,
+                         params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": 0,
+                                 "n_iterations": n_iterations, "by_component": True, "n_components": 0,
+                                 "alone_edges": int(alone_edges), "n_buckets": int(n_buckets)})
+    # the sorted node ids, and each edge's ends as their codes (the local path and the modularity work on them)
+    code, nodes = pd.factorize(np.concatenate([e["src"].to_numpy(), e["dst"].to_numpy()]), sort=True)
+    nodes = np.asarray(nodes)
     if spark is None:
-        labels = local_component_communities(e, weight="weight", **kw)
+        labels = _local_coded(code[:len(e)], code[len(e):], e["weight"].to_numpy(), nodes, **kw)
+        community, components = labels["community"].to_numpy(), labels["component"].nunique()
     else:
-        sdf = spark.createDataFrame(e)
-        labels = (component_communities(sdf, weight="weight", max_component_edges=max_component_edges, **kw)
+        labels = (component_communities(spark.createDataFrame(e), weight="weight",
+                                        max_component_edges=max_component_edges, **kw)
                   .toPandas().sort_values("node", kind="stable", ignore_index=True))
-    nodes = labels["node"].to_numpy()
-    membership = _relabel_by_size(pd.factorize(labels["community"].to_numpy(), sort=False)[0])
-    q = partition_modularity(e, nodes, membership, resolution=resolution)
+        if not np.array_equal(labels["node"].to_numpy(), nodes):
+            raise FraudkitError("communities_by_component: Spark returned other nodes than the edges hold")
+        community, components = labels["community"].to_numpy(), labels["component"].nunique()
+    membership = _relabel_by_size(pd.factorize(community, sort=False)[0])
+    q = _modularity(code[:len(e)], code[len(e):], e["weight"].to_numpy(float), membership, resolution)
     return Partition(nodes=nodes, membership=membership, method=method,
                      params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": len(e),
                              "n_iterations": n_iterations, "by_component": True,
-                             "n_components": int(labels["component"].nunique()), "alone_edges": int(alone_edges),
+                             "n_components": int(components), "alone_edges": int(alone_edges),
                              "n_buckets": int(n_buckets)},
                      modularity=q, n_communities=int(membership.max(initial=-1) + 1))
 
@@ -172,36 +183,14 @@ def local_component_communities(edges, *, src="src", dst="dst", weight=None, met
     >>> local_component_communities(e)["component"].tolist()
     [1, 1, 1, 10, 10, 10]
     """
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components as cc
-
     e = _edge_frame(edges, src, dst, weight, "local_component_communities")
     if not len(e):
         return pd.DataFrame({c: pd.Series(dtype=e["src"].dtype) for c in _OUT})
     code, nodes = pd.factorize(np.concatenate([e["src"].to_numpy(), e["dst"].to_numpy()]), sort=True)
     nodes = np.asarray(nodes)
-    a, b = code[:len(e)], code[len(e):]
-    _, labels = cc(sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(len(nodes), len(nodes))), directed=False)
-    first = np.full(labels.max() + 1, len(nodes))
-    np.minimum.at(first, labels, np.arange(len(nodes)))  # nodes are sorted: the first is the smallest
-    comp = first[labels]  # the code of each node's component (its smallest node)
-    roots = np.flatnonzero(first[labels] == np.arange(len(nodes)))  # one code per component
-    units = component_units(nodes[roots], np.bincount(comp[a], minlength=len(nodes))[roots],
-                            alone_edges=alone_edges, n_buckets=n_buckets)
-    # an integer per unit: the component's code when alone, else the number of nodes plus the bucket
-    unit_of = np.zeros(len(nodes), dtype=np.int64)
-    unit_of[roots] = np.where(units["alone"], roots, len(nodes) + units["bucket"].to_numpy())
-    # the units are solved on the sorted codes of the node ids: the same order, so the same graphs and results
-    coded = pd.DataFrame({"src": a, "dst": b, "weight": e["weight"].to_numpy(), "component": comp[a]})
-    order = np.argsort(unit_of[comp[a]], kind="stable")
-    key = unit_of[comp[a]][order]
-    cuts = np.r_[0, np.flatnonzero(np.diff(key)) + 1, len(key)]
-    groups = [(k, coded.iloc[order[i:j]]) for k, i, j in zip(key[cuts[:-1]], cuts[:-1], cuts[1:])]
-    total = math.fsum(math.fsum(g["weight"].to_numpy()) for _, g in groups)
-    out = [solve_unit(g, unit=nodes[k] if k < len(nodes) else ("bucket", int(k - len(nodes))), method=method,
-                      resolution=resolution, total_weight=total, seed=seed, n_iterations=n_iterations)
-           for k, g in groups]
-    out = pd.concat(out, ignore_index=True).sort_values("node", kind="stable", ignore_index=True)
+    out = _local_coded(code[:len(e)], code[len(e):], e["weight"].to_numpy(), nodes, method=method,
+                       resolution=resolution, seed=seed, n_iterations=n_iterations, alone_edges=alone_edges,
+                       n_buckets=n_buckets)
     return pd.DataFrame({c: nodes[out[c].to_numpy(np.int64)] for c in _OUT})
 
 
@@ -440,13 +429,7 @@ def partition_modularity(edges: pd.DataFrame, nodes, membership, *, resolution=1
     if (a < 0).any() or (b < 0).any():
         raise FraudkitError("partition_modularity: an edge end is not among the partition's nodes")
     w = np.ones(len(edges)) if weight is None else edges[weight].to_numpy(float)
-    membership = np.asarray(membership)
-    ca, cb = membership[a], membership[b]
-    k = int(membership.max()) + 1
-    m = w.sum()
-    w_in = np.bincount(ca[ca == cb], weights=w[ca == cb], minlength=k)
-    strength = np.bincount(ca, weights=w, minlength=k) + np.bincount(cb, weights=w, minlength=k)
-    return float((w_in / m - resolution * (strength / (2 * m)) ** 2).sum())
+    return _modularity(a, b, w, np.asarray(membership), resolution)
 
 
 def connected_components(edges, *, src="src", dst="dst", max_rounds=64):
@@ -518,6 +501,35 @@ def _edge_frame(edges, src, dst, weight, caller):
     return e[e["src"].notna() & e["dst"].notna()].reset_index(drop=True)
 
 
+def _local_coded(a, b, w, nodes, *, method, resolution, seed, n_iterations, alone_edges, n_buckets):
+    """:func:`local_component_communities` on the edges ``(a[i], b[i])`` weighted ``w``, ``a`` and ``b`` codes of
+    the sorted node ids ``nodes``: ``node``, ``component``, ``community`` as codes, sorted by ``node``."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components as cc
+
+    _, labels = cc(sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(len(nodes), len(nodes))), directed=False)
+    first = np.full(labels.max() + 1, len(nodes))
+    np.minimum.at(first, labels, np.arange(len(nodes)))  # nodes are sorted: the first is the smallest
+    comp = first[labels]  # the code of each node's component (its smallest node)
+    roots = np.flatnonzero(comp == np.arange(len(nodes)))  # one code per component
+    units = component_units(nodes[roots], np.bincount(comp[a], minlength=len(nodes))[roots],
+                            alone_edges=alone_edges, n_buckets=n_buckets)
+    # an integer per unit: the component's code when alone, else the number of nodes plus the bucket
+    unit_of = np.zeros(len(nodes), dtype=np.int64)
+    unit_of[roots] = np.where(units["alone"], roots, len(nodes) + units["bucket"].to_numpy())
+    # the units are solved on the sorted codes of the node ids: the same order, so the same graphs and results
+    coded = pd.DataFrame({"src": a, "dst": b, "weight": w, "component": comp[a]})
+    order = np.argsort(unit_of[comp[a]], kind="stable")
+    key = unit_of[comp[a]][order]
+    cuts = np.r_[0, np.flatnonzero(np.diff(key)) + 1, len(key)]
+    groups = [(k, coded.iloc[order[i:j]]) for k, i, j in zip(key[cuts[:-1]], cuts[:-1], cuts[1:])]
+    total = math.fsum(math.fsum(g["weight"].to_numpy()) for _, g in groups)
+    out = [solve_unit(g, unit=nodes[k] if k < len(nodes) else ("bucket", int(k - len(nodes))), method=method,
+                      resolution=resolution, total_weight=total, seed=seed, n_iterations=n_iterations)
+           for k, g in groups]
+    return pd.concat(out, ignore_index=True).sort_values("node", kind="stable", ignore_index=True)
+
+
 def _membership(n, s, d, w, *, method, resolution, seed, n_iterations):
     """Community of each of ``n`` vertices of the graph of edges ``(s, d)`` weighted ``w``, by ``method``."""
     import igraph as ig
@@ -546,6 +558,18 @@ def _membership(n, s, d, w, *, method, resolution, seed, n_iterations):
 
         ig.set_random_number_generator(random)
     return np.asarray(cl.membership)
+
+
+def _modularity(a, b, w, membership, resolution):
+    """Modularity of ``membership`` (per node) for the edges ``(a, b)`` (node positions) weighted ``w``."""
+    if not len(w):
+        return float("nan")
+    ca, cb = membership[a], membership[b]
+    k = int(membership.max()) + 1
+    m = w.sum()
+    w_in = np.bincount(ca[ca == cb], weights=w[ca == cb], minlength=k)
+    strength = np.bincount(ca, weights=w, minlength=k) + np.bincount(cb, weights=w, minlength=k)
+    return float((w_in / m - resolution * (strength / (2 * m)) ** 2).sum())
 
 
 def _unit_key(bucket, alone, component):
