@@ -65,6 +65,9 @@ def test_spark_run_computes_features_on_spark_and_says_where(runs):
     assert man_d["data"]["fingerprint"] == man_s["data"]["fingerprint"]
     assert man_d["train"] == man_s["train"] and man_s["data"]["fingerprint"] != man_s["train"]["fingerprint"]
     assert man_s["parameters"]["engine"] == "spark" and man_d["parameters"]["engine"] == "duckdb"
+    # the graph stage's communities were computed on Spark, and equal DuckDB's (test_spark_run_matches_duckdb_run)
+    assert any(n.startswith("graph: communities per connected component on Spark") for n in man_s["notes"])
+    assert not any("on Spark" in n for n in man_d["notes"])
 
 
 def test_cli_score_spark_without_java_is_a_clear_error(tmp_path, monkeypatch):
