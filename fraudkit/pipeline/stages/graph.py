@@ -8,7 +8,8 @@ Three account-account views, each built only when its tables exist:
 ``coaction``
     co-actions on the same note / author within minutes — :func:`fraudkit.capability.graphs.coaction_projection`;
 ``r_ab``
-    co-purchase relatedness R(A,B) — :func:`fraudkit.capability.r_ab.r_ab_edges`.
+    co-purchase relatedness R(A,B) — :func:`fraudkit.capability.r_ab.r_ab_edges_sql` on a Dataset's engine
+    (:func:`fraudkit.capability.r_ab.r_ab_edges` on a dict of frames; the same edges).
 
 Each view is partitioned (Leiden, modularity), its communities profiled and screened
 (:class:`fraudkit.identification.graph.communities.CommunityScreener`). Weak labels then propagate over the summed graph
@@ -41,7 +42,7 @@ from fraudkit.capability.graphs import (
     shared_entity_events,
     shared_entity_projection,
 )
-from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges
+from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges, r_ab_edges_sql
 from fraudkit.data.dataset import canonical_sort_keys, ns_timestamps, read_table, sort_canonical
 from fraudkit.data.engine import literal
 from fraudkit.data.sqlsource import open_source
@@ -167,8 +168,10 @@ def run(ds, *, context=None) -> StageOutput:
     else:
         notes.append("coaction view skipped: the dataset has no interactions table")
     if "orders" in data:
-        r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"),
-                       params=RabParams(max_degree=p["max_degree"]))
+        rp = RabParams(max_degree=p["max_degree"])
+        # a Dataset's pairs are generated on its engine (DuckDB or Spark); a dict's frames in numpy: the same edges
+        r = (r_ab_edges(data["orders"], data.get("products"), data.get("promotions"), params=rp)
+             if isinstance(ds, dict) else r_ab_edges_sql(ds, params=rp))
         views["r_ab"] = _view_edges(r, "k")
         del r
         steps.done("view r_ab", rows_in=len(data["orders"]), edges=len(views["r_ab"]))
