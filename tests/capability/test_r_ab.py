@@ -225,7 +225,7 @@ def small_world():
     from fraudkit.simulation import generate, load_scenario
 
     w = generate(load_scenario("demo-small"), seed=0)
-    return w["orders"], w["promotions"]
+    return w["orders"], w["promotions"], w
 
 
 @pytest.mark.parametrize("params", [RabParams(), RabParams(max_degree=5, k_neighbors=3, min_k=2)],
@@ -233,7 +233,7 @@ def small_world():
 def test_sql_edges_equal_the_numpy_edges_on_a_small_world(small_world, params):
     from fraudkit.capability.r_ab import r_ab_edges_sql
 
-    orders, promotions = small_world
+    orders, promotions, _ = small_world
     want = r_ab_edges(_stage_ordered(orders), promotions=promotions, params=params)
     # rows in another order give the same edges: the SQL reads them in the canonical order
     shuffled = orders.sample(frac=1.0, random_state=7)
@@ -250,7 +250,7 @@ def test_sql_edges_equal_the_numpy_edges_on_a_small_world(small_world, params):
 def test_sql_edges_without_optional_columns_or_promotions(small_world):
     from fraudkit.capability.r_ab import r_ab_edges_sql
 
-    orders, _ = small_world
+    orders = small_world[0]
     for drop in (["address"], ["receiver_phone", "received_at", "promotion_id"], ["address", "receiver_phone"]):
         o = orders.drop(columns=drop)
         p = RabParams(max_degree=8, k_neighbors=4)
@@ -266,9 +266,9 @@ def test_sql_edges_on_spark_equal_duckdb(spark, small_world, tmp_path):
     from fraudkit.capability.r_ab import r_ab_edges_sql
     from fraudkit.data.dataset import load_dataset
 
-    orders, promotions = small_world
-    orders.to_parquet(tmp_path / "orders.parquet")
-    promotions.to_parquet(tmp_path / "promotions.parquet")
+    orders, promotions, world = small_world
+    for name in ("accounts", "orders", "promotions", "interactions"):  # the tables a dataset folder needs
+        world[name].to_parquet(tmp_path / f"{name}.parquet")
     p = RabParams(max_degree=5, k_neighbors=3)
     duck = r_ab_edges_sql(load_dataset(tmp_path, validate=False), params=p)
     sp = r_ab_edges_sql(load_dataset(tmp_path, validate=False, engine="spark", spark=spark), params=p)
