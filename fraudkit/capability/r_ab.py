@@ -270,7 +270,10 @@ def r_ab_edges_sql(data, *, params=RabParams()) -> pd.DataFrame:
             src.drop_table(name)
     if not len(e):
         return _empty(pd.Index(buyers["acc"].to_numpy()))
-    e = e.iloc[sort_order(e["x"].to_numpy(np.int64), e["y"].to_numpy(np.int64))].reset_index(drop=True)
+    x, y = e["x"].to_numpy(np.int64), e["y"].to_numpy(np.int64)
+    if len(x) > 1 and not ((x[1:] > x[:-1]) | ((x[1:] == x[:-1]) & (y[1:] > y[:-1]))).all():
+        e = e.iloc[sort_order(x, y)].reset_index(drop=True)  # an engine that lost the order (no copy otherwise)
+    del x, y
     buyers = buyers.sort_values("ar")  # ranks to account keys (a few per cent of the pairs' rows)
     ranks, keys = buyers["ar"].to_numpy(np.int64), buyers["acc"].to_numpy()
     k = e["k"].to_numpy(np.int64)
@@ -639,7 +642,8 @@ def _edges_sql(pairs, pair_values, values) -> str:
         SELECT p.x, p.y, p.k, p.c_a, p.c_b, p.d_lo, p.d_hi, p.r_lo, p.r_hi, p.rcv,
                p.shared_full OR coalesce(s.shared_full, false) AS shared_full,
                p.shared_compound OR coalesce(s.shared_compound, false) AS shared_compound
-        FROM {pairs} p LEFT JOIN shared s ON s.x = p.x AND s.y = p.y"""
+        FROM {pairs} p LEFT JOIN shared s ON s.x = p.x AND s.y = p.y
+        ORDER BY p.x, p.y"""
 
 
 def _first_receipt(o, acc, item):
