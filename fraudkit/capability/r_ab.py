@@ -35,6 +35,9 @@ each order only with the next ``k_neighbors`` orders in time, so the pair count 
 time alone would let a crowd hide inside a flash-sale crowd, so candidate pairs also come from a second
 blocking key: buyers of the same item who ship to the same address compound or receiver phone (capped
 the same way). Both candidate sets are merged before the formula is applied.
+
+:func:`r_ab_edges` computes the edges of pandas frames in memory; :func:`r_ab_edges_sql` computes the same
+edges (bit for bit) with SQL on a dataset's engine, DuckDB or Spark, and is what the graph stage runs.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.capability.graphs import group_sum, require_columns, sort_order, time_pairs, to_seconds, unique_int
+from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import MissingInputError
 
-__all__ = ["RabParams", "r_ab_edges", "normalize_address", "in_promotion", "consolidation_scores"]
+__all__ = ["RabParams", "r_ab_edges", "r_ab_edges_sql", "normalize_address", "in_promotion",
+           "consolidation_scores", "ORDERS_ORDER"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,12 @@ class RabParams:
 
 
 R_AB_COLUMNS = ("src", "dst", "r_ab", "k", "c_a", "c_b", "w_purchase", "w_receive")
+
+ORDERS_ORDER = ("ts", "account_id", "device_id", "product_id", "address", "receiver_phone", "received_at",
+                "promotion_id")
+"""The canonical order of the orders rows (nulls last) that :func:`r_ab_edges_sql` reads them in: the order the
+graph stage holds them in (:func:`fraudkit.data.dataset.canonical_sort_keys` of its orders columns). Ties between
+buyers or items are broken by first appearance in this order, as :func:`r_ab_edges` breaks them by row order."""
 
 
 def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) -> pd.DataFrame:
@@ -197,6 +208,101 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
     out["weight"] = out["r_ab"]
     out.attrs["params"] = asdict(p)
     return out.reset_index(drop=True)
+
+
+def r_ab_edges_sql(data, *, params=RabParams()) -> pd.DataFrame:
+    """:func:`r_ab_edges` as SQL on the data's engine (embedded DuckDB, or Spark): the same edges.
+
+    Candidate pairs (one per blocking key: the item; the item and receiving compound; the item and
+    receiver phone), hot-block capping, the best-aligned co-purchase per (pair, item), ``k``, ``C_A``,
+    ``C_B`` and the receipt-sharing tests are one set of DuckDB-dialect statements run through
+    :class:`~fraudkit.data.sqlsource.SqlSource` (transpiled for Spark). The engines return integers and
+    exactly rounded ratios only; the logarithms, exponentials and the formula are applied here, in numpy, in
+    the order :func:`r_ab_edges` applies them, so both functions and both engines give the same bits.
+    Rows are read in :data:`ORDERS_ORDER`; on orders in that order the result equals
+    ``r_ab_edges(orders, promotions=promotions, params=params)`` row for row.
+
+    Parameters
+    ----------
+    data : fraudkit.data.dataset.Dataset, dict of str to DataFrame or SqlSource
+        Reads ``orders`` (``account_id``, ``product_id``, ``ts``; ``address``, ``receiver_phone``,
+        ``received_at``, ``promotion_id`` when present) and ``promotions`` when present.
+    params : RabParams
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`r_ab_edges`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> o = pd.DataFrame({"account_id": ["a", "b", "a", "b", "c"], "product_id": [1, 1, 2, 2, 1],
+    ...     "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 10:01", "2024-01-01 11:00",
+    ...                           "2024-01-01 11:02", "2024-01-05 09:00"]),
+    ...     "address": ["X路1号2栋", "X路1号2幢", "X路1号2栋", "X路1号2栋", "Y路9号"],
+    ...     "receiver_phone": ["1", "2", "1", "2", "3"]})
+    >>> e = r_ab_edges_sql({"orders": o})
+    >>> e[["src", "dst", "k", "c_a", "c_b", "w_receive"]].values.tolist()
+    [['a', 'b', 2, 2, 2, 1.0]]
+    """
+    p = params
+    with open_source(data) as src:
+        orders = src.require("orders", "r_ab_edges_sql")
+        absent = {"account_id", "product_id"} & set(src.missing_columns.get("orders", ()))
+        if absent:
+            raise MissingInputError(f"r_ab_edges_sql(orders): the orders table lacks {sorted(absent)}; see "
+                                    "fraudkit.data.contract.TABLES['orders']")
+        rows = src.temp_table("rab_rows", _rows_sql(src, orders, p))
+        blocks = src.temp_table("rab_blocks", _blocks_sql(rows, p))
+        pair_items = src.temp_table("rab_pair_items", _pair_items_sql(blocks, p))
+        pairs = src.temp_table("rab_pairs", _pairs_sql(rows, pair_items, p))
+        values = src.temp_table("rab_values", _values_sql(rows))
+        pair_values = src.temp_table("rab_pair_values", f"SELECT p.x, p.y, v.code FROM {pairs} p "
+                                                         f"JOIN {values} v ON v.ar = p.x WHERE p.wide")
+        e = src.df(_edges_sql(pairs, pair_values, values))
+        buyers = src.df(f"SELECT ar, min(acc) AS acc FROM {rows} GROUP BY ar ORDER BY ar")
+        # pairs with three or more items: Kahan sums in the order r_ab_edges meets the items (rare)
+        many = src.df(f"""
+            SELECT pi.x, pi.y, pi.d, pi.ratio, pi.first_block
+            FROM {pair_items} pi JOIN (SELECT x, y FROM {pairs} WHERE k >= 3) p ON pi.x = p.x AND pi.y = p.y""")
+        for name in (pair_values, values, pairs, pair_items, blocks, rows):
+            src.drop_table(name)
+    if not len(e):
+        return _empty(pd.Index(buyers["acc"].to_numpy()))
+    x, y = e["x"].to_numpy(np.int64), e["y"].to_numpy(np.int64)
+    if len(x) > 1 and not ((x[1:] > x[:-1]) | ((x[1:] == x[:-1]) & (y[1:] > y[:-1]))).all():
+        e = e.iloc[sort_order(x, y)].reset_index(drop=True)  # an engine that lost the order (no copy otherwise)
+    del x, y
+    buyers = buyers.sort_values("ar")  # ranks to account keys (a few per cent of the pairs' rows)
+    ranks, keys = buyers["ar"].to_numpy(np.int64), buyers["acc"].to_numpy()
+    k = e["k"].to_numpy(np.int64)
+    two = k == 2
+    sum_w = 1.0 / np.log1p(e["d_lo"].to_numpy(np.int64)) + np.where(two, 1.0 / np.log1p(e["d_hi"].to_numpy(np.int64)),
+                                                                    0.0)
+    sum_s = np.exp(-e["r_lo"].to_numpy(float)) + np.where(two, np.exp(-e["r_hi"].to_numpy(float)), 0.0)
+    if len(many):
+        many = many.iloc[sort_order(many["x"].to_numpy(np.int64), many["y"].to_numpy(np.int64),
+                                    many["first_block"].to_numpy(np.int64))]
+        pair = many["x"].to_numpy(np.int64) * (int(e["y"].max()) + 1) + many["y"].to_numpy(np.int64)
+        starts = np.r_[0, np.flatnonzero(np.diff(pair)) + 1]
+        at = np.flatnonzero(k >= 3)  # pairs sorted as the detail rows' pairs
+        sum_w[at] = group_sum(1.0 / np.log1p(many["d"].to_numpy(np.int64)), starts)
+        sum_s[at] = group_sum(np.exp(-many["ratio"].to_numpy(float)), starts)
+    w_purchase = sum_s / k
+    w_recv = np.zeros(len(e))
+    for flag, score in (("shared_full", 1.0), ("shared_compound", p.receive_compound), ("rcv", p.receive_time)):
+        hit = e[flag].fillna(False).to_numpy(bool)
+        w_recv[hit] = np.maximum(w_recv[hit], score)
+    c_a, c_b = e["c_a"].to_numpy(np.int64), e["c_b"].to_numpy(np.int64)
+    r = sum_w / np.sqrt(c_a * c_b) * (1 + p.alpha * w_purchase) * (1 + p.beta * w_recv)
+    src_key = keys[np.searchsorted(ranks, e["x"].to_numpy(np.int64))]
+    dst_key = keys[np.searchsorted(ranks, e["y"].to_numpy(np.int64))]
+    out = pd.DataFrame({"src": src_key, "dst": dst_key, "r_ab": r, "k": k,
+                        "c_a": c_a, "c_b": c_b, "w_purchase": w_purchase, "w_receive": w_recv})
+    out["weight"] = out["r_ab"]
+    out.attrs["params"] = asdict(p)
+    return out
 
 
 def normalize_address(addresses) -> pd.DataFrame:
@@ -395,6 +501,149 @@ def _candidates(ent, t, acc, row_win, hot, k_neighbors, n_acc, item_of_row=None,
             ri, rj = s_r[i], s_r[j]
             f["rcv"] = (ri != nat) & (rj != nat) & (np.abs(ri - rj) <= receive_window)
         yield f
+
+
+_BLOCK = 2 ** 40  # first_block = part * _BLOCK + first row of the block: rows number fewer than 2^40
+
+
+def _rows_sql(src, orders, p) -> str:
+    """Orders with an account and a product, one row each: its rank ``rid`` in :data:`ORDERS_ORDER`, the buyer's
+    rank ``ar`` (first appearance), the item's distinct buyers ``d``, seconds ``t``, co-purchase window ``win``,
+    integer codes of the receiver phone, normalised address and compound, and ``rfirst``, the buyer's first
+    receipt of the item (seconds)."""
+    order = ", ".join(f"{c} NULLS LAST" for c in ORDERS_ORDER)
+    w_norm = int(pd.Timedelta(p.window_normal).total_seconds())
+    w_promo = int(pd.Timedelta(p.window_promo).total_seconds())
+    raw = src.df(f"SELECT DISTINCT address FROM {orders} WHERE address IS NOT NULL")["address"]
+    if len(raw):
+        # each distinct text normalised once; the normalised address and compound coded as integers
+        na = normalize_address(raw.to_numpy(dtype=object))
+        addr = src.register("rab_addresses", pd.DataFrame({
+            "raw": raw.astype(str).to_numpy(dtype=object),
+            "address_id": pd.factorize(na["address"], sort=False)[0].astype(np.int64),
+            "compound_id": pd.factorize(na["compound"], sort=False)[0].astype(np.int64)}))
+    else:
+        addr = ("(SELECT CAST(NULL AS VARCHAR) AS raw, CAST(NULL AS BIGINT) AS address_id, "
+                "CAST(NULL AS BIGINT) AS compound_id WHERE 1 = 0)")
+    promo = ""
+    if src.has("promotions"):
+        # the promotion windows' seconds, as in_promotion compares them
+        promo = f"""LEFT JOIN (
+                SELECT DISTINCT o.rid FROM o JOIN (
+                    SELECT CAST(floor(epoch(starts_at)) AS BIGINT) AS s, CAST(floor(epoch(ends_at)) AS BIGINT) AS e
+                    FROM {src.t.promotions}) pr ON o.t >= pr.s AND o.t <= pr.e) pr ON pr.rid = o.rid"""
+    in_promo = "o.promotion_id IS NOT NULL" + (" OR pr.rid IS NOT NULL" if promo else "")
+    return f"""
+        WITH phones AS (
+            SELECT phone, row_number() OVER (ORDER BY phone) AS phone_id FROM (
+                SELECT DISTINCT CAST(receiver_phone AS VARCHAR) AS phone FROM {orders}
+                WHERE receiver_phone IS NOT NULL) u),
+        o AS (
+            SELECT account_id AS acc, product_id AS item, CAST(address AS VARCHAR) AS raw_address,
+                   CAST(receiver_phone AS VARCHAR) AS phone, promotion_id,
+                   CAST(floor(epoch(ts)) AS BIGINT) AS t, CAST(floor(epoch(received_at)) AS BIGINT) AS received,
+                   row_number() OVER (ORDER BY {order}) AS rid
+            FROM {orders} WHERE account_id IS NOT NULL AND product_id IS NOT NULL)
+        SELECT o.rid, o.acc, o.item, o.t, ph.phone_id, a.address_id, a.compound_id,
+               CASE WHEN {in_promo} THEN {w_promo} ELSE {w_norm} END AS win,
+               min(o.rid) OVER (PARTITION BY o.acc) AS ar, d.d,
+               min(o.received) OVER (PARTITION BY o.acc, o.item) AS rfirst
+        FROM o {promo} LEFT JOIN {addr} a ON a.raw = o.raw_address LEFT JOIN phones ph ON ph.phone = o.phone
+             JOIN (SELECT item, count(DISTINCT acc) AS d FROM o GROUP BY item) d ON d.item = o.item"""
+
+
+def _blocks_sql(rows, p) -> str:
+    """The rows of each blocking key (``part`` 0: item; 1: item and compound; 2: item and receiver phone) that two
+    or more buyers share, a block named by its first row ``blk``, its rows numbered ``rn`` in time (then buyer,
+    then row) and ``hot`` when more than ``max_degree`` buyers share it. Blocks of one buyer pair nothing and
+    are left out (most compound and phone blocks)."""
+    parts = " UNION ALL ".join(
+        f"SELECT {i} AS part, item, d, {key} AS bkey, rid, ar, t, win, rfirst FROM {rows} WHERE d >= 2{where}"
+        for i, key, where in ((0, "CAST(NULL AS BIGINT)", ""), (1, "compound_id", " AND compound_id IS NOT NULL"),
+                              (2, "phone_id", " AND phone_id IS NOT NULL")))
+    return f"""
+        WITH b AS (SELECT *, min(rid) OVER (PARTITION BY part, item, bkey) AS blk FROM ({parts}) u),
+        h AS (SELECT part, blk, count(DISTINCT ar) > {int(p.max_degree)} AS hot FROM b GROUP BY part, blk
+              HAVING count(DISTINCT ar) >= 2)
+        SELECT b.part, b.blk, b.item, b.d, b.ar, b.t, b.win, b.rfirst, h.hot,
+               row_number() OVER (PARTITION BY b.part, b.blk ORDER BY b.t, b.ar, b.rid) AS rn
+        FROM b JOIN h ON h.part = b.part AND h.blk = b.blk"""
+
+
+def _pair_items_sql(blocks, p) -> str:
+    """One row per (pair, item): buyers ``x < y`` (ranks), the item's buyers ``d``, the smallest time offset over
+    window ``ratio`` (the best-aligned co-purchase), ``rcv`` (first receipts within ``receive_window``) and
+    ``first_block``, where :func:`r_ab_edges` first meets the (pair, item). A hot block's row pairs only with its next
+    ``k_neighbors`` rows."""
+    rw = int(pd.Timedelta(p.receive_window).total_seconds())
+    offsets = ", ".join(f"({i})" for i in range(1, int(p.k_neighbors) + 1)) or "(0)"
+    cand = f"""
+        SELECT a.part, a.blk, a.item, a.d, a.ar AS a_ar, b.ar AS b_ar, a.t AS a_t, b.t AS b_t, a.win,
+               a.rfirst AS a_r, b.rfirst AS b_r
+        FROM (SELECT * FROM {blocks} WHERE NOT hot) a JOIN (SELECT * FROM {blocks} WHERE NOT hot) b
+             ON a.part = b.part AND a.blk = b.blk AND b.rn > a.rn AND b.t <= a.t + a.win
+        WHERE a.ar <> b.ar
+        UNION ALL
+        SELECT a.part, a.blk, a.item, a.d, a.ar, b.ar, a.t, b.t, a.win, a.rfirst, b.rfirst
+        FROM (SELECT h.*, h.rn + n.k AS next_rn FROM {blocks} h CROSS JOIN (VALUES {offsets}) n(k)
+              WHERE h.hot AND n.k > 0) a
+             JOIN (SELECT * FROM {blocks} WHERE hot) b ON a.part = b.part AND a.blk = b.blk AND b.rn = a.next_rn
+        WHERE b.t <= a.t + a.win AND a.ar <> b.ar"""
+    return f"""
+        SELECT least(a_ar, b_ar) AS x, greatest(a_ar, b_ar) AS y, item, min(d) AS d,
+               min(CAST(b_t - a_t AS DOUBLE) / CAST(greatest(win, 1) AS DOUBLE)) AS ratio,
+               bool_or(a_r IS NOT NULL AND b_r IS NOT NULL AND abs(a_r - b_r) <= {rw}) AS rcv,
+               min(part * {_BLOCK} + blk) AS first_block
+        FROM ({cand}) c GROUP BY least(a_ar, b_ar), greatest(a_ar, b_ar), item"""
+
+
+def _pairs_sql(rows, pair_items, p) -> str:
+    """Per pair (buyer ranks ``x``, ``y``) with at least ``min_k`` items: ``k``, ``C_A``/``C_B``, the item
+    degrees and ratios of pairs with one or two items, ``rcv``, and the receipt-sharing flags (a shared receiver
+    phone or normalised address: ``shared_full``; a shared compound: ``shared_compound``) of the kinds where
+    both buyers have at most two values, compared directly (most buyers); ``wide`` marks the pairs where a
+    buyer has more, completed by :func:`_edges_sql` (W_receive's lookups only where they can matter)."""
+    def two(k):  # at most two values each: their min and max are all of them
+        eq = " OR ".join(f"ax.{k}{i} = ay.{k}{j}" for i in (1, 2) for j in (1, 2))
+        return f"coalesce(ax.n_{k} <= 2 AND ay.n_{k} <= 2 AND ({eq}), false)"
+
+    counts = ", ".join(f"count(DISTINCT {c}_id) AS n_{k}, min({c}_id) AS {k}1, max({c}_id) AS {k}2"
+                       for c, k in (("phone", "p"), ("address", "a"), ("compound", "c")))
+    return f"""
+        WITH acc AS (SELECT ar, count(DISTINCT item) AS c, {counts} FROM {rows} GROUP BY ar)
+        SELECT p.x, p.y, p.k, ax.c AS c_a, ay.c AS c_b, p.d_lo, p.d_hi, p.r_lo, p.r_hi, p.rcv,
+               {two("p")} OR {two("a")} AS shared_full, {two("c")} AS shared_compound,
+               greatest(ax.n_p, ax.n_a, ax.n_c, ay.n_p, ay.n_a, ay.n_c) > 2 AS wide
+        FROM (SELECT x, y, count(*) AS k, min(d) AS d_lo, max(d) AS d_hi, min(ratio) AS r_lo, max(ratio) AS r_hi,
+                     bool_or(rcv) AS rcv
+              FROM {pair_items} GROUP BY x, y HAVING count(*) >= {int(p.min_k)}) p
+             JOIN acc ax ON ax.ar = p.x JOIN acc ay ON ay.ar = p.y"""
+
+
+def _values_sql(rows) -> str:
+    """Each buyer's distinct receiving values, one integer ``code`` each: ``_BLOCK * kind + id``, kind 0 a receiver
+    phone, 1 a normalised address, 2 a compound."""
+    return " UNION ALL ".join(f"SELECT DISTINCT ar, {i * _BLOCK} + {c}_id AS code FROM {rows} WHERE {c}_id IS NOT NULL"
+                              for i, c in enumerate(("phone", "address", "compound")))
+
+
+def _edges_sql(pairs, pair_values, values) -> str:
+    """:func:`_pairs_sql`'s rows, the receipt-sharing flags of the ``wide`` pairs completed by lookups.
+
+    ``pair_values`` holds each wide pair with every value of ``x``; looking each up among ``y``'s values is a
+    join of two relations, so no engine can start from the buyers who share a value (a compound shared by
+    thousands)."""
+    return f"""
+        WITH shared AS (
+            SELECT pv.x, pv.y, bool_or(pv.code < {2 * _BLOCK}) AS shared_full,
+                   bool_or(pv.code >= {2 * _BLOCK}) AS shared_compound
+            FROM {pair_values} pv JOIN {values} v ON v.ar = pv.y AND v.code = pv.code
+            GROUP BY pv.x, pv.y)
+        SELECT p.x, p.y, p.k, p.c_a, p.c_b, p.d_lo, p.d_hi, p.r_lo, p.r_hi, p.rcv,
+               p.shared_full OR coalesce(s.shared_full, false) AS shared_full,
+               p.shared_compound OR coalesce(s.shared_compound, false) AS shared_compound
+        FROM {pairs} p LEFT JOIN shared s ON s.x = p.x AND s.y = p.y
+        ORDER BY p.x, p.y"""
 
 
 def _first_receipt(o, acc, item):

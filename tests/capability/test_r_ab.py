@@ -204,3 +204,73 @@ def test_aggregation_and_receive_similarity_equal_the_pandas_reference():
     r = (agg["sum_w"].to_numpy() / np.sqrt(e["c_a"].to_numpy() * e["c_b"].to_numpy())
          * (1 + p.alpha * agg["w_purchase"].to_numpy()) * (1 + p.beta * want))
     assert np.array_equal(e["r_ab"].to_numpy(), r)
+
+
+def _stage_ordered(o):
+    """Orders as the graph stage holds them (its columns, canonical order): what r_ab_edges_sql reads."""
+    from fraudkit.data.dataset import sort_canonical
+
+    return sort_canonical(o[[c for c in ("account_id", "device_id", "product_id", "address", "receiver_phone",
+                                         "received_at", "promotion_id", "ts") if c in o.columns]], "orders")
+
+
+def _assert_same_edges(a, b):
+    assert list(a.columns) == list(b.columns)
+    for c in a.columns:  # every bit: communities downstream follow the last bit of a weight
+        assert np.array_equal(a[c].to_numpy(), b[c].to_numpy()), c
+
+
+@pytest.fixture(scope="module")
+def small_world():
+    from fraudkit.simulation import generate, load_scenario
+
+    w = generate(load_scenario("demo-small"), seed=0)
+    return w["orders"], w["promotions"], w
+
+
+@pytest.mark.parametrize("params", [RabParams(), RabParams(max_degree=5, k_neighbors=3, min_k=2)],
+                         ids=["default", "capped"])
+def test_sql_edges_equal_the_numpy_edges_on_a_small_world(small_world, params):
+    from fraudkit.capability.r_ab import r_ab_edges_sql
+
+    orders, promotions, _ = small_world
+    want = r_ab_edges(_stage_ordered(orders), promotions=promotions, params=params)
+    # rows in another order give the same edges: the SQL reads them in the canonical order
+    shuffled = orders.sample(frac=1.0, random_state=7)
+    got = r_ab_edges_sql({"orders": shuffled, "promotions": promotions}, params=params)
+    _assert_same_edges(want, got)
+    assert got.attrs["params"] == want.attrs["params"]
+    # the world exercises every branch: promotions, hot blocks, all receipt levels, pairs of 1, 2 and 3+ items
+    assert len(got) > 10_000 if params.min_k == 1 else len(got) > 100
+    assert {1, 2} <= set(got["k"]) or params.min_k == 2
+    assert (got["k"] >= 3).any()
+    assert set(np.unique(got["w_receive"])) >= {0.0, 0.25, 1.0}
+
+
+def test_sql_edges_without_optional_columns_or_promotions(small_world):
+    from fraudkit.capability.r_ab import r_ab_edges_sql
+
+    orders = small_world[0]
+    for drop in (["address"], ["receiver_phone", "received_at", "promotion_id"], ["address", "receiver_phone"]):
+        o = orders.drop(columns=drop)
+        p = RabParams(max_degree=8, k_neighbors=4)
+        _assert_same_edges(r_ab_edges(_stage_ordered(o), params=p), r_ab_edges_sql({"orders": o}, params=p))
+    empty = r_ab_edges_sql({"orders": orders.iloc[:1]})
+    assert empty.empty and list(empty.columns) == list(r_ab_edges(orders.iloc[:1]).columns)
+    with pytest.raises(MissingInputError):
+        r_ab_edges_sql({"promotions": small_world[1]})
+
+
+@pytest.mark.spark
+def test_sql_edges_on_spark_equal_duckdb(spark, small_world, tmp_path):
+    from fraudkit.capability.r_ab import r_ab_edges_sql
+    from fraudkit.data.dataset import load_dataset
+
+    orders, promotions, world = small_world
+    for name in ("accounts", "orders", "promotions", "interactions"):  # the tables a dataset folder needs
+        world[name].to_parquet(tmp_path / f"{name}.parquet")
+    p = RabParams(max_degree=5, k_neighbors=3)
+    duck = r_ab_edges_sql(load_dataset(tmp_path, validate=False), params=p)
+    sp = r_ab_edges_sql(load_dataset(tmp_path, validate=False, engine="spark", spark=spark), params=p)
+    _assert_same_edges(duck, sp)
+    _assert_same_edges(r_ab_edges(_stage_ordered(orders), promotions=promotions, params=p), duck)
