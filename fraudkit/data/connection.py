@@ -9,11 +9,7 @@ feature SQL's in-memory source, the backend-neutral data layer — comes from :f
   machine's memory, at least 1 GB and at most 4 GB: the rest of a run (pandas frames, graphs) needs room too;
 * ``temp_directory``: ``FRAUDKIT_DUCKDB_TEMP_DIRECTORY``, default ``<system temp>/fraudkit-duckdb``, where DuckDB
   spills what does not fit (joins, aggregates and sorts larger than the limit finish, on disk, instead of
-  taking the machine's memory);
-* no progress bar (``SET enable_progress_bar = false``, a per-connection option): DuckDB's own bar
-  (``94% ▕███▋ ▏ (~1 second remaining)``) printed into the kit's progress lines whenever a query ran over two
-  seconds, in a pipe or a CI log as much as on a terminal; the kit says what it is doing per phase itself
-  (:mod:`fraudkit.pipeline.progress`).
+  taking the machine's memory).
 
 Settings change no result: the same SQL gives the same rows whatever the limit.
 """
@@ -53,15 +49,11 @@ def duckdb_connection():
     >>> con = duckdb_connection()
     >>> con.execute("SELECT current_setting('temp_directory') <> ''").fetchone()[0]
     True
-    >>> con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
-    False
     >>> con.close()
     """
     import duckdb
 
-    con = duckdb.connect(":memory:", config=duckdb_settings())
-    con.execute("SET enable_progress_bar = false")
-    return con
+    return duckdb.connect(":memory:", config=duckdb_settings())
 
 
 def ibis_connection():
@@ -69,15 +61,12 @@ def ibis_connection():
 
     Examples
     --------
-    >>> backend = ibis_connection()
-    >>> backend.name, backend.raw_sql("SELECT current_setting('enable_progress_bar')").fetchone()[0]
-    ('duckdb', False)
+    >>> ibis_connection().name
+    'duckdb'
     """
     import ibis
 
-    backend = ibis.duckdb.connect(**duckdb_settings())
-    backend.raw_sql("SET enable_progress_bar = false")
-    return backend
+    return ibis.duckdb.connect(**duckdb_settings())
 
 
 # --- private helpers ----------------------------------------------------------------------------
