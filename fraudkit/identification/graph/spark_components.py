@@ -60,7 +60,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.errors import FraudkitError, MissingInputError
-from fraudkit.identification.graph.communities import Partition, relabel_by_size
+from fraudkit.identification.graph.communities import Partition
 from fraudkit.randomness import python_random
 
 __all__ = ["communities_by_component", "connected_components", "component_communities",
@@ -148,7 +148,7 @@ def communities_by_component(edges, *, method="leiden", resolution=1.0, seed=0, 
         if not np.array_equal(labels["node"].to_numpy(), nodes):
             raise FraudkitError("communities_by_component: Spark returned other nodes than the edges hold")
         community, components = labels["community"].to_numpy(), labels["component"].nunique()
-    membership = relabel_by_size(pd.factorize(community, sort=False)[0])
+    membership = _relabel_by_size(pd.factorize(community, sort=False)[0])
     q = _modularity(code[:len(e)], code[len(e):], e["weight"].to_numpy(float), membership, resolution)
     return Partition(nodes=nodes, membership=membership, method=method,
                      params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": len(e),
@@ -575,6 +575,19 @@ def _modularity(a, b, w, membership, resolution):
 def _unit_key(bucket, alone, component):
     """The seed key of a unit: its component when it is alone (``alone`` not null), else ``("bucket", b)``."""
     return ("bucket", int(bucket)) if alone is None or pd.isna(alone) else component
+
+
+def _relabel_by_size(membership):
+    """Communities ``0..k-1`` by decreasing size, ties by the first node (the smallest: nodes are sorted)."""
+    if not len(membership):
+        return np.asarray(membership, dtype=np.int64)
+    _, inv, counts = np.unique(membership, return_inverse=True, return_counts=True)
+    first = np.full(len(counts), len(membership))
+    np.minimum.at(first, inv, np.arange(len(membership)))
+    order = np.lexsort((first, -counts))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inv].astype(np.int64)
 
 
 def _large_star(e):
