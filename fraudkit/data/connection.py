@@ -9,7 +9,12 @@ feature SQL's in-memory source, the backend-neutral data layer — comes from :f
   machine's memory, at least 1 GB and at most 4 GB: the rest of a run (pandas frames, graphs) needs room too;
 * ``temp_directory``: ``FRAUDKIT_DUCKDB_TEMP_DIRECTORY``, default ``<system temp>/fraudkit-duckdb``, where DuckDB
   spills what does not fit (joins, aggregates and sorts larger than the limit finish, on disk, instead of
-  taking the machine's memory).
+  taking the machine's memory);
+* no progress bar of DuckDB's own (``SET enable_progress_bar = false``, a per-connection option): its bar
+  (``94% ▕███▋ ▏ (~1 second remaining)``) printed into the kit's progress lines whenever a query ran over two
+  seconds, in a pipe or a CI log as much as on a terminal; the kit says what it is doing itself
+  (:mod:`fraudkit.pipeline.progress`). Inside a Jupyter kernel DuckDB refuses to change the setting (it wants
+  ``ipywidgets`` to draw its bar there) and draws none: the connection is then kept as it is.
 
 Settings change no result: the same SQL gives the same rows whatever the limit.
 """
@@ -49,11 +54,15 @@ def duckdb_connection():
     >>> con = duckdb_connection()
     >>> con.execute("SELECT current_setting('temp_directory') <> ''").fetchone()[0]
     True
+    >>> con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
+    False
     >>> con.close()
     """
     import duckdb
 
-    return duckdb.connect(":memory:", config=duckdb_settings())
+    con = duckdb.connect(":memory:", config=duckdb_settings())
+    _no_progress_bar(con.execute)
+    return con
 
 
 def ibis_connection():
@@ -61,15 +70,29 @@ def ibis_connection():
 
     Examples
     --------
-    >>> ibis_connection().name
-    'duckdb'
+    >>> backend = ibis_connection()
+    >>> backend.name, backend.raw_sql("SELECT current_setting('enable_progress_bar')").fetchone()[0]
+    ('duckdb', False)
     """
     import ibis
 
-    return ibis.duckdb.connect(**duckdb_settings())
+    backend = ibis.duckdb.connect(**duckdb_settings())
+    _no_progress_bar(backend.raw_sql)
+    return backend
 
 
 # --- private helpers ----------------------------------------------------------------------------
+
+
+def _no_progress_bar(run) -> None:
+    """Turn DuckDB's own progress bar off through ``run`` (a connection's ``execute``); inside a Jupyter kernel
+    without ipywidgets DuckDB refuses the setting, and draws no bar there either."""
+    import duckdb
+
+    try:
+        run("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass
 
 
 def _default_limit() -> str:

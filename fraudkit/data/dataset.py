@@ -30,7 +30,7 @@ from fraudkit.data.validation import CheckedTables, TableSource, ValidationRepor
 from fraudkit.errors import DataValidationError, FraudkitError, MissingInputError, ValidationIssue
 
 __all__ = ["Dataset", "load_dataset", "validate_dataset", "read_table", "table_path", "find_table_files",
-           "dataset_fingerprint", "canonical_sort_keys", "sort_canonical"]
+           "dataset_fingerprint", "canonical_sort_keys", "sort_canonical", "transform_engine"]
 
 _ALL_TABLES = (*TABLES, LABEL_TABLE.name)
 
@@ -437,6 +437,18 @@ class Dataset:
 
     def _where(self) -> str:
         return str(self._path) if self._path is not None else "<memory>"
+
+
+def transform_engine(data) -> str | None:
+    """``"duckdb"`` or ``"spark"``: where a dataset's table transforms run (its :attr:`Dataset.transform_dataset`'s
+    engine); ``None`` for a dict of frames.
+
+    Examples
+    --------
+    >>> transform_engine({}) is None
+    True
+    """
+    return getattr(getattr(getattr(data, "transform_dataset", None), "engine", None), "name", None)
 
 
 def canonical_sort_keys(name: str, columns) -> list:

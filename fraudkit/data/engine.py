@@ -407,8 +407,8 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
         (``spark://host:7077``, ``yarn``, ``k8s://...``). A session already active in the process (made by
         ``spark-submit`` or a notebook) is returned as it is, with its own configuration.
     cores : int, default=2
-        Local threads (local mode only); also the shuffle partitions in local mode. A ``local[n]`` master
-        gives its own ``n``.
+        Local threads (local mode only). A ``local[n]`` master gives its own ``n``. Shuffles keep Spark's
+        ``spark.sql.shuffle.partitions`` (200), which adaptive query execution merges where they are small.
     memory : str, default="2g"
         Driver memory (the only JVM in local mode; there also the cap of results gathered on the driver,
         ``spark.driver.maxResultSize``).
@@ -439,7 +439,7 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     local = master is None or str(master).startswith("local")
     if master is not None and re.fullmatch(r"local\[\d+\]", str(master)):
-        cores = int(str(master)[6:-1])  # local[n]: n threads, n shuffle partitions
+        cores = int(str(master)[6:-1])  # local[n]: n threads
     builder = (SparkSession.builder.master(master or f"local[{int(cores)}]").appName(app)
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
@@ -448,8 +448,12 @@ def spark_session(app: str = "fraudkit", *, master=None, cores: int = 2, memory:
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     if local:
         # one JVM does all the work: rows gathered on the driver may take its heap, not Spark's default 1g
-        builder = (builder.config("spark.sql.shuffle.partitions", str(int(cores)))
-                   .config("spark.driver.maxResultSize", (config or {}).get("spark.driver.memory", memory)))
+        builder = builder.config("spark.driver.maxResultSize", (config or {}).get("spark.driver.memory", memory))
+    # each shuffle cut into Spark's 200 partitions, merged again by adaptive execution where they are small: a
+    # task then holds a slice that fits the heap whatever the data's size (one partition per core left 19 M of
+    # the 1 M-account world's events in one task: its feature SQL ran out of a 6g heap)
+    builder = (builder.config("spark.sql.adaptive.enabled", "true")
+               .config("spark.sql.adaptive.coalescePartitions.enabled", "true"))
     for key, value in (config or {}).items():
         builder = builder.config(key, str(value))
     session = builder.getOrCreate()

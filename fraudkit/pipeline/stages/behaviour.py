@@ -56,7 +56,7 @@ from fraudkit.capability.features import (
 )
 from fraudkit.capability.lists import ListStore
 from fraudkit.capability.sequences import drop_sessions, script_pairs_from_source, sequence_features_from_source
-from fraudkit.data.dataset import Dataset
+from fraudkit.data.dataset import Dataset, transform_engine
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import FraudkitError
 from fraudkit.identification.base import score_frame
@@ -117,7 +117,8 @@ def run(ds, *, context=None) -> StageOutput:
         raise FraudkitError(f"unknown feature set {params['features']!r} in the behaviour stage's features "
                             f"parameter; use one of {', '.join(map(repr, _FEATURE_SETS))}")
     notes: list = []
-    with step(ctx.progress, ctx.mode, "behaviour features (DuckDB SQL)") as st:
+    on = "Spark SQL" if transform_engine(ds) == "spark" else "DuckDB SQL"
+    with step(ctx.progress, ctx.mode, f"behaviour features ({on})") as st:
         feats = build_features(ds, notes=notes)
         acc = feats["account"]
         st.rows(len(acc), "accounts")

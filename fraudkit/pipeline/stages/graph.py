@@ -43,7 +43,7 @@ from fraudkit.capability.graphs import (
     shared_entity_projection,
 )
 from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges, r_ab_edges_sql
-from fraudkit.data.dataset import canonical_sort_keys, ns_timestamps, read_table, sort_canonical
+from fraudkit.data.dataset import canonical_sort_keys, ns_timestamps, read_table, sort_canonical, transform_engine
 from fraudkit.data.engine import literal
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import FraudkitError
@@ -171,7 +171,7 @@ def run(ds, *, context=None) -> StageOutput:
         rp = RabParams(max_degree=p["max_degree"])
         # pairs on Spark when the transforms run there (SQL); on one machine numpy, the same edges bit for bit with
         # 3-4x less CPU than the SQL on DuckDB (benchmarks/r_ab.md)
-        if _transform_engine(ds) == "spark":
+        if transform_engine(ds) == "spark":
             r = r_ab_edges_sql(ds, params=rp)
             notes.append("R(A,B) pairs generated on Spark (r_ab_edges_sql): the edges of the in-memory r_ab_edges")
         else:
@@ -342,11 +342,6 @@ def explain_paths(adj, sources, targets, *, max_hops=6) -> tuple[np.ndarray, lis
 
 
 # --- private helpers ----------------------------------------------------------
-
-
-def _transform_engine(ds) -> str | None:
-    """``"duckdb"`` or ``"spark"``: where a Dataset's table transforms run (None for a dict of frames)."""
-    return getattr(getattr(getattr(ds, "transform_dataset", None), "engine", None), "name", None)
 
 
 def _capture_evidence(part, data, p):
