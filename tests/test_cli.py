@@ -160,7 +160,9 @@ def test_score_shows_each_stage_on_stderr_and_quiet_shows_none(data, tmp_path):
     r = _run("score", data, "--out", tmp_path / "run", "--stages", "behaviour,graph")
     assert r.exit_code == 0, r.output
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[fraudkit score ")]
-    for step in ("load and validate the data", "behaviour features (DuckDB SQL)", "behaviour stage", "graph stage",
+    for step in ("load and validate the data", "load and validate: the data",
+                 "load and validate: entity resolution (addresses, phones)", "behaviour features (DuckDB SQL)",
+                 "behaviour stage", "graph stage",
                  "rules on every entity", "decisions", "write the run directory"):
         assert any(f"score · {step}: started" in ln for ln in lines), (step, r.stderr)
         assert any(f"score · {step}: done" in ln for ln in lines), (step, r.stderr)

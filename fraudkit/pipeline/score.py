@@ -253,14 +253,26 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     with step(progress, "score", "load and validate the data" + (" and the training data" if train is not None
                                                                   else "")) as st:
         eng = None if engine == "duckdb" else open_engine(engine, master=spark_master, config=spark_config)
-        ds = data if hasattr(data, "table") else load_dataset(data, engine=eng or engine)
-        train_ds = None if train is None else (train if hasattr(train, "table") else load_dataset(train,
-                                                                                               engine=eng or engine))
+        on = f" on {engine}" if engine != "duckdb" else ""
+        if not hasattr(data, "table"):
+            with step(progress, "score", f"load and validate: the data{on}"):
+                ds = load_dataset(data, engine=eng or engine)
+        else:
+            ds = data
+        train_ds = train
+        if train is not None and not hasattr(train, "table"):
+            with step(progress, "score", f"load and validate: the training data{on}"):
+                train_ds = load_dataset(train, engine=eng or engine)
         notes: list = []
         # one key per real address and phone for every consumer (fraudkit.pipeline.resolution); on Spark the
         # in-memory steps then read a local copy, the feature SQL still runs on Spark (Dataset.to_local)
-        ds = resolve_entities(ds, notes=notes).to_local()
-        train_ds = None if train_ds is None else resolve_entities(train_ds).to_local()
+        with step(progress, "score", "load and validate: entity resolution (addresses, phones)"):
+            ds = resolve_entities(ds, notes=notes)
+            train_ds = None if train_ds is None else resolve_entities(train_ds)
+        if ds.engine.name != "duckdb" or (train_ds is not None and train_ds.engine.name != "duckdb"):
+            with step(progress, "score", "load and validate: local copy of the tables for the in-memory steps"):
+                ds = ds.to_local()
+                train_ds = None if train_ds is None else train_ds.to_local()
         weighted = weigh_lists(lists if lists is not None else list_store_for(ds), ds, min_weight=list_min_weight)
         store = weighted.store
         if len(weighted.weights) and not weighted.weights["acts"].all():
