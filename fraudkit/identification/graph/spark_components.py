@@ -36,10 +36,9 @@ pandas and Spark give the same partition:
 * a component of one node (self-loops only) is one community; a component of two nodes joined by an edge of
   weight ``w`` is one community when merging them gains modularity (``gamma * w / m < 2``), else two — no
   Leiden call for the many tiny components;
-* a component of ``alone_edges`` edge rows or more is solved alone, seeded with :func:`component_seed`
-  ``(seed, component)``;
-* a component is named by its smallest rank; the other components go to one of ``n_buckets`` buckets by that
-  rank modulo ``n_buckets`` (:func:`component_bucket`, the same in Python and in Spark SQL); each bucket is
+* a component is named by its smallest rank; one of ``alone_edges`` edge rows or more is solved alone, seeded
+  with :func:`component_seed` ``(seed, component)``;
+* the other components go to one of ``n_buckets`` buckets, their name modulo ``n_buckets`` (:func:`component_bucket`, the same in Python and in Spark SQL); each bucket is
   solved as one disjoint-union graph, seeded with :func:`component_seed` ``(seed, ("bucket", b))``;
 * every unit's graph is built canonically (ends ordered, duplicate pairs summed, vertices and edges sorted by
   rank), so the result does not depend on how Spark splits the work, or on where it runs;
