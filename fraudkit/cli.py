@@ -134,9 +134,10 @@ def validate(data, quarantine, engine, spark_master):
               help="Where the table transforms run: embedded DuckDB, or Spark (pip install 'fraudkit[spark]', "
                    "Java 17). On Spark: loading and validation, entity resolution, the behaviour stage's "
                    "feature SQL (account, device, IP, phone, address, order, sequence, accumulator blocks), the "
-                   "group stage's SQL and the graph stage's shared-entity edge SQL; rules, decisions, models, "
-                   "projections, R(A,B), communities and propagation still run locally on a DuckDB copy of the "
-                   "resolved tables (docs/data-layer.md). The same results as DuckDB.")
+                   "group stage's SQL, the graph stage's shared-entity edge SQL and its communities (per "
+                   "connected component); rules, decisions, models, projections, R(A,B) and propagation still run "
+                   "locally on a DuckDB copy of the resolved tables (docs/data-layer.md). The same results as "
+                   "DuckDB.")
 @click.option("--spark-master", default=None,
               help="With --engine spark: the master URL (spark://host:7077, yarn, k8s://...); default local[2].")
 @click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",

@@ -67,6 +67,8 @@ def test_spark_run_computes_features_on_spark_and_says_where(runs):
     assert man_s["parameters"]["engine"] == "spark" and man_d["parameters"]["engine"] == "duckdb"
     # the graph stage's R(A,B) pairs came from the SQL on Spark (bit-identical to the in-memory pairs DuckDB's run used)
     assert any(n.startswith("graph: R(A,B) pairs generated on Spark") for n in man_s["notes"])
+    # the graph stage's communities were computed on Spark, and equal DuckDB's (test_spark_run_matches_duckdb_run)
+    assert any(n.startswith("graph: communities per connected component on Spark") for n in man_s["notes"])
     assert not any("on Spark" in n for n in man_d["notes"])
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "captured_targets",
     "capture_scores",
     "CaptureScorer",
+    "relabel_by_size",
 ]
 
 _METHODS = ("leiden", "louvain", "leidenalg")
@@ -154,7 +155,7 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
             else:
                 cl = g.community_multilevel(weights=wl, resolution=float(resolution))
         membership = np.asarray(cl.membership)
-    membership = _relabel_by_size(membership)
+    membership = relabel_by_size(membership)
     q = g.modularity(membership.tolist(), weights=wl, resolution=float(resolution)) if m else float("nan")
     return Partition(nodes=np.asarray(uniq), membership=membership, method=method,
                      params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": m,
@@ -849,6 +850,41 @@ class CaptureScorer(BaseScorer):
         return self._set_scores(table[self.key].to_numpy(), table["score"].to_numpy(float), reasons)
 
 
+def relabel_by_size(membership):
+    """Community ids ``0..k-1`` by decreasing size, ties by the first node in ``membership``'s order.
+
+    The canonical labels of every partition the kit makes (:func:`detect_communities`,
+    :func:`fraudkit.identification.graph.spark_components.communities_by_component`): both list the nodes in
+    order of first appearance in the edges, so a tie is broken by that rank, never by how the ids are spelled,
+    and equal partitions have equal ids.
+
+    Parameters
+    ----------
+    membership : array-like of int
+        The community of each node, in node order, with any labels.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 labels: 0 is the largest community.
+
+    Examples
+    --------
+    >>> relabel_by_size([7, 3, 3, 9, 9]).tolist()
+    [2, 0, 0, 1, 1]
+    """
+    membership = np.asarray(membership)
+    if not len(membership):
+        return np.asarray(membership, dtype=np.int64)
+    _, inv, counts = np.unique(membership, return_inverse=True, return_counts=True)
+    first = np.full(len(counts), len(membership))
+    np.minimum.at(first, inv, np.arange(len(membership)))
+    order = np.lexsort((first, -counts))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inv].astype(np.int64)
+
+
 # --- private helpers ----------------------------------------------------------
 
 
@@ -899,19 +935,6 @@ def _igraph_seed(seed):
         yield
     finally:
         ig.set_random_number_generator(random)
-
-
-def _relabel_by_size(membership):
-    """Relabel communities 0..k-1 by decreasing size (ties by first node)."""
-    if not len(membership):
-        return membership.astype(np.int64)
-    _, inv, counts = np.unique(membership, return_inverse=True, return_counts=True)
-    first = np.full(len(counts), len(membership))
-    np.minimum.at(first, inv, np.arange(len(membership)))
-    order = np.lexsort((first, -counts))
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inv].astype(np.int64)
 
 
 def _normalised_addresses(raw, known=None) -> pd.Series:

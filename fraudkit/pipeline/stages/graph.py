@@ -11,7 +11,9 @@ Three account-account views, each built only when its tables exist:
     co-purchase relatedness R(A,B) — :func:`fraudkit.capability.r_ab.r_ab_edges` in memory, or
     :func:`fraudkit.capability.r_ab.r_ab_edges_sql` on Spark when the dataset's transforms run there (the same edges).
 
-Each view is partitioned (Leiden, modularity), its communities profiled and screened
+Each view is partitioned (Leiden, modularity) connected component by connected component at the scaled
+resolution that keeps the global objective (:func:`fraudkit.identification.graph.spark_components.communities_by_component`;
+on Spark when the dataset's transforms run there, with the same partition), its communities profiled and screened
 (:class:`fraudkit.identification.graph.communities.CommunityScreener`). Weak labels then propagate over the summed graph
 from the seeds: the context's ``seed_pool`` (a :class:`~fraudkit.identification.graph.propagation.SeedPool`, a seed
 table, a score table with ``flagged``, or account keys from stage 1 / earlier runs) plus members of communities
@@ -53,11 +55,11 @@ from fraudkit.identification.graph.communities import (
     CommunityScreener,
     captured_targets,
     community_evidence,
-    detect_communities,
     profile_communities,
 )
 from fraudkit.identification.graph.consolidation import ConsolidationScorer
 from fraudkit.identification.graph.propagation import LabelPropagation, SeedPool, strong_entities
+from fraudkit.identification.graph.spark_components import communities_by_component
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
@@ -199,13 +201,20 @@ def run(ds, *, context=None) -> StageOutput:
     steps.done("community evidence")
     # what is read from here on: the capture test's interactions and notes (the profiles read the evidence)
     data = {k: data[k] for k in ("interactions", "notes") if k in data}
+    # communities per connected component: on Spark when the dataset's transforms run there, the same partition
+    spark = ds.transform_dataset.engine.spark if transform_engine(ds) == "spark" else None
+    if spark is not None:
+        notes.append("communities per connected component on Spark (large-star/small-star components, one "
+                     "applyInPandas task per component or bucket, giant ones on the driver; nodes sent as their "
+                     "first-appearance ranks): the DuckDB partition")
     for name, e in views.items():
         if not (e["weight"].to_numpy() > 0).all():
             e = e[e["weight"] > 0]
         if not len(e):
             notes.append(f"{name} view has no edges")
             continue
-        part = detect_communities(e, method=p["community_method"], resolution=p["resolution"], seed=seed)
+        part = communities_by_component(e, method=p["community_method"], resolution=p["resolution"], seed=seed,
+                                        spark=spark)
         steps.done(f"communities {name}", nodes=len(part.nodes), edges=len(e))
         prof = profile_communities(part, data, known_bad=seed_keys, edges=e, min_size=p["min_community_size"],
                                    tie_count="n_ties", evidence=member_evidence)
