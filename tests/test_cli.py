@@ -161,7 +161,9 @@ def test_score_shows_each_stage_on_stderr_and_quiet_shows_none(data, tmp_path):
     assert r.exit_code == 0, r.output
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[fraudkit score ")]
     for step in ("load and validate the data", "load and validate: the data",
-                 "load and validate: entity resolution (addresses, phones)", "behaviour features (DuckDB SQL)",
+                 "load and validate: entity resolution (addresses, phones)",
+                 "load and validate: list weights (how widely listed resources are shared)",
+                 "behaviour features (DuckDB SQL)",
                  "behaviour stage", "graph stage",
                  "rules on every entity", "decisions", "write the run directory"):
         assert any(f"score · {step}: started" in ln for ln in lines), (step, r.stderr)

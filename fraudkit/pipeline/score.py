@@ -273,7 +273,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             with step(progress, "score", "load and validate: local copy of the tables for the in-memory steps"):
                 ds = ds.to_local()
                 train_ds = None if train_ds is None else train_ds.to_local()
-        weighted = weigh_lists(lists if lists is not None else list_store_for(ds), ds, min_weight=list_min_weight)
+        with step(progress, "score", "load and validate: list weights (how widely listed resources are shared)"):
+            weighted = weigh_lists(lists if lists is not None else list_store_for(ds), ds,
+                                   min_weight=list_min_weight)
         store = weighted.store
         if len(weighted.weights) and not weighted.weights["acts"].all():
             notes.append(f"lists: {int((~weighted.weights['acts']).sum())} of {len(weighted.weights)} entries "
