@@ -213,8 +213,8 @@ def _rss(p) -> int:
 
 def _pss(p) -> int:
     """Proportional set size: a page shared by k processes counts 1/k in each, so a tree's sum counts it once
-    (the sum of RSS counted the pages Spark's forked Python workers share with their daemon once per worker:
-    24.6 GB "in use" on a 24 GB machine with 18 GB free). Linux's ``smaps_rollup``; RSS where it is missing."""
+    (the sum of RSS counts a shared page once per process: a Spark run read 24.6 GB "in use" on a 24 GB machine
+    with 5-9 GB still available). Linux's ``smaps_rollup``; RSS where it is missing."""
     try:
         with open(f"/proc/{p.pid}/smaps_rollup") as f:
             for line in f:
