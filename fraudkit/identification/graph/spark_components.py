@@ -72,7 +72,7 @@ from fraudkit.randomness import python_random
 
 __all__ = ["communities_by_component", "connected_components", "component_communities",
            "local_component_communities", "component_units", "component_bucket", "component_seed",
-           "solve_unit", "partition_modularity", "ALONE_EDGES", "N_BUCKETS", "MAX_COMPONENT_EDGES"]
+           "solve_unit", "partition_modularity", "spark_frame", "ALONE_EDGES", "N_BUCKETS", "MAX_COMPONENT_EDGES"]
 
 ALONE_EDGES = 1_000
 """A component with this many edge rows or more is solved alone; smaller ones share a bucket."""
@@ -154,7 +154,7 @@ def communities_by_component(edges, *, method="leiden", resolution=1.0, seed=0, 
         labels = _local_coded(a, b, w, np.arange(len(nodes), dtype=np.int64), **kw)
     else:
         # the executors receive the ranks as the ends, never the ids: the same graphs as the local path
-        ranked = spark.createDataFrame(pd.DataFrame({"src": a, "dst": b, "weight": w}))
+        ranked = spark_frame(spark, pd.DataFrame({"src": a, "dst": b, "weight": w}))
         labels = (component_communities(ranked, weight="weight", max_component_edges=max_component_edges, **kw)
                   .toPandas().sort_values("node", kind="stable", ignore_index=True))
         if not np.array_equal(labels["node"].to_numpy(), np.arange(len(nodes))):
@@ -303,8 +303,44 @@ def component_communities(edges, *, src="src", dst="dst", weight=None, method="l
                 f"{have >> 20:,} MiB are available. Give the driver more memory (spark.driver.memory), prune hot "
                 f"entities from the graph so it splits, or raise max_component_edges on executors with room")
         local = run(e.where(where(bucket, alone)).toPandas())
-        out = out.unionByName(edges.sparkSession.createDataFrame(local, schema=schema))
+        out = out.unionByName(spark_frame(edges.sparkSession, local, schema=schema))
     return out
+
+
+def spark_frame(spark, frame: pd.DataFrame, schema=None):
+    """A Spark DataFrame holding ``frame``'s rows, materialised in Spark's block store.
+
+    In a local session the rows go through a Parquet file that the task reads: ``createDataFrame`` of a pandas
+    frame ships the rows inside one task description, which the same JVM deserialises object by object (the
+    1.7 M edges of the 100 k-account world's R(A,B) view: ``java.lang.OutOfMemoryError`` in a 2g heap). A
+    cluster's executors cannot read the driver's files, so there ``createDataFrame`` (Arrow) ships them.
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+    frame : pandas.DataFrame
+        Columns of numbers or text (the kit's sessions read Parquet's nanosecond timestamps as integers).
+    schema : pyspark.sql.types.StructType or None, default=None
+        The columns' types (cast to them); None: from the frame.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        Cut from its source (``localCheckpoint``): the temporary file is gone when this returns.
+    """
+    import tempfile
+
+    from pyspark.sql import functions as F
+
+    if not str(spark.sparkContext.master).startswith("local"):
+        return spark.createDataFrame(frame, schema=schema).localCheckpoint(eager=True)
+    with tempfile.TemporaryDirectory(prefix="fraudkit-frame-") as tmp:
+        path = f"{tmp}/frame.parquet"
+        frame.to_parquet(path, index=False)
+        df = spark.read.parquet(path)
+        if schema is not None:
+            df = df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+        return df.localCheckpoint(eager=True)
 
 
 def component_units(components, n_edges, *, alone_edges=ALONE_EDGES, n_buckets=N_BUCKETS) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from fraudkit.identification.graph.spark_components import (
     connected_components,
     local_component_communities,
     partition_modularity,
+    spark_frame,
 )
 
 
@@ -224,3 +225,15 @@ def test_spark_partition_equals_the_local_one_with_a_giant_on_the_driver(spark):
     np.testing.assert_array_equal(text.membership, local.membership)
     with pytest.raises(FraudkitError, match="node keys must be integers"):
         component_communities(spark.createDataFrame(_spelled(e, _text)), weight="w")
+
+
+@pytest.mark.spark
+def test_spark_frame_keeps_every_row_in_order_after_its_file_is_gone(spark):
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    frame = pd.DataFrame({"src": np.arange(5_000, dtype=np.int64)[::-1], "w": np.linspace(0.5, 2.0, 5_000),
+                          "name": [f"acct_{i}" for i in range(5_000)]})
+    got = spark_frame(spark, frame)
+    pd.testing.assert_frame_equal(got.toPandas(), frame)  # read after the temporary Parquet file was removed
+    typed = spark_frame(spark, frame[["src"]].astype("int32"), schema=StructType([StructField("src", LongType())]))
+    assert typed.schema["src"].dataType == LongType() and typed.count() == 5_000
