@@ -62,6 +62,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -328,8 +329,6 @@ def spark_frame(spark, frame: pd.DataFrame, schema=None):
     pyspark.sql.DataFrame
         Cut from its source (``localCheckpoint``): the temporary file is gone when this returns.
     """
-    import tempfile
-
     from pyspark.sql import functions as F
 
     if not str(spark.sparkContext.master).startswith("local"):
