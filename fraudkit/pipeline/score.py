@@ -100,7 +100,7 @@ from fraudkit.pipeline.stages.behaviour import fit_models, training_data
 from fraudkit.pipeline.stages.group import training_groups
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
 
-__all__ = ["RunResult", "score_dataset", "training_engine", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS",
+__all__ = ["RunResult", "TrainingEngine", "score_dataset", "training_engine", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS",
            "DECISION_CHUNK", "LOCAL_TRAIN_BYTES"]
 
 LOCAL_TRAIN_BYTES = 1 << 30
@@ -139,8 +139,16 @@ class RunResult:
         return "\n".join(lines)
 
 
-def training_engine(train, engine: str, choice: str = "auto") -> tuple:
-    """Where a training dataset given as a path is loaded and transformed: ``(engine name, note or None)``.
+@dataclass(frozen=True)
+class TrainingEngine:
+    """Where :func:`training_engine` puts a training dataset: ``engine`` and why (``note``, None: the run's)."""
+
+    engine: str
+    note: str | None = None
+
+
+def training_engine(train, engine: str, choice: str = "auto") -> TrainingEngine:
+    """Where a training dataset given as a path is loaded and transformed.
 
     A training dataset is a labelled sample (a simulated world, a month of reviewed accounts): with
     ``engine="spark"`` and ``choice="auto"``, one whose files hold at most :data:`LOCAL_TRAIN_BYTES` runs on
@@ -158,7 +166,7 @@ def training_engine(train, engine: str, choice: str = "auto") -> tuple:
 
     Returns
     -------
-    tuple of (str, str or None)
+    TrainingEngine
 
     Raises
     ------
@@ -168,8 +176,8 @@ def training_engine(train, engine: str, choice: str = "auto") -> tuple:
     Examples
     --------
     >>> training_engine("no/such/folder", "duckdb")
-    ('duckdb', None)
-    >>> training_engine("no/such/folder", "spark", "duckdb")[0]
+    TrainingEngine(engine='duckdb', note=None)
+    >>> training_engine("no/such/folder", "spark", "duckdb").engine
     'duckdb'
     """
     if choice not in ("auto", "duckdb", "spark"):
@@ -177,16 +185,17 @@ def training_engine(train, engine: str, choice: str = "auto") -> tuple:
     if choice == "spark" and engine != "spark":
         raise FraudkitError("--train-engine spark goes with --engine spark")
     if engine == "duckdb" or choice == "spark":
-        return engine, None
+        return TrainingEngine(engine)
     if choice == "duckdb":
-        return "duckdb", "training data loaded and transformed on DuckDB (--train-engine duckdb)"
+        return TrainingEngine("duckdb", "training data loaded and transformed on DuckDB (--train-engine duckdb)")
     p = Path(train)
     files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else []
     size = sum(f.stat().st_size for f in files)
     if not files or size > LOCAL_TRAIN_BYTES:
-        return engine, None
-    return "duckdb", (f"training data loaded and transformed on DuckDB: its files hold {size / 2**20:,.1f} MiB, "
-                      f"at most {LOCAL_TRAIN_BYTES >> 20:,} MiB (--train-engine spark keeps it on Spark)")
+        return TrainingEngine(engine)
+    return TrainingEngine("duckdb", f"training data loaded and transformed on DuckDB: its files hold "
+                                    f"{size / 2**20:,.1f} MiB, at most {LOCAL_TRAIN_BYTES >> 20:,} MiB "
+                                    "(--train-engine spark keeps it on Spark)")
 
 
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
@@ -320,9 +329,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         train_ds = train
         notes: list = []
         if train is not None and not hasattr(train, "table"):
-            where, why = training_engine(train, engine, train_engine)
-            if why:
-                notes.append(why)
+            placed = training_engine(train, engine, train_engine)
+            where = placed.engine
+            if placed.note:
+                notes.append(placed.note)
             with step(progress, "score", "load and validate: the training data"
                       + (f" on {where}" if where != "duckdb" or engine != "duckdb" else "")):
                 train_ds = load_dataset(train, engine=(eng or engine) if where == engine else where)

@@ -97,21 +97,21 @@ def test_training_engine_choice():
     from _report_build import micro_data
 
     from fraudkit.errors import FraudkitError
-    from fraudkit.pipeline.score import LOCAL_TRAIN_BYTES, training_engine
+    from fraudkit.pipeline.score import LOCAL_TRAIN_BYTES, TrainingEngine, training_engine
 
     world = micro_data(seed=1000)
-    assert training_engine(world, "duckdb") == ("duckdb", None)
-    where, why = training_engine(world, "spark")
-    assert where == "duckdb" and "MiB" in why
-    assert training_engine(world, "spark", "spark") == ("spark", None)
-    assert training_engine(world, "spark", "duckdb")[0] == "duckdb"
+    assert training_engine(world, "duckdb") == TrainingEngine("duckdb")
+    placed = training_engine(world, "spark")
+    assert placed.engine == "duckdb" and "MiB, at most 1,024 MiB" in placed.note
+    assert training_engine(world, "spark", "spark") == TrainingEngine("spark")
+    assert training_engine(world, "spark", "duckdb").engine == "duckdb"
     # above the size, the run's engine
     import fraudkit.pipeline.score as scoring
 
     assert scoring.LOCAL_TRAIN_BYTES == LOCAL_TRAIN_BYTES == 1 << 30
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(scoring, "LOCAL_TRAIN_BYTES", 100)
-        assert training_engine(world, "spark") == ("spark", None)
+        assert training_engine(world, "spark") == TrainingEngine("spark")
     with pytest.raises(FraudkitError, match="--train-engine spark goes with --engine spark"):
         training_engine(world, "duckdb", "spark")
     with pytest.raises(FraudkitError, match="auto, duckdb or spark"):
