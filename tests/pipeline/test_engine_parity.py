@@ -84,10 +84,10 @@ def test_small_training_data_runs_on_duckdb_beside_spark_with_the_same_training_
     assert man["parameters"]["engine"] == "spark" and man["parameters"]["train_engine"] == "duckdb"
     assert any(n.startswith("training data loaded and transformed on DuckDB: its files hold") for n in man["notes"])
     assert json.loads((sp.run_dir / "manifest.json").read_text())["parameters"]["train_engine"] == "spark"
-    # the training features of DuckDB's SQL: DuckDB's run's exactly (Spark's differ in the last bits)
+    # the training features of DuckDB's SQL: DuckDB's run's (its threads add floats in any order: the last bits)
     f = "training/features.parquet"
     pd.testing.assert_frame_equal(pd.read_parquet(auto.run_dir / f), pd.read_parquet(duck.run_dir / f),
-                                  check_exact=True)
+                                  check_exact=False, rtol=FLOAT_RTOL, atol=0)
     # the data's features still come from Spark
     a = pd.read_parquet(auto.run_dir / "features" / "account.parquet")
     pd.testing.assert_frame_equal(a, pd.read_parquet(sp.run_dir / "features" / "account.parquet"), check_exact=True)
