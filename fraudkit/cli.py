@@ -143,10 +143,13 @@ def validate(data, quarantine, engine, spark_master):
 @click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
               help="With --engine spark: a setting of the session started for the run, repeatable "
                    "(e.g. spark.driver.memory=6g: in local mode the driver's JVM does all the work).")
+@click.option("--train-engine", type=click.Choice(["auto", "duckdb", "spark"]), default="auto", show_default=True,
+              help="With --engine spark: where the --train data's transforms run; auto keeps training data of up to "
+                   "1 GiB of files on DuckDB, where the same SQL reads it in seconds.")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr (stage, step, rows, seconds).")
 def score(data, out, stages, rules, seed, train, target_precision, seed_pool, labels, train_until, label_delay,
-          label_coverage, engine, spark_master, spark_conf, force, quiet):
+          label_coverage, engine, spark_master, spark_conf, train_engine, force, quiet):
     """Score a dataset: features, rules, models, group and graph stages, decisions.
 
     Progress goes to stderr, one line per step as it starts and ends (a bar on a terminal; plain lines when
@@ -156,6 +159,8 @@ def score(data, out, stages, rules, seed, train, target_precision, seed_pool, la
         raise FraudkitError("--spark-master goes with --engine spark")
     if spark_conf and engine != "spark":
         raise FraudkitError("--spark-conf goes with --engine spark")
+    if train_engine == "spark" and engine != "spark":
+        raise FraudkitError("--train-engine spark goes with --engine spark")
     bad = [c for c in spark_conf if "=" not in c]
     if bad:
         raise FraudkitError(f"--spark-conf takes KEY=VALUE, got {bad[0]!r} (e.g. spark.driver.memory=6g)")
@@ -168,7 +173,8 @@ def score(data, out, stages, rules, seed, train, target_precision, seed_pool, la
                                    rules=rules, seed=seed, train=train, target_precision=target_precision,
                                    seed_pool=pool, force=force, progress=Progress("score", enabled=not quiet),
                                    labels=own, engine=engine, spark_master=spark_master,
-                                   spark_config=dict(c.split("=", 1) for c in spark_conf) or None)
+                                   spark_config=dict(c.split("=", 1) for c in spark_conf) or None,
+                                   train_engine=train_engine)
     click.echo(result.describe())
 
 

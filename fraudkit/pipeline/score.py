@@ -100,7 +100,12 @@ from fraudkit.pipeline.stages.behaviour import fit_models, training_data
 from fraudkit.pipeline.stages.group import training_groups
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
 
-__all__ = ["RunResult", "score_dataset", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS", "DECISION_CHUNK"]
+__all__ = ["RunResult", "TrainingEngine", "score_dataset", "training_engine", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS",
+           "DECISION_CHUNK", "LOCAL_TRAIN_BYTES"]
+
+LOCAL_TRAIN_BYTES = 1 << 30
+"""With ``engine="spark"``, a training dataset whose files hold at most this many bytes is loaded on DuckDB (see
+:func:`training_engine`)."""
 
 DECISION_CHUNK = EVENT_CHUNK
 """Events decided (and written) at a time: the decisions of a large world never sit in memory together (the
@@ -134,11 +139,70 @@ class RunResult:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class TrainingEngine:
+    """Where :func:`training_engine` puts a training dataset: ``engine`` and why (``note``, None: the run's)."""
+
+    engine: str
+    note: str | None = None
+
+
+def training_engine(train, engine: str, choice: str = "auto") -> TrainingEngine:
+    """Where a training dataset given as a path is loaded and transformed.
+
+    A training dataset is a labelled sample (a simulated world, a month of reviewed accounts): with
+    ``engine="spark"`` and ``choice="auto"``, one whose files hold at most :data:`LOCAL_TRAIN_BYTES` runs on
+    embedded DuckDB, where the same SQL reads it in seconds, while Spark's per-job latency costs minutes on a
+    small table (the 6,390-account training world: 433 s of the 100 k-account world's run on ``local[1]``,
+    ``benchmarks/engines.md``). The features are those of the same SQL on either engine (the parity tests), so
+    the operating point is the same.
+
+    Parameters
+    ----------
+    train : path
+    engine : {"duckdb", "spark"}
+        The run's engine.
+    choice : {"auto", "duckdb", "spark"}, default="auto"
+
+    Returns
+    -------
+    TrainingEngine
+
+    Raises
+    ------
+    FraudkitError
+        ``choice`` is not one of the three, or ``"spark"`` without ``engine="spark"``.
+
+    Examples
+    --------
+    >>> training_engine("no/such/folder", "duckdb")
+    TrainingEngine(engine='duckdb', note=None)
+    >>> training_engine("no/such/folder", "spark", "duckdb").engine
+    'duckdb'
+    """
+    if choice not in ("auto", "duckdb", "spark"):
+        raise FraudkitError(f"train_engine must be auto, duckdb or spark, got {choice!r}")
+    if choice == "spark" and engine != "spark":
+        raise FraudkitError("--train-engine spark goes with --engine spark")
+    if engine == "duckdb" or choice == "spark":
+        return TrainingEngine(engine)
+    if choice == "duckdb":
+        return TrainingEngine("duckdb", "training data loaded and transformed on DuckDB (--train-engine duckdb)")
+    p = Path(train)
+    files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else []
+    size = sum(f.stat().st_size for f in files)
+    if not files or size > LOCAL_TRAIN_BYTES:
+        return TrainingEngine(engine)
+    return TrainingEngine("duckdb", f"training data loaded and transformed on DuckDB: its files hold "
+                                    f"{size / 2**20:,.1f} MiB, at most {LOCAL_TRAIN_BYTES >> 20:,} MiB "
+                                    "(--train-engine spark keeps it on Spark)")
+
+
 def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, lists=None, decision_policy=None,
                   seed_pool=None, params=None, run_id=None, now=None,
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
                   decide_from=None, labels=None, list_min_weight=0.5, write_features=True, engine="duckdb",
-                  spark_master=None, spark_config=None, write_event_scores=True) -> RunResult:
+                  spark_master=None, spark_config=None, write_event_scores=True, train_engine="auto") -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -204,7 +268,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         Write the rules' rows of every order and interaction to ``RUN/scores.parquet``; False for a caller that
         reads only the stages' rows of it (the closed loop's runs: the events' outcome is ``decisions.parquet``).
     engine : {"duckdb", "spark"}, default="duckdb"
-        Where the table transforms run when ``data`` (and ``train``) are paths: ``"spark"`` loads and validates
+        Where the table transforms run when ``data`` (and ``train``, see ``train_engine``) are paths: ``"spark"`` loads and validates
         the data, resolves its entities and runs the behaviour stage's feature SQL, the group stage's SQL and the
         graph stage's edge SQL on Spark (the same SQL, transpiled; :mod:`fraudkit.data.engine`); rules,
         decisions, models and the in-memory graph work read a local DuckDB copy of the resolved tables
@@ -214,6 +278,9 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     spark_config : dict, optional
         With ``engine="spark"``: further settings of the session started for the run
         (``{"spark.driver.memory": "6g"}``; :func:`~fraudkit.data.engine.spark_session`).
+    train_engine : {"auto", "duckdb", "spark"}, default="auto"
+        Where the transforms of ``train`` (a path) run: ``"auto"`` keeps a small training dataset on DuckDB
+        when ``engine="spark"`` (:func:`training_engine`; the manifest's ``train_engine`` and a note say which).
 
     Returns
     -------
@@ -260,10 +327,15 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         else:
             ds = data
         train_ds = train
-        if train is not None and not hasattr(train, "table"):
-            with step(progress, "score", f"load and validate: the training data{on}"):
-                train_ds = load_dataset(train, engine=eng or engine)
         notes: list = []
+        if train is not None and not hasattr(train, "table"):
+            placed = training_engine(train, engine, train_engine)
+            where = placed.engine
+            if placed.note:
+                notes.append(placed.note)
+            with step(progress, "score", "load and validate: the training data"
+                      + (f" on {where}" if where != "duckdb" or engine != "duckdb" else "")):
+                train_ds = load_dataset(train, engine=(eng or engine) if where == engine else where)
         # one key per real address and phone for every consumer (fraudkit.pipeline.resolution); on Spark the
         # in-memory steps then read a local copy, the feature SQL still runs on Spark (Dataset.to_local)
         with step(progress, "score", "load and validate: entity resolution (addresses, phones)"):
@@ -433,6 +505,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             "fraudkit_version": __version__, "created": pd.Timestamp.now().isoformat(timespec="seconds"),
             "parameters": {"stages": list(stages), "seed": seed, "rules": ruleset.source or "inline",
                            "engine": ds.transform_dataset.engine.name,
+                           "train_engine": None if train_ds is None else train_ds.transform_dataset.engine.name,
                            "rules_version": ruleset.version,
                            "train": None if train_ds is None else (own.describe() if own is not None
                                                                    else str(train_ds.path)),

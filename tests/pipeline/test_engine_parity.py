@@ -29,7 +29,8 @@ def runs(spark, tmp_path_factory):
     data, train = micro_data(), micro_data(seed=1000)
     out = tmp_path_factory.mktemp("engines")
     duck = score_dataset(data, out / "duckdb", engine="duckdb", train=train)
-    sp = score_dataset(data, out / "spark", engine="spark", train=train)  # the session's Spark (getOrCreate)
+    # the session's Spark (getOrCreate); the training data on Spark too, not on DuckDB as its size would choose
+    sp = score_dataset(data, out / "spark", engine="spark", train=train, train_engine="spark")
     return duck, sp
 
 
@@ -72,6 +73,51 @@ def test_spark_run_computes_features_on_spark_and_says_where(runs):
     assert not any("on Spark" in n for n in man_d["notes"])
 
 
+@pytest.mark.spark
+def test_small_training_data_runs_on_duckdb_beside_spark_with_the_same_training_features(runs, tmp_path):
+    from _report_build import micro_data
+
+    duck, sp = runs
+    auto = score_dataset(micro_data(), tmp_path / "auto", engine="spark", train=micro_data(seed=1000),
+                         stages=("behaviour",))
+    man = json.loads((auto.run_dir / "manifest.json").read_text())
+    assert man["parameters"]["engine"] == "spark" and man["parameters"]["train_engine"] == "duckdb"
+    assert any(n.startswith("training data loaded and transformed on DuckDB: its files hold") for n in man["notes"])
+    assert json.loads((sp.run_dir / "manifest.json").read_text())["parameters"]["train_engine"] == "spark"
+    # the training features of DuckDB's SQL: DuckDB's run's (its threads add floats in any order: the last bits)
+    f = "training/features.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(auto.run_dir / f), pd.read_parquet(duck.run_dir / f),
+                                  check_exact=False, rtol=FLOAT_RTOL, atol=0)
+    # the data's features still come from Spark
+    a = pd.read_parquet(auto.run_dir / "features" / "account.parquet")
+    pd.testing.assert_frame_equal(a, pd.read_parquet(sp.run_dir / "features" / "account.parquet"), check_exact=True)
+
+
+def test_training_engine_choice():
+    from _report_build import micro_data
+
+    from fraudkit.errors import FraudkitError
+    from fraudkit.pipeline.score import LOCAL_TRAIN_BYTES, TrainingEngine, training_engine
+
+    world = micro_data(seed=1000)
+    assert training_engine(world, "duckdb") == TrainingEngine("duckdb")
+    placed = training_engine(world, "spark")
+    assert placed.engine == "duckdb" and "MiB, at most 1,024 MiB" in placed.note
+    assert training_engine(world, "spark", "spark") == TrainingEngine("spark")
+    assert training_engine(world, "spark", "duckdb").engine == "duckdb"
+    # above the size, the run's engine
+    import fraudkit.pipeline.score as scoring
+
+    assert scoring.LOCAL_TRAIN_BYTES == LOCAL_TRAIN_BYTES == 1 << 30
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scoring, "LOCAL_TRAIN_BYTES", 100)
+        assert training_engine(world, "spark") == TrainingEngine("spark")
+    with pytest.raises(FraudkitError, match="--train-engine spark goes with --engine spark"):
+        training_engine(world, "duckdb", "spark")
+    with pytest.raises(FraudkitError, match="auto, duckdb or spark"):
+        training_engine(world, "spark", "local")
+
+
 def test_cli_score_spark_without_java_is_a_clear_error(tmp_path, monkeypatch):
     from _report_build import micro_data
 
@@ -86,6 +132,9 @@ def test_cli_score_spark_without_java_is_a_clear_error(tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["score", str(micro_data()), "--out", str(tmp_path / "run"),
                                     "--spark-conf", "spark.driver.memory=6g"])
     assert res.exit_code != 0 and "--spark-conf goes with --engine spark" in res.output
+    res = CliRunner().invoke(main, ["score", str(micro_data()), "--out", str(tmp_path / "run"),
+                                    "--train-engine", "spark"])
+    assert res.exit_code != 0 and "--train-engine spark goes with --engine spark" in res.output
     res = CliRunner().invoke(main, ["score", str(micro_data()), "--out", str(tmp_path / "run"), "--engine", "spark",
                                     "--spark-conf", "spark.driver.memory"])
     assert res.exit_code != 0 and "--spark-conf takes KEY=VALUE, got 'spark.driver.memory'" in res.output
