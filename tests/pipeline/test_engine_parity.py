@@ -88,9 +88,10 @@ def test_small_training_data_runs_on_duckdb_beside_spark_with_the_same_training_
     f = "training/features.parquet"
     pd.testing.assert_frame_equal(pd.read_parquet(auto.run_dir / f), pd.read_parquet(duck.run_dir / f),
                                   check_exact=False, rtol=FLOAT_RTOL, atol=0)
-    # the data's features still come from Spark
+    # the data's features still come from Spark (two Spark runs add floats in their tasks' order: the last bits)
     a = pd.read_parquet(auto.run_dir / "features" / "account.parquet")
-    pd.testing.assert_frame_equal(a, pd.read_parquet(sp.run_dir / "features" / "account.parquet"), check_exact=True)
+    pd.testing.assert_frame_equal(a, pd.read_parquet(sp.run_dir / "features" / "account.parquet"),
+                                  check_exact=False, rtol=FLOAT_RTOL, atol=0)
 
 
 def test_training_engine_choice():
