@@ -29,6 +29,9 @@ __all__ = [
     "personalized_pagerank",
     "LabelPropagation",
     "PersonalizedPageRank",
+    "propagate_by_block",
+    "propagate_by_component",
+    "propagate_components",
     "sample_subgraph",
     "strong_entities",
     "SeedPool",
@@ -124,6 +127,14 @@ class LabelPropagation(BaseScorer):
     viral note) from passing full risk to everyone they touch. :func:`label_propagation` is its
     one-call wrapper.
 
+    No score crosses a connected component, so with ``by_component=True`` each component iterates until its
+    own largest change is below ``tol`` (:func:`propagate_by_component`), and components without a seed are not
+    iterated (their score is 0, as the global iteration gives).
+    :func:`fraudkit.identification.graph.spark_components.propagation_by_component` computes the same on Spark, one
+    task per component or bucket of them, with the same scores bit for bit (``fit(..., propagator=)``). The global
+    stop (``by_component=False``) runs every component until the slowest converges: the two differ by less than
+    what ``tol`` leaves of the fixed point.
+
     Parameters
     ----------
     alpha : float, default=0.85
@@ -134,6 +145,8 @@ class LabelPropagation(BaseScorer):
         See :class:`fraudkit.identification.base.BaseScorer`.
     threshold : float, default=0.25
         Nodes whose propagated score is above it are flagged (the graph stage's ``lp_threshold``).
+    by_component : bool, default=False
+        Converge component by component (see above).
 
     Attributes
     ----------
@@ -142,7 +155,7 @@ class LabelPropagation(BaseScorer):
         propagated score in ``[-1, 1]`` (0 where no seed reaches); ``reasons_`` says ``"seed"`` or how
         far propagation carried the risk.
     n_iter_ : int
-        Iterations run.
+        Iterations run (by component: those of the slowest component).
 
     Warns
     -----
@@ -160,13 +173,15 @@ class LabelPropagation(BaseScorer):
 
     stage = "graph"
 
-    def __init__(self, *, alpha=0.85, max_iter=100, tol=1e-6, contamination=None, threshold=0.25):
+    def __init__(self, *, alpha=0.85, max_iter=100, tol=1e-6, contamination=None, threshold=0.25,
+                 by_component=False):
         super().__init__(contamination=contamination, threshold=threshold)
         self.alpha = alpha
         self.max_iter = max_iter
         self.tol = tol
+        self.by_component = by_component
 
-    def fit(self, adj, seeds, *, negative_seeds=None, nodes=None):
+    def fit(self, adj, seeds, *, negative_seeds=None, nodes=None, propagator=None):
         """Propagate from ``seeds`` over ``adj``.
 
         Parameters
@@ -179,31 +194,40 @@ class LabelPropagation(BaseScorer):
             Indices of known-clean nodes; they push scores down.
         nodes : array-like of shape (n,), optional
             Keys of the nodes (``entity_ids_``); default ``0..n-1``.
+        propagator : callable or None, default=None
+            With ``by_component=True``: what propagates the seeded components, called as
+            ``propagator(W, y, alpha=, tol=, max_iter=)`` and returning :func:`propagate_by_component`'s rows (the
+            graph stage passes ``spark_components.propagation_by_component`` with its Spark session); default
+            :func:`propagate_by_component`.
 
         Returns
         -------
         self
         """
         alpha, max_iter, tol = self.alpha, self.max_iter, self.tol
-        S, n = _normalised(adj, "sym")
         _check_alpha(alpha)
+        if propagator is not None and not self.by_component:
+            raise ValueError("LabelPropagation.fit(propagator=...) needs by_component=True: the global iteration "
+                             "runs on one machine")
+        if self.by_component:
+            W, n = _checked(adj)
+        else:
+            S, n = _normalised(adj, "sym")
         y = np.zeros(n)
         pos = _indices(seeds, n)
         y[pos] = 1.0
         if negative_seeds is not None:
             y[_indices(negative_seeds, n)] = -1.0
-        f = (1 - alpha) * y
-        delta, it = np.inf, 0
-        for it in range(int(max_iter)):
-            nxt = alpha * (S @ f) + (1 - alpha) * y
-            delta = np.abs(nxt - f).max(initial=0.0)
-            f = nxt
-            if delta < tol:
-                break
+        if self.by_component:
+            rows = (propagator or propagate_by_component)(_symmetrised(W), y, alpha=alpha, tol=tol,
+                                                          max_iter=max_iter)
+            f, it, delta = _assembled(n, rows, tol)
         else:
+            f, it, delta = propagate_by_block(S, y, None, alpha=alpha, tol=tol, max_iter=max_iter, normalised=True)
+        if not delta < tol:
             warnings.warn(f"label_propagation stopped at max_iter={max_iter} (last change {delta:.2e} > "
                           f"tol={tol}); raise max_iter or lower alpha", ConvergenceWarning, stacklevel=2)
-        self.n_iter_ = it + 1 if max_iter else 0
+        self.n_iter_ = it
         self._set_scores(_node_keys(nodes, n), f)
         self.reasons_ = _propagation_reasons(f, y > 0, self.labels_ == 1,
                                              "propagated score {:.2f} from " + f"{len(np.unique(pos))} seed(s)")
@@ -529,10 +553,154 @@ class SeedPool:
         return len(self.table)
 
 
+def propagate_by_block(W, y, block, *, alpha=0.85, tol=1e-6, max_iter=100, normalised=False):
+    """Iterate ``F <- alpha * S @ F + (1 - alpha) * Y``, each block of nodes until its own change is below ``tol``.
+
+    The loop of :class:`LabelPropagation`. A *block* is a set of nodes no edge leaves (a connected component, or
+    several); its rows are contiguous and its nodes keep their relative order, so each row's sum runs over the
+    same entries in the same order as in the block's graph alone: a block's scores are the same bit for bit
+    whatever other blocks share the matrix, which is what lets Spark tasks and one machine agree.
+
+    Parameters
+    ----------
+    W : scipy.sparse.csr_matrix of shape (n, n)
+        Symmetric, non-negative, canonical (sorted indices); or ``S`` itself when ``normalised``.
+    y : ndarray of shape (n,)
+        1 on seeds, -1 on negative seeds, else 0.
+    block : array-like of shape (n,) or None
+        Non-decreasing block labels; ``None``: one block (the global stop).
+    alpha, tol, max_iter
+        As in :class:`LabelPropagation`.
+    normalised : bool, default=False
+        ``W`` is already ``D^-1/2 W D^-1/2``.
+
+    Returns
+    -------
+    (ndarray, int, float)
+        The scores, the iterations of the slowest block, and the largest last change of a block that did not
+        converge (0.0 when all did).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> W = sp.csr_matrix(([1.0, 1.0, 1.0, 1.0], ([0, 1, 2, 3], [1, 0, 3, 2])), shape=(4, 4))
+    >>> f, it, delta = propagate_by_block(W, np.array([1.0, 0, 0, 0]), [0, 0, 1, 1])
+    >>> bool(f[1] > 0), f[2:].tolist(), delta
+    (True, [0.0, 0.0], 0.0)
+    """
+    S, n = (W, W.shape[0]) if normalised else _normalised(W, "sym")
+    y = np.asarray(y, dtype=float)
+    block = np.zeros(n, dtype=np.int64) if block is None else np.asarray(block)
+    if len(block) != n or len(y) != n:
+        raise ValueError(f"propagate_by_block: {n} nodes, {len(y)} seed values, {len(block)} block labels")
+    if n and (np.diff(block) < 0).any():
+        raise ValueError("propagate_by_block: block labels must be non-decreasing (each block's rows together)")
+    starts = np.r_[0, np.flatnonzero(np.diff(block) != 0) + 1] if n else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.r_[starts, n])
+    f = (1 - alpha) * y
+    active = np.ones(len(starts), dtype=bool)
+    change = np.full(len(starts), np.inf)
+    iters = np.zeros(len(starts), dtype=np.int64)
+    for it in range(int(max_iter)):
+        nxt = alpha * (S @ f) + (1 - alpha) * y
+        step = np.abs(nxt - f)
+        change = np.where(active, np.maximum.reduceat(step, starts) if n else change, change)
+        rows = np.repeat(active, lengths)
+        f = np.where(rows, nxt, f) if not rows.all() else nxt
+        iters[active] = it + 1
+        active &= ~(change < tol)
+        if not active.any():
+            break
+    late = change[change >= tol]
+    return f, int(iters.max(initial=0)), float(late.max()) if len(late) else 0.0
+
+
+def propagate_by_component(W, y, *, alpha=0.85, tol=1e-6, max_iter=100) -> pd.DataFrame:
+    """Propagation over the connected components that hold a seed, each until its own change is below ``tol``.
+
+    Parameters
+    ----------
+    W : scipy.sparse.csr_matrix of shape (n, n)
+        Symmetric, non-negative, canonical.
+    y : ndarray of shape (n,)
+        1 on seeds, -1 on negative seeds, else 0.
+    alpha, tol, max_iter
+        As in :class:`LabelPropagation`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``node``, ``score`` of every node of a seeded component (every other node scores 0), and ``n_iter`` and
+        ``change`` (the last change of a block that did not converge, else 0) of the block it was solved in.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> W = sp.csr_matrix(([1.0, 1.0, 1.0, 1.0], ([0, 1, 2, 3], [1, 0, 3, 2])), shape=(5, 5))
+    >>> rows = propagate_by_component(W, np.array([1.0, 0, 0, 0, 1.0]))
+    >>> rows["node"].tolist(), bool(rows["score"].iloc[1] > 0)
+    ([0, 1, 4], True)
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    y = np.asarray(y, dtype=float)
+    seeds = np.flatnonzero(y != 0)
+    if not len(seeds):
+        return propagate_components(W, y, seeds, seeds, alpha=alpha, tol=tol, max_iter=max_iter)
+    _, label = connected_components(W, directed=False)
+    nodes = np.flatnonzero(np.isin(label, np.unique(label[seeds])))
+    return propagate_components(W, y, nodes, label[nodes], alpha=alpha, tol=tol, max_iter=max_iter)
+
+
+def propagate_components(W, y, nodes, component, *, alpha=0.85, tol=1e-6, max_iter=100) -> pd.DataFrame:
+    """:func:`propagate_by_block` on the sub-matrix of ``nodes`` (whole components), ordered by (component, node).
+
+    Each row keeps its entries in their order in ``W``, so the scores of a component do not depend on which other
+    components share the call: on Spark, tasks call this on their units and get the one-machine scores.
+
+    Parameters
+    ----------
+    W : scipy.sparse.csr_matrix of shape (n, n)
+        Symmetric, non-negative, canonical.
+    y : ndarray of shape (n,)
+    nodes : array-like of int
+        Every node of the components to solve.
+    component : array-like
+        Each node's component (any labels: only which nodes share one matters).
+    alpha, tol, max_iter
+        As in :class:`LabelPropagation`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`propagate_by_component`.
+    """
+    order = np.lexsort((np.asarray(nodes), np.asarray(component)))
+    nodes = np.asarray(nodes, dtype=np.int64)[order]
+    component = np.asarray(component)[order]
+    sub = W[nodes][:, nodes]
+    sub.sort_indices()
+    f, it, delta = propagate_by_block(sub, np.asarray(y, dtype=float)[nodes], component, alpha=alpha, tol=tol,
+                                      max_iter=max_iter)
+    return pd.DataFrame({"node": nodes, "score": f, "n_iter": np.full(len(nodes), it, dtype=np.int64),
+                         "change": np.full(len(nodes), delta)})
+
+
 # --- private helpers ----------------------------------------------------------
 
 
-def _normalised(adj, how):
+def _assembled(n, rows, tol):
+    """The scores of all ``n`` nodes from a propagator's rows, the iterations of the slowest block and the largest
+    change left at or above ``tol``."""
+    f = np.zeros(n)
+    f[rows["node"].to_numpy(np.int64)] = rows["score"].to_numpy(float)
+    late = rows["change"].to_numpy(float)
+    late = late[~(late < tol)]
+    return f, int(rows["n_iter"].max()) if len(rows) else 0, float(late.max()) if len(late) else 0.0
+
+
+def _checked(adj):
+    """``adj`` as a float CSR matrix, after the checks every propagation makes."""
     import scipy.sparse as sp
 
     if not sp.issparse(adj):
@@ -542,7 +710,13 @@ def _normalised(adj, how):
     W = sp.csr_matrix(adj, dtype=float)
     if W.nnz and W.data.min() < 0:
         raise ValueError("adj weights must be non-negative")
-    W = _symmetrised(W)
+    return W, W.shape[0]
+
+
+def _normalised(adj, how):
+    import scipy.sparse as sp
+
+    W = _symmetrised(_checked(adj)[0])
     deg = np.asarray(W.sum(axis=1)).ravel()
     with np.errstate(divide="ignore"):
         inv = np.where(deg > 0, 1.0 / np.sqrt(deg) if how == "sym" else 1.0 / deg, 0.0)

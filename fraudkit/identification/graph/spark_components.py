@@ -69,11 +69,12 @@ import pandas as pd
 
 from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.graph.communities import Partition, relabel_by_size
+from fraudkit.identification.graph.propagation import propagate_components
 from fraudkit.randomness import python_random
 
 __all__ = ["communities_by_component", "connected_components", "component_communities",
            "local_component_communities", "component_units", "component_bucket", "component_seed",
-           "solve_unit", "partition_modularity", "spark_frame", "ALONE_EDGES", "N_BUCKETS", "MAX_COMPONENT_EDGES"]
+           "solve_unit", "partition_modularity", "propagation_by_component", "spark_frame", "ALONE_EDGES", "N_BUCKETS", "MAX_COMPONENT_EDGES"]
 
 ALONE_EDGES = 1_000
 """A component with this many edge rows or more is solved alone; smaller ones share a bucket."""
@@ -259,15 +260,10 @@ def component_communities(edges, *, src="src", dst="dst", weight=None, method="l
     if components is None:
         components = connected_components(edges, src=src, dst=dst)
     w = F.col(weight).cast("double") if weight else F.lit(1.0)
-    e = (edges.select(F.col(src).alias("src"), F.col(dst).alias("dst"), w.alias("weight"))
-         .where(F.col("src").isNotNull() & F.col("dst").isNotNull())
-         .join(components.select(F.col("node").alias("src"), "component"), "src"))
-    sizes = e.groupBy("component").count()
-    units = sizes.select(
-        "component",
-        F.pmod(F.col("component").cast("long"), F.lit(int(n_buckets))).alias("bucket"),
-        F.when(F.col("count") >= int(alone_edges), F.col("component")).alias("alone"))
-    e = e.join(units, "component").localCheckpoint()
+    e = _with_units(edges.select(F.col(src).alias("src"), F.col(dst).alias("dst"), w.alias("weight"))
+                    .where(F.col("src").isNotNull() & F.col("dst").isNotNull())
+                    .join(components.select(F.col("node").alias("src"), "component"), "src"),
+                    alone_edges=alone_edges, n_buckets=n_buckets)
 
     @F.pandas_udf(DoubleType())
     def fsum(weights: pd.Series) -> float:  # exactly rounded, so independent of the rows' order
@@ -288,24 +284,76 @@ def component_communities(edges, *, src="src", dst="dst", weight=None, method="l
         return solve_unit(pdf, unit=unit, method=method, resolution=resolution, total_weight=total, seed=seed,
                           n_iterations=n_iterations)
 
-    def where(bucket, alone):  # null-safe: ~where(...) must keep, not drop, the bucket's rows whose alone is null
-        return (F.col("bucket") == F.lit(bucket)) & F.col("alone").eqNullSafe(F.lit(alone))
+    return _apply_by_unit(e, run, schema, giant, driver_memory=driver_memory)
 
-    small = e
-    for bucket, alone, _ in giant:
-        small = small.where(~where(bucket, alone))
-    out = small.groupBy("bucket", "alone").applyInPandas(run, schema=schema)
-    for bucket, alone, n in giant:
-        need, have = n * _BYTES_PER_EDGE, _available(driver_memory)
-        name = f"component {alone!r}" if alone is not None else f"bucket {bucket}"
-        if need > have:
-            raise FraudkitError(
-                f"{name} has {n:,} edges: solving it on the driver needs about {need >> 20:,} MiB and "
-                f"{have >> 20:,} MiB are available. Give the driver more memory (spark.driver.memory), prune hot "
-                f"entities from the graph so it splits, or raise max_component_edges on executors with room")
-        local = run(e.where(where(bucket, alone)).toPandas())
-        out = out.unionByName(spark_frame(edges.sparkSession, local, schema=schema))
-    return out
+
+def propagation_by_component(W, y, *, spark, alpha=0.85, tol=1e-6, max_iter=100, alone_edges=ALONE_EDGES,
+                             n_buckets=N_BUCKETS, max_component_edges=MAX_COMPONENT_EDGES,
+                             driver_memory=None) -> pd.DataFrame:
+    """Label propagation per connected component on Spark: the rows of
+    :func:`fraudkit.identification.graph.propagation.propagate_by_component`, bit for bit.
+
+    ``LabelPropagation(by_component=True).fit(..., propagator=functools.partial(propagation_by_component,
+    spark=spark))`` is how the graph stage calls it. The matrix's upper triangle goes to Spark as ranked rows;
+    :func:`connected_components` finds the components, those without a seed are dropped, and the rest are grouped
+    into units as communities are (:func:`component_units`). Each task makes its unit's rows symmetric again and
+    orders them by (component, node), as one machine does, so each row sums the same entries in the same order. A
+    unit above ``max_component_edges`` rows is solved on the driver from ``W`` itself (only its node list comes
+    back from Spark), as are the seeds without any entry (Spark never sees them).
+
+    Parameters
+    ----------
+    W : scipy.sparse.csr_matrix of shape (n, n)
+        Symmetric, non-negative, canonical (``LabelPropagation`` passes the symmetrised adjacency).
+    y : ndarray of shape (n,)
+        1 on seeds, -1 on negative seeds, else 0.
+    spark : pyspark.sql.SparkSession
+    alpha, tol, max_iter
+        As in :class:`fraudkit.identification.graph.propagation.LabelPropagation`.
+    alone_edges, n_buckets, max_component_edges, driver_memory
+        Where the work runs (as in :func:`component_communities`; rows of the upper triangle), never what it gives.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``node``, ``score``, ``n_iter``, ``change``: the rows ``propagate_by_component`` gives, in another order.
+    """
+    import scipy.sparse as sp
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+
+    y = np.asarray(y, dtype=float)
+    seeds = np.flatnonzero(y != 0)
+    kw = dict(alpha=alpha, tol=tol, max_iter=max_iter)
+    if not len(seeds):
+        return propagate_components(W, y, seeds, seeds, **kw)
+    upper = sp.triu(W, format="coo")
+    ranked = spark_frame(spark, pd.DataFrame({"src": upper.row.astype(np.int64), "dst": upper.col.astype(np.int64),
+                                              "weight": upper.data}))
+    del upper
+    components = connected_components(ranked)
+    with_seed = (components.join(spark_frame(spark, pd.DataFrame({"node": seeds.astype(np.int64)})), "node")
+                 .select("component").distinct())
+    e = _with_units(ranked.join(components.select(F.col("node").alias("src"), "component"), "src")
+                    .join(with_seed, "component"), alone_edges=alone_edges, n_buckets=n_buckets)
+    giant = [(r["bucket"], r["alone"], r["count"]) for r in e.groupBy("bucket", "alone").count().collect()
+             if r["count"] > int(max_component_edges)]
+    schema = StructType([StructField("node", LongType()), StructField("score", DoubleType()),
+                         StructField("n_iter", LongType()), StructField("change", DoubleType())])
+    seed_y = pd.Series(y[seeds], index=seeds)  # what each task needs of y: the seeds, not a row per account
+
+    def run(pdf):
+        return _propagate_unit(pdf, seed_y, **kw)
+
+    def on_driver(rows):  # a giant unit: its nodes from Spark, its entries from W here
+        ends = (rows.select(F.col("src").alias("node"), "component")
+                .union(rows.select(F.col("dst").alias("node"), "component")).distinct().toPandas())
+        return propagate_components(W, y, ends["node"].to_numpy(np.int64), ends["component"].to_numpy(np.int64),
+                                    **kw)
+
+    out = _apply_by_unit(e, run, schema, giant, driver_memory=driver_memory, on_driver=on_driver).toPandas()
+    lone = np.setdiff1d(seeds, out["node"].to_numpy(np.int64))  # seeds without any entry: components of their own
+    return pd.concat([out, propagate_components(W, y, lone, lone, **kw)], ignore_index=True)
 
 
 def spark_frame(spark, frame: pd.DataFrame, schema=None):
@@ -543,6 +591,64 @@ def connected_components(edges, *, src="src", dst="dst", max_rounds=64):
 
 
 # --- private helpers ----------------------------------------------------------------------------
+
+
+def _with_units(e, *, alone_edges, n_buckets):
+    """``e`` (a Spark frame with ``component``) with each row's unit, ``bucket`` and ``alone``, checkpointed."""
+    from pyspark.sql import functions as F
+
+    units = e.groupBy("component").count().select(
+        "component",
+        F.pmod(F.col("component").cast("long"), F.lit(int(n_buckets))).alias("bucket"),
+        F.when(F.col("count") >= int(alone_edges), F.col("component")).alias("alone"))
+    return e.join(units, "component").localCheckpoint()
+
+
+def _apply_by_unit(e, run, schema, giant, *, driver_memory, on_driver=None):
+    """``run`` on each unit's rows of ``e``: ``applyInPandas`` tasks, the ``giant`` units ((bucket, alone, rows))
+    on the driver after a memory check that refuses with the figures and the fix: ``on_driver(rows)`` of the unit's
+    Spark rows, by default ``run`` of them gathered."""
+    from pyspark.sql import functions as F
+
+    def where(bucket, alone):  # null-safe: ~where(...) must keep, not drop, the bucket's rows whose alone is null
+        return (F.col("bucket") == F.lit(bucket)) & F.col("alone").eqNullSafe(F.lit(alone))
+
+    small = e
+    for bucket, alone, _ in giant:
+        small = small.where(~where(bucket, alone))
+    out = small.groupBy("bucket", "alone").applyInPandas(run, schema=schema)
+    for bucket, alone, n in giant:
+        need, have = n * _BYTES_PER_EDGE, _available(driver_memory)
+        name = f"component {alone!r}" if alone is not None else f"bucket {bucket}"
+        if need > have:
+            raise FraudkitError(
+                f"{name} has {n:,} edges: solving it on the driver needs about {need >> 20:,} MiB and "
+                f"{have >> 20:,} MiB are available. Give the driver more memory (spark.driver.memory), prune hot "
+                f"entities from the graph so it splits, or raise max_component_edges on executors with room")
+        rows = e.where(where(bucket, alone))
+        local = run(rows.toPandas()) if on_driver is None else on_driver(rows)
+        out = out.unionByName(spark_frame(e.sparkSession, local, schema=schema))
+    return out
+
+
+def _propagate_unit(pdf, seed_y, *, alpha, tol, max_iter):
+    """One unit's propagation on an executor: its upper-triangle rows (``src``, ``dst``, ``weight``, ``component``)
+    made symmetric again, then :func:`propagate_components` on them as one machine runs it on ``W``."""
+    import scipy.sparse as sp
+
+    src, dst = pdf["src"].to_numpy(np.int64), pdf["dst"].to_numpy(np.int64)
+    comp, w = pdf["component"].to_numpy(np.int64), pdf["weight"].to_numpy(float)
+    node, first = np.unique(np.r_[src, dst], return_index=True)
+    at = pd.Index(node)
+    off = src != dst  # the lower triangle again (W is symmetric: the same weights)
+    r, c = at.get_indexer(np.r_[src, dst[off]]), at.get_indexer(np.r_[dst, src[off]])
+    M = sp.csr_matrix((np.r_[w, w[off]], (r, c)), shape=(len(node), len(node)))
+    M.sum_duplicates()
+    M.sort_indices()
+    y = seed_y.reindex(node, fill_value=0.0).to_numpy(float)
+    out = propagate_components(M, y, np.arange(len(node)), np.r_[comp, comp][first], alpha=alpha, tol=tol,
+                               max_iter=max_iter)
+    return out.assign(node=node[out["node"].to_numpy()])
 
 
 def _edge_frame(edges, src, dst, weight, caller):

@@ -17,7 +17,9 @@ on Spark when the dataset's transforms run there, with the same partition), its 
 (:class:`fraudkit.identification.graph.communities.CommunityScreener`). Weak labels then propagate over the summed graph
 from the seeds: the context's ``seed_pool`` (a :class:`~fraudkit.identification.graph.propagation.SeedPool`, a seed
 table, a score table with ``flagged``, or account keys from stage 1 / earlier runs) plus members of communities
-that screen above ``seed_threshold``. The labels table is never read.
+that screen above ``seed_threshold``, component by component (each until its own change is below ``tol``; components
+without a seed are not iterated), in Spark tasks when the transforms run there, with the same scores. The labels
+table is never read.
 
 Scores (``stage="graph"``, one row per account and method): ``community_screening`` (the account's
 riskiest community), ``label_propagation`` (propagated score, in [0, 1]) and ``graph`` (their maximum).
@@ -25,6 +27,7 @@ riskiest community), ``label_propagation`` (propagated score, in [0, 1]) and ``g
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -59,7 +62,7 @@ from fraudkit.identification.graph.communities import (
 )
 from fraudkit.identification.graph.consolidation import ConsolidationScorer
 from fraudkit.identification.graph.propagation import LabelPropagation, SeedPool, strong_entities
-from fraudkit.identification.graph.spark_components import communities_by_component
+from fraudkit.identification.graph.spark_components import communities_by_component, propagation_by_component
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
@@ -206,7 +209,8 @@ def run(ds, *, context=None) -> StageOutput:
     if spark is not None:
         notes.append("communities per connected component on Spark (large-star/small-star components, one "
                      "applyInPandas task per component or bucket, giant ones on the driver; nodes sent as their "
-                     "first-appearance ranks): the DuckDB partition")
+                     "first-appearance ranks): the DuckDB partition; label propagation the same way, per seeded "
+                     "component: the DuckDB scores")
     for name, e in views.items():
         if not (e["weight"].to_numpy() > 0).all():
             e = e[e["weight"] > 0]
@@ -265,7 +269,10 @@ def run(ds, *, context=None) -> StageOutput:
     seed_idx = key_index.get_indexer(all_seeds)
     seed_idx = seed_idx[seed_idx >= 0]
     if len(seed_idx) and adj.nnz:
-        prop = LabelPropagation(alpha=p["lp_alpha"], threshold=p["lp_threshold"]).fit(adj, seed_idx, nodes=accounts)
+        # component by component (only those holding a seed), on Spark when the transforms run there
+        prop = LabelPropagation(alpha=p["lp_alpha"], threshold=p["lp_threshold"], by_component=True).fit(
+            adj, seed_idx, nodes=accounts,
+            propagator=None if spark is None else functools.partial(propagation_by_component, spark=spark))
         lp, lp_flag = np.clip(prop.decision_scores_, 0, 1), prop.labels_ == 1
     else:
         lp, lp_flag = np.zeros(len(accounts)), np.zeros(len(accounts), dtype=bool)

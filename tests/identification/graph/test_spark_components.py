@@ -237,3 +237,72 @@ def test_spark_frame_keeps_every_row_in_order_after_its_file_is_gone(spark):
     pd.testing.assert_frame_equal(got.toPandas(), frame)  # read after the temporary Parquet file was removed
     typed = spark_frame(spark, frame[["src"]].astype("int32"), schema=StructType([StructField("src", LongType())]))
     assert typed.schema["src"].dataType == LongType() and typed.count() == 5_000
+
+
+def _blocks(seed=0, n=1_500):
+    """A symmetric weighted graph of many components (1 to 60 nodes, some lone nodes), nodes shuffled; 30 seeds."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    rows, cols, start = [], [], 0
+    while start < n:
+        k = min(int(rng.integers(1, 60)), n - start)
+        m = int(k * 1.5)
+        rows.append(rng.integers(start, start + k, m))
+        cols.append(rng.integers(start, start + k, m))
+        start += k
+    perm = rng.permutation(n)
+    r, c = perm[np.concatenate(rows)], perm[np.concatenate(cols)]
+    a = sp.csr_matrix((rng.random(len(r)), (r, c)), shape=(n + 5, n + 5))  # 5 nodes without any entry
+    seeds = np.r_[rng.choice(n, 30, replace=False), n + 1]  # one seed has no edge at all
+    return (a + a.T).tocsr(), seeds
+
+
+def test_propagation_by_component_converges_per_component_and_skips_unseeded_ones():
+    from scipy.sparse.csgraph import connected_components as scipy_components
+
+    from fraudkit.identification.graph.propagation import LabelPropagation
+
+    adj, seeds = _blocks(0)
+    whole = LabelPropagation().fit(adj, seeds)
+    per = LabelPropagation(by_component=True).fit(adj, seeds)
+    _, label = scipy_components(adj, directed=False)
+    seeded = np.isin(label, label[seeds])
+    assert (per.decision_scores_[~seeded] == 0).all() and (per.decision_scores_[seeded] > 0).any()
+    # the global stop iterates converged components further: within the fixed point's error, never more
+    assert np.abs(per.decision_scores_ - whole.decision_scores_).max() < 1e-6 * 0.85 / 0.15 * 2
+    assert per.decision_scores_[seeds[-1]] == pytest.approx(0.15)  # the seed without any edge: (1 - alpha)
+    # each component alone gives its scores bit for bit
+    for c in np.unique(label[seeds])[:5]:
+        nodes = np.flatnonzero(label == c)
+        alone = LabelPropagation(by_component=True).fit(adj[nodes][:, nodes], np.flatnonzero(np.isin(nodes, seeds)))
+        np.testing.assert_array_equal(alone.decision_scores_, per.decision_scores_[nodes])
+    with pytest.raises(ValueError, match="needs by_component=True"):
+        LabelPropagation().fit(adj, seeds, propagator=print)
+
+
+@pytest.mark.spark
+def test_spark_propagation_equals_the_local_one_bit_for_bit(spark):
+    import functools
+
+    from fraudkit.identification.graph.propagation import LabelPropagation, propagate_by_component
+    from fraudkit.identification.graph.spark_components import propagation_by_component
+
+    adj, seeds = _blocks(1)
+    local = LabelPropagation(by_component=True, threshold=0.05).fit(adj, seeds)
+    on_spark = LabelPropagation(by_component=True, threshold=0.05).fit(
+        adj, seeds, propagator=functools.partial(propagation_by_component, spark=spark))
+    np.testing.assert_array_equal(on_spark.decision_scores_, local.decision_scores_)
+    np.testing.assert_array_equal(on_spark.labels_, local.labels_)
+    assert on_spark.n_iter_ == local.n_iter_ and local.labels_.sum() > len(seeds)
+    # small units in shared buckets, larger components alone, units above the bound on the driver: the same rows
+    y = np.zeros(adj.shape[0])
+    y[seeds] = 1.0
+    y[seeds[:3]] = -1.0  # negative seeds too
+    want = propagate_by_component(adj, y).sort_values("node", ignore_index=True)
+    got = propagation_by_component(adj, y, spark=spark, alone_edges=40, n_buckets=3, max_component_edges=60)
+    got = got.sort_values("node", ignore_index=True)
+    cols = ["node", "score"]  # n_iter and change are those of the unit a node was solved in
+    pd.testing.assert_frame_equal(got[cols], want[cols], check_exact=True)
+    assert got["n_iter"].max() == want["n_iter"].max() and (got["change"] == 0).all() and (want["change"] == 0).all()
+    assert (want["score"] != 0).sum() > len(seeds)
