@@ -14,6 +14,11 @@ run's own step timings (load and validation, each stage, rules, decisions, write
 compares every Spark run's feature tables with DuckDB's (``features_vs_duckdb``: cells that differ and the
 largest relative difference; float sums add in another order). ``--only score`` runs just it.
 
+The ``propagation`` task runs the graph stage's label propagation per seeded component
+(``LabelPropagation(by_component=True)``) on that graph, weighted, from 1 % of its nodes as seeds: on one machine
+(with the global iteration's time and largest difference beside it) and on Spark
+(``spark_components.propagation_by_component``); the digests of the scores must be equal.
+
 ``--data`` is a dataset folder (the demo-small world simulated with seed 0 by default); ``--nodes`` sizes the
 generated graph (planted communities of 10-40 nodes in components of 1-6 communities, about 6 edges per
 node, a fixed seed). Results are written up in ``benchmarks/engines.md``.
@@ -42,7 +47,7 @@ SCORE_OUTPUTS = ("accounts.parquet", "scores.parquet", "decisions.parquet", "rul
 # each case is printed as it ends, so a run cut short still reports the cases it finished
 CASES = [("validate", "duckdb", 0), ("validate", "spark", 2), ("score", "duckdb", 0), ("score", "spark", 2),
          ("graph", "local", 0), ("graph", "spark", 2), ("validate", "spark", 1), ("score", "spark", 1),
-         ("graph", "spark", 1)]
+         ("graph", "spark", 1), ("propagation", "local", 0), ("propagation", "spark", 2), ("propagation", "spark", 1)]
 
 
 def planted_graph(n_nodes: int, seed: int = 0):
@@ -107,6 +112,8 @@ def child(task: str, engine: str, cores: int, data: str, nodes: int, runs: str) 
             h.update(name.encode())
             h.update(pd.util.hash_pandas_object(pd.read_parquet(run / name), index=False).to_numpy().tobytes())
         out["digest"] = h.hexdigest()[:12]
+    elif task == "propagation":
+        out.update(propagation_case(engine, spark, nodes))
     else:
         from fraudkit.identification.graph.spark_components import component_communities, local_component_communities
 
@@ -125,6 +132,39 @@ def child(task: str, engine: str, cores: int, data: str, nodes: int, runs: str) 
                                        .to_numpy().tobytes()).hexdigest()[:12]
     if spark is not None:
         spark.stop()
+    return out
+
+
+def propagation_case(engine: str, spark, nodes: int) -> dict:
+    """Label propagation per seeded component (the graph stage's) on the planted graph, weighted, 1 % of the nodes
+    seeds: on one machine (with the global iteration beside it) or on Spark; a digest of the scores."""
+    import functools
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from fraudkit.identification.graph.propagation import LabelPropagation
+    from fraudkit.identification.graph.spark_components import propagation_by_component
+
+    e = planted_graph(nodes)
+    n = int(max(e["src"].max(), e["dst"].max()) + 1)
+    rng = np.random.default_rng(0)
+    adj = sp.csr_matrix((rng.random(len(e)) + 0.5, (e["src"], e["dst"])), shape=(n, n))
+    adj = (adj + adj.T).tocsr()
+    seeds = rng.choice(n, n // 100, replace=False)
+    out = {"edges": len(e), "seeds": len(seeds)}
+    t = time.perf_counter()
+    est = LabelPropagation(by_component=True).fit(
+        adj, seeds, propagator=None if spark is None else functools.partial(propagation_by_component, spark=spark))
+    out["seconds"] = round(time.perf_counter() - t, 1)
+    out.update(flagged=int(est.labels_.sum()), n_iter=est.n_iter_,
+               digest=hashlib.sha256(est.decision_scores_.tobytes()).hexdigest()[:12])
+    if spark is None:  # the global stop, for its cost and how far its scores are from the per-component ones
+        t = time.perf_counter()
+        whole = LabelPropagation().fit(adj, seeds)
+        out["global_seconds"] = round(time.perf_counter() - t, 1)
+        out["global_max_difference"] = float(np.abs(whole.decision_scores_ - est.decision_scores_).max())
+        out["global_flagged"] = int(whole.labels_.sum())
     return out
 
 
@@ -191,7 +231,7 @@ def main() -> None:
     ap.add_argument("--data", default="/tmp/cmp/after/d0")
     ap.add_argument("--nodes", type=int, default=100_000)
     ap.add_argument("--json", default=None, help="Also write the results here.")
-    ap.add_argument("--only", default=None, help="Run only this task (validate, score or graph).")
+    ap.add_argument("--only", default=None, help="Run only this task (validate, score, graph or propagation).")
     ap.add_argument("--runs", default=None, help="Where the score task writes its runs (default: a new temp dir).")
     ap.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
