@@ -88,6 +88,10 @@ MAX_COMPONENT_EDGES = 5_000_000
 _BYTES_PER_EDGE = 200
 """Driver memory per edge of a giant unit: the Arrow/pandas frame, igraph's graph and the method's state."""
 
+_PROPAGATION_BYTES_PER_EDGE = 64
+"""Driver memory per upper-triangle row of a giant unit in label propagation: the unit's sub-matrix of ``W`` and
+its normalised copy, both triangles (4 x 12 B), and the iteration's vectors."""
+
 _METHODS = ("leiden", "louvain", "leidenalg")
 _OUT = ["node", "component", "community"]
 
@@ -351,7 +355,8 @@ def propagation_by_component(W, y, *, spark, alpha=0.85, tol=1e-6, max_iter=100,
         return propagate_components(W, y, ends["node"].to_numpy(np.int64), ends["component"].to_numpy(np.int64),
                                     **kw)
 
-    out = _apply_by_unit(e, run, schema, giant, driver_memory=driver_memory, on_driver=on_driver).toPandas()
+    out = _apply_by_unit(e, run, schema, giant, driver_memory=driver_memory, on_driver=on_driver,
+                         bytes_per_row=_PROPAGATION_BYTES_PER_EDGE).toPandas()
     lone = np.setdiff1d(seeds, out["node"].to_numpy(np.int64))  # seeds without any entry: components of their own
     return pd.concat([out, propagate_components(W, y, lone, lone, **kw)], ignore_index=True)
 
@@ -604,10 +609,10 @@ def _with_units(e, *, alone_edges, n_buckets):
     return e.join(units, "component").localCheckpoint()
 
 
-def _apply_by_unit(e, run, schema, giant, *, driver_memory, on_driver=None):
+def _apply_by_unit(e, run, schema, giant, *, driver_memory, on_driver=None, bytes_per_row=_BYTES_PER_EDGE):
     """``run`` on each unit's rows of ``e``: ``applyInPandas`` tasks, the ``giant`` units ((bucket, alone, rows))
-    on the driver after a memory check that refuses with the figures and the fix: ``on_driver(rows)`` of the unit's
-    Spark rows, by default ``run`` of them gathered."""
+    on the driver after a memory check (``bytes_per_row``) that refuses with the figures and the fix:
+    ``on_driver(rows)`` of the unit's Spark rows, by default ``run`` of them gathered."""
     from pyspark.sql import functions as F
 
     def where(bucket, alone):  # null-safe: ~where(...) must keep, not drop, the bucket's rows whose alone is null
@@ -618,7 +623,7 @@ def _apply_by_unit(e, run, schema, giant, *, driver_memory, on_driver=None):
         small = small.where(~where(bucket, alone))
     out = small.groupBy("bucket", "alone").applyInPandas(run, schema=schema)
     for bucket, alone, n in giant:
-        need, have = n * _BYTES_PER_EDGE, _available(driver_memory)
+        need, have = n * int(bytes_per_row), _available(driver_memory)
         name = f"component {alone!r}" if alone is not None else f"bucket {bucket}"
         if need > have:
             raise FraudkitError(

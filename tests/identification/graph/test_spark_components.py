@@ -306,3 +306,6 @@ def test_spark_propagation_equals_the_local_one_bit_for_bit(spark):
     pd.testing.assert_frame_equal(got[cols], want[cols], check_exact=True)
     assert got["n_iter"].max() == want["n_iter"].max() and (got["change"] == 0).all() and (want["change"] == 0).all()
     assert (want["score"] != 0).sum() > len(seeds)
+    # a unit above the bound that the driver's memory cannot hold: refused with its size and the fix
+    with pytest.raises(FraudkitError, match=r"edges: solving it on the driver needs about .*\(spark\.driver\.memory\)"):
+        propagation_by_component(adj, y, spark=spark, max_component_edges=60, driver_memory=1)
