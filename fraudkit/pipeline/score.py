@@ -100,8 +100,8 @@ from fraudkit.pipeline.stages.behaviour import fit_models, training_data
 from fraudkit.pipeline.stages.group import training_groups
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
 
-__all__ = ["RunResult", "TrainingEngine", "score_dataset", "training_engine", "STAGE_MODULES", "TRAIN_PRECISION", "HEADLINE_METHODS",
-           "DECISION_CHUNK", "LOCAL_TRAIN_BYTES"]
+__all__ = ["RunResult", "TrainingEngine", "score_dataset", "training_engine", "STAGE_MODULES", "TRAIN_PRECISION",
+           "HEADLINE_METHODS", "DECISION_CHUNK", "LOCAL_TRAIN_BYTES"]
 
 LOCAL_TRAIN_BYTES = 1 << 30
 """With ``engine="spark"``, a training dataset whose files hold at most this many bytes is loaded on DuckDB (see
@@ -268,10 +268,11 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         Write the rules' rows of every order and interaction to ``RUN/scores.parquet``; False for a caller that
         reads only the stages' rows of it (the closed loop's runs: the events' outcome is ``decisions.parquet``).
     engine : {"duckdb", "spark"}, default="duckdb"
-        Where the table transforms run when ``data`` (and ``train``, see ``train_engine``) are paths: ``"spark"`` loads and validates
-        the data, resolves its entities and runs the behaviour stage's feature SQL, the group stage's SQL and the
-        graph stage's edge SQL on Spark (the same SQL, transpiled; :mod:`fraudkit.data.engine`); rules,
-        decisions, models and the in-memory graph work read a local DuckDB copy of the resolved tables
+        Where the table transforms run when ``data`` (and ``train``, see ``train_engine``) are paths:
+        ``"spark"`` loads and validates the data, resolves its entities and runs the behaviour stage's feature
+        SQL, the group stage's SQL, the graph stage's edge SQL, communities and label propagation on Spark (the
+        same SQL, transpiled; :mod:`fraudkit.data.engine`); rules, decisions, models and the rest of the
+        in-memory graph work read a local DuckDB copy of the resolved tables
         (:meth:`~fraudkit.data.dataset.Dataset.to_local`). A Dataset passed in keeps its own engine.
     spark_master : str, optional
         With ``engine="spark"``: the master URL (default a local session, ``local[2]``).

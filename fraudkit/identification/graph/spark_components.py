@@ -74,7 +74,8 @@ from fraudkit.randomness import python_random
 
 __all__ = ["communities_by_component", "connected_components", "component_communities",
            "local_component_communities", "component_units", "component_bucket", "component_seed",
-           "solve_unit", "partition_modularity", "propagation_by_component", "spark_frame", "ALONE_EDGES", "N_BUCKETS", "MAX_COMPONENT_EDGES"]
+           "solve_unit", "partition_modularity", "propagation_by_component", "spark_frame", "ALONE_EDGES", "N_BUCKETS",
+           "MAX_COMPONENT_EDGES"]
 
 ALONE_EDGES = 1_000
 """A component with this many edge rows or more is solved alone; smaller ones share a bucket."""
