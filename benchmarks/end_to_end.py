@@ -9,9 +9,10 @@ training world (``demo-small`` seed 1000) beside it. The run is the command a us
 
     fraudkit score <cache>/<size> --train <cache>/demo-small-1000 --out <cache>/run-<size> --seed 0
 
-in a child process; this script samples the resident memory of the child's whole process tree every 0.2 s and
-kills the tree when its proportional set size (PSS: a page shared by several processes of the tree counted
-once) passes ``--max-rss-gb`` (default 14: the machine is shared) or ``--timeout``. Both the summed RSS
+in a child process; this script samples the resident memory of the child's whole process tree every 0.2 s
+(the PSS of a tree of several processes every ``PSS_EVERY`` seconds) and kills the tree when its proportional
+set size (PSS: a page shared by several processes of the tree counted once; the RSS of a single process)
+passes ``--max-rss-gb`` (default 14: the machine is shared) or ``--timeout``. Both the summed RSS
 (``peak_gb``, comparable with the earlier records) and the PSS (``peak_pss_gb``) peaks are kept. The
 progress lines the command writes give each step's seconds and the peak memory while it ran (training pass
 included); the run manifest gives the stage timings. Results are kept by size in ``benchmarks/end_to_end.json``
@@ -42,6 +43,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +89,9 @@ def main(argv=None):
         run_dir = cache / f"run-{key.replace(' ', '-')}"
         cmd = [sys.executable, *_NO_CWD, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
                "--seed", "0", "--force", *engine]
+        speed = calibrate()
         res = _guarded(cmd, args, label=f"score {key}", code=args.code)
+        res["calibration"] = speed
         res["code"] = str(Path(args.code).resolve())
         res["command"] = " ".join(["fraudkit score", str(data), "--train", str(train), "--out", str(run_dir),
                                    "--seed 0", *engine])
@@ -106,6 +110,25 @@ def main(argv=None):
 
 
 # --- private helpers ----------------------------------------------------------------------------
+
+
+def calibrate() -> dict:
+    """Seconds of two fixed one-core workloads, run just before a measured run: how fast this machine's cores
+    are at the time (a shared virtual machine: the same code's steps ran 1.5-2x as long on 2026-12-04 evening
+    and 2026-12-05 as at 2026-12-04 13:30, load alike). ``python_s``: a pure-Python loop of 10 M steps;
+    ``numpy_s``: sorting 10 M random floats (seeded), three times. Compare runs of different days by these."""
+    t = time.perf_counter()
+    x = 0
+    for i in range(10_000_000):
+        x += i & 7
+    py = time.perf_counter() - t
+    a = np.random.default_rng(0).random(10_000_000)
+    t = time.perf_counter()
+    for _ in range(3):
+        np.sort(a)
+    out = {"python_s": round(py, 2), "numpy_s": round(time.perf_counter() - t, 2)}
+    print(f"[bench] calibration: {out['python_s']} s Python loop, {out['numpy_s']} s NumPy sort", flush=True)
+    return out
 
 
 def _world(cache, scenario, seed, args) -> Path:
@@ -142,11 +165,15 @@ def _guarded(cmd, args, *, label, code=ROOT):
 
     def sample():
         root = psutil.Process(proc.pid)
+        last_pss, pss = 0.0, 0
         while not stop.wait(0.2):
             try:
                 tree = [root] + root.children(recursive=True)
                 rss = sum(_rss(p) for p in tree)
-                pss = sum(_pss(p) for p in tree)
+                if len(tree) == 1:
+                    pss = rss  # one process: nothing shared to count once (RSS bounds PSS from above)
+                elif time.perf_counter() - last_pss >= PSS_EVERY:
+                    pss, last_pss = sum(_pss(p) for p in tree), time.perf_counter()
             except psutil.NoSuchProcess:
                 break
             state["now"] = rss
@@ -204,6 +231,14 @@ def _guarded(cmd, args, *, label, code=ROOT):
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
+PSS_EVERY = 5.0
+"""Seconds between two PSS samples of a tree of several processes. Reading ``smaps_rollup`` walks the
+process's page tables under its memory-map lock: 150 ms a read on a 12 GB process (2026-12-05), so sampled
+every 0.2 s it took three quarters of a core of the 2 and held the lock the run's own allocations need (the
+runs from 2026-12-04 19:00 to 2026-12-05 06:00 UTC were measured so). RSS (``statm``, microseconds) is still
+read every 0.2 s."""
+
+
 def _rss(p) -> int:
     try:
         return p.memory_info().rss
@@ -243,6 +278,54 @@ def _summary(size, res) -> str:
     return f"{size} did not finish: {res['why']} after {res['seconds']:.0f} s, peak {res['peak_gb']:.1f} GB"
 
 
+TARGET_SECONDS, TARGET_GB = 600, 8.0
+"""Issue 13's targets for ``large`` end to end on this machine (2 cores, 24 GB, idle)."""
+
+
+def _events_m(r) -> float:
+    w = r.get("world", {})
+    return sum(w.get(k, 0) for k in ("interactions", "logins", "orders", "coupon_claims")) / 1e6
+
+
+def _targets(results) -> list:
+    """The targets against the newest finished DuckDB run of each size: the cost curve over the sizes, ``large``
+    against 600 s and 8 GB, its cost per million events against the 100 k-account world's."""
+    newest = {}
+    for key, r in results.items():
+        size = key.split()[0]
+        if r.get("finished") and " spark" not in f" {key}" and _events_m(r):
+            if size not in newest or r["when"] > newest[size][1]["when"]:
+                newest[size] = (key, r)
+    if not newest:
+        return []
+    out = ["## Targets (newest finished run of each size)", "",
+           "| size | run | seconds | peak GB | s per M events | core speed | load before | when |",
+           "|---|---|---:|---:|---:|---|---|---|"]
+    for size in SIZES:
+        if size in newest:
+            key, r = newest[size]
+            out.append(f"| {size} | {key} | {r['seconds']:.0f} | {r['peak_gb']:.1f} "
+                       f"| {r['seconds'] / _events_m(r):.1f} | {_speed(r)} | {r['load_before']} | {r['when']} |")
+    out.append("")
+    if "large" in newest:
+        r = newest["large"][1]
+        met = lambda ok: "met" if ok else "not met"  # noqa: E731
+        out.append(f"- `large` within {TARGET_SECONDS} s: {r['seconds']:.0f} s, "
+                   f"{r['seconds'] / TARGET_SECONDS:.2f}x the target ({met(r['seconds'] <= TARGET_SECONDS)}).")
+        out.append(f"- `large` within {TARGET_GB:g} GB: peak {r['peak_gb']:.1f} GB ({met(r['peak_gb'] <= TARGET_GB)}).")
+        if "medium" in newest:
+            m = newest["medium"][1]
+            a, b = r["seconds"] / _events_m(r), m["seconds"] / _events_m(m)
+            out.append(f"- cost per million events, `large` against `medium`: {a:.1f} s against {b:.1f} s, "
+                       f"{a / b:.2f}x ({met(a <= b)}; runs of different times: compare their core speed).")
+    return out + [""]
+
+
+def _speed(r) -> str:
+    c = r.get("calibration")
+    return f"{c['python_s']:.2f} / {c['numpy_s']:.2f}" if c else "—"
+
+
 def _pss_cell(r) -> str:
     """The PSS peak beside the summed RSS, for the records that have it."""
     return f" (PSS {r['peak_pss_gb']:.1f})" if r.get("peak_pss_gb") else ""
@@ -253,19 +336,23 @@ def _markdown(results) -> str:
            "Written by `benchmarks/end_to_end.py` (do not edit by hand). One run per size of",
            "`fraudkit score <world> --train demo-small-1000 --out RUN --seed 0` (training pass included), peak RSS of",
            "the whole process tree sampled every 0.2 s (summed; since 2026-12-04 also its PSS, shared pages counted",
-           "once, in brackets); machine: 2 cores, 24 GB, shared (load = 1, 5, 15 min).", "",
-           "## Summary", ""]
+           "once, in brackets; since 2026-12-05 06:10 UTC the PSS of one process is its RSS, see PSS_EVERY); machine:",
+           "2 cores, 24 GB, shared (load = 1, 5, 15 min). Core speed: seconds of `calibrate()`'s fixed Python loop /",
+           "NumPy sort just before the run (since 2026-12-05; lower is faster), to compare runs of different days.", ""]
     order = sorted(results, key=lambda k: (list(SIZES).index(k.split()[0]), k))
+    out += _targets(results) + ["## Summary", ""]
     out += [_summary(s, results[s]) for s in order] + [""]
-    out += ["| size | accounts | events (M) | seconds | CPU s | peak GB | s per M events | load before | load after | when |",
-            "|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+    out += ["| size | accounts | events (M) | seconds | CPU s | peak GB | s per M events | core speed | load before "
+            "| load after | when |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|---|---|"]
     for s in order:
         r = results[s]
         w = r.get("world", {})
         ev = sum(w.get(k, 0) for k in ("interactions", "logins", "orders", "coupon_claims")) / 1e6
         per = f"{r['seconds'] / ev:.1f}" if ev and r["finished"] else "—"
         out.append(f"| {s} | {w.get('accounts', '?'):,} | {ev:.2f} | {r['seconds']:.0f}{'' if r['finished'] else ' (killed)'} "
-                   f"| {r.get('cpu_seconds', '—')} | {r['peak_gb']:.1f}{_pss_cell(r)} | {per} | {r['load_before']} | {r['load_after']} | {r['when']} |")
+                   f"| {r.get('cpu_seconds', '—')} | {r['peak_gb']:.1f}{_pss_cell(r)} | {per} | {_speed(r)} "
+                   f"| {r['load_before']} | {r['load_after']} | {r['when']} |")
     for s in order:
         r = results[s]
         out += ["", f"## {s}", "", f"`{r['command']}`", ""] + ([f"Note: {r['note']}", ""] if r.get("note") else [])
