@@ -335,36 +335,39 @@ def _usage_summary(ds) -> UsageSummary:
         net = np.where(net >= 0, net, np.nan)  # code -> /24 code
         del ips
 
-        def rows(ordinal):
-            parts = []
-            for i, name in enumerate(names):
-                # the columns after (ts, account_id, device_id, ip) in a table's sort only order rows equal in
-                # all that is read here, so they are left out of the sort (not the orders' order_id, which
-                # comes first)
-                cols = _USAGE_SOURCES[name] if name == "orders" else ["ts", "account_id", "device_id", "ip"]
-                # the address codes rank the addresses: sorting by them is sorting by the addresses, on integers
-                keys = ", ".join(("c.code" if k == "ip" else f"t.{quote(k)}") + " NULLS LAST"
-                                 for k in canonical_sort_keys(name, cols))
-                o = (f", CAST({i} AS BIGINT) * {_TABLE_STRIDE} + row_number() OVER (ORDER BY {keys}) AS o"
-                     if ordinal else "")
-                parts.append(f"SELECT t.account_id, t.device_id, c.code AS ip, t.ts{o} FROM {quote(ds.view(name))} t "
-                             f"LEFT JOIN {quote(codes)} c ON t.ip = c.ip")
-            return " UNION ALL ".join(parts)
-
+        # the usage rows stacked in the association network's order, each with its ordinal, materialised once:
+        # the two media's first uses, their runs and the hours all read them (each used to re-read the tables,
+        # re-join the address codes and, for the first uses, re-sort every table for its ordinal)
+        parts = []
+        for i, name in enumerate(names):
+            # the columns after (ts, account_id, device_id, ip) in a table's sort only order rows equal in
+            # all that is read here, so they are left out of the sort (not the orders' order_id, which
+            # comes first)
+            cols = _USAGE_SOURCES[name] if name == "orders" else ["ts", "account_id", "device_id", "ip"]
+            # the address codes rank the addresses: sorting by them is sorting by the addresses, on integers
+            keys = ", ".join(("c.code" if k == "ip" else f"t.{quote(k)}") + " NULLS LAST"
+                             for k in canonical_sort_keys(name, cols))
+            parts.append(f"SELECT t.account_id, t.device_id, c.code AS ip, t.ts, CAST({i} AS BIGINT) * {_TABLE_STRIDE} "
+                         f"+ row_number() OVER (ORDER BY {keys}) AS o FROM {quote(ds.view(name))} t "
+                         f"LEFT JOIN {quote(codes)} c ON t.ip = c.ip")
+        stacked = "_fraudkit_group_rows"
+        made.append(stacked)
+        ds.engine.create_table(stacked, " UNION ALL ".join(parts))
         events, pairs = {}, {}
         for res, col in (("device", "device_id"), ("ip", "ip")):
             first, acc, ent = (f"_fraudkit_group_{res}_{x}" for x in ("first", "accounts", "entities"))
             made += [first, acc, ent]
             # each (account, medium) pair with the position of its first row, then both numbered by it
-            ds.engine.create_table(first, f"SELECT account_id, {col} AS e, min(o) AS f FROM ({rows(True)}) u "
-                                          f"WHERE account_id IS NOT NULL AND {col} IS NOT NULL GROUP BY account_id, {col}")
+            ds.engine.create_table(first, f"SELECT account_id, {col} AS e, min(o) AS f FROM {quote(stacked)} u "
+                                          f"WHERE account_id IS NOT NULL AND {col} IS NOT NULL "
+                                          f"GROUP BY account_id, {col}")
             for table, key in ((acc, "account_id"), (ent, "e")):
                 ds.engine.create_table(table, f"SELECT {key}, CAST(row_number() OVER (ORDER BY f) - 1 AS BIGINT) "
                                               f"AS code FROM (SELECT {key}, min(f) AS f FROM {quote(first)} "
                                               f"GROUP BY {key}) g")
             keys = ds.engine.to_pandas(f"SELECT account_id FROM {quote(acc)} ORDER BY code")["account_id"]
             used = (f"SELECT a.code AS acc, n.code AS ent, CAST(epoch(date_trunc('second', u.ts)) AS BIGINT) AS sec "
-                    f"FROM ({rows(False)}) u JOIN {quote(acc)} a ON u.account_id = a.account_id "
+                    f"FROM {quote(stacked)} u JOIN {quote(acc)} a ON u.account_id = a.account_id "
                     f"JOIN {quote(ent)} n ON u.{col} = n.e")
             # the first use of each run of one account on one medium in (medium, time, account) order
             ev = ds.engine.to_pandas(f"SELECT acc, ent, sec FROM (SELECT acc, ent, sec, lag(acc) OVER "
@@ -375,7 +378,7 @@ def _usage_summary(ds) -> UsageSummary:
             del ev
             pairs[res] = ds.engine.to_pandas(f"SELECT account_id, e FROM {quote(first)}")
         hours = ds.engine.to_pandas(f"SELECT account_id, CAST(hour(ts) AS DOUBLE) AS hour, count(*) AS n, "
-                                    f"min(ts) AS first FROM ({rows(False)}) u GROUP BY account_id, hour(ts)")
+                                    f"min(ts) AS first FROM {quote(stacked)} u GROUP BY account_id, hour(ts)")
     finally:
         for table in made:
             ds.engine.drop(table)
