@@ -680,8 +680,10 @@ def propagate_components(W, y, nodes, component, *, alpha=0.85, tol=1e-6, max_it
     component = np.asarray(component)[order]
     sub = W[nodes][:, nodes]
     sub.sort_indices()
-    f, it, delta = propagate_by_block(sub, np.asarray(y, dtype=float)[nodes], component, alpha=alpha, tol=tol,
-                                      max_iter=max_iter)
+    # a principal sub-matrix of a symmetric matrix is symmetric: normalised without checking that by a transpose
+    S, _ = _normalised(sub, "sym", symmetric=True)
+    f, it, delta = propagate_by_block(S, np.asarray(y, dtype=float)[nodes], component, alpha=alpha, tol=tol,
+                                      max_iter=max_iter, normalised=True)
     return pd.DataFrame({"node": nodes, "score": f, "n_iter": np.full(len(nodes), it, dtype=np.int64),
                          "change": np.full(len(nodes), delta)})
 
@@ -713,10 +715,13 @@ def _checked(adj):
     return W, W.shape[0]
 
 
-def _normalised(adj, how):
+def _normalised(adj, how, *, symmetric=False):
+    """``D^-1/2 W D^-1/2`` (``how="sym"``) or ``D^-1 W`` (``"row"``) of the checked, symmetrised ``adj``;
+    ``symmetric``: ``adj`` is known to be symmetric (only its explicit zeros are dropped)."""
     import scipy.sparse as sp
 
-    W = _symmetrised(_checked(adj)[0])
+    W = _checked(adj)[0]
+    W = _zeros_dropped(W) if symmetric else _symmetrised(W)
     deg = np.asarray(W.sum(axis=1)).ravel()
     with np.errstate(divide="ignore"):
         inv = np.where(deg > 0, 1.0 / np.sqrt(deg) if how == "sym" else 1.0 / deg, 0.0)
@@ -743,12 +748,17 @@ def _symmetrised(W):
         if (np.array_equal(W.indptr, T.indptr) and np.array_equal(W.indices, T.indices)
                 and np.array_equal(W.data, T.data)):
             del T
-            if (W.data == 0).any():
-                W = W.copy()
-                W.eliminate_zeros()
-            return W
+            return _zeros_dropped(W)
         del T
     return ((W + W.T) * 0.5).tocsr()
+
+
+def _zeros_dropped(W):
+    """``W`` without explicit zeros (a copy when it has any)."""
+    if W.nnz and (W.data == 0).any():
+        W = W.copy()
+        W.eliminate_zeros()
+    return W
 
 
 def _check_alpha(alpha):
