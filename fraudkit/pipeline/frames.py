@@ -42,8 +42,8 @@ from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load
 
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
            "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK", "FeatureTables",
-           "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory", "PARK_MIN_ROWS",
-           "worth_parking"]
+           "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory", "read_rows", "parked_if_large",
+           "PARK_MIN_ROWS", "worth_parking"]
 
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
@@ -201,8 +201,7 @@ class FeatureTables(Mapping):
         """Rows ``start:stop`` of table ``name``, only ``columns``, indexed from 0 (read from its file when parked)."""
         if not self.parked(name):
             return self[name].iloc[start:stop][list(columns)].reset_index(drop=True)
-        table = pq.read_table(self._files[name], columns=list(columns))
-        return table.slice(start, stop - start).to_pandas().reset_index(drop=True)
+        return read_rows(self._files[name], start, stop, columns)
 
     def n_rows(self, name) -> int:
         """The number of rows of table ``name``, without reading it back when it is parked."""
@@ -273,6 +272,73 @@ class ParkedTable:
 
     def read(self) -> pd.DataFrame:
         return pd.read_parquet(self.path)
+
+    @classmethod
+    def of(cls, frame, name) -> ParkedTable:
+        """``frame`` written to ``<new parking folder>/<name>.parquet`` (:func:`parking_folder`; :meth:`move_to`
+        takes it out and removes the folder)."""
+        return cls(write_parquet(frame, parking_folder() / f"{name}.parquet"))
+
+    def move_to(self, path) -> None:
+        """Put the file at ``path`` (atomically; nothing when it is there already) and remove the parking folder
+        it leaves empty; the table is then read from ``path``."""
+        path = Path(path)
+        if path == self.path:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            shutil.move(self.path, tmp)
+        old, self.path = self.path.parent, path
+        _remove_if_empty(old)
+
+    def discard(self) -> None:
+        """Remove the file when it is in a parking folder (:meth:`of`), and the folder once empty."""
+        if self.path.parent.name.startswith(_PARKED):
+            self.path.unlink(missing_ok=True)
+            _remove_if_empty(self.path.parent)
+
+
+def _remove_if_empty(folder) -> None:
+    if folder.name.startswith(_PARKED) and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def parked_if_large(frame, name):
+    """``frame`` parked in a file of its own (:meth:`ParkedTable.of`) when it has :data:`PARK_MIN_ROWS` rows or
+    more, else ``frame`` itself.
+
+    Examples
+    --------
+    >>> parked_if_large(pd.DataFrame({"a": [1, 2]}), "pairs").shape
+    (2, 1)
+    """
+    return ParkedTable.of(frame, name) if len(frame) >= PARK_MIN_ROWS else frame
+
+
+def read_rows(path, start, stop, columns) -> pd.DataFrame:
+    """Rows ``start:stop`` of the Parquet file ``path``, only ``columns``, indexed from 0: only the row groups
+    holding them are read (a chunk of the parked 2.4 M-row order table, not the whole of its columns).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
+    >>> _ = write_parquet(pd.DataFrame({"a": range(10), "b": range(10)}), path, row_group_size=3)
+    >>> read_rows(path, 2, 7, ["a"])["a"].tolist(), read_rows(path, 9, 9, ["a"]).shape
+    ([2, 3, 4, 5, 6], (0, 1))
+    """
+    file = pq.ParquetFile(path)
+    groups, first, offset = [], 0, 0
+    for g in range(file.metadata.num_row_groups):
+        n = file.metadata.row_group(g).num_rows
+        if offset < stop and offset + n > start:
+            first = offset if not groups else first
+            groups.append(g)
+        offset += n
+    if not groups:
+        return file.schema_arrow.empty_table().select(list(columns)).to_pandas()
+    table = file.read_row_groups(groups, columns=list(columns))
+    return table.slice(start - first, stop - start).to_pandas().reset_index(drop=True)
 
 
 def release_memory(ds=None) -> None:

@@ -466,8 +466,11 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                 feats.write(tmp / "features")
             for stage, o in outputs.items():
                 for name, art in o.artifacts.items():
-                    # wall-clock seconds: the manifest's, not an output's; a parked artifact is written already
-                    if name != "timings" and not isinstance(art, ParkedTable):
+                    # wall-clock seconds: the manifest's, not an output's; a parked artifact is moved in (one
+                    # _park_output wrote is there already)
+                    if isinstance(art, ParkedTable):
+                        art.move_to(tmp / stage / f"{name}.parquet")
+                    elif name != "timings":
                         _write_frame(art, tmp / stage / f"{name}.parquet")
             write_parquet(rule_hits, tmp / "rules" / "hits.parquet")
             _write_frame(weighted.weights, tmp / "lists" / "list_weights.parquet")
@@ -723,6 +726,8 @@ def _training_pass(train_ds, stages, context, timings):
     out = pd.concat([o.scores for o in outs.values()] + [tr_rules.all_scores()], ignore_index=True)
     tr_rules.close()
     _close_features(feats, train_context.features, *(o.features for o in outs.values()))
+    for art in [a for o in outs.values() for a in o.artifacts.values() if isinstance(a, ParkedTable)]:
+        art.discard()  # the training pass's artifacts are not written
     return out
 
 

@@ -355,9 +355,11 @@ def test_parked_event_tables_give_the_same_run_and_leave_no_file(micro, tmp_path
 
 
 def test_the_behaviour_models_run_beside_the_account_features_only(micro, tmp_path, monkeypatch):
-    """On a large dataset the behaviour stage parks its rule evaluation and every feature table but ``account``
-    before its models: while they fit and score, no other feature table is in memory and no rule event table in
-    DuckDB; each table is parked once, and the run (training pass included) is the same as one kept in memory."""
+    """On a large dataset the behaviour stage parks the script pairs as they are computed, every feature table
+    but those the rules read whole (``account``, ``device``, ``ip``) before its rules, and its rule evaluation and
+    every feature table but ``account`` before its models: while they fit and score, no other feature table is in
+    memory and no rule event table in DuckDB; each table is parked once, and the run (training pass included,
+    its parked pairs removed) is the same as one kept in memory."""
     from _report_build import micro_data
     from fraudkit.pipeline import frames as frames_module
     from fraudkit.pipeline.frames import FeatureTables
@@ -369,6 +371,11 @@ def test_the_behaviour_models_run_beside_the_account_features_only(micro, tmp_pa
     kept = score_dataset(micro, tmp_path / "kept", stages=stages, seed=0, train=train)
     asked, during, written = [], [], []
     real_worth, real_models, real_park = behaviour.worth_parking, behaviour._run_models, FeatureTables.park
+    real_rules, beside_rules = behaviour._evaluate_rules, []
+
+    def rules(ds, features, *args, **kwargs):
+        beside_rules.append(sorted(n for n in features if not features.parked(n)))
+        return real_rules(ds, features, *args, **kwargs)
 
     def worth(features=None, rules=None):
         asked.append((features, rules))
@@ -392,7 +399,9 @@ def test_the_behaviour_models_run_beside_the_account_features_only(micro, tmp_pa
     monkeypatch.setattr(behaviour, "worth_parking", worth)
     monkeypatch.setattr(behaviour, "_run_models", models)
     monkeypatch.setattr(FeatureTables, "park", park)
+    monkeypatch.setattr(behaviour, "_evaluate_rules", rules)
     moved = score_dataset(micro, tmp_path / "parked", stages=stages, seed=0, train=train)
+    assert beside_rules == [["account", "device", "ip"]] * 2  # the training pass's and the scored pass's
     # one models' step (the scored pass: the training pass fits none), beside the account table only
     assert during == [{"features in memory": ["account"], "rule frames in memory": ["account"],
                        "rule event tables": []}]

@@ -67,6 +67,7 @@ from fraudkit.pipeline.frames import (
     FeatureTables,
     data_end,
     evaluate_rules,
+    parked_if_large,
     release_memory,
     rule_frames,
     worth_parking,
@@ -119,7 +120,7 @@ def run(ds, *, context=None) -> StageOutput:
     notes: list = []
     on = "Spark SQL" if transform_engine(ds) == "spark" else "DuckDB SQL"
     with step(ctx.progress, ctx.mode, f"behaviour features ({on})") as st:
-        feats = build_features(ds, notes=notes)
+        feats = build_features(ds, notes=notes, park=_park_pairs if ctx.parking else None)
         acc = feats["account"]
         st.rows(len(acc), "accounts")
     release_memory(ds)  # what the feature SQL's DuckDB kept, before the rules and the models allocate theirs
@@ -136,6 +137,11 @@ def run(ds, *, context=None) -> StageOutput:
     if pairs is not None:
         artifacts["script_pairs"] = pairs
 
+    if ctx.parking and worth_parking(features):
+        # the rules read the order table a chunk at a time (from its file) and the account, device and IP tables
+        # whole: the others wait on disk for the run's end (on large the order table alone is 2 GB)
+        features.park(ctx.features_folder, keep=("account", "device", "ip"))
+        release_memory(ds)
     with step(ctx.progress, ctx.mode, "rules (evaluated once for the run)") as st:
         evaluation = _evaluate_rules(ds, features, ctx, notes, lists=lists)
         st.rows(len(acc), "accounts")
@@ -180,12 +186,14 @@ def run(ds, *, context=None) -> StageOutput:
     return StageOutput(STAGE, scores, artifacts, notes, features, rules=evaluation)
 
 
-def build_features(ds, *, as_of=None, notes=None) -> dict:
+def build_features(ds, *, as_of=None, notes=None, park=None) -> dict:
     """All stage-1 feature tables in one DuckDB session.
 
     Returns ``{"account": account+sequence features, "device", "ip", "ip24",
     "phone", "address", "order", "_pairs": script pairs}`` (the interaction frame rules read is
-    :func:`fraudkit.pipeline.frames.rule_frames`'s); missing inputs give empty frames and a note.
+    :func:`fraudkit.pipeline.frames.rule_frames`'s); missing inputs give empty frames and a note. ``park``:
+    called with the script pairs as soon as they are computed, what it returns is kept instead (a run that parks
+    writes a large table to a file: on ``large`` 37 M pairs, 0.9 GB, read by nothing before the run's writing).
 
     Examples
     --------
@@ -206,6 +214,7 @@ def build_features(ds, *, as_of=None, notes=None) -> dict:
         acc = account_features_from_source(src)
         seq = sequence_features_from_source(src, **_SEQ)
         pairs = script_pairs_from_source(src, **_SEQ)
+        pairs = pairs if park is None else park(pairs)
         drop_sessions(src, _SEQ["session_gap"])  # frees memory before the entity tables are built
         src.engine.release_memory()  # and hands it back (medium: 1.44 -> 0.93 GB resident)
         lists = src.df(f"SELECT * FROM {src.t.list_entries}") if src.has("list_entries") else None
@@ -284,6 +293,10 @@ def _align(s, thr):
     low = 0.5 * s / max(thr, 1e-12)
     high = 0.5 + 0.5 * (s - thr) / max(hi - thr, 1e-12)
     return np.where(s <= thr, np.minimum(low, 0.5), high)
+
+
+def _park_pairs(frame):
+    return parked_if_large(frame, "script_pairs")
 
 
 def _context(context):
