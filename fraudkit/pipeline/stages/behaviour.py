@@ -49,6 +49,7 @@ from fraudkit.capability.features import (
     account_features_from_source,
     address_features_from_source,
     device_features_from_source,
+    drop_event_tables,
     ip_features_from_source,
     order_features_from_source,
     phone_features_from_source,
@@ -211,7 +212,8 @@ def build_features(ds, *, as_of=None, notes=None, park=None) -> dict:
         if not src.has("interactions") or not src.has("accounts"):
             notes.append("skipped: stage 1 needs the accounts and interactions tables")
             return {"account": pd.DataFrame({"account_id": []})}
-        acc = account_features_from_source(src)
+        # the source's own entity tables (.shared, not copies): nothing else holds them once it closes
+        acc = account_features_from_source.shared(src)
         seq = sequence_features_from_source(src, **_SEQ)
         pairs = script_pairs_from_source(src, **_SEQ)
         pairs = pairs if park is None else park(pairs)
@@ -220,9 +222,14 @@ def build_features(ds, *, as_of=None, notes=None, park=None) -> dict:
         lists = src.df(f"SELECT * FROM {src.t.list_entries}") if src.has("list_entries") else None
         out = {"_lists": lists, "_ref": src.reference_time(),
                "account": acc.merge(seq, on="account_id", how="left", validate="one_to_one"),
-               "device": device_features_from_source(src), "ip": ip_features_from_source(src, level="ip"),
-               "ip24": ip_features_from_source(src, level="ip24"), "phone": phone_features_from_source(src),
-               "address": address_features_from_source(src), "order": order_features_from_source(src, None), "_pairs": pairs}
+               "device": device_features_from_source.shared(src),
+               "ip": ip_features_from_source.shared(src, level="ip"),
+               "ip24": ip_features_from_source.shared(src, level="ip24"), "phone": phone_features_from_source(src),
+               "address": address_features_from_source.shared(src)}
+        del seq
+        drop_event_tables(src)  # the order features read the entity tables above and the orders
+        src.engine.release_memory()
+        out.update({"order": order_features_from_source(src, None), "_pairs": pairs})
     return out
 
 
