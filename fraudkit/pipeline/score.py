@@ -619,12 +619,13 @@ def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_f
         outputs[stage] = out
         large = large or worth_parking(out.features, out.rules)  # large for one stage, large for the later ones
         if stage != stages[-1] and large:
-            if isinstance(out.features, FeatureTables):
-                out.features.park(context.features_folder)
-            if out.rules is not None:
-                out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
-            if run_folder is not None:
-                out = outputs[stage] = _park_output(out, run_folder)
+            with step(context.progress, context.mode, f"{stage} stage: park what it leaves for the run's end"):
+                if isinstance(out.features, FeatureTables):
+                    out.features.park(context.features_folder)
+                if out.rules is not None:
+                    out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
+                if run_folder is not None:
+                    out = outputs[stage] = _park_output(out, run_folder)
         if out.features:
             context = replace(context, features=FeatureTables(context.features).with_tables(out.features))
         notes += [f"{stage}: {n}" for n in out.notes]

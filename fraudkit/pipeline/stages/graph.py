@@ -188,7 +188,6 @@ def run(ds, *, context=None) -> StageOutput:
         notes.append("r_ab view skipped: the dataset has no orders table")
 
     seed_keys, seed_sources = _external_seeds(context.seed_pool, notes)
-    memberships, profiles = [], []
     evidence, note_rows = {}, None
     if "orders" in data and "received_at" in data["orders"].columns:
         c = ConsolidationScorer(window=p["consolidation_window"], alpha=p["consolidation_alpha"],
@@ -211,11 +210,16 @@ def run(ds, *, context=None) -> StageOutput:
                      "applyInPandas task per component or bucket, giant ones on the driver; nodes sent as their "
                      "first-appearance ranks): the DuckDB partition; label propagation the same way, per seeded "
                      "component: the DuckDB scores")
-    for name, e in views.items():
+    # the co-action view first: its capture test is the last reader of the interactions, which then go before the
+    # larger views' communities run; the results are gathered in the views' order (each view's communities are
+    # seeded per component, whatever ran before)
+    found, empty = {}, set()
+    for name in sorted(views, key=lambda n: n != "coaction"):
+        e = views[name]
         if not (e["weight"].to_numpy() > 0).all():
             e = e[e["weight"] > 0]
         if not len(e):
-            notes.append(f"{name} view has no edges")
+            empty.add(name)
             continue
         part = communities_by_component(e, method=p["community_method"], resolution=p["resolution"], seed=seed,
                                         spark=spark)
@@ -234,11 +238,13 @@ def run(ds, *, context=None) -> StageOutput:
             evidence["capture"], note_rows = _capture_evidence(part, data, p)
             steps.done("capture test", rows_in=len(data.pop("interactions")))
         prof.insert(0, "view", name)
-        profiles.append(prof)
         m = part.to_frame()
         m.insert(0, "view", name)
-        memberships.append(m)
-    del data, member_evidence  # the tables and their evidence are not read again
+        found[name] = (prof, m)
+    notes += [f"{name} view has no edges" for name in views if name in empty]
+    profiles = [found[name][0] for name in views if name in found]
+    memberships = [found[name][1] for name in views if name in found]
+    del data, member_evidence, found  # the tables and their evidence are not read again
     part = e = None
     communities = (pd.concat(memberships, ignore_index=True) if memberships
                    else pd.DataFrame(columns=["view", "account_id", "community", "community_size"]))
