@@ -163,8 +163,14 @@ def accounts_table(account_ids, scores, operating_point, *, rule_result=None, ru
     [True, False]
     """
     out = pd.DataFrame({"account_id": pd.Series(account_ids).astype(str).to_numpy()})
-    s = scores[scores["entity_type"] == "account"]
-    s = s.assign(entity_id=s["entity_id"].astype(str))
+    rows = (scores["entity_type"] == "account").to_numpy()
+    # each row's account as its position in ``out``: every distinct id made text once, not every row (14 M score
+    # rows on large, a Python string each), -1 for an entity that is not one of the accounts; one copy of the
+    # columns read
+    code, distinct = pd.factorize(scores["entity_id"].to_numpy()[rows], sort=False)
+    at = pd.Index(out["account_id"]).get_indexer(pd.Index(distinct).astype(str))
+    s = pd.DataFrame({c: scores[c].to_numpy()[rows] for c in ("stage", "method", "score", "flagged")})
+    s["at"] = np.where(code >= 0, at[code], -1)
     ranks = []
     any_flag = np.zeros(len(out), dtype=bool)
     th = operating_point.thresholds
@@ -172,17 +178,17 @@ def accounts_table(account_ids, scores, operating_point, *, rule_result=None, ru
         g = s[s["stage"] == stage]
         head = HEADLINE_METHODS.get(stage)
         methods = sorted(set(g["method"]))
-        score = _per_account(g[g["method"] == head] if head in methods else g, out["account_id"])[0]
+        score = _per_account(g[g["method"] == head] if head in methods else g, len(out))[0]
         if not operating_point.trained:
             if stage == "rules":
                 flagged = _rules_block(rule_result, rule_frame, out["account_id"])
             else:
-                flagged = _per_account(g[g["method"] == head] if head in methods else g, out["account_id"])[1]
+                flagged = _per_account(g[g["method"] == head] if head in methods else g, len(out))[1]
         else:
             base = [m for m in methods if m != head] or methods
             flagged = np.zeros(len(out), dtype=bool)
             for m in base:
-                sc, own = _per_account(g[g["method"] == m], out["account_id"])
+                sc, own = _per_account(g[g["method"] == m], len(out))
                 t = th.get((stage, m))
                 flagged |= own if t is None else own & (np.nan_to_num(sc, nan=-np.inf) > t)
         out[f"score_{stage}"] = score
@@ -226,14 +232,14 @@ def _inverted_stages(s, pos):
     return out
 
 
-def _per_account(g, account_ids):
-    """Max score and any-flag per account, aligned to ``account_ids`` (NaN / False where absent)."""
-    agg = g.groupby("entity_id").agg(score=("score", "max"), flagged=("flagged", "any"))
-    idx = agg.index.get_indexer(account_ids)
-    found = idx >= 0
-    pick = np.where(found, idx, 0)
-    score = np.where(found, agg["score"].to_numpy()[pick] if len(agg) else np.nan, np.nan)
-    flagged = found & (agg["flagged"].to_numpy(dtype=bool)[pick] if len(agg) else False)
+def _per_account(g, n):
+    """Max score and any-flag per account of the rows ``g`` (their account's position in ``at``), ``n`` accounts
+    (NaN / False where absent)."""
+    agg = g[g["at"] >= 0].groupby("at").agg(score=("score", "max"), flagged=("flagged", "any"))
+    at = agg.index.to_numpy(np.int64)
+    score, flagged = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    score[at] = agg["score"].to_numpy(float)
+    flagged[at] = agg["flagged"].to_numpy(dtype=bool)
     return score, flagged
 
 

@@ -447,8 +447,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                                                 timings=train_timings)
         if train_ds is not None:
             timings["train"] = time.perf_counter() - t
-        accounts = accounts_table(account_ids, scores, operating, rule_result=results.get("account"),
-                                  rule_frame=rule_out.frame("account"))
+        with step(progress, "score", "the account table: every stage's scores per account") as st:
+            accounts = accounts_table(account_ids, scores, operating, rule_result=results.get("account"),
+                                      rule_frame=rule_out.frame("account"))
+            st.rows(len(scores), "score rows")
         t = time.perf_counter()
         with step(progress, "score", "decisions") as st:
             n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,
