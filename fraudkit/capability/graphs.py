@@ -1116,10 +1116,15 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         # p is sorted: one group per pair, weights summed in entity order
         starts = np.r_[0, np.flatnonzero(np.diff(p)) + 1] if len(p) else np.array([], np.int64)
         n = np.diff(np.r_[starts, len(p)]).astype(np.int64)
+        keep = n >= min_count
+        if not keep.all():
+            # only the kept pairs' rows are summed (co-action: 58M (pair, target) rows, 1.1M pairs kept on large)
+            rows = np.repeat(keep, n)
+            p, e, n = p[rows], e[rows], n[keep]
+            del rows
+            starts = np.r_[0, np.cumsum(n)[:-1]] if len(n) else np.array([], np.int64)
         wsum = group_sum(w_ent[e], starts)
         p = p[starts]
-        keep = n >= min_count
-        p, n, wsum = p[keep], n[keep], wsum[keep]
         out = pd.DataFrame({"src": acc_keys[p // n_acc], "dst": acc_keys[p % n_acc],
                             "weight": wsum.astype(float), count_name: n})
     else:
@@ -1198,13 +1203,26 @@ def group_sum(values, starts):
     """
     values = np.asarray(values, dtype=float)
     starts = np.asarray(starts, dtype=np.int64)
+    if not len(starts):
+        return np.zeros(0)
+    # the first step on every run at once (the same operations on zeros as on any other position)
+    zero = np.zeros(len(starts))
+    y = values[starts] - zero
+    total = zero + y
+    comp = (total - zero) - y
+    del zero, y
+    # the later steps only on runs of two or more values (most runs are one: a pair sharing one entity), so the
+    # per-run bookkeeping is the size of those runs, not of all of them
     sizes = np.diff(np.r_[starts, len(values)])
-    total = np.zeros(len(starts))
-    comp = np.zeros(len(starts))
-    by_size = np.argsort(-sizes, kind="stable")
-    neg = -sizes[by_size]
+    multi = np.flatnonzero(sizes > 1)
+    if not len(multi):
+        return total
+    sizes = sizes[multi]
+    by_size = multi[np.argsort(-sizes, kind="stable")]
+    neg = -np.sort(sizes)[::-1]
     first = starts[by_size]
-    for k in range(int(sizes.max(initial=0))):
+    del sizes, multi
+    for k in range(1, int(-neg[0])):
         n_active = int(np.searchsorted(neg, -k, side="left"))  # runs longer than k
         g = by_size[:n_active]
         y = values[first[:n_active] + k] - comp[g]

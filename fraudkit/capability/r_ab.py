@@ -193,21 +193,29 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
         return _empty(acc_keys)
     starts = np.r_[0, np.flatnonzero(np.diff(pi_p)) + 1]
     k = np.diff(np.r_[starts, len(pi_p)]).astype(np.int64)
-    sum_w = group_sum(1.0 / np.log1p(d_item[pi_item]), starts)
-    w_purchase = group_sum(pi_s, starts) / k
     keep = k >= p.min_k
+    sum_w = group_sum(1.0 / np.log1p(d_item[pi_item]), starts)[keep]
+    del pi_item
+    w_purchase = (group_sum(pi_s, starts) / k)[keep]
+    del pi_s
     pc = pi_p[starts][keep]
-    a, b = pc // n_acc, pc % n_acc
+    del pi_p
     rcv = None if pi_rcv is None else np.logical_or.reduceat(pi_rcv, starts)[keep]
+    del pi_rcv, starts
+    k = k[keep]
+    a, b = pc // n_acc, pc % n_acc
+    del pc
     w_recv = _receive_similarity(o, acc, a, b, rcv, params=p, normalized=na)
-    c_a, c_b = c_user[a], c_user[b]
-    r = (sum_w[keep] / np.sqrt(c_a * c_b) * (1 + p.alpha * w_purchase[keep]) * (1 + p.beta * w_recv))
-    out = pd.DataFrame({"src": acc_keys[a], "dst": acc_keys[b], "r_ab": r, "k": k[keep],
-                        "c_a": c_a.astype(np.int64), "c_b": c_b.astype(np.int64),
-                        "w_purchase": w_purchase[keep], "w_receive": w_recv})
-    out["weight"] = out["r_ab"]
+    del rcv
+    c_a, c_b = c_user[a].astype(np.int64), c_user[b].astype(np.int64)
+    r = (sum_w / np.sqrt(c_a * c_b) * (1 + p.alpha * w_purchase) * (1 + p.beta * w_recv))
+    del sum_w
+    # the arrays become the frame's columns as they are (no copy into blocks: 16M edges on large)
+    out = pd.DataFrame({"src": acc_keys[a], "dst": acc_keys[b], "r_ab": r, "k": k,
+                        "c_a": c_a, "c_b": c_b, "w_purchase": w_purchase, "w_receive": w_recv,
+                        "weight": r.copy()}, copy=False)
     out.attrs["params"] = asdict(p)
-    return out.reset_index(drop=True)
+    return out
 
 
 def r_ab_edges_sql(data, *, params=RabParams()) -> pd.DataFrame:
@@ -720,7 +728,7 @@ def _lookup(keys, values, q):
     return values[pos], keys[pos] == q
 
 
-def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=20_000_000):
+def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=4_000_000):
     """Whether accounts ``a[i]`` and ``b[i]`` share a value; ``(av_acc, av_val)`` distinct, sorted by account.
 
     Each pair is expanded by the values of whichever account has fewer, and each is looked up among the
@@ -742,13 +750,16 @@ def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=20_000_000):
     a1, a2, b1 = v1[xa], v2[xa], v1[xb]
     b2 = np.where(cnt[xb] >= 2, v2[xb], -2)
     out[small] = (a1 == b1) | (a1 == b2) | (a2 == b1) | (a2 == b2)
+    del small, xa, xb, a1, a2, b1, b2, v1, v2
     rest = np.flatnonzero((ca > 0) & (cb > 0) & ((ca > 2) | (cb > 2)))
+    del ca, cb
     if not len(rest):
         return out
     a, b = a[rest], b[rest]
     code = av_acc * n_v + av_val
     x = np.where(cnt[a] <= cnt[b], a, b)
     y = np.where(cnt[a] <= cnt[b], b, a)
+    del a, b
     reps = cnt[x]
     for start, stop in _chunk_bounds(np.cumsum(reps), chunk):
         r = reps[start:stop]

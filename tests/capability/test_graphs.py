@@ -252,6 +252,13 @@ def test_group_sum_is_pandas_groupby_sum_bit_for_bit():
     assert np.array_equal(got, pd.Series(v).groupby(g).sum().to_numpy())
     assert np.array_equal(got / np.diff(np.r_[starts, len(v)]), pd.Series(v).groupby(g).mean().to_numpy())
     assert group_sum(np.array([]), np.array([], np.int64)).shape == (0,)
+    # mostly runs of one (the pairs sharing one entity), a few long ones, signed zeros and an infinity
+    g = np.sort(np.r_[np.arange(40_000), rng.integers(0, 40_000, 5_000)])
+    v = rng.random(len(g)) * 10.0 ** rng.integers(-8, 8, len(g))
+    v[:3] = [-0.0, np.inf, -0.0]
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    want = pd.Series(v).groupby(g).sum().to_numpy()
+    assert np.array_equal(group_sum(v, starts), want) and np.signbit(want[0]) == np.signbit(group_sum(v, starts)[0])
 
 
 @pytest.mark.parametrize("n_ent", [50, 2 ** 40])  # the second forces the lexsort path (code would overflow)
@@ -290,6 +297,17 @@ def test_coaction_weights_equal_the_pandas_aggregation(micro_tables):
     allp = pd.concat([pd.DataFrame({"p": p, "e": e}).drop_duplicates() for p, e in chunks]).drop_duplicates()
     n = allp.groupby("p", sort=True).size()
     assert len(got) == len(n) and np.array_equal(got["n_coactions"].to_numpy(), n.to_numpy())
+
+
+def test_coaction_pairs_below_min_coactions_are_dropped_before_their_weights(micro_tables):
+    """min_coactions keeps exactly the pairs of min_coactions=1 with that many targets, with the same weights."""
+    kw = dict(window="3D", actions=("like", "collect", "comment", "share", "follow"), max_degree=20)
+    every = coaction_projection(micro_tables["interactions"], min_coactions=1, **kw)
+    assert (every["n_coactions"] == 1).any() and (every["n_coactions"] >= 2).any()
+    for k in (2, 3):
+        want = every[every["n_coactions"] >= k].reset_index(drop=True)
+        pd.testing.assert_frame_equal(coaction_projection(micro_tables["interactions"], min_coactions=k, **kw), want,
+                                      check_exact=True)
 
 
 def test_hetero_graph_around_accounts_keeps_what_strong_entities_need(micro_tables):

@@ -483,8 +483,11 @@ def solve_unit(edges: pd.DataFrame, *, unit=None, method="leiden", resolution=1.
     n_rows = len(edges)
     code, nodes = pd.factorize(np.concatenate([edges["src"].to_numpy(), edges["dst"].to_numpy()]), sort=True)
     nodes = np.asarray(nodes)
+    node_comp = np.empty(len(nodes), dtype=edges["component"].dtype)
+    node_comp[code] = np.concatenate([edges["component"].to_numpy()] * 2)
     a, b = code[:n_rows], code[n_rows:]  # codes follow the sorted node ids
     lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    del code, a, b  # edge-sized arrays are dropped as soon as they are read: the unit may be the whole graph
     w = edges["weight"].to_numpy(dtype=float)
     # edges sorted by pair; duplicate pairs summed in one order (by weight) whatever the rows' order
     pair = lo * len(nodes) + hi
@@ -492,9 +495,9 @@ def solve_unit(edges: pd.DataFrame, *, unit=None, method="leiden", resolution=1.
     starts = np.r_[0, np.flatnonzero(np.diff(pair[order])) + 1]
     if len(starts) < len(order):
         order = np.lexsort((w, pair))
+    del pair
     lo, hi, w = lo[order][starts], hi[order][starts], np.add.reduceat(w[order], starts)
-    node_comp = np.empty(len(nodes), dtype=edges["component"].dtype)
-    node_comp[code] = np.concatenate([edges["component"].to_numpy()] * 2)
+    del order, starts
     comp_code, _ = pd.factorize(node_comp, sort=False)
     size = np.bincount(comp_code)[comp_code]
     looped = np.isin(comp_code, comp_code[lo[lo == hi]])
@@ -512,10 +515,11 @@ def solve_unit(edges: pd.DataFrame, *, unit=None, method="leiden", resolution=1.
         sub = np.flatnonzero(rest)
         at = np.full(len(nodes), -1, dtype=np.int64)
         at[sub] = np.arange(len(sub))
-        s, d = at[lo[keep]], at[hi[keep]]
-        membership = _membership(len(sub), s, d, w[keep], method=method,
-                                 resolution=resolution * w[keep].sum() / m, seed=component_seed(seed, unit),
-                                 n_iterations=n_iterations)
+        s, d, w = at[lo[keep]], at[hi[keep]], w[keep]
+        del lo, hi, keep, at
+        membership = _membership(len(sub), s, d, w, method=method, resolution=resolution * w.sum() / m,
+                                 seed=component_seed(seed, unit), n_iterations=n_iterations)
+        del s, d, w
         first = np.full(membership.max() + 1, len(sub))
         np.minimum.at(first, membership, np.arange(len(sub)))  # the smallest node of each community
         community[sub] = sub[first[membership]]
@@ -663,12 +667,14 @@ def _edge_frame(edges, src, dst, weight, caller):
     if missing:
         raise MissingInputError(f"{caller}: the edges have no column(s) {', '.join(missing)}; "
                                 f"columns: {', '.join(map(str, edges.columns))}")
+    # the caller's arrays, not copies (read only here): the shared view of large is 17.9M edges
     e = pd.DataFrame({"src": edges[src].to_numpy(), "dst": edges[dst].to_numpy(),
-                      "weight": edges[weight].to_numpy(dtype=float) if weight else 1.0})
+                      "weight": edges[weight].to_numpy(dtype=float) if weight else np.ones(len(edges))}, copy=False)
     w = e["weight"].to_numpy()
     if np.isnan(w).any() or (w < 0).any():
         raise ValueError(f"{caller}: weights must be finite and non-negative")
-    return e[e["src"].notna() & e["dst"].notna()].reset_index(drop=True)
+    ends = e["src"].notna().to_numpy() & e["dst"].notna().to_numpy()
+    return e if ends.all() else e[ends].reset_index(drop=True)
 
 
 def _local_coded(a, b, w, nodes, *, method, resolution, seed, n_iterations, alone_edges, n_buckets):
@@ -688,15 +694,23 @@ def _local_coded(a, b, w, nodes, *, method, resolution, seed, n_iterations, alon
     unit_of = np.zeros(len(nodes), dtype=np.int64)
     unit_of[roots] = np.where(units["alone"], roots, len(nodes) + units["bucket"].to_numpy())
     # the units are solved on the sorted codes of the node ids: the same order, so the same graphs and results
-    coded = pd.DataFrame({"src": a, "dst": b, "weight": w, "component": comp[a]})
-    order = np.argsort(unit_of[comp[a]], kind="stable")
-    key = unit_of[comp[a]][order]
+    key = unit_of[comp[a]]
+    order = np.argsort(key, kind="stable")
+    key = key[order]
     cuts = np.r_[0, np.flatnonzero(np.diff(key)) + 1, len(key)]
-    groups = [(k, coded.iloc[order[i:j]]) for k, i, j in zip(key[cuts[:-1]], cuts[:-1], cuts[1:])]
-    total = math.fsum(math.fsum(g["weight"].to_numpy()) for _, g in groups)
-    out = [solve_unit(g, unit=nodes[k] if k < len(nodes) else ("bucket", int(k - len(nodes))), method=method,
-                      resolution=resolution, total_weight=total, seed=seed, n_iterations=n_iterations)
-           for k, g in groups]
+    bounds = list(zip(key[cuts[:-1]], cuts[:-1], cuts[1:]))
+    del key, cuts
+    total = math.fsum(math.fsum(w[order[i:j]]) for _, i, j in bounds)
+    out = []
+    for k, i, j in bounds:  # one unit's edges at a time (the giant unit of large: 17.9M edges)
+        rows = order[i:j]
+        unit = pd.DataFrame({"src": a[rows], "dst": b[rows], "weight": w[rows], "component": comp[a[rows]]},
+                            copy=False)
+        del rows
+        out.append(solve_unit(unit, unit=nodes[k] if k < len(nodes) else ("bucket", int(k - len(nodes))),
+                              method=method, resolution=resolution, total_weight=total, seed=seed,
+                              n_iterations=n_iterations))
+        del unit
     return pd.concat(out, ignore_index=True).sort_values("node", kind="stable", ignore_index=True)
 
 

@@ -534,9 +534,9 @@ def _normalised_addresses(raw):
 
 def _view_edges(e, count):
     """The columns of a view that communities, profiles and the combined adjacency read: ``src``, ``dst``,
-    ``weight`` and ``n_ties`` (the ``count`` column)."""
+    ``weight`` and ``n_ties`` (the ``count`` column), the projection's own arrays (the caller lets it go)."""
     return pd.DataFrame({"src": e["src"].to_numpy(), "dst": e["dst"].to_numpy(), "weight": e["weight"].to_numpy(),
-                         "n_ties": e[count].to_numpy()})
+                         "n_ties": e[count].to_numpy()}, copy=False)
 
 
 def _has(ds, name):
