@@ -1218,10 +1218,10 @@ def group_sum(values, starts):
     if not len(multi):
         return total
     sizes = sizes[multi]
-    by_size = multi[np.argsort(-sizes, kind="stable")]
-    neg = -np.sort(sizes)[::-1]
+    longest = np.argsort(-sizes, kind="stable")
+    by_size, neg = multi[longest], -sizes[longest]
     first = starts[by_size]
-    del sizes, multi
+    del sizes, multi, longest
     for k in range(1, int(-neg[0])):
         n_active = int(np.searchsorted(neg, -k, side="left"))  # runs longer than k
         g = by_size[:n_active]

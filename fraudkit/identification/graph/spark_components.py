@@ -704,9 +704,9 @@ def _local_coded(a, b, w, nodes, *, method, resolution, seed, n_iterations, alon
     out = []
     for k, i, j in bounds:  # one unit's edges at a time (the giant unit of large: 17.9M edges)
         rows = order[i:j]
-        unit = pd.DataFrame({"src": a[rows], "dst": b[rows], "weight": w[rows], "component": comp[a[rows]]},
-                            copy=False)
-        del rows
+        src = a[rows]
+        unit = pd.DataFrame({"src": src, "dst": b[rows], "weight": w[rows], "component": comp[src]}, copy=False)
+        del rows, src
         out.append(solve_unit(unit, unit=nodes[k] if k < len(nodes) else ("bucket", int(k - len(nodes))),
                               method=method, resolution=resolution, total_weight=total, seed=seed,
                               n_iterations=n_iterations))
