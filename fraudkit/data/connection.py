@@ -22,10 +22,13 @@ Settings change no result: the same SQL gives the same rows whatever the limit.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["duckdb_connection", "ibis_connection", "duckdb_settings", "MEMORY_LIMIT_ENV", "TEMP_DIRECTORY_ENV"]
+__all__ = ["duckdb_connection", "ibis_connection", "duckdb_settings", "smaller_memory_limit", "MEMORY_LIMIT_ENV",
+           "TEMP_DIRECTORY_ENV"]
 
 MEMORY_LIMIT_ENV = "FRAUDKIT_DUCKDB_MEMORY_LIMIT"
 """Environment variable: DuckDB's ``memory_limit`` for every connection of the kit (e.g. ``"4GB"``)."""
@@ -81,7 +84,56 @@ def ibis_connection():
     return backend
 
 
+@contextmanager
+def smaller_memory_limit(con, share: float):
+    """Within the block, ``con`` (a raw DuckDB connection) has ``share`` of its ``memory_limit`` (at least
+    256 MiB); the limit is put back after, whatever happens.
+
+    For a query whose result goes to a file while the run's frames are in memory: what does not fit spills to
+    ``temp_directory``. Measured on ``large``: the interactions' rule frame (23.7M rows, window functions, two
+    sorts) written to Parquet peaked at +3.98 GB with the 4 GiB limit, +1.14 GB with 1.3 GiB, 26 -> 38 s.
+
+    Examples
+    --------
+    >>> con = duckdb_connection()
+    >>> con.execute("SET memory_limit = '3GiB'")  # doctest: +ELLIPSIS
+    <...>
+    >>> with smaller_memory_limit(con, 1 / 3):
+    ...     print(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    1.0 GiB
+    >>> con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    '3.0 GiB'
+    """
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    size = _bytes(limit)
+    if size is None:  # a setting this code cannot read: left as it is
+        yield
+        return
+    con.execute(f"SET memory_limit = '{max(256, int(size * share) >> 20)}MiB'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{size >> 20}MiB'")
+
+
 # --- private helpers ----------------------------------------------------------------------------
+
+
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def _bytes(text: str) -> int | None:
+    """DuckDB's text of a size (``'4.0 GiB'``, ``'953.6 MiB'``, ``'1GB'``) in bytes; None when unreadable.
+
+    Examples
+    --------
+    >>> _bytes("4.0 GiB"), _bytes("1GB"), _bytes("lots")
+    (4294967296, 1000000000, None)
+    """
+    m = re.fullmatch(r"\s*([\d.]+)\s*([a-zA-Z]*)\s*", str(text))
+    unit = _UNITS.get(m.group(2).lower()) if m else None
+    return None if unit is None else int(float(m.group(1)) * unit)
 
 
 def _no_progress_bar(run) -> None:

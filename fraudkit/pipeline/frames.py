@@ -32,7 +32,7 @@ from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, compute, wind
 from fraudkit.capability.features import entity_features
 from fraudkit.capability.lists import ListStore
 from fraudkit.data.atomic import atomic_path, write_parquet
-from fraudkit.data.connection import duckdb_settings
+from fraudkit.data.connection import duckdb_settings, smaller_memory_limit
 from fraudkit.data.contract import TABLES
 from fraudkit.data.dataset import canonical_sort_keys, load_dataset, ns_timestamps
 from fraudkit.data.engine import quote
@@ -48,6 +48,9 @@ __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns",
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
 (23.7M interactions with their joined features) and its rule results never sit in memory whole."""
+RULE_FRAME_MEMORY = 1 / 3
+"""Share of the connection's ``memory_limit`` the interactions' rule frame is computed with (the rest spills):
+it is written to a file while the feature tables are in memory (:func:`fraudkit.data.connection.smaller_memory_limit`)."""
 
 PARK_MIN_ROWS = 1_000_000
 """Event rows (or feature-table rows) from which a run's rule evaluation and feature tables are moved out of memory
@@ -59,6 +62,9 @@ _HIT_COLUMNS = ["rule_id", "status", "entity", "action", "score", "hits", "hit_r
 _EVENTS = ("order", "interaction")
 _ROW_COLUMNS = ["score", "action", "flagged", "matched", "shadow_matched"]
 _ids = itertools.count()
+_ROWS_SCHEMA = pa.schema([("score", pa.float64()), ("action", pa.string()), ("flagged", pa.bool_()),
+                         ("matched", pa.string()), ("shadow_matched", pa.string())])
+_ROWS_GROUP = 262_144  # rows per row group of an event entity's rule results (a chunk reads its own groups)
 _PARKED = "fraudkit-parked-"
 
 
@@ -106,8 +112,8 @@ class RuleEvaluation:
                           for p in frames], ignore_index=True)
 
     def park(self, features=None) -> None:
-        """Move the event tables this evaluation keeps in DuckDB's memory to Parquet files (see
-        :func:`park_table`): decisions read them again only after the group and graph stages.
+        """Finish the event rule results' Parquet files (:meth:`EventRules.park`; the frames on DuckDB are files
+        already): decisions read them again only after the group and graph stages.
 
         With ``features`` (the parked :class:`FeatureTables` the frames came from), the entity frames that are
         its tables are let go too, and :meth:`frame` reads them back."""
@@ -431,13 +437,13 @@ class EventFrame:
     """
 
     def __init__(self, entity, n, columns, *, frame=None, tables=None, con=None, table=None, stored=(), feats=None,
-                 need=(), floats=(), objects=()):
+                 need=(), floats=(), objects=(), parked=None):
         self.entity, self.n, self.columns = entity, int(n), list(columns)
         self.key = _ENTITY_KEYS[entity]
         self._frame, self._con, self._table, self._stored = frame, con, table, set(stored)
         self._tables = tables  # a FeatureTables holding the frame as table ``entity`` (parked or not)
         self._feats, self._need, self._floats, self._objects = feats, set(need), tuple(floats), tuple(objects)
-        self._parked = None  # the Parquet file the table was moved to (park)
+        self._parked = parked  # the Parquet file holding the table (park, or from the start)
 
     @classmethod
     def of(cls, frame, entity, con=None):
@@ -465,7 +471,7 @@ class EventFrame:
 
     def chunks(self, size=None, columns=None):
         """The frame ``size`` rows at a time (default :data:`EVENT_CHUNK`), each indexed from 0; only
-        ``columns`` when given (base columns of the table: no feature is joined for them)."""
+        ``columns`` when given (features are joined only when one of them is a feature)."""
         size = int(size or EVENT_CHUNK)
         for a in range(0, self.n, size):
             yield self._read(a, min(self.n, a + size), columns)
@@ -504,9 +510,8 @@ class EventFrame:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=self.columns)
 
     def park(self) -> None:
-        """Move the frame's DuckDB table to a Parquet file read back a chunk at a time (:func:`park_table`)."""
-        if self._table is not None and self._con is not None and self._parked is None:
-            self._parked = park_table(self._con, self._table)
+        """Nothing to move: a frame on a DuckDB connection is a Parquet file from the start (a view over it,
+        read back a chunk of ``_fk_row`` at a time); one in memory stays there."""
 
     def close(self) -> None:
         if self._table is not None and self._con is not None:
@@ -516,8 +521,8 @@ class EventFrame:
 
 
 class EventRules:
-    """One event entity's rule results, written a chunk at a time (a DuckDB table when the frame has a
-    connection, else frames in memory) and read back the same way.
+    """One event entity's rule results, written a chunk at a time (to a Parquet file in a parking folder when
+    the frame has a connection, else frames in memory) and read back the same way.
 
     Attributes
     ----------
@@ -532,46 +537,42 @@ class EventRules:
     def __init__(self, frame: EventFrame, *, rule_ids, statuses, aggregate):
         self.frame, self.rule_ids, self.statuses, self.aggregate = frame, tuple(rule_ids), tuple(statuses), aggregate
         self.hits = pd.DataFrame(columns=_HIT_COLUMNS)
-        self._con = frame.connection
         self._parts = []
-        self._table = None
-        if self._con is not None:
-            self._table = f"fk_rule_rows_{frame.entity}_{next(_ids)}"
-            self._con.execute(f"CREATE TEMP TABLE {self._table} (_fk_row BIGINT, score DOUBLE, action VARCHAR, "
-                              "flagged BOOLEAN, matched VARCHAR, shadow_matched VARCHAR)")
+        # a frame with a connection is a large one: its rows go to a Parquet file as they come (as a DuckDB
+        # temporary table the 23.7M interactions' results of large held about a gigabyte)
+        self._path = None if frame.connection is None else (
+            _parking_folder_of(frame.connection) / f"fk_rule_rows_{frame.entity}_{next(_ids)}.parquet")
+        self._writer = None
         self._n = 0
-        self._parked = None
 
     def __len__(self) -> int:
         return self._n
 
     def append(self, rows: pd.DataFrame) -> None:
         """Write the rows of the next chunk (``score, action, flagged, matched, shadow_matched``)."""
-        if self._table is None:
-            self._parts.append(rows[_ROW_COLUMNS].reset_index(drop=True))
+        chunk = rows[_ROW_COLUMNS].reset_index(drop=True)
+        if self._path is None:
+            self._parts.append(chunk)
         else:
-            view = f"_fk_rows_chunk_{next(_ids)}"
-            chunk = rows[_ROW_COLUMNS].reset_index(drop=True)
-            chunk.insert(0, "_fk_row", np.arange(self._n, self._n + len(rows), dtype=np.int64))
-            self._con.register(view, chunk)
-            try:
-                self._con.execute(f"INSERT INTO {self._table} SELECT _fk_row, {', '.join(_ROW_COLUMNS)} FROM {view}")
-            finally:
-                self._con.unregister(view)
+            if self._writer is None:
+                if self._n:
+                    raise RuntimeError("EventRules: no row can be appended once the results were read or parked")
+                self._writer = pq.ParquetWriter(self._path, _ROWS_SCHEMA)
+            self._writer.write_table(pa.Table.from_pandas(chunk, schema=_ROWS_SCHEMA, preserve_index=False),
+                                     row_group_size=_ROWS_GROUP)
         self._n += len(rows)
 
     def row_chunks(self, size=None):
         """The per-row results ``size`` rows at a time, aligned with ``frame.chunks(size)``."""
         size = int(size or EVENT_CHUNK)
-        whole = pd.concat(self._parts, ignore_index=True) if self._table is None and self._parts else None
+        self._finish()
+        whole = pd.concat(self._parts, ignore_index=True) if self._path is None and self._parts else None
         for a in range(0, self._n, size):
             b = min(self._n, a + size)
-            if self._table is None:
+            if self._path is None:
                 yield whole.iloc[a:b].reset_index(drop=True)
             else:
-                t = self._con.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM {self._table} "
-                                      f"WHERE _fk_row >= {a} AND _fk_row < {b} ORDER BY _fk_row").to_arrow_table()
-                yield t.to_pandas()
+                yield read_rows(self._path, a, b, _ROW_COLUMNS)
 
     def chunks(self, size=None, columns=None):
         """``(frame chunk, RuleResult of its rows)`` pairs, ``size`` rows at a time (``columns`` of the frame
@@ -592,38 +593,47 @@ class EventRules:
             yield _score_rows(self.frame.entity, ev[self.frame.key], res.rows)
 
     def park(self) -> None:
-        """Move the results' DuckDB table to a Parquet file read back a chunk at a time (:func:`park_table`);
-        no row can be appended after."""
-        if self._table is not None and self._parked is None:
-            self._parked = park_table(self._con, self._table)
+        """Finish the results' file (they are read back a chunk at a time); no row can be appended after."""
+        self._finish()
 
     def close(self) -> None:
-        if self._table is not None:
-            drop_table(self._con, self._table, self._parked)
-            self._table, self._n, self._parked = None, 0, None
+        self._finish()
+        if self._path is not None:
+            shutil.rmtree(self._path.parent, ignore_errors=True)
+            self._path, self._n = None, 0
         self._parts = []
 
+    def _finish(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        elif self._path is not None and not self._path.exists():  # no row: an empty file, read as one
+            pq.write_table(_ROWS_SCHEMA.empty_table(), self._path)
 
-def park_table(con, table: str) -> Path:
-    """Move the temporary table ``table`` (with its ``_fk_row`` column) to a Parquet file in the connection's
-    ``temp_directory`` and put a view of the same name over it; return the file.
 
-    An event table of a run (23.7M interactions with their rule columns, ~4 GB on ``large``) is written
-    once and read again only by decisions, a chunk of ``_fk_row`` at a time: as a DuckDB table it held the
-    connection's whole memory limit while the group and graph stages ran. The file is written in ``_fk_row``
-    order, so a chunk's rows are a few row groups (skipped by their statistics otherwise); same rows, same order.
-    """
-    folder = con.execute("SELECT current_setting('temp_directory')").fetchone()[0] or tempfile.gettempdir()
-    path = parking_folder(folder) / f"{table}.parquet"
+def _parked_query(con, table: str, query: str) -> Path:
+    """Write the rows of ``query`` (in its order) to a Parquet file in a new parking folder of the connection's
+    ``temp_directory`` and name them ``table``: a view over the file. Return the file; :func:`drop_table`
+    removes both.
+
+    A table that only ever reads back a chunk at a time lives in its file from the start: as a DuckDB
+    temporary table the 23.7M interactions of ``large`` with their rule columns held 2 GB of the connection's
+    memory through the whole rules step."""
+    path = _parking_folder_of(con) / f"{table}.parquet"
     literal = "'" + path.as_posix().replace("'", "''") + "'"
-    con.execute(f"COPY (SELECT * FROM {table} ORDER BY _fk_row) TO {literal} (FORMAT PARQUET)")
-    con.execute(f"DROP TABLE {table}")
+    con.execute(f"COPY ({query}) TO {literal} (FORMAT PARQUET)")
     con.execute(f"CREATE TEMP VIEW {table} AS SELECT * FROM read_parquet({literal})")
     return path
 
 
+def _parking_folder_of(con) -> Path:
+    """A new parking folder (:func:`parking_folder`) in the DuckDB connection's ``temp_directory``."""
+    return parking_folder(con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+                          or tempfile.gettempdir())
+
+
 def drop_table(con, table: str, parked: Path | None) -> None:
-    """Drop an event table, or the view and the file :func:`park_table` moved it to."""
+    """Drop an event table, or the view and the file of :func:`_parked_query`."""
     if parked is None:
         con.execute(f"DROP TABLE IF EXISTS {table}")
         return
@@ -852,8 +862,9 @@ def _interaction_stream(ds, feats, need) -> EventFrame:
     accs = [a for a in _interaction_accumulators() if a.name in need]
     windows = "".join(f", {window_expr(a, 'ts')}" for a in accs)
     table = f"fk_rule_frame_interaction_{next(_ids)}"
-    raw.execute(f"CREATE TEMP TABLE {table} AS SELECT row_number() OVER (ORDER BY {keys}) - 1 AS _fk_row, * "
-                f"FROM (SELECT *{windows} FROM {view}) ORDER BY _fk_row")
+    with smaller_memory_limit(raw, RULE_FRAME_MEMORY):  # the feature tables are in memory beside it
+        parked = _parked_query(raw, table, f"SELECT row_number() OVER (ORDER BY {keys}) - 1 AS _fk_row, * "
+                                          f"FROM (SELECT *{windows} FROM {view}) ORDER BY _fk_row")
     # the dtypes the whole frame read through Arrow has: an integer (boolean) column with a null anywhere
     # is float64 (object) in every chunk
     nullable = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)]
@@ -866,7 +877,8 @@ def _interaction_stream(ds, feats, need) -> EventFrame:
     head = ns_timestamps(schema.empty_table().to_pandas())
     joined = [c for c in _join_features(head, feats, need).columns if c not in base]
     return EventFrame("interaction", n, base + joined + [a.name for a in accs], con=raw, table=table,
-                      stored=base + [a.name for a in accs], feats=feats, need=need, floats=floats, objects=objects)
+                      stored=base + [a.name for a in accs], feats=feats, need=need, floats=floats, objects=objects,
+                      parked=parked)
 
 
 def _table_frame(ds, name):
@@ -969,7 +981,7 @@ def _evaluate_events(ruleset, frame: EventFrame, lists, as_of, chunk):
     the chunks) and its per-account rollup (None without ``account_id``)."""
     entity = frame.entity
     out, counts, per, n = None, None, [], 0
-    for part in frame.chunks(chunk):
+    for part in frame.chunks(chunk, _rule_inputs(ruleset, frame)):
         res = ruleset.evaluate(part, lists=lists, entity=entity, as_of=None if "ts" in part.columns else as_of)
         if out is None:
             out = EventRules(frame, rule_ids=res.rule_ids, statuses=res.statuses, aggregate=res.aggregate)
@@ -982,6 +994,23 @@ def _evaluate_events(ruleset, frame: EventFrame, lists, as_of, chunk):
         del part, res
     out.hits = hits.assign(hits=counts.astype(np.int64), hit_rate=counts / max(n, 1))
     return out, (_merge_rollups(per) if per else None)
+
+
+def _rule_inputs(ruleset, frame) -> list:
+    """The columns of ``frame`` the rules of its entity read: their conditions' columns, the key, the account
+    (rollups), the time (list lookups as of each event) and the promotion and scene (scopes). A chunk of the
+    order feature table's 62 columns took 3 GB on ``large``; the rules read a dozen.
+
+    Examples
+    --------
+    >>> from fraudkit.identification.rules import load_ruleset
+    >>> rs = load_ruleset({"name": "t", "rules": [{"id": "big", "entity": "order", "score": 10,
+    ...                    "condition": "amount >= 5"}]})
+    >>> _rule_inputs(rs, EventFrame.of(pd.DataFrame(columns=["order_id", "x", "amount", "ts"]), "order"))
+    ['order_id', 'amount', 'ts']
+    """
+    want = ruleset.columns(frame.entity) | {frame.key, "account_id", "ts", "promotion_id", "scene"}
+    return [c for c in frame.columns if c in want]
 
 
 def _score_rows(entity, keys: pd.Series, rows: pd.DataFrame) -> pd.DataFrame:

@@ -147,8 +147,10 @@ def accounts_table(account_ids, scores, operating_point, *, rule_result=None, ru
     ----------
     account_ids : sequence
         Every account of the scored dataset (one row each, in this order).
-    scores : pandas.DataFrame
-        The run's score table, every stage and the rule set.
+    scores : pandas.DataFrame or sequence of DataFrame
+        The run's score table, every stage and the rule set; or its parts (each stage's and the rules'), never
+        put together whole: only their account rows' columns read here are (on ``large`` a concatenated copy of
+        every part held 1-2 GB through decisions and the run's writing).
     operating_point : OperatingPoint
     rule_result, rule_frame : RuleResult and DataFrame, optional
         The account rules' result and frame (the rule set's ``block`` flag, without training).
@@ -163,14 +165,16 @@ def accounts_table(account_ids, scores, operating_point, *, rule_result=None, ru
     [True, False]
     """
     out = pd.DataFrame({"account_id": pd.Series(account_ids).astype(str).to_numpy()})
-    rows = (scores["entity_type"] == "account").to_numpy()
+    parts = [scores] if isinstance(scores, pd.DataFrame) else [p for p in scores if p is not None]
+    rows = [(p["entity_type"] == "account").to_numpy() for p in parts]
     # each row's account as its position in ``out``: every distinct id made text once, not every row (14 M score
     # rows on large, a Python string each), -1 for an entity that is not one of the accounts; one copy of the
-    # columns read
-    code, distinct = pd.factorize(scores["entity_id"].to_numpy()[rows], sort=False)
+    # columns read, of the account rows only
+    code, distinct = pd.factorize(_stacked(parts, rows, "entity_id"), sort=False)
     at = pd.Index(out["account_id"]).get_indexer(pd.Index(distinct).astype(str))
-    s = pd.DataFrame({c: scores[c].to_numpy()[rows] for c in ("stage", "method", "score", "flagged")})
+    s = pd.DataFrame({c: _stacked(parts, rows, c) for c in ("stage", "method", "score", "flagged")})
     s["at"] = np.where(code >= 0, at[code], -1)
+    del code, distinct, at
     ranks = []
     any_flag = np.zeros(len(out), dtype=bool)
     th = operating_point.thresholds
@@ -230,6 +234,16 @@ def _inverted_stages(s, pos):
         if y.any() and not y.all() and per.nunique() > 1 and roc_auc_score(y, per.to_numpy()) < 0.5:
             out.append(stage)
     return out
+
+
+def _stacked(parts, rows, column) -> np.ndarray:
+    """``column`` of the ``rows`` (a mask per part) of every part, one after the other."""
+    vals = [p[column].to_numpy()[r] for p, r in zip(parts, rows)]
+    if not vals:
+        return np.zeros(0, dtype=object)
+    if len({v.dtype for v in vals}) > 1:  # e.g. integer ids in one part, text in another: kept as they are
+        vals = [v.astype(object) for v in vals]
+    return np.concatenate(vals)
 
 
 def _per_account(g, n):

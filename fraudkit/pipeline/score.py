@@ -439,8 +439,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         score_parts = stage_scores + [
             p for p in (rule_out.parts or [rule_out.scores]) if write_event_scores or not isinstance(p, EventRules)]
         all_scores = stage_scores + [rule_out.scores]
-        all_scores = [s for s in all_scores if s is not None and len(s)]
-        scores = pd.concat(all_scores, ignore_index=True) if all_scores else empty_scores()
+        all_scores = [s for s in all_scores if s is not None and len(s)]  # read in parts, never concatenated
         t = time.perf_counter()
         train_timings: dict = {}
         operating, tr_scores = _operating_point(train_ds, stages, context, notes, reused=learned.scores,
@@ -448,9 +447,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         if train_ds is not None:
             timings["train"] = time.perf_counter() - t
         with step(progress, "score", "the account table: every stage's scores per account") as st:
-            accounts = accounts_table(account_ids, scores, operating, rule_result=results.get("account"),
-                                      rule_frame=rule_out.frame("account"))
-            st.rows(len(scores), "score rows")
+            accounts = accounts_table(account_ids, all_scores or [empty_scores()], operating,
+                                      rule_result=results.get("account"), rule_frame=rule_out.frame("account"))
+            st.rows(sum(len(s) for s in all_scores), "score rows")
+        del all_scores
         t = time.perf_counter()
         with step(progress, "score", "decisions") as st:
             n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,

@@ -64,6 +64,7 @@ from fraudkit.identification.graph.consolidation import ConsolidationScorer
 from fraudkit.identification.graph.propagation import LabelPropagation, SeedPool, strong_entities
 from fraudkit.identification.graph.spark_components import communities_by_component, propagation_by_component
 from fraudkit.pipeline.context import RunContext
+from fraudkit.pipeline.frames import release_memory
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
 __all__ = ["run", "DEFAULTS", "explain_paths"]
@@ -149,7 +150,7 @@ def run(ds, *, context=None) -> StageOutput:
     seed = context.seed
     p = context.parameters("graph", DEFAULTS)
     notes: list[str] = []
-    steps = _Steps(context.progress, context.mode)
+    steps = _Steps(context.progress, context.mode, release=lambda: release_memory(ds))
     data = _load_tables(ds, coaction_actions=tuple(p["coaction_actions"]))
     steps.done("load", rows_in=sum(len(v) for v in data.values()))
     if "accounts" not in data:
@@ -588,14 +589,18 @@ _log = logging.getLogger(__name__)
 
 
 class _Steps:
-    """Per-step wall time, sizes, resident memory after the step and peak RSS of one run: the ``timings`` artifact."""
+    """Per-step wall time, sizes, resident memory after the step and peak RSS of one run: the ``timings`` artifact.
+    ``release``: called at the end of each step, to hand what the step freed back to the system (the SQL's and
+    the heap's, :func:`release_memory`) before the next allocates its own."""
 
-    def __init__(self, progress=None, mode="score"):
+    def __init__(self, progress=None, mode="score", release=None):
         self.rows = []
         self._t = self._t0 = time.perf_counter()
-        self._progress, self._mode = progress, mode
+        self._progress, self._mode, self._release = progress, mode, release
 
     def done(self, step, *, rows_in=None, nodes=None, edges=None):
+        if self._release is not None:
+            self._release()
         now = time.perf_counter()
         self.rows.append({"step": step, "seconds": round(now - self._t, 3), "rows_in": rows_in, "nodes": nodes,
                           "edges": edges, "rss_mb": _rss_mb(),
