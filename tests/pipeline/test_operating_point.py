@@ -54,6 +54,26 @@ def test_accounts_table_is_independent_of_row_order():
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_accounts_table_from_the_score_parts_is_that_of_their_concatenation():
+    """The run passes its score parts (each stage's, the rules'), never one concatenated copy: the same table,
+    also when one part's ids are integers and another's text, and with rows of other entities among them."""
+    op = OperatingPoint(True, {("group", "coaction"): 0.65})
+    ids = [1, 2, 3, 4]
+    group = pd.concat([_scores("group", "coaction", ids, [0.0, 0.0, 0.7, 0.6], [False, False, True, True]),
+                       _scores("group", "group", ids, [0.9, 0.4, 0.7, 0.6], [True, False, True, True])],
+                      ignore_index=True)
+    behaviour = _scores("behaviour", "behaviour", ["1", "2", "3", "4"], [0.1, 0.2, 0.3, 0.99],
+                        [False, False, False, True])
+    rules = pd.concat([score_frame(["d1"], [5.0], [True], entity_type="device", stage="rules", method="RuleSet"),
+                       score_frame(["4"], [3.0], [True], entity_type="account", stage="rules", method="RuleSet")],
+                      ignore_index=True)
+    parts = [group, behaviour, rules]
+    whole = accounts_table(["1", "2", "3", "4"], pd.concat(parts, ignore_index=True), op)
+    pd.testing.assert_frame_equal(accounts_table(["1", "2", "3", "4"], parts, op), whole)
+    assert whole["flagged_group"].tolist() == [False, False, True, False]
+    assert whole["score_rules"].tolist()[3] == 3.0 and np.isnan(whole["score_rules"].tolist()[0])
+
+
 def test_fit_operating_point_skips_headline_methods_and_records_thresholds():
     """Per method, the lowest threshold reaching the precision on the training labels; a method that cannot
     reach it gets inf (never flags) and null in the manifest; headline methods are unions, not thresholded."""

@@ -299,8 +299,16 @@ def test_rules_evaluated_in_chunks_match_the_whole_frame(micro, run_dir):
     assert worst.sort_index().equals(whole.rows.groupby(frame["account_id"]).score.max().sort_index())
     assert set(map(tuple, pairs.to_numpy())) == {
         (a, m) for a, m in zip(frame["account_id"], whole.rows["matched"]) if m}
+    # on the dataset's connection the rule frame and the results are Parquet files (a view over the frame's),
+    # never tables held in DuckDB's memory; closing removes both
+    con = frames_mod._raw_connection(ds)
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'fk_rule%'").fetchone()[0]
+    files = [ev.frames["interaction"]._parked, res._path]
+    assert all(f.exists() for f in files)
     ev.close()
     assert len(ev.results["interaction"]) == 0
+    assert not any(f.parent.exists() for f in files)
+    assert not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name LIKE 'fk_rule%'").fetchone()[0]
 
 
 @pytest.mark.parametrize("write_features", [True, False])
