@@ -538,8 +538,8 @@ class EventRules:
         self.frame, self.rule_ids, self.statuses, self.aggregate = frame, tuple(rule_ids), tuple(statuses), aggregate
         self.hits = pd.DataFrame(columns=_HIT_COLUMNS)
         self._parts = []
-        # a frame with a connection is a large one: its rows go to a Parquet file as they come (as a DuckDB
-        # temporary table the 23.7M interactions' results of large held about a gigabyte)
+        # a frame with a connection is a large one: its rows go to a Parquet file as they come (a DuckDB
+        # temporary table of them, 23.7M rows on large, sat in the connection's memory through the rules step)
         self._path = None if frame.connection is None else (
             _parking_folder_of(frame.connection) / f"fk_rule_rows_{frame.entity}_{next(_ids)}.parquet")
         self._writer = None
