@@ -27,8 +27,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["duckdb_connection", "ibis_connection", "duckdb_settings", "smaller_memory_limit", "MEMORY_LIMIT_ENV",
-           "TEMP_DIRECTORY_ENV"]
+__all__ = ["duckdb_connection", "ibis_connection", "duckdb_settings", "smaller_memory_limit", "memory_limit_of",
+           "MEMORY_LIMIT_ENV", "TEMP_DIRECTORY_ENV"]
 
 MEMORY_LIMIT_ENV = "FRAUDKIT_DUCKDB_MEMORY_LIMIT"
 """Environment variable: DuckDB's ``memory_limit`` for every connection of the kit (e.g. ``"4GB"``)."""
@@ -104,8 +104,8 @@ def smaller_memory_limit(con, share: float):
     >>> con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     '3.0 GiB'
     """
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    size = _bytes(limit)
+    limit = memory_limit_of(con)
+    size = _bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
     if size is None:  # a setting this code cannot read: left as it is
         yield
         return
@@ -113,7 +113,32 @@ def smaller_memory_limit(con, share: float):
     try:
         yield
     finally:
-        con.execute(f"SET memory_limit = '{size >> 20}MiB'")
+        con.execute(f"SET memory_limit = '{limit}'")
+
+
+def memory_limit_of(con) -> str:
+    """The ``memory_limit`` of ``con`` as a setting that gives it back exactly: the kit's own
+    (:func:`duckdb_settings`) when the connection has it, else the text DuckDB shows (rounded to 0.1 GiB: set
+    again, it can come back lower, ``'3.7 GiB'`` as ``3.6 GiB``).
+
+    Examples
+    --------
+    >>> con = duckdb_connection()
+    >>> memory_limit_of(con) == duckdb_settings()["memory_limit"]
+    True
+    >>> _ = con.execute("SET memory_limit = '2GiB'")
+    >>> memory_limit_of(con)
+    '2.0 GiB'
+    """
+    shown = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    kit = duckdb_settings()["memory_limit"]
+    try:
+        con.execute(f"SET memory_limit = '{kit}'")
+        same = con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == shown
+    except Exception:  # noqa: BLE001 - a kit setting DuckDB refuses: the shown text is all there is
+        same = False
+    con.execute(f"SET memory_limit = '{kit if same else shown}'")
+    return kit if same else shown
 
 
 # --- private helpers ----------------------------------------------------------------------------

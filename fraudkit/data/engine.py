@@ -31,7 +31,7 @@ import sqlglot
 from sqlglot import exp
 
 from fraudkit.data.atomic import atomic_path
-from fraudkit.data.connection import duckdb_connection
+from fraudkit.data.connection import duckdb_connection, memory_limit_of
 from fraudkit.errors import FraudkitError
 
 __all__ = ["Engine", "DuckDBEngine", "SparkEngine", "ENGINES", "open_engine", "spark_session", "to_spark",
@@ -201,7 +201,7 @@ class DuckDBEngine(Engine):
         after the behaviour features of the 100 k-account world, with 68 MB in use): lowering the limit to what
         it holds and back makes it let that go, without evicting anything."""
         used = self.con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()[0]
-        limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        limit = memory_limit_of(self.con)  # exactly as it was: the shown text can come back lower
         self.con.execute(f"SET memory_limit = '{(int(used) >> 20) + 64}MiB'")
         self.con.execute(f"SET memory_limit = {literal(limit)}")
 

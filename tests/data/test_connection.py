@@ -44,3 +44,23 @@ def test_a_query_larger_than_the_limit_spills_and_gives_the_same_rows(tmp_path, 
     raw = connect().con
     got = raw.execute("SELECT count(DISTINCT i::VARCHAR || 'x'), sum(i) FROM range(3000000) t(i)").fetchone()
     assert got == (3000000, 3000000 * 2999999 // 2)
+
+
+def test_a_smaller_limit_and_a_release_give_the_limit_back_exactly(monkeypatch):
+    """A limit DuckDB shows rounded (3814.6 MiB as '3.7 GiB', which set again is 3.6 GiB) comes back as it was
+    after the rule frame's smaller limit and after each release of memory, however many times."""
+    from fraudkit.data.connection import duckdb_connection, smaller_memory_limit
+    from fraudkit.data.engine import DuckDBEngine
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "3814.6MiB")
+    con = duckdb_connection()
+    shown = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    engine = DuckDBEngine(con)
+    for _ in range(3):
+        with smaller_memory_limit(con, 1 / 3):
+            inside = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        engine.release_memory()
+    assert inside == "1.2 GiB"
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == shown == "3.7 GiB"
+    con.execute("SET memory_limit = '3.7 GiB'")  # what the shown text alone would have given back
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "3.6 GiB"
