@@ -6,7 +6,9 @@ feature SQL's in-memory source, the backend-neutral data layer — comes from :f
 :func:`ibis_connection` (Ibis), with
 
 * ``memory_limit``: ``FRAUDKIT_DUCKDB_MEMORY_LIMIT`` (a DuckDB size such as ``"4GB"``), default a quarter of the
-  machine's memory, at least 1 GB and at most 4 GB: the rest of a run (pandas frames, graphs) needs room too;
+  machine's memory, at least 1 GB and at most 3 GB: the rest of a run (pandas frames, graphs) needs room too
+  (on ``large`` the behaviour feature SQL, the run's memory peak, peaked at 7.6 GB with 4 GB and at 6.7 GB with
+  3 GB, in 169 s and 175 s);
 * ``temp_directory``: ``FRAUDKIT_DUCKDB_TEMP_DIRECTORY``, default ``<system temp>/fraudkit-duckdb``, where DuckDB
   spills what does not fit (joins, aggregates and sorts larger than the limit finish, on disk, instead of
   taking the machine's memory);
@@ -91,7 +93,7 @@ def smaller_memory_limit(con, share: float):
 
     For a query whose result goes to a file while the run's frames are in memory: what does not fit spills to
     ``temp_directory``. Measured on ``large``: the interactions' rule frame (23.7M rows, window functions, two
-    sorts) written to Parquet peaked at +3.98 GB with the 4 GiB limit, +1.14 GB with 1.3 GiB, 26 -> 38 s.
+    sorts) written to Parquet peaked at +3.98 GB with a 4 GiB limit, +1.14 GB with 1.3 GiB, 26 -> 38 s.
 
     Examples
     --------
@@ -177,4 +179,4 @@ def _default_limit() -> str:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         total = 8 << 30
-    return f"{max(1 << 30, min(4 << 30, total // 4)) >> 20}MiB"
+    return f"{max(1 << 30, min(3 << 30, total // 4)) >> 20}MiB"

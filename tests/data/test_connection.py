@@ -34,7 +34,7 @@ def test_default_limit_leaves_room_for_the_rest_of_the_run(monkeypatch):
     monkeypatch.delenv(TEMP_DIRECTORY_ENV, raising=False)
     s = duckdb_settings()
     mb = int(s["memory_limit"].removesuffix("MiB"))
-    assert 1024 <= mb <= 4096
+    assert 1024 <= mb <= 3072
     assert s["temp_directory"].endswith("fraudkit-duckdb")
 
 
