@@ -117,8 +117,8 @@ class RuleEvaluation:
 
         With ``features`` (the parked :class:`FeatureTables` the frames came from), the entity frames that are
         its tables are let go too, and :meth:`frame` reads them back."""
-        for x in list(self.frames.values()) + list(self.results.values()):
-            if isinstance(x, (EventFrame, EventRules)):
+        for x in self.results.values():
+            if isinstance(x, EventRules):
                 x.park()
         if features is not None:
             for entity, f in list(self.frames.items()):
@@ -443,7 +443,7 @@ class EventFrame:
         self._frame, self._con, self._table, self._stored = frame, con, table, set(stored)
         self._tables = tables  # a FeatureTables holding the frame as table ``entity`` (parked or not)
         self._feats, self._need, self._floats, self._objects = feats, set(need), tuple(floats), tuple(objects)
-        self._parked = parked  # the Parquet file holding the table (park, or from the start)
+        self._parked = parked  # the Parquet file holding ``table`` (a view over it, read a chunk at a time)
 
     @classmethod
     def of(cls, frame, entity, con=None):
@@ -508,10 +508,6 @@ class EventFrame:
             return self._tables[self.entity] if self._tables is not None else self._frame
         parts = list(self.chunks())
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=self.columns)
-
-    def park(self) -> None:
-        """Nothing to move: a frame on a DuckDB connection is a Parquet file from the start (a view over it,
-        read back a chunk of ``_fk_row`` at a time); one in memory stays there."""
 
     def close(self) -> None:
         if self._table is not None and self._con is not None:
@@ -632,11 +628,8 @@ def _parking_folder_of(con) -> Path:
                           or tempfile.gettempdir())
 
 
-def drop_table(con, table: str, parked: Path | None) -> None:
-    """Drop an event table, or the view and the file of :func:`_parked_query`."""
-    if parked is None:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-        return
+def drop_table(con, table: str, parked: Path) -> None:
+    """Drop the view ``table`` and the file (and parking folder) of :func:`_parked_query` it reads."""
     con.execute(f"DROP VIEW IF EXISTS {table}")
     shutil.rmtree(parked.parent, ignore_errors=True)
 
