@@ -40,7 +40,7 @@ import pandas as pd
 from fraudkit.capability.lists import row_scopes
 from fraudkit.errors import FraudkitError
 
-__all__ = ["DecisionPolicy", "DECISION_COLUMNS", "KEY_ACTIONS", "decide", "Deferral", "defer_decisions", "key_steps"]
+__all__ = ["AccountScores", "DecisionPolicy", "DECISION_COLUMNS", "KEY_ACTIONS", "decide", "Deferral", "defer_decisions", "key_steps"]
 
 DECISION_COLUMNS = ("decision", "layer", "reasons", "score_rules", "score_portrait", "score_network",
                     "delayed", "pending")
@@ -78,6 +78,38 @@ class DecisionPolicy:
     key_step: str | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class AccountScores:
+    """One account layer (portrait or network) looked up by account: ``decide`` on many chunks of events
+    builds its hash of account ids once (on large, 14 chunks of 1M-account tables: ~15 s rebuilt per chunk).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"account_id": ["a", "b", "a"], "score": [0.9, 0.1, 0.5], "flagged": [True, False, False]})
+    >>> s = AccountScores.of(t)
+    >>> len(s), s.score.tolist(), s.accounts.get_indexer(["b", "z"]).tolist()
+    (2, [0.9, 0.1], [1, -1])
+    """
+
+    accounts: pd.Index
+    score: np.ndarray
+    flagged: np.ndarray
+
+    @classmethod
+    def of(cls, table, name="portrait") -> "AccountScores":
+        """``table`` (``account_id, score, flagged``; an account's first row counts) as an ``AccountScores``."""
+        if isinstance(table, cls):
+            return table
+        for c in ("account_id", "score", "flagged"):
+            if c not in table.columns:
+                raise FraudkitError(f"decide: the {name} table needs columns account_id, score, flagged (missing {c})")
+        t = table.drop_duplicates("account_id")
+        return cls(pd.Index(t["account_id"]), t["score"].to_numpy(dtype=float), t["flagged"].to_numpy(dtype=bool))
+
+    def __len__(self) -> int:
+        return len(self.accounts)
+
+
 def decide(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lists=None, policy=None,
            as_of=None, scope=None, notes=None) -> pd.DataFrame:
     """Decide ``pass | verify | block`` for every event, with the layer and the reasons.
@@ -89,8 +121,9 @@ def decide(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lis
         ``address``, ``receiver_phone``, ``promotion_id``, ``ts``, ``action``).
     rules : RuleResult, optional
         The rule engine's result on ``events`` (same row order); absent -> layer skipped.
-    portrait, network : pandas.DataFrame, optional
-        Per account: ``account_id, score, flagged``. Absent -> layer skipped.
+    portrait, network : pandas.DataFrame or AccountScores, optional
+        Per account: ``account_id, score, flagged`` (an :class:`AccountScores` when deciding many chunks with
+        the same tables). Absent -> layer skipped.
     lists : ListStore, optional
         Black/graylists; each key column present is looked up with its entity type and the
         row's ``promotion:<id>`` scope.
@@ -350,14 +383,11 @@ def _account_layer(acct, table, name, block_at, sev, why, why_labels, notes):
         notes.append(f"decisions: {name} layer skipped (no {name} scores; "
                      f"{'the graph stage did not run' if name == 'network' else 'the behaviour stage did not run'})")
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
-    for c in ("account_id", "score", "flagged"):
-        if c not in table.columns:
-            raise FraudkitError(f"decide: the {name} table needs columns account_id, score, flagged (missing {c})")
-    t = table.drop_duplicates("account_id")
-    idx = pd.Index(t["account_id"]).get_indexer(acct)
+    t = AccountScores.of(table, name)
+    idx = t.accounts.get_indexer(acct)
     found = idx >= 0
-    score = np.where(found, t["score"].to_numpy(dtype=float)[idx], np.nan)
-    flagged = np.where(found, t["flagged"].to_numpy(dtype=bool)[idx], False)
+    score = np.where(found, t.score[idx], np.nan)
+    flagged = np.where(found, t.flagged[idx], False)
     s = np.where(flagged, 1, 0).astype(np.int8)
     why_labels[name] += [f"{name}:flagged"]
     w = np.where(flagged, 1, 0)

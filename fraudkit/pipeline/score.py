@@ -60,7 +60,7 @@ from fraudkit.data.engine import open_engine
 from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.identification.rules import load_ruleset
-from fraudkit.mitigation.decisions import decide
+from fraudkit.mitigation.decisions import AccountScores, decide
 from fraudkit.pipeline.context import STAGE_PARAMETERS, RunContext
 from fraudkit.pipeline.frames import (
     EVENT_CHUNK,
@@ -746,13 +746,13 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def layer(stage):
+    def layer(stage, name):
         if f"score_{stage}" not in accounts:
             return None
-        return accounts[["account_id", f"score_{stage}", f"flagged_{stage}"]].set_axis(
-            ["account_id", "score", "flagged"], axis=1).dropna(subset=["score"])
+        return AccountScores.of(accounts[["account_id", f"score_{stage}", f"flagged_{stage}"]].set_axis(
+            ["account_id", "score", "flagged"], axis=1).dropna(subset=["score"]), name)
 
-    portrait, network = layer("behaviour"), layer("graph")
+    portrait, network = layer("behaviour", "portrait"), layer("graph", "network")  # indexed once for every chunk
     counts, writer, schema, n_rows = {}, None, None, 0
     start = None if start is None else pd.Timestamp(start)
     # event times in the finest unit of the event tables (as concatenating the frames would give)
