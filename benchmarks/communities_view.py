@@ -105,8 +105,8 @@ def main():
                     child.join()
                     if child.exitcode != 0:
                         found.append(None)
-                        print(f"| networkit {label} | {threads} | — | crashed (exit code {child.exitcode}) | — | — "
-                              f"| run {rep + 1} |", flush=True)
+                        print(f"| networkit {label} | {threads} | — | crashed (exit code {child.exitcode}) "
+                              f"| — | — | run {rep + 1} |", flush=True)
                         continue
                     build, secs = open(out + ".npy.txt").read().split()
                     memb = np.load(out + ".npy")

@@ -667,7 +667,7 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
     a = rng.integers(1, 1 << 31, size=num_perm, dtype=np.uint64)
     b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64)
     # each hash is computed once per distinct item, then gathered to the rows' entries: the same minima as
-    # hashing every entry, in a fraction of the work (on large: ~20M entries, far fewer distinct items)
+    # hashing every entry (large's interactions: 6.4M entries, 431k distinct items)
     items, entry_item = np.unique(sub.indices, return_inverse=True)
     items = items.astype(np.uint64)
     starts = sub.indptr[:-1]
@@ -698,7 +698,7 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
         del band_codes
         # accounts alike collide in most bands: the bands' pairs are merged into the distinct ones whenever they
         # outnumber them (at least 2**23), so at most about twice the distinct pairs are held, and the distinct
-        # ones are sorted a few times rather than once per band (on large: 35 s, 15 of them merging, before)
+        # ones are sorted once per merge, not twice per band (large's interactions: 16.7M pairs in 30 s, was 35 s)
         if pending and (n_pending >= max(len(seen), 1 << 23) or band == bands - 1):
             seen = _sorted_unique(np.concatenate([seen, *pending]))
             pending, n_pending = [], 0
