@@ -640,8 +640,10 @@ def account_features_from_source(src: SqlSource) -> pd.DataFrame:
            sum(CAST(action IN ('like', 'collect') AS DOUBLE)) / greatest(sum(CAST(action = 'view' AS DOUBLE)), 1)
                AS like_view_ratio,
            epoch(min(i.ts) - min(a.registered_at)) / 86400.0 AS age_at_first_action_days,
-           -- an integer mean (microseconds, summed exactly): a mean of doubles depends on the threads' order
-           avg(epoch_us(i.ts) - epoch_us(a.registered_at)) / 86400e6 AS mean_age_at_action_days,
+           -- a mean of integer microseconds (DuckDB sums them exactly): a mean of doubles depends on the
+           -- threads' order
+           avg(CAST(round(epoch(i.ts - a.registered_at) * 1000000.0) AS BIGINT)) / 86400000000.0
+               AS mean_age_at_action_days,
            avg(CAST(hour(i.ts) < 6 AS DOUBLE)) AS night_share
     FROM {it} i JOIN {acc} a USING (account_id) GROUP BY i.account_id""")
     blocks.append(_sliding_max(it, "account_id", {"max_actions_per_minute": "60 SECONDS",
