@@ -26,6 +26,8 @@ from fraudkit.capability.r_ab import normalize_address
 from fraudkit.data.dataset import read_table
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer, check_is_fitted, inclusive_threshold
+from fraudkit.identification.graph import leiden
+from fraudkit.identification.graph.leiden import modularity, networkit_membership, use_networkit
 from fraudkit.randomness import python_random
 
 __all__ = [
@@ -136,6 +138,9 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     w = None if weight is None else edges[weight].to_numpy(float)
     if w is not None and (np.isnan(w).any() or (w < 0).any()):
         raise ValueError("detect_communities: weights must be finite and non-negative")
+    if method == "leiden" and m >= (leiden.NETWORKIT_EDGES or np.inf):
+        return _networkit_partition(uniq, s, d, w, resolution=resolution, seed=seed, weight=weight,
+                                    n_iterations=n_iterations)
     g = _igraph(len(uniq), s, d)
     del code, s, d
     # igraph reads the weights from the array as from a list of them (no 18M-float list on large)
@@ -159,8 +164,40 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     q = g.modularity(membership.tolist(), weights=wl, resolution=float(resolution)) if m else float("nan")
     return Partition(nodes=np.asarray(uniq), membership=membership, method=method,
                      params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": m,
-                             "n_iterations": n_iterations},
+                             "n_iterations": n_iterations, "solver": "leidenalg" if method == "leidenalg" else "igraph"},
                      modularity=float(q), n_communities=int(membership.max(initial=-1) + 1))
+
+
+def _networkit_partition(nodes, s, d, w, *, resolution, seed, weight, n_iterations) -> Partition:
+    """:func:`detect_communities`' ``leiden`` on a large graph: parallel edges summed (in the edges' order),
+    then networkit's ``ParallelLeiden`` (:mod:`fraudkit.identification.graph.leiden`); igraph when a self-loop
+    keeps it there or the child process fails."""
+    n, m = len(nodes), len(s)
+    lo, hi = np.minimum(s, d).astype(np.int64), np.maximum(s, d).astype(np.int64)
+    pair, inverse = np.unique(lo * n + hi, return_inverse=True)
+    total = np.bincount(inverse.ravel(), weights=np.ones(m) if w is None else w, minlength=len(pair))
+    del lo, hi, inverse
+    a, b = pair // n, pair % n
+    del pair
+
+    def by_igraph():
+        g = _igraph(n, a, b)
+        with _igraph_seed(seed):
+            return np.asarray(g.community_leiden(objective_function="modularity", weights=total,
+                                                 resolution=float(resolution), n_iterations=n_iterations).membership)
+
+    solver = "networkit" if use_networkit(len(total), a, b, threshold=leiden.NETWORKIT_EDGES) else "igraph"
+    if solver == "networkit":
+        membership = networkit_membership(n, a, b, total, resolution=resolution, seed=seed,
+                                          n_iterations=n_iterations, fallback=by_igraph)
+    else:
+        membership = by_igraph()
+    membership = relabel_by_size(membership)
+    return Partition(nodes=np.asarray(nodes), membership=membership, method="leiden",
+                     params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": m,
+                             "n_iterations": n_iterations, "solver": solver},
+                     modularity=modularity(a, b, total, membership, resolution),
+                     n_communities=int(membership.max(initial=-1) + 1))
 
 
 def compare_partitions(a: Partition, b: Partition) -> dict:

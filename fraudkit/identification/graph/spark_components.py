@@ -68,7 +68,9 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.errors import FraudkitError, MissingInputError
+from fraudkit.identification.graph import leiden
 from fraudkit.identification.graph.communities import Partition, relabel_by_size
+from fraudkit.identification.graph.leiden import modularity, networkit_membership, use_networkit
 from fraudkit.identification.graph.propagation import propagate_components
 from fraudkit.randomness import python_random
 
@@ -168,7 +170,7 @@ def communities_by_component(edges, *, method="leiden", resolution=1.0, seed=0, 
             raise FraudkitError("communities_by_component: Spark returned other nodes than the edges hold")
     community, components = labels["community"].to_numpy(np.int64), labels["component"].nunique()
     membership = relabel_by_size(community)  # labels are ranks, nodes in rank order: ties by smallest rank
-    q = _modularity(a, b, w, membership, resolution)
+    q = modularity(a, b, w, membership, resolution)
     return Partition(nodes=nodes, membership=membership, method=method,
                      params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": len(e),
                              "n_iterations": n_iterations, "by_component": True,
@@ -545,7 +547,7 @@ def partition_modularity(edges: pd.DataFrame, nodes, membership, *, resolution=1
     if (a < 0).any() or (b < 0).any():
         raise FraudkitError("partition_modularity: an edge end is not among the partition's nodes")
     w = np.ones(len(edges)) if weight is None else edges[weight].to_numpy(float)
-    return _modularity(a, b, w, np.asarray(membership), resolution)
+    return modularity(a, b, w, np.asarray(membership), resolution)
 
 
 def connected_components(edges, *, src="src", dst="dst", max_rounds=64):
@@ -724,7 +726,18 @@ def _check_integer_keys(src_type, dst_type, caller, integral=lambda t: np.issubd
 
 
 def _membership(n, s, d, w, *, method, resolution, seed, n_iterations):
-    """Community of each of ``n`` vertices of the graph of edges ``(s, d)`` weighted ``w``, by ``method``."""
+    """Community of each of ``n`` vertices of the graph of distinct edges ``(s, d)`` weighted ``w``, by ``method``
+    (``leiden`` on :data:`~fraudkit.identification.graph.leiden.NETWORKIT_EDGES` edges or more: networkit's)."""
+    if method == "leiden" and use_networkit(len(s), s, d, threshold=leiden.NETWORKIT_EDGES):
+        return networkit_membership(n, s, d, w, resolution=resolution, seed=seed, n_iterations=n_iterations,
+                                    fallback=lambda: _igraph_membership(n, s, d, w, method=method,
+                                                                        resolution=resolution, seed=seed,
+                                                                        n_iterations=n_iterations))
+    return _igraph_membership(n, s, d, w, method=method, resolution=resolution, seed=seed, n_iterations=n_iterations)
+
+
+def _igraph_membership(n, s, d, w, *, method, resolution, seed, n_iterations):
+    """:func:`_membership` by igraph (``leiden``, ``louvain``) or leidenalg."""
     import igraph as ig
 
     # pairs of Python ints a chunk at a time: igraph converts them faster than numpy rows, in little memory
@@ -751,18 +764,6 @@ def _membership(n, s, d, w, *, method, resolution, seed, n_iterations):
 
         ig.set_random_number_generator(random)
     return np.asarray(cl.membership)
-
-
-def _modularity(a, b, w, membership, resolution):
-    """Modularity of ``membership`` (per node) for the edges ``(a, b)`` (node positions) weighted ``w``."""
-    if not len(w):
-        return float("nan")
-    ca, cb = membership[a], membership[b]
-    k = int(membership.max()) + 1
-    m = w.sum()
-    w_in = np.bincount(ca[ca == cb], weights=w[ca == cb], minlength=k)
-    strength = np.bincount(ca, weights=w, minlength=k) + np.bincount(cb, weights=w, minlength=k)
-    return float((w_in / m - resolution * (strength / (2 * m)) ** 2).sum())
 
 
 def _unit_key(bucket, alone, component):

@@ -1,0 +1,145 @@
+"""Leiden on large graphs: networkit's ``ParallelLeiden`` on one thread, in a child process.
+
+igraph's ``community_leiden`` is the kit's Leiden (:mod:`fraudkit.identification.graph.communities`). On the
+``large`` world's shared-entity view (17.9M edges, 940k accounts) it took 93.5 s for modularity 0.3307, while
+networkit's ``ParallelLeiden`` with 4 iterations on one thread took 3.6 s to build its graph and 31.7 s to run,
+for modularity 0.3333 (``benchmarks/group_graph.md``, "networkit on the large shared view"). So a graph of
+:data:`NETWORKIT_EDGES` edges or more goes to networkit; smaller graphs, where igraph takes seconds, stay on igraph
+and keep their partitions.
+
+* **Reproducible.** One thread and a seed (``networkit.setSeed(seed, False)``) give the same partition every run;
+  on two threads ``ParallelLeiden`` did not.
+* **Isolated.** The graph is solved in a fresh interpreter that imports only numpy and networkit (this file run as
+  a script), fed through ``.npy`` files. In one ad-hoc script a second ``ParallelLeiden`` run in a process that had
+  also run SciPy and scikit-learn died with a segmentation fault; a child process that solves one graph and exits
+  never shares its OpenMP runtime or heap with the kit's other native libraries. Should the child fail anyway,
+  the graph is solved by igraph, with a warning that says so.
+* **The same objective.** ``gamma`` is the modularity resolution in the same sense as igraph's ``resolution``
+  (``Q = 1/(2m) sum_ij (A_ij - gamma k_i k_j / (2m)) delta(c_i, c_j)``). Self-loops add to a node's strength in
+  igraph; a graph with self-loops stays on igraph.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+__all__ = ["NETWORKIT_EDGES", "NETWORKIT_ITERATIONS", "use_networkit", "networkit_membership", "modularity"]
+
+NETWORKIT_EDGES = 1_000_000
+"""A graph with this many (distinct) edges or more is solved by networkit's ``ParallelLeiden``; ``None``: never."""
+
+NETWORKIT_ITERATIONS = 2
+"""``ParallelLeiden`` iterations per igraph Leiden iteration asked for: 2 iterations of igraph's Leiden reached
+modularity 0.3307 on the large shared view, 2 of ``ParallelLeiden`` 0.3230, 4 of them 0.3333."""
+
+_UNTIL_STABLE = 16
+"""``ParallelLeiden`` iterations when igraph's are asked to run until the partition is stable (negative)."""
+
+
+def use_networkit(n_edges: int, s, d, *, threshold=NETWORKIT_EDGES) -> bool:
+    """Whether a graph of ``n_edges`` distinct edges ``(s, d)`` goes to networkit: at least ``threshold`` edges
+    and no self-loop.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> use_networkit(3, np.array([0, 1, 2]), np.array([1, 2, 0]), threshold=3)
+    True
+    >>> use_networkit(3, np.array([0, 1, 2]), np.array([1, 2, 2]), threshold=3), use_networkit(3, [], [], threshold=None)
+    (False, False)
+    """
+    if threshold is None or n_edges < int(threshold):
+        return False
+    return not bool((np.asarray(s) == np.asarray(d)).any())
+
+
+def networkit_membership(n, s, d, w, *, resolution, seed, n_iterations, fallback):
+    """Community of each of ``n`` vertices of the graph of distinct edges ``(s, d)`` weighted ``w``.
+
+    Parameters
+    ----------
+    n : int
+    s, d : ndarray of int
+        Edge ends, ``0..n-1``; each undirected pair once, no self-loop (:func:`use_networkit`).
+    w : ndarray of float
+    resolution : float
+        The modularity resolution ``gamma``.
+    seed : int
+    n_iterations : int
+        igraph's Leiden iterations this replaces (negative: until stable); ``ParallelLeiden`` runs
+        :data:`NETWORKIT_ITERATIONS` times as many.
+    fallback : callable
+        ``fallback()`` gives the membership by igraph; called, with a warning, if the child process fails.
+
+    Returns
+    -------
+    ndarray of shape (n,), dtype int64
+    """
+    iterations = NETWORKIT_ITERATIONS * int(n_iterations) if n_iterations > 0 else _UNTIL_STABLE
+    with tempfile.TemporaryDirectory(prefix="fraudkit-leiden-") as tmp:
+        for name, values in (("s", np.asarray(s, dtype=np.uint64)), ("d", np.asarray(d, dtype=np.uint64)),
+                             ("w", np.asarray(w, dtype=np.float64)),
+                             ("args", np.array([n, iterations, int(seed)], dtype=np.int64)),
+                             ("gamma", np.array([float(resolution)]))):
+            np.save(os.path.join(tmp, f"{name}.npy"), values)
+        # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages
+        done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp], capture_output=True,
+                              text=True, check=False)
+        out = os.path.join(tmp, "membership.npy")
+        if done.returncode == 0 and os.path.exists(out):
+            membership = np.load(out)
+            if len(membership) == n:
+                return membership.astype(np.int64)
+    reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    warnings.warn(f"networkit's ParallelLeiden failed on a graph of {n:,} nodes and {len(w):,} edges ({reason}); "
+                  "solved by igraph's Leiden instead, whose partition differs", RuntimeWarning, stacklevel=2)
+    return fallback()
+
+
+def modularity(a, b, w, membership, resolution) -> float:
+    """Modularity of ``membership`` (per node) for the edges ``(a, b)`` (node positions) weighted ``w``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(modularity(np.array([0, 2]), np.array([1, 3]), np.ones(2), np.array([0, 0, 1, 1]), 1.0), 3)
+    0.5
+    """
+    if not len(w):
+        return float("nan")
+    ca, cb = membership[a], membership[b]
+    k = int(membership.max()) + 1
+    m = w.sum()
+    w_in = np.bincount(ca[ca == cb], weights=w[ca == cb], minlength=k)
+    strength = np.bincount(ca, weights=w, minlength=k) + np.bincount(cb, weights=w, minlength=k)
+    return float((w_in / m - resolution * (strength / (2 * m)) ** 2).sum())
+
+
+def _solve(folder: str) -> None:
+    """The child process: read the graph from ``folder``, write ``membership.npy`` there (atomically)."""
+    import networkit as nk
+
+    s, d, w = (np.load(os.path.join(folder, f"{x}.npy")) for x in "sdw")
+    n, iterations, seed = (int(v) for v in np.load(os.path.join(folder, "args.npy")))
+    gamma = float(np.load(os.path.join(folder, "gamma.npy"))[0])
+    nk.engineering.setNumberOfThreads(1)  # one thread: the same partition every run
+    nk.setSeed(seed, False)
+    g = nk.Graph(n, weighted=True)
+    g.addEdges((w, (s, d)))
+    del s, d, w
+    leiden = nk.community.ParallelLeiden(g, iterations=iterations, randomize=True, gamma=gamma)
+    leiden.run()
+    membership = np.asarray(leiden.getPartition().getVector(), dtype=np.int64)
+    part = os.path.join(folder, "membership.part.npy")
+    np.save(part, membership)
+    os.replace(part, os.path.join(folder, "membership.npy"))
+
+
+if __name__ == "__main__":
+    _solve(sys.argv[1])

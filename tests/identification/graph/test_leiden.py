@@ -1,0 +1,100 @@
+"""Leiden on large graphs: networkit's ParallelLeiden in a child process, reproducible, the same objective as
+igraph's, igraph when it cannot run. The edge threshold is lowered so that small graphs take the large path."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudkit.identification.graph import leiden
+from fraudkit.identification.graph.communities import compare_partitions, detect_communities
+from fraudkit.identification.graph.spark_components import communities_by_component, partition_modularity
+
+
+def _blocks(n_blocks=12, size=25, p_in=0.5, n_between=40, seed=0) -> tuple[pd.DataFrame, dict]:
+    """Dense blocks joined by a few random edges; each undirected pair once; the planted block of each node."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in range(n_blocks):
+        lo = b * size
+        rows += [(i, j) for i in range(lo, lo + size) for j in range(i + 1, lo + size) if rng.random() < p_in]
+    n = n_blocks * size
+    while n_between:
+        i, j = rng.integers(0, n, 2)
+        if i // size != j // size:
+            rows.append((int(i), int(j)))
+            n_between -= 1
+    e = pd.DataFrame(rows, columns=["src", "dst"]).drop_duplicates(ignore_index=True)
+    e["weight"] = rng.uniform(0.5, 1.5, len(e))
+    return e.sample(frac=1, random_state=seed).reset_index(drop=True), {k: k // size for k in range(n)}
+
+
+@pytest.fixture
+def small_threshold(monkeypatch):
+    monkeypatch.setattr(leiden, "NETWORKIT_EDGES", 100)
+
+
+def test_networkit_recovers_the_planted_blocks_and_repeats_itself(small_threshold):
+    e, block = _blocks()
+    p = detect_communities(e, seed=7)
+    assert p.params["solver"] == "networkit"
+    assert np.array_equal(detect_communities(e, seed=7).membership, p.membership)  # the same seed, the same run
+    truth = pd.Series(block).reindex(p.nodes).to_numpy()
+    assert p.n_communities == 12
+    assert pd.crosstab(p.membership, truth).gt(0).sum(axis=1).eq(1).all()  # every community is one block
+    assert p.modularity == pytest.approx(partition_modularity(e, p.nodes, p.membership), abs=1e-12)
+
+
+def test_networkit_holds_igraphs_modularity(small_threshold, monkeypatch):
+    e, _ = _blocks(n_blocks=30, size=20, p_in=0.3, n_between=600, seed=3)  # blocks blurred by many ties
+    fast = detect_communities(e, seed=0)
+    monkeypatch.setattr(leiden, "NETWORKIT_EDGES", None)
+    slow = detect_communities(e, seed=0)
+    assert (fast.params["solver"], slow.params["solver"]) == ("networkit", "igraph")
+    assert fast.modularity >= slow.modularity - 0.01
+    assert compare_partitions(fast, slow)["nmi"] > 0.9
+
+
+def test_parallel_edges_are_summed_and_direction_does_not_matter(small_threshold):
+    e, _ = _blocks(seed=1)
+    halves = pd.concat([e.assign(weight=e["weight"] / 2),
+                        e.rename(columns={"src": "dst", "dst": "src"}).assign(weight=e["weight"] / 2)],
+                       ignore_index=True)
+    a, b = detect_communities(e, seed=2), detect_communities(halves, seed=2)
+    assert compare_partitions(a, b) == {"nmi": 1.0, "ari": 1.0}
+    assert b.modularity == pytest.approx(a.modularity, abs=1e-12)
+
+
+def test_components_use_networkit_per_unit_and_repeat(small_threshold, monkeypatch):
+    e, block = _blocks(seed=4)
+    calls = []
+    real = leiden.networkit_membership
+    monkeypatch.setattr("fraudkit.identification.graph.spark_components.networkit_membership",
+                        lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    p = communities_by_component(e, seed=5)
+    assert calls == [len(e)]  # one component, one unit, above the threshold
+    assert np.array_equal(communities_by_component(e, seed=5).membership, p.membership)
+    truth = pd.Series(block).reindex(p.nodes).to_numpy()
+    assert pd.crosstab(p.membership, truth).gt(0).sum(axis=1).eq(1).all()
+
+
+def test_a_self_loop_or_a_small_graph_stays_on_igraph(small_threshold, monkeypatch):
+    e, _ = _blocks(seed=5)
+    looped = pd.concat([e, pd.DataFrame({"src": [3], "dst": [3], "weight": [1.0]})], ignore_index=True)
+    assert detect_communities(looped, seed=0).params["solver"] == "igraph"
+    monkeypatch.setattr(leiden, "NETWORKIT_EDGES", len(e) + 1)
+    assert detect_communities(e, seed=0).params["solver"] == "igraph"
+
+
+def test_a_failed_child_falls_back_to_igraph_with_a_warning(small_threshold, monkeypatch):
+    e, _ = _blocks(seed=6)
+    monkeypatch.setattr(leiden.subprocess, "run", lambda cmd, **k: subprocess.CompletedProcess(
+        cmd, -11, "", "Fatal Python error: Segmentation fault"))
+    with pytest.warns(RuntimeWarning, match="Segmentation fault.*solved by igraph"):
+        p = detect_communities(e, seed=1)
+    monkeypatch.setattr(leiden, "NETWORKIT_EDGES", None)
+    summed = detect_communities(e, seed=1)  # each pair once already: the same graph igraph is given
+    assert np.array_equal(p.membership, summed.membership)
