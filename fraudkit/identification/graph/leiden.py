@@ -3,9 +3,9 @@
 igraph's ``community_leiden`` is the kit's Leiden (:mod:`fraudkit.identification.graph.communities`). On the
 ``large`` world's shared-entity view (17.9M edges, 940k accounts) it took 93.5 s for modularity 0.3307, while
 networkit's ``ParallelLeiden`` with 4 iterations on one thread took 3.6 s to build its graph and 31.7 s to run,
-for modularity 0.3333 (``benchmarks/group_graph.md``, "networkit on the large shared view"). So a graph of
-:data:`NETWORKIT_EDGES` edges or more goes to networkit; smaller graphs, where igraph takes seconds, stay on igraph
-and keep their partitions.
+for modularity 0.3333 (``benchmarks/group_graph.md``, "Communities on the large shared view"). So a graph of
+:data:`NETWORKIT_EDGES` edges or more goes to networkit; smaller graphs, where igraph takes seconds and starting a
+child costs more than it saves, stay on igraph and keep their partitions.
 
 * **Reproducible.** One thread and a seed (``networkit.setSeed(seed, False)``) give the same partition every run;
   on two threads ``ParallelLeiden`` did not.
@@ -31,8 +31,14 @@ import numpy as np
 
 __all__ = ["NETWORKIT_EDGES", "NETWORKIT_ITERATIONS", "use_networkit", "networkit_membership", "modularity"]
 
-NETWORKIT_EDGES = 1_000_000
-"""A graph with this many (distinct) edges or more is solved by networkit's ``ParallelLeiden``; ``None``: never."""
+NETWORKIT_EDGES = 4_000_000
+"""A graph with this many (distinct) edges or more is solved by networkit's ``ParallelLeiden``; ``None``: never.
+
+Measured on ``large`` (one run each, alone): igraph against networkit, child process included, on the association
+network's 18.0M edges 62.0 s against 43.0 s, on the shared view's 17.9M (the graph stage's step) 103.6 s against
+56.9 s, on R(A,B)'s 16.0M 50.9 s against 34.5 s; but on graphs of 1.1M edges (large's co-action view) 1.4 s against
+3.6 s and 1.7M (medium's R(A,B)) 2.6 s against 4.2 s, where starting the child and importing networkit (about
+2 s) outweighs what it saves."""
 
 NETWORKIT_ITERATIONS = 2
 """``ParallelLeiden`` iterations per igraph Leiden iteration asked for: 2 iterations of igraph's Leiden reached
