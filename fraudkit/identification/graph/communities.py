@@ -95,7 +95,9 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     edges : pandas.DataFrame
         Columns ``src``, ``dst`` and (optionally) ``weight``; parallel edges are summed, self-loops kept.
     method : {"leiden", "louvain", "leidenalg"}, default="leiden"
-        ``leiden``: igraph's ``community_leiden`` with the modularity objective (iterated until stable);
+        ``leiden``: igraph's ``community_leiden`` with the modularity objective, or on a graph of
+        :data:`~fraudkit.identification.graph.leiden.NETWORKIT_EDGES` edges or more (no self-loop) networkit's
+        ``ParallelLeiden`` (``params["solver"]`` says which);
         ``louvain``: igraph's ``community_multilevel``; ``leidenalg``: ``leidenalg.find_partition`` with
         ``RBConfigurationVertexPartition``.
     resolution : float, default=1.0
@@ -138,7 +140,7 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     w = None if weight is None else edges[weight].to_numpy(float)
     if w is not None and (np.isnan(w).any() or (w < 0).any()):
         raise ValueError("detect_communities: weights must be finite and non-negative")
-    if method == "leiden" and m >= (leiden.NETWORKIT_EDGES or np.inf):
+    if method == "leiden" and m >= (leiden.NETWORKIT_EDGES or np.inf) and not (s == d).any():
         return _networkit_partition(uniq, s, d, w, resolution=resolution, seed=seed, weight=weight,
                                     n_iterations=n_iterations)
     g = _igraph(len(uniq), s, d)
@@ -164,14 +166,15 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     q = g.modularity(membership.tolist(), weights=wl, resolution=float(resolution)) if m else float("nan")
     return Partition(nodes=np.asarray(uniq), membership=membership, method=method,
                      params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": m,
-                             "n_iterations": n_iterations, "solver": "leidenalg" if method == "leidenalg" else "igraph"},
+                             "n_iterations": n_iterations,
+                             "solver": "leidenalg" if method == "leidenalg" else "igraph"},
                      modularity=float(q), n_communities=int(membership.max(initial=-1) + 1))
 
 
 def _networkit_partition(nodes, s, d, w, *, resolution, seed, weight, n_iterations) -> Partition:
-    """:func:`detect_communities`' ``leiden`` on a large graph: parallel edges summed (in the edges' order),
-    then networkit's ``ParallelLeiden`` (:mod:`fraudkit.identification.graph.leiden`); igraph when a self-loop
-    keeps it there or the child process fails."""
+    """:func:`detect_communities`' ``leiden`` on a large graph without self-loops: parallel edges summed (in the
+    edges' order), then networkit's ``ParallelLeiden`` (:mod:`fraudkit.identification.graph.leiden`); igraph on
+    the summed graph when fewer distinct edges than the threshold remain, or when the child process fails."""
     n, m = len(nodes), len(s)
     lo, hi = np.minimum(s, d).astype(np.int64), np.maximum(s, d).astype(np.int64)
     pair, inverse = np.unique(lo * n + hi, return_inverse=True)
