@@ -535,8 +535,7 @@ def device_usage_sql(union_sql: str, con) -> dict:
 def _device_features(devices, events, spec_columns, usage=None):
     """Per-device signature, fingerprint, modal /24 and the behaviour matrix X."""
     feats = pd.DataFrame({"device_id": devices["device_id"].to_numpy(),
-                          "spec_id": devices[list(spec_columns)].astype(str).agg("|".join, axis=1)
-                          .pipe(lambda s: pd.factorize(s)[0]),
+                          "spec_id": _first_appearance_codes(devices[list(spec_columns)].astype(str)),
                           "fingerprint": devices["fingerprint"].to_numpy(),
                           "is_emulator": devices.get("is_emulator", pd.Series(False, index=devices.index))
                           .fillna(False).astype(bool).to_numpy(),
@@ -554,13 +553,8 @@ def _device_features(devices, events, spec_columns, usage=None):
         di = pd.Index(feats["device_id"]).get_indexer(q["device_id"])
         ok = di >= 0
         if ok.any():
-            modal = pd.DataFrame({"d": di[ok], "p": ip24_array(q["ip"].to_numpy(object)[ok]),
-                                  "k": q["n"].to_numpy(np.int64)[ok]}).dropna()
-            modal = modal.groupby(["d", "p"])["k"].sum().astype(np.int64).reset_index()
-            modal = modal.sort_values(["d", "k", "p"], ascending=[True, False, True]).drop_duplicates("d")
-            col = np.full(n, None, dtype=object)
-            col[modal["d"].to_numpy()] = modal["p"].to_numpy()
-            feats["ip24"] = col
+            feats["ip24"] = _modal(n, di[ok], ip24_array(q["ip"].to_numpy(object)[ok]),
+                                   q["n"].to_numpy(np.int64)[ok])
     elif events is not None and len(events):
         _require(events, ["device_id", "account_id", "hour" if "hour" in events.columns else "ts"], "events")
         ev = events[events["device_id"].notna()]
@@ -591,6 +585,46 @@ def _device_features(devices, events, spec_columns, usage=None):
     X = np.hstack([hp, mp, 0.5 * np.log2(1 + n_acc)[:, None]])
     feats["_hours"] = list(hours)
     return feats, X
+
+
+def _first_appearance_codes(frame: pd.DataFrame) -> np.ndarray:
+    """A code per row of ``frame``, equal rows equal codes, numbered ``0..`` by first appearance (as
+    ``pd.factorize`` numbers one column), computed on integer codes column by column, not on joined row text.
+
+    Examples
+    --------
+    >>> _first_appearance_codes(pd.DataFrame({"a": ["x", "y", "x", "x|y"], "b": ["1", "1", "1", ""]})).tolist()
+    [0, 1, 0, 2]
+    """
+    key = np.zeros(len(frame), dtype=np.int64)
+    for c in frame.columns:  # (key, column) renumbered after each column: the key stays below the rows' count
+        code, uniq = pd.factorize(frame[c], use_na_sentinel=False)
+        key, _ = pd.factorize(key * len(uniq) + code)
+    return key
+
+
+def _modal(n, d, p, k) -> np.ndarray:
+    """Per device ``0..n-1``, the ``p`` with the largest summed ``k`` among its rows ``d`` (ties: the smallest
+    ``p``), ``None`` where a device has no row with a ``p``.
+
+    Examples
+    --------
+    >>> p = np.array(["b", "a", None, "c"], dtype=object)
+    >>> _modal(3, np.array([0, 0, 0, 2]), p, np.array([1, 1, 5, 2])).tolist()
+    ['a', None, 'c']
+    """
+    col = np.full(n, None, dtype=object)
+    code, nets = pd.factorize(pd.Series(p, dtype=object), sort=True)  # codes in the order of the texts
+    has = code >= 0
+    if not has.any():
+        return col
+    pair, inverse = np.unique(d[has].astype(np.int64) * len(nets) + code[has], return_inverse=True)
+    total = np.bincount(inverse.ravel(), weights=k[has], minlength=len(pair))  # integer counts: exact
+    dev, net = pair // len(nets), pair % len(nets)
+    order = np.lexsort((net, -total, dev))  # per device: the largest total first, ties by the smallest text
+    first = order[np.r_[True, dev[order][1:] != dev[order][:-1]]]
+    col[dev[first]] = np.asarray(nets, dtype=object)[net[first]]
+    return col
 
 
 def _usage_aggregates(feats, usage, hours, mix):
