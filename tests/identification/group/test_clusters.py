@@ -184,3 +184,22 @@ def test_profile_and_candidates():
     assert len(candidates(src, min_score=0.5, min_size=21)) == 0
     with pytest.raises(MissingInputError):
         candidates(pd.DataFrame({"account_id": [1]}))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_device_spec_codes_and_modal_networks_equal_the_text_computations(seed):
+    from fraudkit.identification.group.clusters import _first_appearance_codes, _modal
+
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    spec = pd.DataFrame({c: rng.choice(["a", "b", "c", None, 1.5], n) for c in ("model", "os", "screen")})
+    text = spec.astype(str)
+    assert np.array_equal(_first_appearance_codes(text), pd.factorize(text.agg("|".join, axis=1))[0])
+    d = rng.integers(0, 300, n)
+    p = rng.choice(np.array(["10.0.0.0/24", "10.0.1.0/24", "9.9.9.0/24", None], dtype=object), n)
+    k = rng.integers(1, 4, n)
+    old = (pd.DataFrame({"d": d, "p": p, "k": k}).dropna().groupby(["d", "p"])["k"].sum().reset_index()
+           .sort_values(["d", "k", "p"], ascending=[True, False, True]).drop_duplicates("d"))
+    want = np.full(310, None, dtype=object)
+    want[old["d"].to_numpy()] = old["p"].to_numpy()
+    assert _modal(310, d, p, k).tolist() == want.tolist()
