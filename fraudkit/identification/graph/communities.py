@@ -154,14 +154,11 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
                                         resolution_parameter=float(resolution), seed=int(seed),
                                         n_iterations=n_iterations)
         membership = np.asarray(part.membership)
+    elif method == "leiden":
+        membership = _igraph_leiden(g, wl, resolution=resolution, seed=seed, n_iterations=n_iterations)
     else:
         with _igraph_seed(seed):
-            if method == "leiden":
-                cl = g.community_leiden(objective_function="modularity", weights=wl,
-                                        resolution=float(resolution), n_iterations=n_iterations)
-            else:
-                cl = g.community_multilevel(weights=wl, resolution=float(resolution))
-        membership = np.asarray(cl.membership)
+            membership = np.asarray(g.community_multilevel(weights=wl, resolution=float(resolution)).membership)
     membership = relabel_by_size(membership)
     q = g.modularity(membership.tolist(), weights=wl, resolution=float(resolution)) if m else float("nan")
     return Partition(nodes=np.asarray(uniq), membership=membership, method=method,
@@ -184,10 +181,7 @@ def _networkit_partition(nodes, s, d, w, *, resolution, seed, weight, n_iteratio
     del pair
 
     def by_igraph():
-        g = _igraph(n, a, b)
-        with _igraph_seed(seed):
-            return np.asarray(g.community_leiden(objective_function="modularity", weights=total,
-                                                 resolution=float(resolution), n_iterations=n_iterations).membership)
+        return _igraph_leiden(_igraph(n, a, b), total, resolution=resolution, seed=seed, n_iterations=n_iterations)
 
     solver = "networkit" if use_networkit(len(total), a, b, threshold=leiden.NETWORKIT_EDGES) else "igraph"
     if solver == "networkit":
@@ -963,6 +957,13 @@ def _igraph(n, s, d, chunk=1 << 18):
     pairs = itertools.chain.from_iterable(zip(s[i:i + chunk].tolist(), d[i:i + chunk].tolist())
                                           for i in range(0, len(s), chunk))
     return ig.Graph(n=int(n), edges=pairs, directed=False)
+
+
+def _igraph_leiden(g, weights, *, resolution, seed, n_iterations) -> np.ndarray:
+    """igraph's Leiden with the modularity objective on ``g``, seeded: the membership of each vertex."""
+    with _igraph_seed(seed):
+        return np.asarray(g.community_leiden(objective_function="modularity", weights=weights,
+                                             resolution=float(resolution), n_iterations=n_iterations).membership)
 
 
 @contextmanager

@@ -4,7 +4,14 @@ import pytest
 
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import NotFittedError
-from fraudkit.identification.group.clusters import CoActionMiner, DeviceClusterer, candidates, profile_clusters
+from fraudkit.identification.group.clusters import (
+    CoActionMiner,
+    DeviceClusterer,
+    _first_appearance_codes,
+    _modal,
+    candidates,
+    profile_clusters,
+)
 
 T0 = pd.Timestamp("2024-03-01")
 
@@ -188,8 +195,6 @@ def test_profile_and_candidates():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_device_spec_codes_and_modal_networks_equal_the_text_computations(seed):
-    from fraudkit.identification.group.clusters import _first_appearance_codes, _modal
-
     rng = np.random.default_rng(seed)
     n = 2_000
     spec = pd.DataFrame({c: rng.choice(["a", "b", "c", None, 1.5], n) for c in ("model", "os", "screen")})
