@@ -22,6 +22,7 @@ child costs more than it saves, stay on igraph and keep their partitions.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,8 +98,8 @@ def networkit_membership(n, s, d, w, *, resolution, seed, n_iterations, fallback
                              ("gamma", np.array([float(resolution)]))):
             np.save(os.path.join(tmp, f"{name}.npy"), values)
         # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages
-        done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp], capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp, str(os.getpid())],
+                              capture_output=True, text=True, check=False)
         out = os.path.join(tmp, "membership.npy")
         if done.returncode == 0 and os.path.exists(out):
             membership = np.load(out)
@@ -129,9 +130,17 @@ def modularity(a, b, w, membership, resolution) -> float:
     return float((w_in / m - resolution * (strength / (2 * m)) ** 2).sum())
 
 
-def _solve(folder: str) -> None:
-    """The child process: read the graph from ``folder``, write ``membership.npy`` there (atomically)."""
+def _solve(folder: str, parent: int) -> None:
+    """The child process: read the graph from ``folder``, write ``membership.npy`` there (atomically).
+
+    If the process ``parent`` that made ``folder`` is gone (killed: its temporary folder was never cleaned up),
+    the child removes ``folder`` instead, so a killed run leaves no graph files behind.
+    """
     import networkit as nk
+
+    if os.getppid() != parent:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
 
     s, d, w = (np.load(os.path.join(folder, f"{x}.npy")) for x in "sdw")
     n, iterations, seed = (int(v) for v in np.load(os.path.join(folder, "args.npy")))
@@ -147,7 +156,9 @@ def _solve(folder: str) -> None:
     part = os.path.join(folder, "membership.part.npy")
     np.save(part, membership)
     os.replace(part, os.path.join(folder, "membership.npy"))
+    if os.getppid() != parent:  # the parent died while Leiden ran
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    _solve(sys.argv[1])
+    _solve(sys.argv[1], int(sys.argv[2]))

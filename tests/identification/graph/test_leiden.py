@@ -3,7 +3,9 @@ igraph's, igraph when it cannot run. The edge threshold is lowered so that small
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -98,3 +100,18 @@ def test_a_failed_child_falls_back_to_igraph_with_a_warning(small_threshold, mon
     monkeypatch.setattr(leiden, "NETWORKIT_EDGES", None)
     summed = detect_communities(e, seed=1)  # each pair once already: the same graph igraph is given
     assert np.array_equal(p.membership, summed.membership)
+
+
+def test_a_child_whose_parent_is_gone_removes_the_graph_files(tmp_path):
+    folder = tmp_path / "graph"
+    folder.mkdir()
+    e, _ = _blocks(seed=8)
+    for name, values in (("s", e["src"].to_numpy(np.uint64)), ("d", e["dst"].to_numpy(np.uint64)),
+                         ("w", e["weight"].to_numpy(float)), ("args", np.array([300, 4, 0])),
+                         ("gamma", np.array([1.0]))):
+        np.save(folder / f"{name}.npy", values)
+    run = [sys.executable, "-I", leiden.__file__, str(folder)]
+    assert subprocess.run(run + [str(os.getpid())], check=False).returncode == 0
+    assert (folder / "membership.npy").exists()  # its parent is this process: the result is left for it
+    assert subprocess.run(run + ["1"], check=False).returncode == 0  # made by another process, now gone
+    assert not folder.exists()
