@@ -36,6 +36,9 @@ __all__ = ["LogisticScorer", "BoostingScorer", "TimeSplit", "time_split", "label
 ENTITY_KEYS = ("account_id", "device_id", "ip", "ip24", "phone", "address", "order_id", "entity_id")
 """Column names treated as the entity key when they are the first column of X."""
 
+OCCLUSION_ROWS = 1 << 18
+"""Rows per prediction call of :class:`BoostingScorer`'s occlusion reasons (occluded copies stacked)."""
+
 DEFAULT_POSITIVES = tuple(t for t in FRAUD_TYPOLOGIES if t != "engagement_buyer")
 """Typologies that make an account positive (engagement buyers label notes/authors, not actors); with these
 defaults a custom ``fraud:<name>`` typology is positive too."""
@@ -60,6 +63,10 @@ class _SupervisedScorer(BaseScorer):
         from threadpoolctl import threadpool_limits
 
         return threadpool_limits(limits=self.n_threads)
+
+    def _scoring_threads(self):
+        """The thread limit while scoring: the fitting one unless the scorer says otherwise."""
+        return self._threads()
 
     def fit(self, X, y):
         """Fit on labelled entities; set the threshold on a held-out validation part.
@@ -130,7 +137,7 @@ class _SupervisedScorer(BaseScorer):
         """Fraud probability of each row of ``X`` (columns matched by name)."""
         check_is_fitted(self, ("feature_names_in_",))
         _, M, _ = _matrix(X, self.feature_names_in_)
-        with self._threads():
+        with self._scoring_threads():
             return self._proba(M)
 
     def predict(self, X) -> np.ndarray:
@@ -147,7 +154,7 @@ class _SupervisedScorer(BaseScorer):
         """
         check_is_fitted(self, ("feature_names_in_",))
         ids, M, _ = _matrix(X, self.feature_names_in_)
-        with self._threads():
+        with self._scoring_threads():
             C = self._contributions(M)
         top = max(1, int(top))
         order = np.argsort(-C, axis=1, kind="stable")[:, :top]
@@ -284,7 +291,12 @@ class BoostingScorer(_SupervisedScorer):
     l2_regularization : float, default=1.0
     class_weight : {"balanced", None}, default=None
     target_precision, precision_confidence, validation_fraction, seed, n_threads, contamination, threshold
-        As in :class:`LogisticScorer`.
+        As in :class:`LogisticScorer`; ``n_threads`` holds while fitting.
+    score_threads : int or None, default=None
+        OpenMP threads while scoring (``decision_function``, ``reasons``); None for all cores. Each row's
+        prediction is the same whatever the count (trees are summed per row in one order); unlike fitting,
+        scoring is a few long parallel loops over the rows, so it gains from more cores (1M rows, 200 trees:
+        15.0 s on one core, 7.7 s on two).
 
     Attributes
     ----------
@@ -305,10 +317,12 @@ class BoostingScorer(_SupervisedScorer):
 
     def __init__(self, *, max_iter=200, learning_rate=0.1, max_leaf_nodes=31, l2_regularization=1.0,
                  class_weight=None, target_precision=0.9, precision_confidence=0.9, validation_fraction=0.25,
-                 seed=None, n_threads=1, contamination=None, threshold=None, label_frequency=1.0):
+                 seed=None, n_threads=1, contamination=None, threshold=None, label_frequency=1.0,
+                 score_threads=None):
         super().__init__(target_precision=target_precision, precision_confidence=precision_confidence,
                          validation_fraction=validation_fraction, seed=seed, n_threads=n_threads,
                          contamination=contamination, threshold=threshold, label_frequency=label_frequency)
+        self.score_threads = score_threads
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -327,13 +341,28 @@ class BoostingScorer(_SupervisedScorer):
     def _proba(self, M):
         return self.estimator_.predict_proba(M)[:, 1]
 
+    def _scoring_threads(self):
+        from threadpoolctl import threadpool_limits
+
+        # a model kept by an older version has no score_threads: all cores, as the default
+        return threadpool_limits(limits=getattr(self, "score_threads", None))
+
     def _contributions(self, M):
         base = _logit(self._proba(M))
         C = np.empty_like(M, dtype=float)
-        for j in range(M.shape[1]):  # one prediction per feature, vectorised over rows
-            Mj = M.copy()
-            Mj[:, j] = self.median_[j]
-            C[:, j] = base - _logit(self._proba(Mj))
+        n, k = M.shape
+        # one prediction per feature, several features' occluded copies stacked in one call of at least
+        # OCCLUSION_ROWS rows: each tree is one parallel loop over its rows, and 20,000 rows a call made
+        # thousands of short loops (200 trees x 60 features)
+        per = max(1, OCCLUSION_ROWS // max(n, 1))
+        for start in range(0, k, per):
+            cols = range(start, min(start + per, k))
+            block = np.tile(M, (len(cols), 1))
+            for b, j in enumerate(cols):
+                block[b * n:(b + 1) * n, j] = self.median_[j]
+            p = _logit(self._proba(block))
+            for b, j in enumerate(cols):
+                C[:, j] = base - p[b * n:(b + 1) * n]
         return C
 
 

@@ -57,6 +57,28 @@ def test_reasons_name_the_driver(cls):
     assert r.reason.iloc[0].startswith("speed=")
 
 
+def test_boosting_occlusion_is_one_prediction_per_feature_whatever_the_stacking(monkeypatch):
+    """Occluded copies stacked in one call, on one thread or all, give each feature's own occlusion."""
+    import fraudkit.identification.models as models
+    from fraudkit.identification.models import _logit
+
+    X, y = _synthetic()
+    m = BoostingScorer(seed=0, max_iter=40).fit(X, y)
+    _, M, _ = models._matrix(X.iloc[:300], m.feature_names_in_)
+    base = _logit(m._proba(M))
+    expected = np.column_stack([base - _logit(m._proba(np.where(np.arange(M.shape[1]) == j, m.median_[j], M)))
+                                for j in range(M.shape[1])])
+    for rows, threads in ((1, None), (300, 1), (700, 2), (1 << 18, None)):  # one feature a call .. all at once
+        monkeypatch.setattr(models, "OCCLUSION_ROWS", rows)
+        m.score_threads = threads
+        with m._scoring_threads():
+            np.testing.assert_array_equal(m._contributions(M), expected)
+    m.score_threads = 1
+    one = m.decision_function(X)
+    m.score_threads = None
+    np.testing.assert_array_equal(m.decision_function(X), one)
+
+
 def test_threshold_generalises_to_new_data():
     X, y = _synthetic(2000, seed=0)
     Xt, yt = _synthetic(2000, seed=1)
