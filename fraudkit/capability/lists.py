@@ -625,6 +625,10 @@ def _live_at(vals, hit, times, entries):
 def _isin_as_text(vals: pd.Series, listed: np.ndarray) -> np.ndarray:
     """``vals.isin(listed)`` comparing as text without converting millions of values to str."""
     s = pd.Series(vals) if not isinstance(vals, pd.Series) else vals
+    if isinstance(s.dtype, pd.CategoricalDtype):  # each distinct value compared once (a run's account ids)
+        codes = s.cat.codes.to_numpy()
+        hit = _isin_as_text(pd.Series(s.cat.categories), listed)
+        return (codes >= 0) & hit[np.maximum(codes, 0)] if len(hit) else np.zeros(len(s), dtype=bool)
     if s.dtype == object and len(s) and not isinstance(s.iloc[0], str):
         s = s.astype(str)
     if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_float_dtype(s.dtype):

@@ -32,6 +32,7 @@ moment of the suspicious action.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,8 @@ KEY_ACTIONS = ("comment", "share", "follow")
 """Interactions that are key steps for delayed interception (orders always are)."""
 _LABEL = np.array(["pass", "verify", "block"], dtype=object)
 _LAYERS = ("blacklist", "rules", "portrait", "network", "graylist")
+_LAYER_LABELS = ("", *_LAYERS, "delayed")
+_PENDING_LABELS = np.array(["", "verify", "block"], dtype=object)
 _LIST_KEYS = (("account_id", "account"), ("device_id", "device"), ("ip", "ip"), ("address", "address"),
               ("receiver_phone", "phone"))
 
@@ -152,6 +155,51 @@ def decide(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lis
     >>> decide(ev, portrait=portrait)[["decision", "layer"]].values.tolist()
     [['verify', 'portrait'], ['pass', ''], ['pass', '']]
     """
+    cols = decision_columns(events, rules=rules, portrait=portrait, network=network, lists=lists, policy=policy,
+                            as_of=as_of, scope=scope, notes=notes)
+    return pd.DataFrame({c: v.dense() if isinstance(v, Coded) else v for c, v in cols.items()},
+                        index=events.index, columns=list(DECISION_COLUMNS))
+
+
+class Coded(NamedTuple):
+    """A text column as integer codes into its distinct labels: a run's 26M decisions have a handful of distinct
+    decisions, layers and reasons, written without a Python string per row.
+
+    Examples
+    --------
+    >>> c = Coded(np.array([1, 0, 1]), np.array(["", "verify"], dtype=object))
+    >>> c.dense().tolist(), c.arrow().to_pylist()
+    (['verify', '', 'verify'], ['verify', '', 'verify'])
+    """
+
+    codes: np.ndarray
+    labels: np.ndarray
+
+    def dense(self) -> np.ndarray:
+        """One Python string per row (an object array)."""
+        return np.asarray(self.labels, dtype=object)[self.codes]
+
+    def arrow(self):
+        """The column as an Arrow string array, taken from the labels in C++."""
+        import pyarrow as pa
+
+        return pa.array(np.asarray(self.labels, dtype=object), type=pa.string()).take(
+            pa.array(np.asarray(self.codes, dtype=np.int64)))
+
+
+def decision_columns(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lists=None, policy=None,
+                     as_of=None, scope=None, notes=None) -> dict:
+    """:func:`decide`'s columns (:data:`DECISION_COLUMNS`, in order) as arrays, its text columns ``decision``,
+    ``layer``, ``reasons`` and ``pending`` as :class:`Coded`: what a run writes a chunk at a time.
+
+    Examples
+    --------
+    >>> ev = pd.DataFrame({"account_id": ["a", "b"]})
+    >>> portrait = pd.DataFrame({"account_id": ["a"], "score": [0.9], "flagged": [True]})
+    >>> cols = decision_columns(ev, portrait=portrait)
+    >>> list(cols) == list(DECISION_COLUMNS), cols["decision"].dense().tolist()
+    (True, ['verify', 'pass'])
+    """
     if "account_id" not in events.columns:
         raise FraudkitError("decide: events need an account_id column (orders or interactions)")
     policy = policy or DecisionPolicy()
@@ -175,7 +223,9 @@ def decide(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lis
     else:
         notes.append("decisions: rules layer skipped (no rule result for these events)")
 
-    acct = events["account_id"]
+    # each row's account hashed once for both layers (a categorical column: its codes), the layers looked up
+    # per distinct account
+    acct = pd.factorize(events["account_id"], use_na_sentinel=False)
     score_portrait, f_portrait = _account_layer(acct, portrait, "portrait", policy.portrait_block, sev, why,
                                                 why_labels, notes)
     score_network, f_network = _account_layer(acct, network, "network", policy.network_block, sev, why,
@@ -193,28 +243,28 @@ def decide(events: pd.DataFrame, *, rules=None, portrait=None, network=None, lis
 
     final = np.maximum.reduce([sev[k] for k in _LAYERS])
     final = np.where(sev["blacklist"] == 2, 2, final).astype(np.int8)
-    layer = np.full(n, "", dtype=object)
-    for k in reversed(_LAYERS):
-        layer = np.where((sev[k] == final) & (final > 0), k, layer)
-    layer = np.where(sev["blacklist"] == 2, "blacklist", layer)
+    layer = np.zeros(n, dtype=np.int8)  # codes into _LAYER_LABELS
+    for i in reversed(range(len(_LAYERS))):
+        layer = np.where((sev[_LAYERS[i]] == final) & (final > 0), i + 1, layer)
+    layer = np.where(sev["blacklist"] == 2, _LAYER_LABELS.index("blacklist"), layer)
     reasons = _reasons(why, why_labels, n)
 
     delayed = np.zeros(n, dtype=bool)
-    pending = np.full(n, "", dtype=object)
+    pending = np.zeros(n, dtype=np.int8)
     if policy.delayed:
         if "ts" not in events.columns:
             raise FraudkitError("decide: delayed interception needs a ts column to order events")
         d = defer_decisions(final, account=events["account_id"], ts=events["ts"],
                             key=key_steps(events, key_step=policy.key_step), exempt=sev["blacklist"] == 2)
         final, delayed, escalated = d.decision, d.deferred, d.escalated
-        pending = np.where(d.pending > 0, _LABEL[d.pending], "")
-        layer = np.where(delayed, "", np.where(escalated, "delayed", layer))
-        reasons = np.where(escalated & (reasons == ""), "delayed: earlier deferred decision", reasons)
-    return pd.DataFrame({
-        "decision": _LABEL[final], "layer": layer, "reasons": reasons,
-        "score_rules": score_rules, "score_portrait": score_portrait, "score_network": score_network,
-        "delayed": delayed, "pending": pending,
-    }, index=events.index, columns=list(DECISION_COLUMNS))
+        pending = d.pending
+        layer = np.where(delayed, 0, np.where(escalated, _LAYER_LABELS.index("delayed"), layer))
+        empty = np.asarray(reasons.labels, dtype=object) == ""
+        reasons = Coded(np.where(escalated & empty[reasons.codes], len(reasons.labels), reasons.codes),
+                        np.append(reasons.labels, "delayed: earlier deferred decision"))
+    return {"decision": Coded(final, _LABEL), "layer": Coded(layer, _LAYER_LABELS), "reasons": reasons,
+            "score_rules": score_rules, "score_portrait": score_portrait, "score_network": score_network,
+            "delayed": delayed, "pending": Coded(pending, _PENDING_LABELS)}
 
 
 def key_steps(events: pd.DataFrame, *, key_step=None) -> np.ndarray:
@@ -379,13 +429,15 @@ def defer_decisions(severity, *, account, ts, key, exempt=None, at="key_step", d
 
 
 def _account_layer(acct, table, name, block_at, sev, why, why_labels, notes):
-    n = len(acct)
+    """One account layer's score and flag per row; ``acct``: the rows' accounts factorised, (codes, distinct)."""
+    codes, distinct = acct
+    n = len(codes)
     if table is None or len(table) == 0:
         notes.append(f"decisions: {name} layer skipped (no {name} scores; "
                      f"{'the graph stage did not run' if name == 'network' else 'the behaviour stage did not run'})")
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
     t = AccountScores.of(table, name)
-    idx = t.accounts.get_indexer(acct)
+    idx = t.accounts.get_indexer(distinct)[codes]
     found = idx >= 0
     score = np.where(found, t.score[idx], np.nan)
     flagged = np.where(found, t.flagged[idx], False)
@@ -434,9 +486,9 @@ def _list_layers(events, lists, as_of, scope, sev, why, why_labels):
 
 
 def _reasons(why, why_labels, n):
-    """'; '-joined reasons per row, built once per distinct combination."""
+    """'; '-joined reasons per row, built once per distinct combination: :class:`Coded`."""
     if n == 0:
-        return np.array([], dtype=object)
+        return Coded(np.zeros(0, dtype=np.int64), np.array([""], dtype=object))
     radix = [max(len(why_labels[k]), 1) for k in _LAYERS]
     if math.prod(radix) < 2 ** 62:
         # one mixed-radix int64 per row (each layer's reason code a digit), not a MultiIndex of tuples
@@ -448,7 +500,7 @@ def _reasons(why, why_labels, n):
     else:
         codes, combos = pd.factorize(pd.MultiIndex.from_arrays([why[k] for k in _LAYERS]))
     text = ["; ".join(why_labels[k][c] for k, c in zip(_LAYERS, combo) if c > 0) for combo in combos]
-    return np.asarray(text, dtype=object)[codes]
+    return Coded(codes, np.asarray(text, dtype=object))
 
 
 def _digits(key: int, radix: list) -> list:

@@ -60,7 +60,7 @@ from fraudkit.data.engine import open_engine
 from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.identification.rules import load_ruleset
-from fraudkit.mitigation.decisions import AccountScores, decide
+from fraudkit.mitigation.decisions import AccountScores, Coded, decision_columns
 from fraudkit.pipeline.context import STAGE_PARAMETERS, RunContext
 from fraudkit.pipeline.frames import (
     EVENT_CHUNK,
@@ -783,21 +783,34 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
                                                                    matches=rules.matches[keep])
                 if ev.empty:
                     continue
-                ev = ev.assign(account_id=ev["account_id"].astype(str))
-                d = decide(ev, rules=rules, portrait=portrait, network=network, lists=store, policy=policy,
-                           notes=notes)
-                d.insert(0, "entity_id", ev[key].astype(str).to_numpy())
-                d.insert(0, "entity_type", entity)
-                d.insert(2, "account_id", ev["account_id"].to_numpy())
+                # the account ids as text, each distinct one made a Python string once (a categorical column)
+                account = _text_categorical(ev["account_id"])
+                ev = ev.assign(account_id=account)
+                cols = decision_columns(ev, rules=rules, portrait=portrait, network=network, lists=store,
+                                        policy=policy, notes=notes)
+                head = {"entity_type": Coded(np.zeros(len(ev), dtype=np.int8), np.array([entity], dtype=object)),
+                        "entity_id": _arrow_text(ev[key]),
+                        "account_id": Coded(account.codes, account.categories.to_numpy(dtype=object))}
                 if "ts" in ev:
                     ts = ev["ts"].to_numpy()
-                    d.insert(3, "ts", ts.astype(ts_dtype) if ts_dtype is not None and ts.dtype.kind == "M" else ts)
-                for k, v in d["decision"].value_counts().items():
-                    counts.setdefault(entity, {})[k] = counts.get(entity, {}).get(k, 0) + int(v)
-                table = pa.Table.from_pandas(d, preserve_index=False)
-                del ev, d
+                    head["ts"] = ts.astype(ts_dtype) if ts_dtype is not None and ts.dtype.kind == "M" else ts
+                cols = {**head, **cols}
+                tally = np.bincount(cols["decision"].codes, minlength=len(cols["decision"].labels))
+                for k in np.argsort(-tally, kind="stable"):
+                    if tally[k]:
+                        label = cols["decision"].labels[k]
+                        counts.setdefault(entity, {})[label] = counts.get(entity, {}).get(label, 0) + int(tally[k])
                 if writer is None:
-                    schema = table.schema
+                    # the schema (and pandas metadata) the rows would have as one DataFrame: from the first row's
+                    first = pd.DataFrame({c: v.dense()[:1] if isinstance(v, Coded) else
+                                          (v.slice(0, 1).to_pandas() if isinstance(v, pa.Array) else v[:1])
+                                          for c, v in cols.items()})
+                    schema = pa.Table.from_pandas(first, preserve_index=False).schema
+                    schema = pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f
+                                        for f in schema], metadata=schema.metadata)
+                table = pa.table({c: v.arrow() if isinstance(v, Coded) else v for c, v in cols.items()})
+                del ev, cols, head, account
+                if writer is None:
                     writer = pq.ParquetWriter(path, schema)
                 elif table.schema.names != schema.names:
                     raise FraudkitError(f"decisions: the {entity} decisions have columns {table.schema.names}, "
@@ -816,6 +829,28 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
     notes[:] = [n for n in notes if not (n in seen or seen.add(n))]
     counts = {e: dict(sorted(c.items(), key=lambda kv: -kv[1])) for e, c in counts.items()}
     return counts, n_rows
+
+
+def _text_categorical(col: pd.Series) -> pd.Categorical:
+    """``col.astype(str)`` as a categorical: each distinct value made text once (a chunk of 2M interactions has
+    far fewer accounts), values whose texts coincide (``1`` and ``"1"``) one category."""
+    codes, distinct = pd.factorize(col, use_na_sentinel=False)
+    text_codes, text = pd.factorize(pd.Index(distinct).astype(str))
+    return pd.Categorical.from_codes(text_codes[codes] if len(codes) else codes, categories=text)
+
+
+def _arrow_text(col: pd.Series):
+    """``col.astype(str)`` as an Arrow string array: text and integer columns without a missing value are cast in
+    C++ (the same digits as ``str``), anything else goes through Python's ``str``."""
+    import pyarrow as pa
+
+    if not col.hasnans:
+        if isinstance(col.dtype, pd.ArrowDtype) and (pa.types.is_string(col.dtype.pyarrow_dtype)
+                                                     or pa.types.is_large_string(col.dtype.pyarrow_dtype)):
+            return pa.array(col).cast(pa.string())
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":
+            return pa.array(col.to_numpy()).cast(pa.string())
+    return pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
 
 
 def _write_scores(parts, path) -> int:

@@ -129,7 +129,7 @@ def test_reasons_from_one_int_key_equal_the_tuple_path():
     n = 5_000
     why_labels = {k: [""] + [f"{k}:{i}" for i in range(m)] for k, m in zip(d._LAYERS, (1, 40, 3, 7, 2))}
     why = {k: rng.integers(0, len(why_labels[k]), n) for k in d._LAYERS}
-    got = d._reasons(why, why_labels, n)
+    got = d._reasons(why, why_labels, n).dense()
     want = ["; ".join(why_labels[k][why[k][i]] for k in d._LAYERS if why[k][i] > 0) for i in range(n)]
     assert got.tolist() == want
     assert d._digits(2 * 7 + 5, [3, 7]) == [2, 5]
