@@ -834,8 +834,15 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
 def _text_categorical(col: pd.Series) -> pd.Categorical:
     """``col.astype(str)`` as a categorical: each distinct value made text once (a chunk of 2M interactions has
     far fewer accounts), values whose texts coincide (``1`` and ``"1"``) one category."""
-    codes, distinct = pd.factorize(col, use_na_sentinel=False)
-    text_codes, text = pd.factorize(pd.Index(distinct).astype(str))
+    codes, distinct = pd.factorize(col)
+    text = pd.Index(distinct).astype(str).to_numpy(dtype=object)
+    missing = codes < 0
+    if missing.any():  # None and NaN keep their own texts ("None", "nan")
+        extra_codes, extra = pd.factorize(col[missing].astype(str))
+        codes = np.where(missing, 0, codes)
+        codes[missing] = len(text) + extra_codes
+        text = np.concatenate([text, np.asarray(extra, dtype=object)])
+    text_codes, text = pd.factorize(text)
     return pd.Categorical.from_codes(text_codes[codes] if len(codes) else codes, categories=text)
 
 

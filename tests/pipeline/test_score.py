@@ -424,3 +424,22 @@ def test_the_behaviour_models_run_beside_the_account_features_only(micro, tmp_pa
         exact = not (name.startswith("features/") or name == "training/features.parquet")
         pd.testing.assert_frame_equal(pd.read_parquet(kept.run_dir / name), pd.read_parquet(moved.run_dir / name),
                                       check_exact=exact, **({} if exact else {"rtol": 1e-12}))
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series([7, 12, 7, -3], dtype="int64"),
+    pd.Series(["a", "b", "a", "é"], dtype=object),
+    pd.Series([1, "1", 2.5, None], dtype=object),  # 1 and "1": one text; None: "None" as astype(str) gives
+    pd.Series([1.0, float("nan"), 3.0, 1.0]),
+    pd.Series(["x", "y", None, "x"], dtype=pd.ArrowDtype(__import__("pyarrow").string())),
+    pd.Series(["x", "y", "z", "x"], dtype=pd.ArrowDtype(__import__("pyarrow").large_string())),
+])
+def test_decision_texts_equal_astype_str(values):
+    """The decisions' account and event ids, made text per distinct value or cast in Arrow, are the texts
+    ``astype(str)`` gives row by row."""
+    from fraudkit.pipeline.score import _arrow_text, _text_categorical
+
+    want = values.astype(str).tolist()
+    cat = _text_categorical(values)
+    assert list(cat.astype(str)) == want and cat.categories.is_unique
+    assert _arrow_text(values).to_pylist() == want
