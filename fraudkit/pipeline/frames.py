@@ -43,7 +43,7 @@ from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
            "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK", "FeatureTables",
            "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory", "read_rows", "parked_if_large",
-           "PARK_MIN_ROWS", "worth_parking"]
+           "PARK_MIN_ROWS", "worth_parking", "arrow_text"]
 
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
@@ -591,6 +591,11 @@ class EventRules:
         for ev, res in self.chunks(size, [self.frame.key]):
             yield _score_rows(self.frame.entity, ev[self.frame.key], res.rows)
 
+    def score_tables(self, size=None):
+        """:meth:`score_chunks` as Arrow tables."""
+        for ev, res in self.chunks(size, [self.frame.key]):
+            yield _score_table(self.frame.entity, ev[self.frame.key], res.rows)
+
     def park(self) -> None:
         """Finish the results' file (they are read back a chunk at a time); no row can be appended after."""
         self._finish()
@@ -1019,6 +1024,33 @@ def _score_rows(entity, keys: pd.Series, rows: pd.DataFrame) -> pd.DataFrame:
     if compact:
         sf["entity_id"] = pd.array(pa.array(keys.to_numpy()).cast(pa.string()), dtype=pd.ArrowDtype(pa.string()))
     return sf
+
+
+def _score_table(entity, keys: pd.Series, rows: pd.DataFrame) -> pa.Table:
+    """:func:`_score_rows` as an Arrow table (the same column types), built without a Python object per row
+    but the reasons' (the run's score file takes 26M event rows on ``large``)."""
+    n = len(keys)
+
+    def const(text):
+        return pa.repeat(pa.scalar(text, pa.string()), n)
+
+    return pa.table({"entity_type": const(entity), "entity_id": arrow_text(keys), "stage": const("rules"),
+                     "method": const("RuleSet"), "score": pa.array(rows["score"].to_numpy(dtype=float)),
+                     "flagged": pa.array((rows["action"] != "pass").to_numpy(dtype=bool)),
+                     "reason": pa.array(rows["matched"].to_numpy(dtype=object), type=pa.string())})
+
+
+def arrow_text(col: pd.Series) -> pa.Array:
+    """``col.astype(str)`` as an Arrow string array: text and integer columns without a missing value are cast in
+    C++ (the same digits as ``str``), anything else goes through Python's ``str``."""
+    if not col.hasnans:
+        if isinstance(col.dtype, pd.ArrowDtype) and (pa.types.is_string(col.dtype.pyarrow_dtype)
+                                                     or pa.types.is_large_string(col.dtype.pyarrow_dtype)):
+            return pa.array(col).cast(pa.string())
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":
+            return pa.array(col.to_numpy()).cast(pa.string())
+    return pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
+
 
 
 def _account_rows(frame, rows):

@@ -68,6 +68,7 @@ from fraudkit.pipeline.frames import (
     EventRules,
     FeatureTables,
     ParkedTable,
+    arrow_text,
     data_end,
     evaluate_rules,
     feature_tables,
@@ -789,7 +790,7 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
                 cols = decision_columns(ev, rules=rules, portrait=portrait, network=network, lists=store,
                                         policy=policy, notes=notes)
                 head = {"entity_type": Coded(np.zeros(len(ev), dtype=np.int8), np.array([entity], dtype=object)),
-                        "entity_id": _arrow_text(ev[key]),
+                        "entity_id": arrow_text(ev[key]),
                         "account_id": Coded(account.codes, account.categories.to_numpy(dtype=object))}
                 if "ts" in ev:
                     ts = ev["ts"].to_numpy()
@@ -846,20 +847,6 @@ def _text_categorical(col: pd.Series) -> pd.Categorical:
     return pd.Categorical.from_codes(text_codes[codes] if len(codes) else codes, categories=text)
 
 
-def _arrow_text(col: pd.Series):
-    """``col.astype(str)`` as an Arrow string array: text and integer columns without a missing value are cast in
-    C++ (the same digits as ``str``), anything else goes through Python's ``str``."""
-    import pyarrow as pa
-
-    if not col.hasnans:
-        if isinstance(col.dtype, pd.ArrowDtype) and (pa.types.is_string(col.dtype.pyarrow_dtype)
-                                                     or pa.types.is_large_string(col.dtype.pyarrow_dtype)):
-            return pa.array(col).cast(pa.string())
-        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":
-            return pa.array(col.to_numpy()).cast(pa.string())
-    return pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
-
-
 def _write_scores(parts, path) -> int:
     """Write the score rows of ``parts`` (in order) as one Parquet file, ids as text; return the rows written.
 
@@ -876,16 +863,20 @@ def _write_scores(parts, path) -> int:
         return 0
 
     def arrow(frame):
+        if isinstance(frame, pa.Table):
+            return frame
         if not isinstance(frame["entity_id"].dtype, pd.ArrowDtype):
             frame = _stringify_ids(frame)
         return pa.Table.from_pandas(frame, preserve_index=False)
 
-    def chunks(p):  # an EventRules (the events' rule results) reads its rows back a chunk at a time
+    def chunks(p):  # an EventRules (the events' rule results) reads its rows back a chunk at a time, as Arrow
         if isinstance(p, EventRules):
-            return p.score_chunks(DECISION_CHUNK)
+            return p.score_tables(DECISION_CHUNK)
         return (p.iloc[a:a + DECISION_CHUNK] for a in range(0, len(p), DECISION_CHUNK))
 
-    schemas = [arrow(next(iter(chunks(p)))).schema for p in parts]
+    # each part's schema as its rows in a DataFrame give it (pandas metadata included): from its first row
+    schemas = [arrow(next(iter(p.score_chunks(1) if isinstance(p, EventRules) else chunks(p)))).schema
+               for p in parts]
     schema = pa.unify_schemas(schemas, promote_options="permissive")
     schema = pa.schema([f.with_type(pa.string()) if f.type in (pa.large_string(), pa.null()) else f
                         for f in schema], metadata=schemas[0].metadata)

@@ -437,9 +437,29 @@ def test_the_behaviour_models_run_beside_the_account_features_only(micro, tmp_pa
 def test_decision_texts_equal_astype_str(values):
     """The decisions' account and event ids, made text per distinct value or cast in Arrow, are the texts
     ``astype(str)`` gives row by row."""
-    from fraudkit.pipeline.score import _arrow_text, _text_categorical
+    from fraudkit.pipeline.frames import arrow_text as _arrow_text
+    from fraudkit.pipeline.score import _text_categorical
 
     want = values.astype(str).tolist()
     cat = _text_categorical(values)
     assert list(cat.astype(str)) == want and cat.categories.is_unique
     assert _arrow_text(values).to_pylist() == want
+
+
+@pytest.mark.parametrize("keys", [pd.Series([5, 9, 12]),
+                                  pd.Series(["e1", "e2", "e3"], dtype=pd.ArrowDtype(__import__("pyarrow").string())),
+                                  pd.Series([1.5, 2.0, 3.0])])
+def test_event_score_tables_equal_the_score_frames(keys):
+    """The events' score rows built in Arrow are the score frame's rows as the run file had them."""
+    import pyarrow as pa
+
+    from fraudkit.pipeline.frames import _score_rows, _score_table
+
+    rows = pd.DataFrame({"score": [0.0, 2.5, 1.0], "action": ["pass", "block", "verify"],
+                         "matched": ["", "r1,r2", "r3"]})
+    got = _score_table("interaction", keys, rows)
+    frame = _score_rows("interaction", keys, rows)
+    if not isinstance(frame["entity_id"].dtype, pd.ArrowDtype):
+        frame = frame.assign(entity_id=frame["entity_id"].astype(str))
+    want = pa.Table.from_pandas(frame, preserve_index=False)
+    assert got.equals(want.cast(got.schema)) and got.schema.remove_metadata().equals(want.schema.remove_metadata())
