@@ -36,8 +36,8 @@ __all__ = ["LogisticScorer", "BoostingScorer", "TimeSplit", "time_split", "label
 ENTITY_KEYS = ("account_id", "device_id", "ip", "ip24", "phone", "address", "order_id", "entity_id")
 """Column names treated as the entity key when they are the first column of X."""
 
-OCCLUSION_ROWS = 1 << 18
-"""Rows per prediction call of :class:`BoostingScorer`'s occlusion reasons (occluded copies stacked)."""
+_QUANTISE_BLOCK = 1 << 15  # values rounded at a time by _quantise
+_PREDICT_BLOCK = 1 << 16  # rows predicted at a time by BoostingScorer
 
 DEFAULT_POSITIVES = tuple(t for t in FRAUD_TYPOLOGIES if t != "engagement_buyer")
 """Typologies that make an account positive (engagement buyers label notes/authors, not actors); with these
@@ -295,8 +295,8 @@ class BoostingScorer(_SupervisedScorer):
     score_threads : int or None, default=None
         OpenMP threads while scoring (``decision_function``, ``reasons``); None for all cores. Each row's
         prediction is the same whatever the count (trees are summed per row in one order); unlike fitting,
-        scoring is a few long parallel loops over the rows, so it gains from more cores (1M rows, 200 trees:
-        15.0 s on one core, 7.7 s on two).
+        scoring is a few long parallel loops over the rows, so it gains from more cores (large's 1M accounts,
+        200 trees: 10.0 s on one core, 5.2 s on two; reasons of 20,000 of them 11.8 and 6.3 s).
 
     Attributes
     ----------
@@ -339,7 +339,11 @@ class BoostingScorer(_SupervisedScorer):
         self.median_ = np.nan_to_num(np.nanmedian(M, axis=0), nan=0.0) if len(M) else np.zeros(M.shape[1])
 
     def _proba(self, M):
-        return self.estimator_.predict_proba(M)[:, 1]
+        # a block of rows at a time: each tree walks rows that stay in cache (large's 1M accounts: 5.4 -> 4.4 s)
+        out = np.empty(len(M))
+        for a in range(0, len(M), _PREDICT_BLOCK):
+            out[a:a + _PREDICT_BLOCK] = self.estimator_.predict_proba(M[a:a + _PREDICT_BLOCK])[:, 1]
+        return out
 
     def _scoring_threads(self):
         from threadpoolctl import threadpool_limits
@@ -350,19 +354,10 @@ class BoostingScorer(_SupervisedScorer):
     def _contributions(self, M):
         base = _logit(self._proba(M))
         C = np.empty_like(M, dtype=float)
-        n, k = M.shape
-        # one prediction per feature, several features' occluded copies stacked in one call of at least
-        # OCCLUSION_ROWS rows: each tree is one parallel loop over its rows, and 20,000 rows a call made
-        # thousands of short loops (200 trees x 60 features)
-        per = max(1, OCCLUSION_ROWS // max(n, 1))
-        for start in range(0, k, per):
-            cols = range(start, min(start + per, k))
-            block = np.tile(M, (len(cols), 1))
-            for b, j in enumerate(cols):
-                block[b * n:(b + 1) * n, j] = self.median_[j]
-            p = _logit(self._proba(block))
-            for b, j in enumerate(cols):
-                C[:, j] = base - p[b * n:(b + 1) * n]
+        for j in range(M.shape[1]):  # one prediction per feature, vectorised over rows
+            Mj = M.copy()
+            Mj[:, j] = self.median_[j]
+            C[:, j] = base - _logit(self._proba(Mj))
         return C
 
 
@@ -567,10 +562,32 @@ def _quantise(M, bits=30):
 
     Features aggregated in parallel (DuckDB) differ in their last bits run to run; gradient boosting bins
     on the exact values, so without this its trees, scores and validated threshold moved run to run
-    (demo-small: threshold 0.160 vs 0.155, scores up to 0.05 apart).
+    (demo-small: threshold 0.160 vs 0.155, scores up to 0.05 apart). Rounded on the float's bits, the same
+    values as ``np.ldexp(np.round(m * 2**bits) / 2**bits, e)`` of ``m, e = np.frexp(M)`` (large's 1M accounts x 91
+    features: 5.0 -> 0.6 s).
     """
-    m, e = np.frexp(M)
-    return np.ldexp(np.round(m * 2.0**bits) / 2.0**bits, e)
+    M = np.asarray(M, dtype=np.float64)
+    if not (M.flags.c_contiguous or M.flags.f_contiguous):
+        M = np.ascontiguousarray(M)
+    out = np.empty_like(M)  # the same memory order: both flattened as they lie in memory, views
+    src, res = M.ravel(order="K"), out.ravel(order="K")
+    drop = np.uint64(53 - bits)  # low bits of the 52-bit fraction dropped, rounded half to even
+    keep = ~((np.uint64(1) << drop) - np.uint64(1))
+    below = (np.uint64(1) << (drop - np.uint64(1))) - np.uint64(1)
+    for a in range(0, src.size, _QUANTISE_BLOCK):  # blocks that stay in cache
+        u = src[a:a + _QUANTISE_BLOCK].view(np.uint64)
+        exponent = (u >> np.uint64(52)) & np.uint64(0x7FF)
+        up = ((u >> drop) & np.uint64(1)) + below + u
+        up &= keep
+        # normal numbers on their bits (a carry into the exponent is the rounding up to the next power of two);
+        # zeros, infinities and NaN unchanged
+        r = np.where((exponent != 0) & (exponent != 0x7FF), up, u).view(np.float64)
+        tiny = (exponent == 0) & ((u << np.uint64(1)) != 0)
+        if tiny.any():  # subnormals keep ``bits`` significant bits of their own, as frexp and ldexp round them
+            m, e = np.frexp(r[tiny])
+            r[tiny] = np.ldexp(np.round(m * 2.0**bits) / 2.0**bits, e)
+        res[a:a + _QUANTISE_BLOCK] = r
+    return out
 
 
 def _key_order(ids):

@@ -57,26 +57,45 @@ def test_reasons_name_the_driver(cls):
     assert r.reason.iloc[0].startswith("speed=")
 
 
-def test_boosting_occlusion_is_one_prediction_per_feature_whatever_the_stacking(monkeypatch):
-    """Occluded copies stacked in one call, on one thread or all, give each feature's own occlusion."""
+def test_boosting_scores_and_reasons_are_the_same_on_one_thread_or_all(monkeypatch):
+    """Scoring runs on all cores (``score_threads=None``) a block of rows at a time: the same values as one thread
+    and one block, and a scorer kept by a version without ``score_threads`` still scores."""
     import fraudkit.identification.models as models
-    from fraudkit.identification.models import _logit
 
     X, y = _synthetic()
-    m = BoostingScorer(seed=0, max_iter=40).fit(X, y)
-    _, M, _ = models._matrix(X.iloc[:300], m.feature_names_in_)
-    base = _logit(m._proba(M))
-    expected = np.column_stack([base - _logit(m._proba(np.where(np.arange(M.shape[1]) == j, m.median_[j], M)))
-                                for j in range(M.shape[1])])
-    for rows, threads in ((1, None), (300, 1), (700, 2), (1 << 18, None)):  # one feature a call .. all at once
-        monkeypatch.setattr(models, "OCCLUSION_ROWS", rows)
+    m = BoostingScorer(seed=0, max_iter=40, score_threads=1).fit(X, y)
+    one, why = m.decision_function(X), m.reasons(X.iloc[:50])
+    monkeypatch.setattr(models, "_PREDICT_BLOCK", 97)
+    for threads in (None, 2):
         m.score_threads = threads
-        with m._scoring_threads():
-            np.testing.assert_array_equal(m._contributions(M), expected)
-    m.score_threads = 1
-    one = m.decision_function(X)
-    m.score_threads = None
+        np.testing.assert_array_equal(m.decision_function(X), one)
+        pd.testing.assert_frame_equal(m.reasons(X.iloc[:50]), why)
+    del m.score_threads
     np.testing.assert_array_equal(m.decision_function(X), one)
+
+
+def test_quantise_rounds_as_frexp_and_ldexp():
+    """The bit-level rounding equals frexp / round half to even / ldexp on every kind of float and layout."""
+    from fraudkit.identification.models import _quantise
+
+    def frexp_ldexp(M, bits=30):
+        m, e = np.frexp(M)
+        with np.errstate(over="ignore"):
+            return np.ldexp(np.round(m * 2.0**bits) / 2.0**bits, e)
+
+    rng = np.random.default_rng(0)
+    ties = np.ldexp(rng.integers(1 << 29, 1 << 30, 5000).astype(float) + 0.5, rng.integers(-80, 80, 5000))
+    special = [0.0, -0.0, np.nan, np.inf, -np.inf, 5e-324, -3e-320, 1e-310, 2.2250738585072014e-308,
+               1.7976931348623157e308, -1.7976931348623157e308, 1.0, -0.75]
+    values = np.concatenate([rng.normal(size=20000) * 10.0 ** rng.integers(-300, 300, 20000), ties, special,
+                             np.ldexp(rng.random(2000), -1060), rng.integers(-10**6, 10**6, 5000).astype(float)])
+    M = values[: (len(values) // 7) * 7].reshape(-1, 7)
+    for layout in (M, np.asfortranarray(M), M[::2, 1::3], M.T):
+        got, want = _quantise(layout), frexp_ldexp(layout)
+        assert got.shape == layout.shape and not np.shares_memory(got, layout)
+        np.testing.assert_array_equal(got, want)
+        assert (np.signbit(got) == np.signbit(want)).all()
+    assert (_quantise(ties) != ties).all()  # every tie moved, to its even neighbour
 
 
 def test_threshold_generalises_to_new_data():
