@@ -32,8 +32,8 @@ moment of the suspicious action.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd

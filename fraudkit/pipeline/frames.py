@@ -350,6 +350,24 @@ def read_rows(path, start, stop, columns) -> pd.DataFrame:
     return table.slice(start - first, stop - start).to_pandas().reset_index(drop=True)
 
 
+def arrow_text(col: pd.Series) -> pa.Array:
+    """``col.astype(str)`` as an Arrow string array: text and integer columns without a missing value are cast in
+    C++ (the same digits as ``str``), anything else goes through Python's ``str``.
+
+    Examples
+    --------
+    >>> arrow_text(pd.Series([7, -12])).to_pylist(), arrow_text(pd.Series([1.5, None])).to_pylist()
+    (['7', '-12'], ['1.5', 'nan'])
+    """
+    if not col.hasnans:
+        if isinstance(col.dtype, pd.ArrowDtype) and (pa.types.is_string(col.dtype.pyarrow_dtype)
+                                                     or pa.types.is_large_string(col.dtype.pyarrow_dtype)):
+            return pa.array(col).cast(pa.string())
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":
+            return pa.array(col.to_numpy()).cast(pa.string())
+    return pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
+
+
 def release_memory(ds=None) -> None:
     """Hand the memory finished work freed back to the system: the dataset's engine's (:meth:`Engine.release_memory
     <fraudkit.data.engine.Engine.release_memory>`) and the heap's (glibc's ``malloc_trim``; elsewhere nothing):
@@ -1038,19 +1056,6 @@ def _score_table(entity, keys: pd.Series, rows: pd.DataFrame) -> pa.Table:
                      "method": const("RuleSet"), "score": pa.array(rows["score"].to_numpy(dtype=float)),
                      "flagged": pa.array((rows["action"] != "pass").to_numpy(dtype=bool)),
                      "reason": pa.array(rows["matched"].to_numpy(dtype=object), type=pa.string())})
-
-
-def arrow_text(col: pd.Series) -> pa.Array:
-    """``col.astype(str)`` as an Arrow string array: text and integer columns without a missing value are cast in
-    C++ (the same digits as ``str``), anything else goes through Python's ``str``."""
-    if not col.hasnans:
-        if isinstance(col.dtype, pd.ArrowDtype) and (pa.types.is_string(col.dtype.pyarrow_dtype)
-                                                     or pa.types.is_large_string(col.dtype.pyarrow_dtype)):
-            return pa.array(col).cast(pa.string())
-        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":
-            return pa.array(col.to_numpy()).cast(pa.string())
-    return pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
-
 
 
 def _account_rows(frame, rows):

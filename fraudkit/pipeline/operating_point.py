@@ -178,10 +178,11 @@ def accounts_table(account_ids, scores, operating_point, *, rule_result=None, ru
     ranks = []
     any_flag = np.zeros(len(out), dtype=bool)
     th = operating_point.thresholds
-    for stage in [st for st in (*STAGES, "rules") if st in set(s["stage"])]:
+    present = set(pd.unique(s["stage"]))  # once: a set of the 15M rows' stages for every stage took 3.5 s on large
+    for stage in [st for st in (*STAGES, "rules") if st in present]:
         g = s[s["stage"] == stage]
         head = HEADLINE_METHODS.get(stage)
-        methods = sorted(set(g["method"]))
+        methods = sorted(pd.unique(g["method"]))
         score = _per_account(g[g["method"] == head] if head in methods else g, len(out))[0]
         if not operating_point.trained:
             if stage == "rules":
