@@ -66,6 +66,7 @@ def test_boosting_scores_and_reasons_are_the_same_on_one_thread_or_all(monkeypat
     m = BoostingScorer(seed=0, max_iter=40, score_threads=1).fit(X, y)
     one, why = m.decision_function(X), m.reasons(X.iloc[:50])
     monkeypatch.setattr(models, "_PREDICT_BLOCK", 97)
+    monkeypatch.setattr(models, "PARALLEL_ROWS", 60)  # blocks of 97 rows on score_threads, the last one on one
     for threads in (None, 2):
         m.score_threads = threads
         np.testing.assert_array_equal(m.decision_function(X), one)
