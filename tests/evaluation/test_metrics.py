@@ -70,6 +70,31 @@ def test_table_by_hand(run, monkeypatch):
     assert format_table(t.reset_index(), "csv").splitlines()[0].startswith("typology,n_labelled")
 
 
+def test_run_evaluation_reads_the_note_rows_of_the_scores(run, monkeypatch):
+    """The run's scores file is read for its note rows only (engagement buyers); the account and event rows
+    (38M on large) stay on disk. The same table as evaluating with every row in memory."""
+    rd, data = run
+    import fraudkit.evaluation.metrics as ev
+
+    monkeypatch.setattr(ev, "_read_labels", lambda d: pd.read_parquet(d / "labels.parquet"))
+    scores = pd.DataFrame({"entity_type": ["account", "note", "note", "interaction", "note"],
+                           "entity_id": ["a1", "n1", "n2", "e1", "n1"],
+                           "stage": ["behaviour", "graph", "behaviour", "rules", "behaviour"], "method": "m",
+                           "score": [0.9, 0.8, 0.7, 1.0, 0.1], "flagged": [True, True, True, True, False],
+                           "reason": ""})
+    scores.to_parquet(rd / "scores.parquet")
+    read = []
+    real = ev._engagement_buyer
+    monkeypatch.setattr(ev, "_engagement_buyer", lambda lab, s, cols: read.append(s) or real(lab, s, cols))
+    t = evaluate_run(rd)
+    assert read[0]["entity_type"].tolist() == ["note"] * 3 and list(read[0].columns) == list(ev.NOTE_SCORE_COLUMNS)
+    acc = pd.read_parquet(rd / "accounts.parquet")
+    whole = ev.evaluation_table(acc, pd.read_parquet(data / "labels.parquet"), scores=scores, exclude={"t1"})
+    pd.testing.assert_frame_equal(t, whole)
+    e = t.set_index("typology").loc["engagement_buyer"]
+    assert (e["recall_graph"], e["recall_behaviour"], e["recall_combined"]) == (1.0, 0.0, 1.0)
+
+
 def test_engagement_buyer_on_note_scores():
     acc = pd.DataFrame({"account_id": ["a"], "flagged_behaviour": [False], "flagged_combined": [False]})
     labels = pd.DataFrame({"entity_type": ["note", "note"], "entity_id": ["n1", "n2"],
