@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import pytest
+import scipy.sparse as sp
 
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import NotFittedError
