@@ -229,9 +229,10 @@ class DeviceClusterer(BaseScorer):
 class CoActionMiner(BaseScorer):
     """Frequent co-actions: groups of accounts acting on the same rare targets.
 
-    A group is a connected component of the verified pairs, so groups chain through accounts that share a few
-    targets with two of them: on the large scenario's orders 183,654 buyers of the same hot products form one
-    component, which scores low (no core target), and the crews inside it are not told apart.
+    A group is a connected component of the verified pairs that has a core target (one used by half its members
+    or more). Components chain through accounts that share a few targets with two of them: on the large
+    scenario's orders 183,654 buyers of the same hot products form one component without a core target, so no
+    group, and the crews inside it are not told apart.
 
     Parameters
     ----------
@@ -360,7 +361,7 @@ class CoActionMiner(BaseScorer):
         members["account_id"] = np.asarray(acc_keys)[members.pop("acc")]
         item_tgt = np.asarray(tgt_keys)[item_tgt_i]
         groups["targets"] = [sorted(set(item_tgt[ix].tolist()), key=str) for ix in groups.pop("items")]
-        groups["n_targets"] = groups["targets"].map(len)
+        groups["n_targets"] = groups["targets"].map(len).astype(np.int64)
         self.groups_ = groups[["group_id", "n_accounts", "n_targets", "targets", "support", "cohesion",
                                "exclusivity", "time_spread_hours", "score"]]
         self.membership_ = members[["account_id", "group_id"]].reset_index(drop=True)
@@ -818,4 +819,12 @@ def _coaction_groups(pairs, jac, n_acc, Ab, deg, acc_i, item_i, ts, min_size, mi
     size_f = 1 - np.exp(-(g["n_accounts"] - 1) / 2)
     coh = np.clip((g["cohesion"] - min_jaccard) / (1 - min_jaccard), 0, 1)
     g["score"] = np.clip(size_f * (0.4 * coh + 0.4 * g["exclusivity"] + 0.2 * tconc), 0, 1)
+    # a component whose members share no target (none used by half of them) is a chain of pairs, not a group of
+    # co-actors: it is dropped (large's orders: 183,654 buyers of hot products, "co-acted on 0 shared targets")
+    kept = np.flatnonzero(np.fromiter((len(x) > 0 for x in items), dtype=bool, count=len(items)))
+    renumber = np.full(len(big), -1)
+    renumber[kept] = np.arange(len(kept))
+    g = g.iloc[kept].assign(group_id=np.arange(len(kept))).reset_index(drop=True)
+    members = members.assign(group_id=renumber[members["group_id"].to_numpy()])
+    members = members[members["group_id"] >= 0].reset_index(drop=True)
     return g[gcols], members

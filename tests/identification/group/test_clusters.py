@@ -162,6 +162,21 @@ def test_coaction_candidate_pairs_deduplicated_as_generated_seeded():
     assert best["n_accounts"] == 20 and best["score"] > 0.5 and (m.groups_["score"] > 0.5).sum() == 1
 
 
+def test_a_chain_without_a_shared_target_is_no_coaction_group():
+    """Accounts k and k + 1 share one of their three targets (Jaccard 1/3, verified): 30 of them make one
+    connected component in which no target is used by half the members. It is no group (its members score 0,
+    no reason); a crew of six on the same three targets is one."""
+    rows = [(f"chain{k}", f"t{k + j}", T0) for k in range(30) for j in (0, 1)]
+    rows += [(f"crew{a}", t, T0 + pd.Timedelta(minutes=a)) for a in range(6) for t in ("x", "y", "z")]
+    m = CoActionMiner(seed=0).fit(pd.DataFrame(rows, columns=["account_id", "target_id", "ts"]))
+    assert m.n_candidate_pairs_ >= 29 + 15
+    assert m.groups_["n_accounts"].tolist() == [6] and m.groups_["targets"].tolist() == [["x", "y", "z"]]
+    assert m.groups_["n_targets"].dtype == np.int64 and m.groups_["group_id"].tolist() == [0]
+    s = pd.Series(m.decision_scores_, index=m.entity_ids_)
+    assert (s[[f"chain{k}" for k in range(30)]] == 0).all() and (s[[f"crew{a}" for a in range(6)]] > 0.5).all()
+    assert set(m.membership_["account_id"]) == {f"crew{a}" for a in range(6)}
+
+
 def _every_band_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
     """The banding written plainly: every band's pairs kept, de-duplicated at the end (same draws, same order)."""
     rows = np.flatnonzero(eligible)
