@@ -12,6 +12,7 @@ from fraudkit.identification.group.clusters import (
     _lsh_pairs,
     _mix64,
     _modal,
+    _weighted_jaccard,
     candidates,
     profile_clusters,
 )
@@ -305,3 +306,31 @@ def test_device_spec_codes_and_modal_networks_equal_the_text_computations(seed):
     want = np.full(310, None, dtype=object)
     want[old["d"].to_numpy()] = old["p"].to_numpy()
     assert _modal(310, d, p, k).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("longest", [5, 40, 1_000])
+def test_weighted_jaccard_is_scipys_row_sum_bit_for_bit(longest):
+    """Issue 13: the pairs' shared weight is summed as SciPy sums the rows of their product (the first value plus
+    NumPy's pairwise sum of the rest: 8 partial sums up to 128 values, halves beyond), so the Jaccard values and
+    every threshold on them are those of ``Ab[left].multiply(Aw[right]).sum(axis=1)``, bit for bit; rows of up to
+    1,000 shared items take the halving path. Pairs come in any order; a row may be empty."""
+    rng = np.random.default_rng(longest)
+    n_acc, n_item = 120, 2 * longest + 10
+    size = rng.integers(0, longest + 1, n_acc)
+    rows = np.repeat(np.arange(n_acc), size)
+    cols = np.concatenate([rng.choice(n_item, k, replace=False) for k in size])
+    A = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_acc, n_item))
+    w = 1.0 / np.log(np.diff(A.tocsc().indptr) + 1.7 + rng.random(n_item))
+    Aw = sp.csr_matrix(A.multiply(w[None, :]))
+    Aw.eliminate_zeros()
+    Ab = Aw.copy()
+    Ab.data[:] = 1.0
+    pairs = rng.integers(0, n_acc, (3_000, 2))
+    got = _weighted_jaccard(Ab, Aw, pairs)
+    inter = np.asarray(Ab[pairs[:, 0]].multiply(Aw[pairs[:, 1]]).sum(axis=1)).ravel()
+    tot = np.asarray(Aw.sum(axis=1)).ravel()
+    union = tot[pairs[:, 0]] + tot[pairs[:, 1]] - inter
+    want = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    shared = np.asarray(Ab[pairs[:, 0]].multiply(Ab[pairs[:, 1]]).sum(axis=1)).ravel()
+    assert (shared > 0).sum() > 500 and shared.max() > {5: 1, 40: 8, 1_000: 256}[longest]
+    np.testing.assert_array_equal(got, want)
