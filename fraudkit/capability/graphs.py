@@ -67,6 +67,9 @@ __all__ = [
     "HOT_COLUMNS",
     "coaction_projection",
     "edges_to_sparse",
+    "row_parts",
+    "parallel_matvec",
+    "MATVEC_PART_NNZ",
     "group_sum",
     "sort_order",
     "unique_int",
@@ -875,6 +878,54 @@ def edges_to_sparse(src, dst, weight=None, *, n=None, symmetric=True):
     m = sp.coo_matrix((w, (src, dst)), shape=(n, n)).tocsr()
     m.sum_duplicates()
     return m
+
+
+MATVEC_PART_NNZ = 1 << 21
+"""Stored entries per part from which :func:`row_parts` cuts a matrix's rows into parts multiplied on threads
+(SciPy's CSR product releases the GIL; each row's sum is the same whichever part holds it). On ``large`` label
+propagation spent 24 s on one core in its products, the dense-block search 9 s."""
+
+
+def row_parts(A) -> list:
+    """``A``'s rows in contiguous parts of about equal stored entries, one per core (views of its arrays, no copy);
+    one part when ``A`` holds fewer than two :data:`MATVEC_PART_NNZ`.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> len(row_parts(sp.identity(3, format="csr")))
+    1
+    """
+    import os
+
+    import scipy.sparse as sp
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    k = min(cores, A.nnz // MATVEC_PART_NNZ)
+    if k <= 1:
+        return [A]
+    cut = np.unique(np.r_[0, np.searchsorted(A.indptr, np.arange(1, k) * (A.nnz / k)), A.shape[0]])
+    return [sp.csr_matrix((A.data[A.indptr[r0]:A.indptr[r1]], A.indices[A.indptr[r0]:A.indptr[r1]],
+                           A.indptr[r0:r1 + 1] - A.indptr[r0]), shape=(r1 - r0, A.shape[1]), copy=False)
+            for r0, r1 in zip(cut[:-1], cut[1:])]
+
+
+def parallel_matvec(parts, x) -> np.ndarray:
+    """``A @ x`` from ``A``'s row parts (:func:`row_parts`), the parts on threads: the same bits as ``A @ x``.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> A = sp.csr_matrix(np.array([[1.0, 2.0], [0.0, 3.0]]))
+    >>> parallel_matvec(row_parts(A), np.array([1.0, 1.0])).tolist()
+    [3.0, 3.0]
+    """
+    if len(parts) == 1:
+        return parts[0] @ x
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return np.concatenate(list(pool.map(lambda part: part @ x, parts)))
 
 
 # --- private helpers ----------------------------------------------------------

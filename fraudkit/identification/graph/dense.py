@@ -39,6 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 from numba import njit
 
+from fraudkit.capability.graphs import parallel_matvec, row_parts
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer
 
@@ -503,9 +504,10 @@ def _batch_peel_bound(wa, wt, eps: float = 0.1) -> float:
     ar = np.ones(nr, dtype=bool)
     ac = np.ones(nc, dtype=bool)
     best = 0.0
+    pa, pt = row_parts(wa), row_parts(wt)
     for _ in range(10_000):
-        dr = wa @ ac.astype(float) * ar
-        dc = wt @ ar.astype(float) * ac
+        dr = parallel_matvec(pa, ac.astype(float)) * ar
+        dc = parallel_matvec(pt, ar.astype(float)) * ac
         n = ar.sum() + ac.sum()
         if n == 0:
             break
@@ -526,10 +528,11 @@ def _core(wa, wt, lb: float):
     ar = np.ones(nr, dtype=bool)
     ac = np.ones(nc, dtype=bool)
     thr = lb * (1 - 1e-9)
+    pa, pt = row_parts(wa), row_parts(wt)
     while True:
-        dr = wa @ ac.astype(float)
+        dr = parallel_matvec(pa, ac.astype(float))
         nar = ar & (dr >= thr)
-        dc = wt @ nar.astype(float)
+        dc = parallel_matvec(pt, nar.astype(float))
         nac = ac & (dc >= thr)
         if nar.sum() == ar.sum() and nac.sum() == ac.sum():
             return ar, ac
