@@ -384,6 +384,7 @@ def community_evidence(data, *, addresses=None) -> CommunityEvidence:
 def _community_evidence_sql(ds, addresses=None) -> CommunityEvidence:
     """:func:`community_evidence` of a Dataset, reduced in DuckDB: the same tables, order aside."""
     missing, parts = [], []
+    sql = ds.engine.to_pandas  # the rows as Arrow to pandas: through ibis, large's 12.5M hours took 5.3 s, not 3.4 s
     for name in ("interactions", "orders", "logins"):
         if not ds.has(name):
             missing.append(name)
@@ -396,11 +397,11 @@ def _community_evidence_sql(ds, addresses=None) -> CommunityEvidence:
     if parts:
         ev = " UNION ALL ".join(parts)
         # the clock hour as datetime64[h] counts it: whole hours since the epoch
-        hours = ds.sql(f"SELECT account_id, CAST(epoch_us(ts) // 3600000000 AS BIGINT) AS hour, count(*) AS n "
+        hours = sql(f"SELECT account_id, CAST(epoch_us(ts) // 3600000000 AS BIGINT) AS hour, count(*) AS n "
                        f"FROM ({ev}) GROUP BY ALL")
-        last = ds.sql(f"SELECT account_id, max(ts) AS ts FROM ({ev}) GROUP BY ALL")
+        last = sql(f"SELECT account_id, max(ts) AS ts FROM ({ev}) GROUP BY ALL")
         last_ts = pd.Series(last["ts"].to_numpy("datetime64[ns]"), index=last["account_id"].to_numpy())
-        devices = ds.sql(f"SELECT DISTINCT account_id, device_id AS x FROM ({ev}) WHERE device_id IS NOT NULL")
+        devices = sql(f"SELECT DISTINCT account_id, device_id AS x FROM ({ev}) WHERE device_id IS NOT NULL")
     else:
         hours = pd.DataFrame({"account_id": [], "hour": np.zeros(0, np.int64), "n": np.zeros(0, np.int64)})
         last_ts, devices = pd.Series(dtype="datetime64[ns]"), pd.DataFrame({"account_id": [], "x": []})
@@ -412,9 +413,9 @@ def _community_evidence_sql(ds, addresses=None) -> CommunityEvidence:
         if lack:
             raise MissingInputError(f"orders: missing column(s) {', '.join(lack)}. Fix: pass a table with those "
                                     "columns (see fraudkit.data.contract).")
-        adr = ds.sql(f"SELECT DISTINCT account_id, address FROM {o}")
+        adr = sql(f"SELECT DISTINCT account_id, address FROM {o}")
         address = _normalised_addresses(adr["address"], addresses)
-        ph = ds.sql(f"SELECT DISTINCT account_id, receiver_phone FROM {o}")
+        ph = sql(f"SELECT DISTINCT account_id, receiver_phone FROM {o}")
         receivers = pd.concat([
             pd.DataFrame({"account_id": adr["account_id"].to_numpy(), "x": address.to_numpy()}),
             pd.DataFrame({"account_id": ph["account_id"].to_numpy(),
@@ -425,7 +426,7 @@ def _community_evidence_sql(ds, addresses=None) -> CommunityEvidence:
         if ds.has("products") and {"product_id", "discount"} <= set(ds.table("products").columns):
             disc += " OR coalesce(CAST(p.discount AS DOUBLE), 0) > 0"
             join = f" LEFT JOIN (SELECT product_id, discount FROM {ds.view('products')}) p USING (product_id)"
-        per_order = ds.sql(f"SELECT account_id, count(*) AS n_orders, "
+        per_order = sql(f"SELECT account_id, count(*) AS n_orders, "
                            f"CAST(sum(CASE WHEN {disc} THEN 1 ELSE 0 END) AS BIGINT) AS n_discounted "
                            f"FROM {o}{join} GROUP BY ALL")
     accounts = read_table(ds, "accounts", ["account_id", "registered_at"], required=True)

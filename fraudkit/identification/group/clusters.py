@@ -122,9 +122,10 @@ class DeviceClusterer(BaseScorer):
             (0-23) instead of ``ts`` and a count ``n`` of the events each row stands for.
         usage : dict of str to pandas.DataFrame, optional
             Instead of ``events``, the per-device aggregates the clusterer reads, reduced beforehand (in
-            SQL, e.g. :func:`device_usage_sql`): ``"hours"`` (``device_id, hour, action, n``),
-            ``"accounts"`` (``device_id, n_accounts``) and ``"ips"`` (``device_id, ip, n``); the same
-            clusters as the events they summarise.
+            SQL, e.g. :func:`device_usage_sql`): ``"hours"`` (``device_id, hour, n``), ``"actions"``
+            (``device_id, action, n``), ``"accounts"`` (``device_id, n_accounts``) and ``"ips"``
+            (``device_id, ip, n``); the same clusters as the events they summarise. Without ``"actions"``,
+            ``"hours"`` holds ``device_id, hour, action, n``.
 
         Returns
         -------
@@ -526,13 +527,16 @@ def device_usage_sql(union_sql: str, con) -> dict:
     Returns
     -------
     dict of str to pandas.DataFrame
-        ``hours`` (``device_id, hour, action, n``), ``accounts`` (``device_id, n_accounts``: distinct
-        accounts, a missing account counting as one) and ``ips`` (``device_id, ip, n``), over rows with
-        a device (the /24 is taken later, once per distinct address).
+        ``hours`` (``device_id, hour, n``), ``actions`` (``device_id, action, n``), ``accounts``
+        (``device_id, n_accounts``: distinct accounts, a missing account counting as one) and ``ips``
+        (``device_id, ip, n``), over rows with a device (the /24 is taken later, once per distinct address).
+        The clusterer adds hours and actions up separately: two small groupings instead of one per (device,
+        hour, action).
     """
     base = f"(SELECT * FROM ({union_sql}) WHERE device_id IS NOT NULL)"
     return {
-        "hours": con(f"SELECT device_id, hour(ts) AS hour, action, count(*) AS n FROM {base} GROUP BY ALL"),
+        "hours": con(f"SELECT device_id, hour(ts) AS hour, count(*) AS n FROM {base} GROUP BY ALL"),
+        "actions": con(f"SELECT device_id, action, count(*) AS n FROM {base} GROUP BY ALL"),
         "accounts": con(f"SELECT device_id, count(DISTINCT account_id) + max(CASE WHEN account_id IS NULL "
                         f"THEN 1 ELSE 0 END) AS n_accounts FROM {base} GROUP BY ALL"),
         "ips": con(f"SELECT device_id, ip, count(*) AS n FROM {base} WHERE ip IS NOT NULL GROUP BY ALL"),
@@ -644,7 +648,12 @@ def _usage_aggregates(feats, usage, hours, mix):
     di, w = di[ok], h["n"].to_numpy(float)[ok]  # sums of counts: exact in float
     np.add.at(hours, (di, h["hour"].to_numpy(np.int64)[ok]), w)
     n_ev = np.bincount(di, weights=w, minlength=n)
-    ai = pd.Index(_ACTION_ORDER).get_indexer(h["action"].to_numpy(object)[ok])
+    acts = usage.get("actions", h)  # counts by action on their own, or in the rows by hour (the older layout)
+    if acts is not h:
+        di = index.get_indexer(acts["device_id"])
+        ok = di >= 0
+        di, w = di[ok], acts["n"].to_numpy(float)[ok]
+    ai = pd.Index(_ACTION_ORDER).get_indexer(acts["action"].to_numpy(object)[ok])
     okk = ai >= 0
     np.add.at(mix, (di[okk], ai[okk]), w[okk])
     a = usage["accounts"]

@@ -226,7 +226,7 @@ def _device_usage(ds) -> dict:
     parts = [f"SELECT device_id, account_id, ip, ts, action FROM {ds.view('interactions')}"]
     if ds.has("logins"):
         parts.append(f"SELECT device_id, account_id, ip, ts, 'login' AS action FROM {ds.view('logins')}")
-    return device_usage_sql(" UNION ALL ".join(parts), ds.sql)
+    return device_usage_sql(" UNION ALL ".join(parts), ds.engine.to_pandas)  # Arrow to pandas, not through ibis
 
 
 def _coaction(ds, acts, p, seed, notes, artifacts, per_method, thresholds, cand_sources):

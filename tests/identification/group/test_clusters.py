@@ -97,12 +97,18 @@ def test_device_clusterer_on_usage_aggregated_in_duckdb_is_the_same():
     con = duckdb.connect()
     con.register("ev", ev.sample(frac=1.0, random_state=1))  # order-free
     usage = device_usage_sql("SELECT device_id, account_id, ip, ts, action FROM ev", lambda q: con.sql(q).df())
-    a, b = DeviceClusterer().fit(dev, ev), DeviceClusterer().fit(dev, usage=usage)
-    assert (a.cluster_ >= 0).any()
-    np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
-    pd.testing.assert_frame_equal(a.device_features_.drop(columns="_hours"), b.device_features_.drop(columns="_hours"))
-    np.testing.assert_array_equal(np.stack(a.device_features_["_hours"]), np.stack(b.device_features_["_hours"]))
-    pd.testing.assert_frame_equal(a.clusters_, b.clusters_)
+    # the older layout: counts by (device, hour, action) in one table
+    joint = {**{k: v for k, v in usage.items() if k != "actions"},
+             "hours": con.sql("SELECT device_id, hour(ts) AS hour, action, count(*) AS n FROM ev "
+                              "WHERE device_id IS NOT NULL GROUP BY ALL").df()}
+    a = DeviceClusterer().fit(dev, ev)
+    assert (a.cluster_ >= 0).any() and set(usage) == {"hours", "actions", "accounts", "ips"}
+    for b in (DeviceClusterer().fit(dev, usage=usage), DeviceClusterer().fit(dev, usage=joint)):
+        np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
+        pd.testing.assert_frame_equal(a.device_features_.drop(columns="_hours"),
+                                      b.device_features_.drop(columns="_hours"))
+        np.testing.assert_array_equal(np.stack(a.device_features_["_hours"]), np.stack(b.device_features_["_hours"]))
+        pd.testing.assert_frame_equal(a.clusters_, b.clusters_)
     with pytest.raises(ValueError, match="not both"):
         DeviceClusterer().fit(dev, ev, usage=usage)
 
