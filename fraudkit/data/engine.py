@@ -66,8 +66,9 @@ class Engine:
         raise NotImplementedError
 
     def to_pandas(self, query: str):
-        """A query's rows as pandas, timestamps in nanoseconds."""
-        df = self.to_arrow(query).to_pandas()
+        """A query's rows as pandas, timestamps in nanoseconds (a block per column: no copy of same-typed columns into
+        one)."""
+        df = self.to_arrow(query).to_pandas(split_blocks=True)
         odd = [c for c, t in df.dtypes.items() if str(t).startswith("datetime64[") and str(t) != "datetime64[ns]"]
         return df.astype({c: "datetime64[ns]" for c in odd}) if odd else df
 

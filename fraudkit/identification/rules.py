@@ -307,7 +307,7 @@ class RuleSet:
             "flagged": flagged,
             "matched": _joined(matches, active, ids),
             "shadow_matched": _joined(matches, ~active, ids),
-        }, index=frame.index)
+        }, index=frame.index, copy=False)  # the new columns as they are (no object block copied per chunk)
         counts = matches.sum(axis=0)
         hits = pd.DataFrame({
             "rule_id": ids, "status": [r.status for r in rules], "entity": [r.entity for r in rules],

@@ -170,7 +170,7 @@ def accounts_table(account_ids, scores, operating_point, *, rule_result=None, ru
     # each row's account as its position in ``out``: every distinct id made text once, not every row (14 M score
     # rows on large, a Python string each), -1 for an entity that is not one of the accounts; one copy of the
     # columns read, of the account rows only
-    s = pd.DataFrame({c: _stacked(parts, rows, c) for c in ("stage", "method", "score", "flagged")})
+    s = pd.DataFrame({c: _stacked(parts, rows, c) for c in ("stage", "method", "score", "flagged")}, copy=False)
     s["at"] = _positions(parts, rows, pd.Index(out["account_id"]))
     ranks = []
     any_flag = np.zeros(len(out), dtype=bool)

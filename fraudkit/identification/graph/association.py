@@ -601,10 +601,11 @@ def _pairs(parts, min_edge_weight):
     sums = sums[g]
     del order, starts, g
     names = np.array([p[3] for p in parts], dtype=object)
-    edges = pd.DataFrame({"src": keys[pair // n], "dst": keys[pair % n], "weight": weight, "resource": names[res]})
+    edges = pd.DataFrame({"src": keys[pair // n], "dst": keys[pair % n], "weight": weight, "resource": names[res]},
+                         copy=False)  # the new columns as they are, not copied into one block per type
     del pair, weight, res
     lo, hi = first // n, first % n
-    total = pd.DataFrame({"src": keys[lo], "dst": keys[hi], "weight": sums})
+    total = pd.DataFrame({"src": keys[lo], "dst": keys[hi], "weight": sums}, copy=False)
     return keys, edges, total, lo, hi
 
 

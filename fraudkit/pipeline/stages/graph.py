@@ -509,7 +509,7 @@ def _sum_parallel_edges(e):
     starts = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
     return pd.DataFrame({"src": keys[code[starts] // n], "dst": keys[code[starts] % n],
                          "weight": group_sum(e["weight"].to_numpy(float)[order], starts),
-                         "n_ties": np.add.reduceat(e["n_shared"].to_numpy(np.int64)[order], starts)})
+                         "n_ties": np.add.reduceat(e["n_shared"].to_numpy(np.int64)[order], starts)}, copy=False)
 
 
 def _combined_adjacency(views, key_index, p):
