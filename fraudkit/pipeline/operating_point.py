@@ -241,8 +241,9 @@ def _positions(parts, rows, accounts) -> np.ndarray:
     out = []
     for p, r in zip(parts, rows):
         code, distinct = pd.factorize(p["entity_id"].to_numpy()[r], sort=False)
-        at = accounts.get_indexer(pd.Index(distinct).astype(str))
-        out.append(np.where(code >= 0, at[code], -1) if len(code) else np.zeros(0, dtype=np.int64))
+        at, pos = accounts.get_indexer(pd.Index(distinct).astype(str)), np.full(len(code), -1, dtype=np.int64)
+        pos[code >= 0] = at[code[code >= 0]]  # a missing id (code -1) is no account, also in a part of only those
+        out.append(pos)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 

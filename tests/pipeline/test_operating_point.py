@@ -99,3 +99,17 @@ def test_unsupervised_operating_point_names_the_block_level():
     assert not op.trained and op.thresholds == {}
     assert set(op.manifest["stages"]) == {"behaviour", "group", "graph", "rules"}
     assert "block" in op.manifest["stages"]["rules"]
+
+
+def test_accounts_table_reads_a_part_whose_ids_are_all_missing():
+    """A score part of account rows without an id (none matches an account) leaves the table as the other parts
+    make it, and rows of missing ids in a part with ids are skipped too."""
+    op = OperatingPoint(True, {("group", "coaction"): 0.5})
+    ids = ["1", "2"]
+    good = _scores("group", "coaction", ids, [0.9, 0.1], [True, False])
+    missing = _scores("group", "coaction", [None, None], [0.99, 0.99], [True, True])
+    mixed = _scores("group", "coaction", ["2", None], [0.1, 0.99], [False, True])
+    want = accounts_table(ids, good, op)
+    pd.testing.assert_frame_equal(accounts_table(ids, [good, missing], op), want)
+    pd.testing.assert_frame_equal(accounts_table(ids, [good, mixed], op), want)
+    assert want["flagged_group"].tolist() == [True, False]
