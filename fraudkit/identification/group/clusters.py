@@ -777,24 +777,26 @@ def _sorted_unique(codes):
     return codes[np.concatenate(([True], codes[1:] != codes[:-1]))] if len(codes) else codes
 
 
-def _weighted_jaccard(Ab, Aw, pairs, chunk=500_000):
+def _weighted_jaccard(Ab, Aw, pairs):
     """Popularity-weighted Jaccard of account pairs: shared weight / union weight."""
     if len(pairs) == 0:
         return np.zeros(0)
     tot = np.asarray(Aw.sum(axis=1)).ravel()
-    if Ab.has_canonical_format and Aw.has_canonical_format:
-        # each pair's shared weight from a merge of its two sorted rows (on large's interactions 29M pairs: 13 s of
-        # row gathers and products in SciPy), summed as SciPy's row sum of their product sums it
-        inter = _shared_weight(Ab.indptr.astype(np.int64), Ab.indices.astype(np.int64), Ab.data.astype(np.float64),
-                               Aw.indptr.astype(np.int64), Aw.indices.astype(np.int64), Aw.data.astype(np.float64),
-                               pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), Aw.shape[1])
-    else:
-        inter = np.empty(len(pairs))
-        for s in range(0, len(pairs), chunk):
-            p = pairs[s:s + chunk]
-            inter[s:s + chunk] = np.asarray(Ab[p[:, 0]].multiply(Aw[p[:, 1]]).sum(axis=1)).ravel()
+    Ab, Aw = (m if m.has_canonical_format else _canonical(m) for m in (Ab, Aw))
+    # each pair's shared weight from a merge of its two sorted rows (on large's interactions 29M pairs: 13 s of row
+    # gathers and products in SciPy), summed as SciPy's row sum of their product sums it
+    inter = _shared_weight(Ab.indptr.astype(np.int64), Ab.indices.astype(np.int64), Ab.data.astype(np.float64),
+                           Aw.indptr.astype(np.int64), Aw.indices.astype(np.int64), Aw.data.astype(np.float64),
+                           pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), Aw.shape[1])
     union = tot[pairs[:, 0]] + tot[pairs[:, 1]] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _canonical(m):
+    """A copy of a CSR matrix with sorted, duplicate-free rows (duplicates summed)."""
+    m = m.copy()
+    m.sum_duplicates()
+    return m
 
 
 @njit(cache=True, parallel=True)
