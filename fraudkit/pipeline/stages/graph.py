@@ -32,7 +32,6 @@ import logging
 import os
 import resource
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -152,17 +151,6 @@ def run(ds, *, context=None) -> StageOutput:
     p = context.parameters("graph", DEFAULTS)
     notes: list[str] = []
     steps = _Steps(context.progress, context.mode, release=lambda: release_memory(ds))
-    # communities per connected component: on Spark when the dataset's transforms run there, the same partition
-    spark = ds.transform_dataset.engine.spark if transform_engine(ds) == "spark" else None
-    # each view's communities start the moment the view is built and run beside the stage's next steps
-    with _ViewCommunities(method=p["community_method"], resolution=p["resolution"], seed=seed,
-                          spark=spark) as partitions:
-        return _run(ds, p, seed, context, notes, steps, spark, partitions)
-
-
-def _run(ds, p, seed, context, notes, steps, spark, partitions):
-    """:func:`run` from the tables on, each view's communities asked of ``partitions`` (:class:`_ViewCommunities`)
-    as soon as the view is built."""
     data = _load_tables(ds, coaction_actions=tuple(p["coaction_actions"]))
     steps.done("load", rows_in=sum(len(v) for v in data.values()))
     if "accounts" not in data:
@@ -175,14 +163,12 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
     shared, hot = _shared_view(ds, data, p, notes, steps, addresses)
     if shared is not None:
         views["shared"] = shared
-        partitions.start("shared", shared)
         steps.done("view shared", edges=len(shared))
     if "interactions" in data:
         co = coaction_projection(data["interactions"], window=p["coaction_window"],
                                  actions=tuple(p["coaction_actions"]), max_degree=p["max_degree"] * 2,
                                  min_coactions=p["min_coactions"])
         views["coaction"] = _view_edges(co, "n_coactions")
-        partitions.start("coaction", views["coaction"])
         del co
         steps.done("view coaction", rows_in=len(data["interactions"]), edges=len(views["coaction"]))
     else:
@@ -197,7 +183,6 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
         else:
             r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"), params=rp)
         views["r_ab"] = _view_edges(r, "k")
-        partitions.start("r_ab", views["r_ab"])
         del r
         steps.done("view r_ab", rows_in=len(data["orders"]), edges=len(views["r_ab"]))
     else:
@@ -219,19 +204,26 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
     steps.done("community evidence")
     # what is read from here on: the capture test's interactions and notes (the profiles read the evidence)
     data = {k: data[k] for k in ("interactions", "notes") if k in data}
+    # communities per connected component: on Spark when the dataset's transforms run there, the same partition
+    spark = ds.transform_dataset.engine.spark if transform_engine(ds) == "spark" else None
     if spark is not None:
         notes.append("communities per connected component on Spark (large-star/small-star components, one "
                      "applyInPandas task per component or bucket, giant ones on the driver; nodes sent as their "
                      "first-appearance ranks): the DuckDB partition; label propagation the same way, per seeded "
                      "component: the DuckDB scores")
     # the co-action view first: its capture test is the last reader of the interactions, which then go before the
-    # larger views' profiles; the results are gathered in the views' order
+    # larger views' communities run; the results are gathered in the views' order (each view's communities are
+    # seeded per component, whatever ran before)
     found, empty = {}, set()
     for name in sorted(views, key=lambda n: n != "coaction"):
-        e, part = partitions.result(name)
-        if part is None:
+        e = views[name]
+        if not (e["weight"].to_numpy() > 0).all():
+            e = e[e["weight"] > 0]
+        if not len(e):
             empty.add(name)
             continue
+        part = communities_by_component(e, method=p["community_method"], resolution=p["resolution"], seed=seed,
+                                        spark=spark)
         steps.done(f"communities {name}", nodes=len(part.nodes), edges=len(e))
         prof = profile_communities(part, data, known_bad=seed_keys, edges=e, min_size=p["min_community_size"],
                                    tie_count="n_ties", evidence=member_evidence)
@@ -594,54 +586,6 @@ def _load_tables(ds, *, coaction_actions):
 
 
 _log = logging.getLogger(__name__)
-
-
-class _ViewCommunities:
-    """Each view's communities (:func:`communities_by_component` of its positive edges), started when the view
-    is built and computed on one worker thread while the stage goes on; :meth:`result` waits for them.
-
-    On ``large`` the shared view's Leiden (networkit in a child process, about 55 s) runs beside the co-action
-    and R(A,B) views, the consolidation test and the community evidence, and R(A,B)'s (about 35 s) beside the
-    first profiles. One worker: the views' communities are solved one at a time, in the order the views were
-    built, and each is seeded per component whatever ran before, so the partitions are those solved in a row
-    (igraph's random generator is held by one seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`).
-    On Spark (``spark`` given) they are solved when :meth:`result` asks, on the cluster."""
-
-    def __init__(self, *, method, resolution, seed, spark=None):
-        self._kw = dict(method=method, resolution=resolution, seed=seed, spark=spark)
-        self._pool = None if spark is not None else ThreadPoolExecutor(max_workers=1,
-                                                                        thread_name_prefix="fraudkit-communities")
-        self._views = {}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, *_):
-        if self._pool is not None:
-            # after an error the stage fails at once, the views not started are dropped; the graph being solved
-            # is not waited for here (the interpreter waits for it on exit, or its child stops with the run's)
-            self._pool.shutdown(wait=kind is None, cancel_futures=True)
-        self._views.clear()
-
-    def start(self, name, edges):
-        """Start the communities of view ``name`` (``src``, ``dst``, ``weight``; edges weighing 0 or less are
-        left out)."""
-        if not (edges["weight"].to_numpy() > 0).all():
-            edges = edges[edges["weight"] > 0]
-        if not len(edges):
-            self._views[name] = (edges, None)
-        elif self._pool is None:
-            self._views[name] = (edges, functools.partial(communities_by_component, edges, **self._kw))
-        else:
-            self._views[name] = (edges, self._pool.submit(communities_by_component, edges, **self._kw))
-
-    def result(self, name):
-        """``(edges, partition)`` of view ``name``: its positive edges and their :class:`Partition` (None when it
-        has no edge); the view is forgotten."""
-        edges, job = self._views.pop(name)
-        if job is None:
-            return edges, None
-        return edges, job() if callable(job) else job.result()
 
 
 class _Steps:
