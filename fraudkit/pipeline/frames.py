@@ -465,6 +465,7 @@ class EventFrame:
         self._tables = tables  # a FeatureTables holding the frame as table ``entity`` (parked or not)
         self._feats, self._need, self._floats, self._objects = feats, set(need), tuple(floats), tuple(objects)
         self._parked = parked  # the Parquet file holding ``table`` (a view over it, read a chunk at a time)
+        self._indexes = {}  # the joined feature tables' keys as text, indexed once for every chunk
 
     @classmethod
     def of(cls, frame, entity, con=None):
@@ -520,7 +521,7 @@ class EventFrame:
             if c in frame.columns:
                 frame[c] = frame[c].astype(object)
         if len(base) < len(cols):
-            frame = _join_features(frame, self._feats, self._need)
+            frame = _join_features(frame, self._feats, self._need, indexes=self._indexes)
         return frame[cols]
 
     def to_pandas(self) -> pd.DataFrame:
@@ -840,8 +841,11 @@ def _interaction_frame(ds, feats, need):
     return frame
 
 
-def _join_features(frame, feats, need):
-    """``frame`` with the ``acct_``/``dev_``/``ip_`` features of ``need`` joined by key (in place)."""
+def _join_features(frame, feats, need, *, indexes=None):
+    """``frame`` with the ``acct_``/``dev_``/``ip_`` features of ``need`` joined by key (in place).
+
+    ``indexes``: a dict kept by the caller across the chunks of one frame, holding each feature table's keys
+    as a text index (:func:`_key_index`), built on first use (on large 1M accounts: 0.2 s a chunk, each time)."""
     joins = (("acct_", "account", "account_id"), ("dev_", "device", "device_id"), ("ip_", "ip", "ip"))
     for prefix, entity, key in joins:
         f = feats[entity]
@@ -849,7 +853,13 @@ def _join_features(frame, feats, need):
         cols = [c for c in cols if c in f.columns]
         if not cols:
             continue
-        idx = _positions(frame[key], f[key])
+        if indexes is None:
+            table = _key_index(f[key])
+        elif entity in indexes:
+            table = indexes[entity]
+        else:
+            table = indexes[entity] = _key_index(f[key])
+        idx = _positions(frame[key], table)
         found = idx >= 0
         for c in cols:
             vals = f[c].to_numpy(dtype=float, na_value=np.nan) if f[c].dtype != object else f[c].to_numpy()
@@ -915,13 +925,15 @@ def _table_frame(ds, name):
     return frame
 
 
-def _positions(keys: pd.Series, table_keys: pd.Series) -> np.ndarray:
-    """Row of ``table_keys`` (unique) holding each of ``keys`` (-1: not there, or null), matched as text
-    (:func:`_key_text`) once per distinct key.
+def _positions(keys: pd.Series, table_keys) -> np.ndarray:
+    """Row of ``table_keys`` (unique; a Series, or its :func:`_key_index`) holding each of ``keys`` (-1: not
+    there, or null), matched as text (:func:`_key_text`) once per distinct key.
 
     Examples
     --------
     >>> _positions(pd.Series([2.0, None, 7.0, 2.0]), pd.Series(["7", "2"])).tolist()
+    [1, -1, 0, 1]
+    >>> _positions(pd.Series([2.0, None, 7.0, 2.0]), _key_index(pd.Series(["7", "2"]))).tolist()
     [1, -1, 0, 1]
     """
     if isinstance(keys.dtype, pd.CategoricalDtype):
@@ -929,8 +941,14 @@ def _positions(keys: pd.Series, table_keys: pd.Series) -> np.ndarray:
     else:
         codes, uniq = pd.factorize(keys)
         uniq = pd.Series(uniq, dtype=keys.dtype if keys.dtype != object else object)
-    at = pd.Index(_key_text(table_keys)).get_indexer(_key_text(uniq)) if len(uniq) else np.zeros(0, dtype=np.intp)
+    table = table_keys if isinstance(table_keys, pd.Index) else _key_index(table_keys)
+    at = table.get_indexer(_key_text(uniq)) if len(uniq) else np.zeros(0, dtype=np.intp)
     return np.where(codes >= 0, at[np.maximum(codes, 0)] if len(at) else -1, -1)
+
+
+def _key_index(table_keys: pd.Series) -> pd.Index:
+    """A feature table's keys as the text index :func:`_positions` looks keys up in."""
+    return pd.Index(_key_text(table_keys))
 
 
 def _key_text(keys: pd.Series) -> pd.Series:

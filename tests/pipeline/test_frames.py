@@ -26,3 +26,30 @@ def test_interaction_frame_joins_device_features_when_device_ids_have_nulls(tiny
     assert got.notna().sum() == it["device_id"].notna().sum() > 0
     hits = load_ruleset(_RULES).evaluate(frame)
     assert int(hits.hits.set_index("rule_id").loc["emulator_like", "hits"]) == int((expected == 1).sum()) > 0
+
+
+def test_features_joined_chunk_by_chunk_with_the_indexes_kept_are_the_whole_join():
+    """The feature tables' key indexes are built once for all the chunks of a frame: each chunk's joined columns
+    are those of the whole frame joined at once, keys of every spelling (nulls, float-read integers, misses)."""
+    from fraudkit.pipeline.frames import _join_features
+
+    rng = np.random.default_rng(5)
+    n = 1000
+    accounts = pd.DataFrame({"account_id": np.arange(0, 400, 2), "risk": rng.random(200)})
+    devices = pd.DataFrame({"device_id": [f"d{i}" for i in range(50)], "is_emulator": rng.integers(0, 2, 50),
+                            "model": [f"m{i % 7}" for i in range(50)]})
+    events = pd.DataFrame({"account_id": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 450, n)),
+                           "device_id": pd.Series([f"d{i}" if i < 60 else None for i in rng.integers(0, 70, n)],
+                                                  dtype=object),
+                           "ip": "1.2.3.4"})
+    feats = {"account": accounts, "device": devices, "ip": pd.DataFrame({"ip": ["1.2.3.4"], "n": [3.0]})}
+    need = {"acct_risk", "dev_is_emulator", "dev_model"}
+    whole = _join_features(events.copy(), feats, need)
+    indexes = {}
+    parts = [_join_features(events.iloc[a:a + 128].reset_index(drop=True), feats, need, indexes=indexes)
+             for a in range(0, n, 128)]
+    assert sorted(indexes) == ["account", "device"]  # built once, for the tables joined
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    assert whole["acct_risk"].notna().sum() == (events["account_id"].notna() & (events["account_id"] % 2 == 0)
+                                                & (events["account_id"] < 400)).sum() > 0
+    assert whole["dev_model"].notna().sum() == events["device_id"].isin(devices["device_id"]).sum() > 0
