@@ -1,4 +1,4 @@
-"""The group and graph stages' inner loops against an earlier revision, on synthetic data the size of ``large``'s.
+"""The stages' inner loops against an earlier revision, on synthetic data the size of ``large``'s.
 
 Times, for the current code and for the same module as it was at ``--reference`` (read with ``git show``), and
 checks that both give the same bits:
@@ -9,7 +9,10 @@ checks that both give the same bits:
 - label propagation by block (``propagation.propagate_by_block``): one giant block of 600k nodes and 20k small
   ones, 40M stored entries (large's combined adjacency: 1.02M nodes, 34.8M edges);
 - the device clusterer's (signature, /24) block numbers: 2M rows (``_first_appearance_codes`` against the
-  MultiIndex factorize it replaced; not a module function at the reference).
+  MultiIndex factorize it replaced; not a module function at the reference);
+- the rules' feature join (``frames._join_features``) over the chunks of the interactions' rule frame: 12 chunks of
+  2M rows joined to 1.3M devices (large: 23.7M interactions, 2M a chunk; the default rules read ``dev_is_emulator``),
+  the reference indexing the device table's keys for every chunk, the current code once per frame.
 
 Prints a Markdown table with the machine's load; nothing is written.
 
@@ -33,6 +36,7 @@ import scipy.sparse as sp
 
 from fraudkit.identification.graph import propagation
 from fraudkit.identification.group import clusters
+from fraudkit.pipeline import frames
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,6 +105,19 @@ def blocks_case(rng):
     return f"{n:,} rows", (spec, key)
 
 
+def joins_case(rng):
+    # what the default rule set's interaction rules join (dev_is_emulator): large has 1.3M devices, keyed as text in
+    # the device feature table, and 23.7M interactions whose device ids are integers with 2M nulls (read as floats)
+    n_dev, n_chunks, size = 1_298_129, 12, 2_000_000
+    feats = {"device": pd.DataFrame({"device_id": np.arange(n_dev).astype(str),
+                                     "is_emulator": (rng.random(n_dev) < 0.02).astype(float)}),
+             "account": pd.DataFrame({"account_id": []}), "ip": pd.DataFrame({"ip": []})}  # not joined
+    chunks = [pd.DataFrame({"device_id": np.where(rng.random(size) < 0.085, np.nan,
+                                                  rng.integers(0, n_dev + 1000, size).astype(float))})
+              for _ in range(n_chunks)]
+    return f"{n_chunks} chunks of {size:,} rows; {n_dev:,} devices", (feats, {"dev_is_emulator"}, chunks)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", default="eea43b8", help="revision to compare with (default: %(default)s)")
@@ -108,6 +125,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     old_cl = module_at(args.reference, "fraudkit/identification/group/clusters.py")
     old_lp = module_at(args.reference, "fraudkit/identification/graph/propagation.py")
+    old_fr = module_at(args.reference, "fraudkit/pipeline/frames.py")
     rng = np.random.default_rng(0)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"Machine: {os.cpu_count()} cores, load before {load}; reference {args.reference}; "
@@ -134,6 +152,15 @@ def main(argv=None) -> int:
     b, t_new = best_of(lambda: clusters._first_appearance_codes(pd.DataFrame({"spec": spec, "key": key})),
                        args.repeat)
     print(f"| device-cluster block numbers | {what} | {t_old:.2f} | {t_new:.2f} | {np.array_equal(a, b)} |")
+    del spec, key, a, b
+
+    what, (feats, need, chunks) = joins_case(rng)
+    # each chunk joined as the rules read it: a fresh frame each time (the join adds its columns in place)
+    a, t_old = best_of(lambda: [old_fr._join_features(c.copy(), feats, need) for c in chunks], args.repeat)
+    b, t_new = best_of(lambda: (lambda ix: [frames._join_features(c.copy(), feats, need, indexes=ix)
+                                            for c in chunks])({}), args.repeat)
+    same = len(a) == len(b) and all(x.equals(y) for x, y in zip(a, b))
+    print(f"| rule frame feature joins | {what} | {t_old:.2f} | {t_new:.2f} | {same} |")
     print(f"\nLoad after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from fraudkit.data.dataset import Dataset
 from fraudkit.identification.rules import load_ruleset
@@ -53,3 +54,42 @@ def test_features_joined_chunk_by_chunk_with_the_indexes_kept_are_the_whole_join
     assert whole["acct_risk"].notna().sum() == (events["account_id"].notna() & (events["account_id"] % 2 == 0)
                                                 & (events["account_id"] < 400)).sum() > 0
     assert whole["dev_model"].notna().sum() == events["device_id"].isin(devices["device_id"]).sum() > 0
+
+
+def _text_positions(keys, table_keys):
+    """The lookup as text only (what ``_positions`` did before integer keys were looked up as integers)."""
+    from fraudkit.pipeline.frames import _key_text
+
+    codes, uniq = pd.factorize(keys)
+    uniq = pd.Series(uniq, dtype=keys.dtype if keys.dtype != object else object)
+    at = pd.Index(_key_text(table_keys)).get_indexer(_key_text(uniq)) if len(uniq) else np.zeros(0, dtype=np.intp)
+    return np.where(codes >= 0, at[np.maximum(codes, 0)] if len(at) else -1, -1)
+
+
+_BIG = 2 ** 62 + 7  # a 19-digit integer
+
+
+@pytest.mark.parametrize("keys", [
+    pd.Series([3, 42, 7, -5, 0, 42, _BIG]),  # integers
+    pd.Series([3.0, np.nan, 42.0, 7.0, -5.0, -0.0]),  # an integer column with nulls, read as floats
+    pd.Series([3.5, 42.0, np.nan]),  # floats with a fraction: text "42.0"
+    pd.Series([3, 42, None], dtype="Int64"),
+    pd.Series(["42", "007", "x", None], dtype=object),
+    pd.Series(pd.Categorical([42, 3, 42])),
+])
+@pytest.mark.parametrize("table", [
+    pd.Series(["3", "42", "042", " 7", "+7", "-5", "0", "-0", "x", str(_BIG), "99999999999999999999", None],
+              dtype=object),
+    pd.Series(["3", "42", "-5"], dtype="string"),
+    pd.Series([3, 42, 7, -5, 0, _BIG]),
+    pd.Series([3.0, 42.0, np.nan, -5.0]),
+    pd.Series([3.0, 42.5, 7.0]),  # one fraction: every key's text keeps ".0"
+    pd.Series([3, None, 42], dtype="Int64"),
+    pd.Series(["3.0", "42"], dtype=object),
+])
+def test_positions_as_integers_are_the_positions_as_text(keys, table):
+    from fraudkit.pipeline.frames import _key_index, _positions
+
+    want = _text_positions(keys, table)
+    assert _positions(keys, table).tolist() == want.tolist()
+    assert _positions(keys, _key_index(table)).tolist() == want.tolist()
