@@ -151,13 +151,32 @@ def _mapping(kind, raw: pd.Series, n: pd.Series, notes) -> pd.DataFrame:
         spelling = ph["national_number"].where(ph["national_number"].notna() & ph["valid"].fillna(False).astype(bool),
                                                raw).astype(str)
     key = key.where(key.notna(), raw)
-    rep = (pd.DataFrame({"key": key.to_numpy(), "v": spelling.to_numpy(), "n": np.asarray(n)})
-           .sort_values(["key", "n", "v"], ascending=[True, False, True], kind="stable")
-           .drop_duplicates("key").set_index("key")["v"])
+    rep = _most_used_spelling(key.to_numpy(), spelling.to_numpy(), np.asarray(n))
     m = pd.DataFrame({"raw": raw.to_numpy(), "resolved": key.map(rep).to_numpy()})
     if notes is not None:
         notes.append(f"entity resolution: {len(m):,} distinct {kind} strings -> {m['resolved'].nunique():,} {kind} keys")
     return m
+
+
+def _most_used_spelling(key, spelling, n) -> pd.Series:
+    """Per entity ``key`` (the index, in no particular order): the ``spelling`` of its rows with the largest ``n``
+    (ties: the first in text order).
+
+    A key of one row is its own spelling; only the keys of several rows are sorted (on large most of the 457k
+    address and 1M phone strings are their entity's only spelling: sorting them all by text took 2.7 s).
+
+    Examples
+    --------
+    >>> _most_used_spelling(np.array(["a", "b", "a", "a"]), np.array(["x", "y", "w", "z"]),
+    ...                     np.array([1, 5, 3, 3])).sort_index().to_dict()
+    {'a': 'w', 'b': 'y'}
+    """
+    several = pd.Series(key).duplicated(keep=False).to_numpy()
+    alone = pd.Series(spelling[~several], index=key[~several], dtype=object)
+    sub = (pd.DataFrame({"key": key[several], "v": spelling[several], "n": n[several]})
+           .sort_values(["key", "n", "v"], ascending=[True, False, True], kind="stable")
+           .drop_duplicates("key"))
+    return pd.concat([alone, pd.Series(sub["v"].to_numpy(), index=sub["key"].to_numpy(), dtype=object)])
 
 
 def _mapped(col: pd.Series, m: pd.Series) -> pd.Series:

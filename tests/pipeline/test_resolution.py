@@ -53,3 +53,23 @@ def test_a_ring_typed_five_ways_is_one_address_and_rows_keep_their_order():
     assert t["orders"]["address"].tolist() == o["address"].tolist()
     assert t["accounts"]["phone"].tolist() == phones
     assert tables["orders"]["address"].tolist()[:5] == RING  # inputs are not modified
+
+
+def test_each_entity_is_spelled_as_its_most_used_string_as_by_one_sort():
+    """Keys of one row keep their own spelling, the others are sorted: the spelling one sort of every row gives
+    (most rows, ties to the first in text order)."""
+    import numpy as np
+
+    from fraudkit.pipeline.resolution import _most_used_spelling
+
+    rng = np.random.default_rng(3)
+    m = 5000
+    key = np.array([f"k{i}" for i in rng.integers(0, 3000, m)], dtype=object)
+    spelling = np.array([f"s{i}" for i in rng.integers(0, 40, m)], dtype=object)
+    n = rng.integers(1, 4, m)  # many ties
+    want = (pd.DataFrame({"key": key, "v": spelling, "n": n})
+            .sort_values(["key", "n", "v"], ascending=[True, False, True], kind="stable")
+            .drop_duplicates("key").set_index("key")["v"])
+    got = _most_used_spelling(key, spelling, n)
+    assert got.index.is_unique and len(got) == len(want) and (pd.Series(key).duplicated(keep=False)).any()
+    assert got.sort_index().equals(want.sort_index().astype(object))
