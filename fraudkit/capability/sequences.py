@@ -208,23 +208,73 @@ def drop_sessions(src, session_gap) -> None:
 def script_pairs_from_source(src, *, session_gap, min_script_events, max_script_accounts, max_script_share,
                   min_shared=1, k_neighbors=_HOT_SCRIPT_NEIGHBOURS, **_ignored) -> pd.DataFrame:
     rare = _rare_scripts(src, session_gap, min_script_events, max_script_accounts, max_script_share)
-    # A script with at most ``max_script_accounts`` accounts ties all its pairs; a larger one (rare only
-    # through ``max_script_share``: 1% of a million accounts is 10k) ties each account to its next
-    # ``k_neighbors`` accounts in key order, so the pair count stays linear (as in fraudkit.capability.graphs).
-    full = int(max_script_accounts)
-    return src.df(f"""
-        WITH s AS (SELECT DISTINCT account_id, script FROM {rare}),
-        r AS (SELECT account_id, dense_rank() OVER (ORDER BY script) AS sid,
-                     row_number() OVER (PARTITION BY script ORDER BY account_id) AS rn,
-                     count(*) OVER (PARTITION BY script) AS n FROM s),
-        o AS (SELECT account_id, sid, rn,
-                     unnest(generate_series(1, CASE WHEN n <= {full} THEN n - rn
-                                                    ELSE least({int(k_neighbors)}, n - rn) END)) AS off
-              FROM r WHERE rn < n),
-        p AS (SELECT least(o.account_id, b.account_id) AS account_a, greatest(o.account_id, b.account_id) AS account_b
-              FROM o JOIN r b ON b.sid = o.sid AND b.rn = o.rn + o.off)
-        SELECT account_a, account_b, count(*) AS shared_scripts FROM p
-        GROUP BY ALL HAVING count(*) >= {int(min_shared)} ORDER BY account_a, account_b""")
+    # each account's distinct rare scripts, a script as its rank among the distinct scripts (it only groups)
+    rows = src.df(f"""
+        WITH s AS (SELECT DISTINCT account_id, script FROM {rare} WHERE account_id IS NOT NULL),
+        ids AS (SELECT script, dense_rank() OVER (ORDER BY script) AS sid FROM (SELECT DISTINCT script FROM s) d)
+        SELECT s.account_id, ids.sid FROM s JOIN ids USING (script)""")
+    return _script_pairs(rows["account_id"], rows["sid"].to_numpy(dtype=np.int64), full=int(max_script_accounts),
+                         k_neighbors=int(k_neighbors), min_shared=int(min_shared))
+
+
+_PAIR_BLOCK = 1 << 22
+"""Pairs generated at a time by :func:`_script_pairs` (their keys go into one array, the temporaries stay small)."""
+
+
+def _script_pairs(account_ids: pd.Series, sid: np.ndarray, *, full, k_neighbors, min_shared) -> pd.DataFrame:
+    """The pairs of accounts sharing scripts (``sid``: one row per distinct account and script) with the number
+    of scripts each pair shares, sorted by ``account_a`` then ``account_b`` (``account_a < account_b``).
+
+    A script with at most ``full`` accounts ties all its pairs; a larger one (rare only through
+    ``max_script_share``: 1% of a million accounts is 10k) ties each account to its next ``k_neighbors`` accounts
+    in key order, so the pair count stays linear (as in :mod:`fraudkit.capability.graphs`). Accounts are numbered
+    in key order, so a pair's key (first number times the accounts, plus the second) sorts as the pair does.
+
+    Examples
+    --------
+    >>> p = _script_pairs(pd.Series([5, 3, 9, 3, 9]), np.array([1, 1, 1, 2, 2]), full=10, k_neighbors=1,
+    ...                   min_shared=1)
+    >>> p.values.tolist()
+    [[3, 5, 1], [3, 9, 2], [5, 9, 1]]
+    >>> _script_pairs(pd.Series([5, 3, 9, 3, 9]), np.array([1, 1, 1, 2, 2]), full=2, k_neighbors=1,
+    ...               min_shared=1).values.tolist()  # a script of 3 accounts above full: next neighbours only
+    [[3, 5, 1], [3, 9, 1], [5, 9, 1]]
+    """
+    code, accounts = pd.factorize(account_ids, sort=True)
+    accounts = np.asarray(accounts)
+    n_acc = max(len(accounts), 1)
+    order = np.lexsort((code, sid))  # by script, then by account: a row's partners are the rows after it
+    code = code[order].astype(np.int64)
+    sid = sid[order]
+    del order
+    starts = np.r_[0, np.flatnonzero(np.diff(sid)) + 1] if len(sid) else np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, len(sid)])
+    rank = np.arange(len(sid)) - np.repeat(starts, sizes)  # 0-based, in account order within the script
+    after = np.repeat(sizes, sizes) - 1 - rank
+    count = np.where(np.repeat(sizes, sizes) <= full, after, np.minimum(k_neighbors, after))
+    del rank, after, sid
+    key = np.empty(int(count.sum()), dtype=np.int64)
+    at, row = 0, 0
+    ends = np.cumsum(count)
+    while row < len(count):  # rows whose pairs fill about one block
+        stop = max(int(np.searchsorted(ends, ends[row] - count[row] + _PAIR_BLOCK, side="right")), row + 1)
+        c = count[row:stop]
+        first = np.repeat(np.arange(row, stop), c)
+        partner = first + np.arange(len(first)) - np.repeat(np.cumsum(c) - c, c) + 1
+        a, b = code[first], code[partner]
+        key[at:at + len(first)] = np.minimum(a, b) * n_acc + np.maximum(a, b)
+        at, row = at + len(first), stop
+        del first, partner, a, b
+    key.sort()
+    first_of = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if len(key) else np.zeros(0, dtype=np.int64)
+    shared = np.diff(np.r_[first_of, len(key)])
+    pair = key[first_of]
+    del key, first_of
+    keep = shared >= min_shared
+    pair, shared = pair[keep], shared[keep]
+    return pd.DataFrame({"account_a": accounts[pair // n_acc] if len(accounts) else accounts[:0],
+                         "account_b": accounts[pair % n_acc] if len(accounts) else accounts[:0],
+                         "shared_scripts": shared.astype(np.int64)})
 
 
 def _rare_scripts(src, session_gap, min_events, max_accounts, max_share) -> str:

@@ -94,3 +94,42 @@ def test_sessions_per_day_and_shared_session_share():
     assert f.shared_script_session_share.tolist() == [0.0, 0.0]
     assert SEQUENCE_WINDOW_COUNTS == ("n_sessions", "n_distinct_scripts", "script_share_count",
                                       "shared_script_sessions")
+
+
+_PAIRS_SQL = """
+    WITH s AS (SELECT DISTINCT account_id, script FROM rare),
+    r AS (SELECT account_id, dense_rank() OVER (ORDER BY script) AS sid,
+                 row_number() OVER (PARTITION BY script ORDER BY account_id) AS rn,
+                 count(*) OVER (PARTITION BY script) AS n FROM s),
+    o AS (SELECT account_id, sid, rn,
+                 unnest(generate_series(1, CASE WHEN n <= {full} THEN n - rn ELSE least({k}, n - rn) END)) AS off
+          FROM r WHERE rn < n),
+    p AS (SELECT least(o.account_id, b.account_id) AS account_a, greatest(o.account_id, b.account_id) AS account_b
+          FROM o JOIN r b ON b.sid = o.sid AND b.rn = o.rn + o.off)
+    SELECT account_a, account_b, count(*) AS shared_scripts FROM p
+    GROUP BY ALL HAVING count(*) >= {min_shared} ORDER BY account_a, account_b"""
+"""The pairs as one SQL query (what script_pairs ran before the pairs were generated in numpy)."""
+
+
+@pytest.mark.parametrize("ids", ["int", "text"])
+@pytest.mark.parametrize("full, k, min_shared", [(500, 20, 1), (6, 3, 1), (6, 3, 2), (1, 1, 1)])
+def test_script_pairs_are_those_of_the_sql_join(ids, full, k, min_shared, monkeypatch):
+    import duckdb
+
+    from fraudkit.capability import sequences
+
+    monkeypatch.setattr(sequences, "_PAIR_BLOCK", 50)  # many blocks of pairs
+    rng = np.random.default_rng(11)
+    m = 3000
+    acc = rng.integers(0, 400, m)
+    rare = pd.DataFrame({"account_id": acc if ids == "int" else np.array([f"u{a}" for a in acc], dtype=object),
+                         "script": [f"V{s}L" for s in rng.zipf(1.6, m) % 90]})  # a few scripts of many accounts
+    con = duckdb.connect()
+    con.register("rare", rare)
+    want = con.execute(_PAIRS_SQL.format(full=full, k=k, min_shared=min_shared)).df()
+    s = rare.drop_duplicates()
+    sid = pd.factorize(s["script"], sort=True)[0].astype(np.int64)
+    got = sequences._script_pairs(s["account_id"].reset_index(drop=True), sid, full=full, k_neighbors=k,
+                                  min_shared=min_shared)
+    assert len(want) > 50
+    assert got.equals(want.astype({"shared_scripts": np.int64}))
