@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from fraudkit.capability.accumulators import observed_days_sql, parse_window
+from fraudkit.capability.graphs import sort_order, time_pairs
 from fraudkit.data.sqlsource import SqlSource, open_source
 
 __all__ = ["sequence_features", "session_scripts", "script_pairs", "SEQUENCE_FEATURES", "SEQUENCE_WINDOW_COUNTS",
@@ -218,7 +219,7 @@ def script_pairs_from_source(src, *, session_gap, min_script_events, max_script_
 
 
 _PAIR_BLOCK = 1 << 22
-"""Pairs generated at a time by :func:`_script_pairs` (their keys go into one array, the temporaries stay small)."""
+"""Pairs generated at a time by :func:`_script_pairs` (:func:`fraudkit.capability.graphs.time_pairs` chunks)."""
 
 
 def _script_pairs(account_ids: pd.Series, sid: np.ndarray, *, full, k_neighbors, min_shared) -> pd.DataFrame:
@@ -227,8 +228,9 @@ def _script_pairs(account_ids: pd.Series, sid: np.ndarray, *, full, k_neighbors,
 
     A script with at most ``full`` accounts ties all its pairs; a larger one (rare only through
     ``max_script_share``: 1% of a million accounts is 10k) ties each account to its next ``k_neighbors`` accounts
-    in key order, so the pair count stays linear (as in :mod:`fraudkit.capability.graphs`). Accounts are numbered
-    in key order, so a pair's key (first number times the accounts, plus the second) sorts as the pair does.
+    in key order, so the pair count stays linear: the row pairs of :func:`fraudkit.capability.graphs.time_pairs`
+    with the account numbers as the times and no window. Accounts are numbered in key order, so a pair's key
+    (first number times the accounts, plus the second) sorts as the pair does.
 
     Examples
     --------
@@ -243,33 +245,23 @@ def _script_pairs(account_ids: pd.Series, sid: np.ndarray, *, full, k_neighbors,
     code, accounts = pd.factorize(account_ids, sort=True)
     accounts = np.asarray(accounts)
     n_acc = max(len(accounts), 1)
-    order = np.lexsort((code, sid))  # by script, then by account: a row's partners are the rows after it
-    code = code[order].astype(np.int64)
-    sid = sid[order]
+    order = sort_order(sid, code)  # by script, then by account: a row's partners are the rows after it
+    code, sid = code[order].astype(np.int64), sid[order]
     del order
-    starts = np.r_[0, np.flatnonzero(np.diff(sid)) + 1] if len(sid) else np.zeros(0, dtype=np.int64)
-    sizes = np.diff(np.r_[starts, len(sid)])
-    rank = np.arange(len(sid)) - np.repeat(starts, sizes)  # 0-based, in account order within the script
-    after = np.repeat(sizes, sizes) - 1 - rank
-    count = np.where(np.repeat(sizes, sizes) <= full, after, np.minimum(k_neighbors, after))
-    del rank, after, sid
-    key = np.empty(int(count.sum()), dtype=np.int64)
-    at, row = 0, 0
-    ends = np.cumsum(count)
-    while row < len(count):  # rows whose pairs fill about one block
-        stop = max(int(np.searchsorted(ends, ends[row] - count[row] + _PAIR_BLOCK, side="right")), row + 1)
-        c = count[row:stop]
-        first = np.repeat(np.arange(row, stop), c)
-        partner = first + np.arange(len(first)) - np.repeat(np.cumsum(c) - c, c) + 1
-        a, b = code[first], code[partner]
-        key[at:at + len(first)] = np.minimum(a, b) * n_acc + np.maximum(a, b)
-        at, row = at + len(first), stop
-        del first, partner, a, b
+    sizes = np.unique(sid, return_counts=True)[1]  # sid sorted: the scripts' sizes in row order
+    hot = np.repeat(sizes > full, sizes)
+    keys = []
+    for i, j in time_pairs(sid, code, np.full(len(code), n_acc), hot, k_neighbors, chunk_pairs=_PAIR_BLOCK):
+        a, b = code[i], code[j]
+        keys.append(np.minimum(a, b) * n_acc + np.maximum(a, b))
+        del i, j, a, b
+    key = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    del keys
     key.sort()
-    first_of = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if len(key) else np.zeros(0, dtype=np.int64)
-    shared = np.diff(np.r_[first_of, len(key)])
-    pair = key[first_of]
-    del key, first_of
+    first = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if len(key) else np.zeros(0, dtype=np.int64)
+    shared = np.diff(np.r_[first, len(key)])
+    pair = key[first]
+    del key, first
     keep = shared >= min_shared
     pair, shared = pair[keep], shared[keep]
     return pd.DataFrame({"account_a": accounts[pair // n_acc] if len(accounts) else accounts[:0],

@@ -847,19 +847,16 @@ def _join_features(frame, feats, need, *, indexes=None):
     ``indexes``: a dict kept by the caller across the chunks of one frame, holding each feature table's key
     index (:func:`_key_index`), built on first use (large's 1.3M device keys: 0.13 s a chunk when built each time)."""
     joins = (("acct_", "account", "account_id"), ("dev_", "device", "device_id"), ("ip_", "ip", "ip"))
+    indexes = {} if indexes is None else indexes
     for prefix, entity, key in joins:
         f = feats[entity]
         cols = [c[len(prefix):] for c in sorted(need) if c.startswith(prefix) and c not in frame.columns]
         cols = [c for c in cols if c in f.columns]
         if not cols:
             continue
-        if indexes is None:
-            table = _key_index(f[key])
-        elif entity in indexes:
-            table = indexes[entity]
-        else:
-            table = indexes[entity] = _key_index(f[key])
-        idx = _positions(frame[key], table)
+        if entity not in indexes:
+            indexes[entity] = _key_index(f[key])
+        idx = _positions(frame[key], indexes[entity])
         found = idx >= 0
         for c in cols:
             vals = f[c].to_numpy(dtype=float, na_value=np.nan) if f[c].dtype != object else f[c].to_numpy()
