@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, compute, window_expr
 from fraudkit.capability.features import entity_features
 from fraudkit.capability.lists import ListStore
-from fraudkit.data.atomic import atomic_path, write_parquet
+from fraudkit.data.atomic import ParquetStream, atomic_path, write_parquet
 from fraudkit.data.connection import duckdb_settings, smaller_memory_limit
 from fraudkit.data.contract import TABLES
 from fraudkit.data.dataset import canonical_sort_keys, load_dataset, ns_timestamps
@@ -575,7 +575,7 @@ class EventRules:
             if self._writer is None:
                 if self._n:
                     raise RuntimeError("EventRules: no row can be appended once the results were read or parked")
-                self._writer = pq.ParquetWriter(self._path, _ROWS_SCHEMA)
+                self._writer = ParquetStream(self._path, _ROWS_SCHEMA)  # each chunk written while the next is evaluated
             self._writer.write_table(pa.Table.from_pandas(chunk, schema=_ROWS_SCHEMA, preserve_index=False),
                                      row_group_size=_ROWS_GROUP)
         self._n += len(rows)

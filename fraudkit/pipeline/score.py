@@ -53,7 +53,7 @@ import pandas as pd
 
 from fraudkit import __version__
 from fraudkit.capability.lists import weigh_lists
-from fraudkit.data.atomic import atomic_directory, check_output, write_parquet, write_text
+from fraudkit.data.atomic import ParquetStream, atomic_directory, check_output, write_parquet, write_text
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import load_dataset
 from fraudkit.data.engine import open_engine
@@ -739,13 +739,13 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
     """Decide every order and interaction and write ``path`` (``RUN/decisions.parquet``) chunk by chunk.
 
     Events are read with their rule results and decided :data:`DECISION_CHUNK` rows at a time (all at once
-    under a delayed-interception policy: a deferral reads the account's earlier events), each chunk written as
-    it is decided, so the events and decisions of 23.7M interactions never sit in memory together. With
+    under a delayed-interception policy: a deferral reads the account's earlier events), each chunk written
+    (:class:`~fraudkit.data.atomic.ParquetStream`) while the next is decided, so the events and decisions of
+    23.7M interactions never sit in memory together. With
     ``start``, only the events at or after it are decided (the rules saw every event). Returns
     ``{entity_type: {decision: count}}`` and the rows written.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     def layer(stage, name):
         if f"score_{stage}" not in accounts:
@@ -812,12 +812,14 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
                 table = pa.table({c: v.arrow() if isinstance(v, Coded) else v for c, v in cols.items()})
                 del ev, cols, head, account
                 if writer is None:
-                    writer = pq.ParquetWriter(path, schema)
+                    # each chunk cast to the file's plain types and written while the next one is decided
+                    writer = ParquetStream(path, schema, prepare=lambda t, schema=schema: t.cast(schema))
                 elif table.schema.names != schema.names:
                     raise FraudkitError(f"decisions: the {entity} decisions have columns {table.schema.names}, "
                                         f"the earlier ones {schema.names}; every event table needs a ts column")
-                writer.write_table(table.cast(schema))
                 n_rows += len(table)
+                writer.write_table(table)
+                del table
     finally:
         if writer is not None:
             writer.close()
@@ -851,11 +853,11 @@ def _write_scores(parts, path) -> int:
     """Write the score rows of ``parts`` (in order) as one Parquet file, ids as text; return the rows written.
 
     The same file as the frames concatenated (one schema: a column's text type wherever a part has text),
-    written :data:`DECISION_CHUNK` rows at a time: the per-interaction rule scores (their ids held as Arrow
-    text) are never copied whole.
+    written :data:`DECISION_CHUNK` rows at a time, each while the next is made (:class:`ParquetStream
+    <fraudkit.data.atomic.ParquetStream>`): the per-interaction rule scores (their ids held as Arrow text) are
+    never copied whole.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     parts = [p for p in parts if p is not None and len(p)]
     if not parts:
@@ -881,12 +883,13 @@ def _write_scores(parts, path) -> int:
     schema = pa.schema([f.with_type(pa.string()) if f.type in (pa.large_string(), pa.null()) else f
                         for f in schema], metadata=schemas[0].metadata)
     n = 0
-    with pq.ParquetWriter(path, schema) as writer:
+    with ParquetStream(path, schema, prepare=lambda t: t.select(schema.names).cast(schema)) as writer:
         for p in parts:
             for c in chunks(p):
                 table = arrow(c)
-                writer.write_table(table.select(schema.names).cast(schema))
                 n += len(table)
+                writer.write_table(table)
+                del table
     return n
 
 

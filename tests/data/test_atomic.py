@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from fraudkit.data.atomic import MARKER, atomic_directory, check_name, check_output, write_text
+from fraudkit.data.atomic import MARKER, ParquetStream, atomic_directory, check_name, check_output, write_text
 from fraudkit.errors import OutputError
 
 
@@ -83,3 +83,43 @@ def test_a_file_is_not_an_output_folder(tmp_path):
     f.write_text("x")
     with pytest.raises(OutputError, match="is a file"):
         check_output(f, kind="run")
+
+
+def test_a_parquet_stream_writes_the_tables_in_order_as_one_file(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("id", pa.string()), ("x", pa.int64())])
+    tables = [pa.table({"id": pa.array([f"e{a}", f"e{a}b"]).dictionary_encode(), "x": [a, a * 7]})
+              for a in range(25)]
+    with ParquetStream(tmp_path / "s.parquet", schema, prepare=lambda t: t.cast(schema)) as out:
+        for t in tables:
+            out.write_table(t)
+    pq.write_table(pa.concat_tables([t.cast(schema) for t in tables]), tmp_path / "whole.parquet")
+    got = pq.read_table(tmp_path / "s.parquet")
+    assert got.schema == schema
+    assert got.equals(pq.read_table(tmp_path / "whole.parquet"))
+
+
+def test_a_parquet_stream_raises_a_failed_write_and_closes_its_file(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("x", pa.int64())])
+
+    def prepare(t):
+        if t["x"][0].as_py() == 2:
+            raise ValueError("chunk 2 cannot be written")
+        return t
+
+    out = ParquetStream(tmp_path / "s.parquet", schema, prepare=prepare)
+    out.write_table(pa.table({"x": [1]}))
+    out.write_table(pa.table({"x": [2]}))
+    with pytest.raises(ValueError, match="chunk 2"):
+        out.write_table(pa.table({"x": [3]}))  # raised by the next write, not lost
+    out.close()
+    assert pq.read_table(tmp_path / "s.parquet")["x"].to_pylist() == [1]
+    with pytest.raises(ValueError, match="chunk 2"):  # the last write's failure is raised by close
+        with ParquetStream(tmp_path / "t.parquet", schema, prepare=prepare) as last:
+            last.write_table(pa.table({"x": [2]}))
+    assert pq.read_table(tmp_path / "t.parquet").num_rows == 0
