@@ -311,32 +311,6 @@ def test_rules_evaluated_in_chunks_match_the_whole_frame(micro, run_dir):
     assert not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name LIKE 'fk_rule%'").fetchone()[0]
 
 
-def test_chunks_read_ahead_while_the_caller_queries_the_connection_are_the_chunks_read_in_turn(micro, run_dir):
-    """An event frame read ahead on a background thread (:func:`read_ahead`) reads its file on its own DuckDB
-    connection: the caller's queries on the dataset's connection meanwhile neither fail nor change a chunk (on
-    one shared connection a query of the caller got no row back)."""
-    import fraudkit.pipeline.frames as frames_mod
-    from fraudkit.data.dataset import load_dataset
-    from fraudkit.identification.rules import default_ruleset
-
-    ds, rs = load_dataset(micro), default_ruleset()
-    feats = {e: pd.read_parquet(run_dir / "features" / f"{e}.parquet") for e in ("account", "device", "ip", "order")}
-    frame = frames_mod.rule_frames(ds, rs, features=feats, stream=True)["interaction"]
-    con = frames_mod._raw_connection(ds)
-    try:
-        in_turn = list(frame.chunks(37))
-        ahead, answers = [], []
-        for chunk in frames_mod.read_ahead(frame.chunks(37)):
-            answers += [con.execute("SELECT current_setting('temp_directory')").fetchone() for _ in range(20)]
-            ahead.append(chunk)
-        assert len(ahead) == len(in_turn) > 3
-        for a, b in zip(ahead, in_turn):
-            pd.testing.assert_frame_equal(a, b, check_exact=True)
-        assert all(a is not None and a[0] for a in answers)
-    finally:
-        frame.close()
-
-
 @pytest.mark.parametrize("write_features", [True, False])
 def test_parked_event_tables_give_the_same_run_and_leave_no_file(micro, tmp_path, monkeypatch, write_features):
     """Event tables and feature tables moved to Parquet between the behaviour stage and decisions: the same
