@@ -43,7 +43,7 @@ from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
            "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK", "FeatureTables",
            "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory", "read_rows", "parked_if_large",
-           "PARK_MIN_ROWS", "worth_parking", "arrow_text", "read_ahead"]
+           "PARK_MIN_ROWS", "worth_parking", "arrow_text"]
 
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
@@ -324,36 +324,6 @@ def parked_if_large(frame, name):
     return ParkedTable.of(frame, name) if len(frame) >= PARK_MIN_ROWS else frame
 
 
-def read_ahead(items):
-    """The items of ``items`` (an iterable of chunks), each next one made on a background thread while the caller
-    works on the current one.
-
-    The chunks of an event frame are read from Parquet files and DuckDB, which work without the GIL: the rules
-    step, decisions and the writing of the run overlap the reading of a chunk with their work on the previous
-    one, on the machine's second core. The iterable is advanced on that one thread only, one item at a time, so
-    at most one chunk waits beside the one in use; it must not share a DuckDB connection with what the caller
-    does meanwhile (an :class:`EventFrame` reads its chunks on its own connection). An error raised making an
-    item is raised here, at that item; a caller that stops early waits for the item being made.
-
-    Examples
-    --------
-    >>> list(read_ahead(x * x for x in range(4)))
-    [0, 1, 4, 9]
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    items, end = iter(items), object()
-    with ThreadPoolExecutor(1, thread_name_prefix="fraudkit-read") as pool:
-        ahead = pool.submit(next, items, end)
-        while True:
-            item = ahead.result()
-            if item is end:
-                return
-            ahead = pool.submit(next, items, end)
-            yield item
-            del item
-
-
 def read_rows(path, start, stop, columns) -> pd.DataFrame:
     """Rows ``start:stop`` of the Parquet file ``path``, only ``columns``, indexed from 0: only the row groups
     holding them are read (a chunk of the parked 2.4 M-row order table, not the whole of its columns).
@@ -496,7 +466,6 @@ class EventFrame:
         self._feats, self._need, self._floats, self._objects = feats, set(need), tuple(floats), tuple(objects)
         self._parked = parked  # the Parquet file holding ``table`` (a view over it, read a chunk at a time)
         self._indexes = {}  # the joined feature tables' key indexes (_key_index), built once for every chunk
-        self._cursor = None  # the connection chunks are read on (_reader)
 
     @classmethod
     def of(cls, frame, entity, con=None):
@@ -541,12 +510,8 @@ class EventFrame:
             return self._frame.iloc[a:b][cols].reset_index(drop=True)
         base = [c for c in cols if c in self._stored]
         sel = ", ".join(quote(c) for c in base)
-        if self._parked is not None:  # the file itself, on the frame's own connection (any thread may read)
-            con, source = self._reader(), f"read_parquet({_path_literal(self._parked)})"
-        else:
-            con, source = self._con, self._table
-        table = con.execute(f"SELECT {sel} FROM {source} WHERE _fk_row >= {a} AND _fk_row < {b} "
-                            "ORDER BY _fk_row").to_arrow_table()
+        table = self._con.execute(f"SELECT {sel} FROM {self._table} WHERE _fk_row >= {a} AND _fk_row < {b} "
+                                  "ORDER BY _fk_row").to_arrow_table()
         frame = ns_timestamps(table.to_pandas())
         del table
         for c in self._floats:  # integers with nulls somewhere: float64, as in the whole frame
@@ -559,14 +524,6 @@ class EventFrame:
             frame = _join_features(frame, self._feats, self._need, indexes=self._indexes)
         return frame[cols]
 
-    def _reader(self):
-        """The frame's own DuckDB connection to the database of ``connection`` (a cursor): its chunks are read
-        there, so that a chunk read ahead on another thread (:func:`read_ahead`) never shares a connection with
-        the caller's queries."""
-        if self._cursor is None:
-            self._cursor = self._con.cursor()
-        return self._cursor
-
     def to_pandas(self) -> pd.DataFrame:
         """The whole frame (for small data and tests)."""
         if self._table is None:
@@ -575,9 +532,6 @@ class EventFrame:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=self.columns)
 
     def close(self) -> None:
-        if self._cursor is not None:
-            self._cursor.close()
-            self._cursor = None
         if self._table is not None and self._con is not None:
             drop_table(self._con, self._table, self._parked)
             self._table, self.n, self._parked = None, 0, None
@@ -689,15 +643,10 @@ def _parked_query(con, table: str, query: str) -> Path:
     temporary table the 23.7M interactions of ``large`` with their rule columns held 2 GB of the connection's
     memory through the whole rules step."""
     path = _parking_folder_of(con) / f"{table}.parquet"
-    literal = _path_literal(path)
+    literal = "'" + path.as_posix().replace("'", "''") + "'"
     con.execute(f"COPY ({query}) TO {literal} (FORMAT PARQUET)")
     con.execute(f"CREATE TEMP VIEW {table} AS SELECT * FROM read_parquet({literal})")
     return path
-
-
-def _path_literal(path) -> str:
-    """A file path as a SQL string literal."""
-    return "'" + Path(path).as_posix().replace("'", "''") + "'"
 
 
 def _parking_folder_of(con) -> Path:
@@ -1155,7 +1104,7 @@ def _evaluate_events(ruleset, frame: EventFrame, lists, as_of, chunk):
     the chunks) and its per-account rollup (None without ``account_id``)."""
     entity = frame.entity
     out, counts, per, n = None, None, [], 0
-    for part in read_ahead(frame.chunks(chunk, _rule_inputs(ruleset, frame))):
+    for part in frame.chunks(chunk, _rule_inputs(ruleset, frame)):
         res = ruleset.evaluate(part, lists=lists, entity=entity, as_of=None if "ts" in part.columns else as_of)
         if out is None:
             out = EventRules(frame, rule_ids=res.rule_ids, statuses=res.statuses, aggregate=res.aggregate)

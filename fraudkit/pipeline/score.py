@@ -75,7 +75,6 @@ from fraudkit.pipeline.frames import (
     list_store_for,
     missing_inputs,
     parking_folder,
-    read_ahead,
     release_memory,
     rule_frames,
     worth_parking,
@@ -774,8 +773,8 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
                                 "ts", "action") if c in frame.columns]
             res = rule_results.get(entity)
             size = len(frame) if (policy is not None and policy.delayed) else DECISION_CHUNK
-            pairs = read_ahead(res.chunks(size, cols) if isinstance(res, EventRules)
-                               else ((ev, None) for ev in frame.chunks(size, cols)))
+            pairs = (res.chunks(size, cols) if isinstance(res, EventRules)
+                     else ((ev, None) for ev in frame.chunks(size, cols)))
             for ev, rules in pairs:
                 if start is not None and "ts" in ev.columns:
                     keep = (pd.to_datetime(ev["ts"], cache=False) >= start).to_numpy()
@@ -874,7 +873,7 @@ def _write_scores(parts, path) -> int:
 
     def chunks(p):  # an EventRules (the events' rule results) reads its rows back a chunk at a time, as Arrow
         if isinstance(p, EventRules):
-            return read_ahead(p.score_tables(DECISION_CHUNK))
+            return p.score_tables(DECISION_CHUNK)
         return (p.iloc[a:a + DECISION_CHUNK] for a in range(0, len(p), DECISION_CHUNK))
 
     # each part's schema as its rows in a DataFrame give it (pandas metadata included): from its first row

@@ -4,7 +4,7 @@ import pytest
 
 from fraudkit.data.dataset import Dataset
 from fraudkit.identification.rules import load_ruleset
-from fraudkit.pipeline.frames import read_ahead, rule_frames
+from fraudkit.pipeline.frames import rule_frames
 
 _RULES = {"rules": [{"id": "emulator_like", "entity": "interaction", "condition": "dev_is_emulator",
                      "score": 60, "action": "verify"}],
@@ -93,47 +93,3 @@ def test_positions_as_integers_are_the_positions_as_text(keys, table):
     want = _text_positions(keys, table)
     assert _positions(keys, table).tolist() == want.tolist()
     assert _positions(keys, _key_index(table)).tolist() == want.tolist()
-
-
-def test_chunks_read_ahead_come_in_order_made_one_at_a_time_on_one_thread():
-    import threading
-
-    made, threads = [], set()
-
-    def chunks():
-        for k in range(6):
-            made.append(k)
-            threads.add(threading.get_ident())
-            yield pd.DataFrame({"k": [k, k]})
-
-    got = []
-    for c in read_ahead(chunks()):
-        got.append(int(c["k"].iloc[0]))
-        assert len(made) <= len(got) + 1  # at most one chunk made ahead of the one in use
-    assert got == list(range(6)) and made == list(range(6))
-    assert len(threads) == 1 and threading.get_ident() not in threads
-
-
-def test_a_chunk_that_fails_to_be_read_ahead_fails_at_that_chunk_and_an_early_stop_stops_reading():
-    def chunks(fail_at):
-        for k in range(5):
-            if k == fail_at:
-                raise OSError(f"chunk {k}: file truncated")
-            yield k
-
-    got = []
-    with pytest.raises(OSError, match="chunk 3"):
-        for k in read_ahead(chunks(3)):
-            got.append(k)
-    assert got == [0, 1, 2]
-    made = []
-
-    def counted():
-        for k in range(100):
-            made.append(k)
-            yield k
-
-    for k in read_ahead(counted()):
-        if k == 2:
-            break
-    assert made == [0, 1, 2, 3]  # the chunk being made when the caller stopped, no more
