@@ -741,9 +741,8 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
     Events are read with their rule results and decided :data:`DECISION_CHUNK` rows at a time (all at once
     under a delayed-interception policy: a deferral reads the account's earlier events), each chunk written
     (:class:`~fraudkit.data.atomic.ParquetStream`) while the next is decided, so the events and decisions of
-    23.7M interactions never sit in memory together. With
-    ``start``, only the events at or after it are decided (the rules saw every event). Returns
-    ``{entity_type: {decision: count}}`` and the rows written.
+    23.7M interactions never sit in memory together. With ``start``, only the events at or after it are decided
+    (the rules saw every event). Returns ``{entity_type: {decision: count}}`` and the rows written.
     """
     import pyarrow as pa
 
