@@ -114,7 +114,6 @@ class ParquetStream:
         import pyarrow.parquet as pq
         from concurrent.futures import ThreadPoolExecutor
 
-        self.schema = schema
         self._writer = pq.ParquetWriter(path, schema, **kwargs)
         self._prepare = prepare
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fraudkit-parquet")

@@ -465,7 +465,7 @@ class EventFrame:
         self._tables = tables  # a FeatureTables holding the frame as table ``entity`` (parked or not)
         self._feats, self._need, self._floats, self._objects = feats, set(need), tuple(floats), tuple(objects)
         self._parked = parked  # the Parquet file holding ``table`` (a view over it, read a chunk at a time)
-        self._indexes = {}  # the joined feature tables' key indexes (_key_index), built once for every chunk
+        self._indexes = {}  # the joined feature tables' key indexes (_KeyIndex), built once for every chunk
 
     @classmethod
     def of(cls, frame, entity, con=None):
@@ -845,7 +845,7 @@ def _join_features(frame, feats, need, *, indexes=None):
     """``frame`` with the ``acct_``/``dev_``/``ip_`` features of ``need`` joined by key (in place).
 
     ``indexes``: a dict kept by the caller across the chunks of one frame, holding each feature table's key
-    index (:func:`_key_index`), built on first use (large's 1.3M device keys: 0.13 s a chunk when built each time)."""
+    index (:class:`_KeyIndex`), built on first use (large's 1.3M device keys: 0.13 s a chunk when built each time)."""
     joins = (("acct_", "account", "account_id"), ("dev_", "device", "device_id"), ("ip_", "ip", "ip"))
     indexes = {} if indexes is None else indexes
     for prefix, entity, key in joins:
@@ -855,7 +855,7 @@ def _join_features(frame, feats, need, *, indexes=None):
         if not cols:
             continue
         if entity not in indexes:
-            indexes[entity] = _key_index(f[key])
+            indexes[entity] = _KeyIndex(f[key])
         idx = _positions(frame[key], indexes[entity])
         found = idx >= 0
         for c in cols:
@@ -923,7 +923,7 @@ def _table_frame(ds, name):
 
 
 def _positions(keys: pd.Series, table_keys) -> np.ndarray:
-    """Row of ``table_keys`` (unique; a Series, or its :func:`_key_index`) holding each of ``keys`` (-1: not
+    """Row of ``table_keys`` (unique; a Series, or its :class:`_KeyIndex`) holding each of ``keys`` (-1: not
     there, or null), matched as text (:func:`_key_text`) once per distinct key.
 
     Integer keys (or floats that all hold integers, as an integer column with nulls is read) are looked up as
@@ -934,7 +934,7 @@ def _positions(keys: pd.Series, table_keys) -> np.ndarray:
     --------
     >>> _positions(pd.Series([2.0, None, 7.0, 2.0]), pd.Series(["7", "2"])).tolist()
     [1, -1, 0, 1]
-    >>> _positions(pd.Series([2.0, None, 7.0, 2.0]), _key_index(pd.Series(["7", "2"]))).tolist()
+    >>> _positions(pd.Series([2.0, None, 7.0, 2.0]), _KeyIndex(pd.Series(["7", "2"]))).tolist()
     [1, -1, 0, 1]
     >>> _positions(pd.Series([7, 42, 5]), pd.Series(["042", "7", "x", "5.0"])).tolist()
     [1, -1, -1]
@@ -944,7 +944,7 @@ def _positions(keys: pd.Series, table_keys) -> np.ndarray:
     else:
         codes, uniq = pd.factorize(keys)
         uniq = pd.Series(uniq, dtype=keys.dtype if keys.dtype != object else object)
-    table = table_keys if isinstance(table_keys, _KeyIndex) else _key_index(table_keys)
+    table = table_keys if isinstance(table_keys, _KeyIndex) else _KeyIndex(table_keys)
     whole = _whole_numbers(uniq)
     if not len(uniq):
         at = np.zeros(0, dtype=np.intp)
@@ -1019,22 +1019,13 @@ def _integer_keys(keys: pd.Series):
 
 def _whole_numbers(keys: pd.Series):
     """Distinct keys (no null) as int64 when :func:`_key_text` writes them as integers (an integer column, or
-    floats all holding integers); else None (looked up as text)."""
+    floats all holding integers: :func:`_integer_keys` of every key); else None (looked up as text)."""
     dtype = keys.dtype
-    if not len(keys) or pd.api.types.is_bool_dtype(dtype) or keys.isna().any():
+    if (not len(keys) or keys.isna().any()
+            or not (pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype))):
         return None
-    if pd.api.types.is_integer_dtype(dtype):
-        return keys.to_numpy(dtype=np.int64) if keys.max() < 2 ** 63 else None
-    if pd.api.types.is_float_dtype(dtype):
-        v = keys.to_numpy(dtype=float)
-        if (v == np.round(v)).all() and (np.abs(v) < 2 ** 63).all():
-            return v.astype(np.int64)
-    return None
-
-
-def _key_index(table_keys: pd.Series) -> _KeyIndex:
-    """A feature table's keys as the index :func:`_positions` looks keys up in (as text or as integers)."""
-    return _KeyIndex(table_keys)
+    values, rows = _integer_keys(keys)
+    return values if len(rows) == len(keys) else None
 
 
 def _key_text(keys: pd.Series) -> pd.Series:

@@ -812,7 +812,7 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
                 del ev, cols, head, account
                 if writer is None:
                     # each chunk cast to the file's plain types and written while the next one is decided
-                    writer = ParquetStream(path, schema, prepare=lambda t, schema=schema: t.cast(schema))
+                    writer = ParquetStream(path, schema, prepare=lambda t: t.cast(schema))
                 elif table.schema.names != schema.names:
                     raise FraudkitError(f"decisions: the {entity} decisions have columns {table.schema.names}, "
                                         f"the earlier ones {schema.names}; every event table needs a ts column")

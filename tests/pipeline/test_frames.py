@@ -88,8 +88,8 @@ _BIG = 2 ** 62 + 7  # a 19-digit integer
     pd.Series(["3.0", "42"], dtype=object),
 ])
 def test_positions_as_integers_are_the_positions_as_text(keys, table):
-    from fraudkit.pipeline.frames import _key_index, _positions
+    from fraudkit.pipeline.frames import _KeyIndex, _positions
 
     want = _text_positions(keys, table)
     assert _positions(keys, table).tolist() == want.tolist()
-    assert _positions(keys, _key_index(table)).tolist() == want.tolist()
+    assert _positions(keys, _KeyIndex(table)).tolist() == want.tolist()
