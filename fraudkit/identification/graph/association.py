@@ -197,14 +197,18 @@ def build_association_groups(tables, *, resources=RESOURCES, window="1D", max_de
     s, d = rank[lo], rank[hi]
     nodes = keys[node]
     del lo, hi, rank, node
-    adj = sp.csr_matrix((np.ones(len(total)), (s, d)), shape=(n, n))
-    _, comp = connected_components(adj, directed=False)
+    _, comp = connected_components(sp.csr_matrix((np.ones(len(total)), (s, d)), shape=(n, n)), directed=False)
     sizes = np.bincount(comp)
     group = comp.astype(np.int64)
     big = sizes[comp] > max_component_size
     if big.any():
         eb = big[s] & big[d]
-        part = detect_communities(total[eb], resolution=resolution, seed=0 if seed is None else int(seed))
+        inside = pd.DataFrame({c: total[c].to_numpy()[eb] for c in total.columns}, copy=False)
+        # only the edges inside the large components are held while their communities are solved (networkit's
+        # child on large; the whole graph's arrays took 1 GB more there)
+        del total, s, d, eb
+        part = detect_communities(inside, resolution=resolution, seed=0 if seed is None else int(seed))
+        del inside
         pos = pd.Index(nodes).get_indexer(part.nodes)
         # communities never cross components; offset so ids do not clash with components
         group[pos] = comp.max() + 1 + part.membership

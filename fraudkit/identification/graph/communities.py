@@ -126,23 +126,15 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    missing = [c for c in (src, dst) + ((weight,) if weight else ()) if c not in edges.columns]
-    if missing:
-        raise MissingInputError(f"detect_communities: edges lack column(s) {missing}; got {list(edges.columns)}. "
-                                "Fix: pass an edge DataFrame with src, dst and weight (e.g. from a projection).")
-    parts = [edges[src].to_numpy(), edges[dst].to_numpy()] + ([np.asarray(nodes)] if nodes is not None else [])
-    if len({p.dtype for p in parts}) > 1:  # mixed key types: pandas finds the common one, as a concat would
-        parts = [pd.concat([pd.Series(p) for p in parts], ignore_index=True)]
-    code, uniq = pd.factorize(np.concatenate(parts) if len(parts) > 1 else parts[0], sort=False)
-    del parts
+    if method == "leiden" and len(edges) >= (leiden.NETWORKIT_EDGES or np.inf):
+        # the large path codes the edges itself, so that nothing edge-sized is held here while networkit solves
+        part = _networkit_partition(edges, src, dst, weight, nodes, resolution=resolution, seed=seed,
+                                    n_iterations=n_iterations)
+        if part is not None:
+            return part
+    code, uniq, w = _coded(edges, src, dst, weight, nodes)
     m = len(edges)
     s, d = code[:m], code[m:2 * m]
-    w = None if weight is None else edges[weight].to_numpy(float)
-    if w is not None and (np.isnan(w).any() or (w < 0).any()):
-        raise ValueError("detect_communities: weights must be finite and non-negative")
-    if method == "leiden" and m >= (leiden.NETWORKIT_EDGES or np.inf) and not (s == d).any():
-        return _networkit_partition(uniq, s, d, w, resolution=resolution, seed=seed, weight=weight,
-                                    n_iterations=n_iterations)
     g = _igraph(len(uniq), s, d)
     del code, s, d
     # igraph reads the weights from the array as from a list of them (no 18M-float list on large)
@@ -168,29 +160,60 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
                      modularity=float(q), n_communities=int(membership.max(initial=-1) + 1))
 
 
-def _networkit_partition(nodes, s, d, w, *, resolution, seed, weight, n_iterations) -> Partition:
-    """:func:`detect_communities`' ``leiden`` on a large graph without self-loops: parallel edges summed (in the
-    edges' order), then networkit's ``ParallelLeiden`` (:mod:`fraudkit.identification.graph.leiden`); igraph on
-    the summed graph when fewer distinct edges than the threshold remain, or when the child process fails."""
-    n, m = len(nodes), len(s)
+def _coded(edges, src, dst, weight, nodes):
+    """:func:`detect_communities`' edges as integer codes: ``code`` (``src`` codes, then ``dst``'s, then
+    ``nodes``'), the distinct keys ``uniq`` in order of first appearance and the weights ``w`` (None: unweighted),
+    checked."""
+    missing = [c for c in (src, dst) + ((weight,) if weight else ()) if c not in edges.columns]
+    if missing:
+        raise MissingInputError(f"detect_communities: edges lack column(s) {missing}; got {list(edges.columns)}. "
+                                "Fix: pass an edge DataFrame with src, dst and weight (e.g. from a projection).")
+    parts = [edges[src].to_numpy(), edges[dst].to_numpy()] + ([np.asarray(nodes)] if nodes is not None else [])
+    if len({p.dtype for p in parts}) > 1:  # mixed key types: pandas finds the common one, as a concat would
+        parts = [pd.concat([pd.Series(p) for p in parts], ignore_index=True)]
+    code, uniq = pd.factorize(np.concatenate(parts) if len(parts) > 1 else parts[0], sort=False)
+    del parts
+    w = None if weight is None else edges[weight].to_numpy(float)
+    if w is not None and (np.isnan(w).any() or (w < 0).any()):
+        raise ValueError("detect_communities: weights must be finite and non-negative")
+    return code, uniq, w
+
+
+def _networkit_partition(edges, src, dst, weight, nodes, *, resolution, seed, n_iterations) -> Partition | None:
+    """:func:`detect_communities`' ``leiden`` on a large graph: parallel edges summed (in the edges' order), then
+    networkit's ``ParallelLeiden`` (:mod:`fraudkit.identification.graph.leiden`); igraph on the summed graph when
+    fewer distinct edges than the threshold remain, or when the child process fails. None when an edge is a
+    self-loop (igraph's path takes the graph). Only the summed graph is kept, and it is handed to the child:
+    nothing edge-sized of this function's is held while the child solves."""
+    code, uniq, w = _coded(edges, src, dst, weight, nodes)
+    m = len(edges)
+    if (code[:m] == code[m:2 * m]).any():
+        return None
+    n = len(uniq)
+    s, d = code[:m], code[m:2 * m]
     lo, hi = np.minimum(s, d).astype(np.int64), np.maximum(s, d).astype(np.int64)
+    del code, s, d
     pair, inverse = np.unique(lo * n + hi, return_inverse=True)
+    del lo, hi
     total = np.bincount(inverse.ravel(), weights=np.ones(m) if w is None else w, minlength=len(pair))
-    del lo, hi, inverse
-    a, b = pair // n, pair % n
-    del pair
+    del inverse, w
+    graph = [pair // n, pair % n, total]
+    del pair, total
 
     def by_igraph():
+        a, b, total = graph
         return _igraph_leiden(_igraph(n, a, b), total, resolution=resolution, seed=seed, n_iterations=n_iterations)
 
-    solver = "networkit" if use_networkit(len(total), a, b, threshold=leiden.NETWORKIT_EDGES) else "igraph"
+    solver = "networkit" if use_networkit(len(graph[2]), graph[0], graph[1], threshold=leiden.NETWORKIT_EDGES) \
+        else "igraph"
     if solver == "networkit":
-        membership = networkit_membership(n, a, b, total, resolution=resolution, seed=seed,
-                                          n_iterations=n_iterations, fallback=by_igraph)
+        membership = networkit_membership(n, graph, resolution=resolution, seed=seed, n_iterations=n_iterations,
+                                          fallback=by_igraph)
     else:
         membership = by_igraph()
     membership = relabel_by_size(membership)
-    return Partition(nodes=np.asarray(nodes), membership=membership, method="leiden",
+    a, b, total = graph
+    return Partition(nodes=np.asarray(uniq), membership=membership, method="leiden",
                      params={"resolution": float(resolution), "seed": seed, "weight": weight, "n_edges": m,
                              "n_iterations": n_iterations, "solver": solver},
                      modularity=modularity(a, b, total, membership, resolution),

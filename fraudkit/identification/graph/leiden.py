@@ -68,15 +68,20 @@ def use_networkit(n_edges: int, s, d, *, threshold=NETWORKIT_EDGES) -> bool:
     return not bool((np.asarray(s) == np.asarray(d)).any())
 
 
-def networkit_membership(n, s, d, w, *, resolution, seed, n_iterations, fallback):
+def networkit_membership(n, graph, *, resolution, seed, n_iterations, fallback):
     """Community of each of ``n`` vertices of the graph of distinct edges ``(s, d)`` weighted ``w``.
+
+    The graph is handed over: ``graph`` is emptied once its arrays are written for the child, and filled again
+    with them, read back, when the child is done. A caller that keeps no other reference to the arrays holds
+    none of the graph while it is solved (on ``large`` the association network's parent held 4.0 GB while its
+    Leiden child ran, 1.4 GB of it the edge arrays of this graph and of the steps that made it).
 
     Parameters
     ----------
     n : int
-    s, d : ndarray of int
-        Edge ends, ``0..n-1``; each undirected pair once, no self-loop (:func:`use_networkit`).
-    w : ndarray of float
+    graph : list of ndarray
+        ``[s, d, w]``: edge ends ``0..n-1`` (integers; each undirected pair once, no self-loop:
+        :func:`use_networkit`) and weights. Given back as ``int64, int64, float64`` of the same values.
     resolution : float
         The modularity resolution ``gamma``.
     seed : int
@@ -84,29 +89,42 @@ def networkit_membership(n, s, d, w, *, resolution, seed, n_iterations, fallback
         igraph's Leiden iterations this replaces (negative: until stable); ``ParallelLeiden`` runs
         :data:`NETWORKIT_ITERATIONS` times as many.
     fallback : callable
-        ``fallback()`` gives the membership by igraph; called, with a warning, if the child process fails.
+        ``fallback()`` gives the membership by igraph (``graph`` holds the arrays again when it is called);
+        called, with a warning, if the child process fails.
 
     Returns
     -------
     ndarray of shape (n,), dtype int64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> graph = [np.array([0, 1, 3, 4]), np.array([1, 2, 4, 5]), np.ones(4)]
+    >>> networkit_membership(6, graph, resolution=1.0, seed=0, n_iterations=2, fallback=None).tolist()
+    [0, 0, 0, 1, 1, 1]
+    >>> [a.tolist() for a in graph]
+    [[0, 1, 3, 4], [1, 2, 4, 5], [1.0, 1.0, 1.0, 1.0]]
     """
     iterations = NETWORKIT_ITERATIONS * int(n_iterations) if n_iterations > 0 else _UNTIL_STABLE
+    n_edges = len(graph[2])
     with tempfile.TemporaryDirectory(prefix="fraudkit-leiden-") as tmp:
-        for name, values in (("s", np.asarray(s, dtype=np.uint64)), ("d", np.asarray(d, dtype=np.uint64)),
-                             ("w", np.asarray(w, dtype=np.float64)),
-                             ("args", np.array([n, iterations, int(seed)], dtype=np.int64)),
-                             ("gamma", np.array([float(resolution)]))):
-            np.save(os.path.join(tmp, f"{name}.npy"), values)
+        for name, dtype in (("s", np.uint64), ("d", np.uint64), ("w", np.float64)):
+            values = graph.pop(0)
+            np.save(os.path.join(tmp, f"{name}.npy"), np.asarray(values, dtype=dtype))
+            del values  # the caller's last reference, if it kept none: freed before the next is written
+        np.save(os.path.join(tmp, "args.npy"), np.array([n, iterations, int(seed)], dtype=np.int64))
+        np.save(os.path.join(tmp, "gamma.npy"), np.array([float(resolution)]))
         # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages
         done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp, str(os.getpid())],
                               capture_output=True, text=True, check=False)
         out = os.path.join(tmp, "membership.npy")
-        if done.returncode == 0 and os.path.exists(out):
-            membership = np.load(out)
-            if len(membership) == n:
-                return membership.astype(np.int64)
+        membership = np.load(out) if done.returncode == 0 and os.path.exists(out) else None
+        graph[:] = [np.load(os.path.join(tmp, f"{x}.npy")).astype(dtype, copy=False)
+                    for x, dtype in (("s", np.int64), ("d", np.int64), ("w", np.float64))]
+    if membership is not None and len(membership) == n:
+        return membership.astype(np.int64)
     reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-    warnings.warn(f"networkit's ParallelLeiden failed on a graph of {n:,} nodes and {len(w):,} edges ({reason}); "
+    warnings.warn(f"networkit's ParallelLeiden failed on a graph of {n:,} nodes and {n_edges:,} edges ({reason}); "
                   "solved by igraph's Leiden instead, whose partition differs", RuntimeWarning, stacklevel=2)
     return fallback()
 

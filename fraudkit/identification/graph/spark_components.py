@@ -491,6 +491,8 @@ def solve_unit(edges: pd.DataFrame, *, unit=None, method="leiden", resolution=1.
     lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
     del code, a, b  # edge-sized arrays are dropped as soon as they are read: the unit may be the whole graph
     w = edges["weight"].to_numpy(dtype=float)
+    m = math.fsum(w) if total_weight is None else float(total_weight)
+    del edges  # a caller that kept no reference to the frame (as _local_coded) holds none of it from here on
     # edges sorted by pair; duplicate pairs summed in one order (by weight) whatever the rows' order
     pair = lo * len(nodes) + hi
     order = np.argsort(pair, kind="stable")
@@ -503,7 +505,6 @@ def solve_unit(edges: pd.DataFrame, *, unit=None, method="leiden", resolution=1.
     comp_code, _ = pd.factorize(node_comp, sort=False)
     size = np.bincount(comp_code)[comp_code]
     looped = np.isin(comp_code, comp_code[lo[lo == hi]])
-    m = math.fsum(edges["weight"].to_numpy(dtype=float)) if total_weight is None else float(total_weight)
     community = np.arange(len(nodes))  # a component of one node (self-loops only) is one community
     # a component of two nodes and one edge: one community when merging gains modularity (gamma * w < 2 m)
     two = (size == 2) & ~looped
@@ -517,11 +518,11 @@ def solve_unit(edges: pd.DataFrame, *, unit=None, method="leiden", resolution=1.
         sub = np.flatnonzero(rest)
         at = np.full(len(nodes), -1, dtype=np.int64)
         at[sub] = np.arange(len(sub))
-        s, d, w = at[lo[keep]], at[hi[keep]], w[keep]
-        del lo, hi, keep, at
-        membership = _membership(len(sub), s, d, w, method=method, resolution=resolution * w.sum() / m,
+        graph = [at[lo[keep]], at[hi[keep]], w[keep]]  # handed to the solver (see _membership)
+        del lo, hi, keep, at, w
+        membership = _membership(len(sub), graph, method=method, resolution=resolution * graph[2].sum() / m,
                                  seed=component_seed(seed, unit), n_iterations=n_iterations)
-        del s, d, w
+        del graph
         first = np.full(membership.max() + 1, len(sub))
         np.minimum.at(first, membership, np.arange(len(sub)))  # the smallest node of each community
         community[sub] = sub[first[membership]]
@@ -709,10 +710,13 @@ def _local_coded(a, b, w, nodes, *, method, resolution, seed, n_iterations, alon
         src = a[rows]
         unit = pd.DataFrame({"src": src, "dst": b[rows], "weight": w[rows], "component": comp[src]}, copy=False)
         del rows, src
-        out.append(solve_unit(unit, unit=nodes[k] if k < len(nodes) else ("bucket", int(k - len(nodes))),
+        # the frame is solve_unit's argument alone (CPython hands the popped value over to the callee), so that
+        # while networkit solves the giant unit its edge-sized columns are not held here
+        units = [unit]
+        del unit
+        out.append(solve_unit(units.pop(), unit=nodes[k] if k < len(nodes) else ("bucket", int(k - len(nodes))),
                               method=method, resolution=resolution, total_weight=total, seed=seed,
                               n_iterations=n_iterations))
-        del unit
     return pd.concat(out, ignore_index=True).sort_values("node", kind="stable", ignore_index=True)
 
 
@@ -725,15 +729,17 @@ def _check_integer_keys(src_type, dst_type, caller, integral=lambda t: np.issubd
                             "which ranks them by first appearance")
 
 
-def _membership(n, s, d, w, *, method, resolution, seed, n_iterations):
-    """Community of each of ``n`` vertices of the graph of distinct edges ``(s, d)`` weighted ``w``, by ``method``
-    (``leiden`` on :data:`~fraudkit.identification.graph.leiden.NETWORKIT_EDGES` edges or more: networkit's)."""
-    if method == "leiden" and use_networkit(len(s), s, d, threshold=leiden.NETWORKIT_EDGES):
-        return networkit_membership(n, s, d, w, resolution=resolution, seed=seed, n_iterations=n_iterations,
-                                    fallback=lambda: _igraph_membership(n, s, d, w, method=method,
+def _membership(n, graph, *, method, resolution, seed, n_iterations):
+    """Community of each of ``n`` vertices of the graph ``[s, d, w]`` of distinct edges ``(s, d)`` weighted ``w``,
+    by ``method`` (``leiden`` on :data:`~fraudkit.identification.graph.leiden.NETWORKIT_EDGES` edges or more:
+    networkit's, the arrays handed over to it while it solves: :func:`~fraudkit.identification.graph.leiden.
+    networkit_membership`)."""
+    if method == "leiden" and use_networkit(len(graph[0]), graph[0], graph[1], threshold=leiden.NETWORKIT_EDGES):
+        return networkit_membership(n, graph, resolution=resolution, seed=seed, n_iterations=n_iterations,
+                                    fallback=lambda: _igraph_membership(n, *graph, method=method,
                                                                         resolution=resolution, seed=seed,
                                                                         n_iterations=n_iterations))
-    return _igraph_membership(n, s, d, w, method=method, resolution=resolution, seed=seed, n_iterations=n_iterations)
+    return _igraph_membership(n, *graph, method=method, resolution=resolution, seed=seed, n_iterations=n_iterations)
 
 
 def _igraph_membership(n, s, d, w, *, method, resolution, seed, n_iterations):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,7 @@ def test_components_use_networkit_per_unit_and_repeat(small_threshold, monkeypat
     calls = []
     real = leiden.networkit_membership
     monkeypatch.setattr("fraudkit.identification.graph.spark_components.networkit_membership",
-                        lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+                        lambda *a, **k: calls.append(len(a[1][0])) or real(*a, **k))
     p = communities_by_component(e, seed=5)
     assert calls == [len(e)]  # one component, one unit, above the threshold
     assert np.array_equal(communities_by_component(e, seed=5).membership, p.membership)
@@ -115,3 +116,27 @@ def test_a_child_whose_parent_is_gone_removes_the_graph_files(tmp_path):
     assert (folder / "membership.npy").exists()  # its parent is this process: the result is left for it
     assert subprocess.run(run + ["1"], check=False).returncode == 0  # made by another process, now gone
     assert not folder.exists()
+
+
+def test_the_graph_is_handed_to_the_child_and_given_back(monkeypatch):
+    """While the child solves, the caller's list is empty and its arrays are freed (the parent holds none of the
+    graph); afterwards the list holds them again, the same values, and the membership is the one of arrays kept."""
+    e, _ = _blocks(seed=9)
+    s, d, w = e["src"].to_numpy(np.int64), e["dst"].to_numpy(np.int64), e["weight"].to_numpy(float)
+    kw = dict(resolution=1.0, seed=3, n_iterations=2, fallback=None)
+    kept = leiden.networkit_membership(300, [s, d, w], **kw)
+    graph = [s.copy(), d.copy(), w.copy()]
+    alive = [weakref.ref(a) for a in graph]
+    seen = {}
+    real = subprocess.run
+
+    def run(cmd, **k):
+        seen.update(graph=list(graph), alive=[r() is not None for r in alive])
+        return real(cmd, **k)
+
+    monkeypatch.setattr(leiden.subprocess, "run", run)
+    membership = leiden.networkit_membership(300, graph, **kw)
+    assert seen == {"graph": [], "alive": [False, False, False]}
+    assert [a.dtype for a in graph] == [np.int64, np.int64, np.float64]
+    assert all(np.array_equal(a, b) for a, b in zip(graph, (s, d, w)))
+    assert np.array_equal(membership, kept)
