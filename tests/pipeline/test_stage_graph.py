@@ -282,3 +282,41 @@ def test_parameters_come_from_the_context_and_unknown_ones_are_refused():
     out = stage.run(small, context=RunContext(graph={"screen_threshold": 1.0, "seed_threshold": 1.1}))
     s = out.scores[out.scores["method"] == "community_screening"]
     assert len(s) == len(tables["accounts"]) and not s["flagged"].any()
+
+
+def test_view_communities_on_the_worker_are_those_solved_in_a_row(monkeypatch):
+    """Each view's communities start when the view is built and are solved on a worker thread (their Leiden in
+    networkit's child process, the threshold lowered here) while the caller goes on with igraph of its own: the
+    partitions are those of ``communities_by_component`` called in a row."""
+    from fraudkit.identification.graph import leiden, spark_components
+    from fraudkit.identification.graph.communities import detect_communities
+    from fraudkit.identification.graph.spark_components import communities_by_component
+
+    monkeypatch.setattr(leiden, "NETWORKIT_EDGES", 400)
+    children = []
+    solve = spark_components.networkit_membership
+    monkeypatch.setattr(spark_components, "networkit_membership",
+                        lambda *a, **k: children.append(a[0]) or solve(*a, **k))
+    rng = np.random.default_rng(3)
+    views = {}
+    for name, n, m in (("shared", 300, 2500), ("coaction", 60, 150), ("r_ab", 200, 450)):
+        e = pd.DataFrame({"src": rng.integers(0, n, m), "dst": rng.integers(0, n, m),
+                          "weight": rng.integers(0, 4, m).astype(float)})  # some weigh 0: left out
+        views[name] = e[e["src"] != e["dst"]]  # no self-loop: networkit takes the graph
+    views["empty"] = views["r_ab"].assign(weight=0.0)
+    kw = dict(method="leiden", resolution=1.0, seed=4)
+    alone = {name: communities_by_component(e[e["weight"] > 0], **kw) for name, e in views.items() if name != "empty"}
+    beside = detect_communities(views["shared"][views["shared"]["weight"] > 0], method="louvain", seed=1)
+    with stage._ViewCommunities(**kw) as partitions:
+        for name, e in views.items():
+            partitions.start(name, e)
+        # the caller's own seeded igraph work meanwhile, as the stage's profiles and capture test do
+        again = detect_communities(views["shared"][views["shared"]["weight"] > 0], method="louvain", seed=1)
+        got = {name: partitions.result(name) for name in ("coaction", "empty", "shared", "r_ab")}
+    assert np.array_equal(again.membership, beside.membership)
+    assert got["empty"][1] is None and not len(got["empty"][0])
+    for name, part in alone.items():
+        edges, p = got[name]
+        assert (edges["weight"] > 0).all() and len(edges) == (views[name]["weight"] > 0).sum()
+        assert np.array_equal(p.nodes, part.nodes) and np.array_equal(p.membership, part.membership), name
+    assert len(children) == 2  # the shared view took the large path, networkit in a child, twice

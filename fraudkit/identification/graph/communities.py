@@ -15,8 +15,6 @@ Comparison measures (NMI, ARI) come from cdlib's evaluation module.
 from __future__ import annotations
 
 import itertools
-import random
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +26,7 @@ from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer, check_is_fitted, inclusive_threshold
 from fraudkit.identification.graph import leiden
 from fraudkit.identification.graph.leiden import modularity, networkit_membership, use_networkit
-from fraudkit.randomness import python_random
+from fraudkit.randomness import igraph_seeded
 
 __all__ = [
     "Partition",
@@ -149,7 +147,7 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     elif method == "leiden":
         membership = _igraph_leiden(g, wl, resolution=resolution, seed=seed, n_iterations=n_iterations)
     else:
-        with _igraph_seed(seed):
+        with igraph_seeded(seed):
             membership = np.asarray(g.community_multilevel(weights=wl, resolution=float(resolution)).membership)
     membership = relabel_by_size(membership)
     q = g.modularity(membership.tolist(), weights=wl, resolution=float(resolution)) if m else float("nan")
@@ -985,21 +983,9 @@ def _igraph(n, s, d, chunk=1 << 18):
 
 def _igraph_leiden(g, weights, *, resolution, seed, n_iterations) -> np.ndarray:
     """igraph's Leiden with the modularity objective on ``g``, seeded: the membership of each vertex."""
-    with _igraph_seed(seed):
+    with igraph_seeded(seed):
         return np.asarray(g.community_leiden(objective_function="modularity", weights=weights,
                                              resolution=float(resolution), n_iterations=n_iterations).membership)
-
-
-@contextmanager
-def _igraph_seed(seed):
-    import igraph as ig
-
-    rng = python_random(seed)
-    ig.set_random_number_generator(rng)
-    try:
-        yield
-    finally:
-        ig.set_random_number_generator(random)
 
 
 def _normalised_addresses(raw, known=None) -> pd.Series:

@@ -72,7 +72,7 @@ from fraudkit.identification.graph import leiden
 from fraudkit.identification.graph.communities import Partition, relabel_by_size
 from fraudkit.identification.graph.leiden import modularity, networkit_membership, use_networkit
 from fraudkit.identification.graph.propagation import propagate_components
-from fraudkit.randomness import python_random
+from fraudkit.randomness import igraph_seeded
 
 __all__ = ["communities_by_component", "connected_components", "component_communities",
            "local_component_communities", "component_units", "component_bucket", "component_seed",
@@ -758,17 +758,12 @@ def _igraph_membership(n, s, d, w, *, method, resolution, seed, n_iterations):
                                         resolution_parameter=float(resolution), seed=int(seed),
                                         n_iterations=n_iterations)
         return np.asarray(part.membership)
-    ig.set_random_number_generator(python_random(seed))
-    try:
+    with igraph_seeded(seed):
         if method == "leiden":
             cl = g.community_leiden(objective_function="modularity", weights=w, resolution=float(resolution),
                                     n_iterations=n_iterations)
         else:
             cl = g.community_multilevel(weights=w, resolution=float(resolution))
-    finally:
-        import random
-
-        ig.set_random_number_generator(random)
     return np.asarray(cl.membership)
 
 

@@ -32,6 +32,7 @@ import logging
 import os
 import resource
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -151,6 +152,17 @@ def run(ds, *, context=None) -> StageOutput:
     p = context.parameters("graph", DEFAULTS)
     notes: list[str] = []
     steps = _Steps(context.progress, context.mode, release=lambda: release_memory(ds))
+    # communities per connected component: on Spark when the dataset's transforms run there, the same partition
+    spark = ds.transform_dataset.engine.spark if transform_engine(ds) == "spark" else None
+    # each view's communities start the moment the view is built and run beside the stage's next steps
+    with _ViewCommunities(method=p["community_method"], resolution=p["resolution"], seed=seed,
+                          spark=spark) as partitions:
+        return _run(ds, p, seed, context, notes, steps, spark, partitions)
+
+
+def _run(ds, p, seed, context, notes, steps, spark, partitions):
+    """:func:`run` from the tables on, each view's communities asked of ``partitions`` (:class:`_ViewCommunities`)
+    as soon as the view is built."""
     data = _load_tables(ds, coaction_actions=tuple(p["coaction_actions"]))
     steps.done("load", rows_in=sum(len(v) for v in data.values()))
     if "accounts" not in data:
@@ -188,6 +200,11 @@ def run(ds, *, context=None) -> StageOutput:
     else:
         notes.append("r_ab view skipped: the dataset has no orders table")
 
+    # the views' communities start now, beside the consolidation test, the evidence and the co-action view's
+    # profiles, not while the views are built: a view's build and a Leiden child beside it took large to 9.46 GB
+    # (benchmarks/end_to_end.md, "large after 73d42e1"); the co-action view's first, its capture test comes first
+    for name in sorted(views, key=lambda n: n != "coaction"):
+        partitions.start(name, views[name])
     seed_keys, seed_sources = _external_seeds(context.seed_pool, notes)
     evidence, note_rows = {}, None
     if "orders" in data and "received_at" in data["orders"].columns:
@@ -204,26 +221,19 @@ def run(ds, *, context=None) -> StageOutput:
     steps.done("community evidence")
     # what is read from here on: the capture test's interactions and notes (the profiles read the evidence)
     data = {k: data[k] for k in ("interactions", "notes") if k in data}
-    # communities per connected component: on Spark when the dataset's transforms run there, the same partition
-    spark = ds.transform_dataset.engine.spark if transform_engine(ds) == "spark" else None
     if spark is not None:
         notes.append("communities per connected component on Spark (large-star/small-star components, one "
                      "applyInPandas task per component or bucket, giant ones on the driver; nodes sent as their "
                      "first-appearance ranks): the DuckDB partition; label propagation the same way, per seeded "
                      "component: the DuckDB scores")
     # the co-action view first: its capture test is the last reader of the interactions, which then go before the
-    # larger views' communities run; the results are gathered in the views' order (each view's communities are
-    # seeded per component, whatever ran before)
+    # larger views' profiles; the results are gathered in the views' order
     found, empty = {}, set()
     for name in sorted(views, key=lambda n: n != "coaction"):
-        e = views[name]
-        if not (e["weight"].to_numpy() > 0).all():
-            e = e[e["weight"] > 0]
-        if not len(e):
+        e, part = partitions.result(name)
+        if part is None:
             empty.add(name)
             continue
-        part = communities_by_component(e, method=p["community_method"], resolution=p["resolution"], seed=seed,
-                                        spark=spark)
         steps.done(f"communities {name}", nodes=len(part.nodes), edges=len(e))
         prof = profile_communities(part, data, known_bad=seed_keys, edges=e, min_size=p["min_community_size"],
                                    tie_count="n_ties", evidence=member_evidence)
@@ -586,6 +596,54 @@ def _load_tables(ds, *, coaction_actions):
 
 
 _log = logging.getLogger(__name__)
+
+
+class _ViewCommunities:
+    """Each view's communities (:func:`communities_by_component` of its positive edges), started when the view
+    is built and computed on one worker thread while the stage goes on; :meth:`result` waits for them.
+
+    On ``large`` the shared view's Leiden (networkit in a child process, about 55 s) runs beside the co-action
+    and R(A,B) views, the consolidation test and the community evidence, and R(A,B)'s (about 35 s) beside the
+    first profiles. One worker: the views' communities are solved one at a time, in the order the views were
+    built, and each is seeded per component whatever ran before, so the partitions are those solved in a row
+    (igraph's random generator is held by one seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`).
+    On Spark (``spark`` given) they are solved when :meth:`result` asks, on the cluster."""
+
+    def __init__(self, *, method, resolution, seed, spark=None):
+        self._kw = dict(method=method, resolution=resolution, seed=seed, spark=spark)
+        self._pool = None if spark is not None else ThreadPoolExecutor(max_workers=1,
+                                                                        thread_name_prefix="fraudkit-communities")
+        self._views = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *_):
+        if self._pool is not None:
+            # after an error the stage fails at once, the views not started are dropped; the graph being solved
+            # is not waited for here (the interpreter waits for it on exit, or its child stops with the run's)
+            self._pool.shutdown(wait=kind is None, cancel_futures=True)
+        self._views.clear()
+
+    def start(self, name, edges):
+        """Start the communities of view ``name`` (``src``, ``dst``, ``weight``; edges weighing 0 or less are
+        left out)."""
+        if not (edges["weight"].to_numpy() > 0).all():
+            edges = edges[edges["weight"] > 0]
+        if not len(edges):
+            self._views[name] = (edges, None)
+        elif self._pool is None:
+            self._views[name] = (edges, functools.partial(communities_by_component, edges, **self._kw))
+        else:
+            self._views[name] = (edges, self._pool.submit(communities_by_component, edges, **self._kw))
+
+    def result(self, name):
+        """``(edges, partition)`` of view ``name``: its positive edges and their :class:`Partition` (None when it
+        has no edge); the view is forgotten."""
+        edges, job = self._views.pop(name)
+        if job is None:
+            return edges, None
+        return edges, job() if callable(job) else job.result()
 
 
 class _Steps:
