@@ -154,15 +154,15 @@ def run(ds, *, context=None) -> StageOutput:
     steps = _Steps(context.progress, context.mode, release=lambda: release_memory(ds))
     # communities per connected component: on Spark when the dataset's transforms run there, the same partition
     spark = ds.transform_dataset.engine.spark if transform_engine(ds) == "spark" else None
-    # each view's communities start the moment the view is built and run beside the stage's next steps
+    # the views' communities start once the views are built and run beside the stage's next steps
     with _ViewCommunities(method=p["community_method"], resolution=p["resolution"], seed=seed,
                           spark=spark) as partitions:
         return _run(ds, p, seed, context, notes, steps, spark, partitions)
 
 
 def _run(ds, p, seed, context, notes, steps, spark, partitions):
-    """:func:`run` from the tables on, each view's communities asked of ``partitions`` (:class:`_ViewCommunities`)
-    as soon as the view is built."""
+    """:func:`run` from the tables on, the views' communities asked of ``partitions`` (:class:`_ViewCommunities`)
+    once the views are built."""
     data = _load_tables(ds, coaction_actions=tuple(p["coaction_actions"]))
     steps.done("load", rows_in=sum(len(v) for v in data.values()))
     if "accounts" not in data:
@@ -599,15 +599,17 @@ _log = logging.getLogger(__name__)
 
 
 class _ViewCommunities:
-    """Each view's communities (:func:`communities_by_component` of its positive edges), started when the view
-    is built and computed on one worker thread while the stage goes on; :meth:`result` waits for them.
+    """Each view's communities (:func:`communities_by_component` of its positive edges), computed on one worker
+    thread from when they are started while the stage goes on; :meth:`result` waits for them.
 
-    On ``large`` the shared view's Leiden (networkit in a child process, about 55 s) runs beside the co-action
-    and R(A,B) views, the consolidation test and the community evidence, and R(A,B)'s (about 35 s) beside the
-    first profiles. One worker: the views' communities are solved one at a time, in the order the views were
-    built, and each is seeded per component whatever ran before, so the partitions are those solved in a row
-    (igraph's random generator is held by one seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`).
-    On Spark (``spark`` given) they are solved when :meth:`result` asks, on the cluster."""
+    The stage starts them once its views are built: on ``large`` the shared view's Leiden (networkit in a child
+    process, about 55 s) runs beside the consolidation test, the community evidence and the co-action view's
+    profiles and capture test, and R(A,B)'s (about 35 s) beside the shared view's profiles. Not beside a view's
+    build: with the shared view's child beside the R(A,B) view's build, large peaked at 9.46 GB (a4cbc24). One
+    worker: the views' communities are solved one at a time, in the order they were started, and each is seeded
+    per component whatever ran before, so the partitions are those solved in a row (igraph's random generator is
+    held by one seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`). On Spark (``spark`` given)
+    they are solved when :meth:`result` asks, on the cluster."""
 
     def __init__(self, *, method, resolution, seed, spark=None):
         self._kw = dict(method=method, resolution=resolution, seed=seed, spark=spark)
