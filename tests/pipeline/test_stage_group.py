@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,3 +214,48 @@ def test_usage_summary_in_sql_is_the_summary_of_the_stacked_rows(micro):
     assert len(got.networks) == len(want.networks) > 100
     assert (got.networks.groupby("account_id").size().sort_index().tolist()
             == want.networks.groupby("account_id").size().sort_index().tolist())
+
+
+def test_dense_blocks_run_while_the_association_networks_leiden_child_solves(micro, monkeypatch):
+    """The association network works on a worker thread and gives its turn away while networkit's child solves
+    its large components (the edge threshold lowered here); the dense blocks run then, and the association goes
+    on only once they are done. The stage's output is the one of the steps run one after the other."""
+    from fraudkit.identification.graph import association as association_module
+    from fraudkit.identification.graph import leiden
+    from fraudkit.pipeline.stages import group
+
+    tables, _ = micro
+    monkeypatch.setattr(leiden, "NETWORKIT_EDGES", 20)
+    context = lambda: RunContext(seed=0, group={"association": {**group.DEFAULTS["association"],  # noqa: E731
+                                                                "max_component_size": 4}})
+    events = []
+    for module, name in ((leiden.subprocess, "run"), (group, "_dense"), (association_module, "group_features")):
+        real = getattr(module, name)
+
+        def recorded(*a, _real=real, _name=name, **k):
+            events.append(f"{_name} starts")
+            out = _real(*a, **k)
+            events.append(f"{_name} ends")
+            return out
+
+        monkeypatch.setattr(module, name, recorded)
+    out = run(Dataset.from_tables(tables), context=context())
+    assert events[:2] == ["run starts", "_dense starts"]  # the child started, then the dense blocks
+    assert events.index("_dense ends") < events.index("group_features starts")
+
+    class InARow:  # every job done before beside returns: the association network, then the dense blocks
+        def beside(self, fn, *args):
+            value = fn(*args)
+            return type("Done", (), {"result": lambda self: value})()
+
+        def turn(self):
+            return contextlib.nullcontext()
+
+    monkeypatch.setattr(group, "Turns", InARow)
+    events.clear()
+    alone = run(Dataset.from_tables(tables), context=context())
+    assert events.index("run ends") < events.index("_dense starts")
+    pd.testing.assert_frame_equal(out.scores, alone.scores)
+    assert out.notes == alone.notes and list(out.artifacts) == list(alone.artifacts)
+    for name in ("association_groups", "dense_blocks", "candidates"):
+        pd.testing.assert_frame_equal(out.artifacts[name], alone.artifacts[name])

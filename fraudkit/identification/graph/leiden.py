@@ -21,6 +21,7 @@ child costs more than it saves, stay on igraph and keep their partitions.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
 import signal
@@ -28,10 +29,12 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
-__all__ = ["NETWORKIT_EDGES", "NETWORKIT_ITERATIONS", "use_networkit", "networkit_membership", "modularity"]
+__all__ = ["NETWORKIT_EDGES", "NETWORKIT_ITERATIONS", "use_networkit", "networkit_membership", "modularity",
+           "waiting_aside"]
 
 NETWORKIT_EDGES = 4_000_000
 """A graph with this many (distinct) edges or more is solved by networkit's ``ParallelLeiden``; ``None``: never.
@@ -48,6 +51,35 @@ modularity 0.3307 on the large shared view, 2 of ``ParallelLeiden`` 0.3230, 4 of
 
 _UNTIL_STABLE = 16
 """``ParallelLeiden`` iterations when igraph's are asked to run until the partition is stable (negative)."""
+
+
+_ASIDE = contextvars.ContextVar("fraudkit_leiden_aside", default=None)
+"""What this thread's Leiden children are waited for inside (:func:`waiting_aside`); None: nothing."""
+
+
+@contextmanager
+def waiting_aside(aside):
+    """Inside the block, this thread waits for each networkit child inside ``aside()`` (a context manager), e.g.
+    one that lets another thread work meanwhile (:class:`fraudkit.pipeline.turns.Turns`).
+
+    Examples
+    --------
+    >>> from contextlib import contextmanager
+    >>> said = []
+    >>> @contextmanager
+    ... def aside():
+    ...     said.append("waits"); yield; said.append("goes on")
+    >>> with waiting_aside(aside):
+    ...     m = networkit_membership(4, [np.array([0, 2]), np.array([1, 3]), np.ones(2)], resolution=1.0, seed=0,
+    ...                              n_iterations=2, fallback=None)
+    >>> said
+    ['waits', 'goes on']
+    """
+    token = _ASIDE.set(aside)
+    try:
+        yield
+    finally:
+        _ASIDE.reset(token)
 
 
 def use_networkit(n_edges: int, s, d, *, threshold=NETWORKIT_EDGES) -> bool:
@@ -115,9 +147,11 @@ def networkit_membership(n, graph, *, resolution, seed, n_iterations, fallback):
             del values  # the caller's last reference, if it kept none: freed before the next is written
         np.save(os.path.join(tmp, "args.npy"), np.array([n, iterations, int(seed)], dtype=np.int64))
         np.save(os.path.join(tmp, "gamma.npy"), np.array([float(resolution)]))
-        # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages
-        done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp, str(os.getpid())],
-                              capture_output=True, text=True, check=False)
+        aside = _ASIDE.get()
+        with nullcontext() if aside is None else aside():
+            # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages
+            done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp, str(os.getpid())],
+                                  capture_output=True, text=True, check=False)
         out = os.path.join(tmp, "membership.npy")
         membership = np.load(out) if done.returncode == 0 and os.path.exists(out) else None
         graph[:] = [np.load(os.path.join(tmp, f"{x}.npy")).astype(dtype, copy=False)

@@ -38,6 +38,7 @@ from fraudkit.identification.group.clusters import CoActionMiner, DeviceClustere
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.frames import release_memory
 from fraudkit.pipeline.progress import step
+from fraudkit.pipeline.turns import Turns
 from fraudkit.pipeline.stages import StageOutput, empty_scores
 
 __all__ = ["run", "training_groups", "METHODS", "DEFAULTS"]
@@ -117,16 +118,28 @@ def run(ds, *, context=None) -> StageOutput:
         acts = _coaction_events(ds, p["coaction_actions"])
         _coaction(ds, acts, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
 
-    # 3. dense blocks on account x target
-    with timed("dense blocks"):
+    # 3. dense blocks on account x target and 4. the association network: the association network on a worker
+    # thread, the dense blocks while its Leiden child solves (networkit's, about 40 s on large, when its graph is
+    # large enough); one of them works at a time (Turns), so they run in one order whatever the timing, and the
+    # dense blocks' memory adds to the association's what it holds while waiting, not to its peak
+    mine = ([], {}, {}, {}, [])  # the association's notes, artifacts, per-method scores, thresholds, candidates
+
+    def association():
+        with timed("association network"):
+            _association(ds, accounts, devices, context, p, seed, *mine)
+
+    turns = Turns()
+    job = turns.beside(association)
+    with turns.turn(), timed("dense blocks"):
         _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources)
     del acts
-
-    # 4. association network
-    with timed("association network"):
-        _association(ds, accounts, devices, context, p, seed, notes, artifacts, per_method, thresholds,
-                     cand_sources)
+    job.result()
     del accounts, devices  # not read again
+    # the association's results after the dense blocks', as in the order of the steps
+    notes += mine[0]
+    for held, got in zip((artifacts, per_method, thresholds), mine[1:4]):
+        held.update(got)
+    cand_sources += mine[4]
     with timed("scores"):
         scores = _scores(acc_ids, per_method, thresholds)
         artifacts["candidates"] = candidates(*cand_sources, min_score=p["candidate_min_score"])

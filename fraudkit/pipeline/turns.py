@@ -1,0 +1,84 @@
+"""One turn at a time: a step on a worker thread that gives its turn away while it only waits.
+
+The association network's Leiden child (networkit, about 40 s on one core on ``large``) leaves the parent idle;
+:class:`Turns` lets the group stage run its dense blocks meanwhile, without two steps ever working at once: the
+worker holds the turn while it works and gives it away only while it waits for the child
+(:func:`fraudkit.identification.graph.leiden.waiting_aside`), and the stage takes the turn for its step. So the
+steps run in one order whatever the timing (the worker's part before the child, the stage's step, the worker's
+part after it), their memory never adds up beyond the child's, and neither reads or writes a shared state (a
+DuckDB connection, a seeded generator) while the other does.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+from fraudkit.identification.graph.leiden import waiting_aside
+
+__all__ = ["Turns"]
+
+
+class Turns:
+    """The turn of the stage's thread and of the jobs it starts :meth:`beside` it.
+
+    Examples
+    --------
+    >>> turns, said = Turns(), []
+    >>> job = turns.beside(lambda: said.append("job") or 3)
+    >>> with turns.turn():
+    ...     said.append("stage")
+    >>> job.result(), said
+    (3, ['job', 'stage'])
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def turn(self):
+        """The block runs when no job works (a job waiting for a Leiden child does not)."""
+        with self._lock:
+            yield
+
+    def beside(self, fn, *args) -> "_Job":
+        """Start ``fn(*args)`` on a worker thread holding the turn, and return once it waits for a Leiden child
+        (its turn given away until the child is done and the turn is free again) or is done."""
+        given, box = threading.Event(), {}
+
+        @contextmanager
+        def aside():
+            self._lock.release()
+            given.set()
+            try:
+                yield
+            finally:
+                self._lock.acquire()
+
+        def work():
+            try:
+                with self._lock, waiting_aside(aside):
+                    box["value"] = fn(*args)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+                box["error"] = e
+            finally:
+                given.set()
+
+        thread = threading.Thread(target=work, name="fraudkit-turns", daemon=True)
+        thread.start()
+        given.wait()
+        return _Job(thread, box)
+
+
+class _Job:
+    """A job started by :meth:`Turns.beside`."""
+
+    def __init__(self, thread, box):
+        self._thread, self._box = thread, box
+
+    def result(self):
+        """Wait for the job; its value, or its exception raised here."""
+        self._thread.join()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
