@@ -106,8 +106,8 @@ def networkit_membership(n, graph, *, resolution, seed, n_iterations, fallback):
 
     The graph is handed over: ``graph`` is emptied once its arrays are written for the child, and filled again
     with them, read back, when the child is done. A caller that keeps no other reference to the arrays holds
-    none of the graph while it is solved (on ``large`` the association network's parent held 4.0 GB while its
-    Leiden child ran, 1.4 GB of it the edge arrays of this graph and of the steps that made it).
+    none of the graph while it is solved (``benchmarks/held_memory.md``: what the parent held while the ``large``
+    world's Leiden children ran, before and after).
 
     Parameters
     ----------
