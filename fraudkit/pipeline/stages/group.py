@@ -121,7 +121,7 @@ def run(ds, *, context=None) -> StageOutput:
     # 3. dense blocks on account x target and 4. the association network: the association network on a worker
     # thread, the dense blocks while its Leiden child solves (networkit's, about 40 s on large, when its graph is
     # large enough); one of them works at a time (Turns), so they run in one order whatever the timing, and the
-    # dense blocks' memory adds to the association's what it holds while waiting, not to its peak
+    # dense blocks' memory adds to what the association holds while it waits, not to its peak
     mine = ([], {}, {}, {}, [])  # the association's notes, artifacts, per-method scores, thresholds, candidates
 
     def association():
