@@ -159,13 +159,10 @@ def networkit_membership(n, graph, *, resolution, seed, n_iterations, fallback):
     if membership is not None and len(membership) == n:
         return membership.astype(np.int64)
     if done.returncode in (-signal.SIGINT, -signal.SIGTERM):
-        # stopped with the run (Ctrl-C reaches the whole process group), not failed: no igraph run after it
-        if done.returncode == -signal.SIGINT:
-            raise KeyboardInterrupt
-        from fraudkit.errors import FraudkitError  # not at the top: the child imports only numpy and networkit
-
-        raise FraudkitError(f"networkit's ParallelLeiden was stopped (signal {-done.returncode}) on a graph of "
-                            f"{n:,} nodes; nothing to fall back to: the run is being stopped")
+        # stopped with the run (Ctrl-C reaches the whole process group), not failed: no igraph run after it, the
+        # run is interrupted (a worker thread solving beside the stage would otherwise go on with igraph)
+        raise KeyboardInterrupt(f"networkit's ParallelLeiden was stopped (signal {-done.returncode}) on a graph of "
+                                f"{n:,} nodes")
     reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
     warnings.warn(f"networkit's ParallelLeiden failed on a graph of {n:,} nodes and {n_edges:,} edges ({reason}); "
                   "solved by igraph's Leiden instead, whose partition differs", RuntimeWarning, stacklevel=2)
