@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from fraudkit import simulation
-from fraudkit.data import adapters, dataset
+from fraudkit.data import adapters, connection, dataset
 from fraudkit.data.atomic import check_output
 from fraudkit.errors import FraudkitError
 from fraudkit.evaluation import backtest, graphbench, metrics, review as reviewing
@@ -341,6 +341,11 @@ def _describe(e: BaseException) -> tuple[str, int]:
                  errno.ENOENT: "check the path"}
         fix = fixes.get(e.errno, "check the path and the disk")
         return f"the system refused{where}: {e.strerror or e}. Fix: {fix}", 1
+    if "No space left on device" in str(e):  # DuckDB's IOException (spilling, writing) is not an OSError
+        text = str(e).strip().splitlines()[0]
+        return (f"the system refused: {text[:300]}. Fix: free disk space, or write the output to another disk; "
+                f"DuckDB spills to {connection.TEMP_DIRECTORY_ENV} (default <system temp>/fraudkit-duckdb), which "
+                "may point to a disk with room"), 1
     if "java.lang.OutOfMemoryError" in str(e):  # Spark's JVM (a Py4JJavaError carries the Java trace as text)
         return ("Spark ran out of memory (java.lang.OutOfMemoryError in its JVM). Fix: give the driver more memory "
                 "(--spark-conf spark.driver.memory=12g; local sessions run their tasks in the driver), or run on a "

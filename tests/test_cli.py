@@ -133,6 +133,20 @@ def test_system_refusals_are_a_message_with_a_fix(data, tmp_path, monkeypatch, e
     _no_traceback(r)
 
 
+def test_a_full_disk_under_duckdb_is_a_message_with_a_fix(data, tmp_path, monkeypatch):
+    import duckdb
+
+    def full(*a, **k):  # what DuckDB raised when /tmp filled up while it spilled the large world's feature SQL
+        raise duckdb.IOException('IO Error: Could not write file "/tmp/fraudkit-duckdb/duckdb_temp_storage_'
+                                 'DEFAULT-1.tmp": No space left on device')
+
+    monkeypatch.setattr(cli.scoring, "score_dataset", full)
+    r = _run("score", data, "--out", tmp_path / "run")
+    assert r.exit_code == 1 and "free disk space" in r.output and "FRAUDKIT_DUCKDB_TEMP_DIRECTORY" in r.output
+    assert "duckdb_temp_storage" in r.output and "unexpected" not in r.output, r.output
+    _no_traceback(r)
+
+
 def test_unexpected_errors_are_a_message_and_debug_shows_the_traceback(data, tmp_path, monkeypatch):
     def broken(*a, **k):
         raise KeyError("data")
