@@ -93,3 +93,34 @@ def test_positions_as_integers_are_the_positions_as_text(keys, table):
     want = _text_positions(keys, table)
     assert _positions(keys, table).tolist() == want.tolist()
     assert _positions(keys, _KeyIndex(table)).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("extra", [None, "file_row_number"])
+def test_streamed_interactions_read_in_chunks_are_the_frame_in_memory(tiny_tables, extra):
+    """The streamed interactions (parked in a Parquet file, rows numbered by their place in it) read back a few
+    rows at a time are the in-memory frame, accumulators included; a column named like DuckDB's row number of a
+    file is kept and the rows numbered another way."""
+    import fraudkit.pipeline.frames as frames
+    from fraudkit.identification.rules import default_ruleset
+
+    tables = dict(tiny_tables)
+    it = tables["interactions"]
+    # likes 7 minutes apart on two devices in turn: the accumulator counts over an hour differ row by row, and
+    # its window (by device) orders the rows unlike the frame (by time)
+    devices = it["device_id"].dropna().unique()[:2]
+    it = it.assign(device_id=np.resize(devices, len(it)), action="like",
+                   ts=pd.Timestamp("2024-06-01") + pd.to_timedelta(np.arange(len(it)) * 7, unit="min"))
+    if extra:
+        it = it.assign(**{extra: np.arange(len(it))[::-1] * 10})
+    tables["interactions"] = it.sample(frac=1.0, random_state=3)  # out of order: the frame sorts them
+    ds = Dataset.from_tables(tables)
+    rules = default_ruleset()
+    whole = rule_frames(ds, rules)["interaction"]
+    stream = rule_frames(ds, rules, stream=True)["interaction"]
+    assert isinstance(stream, frames.EventFrame) and stream._table is not None  # parked in DuckDB, not in memory
+    assert (extra in stream.columns) == (extra is not None)
+    got = pd.concat(list(stream.chunks(3)), ignore_index=True)
+    pd.testing.assert_frame_equal(got, whole[stream.columns])
+    assert got["acc_likes_per_device_1h"].max() > 1
+    assert stream._read(4, 7, ["event_id"])["event_id"].tolist() == whole["event_id"].iloc[4:7].tolist()
+    stream.close()
