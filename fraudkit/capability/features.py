@@ -652,12 +652,13 @@ def account_features_from_source(src: SqlSource) -> pd.DataFrame:
     SELECT account_id, -sum(p * log2(p)) AS hour_entropy FROM (
         SELECT account_id, count(*) / sum(count(*)) OVER (PARTITION BY account_id) AS p
         FROM {it} GROUP BY account_id, hour(ts)) GROUP BY account_id""")
-    # events at the same time are taken in event_id order in both windows: a gap's previous gap is then the same
-    # in every run (by time alone, two events of one second could meet their gaps in either order)
+    # events at the same time are taken in event_id order: a gap's previous gap is then the same in every run (by
+    # time alone, two events of one second could meet their gaps in either order); the previous gap from the two
+    # events before, in the same window (a second window over the gaps sorted the 23.7M interactions of large
+    # again: 5.0 s against 4.0 s)
     blocks.append(f"""
-    WITH g AS (SELECT account_id, ts, event_id,
-                      epoch(ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts, event_id)) AS gap FROM {it}),
-    gg AS (SELECT account_id, gap, lag(gap) OVER (PARTITION BY account_id ORDER BY ts, event_id) AS prev FROM g)
+    WITH gg AS (SELECT account_id, epoch(ts - lag(ts) OVER w) AS gap, epoch(lag(ts) OVER w - lag(ts, 2) OVER w) AS prev
+                FROM {it} WINDOW w AS (PARTITION BY account_id ORDER BY ts, event_id))
     SELECT account_id, median(gap) AS gap_median_s,
            CASE WHEN count(gap) >= 2 AND avg(gap) > 0 THEN stddev_pop(gap) / avg(gap) END AS gap_cv,
            avg(CASE WHEN prev IS NOT NULL THEN CAST(abs(gap - prev) <= greatest(1.0, 0.02 * gap) AS DOUBLE) END)
