@@ -11,6 +11,7 @@ DuckDB connection, a seeded generator) while the other does.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from contextlib import contextmanager
 
@@ -44,7 +45,7 @@ class Turns:
     def beside(self, fn, *args) -> "_Job":
         """Start ``fn(*args)`` on a worker thread holding the turn, and return once it waits for a Leiden child
         (its turn given away until the child is done and the turn is free again) or is done."""
-        given, box = threading.Event(), {}
+        given, began, box = threading.Event(), threading.Event(), {}
 
         @contextmanager
         def aside():
@@ -57,6 +58,7 @@ class Turns:
 
         def work():
             try:
+                began.set()
                 with self._lock, waiting_aside(aside):
                     box["value"] = fn(*args)
             except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
@@ -65,16 +67,21 @@ class Turns:
                 given.set()
 
         thread = threading.Thread(target=work, name="fraudkit-turns", daemon=True)
-        thread.start()
-        given.wait()
-        return _Job(thread, box)
+        job = _Job(thread, box, began)
+        try:
+            thread.start()
+            given.wait()
+        except BaseException:  # interrupted while the job works: it is stopped before the interrupt goes on
+            job.stop()
+            raise
+        return job
 
 
 class _Job:
     """A job started by :meth:`Turns.beside`."""
 
-    def __init__(self, thread, box):
-        self._thread, self._box = thread, box
+    def __init__(self, thread, box, began):
+        self._thread, self._box, self._began = thread, box, began
 
     def result(self):
         """Wait for the job; its value, or its exception raised here."""
@@ -82,3 +89,17 @@ class _Job:
         if "error" in self._box:
             raise self._box["error"]
         return self._box["value"]
+
+    def stop(self) -> None:
+        """Interrupt the job (a :class:`KeyboardInterrupt` raised in its thread at its next Python step, once the
+        call it is in returns) and wait for it: what the stage does when it fails or is interrupted itself.
+
+        A job left running when the stage's exception ends the process was stopped in the middle of DuckDB's or
+        igraph's native code at the interpreter's exit ("terminate called without an active exception", exit
+        134 instead of the interrupt's 130).
+        """
+        self._began.wait()  # its thread runs (an interrupt can come while it starts)
+        if self._thread.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread.ident),
+                                                       ctypes.py_object(KeyboardInterrupt))
+        self._thread.join()

@@ -49,3 +49,58 @@ def test_a_jobs_error_is_raised_by_result_and_leaves_the_turn_free():
         running.result()
     with turns.turn():  # not held by the failed job
         pass
+
+
+def test_a_job_still_working_when_the_stage_fails_is_stopped_and_waited_for():
+    """The stage's error (an interrupt) stops the job at its next Python step and waits for it: a job left running
+    in native code at the interpreter's exit aborted the process (exit 134 instead of 130)."""
+    import threading
+    import time
+
+    from fraudkit.identification.graph import leiden
+
+    turns, said, working = Turns(), [], threading.Event()
+
+    def job():
+        with leiden._ASIDE.get()():  # gives the turn away, as while a Leiden child solves
+            pass
+        working.set()
+        try:
+            while True:  # works with the turn held until it is stopped
+                time.sleep(0.01)
+        finally:
+            said.append("job stopped")
+
+    running = turns.beside(job)
+    assert working.wait(10)
+    running.stop()
+    assert said == ["job stopped"] and not running._thread.is_alive()
+    with pytest.raises(KeyboardInterrupt):
+        running.result()
+    with turns.turn():  # the stopped job let go of the turn
+        pass
+
+
+def test_a_stage_interrupted_while_it_waits_for_its_job_stops_the_job():
+    """An interrupt while the stage waits for the job to give its turn away (a graph too small for a Leiden child:
+    the job works through) stops the job before it goes on."""
+    import _thread
+    import threading
+    import time
+
+    turns, said = Turns(), []
+
+    def job():
+        _thread.interrupt_main()  # as Ctrl-C would, while the job works
+        try:
+            while True:
+                time.sleep(0.01)
+        finally:
+            said.append("job stopped")
+
+    with pytest.raises(KeyboardInterrupt):
+        turns.beside(job)
+    assert said == ["job stopped"]
+    assert not [t for t in threading.enumerate() if t.name == "fraudkit-turns"]
+    with turns.turn():
+        pass

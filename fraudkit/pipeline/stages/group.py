@@ -130,10 +130,14 @@ def run(ds, *, context=None) -> StageOutput:
 
     turns = Turns()
     job = turns.beside(association)
-    with turns.turn(), timed("dense blocks"):
-        _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources)
-    del acts
-    job.result()
+    try:
+        with turns.turn(), timed("dense blocks"):
+            _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources)
+        del acts
+        job.result()
+    except BaseException:  # interrupted or failed: the association is stopped before the stage's error goes on
+        job.stop()
+        raise
     del accounts, devices  # not read again
     # the association's results after the dense blocks', as in the order of the steps
     notes += mine[0]
