@@ -124,14 +124,16 @@ def detect_communities(edges, *, method="leiden", resolution=1.0, seed=0, weight
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    if method == "leiden" and len(edges) >= (leiden.NETWORKIT_EDGES or np.inf):
-        # the large path codes the edges itself, so that nothing edge-sized is held here while networkit solves
-        part = _networkit_partition(edges, src, dst, weight, nodes, resolution=resolution, seed=seed,
-                                    n_iterations=n_iterations)
+    coded = list(_coded(edges, src, dst, weight, nodes))  # [code, uniq, w]
+    m = len(edges)
+    if method == "leiden" and m >= (leiden.NETWORKIT_EDGES or np.inf):
+        # the coded edges are handed over (emptied unless an edge is a self-loop): nothing edge-sized is held here
+        # while networkit solves
+        part = _networkit_partition(coded, m, weight, resolution=resolution, seed=seed, n_iterations=n_iterations)
         if part is not None:
             return part
-    code, uniq, w = _coded(edges, src, dst, weight, nodes)
-    m = len(edges)
+    code, uniq, w = coded
+    del coded
     s, d = code[:m], code[m:2 * m]
     g = _igraph(len(uniq), s, d)
     del code, s, d
@@ -177,16 +179,18 @@ def _coded(edges, src, dst, weight, nodes):
     return code, uniq, w
 
 
-def _networkit_partition(edges, src, dst, weight, nodes, *, resolution, seed, n_iterations) -> Partition | None:
-    """:func:`detect_communities`' ``leiden`` on a large graph: parallel edges summed (in the edges' order), then
-    networkit's ``ParallelLeiden`` (:mod:`fraudkit.identification.graph.leiden`); igraph on the summed graph when
-    fewer distinct edges than the threshold remain, or when the child process fails. None when an edge is a
-    self-loop (igraph's path takes the graph). Only the summed graph is kept, and it is handed to the child:
-    nothing edge-sized of this function's is held while the child solves."""
-    code, uniq, w = _coded(edges, src, dst, weight, nodes)
-    m = len(edges)
+def _networkit_partition(coded, m, weight, *, resolution, seed, n_iterations) -> Partition | None:
+    """:func:`detect_communities`' ``leiden`` on a large graph of ``m`` edges coded by :func:`_coded` (the list
+    ``[code, uniq, w]``, emptied when taken): parallel edges summed (in the edges' order), then networkit's
+    ``ParallelLeiden`` (:mod:`fraudkit.identification.graph.leiden`); igraph on the summed graph when fewer
+    distinct edges than the threshold remain, or when the child process fails. None, ``coded`` left as it was,
+    when an edge is a self-loop (igraph's path takes the graph). Only the summed graph is kept, and it is handed
+    to the child: nothing edge-sized of this function's is held while the child solves."""
+    code = coded[0]
     if (code[:m] == code[m:2 * m]).any():
         return None
+    code, uniq, w = coded
+    coded.clear()
     n = len(uniq)
     s, d = code[:m], code[m:2 * m]
     lo, hi = np.minimum(s, d).astype(np.int64), np.maximum(s, d).astype(np.int64)
