@@ -336,6 +336,11 @@ def read_rows(path, start, stop, columns) -> pd.DataFrame:
     >>> read_rows(path, 2, 7, ["a"])["a"].tolist(), read_rows(path, 9, 9, ["a"]).shape
     ([2, 3, 4, 5, 6], (0, 1))
     """
+    return _row_table(path, start, stop, columns).to_pandas().reset_index(drop=True)
+
+
+def _row_table(path, start, stop, columns) -> pa.Table:
+    """:func:`read_rows` as an Arrow table (in the file's order)."""
     file = pq.ParquetFile(path)
     groups, first, offset = [], 0, 0
     for g in range(file.metadata.num_row_groups):
@@ -345,9 +350,8 @@ def read_rows(path, start, stop, columns) -> pd.DataFrame:
             groups.append(g)
         offset += n
     if not groups:
-        return file.schema_arrow.empty_table().select(list(columns)).to_pandas()
-    table = file.read_row_groups(groups, columns=list(columns))
-    return table.slice(start - first, stop - start).to_pandas().reset_index(drop=True)
+        return file.schema_arrow.empty_table().select(list(columns))
+    return file.read_row_groups(groups, columns=list(columns)).slice(start - first, stop - start)
 
 
 def arrow_text(col: pd.Series) -> pa.Array:
@@ -458,13 +462,15 @@ class EventFrame:
     """
 
     def __init__(self, entity, n, columns, *, frame=None, tables=None, con=None, table=None, stored=(), feats=None,
-                 need=(), floats=(), objects=(), parked=None):
+                 need=(), floats=(), objects=(), parked=None, by_file=False):
         self.entity, self.n, self.columns = entity, int(n), list(columns)
         self.key = _ENTITY_KEYS[entity]
         self._frame, self._con, self._table, self._stored = frame, con, table, set(stored)
         self._tables = tables  # a FeatureTables holding the frame as table ``entity`` (parked or not)
         self._feats, self._need, self._floats, self._objects = feats, set(need), tuple(floats), tuple(objects)
         self._parked = parked  # the Parquet file holding ``table`` (a view over it, read a chunk at a time)
+        # ``table``'s _fk_row is the row's position in ``parked`` (DuckDB's file_row_number): chunks read from the file
+        self._by_file = bool(by_file) and parked is not None
         self._indexes = {}  # the joined feature tables' key indexes (_KeyIndex), built once for every chunk
 
     @classmethod
@@ -509,9 +515,15 @@ class EventFrame:
         if self._table is None:
             return self._frame.iloc[a:b][cols].reset_index(drop=True)
         base = [c for c in cols if c in self._stored]
-        sel = ", ".join(quote(c) for c in base)
-        table = self._con.execute(f"SELECT {sel} FROM {self._table} WHERE _fk_row >= {a} AND _fk_row < {b} "
-                                  "ORDER BY _fk_row").to_arrow_table()
+        if self._by_file:
+            # rows a to b of the file are _fk_row a to b: read by Arrow in the file's order (on large 1.7 s for
+            # the 23.7M interactions against 4.7 s for DuckDB's filter and sort on _fk_row, and their frames
+            # made in 3.9 s against 6.6 s)
+            table = _row_table(self._parked, a, b, base)
+        else:
+            sel = ", ".join(quote(c) for c in base)
+            table = self._con.execute(f"SELECT {sel} FROM {self._table} WHERE _fk_row >= {a} AND _fk_row < {b} "
+                                      "ORDER BY _fk_row").to_arrow_table()
         frame = ns_timestamps(table.to_pandas())
         del table
         for c in self._floats:  # integers with nulls somewhere: float64, as in the whole frame
@@ -534,7 +546,7 @@ class EventFrame:
     def close(self) -> None:
         if self._table is not None and self._con is not None:
             drop_table(self._con, self._table, self._parked)
-            self._table, self.n, self._parked = None, 0, None
+            self._table, self.n, self._parked, self._by_file = None, 0, None, False
             self._frame = pd.DataFrame(columns=self.columns)
 
 
@@ -902,7 +914,8 @@ def _interaction_stream(ds, feats, need) -> EventFrame:
     table = f"fk_rule_frame_interaction_{next(_ids)}"
     rows = f"SELECT *{windows} FROM {view}"
     with smaller_memory_limit(raw, RULE_FRAME_MEMORY):  # the feature tables are in memory beside it
-        if _FILE_ROW in base:  # a column of that name hides the file's row numbers: numbered by a window
+        by_file = _FILE_ROW not in base
+        if not by_file:  # a column of that name hides the file's row numbers: numbered by a window
             parked = _parked_query(raw, table, f"SELECT row_number() OVER (ORDER BY {keys}) - 1 AS _fk_row, * "
                                               f"FROM ({rows}) ORDER BY _fk_row")
         else:
@@ -920,7 +933,7 @@ def _interaction_stream(ds, feats, need) -> EventFrame:
     joined = [c for c in _join_features(head, feats, need).columns if c not in base]
     return EventFrame("interaction", n, base + joined + [a.name for a in accs], con=raw, table=table,
                       stored=base + [a.name for a in accs], feats=feats, need=need, floats=floats, objects=objects,
-                      parked=parked)
+                      parked=parked, by_file=by_file)
 
 
 def _table_frame(ds, name):

@@ -119,6 +119,7 @@ def test_streamed_interactions_read_in_chunks_are_the_frame_in_memory(tiny_table
     stream = rule_frames(ds, rules, stream=True)["interaction"]
     assert isinstance(stream, frames.EventFrame) and stream._table is not None  # parked in DuckDB, not in memory
     assert (extra in stream.columns) == (extra is not None)
+    assert stream._by_file == (extra is None)  # read from the file by Arrow unless the window numbered them
     got = pd.concat(list(stream.chunks(3)), ignore_index=True)
     pd.testing.assert_frame_equal(got, whole[stream.columns])
     assert got["acc_likes_per_device_1h"].max() > 1
