@@ -875,8 +875,9 @@ def _write_scores(parts, path) -> int:
             return p.score_tables(DECISION_CHUNK)
         return (p.iloc[a:a + DECISION_CHUNK] for a in range(0, len(p), DECISION_CHUNK))
 
-    # each part's schema as its rows in a DataFrame give it (pandas metadata included): from its first row
-    schemas = [arrow(next(iter(p.score_chunks(1) if isinstance(p, EventRules) else chunks(p)))).schema
+    # each part's schema as its rows in a DataFrame give it (pandas metadata included): from its first row (a
+    # frame's first chunk made Arrow only for its schema took 4 s on large)
+    schemas = [arrow(next(iter(p.score_chunks(1))) if isinstance(p, EventRules) else p.iloc[:1]).schema
                for p in parts]
     schema = pa.unify_schemas(schemas, promote_options="permissive")
     schema = pa.schema([f.with_type(pa.string()) if f.type in (pa.large_string(), pa.null()) else f
