@@ -546,7 +546,7 @@ class EventFrame:
     def close(self) -> None:
         if self._table is not None and self._con is not None:
             drop_table(self._con, self._table, self._parked)
-            self._table, self.n, self._parked, self._by_file = None, 0, None, False
+            self._table, self.n, self._parked = None, 0, None
             self._frame = pd.DataFrame(columns=self.columns)
 
 

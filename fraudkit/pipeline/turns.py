@@ -71,6 +71,8 @@ class Turns:
         try:
             thread.start()
             given.wait()
+        except RuntimeError:  # the thread could not be started (the system's limit): no job runs to be stopped
+            raise
         except BaseException:  # interrupted while the job works: it is stopped before the interrupt goes on
             job.stop()
             raise

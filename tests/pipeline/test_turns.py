@@ -104,3 +104,32 @@ def test_a_stage_interrupted_while_it_waits_for_its_job_stops_the_job():
     assert not [t for t in threading.enumerate() if t.name == "fraudkit-turns"]
     with turns.turn():
         pass
+
+
+def test_a_job_whose_thread_cannot_start_fails_at_once(monkeypatch):
+    """A worker thread the system refuses (its thread limit) is an error of ``beside`` at once, not a wait for a
+    job that never runs."""
+    import threading
+
+    real = threading.Thread.start
+
+    def start(self):
+        if self.name == "fraudkit-turns":
+            raise RuntimeError("can't start new thread")
+        return real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    turns, out = Turns(), {}
+
+    def call():
+        try:
+            turns.beside(lambda: None)
+        except RuntimeError as e:
+            out["error"] = str(e)
+
+    caller = threading.Thread(target=call, daemon=True)  # waited for with a time limit: a hang fails the test
+    caller.start()
+    caller.join(10)
+    assert not caller.is_alive() and out == {"error": "can't start new thread"}
+    with turns.turn():  # nothing holds the turn
+        pass
