@@ -129,7 +129,7 @@ from fraudkit.capability.sequences import (
     SEQUENCE_WINDOW_COUNTS,
     sequence_features_from_source,
 )
-from fraudkit.data.sqlsource import SqlSource, open_source
+from fraudkit.data.sqlsource import SqlSource, distinct_days, open_source
 
 __all__ = [
     "account_features",
@@ -635,7 +635,7 @@ def account_features_from_source(src: SqlSource) -> pd.DataFrame:
     shares = ", ".join(f"avg(CAST(action = '{a}' AS DOUBLE)) AS share_{a}" for a in _ACTIONS)
     blocks.append(f"""
     SELECT i.account_id, CAST(count(*) AS DOUBLE) AS n_actions,
-           CAST(count(DISTINCT CAST(i.ts AS DATE)) AS DOUBLE) AS n_active_days,
+           CAST({distinct_days("i.ts", src.day_range(it, "ts"))} AS DOUBLE) AS n_active_days,
            CAST(count(DISTINCT i.target_id) AS DOUBLE) AS n_targets, {shares},
            sum(CAST(action IN ('like', 'collect') AS DOUBLE)) / greatest(sum(CAST(action = 'view' AS DOUBLE)), 1)
                AS like_view_ratio,

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from fraudkit.capability.graphs import entity_usage, hot_entities
 from fraudkit.data.atomic import write_parquet
 from fraudkit.data.contract import ENTITY_TYPES, LIST_TYPES, TABLES
-from fraudkit.data.sqlsource import open_source
+from fraudkit.data.sqlsource import distinct_days, open_source
 from fraudkit.errors import FraudkitError
 
 __all__ = ["ListStore", "ENTRY_COLUMNS", "AUDIT_COLUMNS", "row_scopes", "account_standing", "list_usage",
@@ -400,8 +400,9 @@ def account_standing(data, *, as_of=None, min_age_days=90, min_active_days=3) ->
         ref = src.reference_time()
         days = [f"SELECT account_id, CAST(ts AS DATE) AS d FROM {getattr(src.t, n)}"
                 for n in ("interactions", "orders", "logins") if src.has(n)]
-        active = (f"(SELECT account_id, count(DISTINCT d) AS n FROM ({' UNION ALL '.join(days)}) GROUP BY account_id)"
-                  if days else "(SELECT NULL AS account_id, 0 AS n WHERE false)")
+        union = f"({' UNION ALL '.join(days)}) u"
+        active = (f"(SELECT account_id, {distinct_days('d', src.day_range(union, 'd'))} AS n FROM {union} "
+                  "GROUP BY account_id)" if days else "(SELECT NULL AS account_id, 0 AS n WHERE false)")
         f = src.df(f"""SELECT a.account_id,
                 (epoch(TIMESTAMP '{pd.Timestamp(ref)}' - CAST(a.registered_at AS TIMESTAMP)) / 86400.0 >= {float(min_age_days)})
                 AND coalesce(x.n, 0) >= {int(min_active_days)} AS ok

@@ -28,7 +28,7 @@ from fraudkit.data.contract import TABLES
 from fraudkit.data.engine import DuckDBEngine, Engine, quote
 from fraudkit.errors import FraudkitError, MissingInputError
 
-__all__ = ["SqlSource", "open_source"]
+__all__ = ["SqlSource", "open_source", "distinct_days", "distinct_hours"]
 
 _counter = itertools.count()
 _SQL_TYPES = {"id": "VARCHAR", "string": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN",
@@ -176,6 +176,12 @@ class SqlSource:
         m = self.scalar(f"SELECT max(m) FROM ({' UNION ALL '.join(parts)})") if parts else None
         return pd.Timestamp(m) + pd.Timedelta(seconds=1) if m is not None else pd.Timestamp("1970-01-01")
 
+    def day_range(self, table: str, ts: str) -> tuple | None:
+        """The first and last calendar day of the TIMESTAMP column ``ts`` in ``table`` (SQL), for
+        :func:`distinct_days`; None when it has no non-null value."""
+        first, last = self.engine.row(f"SELECT min(CAST({ts} AS DATE)), max(CAST({ts} AS DATE)) FROM {table}")
+        return None if first is None else (first, last)
+
     def close(self) -> None:
         for kind, name in reversed(self._created):
             try:
@@ -246,6 +252,61 @@ def open_source(data, *, as_of=None, host=None) -> SqlSource:
         frames = {name: data.to_pandas(name) for name in TABLES if data.has(name)}
         return open_source(frames, as_of=as_of)
     raise TypeError(f"expected a fraudkit Dataset or a dict of DataFrames, got {type(data).__name__}")
+
+
+_DAY_BITS = 63
+"""Days per BIGINT mask of :func:`distinct_days` (bits 0-62: no sign bit)."""
+_DAY_MASKS = 8
+"""Masks :func:`distinct_days` uses at most (504 days); a longer range is counted by ``count(DISTINCT)``."""
+
+
+def distinct_days(ts: str, days) -> str:
+    """SQL aggregate: the distinct calendar days of the TIMESTAMP expression ``ts`` in a group, what
+    ``count(DISTINCT CAST(ts AS DATE))`` counts, from bit masks: ``bit_or`` of one bit per day, 63 days per
+    BIGINT, summed ``bit_count``. A grouped DISTINCT keeps a hash set per group; the masks are a fixed-size
+    state (on the ``large`` world's 38M IP uses, days and hours per IP took 1.9 s against 6.3 s).
+
+    ``days``: the first and last day ``ts`` takes in the table (:meth:`SqlSource.day_range`); None (no row) or a
+    range of more than 504 days is counted by ``count(DISTINCT)``. Transpiled for Spark (``BIT_OR``,
+    ``BIT_COUNT``, ``SHIFTLEFT``).
+
+    Examples
+    --------
+    >>> import duckdb, datetime as dt
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, TIMESTAMP '2024-01-01 10:00'), "
+    ...                 "(1, TIMESTAMP '2024-01-01 23:00'), (1, TIMESTAMP '2024-03-30 08:00'), (2, NULL)) v(k, ts)")
+    >>> first, last = dt.date(2024, 1, 1), dt.date(2024, 3, 30)
+    >>> con.execute(f"SELECT k, {distinct_days('ts', (first, last))}, count(DISTINCT CAST(ts AS DATE)) "
+    ...             "FROM t GROUP BY k ORDER BY k").fetchall()
+    [(1, 2, 2), (2, 0, 0)]
+    """
+    if days is None or days[0] is None:
+        return f"count(DISTINCT CAST({ts} AS DATE))"
+    first, last = (pd.Timestamp(d).date() for d in days)
+    n_masks = (last - first).days // _DAY_BITS + 1
+    if n_masks > _DAY_MASKS:
+        return f"count(DISTINCT CAST({ts} AS DATE))"
+    day = f"date_diff('day', DATE '{first.isoformat()}', CAST({ts} AS DATE))"
+    if n_masks == 1:
+        return f"CAST(coalesce(bit_count(bit_or(CAST(1 AS BIGINT) << {day})), 0) AS BIGINT)"
+    return "CAST(" + " + ".join(
+        f"coalesce(bit_count(bit_or(CASE WHEN {day} >= {j * _DAY_BITS} AND {day} < {(j + 1) * _DAY_BITS} "
+        f"THEN CAST(1 AS BIGINT) << ({day} - {j * _DAY_BITS}) END)), 0)" for j in range(n_masks)) + " AS BIGINT)"
+
+
+def distinct_hours(ts: str) -> str:
+    """SQL aggregate: the distinct hours of the day (0-23) of the TIMESTAMP expression ``ts`` in a group, what
+    ``count(DISTINCT hour(ts))`` counts, from a 24-bit mask (see :func:`distinct_days`).
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> duckdb.sql(f"SELECT {distinct_hours('ts')} FROM (VALUES (TIMESTAMP '2024-01-01 10:00'), "
+    ...            "(TIMESTAMP '2024-01-02 10:30'), (TIMESTAMP '2024-01-02 23:00')) v(ts)").fetchall()
+    [(2,)]
+    """
+    return f"CAST(coalesce(bit_count(bit_or(CAST(1 AS INTEGER) << hour({ts}))), 0) AS BIGINT)"
 
 
 def _duckdb_dtypes(table) -> pd.DataFrame:

@@ -55,3 +55,47 @@ def test_frames_without_a_host_get_their_own_connection(tiny_tables):
     with Dataset.from_tables(tiny_tables) as ds, open_source(frames) as own, open_source(frames, host=None) as other:
         assert own.con is not ds.con.con and other.con is not own.con
         assert own.scalar(f"SELECT count(*) FROM {own.t.orders}") == len(frames["orders"])
+
+
+@pytest.mark.parametrize("span_days", [1, 40, 63, 64, 200, 504, 505, 900])
+def test_day_and_hour_masks_count_what_count_distinct_counts(span_days):
+    import duckdb
+    import numpy as np
+
+    from fraudkit.data.sqlsource import distinct_days, distinct_hours
+
+    rng = np.random.default_rng(span_days)
+    n = 4000
+    ts = pd.Timestamp("2024-02-27") + pd.to_timedelta(rng.integers(0, span_days * 86400, n), unit="s")
+    f = pd.DataFrame({"k": rng.integers(0, 60, n), "ts": pd.Series(ts).where(rng.random(n) > 0.05)})
+    f.loc[f["k"] == 7, "ts"] = pd.NaT  # a group of nulls only: 0, as count(DISTINCT) says
+    con = duckdb.connect()
+    con.register("f", f)
+    days = con.execute("SELECT min(CAST(ts AS DATE)), max(CAST(ts AS DATE)) FROM f").fetchone()
+    got = con.execute(f"SELECT k, {distinct_days('ts', days)} AS d, {distinct_hours('ts')} AS h, "
+                      "count(DISTINCT CAST(ts AS DATE)) AS d0, count(DISTINCT hour(ts)) AS h0 "
+                      "FROM f GROUP BY k ORDER BY k").df()
+    assert got["d"].tolist() == got["d0"].tolist()
+    assert got["h"].tolist() == got["h0"].tolist()
+    assert got.loc[got["k"] == 7, ["d", "h"]].values.tolist() == [[0, 0]]
+    assert str(got["d"].dtype) == "int64" and str(got["h"].dtype) == "int64"
+    masked = "bit_or" in distinct_days("ts", days)
+    assert masked == (span_days <= 504)  # 8 masks of 63 days; a longer range: count(DISTINCT)
+
+
+def test_day_and_hour_masks_count_the_same_on_spark(spark):
+    import numpy as np
+
+    from fraudkit.data.engine import to_spark
+    from fraudkit.data.sqlsource import distinct_days, distinct_hours
+
+    rng = np.random.default_rng(3)
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 150 * 86400, 500), unit="s")
+    f = pd.DataFrame({"k": rng.integers(0, 9, 500), "ts": ts})
+    spark.createDataFrame(f).createOrReplaceTempView("fk_masks")
+    days = (f["ts"].min().date(), f["ts"].max().date())
+    sql = (f"SELECT k, {distinct_days('ts', days)} AS d, {distinct_hours('ts')} AS h FROM fk_masks "
+           "GROUP BY k ORDER BY k")
+    got = spark.sql(to_spark(sql)).toPandas()
+    want = f.groupby("k").agg(d=("ts", lambda s: s.dt.date.nunique()), h=("ts", lambda s: s.dt.hour.nunique()))
+    assert got["d"].tolist() == want["d"].tolist() and got["h"].tolist() == want["h"].tolist()
