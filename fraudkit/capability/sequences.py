@@ -65,6 +65,9 @@ SEQUENCE_WINDOW_COUNTS = ("n_sessions", "n_distinct_scripts", "script_share_coun
 """Sequence features that grow with the data window's length (more sessions, more chances to meet another
 account's rare script); see :data:`fraudkit.capability.features.WINDOW_COUNTS`."""
 
+_TOKENS = tuple(letter + gap for letter in ACTION_LETTERS.values() for gap in ("", "0", "1", "2", "3", "4", "5"))
+"""Every token of a script: an action's letter, then its gap's bucket (none for a session's first event); coded
+0-41 in the sessions' SQL (63: a null token)."""
 _MAX_SCRIPT_EVENTS = 40  # longer sessions are truncated in the script (the count stays exact)
 _HOT_SCRIPT_NEIGHBOURS = 20  # partners per account on a script shared by more than max_script_accounts
 
@@ -187,12 +190,19 @@ def _sessions(src: SqlSource, session_gap) -> str:
                {letter} || {bucket} AS token
         FROM g""")
     # the script: tokens sorted inside each session's list (measured 4x faster on 2.4M interactions than an
-    # ordered string_agg after a row_number window)
+    # ordered string_agg after a row_number window), each as one integer, rn * 64 + the token's code (a struct
+    # of rn and token sorted large's 23.7M interactions in 10.8 s against 7.3 s), spelled again by a CASE (an
+    # array's index counts from 1 in DuckDB and from 0 in Spark); a null token (an action without a letter) is
+    # code 63, spelled null, which array_to_string skips as it did the struct's
+    codes = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(_TOKENS))
+    spell = " ".join(f"WHEN {i} THEN '{t}'" for i, t in enumerate(_TOKENS))
     return src.temp_table(f"sessions_{int(gap_s)}", f"""
         SELECT account_id, session, min(ts) AS start, max(ts) AS "end", count(*) AS n_events,
                epoch(max(ts) - min(ts)) AS duration_s,
-               array_to_string(list_transform(list_slice(list_sort(list(struct_pack(r := rn, t := token))), 1,
-                                                         {_MAX_SCRIPT_EVENTS}), x -> x.t), '') AS script,
+               array_to_string(list_transform(list_slice(list_sort(list(rn * 64 + coalesce(CASE token {codes} END,
+                                                                                           63))),
+                                                         1, {_MAX_SCRIPT_EVENTS}), x -> CASE x % 64 {spell} END),
+                               '') AS script,
                bool_or(action <> 'view') AS engages
         FROM {ev} GROUP BY account_id, session""")
 

@@ -32,6 +32,33 @@ def test_sessions_split_on_gap_and_scripts():
     assert session_scripts(d, session_gap="10min").script.tolist() == ["VL2", "V", "C"]
 
 
+def test_a_script_is_its_sessions_first_40_tokens_in_time_and_event_order():
+    # a session of 50 events, two of them in one second (event id order), one of an action without a letter
+    # (its place counts, its token is left out), and a second account's session of one event
+    rng = np.random.default_rng(5)
+    gaps = rng.choice([0, 2, 5, 20, 60, 600], size=49)
+    ts = pd.Timestamp("2024-01-01 10:00") + pd.to_timedelta(np.r_[0, np.cumsum(gaps)], unit="s")
+    actions = rng.choice(["view", "like", "collect", "comment", "share", "follow"], size=50)
+    actions[7] = "report"
+    rows = [(1, t, a, 5) for t, a in zip(ts, actions)] + [(2, ts[0], "like", 5)]
+    d = _it(rows[::-1])  # event ids against time: ties in time go by event id, reversed here
+    d["interactions"]["ts"] = pd.to_datetime(d["interactions"]["ts"])
+    letters = {"view": "V", "like": "L", "collect": "C", "comment": "M", "share": "S", "follow": "F"}
+    order = np.lexsort((-np.arange(50), ts.to_numpy()))  # time, then event id (the rows were reversed)
+    want, prev = [], None
+    for i in order[:40]:
+        t = ts[i]
+        g = None if prev is None else (t - prev).total_seconds()
+        prev = t
+        bucket = "" if g is None else "0" if g < 1 else "1" if g < 3 else "2" if g < 10 else "3" if g < 30 \
+            else "4" if g < 120 else "5"
+        if actions[i] in letters:
+            want.append(letters[actions[i]] + bucket)
+    s = session_scripts(d)
+    assert s["n_events"].tolist() == [50, 1]
+    assert s["script"].tolist() == ["".join(want), "L"]
+
+
 def test_blind_and_view_to_like():
     d = _it([(1, "2024-01-01 10:00:00", "view", 5), (1, "2024-01-01 10:00:40", "like", 5),
              (1, "2024-01-01 10:00:41", "like", 9), (1, "2024-01-01 10:00:42", "view", 9),
