@@ -259,3 +259,26 @@ def test_dense_blocks_run_while_the_association_networks_leiden_child_solves(mic
     assert out.notes == alone.notes and list(out.artifacts) == list(alone.artifacts)
     for name in ("association_groups", "dense_blocks", "candidates"):
         pd.testing.assert_frame_equal(out.artifacts[name], alone.artifacts[name])
+
+
+def test_run_starts_are_the_same_with_single_account_media_split_off():
+    """:func:`_run_starts` with ``split`` (a medium one account uses: one run from its earliest second) gives the
+    rows of the window over every medium, on uses with ties in time and media of one and of several accounts."""
+    import duckdb
+
+    from fraudkit.pipeline.stages.group import _run_starts
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    ent = rng.integers(0, 400, n)
+    acc = np.where(ent < 250, ent * 7 % 97, rng.integers(0, 60, n))  # media 0-249: one account each
+    f = pd.DataFrame({"acc": acc, "ent": ent, "sec": rng.integers(0, 50, n)})
+    con = duckdb.connect()
+    con.register("f", f)
+    split = con.execute(_run_starts("SELECT acc, ent, sec FROM f", split=True)).df()
+    whole = con.execute(_run_starts("SELECT acc, ent, sec FROM f", split=False)).df()
+    key = ["ent", "sec", "acc"]
+    split, whole = (x.sort_values(key).reset_index(drop=True) for x in (split, whole))
+    pd.testing.assert_frame_equal(split, whole)
+    assert 250 <= split["ent"].nunique() and (split["ent"] < 250).sum() == 250  # one start per one-account medium
+    assert not split.duplicated(key).any()

@@ -393,9 +393,7 @@ def _usage_summary(ds) -> UsageSummary:
                     f"FROM {quote(stacked)} u JOIN {quote(acc)} a ON u.account_id = a.account_id "
                     f"JOIN {quote(ent)} n ON u.{col} = n.e")
             # the first use of each run of one account on one medium in (medium, time, account) order
-            ev = ds.engine.to_pandas(f"SELECT acc, ent, sec FROM (SELECT acc, ent, sec, lag(acc) OVER "
-                                     f"(PARTITION BY ent ORDER BY sec, acc) AS prev FROM ({used}) j) w "
-                                     f"WHERE prev IS NULL OR prev <> acc")
+            ev = ds.engine.to_pandas(_run_starts(used, split=res == "device"))
             events[res] = EntityEvents(keys.to_numpy(np.int64), ev["acc"].to_numpy(np.int64),
                                        ev["ent"].to_numpy(np.int64), ev["sec"].to_numpy(np.int64))
             del ev
@@ -413,6 +411,35 @@ def _usage_summary(ds) -> UsageSummary:
     networks = (pd.DataFrame({"account_id": ip["account_id"].to_numpy(np.int64)[~np.isnan(ip24)],
                               "ip24": ip24[~np.isnan(ip24)]}).drop_duplicates(ignore_index=True))
     return UsageSummary(events, first_use, hours[["account_id", "hour", "n"]], devices, networks)
+
+
+def _run_starts(used: str, *, split: bool) -> str:
+    """SQL: the rows ``(acc, ent, sec)`` of the query ``used`` that start a run of one account on one medium in (medium,
+    time, account) order. The rows come in no order (the projection sorts them).
+
+    With ``split``, a medium only one account uses is one run, its first use (its earliest second): the window
+    sorts only the shared media's rows. On large's 38M device uses (a device is mostly one person's) that took
+    4.9 s against 9.4 s with the same rows; on its IP uses, most of them on shared addresses, 12.8 s against 11.8 s,
+    so the IPs are not split.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> used = "SELECT * FROM (VALUES (1, 7, 5), (1, 7, 9), (2, 8, 3), (3, 8, 4), (2, 8, 6)) v(acc, ent, sec)"
+    >>> sorted(duckdb.sql(_run_starts(used, split=True)).fetchall())
+    [(1, 7, 5), (2, 8, 3), (2, 8, 6), (3, 8, 4)]
+    >>> sorted(duckdb.sql(_run_starts(used, split=False)).fetchall())
+    [(1, 7, 5), (2, 8, 3), (2, 8, 6), (3, 8, 4)]
+    """
+    window = ("SELECT acc, ent, sec FROM (SELECT acc, ent, sec, lag(acc) OVER (PARTITION BY ent ORDER BY sec, acc) "
+              "AS prev FROM {rows}) w WHERE prev IS NULL OR prev <> acc")
+    if not split:
+        return window.format(rows=f"({used}) j")
+    return (f"WITH j AS (SELECT acc, ent, sec FROM ({used}) u), "
+            "m AS (SELECT ent, min(acc) = max(acc) AS one, min(acc) AS acc, min(sec) AS sec FROM j GROUP BY ent) "
+            "SELECT acc, ent, sec FROM m WHERE one UNION ALL "
+            + window.format(rows="(SELECT j.acc, j.ent, j.sec FROM j SEMI JOIN (SELECT ent FROM m WHERE NOT one) x "
+                                 "USING (ent)) s"))
 
 
 def _scores(acc_ids, per_method, thresholds):
