@@ -65,7 +65,10 @@ SEQUENCE_WINDOW_COUNTS = ("n_sessions", "n_distinct_scripts", "script_share_coun
 """Sequence features that grow with the data window's length (more sessions, more chances to meet another
 account's rare script); see :data:`fraudkit.capability.features.WINDOW_COUNTS`."""
 
-_TOKENS = tuple(letter + gap for letter in ACTION_LETTERS.values() for gap in ("", "0", "1", "2", "3", "4", "5"))
+_GAP_BUCKETS = ((1, "0"), (3, "1"), (10, "2"), (30, "3"), (120, "4"), (None, "5"))
+"""A token's gap bucket: the first ``(upper bound in seconds, label)`` the gap since the previous event is below
+(None: any longer gap within the session); a session's first event has none (``""``)."""
+_TOKENS = tuple(letter + gap for letter in ACTION_LETTERS.values() for gap in ("", *(b for _, b in _GAP_BUCKETS)))
 """Every token of a script: an action's letter, then its gap's bucket (none for a session's first event); coded
 0-41 in the sessions' SQL (63: a null token)."""
 _MAX_SCRIPT_EVENTS = 40  # longer sessions are truncated in the script (the count stays exact)
@@ -178,8 +181,9 @@ def _sessions(src: SqlSource, session_gap) -> str:
     it = src.require("interactions", "sequence features")
     gap_s = _gap_seconds(session_gap)
     letter = "CASE action " + " ".join(f"WHEN '{a}' THEN '{c}'" for a, c in ACTION_LETTERS.items()) + " END"
-    bucket = ("CASE WHEN gap IS NULL OR gap > {g} THEN '' WHEN gap < 1 THEN '0' WHEN gap < 3 THEN '1' "
-              "WHEN gap < 10 THEN '2' WHEN gap < 30 THEN '3' WHEN gap < 120 THEN '4' ELSE '5' END").format(g=gap_s)
+    bucket = (f"CASE WHEN gap IS NULL OR gap > {gap_s} THEN '' "
+              + " ".join(f"WHEN gap < {hi} THEN '{b}'" for hi, b in _GAP_BUCKETS if hi is not None)
+              + f" ELSE '{_GAP_BUCKETS[-1][1]}' END")
     ev = src.temp_table(f"seqev_{int(gap_s)}", f"""
         WITH g AS (SELECT account_id, ts, action, target_id,
                           epoch(ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts, event_id)) AS gap,
