@@ -310,7 +310,12 @@ def distinct_hours(ts: str) -> str:
 
 
 def _duckdb_dtypes(table) -> pd.DataFrame:
-    """An Arrow table as DuckDB's ``.df()`` gives it (see :meth:`SqlSource.df`)."""
+    """An Arrow table as DuckDB's ``.df()`` gives it (see :meth:`SqlSource.df`): DECIMAL columns as float64
+    (Spark types a literal such as ``0.5`` DECIMAL; Arrow would give Python ``Decimal`` objects), integer and
+    boolean columns with a null as pandas' nullable types."""
+    decimals = [i for i, f in enumerate(table.schema) if pa.types.is_decimal(f.type)]
+    for i in decimals:
+        table = table.set_column(i, table.schema.field(i).name, table.column(i).cast(pa.float64()))
     nullable = {f.name: (pd.BooleanDtype() if pa.types.is_boolean(f.type) else pd.api.types.pandas_dtype(
                 f"Int{f.type.bit_width}")) for f in table.schema
                 if (pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)) and table.column(f.name).null_count}

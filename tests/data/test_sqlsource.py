@@ -99,3 +99,20 @@ def test_day_and_hour_masks_count_the_same_on_spark(spark):
     got = spark.sql(to_spark(sql)).toPandas()
     want = f.groupby("k").agg(d=("ts", lambda s: s.dt.date.nunique()), h=("ts", lambda s: s.dt.hour.nunique()))
     assert got["d"].tolist() == want["d"].tolist() and got["h"].tolist() == want["h"].tolist()
+
+
+def test_a_query_read_through_arrow_has_the_dtypes_duckdb_gives():
+    """The Spark path of :meth:`SqlSource.df` (Arrow to pandas) gives DuckDB's ``.df()`` dtypes and values:
+    DECIMAL as float64 (Spark types ``0.5`` DECIMAL), integers and booleans with a null as nullable types."""
+    import duckdb
+
+    from fraudkit.data.sqlsource import _duckdb_dtypes
+
+    con = duckdb.connect()
+    sql = ("SELECT * FROM (VALUES (1, 0.5, CAST(2.25 AS DECIMAL(38, 10)), 7, true, TIMESTAMP '2024-01-01 10:00:00', "
+           "'a'), (2, 1.5, NULL, NULL, NULL, NULL, NULL)) AS t(i, d, w, n, b, ts, s)")
+    want, got = con.execute(sql).df(), _duckdb_dtypes(con.execute(sql).to_arrow_table())
+    assert str(con.execute(sql).to_arrow_table().schema.field("d").type).startswith("decimal")
+    assert got.dtypes.astype(str).tolist() == want.dtypes.astype(str).tolist()
+    assert got.dtypes.astype(str).tolist()[:5] == ["int32", "float64", "float64", "Int32", "boolean"]
+    pd.testing.assert_frame_equal(got, want)
