@@ -83,15 +83,22 @@ def test_a_job_still_working_when_the_stage_fails_is_stopped_and_waited_for():
 
 def test_a_stage_interrupted_while_it_waits_for_its_job_stops_the_job():
     """An interrupt while the stage waits for the job to give its turn away (a graph too small for a Leiden child:
-    the job works through) stops the job before it goes on."""
-    import _thread
+    the job works through) stops the job before it goes on.
+
+    The job sends SIGINT to the main thread, as Ctrl-C does: a real signal wakes the main thread's wait.
+    (``_thread.interrupt_main()`` only sets the flag a running interpreter checks: when the main thread was
+    already blocked in that wait, nothing woke it and the test hung; it did once in a full run.)
+    """
+    import signal
     import threading
     import time
 
     turns, said = Turns(), []
+    main = threading.main_thread().ident
 
     def job():
-        _thread.interrupt_main()  # as Ctrl-C would, while the job works
+        time.sleep(0.2)  # the stage is waiting by now (the case that hung)
+        signal.pthread_kill(main, signal.SIGINT)  # as Ctrl-C would, while the job works
         try:
             while True:
                 time.sleep(0.01)
