@@ -21,5 +21,6 @@ fi
 # On every core (pytest-xdist): each test file runs on one worker (its module fixtures are built once); the
 # builds several files share (the simulated worlds, the micro and hostile reports) are built once per run across
 # the workers (tests/_report_build.py). --dist loadfile, not loadgroup: xdist 3.8 names its groups by editing
-# item._nodeid, which pytest 9 no longer reads, so loadgroup split every group. Pass -n 0 for one process.
-exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"
+# item._nodeid, which pytest 9 no longer reads, so loadgroup split every group. --no-loadscope-reorder: the files
+# go out in the order tests/conftest.py gives (the slow ones first). Pass -n 0 for one process.
+exec .venv/bin/python -m pytest -n auto --dist loadfile --no-loadscope-reorder "$@"

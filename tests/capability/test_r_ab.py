@@ -7,6 +7,8 @@ import pytest
 from fraudkit.capability.r_ab import RabParams, in_promotion, normalize_address, r_ab_edges
 from fraudkit.errors import MissingInputError
 
+pytestmark = pytest.mark.slow(47)  # about 47 s in all here: the file starts early (tests/conftest.py)
+
 T0 = pd.Timestamp("2024-03-01 10:00")
 
 

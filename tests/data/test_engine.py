@@ -19,6 +19,8 @@ from fraudkit.data.dataset import Dataset, load_dataset, validate_dataset
 from fraudkit.data.engine import DuckDBEngine, open_engine, spark_type_name, to_spark
 from fraudkit.errors import FraudkitError
 
+pytestmark = pytest.mark.slow(103)  # about 103 s in all here: the file starts early (tests/conftest.py)
+
 NOW = dt.datetime(2024, 6, 1)
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,6 +19,8 @@ from click.testing import CliRunner
 from fraudkit.cli import main
 from fraudkit.pipeline.score import score_dataset
 
+pytestmark = pytest.mark.slow(250)  # about 250 s in all here: the file starts early (tests/conftest.py)
+
 FLOAT_RTOL = 1e-12
 
 

@@ -7,6 +7,8 @@ from click.testing import CliRunner
 from fraudkit.cli import main
 from fraudkit.errors import FraudkitError
 
+pytestmark = pytest.mark.slow(59)  # about 59 s in all here: the file starts early (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def micro():

@@ -17,6 +17,8 @@ from fraudkit.report import views as runviews
 from fraudkit.report.build import STEPS, _run_step, build_report, make_run_id
 from fraudkit.report.html import external_resources, make_offline, mask_html
 
+pytestmark = pytest.mark.slow(88)  # about 88 s in all here: the file starts early (tests/conftest.py)
+
 
 def _tiny_notebooks(folder: Path, *, failing: str | None = None, bodies: dict | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,8 @@ from fraudkit.data.contract import FRAUD_TYPOLOGIES
 from fraudkit.evaluation.review import estimate_share, read_review, review_queue, verdicts_from_labels, write_review
 from fraudkit.report.build import STEPS, build_report
 
+pytestmark = pytest.mark.slow(60)  # about 60 s in all here: the file starts early (tests/conftest.py)
+
 
 @functools.lru_cache(maxsize=None)
 def _unlabelled_report():

@@ -22,6 +22,8 @@ from fraudkit.identification.graph.spark_components import (
     spark_frame,
 )
 
+pytestmark = pytest.mark.slow(80)  # about 80 s in all here: the file starts early (tests/conftest.py)
+
 
 def _planted(seed=0) -> pd.DataFrame:
     """Three dense groups joined by single edges, a star, a path, a pair, a self-loop; rows shuffled."""
