@@ -111,8 +111,9 @@ def test_a_query_read_through_arrow_has_the_dtypes_duckdb_gives():
     con = duckdb.connect()
     sql = ("SELECT * FROM (VALUES (1, 0.5, CAST(2.25 AS DECIMAL(38, 10)), 7, true, TIMESTAMP '2024-01-01 10:00:00', "
            "'a'), (2, 1.5, NULL, NULL, NULL, NULL, NULL)) AS t(i, d, w, n, b, ts, s)")
-    want, got = con.execute(sql).df(), _duckdb_dtypes(con.execute(sql).to_arrow_table())
-    assert str(con.execute(sql).to_arrow_table().schema.field("d").type).startswith("decimal")
+    arrow = con.execute(sql).to_arrow_table()
+    want, got = con.execute(sql).df(), _duckdb_dtypes(arrow)
+    assert str(arrow.schema.field("d").type).startswith("decimal")
     assert got.dtypes.astype(str).tolist() == want.dtypes.astype(str).tolist()
     assert got.dtypes.astype(str).tolist()[:5] == ["int32", "float64", "float64", "Int32", "boolean"]
     pd.testing.assert_frame_equal(got, want)
