@@ -720,14 +720,6 @@ def _receive_similarity(o, acc, a, b, receipts_aligned, *, params, normalized=No
     return w
 
 
-def _lookup(keys, values, q):
-    """``values`` at the positions of ``q`` in the sorted unique ``keys``, and whether each was found."""
-    pos = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
-    if not len(keys):
-        return np.zeros(len(q), values.dtype), np.zeros(len(q), bool)
-    return values[pos], keys[pos] == q
-
-
 def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=4_000_000):
     """Whether accounts ``a[i]`` and ``b[i]`` share a value; ``(av_acc, av_val)`` distinct, sorted by account.
 
@@ -761,12 +753,14 @@ def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=4_000_000):
     y = np.where(cnt[a] <= cnt[b], b, a)
     del a, b
     reps = cnt[x]
+    # the distinct codes hashed once: a lookup of the unsorted expansions by binary search took 3.6 s on large
+    known = pd.Index(code)
     for start, stop in _chunk_bounds(np.cumsum(reps), chunk):
         r = reps[start:stop]
         row = np.repeat(np.arange(start, stop), r)
         k = np.arange(len(row)) - np.repeat(np.cumsum(r) - r, r)
         v = av_val[lo_idx[x[row]] + k]
-        _, found = _lookup(code, code, y[row] * n_v + v)
+        found = known.get_indexer(y[row] * n_v + v) >= 0
         out[rest[row[found]]] = True
     return out
 

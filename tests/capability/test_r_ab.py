@@ -276,3 +276,19 @@ def test_sql_edges_on_spark_equal_duckdb(spark, small_world, tmp_path):
     sp = r_ab_edges_sql(load_dataset(tmp_path, validate=False, engine="spark", spark=spark), params=p)
     _assert_same_edges(duck, sp)
     _assert_same_edges(r_ab_edges(_stage_ordered(orders), promotions=promotions, params=p), duck)
+
+
+def test_pairs_share_is_the_set_intersection():
+    """Buyers with one, two and many values (the direct comparison and the expanded lookup), in small chunks."""
+    from fraudkit.capability.r_ab import _pairs_share
+
+    rng = np.random.default_rng(5)
+    n_acc, n_v = 60, 25
+    held = {acc: set(rng.choice(n_v, int(rng.choice([0, 1, 2, 3, 7])), replace=False).tolist())
+            for acc in range(n_acc)}
+    av = np.array(sorted(acc * n_v + v for acc, vs in held.items() for v in vs), dtype=np.int64)
+    a, b = rng.integers(0, n_acc, 500), rng.integers(0, n_acc, 500)
+    got = _pairs_share(a, b, av // n_v, av % n_v, n_acc, n_v, chunk=17)
+    want = np.array([bool(held[x] & held[y]) for x, y in zip(a.tolist(), b.tolist())])
+    assert want.sum() > 50 and (~want).sum() > 50
+    assert got.tolist() == want.tolist()
