@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "fraudkit"
 
 LAYERS = (
-    ("fraudkit", "fraudkit.errors", "fraudkit.randomness"),
+    ("fraudkit", "fraudkit.errors", "fraudkit.randomness", "fraudkit.allocation"),
     ("fraudkit.data",),
     ("fraudkit.simulation",),
     ("fraudkit.capability",),
@@ -27,7 +27,7 @@ LAYERS = (
     ("fraudkit.evaluation",),
     ("fraudkit.perception",),
     ("fraudkit.report",),
-    ("fraudkit.cli",),
+    ("fraudkit.cli", "fraudkit.__main__"),
 )
 """Lowest first. A module belongs to the longest prefix listed."""
 

@@ -33,6 +33,8 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
+from fraudkit.allocation import huge_page_environment
+
 __all__ = ["NETWORKIT_EDGES", "NETWORKIT_ITERATIONS", "use_networkit", "networkit_membership", "modularity",
            "waiting_aside"]
 
@@ -149,9 +151,10 @@ def networkit_membership(n, graph, *, resolution, seed, n_iterations, fallback):
         np.save(os.path.join(tmp, "gamma.npy"), np.array([float(resolution)]))
         aside = _ASIDE.get()
         with nullcontext() if aside is None else aside():
-            # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages
+            # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages;
+            # its heap in huge pages (the shared view's child on large 40.6 -> 29.1 s: fraudkit.allocation)
             done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp, str(os.getpid())],
-                                  capture_output=True, text=True, check=False)
+                                  capture_output=True, text=True, check=False, env=huge_page_environment())
         out = os.path.join(tmp, "membership.npy")
         membership = np.load(out) if done.returncode == 0 and os.path.exists(out) else None
         graph[:] = [np.load(os.path.join(tmp, f"{x}.npy")).astype(dtype, copy=False)
