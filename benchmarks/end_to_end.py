@@ -50,10 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"demo-small": ("demo-small", 0), "medium": ("medium", 2025), "large": ("large", 2024)}
 """Size -> (scenario, seed) of the scored world."""
 TRAIN = ("demo-small", 1000)
-CLI = ("import sys\ntry:\n    from fraudkit.__main__ import main\nexcept ImportError:\n    from fraudkit.cli import main\n"
-       "sys.exit(main())")
-"""The ``fraudkit`` command as the console script runs it (its launcher, where the code has one: the heap's huge
-pages, fraudkit.allocation), from ``--code``."""
+CLI = "import sys; from fraudkit.cli import main; sys.exit(main())"
 LINE = re.compile(r"\[fraudkit \w+ ([\d.]+)s\] (.+?): (started|done|failed)(.*)$")  # anywhere: a bar may precede
 
 

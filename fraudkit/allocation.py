@@ -1,18 +1,21 @@
-"""Huge pages for the heap: the environment in which glibc's ``malloc`` backs its memory with transparent huge pages.
+"""Huge pages for a child's heap: the environment in which glibc's ``malloc`` backs its memory with transparent huge
+pages.
 
 Where the kernel gives transparent huge pages only to memory that asks for them (``madvise`` in
 ``/sys/kernel/mm/transparent_hugepage/enabled``, the usual default), NumPy asks for its large arrays, but the rest
-of the heap does not: the hash tables of pandas' ``factorize``, ``get_indexer`` and ``groupby``, and networkit's
-graph in the Leiden child processes, each read at random over gigabytes in 4 KB pages, a TLB miss at nearly every
-read. glibc (2.35 and later) asks for huge pages for every ``malloc`` arena when the process starts with
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``; the tunable is read once, when the process starts, so it is given to
-the processes the kit starts: the ``fraudkit`` command (:mod:`fraudkit.__main__`, which starts the CLI in a process
-with it) and the Leiden children (:mod:`fraudkit.identification.graph.leiden`).
+of the heap does not: networkit's graph in the Leiden child processes
+(:mod:`fraudkit.identification.graph.leiden`) is read at random over gigabytes in 4 KB pages, a TLB miss at nearly
+every read. glibc (2.35 and later) asks for huge pages for every ``malloc`` arena when the process starts with
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``; the tunable is read once, when a process starts, so it is given to the
+children when they are started.
 
-Measured on ``large`` (``benchmarks/graph_stage.py``, one after the other on an idle machine): the graph stage 317.1 s
-(user 317 s, system 91 s) without, 284.6 s (user 286 s, system 85 s) with; the shared view's Leiden child
-40.6 -> 29.1 s and R(A,B)'s 34.1 -> 27.6 s; peak RSS 5.96 GB without, 5.92 GB with. Results do not change: only where
-memory sits changes, not what is computed (``benchmarks/compare_runs.py``: the run directories are equal).
+Measured on ``large`` (``benchmarks/graph_stage.py``, one after the other, the whole process with the tunable): the
+graph stage 317.1 s (user 317 s, system 91 s) without, 284.6 s (user 286 s, system 85 s) with, most of it the
+Leiden children: the shared view's 40.6 -> 29.1 s, R(A,B)'s 34.1 -> 27.6 s; peak RSS 5.96 GB without, 5.92 GB with.
+Only the children get it: the whole ``fraudkit score`` with it ("large after 688b659" in
+``benchmarks/end_to_end.md``) was not faster, and the behaviour stage's SQL spent more CPU time with it (user 394 s
+against 387 s, system 62 s against 55 s). Results do not change (``benchmarks/compare_runs.py``: 31 of 31 files of
+the run directory equal).
 
 ``FRAUDKIT_HUGE_PAGES=0`` leaves the environment as it is; so does a ``GLIBC_TUNABLES`` that already sets
 ``glibc.malloc.hugetlb``, a kernel without transparent huge pages or that gives them to every allocation
@@ -28,7 +31,7 @@ import sys
 __all__ = ["huge_page_environment", "HUGE_PAGES_ENV", "TUNABLE"]
 
 HUGE_PAGES_ENV = "FRAUDKIT_HUGE_PAGES"
-"""Environment variable: ``0`` (or ``false``, ``no``, ``off``) keeps the processes the kit starts as they are."""
+"""Environment variable: ``0`` (or ``false``, ``no``, ``off``) starts the kit's children without the tunable."""
 TUNABLE = "glibc.malloc.hugetlb=1"
 """The glibc tunable added to ``GLIBC_TUNABLES``."""
 

@@ -355,5 +355,5 @@ def _describe(e: BaseException) -> tuple[str, int]:
             "not handle yet (or a bug): run again with --debug for the traceback and report it"), 1
 
 
-if __name__ == "__main__":  # pragma: no cover - the process fraudkit.__main__ starts
-    main(prog_name="fraudkit")
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -27,7 +27,7 @@ LAYERS = (
     ("fraudkit.evaluation",),
     ("fraudkit.perception",),
     ("fraudkit.report",),
-    ("fraudkit.cli", "fraudkit.__main__"),
+    ("fraudkit.cli",),
 )
 """Lowest first. A module belongs to the longest prefix listed."""
 

@@ -7,10 +7,7 @@ exit code, that the message names the cause and the fix, and that no input was d
 from __future__ import annotations
 
 import errno
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -231,41 +228,3 @@ def test_a_spark_failure_is_a_message_and_out_of_memory_says_how_to_give_it_more
     r = _run("score", data, "--out", tmp_path / "run")
     assert r.exit_code == 1 and expect in r.output, r.output
     _no_traceback(r)
-
-
-@pytest.mark.filterwarnings("ignore:.fraudkit.cli. found in sys.modules:RuntimeWarning")
-def test_the_command_starts_the_cli_with_the_huge_page_environment(monkeypatch):
-    """``fraudkit`` (fraudkit.__main__) execs its own command line again with the environment fraudkit.allocation
-    gives; with nothing to add (so in the new image) it runs the CLI in its own process."""
-    import fraudkit.__main__ as launcher
-
-    calls = []
-
-    class Exec(Exception):
-        pass
-
-    def execve(path, argv, env):
-        calls.append((path, argv, env))
-        raise Exec
-
-    monkeypatch.setattr(launcher.os, "execve", execve)
-    monkeypatch.setattr(launcher.sys, "orig_argv", ["/bin/fraudkit", "score", "DATA", "--out", "RUN"])
-    monkeypatch.setattr(launcher, "huge_page_environment", lambda: {**os.environ, "GLIBC_TUNABLES": "x=1"})
-    with pytest.raises(Exec):
-        launcher.main()
-    path, argv, env = calls[0]
-    assert path == sys.executable and argv == ["/bin/fraudkit", "score", "DATA", "--out", "RUN"]
-    assert env["GLIBC_TUNABLES"] == "x=1"
-
-    # nothing to add: no exec, the CLI runs here (its usage names the command)
-    monkeypatch.setattr(launcher, "huge_page_environment", lambda: dict(os.environ))
-    monkeypatch.setattr(launcher.sys, "argv", ["fraudkit", "--version"])
-    with pytest.raises(SystemExit) as e:
-        launcher.main()
-    assert e.value.code == 0 and len(calls) == 1
-
-
-def test_the_command_keeps_its_exit_code_and_name_through_the_exec():
-    done = subprocess.run([sys.executable, "-m", "fraudkit", "score", "/nonexistent/world", "--out", "/nonexistent/run"],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 2 and "Usage: fraudkit score" in done.stderr

@@ -156,3 +156,19 @@ def test_a_child_stopped_with_the_run_stops_it_without_igraph(small_threshold, m
                                         resolution=1.0, seed=0, n_iterations=2,
                                         fallback=lambda: solved.append(1))
     assert solved == []
+
+
+def test_the_child_starts_with_the_huge_page_environment(monkeypatch):
+    """The Leiden child gets fraudkit.allocation's environment (its heap in huge pages where that applies)."""
+    seen, run = [], leiden.subprocess.run
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("env"))
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(leiden.subprocess, "run", recording)
+    monkeypatch.setattr(leiden, "huge_page_environment", lambda: {**os.environ, "FRAUDKIT_CHILD_MARK": "1"})
+    graph = [np.array([0, 1, 3, 4]), np.array([1, 2, 4, 5]), np.ones(4)]
+    got = leiden.networkit_membership(6, graph, resolution=1.0, seed=0, n_iterations=2, fallback=None)
+    assert got.tolist() == [0, 0, 0, 1, 1, 1]
+    assert len(seen) == 1 and seen[0]["FRAUDKIT_CHILD_MARK"] == "1"
