@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "fraudkit"
 
 LAYERS = (
-    ("fraudkit", "fraudkit.errors", "fraudkit.randomness", "fraudkit.allocation"),
+    ("fraudkit", "fraudkit.errors", "fraudkit.randomness"),
     ("fraudkit.data",),
     ("fraudkit.simulation",),
     ("fraudkit.capability",),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -33,10 +34,8 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
-from fraudkit.allocation import huge_page_environment
-
 __all__ = ["NETWORKIT_EDGES", "NETWORKIT_ITERATIONS", "use_networkit", "networkit_membership", "modularity",
-           "waiting_aside"]
+           "waiting_aside", "child_environment", "HUGE_PAGES_ENV"]
 
 NETWORKIT_EDGES = 4_000_000
 """A graph with this many (distinct) edges or more is solved by networkit's ``ParallelLeiden``; ``None``: never.
@@ -152,9 +151,9 @@ def networkit_membership(n, graph, *, resolution, seed, n_iterations, fallback):
         aside = _ASIDE.get()
         with nullcontext() if aside is None else aside():
             # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages;
-            # its heap in huge pages (the shared view's child on large 40.6 -> 29.1 s: fraudkit.allocation)
+            # its heap in huge pages (child_environment)
             done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp, str(os.getpid())],
-                                  capture_output=True, text=True, check=False, env=huge_page_environment())
+                                  capture_output=True, text=True, check=False, env=child_environment())
         out = os.path.join(tmp, "membership.npy")
         membership = np.load(out) if done.returncode == 0 and os.path.exists(out) else None
         graph[:] = [np.load(os.path.join(tmp, f"{x}.npy")).astype(dtype, copy=False)
@@ -170,6 +169,74 @@ def networkit_membership(n, graph, *, resolution, seed, n_iterations, fallback):
     warnings.warn(f"networkit's ParallelLeiden failed on a graph of {n:,} nodes and {n_edges:,} edges ({reason}); "
                   "solved by igraph's Leiden instead, whose partition differs", RuntimeWarning, stacklevel=2)
     return fallback()
+
+
+HUGE_PAGES_ENV = "FRAUDKIT_HUGE_PAGES"
+"""Environment variable: ``0`` (or ``false``, ``no``, ``off``) starts the Leiden children without huge pages."""
+_HUGETLB = "glibc.malloc.hugetlb=1"
+_THP = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def child_environment(env=None, *, thp_path: str = _THP) -> dict:
+    """The environment of a Leiden child: ``env`` (default: this process's), as a new dict, with glibc's
+    ``glibc.malloc.hugetlb=1`` added to ``GLIBC_TUNABLES``, so the child's heap (networkit's graph) is in transparent
+    huge pages.
+
+    Where the kernel gives huge pages only to memory that asks for them (``madvise`` in
+    ``/sys/kernel/mm/transparent_hugepage/enabled``, the usual default), NumPy asks for its large arrays but
+    networkit's graph does not; read at random over gigabytes in 4 KB pages, it misses the TLB at nearly every read.
+    glibc 2.35 and later asks for huge pages for every ``malloc`` arena when a process starts with the tunable.
+    Measured on ``large`` (``benchmarks/graph_stage.py``, one run each, one after the other, the whole process with
+    the tunable): the graph stage 317.1 s (user 317 s, system 91 s) without, 284.6 s (user 286 s, system 85 s)
+    with, most of it the Leiden children (the shared view's 40.6 -> 29.1 s, R(A,B)'s 34.1 -> 27.6 s), peak RSS
+    5.96 and 5.92 GB. Only the children get it: the whole ``fraudkit score`` with it ("large after 688b659" in
+    ``benchmarks/end_to_end.md``) was not faster. The partition does not change (31 of 31 files of the run
+    directory equal, ``benchmarks/compare_runs.py``).
+
+    Unchanged: with ``FRAUDKIT_HUGE_PAGES=0``, a ``GLIBC_TUNABLES`` that sets ``glibc.malloc.hugetlb`` already, a
+    kernel that gives no huge pages or gives them to every allocation (``always``), a C library other than glibc
+    2.35 or later.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> thp = os.path.join(tempfile.mkdtemp(), "enabled")
+    >>> _ = open(thp, "w").write("always [madvise] never")
+    >>> glibc = platform.libc_ver()[0] == "glibc"
+    >>> child_environment({}, thp_path=thp).get("GLIBC_TUNABLES") == (_HUGETLB if glibc else None)
+    True
+    >>> child_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, thp_path=thp)["GLIBC_TUNABLES"]
+    'glibc.malloc.hugetlb=0'
+    >>> child_environment({"FRAUDKIT_HUGE_PAGES": "0"}, thp_path=thp)
+    {'FRAUDKIT_HUGE_PAGES': '0'}
+    """
+    env = dict(os.environ if env is None else env)
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if (env.get(HUGE_PAGES_ENV, "1").strip().lower() in ("0", "false", "no", "off")
+            or "glibc.malloc.hugetlb" in tunables or not _glibc_with_hugetlb() or not _advised_only(thp_path)):
+        return env
+    env["GLIBC_TUNABLES"] = f"{tunables}:{_HUGETLB}" if tunables else _HUGETLB
+    return env
+
+
+def _glibc_with_hugetlb() -> bool:
+    """Linux with glibc 2.35 or later (the first with ``glibc.malloc.hugetlb``)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    name, version = platform.libc_ver()
+    try:
+        return name == "glibc" and tuple(int(x) for x in version.split(".")[:2]) >= (2, 35)
+    except ValueError:
+        return False
+
+
+def _advised_only(path: str) -> bool:
+    """Whether the kernel gives transparent huge pages to the memory that asks for them, and only to it."""
+    try:
+        with open(path, encoding="ascii") as f:
+            return "[madvise]" in f.read()
+    except OSError:
+        return False
 
 
 def modularity(a, b, w, membership, resolution) -> float:

@@ -159,7 +159,8 @@ def test_a_child_stopped_with_the_run_stops_it_without_igraph(small_threshold, m
 
 
 def test_the_child_starts_with_the_huge_page_environment(monkeypatch):
-    """The Leiden child gets fraudkit.allocation's environment (its heap in huge pages where that applies)."""
+    """The Leiden child gets child_environment() (its heap in huge pages where that applies), and imports no
+    fraudkit module: it runs leiden.py with -I, where a checkout on PYTHONPATH is not seen."""
     seen, run = [], leiden.subprocess.run
 
     def recording(*args, **kwargs):
@@ -167,8 +168,10 @@ def test_the_child_starts_with_the_huge_page_environment(monkeypatch):
         return run(*args, **kwargs)
 
     monkeypatch.setattr(leiden.subprocess, "run", recording)
-    monkeypatch.setattr(leiden, "huge_page_environment", lambda: {**os.environ, "FRAUDKIT_CHILD_MARK": "1"})
+    monkeypatch.setattr(leiden, "child_environment", lambda: {**os.environ, "FRAUDKIT_CHILD_MARK": "1"})
     graph = [np.array([0, 1, 3, 4]), np.array([1, 2, 4, 5]), np.ones(4)]
     got = leiden.networkit_membership(6, graph, resolution=1.0, seed=0, n_iterations=2, fallback=None)
     assert got.tolist() == [0, 0, 0, 1, 1, 1]
     assert len(seen) == 1 and seen[0]["FRAUDKIT_CHILD_MARK"] == "1"
+    imported = [line for line in open(leiden.__file__, encoding="utf-8") if line.startswith(("import ", "from "))]
+    assert not [line for line in imported if "fraudkit" in line], imported
