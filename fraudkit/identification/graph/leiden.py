@@ -189,7 +189,8 @@ def child_environment(env=None, *, thp_path: str = _THP) -> dict:
     Measured on ``large`` (``benchmarks/graph_stage.py``, one run each, one after the other, the whole process with
     the tunable): the graph stage 317.1 s (user 317 s, system 91 s) without, 284.6 s (user 286 s, system 85 s)
     with, most of it the Leiden children (the shared view's 40.6 -> 29.1 s, R(A,B)'s 34.1 -> 27.6 s), peak RSS
-    5.96 and 5.92 GB. Only the children get it: the whole ``fraudkit score`` with it ("large after 688b659" in
+    5.96 and 5.92 GB; a child alone on a 14.3M-edge graph 28.7-30.7 s without, 26.9-27.3 s with, its own peak
+    1.23 GB either way, the same partition. Only the children get it: the whole ``fraudkit score`` with it ("large after 688b659" in
     ``benchmarks/end_to_end.md``) was not faster. The partition does not change (31 of 31 files of the run
     directory equal, ``benchmarks/compare_runs.py``).
 
@@ -202,8 +203,7 @@ def child_environment(env=None, *, thp_path: str = _THP) -> dict:
     >>> import tempfile
     >>> thp = os.path.join(tempfile.mkdtemp(), "enabled")
     >>> _ = open(thp, "w").write("always [madvise] never")
-    >>> glibc = platform.libc_ver()[0] == "glibc"
-    >>> child_environment({}, thp_path=thp).get("GLIBC_TUNABLES") == (_HUGETLB if glibc else None)
+    >>> child_environment({}, thp_path=thp).get("GLIBC_TUNABLES") == (_HUGETLB if _glibc_with_hugetlb() else None)
     True
     >>> child_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, thp_path=thp)["GLIBC_TUNABLES"]
     'glibc.malloc.hugetlb=0'
