@@ -22,6 +22,7 @@ child costs more than it saves, stay on igraph and keep their partitions.
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 import platform
 import shutil
@@ -149,11 +150,11 @@ def networkit_membership(n, graph, *, resolution, seed, n_iterations, fallback):
         np.save(os.path.join(tmp, "args.npy"), np.array([n, iterations, int(seed)], dtype=np.int64))
         np.save(os.path.join(tmp, "gamma.npy"), np.array([float(resolution)]))
         aside = _ASIDE.get()
+        env = child_environment()  # its heap in huge pages; made before the turn is given away
         with nullcontext() if aside is None else aside():
-            # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages;
-            # its heap in huge pages (child_environment)
+            # -I: the child sees neither PYTHONPATH nor the working directory, only the interpreter's own packages
             done = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), tmp, str(os.getpid())],
-                                  capture_output=True, text=True, check=False, env=child_environment())
+                                  capture_output=True, text=True, check=False, env=env)
         out = os.path.join(tmp, "membership.npy")
         membership = np.load(out) if done.returncode == 0 and os.path.exists(out) else None
         graph[:] = [np.load(os.path.join(tmp, f"{x}.npy")).astype(dtype, copy=False)
@@ -219,8 +220,10 @@ def child_environment(env=None, *, thp_path: str = _THP) -> dict:
     return env
 
 
+@functools.lru_cache(maxsize=1)
 def _glibc_with_hugetlb() -> bool:
-    """Linux with glibc 2.35 or later (the first with ``glibc.malloc.hugetlb``)."""
+    """Linux with glibc 2.35 or later (the first with ``glibc.malloc.hugetlb``); asked once (``platform.libc_ver``
+    reads the interpreter's executable)."""
     if not sys.platform.startswith("linux"):
         return False
     name, version = platform.libc_ver()
