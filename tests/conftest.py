@@ -222,12 +222,15 @@ def spark():
         pytest.skip("Java is not installed (Debian: openjdk-17-jre-headless): Spark cannot start")
     from fraudkit.data.engine import spark_session
 
-    # the tests' tables are tiny: one shuffle partition, no adaptive re-planning and no whole-stage code
-    # generation (each of a run's ~450 Spark jobs then costs ~0.2 s less: the micro world's Spark run 212 -> 131 s).
-    # None of the three changes a result: the parity tests compare values, not plans.
+    # the tests' tables are tiny: one shuffle partition, no adaptive re-planning and no code generation at all,
+    # expressions interpreted (each of a run's ~450 Spark jobs then costs ~0.2 s less: the micro world's Spark run
+    # 212 -> 131 s without whole-stage code generation; without any, 88.5 -> 79.6 s, and with the training pass
+    # on Spark 119.5 -> 100.8 s; one run each, 2026-12-07). None of them changes a result: the
+    # parity tests compare values, not plans.
     session = spark_session("fraudkit-tests", cores=1, memory="1g",
                             config={"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false",
-                                    "spark.sql.codegen.wholeStage": "false"})
+                                    "spark.sql.codegen.wholeStage": "false",
+                                    "spark.sql.codegen.factoryMode": "NO_CODEGEN"})
     yield session
     session.stop()
 

@@ -1,8 +1,9 @@
 """``fraudkit score --engine spark`` gives the run ``--engine duckdb`` gives (issue 14).
 
 The micro world is scored once on each engine (Spark: a local session of one core), with a second micro world
-as training data (each dataset in its own Spark session: their temporary views share names): every file of the
-run directory is compared. Features computed by float sums and averages, whose order of addition differs between
+as training data (on DuckDB, as its size chooses): every file of the run directory is compared. The training data
+on Spark (each dataset in its own Spark session: their temporary views share names) is scored once more, its
+behaviour stage only, and its training features compared. Features computed by float sums and averages, whose order of addition differs between
 the engines, agree to a relative 1e-12 (measured: at most 2e-15, a few units in the last place); everything
 else — rule hits, scores, flags, decisions, community partitions, device clusters, seed pool — is equal.
 """
@@ -31,8 +32,9 @@ def runs(spark, tmp_path_factory):
     data, train = micro_data(), micro_data(seed=1000)
     out = tmp_path_factory.mktemp("engines")
     duck = score_dataset(data, out / "duckdb", engine="duckdb", train=train)
-    # the session's Spark (getOrCreate); the training data on Spark too, not on DuckDB as its size would choose
-    sp = score_dataset(data, out / "spark", engine="spark", train=train, train_engine="spark")
+    # the session's Spark (getOrCreate); the training data on DuckDB, as its size chooses (the training data on
+    # Spark: test_training_data_on_spark_gives_duckdbs_training_features, behaviour stage only)
+    sp = score_dataset(data, out / "spark", engine="spark", train=train)
     return duck, sp
 
 
@@ -76,24 +78,27 @@ def test_spark_run_computes_features_on_spark_and_says_where(runs):
 
 
 @pytest.mark.spark
-def test_small_training_data_runs_on_duckdb_beside_spark_with_the_same_training_features(runs, tmp_path):
+def test_training_data_on_spark_gives_duckdbs_training_features(runs, tmp_path):
     from _report_build import micro_data
 
     duck, sp = runs
-    auto = score_dataset(micro_data(), tmp_path / "auto", engine="spark", train=micro_data(seed=1000),
-                         stages=("behaviour",))
-    man = json.loads((auto.run_dir / "manifest.json").read_text())
+    man = json.loads((sp.run_dir / "manifest.json").read_text())  # the small training data went to DuckDB
     assert man["parameters"]["engine"] == "spark" and man["parameters"]["train_engine"] == "duckdb"
     assert any(n.startswith("training data loaded and transformed on DuckDB: its files hold") for n in man["notes"])
-    assert json.loads((sp.run_dir / "manifest.json").read_text())["parameters"]["train_engine"] == "spark"
-    # the training features of DuckDB's SQL: DuckDB's run's (its threads add floats in any order: the last bits)
+    on_spark = score_dataset(micro_data(), tmp_path / "on_spark", engine="spark", train=micro_data(seed=1000),
+                             train_engine="spark", stages=("behaviour",))
+    man = json.loads((on_spark.run_dir / "manifest.json").read_text())
+    assert man["parameters"]["engine"] == man["parameters"]["train_engine"] == "spark"
+    assert not any(n.startswith("training data loaded and transformed on DuckDB") for n in man["notes"])
+    # the training features of Spark's SQL: DuckDB's run's (the engines add floats in their own order: the last bits)
     f = "training/features.parquet"
-    pd.testing.assert_frame_equal(pd.read_parquet(auto.run_dir / f), pd.read_parquet(duck.run_dir / f),
+    pd.testing.assert_frame_equal(pd.read_parquet(on_spark.run_dir / f), pd.read_parquet(duck.run_dir / f),
                                   check_exact=False, rtol=FLOAT_RTOL, atol=0)
-    # the data's features still come from Spark (two Spark runs add floats in their tasks' order: the last bits)
-    a = pd.read_parquet(auto.run_dir / "features" / "account.parquet")
+    # the data's features: the first Spark run's (two Spark runs add floats in their tasks' order: the last bits)
+    a = pd.read_parquet(on_spark.run_dir / "features" / "account.parquet")
     pd.testing.assert_frame_equal(a, pd.read_parquet(sp.run_dir / "features" / "account.parquet"),
                                   check_exact=False, rtol=FLOAT_RTOL, atol=0)
+    assert on_spark.n_flagged["behaviour"] == sp.n_flagged["behaviour"]
 
 
 def test_training_engine_choice():
