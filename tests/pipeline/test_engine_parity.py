@@ -1,11 +1,12 @@
 """``fraudkit score --engine spark`` gives the run ``--engine duckdb`` gives (issue 14).
 
 The micro world is scored once on each engine (Spark: a local session of one core), with a second micro world
-as training data (on DuckDB, as its size chooses): every file of the run directory is compared. The training data
-on Spark (each dataset in its own Spark session: their temporary views share names) is scored once more, its
-behaviour stage only, and its training features compared. Features computed by float sums and averages, whose order of addition differs between
-the engines, agree to a relative 1e-12 (measured: at most 2e-15, a few units in the last place); everything
-else — rule hits, scores, flags, decisions, community partitions, device clusters, seed pool — is equal.
+as training data (on DuckDB, as its size chooses): every file of the run directory is compared. With the training
+data on Spark too (each dataset in its own Spark session: their temporary views share names) the micro world is
+scored once more, its behaviour stage only, and the training features compared. Features computed by float sums
+and averages, whose order of addition differs between the engines, agree to a relative 1e-12 (measured: at most
+2e-15, a few units in the last place); everything else — rule hits, scores, flags, decisions, community
+partitions, device clusters, seed pool — is equal.
 """
 
 from __future__ import annotations
