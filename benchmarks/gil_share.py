@@ -110,19 +110,13 @@ def _run(stage: str, data: str) -> dict:
     bench = ROOT / "benchmarks" / f"{stage}_stage.py"
     with tempfile.TemporaryDirectory() as tmp:
         raw, scratch = Path(tmp) / "gil.txt", Path(tmp) / "results.json"
-        # group_stage.py keeps its results in --results and writes group_stage.md: both kept out of the repository
+        # group_stage.py keeps its results in --results and writes its Markdown beside it: both in the scratch folder
         extra = ["--results", str(scratch), "--label", "gil_share"] if stage == "group" else []
         cmd = [str(spy), "record", "-r", str(RATE), "--gil", "-f", "raw", "-o", str(raw), "--",
                sys.executable, str(bench), "--data", data, *extra]
         before, t0 = os.getloadavg(), time.perf_counter()
         print(f"[gil_share] {stage} stage on {data}: {' '.join(cmd)}", flush=True)
-        md = ROOT / "benchmarks" / "group_stage.md"
-        kept = md.read_bytes() if md.exists() else None
-        try:
-            out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-        finally:
-            if kept is not None:
-                md.write_bytes(kept)
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
         res = summarise(raw.read_text(), stage)
     m = _WALL[stage].search(out)
     res |= {"stage_seconds": float(m.group(1)) if m else None, "process_seconds": round(time.perf_counter() - t0, 1),

@@ -11,8 +11,8 @@ figure is the process's peak up to the end of that step; the RSS before the stag
 watchdog samples the process's RSS every 0.1 s and ends the process above ``--max-rss-gb`` (default 14: the
 machine is shared), so a run that would not fit is recorded as killed instead of putting the machine at risk.
 
-Results are kept by label in ``--results`` (default ``benchmarks/group_stage.json``) and
-``benchmarks/group_stage.md`` is rewritten from it. Run the code of another checkout (e.g. main, for a
+Results are kept by label in ``--results`` (default ``benchmarks/group_stage.json``) and the Markdown beside it
+(``benchmarks/group_stage.md``) is rewritten from it. Run the code of another checkout (e.g. main, for a
 before/after) with ``PYTHONPATH=<checkout>``: the script imports whichever fraudkit is on the path.
 """
 
@@ -41,12 +41,12 @@ def main(argv=None):
     ap.add_argument("--label", default="", help="kept with the result, e.g. 'before (main 48efc53)'")
     ap.add_argument("--max-rss-gb", type=float, default=14.0, help="end the process above this RSS")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "group_stage.json"))
-    ap.add_argument("--render", action="store_true", help="only rewrite group_stage.md from the results file")
+    ap.add_argument("--render", action="store_true", help="only rewrite the Markdown from the results file")
     args = ap.parse_args(argv)
     results_path = Path(args.results)
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     if args.render:
-        (ROOT / "benchmarks" / "group_stage.md").write_text(_markdown(results))
+        results_path.with_suffix(".md").write_text(_markdown(results))
         return
     import fraudkit
     from fraudkit.data.dataset import load_dataset
@@ -144,7 +144,7 @@ def _watchdog(max_gb, results, path, key, res, lines):
 def _save(results, path, key, res):
     results[key] = res
     path.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    (ROOT / "benchmarks" / "group_stage.md").write_text(_markdown(results))
+    path.with_suffix(".md").write_text(_markdown(results))
 
 
 def _load() -> str:

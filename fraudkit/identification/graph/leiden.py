@@ -191,8 +191,8 @@ def child_environment(env=None, *, thp_path: str = _THP) -> dict:
     the tunable): the graph stage 317.1 s (user 317 s, system 91 s) without, 284.6 s (user 286 s, system 85 s)
     with, most of it the Leiden children (the shared view's 40.6 -> 29.1 s, R(A,B)'s 34.1 -> 27.6 s), peak RSS
     5.96 and 5.92 GB; a child alone on a 14.3M-edge graph 28.7-30.7 s without, 26.9-27.3 s with, its own peak
-    1.23 GB either way, the same partition. Only the children get it: the whole ``fraudkit score`` with it ("large after 688b659" in
-    ``benchmarks/end_to_end.md``) was not faster. The partition does not change (31 of 31 files of the run
+    1.23 GB either way, the same partition. Only the children get it: the whole ``fraudkit score`` with it
+    ("large after 688b659" in ``benchmarks/end_to_end.md``) was not faster. The partition does not change (31 of 31 files of the run
     directory equal, ``benchmarks/compare_runs.py``).
 
     Unchanged: with ``FRAUDKIT_HUGE_PAGES=0``, a ``GLIBC_TUNABLES`` that sets ``glibc.malloc.hugetlb`` already, a
