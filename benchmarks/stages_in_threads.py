@@ -7,7 +7,10 @@ share of their time (``benchmarks/gil_share.md``), so two threads can keep both 
 own :class:`~fraudkit.data.dataset.Dataset` of the world (its own DuckDB connection: a connection's temporary
 views and results are not to be shared by two threads), so the data is loaded and resolved twice.
 
-``--mode serial`` runs the two stages one after the other on one dataset, for the comparison.
+``--mode shared`` (the default) runs the two threads on one dataset, as ``fraudkit score`` does on large data
+(:func:`fraudkit.pipeline.score._stages_side_by_side`): one DuckDB connection, one statement at a time
+(:data:`fraudkit.data.connection.QUERY_LOCK`). ``--mode threads`` gives each thread its own dataset (loaded and
+resolved twice), ``--mode serial`` runs the two stages one after the other on one dataset, for the comparison.
 
 Usage (repository root, one heavy run at a time)::
 
@@ -32,7 +35,7 @@ import psutil
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/tmp/fk-bench/large-2024", help="a simulated world's folder")
-    ap.add_argument("--mode", choices=("threads", "serial"), default="threads")
+    ap.add_argument("--mode", choices=("shared", "threads", "serial"), default="shared")
     args = ap.parse_args(argv)
 
     from fraudkit.data.dataset import load_dataset
@@ -70,7 +73,7 @@ def main(argv=None) -> int:
 
     t1, cpu1 = time.perf_counter(), os.times()
     jobs = [("group", group, first), ("graph", graph, second)]
-    if args.mode == "threads":
+    if args.mode in ("threads", "shared"):
         threads = [threading.Thread(target=stage, args=job, name=f"stage-{job[0]}") for job in jobs]
         for th in threads:
             th.start()

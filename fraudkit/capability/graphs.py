@@ -1298,7 +1298,6 @@ def _first_use_order(data, tables, key, entity):
                 t = sort_canonical(t[[c for c in (_time_column(name), key, entity) if c in t.columns]], name)
                 chunks.append(pd.unique(t.loc[t[entity].notna().to_numpy() & t[key].notna().to_numpy(), key]))
     else:
-        con = data.con.con  # the Dataset's DuckDB connection keeps insertion order on plain scans
         for name in tables:
             if not data.has(name) or not {key, entity} <= set(data.table(name).columns):
                 continue
@@ -1308,8 +1307,8 @@ def _first_use_order(data, tables, key, entity):
             # rows in their canonical order (time, key, entity), never the file's: the first-use order, and
             # with it the projection's edges, must not depend on how an export ordered its rows
             order = ", ".join(canonical_sort_keys(name, [c for c in (_time_column(name), key, entity) if c]))
-            col = con.execute(f"SELECT {key} FROM ({sql}) WHERE {key} IS NOT NULL AND {entity} IS NOT NULL "
-                              f"ORDER BY {order}").to_arrow_table()
+            col = data.engine.to_arrow(f"SELECT {key} FROM ({sql}) WHERE {key} IS NOT NULL AND {entity} IS NOT NULL "
+                                       f"ORDER BY {order}")
             chunks.append(pd.unique(col.column(0).to_pandas()))
     if not chunks:
         return np.array([], dtype=object)

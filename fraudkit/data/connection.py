@@ -19,6 +19,11 @@ feature SQL's in-memory source, the backend-neutral data layer — comes from :f
   ``ipywidgets`` to draw its bar there) and draws none: the connection is then kept as it is.
 
 Settings change no result: the same SQL gives the same rows whatever the limit.
+
+:data:`QUERY_LOCK` is held by every statement the kit runs on DuckDB, from its call to its last fetched row: two
+threads of one run (the group and graph stages side by side, :func:`fraudkit.pipeline.score.score_dataset`)
+share one connection, one statement at a time (a DuckDB connection is not for two threads at once), each
+statement on all the connection's threads, while the other thread works in Python, NumPy or a Leiden child.
 """
 
 from __future__ import annotations
@@ -26,16 +31,21 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["duckdb_connection", "ibis_connection", "duckdb_settings", "smaller_memory_limit", "memory_limit_of",
-           "MEMORY_LIMIT_ENV", "TEMP_DIRECTORY_ENV"]
+           "MEMORY_LIMIT_ENV", "TEMP_DIRECTORY_ENV", "QUERY_LOCK"]
 
 MEMORY_LIMIT_ENV = "FRAUDKIT_DUCKDB_MEMORY_LIMIT"
 """Environment variable: DuckDB's ``memory_limit`` for every connection of the kit (e.g. ``"4GB"``)."""
 TEMP_DIRECTORY_ENV = "FRAUDKIT_DUCKDB_TEMP_DIRECTORY"
 """Environment variable: the folder DuckDB spills to."""
+QUERY_LOCK = threading.RLock()
+"""Held by each DuckDB statement of the kit with its fetch (:class:`fraudkit.data.engine.DuckDBEngine`, the
+:class:`fraudkit.data.dataset.Dataset`'s Ibis reads, :meth:`fraudkit.data.sqlsource.SqlSource.df`): a
+connection shared by two threads runs one statement at a time. Re-entrant: a statement's helper may run one."""
 
 
 def duckdb_settings() -> dict:

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fraudkit.data.connection import ibis_connection
+from fraudkit.data.connection import QUERY_LOCK, ibis_connection
 from fraudkit.data.contract import LABEL_TABLE, TABLES
 from fraudkit.data.engine import DuckDBEngine, SparkEngine, open_engine, quote
 from fraudkit.data.validation import CheckedTables, TableSource, ValidationReport, check_tables
@@ -344,20 +344,23 @@ class Dataset:
             return self._engine.spark.table(self._checked.views[name])
         cached = self._ibis_tables.get(name)
         if cached is None:  # an ibis table is an immutable expression over a view that never changes: build it once
-            cached = self._ibis_tables[name] = self._con.table(self._checked.views[name])
+            with QUERY_LOCK:  # Ibis asks the connection for the view's schema
+                cached = self._ibis_tables[name] = self._con.table(self._checked.views[name])
         return cached
 
     def count(self, name: str) -> int:
         """Rows in the table's view (after quarantine)."""
         if self._con is None:
             return int(self._engine.row(f"SELECT count(*) FROM {quote(self.view(name))}")[0])
-        return int(self.table(name).count().execute())
+        expr = self.table(name).count()
+        with QUERY_LOCK:
+            return int(expr.execute())
 
     def schema(self, name: str) -> dict:
         """Column -> type of the table's view (ibis type names on DuckDB; DuckDB type names on Spark)."""
         if self._con is None:
             return self._engine.columns(quote(self.view(name)))
-        return {k: str(v) for k, v in self.table(name).schema().items()}
+        return {k: str(v) for k, v in self.table(name).schema().items()}  # the cached table's: no query
 
     def to_pandas(self, name: str, columns=None):
         """Materialise a table (or some of its columns) as a pandas DataFrame.
@@ -389,13 +392,17 @@ class Dataset:
         if columns is not None:
             t = t.select(list(columns))
         keys = canonical_sort_keys(name, list(t.columns))
-        return ns_timestamps(t.order_by(keys).to_pandas()) if keys else ns_timestamps(t.to_pandas())
+        with QUERY_LOCK:
+            frame = t.order_by(keys).to_pandas() if keys else t.to_pandas()
+        return ns_timestamps(frame)
 
     def sql(self, query: str):
         """Run SQL in DuckDB's dialect on the dataset (tables are views by name; transpiled on Spark); pandas."""
         if self._con is None:
             return self._engine.to_pandas(query)
-        return ns_timestamps(self._con.sql(query).to_pandas())
+        with QUERY_LOCK:
+            frame = self._con.sql(query).to_pandas()
+        return ns_timestamps(frame)
 
     def view(self, name: str) -> str:
         """Name of the typed DuckDB view of a table on :attr:`con` (for SQL that transforms the table)."""

@@ -31,7 +31,7 @@ import sqlglot
 from sqlglot import exp
 
 from fraudkit.data.atomic import atomic_path
-from fraudkit.data.connection import duckdb_connection, memory_limit_of
+from fraudkit.data.connection import QUERY_LOCK, duckdb_connection, memory_limit_of
 from fraudkit.errors import FraudkitError
 
 __all__ = ["Engine", "DuckDBEngine", "SparkEngine", "ENGINES", "open_engine", "spark_session", "to_spark",
@@ -145,29 +145,37 @@ class DuckDBEngine(Engine):
         self.con = duckdb_connection() if con is None else con
 
     def rows(self, query):
-        return self.con.execute(query).fetchall()
+        with QUERY_LOCK:
+            return self.con.execute(query).fetchall()
 
     def execute(self, statement):
-        self.con.execute(statement)
+        with QUERY_LOCK:
+            self.con.execute(statement)
 
     def to_arrow(self, query):
-        return self.con.execute(query).fetch_arrow_table()
+        with QUERY_LOCK:
+            return self.con.execute(query).fetch_arrow_table()
 
     def create_table(self, name, query):
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {query}")
+        with QUERY_LOCK:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {query}")
 
     def drop(self, name):
-        self.con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+        with QUERY_LOCK:
+            self.con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
 
     def columns(self, relation):
-        return {r[0]: r[1] for r in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+        with QUERY_LOCK:
+            return {r[0]: r[1] for r in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
 
     def register(self, name, obj):
-        self.con.register(name, obj)
+        with QUERY_LOCK:
+            self.con.register(name, obj)
         return quote(name)
 
     def unregister(self, name):
-        self.con.unregister(name)
+        with QUERY_LOCK:
+            self.con.unregister(name)
 
     def parquet_relation(self, name, files):
         return f"read_parquet([{', '.join(literal(str(f)) for f in files)}], union_by_name=true)"
@@ -187,24 +195,28 @@ class DuckDBEngine(Engine):
         return quote(table)
 
     def write_parquet(self, query, path):
-        with atomic_path(path) as tmp:
-            self.con.execute(f"COPY ({query}) TO {literal(str(tmp))} (FORMAT parquet)")
-        return int(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})").fetchone()[0])
+        with QUERY_LOCK:
+            with atomic_path(path) as tmp:
+                self.con.execute(f"COPY ({query}) TO {literal(str(tmp))} (FORMAT parquet)")
+            return int(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})").fetchone()[0])
 
     def export_parquet(self, query, folder):
         Path(folder).mkdir(parents=True)
         path = Path(folder) / "part-0.parquet"
-        self.con.execute(f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet)")
+        with QUERY_LOCK:
+            self.con.execute(f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet)")
         return [path]
 
     def release_memory(self):
         """DuckDB keeps the memory of finished queries for reuse, up to its ``memory_limit`` (measured: 0.34 GB
         after the behaviour features of the 100 k-account world, with 68 MB in use): lowering the limit to what
-        it holds and back makes it let that go, without evicting anything."""
-        used = self.con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()[0]
-        limit = memory_limit_of(self.con)  # exactly as it was: the shown text can come back lower
-        self.con.execute(f"SET memory_limit = '{(int(used) >> 20) + 64}MiB'")
-        self.con.execute(f"SET memory_limit = {literal(limit)}")
+        it holds and back makes it let that go, without evicting anything (no other statement runs meanwhile:
+        :data:`~fraudkit.data.connection.QUERY_LOCK`)."""
+        with QUERY_LOCK:
+            used = self.con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()[0]
+            limit = memory_limit_of(self.con)  # exactly as it was: the shown text can come back lower
+            self.con.execute(f"SET memory_limit = '{(int(used) >> 20) + 64}MiB'")
+            self.con.execute(f"SET memory_limit = {literal(limit)}")
 
     def close(self):
         if self._own:

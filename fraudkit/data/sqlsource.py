@@ -23,7 +23,7 @@ import itertools
 import pandas as pd
 import pyarrow as pa
 
-from fraudkit.data.connection import duckdb_connection
+from fraudkit.data.connection import QUERY_LOCK, duckdb_connection
 from fraudkit.data.contract import TABLES
 from fraudkit.data.engine import DuckDBEngine, Engine, quote
 from fraudkit.errors import FraudkitError, MissingInputError
@@ -157,7 +157,8 @@ class SqlSource:
         """A query's rows as pandas, with DuckDB's dtypes on every engine (integers and booleans holding a
         NULL as pandas' nullable ``Int64`` / ``boolean``, timestamps in microseconds)."""
         if self.con is not None:
-            return self.con.execute(sql).df()
+            with QUERY_LOCK:
+                return self.con.execute(sql).df()
         return _duckdb_dtypes(self.engine.to_arrow(sql))
 
     def arrow(self, sql: str):
@@ -222,8 +223,9 @@ def open_source(data, *, as_of=None, host=None) -> SqlSource:
         raw = host.con.con
         prefix = f"fkf{next(_counter)}_"
         frames = {name: prefix + name for name, df in data.items() if name in TABLES and df is not None}
-        for name, rel in frames.items():
-            raw.register(rel, data[name])
+        with QUERY_LOCK:
+            for name, rel in frames.items():
+                raw.register(rel, data[name])
         src = SqlSource(raw, {name: quote(rel) for name, rel in frames.items()}, as_of=as_of, own=False)
         src._created[:0] = [("FRAME", rel) for rel in frames.values()]  # unregistered last, after the views
         return src

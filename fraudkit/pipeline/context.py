@@ -94,6 +94,10 @@ class RunContext:
         Where parked feature tables are written: the run's ``features`` folder when the run writes its feature
         tables; None: a temporary folder, removed when the run ends
         (:meth:`fraudkit.pipeline.frames.FeatureTables.close`).
+    side_by_side : bool, optional
+        Whether the pipeline runs the group and graph stages side by side in two threads (faster on two cores
+        or more, both stages' memory at once): None (default) when the data is large
+        (:func:`fraudkit.pipeline.frames.worth_parking`) and on DuckDB. Not a parameter: it changes no result.
 
     Examples
     --------
@@ -129,6 +133,7 @@ class RunContext:
     progress: Any = field(default=None, compare=False, repr=False)
     parking: bool = field(default=False, compare=False, repr=False)
     features_folder: Any = field(default=None, compare=False, repr=False)
+    side_by_side: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.mode not in MODES:

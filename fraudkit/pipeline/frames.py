@@ -32,7 +32,7 @@ from fraudkit.capability.accumulators import DEFAULT_ACCUMULATORS, compute, wind
 from fraudkit.capability.features import entity_features
 from fraudkit.capability.lists import ListStore
 from fraudkit.data.atomic import ParquetStream, atomic_path, write_parquet
-from fraudkit.data.connection import duckdb_settings, smaller_memory_limit
+from fraudkit.data.connection import QUERY_LOCK, duckdb_settings, smaller_memory_limit
 from fraudkit.data.contract import TABLES
 from fraudkit.data.dataset import canonical_sort_keys, load_dataset, ns_timestamps
 from fraudkit.data.engine import quote
@@ -522,8 +522,9 @@ class EventFrame:
             table = _row_table(self._parked, a, b, base)
         else:
             sel = ", ".join(quote(c) for c in base)
-            table = self._con.execute(f"SELECT {sel} FROM {self._table} WHERE _fk_row >= {a} AND _fk_row < {b} "
-                                      "ORDER BY _fk_row").to_arrow_table()
+            with QUERY_LOCK:
+                table = self._con.execute(f"SELECT {sel} FROM {self._table} WHERE _fk_row >= {a} AND _fk_row < {b} "
+                                          "ORDER BY _fk_row").to_arrow_table()
         frame = ns_timestamps(table.to_pandas())
         del table
         for c in self._floats:  # integers with nulls somewhere: float64, as in the whole frame
@@ -663,9 +664,10 @@ def _parked_query(con, table: str, query: str, *, number_rows: bool = False) -> 
     """
     path = _parking_folder_of(con) / f"{table}.parquet"
     literal = "'" + path.as_posix().replace("'", "''") + "'"
-    con.execute(f"COPY ({query}) TO {literal} (FORMAT PARQUET)")
     columns = f"{_FILE_ROW} AS _fk_row, *" if number_rows else "*"
-    con.execute(f"CREATE TEMP VIEW {table} AS SELECT {columns} FROM read_parquet({literal})")
+    with QUERY_LOCK:
+        con.execute(f"COPY ({query}) TO {literal} (FORMAT PARQUET)")
+        con.execute(f"CREATE TEMP VIEW {table} AS SELECT {columns} FROM read_parquet({literal})")
     return path
 
 
@@ -675,13 +677,15 @@ _FILE_ROW = "file_row_number"
 
 def _parking_folder_of(con) -> Path:
     """A new parking folder (:func:`parking_folder`) in the DuckDB connection's ``temp_directory``."""
-    return parking_folder(con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
-                          or tempfile.gettempdir())
+    with QUERY_LOCK:
+        base = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    return parking_folder(base or tempfile.gettempdir())
 
 
 def drop_table(con, table: str, parked: Path) -> None:
     """Drop the view ``table`` and the file (and parking folder) of :func:`_parked_query` it reads."""
-    con.execute(f"DROP VIEW IF EXISTS {table}")
+    with QUERY_LOCK:
+        con.execute(f"DROP VIEW IF EXISTS {table}")
     shutil.rmtree(parked.parent, ignore_errors=True)
 
 

@@ -94,7 +94,8 @@ class Progress:
         self._bar = None
         self._ticker = None
         self._stop = threading.Event()
-        self._stack: list = []
+        self._stack: list = []  # the running steps, innermost last; two threads' steps interleave
+        self._lock = threading.RLock()  # one line at a time and one change of the stack, whatever the thread
 
     @property
     def stream(self):
@@ -105,40 +106,48 @@ class Progress:
         if not self.enabled:
             return
         line = f"[fraudkit {self.command} {time.perf_counter() - self._t0:.1f}s] {message}"
-        if self._bar is not None:
-            self._bar.write(line, file=self.stream)
-        else:
-            print(line, file=self.stream, flush=True)
+        with self._lock:
+            if self._bar is not None:
+                self._bar.write(line, file=self.stream)
+            else:
+                print(line, file=self.stream, flush=True)
 
     @contextmanager
     def step(self, stage: str, name: str):
         """Report one step: a line when it starts (a bar on a terminal) and one when it ends, with its size.
 
-        Steps may nest (a stage's own steps inside it); on a terminal the bar shows the innermost.
+        Steps may nest (a stage's own steps inside it); on a terminal the bar shows the innermost. Two threads
+        may report steps at once (the group and graph stages side by side): each line is written whole, and the
+        bar shows the step started last of those still running.
         """
         if not self.enabled:
             yield Step()
             return
         s, t = Step(), time.perf_counter()
         what = f"{stage} · {name}"
-        self._stack.append(what)
-        if self._use_bar():
-            self._show(what)
-        else:
-            self.say(f"{what}: started")
+        with self._lock:
+            self._stack.append(what)
+            if self._use_bar():
+                self._show(what)
+            else:
+                self.say(f"{what}: started")
         try:
             yield s
         except BaseException:
-            self._stack.pop()
-            self._show(self._stack[-1] if self._stack else None)
+            self._end(what)
             self.say(f"{what}: failed after {time.perf_counter() - t:.1f} s")
             raise
-        self._stack.pop()
-        self._show(self._stack[-1] if self._stack else None)
+        self._end(what)
         size = f"{s.n:,} {s.what}, " if s.n is not None else ""
         self.say(f"{what}: done, {size}{time.perf_counter() - t:.1f} s")
 
     # --- private --------------------------------------------------------------------------------
+
+    def _end(self, what) -> None:
+        """Take the step ``what`` off the stack (its last entry: another thread's steps may have come after it)."""
+        with self._lock:
+            del self._stack[len(self._stack) - 1 - self._stack[::-1].index(what)]
+            self._show(self._stack[-1] if self._stack else None)
 
     def _use_bar(self) -> bool:
         return animated(self.stream) if self._animate is None else bool(self._animate)

@@ -100,6 +100,7 @@ from fraudkit.pipeline.stages import behaviour, empty_scores, graph, group
 from fraudkit.pipeline.stages.behaviour import fit_models, training_data
 from fraudkit.pipeline.stages.group import training_groups
 from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, training_key, write_training
+from fraudkit.pipeline.turns import alongside
 
 __all__ = ["RunResult", "TrainingEngine", "score_dataset", "training_engine", "STAGE_MODULES", "TRAIN_PRECISION",
            "HEADLINE_METHODS", "DECISION_CHUNK", "LOCAL_TRAIN_BYTES"]
@@ -203,7 +204,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                   seed_pool=None, params=None, run_id=None, now=None,
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
                   decide_from=None, labels=None, list_min_weight=0.5, write_features=True, engine="duckdb",
-                  spark_master=None, spark_config=None, write_event_scores=True, train_engine="auto") -> RunResult:
+                  spark_master=None, spark_config=None, write_event_scores=True, train_engine="auto",
+                  side_by_side=None) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -283,6 +285,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     train_engine : {"auto", "duckdb", "spark"}, default="auto"
         Where the transforms of ``train`` (a path) run: ``"auto"`` keeps a small training dataset on DuckDB
         when ``engine="spark"`` (:func:`training_engine`; the manifest's ``train_engine`` and a note say which).
+    side_by_side : bool, optional
+        Run the group and graph stages side by side in two threads (``fraudkit score --one-stage-at-a-time``:
+        False); default when the data is large and on DuckDB (:class:`~fraudkit.pipeline.context.RunContext`).
+        The same outputs either way.
 
     Returns
     -------
@@ -314,7 +320,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     t0 = time.perf_counter()
     timings = {}
     context = RunContext(seed=seed, seed_pool=seed_pool, target_precision=float(target_precision), run_id=run_id,
-                         now=now, progress=progress, **_stage_params(params))
+                         now=now, progress=progress, side_by_side=side_by_side, **_stage_params(params))
     seed_info, seed_table = _describe_seed_pool(seed_pool)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -606,35 +612,88 @@ def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_f
     rules step, decisions and the writing of the run; the feature tables in ``run_folder/features`` when the run
     writes them, else in a temporary folder: the context's ``features_folder``) and, with ``run_folder``, its
     artifacts (written there now) and scores (:func:`_park_output`). The behaviour stage parks its own before
-    its models (the context's ``parking``); here what is still in memory is parked, nothing twice."""
+    its models (the context's ``parking``); here what is still in memory is parked, nothing twice.
+
+    The group and graph stages, the last two, run side by side when :func:`_side_by_side` says so: the graph
+    stage on a worker thread (:func:`fraudkit.pipeline.turns.alongside`), the group stage on this one, then
+    each stage's output is taken in order as if they had run one after the other (they read nothing of each
+    other's: the same outputs, notes and parked files)."""
     context = replace(context, parking=True,
                       features_folder=run_folder / "features" if run_folder is not None and write_features else None)
     outputs, large = {}, False
-    for stage in stages:
-        t = time.perf_counter()
-        try:
-            with step(context.progress, context.mode, f"{stage} stage") as st:
-                out = STAGE_MODULES[stage].run(ds, context=context)
-                st.rows(int((out.scores["entity_type"] == "account").sum()), "account scores")
-        except MissingInputError as e:
-            notes.append(f"{stage}: skipped, {e}")
+    for i, stage in enumerate(stages):
+        if stage == "graph" and "graph" in outputs:  # run beside the group stage
             continue
-        outputs[stage] = out
-        large = large or worth_parking(out.features, out.rules)  # large for one stage, large for the later ones
-        if stage != stages[-1] and large:
-            with step(context.progress, context.mode, f"{stage} stage: park what it leaves for the run's end"):
-                if isinstance(out.features, FeatureTables):
-                    out.features.park(context.features_folder)
-                if out.rules is not None:
-                    out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
-                if run_folder is not None:
-                    out = outputs[stage] = _park_output(out, run_folder)
-        if out.features:
-            context = replace(context, features=FeatureTables(context.features).with_tables(out.features))
-        notes += [f"{stage}: {n}" for n in out.notes]
-        release_memory(ds)
-        timings[stage] = time.perf_counter() - t
+        pair = (stage == "group" and tuple(stages[i:]) == ("group", "graph")
+                and _side_by_side(ds, context, large))
+        if pair:
+            ran = _stages_side_by_side(ds, context)
+        else:
+            t = time.perf_counter()
+            ran = {stage: _one_stage(ds, stage, context) + (time.perf_counter() - t,)}
+        for name, (out, skipped, seconds) in ran.items():
+            if skipped is not None:
+                notes.append(f"{name}: skipped, {skipped}")
+                continue
+            t = time.perf_counter()
+            outputs[name] = out
+            large = large or worth_parking(out.features, out.rules)  # large for one stage, large for the later ones
+            if name != stages[-1] and large:
+                with step(context.progress, context.mode, f"{name} stage: park what it leaves for the run's end"):
+                    if isinstance(out.features, FeatureTables):
+                        out.features.park(context.features_folder)
+                    if out.rules is not None:
+                        out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
+                    if run_folder is not None:
+                        out = outputs[name] = _park_output(out, run_folder)
+            if out.features:
+                context = replace(context, features=FeatureTables(context.features).with_tables(out.features))
+            notes += [f"{name}: {n}" for n in out.notes]
+            release_memory(ds)
+            timings[name] = seconds + time.perf_counter() - t
     return context, outputs
+
+
+def _one_stage(ds, stage, context):
+    """``(output, None)`` of one stage, or ``(None, why)`` when it lacks an input (:class:`MissingInputError`)."""
+    try:
+        with step(context.progress, context.mode, f"{stage} stage") as st:
+            out = STAGE_MODULES[stage].run(ds, context=context)
+            st.rows(int((out.scores["entity_type"] == "account").sum()), "account scores")
+    except MissingInputError as e:
+        return None, str(e)
+    return out, None
+
+
+def _side_by_side(ds, context, large) -> bool:
+    """Whether the group and graph stages run side by side: the context's ``side_by_side``, or by default
+    (None) when the data is large (a stage before them parked its tables, :func:`worth_parking`), on DuckDB.
+
+    Two threads keep the machine's cores busy where one stage alone leaves one idle (in Python, NumPy or
+    waiting for a Leiden child; ``benchmarks/stages_in_threads.md``); they hold both stages' frames at once. On
+    Spark the stages' SQL already runs on the cluster: one after the other."""
+    on_duckdb = ds.transform_dataset.engine.name == "duckdb"
+    chosen = context.side_by_side
+    return on_duckdb and (bool(large) if chosen is None else bool(chosen))
+
+
+def _stages_side_by_side(ds, context) -> dict:
+    """The group stage here and the graph stage on a worker thread: ``{stage: (output, skipped, seconds)}``.
+
+    The graph stage is stopped when the group stage fails or is interrupted, before its error goes on."""
+    def graph_stage():
+        t = time.perf_counter()
+        return _one_stage(ds, "graph", context) + (time.perf_counter() - t,)
+
+    job = alongside(graph_stage)
+    try:
+        t = time.perf_counter()
+        group_ran = _one_stage(ds, "group", context) + (time.perf_counter() - t,)
+        graph_ran = job.result()
+    except BaseException:
+        job.stop()
+        raise
+    return {"group": group_ran, "graph": graph_ran}
 
 
 def _park_output(out, run_folder):

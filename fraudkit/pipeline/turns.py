@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from fraudkit.identification.graph.leiden import waiting_aside
 
-__all__ = ["Turns"]
+__all__ = ["Turns", "alongside"]
 
 
 class Turns:
@@ -79,8 +79,32 @@ class Turns:
         return job
 
 
+def alongside(fn, *args) -> "_Job":
+    """Start ``fn(*args)`` on a worker thread that takes no turns: it works while the caller does (the group and
+    graph stages side by side, each on its own data, their DuckDB statements one at a time by
+    :data:`fraudkit.data.connection.QUERY_LOCK`). :meth:`_Job.result` waits for it; :meth:`_Job.stop` interrupts it.
+
+    Examples
+    --------
+    >>> alongside(sum, [1, 2]).result()
+    3
+    """
+    began, box = threading.Event(), {}
+
+    def work():
+        began.set()
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+            box["error"] = e
+
+    thread = threading.Thread(target=work, name="fraudkit-alongside", daemon=True)
+    thread.start()
+    return _Job(thread, box, began)
+
+
 class _Job:
-    """A job started by :meth:`Turns.beside`."""
+    """A job started by :meth:`Turns.beside` or :func:`alongside`."""
 
     def __init__(self, thread, box, began):
         self._thread, self._box, self._began = thread, box, began
