@@ -22,6 +22,7 @@ s, peak <GB> GB``). Never time a ``large`` run by hand: only through this script
 
 ``--engine spark --spark-cores N`` runs the same command with ``--engine spark --spark-master local[N]`` (and
 any ``--spark-conf KEY=VALUE``), kept as ``<size> spark<N> <label>``; the process tree then includes Spark's JVM.
+``--side-by-side`` passes ``fraudkit score --side-by-side`` (say so in ``--label``).
 ``--results`` names another results file (its Markdown is written beside it, ``.md``), e.g. the engine
 comparison of ``benchmarks/engines.md``::
 
@@ -67,6 +68,8 @@ def main(argv=None):
     ap.add_argument("--render", action="store_true", help="only rewrite end_to_end.md from the results file")
     ap.add_argument("--label", default="", help="kept with the result: '<size> <label>' (e.g. 'before')")
     ap.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb", help="fraudkit score --engine")
+    ap.add_argument("--side-by-side", action="store_true",
+                    help="fraudkit score --side-by-side (the group and graph stages in two threads)")
     ap.add_argument("--spark-cores", type=int, default=2, help="with --engine spark: the run's Spark master is "
                     "local[N] (kept with the result: '<size> spark<N> <label>')")
     ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
@@ -85,6 +88,7 @@ def main(argv=None):
             continue
         engine = [] if args.engine == "duckdb" else ["--engine", "spark", "--spark-master", f"local[{args.spark_cores}]",
                                                      *(x for c in args.spark_conf for x in ("--spark-conf", c))]
+        engine += ["--side-by-side"] if args.side_by_side else []
         key = " ".join(filter(None, [size, engine and f"spark{args.spark_cores}", args.label]))
         run_dir = cache / f"run-{key.replace(' ', '-')}"
         cmd = [sys.executable, *_NO_CWD, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
@@ -290,7 +294,8 @@ def _events_m(r) -> float:
 def _targets(results) -> list:
     """The targets against the newest finished DuckDB run of each size: the cost curve over the sizes, ``large``
     against 600 s and 8 GB, its cost per million events against the 100 k-account world's. A run of code that was
-    reverted (``"reverted": true`` in its record, an experiment) is listed but never the targets' run."""
+    reverted or of an option that is not the default (``"reverted": true`` in its record, an experiment) is listed
+    but never the targets' run."""
     newest = {}
     for key, r in results.items():
         size = key.split()[0]

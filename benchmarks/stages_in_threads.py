@@ -1,11 +1,8 @@
 """The group and graph stages side by side in two threads of one process: their wall time and peak memory.
 
-An experiment for issue 13 (``large`` end to end within 600 s on 2 cores), not the kit's way of running: a run
-of ``fraudkit score`` runs its stages one after another. The two stages read nothing of each other
+Measured for issue 13 (``large`` end to end within 600 s on 2 cores). The two stages read nothing of each other
 (:mod:`fraudkit.pipeline.stages.group`, :mod:`fraudkit.pipeline.stages.graph`) and hold the GIL for a small
-share of their time (``benchmarks/gil_share.md``), so two threads can keep both cores busy. Each thread gets its
-own :class:`~fraudkit.data.dataset.Dataset` of the world (its own DuckDB connection: a connection's temporary
-views and results are not to be shared by two threads), so the data is loaded and resolved twice.
+share of their time (``benchmarks/gil_share.md``), so two threads can keep both cores busy.
 
 ``--mode shared`` (the default) runs the two threads on one dataset, as ``fraudkit score`` does on large data
 (:func:`fraudkit.pipeline.score._stages_side_by_side`): one DuckDB connection, one statement at a time

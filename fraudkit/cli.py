@@ -146,14 +146,14 @@ def validate(data, quarantine, engine, spark_master):
 @click.option("--train-engine", type=click.Choice(["auto", "duckdb", "spark"]), default="auto", show_default=True,
               help="With --engine spark: where the --train data's transforms run; auto keeps training data of up to "
                    "1 GiB of files on DuckDB, where the same SQL reads it in seconds.")
-@click.option("--one-stage-at-a-time", "one_stage", is_flag=True,
-              help="Run the group and graph stages one after the other, never side by side in two threads "
-                   "(the default on large data on DuckDB: faster on two cores, both stages' memory at once). "
-                   "The same results.")
+@click.option("--side-by-side", is_flag=True,
+              help="Run the group and graph stages side by side in two threads (DuckDB): the same results, sooner "
+                   "on two cores or more, with both stages' memory at once (large world: 86 s sooner, 12.5 GB "
+                   "peak against 7.8 GB).")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr (stage, step, rows, seconds).")
 def score(data, out, stages, rules, seed, train, target_precision, seed_pool, labels, train_until, label_delay,
-          label_coverage, engine, spark_master, spark_conf, train_engine, one_stage, force, quiet):
+          label_coverage, engine, spark_master, spark_conf, train_engine, side_by_side, force, quiet):
     """Score a dataset: features, rules, models, group and graph stages, decisions.
 
     Progress goes to stderr, one line per step as it starts and ends (a bar on a terminal; plain lines when
@@ -178,7 +178,7 @@ def score(data, out, stages, rules, seed, train, target_precision, seed_pool, la
                                    seed_pool=pool, force=force, progress=Progress("score", enabled=not quiet),
                                    labels=own, engine=engine, spark_master=spark_master,
                                    spark_config=dict(c.split("=", 1) for c in spark_conf) or None,
-                                   train_engine=train_engine, side_by_side=False if one_stage else None)
+                                   train_engine=train_engine, side_by_side=side_by_side)
     click.echo(result.describe())
 
 

@@ -94,10 +94,10 @@ class RunContext:
         Where parked feature tables are written: the run's ``features`` folder when the run writes its feature
         tables; None: a temporary folder, removed when the run ends
         (:meth:`fraudkit.pipeline.frames.FeatureTables.close`).
-    side_by_side : bool, optional
-        Whether the pipeline runs the group and graph stages side by side in two threads (faster on two cores
-        or more, both stages' memory at once): None (default) when the data is large
-        (:func:`fraudkit.pipeline.frames.worth_parking`) and on DuckDB. Not a parameter: it changes no result.
+    side_by_side : bool, default=False
+        Whether the pipeline runs the group and graph stages side by side in two threads, on DuckDB: sooner on
+        two cores or more, with both stages' memory at once (on ``large`` 12.5 GB peak against 7.8 GB,
+        ``benchmarks/stages_in_threads.md``). Not a parameter: it changes no result.
 
     Examples
     --------
@@ -133,7 +133,7 @@ class RunContext:
     progress: Any = field(default=None, compare=False, repr=False)
     parking: bool = field(default=False, compare=False, repr=False)
     features_folder: Any = field(default=None, compare=False, repr=False)
-    side_by_side: Any = field(default=None, compare=False, repr=False)
+    side_by_side: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self):
         if self.mode not in MODES:

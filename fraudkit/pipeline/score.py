@@ -205,7 +205,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
                   decide_from=None, labels=None, list_min_weight=0.5, write_features=True, engine="duckdb",
                   spark_master=None, spark_config=None, write_event_scores=True, train_engine="auto",
-                  side_by_side=None) -> RunResult:
+                  side_by_side=False) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -285,10 +285,10 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     train_engine : {"auto", "duckdb", "spark"}, default="auto"
         Where the transforms of ``train`` (a path) run: ``"auto"`` keeps a small training dataset on DuckDB
         when ``engine="spark"`` (:func:`training_engine`; the manifest's ``train_engine`` and a note say which).
-    side_by_side : bool, optional
-        Run the group and graph stages side by side in two threads (``fraudkit score --one-stage-at-a-time``:
-        False); default when the data is large and on DuckDB (:class:`~fraudkit.pipeline.context.RunContext`).
-        The same outputs either way.
+    side_by_side : bool, default=False
+        Run the group and graph stages side by side in two threads, on DuckDB (``fraudkit score
+        --side-by-side``): the same outputs, sooner on two cores or more, with both stages' memory at once
+        (:class:`~fraudkit.pipeline.context.RunContext`).
 
     Returns
     -------
@@ -615,43 +615,44 @@ def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_f
     its models (the context's ``parking``); here what is still in memory is parked, nothing twice.
 
     The group and graph stages, the last two, run side by side when :func:`_side_by_side` says so: the graph
-    stage on a worker thread (:func:`fraudkit.pipeline.turns.alongside`), the group stage on this one, then
-    each stage's output is taken in order as if they had run one after the other (they read nothing of each
-    other's: the same outputs, notes and parked files)."""
+    stage on a worker thread (:func:`fraudkit.pipeline.turns.alongside`), the group stage on this one, and each
+    stage's output is taken in that order as if they had run one after the other: the same outputs, notes and
+    parked files (neither reads the other's output, and the group stage adds no feature table to the context
+    the graph stage would read)."""
     context = replace(context, parking=True,
                       features_folder=run_folder / "features" if run_folder is not None and write_features else None)
-    outputs, large = {}, False
+    outputs, state = {}, {"large": False, "context": context}
+
+    def take(name, out, skipped, seconds):
+        """A stage's output into the run: parked when large, its features and notes kept, its time recorded."""
+        if skipped is not None:
+            notes.append(f"{name}: skipped, {skipped}")
+            return
+        t, ctx = time.perf_counter(), state["context"]
+        outputs[name] = out
+        # large for one stage, large for the later ones
+        state["large"] = state["large"] or worth_parking(out.features, out.rules)
+        if name != stages[-1] and state["large"]:
+            with step(ctx.progress, ctx.mode, f"{name} stage: park what it leaves for the run's end"):
+                if isinstance(out.features, FeatureTables):
+                    out.features.park(ctx.features_folder)
+                if out.rules is not None:
+                    out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
+                if run_folder is not None:
+                    out = outputs[name] = _park_output(out, run_folder)
+        if out.features:
+            state["context"] = replace(ctx, features=FeatureTables(ctx.features).with_tables(out.features))
+        notes.extend(f"{name}: {n}" for n in out.notes)
+        release_memory(ds)
+        timings[name] = seconds + time.perf_counter() - t
+
     for i, stage in enumerate(stages):
-        if stage == "graph" and "graph" in outputs:  # run beside the group stage
-            continue
-        pair = (stage == "group" and tuple(stages[i:]) == ("group", "graph")
-                and _side_by_side(ds, context, large))
-        if pair:
-            ran = _stages_side_by_side(ds, context)
-        else:
-            t = time.perf_counter()
-            ran = {stage: _one_stage(ds, stage, context) + (time.perf_counter() - t,)}
-        for name, (out, skipped, seconds) in ran.items():
-            if skipped is not None:
-                notes.append(f"{name}: skipped, {skipped}")
-                continue
-            t = time.perf_counter()
-            outputs[name] = out
-            large = large or worth_parking(out.features, out.rules)  # large for one stage, large for the later ones
-            if name != stages[-1] and large:
-                with step(context.progress, context.mode, f"{name} stage: park what it leaves for the run's end"):
-                    if isinstance(out.features, FeatureTables):
-                        out.features.park(context.features_folder)
-                    if out.rules is not None:
-                        out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
-                    if run_folder is not None:
-                        out = outputs[name] = _park_output(out, run_folder)
-            if out.features:
-                context = replace(context, features=FeatureTables(context.features).with_tables(out.features))
-            notes += [f"{name}: {n}" for n in out.notes]
-            release_memory(ds)
-            timings[name] = seconds + time.perf_counter() - t
-    return context, outputs
+        if tuple(stages[i:]) == ("group", "graph") and _side_by_side(ds, state["context"]):
+            _stages_side_by_side(ds, state["context"], take)
+            break
+        t = time.perf_counter()
+        take(stage, *_one_stage(ds, stage, state["context"]), time.perf_counter() - t)
+    return state["context"], outputs
 
 
 def _one_stage(ds, stage, context):
@@ -665,22 +666,22 @@ def _one_stage(ds, stage, context):
     return out, None
 
 
-def _side_by_side(ds, context, large) -> bool:
-    """Whether the group and graph stages run side by side: the context's ``side_by_side``, or by default
-    (None) when the data is large (a stage before them parked its tables, :func:`worth_parking`), on DuckDB.
+def _side_by_side(ds, context) -> bool:
+    """Whether the group and graph stages run side by side: the context's ``side_by_side``, on DuckDB.
 
     Two threads keep the machine's cores busy where one stage alone leaves one idle (in Python, NumPy or
-    waiting for a Leiden child; ``benchmarks/stages_in_threads.md``); they hold both stages' frames at once. On
-    Spark the stages' SQL already runs on the cluster: one after the other."""
-    on_duckdb = ds.transform_dataset.engine.name == "duckdb"
-    chosen = context.side_by_side
-    return on_duckdb and (bool(large) if chosen is None else bool(chosen))
+    waiting for a Leiden child), but hold both stages' frames at once: on ``large``, 466 s for the two stages
+    against 552 s one after the other, at 12.5 GB peak against 7.8 GB (``benchmarks/stages_in_threads.md``).
+    On Spark the stages' SQL already runs on the cluster: one after the other."""
+    return bool(context.side_by_side) and ds.transform_dataset.engine.name == "duckdb"
 
 
-def _stages_side_by_side(ds, context) -> dict:
-    """The group stage here and the graph stage on a worker thread: ``{stage: (output, skipped, seconds)}``.
+def _stages_side_by_side(ds, context, take) -> None:
+    """The group stage here and the graph stage on a worker thread; ``take(stage, output, skipped, seconds)`` of
+    each in that order, the group stage's as soon as it is done (its output parked while the graph stage works).
 
-    The graph stage is stopped when the group stage fails or is interrupted, before its error goes on."""
+    The graph stage is stopped when the group stage or its taking fails or is interrupted, before the error goes
+    on."""
     def graph_stage():
         t = time.perf_counter()
         return _one_stage(ds, "graph", context) + (time.perf_counter() - t,)
@@ -688,12 +689,12 @@ def _stages_side_by_side(ds, context) -> dict:
     job = alongside(graph_stage)
     try:
         t = time.perf_counter()
-        group_ran = _one_stage(ds, "group", context) + (time.perf_counter() - t,)
-        graph_ran = job.result()
+        take("group", *_one_stage(ds, "group", context), time.perf_counter() - t)
+        ran = job.result()
     except BaseException:
         job.stop()
         raise
-    return {"group": group_ran, "graph": graph_ran}
+    take("graph", *ran)
 
 
 def _park_output(out, run_folder):

@@ -224,3 +224,41 @@ def test_two_datasets_loaded_on_one_spark_session_keep_their_own_tables(spark):
         assert first.count(name) == local[0].count(name)
         assert second.count(name) == local[1000].count(name)
     assert first.count("interactions") != second.count("interactions")
+
+
+def test_two_threads_on_one_connection_run_one_statement_at_a_time():
+    """A statement waits while another thread holds the kit's QUERY_LOCK (a statement with its fetch), and both
+    threads' statements on one DuckDB connection give their own rows."""
+    import threading
+
+    from fraudkit.data.connection import QUERY_LOCK
+    from fraudkit.data.engine import DuckDBEngine
+
+    e = DuckDBEngine()
+    got, started = {}, threading.Event()
+
+    def other():
+        started.set()
+        got["other"] = e.rows("SELECT sum(i) FROM range(1000) t(i)")
+
+    with QUERY_LOCK:
+        th = threading.Thread(target=other)
+        th.start()
+        started.wait(5)
+        th.join(0.5)
+        assert th.is_alive(), "the other thread's statement ran while the lock was held"
+        assert e.rows("SELECT 1") == [(1,)]  # re-entrant: the holder runs its own
+    th.join(10)
+    assert got["other"] == [(499500,)]
+    results = {}
+
+    def many(k):
+        results[k] = [e.row(f"SELECT count(*) + {k} FROM range({200 + k})")[0] for _ in range(50)]
+
+    threads = [threading.Thread(target=many, args=(k,)) for k in (0, 1)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert results == {0: [200] * 50, 1: [202] * 50}
+    e.close()

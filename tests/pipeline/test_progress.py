@@ -62,3 +62,35 @@ def test_a_terminal_gets_a_bar_and_ci_or_a_pipe_gets_plain_lines(monkeypatch):
     text = tty.getvalue()
     assert "\r" in text and "[fraudkit score] score · load" in text  # the bar
     assert "score · load: done, 5 accounts" in text  # the line that stays
+
+
+def test_steps_of_two_threads_interleave_whole_lines_and_the_bar_follows_the_running_ones():
+    """Two threads report steps at once (the group and graph stages side by side): every line is whole, each
+    step's end names it, and on a terminal the bar shows a step still running, none once both end."""
+    import threading
+
+    out = _Tty()
+    p = Progress("score", stream=out, animate=True)
+    both_in, first_done = threading.Barrier(2), threading.Event()
+    shown = []
+
+    def stage(name, ends_first):
+        with p.step("score", f"{name} stage"):
+            with p.step("score", f"{name} stage · load"):
+                both_in.wait(5)
+                if not ends_first:
+                    first_done.wait(5)
+                    shown.append(p._stack[:])
+        if ends_first:
+            first_done.set()
+
+    threads = [threading.Thread(target=stage, args=("group", True)),
+               threading.Thread(target=stage, args=("graph", False))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert shown == [["score · graph stage", "score · graph stage · load"]]  # the group's steps taken off, not these
+    assert p._bar is None and p._stack == []
+    done = [ln.split("] ", 1)[1].rsplit(",", 1)[0] for ln in out.getvalue().splitlines() if ": done" in ln]
+    assert sorted(done) == sorted(f"score · {n} stage{s}: done" for n in ("group", "graph") for s in ("", " · load"))

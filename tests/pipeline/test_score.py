@@ -465,3 +465,83 @@ def test_event_score_tables_equal_the_score_frames(keys):
         frame = frame.assign(entity_id=frame["entity_id"].astype(str))
     want = pa.Table.from_pandas(frame, preserve_index=False)
     assert got.equals(want.cast(got.schema)) and got.schema.remove_metadata().equals(want.schema.remove_metadata())
+
+
+def test_group_and_graph_side_by_side_give_the_same_run(micro, tmp_path, monkeypatch):
+    """The group and graph stages in two threads on one DuckDB connection: every file of the run the same as one
+    after the other; the graph stage ran on the worker thread while the group stage ran, and by default they
+    run one after the other on this thread."""
+    import threading
+    import time
+
+    from fraudkit.pipeline import score as score_module
+    from fraudkit.pipeline.score import score_dataset
+
+    ran, real = {}, {name: score_module.STAGE_MODULES[name].run for name in ("group", "graph")}
+    group_started = threading.Event()
+
+    def watched(name):
+        def run(ds, *, context=None):
+            if name == "group":
+                group_started.set()
+            else:  # side by side: the graph stage starts while the group stage runs
+                group_started.wait(5)
+            t = time.perf_counter()
+            out = real[name](ds, context=context)
+            ran.setdefault(name, []).append((threading.current_thread().name, t, time.perf_counter()))
+            return out
+        return run
+
+    for name in real:
+        monkeypatch.setattr(score_module.STAGE_MODULES[name], "run", watched(name))
+    stages = ("group", "graph")
+    one = score_dataset(micro, tmp_path / "one", stages=stages, seed=0)
+    assert [r[0][0] for r in ran.values()] == ["MainThread", "MainThread"]  # the default: one after the other
+    ran.clear()
+    group_started.clear()
+    two = score_dataset(micro, tmp_path / "two", stages=stages, seed=0, side_by_side=True)
+    assert ran["group"][0][0] == "MainThread" and ran["graph"][0][0] == "fraudkit-alongside"
+    (_, g0, g1), (_, h0, h1) = ran["group"][0], ran["graph"][0]
+    assert h0 < g1 and g0 < h1, "the two stages did not overlap"
+    files = sorted(str(p.relative_to(one.run_dir)) for p in one.run_dir.rglob("*.parquet"))
+    assert files == sorted(str(p.relative_to(two.run_dir)) for p in two.run_dir.rglob("*.parquet"))
+    assert {"group/device_clusters.parquet", "graph/communities.parquet"} & set(files)
+    for name in files:
+        pd.testing.assert_frame_equal(pd.read_parquet(one.run_dir / name), pd.read_parquet(two.run_dir / name),
+                                      check_exact=not name.startswith("features/"), rtol=1e-12)
+    manifests = [json.loads((r.run_dir / "manifest.json").read_text()) for r in (one, two)]
+    assert manifests[0]["notes"] == manifests[1]["notes"]
+    assert list(manifests[0]["timings"]) == list(manifests[1]["timings"])
+
+
+def test_a_failing_group_stage_stops_the_graph_stage_beside_it(micro, tmp_path, monkeypatch):
+    """Side by side, the group stage's error ends the run once the graph stage is stopped, and no run is kept."""
+    import threading
+    import time
+
+    from fraudkit.pipeline import score as score_module
+    from fraudkit.pipeline.score import score_dataset
+
+    stopped, real_graph = [], score_module.STAGE_MODULES["graph"].run
+    graph_started = threading.Event()
+
+    def group(ds, *, context=None):
+        graph_started.wait(10)
+        raise FraudkitError("the group stage broke")
+
+    def graph(ds, *, context=None):  # works (in Python) until stopped, 30 s at most
+        graph_started.set()
+        try:
+            for _ in range(3000):
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            stopped.append(True)
+            raise
+        return real_graph(ds, context=context)
+
+    monkeypatch.setattr(score_module.STAGE_MODULES["group"], "run", group)
+    monkeypatch.setattr(score_module.STAGE_MODULES["graph"], "run", graph)
+    with pytest.raises(FraudkitError, match="the group stage broke"):
+        score_dataset(micro, tmp_path / "run", stages=("group", "graph"), seed=0, side_by_side=True)
+    assert stopped == [True], "the graph stage was not stopped"
+    assert not (tmp_path / "run").exists()
