@@ -7,6 +7,8 @@ worker holds the turn while it works and gives it away only while it waits for t
 steps run in one order whatever the timing (the worker's part before the child, the stage's step, the worker's
 part after it), their memory never adds up beyond the child's, and neither reads or writes a shared state (a
 DuckDB connection, a seeded generator) while the other does.
+
+:func:`alongside` starts a job that takes no turns, for work that may run at the same time as the caller's.
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ class Turns:
 
 
 def alongside(fn, *args) -> "_Job":
-    """Start ``fn(*args)`` on a worker thread that takes no turns: it works while the caller does (the group and
-    graph stages side by side, each on its own data, their DuckDB statements one at a time by
+    """Start ``fn(*args)`` on a worker thread that takes no turns: it works while the caller does (``fraudkit score
+    --side-by-side``: the graph stage beside the group stage, their DuckDB statements one at a time by
     :data:`fraudkit.data.connection.QUERY_LOCK`). :meth:`_Job.result` waits for it; :meth:`_Job.stop` interrupts it.
 
     Examples
