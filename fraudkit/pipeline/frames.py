@@ -20,7 +20,6 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +42,8 @@ from fraudkit.identification.rules import TIME_OF_DAY, RuleResult, RuleSet, load
 
 __all__ = ["feature_tables", "missing_inputs", "list_store_for", "rule_columns", "rule_frames", "check_ruleset",
            "RuleEvaluation", "evaluate_rules", "data_end", "EventFrame", "EventRules", "EVENT_CHUNK", "FeatureTables",
-           "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory", "read_rows", "read_ahead",
-           "parked_if_large", "PARK_MIN_ROWS", "worth_parking", "arrow_text"]
+           "ParkedTable", "parking_folder", "remove_stale_parking", "release_memory", "read_rows", "parked_if_large",
+           "PARK_MIN_ROWS", "worth_parking", "arrow_text"]
 
 EVENT_CHUNK = 2_000_000
 """Events (orders, interactions) read, evaluated and decided at a time: the frame a large world's rules read
@@ -311,33 +310,6 @@ class ParkedTable:
 def _remove_if_empty(folder) -> None:
     if folder.name.startswith(_PARKED) and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
-
-
-def read_ahead(chunks):
-    """The items of the iterable ``chunks`` in order, each next one made on a worker thread while the caller works
-    on the current one: the chunks of the events read back from their Parquet files (Arrow reads and conversions
-    that let go of the GIL) while the rules or decisions of the last one are computed. At most two items are
-    held at once; an error making one is raised where it would have been.
-
-    Examples
-    --------
-    >>> list(read_ahead(iter(range(3)))), list(read_ahead([]))
-    ([0, 1, 2], [])
-    """
-    items = iter(chunks)
-    with ThreadPoolExecutor(1, thread_name_prefix="fraudkit-read-ahead") as pool:
-        coming = pool.submit(next, items, _NO_MORE)
-        while True:
-            item = coming.result()
-            if item is _NO_MORE:
-                return
-            coming = pool.submit(next, items, _NO_MORE)
-            yield item
-            del item  # not held while the next one is waited for
-
-
-_NO_MORE = object()
-"""What :func:`read_ahead`'s worker returns when the chunks are done."""
 
 
 def parked_if_large(frame, name):
@@ -1156,7 +1128,7 @@ def _evaluate_events(ruleset, frame: EventFrame, lists, as_of, chunk):
     the chunks) and its per-account rollup (None without ``account_id``)."""
     entity = frame.entity
     out, counts, per, n = None, None, [], 0
-    for part in read_ahead(frame.chunks(chunk, _rule_inputs(ruleset, frame))):
+    for part in frame.chunks(chunk, _rule_inputs(ruleset, frame)):
         res = ruleset.evaluate(part, lists=lists, entity=entity, as_of=None if "ts" in part.columns else as_of)
         if out is None:
             out = EventRules(frame, rule_ids=res.rule_ids, statuses=res.statuses, aggregate=res.aggregate)

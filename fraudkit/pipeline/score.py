@@ -75,7 +75,6 @@ from fraudkit.pipeline.frames import (
     list_store_for,
     missing_inputs,
     parking_folder,
-    read_ahead,
     release_memory,
     rule_frames,
     worth_parking,
@@ -835,7 +834,7 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
             size = len(frame) if (policy is not None and policy.delayed) else DECISION_CHUNK
             pairs = (res.chunks(size, cols) if isinstance(res, EventRules)
                      else ((ev, None) for ev in frame.chunks(size, cols)))
-            for ev, rules in read_ahead(pairs):  # the next chunk read back while this one is decided
+            for ev, rules in pairs:
                 if start is not None and "ts" in ev.columns:
                     keep = (pd.to_datetime(ev["ts"], cache=False) >= start).to_numpy()
                     if not keep.all():
@@ -870,7 +869,7 @@ def _decisions(frames, rule_results, accounts, store, policy, notes, path, *, st
                     schema = pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f
                                         for f in schema], metadata=schema.metadata)
                 table = pa.table({c: v.arrow() if isinstance(v, Coded) else v for c, v in cols.items()})
-                del ev, rules, cols, head, account
+                del ev, cols, head, account
                 if writer is None:
                     # each chunk cast to the file's plain types and written while the next one is decided
                     writer = ParquetStream(path, schema, prepare=lambda t: t.cast(schema))
