@@ -499,17 +499,20 @@ def test_group_and_graph_side_by_side_give_the_same_run(micro, tmp_path, monkeyp
     assert [r[0][0] for r in ran.values()] == ["MainThread", "MainThread"]  # the default: one after the other
     ran.clear()
     group_started.clear()
-    two = score_dataset(micro, tmp_path / "two", stages=stages, seed=0, side_by_side=True)
+    two_dir = tmp_path / "two"  # by the command line's --side-by-side
+    res = CliRunner().invoke(main, ["score", str(micro), "--out", str(two_dir), "--stages", "group,graph",
+                                    "--seed", "0", "--side-by-side", "--quiet"])
+    assert res.exit_code == 0, res.output
     assert ran["group"][0][0] == "MainThread" and ran["graph"][0][0] == "fraudkit-alongside"
     (_, g0, g1), (_, h0, h1) = ran["group"][0], ran["graph"][0]
     assert h0 < g1 and g0 < h1, "the two stages did not overlap"
     files = sorted(str(p.relative_to(one.run_dir)) for p in one.run_dir.rglob("*.parquet"))
-    assert files == sorted(str(p.relative_to(two.run_dir)) for p in two.run_dir.rglob("*.parquet"))
+    assert files == sorted(str(p.relative_to(two_dir)) for p in two_dir.rglob("*.parquet"))
     assert {"group/device_clusters.parquet", "graph/communities.parquet"} & set(files)
     for name in files:
-        pd.testing.assert_frame_equal(pd.read_parquet(one.run_dir / name), pd.read_parquet(two.run_dir / name),
+        pd.testing.assert_frame_equal(pd.read_parquet(one.run_dir / name), pd.read_parquet(two_dir / name),
                                       check_exact=not name.startswith("features/"), rtol=1e-12)
-    manifests = [json.loads((r.run_dir / "manifest.json").read_text()) for r in (one, two)]
+    manifests = [json.loads((r / "manifest.json").read_text()) for r in (one.run_dir, two_dir)]
     assert manifests[0]["notes"] == manifests[1]["notes"]
     assert list(manifests[0]["timings"]) == list(manifests[1]["timings"])
 
