@@ -646,6 +646,10 @@ def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_f
         release_memory(ds)
         timings[name] = seconds + time.perf_counter() - t
 
+    if (context.side_by_side and tuple(stages[-2:]) == ("group", "graph") and not _side_by_side(ds, context)
+            and context.mode == "score"):
+        notes.append("side by side: the group and graph stages ran one after the other: on Spark their SQL runs on "
+                     "the cluster")
     for i, stage in enumerate(stages):
         if tuple(stages[i:]) == ("group", "graph") and _side_by_side(ds, state["context"]):
             _stages_side_by_side(ds, state["context"], take)

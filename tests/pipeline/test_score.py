@@ -548,3 +548,19 @@ def test_a_failing_group_stage_stops_the_graph_stage_beside_it(micro, tmp_path, 
         score_dataset(micro, tmp_path / "run", stages=("group", "graph"), seed=0, side_by_side=True)
     assert stopped == [True], "the graph stage was not stopped"
     assert not (tmp_path / "run").exists()
+
+
+def test_side_by_side_only_on_duckdb_and_only_when_asked():
+    """The group and graph stages run side by side when the context asks for it and the transforms run on DuckDB;
+    on Spark (its SQL on the cluster) one after the other."""
+    from types import SimpleNamespace
+
+    from fraudkit.pipeline.context import RunContext
+    from fraudkit.pipeline.score import _side_by_side
+
+    def on(engine):
+        return SimpleNamespace(transform_dataset=SimpleNamespace(engine=SimpleNamespace(name=engine)))
+
+    assert _side_by_side(on("duckdb"), RunContext(side_by_side=True))
+    assert not _side_by_side(on("duckdb"), RunContext())
+    assert not _side_by_side(on("spark"), RunContext(side_by_side=True))
