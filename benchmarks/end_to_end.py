@@ -88,9 +88,9 @@ def main(argv=None):
             continue
         engine = [] if args.engine == "duckdb" else ["--engine", "spark", "--spark-master", f"local[{args.spark_cores}]",
                                                      *(x for c in args.spark_conf for x in ("--spark-conf", c))]
-        engine += ["--side-by-side"] if args.side_by_side else []
         key = " ".join(filter(None, [size, engine and f"spark{args.spark_cores}", args.label]))
         run_dir = cache / f"run-{key.replace(' ', '-')}"
+        engine += ["--side-by-side"] if args.side_by_side else []  # after the key: an option, not an engine
         cmd = [sys.executable, *_NO_CWD, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
                "--seed", "0", "--force", *engine]
         speed = calibrate()
