@@ -621,27 +621,27 @@ def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_f
     the graph stage would read)."""
     context = replace(context, parking=True,
                       features_folder=run_folder / "features" if run_folder is not None and write_features else None)
-    outputs, state = {}, {"large": False, "context": context}
+    outputs, large = {}, False
 
     def take(name, out, skipped, seconds):
         """A stage's output into the run: parked when large, its features and notes kept, its time recorded."""
+        nonlocal context, large
         if skipped is not None:
             notes.append(f"{name}: skipped, {skipped}")
             return
-        t, ctx = time.perf_counter(), state["context"]
+        t = time.perf_counter()
         outputs[name] = out
-        # large for one stage, large for the later ones
-        state["large"] = state["large"] or worth_parking(out.features, out.rules)
-        if name != stages[-1] and state["large"]:
-            with step(ctx.progress, ctx.mode, f"{name} stage: park what it leaves for the run's end"):
+        large = large or worth_parking(out.features, out.rules)  # large for one stage, large for the later ones
+        if name != stages[-1] and large:
+            with step(context.progress, context.mode, f"{name} stage: park what it leaves for the run's end"):
                 if isinstance(out.features, FeatureTables):
-                    out.features.park(ctx.features_folder)
+                    out.features.park(context.features_folder)
                 if out.rules is not None:
                     out.rules.park(features=out.features if isinstance(out.features, FeatureTables) else None)
                 if run_folder is not None:
                     out = outputs[name] = _park_output(out, run_folder)
         if out.features:
-            state["context"] = replace(ctx, features=FeatureTables(ctx.features).with_tables(out.features))
+            context = replace(context, features=FeatureTables(context.features).with_tables(out.features))
         notes.extend(f"{name}: {n}" for n in out.notes)
         release_memory(ds)
         timings[name] = seconds + time.perf_counter() - t
@@ -651,12 +651,12 @@ def _run_stages(ds, stages, context, notes, timings, *, run_folder=None, write_f
         notes.append("side by side: the group and graph stages ran one after the other: on Spark their SQL runs on "
                      "the cluster")
     for i, stage in enumerate(stages):
-        if tuple(stages[i:]) == ("group", "graph") and _side_by_side(ds, state["context"]):
-            _stages_side_by_side(ds, state["context"], take)
+        if tuple(stages[i:]) == ("group", "graph") and _side_by_side(ds, context):
+            _stages_side_by_side(ds, context, take)
             break
         t = time.perf_counter()
-        take(stage, *_one_stage(ds, stage, state["context"]), time.perf_counter() - t)
-    return state["context"], outputs
+        take(stage, *_one_stage(ds, stage, context), time.perf_counter() - t)
+    return context, outputs
 
 
 def _one_stage(ds, stage, context):

@@ -47,7 +47,7 @@ class Turns:
     def beside(self, fn, *args) -> "_Job":
         """Start ``fn(*args)`` on a worker thread holding the turn, and return once it waits for a Leiden child
         (its turn given away until the child is done and the turn is free again) or is done."""
-        given, began, box = threading.Event(), threading.Event(), {}
+        given = threading.Event()
 
         @contextmanager
         def aside():
@@ -60,31 +60,26 @@ class Turns:
 
         def work():
             try:
-                began.set()
                 with self._lock, waiting_aside(aside):
-                    box["value"] = fn(*args)
-            except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
-                box["error"] = e
+                    return fn(*args)
             finally:
                 given.set()
 
-        thread = threading.Thread(target=work, name="fraudkit-turns", daemon=True)
-        job = _Job(thread, box, began)
+        # a thread the system refuses (its limit) raises here: no job runs to be stopped
+        job = alongside(work, name="fraudkit-turns")
         try:
-            thread.start()
             given.wait()
-        except RuntimeError:  # the thread could not be started (the system's limit): no job runs to be stopped
-            raise
         except BaseException:  # interrupted while the job works: it is stopped before the interrupt goes on
             job.stop()
             raise
         return job
 
 
-def alongside(fn, *args) -> "_Job":
-    """Start ``fn(*args)`` on a worker thread that takes no turns: it works while the caller does (``fraudkit score
-    --side-by-side``: the graph stage beside the group stage, their DuckDB statements one at a time by
-    :data:`fraudkit.data.connection.QUERY_LOCK`). :meth:`_Job.result` waits for it; :meth:`_Job.stop` interrupts it.
+def alongside(fn, *args, name: str = "fraudkit-alongside") -> "_Job":
+    """Start ``fn(*args)`` on a worker thread named ``name`` that takes no turns: it works while the caller does
+    (``fraudkit score --side-by-side``: the graph stage beside the group stage, their DuckDB statements one at a
+    time by :data:`fraudkit.data.connection.QUERY_LOCK`; :meth:`Turns.beside` starts its job with it).
+    :meth:`_Job.result` waits for it; :meth:`_Job.stop` interrupts it.
 
     Examples
     --------
@@ -100,7 +95,7 @@ def alongside(fn, *args) -> "_Job":
         except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
             box["error"] = e
 
-    thread = threading.Thread(target=work, name="fraudkit-alongside", daemon=True)
+    thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
     return _Job(thread, box, began)
 
