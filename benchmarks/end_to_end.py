@@ -22,7 +22,8 @@ s, peak <GB> GB``). Never time a ``large`` run by hand: only through this script
 
 ``--engine spark --spark-cores N`` runs the same command with ``--engine spark --spark-master local[N]`` (and
 any ``--spark-conf KEY=VALUE``), kept as ``<size> spark<N> <label>``; the process tree then includes Spark's JVM.
-``--side-by-side`` passes ``fraudkit score --side-by-side`` (say so in ``--label``).
+``--side-by-side`` and ``--one-after-the-other`` pass the same option of ``fraudkit score`` (say so in
+``--label``); without either the run takes the command's default (side by side up to 5M events).
 ``--results`` names another results file (its Markdown is written beside it, ``.md``), e.g. the engine
 comparison of ``benchmarks/engines.md``::
 
@@ -70,11 +71,15 @@ def main(argv=None):
     ap.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb", help="fraudkit score --engine")
     ap.add_argument("--side-by-side", action="store_true",
                     help="fraudkit score --side-by-side (the group and graph stages in two threads)")
+    ap.add_argument("--one-after-the-other", action="store_true",
+                    help="fraudkit score --one-after-the-other (the group and graph stages in a row)")
     ap.add_argument("--spark-cores", type=int, default=2, help="with --engine spark: the run's Spark master is "
                     "local[N] (kept with the result: '<size> spark<N> <label>')")
     ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                     help="with --engine spark: fraudkit score --spark-conf (repeatable)")
     args = ap.parse_args(argv)
+    if args.side_by_side and args.one_after_the_other:
+        ap.error("--side-by-side or --one-after-the-other, not both")
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     results = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else {}
@@ -90,7 +95,9 @@ def main(argv=None):
                                                      *(x for c in args.spark_conf for x in ("--spark-conf", c))]
         key = " ".join(filter(None, [size, engine and f"spark{args.spark_cores}", args.label]))
         run_dir = cache / f"run-{key.replace(' ', '-')}"
-        engine += ["--side-by-side"] if args.side_by_side else []  # after the key: an option, not an engine
+        # after the key: options, not an engine
+        engine += ["--side-by-side"] if args.side_by_side else []
+        engine += ["--one-after-the-other"] if args.one_after_the_other else []
         cmd = [sys.executable, *_NO_CWD, "-c", CLI, "score", str(data), "--train", str(train), "--out", str(run_dir),
                "--seed", "0", "--force", *engine]
         speed = calibrate()

@@ -146,10 +146,12 @@ def validate(data, quarantine, engine, spark_master):
 @click.option("--train-engine", type=click.Choice(["auto", "duckdb", "spark"]), default="auto", show_default=True,
               help="With --engine spark: where the --train data's transforms run; auto keeps training data of up to "
                    "1 GiB of files on DuckDB, where the same SQL reads it in seconds.")
-@click.option("--side-by-side", is_flag=True,
-              help="Run the group and graph stages side by side in two threads (DuckDB): the same results, sooner "
-                   "on two cores or more, with both stages' memory at once (large world: 86 s sooner, 12.5 GB "
-                   "peak against 7.8 GB).")
+@click.option("--side-by-side/--one-after-the-other", "side_by_side", default=None,
+              help="Run the group and graph stages side by side in two threads (DuckDB), or one after the other: "
+                   "the same results; side by side is sooner on two cores or more, with both stages' memory at "
+                   "once (medium world: 77 s against 86 s at the same peak; large: 58 s sooner, 12.5 GB peak "
+                   f"against 7.8 GB). Default: side by side for data of up to {scoring.SIDE_BY_SIDE_EVENTS:,} events "
+                   "(interactions, logins, orders, coupon claims).")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr (stage, step, rows, seconds).")
 def score(data, out, stages, rules, seed, train, target_precision, seed_pool, labels, train_until, label_delay,

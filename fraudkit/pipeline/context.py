@@ -94,10 +94,11 @@ class RunContext:
         Where parked feature tables are written: the run's ``features`` folder when the run writes its feature
         tables; None: a temporary folder, removed when the run ends
         (:meth:`fraudkit.pipeline.frames.FeatureTables.close`).
-    side_by_side : bool, default=False
+    side_by_side : bool or None, default=None
         Whether the pipeline runs the group and graph stages side by side in two threads, on DuckDB: sooner on
         two cores or more, with both stages' memory at once (on ``large`` 12.5 GB peak against 7.8 GB,
-        ``benchmarks/stages_in_threads.md``). Not a parameter: it changes no result.
+        ``benchmarks/stages_in_threads.md``). None: when the data holds at most
+        :data:`fraudkit.pipeline.score.SIDE_BY_SIDE_EVENTS` events. Not a parameter: it changes no result.
 
     Examples
     --------
@@ -133,7 +134,7 @@ class RunContext:
     progress: Any = field(default=None, compare=False, repr=False)
     parking: bool = field(default=False, compare=False, repr=False)
     features_folder: Any = field(default=None, compare=False, repr=False)
-    side_by_side: bool = field(default=False, compare=False, repr=False)
+    side_by_side: bool | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -56,7 +56,7 @@ from fraudkit.capability.lists import weigh_lists
 from fraudkit.data.atomic import ParquetStream, atomic_directory, check_output, write_parquet, write_text
 from fraudkit.data.contract import STAGES
 from fraudkit.data.dataset import load_dataset
-from fraudkit.data.engine import open_engine
+from fraudkit.data.engine import open_engine, quote
 from fraudkit.errors import FraudkitError, MissingInputError
 from fraudkit.identification.graph.propagation import SeedPool
 from fraudkit.identification.rules import load_ruleset
@@ -103,7 +103,7 @@ from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, tr
 from fraudkit.pipeline.turns import alongside
 
 __all__ = ["RunResult", "TrainingEngine", "score_dataset", "training_engine", "STAGE_MODULES", "TRAIN_PRECISION",
-           "HEADLINE_METHODS", "DECISION_CHUNK", "LOCAL_TRAIN_BYTES"]
+           "HEADLINE_METHODS", "DECISION_CHUNK", "LOCAL_TRAIN_BYTES", "SIDE_BY_SIDE_EVENTS"]
 
 LOCAL_TRAIN_BYTES = 1 << 30
 """With ``engine="spark"``, a training dataset whose files hold at most this many bytes is loaded on DuckDB (see
@@ -113,7 +113,16 @@ DECISION_CHUNK = EVENT_CHUNK
 """Events decided (and written) at a time: the decisions of a large world never sit in memory together (the
 rules are evaluated :data:`fraudkit.pipeline.frames.EVENT_CHUNK` events at a time)."""
 
+SIDE_BY_SIDE_EVENTS = 5_000_000
+"""By default (``side_by_side=None``) the group and graph stages run side by side on DuckDB when the scored
+dataset holds at most this many events (interactions, logins, orders and coupon claims), one after the other
+above. Measured (``benchmarks/end_to_end.md``): on ``medium`` (3.76M events) 77 s against 86 s at the same peak
+(2.20 against 2.26 GB), on ``demo-small`` 24 s against 25 s; on ``large`` (38.0M events) 973 s against 1,031 s,
+but 12.5 GB peak against 7.8 GB, beyond the 8 GB a run of that size is held to."""
+
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
+
+_EVENT_TABLES = ("interactions", "logins", "orders", "coupon_claims")
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
 ``run(ds, *, context) -> StageOutput``."""
 
@@ -205,7 +214,7 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                   target_precision=TRAIN_PRECISION, force=False, progress=None, reuse=None,
                   decide_from=None, labels=None, list_min_weight=0.5, write_features=True, engine="duckdb",
                   spark_master=None, spark_config=None, write_event_scores=True, train_engine="auto",
-                  side_by_side=False) -> RunResult:
+                  side_by_side=None) -> RunResult:
     """Score a dataset with the requested stages, the rule set and the layered decision.
 
     Parameters
@@ -285,10 +294,11 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
     train_engine : {"auto", "duckdb", "spark"}, default="auto"
         Where the transforms of ``train`` (a path) run: ``"auto"`` keeps a small training dataset on DuckDB
         when ``engine="spark"`` (:func:`training_engine`; the manifest's ``train_engine`` and a note say which).
-    side_by_side : bool, default=False
+    side_by_side : bool or None, default=None
         Run the group and graph stages side by side in two threads, on DuckDB (``fraudkit score
         --side-by-side``): the same outputs, sooner on two cores or more, with both stages' memory at once
-        (:class:`~fraudkit.pipeline.context.RunContext`).
+        (:class:`~fraudkit.pipeline.context.RunContext`). ``False`` (``--one-after-the-other``): one after the
+        other. ``None``: side by side when the data holds at most :data:`SIDE_BY_SIDE_EVENTS` events.
 
     Returns
     -------
@@ -671,13 +681,32 @@ def _one_stage(ds, stage, context):
 
 
 def _side_by_side(ds, context) -> bool:
-    """Whether the group and graph stages run side by side: the context's ``side_by_side``, on DuckDB.
+    """Whether the group and graph stages run side by side: on DuckDB, the context's ``side_by_side``; when it
+    is None, whether the data holds at most :data:`SIDE_BY_SIDE_EVENTS` events.
 
     Two threads keep the machine's cores busy where one stage alone leaves one idle (in Python, NumPy or
     waiting for a Leiden child), but hold both stages' frames at once: on ``large``, 466 s for the two stages
     against 552 s one after the other, at 12.5 GB peak against 7.8 GB (``benchmarks/stages_in_threads.md``).
     On Spark the stages' SQL already runs on the cluster: one after the other."""
-    return bool(context.side_by_side) and ds.transform_dataset.engine.name == "duckdb"
+    ds = ds.transform_dataset
+    if ds.engine.name != "duckdb":
+        return False
+    if context.side_by_side is not None:
+        return bool(context.side_by_side)
+    return _events_at_most(ds, SIDE_BY_SIDE_EVENTS)
+
+
+def _events_at_most(ds, limit: int) -> bool:
+    """Whether ``ds`` holds at most ``limit`` event rows (:data:`_EVENT_TABLES`); each table is read only as far
+    as the rows left under the limit, so a large dataset is not counted whole."""
+    left = int(limit)
+    for name in _EVENT_TABLES:
+        if ds.has(name):
+            left -= int(ds.engine.row(f"SELECT count(*) FROM (SELECT 1 FROM {quote(ds.view(name))} "
+                                      f"LIMIT {left + 1})")[0])
+            if left < 0:
+                return False
+    return True
 
 
 def _stages_side_by_side(ds, context, take) -> None:

@@ -469,8 +469,8 @@ def test_event_score_tables_equal_the_score_frames(keys):
 
 def test_group_and_graph_side_by_side_give_the_same_run(micro, tmp_path, monkeypatch):
     """The group and graph stages in two threads on one DuckDB connection: every file of the run the same as one
-    after the other; the graph stage ran on the worker thread while the group stage ran, and by default they
-    run one after the other on this thread."""
+    after the other (asked for); the graph stage ran on the worker thread while the group stage ran, by default
+    on the micro world (far below SIDE_BY_SIDE_EVENTS)."""
     import threading
     import time
 
@@ -495,13 +495,13 @@ def test_group_and_graph_side_by_side_give_the_same_run(micro, tmp_path, monkeyp
     for name in real:
         monkeypatch.setattr(score_module.STAGE_MODULES[name], "run", watched(name))
     stages = ("group", "graph")
-    one = score_dataset(micro, tmp_path / "one", stages=stages, seed=0)
-    assert [r[0][0] for r in ran.values()] == ["MainThread", "MainThread"]  # the default: one after the other
+    one = score_dataset(micro, tmp_path / "one", stages=stages, seed=0, side_by_side=False)
+    assert [r[0][0] for r in ran.values()] == ["MainThread", "MainThread"]  # asked: one after the other
     ran.clear()
     group_started.clear()
-    two_dir = tmp_path / "two"  # by the command line's --side-by-side
+    two_dir = tmp_path / "two"  # the command line's default on a small world
     res = CliRunner().invoke(main, ["score", str(micro), "--out", str(two_dir), "--stages", "group,graph",
-                                    "--seed", "0", "--side-by-side", "--quiet"])
+                                    "--seed", "0", "--quiet"])
     assert res.exit_code == 0, res.output
     assert ran["group"][0][0] == "MainThread" and ran["graph"][0][0] == "fraudkit-alongside"
     (_, g0, g1), (_, h0, h1) = ran["group"][0], ran["graph"][0]
@@ -550,11 +550,15 @@ def test_a_failing_group_stage_stops_the_graph_stage_beside_it(micro, tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
-def test_side_by_side_only_on_duckdb_and_only_when_asked():
+def test_side_by_side_only_on_duckdb_and_by_default_up_to_the_event_count(micro, monkeypatch):
     """The group and graph stages run side by side when the context asks for it and the transforms run on DuckDB;
-    on Spark (its SQL on the cluster) one after the other."""
+    on Spark (its SQL on the cluster) one after the other. Unasked (None), side by side when the data holds at
+    most SIDE_BY_SIDE_EVENTS events (interactions, logins, orders, coupon claims), one after the other above;
+    the command line's --side-by-side / --one-after-the-other reach the run, unset is None."""
     from types import SimpleNamespace
 
+    from fraudkit.data.dataset import load_dataset
+    from fraudkit.pipeline import score as score_module
     from fraudkit.pipeline.context import RunContext
     from fraudkit.pipeline.score import _side_by_side
 
@@ -562,5 +566,18 @@ def test_side_by_side_only_on_duckdb_and_only_when_asked():
         return SimpleNamespace(transform_dataset=SimpleNamespace(engine=SimpleNamespace(name=engine)))
 
     assert _side_by_side(on("duckdb"), RunContext(side_by_side=True))
-    assert not _side_by_side(on("duckdb"), RunContext())
     assert not _side_by_side(on("spark"), RunContext(side_by_side=True))
+    assert not _side_by_side(on("spark"), RunContext())
+    ds = load_dataset(micro)
+    events = sum(ds.count(t) for t in ("interactions", "logins", "orders", "coupon_claims"))
+    assert events > 1000 and RunContext().side_by_side is None
+    assert not _side_by_side(ds, RunContext(side_by_side=False))
+    for limit, expected in ((events, True), (events - 1, False), (10, False), (score_module.SIDE_BY_SIDE_EVENTS, True)):
+        monkeypatch.setattr(score_module, "SIDE_BY_SIDE_EVENTS", limit)
+        assert _side_by_side(ds, RunContext()) is expected, limit
+        assert _side_by_side(ds, RunContext(side_by_side=True)) and not _side_by_side(ds, RunContext(side_by_side=False))
+    asked = []
+    monkeypatch.setattr(score_module, "score_dataset", lambda *a, **kw: asked.append(kw["side_by_side"]) or 1 / 0)
+    for flags in ([], ["--side-by-side"], ["--one-after-the-other"]):
+        CliRunner().invoke(main, ["score", str(micro), "--out", "unused", "--quiet", *flags])
+    assert asked == [None, True, False]
