@@ -149,7 +149,7 @@ def validate(data, quarantine, engine, spark_master):
 @click.option("--side-by-side/--one-after-the-other", "side_by_side", default=None,
               help="Run the group and graph stages side by side in two threads (DuckDB), or one after the other: "
                    "the same results; side by side is sooner on two cores or more, with both stages' memory at "
-                   "once (medium world: 77 s against 86 s at the same peak; large: 58 s sooner, 12.5 GB peak "
+                   "once (medium world: 87 s against 92 s at the same peak; large: 58 s sooner, 12.5 GB peak "
                    f"against 7.8 GB). Default: side by side for data of up to {scoring.SIDE_BY_SIDE_EVENTS:,} events "
                    "(interactions, logins, orders, coupon claims).")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")

@@ -116,9 +116,10 @@ rules are evaluated :data:`fraudkit.pipeline.frames.EVENT_CHUNK` events at a tim
 SIDE_BY_SIDE_EVENTS = 5_000_000
 """By default (``side_by_side=None``) the group and graph stages run side by side on DuckDB when the scored
 dataset holds at most this many events (interactions, logins, orders and coupon claims), one after the other
-above. Measured (``benchmarks/end_to_end.md``): on ``medium`` (3.76M events) 77 s against 86 s at the same peak
-(2.20 against 2.26 GB), on ``demo-small`` 24 s against 25 s; on ``large`` (38.0M events) 973 s against 1,031 s,
-but 12.5 GB peak against 7.8 GB, beyond the 8 GB a run of that size is held to."""
+above. Measured (``benchmarks/end_to_end.md``): on ``medium`` (3.76M events) 87 s against 92 s at the same peak
+(medians of four runs each, alternated; 2.15-2.27 GB both), on ``demo-small`` within the spread (24-25 s); on
+``large`` (38.0M events) 973 s against 1,031 s, but 12.5 GB peak against 7.8 GB, beyond the 8 GB a run of that
+size is held to."""
 
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
 
