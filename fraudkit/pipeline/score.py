@@ -122,10 +122,10 @@ above. Measured (``benchmarks/end_to_end.md``): on ``medium`` (3.76M events) 87 
 size is held to."""
 
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
-
-_EVENT_TABLES = ("interactions", "logins", "orders", "coupon_claims")
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
 ``run(ds, *, context) -> StageOutput``."""
+
+_EVENT_TABLES = ("interactions", "logins", "orders", "coupon_claims")
 
 
 @dataclass(frozen=True)

@@ -550,7 +550,7 @@ def test_a_failing_group_stage_stops_the_graph_stage_beside_it(micro, tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
-def test_side_by_side_only_on_duckdb_and_by_default_up_to_the_event_count(micro, monkeypatch):
+def test_side_by_side_only_on_duckdb_and_by_default_up_to_the_event_count(micro, tmp_path, monkeypatch):
     """The group and graph stages run side by side when the context asks for it and the transforms run on DuckDB;
     on Spark (its SQL on the cluster) one after the other. Unasked (None), side by side when the data holds at
     most SIDE_BY_SIDE_EVENTS events (interactions, logins, orders, coupon claims), one after the other above;
@@ -572,12 +572,20 @@ def test_side_by_side_only_on_duckdb_and_by_default_up_to_the_event_count(micro,
     events = sum(ds.count(t) for t in ("interactions", "logins", "orders", "coupon_claims"))
     assert events > 1000 and RunContext().side_by_side is None
     assert not _side_by_side(ds, RunContext(side_by_side=False))
-    for limit, expected in ((events, True), (events - 1, False), (10, False), (score_module.SIDE_BY_SIDE_EVENTS, True)):
+    for limit, expected in ((events, True), (events - 1, False), (10, False),
+                            (score_module.SIDE_BY_SIDE_EVENTS, True)):
         monkeypatch.setattr(score_module, "SIDE_BY_SIDE_EVENTS", limit)
         assert _side_by_side(ds, RunContext()) is expected, limit
-        assert _side_by_side(ds, RunContext(side_by_side=True)) and not _side_by_side(ds, RunContext(side_by_side=False))
+        assert _side_by_side(ds, RunContext(side_by_side=True))
+        assert not _side_by_side(ds, RunContext(side_by_side=False))
     asked = []
-    monkeypatch.setattr(score_module, "score_dataset", lambda *a, **kw: asked.append(kw["side_by_side"]) or 1 / 0)
+
+    def score_dataset(*args, side_by_side, **kwargs):
+        asked.append(side_by_side)
+        return SimpleNamespace(describe=lambda: "scored")
+
+    monkeypatch.setattr(score_module, "score_dataset", score_dataset)
     for flags in ([], ["--side-by-side"], ["--one-after-the-other"]):
-        CliRunner().invoke(main, ["score", str(micro), "--out", "unused", "--quiet", *flags])
+        res = CliRunner().invoke(main, ["score", str(micro), "--out", str(tmp_path / "run"), "--quiet", *flags])
+        assert res.exit_code == 0 and "scored" in res.output, res.output
     assert asked == [None, True, False]
