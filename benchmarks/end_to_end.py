@@ -23,7 +23,7 @@ s, peak <GB> GB``). Never time a ``large`` run by hand: only through this script
 ``--engine spark --spark-cores N`` runs the same command with ``--engine spark --spark-master local[N]`` (and
 any ``--spark-conf KEY=VALUE``), kept as ``<size> spark<N> <label>``; the process tree then includes Spark's JVM.
 ``--side-by-side`` and ``--one-after-the-other`` pass the same option of ``fraudkit score`` (say so in
-``--label``); without either the run takes the command's default (side by side up to 5M events).
+``--label``); without either the run takes the command's default (side by side up to 5M events and 500k orders).
 ``--results`` names another results file (its Markdown is written beside it, ``.md``), e.g. the engine
 comparison of ``benchmarks/engines.md``::
 

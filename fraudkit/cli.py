@@ -151,7 +151,8 @@ def validate(data, quarantine, engine, spark_master):
                    "the same results; side by side is sooner on two cores or more, with both stages' memory at "
                    "once (medium world: 87 s against 92 s at the same peak; large: 58 s sooner, 12.5 GB peak "
                    f"against 7.8 GB). Default: side by side for data of up to {scoring.SIDE_BY_SIDE_EVENTS:,} events "
-                   "(interactions, logins, orders, coupon claims).")
+                   f"(interactions, logins, orders, coupon claims), of them at most {scoring.SIDE_BY_SIDE_ORDERS:,} "
+                   "orders.")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files fraudkit did not write.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr (stage, step, rows, seconds).")
 def score(data, out, stages, rules, seed, train, target_precision, seed_pool, labels, train_until, label_delay,

@@ -98,7 +98,8 @@ class RunContext:
         Whether the pipeline runs the group and graph stages side by side in two threads, on DuckDB: sooner on
         two cores or more, with both stages' memory at once (on ``large`` 12.5 GB peak against 7.8 GB,
         ``benchmarks/stages_in_threads.md``). None: when the data holds at most
-        :data:`fraudkit.pipeline.score.SIDE_BY_SIDE_EVENTS` events. Not a parameter: it changes no result.
+        :data:`fraudkit.pipeline.score.SIDE_BY_SIDE_EVENTS` events and
+        :data:`~fraudkit.pipeline.score.SIDE_BY_SIDE_ORDERS` orders. Not a parameter: it changes no result.
 
     Examples
     --------

@@ -103,7 +103,8 @@ from fraudkit.pipeline.training import TRAINING_DIR, Training, load_training, tr
 from fraudkit.pipeline.turns import alongside
 
 __all__ = ["RunResult", "TrainingEngine", "score_dataset", "training_engine", "STAGE_MODULES", "TRAIN_PRECISION",
-           "HEADLINE_METHODS", "DECISION_CHUNK", "LOCAL_TRAIN_BYTES", "SIDE_BY_SIDE_EVENTS"]
+           "HEADLINE_METHODS", "DECISION_CHUNK", "LOCAL_TRAIN_BYTES", "SIDE_BY_SIDE_EVENTS",
+           "SIDE_BY_SIDE_ORDERS"]
 
 LOCAL_TRAIN_BYTES = 1 << 30
 """With ``engine="spark"``, a training dataset whose files hold at most this many bytes is loaded on DuckDB (see
@@ -120,6 +121,10 @@ above. Measured (``benchmarks/end_to_end.md``): on ``medium`` (3.76M events) 87 
 (medians of four runs each, alternated; 2.15-2.27 GB both), on ``demo-small`` within the spread (24-25 s); on
 ``large`` (38.0M events) 973 s against 1,031 s, but 12.5 GB peak against 7.8 GB, beyond the 8 GB a run of that
 size is held to."""
+
+SIDE_BY_SIDE_ORDERS = 500_000
+"""And at most this many orders: the graph stage's R(A,B) view grows with them (``medium``'s 242k orders made 1.7M
+edges, ``large``'s 2.37M made 16.0M), so data of few events but many orders runs the stages one after the other."""
 
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
@@ -299,7 +304,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         Run the group and graph stages side by side in two threads, on DuckDB (``fraudkit score
         --side-by-side``): the same outputs, sooner on two cores or more, with both stages' memory at once
         (:class:`~fraudkit.pipeline.context.RunContext`). ``False`` (``--one-after-the-other``): one after the
-        other. ``None``: side by side when the data holds at most :data:`SIDE_BY_SIDE_EVENTS` events.
+        other. ``None``: side by side when the data holds at most :data:`SIDE_BY_SIDE_EVENTS` events and
+        :data:`SIDE_BY_SIDE_ORDERS` orders.
 
     Returns
     -------
@@ -683,7 +689,8 @@ def _one_stage(ds, stage, context):
 
 def _side_by_side(ds, context) -> bool:
     """Whether the group and graph stages run side by side: on DuckDB, the context's ``side_by_side``; when it
-    is None, whether the data holds at most :data:`SIDE_BY_SIDE_EVENTS` events.
+    is None, whether the data holds at most :data:`SIDE_BY_SIDE_EVENTS` events and :data:`SIDE_BY_SIDE_ORDERS`
+    orders.
 
     Two threads keep the machine's cores busy where one stage alone leaves one idle (in Python, NumPy or
     waiting for a Leiden child), but hold both stages' frames at once: on ``large``, 466 s for the two stages
@@ -694,14 +701,15 @@ def _side_by_side(ds, context) -> bool:
         return False
     if context.side_by_side is not None:
         return bool(context.side_by_side)
-    return _events_at_most(ds, SIDE_BY_SIDE_EVENTS)
+    return (_rows_at_most(ds, _EVENT_TABLES, SIDE_BY_SIDE_EVENTS)
+            and _rows_at_most(ds, ("orders",), SIDE_BY_SIDE_ORDERS))
 
 
-def _events_at_most(ds, limit: int) -> bool:
-    """Whether ``ds`` holds at most ``limit`` event rows (:data:`_EVENT_TABLES`); each table is read only as far
-    as the rows left under the limit, so a large dataset is not counted whole."""
+def _rows_at_most(ds, tables, limit: int) -> bool:
+    """Whether the ``tables`` of ``ds`` hold at most ``limit`` rows together; each table is read only as far as the
+    rows left under the limit, so a large dataset is not counted whole."""
     left = int(limit)
-    for name in _EVENT_TABLES:
+    for name in tables:
         if ds.has(name):
             left -= int(ds.engine.row(f"SELECT count(*) FROM (SELECT 1 FROM {quote(ds.view(name))} "
                                       f"LIMIT {left + 1})")[0])

@@ -553,7 +553,8 @@ def test_a_failing_group_stage_stops_the_graph_stage_beside_it(micro, tmp_path, 
 def test_side_by_side_only_on_duckdb_and_by_default_up_to_the_event_count(micro, tmp_path, monkeypatch):
     """The group and graph stages run side by side when the context asks for it and the transforms run on DuckDB;
     on Spark (its SQL on the cluster) one after the other. Unasked (None), side by side when the data holds at
-    most SIDE_BY_SIDE_EVENTS events (interactions, logins, orders, coupon claims), one after the other above;
+    most SIDE_BY_SIDE_EVENTS events (interactions, logins, orders, coupon claims) and SIDE_BY_SIDE_ORDERS orders,
+    one after the other above;
     the command line's --side-by-side / --one-after-the-other reach the run, unset is None."""
     from types import SimpleNamespace
 
@@ -572,12 +573,17 @@ def test_side_by_side_only_on_duckdb_and_by_default_up_to_the_event_count(micro,
     events = sum(ds.count(t) for t in ("interactions", "logins", "orders", "coupon_claims"))
     assert events > 1000 and RunContext().side_by_side is None
     assert not _side_by_side(ds, RunContext(side_by_side=False))
+    orders = ds.count("orders")
+    assert 0 < orders < events
     for limit, expected in ((events, True), (events - 1, False), (10, False),
                             (score_module.SIDE_BY_SIDE_EVENTS, True)):
         monkeypatch.setattr(score_module, "SIDE_BY_SIDE_EVENTS", limit)
         assert _side_by_side(ds, RunContext()) is expected, limit
         assert _side_by_side(ds, RunContext(side_by_side=True))
         assert not _side_by_side(ds, RunContext(side_by_side=False))
+    for limit, expected in ((orders, True), (orders - 1, False)):  # few events but many orders: one after the other
+        monkeypatch.setattr(score_module, "SIDE_BY_SIDE_ORDERS", limit)
+        assert _side_by_side(ds, RunContext()) is expected, limit
     asked = []
 
     def score_dataset(*args, side_by_side, **kwargs):
