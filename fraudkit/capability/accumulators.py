@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from fraudkit.data.contract import TABLES
+from fraudkit.data.contract import EVENT_TABLES, TABLES
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import MissingInputError
 
@@ -39,7 +39,6 @@ _AGGS = ("sum", "count", "count_distinct")
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$")
 _UNITS = {"s": "SECOND", "m": "MINUTE", "min": "MINUTE", "h": "HOUR", "d": "DAY"}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_EVENT_TABLES = ("interactions", "orders", "logins", "coupon_claims")
 
 MIN_OBSERVED_DAYS = 1.0
 """Observed days are at least this: an account seen for an hour has a rate per day, not per hour."""
@@ -259,17 +258,17 @@ def observed_days(data, *, as_of=None) -> pd.DataFrame:
 def observed_days_sql(src) -> str:
     """SQL of :func:`observed_days` on an open :class:`fraudkit.data.sqlsource.SqlSource`: ``account_id, observed_days``."""
     ref = f"TIMESTAMP '{src.reference_time().strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-    firsts = [f"SELECT min(ts) AS m FROM {getattr(src.t, t)}" for t in _EVENT_TABLES if src.has(t)]
+    firsts = [f"SELECT min(ts) AS m FROM {getattr(src.t, t)}" for t in EVENT_TABLES if src.has(t)]
     start = f"(SELECT min(m) FROM ({' UNION ALL '.join(firsts)}))" if firsts else ref
     if src.has("accounts"):
         since, rel = f"greatest({start}, registered_at)", src.t.accounts
     elif firsts:
         since = start
         rel = "(" + " UNION ".join(f"SELECT DISTINCT account_id FROM {getattr(src.t, t)}"
-                                   for t in _EVENT_TABLES if src.has(t)) + ")"
+                                   for t in EVENT_TABLES if src.has(t)) + ")"
     else:
         raise MissingInputError("observed days need the accounts table or an event table "
-                                f"({', '.join(_EVENT_TABLES)})")
+                                f"({', '.join(EVENT_TABLES)})")
     return (f"SELECT account_id, greatest(epoch({ref} - coalesce({since}, {ref})) / 86400.0, {MIN_OBSERVED_DAYS}) "
             f"AS observed_days FROM {rel}")
 

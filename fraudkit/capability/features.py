@@ -129,6 +129,7 @@ from fraudkit.capability.sequences import (
     SEQUENCE_WINDOW_COUNTS,
     sequence_features_from_source,
 )
+from fraudkit.data.contract import EVENT_TABLES
 from fraudkit.data.sqlsource import SqlSource, distinct_days, open_source
 
 __all__ = [
@@ -527,7 +528,7 @@ def _events(src: SqlSource) -> str:
         LEFT JOIN {ip} i ON i.ip = e.ip""")
 
 
-_EVENT_TABLES = (("interactions", 1), ("logins", 0), ("orders", 0), ("coupon_claims", 0))
+_EVENT_TABLES = tuple((name, int(name == "interactions")) for name in EVENT_TABLES)  # (table, is an action)
 
 
 def _keys(src: SqlSource) -> tuple:

@@ -41,6 +41,7 @@ __all__ = [
     "TYPOLOGIES",
     "ENTITY_TYPES",
     "STAGES",
+    "EVENT_TABLES",
     "STEPS",
     "LIST_TYPES",
     "DECISIONS",
@@ -107,6 +108,9 @@ ENTITY_TYPES = (
 
 STAGES = ("behaviour", "group", "graph")
 """Identification stages: single-entity behaviour, group mining, graphs."""
+
+EVENT_TABLES = ("interactions", "logins", "orders", "coupon_claims")
+"""The tables of timed events an account makes (each with ``account_id`` and ``ts``)."""
 
 STEPS = ("perception", "capability", "identification", "mitigation", "evaluation")
 """The five-step process, in order."""

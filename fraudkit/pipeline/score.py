@@ -54,7 +54,7 @@ import pandas as pd
 from fraudkit import __version__
 from fraudkit.capability.lists import weigh_lists
 from fraudkit.data.atomic import ParquetStream, atomic_directory, check_output, write_parquet, write_text
-from fraudkit.data.contract import STAGES
+from fraudkit.data.contract import EVENT_TABLES, STAGES
 from fraudkit.data.dataset import load_dataset
 from fraudkit.data.engine import open_engine, quote
 from fraudkit.errors import FraudkitError, MissingInputError
@@ -129,8 +129,6 @@ edges, ``large``'s 2.37M made 16.0M), so data of few events but many orders runs
 STAGE_MODULES = {"behaviour": behaviour, "group": group, "graph": graph}
 """The module of each identification stage, in :data:`fraudkit.data.contract.STAGES` order; each exposes
 ``run(ds, *, context) -> StageOutput``."""
-
-_EVENT_TABLES = ("interactions", "logins", "orders", "coupon_claims")
 
 
 @dataclass(frozen=True)
@@ -701,7 +699,7 @@ def _side_by_side(ds, context) -> bool:
         return False
     if context.side_by_side is not None:
         return bool(context.side_by_side)
-    return (_rows_at_most(ds, _EVENT_TABLES, SIDE_BY_SIDE_EVENTS)
+    return (_rows_at_most(ds, EVENT_TABLES, SIDE_BY_SIDE_EVENTS)
             and _rows_at_most(ds, ("orders",), SIDE_BY_SIDE_ORDERS))
 
 

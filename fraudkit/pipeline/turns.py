@@ -77,8 +77,9 @@ class Turns:
 
 def alongside(fn, *args, name: str = "fraudkit-alongside") -> "_Job":
     """Start ``fn(*args)`` on a worker thread named ``name`` that takes no turns: it works while the caller does
-    (``fraudkit score --side-by-side``: the graph stage beside the group stage, their DuckDB statements one at a
-    time by :data:`fraudkit.data.connection.QUERY_LOCK`; :meth:`Turns.beside` starts its job with it).
+    (the graph stage beside the group stage, by default on small data and with ``fraudkit score --side-by-side``,
+    their DuckDB statements one at a time by :data:`fraudkit.data.connection.QUERY_LOCK`; :meth:`Turns.beside`
+    starts its job with it).
     :meth:`_Job.result` waits for it; :meth:`_Job.stop` interrupts it.
 
     Examples
