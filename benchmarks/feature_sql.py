@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENT_TABLES = ("interactions", "logins", "orders", "coupon_claims")
 
 
 def main(argv=None):
@@ -49,6 +48,7 @@ def main(argv=None):
 
 def _measure(data: str, top: int) -> dict:
     from fraudkit.data import sqlsource
+    from fraudkit.data.contract import EVENT_TABLES
     from fraudkit.data.dataset import load_dataset
     from fraudkit.pipeline.resolution import resolve_entities
     from fraudkit.pipeline.stages.behaviour import build_features

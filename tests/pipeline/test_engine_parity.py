@@ -95,8 +95,8 @@ def test_training_data_on_spark_gives_duckdbs_training_features(runs, tmp_path, 
     assert man["parameters"]["engine"] == "spark" and man["parameters"]["train_engine"] == "duckdb"
     assert any(n.startswith("training data loaded and transformed on DuckDB: its files hold") for n in man["notes"])
     # --train-engine spark: the run loads the training data on Spark and computes its features there. The spy
-    # keeps what ``training_data`` returns and stops the run: scoring with those features is the behaviour
-    # stage the first Spark run tested (its parity), on features equal to the last bits (below)
+    # keeps what ``training_data`` returns and stops the run: what the run then does with the features (fit the
+    # models, score) is what the first Spark run did, whose parity the tests above show
     seen = {}
 
     def spy(train_ds):
