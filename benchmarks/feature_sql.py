@@ -40,9 +40,17 @@ def main(argv=None):
     results_path = Path(args.results)
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     if args.compare is None:
+        from fraudkit.errors import FraudkitError
+
         key = f"{Path(args.data).name} {args.label}".strip()
-        results[key] = _measure(args.data, args.top)
+        try:
+            results[key] = _measure(args.data, args.top)
+        except FraudkitError as e:  # a wrong folder or table: the kit's message, not a traceback
+            raise SystemExit(f"feature_sql: {e}") from None
         results_path.write_text(json.dumps(results, indent=1) + "\n")
+    unknown = [k for k in args.compare or () if k not in results]
+    if unknown:
+        raise SystemExit(f"feature_sql: no result {unknown[0]!r} in {results_path}; kept: {', '.join(results)}")
     results_path.with_suffix(".md").write_text(_markdown(results, args.compare))
 
 
