@@ -31,6 +31,7 @@ import functools
 import logging
 import os
 import resource
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -604,23 +605,31 @@ _log = logging.getLogger(__name__)
 
 
 class _ViewCommunities:
-    """Each view's communities (:func:`communities_by_component` of its positive edges), computed on one worker
-    thread from when they are started while the stage goes on; :meth:`result` waits for them.
+    """Each view's communities (:func:`communities_by_component` of its positive edges), computed on worker threads
+    from when they are started while the stage goes on; :meth:`result` waits for them.
 
     The stage starts them once its views are built: on ``large`` the shared view's Leiden (networkit in a child
     process, about 55 s) runs beside the consolidation test, the community evidence and the co-action view's
-    profiles and capture test, and R(A,B)'s (about 35 s) beside the shared view's profiles. Not beside a view's
-    build: with the shared view's child beside the R(A,B) view's build, large peaked at 9.46 GB (a4cbc24). One
-    worker: the views' communities are solved one at a time, in the order they were started, and each is seeded
-    per component whatever ran before, so the partitions are those solved in a row (igraph's random generator is
-    held by one seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`). On Spark (``spark`` given)
-    they are solved when :meth:`result` asks, on the cluster."""
+    profiles and capture test. Not beside a view's build: with the shared view's child beside the R(A,B) view's
+    build, large peaked at 9.46 GB (a4cbc24).
+
+    One view is solved at a time while the stage works; while the stage only waits in :meth:`result`, its core
+    is lent: the next view starts beside the one waited for (R(A,B)'s child beside the shared view's, instead of
+    after it), and the stage takes its core back when the wait is over (the views already started go on; no
+    other starts until fewer run than the stage lets). Views start in the order they were started. Each view is
+    seeded per component whatever ran before or beside it, so the partitions are those solved in a row (igraph's
+    random generator is held by one seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`). On
+    Spark (``spark`` given) they are solved when :meth:`result` asks, on the cluster."""
 
     def __init__(self, *, method, resolution, seed, spark=None):
         self._kw = dict(method=method, resolution=resolution, seed=seed, spark=spark)
-        self._pool = None if spark is not None else ThreadPoolExecutor(max_workers=1,
+        self._pool = None if spark is not None else ThreadPoolExecutor(max_workers=2,
                                                                         thread_name_prefix="fraudkit-communities")
         self._views = {}
+        # views solving, and how many may: one, and one more for each wait of the stage in result()
+        self._gate = threading.Condition()
+        self._running, self._allowed = 0, 1
+        self._queue = []  # views submitted and not started yet, in their order
 
     def __enter__(self):
         return self
@@ -629,6 +638,10 @@ class _ViewCommunities:
         if self._pool is not None:
             # after an error the stage fails at once, the views not started are dropped; the graph being solved
             # is not waited for here (the interpreter waits for it on exit, or its child stops with the run's)
+            with self._gate:
+                self._queue.clear()
+                self._allowed = 2  # a job waiting for its turn gives it up at once
+                self._gate.notify_all()
             self._pool.shutdown(wait=kind is None, cancel_futures=True)
         self._views.clear()
 
@@ -642,15 +655,43 @@ class _ViewCommunities:
         elif self._pool is None:
             self._views[name] = (edges, functools.partial(communities_by_component, edges, **self._kw))
         else:
-            self._views[name] = (edges, self._pool.submit(communities_by_component, edges, **self._kw))
+            with self._gate:
+                self._queue.append(name)
+            self._views[name] = (edges, self._pool.submit(self._solve, name, edges))
+
+    def _solve(self, name, edges):
+        """A worker's view: started when it is the next in order and fewer views solve than are allowed."""
+        with self._gate:
+            while self._queue and (self._queue[0] != name or self._running >= self._allowed):
+                self._gate.wait()
+            if name not in self._queue:  # dropped (the stage failed)
+                return None
+            self._queue.remove(name)
+            self._running += 1
+            self._gate.notify_all()  # the next in order may be allowed too
+        try:
+            return communities_by_component(edges, **self._kw)
+        finally:
+            with self._gate:
+                self._running -= 1
+                self._gate.notify_all()
 
     def result(self, name):
         """``(edges, partition)`` of view ``name``: its positive edges and their :class:`Partition` (None when it
-        has no edge); the view is forgotten."""
+        has no edge); the view is forgotten. While it waits, the next view may start beside it."""
         edges, job = self._views.pop(name)
         if job is None:
             return edges, None
-        return edges, job() if callable(job) else job.result()
+        if callable(job):
+            return edges, job()
+        with self._gate:  # the stage's core lent while it waits
+            self._allowed += 1
+            self._gate.notify_all()
+        try:
+            return edges, job.result()
+        finally:
+            with self._gate:
+                self._allowed -= 1
 
 
 class _Steps:
