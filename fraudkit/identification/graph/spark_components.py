@@ -156,7 +156,9 @@ def communities_by_component(edges, *, method="leiden", resolution=1.0, seed=0, 
     # each node's rank: its first appearance in the edges (src, then dst); every choice downstream is keyed on it,
     # so the partition does not depend on how the ids are spelled
     rank, nodes = pd.factorize(np.concatenate([e["src"].to_numpy(), e["dst"].to_numpy()]), sort=False)
-    rank = rank.astype(np.int64)
+    # on one machine the ranks as 32-bit integers (fewer than 2**31 nodes): the stage holds them while a view's
+    # Leiden child solves, two views at once (the graph stage's _ViewCommunities), half the memory of 64-bit ones
+    rank = rank.astype(np.int32 if spark is None and len(nodes) < 2 ** 31 else np.int64)
     nodes = np.asarray(nodes)
     a, b, w = rank[:len(e)], rank[len(e):], e["weight"].to_numpy(float)
     if spark is None:
@@ -699,6 +701,8 @@ def _local_coded(a, b, w, nodes, *, method, resolution, seed, n_iterations, alon
     # the units are solved on the sorted codes of the node ids: the same order, so the same graphs and results
     key = unit_of[comp[a]]
     order = np.argsort(key, kind="stable")
+    if len(order) < 2 ** 31:  # held while the units are solved: 32-bit positions, half the memory
+        order = order.astype(np.int32)
     key = key[order]
     cuts = np.r_[0, np.flatnonzero(np.diff(key)) + 1, len(key)]
     bounds = list(zip(key[cuts[:-1]], cuts[:-1], cuts[1:]))
