@@ -109,17 +109,19 @@ def run(ds, *, context=None) -> StageOutput:
     # each miner reads only its columns, reduced and encoded in SQL (IP addresses as integer codes), and its
     # frames are freed when it is done: no table of the dataset is held whole in pandas
 
-    # 2. co-action groups (interactions; orders as a second item space); its results go after the device clusters'
-    co = ([], {}, {}, {}, [])  # the co-action groups' notes, artifacts, per-method scores, thresholds, candidates
+    # 1. device clusters
+    with timed("device clusters"):
+        _device_clusters(ds, devices, p, notes, artifacts, per_method, thresholds, cand_sources)
+
+    # 2. co-action groups (interactions; orders as a second item space)
     with timed("co-action groups"):
         acts = _coaction_events(ds, p["coaction_actions"])
-        _coaction(ds, acts, p, seed, *co)
+        _coaction(ds, acts, p, seed, notes, artifacts, per_method, thresholds, cand_sources)
 
-    # 1. device clusters, 3. dense blocks on account x target and 4. the association network: the association
-    # network on a worker thread, the device clusters and the dense blocks while its Leiden child solves
-    # (networkit's, about 40 s on large, when its graph is large enough: the dense blocks alone left about 13 s of
-    # it idle); one of them works at a time (Turns), so they run in one order whatever the timing, and their memory
-    # adds to what the association holds while it waits, not to its peak
+    # 3. dense blocks on account x target and 4. the association network: the association network on a worker
+    # thread, the dense blocks while its Leiden child solves (networkit's, about 40 s on large, when its graph is
+    # large enough); one of them works at a time (Turns), so they run in one order whatever the timing, and the
+    # dense blocks' memory adds to what the association holds while it waits, not to its peak
     mine = ([], {}, {}, {}, [])  # the association's notes, artifacts, per-method scores, thresholds, candidates
 
     def association():
@@ -129,12 +131,8 @@ def run(ds, *, context=None) -> StageOutput:
     turns = Turns()
     job = turns.beside(association)
     try:
-        with turns.turn():
-            with timed("device clusters"):
-                _device_clusters(ds, devices, p, notes, artifacts, per_method, thresholds, cand_sources)
-            _merge((notes, artifacts, per_method, thresholds, cand_sources), co)
-            with timed("dense blocks"):
-                _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources)
+        with turns.turn(), timed("dense blocks"):
+            _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources)
         del acts
         job.result()
     except BaseException:  # interrupted or failed: the association is stopped before the stage's error goes on
@@ -142,7 +140,10 @@ def run(ds, *, context=None) -> StageOutput:
         raise
     del accounts, devices  # not read again
     # the association's results after the dense blocks', as in the order of the steps
-    _merge((notes, artifacts, per_method, thresholds, cand_sources), mine)
+    notes += mine[0]
+    for held, got in zip((artifacts, per_method, thresholds), mine[1:4]):
+        held.update(got)
+    cand_sources += mine[4]
     with timed("scores"):
         scores = _scores(acc_ids, per_method, thresholds)
         artifacts["candidates"] = candidates(*cand_sources, min_score=p["candidate_min_score"])
@@ -152,14 +153,6 @@ def run(ds, *, context=None) -> StageOutput:
 
 
 # --- private helpers ---------------------------------------------------------
-
-
-def _merge(held, got) -> None:
-    """A step's notes, artifacts, per-method scores, thresholds and candidates (``got``) after those ``held``."""
-    held[0].extend(got[0])
-    for h, g in zip(held[1:4], got[1:4]):
-        h.update(g)
-    held[4].extend(got[4])
 
 
 @contextmanager
