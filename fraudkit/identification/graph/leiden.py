@@ -9,11 +9,11 @@ child costs more than it saves, stay on igraph and keep their partitions.
 
 * **Reproducible.** One thread and a seed (``networkit.setSeed(seed, False)``) give the same partition every run;
   on two threads ``ParallelLeiden`` did not.
-* **Isolated.** The graph is solved in a fresh interpreter that imports only numpy and networkit (this file run as
-  a script), fed through ``.npy`` files. In one ad-hoc script a second ``ParallelLeiden`` run in a process that had
-  also run SciPy and scikit-learn died with a segmentation fault; a child process that solves one graph and exits
-  never shares its OpenMP runtime or heap with the kit's other native libraries. Should the child fail anyway,
-  the graph is solved by igraph, with a warning that says so.
+* **Isolated.** The graph is solved in a fresh interpreter that imports only numpy and networkit's modules for it
+  (this file run as a script, :func:`_networkit`), fed through ``.npy`` files. In one ad-hoc script a second
+  ``ParallelLeiden`` run in a process that had also run SciPy and scikit-learn died with a segmentation fault; a
+  child process that solves one graph and exits never shares its OpenMP runtime or heap with the kit's other
+  native libraries. Should the child fail anyway, the graph is solved by igraph, with a warning that says so.
 * **The same objective.** ``gamma`` is the modularity resolution in the same sense as igraph's ``resolution``
   (``Q = 1/(2m) sum_ij (A_ij - gamma k_i k_j / (2m)) delta(c_i, c_j)``). Self-loops add to a node's strength in
   igraph; a graph with self-loops stays on igraph.
