@@ -146,7 +146,7 @@ def test_artifacts(output, world):
                       "hot_entities", "timings"}
     t = a["timings"]
     assert t["step"].iloc[-1] == "total" and (t["seconds"] >= 0).all()
-    assert {"load", "view shared", "views coaction and r_ab, side by side", "communities coaction", "label propagation",
+    assert {"load", "view shared", "view coaction", "view r_ab", "communities coaction", "label propagation",
             "hetero graph (media of flagged accounts)"} <= set(t["step"])
     # each figure is rounded to the millisecond: the parts may exceed the rounded total by 0.5 ms apiece
     assert t["seconds"].iloc[-1] >= t["seconds"].iloc[:-1].sum() - 0.0005 * len(t)

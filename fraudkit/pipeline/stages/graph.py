@@ -68,7 +68,6 @@ from fraudkit.identification.graph.spark_components import communities_by_compon
 from fraudkit.pipeline.context import RunContext
 from fraudkit.pipeline.frames import release_memory
 from fraudkit.pipeline.stages import StageOutput, empty_scores
-from fraudkit.pipeline.turns import alongside
 
 __all__ = ["run", "DEFAULTS", "explain_paths"]
 
@@ -178,40 +177,29 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
     if shared is not None:
         views["shared"] = shared
         steps.done("view shared", edges=len(shared))
-    # the co-action view on a worker thread while the R(A,B) view is built here: each reads only its own frame, in
-    # NumPy and pandas (no SQL, no random choice), much of it outside the GIL (sorts, takes), so the second core
-    # works on one while this one works on the other; the views are kept in their order
-    co_job = None
     if "interactions" in data:
-        co_job = alongside(_coaction_view, data["interactions"], p, name="fraudkit-coaction-view")
+        co = coaction_projection(data["interactions"], window=p["coaction_window"],
+                                 actions=tuple(p["coaction_actions"]), max_degree=p["max_degree"] * 2,
+                                 min_coactions=p["min_coactions"])
+        views["coaction"] = _view_edges(co, "n_coactions")
+        del co
+        steps.done("view coaction", rows_in=len(data["interactions"]), edges=len(views["coaction"]))
     else:
         notes.append("coaction view skipped: the dataset has no interactions table")
-    try:
-        r = None
-        if "orders" in data:
-            rp = RabParams(max_degree=p["max_degree"])
-            # pairs on Spark when the transforms run there (SQL); on one machine numpy, the same edges bit for bit
-            # with 3-4x less CPU than the SQL on DuckDB (benchmarks/r_ab.md)
-            if transform_engine(ds) == "spark":
-                r = r_ab_edges_sql(ds, params=rp)
-                notes.append("R(A,B) pairs generated on Spark (r_ab_edges_sql): the edges of the in-memory r_ab_edges")
-            else:
-                r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"), params=rp)
-            r = _view_edges(r, "k")
+    if "orders" in data:
+        rp = RabParams(max_degree=p["max_degree"])
+        # pairs on Spark when the transforms run there (SQL); on one machine numpy, the same edges bit for bit with
+        # 3-4x less CPU than the SQL on DuckDB (benchmarks/r_ab.md)
+        if transform_engine(ds) == "spark":
+            r = r_ab_edges_sql(ds, params=rp)
+            notes.append("R(A,B) pairs generated on Spark (r_ab_edges_sql): the edges of the in-memory r_ab_edges")
         else:
-            notes.append("r_ab view skipped: the dataset has no orders table")
-        if co_job is not None:
-            views["coaction"] = co_job.result()
-        if r is not None:
-            views["r_ab"] = r
+            r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"), params=rp)
+        views["r_ab"] = _view_edges(r, "k")
         del r
-    except BaseException:  # failed or interrupted: the co-action view is stopped before the stage's error goes on
-        if co_job is not None:
-            co_job.stop()
-        raise
-    steps.done("views coaction and r_ab, side by side",
-               rows_in=sum(len(data[t]) for t in ("interactions", "orders") if t in data),
-               edges=sum(len(views[v]) for v in ("coaction", "r_ab") if v in views))
+        steps.done("view r_ab", rows_in=len(data["orders"]), edges=len(views["r_ab"]))
+    else:
+        notes.append("r_ab view skipped: the dataset has no orders table")
 
     # the views' communities start now, beside the consolidation test, the evidence and the co-action view's
     # profiles, not while the views are built: a view's build and a Leiden child beside it took large to 9.46 GB
@@ -614,13 +602,6 @@ def _load_tables(ds, *, coaction_actions):
 
 
 _log = logging.getLogger(__name__)
-
-
-def _coaction_view(interactions, p):
-    """The co-action view's edges (``n_coactions`` as the weight) of the interactions."""
-    co = coaction_projection(interactions, window=p["coaction_window"], actions=tuple(p["coaction_actions"]),
-                             max_degree=p["max_degree"] * 2, min_coactions=p["min_coactions"])
-    return _view_edges(co, "n_coactions")
 
 
 class _ViewCommunities:
