@@ -460,42 +460,30 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
         outputs = {k: replace(o, scores=s) for (k, o), s in zip(outputs.items(), stage_scores)}
         score_parts = stage_scores + [
             p for p in (rule_out.parts or [rule_out.scores]) if write_event_scores or not isinstance(p, EventRules)]
-        # the score table written on a worker thread while the training pass, the account table and the decisions
-        # run (frames in memory, made Arrow and encoded by pyarrow, mostly outside the GIL); the events' rule scores
-        # (write_event_scores) read the rule tables the decisions read too: then written in turn, in the write step
-        scores_job = None
-        if not any(isinstance(p, EventRules) for p in score_parts):
-            scores_job = alongside(_write_scores, score_parts, tmp / "scores.parquet", name="fraudkit-write-scores")
-        try:
-            all_scores = stage_scores + [rule_out.scores]
-            all_scores = [s for s in all_scores if s is not None and len(s)]  # read in parts, never concatenated
-            t = time.perf_counter()
-            train_timings: dict = {}
-            operating, tr_scores = _operating_point(train_ds, stages, context, notes, reused=learned.scores,
-                                                    timings=train_timings)
-            if train_ds is not None:
-                timings["train"] = time.perf_counter() - t
-            with step(progress, "score", "the account table: every stage's scores per account") as st:
-                accounts = accounts_table(account_ids, all_scores or [empty_scores()], operating,
-                                          rule_result=results.get("account"), rule_frame=rule_out.frame("account"))
-                st.rows(sum(len(s) for s in all_scores), "score rows")
-            del all_scores
-            t = time.perf_counter()
-            with step(progress, "score", "decisions") as st:
-                n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,
-                                                tmp / "decisions.parquet", start=decide_from)
-                st.rows(n_decisions, "orders and interactions")
-            # the per-event frames are not read again; the rule results only for the score table
-            rule_hits = rule_out.hits
-            extra_frames = [f for e, f in frames.items() if e in undecided]
-            frames = results = None
-            outputs = {k: replace(o, rules=None) for k, o in outputs.items()}
-            timings["decisions"] = time.perf_counter() - t
-        except BaseException:  # failed or interrupted: the writer stops before the run folder goes
-            if scores_job is not None:
-                scores_job.stop()
-            raise
-        n_scores = None if scores_job is None else scores_job.result()
+        all_scores = stage_scores + [rule_out.scores]
+        all_scores = [s for s in all_scores if s is not None and len(s)]  # read in parts, never concatenated
+        t = time.perf_counter()
+        train_timings: dict = {}
+        operating, tr_scores = _operating_point(train_ds, stages, context, notes, reused=learned.scores,
+                                                timings=train_timings)
+        if train_ds is not None:
+            timings["train"] = time.perf_counter() - t
+        with step(progress, "score", "the account table: every stage's scores per account") as st:
+            accounts = accounts_table(account_ids, all_scores or [empty_scores()], operating,
+                                      rule_result=results.get("account"), rule_frame=rule_out.frame("account"))
+            st.rows(sum(len(s) for s in all_scores), "score rows")
+        del all_scores
+        t = time.perf_counter()
+        with step(progress, "score", "decisions") as st:
+            n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,
+                                            tmp / "decisions.parquet", start=decide_from)
+            st.rows(n_decisions, "orders and interactions")
+        # the per-event frames are not read again; the rule results only for the score table
+        rule_hits = rule_out.hits
+        extra_frames = [f for e, f in frames.items() if e in undecided]
+        frames = results = None
+        outputs = {k: replace(o, rules=None) for k, o in outputs.items()}
+        timings["decisions"] = time.perf_counter() - t
         t = time.perf_counter()
         with step(progress, "score", "write the run directory") as st:
             if write_features:
@@ -511,9 +499,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             write_parquet(rule_hits, tmp / "rules" / "hits.parquet")
             _write_frame(weighted.weights, tmp / "lists" / "list_weights.parquet")
             _write_frame(weighted.collateral, tmp / "lists" / "list_collateral.parquet")
-            if n_scores is None:
-                n_scores = _write_scores(score_parts, tmp / "scores.parquet")
-            score_parts = scores_job = None
+            n_scores = _write_scores(score_parts, tmp / "scores.parquet")
+            score_parts = None
             rule_out.close()  # the event tables it kept in DuckDB
             for f in extra_frames:
                 f.close()
