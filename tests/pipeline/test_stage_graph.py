@@ -320,3 +320,57 @@ def test_view_communities_on_the_worker_are_those_solved_in_a_row(monkeypatch):
         assert (edges["weight"] > 0).all() and len(edges) == (views[name]["weight"] > 0).sum()
         assert np.array_equal(p.nodes, part.nodes) and np.array_equal(p.membership, part.membership), name
     assert len(children) == 2  # the shared view took the large path, networkit in a child, twice
+
+
+def test_a_view_starts_beside_the_one_the_stage_waits_for_and_only_then(monkeypatch):
+    """One view's communities are solved at a time while the stage works; while it waits for one in result(), the
+    next starts beside it (the stage's core lent), and each view's partition is its own."""
+    import threading
+    import time
+
+    running, most, lock = [0], [], threading.Lock()
+    release = {name: threading.Event() for name in "abcd"}
+
+    def solve(edges, **kw):
+        name = "abcd"[int(edges["src"].iloc[0])]
+        with lock:
+            running[0] += 1
+            most.append(running[0])
+        release[name].wait(10)
+        with lock:
+            running[0] -= 1
+        return name
+
+    def started(n):  # wait until n views have started (10 s at most)
+        for _ in range(1000):
+            if len(most) >= n:
+                return
+            time.sleep(0.01)
+
+    monkeypatch.setattr(stage, "communities_by_component", solve)
+    views = {name: pd.DataFrame({"src": [k], "dst": [k + 1], "weight": [1.0]}) for k, name in enumerate("abcd")}
+    with stage._ViewCommunities(method="leiden", resolution=1.0, seed=0) as partitions:
+        partitions.start("a", views["a"])
+        partitions.start("b", views["b"])
+        started(1)
+        time.sleep(0.2)  # the stage works: b waits for a
+        assert most == [1]
+        release["a"].set()
+        started(2)
+        release["b"].set()
+        assert partitions.result("a")[1] == "a" and partitions.result("b")[1] == "b"
+        partitions.start("c", views["c"])
+        partitions.start("d", views["d"])
+        started(3)
+
+        def finish():  # c is released once d has started beside it (or after 10 s)
+            started(4)
+            release["c"].set()
+            release["d"].set()
+
+        helper = threading.Thread(target=finish)
+        helper.start()
+        assert partitions.result("c")[1] == "c"  # the stage waits for c: d starts beside it
+        assert partitions.result("d")[1] == "d"
+        helper.join()
+    assert most == [1, 1, 1, 2]

@@ -618,10 +618,10 @@ class _ViewCommunities:
     after it), and the stage takes its core back when the wait is over (the views already started go on; no
     other starts until fewer run than the stage lets). On ``large`` the stage's two waits took 22 s against 49 s
     one view after the other, the stage 221 s against 256 s, at 7.58 GB peak (``benchmarks/end_to_end.md``, "large
-    after 69ac18c"). Views start in the order they were started. Each view is
-    seeded per component whatever ran before or beside it, so the partitions are those solved in a row (igraph's
-    random generator is held by one seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`). On
-    Spark (``spark`` given) they are solved when :meth:`result` asks, on the cluster."""
+    after 69ac18c"). Views start in the order they were started. Each view is seeded per component whatever ran
+    before or beside it, so the partitions are those solved in a row (igraph's random generator is held by one
+    seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`). On Spark (``spark`` given) they are
+    solved when :meth:`result` asks, on the cluster."""
 
     def __init__(self, *, method, resolution, seed, spark=None):
         self._kw = dict(method=method, resolution=resolution, seed=seed, spark=spark)
@@ -640,9 +640,8 @@ class _ViewCommunities:
         if self._pool is not None:
             # after an error the stage fails at once, the views not started are dropped; the graph being solved
             # is not waited for here (the interpreter waits for it on exit, or its child stops with the run's)
-            with self._gate:
+            with self._gate:  # a view waiting for its turn is dropped at once
                 self._queue.clear()
-                self._allowed = 2  # a job waiting for its turn gives it up at once
                 self._gate.notify_all()
             self._pool.shutdown(wait=kind is None, cancel_futures=True)
         self._views.clear()
