@@ -170,7 +170,7 @@ def _guarded(cmd, args, *, label, code=ROOT):
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    state = {"peak": 0, "peak_pss": 0, "now": 0, "why": None, "since_line": 0}
+    state = {"peak": 0, "peak_pss": 0, "now": 0, "why": None, "since_line": 0, "cpu": 0.0}
     steps, open_steps = [], {}
     stop = threading.Event()
 
@@ -181,6 +181,7 @@ def _guarded(cmd, args, *, label, code=ROOT):
             try:
                 tree = [root] + root.children(recursive=True)
                 rss = sum(_rss(p) for p in tree)
+                state["cpu"] = max(state["cpu"], sum(_cpu(p) for p in tree))
                 if len(tree) == 1:
                     pss = rss  # one process: nothing shared to count once (RSS bounds PSS from above)
                 elif time.perf_counter() - last_pss >= PSS_EVERY:
@@ -221,12 +222,13 @@ def _guarded(cmd, args, *, label, code=ROOT):
             continue
         _, what, kind, rest = m.groups()
         if kind == "started":
-            open_steps[what] = {"step": what, "peak": state["now"]}
+            open_steps[what] = {"step": what, "peak": state["now"], "cpu": state["cpu"]}
         else:
             s = open_steps.pop(what, {"step": what, "peak": since_line})  # a step that only says when done
             secs = re.search(r"([\d.]+) s$", rest.strip())
             steps.append({"step": what, "seconds": float(secs.group(1)) if secs else None,
-                          "peak_gb": round(s["peak"] / 2**30, 2), "status": kind})
+                          "peak_gb": round(s["peak"] / 2**30, 2), "status": kind,
+                          "cpu_seconds": round(state["cpu"] - s["cpu"], 1) if "cpu" in s else None})
     rc = proc.wait()
     stop.set()
     wall = time.perf_counter() - t0
@@ -255,6 +257,17 @@ def _rss(p) -> int:
         return p.memory_info().rss
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 0
+
+
+def _cpu(p) -> float:
+    """CPU seconds of ``p`` and of its children it has waited for (user and system): summed over a process tree
+    sampled every 0.2 s, the tree's CPU so far, to within a sample (a child's seconds pass from its own line to
+    its parent's children line when it ends)."""
+    try:
+        t = p.cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _pss(p) -> int:
@@ -344,6 +357,14 @@ def _pss_cell(r) -> str:
     return f" (PSS {r['peak_pss_gb']:.1f})" if r.get("peak_pss_gb") else ""
 
 
+def _cpu_cells(st) -> str:
+    """A step's CPU seconds and cores busy (CPU seconds / seconds), or dashes for the records without them."""
+    cpu, secs = st.get("cpu_seconds"), st.get("seconds")
+    if cpu is None:
+        return "— | —"
+    return f"{cpu} | {cpu / secs:.2f}" if secs else f"{cpu} | —"
+
+
 def _markdown(results) -> str:
     out = ["# `fraudkit score` end to end", "",
            "Written by `benchmarks/end_to_end.py` (do not edit by hand). One run per size of",
@@ -370,10 +391,13 @@ def _markdown(results) -> str:
         r = results[s]
         out += ["", f"## {s}", "", f"`{r['command']}`", ""] + ([f"Note: {r['note']}", ""] if r.get("note") else [])
         out += ["Steps (from the progress lines; nested steps are "
-                "inside their parent; peak = process-tree RSS while the step ran):", "",
-                "| step | seconds | peak GB |", "|---|---:|---:|"]
+                "inside their parent; peak = process-tree RSS while the step ran; CPU s = the process tree's CPU "
+                "seconds while it ran, sampled every 0.2 s, since 2026-12-07 12:00 UTC; cores busy = CPU s / seconds, "
+                "of the machine's 2):", "",
+                "| step | seconds | CPU s | cores busy | peak GB |", "|---|---:|---:|---:|---:|"]
         out += [f"| {st['step']}{'' if st['status'] == 'done' else ' (' + st['status'] + ')'} | "
-                f"{'' if st['seconds'] is None else st['seconds']} | {'—' if st['peak_gb'] is None else st['peak_gb']} |"
+                f"{'' if st['seconds'] is None else st['seconds']} | {_cpu_cells(st)} | "
+                f"{'—' if st['peak_gb'] is None else st['peak_gb']} |"
                 for st in r["steps"]]
         for name, what in (("timings", "Manifest timings (s)"), ("train_timings", "Training pass timings (s)")):
             if r.get(name):
