@@ -25,6 +25,27 @@ def test_phone_forms_of_one_number_share_a_key():
     assert list(p.columns) == list(PHONE_COLUMNS)
 
 
+def test_a_bare_mobile_number_reads_as_the_full_parse_reads_it():
+    """canonical_phone reads a bare 11-digit mobile without the parse (_plain_mobile): the rows must be the ones the
+    parse gives, for bare numbers and for every near miss the parse must still see."""
+    from fraudkit.capability.entity_resolution import _parse_phone_value, _plain_mobile
+
+    rng = np.random.default_rng(7)
+    bare = [f"1{rng.integers(3, 10)}{rng.integers(0, 10**9):09d}" for _ in range(200)]
+    near = ["12800138000", "1380013800", "138001380001", "１３８００１３８０００", " 13800138000", "13800138000 ",
+            "+13800138000", "13800138000x12", "138-0013-8000", 13800138000.0, 13800138000, None, "23800138000"]
+    values = bare + near
+    assert [_plain_mobile(v) for v in values] == [True] * 200 + [False] * len(near)
+    got = canonical_phone(values)
+    want = pd.DataFrame([_parse_phone_value(v, "86") for v in values], columns=list(PHONE_COLUMNS))
+    assert got["phone_key"].tolist() == want["phone_key"].tolist()
+    assert got["national_number"].tolist() == want["national_number"].tolist()
+    assert got["country_code"].tolist() == want["country_code"].tolist()
+    assert got["valid"].tolist() == want["valid"].astype("boolean").tolist()
+    # another default country: no shortcut, a bare 11-digit number reads as that country's
+    assert canonical_phone(["13800138000"], default_country="44")["phone_key"].tolist() == ["+4413800138000"]
+
+
 def test_phone_other_countries_landlines_and_invalid():
     p = canonical_phone(["+1 (415) 555-2671", "0044 20 7946 0958", "021-6488 1234", "010 8888 6666",
                          "138****8000", "12345", "abc", "+86 12800138000"])
