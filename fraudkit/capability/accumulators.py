@@ -293,20 +293,37 @@ def _literal(v) -> str:
     raise ValueError(f"where value {v!r} must be a str, int, float or bool")
 
 
-def window_expr(a: Accumulator, time_col: str) -> str:
+def row_aggregate(a: Accumulator) -> str:
+    """The aggregate of ``a`` over the rows it counts (``count(CASE WHEN action IN ('like') THEN 1 END)``), as
+    :func:`window_expr` applies it over each row's window.
+
+    Examples
+    --------
+    >>> print(row_aggregate(Accumulator("n", key=("device_id",), window="1h", agg="count", table="interactions",
+    ...                                 where={"action": "like"})))
+    count(CASE WHEN action IN ('like') THEN 1 END)
+    """
     conds = []
     for col, val in (a.where or {}).items():
         vals = list(val) if isinstance(val, (list, tuple, set, frozenset)) else [val]
         conds.append(f"{col} IN ({', '.join(_literal(v) for v in vals)})")
     cond = " AND ".join(conds) or "TRUE"
     if a.agg == "count":
-        agg = f"count(CASE WHEN {cond} THEN 1 END)"
-    elif a.agg == "sum":
-        agg = f"sum(CASE WHEN {cond} THEN {a.value} END)"
-    else:
-        agg = f"count(DISTINCT CASE WHEN {cond} THEN {a.value} END)"
-    frame = ("RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW" if a.window_sql is None
-             else f"RANGE BETWEEN {a.window_sql} PRECEDING AND CURRENT ROW")
+        return f"count(CASE WHEN {cond} THEN 1 END)"
+    if a.agg == "sum":
+        return f"sum(CASE WHEN {cond} THEN {a.value} END)"
+    return f"count(DISTINCT CASE WHEN {cond} THEN {a.value} END)"
+
+
+def window_frame(a: Accumulator) -> str:
+    """The frame of :func:`window_expr`'s window: the rows of the key up to ``a``'s window before this one's time
+    (all of them without a window), peers included."""
+    return ("RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW" if a.window_sql is None
+            else f"RANGE BETWEEN {a.window_sql} PRECEDING AND CURRENT ROW")
+
+
+def window_expr(a: Accumulator, time_col: str) -> str:
+    agg, frame = row_aggregate(a), window_frame(a)
     key = ", ".join(a.key)
     notnull = " AND ".join(f"{k} IS NOT NULL" for k in a.key)
     win = f"{agg} OVER (PARTITION BY {key} ORDER BY {time_col} {frame})"
