@@ -170,7 +170,7 @@ def _guarded(cmd, args, *, label, code=ROOT):
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    state = {"peak": 0, "peak_pss": 0, "now": 0, "why": None, "since_line": 0, "cpu": 0.0}
+    state = {"peak": 0, "peak_pss": 0, "now": 0, "why": None, "since_line": 0, "cpu": 0.0, "cpu_line": 0.0}
     steps, open_steps = [], {}
     stop = threading.Event()
 
@@ -218,13 +218,18 @@ def _guarded(cmd, args, *, label, code=ROOT):
         tail = (tail + [line])[-20:]
         m = LINE.search(line)
         since_line, state["since_line"] = state["since_line"], state["now"]
+        cpu_line, state["cpu_line"] = state["cpu_line"], state["cpu"]
         if m is None:
             continue
         _, what, kind, rest = m.groups()
         if kind == "started":
             open_steps[what] = {"step": what, "peak": state["now"], "cpu": state["cpu"]}
         else:
-            s = open_steps.pop(what, {"step": what, "peak": since_line})  # a step that only says when done
+            # a step that only says when done (the graph stage's, each timed from the line before): its peak and
+            # CPU since the line before; no CPU while a step it is not part of runs beside it (the group stage's,
+            # side by side), whose CPU the tree's would include
+            alone = all(what.startswith(o + " · ") for o in open_steps if o != what)
+            s = open_steps.pop(what, {"step": what, "peak": since_line, **({"cpu": cpu_line} if alone else {})})
             secs = re.search(r"([\d.]+) s$", rest.strip())
             steps.append({"step": what, "seconds": float(secs.group(1)) if secs else None,
                           "peak_gb": round(s["peak"] / 2**30, 2), "status": kind,
@@ -392,7 +397,8 @@ def _markdown(results) -> str:
         out += ["", f"## {s}", "", f"`{r['command']}`", ""] + ([f"Note: {r['note']}", ""] if r.get("note") else [])
         out += ["Steps (from the progress lines; nested steps are "
                 "inside their parent; peak = process-tree RSS while the step ran; CPU s = the process tree's CPU "
-                "seconds while it ran, sampled every 0.2 s, since 2026-12-07 12:00 UTC; cores busy = CPU s / seconds, "
+                "seconds while it ran, sampled every 0.2 s, since 2026-12-07 12:00 UTC (for a step that only says when "
+                "it is done, since the line before, from 13:10 UTC, and none while another stage's step runs beside it); cores busy = CPU s / seconds, "
                 "of the machine's 2):", "",
                 "| step | seconds | CPU s | cores busy | peak GB |", "|---|---:|---:|---:|---:|"]
         out += [f"| {st['step']}{'' if st['status'] == 'done' else ' (' + st['status'] + ')'} | "

@@ -33,7 +33,7 @@ from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import MissingInputError
 
 __all__ = ["Accumulator", "compute", "compute_by_table", "observed_days", "observed_days_sql",
-           "DEFAULT_ACCUMULATORS", "MIN_OBSERVED_DAYS", "parse_window"]
+           "DEFAULT_ACCUMULATORS", "MIN_OBSERVED_DAYS", "parse_window", "window_expr", "row_aggregate", "window_frame"]
 
 _AGGS = ("sum", "count", "count_distinct")
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$")
@@ -323,6 +323,15 @@ def window_frame(a: Accumulator) -> str:
 
 
 def window_expr(a: Accumulator, time_col: str) -> str:
+    """SQL of ``a`` as a column: its aggregate over each row's window of its key (null where a key is null).
+
+    Examples
+    --------
+    >>> print(window_expr(Accumulator("n", key=("device_id",), window="1h", agg="count", table="interactions"), "ts"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    CASE WHEN device_id IS NOT NULL THEN CAST(count(CASE WHEN TRUE THEN 1 END) OVER (PARTITION BY device_id
+    ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW) AS DOUBLE) END AS n
+    """
     agg, frame = row_aggregate(a), window_frame(a)
     key = ", ".join(a.key)
     notnull = " AND ".join(f"{k} IS NOT NULL" for k in a.key)
