@@ -29,11 +29,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fraudkit.data.contract import EVENT_TABLES, TABLES
+from fraudkit.data.engine import quote
 from fraudkit.data.sqlsource import open_source
 from fraudkit.errors import MissingInputError
 
 __all__ = ["Accumulator", "compute", "compute_by_table", "observed_days", "observed_days_sql",
-           "DEFAULT_ACCUMULATORS", "MIN_OBSERVED_DAYS", "parse_window", "window_expr", "row_aggregate", "window_frame"]
+           "DEFAULT_ACCUMULATORS", "MIN_OBSERVED_DAYS", "parse_window", "window_expr", "row_aggregate", "window_frame",
+           "with_accumulators"]
 
 _AGGS = ("sum", "count", "count_distinct")
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$")
@@ -339,3 +341,50 @@ def window_expr(a: Accumulator, time_col: str) -> str:
     if a.agg == "sum":
         win = f"coalesce({win}, 0)"
     return f"CASE WHEN {notnull} THEN CAST({win} AS DOUBLE) END AS {a.name}"
+
+
+def with_accumulators(view: str, columns, accs) -> str:
+    """SQL of the rows of ``view`` (its ``columns``) with the accumulators ``accs`` (windows over ``ts``) beside
+    them, in no particular order.
+
+    A counter (``agg="count"``) is counted once per (key, second) and summed over its window from there, on
+    those columns alone, then joined back by key and time: the same counts (rows of one time are peers in a
+    ``RANGE`` frame), without carrying every column of the 23.7M interactions of ``large`` through the window's
+    partition and sort (the interaction frame of
+    :func:`fraudkit.pipeline.frames.rule_frames`: 24.1 -> 21.8 s). Sums and distinct counts stay windows over the
+    rows (a sum of floats summed in another order could differ in its last bit).
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE i AS SELECT * FROM (VALUES (1, 'd', 'like', TIMESTAMP '2024-01-01 10:00'), "
+    ...                 "(2, 'd', 'view', TIMESTAMP '2024-01-01 10:30'), (3, 'd', 'like', TIMESTAMP '2024-01-01 10:30'), "
+    ...                 "(4, NULL, 'like', TIMESTAMP '2024-01-01 10:40'), (5, 'd', 'like', TIMESTAMP '2024-01-01 12:00')) "
+    ...                 "t(event_id, device_id, action, ts)")
+    >>> a = Accumulator("n", key=("device_id",), window="1h", agg="count", table="interactions",
+    ...                 where={"action": "like"})
+    >>> con.execute(with_accumulators("i", ["event_id", "device_id", "action", "ts"], [a])
+    ...             + " ORDER BY event_id").fetchall()  # doctest: +NORMALIZE_WHITESPACE
+    [(1, 'd', 'like', datetime.datetime(2024, 1, 1, 10, 0), 1.0),
+     (2, 'd', 'view', datetime.datetime(2024, 1, 1, 10, 30), 2.0),
+     (3, 'd', 'like', datetime.datetime(2024, 1, 1, 10, 30), 2.0),
+     (4, None, 'like', datetime.datetime(2024, 1, 1, 10, 40), None),
+     (5, 'd', 'like', datetime.datetime(2024, 1, 1, 12, 0), 1.0)]
+    """
+    counted = [a for a in accs if a.agg == "count"]
+    windows = "".join(f", {window_expr(a, 'ts')}" for a in accs if a not in counted)
+    if not counted:
+        return f"SELECT *{windows} FROM {view}"
+    ctes, joins = [], []
+    for i, a in enumerate(counted):
+        keys = ", ".join(quote(k) for k in a.key)
+        not_null = " AND ".join(f"{quote(k)} IS NOT NULL" for k in a.key)
+        ctes.append(f"c{i} AS (SELECT {keys}, ts, CAST(sum(n) OVER (PARTITION BY {keys} ORDER BY ts "
+                    f"{window_frame(a)}) AS DOUBLE) AS n FROM (SELECT {keys}, ts, {row_aggregate(a)} AS n "
+                    f"FROM {view} WHERE {not_null} GROUP BY ALL))")
+        on = " AND ".join([f"v.{quote(k)} = c{i}.{quote(k)}" for k in a.key] + [f"v.ts IS NOT DISTINCT FROM c{i}.ts"])
+        joins.append(f"LEFT JOIN c{i} ON {on}")
+    picks = [f"c{counted.index(a)}.n AS {quote(a.name)}" if a in counted else f"v.{quote(a.name)}" for a in accs]
+    return (f"WITH {', '.join(ctes)} SELECT {', '.join(f'v.{quote(c)}' for c in columns)}, {', '.join(picks)} "
+            f"FROM (SELECT *{windows} FROM {view}) v {' '.join(joins)}")

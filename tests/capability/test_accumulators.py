@@ -1,5 +1,6 @@
 """Tests for fraudkit.capability.accumulators (named counters over a key and a window)."""
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +13,8 @@ from fraudkit.capability.accumulators import (
     compute_by_table,
     observed_days,
     parse_window,
+    window_expr,
+    with_accumulators,
 )
 from fraudkit.errors import MissingInputError
 
@@ -123,3 +126,31 @@ def test_observed_days_window_registration_cut_and_floor():
     with pytest.raises(MissingInputError, match="accounts table or an event table"):
         observed_days({"promotions": pd.DataFrame({"promotion_id": [1], "name": "a", "starts_at": pd.NaT,
                                                    "ends_at": pd.NaT})})
+
+
+def test_counters_counted_per_second_equal_the_window_over_the_rows():
+    """The rules' interaction frame counts a counter accumulator once per (key, second) and sums that over its window
+    (with_accumulators): every row's count must be the plain window's over the rows, with ties in time,
+    null keys and rows the counter does not count."""
+    rng = np.random.default_rng(11)
+    n = 4000
+    frame = pd.DataFrame({"event_id": np.arange(n),
+                          "device_id": pd.array(np.where(rng.random(n) < 0.1, None,
+                                                         rng.integers(0, 40, n).astype(str)), dtype=object),
+                          "action": rng.choice(["like", "view", "comment"], n),
+                          "ts": pd.Timestamp("2024-06-01") + pd.to_timedelta(rng.integers(0, 6 * 3600, n) // 60 * 60,
+                                                                             unit="s")})
+    accs = [Accumulator("likes_1h", key=("device_id",), window="1h", agg="count", table="interactions",
+                        where={"action": "like"}),
+            Accumulator("acts_ever", key=("device_id", "action"), window=None, agg="count", table="interactions"),
+            Accumulator("devices_1h", key=("action",), value="device_id", window="1h", agg="count_distinct",
+                        table="interactions")]
+    con = duckdb.connect()
+    con.register("i", frame)
+    cols = list(frame.columns)
+    got = con.execute(with_accumulators("i", cols, accs) + " ORDER BY event_id").df()
+    plain = con.execute(f"SELECT *, {', '.join(window_expr(a, 'ts') for a in accs)} FROM i ORDER BY event_id").df()
+    assert list(got.columns) == cols + [a.name for a in accs]
+    pd.testing.assert_frame_equal(got, plain)
+    assert got["likes_1h"].isna().sum() == frame["device_id"].isna().sum() > 0
+    assert got["likes_1h"].max() > 1 and (got["likes_1h"] == 0).any()  # counted within windows, zero where no like

@@ -126,35 +126,3 @@ def test_streamed_interactions_read_in_chunks_are_the_frame_in_memory(tiny_table
     assert stream._read(4, 7, ["event_id"])["event_id"].tolist() == whole["event_id"].iloc[4:7].tolist()
     stream.close()
 
-
-def test_counters_counted_per_second_equal_the_window_over_the_rows():
-    """The rule frame counts a counter accumulator once per (key, second) and sums that over its window
-    (frames._with_accumulators): every row's count must be the plain window's over the rows, with ties in time,
-    null keys and rows the counter does not count."""
-    import duckdb
-
-    from fraudkit.capability.accumulators import Accumulator, window_expr
-    from fraudkit.pipeline.frames import _with_accumulators
-
-    rng = np.random.default_rng(11)
-    n = 4000
-    frame = pd.DataFrame({"event_id": np.arange(n),
-                          "device_id": pd.array(np.where(rng.random(n) < 0.1, None,
-                                                         rng.integers(0, 40, n).astype(str)), dtype=object),
-                          "action": rng.choice(["like", "view", "comment"], n),
-                          "ts": pd.Timestamp("2024-06-01") + pd.to_timedelta(rng.integers(0, 6 * 3600, n) // 60 * 60,
-                                                                             unit="s")})
-    accs = [Accumulator("likes_1h", key=("device_id",), window="1h", agg="count", table="interactions",
-                        where={"action": "like"}),
-            Accumulator("acts_ever", key=("device_id", "action"), window=None, agg="count", table="interactions"),
-            Accumulator("devices_1h", key=("action",), value="device_id", window="1h", agg="count_distinct",
-                        table="interactions")]
-    con = duckdb.connect()
-    con.register("i", frame)
-    cols = list(frame.columns)
-    got = con.execute(_with_accumulators("i", cols, accs) + " ORDER BY event_id").df()
-    plain = con.execute(f"SELECT *, {', '.join(window_expr(a, 'ts') for a in accs)} FROM i ORDER BY event_id").df()
-    assert list(got.columns) == cols + [a.name for a in accs]
-    pd.testing.assert_frame_equal(got, plain)
-    assert got["likes_1h"].isna().sum() == frame["device_id"].isna().sum() > 0
-    assert got["likes_1h"].max() > 1 and (got["likes_1h"] == 0).any()  # counted within windows, zero where no like

@@ -618,7 +618,7 @@ class _ViewCommunities:
     after it), and the stage takes its core back when the wait is over (the views already started go on; no
     other starts until fewer run than the stage lets). On ``large`` the stage's two waits took 22-23 s against 49 s
     one view after the other, the stage 221-235 s against 256 s, at 7.46-7.58 GB peak (``benchmarks/end_to_end.md``,
-    "large after 69ac18c" and "large after 1113e5b"). Views start in the order they were started. Each view is
+    "large after 69ac18c" and "large after 1113e5b"). Views start in the order they were submitted. Each view is
     seeded per component whatever ran before or beside it, so the partitions are those solved in a row (igraph's
     random generator is held by one seeded caller at a time: :func:`fraudkit.randomness.igraph_seeded`). On Spark
     (``spark`` given) they are solved when :meth:`result` asks, on the cluster."""
