@@ -42,17 +42,19 @@ edges (bit for bit) with SQL on a dataset's engine, DuckDB or Spark, and is what
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from fraudkit.capability.graphs import group_sum, require_columns, sort_order, time_pairs, to_seconds, unique_int
+from fraudkit.capability.graphs import (group_sum, require_columns, sort_order, thread_map, time_pairs, to_seconds,
+                                       unique_int, usable_cores)
 from fraudkit.data.sqlsource import open_source
-from fraudkit.errors import MissingInputError
+from fraudkit.errors import FraudkitError, MissingInputError
 
 __all__ = ["RabParams", "r_ab_edges", "r_ab_edges_sql", "normalize_address", "in_promotion",
-           "consolidation_scores", "ORDERS_ORDER"]
+           "consolidation_scores", "ORDERS_ORDER", "OrderEndpoints", "order_endpoints"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,97 @@ graph stage holds them in (:func:`fraudkit.data.dataset.canonical_sort_keys` of 
 buyers or items are broken by first appearance in this order, as :func:`r_ab_edges` breaks them by row order."""
 
 
-def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) -> pd.DataFrame:
+@dataclass(frozen=True)
+class OrderEndpoints:
+    """Where each order of one orders table is received, as integer codes: what R(A,B)'s second blocking key and
+    ``W_receive`` and the consolidation test compare, computed once for all three (each normalised the addresses
+    and hashed the endpoint strings again: about 12 s a pass on the large scenario's 2.37M orders).
+
+    Attributes
+    ----------
+    address, compound, phone : numpy.ndarray of int64 or None
+        Per order row: the normalised address, its compound (:func:`normalize_address`) and the receiver phone,
+        equal codes exactly where the values are equal, -1 where the order has none; None without the column.
+        Codes increase with the values' first appearance (not always consecutive).
+    normalised : pandas.Series or None
+        The normalised address indexed by the raw address text (as ``str``), each distinct text once: what
+        :func:`fraudkit.identification.graph.communities.community_evidence` reads as ``addresses``.
+    text_code : numpy.ndarray of int64 or None
+        Per order row, the position of its raw address in ``normalised`` (-1 where it has none).
+    n_orders : int
+        The number of order rows described.
+    """
+
+    address: np.ndarray | None
+    compound: np.ndarray | None
+    phone: np.ndarray | None
+    normalised: pd.Series | None
+    text_code: np.ndarray | None
+    n_orders: int
+
+    def rows(self, keep) -> OrderEndpoints:
+        """The endpoints of the rows where the boolean mask ``keep`` is true."""
+        def cut(a):
+            return None if a is None else a[keep]
+        return OrderEndpoints(cut(self.address), cut(self.compound), cut(self.phone), self.normalised,
+                              cut(self.text_code), int(np.count_nonzero(keep)))
+
+    def normalised_rows(self) -> np.ndarray | None:
+        """Per order row, its normalised address text (object array, NaN where it has no address)."""
+        if self.text_code is None:
+            return None
+        norm = self.normalised.to_numpy(dtype=object)
+        out = np.full(len(self.text_code), np.nan, dtype=object)
+        ok = self.text_code >= 0
+        out[ok] = norm[self.text_code[ok]]
+        return out
+
+
+def order_endpoints(orders) -> OrderEndpoints:
+    """:class:`OrderEndpoints` of an orders frame (its ``address`` and ``receiver_phone`` columns, either may be
+    missing); each distinct address text is normalised once.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> e = order_endpoints(pd.DataFrame({"address": ["X路1号2栋", None, "X路1号2幢", "X路1号9栋"],
+    ...                                   "receiver_phone": ["1", "2", None, "1"]}))
+    >>> e.address.tolist(), e.compound.tolist(), e.phone.tolist()
+    ([0, -1, 0, 2], [0, -1, 0, 0], [0, 1, -1, 0])
+    """
+    address = compound = phone = normalised = text_code = None
+    if "address" in orders.columns:
+        raw = orders["address"]
+        notna = raw.notna().to_numpy()
+        # nulls are one text here, as normalize_address reads them, and get no code below
+        code, uniq = pd.factorize(pd.Series(raw, dtype=object).astype(str), sort=False)
+        code = code.astype(np.int64)
+        na = normalize_address(uniq)
+        normalised = pd.Series(na["address"].to_numpy(), index=uniq)
+        # a normalised value first appears with the first of its raw texts, so these codes increase with the
+        # rows' values' first appearance, as a factorize of the rows would (the null rows' text takes a number)
+        a_code = pd.factorize(na["address"], sort=False)[0].astype(np.int64)
+        c_code = pd.factorize(na["compound"], sort=False)[0].astype(np.int64)
+        address = np.where(notna, a_code[code], -1)
+        compound = np.where(notna, c_code[code], -1)
+        text_code = np.where(notna, code, -1)
+    if "receiver_phone" in orders.columns:
+        phone = pd.factorize(pd.Series(orders["receiver_phone"].to_numpy(), dtype=object), sort=False)[0]
+        phone = phone.astype(np.int64)
+    return OrderEndpoints(address, compound, phone, normalised, text_code, len(orders))
+
+
+def _endpoints_of(orders, keep, endpoints, caller):
+    """``endpoints`` (of every row of ``orders``) cut to the rows ``keep``, or computed for those rows."""
+    if endpoints is None:
+        return order_endpoints(orders[keep])
+    if endpoints.n_orders != len(orders):
+        raise FraudkitError(f"{caller}: endpoints describe {endpoints.n_orders} orders, the orders frame has "
+                            f"{len(orders)}; pass order_endpoints(orders) of the same frame")
+    return endpoints.rows(np.asarray(keep, dtype=bool))
+
+
+def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams(), endpoints=None) -> pd.DataFrame:
     """Buyer-buyer edges weighted by R(A,B).
 
     Parameters
@@ -116,6 +208,9 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
         ``starts_at``/``ends_at`` windows; an order inside one (or with a ``promotion_id``) uses
         ``window_promo``.
     params : RabParams
+    endpoints : OrderEndpoints, optional
+        :func:`order_endpoints` of ``orders`` (every row), from a caller that computed them already; computed
+        here otherwise.
 
     Returns
     -------
@@ -138,7 +233,9 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
 
     require_columns(orders, ["account_id", "product_id", "ts"], "r_ab_edges(orders)")
     p = params
-    o = orders[orders["account_id"].notna() & orders["product_id"].notna()]
+    keep = (orders["account_id"].notna() & orders["product_id"].notna()).to_numpy()
+    o = orders[keep]
+    ends = _endpoints_of(orders, keep, endpoints, "r_ab_edges")
     acc, acc_keys = pd.factorize(o["account_id"], sort=False)
     item, _ = pd.factorize(o["product_id"], sort=False)
     acc, item = acc.astype(np.int64), item.astype(np.int64)
@@ -156,33 +253,31 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
     # first receipt of each row's (buyer, item), NaT as int64 min: W_receive's receipt-time term is read off the
     # candidate rows themselves (a function of (pair, item) only), never looked up per pair afterwards
     rfirst = _first_receipt(o, acc, item)
-    parts = list(_candidates(item, t, acc, row_win, hot_item, p.k_neighbors, n_acc, rfirst=rfirst,
-                             receive_window=int(pd.Timedelta(p.receive_window).total_seconds())))
-    # each distinct address normalised once for both the blocking key and W_receive
-    na = normalize_address(o["address"]) if "address" in o.columns else None
-    if "address" in o.columns or "receiver_phone" in o.columns:
-        # second blocking key: same item and same receiving compound / phone
-        keys = []
-        if "address" in o.columns:
-            keys.append(na["compound"].where(o["address"].notna().to_numpy()))
-        if "receiver_phone" in o.columns:
-            keys.append("phone:" + o["receiver_phone"].astype(str).where(o["receiver_phone"].notna()))
-        for key in keys:
-            kc, _ = pd.factorize(pd.Series(key.to_numpy(), dtype=object), sort=False)
-            ok = kc >= 0
-            blk, _ = pd.factorize(pd.Series(item[ok] * (int(kc.max(initial=0)) + 1) + kc[ok]), sort=False)
-            blk = blk.astype(np.int64)
-            d_blk = np.bincount(unique_int(blk * n_acc + acc[ok]) // n_acc, minlength=int(blk.max(initial=-1)) + 1)
-            sub = _candidates(blk, t[ok], acc[ok], row_win[ok], d_blk > p.max_degree, p.k_neighbors, n_acc,
-                              item_of_row=item[ok], rfirst=None if rfirst is None else rfirst[ok],
-                              receive_window=int(pd.Timedelta(p.receive_window).total_seconds()))
-            parts.extend(sub)
+    rw = int(pd.Timedelta(p.receive_window).total_seconds())
+
+    def by_item():
+        return list(_candidates(item, t, acc, row_win, hot_item, p.k_neighbors, n_acc, rfirst=rfirst,
+                                receive_window=rw))
+
+    def by_endpoint(kc):
+        """Second blocking key: same item and same receiving compound / phone (integer codes, -1 where none)."""
+        ok = kc >= 0
+        blk, _ = pd.factorize(pd.Series(item[ok] * (int(kc.max(initial=0)) + 1) + kc[ok]), sort=False)
+        blk = blk.astype(np.int64)
+        d_blk = np.bincount(unique_int(blk * n_acc + acc[ok]) // n_acc, minlength=int(blk.max(initial=-1)) + 1)
+        return list(_candidates(blk, t[ok], acc[ok], row_win[ok], d_blk > p.max_degree, p.k_neighbors, n_acc,
+                                item_of_row=item[ok], rfirst=None if rfirst is None else rfirst[ok],
+                                receive_window=rw))
+
+    # the blocking passes are independent NumPy work: on threads beside each other, their candidates kept in
+    # the passes' order (so every sum below adds in the same order)
+    passes = [by_item] + [functools.partial(by_endpoint, kc) for kc in (ends.compound, ends.phone)
+                          if kc is not None]
+    parts = [c for found in thread_map(lambda run: run(), passes) for c in found]
     if not parts:
         return _empty(acc_keys)
-    pc_all = np.concatenate([f["p"].to_numpy(np.int64) for f in parts])
-    it_all = np.concatenate([f["item"].to_numpy(np.int64) for f in parts])
-    s_all = np.concatenate([f["s"].to_numpy(float) for f in parts])
-    rcv_all = None if rfirst is None else np.concatenate([f["rcv"].to_numpy(bool) for f in parts])
+    pc_all, it_all, s_all = (np.concatenate([c[i] for c in parts]) for i in range(3))
+    rcv_all = None if rfirst is None else np.concatenate([c[3] for c in parts])
     del parts
     # one co-purchase per (pair, item): the best-aligned one; pairs in order, their items in order of
     # first appearance (so sums round exactly as the groupby they replace)
@@ -205,7 +300,7 @@ def r_ab_edges(orders, products=None, promotions=None, *, params=RabParams()) ->
     k = k[keep]
     a, b = pc // n_acc, pc % n_acc
     del pc
-    w_recv = _receive_similarity(o, acc, a, b, rcv, params=p, normalized=na)
+    w_recv = _receive_similarity(ends, acc, a, b, rcv, params=p)
     del rcv
     c_a, c_b = c_user[a].astype(np.int64), c_user[b].astype(np.int64)
     r = (sum_w / np.sqrt(c_a * c_b) * (1 + p.alpha * w_purchase) * (1 + p.beta * w_recv))
@@ -368,7 +463,7 @@ def in_promotion(orders, promotions=None) -> np.ndarray:
 
 
 def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max_group=2000,
-                         chunk_pairs=20_000_000) -> pd.DataFrame:
+                         chunk_pairs=20_000_000, endpoints=None) -> pd.DataFrame:
     """Receipts aligned beyond what order times and delivery delays explain (crowd-scalper forwarding).
 
     Crowdsourced scalpers ship to a few consolidation points and the operator collects in one trip, so
@@ -393,6 +488,9 @@ def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max
         Groups with fewer distinct accounts are not tested.
     max_group : int, default=2000
         Larger groups (a mega-station's best seller) are not tested; counted in ``attrs["skipped_groups"]``.
+    endpoints : OrderEndpoints, optional
+        :func:`order_endpoints` of ``orders`` (every row), from a caller that computed them already; computed
+        here otherwise.
 
     Returns
     -------
@@ -419,7 +517,8 @@ def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max
 
 
     require_columns(orders, ["account_id", "product_id", "ts", "received_at"], "consolidation_scores(orders)")
-    o = orders[orders["received_at"].notna() & orders["account_id"].notna() & orders["product_id"].notna()]
+    keep = (orders["received_at"].notna() & orders["account_id"].notna() & orders["product_id"].notna()).to_numpy()
+    o = orders[keep]
     empty = pd.DataFrame({"account_id": orders["account_id"].to_numpy()[:0], "log10_p": np.array([], float),
                           "n_aligned": np.array([], np.int64), "score": np.array([], float)})
     empty.attrs.update({"n_tests": 0, "log10_threshold": np.nan, "skipped_groups": 0})
@@ -430,18 +529,14 @@ def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max
     t, r = to_seconds(o["ts"]), to_seconds(o["received_at"])
     delays = np.sort(r - t)
     half = int(pd.Timedelta(window).total_seconds()) // 2
-    endpoints = []
-    if "address" in o.columns:
-        endpoints.append(normalize_address(o["address"])["address"].where(o["address"].notna().to_numpy()))
-    if "receiver_phone" in o.columns:
-        endpoints.append(pd.Series(o["receiver_phone"].to_numpy(), dtype=object))
-    if not endpoints:
+    ends = _endpoints_of(orders, keep, endpoints, "consolidation_scores")
+    codes = [c for c in (ends.address, ends.phone) if c is not None]  # integer codes, -1 where none
+    if not codes:
         raise MissingInputError("consolidation_scores: orders need address or receiver_phone")
     best = np.zeros(len(o))          # most negative log10 p per order
     aligned = np.zeros(len(o), np.int64)
     n_tests, skipped = 0, 0
-    for ep in endpoints:
-        ec, _ = pd.factorize(pd.Series(ep.to_numpy(), dtype=object), sort=False)
+    for ec in codes:
         ok = np.flatnonzero(ec >= 0)
         g, _ = pd.factorize(pd.Series(ec[ok].astype(np.int64) * (int(item.max()) + 1) + item[ok]), sort=False)
         n_acc_g = np.bincount(unique_int(g.astype(np.int64) * len(acc_keys) + acc[ok]) // len(acc_keys),
@@ -491,8 +586,8 @@ def consolidation_scores(orders, *, window="4h", alpha=0.01, min_accounts=3, max
 
 
 def _candidates(ent, t, acc, row_win, hot, k_neighbors, n_acc, item_of_row=None, rfirst=None, receive_window=0):
-    """Yield (pair code, item, time alignment s[, receipts aligned rcv]) frames for co-purchases of one
-    blocking key; ``rcv``: both buyers' first receipts of the item (``rfirst``) within ``receive_window``."""
+    """Yield (pair code, item, time alignment s, receipts aligned rcv) arrays for co-purchases of one blocking key;
+    ``rcv`` (None without ``rfirst``): both buyers' first receipts of the item within ``receive_window``."""
 
     item_of_row = ent if item_of_row is None else item_of_row
     order = sort_order(ent, t, acc)
@@ -504,11 +599,11 @@ def _candidates(ent, t, acc, row_win, hot, k_neighbors, n_acc, item_of_row=None,
         ok = (a != b) & (s_t[j] - s_t[i] <= s_win[i])
         i, j, a, b = i[ok], j[ok], a[ok], b[ok]
         s = np.exp(-(s_t[j] - s_t[i]) / np.maximum(s_win[i], 1))
-        f = pd.DataFrame({"p": np.minimum(a, b) * n_acc + np.maximum(a, b), "item": s_item[i], "s": s})
+        rcv = None
         if s_r is not None:
             ri, rj = s_r[i], s_r[j]
-            f["rcv"] = (ri != nat) & (rj != nat) & (np.abs(ri - rj) <= receive_window)
-        yield f
+            rcv = (ri != nat) & (rj != nat) & (np.abs(ri - rj) <= receive_window)
+        yield np.minimum(a, b) * n_acc + np.maximum(a, b), s_item[i], s, rcv
 
 
 _BLOCK = 2 ** 40  # first_block = part * _BLOCK + first row of the block: rows number fewer than 2^40
@@ -686,8 +781,9 @@ def _empty(acc_keys):
     return out
 
 
-def _receive_similarity(o, acc, a, b, receipts_aligned, *, params, normalized=None):
-    """W_receive for pairs (a, b) (account codes), by sorted-code lookups (no merges of pair tables).
+def _receive_similarity(ends, acc, a, b, receipts_aligned, *, params):
+    """W_receive for pairs (a, b) (account codes), by sorted-code lookups (no merges of pair tables); ``ends``
+    the rows' :class:`OrderEndpoints`.
 
     ``receipts_aligned`` (or None): per pair, whether a co-purchased item's first receipts by the two buyers
     are within ``receive_window`` (gathered while the pairs were generated). Each sharing test runs only on
@@ -698,63 +794,73 @@ def _receive_similarity(o, acc, a, b, receipts_aligned, *, params, normalized=No
         return w
     n_acc_all = int(acc.max(initial=-1)) + 1
 
-    def shared(values, score):
+    def shared(codes, score):
         need = np.flatnonzero(w < score)  # a pair already at or above this score keeps its W_receive
-        if not len(need):
+        if codes is None or not len(need):
             return
-        codes, _ = pd.factorize(pd.Series(values), sort=False)
         ok = codes >= 0
         n_v = int(codes.max(initial=-1)) + 1
         av = unique_int(acc[ok].astype(np.int64) * max(n_v, 1) + codes[ok])  # sorted (account, value)
         hit = _pairs_share(a[need], b[need], av // max(n_v, 1), av % max(n_v, 1), n_acc_all, max(n_v, 1))
         w[need[hit]] = score
 
-    if "receiver_phone" in o.columns:
-        shared(o["receiver_phone"].to_numpy(), 1.0)
-    if "address" in o.columns:
-        na = normalize_address(o["address"]) if normalized is None else normalized
-        shared(na["address"].where(o["address"].notna().to_numpy()).to_numpy(), 1.0)
-        shared(na["compound"].where(o["address"].notna().to_numpy()).to_numpy(), params.receive_compound)
+    shared(ends.phone, 1.0)
+    shared(ends.address, 1.0)
+    shared(ends.compound, params.receive_compound)
     if receipts_aligned is not None:
         w[receipts_aligned] = np.maximum(w[receipts_aligned], params.receive_time)
     return w
 
 
-def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=4_000_000):
+def _pairs_share(a, b, av_acc, av_val, n_acc, n_v, chunk=4_000_000, min_parts=1_000_000):
     """Whether accounts ``a[i]`` and ``b[i]`` share a value; ``(av_acc, av_val)`` distinct, sorted by account.
 
     Each pair is expanded by the values of whichever account has fewer, and each is looked up among the
-    other account's; memory stays bounded by processing pairs in chunks of about ``chunk`` expansions.
+    other account's; memory stays bounded by processing pairs in chunks of about ``chunk`` expansions. Each
+    pair's answer is its own, so from ``min_parts`` pairs on they are cut in one contiguous part per core, the
+    parts on threads.
     """
     lo_idx = np.searchsorted(av_acc, np.arange(n_acc + 1))
     cnt = np.diff(lo_idx)
-    out = np.zeros(len(a), bool)
     if not len(av_val):
-        return out
+        return np.zeros(len(a), bool)
     # most buyers have one or two values: compare those pairs directly (the first two values of each buyer,
     # padded with -1 on one side and -2 on the other); a pair with a value-less buyer shares none
     top = max(len(av_val) - 1, 0)
     v1 = av_val[np.minimum(lo_idx[:-1], top)]
     v2 = np.where(cnt >= 2, av_val[np.minimum(lo_idx[:-1] + 1, top)], -1)
+    # the distinct codes hashed once (a lookup of the unsorted expansions by binary search took 3.6 s on large),
+    # the hash table built before the threads read it
+    known = pd.Index(av_acc * n_v + av_val)
+    known.get_indexer(known[:1])
+
+    def part(bounds):
+        lo, hi = bounds
+        return _share_part(a[lo:hi], b[lo:hi], lo_idx, cnt, v1, v2, av_val, known, n_v, chunk)
+
+    cut = np.linspace(0, len(a), usable_cores() + 1).astype(np.int64) if len(a) >= min_parts else np.r_[0, len(a)]
+    return np.concatenate(thread_map(part, list(zip(cut[:-1], cut[1:]))))
+
+
+def _share_part(a, b, lo_idx, cnt, v1, v2, av_val, known, n_v, chunk):
+    """:func:`_pairs_share` of one part of the pairs."""
+    out = np.zeros(len(a), bool)
     ca, cb = cnt[a], cnt[b]
     small = np.flatnonzero((ca > 0) & (cb > 0) & (ca <= 2) & (cb <= 2))
     xa, xb = a[small], b[small]
     a1, a2, b1 = v1[xa], v2[xa], v1[xb]
     b2 = np.where(cnt[xb] >= 2, v2[xb], -2)
     out[small] = (a1 == b1) | (a1 == b2) | (a2 == b1) | (a2 == b2)
-    del small, xa, xb, a1, a2, b1, b2, v1, v2
+    del small, xa, xb, a1, a2, b1, b2
     rest = np.flatnonzero((ca > 0) & (cb > 0) & ((ca > 2) | (cb > 2)))
     del ca, cb
     if not len(rest):
         return out
     a, b = a[rest], b[rest]
-    code = av_acc * n_v + av_val
     x = np.where(cnt[a] <= cnt[b], a, b)
     y = np.where(cnt[a] <= cnt[b], b, a)
     del a, b
     reps = cnt[x]
-    # the distinct codes hashed once: a lookup of the unsorted expansions by binary search took 3.6 s on large
-    known = pd.Index(code)
     for start, stop in _chunk_bounds(np.cumsum(reps), chunk):
         r = reps[start:stop]
         row = np.repeat(np.arange(start, stop), r)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from fraudkit.capability.r_ab import RabParams, in_promotion, normalize_address, r_ab_edges
-from fraudkit.errors import MissingInputError
+from fraudkit.errors import FraudkitError, MissingInputError
 
 pytestmark = pytest.mark.slow(47)  # about 47 s in all here: the file starts early (tests/conftest.py)
 
@@ -179,9 +179,9 @@ def test_aggregation_and_receive_similarity_equal_the_pandas_reference():
         seen["in"] = (pc.copy(), item.copy(), s.copy())
         return real_best(pc, item, s, n_item, rcv)
 
-    def spy_recv(o_, acc, a, b, rcv, **kw):
-        seen["recv"] = (o_, acc, a, b)
-        return real_recv(o_, acc, a, b, rcv, **kw)
+    def spy_recv(ends, acc, a, b, rcv, **kw):
+        seen["recv"] = (acc, a, b)
+        return real_recv(ends, acc, a, b, rcv, **kw)
 
     R._best_per_pair_item, R._receive_similarity = spy_best, spy_recv
     try:
@@ -190,7 +190,8 @@ def test_aggregation_and_receive_similarity_equal_the_pandas_reference():
         R._best_per_pair_item, R._receive_similarity = real_best, real_recv
     pc, item, s = seen["in"]
     pi = pd.DataFrame({"p": pc, "item": item, "s": s}).groupby(["p", "item"], sort=False)["s"].max().reset_index()
-    o_, acc, a, b = seen["recv"]
+    acc, a, b = seen["recv"]
+    o_ = o[o["account_id"].notna() & o["product_id"].notna()]  # the rows r_ab_edges reads
     it = pd.factorize(o_["product_id"], sort=False)[0].astype(np.int64)
     n_acc = int(acc.max()) + 1
     d_item = np.bincount(np.unique(acc * (int(it.max()) + 1) + it) % (int(it.max()) + 1))
@@ -288,7 +289,29 @@ def test_pairs_share_is_the_set_intersection():
             for acc in range(n_acc)}
     av = np.array(sorted(acc * n_v + v for acc, vs in held.items() for v in vs), dtype=np.int64)
     a, b = rng.integers(0, n_acc, 500), rng.integers(0, n_acc, 500)
-    got = _pairs_share(a, b, av // n_v, av % n_v, n_acc, n_v, chunk=17)
     want = np.array([bool(held[x] & held[y]) for x, y in zip(a.tolist(), b.tolist())])
     assert want.sum() > 50 and (~want).sum() > 50
-    assert got.tolist() == want.tolist()
+    # in one part, and cut in parts on threads
+    for min_parts in (10**9, 1):
+        got = _pairs_share(a, b, av // n_v, av % n_v, n_acc, n_v, chunk=17, min_parts=min_parts)
+        assert got.tolist() == want.tolist()
+
+
+def test_endpoints_given_equal_endpoints_computed():
+    """R(A,B) and the consolidation test read the same codes from a caller's order_endpoints as they compute,
+    on orders with missing accounts, addresses and phones; endpoints of another frame are refused."""
+    from fraudkit.capability.r_ab import consolidation_scores, order_endpoints
+    from fraudkit.simulation import generate, load_scenario
+
+    o = generate(load_scenario("demo-small"), seed=0)["orders"].reset_index(drop=True)
+    o.loc[::37, "account_id"] = None
+    o.loc[::11, "address"] = None
+    o.loc[::13, "receiver_phone"] = None
+    ends = order_endpoints(o)
+    assert (ends.address == -1).sum() == o["address"].isna().sum()
+    mine = r_ab_edges(o, endpoints=ends)
+    assert len(mine) > 100 and set(mine["w_receive"]) >= {0.0, 0.5, 1.0}
+    pd.testing.assert_frame_equal(mine, r_ab_edges(o))
+    pd.testing.assert_frame_equal(consolidation_scores(o, endpoints=ends), consolidation_scores(o))
+    with pytest.raises(FraudkitError, match="endpoints describe"):
+        r_ab_edges(o.iloc[1:], endpoints=ends)

@@ -75,7 +75,7 @@ class ConsolidationScorer(BaseScorer):
         self.max_group = max_group
         self.chunk_pairs = chunk_pairs
 
-    def fit(self, orders: pd.DataFrame):
+    def fit(self, orders: pd.DataFrame, *, endpoints=None):
         """Run the consolidation test on ``orders`` and score every ordering account.
 
         Parameters
@@ -83,6 +83,8 @@ class ConsolidationScorer(BaseScorer):
         orders : pandas.DataFrame
             ``account_id``, ``product_id``, ``ts``, ``received_at`` and ``address`` and/or
             ``receiver_phone``.
+        endpoints : fraudkit.capability.r_ab.OrderEndpoints, optional
+            :func:`~fraudkit.capability.r_ab.order_endpoints` of ``orders``, from a caller that computed them.
 
         Returns
         -------
@@ -92,7 +94,7 @@ class ConsolidationScorer(BaseScorer):
             raise MissingInputError("ConsolidationScorer.fit: orders must be a DataFrame with account_id, "
                                     "product_id, ts, received_at and address or receiver_phone")
         table = consolidation_scores(orders, window=self.window, alpha=self.alpha, min_accounts=self.min_accounts,
-                                     max_group=self.max_group, chunk_pairs=self.chunk_pairs)
+                                     max_group=self.max_group, chunk_pairs=self.chunk_pairs, endpoints=endpoints)
         self.table_ = table
         ids = pd.unique(orders["account_id"].dropna().to_numpy())
         by_id = table.set_index("account_id")

@@ -49,7 +49,7 @@ from fraudkit.capability.graphs import (
     shared_entity_events,
     shared_entity_projection,
 )
-from fraudkit.capability.r_ab import RabParams, normalize_address, r_ab_edges, r_ab_edges_sql
+from fraudkit.capability.r_ab import RabParams, order_endpoints, r_ab_edges, r_ab_edges_sql
 from fraudkit.data.dataset import canonical_sort_keys, ns_timestamps, read_table, sort_canonical, transform_engine
 from fraudkit.data.engine import literal
 from fraudkit.data.sqlsource import open_source
@@ -171,9 +171,10 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
     accounts = data["accounts"]["account_id"].to_numpy()
 
     views = {}
-    # shipping addresses normalised once, per distinct text, for the shared view and the community evidence
-    addresses = _normalised_addresses(data["orders"]["address"]) if "orders" in data else None
-    shared, hot = _shared_view(ds, data, p, notes, steps, addresses)
+    # where orders are received (addresses normalised once, per distinct text; endpoints as integer codes), for
+    # the shared view, R(A,B), the consolidation test and the community evidence
+    ends = order_endpoints(data["orders"]) if "orders" in data else None
+    shared, hot = _shared_view(ds, data, p, notes, steps, ends)
     if shared is not None:
         views["shared"] = shared
         steps.done("view shared", edges=len(shared))
@@ -194,7 +195,7 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
             r = r_ab_edges_sql(ds, params=rp)
             notes.append("R(A,B) pairs generated on Spark (r_ab_edges_sql): the edges of the in-memory r_ab_edges")
         else:
-            r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"), params=rp)
+            r = r_ab_edges(data["orders"], data.get("products"), data.get("promotions"), params=rp, endpoints=ends)
         views["r_ab"] = _view_edges(r, "k")
         del r
         steps.done("view r_ab", rows_in=len(data["orders"]), edges=len(views["r_ab"]))
@@ -210,15 +211,16 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
     evidence, note_rows = {}, None
     if "orders" in data and "received_at" in data["orders"].columns:
         c = ConsolidationScorer(window=p["consolidation_window"], alpha=p["consolidation_alpha"],
-                                threshold=inclusive_threshold(p["evidence_threshold"])).fit(data["orders"]).table_
+                                threshold=inclusive_threshold(p["evidence_threshold"])).fit(data["orders"],
+                                                                                           endpoints=ends).table_
         evidence["consolidation"] = c[["account_id", "score", "n_aligned"]]
         steps.done("consolidation test", rows_in=len(data["orders"]))
     else:
         notes.append("consolidation test skipped: no orders with received_at")
     # once for every view's profiles; a Dataset's reduced in DuckDB (distinct pairs and per-account counts)
     member_evidence = community_evidence(data if isinstance(ds, dict) else ds,
-                                         addresses=None if addresses is None else addresses[0])
-    del addresses
+                                         addresses=None if ends is None else ends.normalised)
+    del ends
     steps.done("community evidence")
     # what is read from here on: the capture test's interactions and notes (the profiles read the evidence)
     data = {k: data[k] for k in ("interactions", "notes") if k in data}
@@ -417,7 +419,7 @@ def _capture_evidence(part, data, p):
     return acc[["account_id", "score", "n_captured"]], note_rows
 
 
-def _shared_view(ds, data, p, notes, steps, addresses):
+def _shared_view(ds, data, p, notes, steps, ends):
     """The shared-media view (summed edges) and the table of hot entities it treated specially."""
     event_tables = ("logins", "interactions", "orders", "coupon_claims")
     parts, hot_tables = [], []
@@ -477,7 +479,8 @@ def _shared_view(ds, data, p, notes, steps, addresses):
                                                drop=drop), mw["binding"]))
     if "orders" in data:
         o = data["orders"]
-        o = o.assign(address=addresses[1])
+        if ends.text_code is not None:
+            o = o.assign(address=ends.normalised_rows())
         for col in ("address", "receiver_phone"):
             if col == "address" or dset is None:
                 with open_source({"orders": o}, host=dset) as src:
@@ -539,14 +542,6 @@ def _combined_adjacency(views, key_index, p):
         adj = adj + edges_to_sparse(s[ok], d[ok], e["weight"].to_numpy(float)[ok] * p["view_weights"][name],
                                     n=len(key_index))
     return adj.tocsr()
-
-
-def _normalised_addresses(raw):
-    """Normalised addresses by raw text (a Series) and the normalised address of each row of ``raw`` (null
-    where ``raw`` is): ``normalize_address`` of the distinct texts, which is what it computes per row."""
-    code, uniq = pd.factorize(pd.Series(raw, dtype=object).astype(str), sort=False)
-    norm = normalize_address(uniq)["address"].to_numpy()
-    return pd.Series(norm, index=uniq), np.where(raw.notna().to_numpy(), norm[code], np.nan).astype(object)
 
 
 def _view_edges(e, count):
