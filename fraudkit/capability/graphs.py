@@ -1158,8 +1158,109 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         del keep
     w_ent = _entity_weight(deg.astype(float), weight)
     n_acc = max(len(acc_keys), 1)
-    partials, held = [], 0
     one_code = float(n_acc) * float(n_acc) * float(max(n_ent, 1)) < 2.0 ** 62
+    # the rows (sorted by entity) in one contiguous run of whole entities per core, each run's distinct (pair,
+    # entity) rows found on a thread within its share of the chunk budget: the same set as in one run
+    runs = _entity_runs(ent, usable_cores() if len(ent) >= PARALLEL_ROWS else 1)
+    found = thread_map(lambda r: _distinct_pairs(acc[r[0]:r[1]], ent[r[0]:r[1]], t[r[0]:r[1]], win, hot,
+                                                 k_neighbors, n_acc, n_ent, one_code,
+                                                 max(chunk_pairs // len(runs), 1)), runs)
+    partials = [q for f in found for q in f]
+    del found
+    if partials:
+        # the distinct (pair, entity) rows sorted: one group per pair, weights summed in entity order, in runs of
+        # whole pairs on threads
+        if one_code:
+            code = _merge_distinct(partials) if len(partials) > 1 else partials[0]
+            del partials
+            runs = _pair_runs(code, max(n_ent, 1), usable_cores() if len(code) >= PARALLEL_ROWS else 1)
+            # each run's codes become its pairs in place: two arrays held, not three
+            sums = thread_map(lambda r: _pair_sums(*_split_codes(code[r[0]:r[1]], n_ent), w_ent, min_count),
+                              runs)
+            del code
+        else:
+            p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
+                                         np.concatenate([x for _, x in partials]), n_acc, n_ent)
+            del partials
+            runs = _pair_runs(p, 1, usable_cores() if len(p) >= PARALLEL_ROWS else 1)
+            sums = thread_map(lambda r: _pair_sums(p[r[0]:r[1]], e[r[0]:r[1]], w_ent, min_count), runs)
+            del p, e
+        p, n, wsum = (np.concatenate([x[k] for x in sums]) for k in range(3))
+        del sums
+        # copy=False: the new columns as they are, not copied into one block per type (20M pairs: 3.8 s)
+        out = pd.DataFrame({"src": acc_keys[p // n_acc], "dst": acc_keys[p % n_acc],
+                            "weight": wsum.astype(float), count_name: n}, copy=False)
+    else:
+        out = pd.DataFrame({"src": acc_keys[:0], "dst": acc_keys[:0], "weight": np.array([], float),
+                            count_name: np.array([], np.int64)})
+    out = out.reset_index(drop=True)
+    out.attrs.update(params)
+    out.attrs["skipped_hot_entities"] = skipped
+    out.attrs["n_hot_entities"] = int(hot.sum())
+    return out
+
+
+PARALLEL_ROWS = 1 << 20
+"""Rows from which a projection (:func:`coaction_projection`, :func:`shared_entity_projection`) cuts its work in
+one run per core on threads: on ``large`` the co-action view and the shared IP projection ran on one core."""
+
+
+def _entity_runs(ent, k):
+    """``k`` (or fewer) contiguous ``(lo, hi)`` row ranges of about equal size over rows sorted by ``ent``, each
+    holding whole entities."""
+    n = len(ent)
+    if k <= 1 or n < 2:
+        return [(0, n)]
+    cut = [0]
+    for c in (np.arange(1, k) * n) // k:
+        c = int(np.searchsorted(ent, ent[c - 1], side="right")) if c > 0 else 0  # the end of that entity
+        if cut[-1] < c < n:
+            cut.append(c)
+    return list(zip(cut, cut[1:] + [n]))
+
+
+def _pair_runs(keys, scale, k):
+    """``k`` (or fewer) contiguous ``(lo, hi)`` row ranges over sorted ``keys`` (``keys // scale`` the pair),
+    each holding whole pairs."""
+    n = len(keys)
+    if k <= 1 or n < 2:
+        return [(0, n)]
+    cut = [0]
+    for c in (np.arange(1, k) * n) // k:
+        c = int(np.searchsorted(keys, (int(keys[c - 1]) // scale + 1) * scale, side="left")) if c > 0 else 0
+        if cut[-1] < c < n:
+            cut.append(c)
+    return list(zip(cut, cut[1:] + [n]))
+
+
+def _split_codes(code, n_ent):
+    """``(pairs, entities)`` of ``pair * n_ent + entity`` codes; ``code`` (a view the caller gives up) becomes the
+    pairs in place."""
+    e = code % max(n_ent, 1)
+    code //= max(n_ent, 1)
+    return code, e
+
+
+def _pair_sums(p, e, w_ent, min_count):
+    """Of distinct ``(p, e)`` rows sorted by pair then entity: the pairs sharing at least ``min_count`` entities,
+    how many each shares and the sum of their entities' weights ``w_ent`` in entity order."""
+    starts = np.r_[0, np.flatnonzero(np.diff(p)) + 1] if len(p) else np.array([], np.int64)
+    n = np.diff(np.r_[starts, len(p)]).astype(np.int64)
+    keep = n >= min_count
+    if not keep.all():
+        # only the kept pairs' rows are summed (co-action: 58M (pair, target) rows, 1.1M pairs kept on large)
+        rows = np.repeat(keep, n)
+        p, e, n = p[rows], e[rows], n[keep]
+        del rows
+        starts = np.r_[0, np.cumsum(n)[:-1]] if len(n) else np.array([], np.int64)
+    wsum = group_sum(w_ent[e], starts)
+    return p[starts], n, wsum
+
+
+def _distinct_pairs(acc, ent, t, win, hot, k_neighbors, n_acc, n_ent, one_code, chunk_pairs):
+    """The distinct (account pair, entity) rows of rows sorted by ``(ent, t, acc)``, as sorted distinct
+    ``pair * n_ent + entity`` codes (``one_code``) or ``(pair, entity)`` arrays, in parts of about ``chunk_pairs``."""
+    partials, held = [], 0
     for i, j in time_pairs(ent, t, win[ent], hot[ent], k_neighbors, chunk_pairs=chunk_pairs):
         ok = acc[i] != acc[j]
         i, j = i[ok], j[ok]
@@ -1186,41 +1287,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         else:
             partials.append(_distinct_pair_entity(lo_acc * n_acc + b, e, n_acc, n_ent))
             del lo_acc, b, e
-    if partials:
-        if one_code:
-            code = _merge_distinct(partials) if len(partials) > 1 else partials[0]
-            del partials
-            e = code % max(n_ent, 1)
-            code //= max(n_ent, 1)  # in place: the pair codes, two arrays held instead of three
-            p = code
-            del code
-        else:
-            p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
-                                         np.concatenate([x for _, x in partials]), n_acc, n_ent)
-            del partials
-        # p is sorted: one group per pair, weights summed in entity order
-        starts = np.r_[0, np.flatnonzero(np.diff(p)) + 1] if len(p) else np.array([], np.int64)
-        n = np.diff(np.r_[starts, len(p)]).astype(np.int64)
-        keep = n >= min_count
-        if not keep.all():
-            # only the kept pairs' rows are summed (co-action: 58M (pair, target) rows, 1.1M pairs kept on large)
-            rows = np.repeat(keep, n)
-            p, e, n = p[rows], e[rows], n[keep]
-            del rows
-            starts = np.r_[0, np.cumsum(n)[:-1]] if len(n) else np.array([], np.int64)
-        wsum = group_sum(w_ent[e], starts)
-        p = p[starts]
-        # copy=False: the new columns as they are, not copied into one block per type (20M pairs: 3.8 s)
-        out = pd.DataFrame({"src": acc_keys[p // n_acc], "dst": acc_keys[p % n_acc],
-                            "weight": wsum.astype(float), count_name: n}, copy=False)
-    else:
-        out = pd.DataFrame({"src": acc_keys[:0], "dst": acc_keys[:0], "weight": np.array([], float),
-                            count_name: np.array([], np.int64)})
-    out = out.reset_index(drop=True)
-    out.attrs.update(params)
-    out.attrs["skipped_hot_entities"] = skipped
-    out.attrs["n_hot_entities"] = int(hot.sum())
-    return out
+    return partials
 
 
 def time_pairs(ent, t, row_window, row_hot, k_neighbors, *, chunk_pairs=20_000_000):

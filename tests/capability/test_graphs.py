@@ -437,6 +437,42 @@ def test_projection_does_not_depend_on_the_chunk_size(window):
         pd.testing.assert_frame_equal(G._project(acc, keys, ent, t, chunk_pairs=chunk, **kw), want, check_exact=True)
 
 
+@pytest.mark.parametrize("window, min_count", [(None, 1), ("1D", 1), ("1D", 2)])
+def test_projection_in_runs_on_threads_equals_one_run(window, min_count, monkeypatch):
+    """Runs of whole entities on threads, then runs of whole pairs: the same edges, weights and counts bit for
+    bit as one run, also with the chunk budget shared between the runs."""
+    import fraudkit.capability.graphs as G
+
+    rng = np.random.default_rng(8)
+    n = 20_000
+    acc, ent, t = rng.integers(0, 3000, n), rng.integers(0, 400, n), rng.integers(0, 10 ** 6, n)
+    keys = np.arange(3000) * 13 + 7
+    kw = dict(window=window, max_degree=50, weight="inverse_log_degree", k_neighbors=10, hot_window="1h",
+              min_count=min_count, count_name="n", params={})
+    want = G._project(acc, keys, ent, t, **kw)  # fewer rows than PARALLEL_ROWS: one run
+    assert len(want) > 500
+    monkeypatch.setattr(G, "PARALLEL_ROWS", 1)
+    monkeypatch.setattr(G, "usable_cores", lambda: 3)  # three runs, whatever this machine has
+    assert len(G._entity_runs(np.sort(ent), 3)) == 3
+    for chunk in (20_000_000, 900):
+        pd.testing.assert_frame_equal(G._project(acc, keys, ent, t, chunk_pairs=chunk, **kw), want, check_exact=True)
+
+
+@pytest.mark.parametrize("scale", [1, 7])
+def test_runs_hold_whole_entities_and_pairs(scale):
+    """Entity runs and pair runs cover every row once and never cut an entity or a pair, even a big one."""
+    from fraudkit.capability.graphs import _entity_runs, _pair_runs
+
+    rng = np.random.default_rng(2)
+    keys = np.sort(np.r_[rng.integers(0, 60, 1000), np.full(3000, 20)]) * scale + rng.integers(0, scale, 4000)
+    keys.sort()
+    for runs in (_pair_runs(keys, scale, 4), _entity_runs(keys // scale, 4)):
+        assert runs[0][0] == 0 and runs[-1][1] == len(keys) and 2 <= len(runs) <= 4
+        assert all(hi == lo for (_, hi), (lo, _) in zip(runs, runs[1:]))
+        assert all(keys[lo - 1] // scale != keys[lo] // scale for lo, _ in runs[1:])
+    assert _pair_runs(keys, scale, 1) == [(0, len(keys))]
+
+
 @pytest.mark.parametrize("window", [None, "1D"])
 def test_entity_events_give_the_projection_of_the_rows(window):
     """Uses reduced to the first of each run of one account on one entity give the projection of every row:
