@@ -258,12 +258,17 @@ def test_a_dataset_and_its_frames_give_the_same_run():
 
 
 @pytest.mark.parametrize("keys", [np.arange(40) * 7, np.array([f"u{i}" for i in range(40)], dtype=object)])
-def test_sum_parallel_edges_is_the_groupby(keys):
+@pytest.mark.parametrize("runs", [1, 3])
+def test_sum_parallel_edges_is_the_groupby(keys, runs, monkeypatch):
+    """Bit for bit the groupby, also with the codes in three ranges on threads."""
     rng = np.random.default_rng(2)
     e = pd.DataFrame({"src": keys[rng.integers(0, 40, 3000)], "dst": keys[rng.integers(0, 40, 3000)],
                       "weight": rng.random(3000) * 10.0 ** rng.integers(-6, 6, 3000),
                       "n_shared": rng.integers(1, 4, 3000)})
     want = e.groupby(["src", "dst"], sort=True).agg(weight=("weight", "sum"), n_ties=("n_shared", "sum")).reset_index()
+    if runs > 1:
+        monkeypatch.setattr(stage, "PARALLEL_ROWS", 1)
+        monkeypatch.setattr(stage, "usable_cores", lambda: runs)
     got = stage._sum_parallel_edges(e)
     assert got.equals(want)
 
