@@ -931,7 +931,9 @@ def thread_map(fn, items) -> list:
     """``[fn(x) for x in items]`` on up to :func:`usable_cores` threads, results in the order of ``items``.
 
     For NumPy work that releases the GIL (sorts, gathers, arithmetic on large arrays): on two cores the
-    R(A,B) view's independent passes run beside each other. An exception in any call is raised here.
+    R(A,B) view's independent passes run beside each other. An exception in any call is raised here. What the
+    calls share must be ready before: a pandas Index builds its hash table on its first lookup, and two threads
+    building it at once can fail, so look one value up first (``index.get_indexer(index[:1])``).
 
     Examples
     --------

@@ -273,6 +273,42 @@ def test_sum_parallel_edges_is_the_groupby(keys, runs, monkeypatch):
     assert got.equals(want)
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_explain_paths_is_the_breadth_first_search(symmetric):
+    """Nearest seeds and paths as a plain breadth-first search finds them: a node first reached at a hop takes
+    the smallest frontier node with an entry adj[node, frontier node]; unreachable within max_hops is -1."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(4)
+    n, m = 300, 500
+    adj = sp.csr_matrix((rng.random(m), (rng.integers(0, n, m), rng.integers(0, n, m))), shape=(n, n))
+    if symmetric:
+        adj = (adj + adj.T).tocsr()
+    sources, targets = rng.choice(n, 6, replace=False), np.arange(n)
+    linked = adj.toarray() != 0
+    pred = np.full(n, -2)
+    pred[sources] = -1
+    frontier = sorted(sources.tolist())
+    for _ in range(4):
+        new = {}
+        for v in range(n):
+            if pred[v] == -2:
+                by = [f for f in frontier if linked[v, f]]
+                if by:
+                    new[v] = min(by)
+        for v, f in new.items():
+            pred[v] = f
+        frontier = sorted(new)
+    nearest, paths = stage.explain_paths(adj, sources, targets, max_hops=4)
+    for t in targets:
+        want = [] if pred[t] == -2 else [t]
+        while want and pred[want[-1]] >= 0:
+            want.append(pred[want[-1]])
+        assert paths[t] == want[::-1]
+        assert nearest[t] == (want[-1] if want else -1)
+    assert 20 < sum(len(p) > 2 for p in paths) and sum(not p for p in paths) > 5
+
+
 def test_parameters_come_from_the_context_and_unknown_ones_are_refused():
     """``RunContext(graph=...)`` overrides DEFAULTS key by key; a misspelt parameter names the stage's own."""
     from fraudkit.errors import FraudkitError
