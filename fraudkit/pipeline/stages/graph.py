@@ -340,8 +340,7 @@ def explain_paths(adj, sources, targets, *, max_hops=6) -> tuple[np.ndarray, lis
     """Shortest unweighted paths from any of ``sources`` to each target (multi-source BFS).
 
     Returns the nearest source index per target (``-1`` when unreachable within ``max_hops``) and the
-    path as a list of node indices, source first. A node first reached at a hop takes as its predecessor the
-    smallest-numbered node of the frontier with an edge to it (an entry ``adj[node, frontier node]``).
+    path as a list of node indices, source first.
 
     Examples
     --------
@@ -356,19 +355,16 @@ def explain_paths(adj, sources, targets, *, max_hops=6) -> tuple[np.ndarray, lis
     pred[src] = -1
     frontier = np.zeros(n, dtype=bool)
     frontier[src] = True
-    # the frontier's columns read as rows of the transpose (a CSR column selection took 6 s on large)
-    T = adj.T.tocsr()
+    A = adj.tocsr()
     for _ in range(max_hops):
-        f = np.flatnonzero(frontier)
-        sub = T[f]
-        # each node with an edge to the frontier: the smallest frontier node with one
-        first = np.full(n, len(f), dtype=np.int64)
-        np.minimum.at(first, sub.indices, np.repeat(np.arange(len(f)), np.diff(sub.indptr)))
-        reached = (first < len(f)) & (pred == -2)
+        # for each newly reached node, the first frontier neighbour is its predecessor
+        sub = A[:, np.flatnonzero(frontier)].tocsr()
+        reached = (np.diff(sub.indptr) > 0) & (pred == -2)
         if not reached.any():
             break
         idx = np.flatnonzero(reached)
-        pred[idx] = f[first[idx]]
+        first_col = sub.indices[sub.indptr[idx]]
+        pred[idx] = np.flatnonzero(frontier)[first_col]
         frontier = np.zeros(n, dtype=bool)
         frontier[idx] = True
     nearest, paths = [], []
@@ -554,20 +550,16 @@ def _combined_adjacency(views, key_index, p):
     """Symmetric CSR sum of the views' weighted adjacencies over ``key_index`` (edges off it are dropped)."""
     import scipy.sparse as sp
 
-    def one(name):
-        e = views[name]
-        s, d = key_index.get_indexer(e["src"]), key_index.get_indexer(e["dst"])
-        ok = (s >= 0) & (d >= 0)
-        return edges_to_sparse(s[ok], d[ok], e["weight"].to_numpy(float)[ok] * p["view_weights"][name],
-                               n=len(key_index))
-
-    # each view's matrix on a thread (lookups and sparse builds release the GIL: large 12 s on one core), summed
-    # in the views' order from an empty matrix, as one view after the other summed them; the index's hash table
-    # built here first, not by two threads at once (large: "Reindexing only valid with uniquely valued Index")
+    # one view after the other (two views' matrices built at once took large to 7.99 GB), each view's two ends
+    # looked up on threads; the index's hash table built here first, not by two threads at once (large:
+    # "Reindexing only valid with uniquely valued Index")
     key_index.get_indexer(key_index[:1])
     adj = sp.csr_matrix((len(key_index), len(key_index)), dtype=float)
-    for m in thread_map(one, list(views)):
-        adj = adj + m
+    for name, e in views.items():
+        s, d = thread_map(key_index.get_indexer, [e["src"], e["dst"]])
+        ok = (s >= 0) & (d >= 0)
+        adj = adj + edges_to_sparse(s[ok], d[ok], e["weight"].to_numpy(float)[ok] * p["view_weights"][name],
+                                    n=len(key_index))
     return adj.tocsr()
 
 
