@@ -71,6 +71,7 @@ __all__ = [
     "parallel_matvec",
     "usable_cores",
     "thread_map",
+    "parts_for",
     "value_runs",
     "MATVEC_PART_NNZ",
     "group_sum",
@@ -1192,7 +1193,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
     one_code = float(n_acc) * float(n_acc) * float(max(n_ent, 1)) < 2.0 ** 62
     # the rows (sorted by entity) in one contiguous run of whole entities per core, each run's distinct (pair,
     # entity) rows found on a thread within its share of the chunk budget: the same set as in one run
-    runs = _entity_runs(ent, usable_cores() if len(ent) >= PARALLEL_ROWS else 1)
+    runs = _entity_runs(ent, parts_for(len(ent)))
     found = thread_map(lambda r: _distinct_pairs(acc[r[0]:r[1]], ent[r[0]:r[1]], t[r[0]:r[1]], win, hot,
                                                  k_neighbors, n_acc, n_ent, one_code,
                                                  max(chunk_pairs // len(runs), 1)), runs)
@@ -1204,7 +1205,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
         if one_code:
             code = _merge_distinct(partials) if len(partials) > 1 else partials[0]
             del partials
-            runs = _pair_runs(code, max(n_ent, 1), usable_cores() if len(code) >= PARALLEL_ROWS else 1)
+            runs = _pair_runs(code, max(n_ent, 1), parts_for(len(code)))
             # each run's codes become its pairs in place: two arrays held, not three
             sums = thread_map(lambda r: _pair_sums(*_split_codes(code[r[0]:r[1]], n_ent), w_ent, min_count),
                               runs)
@@ -1213,7 +1214,7 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
             p, e = _distinct_pair_entity(np.concatenate([q for q, _ in partials]),
                                          np.concatenate([x for _, x in partials]), n_acc, n_ent)
             del partials
-            runs = _pair_runs(p, 1, usable_cores() if len(p) >= PARALLEL_ROWS else 1)
+            runs = _pair_runs(p, 1, parts_for(len(p)))
             sums = thread_map(lambda r: _pair_sums(p[r[0]:r[1]], e[r[0]:r[1]], w_ent, min_count), runs)
             del p, e
         p, n, wsum = (np.concatenate([x[k] for x in sums]) for k in range(3))
@@ -1234,6 +1235,18 @@ def _project(acc, acc_keys, ent, t, *, window, max_degree, weight, k_neighbors, 
 PARALLEL_ROWS = 1 << 20
 """Rows from which a projection (:func:`coaction_projection`, :func:`shared_entity_projection`) cuts its work in
 one run per core on threads: on ``large`` the co-action view and the shared IP projection ran on one core."""
+
+
+def parts_for(n_rows) -> int:
+    """How many parts to cut work over ``n_rows`` rows into for :func:`thread_map`: one per usable core from
+    :data:`PARALLEL_ROWS` rows on, else one.
+
+    Examples
+    --------
+    >>> parts_for(10)
+    1
+    """
+    return usable_cores() if n_rows >= PARALLEL_ROWS else 1
 
 
 def _entity_runs(ent, k):

@@ -267,8 +267,10 @@ def test_sum_parallel_edges_is_the_groupby(keys, runs, monkeypatch):
                       "n_shared": rng.integers(1, 4, 3000)})
     want = e.groupby(["src", "dst"], sort=True).agg(weight=("weight", "sum"), n_ties=("n_shared", "sum")).reset_index()
     if runs > 1:
-        monkeypatch.setattr(stage, "PARALLEL_ROWS", 1)
-        monkeypatch.setattr(stage, "usable_cores", lambda: runs)
+        import fraudkit.capability.graphs as G
+
+        monkeypatch.setattr(G, "PARALLEL_ROWS", 1)
+        monkeypatch.setattr(G, "usable_cores", lambda: runs)
     got = stage._sum_parallel_edges(e)
     assert got.equals(want)
 

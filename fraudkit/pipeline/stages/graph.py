@@ -46,11 +46,10 @@ from fraudkit.capability.graphs import (
     entity_usage,
     group_sum,
     hot_entities,
+    parts_for,
     shared_entity_events,
-    PARALLEL_ROWS,
     shared_entity_projection,
     thread_map,
-    usable_cores,
     value_runs,
 )
 from fraudkit.capability.r_ab import RabParams, order_endpoints, r_ab_edges, r_ab_edges_sql
@@ -540,7 +539,7 @@ def _sum_parallel_edges(e):
     # ranges of codes on threads (a stable sort of 28M codes took 5 s on one core), concatenated in code order
     if not len(code):
         return pd.DataFrame({"src": keys[:0], "dst": keys[:0], "weight": np.zeros(0), "n_ties": np.zeros(0, np.int64)})
-    sums = thread_map(run, value_runs(code, usable_cores() if len(code) >= PARALLEL_ROWS else 1))
+    sums = thread_map(run, value_runs(code, parts_for(len(code))))
     del code
     c, w, t = (np.concatenate([x[i] for x in sums]) for i in range(3))
     return pd.DataFrame({"src": keys[c // n], "dst": keys[c % n], "weight": w, "n_ties": t}, copy=False)
