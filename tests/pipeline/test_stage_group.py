@@ -287,3 +287,50 @@ def test_run_starts_are_the_same_with_single_account_media_split_off():
     pd.testing.assert_frame_equal(split, whole)
     assert 250 <= split["ent"].nunique() and (split["ent"] < 250).sum() == 250  # one start per one-account medium
     assert not split.duplicated(key).any()
+
+
+def test_device_clusters_run_beside_the_coaction_groups(micro, monkeypatch):
+    """Issue 13: the device clusters are found on a worker thread while the co-action groups are mined; the
+    stage's scores, notes, artifacts and step timings are those of the steps run one after the other, in their
+    order. A failure on either side is the stage's error, the worker stopped first when the stage's side fails."""
+    from fraudkit.pipeline.stages import group
+
+    tables, _ = micro
+    out = run(Dataset.from_tables(tables), context=RunContext(seed=0))
+    started = []
+
+    def in_a_row(fn, *args, name=""):
+        started.append(name)
+        value = fn(*args)
+        return type("Done", (), {"result": lambda self: value, "stop": lambda self: None})()
+
+    monkeypatch.setattr(group, "alongside", in_a_row)
+    alone = run(Dataset.from_tables(tables), context=RunContext(seed=0))
+    assert started == ["fraudkit-device-clusters"]
+    pd.testing.assert_frame_equal(out.scores, alone.scores)
+    assert out.notes == alone.notes and list(out.artifacts) == list(alone.artifacts)
+    for name in ("device_clusters", "coaction_groups", "candidates"):
+        pd.testing.assert_frame_equal(out.artifacts[name], alone.artifacts[name])
+    assert out.artifacts["timings"]["step"].tolist()[:3] == ["load", "device clusters", "co-action groups"]
+    monkeypatch.undo()
+
+    def broken(*a, **k):
+        raise ValueError("clusters broke")
+
+    monkeypatch.setattr(group, "_device_clusters", broken)
+    with pytest.raises(ValueError, match="clusters broke"):
+        run(Dataset.from_tables(tables), context=RunContext(seed=0))
+    monkeypatch.undo()
+    stopped, real = [], group.alongside
+
+    def watched(fn, *args, name=""):
+        job = real(fn, *args, name=name)
+        stop = job.stop
+        job.stop = lambda: stopped.append(name) or stop()
+        return job
+
+    monkeypatch.setattr(group, "alongside", watched)
+    monkeypatch.setattr(group, "_coaction", lambda *a, **k: (_ for _ in ()).throw(KeyError("coaction broke")))
+    with pytest.raises(KeyError, match="coaction broke"):
+        run(Dataset.from_tables(tables), context=RunContext(seed=0))
+    assert stopped == ["fraudkit-device-clusters"]

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 from scipy.sparse.csgraph import connected_components
 
+from fraudkit.capability.graphs import parts_for, thread_map
 from fraudkit.capability.ipranges import ip24_array
 from fraudkit.errors import MissingInputError
 from fraudkit.identification.base import BaseScorer, check_is_fitted
@@ -736,7 +737,9 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
     # the rows in tie-break order: a stable sort of their band keys in it orders by (key, tie-break), as
     # np.lexsort((order_tiebreak, key)) does, in one sort instead of two
     by_tiebreak = np.argsort(order_tiebreak)
-    for band in range(bands):
+
+    def band_codes(band):
+        """The pair codes of one band's buckets (each pair once)."""
         key = np.zeros(len(rows), dtype=np.uint64)
         for j in range(r):
             k = band * r + j
@@ -744,18 +747,27 @@ def _lsh_pairs(Ab, eligible, num_perm, bands, max_neighbors, rng):
             key = key * coef[j] + mins
         order = by_tiebreak[np.argsort(key[by_tiebreak], kind="stable")]
         ks = key[order]
+        codes = []
         for off in range(1, max_neighbors + 1):
             same = ks[off:] == ks[:-off]
             if not same.any():
                 break
             i = order[:-off][same]
             j2 = order[off:][same]
-            pending.append(np.minimum(i, j2).astype(np.int64) * n + np.maximum(i, j2))
-            n_pending += len(pending[-1])
+            codes.append(np.minimum(i, j2).astype(np.int64) * n + np.maximum(i, j2))
+        return codes
+
+    # the bands are independent: as many at a time as there are cores (on large's interactions 13.0 s against
+    # 8.x s on two), the distinct pairs the same whatever order they are merged in
+    step = parts_for(len(sub.indices))
+    for first in range(0, bands, step):
+        for codes in thread_map(band_codes, range(first, min(first + step, bands))):
+            pending += codes
+            n_pending += sum(len(c) for c in codes)
         # alike accounts collide in many bands: the bands' pairs are merged into the distinct ones whenever they
-        # outnumber them (at least 2**23), so at most about twice the distinct pairs are held, and the distinct
-        # ones are sorted once per merge, not twice per band
-        if pending and (n_pending >= max(len(seen), 1 << 23) or band == bands - 1):
+        # outnumber them (at least 2**23), so at most about twice the distinct pairs (and a band per core) are
+        # held, and the distinct ones are sorted once per merge, not twice per band
+        if pending and (n_pending >= max(len(seen), 1 << 23) or first + step >= bands):
             seen = _sorted_unique(np.concatenate([seen, *pending]))
             pending, n_pending = [], 0
     return rows[np.stack([seen // n, seen % n], 1)]

@@ -235,6 +235,24 @@ def test_lsh_pairs_merged_as_generated_are_every_bands_pairs(seed, max_neighbors
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("cores", [2, 3])
+def test_lsh_pairs_with_bands_on_threads_are_the_bands_one_by_one(cores, monkeypatch):
+    """Issue 13: as many bands at a time as there are cores (on threads), the same pairs as one band at a time."""
+    import fraudkit.capability.graphs as G
+    from fraudkit.identification.group import clusters
+
+    rng = np.random.default_rng(5)
+    sets = [sorted(set(rng.choice(60, size=int(rng.integers(2, 6)), replace=False).tolist())) for _ in range(500)]
+    Ab = sp.csr_matrix((np.ones(sum(map(len, sets))), (np.repeat(np.arange(len(sets)), [len(s) for s in sets]),
+                                                         np.concatenate(sets))), shape=(len(sets), 60))
+    eligible = np.diff(Ab.indptr) >= 2
+    want = _lsh_pairs(Ab, eligible, 16, 8, 3, np.random.default_rng(0))  # few entries: one band at a time
+    assert len(want) > 200
+    monkeypatch.setattr(clusters, "parts_for", lambda n: cores)
+    monkeypatch.setattr(G, "usable_cores", lambda: cores)
+    np.testing.assert_array_equal(_lsh_pairs(Ab, eligible, 16, 8, 3, np.random.default_rng(0)), want)
+
+
 @pytest.mark.parametrize(("bands", "expected"), [(1, 0.25), (4, 1 - 0.75 ** 4)])
 def test_lsh_pairs_collide_as_often_as_minhash_says(bands, expected):
     """Two accounts of Jaccard 1/2 are a candidate pair with probability 1 - (1 - 0.5 ** 2) ** bands (two rows a
