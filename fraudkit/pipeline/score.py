@@ -462,10 +462,17 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             p for p in (rule_out.parts or [rule_out.scores]) if write_event_scores or not isinstance(p, EventRules)]
         all_scores = stage_scores + [rule_out.scores]
         all_scores = [s for s in all_scores if s is not None and len(s)]  # read in parts, never concatenated
-        # the score table is written on a worker thread while the training pass, the account table and the
-        # decisions run (on large 26M rows, most of them the interactions' rule scores read back from their file,
-        # and those steps at 1.1-1.4 cores of 2): it reads what they only read, its DuckDB reads go one at a time
-        # with theirs (QUERY_LOCK), and the rule results are finished before, so no thread closes their writer
+        t = time.perf_counter()
+        train_timings: dict = {}
+        operating, tr_scores = _operating_point(train_ds, stages, context, notes, reused=learned.scores,
+                                                timings=train_timings)
+        if train_ds is not None:
+            timings["train"] = time.perf_counter() - t
+        # the score table is written on a worker thread while the account table and the decisions are made (on
+        # large 42M rows, most of them the interactions' rule scores read back from their file, 21 s; those steps
+        # ran at 1.1-1.3 cores of 2; beside the training pass, which runs its stages side by side, it slowed that
+        # pass from 8 to 24 s): it reads what they only read, its DuckDB reads go one at a time with theirs
+        # (QUERY_LOCK), and the rule results are finished before, so no thread closes their writer
         for part in score_parts:
             if isinstance(part, EventRules):
                 part.park()
@@ -478,12 +485,6 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
 
         table_job = alongside(score_table, name="fraudkit-score-table")
         try:
-            t = time.perf_counter()
-            train_timings: dict = {}
-            operating, tr_scores = _operating_point(train_ds, stages, context, notes, reused=learned.scores,
-                                                    timings=train_timings)
-            if train_ds is not None:
-                timings["train"] = time.perf_counter() - t
             with step(progress, "score", "the account table: every stage's scores per account") as st:
                 accounts = accounts_table(account_ids, all_scores or [empty_scores()], operating,
                                           rule_result=results.get("account"), rule_frame=rule_out.frame("account"))

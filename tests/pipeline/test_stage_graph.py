@@ -417,3 +417,44 @@ def test_a_view_starts_beside_the_one_the_stage_waits_for_and_only_then(monkeypa
         assert partitions.result("d")[1] == "d"
         helper.join()
     assert most == [1, 1, 1, 2]
+
+
+def test_combined_adjacency_beside_the_last_profiles_is_the_one_after_them(output, world, monkeypatch):
+    """Issue 13: the combined adjacency is built on a worker thread once every view's communities are in, beside
+    the last view's profiles: the stage's output is the one of the adjacency built after them; an error of the
+    profiles stops its thread first."""
+    tables, _ = world
+    started = []
+
+    def in_a_row(fn, *args, name=""):
+        started.append(name)
+        value = fn(*args)
+        return type("Done", (), {"result": lambda self: value, "stop": lambda self: None})()
+
+    monkeypatch.setattr(stage, "alongside", in_a_row)
+    alone = stage.run(tables, context=RunContext(seed=0, run_id="t1", now="2024-04-01"))
+    assert started == ["fraudkit-combined-adjacency"]
+    pd.testing.assert_frame_equal(output.scores, alone.scores)
+    assert output.notes == alone.notes
+    for name in ("explanations", "seed_pool", "communities", "community_profiles"):
+        pd.testing.assert_frame_equal(output.artifacts[name], alone.artifacts[name])
+    monkeypatch.undo()
+    stopped, began, real, profile = [], [], stage.alongside, stage.profile_communities
+
+    def watched(fn, *args, name=""):
+        job = real(fn, *args, name=name)
+        began.append(name)
+        stop = job.stop
+        job.stop = lambda: stopped.append(name) or stop()
+        return job
+
+    def broken(*a, **k):  # the last view's profiles, once the adjacency's thread started
+        if began:
+            raise KeyError("profiles broke")
+        return profile(*a, **k)
+
+    monkeypatch.setattr(stage, "alongside", watched)
+    monkeypatch.setattr(stage, "profile_communities", broken)
+    with pytest.raises(KeyError, match="profiles broke"):
+        stage.run(tables, context=RunContext(seed=0, run_id="t1", now="2024-04-01"))
+    assert stopped == ["fraudkit-combined-adjacency"]
