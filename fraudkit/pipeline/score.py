@@ -468,45 +468,23 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
                                                 timings=train_timings)
         if train_ds is not None:
             timings["train"] = time.perf_counter() - t
-        # the score table is written on a worker thread while the account table and the decisions are made (on
-        # large 42M rows, most of them the interactions' rule scores read back from their file, 21 s; those steps
-        # ran at 1.1-1.3 cores of 2; beside the training pass, which runs its stages side by side, it slowed that
-        # pass from 8 to 24 s): it reads what they only read, its DuckDB reads go one at a time with theirs
-        # (QUERY_LOCK), and the rule results are finished before, so no thread closes their writer
-        for part in score_parts:
-            if isinstance(part, EventRules):
-                part.park()
-
-        def score_table():
-            with step(progress, "score", "write the score table (beside the account table and decisions)") as st:
-                n = _write_scores(score_parts, tmp / "scores.parquet")
-                st.rows(n, "score rows")
-            return n
-
-        table_job = alongside(score_table, name="fraudkit-score-table")
-        try:
-            with step(progress, "score", "the account table: every stage's scores per account") as st:
-                accounts = accounts_table(account_ids, all_scores or [empty_scores()], operating,
-                                          rule_result=results.get("account"), rule_frame=rule_out.frame("account"))
-                st.rows(sum(len(s) for s in all_scores), "score rows")
-            del all_scores
-            t = time.perf_counter()
-            with step(progress, "score", "decisions") as st:
-                n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,
-                                                tmp / "decisions.parquet", start=decide_from)
-                st.rows(n_decisions, "orders and interactions")
-            timings["decisions"] = time.perf_counter() - t
-            t = time.perf_counter()  # the run directory's writing, from the wait for the score table on
-            n_scores = table_job.result()
-        except BaseException:  # failed or interrupted: the score table's thread is stopped before the error goes on
-            table_job.stop()
-            raise
-        # the per-event frames are not read again; the rule results are written
-        score_parts = None
+        with step(progress, "score", "the account table: every stage's scores per account") as st:
+            accounts = accounts_table(account_ids, all_scores or [empty_scores()], operating,
+                                      rule_result=results.get("account"), rule_frame=rule_out.frame("account"))
+            st.rows(sum(len(s) for s in all_scores), "score rows")
+        del all_scores
+        t = time.perf_counter()
+        with step(progress, "score", "decisions") as st:
+            n_dec, n_decisions = _decisions(frames, results, accounts, store, decision_policy, notes,
+                                            tmp / "decisions.parquet", start=decide_from)
+            st.rows(n_decisions, "orders and interactions")
+        # the per-event frames are not read again; the rule results only for the score table
         rule_hits = rule_out.hits
         extra_frames = [f for e, f in frames.items() if e in undecided]
         frames = results = None
         outputs = {k: replace(o, rules=None) for k, o in outputs.items()}
+        timings["decisions"] = time.perf_counter() - t
+        t = time.perf_counter()
         with step(progress, "score", "write the run directory") as st:
             if write_features:
                 feats.write(tmp / "features")
@@ -521,6 +499,8 @@ def score_dataset(data, out, *, stages=STAGES, rules=None, seed=0, train=None, l
             write_parquet(rule_hits, tmp / "rules" / "hits.parquet")
             _write_frame(weighted.weights, tmp / "lists" / "list_weights.parquet")
             _write_frame(weighted.collateral, tmp / "lists" / "list_collateral.parquet")
+            n_scores = _write_scores(score_parts, tmp / "scores.parquet")
+            score_parts = None
             rule_out.close()  # the event tables it kept in DuckDB
             for f in extra_frames:
                 f.close()

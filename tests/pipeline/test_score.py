@@ -596,35 +596,3 @@ def test_side_by_side_only_on_duckdb_and_by_default_up_to_the_event_count(micro,
         assert res.exit_code == 0 and "scored" in res.output, res.output
     assert asked == [None, True, False]
 
-
-def test_the_score_table_is_written_beside_the_decisions_and_stopped_when_they_fail(micro, tmp_path, monkeypatch):
-    """Issue 13: the score table is written on a worker thread while the account table and the decisions are
-    made; when the decisions fail, the thread is stopped before their error ends the run, and no run is kept."""
-    import threading
-    import time
-
-    from fraudkit.pipeline import score as score_module
-    from fraudkit.pipeline.score import score_dataset
-
-    stopped, writing = [], threading.Event()
-
-    def slow_scores(parts, path):  # works (in Python) until stopped, 30 s at most
-        writing.set()
-        try:
-            for _ in range(3000):
-                time.sleep(0.01)
-        except KeyboardInterrupt:
-            stopped.append(True)
-            raise
-        return 0
-
-    def broken(*args, **kwargs):
-        writing.wait(10)
-        raise FraudkitError("the decisions broke")
-
-    monkeypatch.setattr(score_module, "_write_scores", slow_scores)
-    monkeypatch.setattr(score_module, "_decisions", broken)
-    with pytest.raises(FraudkitError, match="the decisions broke"):
-        score_dataset(micro, tmp_path / "run", stages=(), seed=0)
-    assert stopped == [True], "the score table's thread was not stopped"
-    assert not (tmp_path / "run").exists()
