@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from _jobs import in_a_row, watched
 
 from fraudkit.identification.base import SCORE_COLUMNS
 from fraudkit.identification.graph.propagation import SeedPool
@@ -425,13 +426,7 @@ def test_combined_adjacency_beside_the_last_profiles_is_the_one_after_them(outpu
     profiles stops its thread first."""
     tables, _ = world
     started = []
-
-    def in_a_row(fn, *args, name=""):
-        started.append(name)
-        value = fn(*args)
-        return type("Done", (), {"result": lambda self: value, "stop": lambda self: None})()
-
-    monkeypatch.setattr(stage, "alongside", in_a_row)
+    monkeypatch.setattr(stage, "alongside", in_a_row(started))
     alone = stage.run(tables, context=RunContext(seed=0, run_id="t1", now="2024-04-01"))
     assert started == ["fraudkit-combined-adjacency"]
     pd.testing.assert_frame_equal(output.scores, alone.scores)
@@ -439,21 +434,14 @@ def test_combined_adjacency_beside_the_last_profiles_is_the_one_after_them(outpu
     for name in ("explanations", "seed_pool", "communities", "community_profiles"):
         pd.testing.assert_frame_equal(output.artifacts[name], alone.artifacts[name])
     monkeypatch.undo()
-    stopped, began, real, profile = [], [], stage.alongside, stage.profile_communities
-
-    def watched(fn, *args, name=""):
-        job = real(fn, *args, name=name)
-        began.append(name)
-        stop = job.stop
-        job.stop = lambda: stopped.append(name) or stop()
-        return job
+    stopped, began, profile = [], [], stage.profile_communities
 
     def broken(*a, **k):  # the last view's profiles, once the adjacency's thread started
         if began:
             raise KeyError("profiles broke")
         return profile(*a, **k)
 
-    monkeypatch.setattr(stage, "alongside", watched)
+    monkeypatch.setattr(stage, "alongside", watched(stage.alongside, stopped, began))
     monkeypatch.setattr(stage, "profile_communities", broken)
     with pytest.raises(KeyError, match="profiles broke"):
         stage.run(tables, context=RunContext(seed=0, run_id="t1", now="2024-04-01"))

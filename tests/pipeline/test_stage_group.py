@@ -3,6 +3,7 @@ import contextlib
 import numpy as np
 import pandas as pd
 import pytest
+from _jobs import in_a_row, watched
 
 from fraudkit.data.dataset import Dataset
 from fraudkit.identification.base import SCORE_COLUMNS
@@ -298,13 +299,7 @@ def test_device_clusters_run_beside_the_coaction_groups(micro, monkeypatch):
     tables, _ = micro
     out = run(Dataset.from_tables(tables), context=RunContext(seed=0))
     started = []
-
-    def in_a_row(fn, *args, name=""):
-        started.append(name)
-        value = fn(*args)
-        return type("Done", (), {"result": lambda self: value, "stop": lambda self: None})()
-
-    monkeypatch.setattr(group, "alongside", in_a_row)
+    monkeypatch.setattr(group, "alongside", in_a_row(started))
     alone = run(Dataset.from_tables(tables), context=RunContext(seed=0))
     assert started == ["fraudkit-device-clusters"]
     pd.testing.assert_frame_equal(out.scores, alone.scores)
@@ -321,15 +316,8 @@ def test_device_clusters_run_beside_the_coaction_groups(micro, monkeypatch):
     with pytest.raises(ValueError, match="clusters broke"):
         run(Dataset.from_tables(tables), context=RunContext(seed=0))
     monkeypatch.undo()
-    stopped, real = [], group.alongside
-
-    def watched(fn, *args, name=""):
-        job = real(fn, *args, name=name)
-        stop = job.stop
-        job.stop = lambda: stopped.append(name) or stop()
-        return job
-
-    monkeypatch.setattr(group, "alongside", watched)
+    stopped = []
+    monkeypatch.setattr(group, "alongside", watched(group.alongside, stopped))
     monkeypatch.setattr(group, "_coaction", lambda *a, **k: (_ for _ in ()).throw(KeyError("coaction broke")))
     with pytest.raises(KeyError, match="coaction broke"):
         run(Dataset.from_tables(tables), context=RunContext(seed=0))

@@ -1,0 +1,28 @@
+"""Stand-ins for :func:`fraudkit.pipeline.turns.alongside` in tests of steps that run beside another."""
+
+
+def in_a_row(started):
+    """An ``alongside`` that runs its job before returning (the steps one after the other), recording its name in
+    ``started``."""
+
+    def alongside(fn, *args, name=""):
+        started.append(name)
+        value = fn(*args)
+        return type("Done", (), {"result": lambda self: value, "stop": lambda self: None})()
+
+    return alongside
+
+
+def watched(real, stopped, began=None):
+    """``real`` (an ``alongside``) whose jobs record their name in ``stopped`` when stopped (and in ``began`` when
+    started)."""
+
+    def alongside(fn, *args, name=""):
+        job = real(fn, *args, name=name)
+        if began is not None:
+            began.append(name)
+        stop = job.stop
+        job.stop = lambda: stopped.append(name) or stop()
+        return job
+
+    return alongside
