@@ -595,4 +595,3 @@ def test_side_by_side_only_on_duckdb_and_by_default_up_to_the_event_count(micro,
         res = CliRunner().invoke(main, ["score", str(micro), "--out", str(tmp_path / "run"), "--quiet", *flags])
         assert res.exit_code == 0 and "scored" in res.output, res.output
     assert asked == [None, True, False]
-
