@@ -1,4 +1,4 @@
-"""Stand-ins for :func:`fraudkit.pipeline.turns.alongside` in tests of steps that run beside another."""
+"""Stand-ins for :func:`fraudkit.pipeline.turns.alongside` and its jobs in tests of steps that run beside another."""
 
 
 def in_a_row(started):
@@ -7,8 +7,7 @@ def in_a_row(started):
 
     def alongside(fn, *args, name=""):
         started.append(name)
-        value = fn(*args)
-        return type("Done", (), {"result": lambda self: value, "stop": lambda self: None})()
+        return Done(fn(*args))
 
     return alongside
 
@@ -26,3 +25,22 @@ def watched(real, stopped, began=None):
         return job
 
     return alongside
+
+
+class Done:
+    """A job already done: its value; a context manager, as the real jobs are."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+    def stop(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        return False

@@ -726,14 +726,10 @@ def _stages_side_by_side(ds, context, take) -> None:
         t = time.perf_counter()
         return _one_stage(ds, "graph", context) + (time.perf_counter() - t,)
 
-    job = alongside(graph_stage)
-    try:
+    with alongside(graph_stage) as job:
         t = time.perf_counter()
         take("group", *_one_stage(ds, "group", context), time.perf_counter() - t)
         ran = job.result()
-    except BaseException:
-        job.stop()
-        raise
     take("graph", *ran)
 
 

@@ -9,12 +9,14 @@ part after it), their memory never adds up beyond the child's, and neither reads
 DuckDB connection, a seeded generator) while the other does.
 
 :func:`alongside` starts a job that takes no turns, for work that may run at the same time as the caller's.
+Either job is a context manager: a block that fails or is interrupted stops the job before its error goes on.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from contextlib import contextmanager
 
 from fraudkit.identification.graph.leiden import waiting_aside
@@ -66,12 +68,8 @@ class Turns:
                 given.set()
 
         # a thread the system refuses (its limit) raises here: no job runs to be stopped
-        job = alongside(work, name="fraudkit-turns")
-        try:
+        with alongside(work, name="fraudkit-turns") as job:  # interrupted while it works: stopped first
             given.wait()
-        except BaseException:  # interrupted while the job works: it is stopped before the interrupt goes on
-            job.stop()
-            raise
         return job
 
 
@@ -82,10 +80,17 @@ def alongside(fn, *args, name: str = "fraudkit-alongside") -> "_Job":
     starts its job with it).
     :meth:`_Job.result` waits for it; :meth:`_Job.stop` interrupts it.
 
+    Used as a context manager, the job is stopped when the block fails or is interrupted, before the error
+    goes on (a job left running was stopped in the middle of native code at the interpreter's exit: see
+    :meth:`_Job.stop`); a block that ends normally leaves it running.
+
     Examples
     --------
     >>> alongside(sum, [1, 2]).result()
     3
+    >>> with alongside(sum, [1, 2]) as job:
+    ...     job.result() + 1
+    4
     """
     began, box = threading.Event(), {}
 
@@ -107,6 +112,14 @@ class _Job:
     def __init__(self, thread, box, began):
         self._thread, self._box, self._began = thread, box, began
 
+    def __enter__(self) -> "_Job":
+        return self
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if kind is not None:  # the block failed or was interrupted: the job is stopped before the error goes on
+            self.stop()
+        return False
+
     def result(self):
         """Wait for the job; its value, or its exception raised here."""
         self._thread.join()
@@ -124,6 +137,25 @@ class _Job:
         """
         self._began.wait()  # its thread runs (an interrupt can come while it starts)
         if self._thread.is_alive():
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread.ident),
-                                                       ctypes.py_object(KeyboardInterrupt))
+            _interrupt(self._thread)
         self._thread.join()
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise :class:`KeyboardInterrupt` in ``thread`` at its next Python step, once no thread is being started.
+
+    CPython 3.11 gives a thread being started the identity of the thread that starts it until the new thread
+    runs, and the interrupt goes to the newest thread of that identity: an interrupt sent while the job started
+    a thread (a thread pool's) ended the new thread before it said it had started, and the job waited for it
+    for ever (3 of 200 stops of a job starting threads in a loop hung;
+    ``tests/pipeline/test_turns.py::test_a_job_stopped_while_it_starts_threads_stops``). A thread being started
+    is in threading's ``_limbo`` until it runs; the interrupt is sent when none is, under the lock that
+    :meth:`threading.Thread.start` takes to put one there.
+    """
+    while True:
+        with threading._active_limbo_lock:
+            if not threading._limbo:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                           ctypes.py_object(KeyboardInterrupt))
+                return
+        time.sleep(0.001)

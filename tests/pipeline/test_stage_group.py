@@ -3,7 +3,7 @@ import contextlib
 import numpy as np
 import pandas as pd
 import pytest
-from _jobs import in_a_row, watched
+from _jobs import Done, in_a_row, watched
 
 from fraudkit.data.dataset import Dataset
 from fraudkit.identification.base import SCORE_COLUMNS
@@ -251,8 +251,7 @@ def test_dense_blocks_run_while_the_association_networks_leiden_child_solves(mic
 
     class InARow:  # every job done before beside returns: the association network, then the dense blocks
         def beside(self, fn, *args):
-            value = fn(*args)
-            return type("Done", (), {"result": lambda self: value})()
+            return Done(fn(*args))
 
         def turn(self):
             return contextlib.nullcontext()

@@ -34,6 +34,7 @@ import resource
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import numpy as np
 import pandas as pd
@@ -238,13 +239,14 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
     found, empty = {}, set()
     order = sorted(views, key=lambda n: n != "coaction")
     key_index, adjacency = pd.Index(accounts), None
-    try:
+    with ExitStack() as beside:  # failed or interrupted: the adjacency's thread is stopped before the error goes on
         for name in order:
             e, part = partitions.result(name)
             if name == order[-1]:
                 # every Leiden child is done: the combined adjacency is built on a worker thread beside the last view's
                 # profiles (it only reads the views; on large its 12 s and R(A,B)'s profiles' 8 s each ran on one core)
-                adjacency = alongside(_combined_adjacency, views, key_index, p, name="fraudkit-combined-adjacency")
+                adjacency = beside.enter_context(alongside(_combined_adjacency, views, key_index, p,
+                                                           name="fraudkit-combined-adjacency"))
             if part is None:
                 empty.add(name)
                 continue
@@ -294,10 +296,6 @@ def _run(ds, p, seed, context, notes, steps, spark, partitions):
         all_seeds = pd.Index(np.concatenate([np.asarray(seed_keys, dtype=object), strong_comm.astype(object)]
                                             + [c.to_numpy().astype(object) for c in confirmed])).unique()
         adj = adjacency.result() if adjacency is not None else _combined_adjacency(views, key_index, p)
-    except BaseException:  # failed or interrupted: the adjacency's thread is stopped before the error goes on
-        if adjacency is not None:
-            adjacency.stop()
-        raise
     del views
     steps.done("combined adjacency", nodes=adj.shape[0], edges=adj.nnz // 2)
     seed_idx = key_index.get_indexer(all_seeds)

@@ -120,16 +120,13 @@ def run(ds, *, context=None) -> StageOutput:
         with _timed(context, dev_times, "device clusters", ds):
             _device_clusters(ds, devices, p, *devs)
 
-    job = alongside(device_clusters, name="fraudkit-device-clusters")
     co, co_times = ([], {}, {}, {}, []), []
-    try:
+    # interrupted or failed: the device clusters are stopped before the error goes on
+    with alongside(device_clusters, name="fraudkit-device-clusters") as job:
         with _timed(context, co_times, "co-action groups", ds):
             acts = _coaction_events(ds, p["coaction_actions"])
             _coaction(ds, acts, p, seed, *co)
         job.result()
-    except BaseException:  # interrupted or failed: the device clusters are stopped before the error goes on
-        job.stop()
-        raise
     times += dev_times + co_times
     for mine in (devs, co):
         _add_results(mine, notes, artifacts, per_method, thresholds, cand_sources)
@@ -145,15 +142,12 @@ def run(ds, *, context=None) -> StageOutput:
             _association(ds, accounts, devices, context, p, seed, *mine)
 
     turns = Turns()
-    job = turns.beside(association)
-    try:
+    # interrupted or failed: the association is stopped before the stage's error goes on
+    with turns.beside(association) as job:
         with turns.turn(), timed("dense blocks"):
             _dense(acts, p, notes, artifacts, per_method, thresholds, cand_sources)
         del acts
         job.result()
-    except BaseException:  # interrupted or failed: the association is stopped before the stage's error goes on
-        job.stop()
-        raise
     del accounts, devices  # not read again
     # the association's results after the dense blocks', as in the order of the steps
     _add_results(mine, notes, artifacts, per_method, thresholds, cand_sources)
