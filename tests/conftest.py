@@ -227,10 +227,16 @@ def spark():
     # 212 -> 131 s without whole-stage code generation; without any, 88.5 -> 79.6 s, and with the training pass
     # on Spark 119.5 -> 100.8 s; one run each, 2026-12-07). None of them changes a result: the
     # parity tests compare values, not plans.
+    # The JVM compiles with its quick compiler only, on one compiler thread, and collects with one thread: the
+    # tests' short Spark jobs never run long enough to pay back the optimising compiler, and the suite's two
+    # workers already keep both cores busy (the micro world's Spark run: 155 -> 100-114 s of the machine's CPU,
+    # its wall time the same; 2026-12-07)
     session = spark_session("fraudkit-tests", cores=1, memory="1g",
                             config={"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false",
                                     "spark.sql.codegen.wholeStage": "false",
-                                    "spark.sql.codegen.factoryMode": "NO_CODEGEN"})
+                                    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+                                    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 "
+                                                                     "-XX:+UseSerialGC"})
     yield session
     session.stop()
 

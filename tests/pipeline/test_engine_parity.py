@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from fraudkit.cli import main
+from fraudkit.data.dataset import load_dataset
 from fraudkit.pipeline.score import score_dataset
 from fraudkit.pipeline.stages.behaviour import training_data
 
@@ -96,7 +97,8 @@ def test_training_data_on_spark_gives_duckdbs_training_features(runs, tmp_path, 
     assert any(n.startswith("training data loaded and transformed on DuckDB: its files hold") for n in man["notes"])
     # --train-engine spark: the run loads the training data on Spark and computes its features there. The spy
     # keeps what ``training_data`` returns and stops the run: what the run then does with the features (fit the
-    # models, score) is what the first Spark run did, whose parity the tests above show
+    # models, score) is what the first Spark run did, whose parity the tests above show. The data to score is
+    # handed over loaded (on DuckDB): the first Spark run loaded it on Spark, and nothing here reads it
     seen = {}
 
     def spy(train_ds):
@@ -106,7 +108,7 @@ def test_training_data_on_spark_gives_duckdbs_training_features(runs, tmp_path, 
 
     monkeypatch.setattr(scoring, "training_data", spy)
     with pytest.raises(_TrainingFeaturesComputed):
-        score_dataset(micro_data(), tmp_path / "on_spark", engine="spark", train=micro_data(seed=1000),
+        score_dataset(load_dataset(micro_data()), tmp_path / "on_spark", engine="spark", train=micro_data(seed=1000),
                       train_engine="spark", stages=("behaviour",))
     assert seen["engine"] == "spark" and not (tmp_path / "on_spark").exists()
     # the training features of Spark's SQL: DuckDB's run's (the engines add floats in their own order: the last bits)
