@@ -230,7 +230,7 @@ def spark():
     # The JVM compiles with its quick compiler only, on one compiler thread, and collects with one thread: the
     # tests' short Spark jobs never run long enough to pay back the optimising compiler, and the suite's two
     # workers already keep both cores busy (the micro world's Spark run: 155 -> 100-114 s of the machine's CPU,
-    # its wall time the same; 2026-12-07)
+    # its wall time the same; one run each, 2026-12-07)
     session = spark_session("fraudkit-tests", cores=1, memory="1g",
                             config={"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false",
                                     "spark.sql.codegen.wholeStage": "false",
