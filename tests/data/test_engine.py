@@ -107,7 +107,8 @@ def test_duckdb_engine_relations_and_parquet(tmp_path):
 def _faulty_world(folder: Path) -> Path:
     """The toy world with one fault of each kind planted, as Parquet."""
     t = toy_tables(3)
-    t.pop("labels", None)
+    lab = t["labels"]
+    t["labels"] = pd.concat([lab, lab.iloc[[0]]], ignore_index=True)         # a repeated key of three columns
     acc, it = t["accounts"], t["interactions"]
     it.loc[it.index[3], "action"] = "zap"                                     # outside the vocabulary
     it.loc[it.index[4], "account_id"] = 10_000                                # dangling reference
