@@ -195,3 +195,80 @@ def test_compiled_peel_equals_the_heapq_peel(seed):
         np.testing.assert_array_equal(got[1], want[1])
         assert got[2] == want[2]
         assert 0 < len(got[0]) < m.shape[0]
+
+
+def _whole_matrix_peelings(wa, wt, eps):
+    """The batch-peel bound and the core as they were computed before the matrix was cut down to the live nodes:
+    every round multiplies the whole matrix."""
+    nr, nc = wa.shape
+    ar, ac, best = np.ones(nr, dtype=bool), np.ones(nc, dtype=bool), 0.0
+    while True:
+        dr, dc = (wa @ ac.astype(float)) * ar, (wt @ ar.astype(float)) * ac
+        n = ar.sum() + ac.sum()
+        mass = dr.sum()
+        if n == 0 or mass <= 0:
+            break
+        best = max(best, mass / n)
+        cut = 2 * (1 + eps) * mass / n
+        ar, ac = ar & (dr > cut), ac & (dc > cut)
+    thr = best * (1 - 1e-9)
+    ar, ac = np.ones(nr, dtype=bool), np.ones(nc, dtype=bool)
+    while True:
+        nar = ar & (wa @ ac.astype(float) >= thr)
+        nac = ac & (wt @ nar.astype(float) >= thr)
+        if nar.sum() == ar.sum() and nac.sum() == ac.sum():
+            return best, ar, ac
+        ar, ac = nar, nac
+
+
+def test_peelings_on_the_live_nodes_give_the_whole_matrix_bits(monkeypatch):
+    """The peelings multiply only the matrix cut down to the live nodes: the same bound (to the bit) and core."""
+    from fraudkit.identification.graph import dense
+
+    cuts = []
+    keep = dense._LiveNodes.keep
+
+    def counted(self, ar, ac):
+        held = len(self.rows)
+        keep(self, ar, ac)
+        cuts.append(len(self.rows) < held)
+
+    monkeypatch.setattr(dense._LiveNodes, "keep", counted)
+    for seed in range(3):
+        A, _, _ = _planted(seed=seed)
+        A.sum_duplicates()
+        A.data[:] = 1.0
+        wa = sp.csr_matrix(A.multiply(column_weights(A)[None, :]))
+        wt = wa.T.tocsr()
+        best, ar, ac = _whole_matrix_peelings(wa, wt, 0.1)
+        bound = dense._batch_peel_bound(wa, wt)
+        assert bound == best and bound > 0
+        core_r, core_c = dense._core(wa, wt, bound)
+        assert np.array_equal(core_r, ar) and np.array_equal(core_c, ac) and 0 < core_r.sum() < A.shape[0]
+    assert any(cuts) and not all(cuts)  # the matrix was cut down, and not in every round
+
+
+def test_live_degrees_are_the_whole_matrix_degrees_with_the_dead_nodes_out():
+    """Kept nodes more than half (the matrix stays) or half or fewer (it is cut down): the live nodes' degrees are
+    the whole matrix's bits over the live nodes, and the dead rows count 0 once masked."""
+    from fraudkit.identification.graph import dense
+
+    A, _, _ = _planted(seed=4)
+    A.sum_duplicates()
+    wa = sp.csr_matrix(A.multiply(np.random.default_rng(4).random(A.shape[1])[None, :] + 0.01))
+    wt = wa.T.tocsr()
+    live = dense._LiveNodes(wa, wt)
+    rng = np.random.default_rng(5)
+    ar, ac = np.ones(wa.shape[0], dtype=bool), np.ones(wa.shape[1], dtype=bool)
+    held = []
+    for share in (0.8, 0.9, 0.3, 0.7):  # of the live nodes kept each time
+        kr, kc = live.ar & (rng.random(len(live.ar)) < share), live.ac & (rng.random(len(live.ac)) < share)
+        ar[live.rows[~kr & live.ar]], ac[live.cols[~kc & live.ac]] = False, False
+        live.keep(kr, kc)
+        held.append(len(live.rows))
+        whole_r, whole_c = (wa @ ac.astype(float)) * ar, (wt @ ar.astype(float)) * ac
+        assert np.array_equal((live.row_degrees() * live.ar), whole_r[live.rows])
+        assert np.array_equal((live.col_degrees(live.ar) * live.ac), whole_c[live.cols])
+        assert not whole_r[np.setdiff1d(np.arange(wa.shape[0]), live.rows)].any()
+    # 0.8 and 0.9 of the nodes kept: the matrix stays; 0.3 then 0.7 of what is left: cut down, then kept
+    assert held[0] == held[1] == wa.shape[0] and held[2] < held[1] and held[3] == held[2]
