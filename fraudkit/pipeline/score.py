@@ -966,6 +966,14 @@ def _write_scores(parts, path) -> int:
             frame = _stringify_ids(frame)
         return pa.Table.from_pandas(frame, preserve_index=False)
 
+    def rows(frame):  # a chunk's rows: arrow()'s, the ids made text in C++ where arrow_text can (the same digits;
+        # astype(str) of large's 15M stage and rule score rows of accounts and entities took 5 s)
+        if isinstance(frame, pa.Table) or isinstance(frame["entity_id"].dtype, pd.ArrowDtype):
+            return arrow(frame)
+        at = list(frame.columns).index("entity_id")
+        table = pa.Table.from_pandas(frame.drop(columns="entity_id"), preserve_index=False)
+        return table.add_column(at, "entity_id", arrow_text(frame["entity_id"]))
+
     def chunks(p):  # an EventRules (the events' rule results) reads its rows back a chunk at a time, as Arrow
         if isinstance(p, EventRules):
             return p.score_tables(DECISION_CHUNK)
@@ -982,7 +990,7 @@ def _write_scores(parts, path) -> int:
     with ParquetStream(path, schema, prepare=lambda t: t.select(schema.names).cast(schema)) as writer:
         for p in parts:
             for c in chunks(p):
-                table = arrow(c)
+                table = rows(c)
                 n += len(table)
                 writer.write_table(table)
                 del table
