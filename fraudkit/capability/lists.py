@@ -37,7 +37,7 @@ import pandas as pd
 
 from dataclasses import dataclass, field
 
-from fraudkit.capability.graphs import entity_usage, hot_entities
+from fraudkit.capability.graphs import hot_entities_of
 from fraudkit.data.atomic import write_parquet
 from fraudkit.data.contract import ENTITY_TYPES, LIST_TYPES, TABLES
 from fraudkit.data.sqlsource import distinct_days, open_source
@@ -548,9 +548,9 @@ def _sharing(data, live, *, hot_fence, hot_min_accounts) -> dict:
     for etype in sorted(set(live["entity_type"]) & set(_MEDIA) - {"account"}):
         table, col, time = _MEDIA[etype][0]
         link = "device_id" if etype in ("ip", "address") else None
-        u = entity_usage(data, entity=col, tables=tuple(t for t, c, _ in _MEDIA[etype] if c == col), time=time,
-                         link=link)
-        h = hot_entities(u, entity_type=etype, fence=hot_fence, min_accounts=hot_min_accounts, steady=link is not None)
+        h = hot_entities_of(data, entity=col, tables=tuple(t for t, c, _ in _MEDIA[etype] if c == col), time=time,
+                            link=link, entity_type=etype, fence=hot_fence, min_accounts=hot_min_accounts,
+                            steady=link is not None)
         listed = set(live.loc[live["entity_type"] == etype, "entity_id"].astype(str))
         for eid, steady, reason in zip(h["entity_id"], h["steady"], h["reason"]):
             if eid in listed:

@@ -377,6 +377,33 @@ def test_hot_entities_do_not_depend_on_row_order(infra):
     pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.parametrize("two_days", [False, True])
+def test_hot_entities_of_the_data_equal_those_of_every_entitys_usage(infra, two_days):
+    """:func:`hot_entities_of` works out the usage of the entities above the threshold only: the same table (rows,
+    reasons, threshold and quartiles) as :func:`hot_entities` over every shared entity's usage, for a medium with
+    and without a linking device, and when no hot entity is used on three days, where the span the steady test
+    falls back to is read from every entity."""
+    from fraudkit.capability.graphs import hot_entities_of
+
+    data, _, _ = infra
+    if two_days:  # the hot addresses' uses folded onto the first two days (the homes' stay on theirs): no hot
+        # address reaches three days, the span is read from every shared address (14 days) and the NAT is not
+        # steady (read from the hot ones alone, two days, it would be)
+        lg = data["logins"]
+        day = lg["ts"].dt.normalize()
+        folded = day.min() + pd.to_timedelta((day - day.min()).dt.days % 2, unit="D") + (lg["ts"] - day)
+        data = {**data, "logins": lg.assign(ts=lg["ts"].where(~lg["ip"].isin([NAT_IP, RING_IP]), folded))}
+    for link, steady in (("device_id", True), (None, False)):
+        want = hot_entities(entity_usage(data, entity="ip", tables=("logins",), link=link), entity_type="ip",
+                            steady=steady)
+        got = hot_entities_of(data, entity="ip", tables=("logins",), link=link, entity_type="ip", steady=steady)
+        assert len(got) >= 2 and set(got["action"]) == ({"dropped", "time_paired"} if steady and not two_days
+                                                         else {"time_paired"})
+        assert got["n_days"].max() == (2 if two_days else 14)
+        pd.testing.assert_frame_equal(got, want)
+        assert got.attrs == want.attrs
+
+
 def test_hot_entities_refuses_a_table_that_is_not_usage():
     with pytest.raises(MissingInputError, match="entity_usage"):
         hot_entities(pd.DataFrame({"entity_id": ["x"], "n_accounts": [3]}), entity_type="ip")

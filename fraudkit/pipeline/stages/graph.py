@@ -46,7 +46,7 @@ from fraudkit.capability.graphs import (
     edges_to_sparse,
     entity_usage,
     group_sum,
-    hot_entities,
+    hot_entities_of,
     parts_for,
     shared_entity_events,
     shared_entity_projection,
@@ -443,19 +443,20 @@ def _shared_view(ds, data, p, notes, steps, ends):
     def decide(src, entity, tables, entity_type, time="ts", link="device_id"):
         """Hot (time-paired) and dropped entity keys of one medium, from its usage; the fixed cap alone when
         ``hot="fixed"`` (then the table lists the entities above it)."""
-        u = entity_usage(src, entity=entity, tables=tables, time=time, link=link)
         if p["hot"] == "fixed":
+            u = entity_usage(src, entity=entity, tables=tables, time=time, link=link)
             h = u[u["n_accounts"] > md].assign(entity_type=entity_type, degree_threshold=float(md), hot=True,
                                                steady=False, action="time_paired",
                                                reason=f"more than max_degree={md} accounts (fixed cap)")
             h = h.reindex(columns=list(HOT_COLUMNS))
             hot_tables.append(h)
             return None, None
-        h = hot_entities(u, entity_type=entity_type, fence=p["hot_fence"], min_accounts=p["hot_min_accounts"],
-                         steady=entity_type in tuple(p["hot_steady_types"]),
-                         mobile_prefixes=tuple(p["mobile_prefixes"]))
+        h = hot_entities_of(src, entity=entity, tables=tables, time=time, link=link, entity_type=entity_type,
+                            fence=p["hot_fence"], min_accounts=p["hot_min_accounts"],
+                            steady=entity_type in tuple(p["hot_steady_types"]),
+                            mobile_prefixes=tuple(p["mobile_prefixes"]))
         hot_tables.append(h)
-        steps.done(f"hot {entity_type}s from the data", rows_in=len(u), nodes=len(h))
+        steps.done(f"hot {entity_type}s from the data", rows_in=h.attrs["n_shared_entities"], nodes=len(h))
         return (h.loc[h["action"] == "time_paired", "entity_id"].to_numpy(),
                 h.loc[h["action"] == "dropped", "entity_id"].to_numpy())
 
