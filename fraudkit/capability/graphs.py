@@ -647,11 +647,17 @@ def entity_usage(data, *, entity="ip", tables=("logins",), key="account_id", tim
     ...                                         "peak_hour_share"]].values.tolist()
     [['1.1.1.1', 3, 2, 2, 0.6666666666666666]]
     """
-    memo = getattr(data, "memo", None)  # a Dataset: lists and the graph stage of one run ask the same question
-    memo_key = ("entity_usage", entity, tuple(tables), key, time, link)
+    return _memoised(data, ("entity_usage", entity, tuple(tables), key, time, link),
+                     lambda: _entity_usage(data, entity=entity, tables=tables, key=key, time=time, link=link))
+
+
+def _memoised(data, memo_key, compute) -> pd.DataFrame:
+    """``compute()``, kept in the memo of ``data`` (a Dataset: the list weights and the graph stage of one run,
+    the closed loop's windows, ask the same questions) under ``memo_key``; a copy either way."""
+    memo = getattr(data, "memo", None)
     if memo is not None and memo_key in memo:
         return memo[memo_key].copy()
-    out = _entity_usage(data, entity=entity, tables=tables, key=key, time=time, link=link)
+    out = compute()
     if memo is not None:
         memo[memo_key] = out.copy()
     return out
@@ -695,21 +701,21 @@ def _entity_usage(data, *, entity, tables, key, time, link, above=None) -> pd.Da
                                 f"SELECT e, k, min(t) AS t, count(*) AS n FROM {ev_tbl} GROUP BY e, k")
         n_entities = int(src.scalar(f"SELECT count(DISTINCT e) FROM {ek_tbl}"))
         events, linking = ev_tbl, f"SELECT DISTINCT k, d FROM {ev_tbl} WHERE d IS NOT NULL"
-        shared = "HAVING count(*) >= 2"
+        shared = (f"SELECT e, count(*) AS n_accounts, CAST(sum(n) AS BIGINT) AS n_events FROM {ek_tbl} "
+                  "GROUP BY e HAVING count(*) >= 2")
         if above is not None:
             # only the entities above the threshold read their events: their days, hours and the devices of
             # their accounts (on large's 38M IP uses 940 entities above it, 0.7M of their events)
-            degrees = src.df(f"SELECT count(*) AS n FROM {ek_tbl} GROUP BY e HAVING count(*) >= 2")["n"]
-            degrees = np.sort(degrees.to_numpy(np.int64))
-            shared += f" AND count(*) > {float(above(degrees))!r}"
+            sa_tbl = src.temp_table(f"usage_sa_{entity}", shared)
+            degrees = np.sort(src.df(f"SELECT n_accounts FROM {sa_tbl}")["n_accounts"].to_numpy(np.int64))
+            shared = f"SELECT * FROM {sa_tbl} WHERE n_accounts > {float(above(degrees))!r}"
             events = f"(SELECT * FROM {ev_tbl} WHERE e IN (SELECT e FROM sa))"
             linking += " AND k IN (SELECT k FROM fu)"
         # days and hours counted as bit masks (distinct_days); dh and kd over every entity and account (without
         # a threshold), as only their rows of shared entities (st) and of their accounts (fu) are joined on: on
         # large's 38M IP uses, the filters to those took longer than the rows they left out
         out = src.df(f"""
-            WITH sa AS (SELECT e, count(*) AS n_accounts, CAST(sum(n) AS BIGINT) AS n_events FROM {ek_tbl}
-                        GROUP BY e {shared}),
+            WITH sa AS ({shared}),
             dh AS (SELECT e, {distinct_days("t", src.day_range(ev_tbl, "t"))} AS n_days,
                           {distinct_hours("t")} AS n_hours
                    FROM {events} ev GROUP BY e),
@@ -876,12 +882,16 @@ def hot_entities_of(data, *, entity, tables, entity_type, key="account_id", time
     >>> h.equals(hot_entities(entity_usage({"logins": logins}, entity="ip", tables=("logins",)), entity_type="ip"))
     True
     """
+    return _memoised(data, ("hot_entities_of", entity, tuple(tables), entity_type, key, time, link, fence,
+                            min_accounts, steady, tuple(mobile_prefixes), tuple(sorted(steady_params.items()))),
+                     lambda: _hot_entities_of(data, entity=entity, tables=tables, entity_type=entity_type, key=key,
+                                              time=time, link=link, fence=fence, min_accounts=min_accounts,
+                                              steady=steady, mobile_prefixes=mobile_prefixes, **steady_params))
+
+
+def _hot_entities_of(data, *, entity, tables, entity_type, key, time, link, fence, min_accounts, steady,
+                     mobile_prefixes, **steady_params) -> pd.DataFrame:
     days_needed = steady_params.get("steady_min_days", 3)
-    memo = getattr(data, "memo", None)
-    memo_key = ("hot_entities_of", entity, tuple(tables), entity_type, key, time, link, fence, min_accounts, steady,
-                tuple(mobile_prefixes), tuple(sorted(steady_params.items())))
-    if memo is not None and memo_key in memo:
-        return memo[memo_key].copy()
     usage = _entity_usage(data, entity=entity, tables=tables, key=key, time=time, link=link,
                           above=lambda d: degree_threshold(d, fence=fence, min_accounts=min_accounts)[0])
     degrees = usage.attrs["degrees"]
@@ -889,11 +899,8 @@ def hot_entities_of(data, *, entity, tables, entity_type, key="account_id", time
     if len(usage) and span < days_needed:  # the span may be longer than any hot entity's days: every one's
         every = entity_usage(data, entity=entity, tables=tables, key=key, time=time, link=link)
         span = int(every["n_days"].max()) if len(every) else 0
-    out = hot_entities(usage, entity_type=entity_type, fence=fence, min_accounts=min_accounts, steady=steady,
-                       mobile_prefixes=mobile_prefixes, degrees=degrees, span=span, **steady_params)
-    if memo is not None:
-        memo[memo_key] = out.copy()
-    return out
+    return hot_entities(usage, entity_type=entity_type, fence=fence, min_accounts=min_accounts, steady=steady,
+                        mobile_prefixes=mobile_prefixes, degrees=degrees, span=span, **steady_params)
 
 
 def coaction_projection(interactions, *, window="10min", actions=("like", "collect", "comment", "follow"),
