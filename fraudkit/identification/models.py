@@ -264,9 +264,13 @@ class LogisticScorer(_SupervisedScorer):
         self.intercept_ = float(est.intercept_[0])
 
     def _standardise(self, M):
+        # in place on the one new matrix _slog makes: the same values as
+        # (np.where(np.isnan(Z), median, Z) - mean) / scale, without three more copies of it
         Z = _slog(M)
-        Z = np.where(np.isnan(Z), self.median_, Z)
-        return (Z - self.mean_) / self.scale_
+        np.copyto(Z, np.broadcast_to(self.median_, Z.shape), where=np.isnan(Z))
+        Z -= self.mean_
+        Z /= self.scale_
+        return Z
 
     def _proba(self, M):
         return self.estimator_.predict_proba(self._standardise(M))[:, 1]
@@ -561,23 +565,28 @@ def time_split(data, labels, *, train_days, label_delay_days=0, features=None, p
 def _matrix(X, names=None):
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"X must be a pandas DataFrame with named feature columns, got {type(X).__name__}")
-    if len(X.columns) and X.columns[0] in ENTITY_KEYS:
-        ids, F = X.iloc[:, 0].to_numpy(), X.iloc[:, 1:]
-    else:
-        ids, F = X.index.to_numpy(), X
+    keyed = bool(len(X.columns)) and X.columns[0] in ENTITY_KEYS
+    ids = X.iloc[:, 0].to_numpy() if keyed else X.index.to_numpy()
+    columns = X.columns[1:] if keyed else X.columns
     if names is None:
-        names = [c for c in F.columns if F[c].dtype.kind in "biuf"]
+        names = [c for c in columns if X[c].dtype.kind in "biuf"]
     else:
-        missing = [c for c in names if c not in F.columns]
+        missing = [c for c in names if c not in set(columns)]
         if missing:
             raise MissingInputError(f"X lacks feature column(s) the scorer was fitted on: {', '.join(missing[:10])}"
                                     f"{' ...' if len(missing) > 10 else ''}; compute the same feature set")
-    M = F[list(names)].to_numpy(dtype=float, na_value=np.nan) if len(names) else np.empty((len(F), 0))
-    M = np.where(np.isinf(M), np.nan, M)
-    return ids, _quantise(M), list(names)
+    # column by column into one new matrix, in the column-major order X[names].to_numpy() gives (the same
+    # products, sums and trees), infinities as NaN, rounded in place: one copy of the features, not four (large's
+    # 1M accounts x 71 features: 0.57 GB each)
+    position = {c: j for j, c in enumerate(X.columns)}
+    M = np.empty((len(X), len(names)), order="F")
+    for j, c in enumerate(names):
+        M[:, j] = X.iloc[:, position[c]].to_numpy(dtype=float, na_value=np.nan)
+    M[np.isinf(M)] = np.nan
+    return ids, _quantise(M, out=M), list(names)
 
 
-def _quantise(M, bits=30):
+def _quantise(M, bits=30, *, out=None):
     """Round every value to ``bits`` bits of mantissa (~9 significant digits).
 
     Features aggregated in parallel (DuckDB) differ in their last bits run to run; gradient boosting bins
@@ -589,7 +598,10 @@ def _quantise(M, bits=30):
     M = np.asarray(M, dtype=np.float64)
     if not (M.flags.c_contiguous or M.flags.f_contiguous):
         M = np.ascontiguousarray(M)
-    out = np.empty_like(M)  # the same memory order: both flattened as they lie in memory, views
+    if out is None:
+        out = np.empty_like(M)  # the same memory order: both flattened as they lie in memory, views
+    elif out is not M:
+        raise ValueError("_quantise: out is a new array (None) or M itself")
     src, res = M.ravel(order="K"), out.ravel(order="K")
     drop = np.uint64(53 - bits)  # low bits of the 52-bit fraction dropped, rounded half to even
     keep = ~((np.uint64(1) << drop) - np.uint64(1))
@@ -660,7 +672,11 @@ def _threshold_for_precision_bound(scores, y, precision, confidence, *, label_fr
 
 
 def _slog(M):
-    return np.sign(M) * np.log1p(np.abs(M))
+    """``np.sign(M) * np.log1p(np.abs(M))``, the same values, in one new array (and the signs') instead of four."""
+    Z = np.abs(M)
+    np.log1p(Z, out=Z)
+    Z *= np.sign(M)  # a product of two floats is the same in either order
+    return Z
 
 
 def _logit(p):
