@@ -96,7 +96,13 @@ def test_quantise_rounds_as_frexp_and_ldexp():
         assert got.shape == layout.shape and not np.shares_memory(got, layout)
         np.testing.assert_array_equal(got, want)
         assert (np.signbit(got) == np.signbit(want)).all()
+        if layout.flags.c_contiguous or layout.flags.f_contiguous:  # in place (out=M): the same bits, in M
+            inplace = layout.copy(order="K")
+            assert _quantise(inplace, out=inplace) is inplace
+            np.testing.assert_array_equal(inplace.view(np.uint64), got.view(np.uint64))
     assert (_quantise(ties) != ties).all()  # every tie moved, to its even neighbour
+    with pytest.raises(ValueError, match="out is a new array"):
+        _quantise(M, out=np.empty_like(M))
 
 
 def test_threshold_generalises_to_new_data():
