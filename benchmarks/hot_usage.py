@@ -16,7 +16,6 @@ Writes ``benchmarks/hot_usage.md``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -27,10 +26,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._world import EVENTS, open_world, printed_by, write_page  # noqa: E402
 from fraudkit.capability.graphs import entity_usage, hot_entities, hot_entities_of  # noqa: E402
-from fraudkit.data.dataset import load_dataset  # noqa: E402
-
-EVENTS = ("logins", "interactions", "orders", "coupon_claims")
 CASES = [  # (who asks, medium, tables, linking medium, steady test), as the run asks them
     ("list weights: listed IP addresses", "ip", EVENTS, "device_id", True),
     ("graph stage: hot devices", "device_id", EVENTS, None, False),
@@ -39,15 +36,7 @@ CASES = [  # (who asks, medium, tables, linking medium, steady test), as the run
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", help="a dataset folder (e.g. a simulated world)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "hot_usage.md"))
-    args = ap.parse_args()
-    load_before = os.getloadavg()
-    ds = load_dataset(args.data)
-    rows = {n: int(ds.engine.row(f"SELECT count(*) FROM {ds.view(n)}")[0]) for n in EVENTS if ds.has(n)}
-    print(f"[hot_usage] {args.data}: " + ", ".join(f"{n} {v:,}" for n, v in rows.items())
-          + f"; load {' '.join(f'{x:.2f}' for x in load_before)}", flush=True)
+    args, ds, rows, load_before = open_world("hot_usage", __doc__, ROOT / "benchmarks" / "hot_usage.md")
 
     def every(ent, tables, link, steady):
         return hot_entities(entity_usage(ds, entity=ent, tables=tables, link=link), entity_type=ent, steady=steady)
@@ -78,22 +67,11 @@ def main() -> None:
               flush=True)
         lines.append(line)
     load_after = os.getloadavg()
-    text = "\n".join([
-        "# Hot entities: every shared entity's usage against the hot ones' only",
-        "",
-        f"Printed by `benchmarks/hot_usage.py {args.data}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{os.cpu_count()} cores; events: " + ", ".join(f"{n} {v:,}" for n, v in rows.items())
-        + f"; load before {' '.join(f'{x:.2f}' for x in load_before)}, after "
-        + f"{' '.join(f'{x:.2f}' for x in load_after)}. Each question timed twice each way, alternately "
-        "(hot only, every, every, hot only), seconds.",
-        "",
-        "| question | shared entities | hot | every entity's usage (s) | the hot ones' only (s) | tables |",
-        "|---|---:|---:|---|---|---|",
-        *lines,
-        "",
-    ])
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(f"[hot_usage] wrote {args.out}")
+    write_page(args.out, "hot_usage", "Hot entities: every shared entity's usage against the hot ones' only",
+               printed_by(f"benchmarks/hot_usage.py {args.data}", rows, load_before, load_after)
+               + " Each question timed twice each way, alternately (hot only, every, every, hot only), seconds.",
+               ["question", "shared entities", "hot", "every entity's usage (s)", "the hot ones' only (s)",
+                "tables"], lines)
 
 
 if __name__ == "__main__":

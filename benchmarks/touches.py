@@ -1,4 +1,4 @@
-"""Device and IP feature tables: counted from every event against from the touch table.
+"""Device and IP feature tables: counted from every event, against counted from the touch table.
 
 The per-device, per-IP and per-/24 feature tables and the distinct (account, device / IP / /24) pairs read
 :func:`fraudkit.capability.features._touches`: the events counted once per distinct (account, device, IP, /24),
@@ -16,7 +16,6 @@ Writes ``benchmarks/touches.md``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -27,30 +26,26 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._world import open_world, printed_by, write_page  # noqa: E402
 from fraudkit.capability import features  # noqa: E402
-from fraudkit.data.dataset import load_dataset  # noqa: E402
 from fraudkit.data.sqlsource import open_source  # noqa: E402
 
-EVENTS = ("logins", "interactions", "orders", "coupon_claims")
 TOUCHES = features._touches
 
 
-def per_event(src) -> str:
-    """The touch table's columns with one row per event: the queries as they read every event."""
-    name = src.name("touches")
-    if ("VIEW", name) not in src._created:
-        src.engine.execute(f"CREATE TEMP VIEW {name} AS SELECT account_id, dk, ik, nk, 1 AS n, "
-                           f"is_action AS n_actions FROM {features._events(src)}")
-        src._created.append(("VIEW", name))  # dropped when the source closes
-    return name
-
-
 def one_way(ds, way):
-    """Seconds of (the touch table, the pairs, the device / IP / /24 tables) and the tables, on a fresh source."""
-    features._touches = TOUCHES if way == "touches" else per_event
-    try:
-        with open_source(ds) as src:
-            features._events(src)  # both ways read it: not timed
+    """Seconds of (the touch table, the pairs, the device / IP / /24 tables) and the tables, on a fresh source.
+
+    ``"every event"``: the touch table replaced by a view with its columns and one row per event (``n`` = 1), so
+    the same queries read every event."""
+    with open_source(ds) as src:
+        events = features._events(src)  # both ways read it: not timed
+        view = src.name("touches_per_event")
+        if way != "touches":
+            src.engine.execute(f"CREATE TEMP VIEW {view} AS SELECT account_id, dk, ik, nk, 1 AS n, "
+                               f"is_action AS n_actions FROM {events}")
+            features._touches = lambda _src: view
+        try:
             times, out = {}, {}
             t = time.perf_counter()
             features._touches(src)
@@ -66,20 +61,13 @@ def one_way(ds, way):
                 out[label] = fn()
                 times[label] = time.perf_counter() - t
             return times, out
-    finally:
-        features._touches = TOUCHES
+        finally:
+            features._touches = TOUCHES
+            src.engine.execute(f"DROP VIEW IF EXISTS {view}")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", help="a dataset folder (e.g. a simulated world)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "touches.md"))
-    args = ap.parse_args()
-    load_before = os.getloadavg()
-    ds = load_dataset(args.data)
-    rows = {n: int(ds.engine.row(f"SELECT count(*) FROM {ds.view(n)}")[0]) for n in EVENTS if ds.has(n)}
-    print(f"[touches] {args.data}: " + ", ".join(f"{n} {v:,}" for n, v in rows.items())
-          + f"; load {' '.join(f'{x:.2f}' for x in load_before)}", flush=True)
+    args, ds, rows, load_before = open_world("touches", __doc__, ROOT / "benchmarks" / "touches.md")
     runs = {"touches": [], "every event": []}
     first = None
     for way in ("touches", "every event", "every event", "touches"):
@@ -101,23 +89,12 @@ def main() -> None:
     total = {w: [sum(r.values()) for r in rs] for w, rs in runs.items()}
     lines.append(f"| **total** | {', '.join(f'{x:.2f}' for x in total['every event'])} | "
                  f"{', '.join(f'{x:.2f}' for x in total['touches'])} |")
-    text = "\n".join([
-        "# Device and IP feature tables: every event against the touch table",
-        "",
-        f"Printed by `benchmarks/touches.py {args.data}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{os.cpu_count()} cores; events: " + ", ".join(f"{n} {v:,}" for n, v in rows.items())
-        + f" ({n_events:,} in the events table, {n_touches:,} touch rows); load before "
-        + f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in load_after)}. "
-        "Each way timed twice, alternately (touches, every event, every event, touches), seconds; every table "
-        "equal across the four runs (the account pairs, the device, IP and /24 feature tables).",
-        "",
-        "| step | every event (s) | touch table (s) |",
-        "|---|---|---|",
-        *lines,
-        "",
-    ])
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(f"[touches] wrote {args.out}")
+    write_page(args.out, "touches", "Device and IP feature tables: every event against the touch table",
+               printed_by(f"benchmarks/touches.py {args.data}", rows, load_before, load_after,
+                          extra=f" ({n_events:,} in the events table, {n_touches:,} touch rows)")
+               + " Each way timed twice, alternately (touches, every event, every event, touches), seconds; every "
+               "table equal across the four runs (the account pairs, the device, IP and /24 feature tables).",
+               ["step", "every event (s)", "touch table (s)"], lines)
 
 
 if __name__ == "__main__":

@@ -741,9 +741,13 @@ def _entity_usage(data, *, entity, tables, key, time, link, above=None) -> pd.Da
     return out
 
 
+_STEADY_MIN_DAYS = 3
+"""Default ``steady_min_days`` of :func:`hot_entities` (which :func:`hot_entities_of` also reads)."""
+
+
 def hot_entities(usage, *, entity_type, fence=3.0, min_accounts=5, steady=True, steady_min_factor=2.0,
                  steady_min_hours=10,
-                 steady_min_days=3, steady_max_peak_share=0.25, steady_max_linked_share=0.2,
+                 steady_min_days=_STEADY_MIN_DAYS, steady_max_peak_share=0.25, steady_max_linked_share=0.2,
                  mobile_prefixes=(), degrees=None, span=None) -> pd.DataFrame:
     """Decide which shared entities are hot, from the data, and say why.
 
@@ -891,7 +895,7 @@ def hot_entities_of(data, *, entity, tables, entity_type, key="account_id", time
 
 def _hot_entities_of(data, *, entity, tables, entity_type, key, time, link, fence, min_accounts, steady,
                      mobile_prefixes, **steady_params) -> pd.DataFrame:
-    days_needed = steady_params.get("steady_min_days", 3)
+    days_needed = steady_params.get("steady_min_days", _STEADY_MIN_DAYS)
     usage = _entity_usage(data, entity=entity, tables=tables, key=key, time=time, link=link,
                           above=lambda d: degree_threshold(d, fence=fence, min_accounts=min_accounts)[0])
     degrees = usage.attrs["degrees"]
